@@ -1,0 +1,86 @@
+// The reference models of PyTorch's golden output (fixtures/reference/): the same module
+// names and forward bodies as the Python originals, so tracing them gives the same graphs.
+// Used by the quick start, the benchmarks and the tests.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fxpack/fxpack.hpp"
+
+namespace fxpack::examples {
+
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path.string());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A tensor of `shape` from a raw little-endian file.
+inline Tensor read_tensor(const std::filesystem::path& path, Shape shape, DType dtype = DType::Float32) {
+  std::string bytes = read_file(path);
+  return Tensor::from_bytes(std::as_bytes(std::span(bytes.data(), bytes.size())), shape, dtype);
+}
+
+// Replaces every parameter and buffer of `m` by the file <params_dir>/<dotted name>.bin,
+// keeping the shape and dtype the module declared.
+inline void load_weights(Module& m, const std::filesystem::path& params_dir) {
+  auto load_into = [&](Module& owner, const std::string& prefix) {
+    for (const auto& [name, t] : std::vector(owner.parameters().begin(), owner.parameters().end()))
+      owner.register_parameter(name, read_tensor(params_dir / (prefix + name + ".bin"), t.shape(), t.dtype()));
+    for (const auto& [name, t] : std::vector(owner.buffers().begin(), owner.buffers().end()))
+      owner.register_buffer(name, read_tensor(params_dir / (prefix + name + ".bin"), t.shape(), t.dtype()));
+  };
+  for (const auto& [path, sub] : m.named_modules()) load_into(*sub, path.empty() ? "" : path + ".");
+}
+
+// torch.relu(x + 3.0)
+class ReluAdd : public Module {
+ public:
+  ReluAdd() : Module("ReluAdd") {}
+  Value forward(std::span<const Value> in) override { return torch::relu(in[0] + 3.0); }
+};
+
+// Linear(4,8) - ReLU - Linear(8,3)
+class MLP : public Module {
+ public:
+  MLP() : Module("MLP") {
+    register_module("fc1", fc1 = nn::Linear(4, 8));
+    register_module("relu", relu = nn::ReLU());
+    register_module("fc2", fc2 = nn::Linear(8, 3));
+  }
+  Value forward(std::span<const Value> in) override { return (*fc2)((*relu)((*fc1)(in[0]))); }
+  std::shared_ptr<Module> fc1, relu, fc2;
+};
+
+// A small ResNet-style block.
+class SmallConvNet : public Module {
+ public:
+  SmallConvNet() : Module("SmallConvNet") {
+    register_module("conv1", conv1 = nn::Conv2d(3, 8, 3, 1, 1, 1, 1, false));
+    register_module("bn1", bn1 = nn::BatchNorm2d(8));
+    register_module("relu", relu = nn::ReLU(true));
+    register_module("maxpool", maxpool = nn::MaxPool2d(3, 2, 1));
+    register_module("conv2", conv2 = nn::Conv2d(8, 8, 3, 1, 1, 1, 1, false));
+    register_module("bn2", bn2 = nn::BatchNorm2d(8));
+    register_module("avgpool", avgpool = nn::AdaptiveAvgPool2d(Tuple{{1, 1}}));
+    register_module("fc", fc = nn::Linear(8, 10));
+  }
+  Value forward(std::span<const Value> in) override {
+    Value x = (*maxpool)((*relu)((*bn1)((*conv1)(in[0]))));
+    Value out = (*bn2)((*conv2)(x));
+    out = out + x;
+    out = (*relu)(out);
+    out = (*avgpool)(out);
+    out = torch::flatten(out, 1);
+    return (*fc)(out);
+  }
+  std::shared_ptr<Module> conv1, bn1, relu, maxpool, conv2, bn2, avgpool, fc;
+};
+
+}  // namespace fxpack::examples

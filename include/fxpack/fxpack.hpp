@@ -1,0 +1,17 @@
+// fxpack: computation graphs that are traced, transformed, saved to archives, and loaded
+// and run in another process. Include this for the whole public API.
+#pragma once
+
+#include "fxpack/codegen.hpp"
+#include "fxpack/dtype.hpp"
+#include "fxpack/errors.hpp"
+#include "fxpack/functional.hpp"
+#include "fxpack/graph.hpp"
+#include "fxpack/graph_module.hpp"
+#include "fxpack/module.hpp"
+#include "fxpack/node.hpp"
+#include "fxpack/ops.hpp"
+#include "fxpack/plan.hpp"
+#include "fxpack/tensor.hpp"
+#include "fxpack/trace.hpp"
+#include "fxpack/value.hpp"

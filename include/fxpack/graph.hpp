@@ -1,0 +1,131 @@
+// Graph: an ordered list of Nodes, with fx's naming rules and editing operations.
+//
+// Nodes are owned by the graph and stay at a fixed address until erased, so Node* is a
+// stable handle. New nodes go at the current insertion point (the end, unless an
+// `inserting_before`/`inserting_after` guard is alive).
+//
+// Names follow torch.fx: the candidate is the snake_case of the target's last part (or the
+// requested name), illegal characters become `_`, a leading digit gets a `_` prefix, and a
+// clash with a used name, a Python keyword or builtin, or fx's reserved words takes the
+// next free `_N` suffix for that base. Each base keeps its own counter, so naming costs
+// O(1) per node rather than a search from 1.
+#pragma once
+
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "fxpack/node.hpp"
+
+namespace fxpack {
+
+class Graph {
+ public:
+  Graph();
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  // Node creation. `name` is a candidate: the final name may carry a suffix.
+  Node* create_node(Op op, std::string target, std::vector<Value> args = {}, Dict kwargs = {},
+                    std::optional<std::string> name = std::nullopt);
+  Node* placeholder(const std::string& name);
+  Node* get_attr(const std::string& qualified_name);
+  Node* call_function(const std::string& target, std::vector<Value> args = {}, Dict kwargs = {});
+  Node* call_method(const std::string& method, std::vector<Value> args = {}, Dict kwargs = {});
+  Node* call_module(const std::string& module_path, std::vector<Value> args = {},
+                    Dict kwargs = {});
+  Node* output(Value result);
+
+  // Removes a node; refuses (GraphError) a node that still has users.
+  void erase_node(Node* node);
+
+  // Insertion point guards (RAII): nodes created while alive go before/after `node`.
+  class InsertPoint {
+   public:
+    ~InsertPoint();
+    InsertPoint(const InsertPoint&) = delete;
+    InsertPoint& operator=(const InsertPoint&) = delete;
+
+   private:
+    friend class Graph;
+    InsertPoint(Graph& g, Node* before);
+    Graph& graph_;
+    Node* saved_;
+  };
+  [[nodiscard]] InsertPoint inserting_before(Node* node);
+  [[nodiscard]] InsertPoint inserting_after(Node* node);
+
+  // Checks invariants: every referenced node belongs to this graph and comes earlier, names
+  // are unique, users lists agree with args, exactly one output node and it is last,
+  // placeholders come first. Throws GraphError naming the offending node.
+  void lint() const;
+  // Removes nodes without users that have no side effects (not placeholders or output).
+  // Returns true if anything was removed.
+  bool eliminate_dead_code();
+
+  // Deep copy of nodes (names, targets, args, meta) into an empty graph `into`.
+  // Returns the mapping old → new.
+  std::unordered_map<const Node*, Node*> copy_into(Graph& into) const;
+  std::unique_ptr<Graph> clone() const;
+
+  // fx's `str(graph)`: `graph():` then one `%name : [#users=N] = op[target=t](args = ..., kwargs = ...)` line per node.
+  std::string to_string() const;
+
+  // Iteration in program order.
+  class iterator {
+   public:
+    using iterator_category = std::bidirectional_iterator_tag;
+    using value_type = Node*;
+    using difference_type = std::ptrdiff_t;
+    using pointer = Node* const*;
+    using reference = Node*;
+    iterator() = default;
+    explicit iterator(Node* n) : n_(n) {}
+    Node* operator*() const { return n_; }
+    iterator& operator++() { n_ = n_->next(); return *this; }
+    iterator operator++(int) { auto t = *this; ++*this; return t; }
+    iterator& operator--() { n_ = n_->prev(); return *this; }
+    iterator operator--(int) { auto t = *this; --*this; return t; }
+    friend bool operator==(iterator a, iterator b) { return a.n_ == b.n_; }
+   private:
+    Node* n_ = nullptr;
+  };
+  iterator begin() const { return iterator(root_->next()); }
+  iterator end() const { return iterator(root_.get()); }
+  std::size_t size() const { return size_; }
+  // Node by name, or nullptr.
+  Node* find_node(std::string_view name) const;
+  // The output node, or nullptr.
+  Node* output_node() const;
+
+  // A fresh unique name for `candidate` (used for names that are not nodes, too).
+  std::string unique_name(std::string_view candidate);
+
+ private:
+  friend class Node;
+  void link_before(Node* node, Node* before);
+  void unlink(Node* node);
+
+  std::unique_ptr<Node> root_;  // sentinel of the circular list
+  Node* insert_before_;          // new nodes go right before this one
+  std::size_t size_ = 0;
+  std::unordered_set<std::string> used_names_;
+  std::unordered_map<std::string, std::int64_t> base_count_;
+  std::unordered_map<std::string_view, Node*> by_name_;
+};
+
+// fx's _snake_case: `camelCase` → `camel_case`.
+std::string snake_case(std::string_view s);
+// True for Python keywords, Python builtins and fx's reserved names (inf, nan, torch, ...).
+bool is_reserved_python_name(std::string_view name);
+// True if `s` is a valid Python identifier (ASCII rules).
+bool is_python_identifier(std::string_view s);
+
+}  // namespace fxpack

@@ -1,0 +1,166 @@
+// GraphModule and LazyGraphModule: a Graph with the modules and tensors it refers to.
+//
+// Construction copies what the graph's get_attr and call_module nodes name from a root
+// module into the new module's own tree (sharing the objects, as fx's GraphModule does).
+// A *real recompile* generates the source text (`code()`) and builds the execution Plan.
+//
+//                     GraphModule                 LazyGraphModule
+//   construction,     real recompile now          marks dirty only
+//   recompile()
+//   editing nodes     nothing (the old plan keeps running, as in PyTorch)
+//   call, forward,    runs                        real recompile if dirty, then runs
+//   saved forward
+//   code(),           returns                     real recompile if dirty
+//   to_string()
+//   print_readable()  renders from the graph, never changes state
+//
+// Lazy regeneration is thread-safe: any number of threads may call a dirty module at once;
+// exactly one real recompile happens and all of them run the rebuilt plan. Real recompiles
+// are counted per module and process-wide, and a hook can observe each one.
+//
+// A real recompile always produces the source text. If some target has no kernel, the plan
+// error is kept: an eager GraphModule's recompile() throws it, and every forward throws it,
+// but code() and printing still work, so such graphs can be inspected and saved.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "fxpack/graph.hpp"
+#include "fxpack/module.hpp"
+#include "fxpack/plan.hpp"
+
+namespace fxpack {
+
+class GraphModule;
+
+// A forward bound to its module (Python's bound method `gm.forward`): keeps the module
+// alive and reports it as `self()`, like `__self__`.
+class BoundForward {
+ public:
+  explicit BoundForward(std::shared_ptr<GraphModule> self) : self_(std::move(self)) {}
+  Value operator()(std::vector<Value> inputs) const;
+  template <class... A>
+  Value operator()(A&&... inputs) const {
+    return (*this)(std::vector<Value>{Value(std::forward<A>(inputs))...});
+  }
+  const std::shared_ptr<GraphModule>& self() const { return self_; }
+
+ private:
+  std::shared_ptr<GraphModule> self_;
+};
+
+class GraphModule : public Module {
+ public:
+  // An eager GraphModule over `graph`, copying what the graph names from `root`; performs
+  // the first real recompile (and throws if a target has no kernel). make_graph_module()
+  // picks the class by mode.
+  GraphModule(const Module& root, std::shared_ptr<Graph> graph,
+              std::string class_name = "GraphModule");
+  ~GraphModule() override;
+
+  Graph& graph() const { return *graph_; }
+  const std::shared_ptr<Graph>& graph_ptr() const { return graph_; }
+  const std::string& class_name() const { return kind(); }
+  bool is_lazy() const { return lazy_; }
+
+  // Eager: real recompile now (throws the plan error, if any). Lazy: mark dirty.
+  void recompile();
+  // Real recompile now, whatever the mode (fx's _LazyGraphModule.force_recompile).
+  void force_recompile();
+  // Real recompile if dirty (what a call does first).
+  void ensure_compiled();
+  bool needs_recompile() const { return dirty_.load(std::memory_order_acquire); }
+
+  // The generated source (fx's `gm.code`).
+  std::string code();
+  // torch 1.13's print_readable text; printed to stdout too when print_output is true.
+  std::string print_readable(bool print_output = true) const;
+  // fx's str(gm): module repr, code, and a reminder line.
+  std::string to_string();
+
+  Value forward(std::span<const Value> inputs) override;
+  // A saved `gm.forward`.
+  BoundForward forward_fn();
+
+  // Real recompiles of this module so far.
+  std::uint64_t recompile_count() const { return recompiles_.load(); }
+  // Real recompiles of all GraphModules in this process so far.
+  static std::uint64_t total_recompile_count();
+  // Called after every real recompile (any thread); returns the previous hook.
+  using RecompileHook = std::function<void(const GraphModule&)>;
+  static RecompileHook set_recompile_hook(RecompileHook hook);
+
+  // Checks the graph (Graph::lint) and that every get_attr/call_module target exists.
+  void lint() const;
+
+ private:
+  struct Compiled {
+    std::string code;
+    std::shared_ptr<const Plan> plan;
+    std::exception_ptr plan_error;
+  };
+  std::shared_ptr<const Compiled> compiled();
+  void real_recompile_locked();
+  Value interpret_symbolically(std::span<const Value> inputs);
+
+ protected:
+  GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name, bool lazy);
+
+ private:
+
+  std::shared_ptr<Graph> graph_;
+  bool lazy_;
+  std::atomic<bool> dirty_{true};
+  std::mutex recompile_mu_;
+  std::atomic<std::shared_ptr<const Compiled>> compiled_;
+  std::atomic<std::uint64_t> recompiles_{0};
+};
+
+// The lazy flavour; a GraphModule with is_lazy() true. Exists so that code can say which
+// class it wants and test for it with dynamic_cast, as PyTorch code does with isinstance.
+class LazyGraphModule : public GraphModule {
+ public:
+  // Dirty until first used.
+  LazyGraphModule(const Module& root, std::shared_ptr<Graph> graph,
+                  std::string class_name = "GraphModule");
+  // `gm` itself when already lazy, else a new lazy module over the same root and graph.
+  static std::shared_ptr<GraphModule> from_graphmodule(const std::shared_ptr<GraphModule>& gm);
+};
+
+enum class GraphModuleClass : std::uint8_t {
+  FromMode,  // LazyGraphModule while use_lazy_graph_module(true) is in force
+  Eager,
+  Lazy,
+};
+
+struct MakeGraphModuleOptions {
+  std::string class_name = "GraphModule";
+  GraphModuleClass graph_module_cls = GraphModuleClass::FromMode;
+};
+
+// fx's _make_graph_module.
+std::shared_ptr<GraphModule> make_graph_module(const std::shared_ptr<Module>& root,
+                                               std::shared_ptr<Graph> graph,
+                                               MakeGraphModuleOptions options = {});
+
+// RAII: sets the process-wide mode for FromMode and restores the previous one on exit.
+class LazyModeGuard {
+ public:
+  explicit LazyModeGuard(bool lazy);
+  ~LazyModeGuard();
+  LazyModeGuard(const LazyModeGuard&) = delete;
+  LazyModeGuard& operator=(const LazyModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+[[nodiscard]] inline LazyModeGuard use_lazy_graph_module(bool lazy) { return LazyModeGuard(lazy); }
+bool lazy_graph_module_mode();
+
+}  // namespace fxpack

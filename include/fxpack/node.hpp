@@ -1,0 +1,108 @@
+// Node: one operation of a Graph.
+//
+// As in torch.fx, a node has an `op` (what kind of operation), a `name` (unique in its
+// graph, a valid Python identifier), a `target` (a string here: the qualified function name
+// for call_function such as `torch.relu` or `operator.add`, the method name, the module
+// path, or the attribute path), `args` and `kwargs` (Values that may reference other nodes
+// of the same graph), the `users` that reference it, and string-keyed `meta`.
+//
+// `users` and each node's input list are kept in step automatically whenever args or
+// kwargs change. Changing a node never marks any GraphModule dirty: like PyTorch, the
+// caller must call recompile().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fxpack/value.hpp"
+
+namespace fxpack {
+
+class Graph;
+
+enum class Op : std::uint8_t {
+  Placeholder = 0,
+  GetAttr = 1,
+  CallFunction = 2,
+  CallMethod = 3,
+  CallModule = 4,
+  Output = 5,
+};
+
+// "placeholder", "get_attr", "call_function", "call_method", "call_module", "output".
+std::string_view op_name(Op op);
+// Parses an op name; throws GraphError for anything else.
+Op parse_op(std::string_view name);
+
+// Node meta: string keys in insertion order, values of any Value kind.
+class Meta {
+ public:
+  const Value* find(std::string_view key) const;
+  void set(std::string key, Value value);
+  bool erase(std::string_view key);
+  const Dict& entries() const { return d_; }
+  bool empty() const { return d_.items.empty(); }
+  friend bool operator==(const Meta&, const Meta&) = default;
+
+ private:
+  Dict d_;
+};
+
+class Node {
+ public:
+  Graph* graph() const { return graph_; }
+  Op op() const { return op_; }
+  const std::string& name() const { return name_; }
+  const std::string& target() const { return target_; }
+  void set_target(std::string target) { target_ = std::move(target); }
+
+  const std::vector<Value>& args() const { return args_; }
+  const Dict& kwargs() const { return kwargs_; }
+  void set_args(std::vector<Value> args);
+  void set_kwargs(Dict kwargs);
+  void set_arg(std::size_t i, Value v);
+  // Every node referenced by args/kwargs, first occurrence order, each once.
+  const std::vector<Node*>& input_nodes() const { return inputs_; }
+  // Nodes whose args/kwargs reference this one, in the order they started to.
+  const std::vector<Node*>& users() const { return users_; }
+
+  // Replaces every use of this node by `replacement`; returns the users that changed.
+  std::vector<Node*> replace_all_uses_with(Node* replacement);
+  // Replaces references to `old_input` in this node's args/kwargs.
+  void replace_input_with(Node* old_input, Node* new_input);
+
+  Meta& meta() { return meta_; }
+  const Meta& meta() const { return meta_; }
+
+  Node* next() const { return next_; }
+  Node* prev() const { return prev_; }
+
+  // The fx form: `%add : [#users=1] = call_function[target=operator.add](args = (%x, 3.0), kwargs = {})`.
+  std::string format_node() const;
+
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  ~Node();
+
+ private:
+  friend class Graph;
+  Node(Graph* graph, Op op, std::string name, std::string target);
+  void update_inputs();
+  void drop_inputs();
+
+  Graph* graph_;
+  Op op_;
+  std::string name_;
+  std::string target_;
+  std::vector<Value> args_;
+  Dict kwargs_;
+  std::vector<Node*> inputs_;
+  std::vector<Node*> users_;
+  Meta meta_;
+  Node* prev_ = nullptr;
+  Node* next_ = nullptr;
+};
+
+}  // namespace fxpack

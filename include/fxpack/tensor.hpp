@@ -1,0 +1,152 @@
+// Dense CPU tensors.
+//
+// A Tensor is a view of a contiguous, row-major block of a Storage: dtype, shape and a byte
+// offset into the storage. Storages are reference counted and may own their bytes (heap) or
+// borrow them from something else kept alive by an owner handle — e.g. a memory-mapped
+// package record, so a loaded weight costs no copy and its pages are read only when touched.
+//
+// Two tensors that share a Storage alias the same bytes; `same_storage()` tells, and the
+// archive writers use it to store a shared storage once. Reshape/view/flatten return
+// aliases; every other op allocates a fresh result. A Storage whose bytes are borrowed is
+// read-only in spirit: kernels never write into inputs (in-place ops work on fresh copies
+// unless the storage is owned).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "fxpack/dtype.hpp"
+#include "fxpack/errors.hpp"
+
+namespace fxpack {
+
+// A shape with inline capacity: tensors are created on every op call, so the shape must
+// not cost a heap allocation.
+class Shape {
+ public:
+  static constexpr std::size_t kMaxDims = 8;
+
+  Shape() = default;
+  Shape(std::initializer_list<std::int64_t> dims);
+  explicit Shape(std::span<const std::int64_t> dims);
+
+  std::size_t size() const { return ndim_; }
+  bool empty() const { return ndim_ == 0; }
+  std::int64_t operator[](std::size_t i) const { return dims_[i]; }
+  std::int64_t& operator[](std::size_t i) { return dims_[i]; }
+  const std::int64_t* begin() const { return dims_.data(); }
+  const std::int64_t* end() const { return dims_.data() + ndim_; }
+  void push_back(std::int64_t d);
+  std::int64_t numel() const;
+  std::vector<std::int64_t> to_vector() const { return {begin(), end()}; }
+  std::string to_string() const;  // "[2, 3]"
+
+  friend bool operator==(const Shape& a, const Shape& b);
+
+ private:
+  std::array<std::int64_t, kMaxDims> dims_{};
+  std::size_t ndim_ = 0;
+};
+
+class Storage {
+ public:
+  // Fresh zero-initialised heap bytes, 64-byte aligned.
+  static std::shared_ptr<Storage> allocate(std::size_t nbytes);
+  // Borrowed bytes: `owner` keeps them alive (e.g. a memory mapping).
+  static std::shared_ptr<Storage> borrow(const void* data, std::size_t nbytes,
+                                         std::shared_ptr<const void> owner);
+
+  std::byte* data() { return data_; }
+  const std::byte* data() const { return data_; }
+  std::size_t nbytes() const { return nbytes_; }
+  bool borrowed() const { return owner_ != nullptr; }
+
+  Storage(std::byte* data, std::size_t nbytes, std::shared_ptr<const void> owner)
+      : data_(data), nbytes_(nbytes), owner_(std::move(owner)) {}
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+ private:
+  std::byte* data_;
+  std::size_t nbytes_;
+  std::shared_ptr<const void> owner_;  // null: data_ is ours (aligned new)
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined tensor: defined() is false
+  Tensor(std::shared_ptr<Storage> storage, std::size_t byte_offset, DType dtype, Shape shape);
+
+  static Tensor empty(Shape shape, DType dtype = DType::Float32);
+  static Tensor zeros(Shape shape, DType dtype = DType::Float32);
+  static Tensor full(Shape shape, double value, DType dtype = DType::Float32);
+  static Tensor scalar(double value, DType dtype = DType::Float32);
+  static Tensor from_vector(std::span<const float> values, Shape shape);
+  static Tensor from_vector(std::span<const double> values, Shape shape);
+  static Tensor from_vector(std::span<const std::int64_t> values, Shape shape);
+  // Copies `nbytes` raw little-endian bytes (checked against shape and dtype).
+  static Tensor from_bytes(std::span<const std::byte> bytes, Shape shape, DType dtype);
+
+  bool defined() const { return storage_ != nullptr; }
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  std::size_t dim() const { return shape_.size(); }
+  std::int64_t size(std::int64_t d) const;  // negative d counts from the end
+  std::int64_t numel() const { return shape_.numel(); }
+  std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * element_size(dtype_); }
+
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+  std::size_t byte_offset() const { return byte_offset_; }
+  bool same_storage(const Tensor& other) const { return storage_ == other.storage_; }
+
+  template <class T>
+  T* data() {
+    return reinterpret_cast<T*>(storage_->data() + byte_offset_);
+  }
+  template <class T>
+  const T* data() const {
+    return reinterpret_cast<const T*>(storage_->data() + byte_offset_);
+  }
+  std::span<const std::byte> bytes() const { return {storage_->data() + byte_offset_, nbytes()}; }
+
+  // A new tensor with the same bytes viewed under another shape (numel must match).
+  Tensor view(Shape shape) const;
+  // A deep copy with its own storage.
+  Tensor clone() const;
+  // Converts to another dtype (a copy; returns *this when the dtype already matches).
+  Tensor to(DType dtype) const;
+  // Element i (flat, row-major) as a double, whatever the dtype.
+  double item_at(std::int64_t i) const;
+  double item() const;
+  std::vector<double> to_doubles() const;
+
+  // Identity, not value equality: the same view of the same storage (use allclose for
+  // values). This is what Value equality means for tensors.
+  friend bool operator==(const Tensor& a, const Tensor& b) {
+    return a.storage_ == b.storage_ && a.byte_offset_ == b.byte_offset_ && a.dtype_ == b.dtype_ &&
+           a.shape_ == b.shape_;
+  }
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  std::size_t byte_offset_ = 0;
+  DType dtype_ = DType::Float32;
+  Shape shape_;
+};
+
+// Elementwise |a-b| <= atol + rtol*|b| with equal shapes (torch.allclose).
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
+// Largest |a-b| (shapes must match).
+double max_abs_diff(const Tensor& a, const Tensor& b);
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+}  // namespace fxpack

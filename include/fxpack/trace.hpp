@@ -1,0 +1,83 @@
+// symbolic_trace: turn a forward body into a Graph by running it on Node references.
+//
+// The forward body is ordinary C++ over Values. Under a trace, its inputs are Values that
+// hold placeholder Nodes (fx's Proxies); each operation on them records a node instead of
+// computing:
+//   x.sin()                      → call_method   sin
+//   torch::relu(x), x + 3.0      → call_function torch.relu, operator.add
+//   (*fc1)(x) on a leaf module   → call_module   fc1
+//   get("weight") on a module    → get_attr      weight  (once per attribute and trace)
+// Containers such as Sequential and user modules are traced through. A Tensor met as an
+// argument is lifted into the result as a `_tensor_constantN` attribute.
+//
+// A trace is bound to the calling thread; traces on different threads are independent.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fxpack/graph.hpp"
+#include "fxpack/module.hpp"
+
+namespace fxpack {
+
+class GraphModule;
+
+struct TraceOptions {
+  // Placeholder names; a Module's input_names() when empty (a callable: {"x"}).
+  std::vector<std::string> input_names;
+  // Class name of the result; a Module's kind when empty (a callable: "<lambda>", which
+  // is what fx reports for a traced Python lambda).
+  std::string class_name;
+};
+
+// Traces a module (a GraphModule is forced to recompile first, like fx).
+// The result is made by make_graph_module, so its class follows use_lazy_graph_module.
+std::shared_ptr<GraphModule> symbolic_trace(const std::shared_ptr<Module>& root,
+                                            TraceOptions options = {});
+// Traces a callable of one Value or of a span of Values.
+std::shared_ptr<GraphModule> symbolic_trace(const std::function<Value(const Value&)>& fn,
+                                            TraceOptions options = {});
+std::shared_ptr<GraphModule> symbolic_trace(
+    const std::function<Value(std::span<const Value>)>& fn, TraceOptions options = {});
+
+// The active trace of this thread (nullptr when none). Used by dispatch and Module.
+class Tracer {
+ public:
+  static Tracer* current();
+
+  Graph& graph() { return *graph_; }
+  // Records a node, checking that every Node reference belongs to this trace's graph and
+  // lifting Tensor arguments into attributes.
+  Value record(Op op, const std::string& target, std::vector<Value> args, Dict kwargs);
+  // A get_attr node for a tensor attribute of `owner` (cached per attribute).
+  Value attribute(const Module& owner, const std::string& name);
+  // The dotted path of a module reached from the root; throws if it is not in the tree.
+  const std::string& path_of(const Module& m) const;
+  // True while this module is being traced (part of the root's tree).
+  bool knows(const Module& m) const { return paths_.count(&m) != 0; }
+
+  Tracer(std::shared_ptr<Module> root, std::shared_ptr<Graph> graph);
+  ~Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  // Tensors lifted from arguments: (attribute name, tensor).
+  const std::vector<std::pair<std::string, Tensor>>& constants() const { return constants_; }
+
+ private:
+  Value lift(Value v);
+
+  std::shared_ptr<Module> root_;
+  std::shared_ptr<Graph> graph_;
+  Tracer* previous_;
+  std::unordered_map<const Module*, std::string> paths_;
+  std::unordered_map<std::string, Node*> attr_nodes_;
+  std::vector<std::pair<std::string, Tensor>> constants_;
+};
+
+}  // namespace fxpack

@@ -1,0 +1,44 @@
+// Element types: sizes, names, parsing.
+#include "fxpack/dtype.hpp"
+
+#include <string>
+
+#include "fxpack/errors.hpp"
+
+namespace fxpack {
+
+std::size_t element_size(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return 4;
+    case DType::Float64: return 8;
+    case DType::Int64: return 8;
+    case DType::Bool: return 1;
+    case DType::UInt8: return 1;
+  }
+  throw Error("element_size: unknown dtype code " + std::to_string(static_cast<int>(dtype)));
+}
+
+std::string_view dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return "float32";
+    case DType::Float64: return "float64";
+    case DType::Int64: return "int64";
+    case DType::Bool: return "bool";
+    case DType::UInt8: return "uint8";
+  }
+  return "unknown";
+}
+
+DType parse_dtype(std::string_view name) {
+  if (name == "float32") return DType::Float32;
+  if (name == "float64") return DType::Float64;
+  if (name == "int64") return DType::Int64;
+  if (name == "bool") return DType::Bool;
+  if (name == "uint8") return DType::UInt8;
+  throw Error("unknown dtype '" + std::string(name) +
+              "' (expected one of float32, float64, int64, bool, uint8)");
+}
+
+bool is_floating(DType dtype) { return dtype == DType::Float32 || dtype == DType::Float64; }
+
+}  // namespace fxpack

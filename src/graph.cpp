@@ -1,0 +1,373 @@
+#include "fxpack/graph.hpp"
+
+#include <algorithm>
+#include <array>
+#include <unordered_set>
+
+namespace fxpack {
+
+namespace {
+
+// Python 3.11's keyword.kwlist and dir(builtins), and fx's custom builtins: a node may not
+// take any of these names because the generated code would shadow them.
+constexpr std::array kReservedNames = {
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
+    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
+    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
+    "while", "with", "yield",
+    "ArithmeticError", "AssertionError", "AttributeError", "BaseException",
+    "BaseExceptionGroup", "BlockingIOError", "BrokenPipeError", "BufferError", "BytesWarning",
+    "ChildProcessError", "ConnectionAbortedError", "ConnectionError", "ConnectionRefusedError",
+    "ConnectionResetError", "DeprecationWarning", "EOFError", "Ellipsis", "EncodingWarning",
+    "EnvironmentError", "Exception", "ExceptionGroup", "FileExistsError", "FileNotFoundError",
+    "FloatingPointError", "FutureWarning", "GeneratorExit", "IOError", "ImportError",
+    "ImportWarning", "IndentationError", "IndexError", "InterruptedError", "IsADirectoryError",
+    "KeyError", "KeyboardInterrupt", "LookupError", "MemoryError", "ModuleNotFoundError",
+    "NameError", "NotADirectoryError", "NotImplemented", "NotImplementedError", "OSError",
+    "OverflowError", "PendingDeprecationWarning", "PermissionError", "ProcessLookupError",
+    "RecursionError", "ReferenceError", "ResourceWarning", "RuntimeError", "RuntimeWarning",
+    "StopAsyncIteration", "StopIteration", "SyntaxError", "SyntaxWarning", "SystemError",
+    "SystemExit", "TabError", "TimeoutError", "TypeError", "UnboundLocalError",
+    "UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError", "UnicodeTranslateError",
+    "UnicodeWarning", "UserWarning", "ValueError", "Warning", "ZeroDivisionError",
+    "__build_class__", "__debug__", "__doc__", "__import__", "__loader__", "__name__",
+    "__package__", "__spec__", "abs", "aiter", "all", "anext", "any", "ascii", "bin", "bool",
+    "breakpoint", "bytearray", "bytes", "callable", "chr", "classmethod", "compile", "complex",
+    "copyright", "credits", "delattr", "dict", "dir", "divmod", "enumerate", "eval", "exec",
+    "exit", "filter", "float", "format", "frozenset", "getattr", "globals", "hasattr", "hash",
+    "help", "hex", "id", "input", "int", "isinstance", "issubclass", "iter", "len", "license",
+    "list", "locals", "map", "max", "memoryview", "min", "next", "object", "oct", "open", "ord",
+    "pow", "print", "property", "quit", "range", "repr", "reversed", "round", "set", "setattr",
+    "slice", "sorted", "staticmethod", "str", "sum", "super", "tuple", "type", "vars", "zip",
+    "inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"};
+
+const std::unordered_set<std::string_view>& reserved_set() {
+  static const std::unordered_set<std::string_view> set(kReservedNames.begin(),
+                                                         kReservedNames.end());
+  return set;
+}
+
+bool is_ident_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// The name fx derives from a target: the function's __name__ for call_function (the last
+// dotted part; the op packet for torch.ops.ns.op.overload), else the target with dunder
+// stripped.
+std::string candidate_for(Op op, std::string_view target) {
+  std::string_view base = target;
+  if (op == Op::CallFunction) {
+    constexpr std::string_view ops_prefix = "torch.ops.";
+    if (target.starts_with(ops_prefix)) {
+      // torch.ops.<ns>.<op>.<overload>: fx names the node after <op>.
+      std::string_view rest = target.substr(ops_prefix.size());
+      auto d1 = rest.find('.');
+      if (d1 != std::string_view::npos) {
+        rest = rest.substr(d1 + 1);
+        base = rest.substr(0, rest.find('.'));
+      }
+    } else if (auto dot = target.rfind('.'); dot != std::string_view::npos) {
+      base = target.substr(dot + 1);
+    }
+  } else if (base.size() > 4 && base.starts_with("__") && base.ends_with("__")) {
+    base = base.substr(2, base.size() - 4);
+  }
+  return snake_case(base);
+}
+
+}  // namespace
+
+std::string snake_case(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 4);
+  bool prev_lower = false;
+  for (char c : s) {
+    bool upper = c >= 'A' && c <= 'Z';
+    if (prev_lower && upper) out += '_';
+    out += upper ? static_cast<char>(c - 'A' + 'a') : c;
+    prev_lower = c >= 'a' && c <= 'z';
+  }
+  return out;
+}
+
+bool is_reserved_python_name(std::string_view name) { return reserved_set().count(name) != 0; }
+
+bool is_python_identifier(std::string_view s) {
+  if (s.empty() || is_digit(s[0])) return false;
+  return std::all_of(s.begin(), s.end(), is_ident_char);
+}
+
+Graph::Graph() : root_(new Node(this, Op::Placeholder, "", "")), insert_before_(root_.get()) {
+  root_->prev_ = root_->next_ = root_.get();
+}
+
+Graph::~Graph() {
+  Node* n = root_->next_;
+  while (n != root_.get()) {
+    Node* next = n->next_;
+    delete n;
+    n = next;
+  }
+}
+
+std::string Graph::unique_name(std::string_view raw) {
+  // Illegal characters (runs of them) become one '_'.
+  std::string candidate;
+  candidate.reserve(raw.size() + 2);
+  bool in_bad = false;
+  for (char c : raw) {
+    if (is_ident_char(c)) {
+      candidate += c;
+      in_bad = false;
+    } else if (!in_bad) {
+      candidate += '_';
+      in_bad = true;
+    }
+  }
+  if (candidate.empty()) candidate = "_unnamed";
+  if (is_digit(candidate[0])) candidate.insert(0, 1, '_');
+
+  // Split a trailing _<digits> suffix off: "relu_1" → base "relu", num 1.
+  std::string base = candidate;
+  std::int64_t num = 0;
+  bool has_num = false;
+  auto us = candidate.rfind('_');
+  if (us != std::string::npos && us + 1 < candidate.size() &&
+      std::all_of(candidate.begin() + static_cast<std::ptrdiff_t>(us) + 1, candidate.end(),
+                  is_digit) &&
+      candidate.size() - us - 1 <= 18) {
+    base = candidate.substr(0, us);
+    num = std::stoll(candidate.substr(us + 1));
+    has_num = true;
+    candidate = base + "_" + std::to_string(num);
+  }
+  if (!has_num || num == 0) {
+    auto it = base_count_.find(base);
+    num = it == base_count_.end() ? 0 : it->second;
+  }
+  while (used_names_.count(candidate) || is_reserved_python_name(candidate)) {
+    ++num;
+    candidate = base + "_" + std::to_string(num);
+  }
+  used_names_.insert(candidate);
+  base_count_[base] = num;
+  return candidate;
+}
+
+Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dict kwargs,
+                         std::optional<std::string> name) {
+  if (op == Op::Output && output_node())
+    throw GraphError("graph already has an output node; erase it before adding another");
+  std::string final_name = unique_name(name ? *name : candidate_for(op, target));
+  auto owned = std::unique_ptr<Node>(new Node(this, op, std::move(final_name), std::move(target)));
+  Node* node = owned.get();
+  node->args_ = std::move(args);
+  node->kwargs_ = std::move(kwargs);
+  node->update_inputs();  // throws for foreign nodes before anything is linked
+  link_before(owned.release(), insert_before_);
+  by_name_.emplace(node->name_, node);
+  return node;
+}
+
+Node* Graph::placeholder(const std::string& name) {
+  return create_node(Op::Placeholder, name, {}, {}, name);
+}
+Node* Graph::get_attr(const std::string& qualified_name) {
+  return create_node(Op::GetAttr, qualified_name);
+}
+Node* Graph::call_function(const std::string& target, std::vector<Value> args, Dict kwargs) {
+  return create_node(Op::CallFunction, target, std::move(args), std::move(kwargs));
+}
+Node* Graph::call_method(const std::string& method, std::vector<Value> args, Dict kwargs) {
+  return create_node(Op::CallMethod, method, std::move(args), std::move(kwargs));
+}
+Node* Graph::call_module(const std::string& module_path, std::vector<Value> args, Dict kwargs) {
+  return create_node(Op::CallModule, module_path, std::move(args), std::move(kwargs));
+}
+Node* Graph::output(Value result) {
+  return create_node(Op::Output, "output", {std::move(result)}, {}, std::string("output"));
+}
+
+void Graph::link_before(Node* node, Node* before) {
+  node->prev_ = before->prev_;
+  node->next_ = before;
+  before->prev_->next_ = node;
+  before->prev_ = node;
+  ++size_;
+}
+
+void Graph::unlink(Node* node) {
+  node->prev_->next_ = node->next_;
+  node->next_->prev_ = node->prev_;
+  node->prev_ = node->next_ = nullptr;
+  --size_;
+}
+
+void Graph::erase_node(Node* node) {
+  if (!node || node->graph_ != this) throw GraphError("erase_node: the node is not in this graph");
+  if (!node->users_.empty()) {
+    std::string users;
+    for (Node* u : node->users_) users += (users.empty() ? "" : ", ") + u->name_;
+    throw GraphError("erase_node: node '" + node->name_ + "' still has " +
+                     std::to_string(node->users_.size()) + " user(s): " + users);
+  }
+  if (insert_before_ == node) insert_before_ = node->next_;
+  node->drop_inputs();
+  by_name_.erase(node->name_);
+  unlink(node);
+  delete node;
+}
+
+Graph::InsertPoint::InsertPoint(Graph& g, Node* before) : graph_(g), saved_(g.insert_before_) {
+  g.insert_before_ = before;
+}
+Graph::InsertPoint::~InsertPoint() { graph_.insert_before_ = saved_; }
+
+Graph::InsertPoint Graph::inserting_before(Node* node) {
+  if (!node || node->graph_ != this) throw GraphError("inserting_before: the node is not in this graph");
+  return InsertPoint(*this, node);
+}
+Graph::InsertPoint Graph::inserting_after(Node* node) {
+  if (!node || node->graph_ != this) throw GraphError("inserting_after: the node is not in this graph");
+  return InsertPoint(*this, node->next_);
+}
+
+Node* Graph::find_node(std::string_view name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+Node* Graph::output_node() const {
+  for (Node* n = root_->prev_; n != root_.get(); n = n->prev_)
+    if (n->op_ == Op::Output) return n;
+  return nullptr;
+}
+
+void Graph::lint() const {
+  std::unordered_map<const Node*, std::size_t> position;
+  std::unordered_set<std::string_view> names;
+  std::size_t i = 0;
+  std::size_t outputs = 0;
+  for (Node* n : *this) {
+    if (n->graph_ != this) throw GraphError("lint: node '" + n->name_ + "' belongs to another graph");
+    if (!names.insert(n->name_).second)
+      throw GraphError("lint: node name '" + n->name_ + "' is used twice");
+    for (Node* in : n->inputs_) {
+      auto it = position.find(in);
+      if (it == position.end()) {
+        bool later = false;
+        for (Node* m = n->next_; m != root_.get(); m = m->next_) later |= (m == in);
+        throw GraphError("lint: node '" + n->name_ + "' uses '" + in->name_ + "', which " +
+                         (later ? "comes later in the graph" : "is not in the graph (dangling reference)"));
+      }
+      if (std::find(in->users_.begin(), in->users_.end(), n) == in->users_.end())
+        throw GraphError("lint: node '" + in->name_ + "' does not list its user '" + n->name_ + "'");
+    }
+    for (Node* u : n->users_)
+      if (std::find(u->inputs_.begin(), u->inputs_.end(), n) == u->inputs_.end())
+        throw GraphError("lint: node '" + n->name_ + "' lists '" + u->name_ +
+                         "' as a user, but it does not use it");
+    if (n->op_ == Op::Output) {
+      ++outputs;
+      if (n->next_ != root_.get())
+        throw GraphError("lint: output node '" + n->name_ + "' is not the last node");
+    }
+    if ((n->op_ == Op::Placeholder || n->op_ == Op::GetAttr) && !n->args_.empty())
+      throw GraphError("lint: " + std::string(op_name(n->op_)) + " node '" + n->name_ + "' has arguments");
+    if (n->op_ == Op::CallMethod && n->args_.empty())
+      throw GraphError("lint: call_method node '" + n->name_ + "' has no receiver argument");
+    if (n->target_.empty()) throw GraphError("lint: node '" + n->name_ + "' has an empty target");
+    position.emplace(n, i++);
+  }
+  if (outputs != 1)
+    throw GraphError("lint: the graph has " + std::to_string(outputs) + " output nodes, expected 1");
+}
+
+namespace {
+bool has_side_effects(const Node* n) {
+  if (n->op() == Op::Placeholder || n->op() == Op::Output) return true;
+  // In-place ops (relu_, add_ and their aten overloads) write into an input.
+  std::string_view t = n->target();
+  if (n->op() == Op::CallFunction && t.starts_with("torch.ops.")) {
+    auto last = t.rfind('.');
+    t = t.substr(0, last);
+  }
+  if (n->op() == Op::CallFunction || n->op() == Op::CallMethod) {
+    auto dot = t.rfind('.');
+    std::string_view op = dot == std::string_view::npos ? t : t.substr(dot + 1);
+    return op.size() > 1 && op.back() == '_' && op[op.size() - 2] != '_';
+  }
+  return false;
+}
+}  // namespace
+
+bool Graph::eliminate_dead_code() {
+  bool changed = false;
+  Node* n = root_->prev_;
+  while (n != root_.get()) {
+    Node* prev = n->prev_;
+    if (n->users_.empty() && !has_side_effects(n)) {
+      erase_node(n);
+      changed = true;
+    }
+    n = prev;
+  }
+  return changed;
+}
+
+namespace {
+Value map_nodes(const Value& v, const std::unordered_map<const Node*, Node*>& m) {
+  switch (v.kind()) {
+    case Value::Kind::Node: return Value(m.at(v.node()));
+    case Value::Kind::List: {
+      List l;
+      for (const Value& x : v.items()) l.items.push_back(map_nodes(x, m));
+      return l;
+    }
+    case Value::Kind::Tuple: {
+      Tuple t;
+      for (const Value& x : v.items()) t.items.push_back(map_nodes(x, m));
+      return t;
+    }
+    case Value::Kind::Dict: {
+      Dict d;
+      for (const auto& [k, x] : v.dict().items) d.items.emplace_back(k, map_nodes(x, m));
+      return d;
+    }
+    default: return v;
+  }
+}
+}  // namespace
+
+std::unordered_map<const Node*, Node*> Graph::copy_into(Graph& into) const {
+  std::unordered_map<const Node*, Node*> mapping;
+  for (Node* n : *this) {
+    std::vector<Value> args;
+    args.reserve(n->args_.size());
+    for (const Value& a : n->args_) args.push_back(map_nodes(a, mapping));
+    Dict kwargs;
+    for (const auto& [k, v] : n->kwargs_.items) kwargs.items.emplace_back(k, map_nodes(v, mapping));
+    Node* copy = into.create_node(n->op_, n->target_, std::move(args), std::move(kwargs), n->name_);
+    copy->meta_ = n->meta_;
+    mapping.emplace(n, copy);
+  }
+  return mapping;
+}
+
+std::unique_ptr<Graph> Graph::clone() const {
+  auto g = std::make_unique<Graph>();
+  copy_into(*g);
+  return g;
+}
+
+std::string Graph::to_string() const {
+  std::string args;
+  for (Node* n : *this)
+    if (n->op_ == Op::Placeholder) args += (args.empty() ? "" : ", ") + n->target_;
+  std::string out = "graph(" + args + "):";
+  for (Node* n : *this) out += "\n    " + n->format_node();
+  return out;
+}
+
+}  // namespace fxpack

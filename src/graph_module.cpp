@@ -1,0 +1,246 @@
+#include "fxpack/graph_module.hpp"
+
+#include <iostream>
+
+#include "fxpack/codegen.hpp"
+#include "fxpack/ops.hpp"
+#include "fxpack/trace.hpp"
+
+namespace fxpack {
+
+namespace {
+std::atomic<bool> g_lazy_mode{false};
+std::atomic<std::uint64_t> g_total_recompiles{0};
+std::mutex g_hook_mu;
+GraphModule::RecompileHook g_hook;
+
+// fx's _copy_attr: copy the object at `target` from `from` into `to`, creating plain
+// Modules for missing parents and sharing module and tensor objects.
+void copy_attr(const Module& from, Module& to, const std::string& target) {
+  const Module* f = &from;
+  Module* t = &to;
+  std::size_t start = 0;
+  while (true) {
+    auto dot = target.find('.', start);
+    std::string part = target.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (dot == std::string::npos) {
+      if (auto child = f->find_child(part)) t->register_module(part, child);
+      else if (auto* p = f->find_parameter(part)) t->register_parameter(part, *p);
+      else if (auto* b = f->find_buffer(part)) t->register_buffer(part, *b);
+      else
+        throw GraphError("target '" + target + "': " + f->kind() + " has no attribute '" + part + "'");
+      return;
+    }
+    auto fchild = f->find_child(part);
+    if (!fchild)
+      throw GraphError("target '" + target + "': " + f->kind() + " has no submodule '" + part + "'");
+    auto tchild = t->find_child(part);
+    if (tchild == fchild) return;
+    if (!tchild) {
+      tchild = std::make_shared<Module>("Module");
+      t->register_module(part, tchild);
+    }
+    f = fchild.get();
+    t = tchild.get();
+    start = dot + 1;
+  }
+}
+}  // namespace
+
+Value BoundForward::operator()(std::vector<Value> inputs) const { return self_->forward(inputs); }
+
+GraphModule::GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name)
+    : GraphModule(root, std::move(graph), std::move(class_name), false) {}
+
+GraphModule::GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name,
+                         bool lazy)
+    : Module(std::move(class_name)), graph_(std::move(graph)), lazy_(lazy) {
+  if (!graph_) throw GraphError("GraphModule: null graph");
+  for (const Node* n : *graph_)
+    if (n->op() == Op::GetAttr || n->op() == Op::CallModule) copy_attr(root, *this, n->target());
+  if (!lazy_) recompile();
+}
+
+GraphModule::~GraphModule() = default;
+
+LazyGraphModule::LazyGraphModule(const Module& root, std::shared_ptr<Graph> graph,
+                                 std::string class_name)
+    : GraphModule(root, std::move(graph), std::move(class_name), true) {}
+
+void GraphModule::real_recompile_locked() {
+  auto c = std::make_shared<Compiled>();
+  c->code = python_code(*graph_);
+  try {
+    c->plan = Plan::build(*graph_, *this);
+  } catch (const Error&) {
+    c->plan_error = std::current_exception();
+  }
+  compiled_.store(std::move(c), std::memory_order_release);
+  dirty_.store(false, std::memory_order_release);
+  recompiles_.fetch_add(1);
+  g_total_recompiles.fetch_add(1);
+  RecompileHook hook;
+  {
+    std::lock_guard lock(g_hook_mu);
+    hook = g_hook;
+  }
+  if (hook) hook(*this);
+}
+
+void GraphModule::recompile() {
+  if (lazy_) {
+    dirty_.store(true, std::memory_order_release);
+    return;
+  }
+  force_recompile();
+  auto c = compiled_.load(std::memory_order_acquire);
+  if (c->plan_error) std::rethrow_exception(c->plan_error);
+}
+
+void GraphModule::force_recompile() {
+  std::lock_guard lock(recompile_mu_);
+  real_recompile_locked();
+}
+
+void GraphModule::ensure_compiled() {
+  if (dirty_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(recompile_mu_);
+    if (dirty_.load(std::memory_order_relaxed)) real_recompile_locked();
+  }
+}
+
+std::shared_ptr<const GraphModule::Compiled> GraphModule::compiled() {
+  ensure_compiled();
+  return compiled_.load(std::memory_order_acquire);
+}
+
+std::string GraphModule::code() { return compiled()->code; }
+
+std::string GraphModule::print_readable(bool print_output) const {
+  std::string out = readable_code(*graph_, class_name());
+  if (print_output) std::cout << out << '\n';
+  return out;
+}
+
+std::string GraphModule::to_string() {
+  return repr() + "\n" + code() + "\n" +
+         "# To see more debug info, please use `graph_module.print_readable()`";
+}
+
+Value GraphModule::forward(std::span<const Value> inputs) {
+  Tracer* tracer = Tracer::current();
+  if (tracer) {
+    for (const Value& v : inputs)
+      if (v.contains_node()) return interpret_symbolically(inputs);
+  }
+  auto c = compiled();
+  if (c->plan_error) std::rethrow_exception(c->plan_error);
+  return c->plan->run(inputs);
+}
+
+// Under a trace: run the graph node by node through the generic dispatch, so every node is
+// recorded again in the tracer's graph (fx re-traces the generated forward the same way).
+Value GraphModule::interpret_symbolically(std::span<const Value> inputs) {
+  std::unordered_map<const Node*, Value> env;
+  auto load = [&](const Value& v) {
+    std::function<Value(const Value&)> map = [&](const Value& x) -> Value {
+      switch (x.kind()) {
+        case Value::Kind::Node: return env.at(x.node());
+        case Value::Kind::List: {
+          List l;
+          for (const Value& i : x.items()) l.items.push_back(map(i));
+          return l;
+        }
+        case Value::Kind::Tuple: {
+          Tuple t;
+          for (const Value& i : x.items()) t.items.push_back(map(i));
+          return t;
+        }
+        case Value::Kind::Dict: {
+          Dict d;
+          for (const auto& [k, i] : x.dict().items) d.items.emplace_back(k, map(i));
+          return d;
+        }
+        default: return x;
+      }
+    };
+    return map(v);
+  };
+  std::size_t next_input = 0;
+  for (const Node* n : *graph_) {
+    std::vector<Value> args;
+    for (const Value& a : n->args()) args.push_back(load(a));
+    Dict kwargs;
+    for (const auto& [k, v] : n->kwargs().items) kwargs.items.emplace_back(k, load(v));
+    switch (n->op()) {
+      case Op::Placeholder:
+        if (next_input >= inputs.size())
+          throw GraphError("forward of " + class_name() + " takes more inputs than given");
+        env[n] = inputs[next_input++];
+        break;
+      case Op::GetAttr: {
+        auto dot = n->target().rfind('.');
+        auto owner = dot == std::string::npos ? shared_from_this()
+                                              : get_submodule(n->target().substr(0, dot));
+        env[n] = owner->get(dot == std::string::npos ? n->target() : n->target().substr(dot + 1));
+        break;
+      }
+      case Op::CallFunction:
+        env[n] = call_function(n->target(), std::move(args), std::move(kwargs));
+        break;
+      case Op::CallMethod:
+        env[n] = call_method(n->target(), std::move(args), std::move(kwargs));
+        break;
+      case Op::CallModule:
+        env[n] = (*get_submodule(n->target()))(std::move(args));
+        break;
+      case Op::Output:
+        return args.empty() ? Value() : args[0];
+    }
+  }
+  throw GraphError("graph of " + class_name() + " has no output node");
+}
+
+BoundForward GraphModule::forward_fn() {
+  return BoundForward(std::static_pointer_cast<GraphModule>(shared_from_this()));
+}
+
+std::uint64_t GraphModule::total_recompile_count() { return g_total_recompiles.load(); }
+
+GraphModule::RecompileHook GraphModule::set_recompile_hook(RecompileHook hook) {
+  std::lock_guard lock(g_hook_mu);
+  std::swap(hook, g_hook);
+  return hook;
+}
+
+void GraphModule::lint() const {
+  graph_->lint();
+  for (const Node* n : *graph_) {
+    try {
+      if (n->op() == Op::GetAttr) get_tensor(n->target());
+      if (n->op() == Op::CallModule) get_submodule(n->target());
+    } catch (const Error& e) {
+      throw GraphError("lint: node '" + n->name() + "': " + e.what());
+    }
+  }
+}
+
+std::shared_ptr<GraphModule> LazyGraphModule::from_graphmodule(const std::shared_ptr<GraphModule>& gm) {
+  if (gm->is_lazy()) return gm;
+  return std::make_shared<LazyGraphModule>(*gm, gm->graph_ptr());
+}
+
+std::shared_ptr<GraphModule> make_graph_module(const std::shared_ptr<Module>& root,
+                                               std::shared_ptr<Graph> graph,
+                                               MakeGraphModuleOptions options) {
+  bool lazy = options.graph_module_cls == GraphModuleClass::Lazy ||
+              (options.graph_module_cls == GraphModuleClass::FromMode && lazy_graph_module_mode());
+  if (lazy) return std::make_shared<LazyGraphModule>(*root, std::move(graph), options.class_name);
+  return std::make_shared<GraphModule>(*root, std::move(graph), options.class_name);
+}
+
+LazyModeGuard::LazyModeGuard(bool lazy) : previous_(g_lazy_mode.exchange(lazy)) {}
+LazyModeGuard::~LazyModeGuard() { g_lazy_mode.store(previous_); }
+bool lazy_graph_module_mode() { return g_lazy_mode.load(); }
+
+}  // namespace fxpack

@@ -1,0 +1,189 @@
+#include "fxpack/node.hpp"
+
+#include <algorithm>
+
+#include "fxpack/graph.hpp"
+
+namespace fxpack {
+
+std::string_view op_name(Op op) {
+  switch (op) {
+    case Op::Placeholder: return "placeholder";
+    case Op::GetAttr: return "get_attr";
+    case Op::CallFunction: return "call_function";
+    case Op::CallMethod: return "call_method";
+    case Op::CallModule: return "call_module";
+    case Op::Output: return "output";
+  }
+  return "?";
+}
+
+Op parse_op(std::string_view name) {
+  for (Op op : {Op::Placeholder, Op::GetAttr, Op::CallFunction, Op::CallMethod, Op::CallModule,
+                Op::Output})
+    if (op_name(op) == name) return op;
+  throw GraphError("unknown node op '" + std::string(name) + "'");
+}
+
+const Value* Meta::find(std::string_view key) const {
+  for (const auto& [k, v] : d_.items)
+    if (k == key) return &v;
+  return nullptr;
+}
+void Meta::set(std::string key, Value value) {
+  for (auto& [k, v] : d_.items)
+    if (k == key) {
+      v = std::move(value);
+      return;
+    }
+  d_.items.emplace_back(std::move(key), std::move(value));
+}
+bool Meta::erase(std::string_view key) {
+  auto it = std::find_if(d_.items.begin(), d_.items.end(), [&](auto& kv) { return kv.first == key; });
+  if (it == d_.items.end()) return false;
+  d_.items.erase(it);
+  return true;
+}
+
+Node::Node(Graph* graph, Op op, std::string name, std::string target)
+    : graph_(graph), op_(op), name_(std::move(name)), target_(std::move(target)) {}
+
+Node::~Node() = default;
+
+namespace {
+void collect_nodes(const Value& v, std::vector<Node*>& out) {
+  switch (v.kind()) {
+    case Value::Kind::Node: {
+      Node* n = v.node();
+      if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+      return;
+    }
+    case Value::Kind::List:
+    case Value::Kind::Tuple:
+      for (const Value& x : v.items()) collect_nodes(x, out);
+      return;
+    case Value::Kind::Dict:
+      for (const auto& [k, x] : v.dict().items) collect_nodes(x, out);
+      return;
+    default: return;
+  }
+}
+
+void replace_in(Value& v, Node* from, Node* to) {
+  auto& var = v.variant();
+  if (auto* n = std::get_if<Node*>(&var)) {
+    if (*n == from) *n = to;
+  } else if (auto* l = std::get_if<List>(&var)) {
+    for (Value& x : l->items) replace_in(x, from, to);
+  } else if (auto* t = std::get_if<Tuple>(&var)) {
+    for (Value& x : t->items) replace_in(x, from, to);
+  } else if (auto* d = std::get_if<Dict>(&var)) {
+    for (auto& [k, x] : d->items) replace_in(x, from, to);
+  }
+}
+
+void erase_one(std::vector<Node*>& v, Node* n) {
+  auto it = std::find(v.begin(), v.end(), n);
+  if (it != v.end()) v.erase(it);
+}
+}  // namespace
+
+void Node::drop_inputs() {
+  for (Node* in : inputs_) erase_one(in->users_, this);
+  inputs_.clear();
+}
+
+void Node::update_inputs() {
+  std::vector<Node*> fresh;
+  for (const Value& a : args_) collect_nodes(a, fresh);
+  for (const auto& [k, v] : kwargs_.items) collect_nodes(v, fresh);
+  for (Node* in : fresh)
+    if (in->graph_ != graph_)
+      throw GraphError("node '" + name_ + "' references node '" + in->name_ +
+                       "' of another graph");
+  for (Node* old : inputs_)
+    if (std::find(fresh.begin(), fresh.end(), old) == fresh.end()) erase_one(old->users_, this);
+  for (Node* in : fresh)
+    if (std::find(inputs_.begin(), inputs_.end(), in) == inputs_.end()) in->users_.push_back(this);
+  inputs_ = std::move(fresh);
+}
+
+void Node::set_args(std::vector<Value> args) {
+  args_ = std::move(args);
+  update_inputs();
+}
+void Node::set_kwargs(Dict kwargs) {
+  kwargs_ = std::move(kwargs);
+  update_inputs();
+}
+void Node::set_arg(std::size_t i, Value v) {
+  if (i >= args_.size())
+    throw GraphError("node '" + name_ + "': argument index " + std::to_string(i) +
+                     " out of range (" + std::to_string(args_.size()) + " args)");
+  args_[i] = std::move(v);
+  update_inputs();
+}
+
+void Node::replace_input_with(Node* old_input, Node* new_input) {
+  for (Value& a : args_) replace_in(a, old_input, new_input);
+  for (auto& [k, v] : kwargs_.items) replace_in(v, old_input, new_input);
+  update_inputs();
+}
+
+std::vector<Node*> Node::replace_all_uses_with(Node* replacement) {
+  if (replacement == this) return {};
+  std::vector<Node*> changed = users_;
+  for (Node* user : changed) user->replace_input_with(this, replacement);
+  return changed;
+}
+
+namespace {
+std::string format_arg(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::Node: return "%" + v.node()->name();
+    case Value::Kind::List:
+    case Value::Kind::Tuple: {
+      bool list = v.kind() == Value::Kind::List;
+      std::string out = list ? "[" : "(";
+      const auto& items = v.items();
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ", ";
+        out += format_arg(items[i]);
+      }
+      if (!list && items.size() == 1) out += ",";
+      return out + (list ? "]" : ")");
+    }
+    case Value::Kind::Dict: {
+      std::string out = "{";
+      bool first = true;
+      for (const auto& [k, x] : v.dict().items) {
+        if (!first) out += ", ";
+        first = false;
+        out += k + ": " + format_arg(x);
+      }
+      return out + "}";
+    }
+    default: return python_repr(v);
+  }
+}
+}  // namespace
+
+std::string Node::format_node() const {
+  std::string users = "[#users=" + std::to_string(users_.size()) + "]";
+  switch (op_) {
+    case Op::Placeholder:
+      return "%" + name_ + " : " + users + " = placeholder[target=" + target_ + "]";
+    case Op::GetAttr:
+      return "%" + name_ + " : " + users + " = get_attr[target=" + target_ + "]";
+    case Op::Output:
+      return "return " + (args_.empty() ? std::string("None") : format_arg(args_[0]));
+    default: {
+      std::string out = "%" + name_ + " : " + users + " = " + std::string(op_name(op_)) +
+                        "[target=" + target_ + "](args = " + format_arg(Tuple{args_}) +
+                        ", kwargs = " + format_arg(kwargs_) + ")";
+      return out;
+    }
+  }
+}
+
+}  // namespace fxpack

@@ -1,0 +1,126 @@
+// The computations behind the built-in ops, callable directly from C++ (and reused by the
+// aten-level registrations of make_fx graphs). Every function checks its inputs and throws
+// OpError with a message that names the op; none of them writes into an input.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "fxpack/tensor.hpp"
+#include "fxpack/value.hpp"
+
+namespace fxpack::ops {
+
+// ---- elementwise.cpp ------------------------------------------------------------------
+
+enum class UnaryOp : std::uint8_t { Sin, Cos, Exp, Tanh, Sigmoid, Relu, Neg, Abs };
+enum class BinaryOp : std::uint8_t { Add, Sub, Mul, Div, Maximum, Minimum };
+
+// "sin", "add", ... (the op names used in messages).
+const char* op_name(UnaryOp op);
+const char* op_name(BinaryOp op);
+
+// sin/cos/exp/tanh/sigmoid promote integer and bool inputs to float32 (as PyTorch);
+// relu/neg/abs keep the dtype and refuse bool.
+Tensor unary(UnaryOp op, const Tensor& x);
+Tensor relu(const Tensor& x);
+
+// PyTorch's result_type for a binary op on Tensors and Python numbers (int, float, bool):
+// dimensioned tensors > zero-dim tensors > numbers, a higher category (bool < int < float)
+// always wins. Throws if neither operand is a Tensor or number.
+DType result_type(const Value& a, const Value& b);
+
+// Binary op with broadcasting and type promotion. Operands are Tensors or Python numbers
+// (int/float/bool); two numbers give a number (Python arithmetic), two lists or two tuples
+// concatenate under Add. Div is true division (integers give float32).
+Value binary(BinaryOp op, const Value& a, const Value& b);
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+// torch.add(a, b, alpha=...) / torch.sub.
+Value add(const Value& a, const Value& b, const Value& alpha = Value(std::int64_t{1}));
+Value sub(const Value& a, const Value& b, const Value& alpha = Value(std::int64_t{1}));
+Value mul(const Value& a, const Value& b);
+// rounding_mode: None, "trunc" or "floor".
+Value div(const Value& a, const Value& b, const Value& rounding_mode = Value());
+// min/max: None, a number or a Tensor (broadcast); at least one must be given.
+Tensor clamp(const Tensor& x, const Value& min, const Value& max);
+
+// ---- reduce.cpp -----------------------------------------------------------------------
+
+// dims empty (or `all`) reduces everything; negative dims count from the end; duplicates
+// are an error. sum of bool/int gives int64; dtype overrides the result (and accumulation) type.
+Tensor sum(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim,
+           std::optional<DType> dtype = std::nullopt);
+// mean needs a floating input (or a floating `dtype`), as in PyTorch.
+Tensor mean(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim,
+            std::optional<DType> dtype = std::nullopt);
+
+// ---- shape.cpp ------------------------------------------------------------------------
+
+// One -1 is inferred. Returns an alias of x's storage.
+Tensor reshape(const Tensor& x, std::span<const std::int64_t> shape, const char* op = "reshape");
+Tensor flatten(const Tensor& x, std::int64_t start_dim = 0, std::int64_t end_dim = -1);
+// Copies (fxpack tensors are always contiguous).
+Tensor permute(const Tensor& x, std::span<const std::int64_t> dims);
+Tensor transpose(const Tensor& x, std::int64_t dim0, std::int64_t dim1);
+// 2-D transpose; 0-D and 1-D are returned as is.
+Tensor t(const Tensor& x);
+// x[index]: index is an int, a slice, None, or a tuple of those (applied from dim 0).
+Tensor index(const Tensor& x, const Value& index);
+// operator.getitem: a Tensor indexed as above, or a List/Tuple indexed by an int or slice.
+Value getitem(const Value& obj, const Value& index);
+
+// ---- linalg.cpp -----------------------------------------------------------------------
+
+// torch.matmul: 1-D/2-D/batched with broadcast batch dims.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// 2-D x 2-D.
+Tensor mm(const Tensor& a, const Tensor& b);
+// x [..., in] @ w[out, in]^T + b[out].
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b);
+// beta * bias + alpha * (m1 @ m2), bias broadcast to [n, p].
+Tensor addmm(const Tensor& bias, const Tensor& m1, const Tensor& m2, double beta = 1.0,
+             double alpha = 1.0);
+
+// ---- nn.cpp ---------------------------------------------------------------------------
+
+struct Conv2dOptions {
+  std::array<std::int64_t, 2> stride{1, 1};
+  // Padding before and after, per spatial dim ({top, bottom}, {left, right}).
+  std::array<std::int64_t, 2> padding_begin{0, 0};
+  std::array<std::int64_t, 2> padding_end{0, 0};
+  std::array<std::int64_t, 2> dilation{1, 1};
+  std::int64_t groups = 1;
+};
+// Builds options from PyTorch-style values: padding an int, a pair, "valid" or "same".
+Conv2dOptions conv2d_options(const Value& stride, const Value& padding, const Value& dilation,
+                             std::int64_t groups, std::int64_t kernel_h, std::int64_t kernel_w);
+// x [N, C, H, W] (or unbatched [C, H, W]), w [O, C/groups, kh, kw], b [O] or null.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* b, const Conv2dOptions& options);
+
+// Eval-mode batch norm over dim 1 of an [N, C, ...] input using the running statistics;
+// when they are null (track_running_stats=False) or `use_batch_stats`, batch statistics.
+Tensor batch_norm(const Tensor& x, const Tensor* weight, const Tensor* bias,
+                  const Tensor* running_mean, const Tensor* running_var, bool use_batch_stats,
+                  double eps);
+
+struct Pool2dOptions {
+  std::array<std::int64_t, 2> kernel{1, 1};
+  std::array<std::int64_t, 2> stride{1, 1};
+  std::array<std::int64_t, 2> padding{0, 0};
+  std::array<std::int64_t, 2> dilation{1, 1};
+  bool ceil_mode = false;
+};
+// From PyTorch-style values (ints or pairs; stride None or empty means kernel_size).
+Pool2dOptions pool2d_options(const Value& kernel_size, const Value& stride, const Value& padding,
+                             const Value& dilation, bool ceil_mode, const char* op);
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options);
+// Also the flat (h * W + w) int64 index of each maximum, as aten's max_pool2d_with_indices.
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const Pool2dOptions& options);
+// output_size entries may be nullopt (keep the input size), as PyTorch's None.
+Tensor adaptive_avg_pool2d(const Tensor& x, std::array<std::optional<std::int64_t>, 2> output_size);
+
+}  // namespace fxpack::ops

@@ -1,0 +1,463 @@
+// Neural-network kernels: conv2d (im2col + Eigen GEMM), eval-mode batch_norm, max_pool2d,
+// adaptive_avg_pool2d.
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "builtin_ops.hpp"
+#include "kernels.hpp"
+#include "util.hpp"
+
+namespace fxpack::ops {
+
+using util::fail;
+
+namespace {
+
+std::array<std::int64_t, 2> pair_arg(const Value& v, const char* op, const char* name) {
+  const std::vector<std::int64_t> l = util::int_list_arg(v, op, name);
+  if (l.size() == 1) return {l[0], l[0]};
+  if (l.size() == 2) return {l[0], l[1]};
+  fail(std::string(op) + ": argument '" + name + "' must be an int or a pair of ints, got " +
+       std::to_string(l.size()) + " values");
+}
+
+std::string pair_str(const std::array<std::int64_t, 2>& p) {
+  return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
+}
+
+void check_floating(const Tensor& x, const char* op) {
+  if (!is_floating(x.dtype())) {
+    fail(std::string(op) + ": expected a floating tensor (float32 or float64), got " +
+         std::string(dtype_name(x.dtype())));
+  }
+}
+
+// 3-D unbatched input -> [1, C, H, W].
+Tensor as_batched(const Tensor& x, const char* op, const char* expected) {
+  if (x.dim() == 4) return x;
+  if (x.dim() == 3) return x.view(Shape{1, x.shape()[0], x.shape()[1], x.shape()[2]});
+  fail(std::string(op) + ": expected a 4-D input " + expected + ", got shape " + x.shape().to_string());
+}
+
+Tensor unbatch_like(const Tensor& y, const Tensor& x) {
+  if (x.dim() == 3) return y.view(Shape{y.shape()[1], y.shape()[2], y.shape()[3]});
+  return y;
+}
+
+template <class T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+template <class T>
+void conv2d_typed(const Tensor& x, const Tensor& w, const Tensor* b, Tensor& out,
+                  const Conv2dOptions& o) {
+  const std::int64_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const std::int64_t O = w.shape()[0], Cg = w.shape()[1], KH = w.shape()[2], KW = w.shape()[3];
+  const std::int64_t OH = out.shape()[2], OW = out.shape()[3];
+  const std::int64_t G = o.groups, Og = O / G;
+  const std::int64_t K = Cg * KH * KW, P = OH * OW;
+  const bool pointwise = KH == 1 && KW == 1 && o.stride[0] == 1 && o.stride[1] == 1 &&
+                         o.padding_begin[0] == 0 && o.padding_begin[1] == 0 &&
+                         o.padding_end[0] == 0 && o.padding_end[1] == 0;
+  std::vector<T> col;
+  if (!pointwise) col.resize(static_cast<std::size_t>(K * P));
+  const T* xd = x.data<T>();
+  const T* wd = w.data<T>();
+  T* od = out.data<T>();
+  for (std::int64_t n = 0; n < N; ++n) {
+    for (std::int64_t g = 0; g < G; ++g) {
+      const T* xin = xd + (n * C + g * Cg) * H * W;
+      const T* colp = xin;
+      if (!pointwise) {
+        T* cp = col.data();
+        for (std::int64_t c = 0; c < Cg; ++c) {
+          for (std::int64_t ki = 0; ki < KH; ++ki) {
+            for (std::int64_t kj = 0; kj < KW; ++kj) {
+              T* row = cp + ((c * KH + ki) * KW + kj) * P;
+              for (std::int64_t oh = 0; oh < OH; ++oh) {
+                const std::int64_t ih = oh * o.stride[0] - o.padding_begin[0] + ki * o.dilation[0];
+                T* r = row + oh * OW;
+                if (ih < 0 || ih >= H) {
+                  std::fill(r, r + OW, T(0));
+                  continue;
+                }
+                const T* src = xin + (c * H + ih) * W;
+                for (std::int64_t ow = 0; ow < OW; ++ow) {
+                  const std::int64_t iw = ow * o.stride[1] - o.padding_begin[1] + kj * o.dilation[1];
+                  r[ow] = (iw < 0 || iw >= W) ? T(0) : src[iw];
+                }
+              }
+            }
+          }
+        }
+        colp = col.data();
+      }
+      Eigen::Map<const RowMat<T>> Wg(wd + g * Og * K, Og, K);
+      Eigen::Map<const RowMat<T>> Col(colp, K, P);
+      Eigen::Map<RowMat<T>> Out(od + (n * O + g * Og) * P, Og, P);
+      if (K == 0) {
+        Out.setZero();
+      } else {
+        Out.noalias() = Wg * Col;
+      }
+      if (b) {
+        const T* bd = b->data<T>() + g * Og;
+        for (std::int64_t oc = 0; oc < Og; ++oc) Out.row(oc).array() += bd[oc];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Conv2dOptions conv2d_options(const Value& stride, const Value& padding, const Value& dilation,
+                             std::int64_t groups, std::int64_t kernel_h, std::int64_t kernel_w) {
+  Conv2dOptions o;
+  o.stride = pair_arg(stride, "conv2d", "stride");
+  o.dilation = pair_arg(dilation, "conv2d", "dilation");
+  o.groups = groups;
+  if (const auto* s = std::get_if<std::string>(&padding.variant())) {
+    if (*s == "valid") return o;
+    if (*s != "same") {
+      fail("conv2d: Invalid padding string '" + *s + "', should be one of {'valid', 'same'}");
+    }
+    if (o.stride[0] != 1 || o.stride[1] != 1) {
+      fail("conv2d: padding='same' is not supported for strided convolutions");
+    }
+    const std::int64_t k[2] = {kernel_h, kernel_w};
+    for (int i = 0; i < 2; ++i) {
+      const std::int64_t total = o.dilation[static_cast<std::size_t>(i)] * (k[i] - 1);
+      o.padding_begin[static_cast<std::size_t>(i)] = total / 2;
+      o.padding_end[static_cast<std::size_t>(i)] = total - total / 2;
+    }
+    return o;
+  }
+  o.padding_begin = o.padding_end = pair_arg(padding, "conv2d", "padding");
+  return o;
+}
+
+Tensor conv2d(const Tensor& xin, const Tensor& w, const Tensor* b, const Conv2dOptions& o) {
+  if (!xin.defined() || !w.defined()) fail("conv2d: undefined tensor");
+  if (xin.dim() != 4 && xin.dim() != 3) {
+    fail("conv2d: expected a 4-D input [N, C, H, W], got shape " + xin.shape().to_string());
+  }
+  const Tensor x = as_batched(xin, "conv2d", "[N, C, H, W]");
+  if (w.dim() != 4) {
+    fail("conv2d: expected a 4-D weight [out_channels, in_channels/groups, kH, kW], got shape " +
+         w.shape().to_string());
+  }
+  check_floating(x, "conv2d");
+  if (w.dtype() != x.dtype()) {
+    fail("conv2d: input dtype " + std::string(dtype_name(x.dtype())) + " and weight dtype " +
+         std::string(dtype_name(w.dtype())) + " differ");
+  }
+  for (int i = 0; i < 2; ++i) {
+    const auto u = static_cast<std::size_t>(i);
+    if (o.stride[u] <= 0) fail("conv2d: non-positive stride " + pair_str(o.stride) + " is not supported");
+    if (o.dilation[u] <= 0) fail("conv2d: dilation " + pair_str(o.dilation) + " must be positive");
+    if (o.padding_begin[u] < 0 || o.padding_end[u] < 0) fail("conv2d: negative padding is not supported");
+  }
+  if (o.groups <= 0) fail("conv2d: non-positive groups (" + std::to_string(o.groups) + ") is not supported");
+  const std::int64_t C = x.shape()[1], O = w.shape()[0];
+  if (O % o.groups != 0) {
+    fail("conv2d: out_channels " + std::to_string(O) + " (weight shape " + w.shape().to_string() +
+         ") is not divisible by groups=" + std::to_string(o.groups));
+  }
+  if (w.shape()[1] * o.groups != C) {
+    fail("conv2d: input shape " + xin.shape().to_string() + " has " + std::to_string(C) +
+         " channels, but weight of shape " + w.shape().to_string() + " with groups=" +
+         std::to_string(o.groups) + " expects " + std::to_string(w.shape()[1] * o.groups));
+  }
+  if (b) {
+    if (b->dim() != 1 || b->shape()[0] != O) {
+      fail("conv2d: expected a bias of shape [" + std::to_string(O) + "], got " + b->shape().to_string());
+    }
+    if (b->dtype() != x.dtype()) fail("conv2d: bias dtype differs from input dtype");
+  }
+  std::int64_t outs[2];
+  for (int i = 0; i < 2; ++i) {
+    const auto u = static_cast<std::size_t>(i);
+    const std::int64_t in = x.shape()[2 + u];
+    const std::int64_t eff = o.dilation[u] * (w.shape()[2 + u] - 1) + 1;
+    const std::int64_t padded = in + o.padding_begin[u] + o.padding_end[u];
+    if (padded < eff) {
+      fail("conv2d: input size per channel (" + std::to_string(x.shape()[2]) + " x " +
+           std::to_string(x.shape()[3]) + ") after padding is smaller than the kernel size (" +
+           std::to_string(w.shape()[2]) + " x " + std::to_string(w.shape()[3]) + ", dilation " +
+           pair_str(o.dilation) + ")");
+    }
+    outs[i] = (padded - eff) / o.stride[u] + 1;
+  }
+  Tensor out = Tensor::empty(Shape{x.shape()[0], O, outs[0], outs[1]}, x.dtype());
+  if (x.dtype() == DType::Float32) {
+    conv2d_typed<float>(x, w, b, out, o);
+  } else {
+    conv2d_typed<double>(x, w, b, out, o);
+  }
+  return unbatch_like(out, xin);
+}
+
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+template <class T>
+void batch_norm_typed(const Tensor& x, const std::vector<double>& scale,
+                      const std::vector<double>& shift, Tensor& out) {
+  const std::int64_t N = x.shape()[0], C = x.shape()[1];
+  const std::int64_t inner = x.numel() / std::max<std::int64_t>(N * C, 1);
+  const T* xd = x.data<T>();
+  T* od = out.data<T>();
+  for (std::int64_t n = 0; n < N; ++n) {
+    for (std::int64_t c = 0; c < C; ++c) {
+      const T a = static_cast<T>(scale[static_cast<std::size_t>(c)]);
+      const T b = static_cast<T>(shift[static_cast<std::size_t>(c)]);
+      const std::int64_t off = (n * C + c) * inner;
+      for (std::int64_t i = 0; i < inner; ++i) od[off + i] = xd[off + i] * a + b;
+    }
+  }
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, const Tensor* running_mean,
+                  const Tensor* running_var, bool use_batch_stats, double eps) {
+  if (!x.defined()) fail("batch_norm: undefined tensor");
+  if (x.dim() < 2) fail("batch_norm: expected an input of at least 2 dimensions [N, C, ...], got shape " + x.shape().to_string());
+  check_floating(x, "batch_norm");
+  const std::int64_t N = x.shape()[0], C = x.shape()[1];
+  auto check_vec = [&](const Tensor* t, const char* name) {
+    if (!t) return;
+    if (t->dim() != 1 || t->shape()[0] != C) {
+      fail(std::string("batch_norm: expected ") + name + " of shape [" + std::to_string(C) + "], got " +
+           t->shape().to_string() + " (input shape " + x.shape().to_string() + ")");
+    }
+  };
+  check_vec(weight, "weight");
+  check_vec(bias, "bias");
+  check_vec(running_mean, "running_mean");
+  check_vec(running_var, "running_var");
+  if ((running_mean == nullptr) != (running_var == nullptr)) {
+    fail("batch_norm: running_mean and running_var must both be given or both be None");
+  }
+  const bool batch_stats = use_batch_stats || running_mean == nullptr;
+  std::vector<double> mean(static_cast<std::size_t>(C)), var(static_cast<std::size_t>(C));
+  const std::int64_t inner = x.numel() / std::max<std::int64_t>(N * C, 1);
+  if (batch_stats) {
+    const std::int64_t count = N * inner;
+    if (count <= 1 && use_batch_stats) {
+      fail("batch_norm: Expected more than 1 value per channel when training, got input size " + x.shape().to_string());
+    }
+    for (std::int64_t c = 0; c < C; ++c) {
+      double s = 0, ss = 0;
+      for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t off = (n * C + c) * inner;
+        for (std::int64_t i = 0; i < inner; ++i) s += x.item_at(off + i);
+      }
+      const double m = count ? s / static_cast<double>(count) : 0.0;
+      for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t off = (n * C + c) * inner;
+        for (std::int64_t i = 0; i < inner; ++i) {
+          const double d = x.item_at(off + i) - m;
+          ss += d * d;
+        }
+      }
+      mean[static_cast<std::size_t>(c)] = m;
+      var[static_cast<std::size_t>(c)] = count ? ss / static_cast<double>(count) : 0.0;
+    }
+  } else {
+    for (std::int64_t c = 0; c < C; ++c) {
+      mean[static_cast<std::size_t>(c)] = running_mean->item_at(c);
+      var[static_cast<std::size_t>(c)] = running_var->item_at(c);
+    }
+  }
+  std::vector<double> scale(static_cast<std::size_t>(C)), shift(static_cast<std::size_t>(C));
+  for (std::int64_t c = 0; c < C; ++c) {
+    const auto u = static_cast<std::size_t>(c);
+    const double invstd = 1.0 / std::sqrt(var[u] + eps);
+    const double w = weight ? weight->item_at(c) : 1.0;
+    const double b = bias ? bias->item_at(c) : 0.0;
+    scale[u] = invstd * w;
+    shift[u] = b - mean[u] * scale[u];
+  }
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  if (x.dtype() == DType::Float32) {
+    batch_norm_typed<float>(x, scale, shift, out);
+  } else {
+    batch_norm_typed<double>(x, scale, shift, out);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+
+Pool2dOptions pool2d_options(const Value& kernel_size, const Value& stride, const Value& padding,
+                             const Value& dilation, bool ceil_mode, const char* op) {
+  Pool2dOptions o;
+  o.kernel = pair_arg(kernel_size, op, "kernel_size");
+  bool stride_default = stride.is_none();
+  if (!stride_default) {
+    if (const auto* l = std::get_if<List>(&stride.variant())) stride_default = l->items.empty();
+    if (const auto* t = std::get_if<Tuple>(&stride.variant())) stride_default = t->items.empty();
+  }
+  o.stride = stride_default ? o.kernel : pair_arg(stride, op, "stride");
+  o.padding = pair_arg(padding, op, "padding");
+  o.dilation = pair_arg(dilation, op, "dilation");
+  o.ceil_mode = ceil_mode;
+  return o;
+}
+
+namespace {
+
+std::int64_t pool_out_size(std::int64_t in, std::int64_t k, std::int64_t pad, std::int64_t stride,
+                           std::int64_t dil, bool ceil_mode) {
+  const std::int64_t num = in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  // floor division (num may be negative)
+  std::int64_t q = num / stride;
+  if ((num % stride != 0) && ((num < 0) != (stride < 0))) --q;
+  std::int64_t out = q + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+template <class T, bool Indices>
+void max_pool_typed(const Tensor& x, Tensor& out, Tensor* idx, const Pool2dOptions& o) {
+  const std::int64_t NC = x.shape()[0] * x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const std::int64_t OH = out.shape()[2], OW = out.shape()[3];
+  const T* xd = x.data<T>();
+  T* od = out.data<T>();
+  std::int64_t* id = Indices ? idx->data<std::int64_t>() : nullptr;
+  for (std::int64_t p = 0; p < NC; ++p) {
+    const T* plane = xd + p * H * W;
+    for (std::int64_t oh = 0; oh < OH; ++oh) {
+      std::int64_t ih0 = oh * o.stride[0] - o.padding[0];
+      const std::int64_t ih1 = std::min(ih0 + (o.kernel[0] - 1) * o.dilation[0] + 1, H);
+      while (ih0 < 0) ih0 += o.dilation[0];
+      for (std::int64_t ow = 0; ow < OW; ++ow) {
+        std::int64_t iw0 = ow * o.stride[1] - o.padding[1];
+        const std::int64_t iw1 = std::min(iw0 + (o.kernel[1] - 1) * o.dilation[1] + 1, W);
+        while (iw0 < 0) iw0 += o.dilation[1];
+        std::int64_t maxindex = ih0 * W + iw0;
+        T maxval = -std::numeric_limits<T>::infinity();
+        for (std::int64_t ih = ih0; ih < ih1; ih += o.dilation[0]) {
+          for (std::int64_t iw = iw0; iw < iw1; iw += o.dilation[1]) {
+            const std::int64_t index = ih * W + iw;
+            const T v = plane[index];
+            if (v > maxval || std::isnan(v)) {
+              maxval = v;
+              maxindex = index;
+            }
+          }
+        }
+        const std::int64_t o_off = (p * OH + oh) * OW + ow;
+        od[o_off] = maxval;
+        if constexpr (Indices) id[o_off] = maxindex;
+      }
+    }
+  }
+}
+
+std::pair<Tensor, Tensor> max_pool_impl(const Tensor& xin, const Pool2dOptions& o, bool with_indices) {
+  if (!xin.defined()) fail("max_pool2d: undefined tensor");
+  if (xin.dim() != 4 && xin.dim() != 3) {
+    fail("max_pool2d: expected a 3-D or 4-D input [N, C, H, W], got shape " + xin.shape().to_string());
+  }
+  const Tensor x = as_batched(xin, "max_pool2d", "[N, C, H, W]");
+  check_floating(x, "max_pool2d");
+  for (int i = 0; i < 2; ++i) {
+    const auto u = static_cast<std::size_t>(i);
+    if (o.kernel[u] <= 0) fail("max_pool2d: kernel_size must be greater than zero, but got " + pair_str(o.kernel));
+    if (o.stride[u] <= 0) fail("max_pool2d: stride must be greater than zero, but got " + pair_str(o.stride));
+    if (o.dilation[u] <= 0) fail("max_pool2d: dilation must be greater than zero, but got " + pair_str(o.dilation));
+    if (o.padding[u] < 0) fail("max_pool2d: padding must be non-negative, but got " + pair_str(o.padding));
+    if (o.padding[u] > ((o.kernel[u] - 1) * o.dilation[u] + 1) / 2) {
+      fail("max_pool2d: pad should be at most half of effective kernel size, but got pad=" +
+           std::to_string(o.padding[u]) + ", kernel_size=" + std::to_string(o.kernel[u]) +
+           " and dilation=" + std::to_string(o.dilation[u]));
+    }
+  }
+  const std::int64_t H = x.shape()[2], W = x.shape()[3];
+  const std::int64_t OH = pool_out_size(H, o.kernel[0], o.padding[0], o.stride[0], o.dilation[0], o.ceil_mode);
+  const std::int64_t OW = pool_out_size(W, o.kernel[1], o.padding[1], o.stride[1], o.dilation[1], o.ceil_mode);
+  if (OH < 1 || OW < 1 || H < 1 || W < 1) {
+    fail("max_pool2d: Given input size: (" + std::to_string(x.shape()[1]) + "x" + std::to_string(H) + "x" +
+         std::to_string(W) + "). Calculated output size: (" + std::to_string(x.shape()[1]) + "x" +
+         std::to_string(OH) + "x" + std::to_string(OW) + "). Output size is too small");
+  }
+  const Shape os{x.shape()[0], x.shape()[1], OH, OW};
+  Tensor out = Tensor::empty(os, x.dtype());
+  Tensor idx;
+  if (with_indices) {
+    idx = Tensor::empty(os, DType::Int64);
+    if (x.dtype() == DType::Float32) max_pool_typed<float, true>(x, out, &idx, o);
+    else max_pool_typed<double, true>(x, out, &idx, o);
+    return {unbatch_like(out, xin), unbatch_like(idx, xin)};
+  }
+  if (x.dtype() == DType::Float32) max_pool_typed<float, false>(x, out, nullptr, o);
+  else max_pool_typed<double, false>(x, out, nullptr, o);
+  return {unbatch_like(out, xin), Tensor()};
+}
+
+template <class T>
+void adaptive_avg_typed(const Tensor& x, Tensor& out) {
+  const std::int64_t NC = x.shape()[0] * x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const std::int64_t OH = out.shape()[2], OW = out.shape()[3];
+  const T* xd = x.data<T>();
+  T* od = out.data<T>();
+  for (std::int64_t p = 0; p < NC; ++p) {
+    const T* plane = xd + p * H * W;
+    for (std::int64_t oh = 0; oh < OH; ++oh) {
+      const std::int64_t h0 = (oh * H) / OH;
+      const std::int64_t h1 = ((oh + 1) * H + OH - 1) / OH;
+      for (std::int64_t ow = 0; ow < OW; ++ow) {
+        const std::int64_t w0 = (ow * W) / OW;
+        const std::int64_t w1 = ((ow + 1) * W + OW - 1) / OW;
+        double s = 0;
+        for (std::int64_t ih = h0; ih < h1; ++ih) {
+          for (std::int64_t iw = w0; iw < w1; ++iw) s += static_cast<double>(plane[ih * W + iw]);
+        }
+        od[(p * OH + oh) * OW + ow] = static_cast<T>(s / static_cast<double>((h1 - h0) * (w1 - w0)));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) { return max_pool_impl(x, o, false).first; }
+
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const Pool2dOptions& o) {
+  return max_pool_impl(x, o, true);
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& xin, std::array<std::optional<std::int64_t>, 2> output_size) {
+  if (!xin.defined()) fail("adaptive_avg_pool2d: undefined tensor");
+  if (xin.dim() != 4 && xin.dim() != 3) {
+    fail("adaptive_avg_pool2d: expected a 3-D or 4-D input [N, C, H, W], got shape " + xin.shape().to_string());
+  }
+  const Tensor x = as_batched(xin, "adaptive_avg_pool2d", "[N, C, H, W]");
+  check_floating(x, "adaptive_avg_pool2d");
+  for (std::size_t i = 1; i < 4; ++i) {
+    if (x.shape()[i] == 0 && !(i == 1 && xin.dim() == 4)) {
+      fail("adaptive_avg_pool2d: Expected input to have non-zero size for non-batch dimensions, but input has shape " +
+           xin.shape().to_string());
+    }
+  }
+  const std::int64_t OH = output_size[0].value_or(x.shape()[2]);
+  const std::int64_t OW = output_size[1].value_or(x.shape()[3]);
+  if (OH < 0 || OW < 0) {
+    fail("adaptive_avg_pool2d: output_size must be non-negative, got (" + std::to_string(OH) + ", " +
+         std::to_string(OW) + ")");
+  }
+  Tensor out = Tensor::empty(Shape{x.shape()[0], x.shape()[1], OH, OW}, x.dtype());
+  if (x.dtype() == DType::Float32) adaptive_avg_typed<float>(x, out);
+  else adaptive_avg_typed<double>(x, out);
+  return unbatch_like(out, xin);
+}
+
+void register_nn_ops(OpRegistry&) {}
+
+}  // namespace fxpack::ops

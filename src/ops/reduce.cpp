@@ -1,0 +1,240 @@
+// Reductions: sum and mean over all dims or a list of dims, keepdim, dtype.
+#include <cmath>
+#include <cstring>
+
+#include "builtin_ops.hpp"
+#include "kernels.hpp"
+#include "util.hpp"
+
+namespace fxpack::ops {
+
+using util::fail;
+
+namespace {
+
+struct ReducePlan {
+  Shape out_shape;        // with keepdim applied
+  Shape kept_shape;       // reduced dims as 1 (keepdim form)
+  std::int64_t count = 1; // elements per output
+  bool reduced[Shape::kMaxDims] = {};
+};
+
+ReducePlan plan_reduction(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim,
+                          const char* op) {
+  ReducePlan pl;
+  const auto nd = static_cast<std::int64_t>(x.dim());
+  if (dims.empty()) {
+    for (std::int64_t i = 0; i < nd; ++i) pl.reduced[i] = true;
+  } else {
+    for (std::int64_t d : dims) {
+      const std::int64_t w = util::wrap_dim(d, nd, op);
+      if (nd == 0) continue;
+      if (pl.reduced[w]) {
+        fail(std::string(op) + ": dim " + std::to_string(w) +
+             " appears multiple times in the list of dims");
+      }
+      pl.reduced[w] = true;
+    }
+  }
+  for (std::int64_t i = 0; i < nd; ++i) {
+    const std::int64_t s = x.shape()[static_cast<std::size_t>(i)];
+    if (pl.reduced[i]) {
+      pl.count *= s;
+      pl.kept_shape.push_back(1);
+      if (keepdim) pl.out_shape.push_back(1);
+    } else {
+      pl.kept_shape.push_back(s);
+      pl.out_shape.push_back(s);
+    }
+  }
+  return pl;
+}
+
+template <class In, class Acc>
+void reduce_sum(const In* x, const Shape& in_shape, const ReducePlan& pl, Acc* acc) {
+  const std::size_t nd = in_shape.size();
+  const std::int64_t n = in_shape.numel();
+  if (n == 0) return;
+  if (nd == 0) {
+    acc[0] += static_cast<Acc>(x[0]);
+    return;
+  }
+  // Output strides per input dim (0 for reduced dims).
+  std::int64_t ost[Shape::kMaxDims];
+  std::int64_t s = 1;
+  for (std::size_t i = nd; i-- > 0;) {
+    if (pl.reduced[i]) {
+      ost[i] = 0;
+    } else {
+      ost[i] = s;
+      s *= in_shape[i];
+    }
+  }
+  const std::int64_t inner = in_shape[nd - 1];
+  const std::int64_t is = ost[nd - 1];
+  const std::int64_t outer = n / inner;
+  std::int64_t idx[Shape::kMaxDims] = {};
+  std::int64_t off = 0;
+  for (std::int64_t r = 0; r < outer; ++r) {
+    const In* px = x + r * inner;
+    if (is == 0) {
+      Acc a = 0;
+      for (std::int64_t j = 0; j < inner; ++j) a += static_cast<Acc>(px[j]);
+      acc[off] += a;
+    } else {
+      for (std::int64_t j = 0; j < inner; ++j) acc[off + j] += static_cast<Acc>(px[j]);
+    }
+    for (std::size_t d = nd - 1; d-- > 0;) {
+      off += ost[d];
+      if (++idx[d] < in_shape[d]) break;
+      off -= ost[d] * in_shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+template <class Acc>
+std::vector<Acc> accumulate(const Tensor& x, const ReducePlan& pl) {
+  std::vector<Acc> acc(static_cast<std::size_t>(pl.kept_shape.numel()), Acc(0));
+  switch (x.dtype()) {
+    case DType::Float32: reduce_sum(x.data<float>(), x.shape(), pl, acc.data()); break;
+    case DType::Float64: reduce_sum(x.data<double>(), x.shape(), pl, acc.data()); break;
+    case DType::Int64: reduce_sum(x.data<std::int64_t>(), x.shape(), pl, acc.data()); break;
+    case DType::Bool: reduce_sum(x.data<bool>(), x.shape(), pl, acc.data()); break;
+    case DType::UInt8: reduce_sum(x.data<std::uint8_t>(), x.shape(), pl, acc.data()); break;
+  }
+  return acc;
+}
+
+template <class Acc>
+Tensor finish(const std::vector<Acc>& acc, const Shape& shape, DType dt, double scale) {
+  Tensor out = Tensor::empty(shape, dt);
+  const auto n = static_cast<std::int64_t>(acc.size());
+  switch (dt) {
+    case DType::Float32: {
+      float* o = out.data<float>();
+      for (std::int64_t i = 0; i < n; ++i) o[i] = static_cast<float>(static_cast<double>(acc[i]) * scale);
+      break;
+    }
+    case DType::Float64: {
+      double* o = out.data<double>();
+      for (std::int64_t i = 0; i < n; ++i) o[i] = static_cast<double>(acc[i]) * scale;
+      break;
+    }
+    default: {
+      // Integer results (sum only, scale 1): convert via a temporary int64 tensor.
+      Tensor tmp = Tensor::empty(shape, DType::Int64);
+      std::int64_t* o = tmp.data<std::int64_t>();
+      for (std::int64_t i = 0; i < n; ++i) {
+        if constexpr (std::is_floating_point_v<Acc>) {
+          const double v = static_cast<double>(acc[i]);
+          o[i] = (v >= -9.2e18 && v <= 9.2e18) ? static_cast<std::int64_t>(v)
+                                                 : std::numeric_limits<std::int64_t>::min();
+        } else {
+          o[i] = static_cast<std::int64_t>(acc[i]);
+        }
+      }
+      out = tmp.to(dt);
+      break;
+    }
+  }
+  return out;
+}
+
+Tensor reduce(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim,
+              std::optional<DType> dtype, bool is_mean) {
+  const char* op = is_mean ? "mean" : "sum";
+  if (!x.defined()) fail(std::string(op) + ": undefined tensor");
+  DType rt;
+  if (dtype) {
+    rt = *dtype;
+  } else if (is_floating(x.dtype())) {
+    rt = x.dtype();
+  } else {
+    rt = DType::Int64;
+  }
+  if (is_mean && !is_floating(rt)) {
+    fail(std::string("mean(): could not infer output dtype. ") +
+         (dtype ? "Optional dtype must be either a floating point or complex dtype. Got: "
+                : "Input dtype must be either a floating point or complex dtype. Got: ") +
+         std::string(dtype_name(dtype ? *dtype : x.dtype())));
+  }
+  const ReducePlan pl = plan_reduction(x, dims, keepdim, op);
+  if (is_floating(rt)) {
+    const std::vector<double> acc = accumulate<double>(x, pl);
+    double scale = 1.0;
+    if (is_mean) {
+      scale = pl.count == 0 ? std::numeric_limits<double>::quiet_NaN()
+                            : 1.0 / static_cast<double>(pl.count);
+    }
+    if (is_mean && pl.count == 0) {
+      Tensor out = Tensor::full(pl.out_shape, std::numeric_limits<double>::quiet_NaN(), rt);
+      return out;
+    }
+    if (is_mean) {
+      // Divide rather than multiply by the reciprocal: matches PyTorch more closely.
+      std::vector<double> q(acc.size());
+      for (std::size_t i = 0; i < acc.size(); ++i) q[i] = acc[i] / static_cast<double>(pl.count);
+      return finish(q, pl.out_shape, rt, 1.0);
+    }
+    return finish(acc, pl.out_shape, rt, scale);
+  }
+  const std::vector<std::int64_t> acc = accumulate<std::int64_t>(x, pl);
+  return finish(acc, pl.out_shape, rt, 1.0);
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim, std::optional<DType> dtype) {
+  return reduce(x, dims, keepdim, dtype, false);
+}
+
+Tensor mean(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim, std::optional<DType> dtype) {
+  return reduce(x, dims, keepdim, dtype, true);
+}
+
+namespace {
+
+using util::def;
+using util::kw;
+using util::p;
+
+// dim: None, int, list/tuple of ints (or a dtype given positionally: torch.sum(x, torch.float64)).
+template <bool Mean>
+Value k_reduce(std::span<const Value> a) {
+  const char* op = Mean ? "mean" : "sum";
+  const Tensor& x = util::tensor_arg(a, 0, op, "input");
+  std::optional<DType> dtype;
+  if (!a[3].is_none()) {
+    const auto* d = std::get_if<DType>(&a[3].variant());
+    if (!d) fail(std::string(op) + ": argument 'dtype' must be a dtype, got " + util::kind_str(a[3]));
+    dtype = *d;
+  }
+  std::vector<std::int64_t> dims;
+  bool all = a[1].is_none();
+  if (const auto* d = std::get_if<DType>(&a[1].variant())) {
+    dtype = *d;
+    all = true;
+  }
+  if (!all) {
+    dims = util::int_list_arg(a[1], op, "dim");
+    if (dims.empty()) all = true;
+  }
+  const bool keepdim = util::bool_arg(a, 2, op, "keepdim");
+  Tensor r = Mean ? mean(x, dims, keepdim, dtype) : sum(x, dims, keepdim, dtype);
+  return Value(std::move(r));
+}
+
+}  // namespace
+
+void register_reduce_ops(OpRegistry& r) {
+  for (bool is_mean : {false, true}) {
+    const char* name = is_mean ? "mean" : "sum";
+    KernelFn k = is_mean ? &k_reduce<true> : &k_reduce<false>;
+    r.add_function(is_mean ? "torch.mean" : "torch.sum",
+                   def(name, {p("input"), p("dim", Value()), p("keepdim", Value(false)), kw("dtype", Value())}, k));
+    r.add_method(name, def(name, {p("self"), p("dim", Value()), p("keepdim", Value(false)), kw("dtype", Value())}, k));
+  }
+}
+
+}  // namespace fxpack::ops

@@ -1,0 +1,176 @@
+#include "fxpack/plan.hpp"
+
+#include <unordered_map>
+
+namespace fxpack {
+
+namespace {
+std::string describe(const Node* n) {
+  return "node '" + n->name() + "' (" + std::string(op_name(n->op())) + " " + n->target() + ")";
+}
+}  // namespace
+
+std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root) {
+  auto plan = std::shared_ptr<Plan>(new Plan);
+  auto& slot_of = plan->slot_of_;
+  std::vector<std::string> missing;
+  const OpRegistry& registry = OpRegistry::global();
+
+  // Last use of each node → free after that instruction.
+  std::unordered_map<const Node*, const Node*> last_use;
+  for (auto it = graph.end(); it != graph.begin();) {
+    const Node* user = *--it;
+    for (const Node* in : user->input_nodes()) last_use.emplace(in, user);
+  }
+
+  auto operand_for = [&](const Value& v) {
+    Operand op;
+    if (v.is_node()) {
+      op.slot = static_cast<std::int32_t>(slot_of.at(v.node()));
+    } else {
+      op.nested = v.contains_node();
+      op.constant = v;
+    }
+    return op;
+  };
+
+  std::uint32_t next_slot = 0;
+
+  for (const Node* n : graph) {
+    if (n->op() == Op::Output) {
+      plan->output_ = n->args().empty() ? Operand{} : operand_for(n->args()[0]);
+      break;
+    }
+    Instr in;
+    in.node = n;
+    in.out = next_slot;
+    slot_of.emplace(n, next_slot++);
+    try {
+      switch (n->op()) {
+        case Op::Placeholder:
+          in.kind = Kind::Input;
+          in.operands.push_back(Operand{static_cast<std::int32_t>(plan->num_inputs_++), false, {}});
+          break;
+        case Op::GetAttr:
+          in.kind = Kind::Constant;
+          in.operands.push_back(Operand{-1, false, Value(root.get_tensor(n->target()))});
+          break;
+        case Op::CallFunction:
+        case Op::CallMethod: {
+          const OpDef* def = n->op() == Op::CallFunction ? registry.function(n->target())
+                                                         : registry.method(n->target());
+          if (!def) {
+            missing.push_back(describe(n));
+            continue;
+          }
+          in.kind = Kind::Kernel;
+          in.kernel = def->kernel;
+          for (const Value& a : bind_arguments(*def, n->args(), n->kwargs()))
+            in.operands.push_back(operand_for(a));
+          break;
+        }
+        case Op::CallModule: {
+          auto mod = root.get_submodule(n->target());
+          in.kind = Kind::Module;
+          in.module_kind = registry.module_kind(mod->kind());
+          if (!n->kwargs().items.empty())
+            throw OpError("call_module with keyword arguments is not supported");
+          if (!in.module_kind || !in.module_kind->forward) {
+            // A user module object: run its own (virtual) forward.
+            in.module_kind = nullptr;
+          }
+          in.module = std::move(mod);
+          for (const Value& a : n->args()) in.operands.push_back(operand_for(a));
+          break;
+        }
+        case Op::Output: break;
+      }
+    } catch (const OpError& e) {
+      throw OpError(describe(n) + ": " + e.what());
+    } catch (const Error& e) {
+      throw OpError(describe(n) + ": " + e.what());
+    }
+    in.where = describe(n);
+    plan->instrs_.push_back(std::move(in));
+  }
+  if (!missing.empty()) {
+    std::string msg = "cannot build plan: no kernel for " + std::to_string(missing.size()) +
+                      (missing.size() == 1 ? " target: " : " targets: ");
+    for (std::size_t i = 0; i < missing.size(); ++i) msg += (i ? "; " : "") + missing[i];
+    throw OpError(msg);
+  }
+  // Frees: each value is released after its last user's instruction (values only used by
+  // the output stay alive until the end).
+  std::unordered_map<const Node*, std::size_t> index;
+  for (std::size_t i = 0; i < plan->instrs_.size(); ++i) index.emplace(plan->instrs_[i].node, i);
+  for (const auto& [value, user] : last_use) {
+    auto it = index.find(user);
+    if (it != index.end()) plan->instrs_[it->second].frees.push_back(slot_of.at(value));
+  }
+  plan->num_slots_ = next_slot;
+  return plan;
+}
+
+Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
+  switch (v.kind()) {
+    case Value::Kind::Node: return slots[slot_of_.at(v.node())];
+    case Value::Kind::List: {
+      List l;
+      for (const Value& x : v.items()) l.items.push_back(resolve(x, slots));
+      return l;
+    }
+    case Value::Kind::Tuple: {
+      Tuple t;
+      for (const Value& x : v.items()) t.items.push_back(resolve(x, slots));
+      return t;
+    }
+    case Value::Kind::Dict: {
+      Dict d;
+      for (const auto& [k, x] : v.dict().items) d.items.emplace_back(k, resolve(x, slots));
+      return d;
+    }
+    default: return v;
+  }
+}
+
+Value Plan::run(std::span<const Value> inputs) const {
+  if (inputs.size() != num_inputs_)
+    throw OpError("forward takes " + std::to_string(num_inputs_) + " input(s), got " +
+                  std::to_string(inputs.size()));
+  std::vector<Value> slots(num_slots_);
+  std::vector<Value> args;
+  args.reserve(8);
+  for (const Instr& in : instrs_) {
+    switch (in.kind) {
+      case Kind::Input: slots[in.out] = inputs[static_cast<std::size_t>(in.operands[0].slot)]; break;
+      case Kind::Constant: slots[in.out] = in.operands[0].constant; break;
+      case Kind::Kernel:
+      case Kind::Module: {
+        args.clear();
+        for (const Operand& op : in.operands) {
+          if (op.slot >= 0) args.push_back(slots[static_cast<std::size_t>(op.slot)]);
+          else if (op.nested) args.push_back(resolve(op.constant, slots));
+          else args.push_back(op.constant);
+        }
+        try {
+          if (in.kind == Kind::Kernel) {
+            slots[in.out] = in.kernel(args);
+          } else if (in.module_kind) {
+            slots[in.out] = in.module_kind->forward(*in.module, args);
+          } else {
+            slots[in.out] = const_cast<Module&>(*in.module).forward(args);
+          }
+        } catch (const Error& e) {
+          throw OpError(in.where + ": " + e.what());
+        }
+        break;
+      }
+    }
+    for (std::uint32_t s : in.frees) slots[s] = Value();
+  }
+  if (output_.slot >= 0) return std::move(slots[static_cast<std::size_t>(output_.slot)]);
+  if (output_.nested) return resolve(output_.constant, slots);
+  return output_.constant;
+}
+
+}  // namespace fxpack

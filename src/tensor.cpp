@@ -1,0 +1,539 @@
+// Dense CPU tensors: Shape, Storage, Tensor, printing and comparison.
+#include "fxpack/tensor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <ostream>
+#include <sstream>
+
+namespace fxpack {
+
+// ---------------------------------------------------------------------------------------
+// Shape
+
+Shape::Shape(std::initializer_list<std::int64_t> dims) {
+  if (dims.size() > kMaxDims) {
+    throw Error("Shape: " + std::to_string(dims.size()) + " dimensions, at most " +
+                std::to_string(kMaxDims) + " are supported");
+  }
+  for (std::int64_t d : dims) dims_[ndim_++] = d;
+}
+
+Shape::Shape(std::span<const std::int64_t> dims) {
+  if (dims.size() > kMaxDims) {
+    throw Error("Shape: " + std::to_string(dims.size()) + " dimensions, at most " +
+                std::to_string(kMaxDims) + " are supported");
+  }
+  for (std::int64_t d : dims) dims_[ndim_++] = d;
+}
+
+void Shape::push_back(std::int64_t d) {
+  if (ndim_ >= kMaxDims) {
+    throw Error("Shape: more than " + std::to_string(kMaxDims) + " dimensions are not supported");
+  }
+  dims_[ndim_++] = d;
+}
+
+std::int64_t Shape::numel() const {
+  std::int64_t n = 1;
+  for (std::size_t i = 0; i < ndim_; ++i) n *= dims_[i];
+  return n;
+}
+
+std::string Shape::to_string() const {
+  std::string s = "[";
+  for (std::size_t i = 0; i < ndim_; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims_[i]);
+  }
+  s += "]";
+  return s;
+}
+
+bool operator==(const Shape& a, const Shape& b) {
+  if (a.ndim_ != b.ndim_) return false;
+  for (std::size_t i = 0; i < a.ndim_; ++i) {
+    if (a.dims_[i] != b.dims_[i]) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Storage
+//
+// allocate() makes ONE heap block holding the shared_ptr control block, the Storage object
+// and the 64-byte aligned data after it (one malloc per tensor). The destructor recognises
+// such inline data by its address (the first 64-byte boundary after the object) and leaves
+// it to the block's deallocation; any other un-owned data came from aligned operator new.
+
+namespace {
+
+constexpr std::size_t kAlign = 64;
+// Larger requests are refused before they reach the allocator (1 TiB).
+constexpr std::size_t kMaxStorageBytes = std::size_t{1} << 40;
+
+std::byte* inline_data_address(const Storage* s) {
+  auto p = reinterpret_cast<std::uintptr_t>(s) + sizeof(Storage);
+  p = (p + kAlign - 1) & ~static_cast<std::uintptr_t>(kAlign - 1);
+  return reinterpret_cast<std::byte*>(p);
+}
+
+struct InlineTag {
+  std::size_t nbytes;
+};
+
+template <class T>
+struct InlineAllocator {
+  using value_type = T;
+  std::size_t extra = 0;
+
+  InlineAllocator() = default;
+  explicit InlineAllocator(std::size_t e) : extra(e) {}
+  template <class U>
+  InlineAllocator(const InlineAllocator<U>& o) : extra(o.extra) {}  // NOLINT
+
+  T* allocate(std::size_t n) {
+    void* p = std::malloc(n * sizeof(T) + kAlign + extra);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) { std::free(p); }
+
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+  void construct(Storage* p, InlineTag tag) {
+    std::byte* data = inline_data_address(p);
+    if (tag.nbytes) std::memset(data, 0, tag.nbytes);
+    ::new (static_cast<void*>(p)) Storage(data, tag.nbytes, nullptr);
+  }
+  template <class U>
+  void destroy(U* p) {
+    p->~U();
+  }
+
+  template <class U>
+  bool operator==(const InlineAllocator<U>& o) const {
+    return extra == o.extra;
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<Storage> Storage::allocate(std::size_t nbytes) {
+  if (nbytes > kMaxStorageBytes) {
+    throw Error("Storage::allocate: " + std::to_string(nbytes) + " bytes is more than the " +
+                std::to_string(kMaxStorageBytes) + " byte limit");
+  }
+  return std::allocate_shared<Storage>(InlineAllocator<Storage>(nbytes), InlineTag{nbytes});
+}
+
+std::shared_ptr<Storage> Storage::borrow(const void* data, std::size_t nbytes,
+                                         std::shared_ptr<const void> owner) {
+  if (!owner) {
+    // A borrowed storage must have an owner handle; keep the bytes alive with a no-op one.
+    owner = std::shared_ptr<const void>(data, [](const void*) {});
+    if (!owner) owner = std::make_shared<int>(0);
+  }
+  // The bytes are never written through a borrowed storage (see tensor.hpp).
+  return std::make_shared<Storage>(const_cast<std::byte*>(static_cast<const std::byte*>(data)),
+                                   nbytes, std::move(owner));
+}
+
+Storage::~Storage() {
+  if (owner_ == nullptr && data_ != nullptr && data_ != inline_data_address(this)) {
+    ::operator delete(data_, std::align_val_t(kAlign));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tensor
+
+namespace {
+
+void check_shape(const Shape& shape, const char* what) {
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) {
+    if (d < 0) {
+      throw Error(std::string(what) + ": negative dimension in shape " + shape.to_string());
+    }
+    if (d != 0 && n > std::numeric_limits<std::int64_t>::max() / 8 / d) {
+      throw Error(std::string(what) + ": shape " + shape.to_string() + " is too large");
+    }
+    n *= d;
+  }
+}
+
+// Conversions that are defined for every input (float -> int of NaN / out of range is
+// undefined behaviour in C++; PyTorch gives INT64_MIN there on x86, so do we).
+template <class To, class From>
+To convert_value(From v) {
+  if constexpr (std::is_same_v<To, bool>) {
+    return v != From(0);
+  } else if constexpr (std::is_floating_point_v<To>) {
+    return static_cast<To>(v);
+  } else if constexpr (std::is_floating_point_v<From>) {
+    if (!(v >= -9.2233720368547758e18 && v < 9.2233720368547758e18)) {
+      return static_cast<To>(static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::min()));
+    }
+    auto i = static_cast<std::int64_t>(v);
+    if constexpr (std::is_same_v<To, std::uint8_t>) {
+      return static_cast<std::uint8_t>(static_cast<std::uint64_t>(i) & 0xffu);
+    } else {
+      return static_cast<To>(i);
+    }
+  } else if constexpr (std::is_same_v<To, std::uint8_t>) {
+    return static_cast<std::uint8_t>(static_cast<std::uint64_t>(v) & 0xffu);
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+template <class To, class From>
+void convert_loop(const From* src, To* dst, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = convert_value<To>(src[i]);
+}
+
+template <class From>
+void convert_from(const From* src, Tensor& out, std::int64_t n) {
+  switch (out.dtype()) {
+    case DType::Float32: convert_loop(src, out.data<float>(), n); break;
+    case DType::Float64: convert_loop(src, out.data<double>(), n); break;
+    case DType::Int64: convert_loop(src, out.data<std::int64_t>(), n); break;
+    case DType::Bool: convert_loop(src, out.data<bool>(), n); break;
+    case DType::UInt8: convert_loop(src, out.data<std::uint8_t>(), n); break;
+  }
+}
+
+void fill_value(Tensor& t, double value) {
+  const std::int64_t n = t.numel();
+  switch (t.dtype()) {
+    case DType::Float32: std::fill_n(t.data<float>(), n, static_cast<float>(value)); break;
+    case DType::Float64: std::fill_n(t.data<double>(), n, value); break;
+    case DType::Int64: std::fill_n(t.data<std::int64_t>(), n, convert_value<std::int64_t>(value)); break;
+    case DType::Bool: std::fill_n(t.data<bool>(), n, value != 0.0); break;
+    case DType::UInt8: std::fill_n(t.data<std::uint8_t>(), n, convert_value<std::uint8_t>(value)); break;
+  }
+}
+
+}  // namespace
+
+Tensor::Tensor(std::shared_ptr<Storage> storage, std::size_t byte_offset, DType dtype, Shape shape)
+    : storage_(std::move(storage)), byte_offset_(byte_offset), dtype_(dtype), shape_(shape) {
+  check_shape(shape_, "Tensor");
+  if (!storage_) throw Error("Tensor: null storage");
+  const std::size_t need = nbytes();
+  if (byte_offset_ > storage_->nbytes() || need > storage_->nbytes() - byte_offset_) {
+    throw Error("Tensor: shape " + shape_.to_string() + " of " + std::string(dtype_name(dtype_)) +
+                " at byte offset " + std::to_string(byte_offset_) + " needs " +
+                std::to_string(need) + " bytes, the storage has " +
+                std::to_string(storage_->nbytes()));
+  }
+}
+
+Tensor Tensor::empty(Shape shape, DType dtype) {
+  check_shape(shape, "Tensor::empty");
+  Tensor t;
+  t.storage_ = Storage::allocate(static_cast<std::size_t>(shape.numel()) * element_size(dtype));
+  t.dtype_ = dtype;
+  t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::zeros(Shape shape, DType dtype) { return empty(shape, dtype); }
+
+Tensor Tensor::full(Shape shape, double value, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  fill_value(t, value);
+  return t;
+}
+
+Tensor Tensor::scalar(double value, DType dtype) { return full(Shape{}, value, dtype); }
+
+Tensor Tensor::from_vector(std::span<const float> values, Shape shape) {
+  check_shape(shape, "Tensor::from_vector");
+  if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
+    throw Error("Tensor::from_vector: " + std::to_string(values.size()) +
+                " values do not fill shape " + shape.to_string());
+  }
+  Tensor t = empty(shape, DType::Float32);
+  if (!values.empty()) std::memcpy(t.data<float>(), values.data(), values.size_bytes());
+  return t;
+}
+
+Tensor Tensor::from_vector(std::span<const double> values, Shape shape) {
+  check_shape(shape, "Tensor::from_vector");
+  if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
+    throw Error("Tensor::from_vector: " + std::to_string(values.size()) +
+                " values do not fill shape " + shape.to_string());
+  }
+  Tensor t = empty(shape, DType::Float64);
+  if (!values.empty()) std::memcpy(t.data<double>(), values.data(), values.size_bytes());
+  return t;
+}
+
+Tensor Tensor::from_vector(std::span<const std::int64_t> values, Shape shape) {
+  check_shape(shape, "Tensor::from_vector");
+  if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
+    throw Error("Tensor::from_vector: " + std::to_string(values.size()) +
+                " values do not fill shape " + shape.to_string());
+  }
+  Tensor t = empty(shape, DType::Int64);
+  if (!values.empty()) std::memcpy(t.data<std::int64_t>(), values.data(), values.size_bytes());
+  return t;
+}
+
+Tensor Tensor::from_bytes(std::span<const std::byte> bytes, Shape shape, DType dtype) {
+  check_shape(shape, "Tensor::from_bytes");
+  const std::size_t need = static_cast<std::size_t>(shape.numel()) * element_size(dtype);
+  if (bytes.size() != need) {
+    throw Error("Tensor::from_bytes: " + std::to_string(bytes.size()) + " bytes given, shape " +
+                shape.to_string() + " of " + std::string(dtype_name(dtype)) + " needs " +
+                std::to_string(need));
+  }
+  Tensor t = empty(shape, dtype);
+  if (need) std::memcpy(t.storage_->data(), bytes.data(), need);
+  if (dtype == DType::Bool) {
+    // Only 0 and 1 are valid bools; normalise anything else.
+    auto* b = reinterpret_cast<std::uint8_t*>(t.storage_->data());
+    for (std::size_t i = 0; i < need; ++i) b[i] = b[i] ? 1 : 0;
+  }
+  return t;
+}
+
+std::int64_t Tensor::size(std::int64_t d) const {
+  const auto n = static_cast<std::int64_t>(dim());
+  const std::int64_t i = d < 0 ? d + n : d;
+  if (i < 0 || i >= n) {
+    throw Error("Tensor::size: dimension " + std::to_string(d) + " out of range for a " +
+                std::to_string(n) + "-D tensor of shape " + shape_.to_string());
+  }
+  return shape_[static_cast<std::size_t>(i)];
+}
+
+Tensor Tensor::view(Shape shape) const {
+  if (!defined()) throw Error("Tensor::view: undefined tensor");
+  check_shape(shape, "Tensor::view");
+  if (shape.numel() != numel()) {
+    throw Error("Tensor::view: shape " + shape.to_string() + " is invalid for a tensor of " +
+                std::to_string(numel()) + " elements (shape " + shape_.to_string() + ")");
+  }
+  Tensor t;
+  t.storage_ = storage_;
+  t.byte_offset_ = byte_offset_;
+  t.dtype_ = dtype_;
+  t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  if (!defined()) return Tensor();
+  Tensor t = empty(shape_, dtype_);
+  const std::size_t n = nbytes();
+  if (n) std::memcpy(t.storage_->data(), storage_->data() + byte_offset_, n);
+  return t;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  if (!defined()) throw Error("Tensor::to: undefined tensor");
+  if (dtype == dtype_) return *this;
+  Tensor out = empty(shape_, dtype);
+  const std::int64_t n = numel();
+  switch (dtype_) {
+    case DType::Float32: convert_from(data<float>(), out, n); break;
+    case DType::Float64: convert_from(data<double>(), out, n); break;
+    case DType::Int64: convert_from(data<std::int64_t>(), out, n); break;
+    case DType::Bool: convert_from(data<bool>(), out, n); break;
+    case DType::UInt8: convert_from(data<std::uint8_t>(), out, n); break;
+  }
+  return out;
+}
+
+double Tensor::item_at(std::int64_t i) const {
+  if (!defined()) throw Error("Tensor::item_at: undefined tensor");
+  if (i < 0 || i >= numel()) {
+    throw Error("Tensor::item_at: index " + std::to_string(i) + " out of range for a tensor of " +
+                std::to_string(numel()) + " elements");
+  }
+  switch (dtype_) {
+    case DType::Float32: return data<float>()[i];
+    case DType::Float64: return data<double>()[i];
+    case DType::Int64: return static_cast<double>(data<std::int64_t>()[i]);
+    case DType::Bool: return data<bool>()[i] ? 1.0 : 0.0;
+    case DType::UInt8: return data<std::uint8_t>()[i];
+  }
+  return 0.0;
+}
+
+double Tensor::item() const {
+  if (!defined()) throw Error("Tensor::item: undefined tensor");
+  if (numel() != 1) {
+    throw Error("Tensor::item: a tensor with " + std::to_string(numel()) +
+                " elements cannot be converted to a scalar");
+  }
+  return item_at(0);
+}
+
+std::vector<double> Tensor::to_doubles() const {
+  std::vector<double> v;
+  if (!defined()) return v;
+  const std::int64_t n = numel();
+  v.reserve(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) v.push_back(item_at(i));
+  return v;
+}
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  if (!a.defined() || !b.defined()) throw Error("allclose: undefined tensor");
+  if (!(a.shape() == b.shape())) {
+    throw Error("allclose: shapes " + a.shape().to_string() + " and " + b.shape().to_string() +
+                " differ");
+  }
+  const std::int64_t n = a.numel();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double x = a.item_at(i), y = b.item_at(i);
+    if (x == y) continue;  // equal infinities
+    if (std::isnan(x) || std::isnan(y)) return false;
+    if (!(std::fabs(x - y) <= atol + rtol * std::fabs(y))) return false;
+  }
+  return true;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined()) throw Error("max_abs_diff: undefined tensor");
+  if (!(a.shape() == b.shape())) {
+    throw Error("max_abs_diff: shapes " + a.shape().to_string() + " and " +
+                b.shape().to_string() + " differ");
+  }
+  double m = 0.0;
+  const std::int64_t n = a.numel();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double x = a.item_at(i), y = b.item_at(i);
+    if (x == y) continue;
+    const double d = std::fabs(x - y);
+    if (std::isnan(d)) return std::numeric_limits<double>::quiet_NaN();
+    m = std::max(m, d);
+  }
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------
+// Printing, roughly as torch does: tensor([[1.0000, 2.0000],
+//                                          [3.0000, 4.0000]])
+
+namespace {
+
+struct Formatter {
+  DType dtype;
+  bool int_mode = false;  // floats that are all whole numbers print as "1."
+  bool sci_mode = false;
+  int width = 0;
+
+  std::string format(double v) const {
+    char buf[64];
+    if (dtype == DType::Bool) return v != 0.0 ? "True" : "False";
+    if (!is_floating(dtype)) {
+      std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+      return buf;
+    }
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+    if (sci_mode) {
+      std::snprintf(buf, sizeof buf, "%.4e", v);
+    } else if (int_mode) {
+      std::snprintf(buf, sizeof buf, "%.0f.", v);
+    } else {
+      std::snprintf(buf, sizeof buf, "%.4f", v);
+    }
+    return buf;
+  }
+};
+
+constexpr std::int64_t kSummarizeThreshold = 1000;
+constexpr std::int64_t kEdgeItems = 3;
+
+void print_rec(std::ostream& os, const Tensor& t, const Formatter& f, std::size_t d,
+               std::int64_t offset, std::int64_t stride_elems, bool summarize, int indent) {
+  const std::int64_t n = t.shape()[d];
+  const std::int64_t inner = stride_elems / (n == 0 ? 1 : n);
+  auto elem = [&](std::int64_t i) {
+    std::string s = f.format(t.item_at(offset + i));
+    if (static_cast<int>(s.size()) < f.width) s.insert(0, static_cast<std::size_t>(f.width) - s.size(), ' ');
+    return s;
+  };
+  os << '[';
+  const bool skip = summarize && n > 2 * kEdgeItems;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (skip && i == kEdgeItems) {
+      if (d + 1 == t.dim()) {
+        os << "...";
+      } else {
+        os << "...";
+      }
+      i = n - kEdgeItems - 1;
+      os << (d + 1 == t.dim() ? ", " : ",\n" + std::string(static_cast<std::size_t>(indent + 1), ' '));
+      continue;
+    }
+    if (d + 1 == t.dim()) {
+      os << elem(i);
+      if (i + 1 < n) os << ", ";
+    } else {
+      print_rec(os, t, f, d + 1, offset + i * inner, inner, summarize, indent + 1);
+      if (i + 1 < n) {
+        const std::size_t blank = t.dim() - d - 1;
+        os << ',' << std::string(blank, '\n') << std::string(static_cast<std::size_t>(indent + 1), ' ');
+      }
+    }
+  }
+  os << ']';
+}
+
+}  // namespace
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  if (!t.defined()) return os << "tensor(undefined)";
+  Formatter f{t.dtype()};
+  const std::int64_t n = t.numel();
+  if (is_floating(t.dtype())) {
+    bool all_int = true;
+    double max_abs = 0.0, min_abs = std::numeric_limits<double>::infinity();
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double v = t.item_at(i);
+      if (!std::isfinite(v)) continue;
+      if (v != std::nearbyint(v)) all_int = false;
+      const double a = std::fabs(v);
+      max_abs = std::max(max_abs, a);
+      if (a != 0.0) min_abs = std::min(min_abs, a);
+    }
+    if (all_int) {
+      f.int_mode = true;
+      if (max_abs >= 1e8) f.sci_mode = true;
+    } else if (max_abs > 1e8 || (std::isfinite(min_abs) && (min_abs < 1e-4 || max_abs / min_abs > 1000))) {
+      f.sci_mode = true;
+    }
+  }
+  const bool summarize = n > kSummarizeThreshold;
+  for (std::int64_t i = 0; i < n; ++i) {
+    f.width = std::max(f.width, static_cast<int>(f.format(t.item_at(i)).size()));
+  }
+  os << "tensor(";
+  if (t.dim() == 0) {
+    os << f.format(t.item_at(0));
+  } else {
+    print_rec(os, t, f, 0, 0, n, summarize, 7);
+  }
+  if (t.dtype() == DType::Float64 || t.dtype() == DType::UInt8 ||
+      (n == 0 && t.dtype() != DType::Float32)) {
+    os << ", dtype=torch." << dtype_name(t.dtype());
+  }
+  if (n == 0 && t.dim() > 1) os << ", size=(" << t.shape().to_string().substr(1, t.shape().to_string().size() - 2) << ")";
+  return os << ')';
+}
+
+}  // namespace fxpack

@@ -1,0 +1,299 @@
+#include "fxpack/value.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "fxpack/node.hpp"
+#include "fxpack/ops.hpp"
+
+namespace fxpack {
+
+bool operator==(const List& a, const List& b) { return a.items == b.items; }
+bool operator==(const Tuple& a, const Tuple& b) { return a.items == b.items; }
+bool operator==(const Dict& a, const Dict& b) { return a.items == b.items; }
+
+const char* kind_name(Value::Kind kind) {
+  switch (kind) {
+    case Value::Kind::None: return "None";
+    case Value::Kind::Bool: return "bool";
+    case Value::Kind::Int: return "int";
+    case Value::Kind::Double: return "float";
+    case Value::Kind::String: return "str";
+    case Value::Kind::DType: return "dtype";
+    case Value::Kind::Device: return "device";
+    case Value::Kind::Layout: return "layout";
+    case Value::Kind::MemoryFormat: return "memory_format";
+    case Value::Kind::Slice: return "slice";
+    case Value::Kind::Node: return "Node";
+    case Value::Kind::List: return "list";
+    case Value::Kind::Tuple: return "tuple";
+    case Value::Kind::Dict: return "dict";
+    case Value::Kind::Tensor: return "Tensor";
+  }
+  return "?";
+}
+
+namespace {
+[[noreturn]] void wrong_kind(const char* expected, Value::Kind actual) {
+  throw OpError(std::string("expected ") + expected + ", got " + kind_name(actual));
+}
+}  // namespace
+
+const Tensor& Value::tensor() const {
+  if (auto* t = std::get_if<Tensor>(&v_)) return *t;
+  wrong_kind("Tensor", kind());
+}
+Node* Value::node() const {
+  if (auto* n = std::get_if<Node*>(&v_)) return *n;
+  wrong_kind("Node", kind());
+}
+bool Value::to_bool() const {
+  if (auto* b = std::get_if<bool>(&v_)) return *b;
+  wrong_kind("bool", kind());
+}
+std::int64_t Value::to_int() const {
+  if (auto* i = std::get_if<std::int64_t>(&v_)) return *i;
+  if (auto* b = std::get_if<bool>(&v_)) return *b ? 1 : 0;
+  wrong_kind("int", kind());
+}
+double Value::to_double() const {
+  if (auto* d = std::get_if<double>(&v_)) return *d;
+  if (auto* i = std::get_if<std::int64_t>(&v_)) return static_cast<double>(*i);
+  if (auto* b = std::get_if<bool>(&v_)) return *b ? 1.0 : 0.0;
+  wrong_kind("float", kind());
+}
+const std::string& Value::str() const {
+  if (auto* s = std::get_if<std::string>(&v_)) return *s;
+  wrong_kind("str", kind());
+}
+DType Value::dtype() const {
+  if (auto* d = std::get_if<DType>(&v_)) return *d;
+  wrong_kind("dtype", kind());
+}
+const std::vector<Value>& Value::items() const {
+  if (auto* l = std::get_if<List>(&v_)) return l->items;
+  if (auto* t = std::get_if<Tuple>(&v_)) return t->items;
+  wrong_kind("list or tuple", kind());
+}
+const List& Value::list() const {
+  if (auto* l = std::get_if<List>(&v_)) return *l;
+  wrong_kind("list", kind());
+}
+const Tuple& Value::tuple() const {
+  if (auto* t = std::get_if<Tuple>(&v_)) return *t;
+  wrong_kind("tuple", kind());
+}
+const Dict& Value::dict() const {
+  if (auto* d = std::get_if<Dict>(&v_)) return *d;
+  wrong_kind("dict", kind());
+}
+const Slice& Value::slice() const {
+  if (auto* s = std::get_if<Slice>(&v_)) return *s;
+  wrong_kind("slice", kind());
+}
+std::vector<std::int64_t> Value::int_list() const {
+  if (is_int()) return {to_int()};
+  std::vector<std::int64_t> out;
+  for (const Value& v : items()) out.push_back(v.to_int());
+  return out;
+}
+
+bool Value::contains_node() const {
+  switch (kind()) {
+    case Kind::Node: return true;
+    case Kind::List:
+    case Kind::Tuple:
+      for (const Value& v : items())
+        if (v.contains_node()) return true;
+      return false;
+    case Kind::Dict:
+      for (const auto& [k, v] : dict().items)
+        if (v.contains_node()) return true;
+      return false;
+    default: return false;
+  }
+}
+
+Value Value::call_method(const std::string& name, std::vector<Value> args, Dict kwargs) const {
+  args.insert(args.begin(), *this);
+  return fxpack::call_method(name, std::move(args), std::move(kwargs));
+}
+Value Value::sin() const { return call_method("sin"); }
+Value Value::cos() const { return call_method("cos"); }
+Value Value::exp() const { return call_method("exp"); }
+Value Value::tanh() const { return call_method("tanh"); }
+Value Value::sigmoid() const { return call_method("sigmoid"); }
+Value Value::relu() const { return call_method("relu"); }
+Value Value::neg() const { return call_method("neg"); }
+Value Value::abs() const { return call_method("abs"); }
+Value Value::clamp(Value min, Value max) const {
+  if (max.is_none()) return call_method("clamp", {std::move(min)});
+  return call_method("clamp", {std::move(min), std::move(max)});
+}
+Value Value::sum(Value dim, bool keepdim) const {
+  if (dim.is_none() && !keepdim) return call_method("sum");
+  if (!keepdim) return call_method("sum", {std::move(dim)});
+  return call_method("sum", {std::move(dim)}, Dict{{{"keepdim", true}}});
+}
+Value Value::mean(Value dim, bool keepdim) const {
+  if (dim.is_none() && !keepdim) return call_method("mean");
+  if (!keepdim) return call_method("mean", {std::move(dim)});
+  return call_method("mean", {std::move(dim)}, Dict{{{"keepdim", true}}});
+}
+Value Value::reshape(Value shape) const { return call_method("reshape", {std::move(shape)}); }
+Value Value::view(Value shape) const { return call_method("view", {std::move(shape)}); }
+Value Value::permute(Value dims) const { return call_method("permute", {std::move(dims)}); }
+Value Value::transpose(std::int64_t d0, std::int64_t d1) const {
+  return call_method("transpose", {d0, d1});
+}
+Value Value::flatten(std::int64_t start_dim, std::int64_t end_dim) const {
+  if (end_dim == -1) {
+    if (start_dim == 0) return call_method("flatten");
+    return call_method("flatten", {start_dim});
+  }
+  return call_method("flatten", {start_dim, end_dim});
+}
+Value Value::matmul(const Value& other) const { return call_method("matmul", {other}); }
+Value Value::operator[](const Value& index) const {
+  return fxpack::call_function("operator.getitem", {*this, index});
+}
+
+Value operator+(const Value& a, const Value& b) { return call_function("operator.add", {a, b}); }
+Value operator-(const Value& a, const Value& b) { return call_function("operator.sub", {a, b}); }
+Value operator*(const Value& a, const Value& b) { return call_function("operator.mul", {a, b}); }
+Value operator/(const Value& a, const Value& b) {
+  return call_function("operator.truediv", {a, b});
+}
+Value operator-(const Value& a) { return call_function("operator.neg", {a}); }
+
+std::string python_float_repr(double d) {
+  if (std::isnan(d)) return "nan";
+  if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+  // Shortest round-trip digits, then Python's layout: fixed for 1e-4 <= |d| < 1e16,
+  // otherwise d.ddde±XX.
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);
+  bool neg = sci[0] == '-';
+  if (neg) sci.erase(0, 1);
+  auto epos = sci.find('e');
+  std::string mant = sci.substr(0, epos);
+  int exp = std::stoi(sci.substr(epos + 1));
+  std::string digits;
+  for (char c : mant)
+    if (c != '.') digits += c;
+  std::string out;
+  if (exp >= -4 && exp < 16) {
+    if (exp < 0) {
+      out = "0." + std::string(static_cast<std::size_t>(-exp - 1), '0') + digits;
+    } else if (static_cast<std::size_t>(exp) + 1 >= digits.size()) {
+      out = digits + std::string(static_cast<std::size_t>(exp) + 1 - digits.size(), '0') + ".0";
+    } else {
+      out = digits.substr(0, static_cast<std::size_t>(exp) + 1) + "." +
+            digits.substr(static_cast<std::size_t>(exp) + 1);
+    }
+  } else {
+    out = digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    char e[16];
+    std::snprintf(e, sizeof e, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    out += e;
+  }
+  return neg ? "-" + out : out;
+}
+
+std::string python_str_repr(const std::string& s) {
+  bool has_single = s.find('\'') != std::string::npos;
+  bool has_double = s.find('"') != std::string::npos;
+  char quote = (has_single && !has_double) ? '"' : '\'';
+  std::string out(1, quote);
+  for (unsigned char c : s) {
+    if (c == static_cast<unsigned char>(quote) || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += quote;
+  return out;
+}
+
+namespace {
+std::string optional_int_repr(const std::optional<std::int64_t>& v) {
+  return v ? std::to_string(*v) : "None";
+}
+}  // namespace
+
+std::string python_repr(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::None: return "None";
+    case Value::Kind::Bool: return v.to_bool() ? "True" : "False";
+    case Value::Kind::Int: return std::to_string(v.to_int());
+    case Value::Kind::Double: return python_float_repr(v.to_double());
+    case Value::Kind::String: return python_str_repr(v.str());
+    case Value::Kind::DType: return "torch." + std::string(dtype_name(v.dtype()));
+    case Value::Kind::Device: {
+      const auto& d = std::get<Device>(v.variant());
+      if (d.index < 0) return "device(type=" + python_str_repr(d.type) + ")";
+      return "device(type=" + python_str_repr(d.type) + ", index=" + std::to_string(d.index) + ")";
+    }
+    case Value::Kind::Layout: return "torch.strided";
+    case Value::Kind::MemoryFormat:
+      switch (std::get<MemoryFormat>(v.variant())) {
+        case MemoryFormat::Contiguous: return "torch.contiguous_format";
+        case MemoryFormat::Preserve: return "torch.preserve_format";
+        case MemoryFormat::ChannelsLast: return "torch.channels_last";
+      }
+      return "?";
+    case Value::Kind::Slice: {
+      const Slice& s = v.slice();
+      return "slice(" + optional_int_repr(s.start) + ", " + optional_int_repr(s.stop) + ", " +
+             optional_int_repr(s.step) + ")";
+    }
+    case Value::Kind::Node: return v.node()->name();
+    case Value::Kind::List:
+    case Value::Kind::Tuple: {
+      bool list = v.kind() == Value::Kind::List;
+      const auto& items = v.items();
+      std::string out = list ? "[" : "(";
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ", ";
+        out += python_repr(items[i]);
+      }
+      if (!list && items.size() == 1) out += ",";
+      out += list ? "]" : ")";
+      return out;
+    }
+    case Value::Kind::Dict: {
+      std::string out = "{";
+      bool first = true;
+      for (const auto& [k, x] : v.dict().items) {
+        if (!first) out += ", ";
+        first = false;
+        out += python_str_repr(k) + ": " + python_repr(x);
+      }
+      return out + "}";
+    }
+    case Value::Kind::Tensor: {
+      std::ostringstream os;
+      os << v.tensor();
+      return os.str();
+    }
+  }
+  return "?";
+}
+
+}  // namespace fxpack

@@ -1,0 +1,163 @@
+// Graph IR: naming, users bookkeeping, editing, lint and dead-code elimination.
+#include <doctest/doctest.h>
+
+#include "fxpack/fxpack.hpp"
+
+using namespace fxpack;
+
+TEST_CASE("graph: names follow fx rules") {
+  Graph g;
+  Node* x = g.placeholder("x");
+  CHECK(g.call_method("sin", {x})->name() == "sin");
+  CHECK(g.call_method("sin", {x})->name() == "sin_1");
+  CHECK(g.call_method("sin", {x})->name() == "sin_2");
+  // keywords, builtins and fx's reserved names take a suffix
+  CHECK(g.create_node(Op::CallFunction, "torch.sum", {x})->name() == "sum_1");
+  CHECK(g.create_node(Op::CallFunction, "builtins.getattr", {x, "shape"})->name() == "getattr_1");
+  CHECK(g.create_node(Op::CallMethod, "max", {x})->name() == "max_1");
+  CHECK(g.create_node(Op::CallFunction, "x.lambda", {x})->name() == "lambda_1");
+  CHECK(g.create_node(Op::CallFunction, "foo.torch", {x})->name() == "torch_1");
+  CHECK(g.create_node(Op::CallFunction, "foo.inf", {x})->name() == "inf_1");
+  // snake case, illegal characters, leading digits, magic names, aten packets
+  CHECK(g.call_module("layers.0", {x})->name() == "layers_0");
+  CHECK(g.call_module("0", {x})->name() == "_0");
+  CHECK(g.call_module("myModule", {x})->name() == "my_module");
+  CHECK(g.call_method("__add__", {x, 1})->name() == "add");
+  CHECK(g.call_function("torch.ops.aten.relu_.default", {x})->name() == "relu_");
+  CHECK(g.call_function("torch.ops.aten.relu_.default", {x})->name() == "relu__1");
+  CHECK(g.call_function("operator.add", {x, 1})->name() == "add_1");
+  // an explicit numbered candidate keeps its number; the base counter moves past it
+  CHECK(g.create_node(Op::CallFunction, "operator.mul", {x, 2}, {}, std::string("mul_5"))->name() == "mul_5");
+  CHECK(g.call_function("operator.mul", {x, 2})->name() == "mul");
+  CHECK(g.call_function("operator.mul", {x, 2})->name() == "mul_6");
+  CHECK(is_reserved_python_name("print"));
+  CHECK_FALSE(is_reserved_python_name("relu"));
+}
+
+TEST_CASE("graph: naming is O(1) per node (a long chain names quickly and uniquely)") {
+  Graph g;
+  Value v = g.placeholder("x");
+  for (int i = 0; i < 100000; ++i) v = g.call_method("sin", {v});
+  CHECK(v.node()->name() == "sin_99999");
+  CHECK(g.size() == 100001);
+}
+
+TEST_CASE("graph: users follow args automatically") {
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* y = g.placeholder("y");
+  Node* add = g.call_function("operator.add", {x, x});
+  CHECK(x->users() == std::vector<Node*>{add});
+  CHECK(add->input_nodes() == std::vector<Node*>{x});
+  add->set_arg(1, y);
+  CHECK(y->users() == std::vector<Node*>{add});
+  CHECK(x->users() == std::vector<Node*>{add});
+  add->set_args({y, List{{y, 2}}});
+  CHECK(x->users().empty());
+  CHECK(add->input_nodes() == std::vector<Node*>{y});
+  add->set_kwargs(Dict{{{"alpha", x}}});
+  CHECK(x->users() == std::vector<Node*>{add});
+  auto changed = x->replace_all_uses_with(y);
+  CHECK(changed == std::vector<Node*>{add});
+  CHECK(x->users().empty());
+  CHECK(add->kwargs().items[0].second.node() == y);
+}
+
+TEST_CASE("graph: erase refuses a node with users, insertion points, DCE") {
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* sin = g.call_method("sin", {x});
+  Node* out = g.output(sin);
+  CHECK_THROWS_WITH_AS(g.erase_node(sin), doctest::Contains("still has 1 user(s): output"), GraphError);
+  {
+    auto at = g.inserting_before(sin);
+    Node* cos = g.call_method("cos", {x});
+    CHECK(cos->next() == sin);
+  }
+  {
+    auto at = g.inserting_after(sin);
+    Node* relu = g.call_function("torch.relu", {sin});
+    CHECK(relu->prev() == sin);
+    out->set_args({relu});
+  }
+  CHECK(g.to_string() ==
+        "graph(x):\n"
+        "    %x : [#users=2] = placeholder[target=x]\n"
+        "    %cos : [#users=0] = call_method[target=cos](args = (%x,), kwargs = {})\n"
+        "    %sin : [#users=1] = call_method[target=sin](args = (%x,), kwargs = {})\n"
+        "    %relu : [#users=1] = call_function[target=torch.relu](args = (%sin,), kwargs = {})\n"
+        "    return %relu");
+  CHECK(g.eliminate_dead_code());
+  CHECK(g.find_node("cos") == nullptr);
+  CHECK(g.size() == 4);
+  CHECK_FALSE(g.eliminate_dead_code());
+  // in-place ops are kept: they have side effects
+  Node* inplace = nullptr;
+  {
+    auto at = g.inserting_before(out);
+    inplace = g.call_method("relu_", {x});
+  }
+  CHECK_FALSE(g.eliminate_dead_code());
+  CHECK(g.find_node(inplace->name()) == inplace);
+  g.lint();
+}
+
+TEST_CASE("graph: lint catches broken graphs") {
+  SUBCASE("use before definition") {
+    Graph g;
+    Node* x = g.placeholder("x");
+    Node* a = g.call_method("sin", {x});
+    Node* b = g.call_method("cos", {x});
+    g.output(b);
+    a->set_args({b});
+    CHECK_THROWS_WITH_AS(g.lint(), doctest::Contains("uses 'cos', which comes later"), GraphError);
+  }
+  SUBCASE("dangling reference to a node of another graph is refused at creation") {
+    Graph g, other;
+    Node* foreign = other.placeholder("y");
+    Node* x = g.placeholder("x");
+    CHECK_THROWS_WITH_AS(g.call_function("operator.add", {x, foreign}),
+                         doctest::Contains("of another graph"), GraphError);
+    CHECK(g.size() == 1);
+  }
+  SUBCASE("no output") {
+    Graph g;
+    g.placeholder("x");
+    CHECK_THROWS_WITH_AS(g.lint(), doctest::Contains("0 output nodes"), GraphError);
+  }
+  SUBCASE("two outputs are refused") {
+    Graph g;
+    Node* x = g.placeholder("x");
+    g.output(x);
+    CHECK_THROWS_AS(g.output(x), GraphError);
+  }
+  SUBCASE("node after output") {
+    Graph g;
+    Node* x = g.placeholder("x");
+    Node* out = g.output(x);
+    {
+      auto at = g.inserting_after(out);
+      g.call_method("sin", {x});
+    }
+    CHECK_THROWS_WITH_AS(g.lint(), doctest::Contains("is not the last node"), GraphError);
+  }
+}
+
+TEST_CASE("graph: clone keeps names, args, kwargs, meta") {
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* c = g.call_method("clamp", {x}, Dict{{{"min", -std::numeric_limits<double>::infinity()}}});
+  c->meta().set("stack_trace", "File \"a.py\", line 1, in f");
+  g.output(Tuple{{c, x}});
+  auto copy = g.clone();
+  CHECK(copy->to_string() == g.to_string());
+  CHECK(python_code(*copy) == python_code(g));
+  CHECK(copy->find_node("clamp")->meta() == c->meta());
+  CHECK(copy->find_node("clamp")->input_nodes()[0] == copy->find_node("x"));
+}
+
+TEST_CASE("graph: op names parse and print") {
+  for (Op op : {Op::Placeholder, Op::GetAttr, Op::CallFunction, Op::CallMethod, Op::CallModule, Op::Output})
+    CHECK(parse_op(op_name(op)) == op);
+  CHECK_THROWS_WITH_AS(parse_op("call_lambda"), doctest::Contains("unknown node op 'call_lambda'"), GraphError);
+}

@@ -1,0 +1,194 @@
+// GraphModule / LazyGraphModule state machine, thread safety, plans and bad input.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <barrier>
+#include <thread>
+
+#include "fxpack/fxpack.hpp"
+#include "reference_models.hpp"
+
+using namespace fxpack;
+using fxpack::testing::random_tensor;
+
+TEST_CASE("graph_module: eager module keeps running its old plan until recompile()") {
+  auto eager = use_lazy_graph_module(false);
+  auto gm = symbolic_trace([](const Value& x) { return x.sin(); });
+  CHECK_FALSE(gm->is_lazy());
+  CHECK_FALSE(gm->needs_recompile());
+  CHECK(gm->recompile_count() == 1);
+  Tensor x = random_tensor({2, 3});
+  for (Node* n : gm->graph())
+    if (n->target() == "sin") n->set_target("cos");
+  CHECK(allclose((*gm)(x).tensor(), Value(x).sin().tensor()));  // stale, as in PyTorch
+  CHECK(gm->code().find("sin") != std::string::npos);
+  gm->recompile();
+  CHECK(gm->recompile_count() == 2);
+  CHECK(allclose((*gm)(x).tensor(), Value(x).cos().tensor()));
+  CHECK(gm->code().find("cos") != std::string::npos);
+}
+
+TEST_CASE("graph_module: lazy module state machine and counters") {
+  auto lazy = use_lazy_graph_module(true);
+  auto before = GraphModule::total_recompile_count();
+  auto gm = symbolic_trace([](const Value& x) { return x.sin(); });
+  CHECK(gm->is_lazy());
+  CHECK(gm->needs_recompile());
+  CHECK(gm->recompile_count() == 0);
+  gm->print_readable(false);
+  CHECK(gm->needs_recompile());
+  gm->to_string();
+  CHECK_FALSE(gm->needs_recompile());
+  CHECK(gm->recompile_count() == 1);
+  gm->recompile();
+  gm->recompile();
+  CHECK(gm->needs_recompile());
+  gm->force_recompile();
+  CHECK_FALSE(gm->needs_recompile());
+  CHECK(gm->recompile_count() == 2);
+  CHECK(GraphModule::total_recompile_count() - before >= 2);
+}
+
+TEST_CASE("graph_module: from_graphmodule and class names") {
+  auto eager = use_lazy_graph_module(false);
+  auto gm = symbolic_trace(std::make_shared<fxpack::testing::ReluAdd>());
+  CHECK(gm->class_name() == "ReluAdd");
+  auto lazy = LazyGraphModule::from_graphmodule(gm);
+  CHECK(lazy->is_lazy());
+  CHECK(dynamic_cast<LazyGraphModule*>(lazy.get()));
+  CHECK(lazy->class_name() == "GraphModule");
+  CHECK(&lazy->graph() == &gm->graph());
+  CHECK(LazyGraphModule::from_graphmodule(lazy) == lazy);
+  Tensor x = random_tensor({2, 3});
+  CHECK(allclose((*lazy)(x).tensor(), (*gm)(x).tensor()));
+}
+
+TEST_CASE("graph_module: use_lazy_graph_module restores the previous mode") {
+  CHECK_FALSE(lazy_graph_module_mode());
+  {
+    auto a = use_lazy_graph_module(true);
+    CHECK(lazy_graph_module_mode());
+    {
+      auto b = use_lazy_graph_module(false);
+      CHECK_FALSE(lazy_graph_module_mode());
+    }
+    CHECK(lazy_graph_module_mode());
+  }
+  CHECK_FALSE(lazy_graph_module_mode());
+}
+
+TEST_CASE("graph_module: N threads calling a dirty module cause exactly one real recompile") {
+  auto lazy = use_lazy_graph_module(true);
+  constexpr int kThreads = 8;
+  for (int round = 0; round < 20; ++round) {
+    auto gm = symbolic_trace([](const Value& x) { return (x.sin() + 1.0).relu(); });
+    Tensor x = random_tensor({2, 3}, static_cast<unsigned>(round));
+    Tensor expected = (Value(x).sin() + 1.0).relu().tensor();
+    std::barrier start(kThreads);
+    std::atomic<int> correct{0};
+    std::vector<std::thread> threads;
+    auto fwd = gm->forward_fn();
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&] {
+        start.arrive_and_wait();
+        if (allclose(fwd(x).tensor(), expected)) correct.fetch_add(1);
+      });
+    for (auto& t : threads) t.join();
+    CHECK(gm->recompile_count() == 1);
+    CHECK(correct.load() == kThreads);
+  }
+}
+
+TEST_CASE("graph_module: symbolic_trace of a GraphModule reproduces its graph") {
+  auto lazy = use_lazy_graph_module(true);
+  auto gm = fxpack::testing::trace_reference("small_convnet");
+  auto gm2 = symbolic_trace(gm);
+  CHECK(gm2->graph().to_string() == gm->graph().to_string());
+  CHECK(gm2->code() == gm->code());
+  CHECK(gm2->class_name() == "SmallConvNet");
+  Tensor x = random_tensor({1, 3, 8, 8});
+  CHECK(allclose((*gm2)(x).tensor(), (*gm)(x).tensor()));
+}
+
+TEST_CASE("graph_module: tensors met while tracing become _tensor_constantN attributes") {
+  Tensor bias = Tensor::from_vector(std::vector<float>{1, 2, 3}, {3});
+  auto gm = symbolic_trace([bias](const Value& x) { return x + bias; });
+  CHECK(gm->code() ==
+        "\n\n\ndef forward(self, x):\n"
+        "    _tensor_constant0 = self._tensor_constant0\n"
+        "    add = x + _tensor_constant0;  x = _tensor_constant0 = None\n"
+        "    return add\n    ");
+  Tensor x = Tensor::zeros({2, 3});
+  CHECK(allclose((*gm)(x).tensor(), Tensor::from_vector(std::vector<float>{1, 2, 3, 1, 2, 3}, {2, 3})));
+}
+
+TEST_CASE("graph_module: Sequential is traced through, numeric names use getattr") {
+  auto root = std::make_shared<Module>("Net");
+  root->register_module("layers", nn::Sequential({nn::Linear(3, 4), nn::ReLU()}));
+  struct Net : Module {
+    Net() : Module("Net") { register_module("layers", nn::Sequential({nn::Linear(3, 4), nn::ReLU()})); }
+    Value forward(std::span<const Value> in) override { return (*find_child("layers"))(in[0]); }
+  };
+  auto gm = symbolic_trace(std::make_shared<Net>());
+  CHECK(gm->code() ==
+        "\n\n\ndef forward(self, x):\n"
+        "    layers_0 = getattr(self.layers, \"0\")(x);  x = None\n"
+        "    layers_1 = getattr(self.layers, \"1\")(layers_0);  layers_0 = None\n"
+        "    return layers_1\n    ");
+  CHECK((*gm)(random_tensor({2, 3})).tensor().shape() == Shape{2, 4});
+}
+
+TEST_CASE("graph_module: bad input gives clear errors") {
+  auto eager = use_lazy_graph_module(false);
+  SUBCASE("unknown targets are all listed when the plan is built") {
+    auto g = std::make_shared<Graph>();
+    Node* x = g->placeholder("x");
+    Node* a = g->call_function("torch.frobnicate", {x});
+    Node* b = g->call_method("wiggle", {a});
+    g->output(b);
+    auto root = std::make_shared<Module>();
+    CHECK_THROWS_WITH_AS(make_graph_module(root, g),
+                         doctest::Contains("no kernel for 2 targets: node 'frobnicate' "
+                                           "(call_function torch.frobnicate); node 'wiggle' "
+                                           "(call_method wiggle)"),
+                         OpError);
+    auto lazy = make_graph_module(root, g, {.graph_module_cls = GraphModuleClass::Lazy});
+    CHECK(lazy->code().find("torch.frobnicate(x)") != std::string::npos);  // still printable
+    CHECK_THROWS_WITH_AS((*lazy)(random_tensor({2})), doctest::Contains("torch.frobnicate"), OpError);
+  }
+  SUBCASE("wrong arity") {
+    auto g = std::make_shared<Graph>();
+    Node* x = g->placeholder("x");
+    g->output(g->call_method("sin", {x, 1, 2}));
+    CHECK_THROWS_WITH_AS(make_graph_module(std::make_shared<Module>(), g),
+                         doctest::Contains("node 'sin' (call_method sin): sin: takes 1 positional"),
+                         OpError);
+  }
+  SUBCASE("unknown keyword") {
+    auto g = std::make_shared<Graph>();
+    Node* x = g->placeholder("x");
+    g->output(g->call_function("torch.flatten", {x}, Dict{{{"start", 1}}}));
+    CHECK_THROWS_WITH_AS(make_graph_module(std::make_shared<Module>(), g),
+                         doctest::Contains("unexpected keyword argument 'start'"), OpError);
+  }
+  SUBCASE("shape mismatch at run time names the node") {
+    auto gm = symbolic_trace([](std::span<const Value> in) { return in[0] + in[1]; },
+                             {.input_names = {"a", "b"}, .class_name = ""});
+    CHECK_THROWS_WITH_AS((*gm)(random_tensor({2, 3}), random_tensor({4})),
+                         doctest::Contains("node 'add' (call_function operator.add)"), OpError);
+    CHECK_THROWS_WITH_AS((*gm)(random_tensor({2, 3})), doctest::Contains("takes 2 input(s), got 1"),
+                         OpError);
+  }
+  SUBCASE("missing attribute targets") {
+    auto g = std::make_shared<Graph>();
+    g->output(g->get_attr("fc.weight"));
+    CHECK_THROWS_WITH_AS(make_graph_module(std::make_shared<Module>("Root"), g),
+                         doctest::Contains("target 'fc.weight': Root has no submodule 'fc'"),
+                         GraphError);
+  }
+  SUBCASE("a Node reference used outside a trace") {
+    Graph g;
+    Value x = g.placeholder("x");
+    CHECK_THROWS_WITH_AS(x.sin(), doctest::Contains("outside a trace"), GraphError);
+  }
+}

@@ -1,0 +1,109 @@
+// Core benchmark: the chain graphs of PyTorch's anchor script
+// (shared pytorch-anchors/bench.py: N ops cycling x.sin(), x.cos(), torch.relu(x), x + 1.0,
+// x * 2.0) timed for symbolic_trace, code generation, real recompile and a steady call on
+// a 2x3 tensor, per node, next to PyTorch 1.13's figures measured on the same kind of
+// machine (RESULTS.md of that folder), with the ratio.
+//
+//   bench_core [max_n]     (default 10000; 1000000 for the linearity check)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include "fxpack/fxpack.hpp"
+
+using namespace fxpack;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+class Chain : public Module {
+ public:
+  explicit Chain(int n) : Module("Chain"), n_(n) {}
+  Value forward(std::span<const Value> in) override {
+    Value x = in[0];
+    for (int i = 0; i < n_; ++i) {
+      switch (i % 5) {
+        case 0: x = x.sin(); break;
+        case 1: x = x.cos(); break;
+        case 2: x = torch::relu(x); break;
+        case 3: x = x + 1.0; break;
+        case 4: x = x * 2.0; break;
+      }
+    }
+    return x;
+  }
+
+ private:
+  int n_;
+};
+
+double median_ms(int reps, const std::function<void()>& fn) {
+  fn();  // warm-up
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    auto a = Clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// PyTorch 1.13 µs/node (symbolic_trace, python_code, recompile, steady call), from
+// RESULTS.md; 0 where PyTorch was not measured.
+struct Anchor {
+  int n;
+  double trace, codegen, recompile, call;
+};
+constexpr Anchor kPyTorch[] = {
+    {100, 45.52, 9.84, 17.39, 1.57},
+    {1000, 37.35, 7.03, 14.59, 1.76},
+    {10000, 139.93, 7.26, 21.74, 1.67},
+};
+
+const Anchor* anchor_for(int n) {
+  for (const auto& a : kPyTorch)
+    if (a.n == n) return &a;
+  return nullptr;
+}
+
+void row(const char* what, int n, double ms, double torch_us) {
+  double us = ms * 1000.0 / n;
+  if (torch_us > 0)
+    std::printf("| %-22s | %8d | %10.3f | %8.4f | %8.2f | %7.0fx |\n", what, n, ms, us, torch_us, torch_us / us);
+  else
+    std::printf("| %-22s | %8d | %10.3f | %8.4f | %8s | %8s |\n", what, n, ms, us, "-", "-");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int max_n = argc > 1 ? std::atoi(argv[1]) : 10000;
+  std::printf("| measurement            |        N |   total ms |  us/node | PyTorch us/node | speed-up |\n");
+  std::printf("|---|---|---|---|---|---|\n");
+  Tensor x = Tensor::full({2, 3}, 0.5);
+  for (int n = 100; n <= max_n; n *= 10) {
+    int reps = n <= 100 ? 21 : n <= 1000 ? 11 : n <= 100000 ? 5 : 3;
+    const Anchor* a = anchor_for(n);
+    auto chain = std::make_shared<Chain>(n);
+    auto lazy = use_lazy_graph_module(true);
+
+    std::shared_ptr<GraphModule> gm;
+    double trace = median_ms(reps, [&] { gm = symbolic_trace(chain); });
+    double codegen = median_ms(reps, [&] { volatile auto s = python_code(gm->graph()).size(); (void)s; });
+    double recompile = median_ms(reps, [&] { gm->force_recompile(); });
+    Value out;
+    int calls = std::max(1, 200000 / n);
+    double call = median_ms(reps, [&] {
+                    for (int i = 0; i < calls; ++i) out = (*gm)(x);
+                  }) / calls;
+    row("symbolic_trace", n, trace, a ? a->trace : 0);
+    row("codegen (python_code)", n, codegen, a ? a->codegen : 0);
+    row("real recompile", n, recompile, a ? a->recompile : 0);
+    row("steady call 2x3", n, call, a ? a->call : 0);
+  }
+  return 0;
+}
