@@ -139,14 +139,17 @@ std::string stack_summary(const std::string& trace) {
 }  // namespace
 
 std::string python_code(const Graph& graph, bool verbose) {
-  // Last uses: walking backwards, the first user met of each node frees it.
-  std::unordered_map<const Node*, const Node*> last_use;
-  std::unordered_map<const Node*, std::vector<const Node*>> frees;
-  for (auto it = graph.end(); it != graph.begin();) {
-    const Node* user = *--it;
-    for (const Node* in : user->input_nodes()) {
-      if (last_use.emplace(in, user).second) frees[user].push_back(in);
-    }
+  // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
+  // it references them, as fx's map_arg walk does.
+  std::unordered_map<const Node*, std::uint32_t> index;
+  index.reserve(graph.size());
+  std::vector<std::uint32_t> last_user;
+  last_user.reserve(graph.size());
+  for (const Node* n : graph) {
+    auto i = static_cast<std::uint32_t>(last_user.size());
+    for (const Node* in : n->input_nodes()) last_user[index.at(in)] = i;
+    index.emplace(n, i);
+    last_user.push_back(i);
   }
 
   std::string params = "self";
@@ -154,7 +157,9 @@ std::string python_code(const Graph& graph, bool verbose) {
   body.reserve(graph.size() * 48);
   const std::string* prev_stack = nullptr;
   bool prev_was_none = false;
+  std::uint32_t position = 0;
   for (const Node* n : graph) {
+    const std::uint32_t self = position++;
     if (verbose && n->op() != Op::Placeholder && n->op() != Op::Output) {
       const Value* st = n->meta().find("stack_trace");
       if (st && st->kind() == Value::Kind::String && !st->str().empty()) {
@@ -211,14 +216,15 @@ std::string python_code(const Graph& graph, bool verbose) {
         body += "\n";
         continue;
     }
-    auto f = frees.find(n);
-    if (f != frees.end() && !f->second.empty()) {
-      body += ";  ";
-      for (const Node* d : f->second) body += d->name() + " = ";
-      body += "None\n";
-    } else {
-      body += "\n";
+    bool freed_any = false;
+    for (const Node* in : n->input_nodes()) {
+      if (last_user[index.at(in)] != self) continue;
+      body += freed_any ? "" : ";  ";
+      body += in->name();
+      body += " = ";
+      freed_any = true;
     }
+    body += freed_any ? "None\n" : "\n";
   }
   if (body.empty()) body = "pass\n";
 

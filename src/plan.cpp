@@ -16,12 +16,11 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root) 
   std::vector<std::string> missing;
   const OpRegistry& registry = OpRegistry::global();
 
-  // Last use of each node → free after that instruction.
-  std::unordered_map<const Node*, const Node*> last_use;
-  for (auto it = graph.end(); it != graph.begin();) {
-    const Node* user = *--it;
-    for (const Node* in : user->input_nodes()) last_use.emplace(in, user);
-  }
+  slot_of.reserve(graph.size());
+  // Slot i holds the value of the i-th node, computed by instruction i; last_user[i] is the
+  // instruction after which it dies (-1: read by the output, kept to the end).
+  std::vector<std::int32_t> last_user;
+  last_user.reserve(graph.size());
 
   auto operand_for = [&](const Value& v) {
     Operand op;
@@ -39,12 +38,15 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root) 
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
       plan->output_ = n->args().empty() ? Operand{} : operand_for(n->args()[0]);
+      for (const Node* input : n->input_nodes()) last_user[slot_of.at(input)] = -1;
       break;
     }
     Instr in;
-    in.node = n;
     in.out = next_slot;
+    for (const Node* input : n->input_nodes())
+      last_user[slot_of.at(input)] = static_cast<std::int32_t>(next_slot);
     slot_of.emplace(n, next_slot++);
+    last_user.push_back(-1);
     try {
       switch (n->op()) {
         case Op::Placeholder:
@@ -90,7 +92,9 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root) 
     } catch (const Error& e) {
       throw OpError(describe(n) + ": " + e.what());
     }
-    in.where = describe(n);
+    in.where_begin = static_cast<std::uint32_t>(plan->where_.size());
+    plan->where_ += describe(n);
+    in.where_end = static_cast<std::uint32_t>(plan->where_.size());
     plan->instrs_.push_back(std::move(in));
   }
   if (!missing.empty()) {
@@ -99,14 +103,11 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root) 
     for (std::size_t i = 0; i < missing.size(); ++i) msg += (i ? "; " : "") + missing[i];
     throw OpError(msg);
   }
-  // Frees: each value is released after its last user's instruction (values only used by
-  // the output stay alive until the end).
-  std::unordered_map<const Node*, std::size_t> index;
-  for (std::size_t i = 0; i < plan->instrs_.size(); ++i) index.emplace(plan->instrs_[i].node, i);
-  for (const auto& [value, user] : last_use) {
-    auto it = index.find(user);
-    if (it != index.end()) plan->instrs_[it->second].frees.push_back(slot_of.at(value));
-  }
+  // Frees: each value is released after its last user's instruction.
+  for (std::size_t value = 0; value < last_user.size(); ++value)
+    if (last_user[value] >= 0)
+      plan->instrs_[static_cast<std::size_t>(last_user[value])].frees.push_back(
+          static_cast<std::uint32_t>(value));
   plan->num_slots_ = next_slot;
   return plan;
 }
@@ -161,7 +162,8 @@ Value Plan::run(std::span<const Value> inputs) const {
             slots[in.out] = const_cast<Module&>(*in.module).forward(args);
           }
         } catch (const Error& e) {
-          throw OpError(in.where + ": " + e.what());
+          throw OpError(where_.substr(in.where_begin, in.where_end - in.where_begin) + ": " +
+                        e.what());
         }
         break;
       }

@@ -53,14 +53,16 @@ class Plan {
     const ModuleKind* module_kind = nullptr;
     std::vector<Operand> operands;
     std::vector<std::uint32_t> frees;  // slots to release after this instruction
-    const Node* node;                   // for error messages only
-    std::string where;                  // "node 'add' (call_function operator.add)"
+    // "node 'add' (call_function operator.add)" for messages: a range of where_, because
+    // the graph may change (or its nodes go away) while this plan still runs.
+    std::uint32_t where_begin = 0, where_end = 0;
   };
 
   Value resolve(const Value& v, std::vector<Value>& slots) const;
 
   std::vector<Instr> instrs_;
   std::unordered_map<const Node*, std::uint32_t> slot_of_;  // for nested operands
+  std::string where_;
   Operand output_;
   std::size_t num_inputs_ = 0;
   std::size_t num_slots_ = 0;
