@@ -98,7 +98,9 @@ std::vector<Value> bind_arguments(const OpDef& op, std::span<const Value> args,
     bound[next] = args[i];
     filled[next++] = true;
   }
-  for (const auto& [key, value] : kwargs.items) {
+  for (const auto& kv : kwargs.items) {
+    const std::string& key = kv.first;
+    const Value& value = kv.second;
     auto it = std::find_if(params.begin(), params.end(), [&](const Param& p) {
       return p.name == key || (p.name[0] == '*' && p.name.compare(1, std::string::npos, key) == 0);
     });

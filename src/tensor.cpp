@@ -157,17 +157,20 @@ Storage::~Storage() {
 
 namespace {
 
-void check_shape(const Shape& shape, const char* what) {
+// Every dim >= 0 and numel * 8 bytes representable; returns numel.
+std::int64_t check_shape(const Shape& shape, const char* what) {
   std::int64_t n = 1;
+  bool overflow = false;
   for (std::int64_t d : shape) {
     if (d < 0) {
       throw Error(std::string(what) + ": negative dimension in shape " + shape.to_string());
     }
-    if (d != 0 && n > std::numeric_limits<std::int64_t>::max() / 8 / d) {
-      throw Error(std::string(what) + ": shape " + shape.to_string() + " is too large");
-    }
-    n *= d;
+    overflow |= __builtin_mul_overflow(n, d, &n);
   }
+  if (overflow || n > (std::numeric_limits<std::int64_t>::max() >> 3)) {
+    throw Error(std::string(what) + ": shape " + shape.to_string() + " is too large");
+  }
+  return n;
 }
 
 // Conversions that are defined for every input (float -> int of NaN / out of range is
@@ -238,9 +241,9 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, std::size_t byte_offset, DType 
 }
 
 Tensor Tensor::empty(Shape shape, DType dtype) {
-  check_shape(shape, "Tensor::empty");
+  const std::int64_t n = check_shape(shape, "Tensor::empty");
   Tensor t;
-  t.storage_ = Storage::allocate(static_cast<std::size_t>(shape.numel()) * element_size(dtype));
+  t.storage_ = Storage::allocate(static_cast<std::size_t>(n) * element_size(dtype));
   t.dtype_ = dtype;
   t.shape_ = shape;
   return t;

@@ -45,7 +45,7 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // Unary
 
-constexpr std::int64_t kEigenThreshold = 64;
+constexpr std::int64_t kEigenThreshold = 4;
 
 template <class T>
 void unary_loop(UnaryOp op, const T* x, T* y, std::int64_t n) {
@@ -537,6 +537,32 @@ Value binary_impl(Bop op, const Value& a, const Value& b) {
         case Bop::Sub: for (std::int64_t i = 0; i < n; ++i) z[i] = x[i] - y[i]; break;
         case Bop::Mul: for (std::int64_t i = 0; i < n; ++i) z[i] = x[i] * y[i]; break;
         default: for (std::int64_t i = 0; i < n; ++i) z[i] = x[i] / y[i]; break;
+      }
+      return Value(std::move(out));
+    }
+  }
+  // Fast path: a float32 tensor and a Python number (the result is float32 whatever the number).
+  if (op <= Bop::Div && a.kind() != Value::Kind::Bool && b.kind() != Value::Kind::Bool &&
+      ((ta && ta->dtype() == DType::Float32 && is_number(b)) ||
+       (tb && tb->dtype() == DType::Float32 && is_number(a)))) {
+    const Tensor& t = ta ? *ta : *tb;
+    if (t.defined()) {
+      const float s = scalar_as<float>(ta ? b : a);
+      Tensor out = Tensor::empty(t.shape(), DType::Float32);
+      const float* x = t.data<float>();
+      float* z = out.data<float>();
+      const std::int64_t n = t.numel();
+      switch (op) {
+        case Bop::Add: for (std::int64_t i = 0; i < n; ++i) z[i] = x[i] + s; break;
+        case Bop::Mul: for (std::int64_t i = 0; i < n; ++i) z[i] = x[i] * s; break;
+        case Bop::Sub:
+          if (ta) for (std::int64_t i = 0; i < n; ++i) z[i] = x[i] - s;
+          else for (std::int64_t i = 0; i < n; ++i) z[i] = s - x[i];
+          break;
+        default:
+          if (ta) for (std::int64_t i = 0; i < n; ++i) z[i] = x[i] / s;
+          else for (std::int64_t i = 0; i < n; ++i) z[i] = s / x[i];
+          break;
       }
       return Value(std::move(out));
     }
