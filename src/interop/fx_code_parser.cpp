@@ -1,0 +1,1096 @@
+#include "interop/fx_code_parser.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "fxpack/errors.hpp"
+
+namespace fxpack::interop {
+
+namespace {
+
+// ---- tokens ---------------------------------------------------------------------------
+
+enum class Tok { Name, Int, Float, Str, Op, End };
+
+struct Token {
+  Tok kind = Tok::End;
+  std::string text;  // Name: identifier; Int: digits; Str: decoded value; Op: punctuation
+  double number = 0;
+  std::size_t col = 0;  // 1-based
+};
+
+class Located {
+ public:
+  Located(std::string where) : where_(std::move(where)) {}
+  [[noreturn]] void fail(std::size_t line, std::size_t col, const std::string& what) const {
+    throw FormatError(where_ + " line " + std::to_string(line) + ", column " + std::to_string(col) + ": " + what);
+  }
+
+ protected:
+  std::string where_;
+};
+
+bool ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool ident_char(char c) { return ident_start(c) || (c >= '0' && c <= '9'); }
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t line) {
+  std::vector<Token> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == ' ' || c == '\t') {
+      ++i;
+      continue;
+    }
+    if (c == '#') break;  // comment to end of line
+    Token t;
+    t.col = i + 1;
+    if (ident_start(c)) {
+      std::size_t b = i;
+      while (i < s.size() && ident_char(s[i])) ++i;
+      t.kind = Tok::Name;
+      t.text.assign(s.substr(b, i - b));
+      if (i < s.size() && (s[i] == '\'' || s[i] == '"')) {
+        loc.fail(line, t.col, "string prefix '" + t.text + "' is not supported");
+      }
+    } else if (digit(c) || (c == '.' && i + 1 < s.size() && digit(s[i + 1]))) {
+      std::size_t b = i;
+      bool is_float = false;
+      while (i < s.size() && digit(s[i])) ++i;
+      if (i < s.size() && s[i] == '.') {
+        is_float = true;
+        ++i;
+        while (i < s.size() && digit(s[i])) ++i;
+      }
+      if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+        std::size_t e = i + 1;
+        if (e < s.size() && (s[e] == '+' || s[e] == '-')) ++e;
+        if (e < s.size() && digit(s[e])) {
+          is_float = true;
+          i = e;
+          while (i < s.size() && digit(s[i])) ++i;
+        }
+      }
+      if (i < s.size() && (ident_char(s[i]) || s[i] == '.')) {
+        loc.fail(line, i + 1, "malformed number literal");
+      }
+      t.text.assign(s.substr(b, i - b));
+      if (is_float) {
+        t.kind = Tok::Float;
+        std::string txt = t.text;
+        if (txt.front() == '.') txt.insert(0, "0");
+        auto [p, ec] = std::from_chars(txt.data(), txt.data() + txt.size(), t.number);
+        if (ec == std::errc::result_out_of_range) {
+          // Python gives inf for overflow and 0.0 for underflow.
+          bool under = txt.find("e-") != std::string::npos || txt.find("E-") != std::string::npos;
+          t.number = under ? 0.0 : std::numeric_limits<double>::infinity();
+        } else if (ec != std::errc() || p != txt.data() + txt.size()) {
+          loc.fail(line, t.col, "malformed number literal");
+        }
+      } else {
+        t.kind = Tok::Int;
+        if (t.text.size() > 1 && t.text[0] == '0') loc.fail(line, t.col, "integer literal with a leading zero");
+      }
+    } else if (c == '\'' || c == '"') {
+      char q = c;
+      ++i;
+      t.kind = Tok::Str;
+      bool closed = false;
+      while (i < s.size()) {
+        char d = s[i];
+        if (d == q) {
+          ++i;
+          closed = true;
+          break;
+        }
+        if (d != '\\') {
+          t.text += d;
+          ++i;
+          continue;
+        }
+        if (i + 1 >= s.size()) break;
+        char e = s[i + 1];
+        std::size_t ecol = i + 1;
+        i += 2;
+        switch (e) {
+          case '\\': t.text += '\\'; break;
+          case '\'': t.text += '\''; break;
+          case '"': t.text += '"'; break;
+          case 'n': t.text += '\n'; break;
+          case 'r': t.text += '\r'; break;
+          case 't': t.text += '\t'; break;
+          case 'a': t.text += '\a'; break;
+          case 'b': t.text += '\b'; break;
+          case 'f': t.text += '\f'; break;
+          case 'v': t.text += '\v'; break;
+          case '0': t.text += '\0'; break;
+          case 'x': case 'u': case 'U': {
+            std::size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+            if (i + n > s.size()) loc.fail(line, ecol, "truncated \\" + std::string(1, e) + " escape");
+            std::uint32_t cp = 0;
+            for (std::size_t k = 0; k < n; ++k) {
+              int h = hex_value(s[i + k]);
+              if (h < 0) loc.fail(line, ecol, "bad \\" + std::string(1, e) + " escape");
+              cp = cp * 16 + static_cast<std::uint32_t>(h);
+            }
+            i += n;
+            if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) loc.fail(line, ecol, "escape is not a valid code point");
+            if (e == 'x') t.text += static_cast<char>(cp);
+            else append_utf8(t.text, cp);
+            break;
+          }
+          default: loc.fail(line, ecol, std::string("unsupported escape \\") + e);
+        }
+      }
+      if (!closed) loc.fail(line, t.col, "unterminated string literal");
+    } else {
+      static constexpr std::string_view three[] = {"//=", "**=", ">>=", "<<="};
+      static constexpr std::string_view two[] = {"**", "//", "<<", ">>", "<=", ">=", "==", "!=", "->",
+                                                 "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", ":="};
+      t.kind = Tok::Op;
+      for (auto op : three) {
+        if (s.substr(i, 3) == op) t.text = op;
+      }
+      if (t.text.empty()) {
+        for (auto op : two) {
+          if (s.substr(i, 2) == op) t.text = op;
+        }
+      }
+      if (t.text.empty()) {
+        static constexpr std::string_view one = "()[]{},:.;=+-*/%@<>&|^~";
+        if (one.find(c) == std::string_view::npos) {
+          loc.fail(line, t.col, std::string("unexpected character '") + (static_cast<unsigned char>(c) < 0x20 ? '?' : c) + "'");
+        }
+        t.text = std::string(1, c);
+      }
+      i += t.text.size();
+    }
+    out.push_back(std::move(t));
+  }
+  Token end;
+  end.kind = Tok::End;
+  end.col = s.size() + 1;
+  out.push_back(std::move(end));
+  return out;
+}
+
+// ---- expressions ----------------------------------------------------------------------
+
+struct Expr {
+  enum class K { Name, Int, Float, Str, Tuple, List, Dict, Attr, Call, Subscript, Bin, Unary, Slice, Absent };
+  K k = K::Absent;
+  std::size_t col = 0;
+  std::string s;  // Name id, Int digits, Str value, Attr name, Bin/Unary operator
+  double f = 0;
+  std::vector<std::unique_ptr<Expr>> a;
+  std::vector<std::pair<std::string, std::unique_ptr<Expr>>> kw;
+};
+using ExprPtr = std::unique_ptr<Expr>;
+
+ExprPtr make_expr(Expr::K k, std::size_t col) {
+  auto e = std::make_unique<Expr>();
+  e->k = k;
+  e->col = col;
+  return e;
+}
+
+class ExprParser {
+ public:
+  ExprParser(const Located& loc, std::size_t line, const std::vector<Token>& toks, std::size_t pos,
+             std::size_t max_depth)
+      : loc_(loc), line_(line), t_(toks), p_(pos), max_depth_(max_depth) {}
+
+  std::size_t pos() const { return p_; }
+  const Token& peek() const { return t_[p_]; }
+  bool is_op(std::string_view op) const { return t_[p_].kind == Tok::Op && t_[p_].text == op; }
+  void expect_op(std::string_view op) {
+    if (!is_op(op)) fail_here("expected '" + std::string(op) + "'");
+    ++p_;
+  }
+  [[noreturn]] void fail_here(const std::string& what) const {
+    const Token& t = t_[p_];
+    std::string found = t.kind == Tok::End ? "end of line"
+                        : t.kind == Tok::Str ? "a string"
+                                             : "'" + t.text + "'";
+    loc_.fail(line_, t.col, what + ", found " + found);
+  }
+
+  ExprPtr expr() {
+    Depth d(*this);
+    ExprPtr l = bitor_();
+    static constexpr std::string_view cmp[] = {"<", ">", "==", "!=", "<=", ">="};
+    for (auto op : cmp) {
+      if (is_op(op)) {
+        auto e = binary(std::move(l), [this] { return bitor_(); });
+        for (auto op2 : cmp) {
+          if (is_op(op2)) fail_here("chained comparisons are not supported");
+        }
+        return e;
+      }
+    }
+    if (peek().kind == Tok::Name && (peek().text == "if" || peek().text == "and" || peek().text == "or" ||
+                                     peek().text == "in" || peek().text == "is" || peek().text == "not" ||
+                                     peek().text == "for" || peek().text == "lambda")) {
+      loc_.fail(line_, peek().col, "'" + peek().text + "' expressions are not supported");
+    }
+    return l;
+  }
+
+ private:
+  struct Depth {
+    explicit Depth(ExprParser& p) : p_(p) {
+      if (++p_.depth_ > p_.max_depth_) {
+        p_.loc_.fail(p_.line_, p_.peek().col, "expression nested deeper than " + std::to_string(p_.max_depth_) + " levels");
+      }
+    }
+    ~Depth() { --p_.depth_; }
+    ExprParser& p_;
+  };
+
+  template <class F>
+  ExprPtr binary(ExprPtr l, F next) {
+    const Token& op = peek();
+    ++p_;
+    auto e = make_expr(Expr::K::Bin, op.col);
+    e->s = op.text;
+    e->a.push_back(std::move(l));
+    e->a.push_back(next());
+    return e;
+  }
+  template <class F>
+  ExprPtr left_assoc(std::initializer_list<std::string_view> ops, F next) {
+    ExprPtr l = next();
+    while (true) {
+      bool matched = false;
+      for (auto op : ops) {
+        if (is_op(op)) {
+          l = binary(std::move(l), next);
+          matched = true;
+          break;
+        }
+      }
+      if (!matched) return l;
+    }
+  }
+  ExprPtr bitor_() { return left_assoc({"|"}, [this] { return bitxor_(); }); }
+  ExprPtr bitxor_() { return left_assoc({"^"}, [this] { return bitand_(); }); }
+  ExprPtr bitand_() { return left_assoc({"&"}, [this] { return shift_(); }); }
+  ExprPtr shift_() { return left_assoc({"<<", ">>"}, [this] { return arith_(); }); }
+  ExprPtr arith_() { return left_assoc({"+", "-"}, [this] { return term_(); }); }
+  ExprPtr term_() { return left_assoc({"*", "/", "//", "%", "@"}, [this] { return factor_(); }); }
+  ExprPtr factor_() {
+    Depth d(*this);
+    if (is_op("-") || is_op("+") || is_op("~")) {
+      const Token& op = peek();
+      ++p_;
+      auto e = make_expr(Expr::K::Unary, op.col);
+      e->s = op.text;
+      e->a.push_back(factor_());
+      return e;
+    }
+    return power_();
+  }
+  ExprPtr power_() {
+    ExprPtr base = primary_();
+    if (is_op("**")) return binary(std::move(base), [this] { return factor_(); });
+    return base;
+  }
+  ExprPtr primary_() {
+    ExprPtr e = atom_();
+    while (true) {
+      if (is_op(".")) {
+        std::size_t col = peek().col;
+        ++p_;
+        if (peek().kind != Tok::Name) fail_here("expected an attribute name");
+        auto a = make_expr(Expr::K::Attr, e->col);
+        (void)col;
+        a->s = peek().text;
+        ++p_;
+        a->a.push_back(std::move(e));
+        e = std::move(a);
+      } else if (is_op("(")) {
+        Depth d(*this);
+        auto c = make_expr(Expr::K::Call, e->col);
+        ++p_;
+        c->a.push_back(std::move(e));
+        while (!is_op(")")) {
+          if (peek().kind == Tok::Name && t_[p_ + 1].kind == Tok::Op && t_[p_ + 1].text == "=") {
+            std::string key = peek().text;
+            for (const auto& [k, v] : c->kw) {
+              if (k == key) loc_.fail(line_, peek().col, "keyword argument '" + key + "' repeated");
+            }
+            p_ += 2;
+            c->kw.emplace_back(std::move(key), expr());
+          } else {
+            if (is_op("*") || is_op("**")) fail_here("argument unpacking is not supported");
+            if (!c->kw.empty()) fail_here("positional argument after keyword argument");
+            c->a.push_back(expr());
+          }
+          if (is_op(",")) {
+            ++p_;
+          } else if (!is_op(")")) {
+            fail_here("expected ',' or ')'");
+          }
+        }
+        ++p_;
+        e = std::move(c);
+      } else if (is_op("[")) {
+        Depth d(*this);
+        auto s = make_expr(Expr::K::Subscript, e->col);
+        std::size_t col = peek().col;
+        ++p_;
+        std::vector<ExprPtr> items;
+        bool trailing_comma = false;
+        while (!is_op("]")) {
+          items.push_back(slice_item_());
+          trailing_comma = false;
+          if (is_op(",")) {
+            ++p_;
+            trailing_comma = true;
+          } else if (!is_op("]")) {
+            fail_here("expected ',' or ']'");
+          }
+        }
+        if (items.empty()) fail_here("empty subscript");
+        ++p_;
+        s->a.push_back(std::move(e));
+        if (items.size() == 1 && !trailing_comma) {
+          s->a.push_back(std::move(items[0]));
+        } else {
+          auto t = make_expr(Expr::K::Tuple, col);
+          t->a = std::move(items);
+          s->a.push_back(std::move(t));
+        }
+        e = std::move(s);
+      } else {
+        return e;
+      }
+    }
+  }
+  ExprPtr slice_item_() {
+    std::size_t col = peek().col;
+    ExprPtr start;
+    if (!is_op(":")) {
+      start = expr();
+      if (!is_op(":")) return start;
+    }
+    auto sl = make_expr(Expr::K::Slice, col);
+    ++p_;  // ':'
+    ExprPtr stop, step;
+    if (!is_op(":") && !is_op(",") && !is_op("]")) stop = expr();
+    if (is_op(":")) {
+      ++p_;
+      if (!is_op(",") && !is_op("]")) step = expr();
+    }
+    sl->a.push_back(std::move(start));
+    sl->a.push_back(std::move(stop));
+    sl->a.push_back(std::move(step));
+    return sl;
+  }
+  ExprPtr atom_() {
+    Depth d(*this);
+    const Token& t = peek();
+    switch (t.kind) {
+      case Tok::Name: {
+        static const std::unordered_set<std::string_view> kKeywords = {
+            "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif",
+            "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda",
+            "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield"};
+        if (kKeywords.count(t.text)) loc_.fail(line_, t.col, "'" + t.text + "' is not supported here");
+        auto e = make_expr(Expr::K::Name, t.col);
+        e->s = t.text;
+        ++p_;
+        return e;
+      }
+      case Tok::Int: {
+        auto e = make_expr(Expr::K::Int, t.col);
+        e->s = t.text;
+        ++p_;
+        return e;
+      }
+      case Tok::Float: {
+        auto e = make_expr(Expr::K::Float, t.col);
+        e->f = t.number;
+        ++p_;
+        return e;
+      }
+      case Tok::Str: {
+        auto e = make_expr(Expr::K::Str, t.col);
+        e->s = t.text;
+        ++p_;
+        if (peek().kind == Tok::Str) fail_here("implicit string concatenation is not supported");
+        return e;
+      }
+      case Tok::Op: {
+        if (t.text == "(" || t.text == "[") {
+          bool list = t.text == "[";
+          const char* close = list ? "]" : ")";
+          auto e = make_expr(list ? Expr::K::List : Expr::K::Tuple, t.col);
+          ++p_;
+          bool comma = false;
+          while (!is_op(close)) {
+            e->a.push_back(expr());
+            comma = false;
+            if (is_op(",")) {
+              ++p_;
+              comma = true;
+            } else if (!is_op(close)) {
+              fail_here(std::string("expected ',' or '") + close + "'");
+            }
+          }
+          ++p_;
+          if (!list && e->a.size() == 1 && !comma) return std::move(e->a[0]);  // parentheses
+          return e;
+        }
+        if (t.text == "{") {
+          auto e = make_expr(Expr::K::Dict, t.col);
+          ++p_;
+          while (!is_op("}")) {
+            e->a.push_back(expr());
+            expect_op(":");
+            e->a.push_back(expr());
+            if (is_op(",")) ++p_;
+            else if (!is_op("}")) fail_here("expected ',' or '}'");
+          }
+          ++p_;
+          return e;
+        }
+        fail_here("expected a value");
+      }
+      case Tok::End:
+        fail_here("expected a value");
+    }
+    fail_here("expected a value");
+  }
+
+  const Located& loc_;
+  std::size_t line_;
+  const std::vector<Token>& t_;
+  std::size_t p_;
+  std::size_t max_depth_;
+  std::size_t depth_ = 0;
+};
+
+// ---- building the graph ---------------------------------------------------------------
+
+struct Line {
+  std::size_t number;
+  std::string_view text;
+};
+
+const std::unordered_set<std::string_view>& python_builtin_functions() {
+  static const std::unordered_set<std::string_view> s = {
+      "abs", "all", "any", "bool", "divmod", "float", "getattr", "hasattr", "int", "isinstance", "len",
+      "list", "max", "min", "pow", "range", "round", "slice", "sum", "tuple", "dict", "set", "str",
+      "type", "print", "iter", "next", "zip", "map", "sorted", "reversed", "hash", "id", "repr"};
+  return s;
+}
+
+class Builder : public Located {
+ public:
+  Builder(std::string where, const FxParseLimits& limits)
+      : Located(std::move(where)), limits_(limits), graph_(std::make_shared<Graph>()) {}
+
+  std::shared_ptr<Graph> build(std::string_view source);
+
+ private:
+  std::vector<Token> tokens(const Line& l) const { return tokenize(*this, l.text, l.number); }
+  void header_line(const Line& l);
+  std::vector<std::string> def_line(const Line& l);
+  std::optional<std::string> dotted(const Expr& e) const;
+  std::optional<std::string> self_path(const Expr& e) const;
+  std::string function_target(const Expr& func, std::size_t line) const;
+  Value value(const Expr& e, std::size_t line);
+  Value index_value(const Expr& e, std::size_t line);
+  std::optional<std::int64_t> optional_int(const Expr* e, std::size_t line, const char* what);
+  std::int64_t int_literal(const Expr& e, bool negate, std::size_t line) const;
+  void args_of(const Expr& call, std::size_t first, std::size_t line, std::vector<Value>& args, Dict& kwargs);
+  Node* operation(const Expr& rhs, const std::string& name, std::size_t line, std::size_t name_col);
+  Node* make_node(Op op, std::string target, std::vector<Value> args, Dict kwargs, const std::string& name,
+                  std::size_t line, std::size_t col);
+  bool is_node_name(std::string_view n) const { return graph_->find_node(n) != nullptr; }
+
+  FxParseLimits limits_;
+  std::shared_ptr<Graph> graph_;
+  std::unordered_map<std::string, std::string> aliases_;  // local name -> qualified
+  std::unordered_set<std::string> freed_;
+};
+
+void Builder::header_line(const Line& l) {
+  auto t = tokens(l);
+  if (t[0].kind == Tok::End) return;  // blank or comment
+  auto name_at = [&](std::size_t i, const char* what) -> const std::string& {
+    if (t[i].kind != Tok::Name) fail(l.number, t[i].col, std::string("expected ") + what);
+    return t[i].text;
+  };
+  auto dotted_at = [&](std::size_t& i) {
+    std::string s = name_at(i++, "a module name");
+    while (t[i].kind == Tok::Op && t[i].text == ".") {
+      ++i;
+      s += "." + name_at(i++, "a module name");
+    }
+    return s;
+  };
+  auto expect_end = [&](std::size_t i) {
+    if (t[i].kind != Tok::End) fail(l.number, t[i].col, "unexpected text after the import");
+  };
+  if (t[0].kind == Tok::Name && t[0].text == "import") {
+    std::size_t i = 1;
+    std::string module = dotted_at(i);
+    if (t[i].kind == Tok::Name && t[i].text == "as") {
+      ++i;
+      aliases_[name_at(i++, "a name after 'as'")] = module;
+    } else {
+      std::string root = module.substr(0, module.find('.'));
+      aliases_[root] = root;
+    }
+    expect_end(i);
+    return;
+  }
+  if (t[0].kind == Tok::Name && t[0].text == "from") {
+    std::size_t i = 1;
+    std::string module = dotted_at(i);
+    if (t[i].kind != Tok::Name || t[i].text != "import") fail(l.number, t[i].col, "expected 'import'");
+    ++i;
+    std::string name = name_at(i++, "a name to import");
+    std::string local = name;
+    if (t[i].kind == Tok::Name && t[i].text == "as") {
+      ++i;
+      local = name_at(i++, "a name after 'as'");
+    }
+    expect_end(i);
+    aliases_[local] = module + "." + name;
+    return;
+  }
+  // NoneType = type(None)
+  if (t.size() == 7 && t[0].kind == Tok::Name && t[0].text == "NoneType" && t[1].text == "=" &&
+      t[2].text == "type" && t[3].text == "(" && t[4].text == "None" && t[5].text == ")") {
+    aliases_["NoneType"] = "builtins.NoneType";
+    return;
+  }
+  fail(l.number, t[0].col, "only imports may come before 'def forward' in fx-generated code");
+}
+
+std::vector<std::string> Builder::def_line(const Line& l) {
+  auto t = tokens(l);
+  std::size_t i = 0;
+  auto expect = [&](Tok k, std::string_view text, const char* what) {
+    if (t[i].kind != k || (!text.empty() && t[i].text != text)) fail(l.number, t[i].col, std::string("expected ") + what);
+    ++i;
+  };
+  expect(Tok::Name, "def", "'def'");
+  expect(Tok::Name, "forward", "'forward'");
+  expect(Tok::Op, "(", "'('");
+  expect(Tok::Name, "self", "'self' as the first parameter");
+  std::vector<std::string> params;
+  while (t[i].kind == Tok::Op && t[i].text == ",") {
+    ++i;
+    if (t[i].kind == Tok::Op && t[i].text == ")") break;
+    if (t[i].kind == Tok::Op && (t[i].text == "*" || t[i].text == "**")) {
+      fail(l.number, t[i].col, "variadic parameters are not supported");
+    }
+    if (t[i].kind != Tok::Name) fail(l.number, t[i].col, "expected a parameter name");
+    for (const auto& p : params) {
+      if (p == t[i].text) fail(l.number, t[i].col, "parameter '" + p + "' repeated");
+    }
+    if (t[i].text == "self") fail(l.number, t[i].col, "parameter 'self' repeated");
+    params.push_back(t[i].text);
+    ++i;
+    if (t[i].kind == Tok::Op && (t[i].text == "=" || t[i].text == ":")) {
+      fail(l.number, t[i].col, "parameter defaults and annotations are not supported");
+    }
+  }
+  expect(Tok::Op, ")", "')'");
+  if (t[i].kind == Tok::Op && t[i].text == "->") fail(l.number, t[i].col, "return annotations are not supported");
+  expect(Tok::Op, ":", "':'");
+  if (t[i].kind != Tok::End) fail(l.number, t[i].col, "expected the end of the line after 'def forward(...):'");
+  return params;
+}
+
+std::optional<std::string> Builder::dotted(const Expr& e) const {
+  if (e.k == Expr::K::Name) return e.s;
+  if (e.k == Expr::K::Attr) {
+    auto base = dotted(*e.a[0]);
+    if (base) return *base + "." + e.s;
+  }
+  return std::nullopt;
+}
+
+// self.a.b, getattr(self.a, "0"), getattr(self, "x") -> "a.b", "a.0", "x"; "" for self.
+std::optional<std::string> Builder::self_path(const Expr& e) const {
+  if (e.k == Expr::K::Name) {
+    if (e.s == "self") return std::string();
+    return std::nullopt;
+  }
+  auto join = [](const std::string& base, const std::string& part) { return base.empty() ? part : base + "." + part; };
+  if (e.k == Expr::K::Attr) {
+    auto base = self_path(*e.a[0]);
+    if (base) return join(*base, e.s);
+    return std::nullopt;
+  }
+  if (e.k == Expr::K::Call && e.a.size() == 3 && e.kw.empty() && e.a[0]->k == Expr::K::Name &&
+      e.a[0]->s == "getattr" && e.a[2]->k == Expr::K::Str) {
+    auto base = self_path(*e.a[1]);
+    if (base) {
+      const std::string& part = e.a[2]->s;
+      if (part.empty() || part.find('.') != std::string::npos) return std::nullopt;
+      return join(*base, part);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string Builder::function_target(const Expr& func, std::size_t line) const {
+  auto d = dotted(func);
+  if (!d) fail(line, func.col, "unsupported callee");
+  std::string root = d->substr(0, d->find('.'));
+  std::string rest = d->size() > root.size() ? d->substr(root.size()) : std::string();
+  if (auto it = aliases_.find(root); it != aliases_.end()) return it->second + rest;
+  static const std::unordered_set<std::string_view> kModules = {"torch", "operator", "math", "builtins", "_operator"};
+  if (kModules.count(root) && !rest.empty()) return *d;
+  if (rest.empty() && python_builtin_functions().count(root)) return "builtins." + root;
+  fail(line, func.col, "unknown function '" + *d + "'");
+}
+
+std::int64_t Builder::int_literal(const Expr& e, bool negate, std::size_t line) const {
+  std::uint64_t mag = 0;
+  auto [p, ec] = std::from_chars(e.s.data(), e.s.data() + e.s.size(), mag);
+  const std::uint64_t limit = negate ? std::uint64_t{1} << 63 : (std::uint64_t{1} << 63) - 1;
+  if (ec != std::errc() || p != e.s.data() + e.s.size() || mag > limit) {
+    fail(line, e.col, "integer literal " + e.s.substr(0, 40) + " does not fit in 64 bits");
+  }
+  if (negate) return mag == (std::uint64_t{1} << 63) ? std::numeric_limits<std::int64_t>::min() : -static_cast<std::int64_t>(mag);
+  return static_cast<std::int64_t>(mag);
+}
+
+std::optional<std::int64_t> Builder::optional_int(const Expr* e, std::size_t line, const char* what) {
+  if (!e) return std::nullopt;
+  Value v = value(*e, line);
+  if (v.is_none()) return std::nullopt;
+  if (v.is_int()) return v.to_int();
+  fail(line, e->col, std::string(what) + " must be an int or None");
+}
+
+Value Builder::value(const Expr& e, std::size_t line) {
+  switch (e.k) {
+    case Expr::K::Name: {
+      if (e.s == "True") return Value(true);
+      if (e.s == "False") return Value(false);
+      if (e.s == "None") return Value(None{});
+      if (Node* n = graph_->find_node(e.s)) {
+        if (freed_.count(e.s)) fail(line, e.col, "'" + e.s + "' is used after it was freed");
+        return Value(n);
+      }
+      if (e.s == "inf") return Value(std::numeric_limits<double>::infinity());
+      if (e.s == "nan") return Value(std::numeric_limits<double>::quiet_NaN());
+      if (e.s == "self") fail(line, e.col, "'self' can only be used for attribute access");
+      fail(line, e.col, "undefined name '" + e.s + "'");
+    }
+    case Expr::K::Int: return Value(int_literal(e, false, line));
+    case Expr::K::Float: return Value(e.f);
+    case Expr::K::Str: return Value(e.s);
+    case Expr::K::Tuple:
+    case Expr::K::List: {
+      std::vector<Value> items;
+      items.reserve(e.a.size());
+      for (const auto& x : e.a) items.push_back(value(*x, line));
+      if (e.k == Expr::K::List) return Value(List{std::move(items)});
+      return Value(Tuple{std::move(items)});
+    }
+    case Expr::K::Dict: {
+      Dict d;
+      std::unordered_set<std::string> keys;
+      for (std::size_t i = 0; i < e.a.size(); i += 2) {
+        if (e.a[i]->k != Expr::K::Str) fail(line, e.a[i]->col, "dict keys must be strings");
+        if (!keys.insert(e.a[i]->s).second) fail(line, e.a[i]->col, "dict key '" + e.a[i]->s + "' repeated");
+        d.items.emplace_back(e.a[i]->s, value(*e.a[i + 1], line));
+      }
+      return Value(std::move(d));
+    }
+    case Expr::K::Unary: {
+      const Expr& x = *e.a[0];
+      bool neg = e.s == "-";
+      if (e.s != "~") {
+        if (x.k == Expr::K::Int) return Value(int_literal(x, neg, line));
+        if (x.k == Expr::K::Float) return Value(neg ? -x.f : x.f);
+        if (x.k == Expr::K::Name && (x.s == "inf" || x.s == "nan") && !is_node_name(x.s)) {
+          double d = x.s == "inf" ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+          return Value(neg ? -d : d);
+        }
+      }
+      fail(line, e.col, "nested operation '" + e.s + "' (fx puts one operation per line)");
+    }
+    case Expr::K::Attr: {
+      auto d = dotted(e);
+      if (d && d->starts_with("torch.") && !is_node_name("torch")) {
+        static const std::unordered_map<std::string_view, DType> kDTypes = {
+            {"torch.float32", DType::Float32}, {"torch.float", DType::Float32},
+            {"torch.float64", DType::Float64}, {"torch.double", DType::Float64},
+            {"torch.int64", DType::Int64},     {"torch.long", DType::Int64},
+            {"torch.bool", DType::Bool},       {"torch.uint8", DType::UInt8}};
+        if (auto it = kDTypes.find(*d); it != kDTypes.end()) return Value(it->second);
+        if (*d == "torch.strided") return Value(Layout::Strided);
+        if (*d == "torch.contiguous_format") return Value(MemoryFormat::Contiguous);
+        if (*d == "torch.preserve_format") return Value(MemoryFormat::Preserve);
+        if (*d == "torch.channels_last") return Value(MemoryFormat::ChannelsLast);
+        fail(line, e.col, "unsupported constant '" + *d + "'");
+      }
+      fail(line, e.col, "nested attribute access (fx puts one operation per line)");
+    }
+    case Expr::K::Call: {
+      auto d = dotted(*e.a[0]);
+      if (d && (*d == "device" || *d == "torch.device") && !is_node_name(*d)) {
+        Device dev;
+        const Expr* type = nullptr;
+        const Expr* index = nullptr;
+        if (e.a.size() > 3) fail(line, e.col, "device() takes at most 2 arguments");
+        if (e.a.size() >= 2) type = e.a[1].get();
+        if (e.a.size() == 3) index = e.a[2].get();
+        for (const auto& [k, v] : e.kw) {
+          if (k == "type" && !type) type = v.get();
+          else if (k == "index" && !index) index = v.get();
+          else fail(line, v->col, "unsupported device() argument '" + k + "'");
+        }
+        if (!type || type->k != Expr::K::Str) fail(line, e.col, "device() needs a type string");
+        dev.type = type->s;
+        if (auto pos = dev.type.find(':'); pos != std::string::npos) {
+          std::string idx = dev.type.substr(pos + 1);
+          dev.type.resize(pos);
+          std::int64_t n = -1;
+          auto [p, ec] = std::from_chars(idx.data(), idx.data() + idx.size(), n);
+          if (ec != std::errc() || p != idx.data() + idx.size() || n < 0 || index) fail(line, type->col, "bad device string");
+          dev.index = n;
+        }
+        if (index) {
+          auto i = optional_int(index, line, "device index");
+          if (i) {
+            if (*i < 0) fail(line, index->col, "device index must be >= 0");
+            dev.index = *i;
+          }
+        }
+        return Value(std::move(dev));
+      }
+      if (d && *d == "slice" && !is_node_name("slice")) {
+        if (!e.kw.empty()) fail(line, e.col, "slice() takes no keyword arguments");
+        std::size_t n = e.a.size() - 1;
+        if (n < 1 || n > 3) fail(line, e.col, "slice() takes 1 to 3 arguments");
+        Slice s;
+        if (n == 1) {
+          s.stop = optional_int(e.a[1].get(), line, "slice stop");
+        } else {
+          s.start = optional_int(e.a[1].get(), line, "slice start");
+          s.stop = optional_int(e.a[2].get(), line, "slice stop");
+          if (n == 3) s.step = optional_int(e.a[3].get(), line, "slice step");
+        }
+        return Value(s);
+      }
+      fail(line, e.col, "nested call (fx puts one operation per line)");
+    }
+    case Expr::K::Slice:
+      fail(line, e.col, "a slice is only allowed inside a subscript");
+    case Expr::K::Subscript:
+      fail(line, e.col, "nested subscript (fx puts one operation per line)");
+    case Expr::K::Bin:
+      fail(line, e.col, "nested operation '" + e.s + "' (fx puts one operation per line)");
+    case Expr::K::Absent:
+      break;
+  }
+  fail(line, e.col, "unsupported expression");
+}
+
+Value Builder::index_value(const Expr& e, std::size_t line) {
+  if (e.k == Expr::K::Slice) {
+    Slice s;
+    s.start = optional_int(e.a[0].get(), line, "slice start");
+    s.stop = optional_int(e.a[1].get(), line, "slice stop");
+    s.step = optional_int(e.a[2].get(), line, "slice step");
+    return Value(s);
+  }
+  if (e.k == Expr::K::Tuple) {
+    std::vector<Value> items;
+    for (const auto& x : e.a) items.push_back(index_value(*x, line));
+    return Value(Tuple{std::move(items)});
+  }
+  return value(e, line);
+}
+
+void Builder::args_of(const Expr& call, std::size_t first, std::size_t line, std::vector<Value>& args, Dict& kwargs) {
+  for (std::size_t i = first; i < call.a.size(); ++i) args.push_back(value(*call.a[i], line));
+  for (const auto& [k, v] : call.kw) kwargs.items.emplace_back(k, value(*v, line));
+}
+
+Node* Builder::make_node(Op op, std::string target, std::vector<Value> args, Dict kwargs, const std::string& name,
+                         std::size_t line, std::size_t col) {
+  Node* n = graph_->create_node(op, std::move(target), std::move(args), std::move(kwargs), name);
+  if (n->name() != name) {
+    fail(line, col, "the name '" + name + "' cannot be kept (a graph names this node '" + n->name() + "')");
+  }
+  return n;
+}
+
+Node* Builder::operation(const Expr& rhs, const std::string& name, std::size_t line, std::size_t name_col) {
+  std::vector<Value> args;
+  Dict kwargs;
+  if (auto path = self_path(rhs)) {
+    if (path->empty()) fail(line, rhs.col, "'self' is not a value");
+    return make_node(Op::GetAttr, *path, {}, {}, name, line, name_col);
+  }
+  switch (rhs.k) {
+    case Expr::K::Call: {
+      const Expr& func = *rhs.a[0];
+      if (auto path = self_path(func)) {
+        if (path->empty()) fail(line, func.col, "'self' is not callable");
+        args_of(rhs, 1, line, args, kwargs);
+        return make_node(Op::CallModule, *path, std::move(args), std::move(kwargs), name, line, name_col);
+      }
+      if (func.k == Expr::K::Attr) {
+        auto d = dotted(func);
+        std::string root = d ? d->substr(0, d->find('.')) : std::string();
+        if (!d || is_node_name(root)) {
+          // A method call on a value: v.method(args).
+          args.push_back(value(*func.a[0], line));
+          args_of(rhs, 1, line, args, kwargs);
+          return make_node(Op::CallMethod, func.s, std::move(args), std::move(kwargs), name, line, name_col);
+        }
+      }
+      if (func.k != Expr::K::Attr && func.k != Expr::K::Name) fail(line, func.col, "unsupported callee");
+      if (func.k == Expr::K::Name && is_node_name(func.s)) fail(line, func.col, "'" + func.s + "' is a value, not a function");
+      std::string target = function_target(func, line);
+      args_of(rhs, 1, line, args, kwargs);
+      return make_node(Op::CallFunction, std::move(target), std::move(args), std::move(kwargs), name, line, name_col);
+    }
+    case Expr::K::Bin: {
+      static const std::unordered_map<std::string_view, std::string_view> kOps = {
+          {"+", "add"},  {"-", "sub"},     {"*", "mul"}, {"/", "truediv"}, {"//", "floordiv"}, {"%", "mod"},
+          {"**", "pow"}, {"@", "matmul"},  {"<<", "lshift"}, {">>", "rshift"}, {"&", "and_"}, {"|", "or_"},
+          {"^", "xor"},  {"==", "eq"},     {"!=", "ne"}, {"<", "lt"}, {">", "gt"}, {"<=", "le"}, {">=", "ge"}};
+      auto it = kOps.find(rhs.s);
+      if (it == kOps.end()) fail(line, rhs.col, "unsupported operator '" + rhs.s + "'");
+      args.push_back(value(*rhs.a[0], line));
+      args.push_back(value(*rhs.a[1], line));
+      return make_node(Op::CallFunction, "operator." + std::string(it->second), std::move(args), {}, name, line, name_col);
+    }
+    case Expr::K::Unary: {
+      const Expr& x = *rhs.a[0];
+      if (x.k == Expr::K::Int || x.k == Expr::K::Float) {
+        fail(line, rhs.col, "assignment of a constant (fx emits an operation on every line)");
+      }
+      std::string op = rhs.s == "-" ? "operator.neg" : rhs.s == "+" ? "operator.pos" : "operator.invert";
+      args.push_back(value(x, line));
+      return make_node(Op::CallFunction, std::move(op), std::move(args), {}, name, line, name_col);
+    }
+    case Expr::K::Subscript: {
+      args.push_back(value(*rhs.a[0], line));
+      args.push_back(index_value(*rhs.a[1], line));
+      return make_node(Op::CallFunction, "operator.getitem", std::move(args), {}, name, line, name_col);
+    }
+    case Expr::K::Attr: {
+      auto d = dotted(rhs);
+      std::string root = d ? d->substr(0, d->find('.')) : std::string();
+      if (d && !is_node_name(root)) {
+        (void)value(rhs, line);  // a dtype/layout constant or an error
+        fail(line, rhs.col, "assignment of a constant (fx emits an operation on every line)");
+      }
+      args.push_back(value(*rhs.a[0], line));
+      args.push_back(Value(rhs.s));
+      return make_node(Op::CallFunction, "builtins.getattr", std::move(args), {}, name, line, name_col);
+    }
+    default:
+      (void)value(rhs, line);
+      fail(line, rhs.col, "assignment of a plain value (fx emits an operation on every line)");
+  }
+}
+
+std::shared_ptr<Graph> Builder::build(std::string_view source) {
+  if (source.size() > limits_.max_source_bytes) {
+    fail(1, 1, "source of " + std::to_string(source.size()) + " bytes exceeds the limit");
+  }
+  std::vector<Line> lines;
+  {
+    std::size_t start = 0, n = 1;
+    while (true) {
+      auto nl = source.find('\n', start);
+      std::string_view text = source.substr(start, nl == std::string_view::npos ? nl : nl - start);
+      if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+      lines.push_back({n++, text});
+      if (nl == std::string_view::npos) break;
+      start = nl + 1;
+    }
+  }
+  for (const Line& l : lines) {
+    for (std::size_t i = 0; i < l.text.size(); ++i) {
+      if (l.text[i] == '\0') fail(l.number, i + 1, "NUL character in source");
+    }
+  }
+  std::size_t i = 0;
+  auto starts_def = [](std::string_view t) { return t.starts_with("def ") || t.starts_with("def\t"); };
+  for (; i < lines.size() && !starts_def(lines[i].text); ++i) header_line(lines[i]);
+  if (i == lines.size()) fail(lines.back().number, 1, "no 'def forward(self, ...):' line");
+  std::vector<std::string> params = def_line(lines[i]);
+  ++i;
+
+  struct Stmt {
+    std::size_t line;
+    std::size_t col;
+    std::string target;  // assigned name; empty for return/pass
+    bool is_return = false;
+    bool is_pass = false;
+    ExprPtr rhs;
+    std::vector<std::pair<std::string, std::size_t>> frees;
+  };
+  std::vector<Stmt> stmts;
+  bool returned = false;
+  for (; i < lines.size(); ++i) {
+    const Line& l = lines[i];
+    auto t = tokens(l);
+    if (t[0].kind == Tok::End) continue;
+    if (l.text[0] != ' ' && l.text[0] != '\t') fail(l.number, 1, "unexpected unindented line after 'def forward'");
+    if (returned) fail(l.number, t[0].col, "statement after 'return'");
+    Stmt s;
+    s.line = l.number;
+    s.col = t[0].col;
+    std::size_t p = 0;
+    if (t[0].kind == Tok::Name && t[0].text == "return") {
+      s.is_return = true;
+      returned = true;
+      if (t[1].kind == Tok::End) {
+        s.rhs = make_expr(Expr::K::Name, t[0].col + 6);
+        s.rhs->s = "None";
+        p = 1;
+      } else {
+        ExprParser ep(*this, l.number, t, 1, limits_.max_expression_depth);
+        s.rhs = ep.expr();
+        if (ep.is_op(",")) ep.fail_here("returning a bare tuple is not supported");
+        p = ep.pos();
+      }
+    } else if (t[0].kind == Tok::Name && t[0].text == "pass") {
+      s.is_pass = true;
+      p = 1;
+    } else if (t[0].kind == Tok::Name && t[1].kind == Tok::Op && t[1].text == "=") {
+      s.target = t[0].text;
+      ExprParser ep(*this, l.number, t, 2, limits_.max_expression_depth);
+      if (ep.peek().kind == Tok::Name && ep.peek().text == "None") {
+        fail(l.number, ep.peek().col, "assignment of a constant (fx emits an operation on every line)");
+      }
+      s.rhs = ep.expr();
+      if (ep.is_op("=")) ep.fail_here("chained assignment is only supported in the free list after ';'");
+      if (ep.is_op(",")) ep.fail_here("tuple assignment is not supported");
+      p = ep.pos();
+    } else {
+      if (t[0].kind == Tok::Name) {
+        static const std::unordered_set<std::string_view> kStmt = {
+            "if", "for", "while", "with", "try", "def", "class", "del", "import", "from", "global",
+            "nonlocal", "assert", "raise", "yield", "lambda", "async", "await", "print", "elif", "else"};
+        if (kStmt.count(t[0].text)) fail(l.number, t[0].col, "'" + t[0].text + "' statements are not supported");
+        if (t[1].kind == Tok::Op && t[1].text.size() >= 2 && t[1].text.back() == '=' && t[1].text != "==" &&
+            t[1].text != "!=" && t[1].text != "<=" && t[1].text != ">=") {
+          fail(l.number, t[1].col, "augmented assignment '" + t[1].text + "' is not supported");
+        }
+        if (t[1].kind == Tok::Op && t[1].text == ":") fail(l.number, t[1].col, "annotated assignment is not supported");
+      }
+      fail(l.number, t[0].col, "unsupported statement (expected 'name = ...' or 'return ...')");
+    }
+    if (t[p].kind == Tok::Op && t[p].text == ";") {
+      ++p;
+      // name = name = ... = None
+      while (true) {
+        if (t[p].kind != Tok::Name) fail(l.number, t[p].col, "expected a name in the free list");
+        if (t[p].text == "None") {
+          if (s.frees.empty()) fail(l.number, t[p].col, "expected a name in the free list");
+          ++p;
+          break;
+        }
+        s.frees.emplace_back(t[p].text, t[p].col);
+        ++p;
+        if (t[p].kind != Tok::Op || t[p].text != "=") fail(l.number, t[p].col, "expected '=' in the free list");
+        ++p;
+      }
+    }
+    if (t[p].kind != Tok::End) fail(l.number, t[p].col, "unexpected text at the end of the statement");
+    stmts.push_back(std::move(s));
+  }
+  if (!returned && !(stmts.size() == 1 && stmts[0].is_pass)) {
+    fail(lines.back().number, 1, "no 'return' statement in forward");
+  }
+
+  // Leading `n = x` lines rename placeholders.
+  std::unordered_map<std::string, std::string> alias;
+  std::unordered_set<std::string> param_set(params.begin(), params.end());
+  std::size_t k = 0;
+  for (; k < stmts.size(); ++k) {
+    const Stmt& s = stmts[k];
+    if (s.is_return || s.is_pass || !s.frees.empty() || s.rhs->k != Expr::K::Name || !param_set.count(s.rhs->s) ||
+        alias.count(s.rhs->s) || param_set.count(s.target)) {
+      break;
+    }
+    alias[s.rhs->s] = s.target;
+  }
+  for (const std::string& p : params) {
+    auto it = alias.find(p);
+    std::string name = it == alias.end() ? p : it->second;
+    std::size_t line = lines.front().number;
+    Node* n = graph_->create_node(Op::Placeholder, p, {}, {}, name);
+    if (n->name() != name) {
+      fail(line, 1, "the placeholder name '" + name + "' cannot be kept (a graph names it '" + n->name() + "')");
+    }
+  }
+  for (; k < stmts.size(); ++k) {
+    const Stmt& s = stmts[k];
+    if (s.is_pass) {
+      if (stmts.size() != 1) fail(s.line, s.col, "'pass' is only supported as the whole body");
+      continue;
+    }
+    if (s.is_return) {
+      graph_->output(value(*s.rhs, s.line));
+    } else {
+      if (is_node_name(s.target)) fail(s.line, s.col, "'" + s.target + "' is assigned twice");
+      (void)operation(*s.rhs, s.target, s.line, s.col);
+    }
+    for (const auto& [name, col] : s.frees) {
+      if (!is_node_name(name)) fail(s.line, col, "freeing undefined name '" + name + "'");
+      if (!freed_.insert(name).second) fail(s.line, col, "'" + name + "' is freed twice");
+    }
+  }
+  return graph_;
+}
+
+}  // namespace
+
+std::shared_ptr<Graph> parse_fx_code(std::string_view source, std::string_view where, const FxParseLimits& limits) {
+  Builder b{std::string(where), limits};
+  return b.build(source);
+}
+
+}  // namespace fxpack::interop

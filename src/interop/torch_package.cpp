@@ -1,0 +1,995 @@
+#include "interop/torch_package.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "fxpack/errors.hpp"
+#include "fxpack/ops.hpp"
+
+namespace fxpack::interop {
+
+namespace {
+
+using Bytes = std::vector<std::byte>;
+
+std::string first_component(std::string_view name) {
+  auto slash = name.find('/');
+  if (slash == std::string_view::npos) return {};
+  return std::string(name.substr(0, slash));
+}
+
+std::string root_or_empty(const zip::ZipReader& zip) {
+  const auto& entries = zip.entries();
+  if (entries.empty()) return {};
+  std::string root = first_component(entries.front().name);
+  if (root.empty()) return {};
+  for (const auto& e : entries) {
+    if (e.name.size() <= root.size() || e.name.compare(0, root.size(), root) != 0 || e.name[root.size()] != '/') {
+      return {};
+    }
+  }
+  if (!zip.find(root + "/.data/version") || !zip.find(root + "/.data/extern_modules")) return {};
+  return root;
+}
+
+// module.Class -> fxpack kind, for the allowlisted torch.nn classes.
+const std::map<std::string, std::string, std::less<>>& module_classes() {
+  static const std::map<std::string, std::string, std::less<>> m = {
+      {"torch.nn.modules.linear.Linear", "Linear"},
+      {"torch.nn.modules.activation.ReLU", "ReLU"},
+      {"torch.nn.modules.conv.Conv2d", "Conv2d"},
+      {"torch.nn.modules.batchnorm.BatchNorm2d", "BatchNorm2d"},
+      {"torch.nn.modules.pooling.MaxPool2d", "MaxPool2d"},
+      {"torch.nn.modules.pooling.AdaptiveAvgPool2d", "AdaptiveAvgPool2d"},
+      {"torch.nn.modules.container.Sequential", "Sequential"},
+      {"torch.nn.modules.module.Module", "Module"},
+  };
+  return m;
+}
+
+// The configuration attributes of each kind, in the order the nn:: factories set them.
+const std::vector<std::string>& kind_attributes(const std::string& kind) {
+  static const std::map<std::string, std::vector<std::string>, std::less<>> m = {
+      {"Linear", {"in_features", "out_features"}},
+      {"ReLU", {"inplace"}},
+      {"Conv2d",
+       {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "transposed",
+        "output_padding", "groups", "padding_mode"}},
+      {"BatchNorm2d", {"num_features", "eps", "momentum", "affine", "track_running_stats"}},
+      {"MaxPool2d", {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}},
+      {"AdaptiveAvgPool2d", {"output_size"}},
+      {"Sequential", {}},
+      {"Module", {}},
+  };
+  static const std::vector<std::string> none;
+  auto it = m.find(kind);
+  return it == m.end() ? none : it->second;
+}
+
+// nn.Module bookkeeping in __dict__ that carries nothing fxpack needs (hooks must be empty).
+const std::unordered_set<std::string_view>& module_internals() {
+  static const std::unordered_set<std::string_view> s = {
+      "training", "_non_persistent_buffers_set", "_is_full_backward_hook", "_backward_hooks",
+      "_backward_pre_hooks", "_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+      "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_state_dict_hooks", "_state_dict_pre_hooks",
+      "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"};
+  return s;
+}
+
+struct StorageEntry {
+  std::shared_ptr<Storage> storage;
+  DType dtype;
+  std::int64_t numel;
+};
+
+class Loader {
+ public:
+  Loader(const zip::ZipReader& zip, std::string root, std::string record, const TorchPackageOptions& opts)
+      : zip_(zip), root_(std::move(root)), record_(std::move(record)), opts_(opts) {}
+
+  std::shared_ptr<GraphModule> load();
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const { throw FormatError(record_ + ": " + what); }
+  [[noreturn]] void fail_at(const PyObject& o, const std::string& what) const {
+    throw FormatError(record_ + ": " + what + " (object made at byte offset " + std::to_string(o.offset) + ")");
+  }
+  const PyObject& tuple_of(const PyObject* o, std::size_t n, const std::string& what) const {
+    if (!o || o->kind != PyKind::Tuple) fail(what + " must be a tuple");
+    if (o->items.size() != n) {
+      fail_at(*o, what + " must have " + std::to_string(n) + " items, got " + std::to_string(o->items.size()));
+    }
+    return *o;
+  }
+  const std::string& str_of(const PyObject* o, const std::string& what) const {
+    if (!o || o->kind != PyKind::Str) fail(what + " must be a str, got " + (o ? py_kind_name(o->kind) : "nothing"));
+    return o->str;
+  }
+  std::int64_t int_of(const PyObject* o, const std::string& what) const {
+    if (!o || o->kind != PyKind::Int) fail(what + " must be an int, got " + (o ? py_kind_name(o->kind) : "nothing"));
+    return o->integer;
+  }
+  // collections.OrderedDict() (+ SETITEMS) or a plain dict: entries with unique str keys.
+  std::vector<std::pair<std::string, const PyObject*>> ordered_dict(const PyObject* o, const std::string& what) const;
+  bool is_empty_ordered_dict(const PyObject* o) const {
+    return o && ((o->kind == PyKind::Dict && o->entries.empty()) ||
+                 (o->is_call_of("collections.OrderedDict") && o->args->items.empty() && o->entries.empty() &&
+                  o->items.empty() && !o->state));
+  }
+  bool is_tensor(const PyObject& o) const {
+    return o.is_call_of("torch._utils._rebuild_tensor_v2") || o.is_call_of("torch._utils._rebuild_parameter");
+  }
+  Tensor tensor(const PyObject& o, const std::string& what);
+  std::shared_ptr<Storage> storage(const PyObject& pid, DType& dtype, std::int64_t& numel, const std::string& what);
+  Value value(const PyObject& o, const std::string& what, std::size_t depth);
+  std::shared_ptr<Module> module(const PyObject& o, const std::string& path, std::size_t depth);
+  void fill_module(Module& m, const PyObject& state, const std::string& path, std::size_t depth, bool top_level);
+
+  const zip::ZipReader& zip_;
+  std::string root_;
+  std::string record_;
+  TorchPackageOptions opts_;
+  std::unordered_map<std::string, StorageEntry> storages_;
+  // A module object pickled once (memo) and used under several names stays one Module.
+  std::unordered_map<const PyObject*, std::shared_ptr<Module>> modules_;
+  std::unordered_set<const PyObject*> building_;
+  // Objects visited while converting values: shared sub-objects could otherwise expand
+  // exponentially (a list holding the same list twice, 60 levels deep).
+  std::size_t budget_ = std::size_t{1} << 20;
+  void spend(const PyObject& o) {
+    if (budget_ == 0) fail_at(o, "attribute values expand to more than 1048576 objects");
+    --budget_;
+  }
+};
+
+std::vector<std::pair<std::string, const PyObject*>> Loader::ordered_dict(const PyObject* o, const std::string& what) const {
+  if (!o) fail(what + " is missing");
+  if (o->kind != PyKind::Dict) {
+    if (!o->is_call_of("collections.OrderedDict")) fail_at(*o, what + " must be an OrderedDict, got " + py_repr(*o, 2));
+    if (!o->args->items.empty() || !o->items.empty() || o->state || o->kwargs) {
+      fail_at(*o, what + ": only OrderedDict() filled by SETITEMS is supported");
+    }
+  }
+  std::vector<std::pair<std::string, const PyObject*>> out;
+  std::unordered_set<std::string> seen;
+  out.reserve(o->entries.size());
+  for (const auto& [k, v] : o->entries) {
+    const std::string& key = str_of(k, what + " key");
+    if (!seen.insert(key).second) fail_at(*o, what + ": key '" + key + "' repeated");
+    out.emplace_back(key, v);
+  }
+  return out;
+}
+
+std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std::int64_t& numel, const std::string& what) {
+  if (pid.kind != PyKind::PersistentId) fail_at(pid, what + ": the storage must be a persistent id, got " + py_repr(pid, 2));
+  const PyObject& t = tuple_of(pid.args, 5, what + ": storage persistent id");
+  if (str_of(t.items[0], what + ": persistent id type") != "storage") {
+    fail_at(pid, what + ": persistent id of type '" + t.items[0]->str + "' where a storage was expected");
+  }
+  const PyObject* type = t.items[1];
+  static const std::map<std::string, DType, std::less<>> kStorages = {
+      {"torch.FloatStorage", DType::Float32}, {"torch.DoubleStorage", DType::Float64},
+      {"torch.LongStorage", DType::Int64},    {"torch.BoolStorage", DType::Bool},
+      {"torch.ByteStorage", DType::UInt8}};
+  if (type->kind != PyKind::Global) fail_at(pid, what + ": storage type must be a global");
+  auto st = kStorages.find(type->qualified_name());
+  if (st == kStorages.end()) fail_at(pid, what + ": unsupported storage type " + type->qualified_name());
+  dtype = st->second;
+  std::string key;
+  if (t.items[2]->kind == PyKind::Int) {
+    if (t.items[2]->integer < 0) fail_at(pid, what + ": negative storage key");
+    key = std::to_string(t.items[2]->integer);
+  } else {
+    key = str_of(t.items[2], what + ": storage key");
+    if (key.empty() || key.size() > 64 || key.find_first_not_of("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") != std::string::npos) {
+      fail_at(pid, what + ": bad storage key '" + key.substr(0, 64) + "'");
+    }
+  }
+  const std::string& location = str_of(t.items[3], what + ": storage location");
+  if (location != "cpu") fail_at(pid, what + ": storage location '" + location + "' is not supported (only 'cpu')");
+  numel = int_of(t.items[4], what + ": storage size");
+  if (numel < 0) fail_at(pid, what + ": negative storage size " + std::to_string(numel));
+  const std::size_t esize = element_size(dtype);
+  if (static_cast<std::uint64_t>(numel) > std::numeric_limits<std::uint64_t>::max() / 2 / esize) {
+    fail_at(pid, what + ": storage size " + std::to_string(numel) + " is too large");
+  }
+  const std::size_t nbytes = static_cast<std::size_t>(numel) * esize;
+
+  if (auto it = storages_.find(key); it != storages_.end()) {
+    if (it->second.dtype != dtype || it->second.numel != numel) {
+      fail_at(pid, what + ": storage " + key + " is used with two different types or sizes");
+    }
+    return it->second.storage;
+  }
+  const std::string name = root_ + "/.data/" + key + ".storage";
+  const zip::EntryInfo* e = zip_.find(name);
+  if (!e) fail_at(pid, what + ": storage record " + name + " is missing");
+  if (e->uncompressed_size != nbytes) {
+    fail(name + " has " + std::to_string(e->uncompressed_size) + " bytes, but " + what + " needs a " +
+         std::string(dtype_name(dtype)) + " storage of " + std::to_string(numel) + " elements (" +
+         std::to_string(nbytes) + " bytes)");
+  }
+  std::shared_ptr<Storage> s;
+  if (!opts_.copy_tensors && e->method == zip::Method::store) {
+    zip::StoredView v = zip_.view(name);
+    // Kernels need element alignment only; 16 also admits archives held in heap buffers.
+    if (v.bytes.size() == nbytes && reinterpret_cast<std::uintptr_t>(v.bytes.data()) % 16 == 0) {
+      if (opts_.verify_crc) zip_.verify(name);
+      s = Storage::borrow(v.bytes.data(), nbytes, v.owner);
+    }
+  }
+  if (!s) {
+    std::vector<std::byte> bytes = zip_.read(name);
+    if (bytes.size() != nbytes) fail(name + ": read " + std::to_string(bytes.size()) + " bytes, expected " + std::to_string(nbytes));
+    s = Storage::allocate(nbytes);
+    if (nbytes) std::memcpy(s->data(), bytes.data(), nbytes);
+  }
+  storages_.emplace(key, StorageEntry{s, dtype, numel});
+  return s;
+}
+
+Tensor Loader::tensor(const PyObject& o, const std::string& what) {
+  const PyObject* t = &o;
+  if (o.is_call_of("torch._utils._rebuild_parameter")) {
+    const PyObject& a = tuple_of(o.args, 3, what + ": _rebuild_parameter arguments");
+    if (a.items[1]->kind != PyKind::Bool) fail_at(o, what + ": requires_grad must be a bool");
+    if (!is_empty_ordered_dict(a.items[2])) fail_at(o, what + ": backward hooks are not supported");
+    t = a.items[0];
+    if (!t->is_call_of("torch._utils._rebuild_tensor_v2")) fail_at(o, what + ": parameter data must be a _rebuild_tensor_v2 call");
+  }
+  if (!t->is_call_of("torch._utils._rebuild_tensor_v2")) fail_at(*t, what + ": expected a tensor");
+  if (t->state || !t->entries.empty() || !t->items.empty() || t->kwargs) fail_at(*t, what + ": unexpected tensor state");
+  const PyObject* args = t->args;
+  if (args->items.size() != 6 && args->items.size() != 7) {
+    fail_at(*t, what + ": _rebuild_tensor_v2 takes 6 or 7 arguments, got " + std::to_string(args->items.size()));
+  }
+  if (args->items.size() == 7 && !(args->items[6]->kind == PyKind::None || is_empty_ordered_dict(args->items[6]))) {
+    fail_at(*t, what + ": tensor metadata is not supported");
+  }
+  DType dtype;
+  std::int64_t storage_numel = 0;
+  auto st = storage(*args->items[0], dtype, storage_numel, what);
+  const std::int64_t offset = int_of(args->items[1], what + ": storage offset");
+  const PyObject* size = args->items[2];
+  const PyObject* stride = args->items[3];
+  if (size->kind != PyKind::Tuple || stride->kind != PyKind::Tuple) fail_at(*t, what + ": size and stride must be tuples");
+  if (size->items.size() != stride->items.size()) fail_at(*t, what + ": size and stride differ in length");
+  if (size->items.size() > Shape::kMaxDims) {
+    fail_at(*t, what + ": " + std::to_string(size->items.size()) + " dimensions (at most " + std::to_string(Shape::kMaxDims) + ")");
+  }
+  if (args->items[4]->kind != PyKind::Bool) fail_at(*t, what + ": requires_grad must be a bool");
+  if (!is_empty_ordered_dict(args->items[5])) fail_at(*t, what + ": backward hooks are not supported");
+  std::vector<std::int64_t> dims, strides;
+  std::int64_t numel = 1;
+  for (std::size_t i = 0; i < size->items.size(); ++i) {
+    std::int64_t d = int_of(size->items[i], what + ": size");
+    std::int64_t s = int_of(stride->items[i], what + ": stride");
+    if (d < 0) fail_at(*t, what + ": negative size " + std::to_string(d));
+    if (d != 0 && numel > std::numeric_limits<std::int64_t>::max() / d) fail_at(*t, what + ": size overflows");
+    numel *= d;
+    dims.push_back(d);
+    strides.push_back(s);
+  }
+  if (numel > 0) {
+    std::int64_t expected = 1;
+    for (std::size_t i = dims.size(); i-- > 0;) {
+      if (dims[i] != 1 && strides[i] != expected) {
+        fail_at(*t, what + ": only contiguous tensors are supported (size " + py_repr(*size) + ", stride " +
+                        py_repr(*stride) + ")");
+      }
+      expected *= dims[i];
+    }
+  }
+  if (offset < 0 || offset > storage_numel || numel > storage_numel - offset) {
+    fail_at(*t, what + ": storage offset " + std::to_string(offset) + " + " + std::to_string(numel) +
+                    " elements exceeds the storage of " + std::to_string(storage_numel));
+  }
+  return Tensor(st, static_cast<std::size_t>(offset) * element_size(dtype), dtype, Shape(std::span<const std::int64_t>(dims)));
+}
+
+Value Loader::value(const PyObject& o, const std::string& what, std::size_t depth) {
+  if (depth > opts_.max_module_depth) fail_at(o, what + ": nested too deeply (or cyclic)");
+  spend(o);
+  switch (o.kind) {
+    case PyKind::None: return Value(None{});
+    case PyKind::Bool: return Value(o.boolean);
+    case PyKind::Int: return Value(o.integer);
+    case PyKind::Float: return Value(o.real);
+    case PyKind::Str: return Value(o.str);
+    case PyKind::Tuple:
+    case PyKind::List: {
+      std::vector<Value> items;
+      items.reserve(o.items.size());
+      for (const PyObject* i : o.items) items.push_back(value(*i, what, depth + 1));
+      if (o.kind == PyKind::List) return Value(List{std::move(items)});
+      return Value(Tuple{std::move(items)});
+    }
+    case PyKind::Dict: {
+      Dict d;
+      std::unordered_set<std::string> seen;
+      for (const auto& [k, v] : o.entries) {
+        const std::string& key = str_of(k, what + ": dict key");
+        if (!seen.insert(key).second) fail_at(o, what + ": dict key '" + key + "' repeated");
+        d.items.emplace_back(key, value(*v, what, depth + 1));
+      }
+      return Value(std::move(d));
+    }
+    case PyKind::Global: {
+      static const std::map<std::string, DType, std::less<>> kDTypes = {
+          {"torch.float32", DType::Float32}, {"torch.float64", DType::Float64}, {"torch.int64", DType::Int64},
+          {"torch.bool", DType::Bool},       {"torch.uint8", DType::UInt8}};
+      if (auto it = kDTypes.find(o.qualified_name()); it != kDTypes.end()) return Value(it->second);
+      break;
+    }
+    case PyKind::Reduce: {
+      if (o.is_call_of("torch.device") && !o.new_obj && !o.state && o.entries.empty() && o.items.empty()) {
+        const auto& a = o.args->items;
+        if ((a.size() == 1 || a.size() == 2) && a[0]->kind == PyKind::Str) {
+          Device d;
+          d.type = a[0]->str;
+          if (a.size() == 2) d.index = int_of(a[1], what + ": device index");
+          return Value(std::move(d));
+        }
+      }
+      break;
+    }
+    default: break;
+  }
+  fail_at(o, what + ": unsupported value " + py_repr(o, 3));
+}
+
+void Loader::fill_module(Module& m, const PyObject& state, const std::string& path, std::size_t depth, bool top_level) {
+  const std::string where = path.empty() ? std::string("the GraphModule") : "module '" + path + "'";
+  if (state.kind != PyKind::Dict) fail_at(state, where + ": state must be a dict, got " + py_kind_name(state.kind));
+  std::unordered_map<std::string, const PyObject*> fields;
+  std::unordered_set<std::string> seen;
+  for (const auto& [k, v] : state.entries) {
+    const std::string& key = str_of(k, where + ": attribute name");
+    if (!seen.insert(key).second) fail_at(state, where + ": attribute '" + key + "' repeated");
+    fields[key] = v;
+  }
+  const std::string& kind = m.kind();
+  // Hooks would be Python callables; an allowlisted pickle cannot hold any, but say so.
+  for (const auto& [key, v] : fields) {
+    if (key.find("hooks") != std::string::npos && module_internals().count(key) && !is_empty_ordered_dict(v) &&
+        v->kind != PyKind::None) {
+      fail_at(*v, where + ": " + key + " must be empty");
+    }
+  }
+  // Configuration attributes, in factory order.
+  if (!top_level) {
+    for (const std::string& name : kind_attributes(kind)) {
+      auto it = fields.find(name);
+      if (it == fields.end()) fail_at(state, where + " (" + kind + "): attribute '" + name + "' is missing");
+      m.set_attr(name, value(*it->second, where + " attribute '" + name + "'", depth + 1));
+    }
+  }
+  for (const auto& [name, t] : ordered_dict(fields.count("_parameters") ? fields["_parameters"] : nullptr, where + " _parameters")) {
+    if (t->kind == PyKind::None) continue;
+    m.register_parameter(name, tensor(*t, where + " parameter '" + name + "'"));
+  }
+  for (const auto& [name, t] : ordered_dict(fields.count("_buffers") ? fields["_buffers"] : nullptr, where + " _buffers")) {
+    if (t->kind == PyKind::None) continue;
+    m.register_buffer(name, tensor(*t, where + " buffer '" + name + "'"));
+  }
+  for (const auto& [name, child] : ordered_dict(fields.count("_modules") ? fields["_modules"] : nullptr, where + " _modules")) {
+    if (child->kind == PyKind::None) continue;
+    if (name.empty() || name.find('.') != std::string::npos) fail_at(*child, where + ": bad submodule name '" + name + "'");
+    m.register_module(name, module(*child, path.empty() ? name : path + "." + name, depth + 1));
+  }
+  // Anything else.
+  static const std::unordered_set<std::string_view> kGraphModuleKeys = {
+      "_code", "_tracer_cls", "_tracer_extras", "meta", "_graphmodule_cls_name"};
+  const auto& attrs = kind_attributes(kind);
+  for (const auto& [k, v] : state.entries) {
+    const std::string& key = k->str;
+    if (key == "_parameters" || key == "_buffers" || key == "_modules" || module_internals().count(key)) continue;
+    if (std::find(attrs.begin(), attrs.end(), key) != attrs.end() && !top_level) continue;
+    if (top_level && kGraphModuleKeys.count(key)) continue;
+    if (top_level && is_tensor(*v)) {
+      m.register_buffer(key, tensor(*v, where + " attribute '" + key + "'"));  // a tensor constant
+      continue;
+    }
+    if (!key.empty() && key[0] == '_') continue;  // private derived state (_reversed_padding_repeated_twice)
+    fail_at(*v, where + " (" + kind + "): unsupported attribute '" + key + "'");
+  }
+}
+
+std::shared_ptr<Module> Loader::module(const PyObject& o, const std::string& path, std::size_t depth) {
+  const std::string where = "module '" + path + "'";
+  if (depth > opts_.max_module_depth) fail_at(o, where + ": modules nested too deeply");
+  if (auto it = modules_.find(&o); it != modules_.end()) return it->second;
+  if (!building_.insert(&o).second) fail_at(o, where + ": a module contains itself");
+  spend(o);
+  if (o.kind != PyKind::Reduce || !o.new_obj || o.callable->kind != PyKind::Global) {
+    fail_at(o, where + ": expected a torch.nn module object, got " + py_repr(o, 2));
+  }
+  auto cls = module_classes().find(o.callable->qualified_name());
+  if (cls == module_classes().end()) fail_at(o, where + ": class " + o.callable->qualified_name() + " is not supported");
+  if (!o.args->items.empty() || o.kwargs || !o.entries.empty() || !o.items.empty()) {
+    fail_at(o, where + ": unexpected constructor arguments for " + cls->second);
+  }
+  if (!o.state) fail_at(o, where + ": " + cls->second + " has no state");
+  auto m = std::make_shared<Module>(cls->second);
+  fill_module(*m, *o.state, path, depth, false);
+  if (const ModuleKind* k = OpRegistry::global().module_kind(cls->second); k && k->validate) {
+    try {
+      k->validate(*m);
+    } catch (const Error& e) {
+      fail(where + ": " + e.what());
+    }
+  }
+  building_.erase(&o);
+  modules_.emplace(&o, m);
+  return m;
+}
+
+std::shared_ptr<GraphModule> Loader::load() {
+  std::vector<std::byte> bytes = zip_.read(record_);
+  auto tree = unpickle(bytes, torch_package_allowlist(), opts_.pickle_limits, record_);
+  const PyObject& top = tree->root();
+  if (top.kind != PyKind::PersistentId) {
+    fail_at(top, "expected the persistent id of a packaged GraphModule, got " + py_repr(top, 2));
+  }
+  const PyObject* pid = top.args;
+  if (!pid || pid->kind != PyKind::Tuple || pid->items.empty()) fail_at(top, "persistent id must be a non-empty tuple");
+  if (str_of(pid->items[0], "persistent id type") != "reduce_package") {
+    fail_at(top, "top-level persistent id of type '" + pid->items[0]->str + "' (expected 'reduce_package')");
+  }
+  const PyObject* func = nullptr;
+  const PyObject* fargs = nullptr;
+  if (pid->items.size() == 4) {
+    func = pid->items[2];
+    fargs = pid->items[3];
+  } else if (pid->items.size() == 3) {
+    func = pid->items[1];
+    fargs = pid->items[2];
+  } else {
+    fail_at(top, "reduce_package persistent id must have 3 or 4 items");
+  }
+  if (!func->is_global("torch.fx.graph_module.reduce_package_graph_module")) {
+    fail_at(*func, "reduce_package function must be torch.fx.graph_module.reduce_package_graph_module, got " + py_repr(*func, 1));
+  }
+  const PyObject& a = tuple_of(fargs, 2, "reduce_package_graph_module arguments");
+  const PyObject& body = *a.items[0];
+  const std::string& generated = str_of(a.items[1], "generated module name");
+  if (body.kind != PyKind::Dict) fail_at(body, "GraphModule state must be a dict");
+
+  std::string class_name = "GraphModule";
+  if (const PyObject* cn = body.find("_graphmodule_cls_name")) class_name = str_of(cn, "_graphmodule_cls_name");
+
+  // fx-generated._0 -> <root>/fx-generated/_0.py
+  {
+    bool ok = !generated.empty() && generated.size() <= 1024 && generated.front() != '.' && generated.back() != '.' &&
+              generated.find("..") == std::string::npos &&
+              generated.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") ==
+                  std::string::npos;
+    if (!ok) fail("bad generated module name '" + generated.substr(0, 64) + "'");
+  }
+  std::string code_path = generated;
+  for (char& c : code_path) {
+    if (c == '.') c = '/';
+  }
+  code_path = root_ + "/" + code_path + ".py";
+  try {
+    zip::check_entry_name(code_path);
+  } catch (const FormatError& e) {
+    fail("generated module name '" + generated + "': " + e.what());
+  }
+  if (!zip_.find(code_path)) fail("generated code record " + code_path + " is missing");
+  std::vector<std::byte> src = zip_.read(code_path);
+  auto graph = parse_fx_code(std::string_view(reinterpret_cast<const char*>(src.data()), src.size()), code_path,
+                             opts_.code_limits);
+
+  auto root = std::make_shared<Module>(class_name);
+  try {
+    fill_module(*root, body, "", 0, true);
+  } catch (const FormatError&) {
+    throw;
+  } catch (const Error& e) {
+    fail(e.what());  // e.g. a member name Module refuses ("a.b", "")
+  }
+  try {
+    return make_graph_module(root, std::move(graph),
+                             MakeGraphModuleOptions{.class_name = class_name, .graph_module_cls = GraphModuleClass::Lazy});
+  } catch (const FormatError&) {
+    throw;
+  } catch (const Error& e) {
+    fail(std::string("the graph does not match the modules: ") + e.what());
+  }
+}
+
+std::string package_path(std::string_view package) {
+  std::string p(package);
+  for (char& c : p) {
+    if (c == '.') c = '/';
+  }
+  return p;
+}
+
+}  // namespace
+
+bool is_torch_package(const zip::ZipReader& zip) { return !root_or_empty(zip).empty(); }
+
+std::string torch_package_root(const zip::ZipReader& zip) {
+  std::string root = root_or_empty(zip);
+  if (root.empty()) {
+    throw FormatError("not a torch.package archive (no single root folder with .data/version and .data/extern_modules)");
+  }
+  return root;
+}
+
+std::shared_ptr<GraphModule> load_torch_package(const zip::ZipReader& zip, std::string_view package,
+                                                std::string_view resource, const TorchPackageOptions& options) {
+  std::string root = torch_package_root(zip);
+  if (package.empty() || resource.empty()) throw FormatError("load_torch_package: empty package or resource name");
+  std::string record = root + "/" + package_path(package) + "/" + std::string(resource);
+  zip::check_entry_name(record);
+  if (!zip.find(record)) throw FormatError("torch.package has no record " + record);
+  return Loader(zip, std::move(root), std::move(record), options).load();
+}
+
+// ---- export ---------------------------------------------------------------------------
+
+namespace {
+
+// Emits the opcodes and memo indexes CPython's pickle.Pickler (protocol 3) writes for the
+// objects of a packaged GraphModule. Memo identity: strings by content (PyTorch's are
+// interned), globals by name, modules and tensors by object; tuples, lists, dicts and REDUCE
+// results get a fresh memo slot each, as in Python.
+class TorchPickler {
+ public:
+  std::string out = std::string("\x80\x03", 2);
+  std::vector<std::string> modules_used;  // modules of GLOBALs, first use order
+
+  void op(char c) { out += c; }
+  void u32(std::uint32_t n) {
+    for (int i = 0; i < 4; ++i) out += static_cast<char>((n >> (8 * i)) & 0xff);
+  }
+  std::uint32_t memoize() {
+    std::uint32_t i = next_++;
+    if (i < 256) {
+      out += 'q';
+      out += static_cast<char>(i);
+    } else {
+      out += 'r';
+      u32(i);
+    }
+    return i;
+  }
+  void get(std::uint32_t i) {
+    if (i < 256) {
+      out += 'h';
+      out += static_cast<char>(i);
+    } else {
+      out += 'j';
+      u32(i);
+    }
+  }
+  void none() { op('N'); }
+  void boolean(bool b) { op(b ? '\x88' : '\x89'); }
+  void integer(std::int64_t v) {
+    if (v >= 0 && v <= 0xff) {
+      op('K');
+      out += static_cast<char>(v);
+    } else if (v >= 0 && v <= 0xffff) {
+      op('M');
+      out += static_cast<char>(v & 0xff);
+      out += static_cast<char>((v >> 8) & 0xff);
+    } else if (v >= -0x80000000LL && v <= 0x7fffffffLL) {
+      op('J');
+      u32(static_cast<std::uint32_t>(static_cast<std::int32_t>(v)));
+    } else {
+      // LONG1 with the shortest two's complement encoding (pickle.encode_long).
+      std::string bytes;
+      auto u = static_cast<std::uint64_t>(v);
+      for (int i = 0; i < 8; ++i) bytes += static_cast<char>((u >> (8 * i)) & 0xff);
+      while (bytes.size() > 1) {
+        auto last = static_cast<unsigned char>(bytes.back());
+        auto prev = static_cast<unsigned char>(bytes[bytes.size() - 2]);
+        if ((last == 0x00 && !(prev & 0x80)) || (last == 0xff && (prev & 0x80))) bytes.pop_back();
+        else break;
+      }
+      op('\x8a');
+      out += static_cast<char>(bytes.size());
+      out += bytes;
+    }
+  }
+  void real(double d) {
+    op('G');
+    std::uint64_t bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    for (int i = 7; i >= 0; --i) out += static_cast<char>((bits >> (8 * i)) & 0xff);
+  }
+  void str(std::string_view s) {
+    if (auto it = str_memo_.find(std::string(s)); it != str_memo_.end()) return get(it->second);
+    op('X');
+    u32(static_cast<std::uint32_t>(s.size()));
+    out += s;
+    str_memo_.emplace(std::string(s), memoize());
+  }
+  void global(std::string_view module, std::string_view name) {
+    std::string key = std::string(module) + "\n" + std::string(name);
+    if (auto it = global_memo_.find(key); it != global_memo_.end()) return get(it->second);
+    op('c');
+    out += key;
+    out += '\n';
+    global_memo_.emplace(key, memoize());
+    if (std::find(modules_used.begin(), modules_used.end(), module) == modules_used.end()) {
+      modules_used.emplace_back(module);
+    }
+  }
+  // A tuple whose items `items(i)` writes.
+  template <class F>
+  void tuple(std::size_t n, F item) {
+    if (n == 0) return op(')');
+    if (n > 3) op('(');
+    for (std::size_t i = 0; i < n; ++i) item(i);
+    op(n == 1 ? '\x85' : n == 2 ? '\x86' : n == 3 ? '\x87' : 't');
+    memoize();
+  }
+  void int_tuple(const std::vector<std::int64_t>& v) {
+    tuple(v.size(), [&](std::size_t i) { integer(v[i]); });
+  }
+  // _batch_setitems / _batch_appends: batches of 1000, MARK..SETITEMS or a lone SETITEM.
+  template <class F>
+  void batched(std::size_t n, F item, char single, char many) {
+    for (std::size_t start = 0; start < n; start += 1000) {
+      std::size_t end = std::min(n, start + 1000);
+      if (end - start > 1) op('(');
+      for (std::size_t i = start; i < end; ++i) item(i);
+      op(end - start > 1 ? many : single);
+    }
+  }
+  void empty_ordered_dict() {
+    global("collections", "OrderedDict");
+    op(')');
+    op('R');
+    memoize();
+  }
+  template <class F>
+  void ordered_dict(std::size_t n, F item) {
+    empty_ordered_dict();
+    batched(n, item, 's', 'u');
+  }
+  void empty_set() {
+    global("builtins", "set");
+    op(']');
+    memoize();
+    op('\x85');
+    memoize();
+    op('R');
+    memoize();
+  }
+
+  void value(const Value& v, const std::string& what) {
+    switch (v.kind()) {
+      case Value::Kind::None: return none();
+      case Value::Kind::Bool: return boolean(v.to_bool());
+      case Value::Kind::Int: return integer(v.to_int());
+      case Value::Kind::Double: return real(v.to_double());
+      case Value::Kind::String: return str(v.str());
+      case Value::Kind::Tuple: {
+        const auto& items = v.items();
+        return tuple(items.size(), [&](std::size_t i) { value(items[i], what); });
+      }
+      case Value::Kind::List: {
+        const auto& items = v.items();
+        op(']');
+        memoize();
+        return batched(items.size(), [&](std::size_t i) { value(items[i], what); }, 'a', 'e');
+      }
+      case Value::Kind::Dict: {
+        const auto& items = v.dict().items;
+        op('}');
+        memoize();
+        return batched(items.size(), [&](std::size_t i) {
+          str(items[i].first);
+          value(items[i].second, what);
+        }, 's', 'u');
+      }
+      case Value::Kind::DType: return global("torch", python_dtype(v.dtype()));
+      case Value::Kind::Device: {
+        const auto& d = std::get<Device>(v.variant());
+        global("torch", "device");
+        if (d.index < 0) {
+          tuple(1, [&](std::size_t) { str(d.type); });
+        } else {
+          tuple(2, [&](std::size_t i) {
+            if (i == 0) str(d.type);
+            else integer(d.index);
+          });
+        }
+        op('R');
+        memoize();
+        return;
+      }
+      default:
+        throw Error("torch.package export: " + what + ": a " + kind_name(v.kind()) + " value cannot be exported");
+    }
+  }
+
+  static std::string python_dtype(DType d) { return std::string(dtype_name(d)); }
+
+  void tensor(const Tensor& t, bool parameter, const std::string& what) {
+    if (!t.defined()) throw Error("torch.package export: " + what + " is an undefined tensor");
+    if (parameter) global("torch._utils", "_rebuild_parameter");
+    global("torch._utils", "_rebuild_tensor_v2");
+    const std::size_t es = element_size(t.dtype());
+    const Storage* st = t.storage().get();
+    if (st->nbytes() % es || t.byte_offset() % es) {
+      throw Error("torch.package export: " + what + ": storage size or offset is not a multiple of the element size");
+    }
+    auto [it, inserted] = storage_ids_.try_emplace(st, StorageRecord{storage_ids_.size(), t.dtype(), t.storage()});
+    if (!inserted && it->second.dtype != t.dtype()) {
+      throw Error("torch.package export: " + what + ": a storage shared by tensors of different dtypes");
+    }
+    if (inserted) storage_order_.push_back(st);
+    op('(');
+    op('(');
+    str("storage");
+    static const std::map<DType, const char*> kStorage = {{DType::Float32, "FloatStorage"},
+                                                          {DType::Float64, "DoubleStorage"},
+                                                          {DType::Int64, "LongStorage"},
+                                                          {DType::Bool, "BoolStorage"},
+                                                          {DType::UInt8, "ByteStorage"}};
+    global("torch", kStorage.at(t.dtype()));
+    integer(static_cast<std::int64_t>(it->second.id));
+    str("cpu");
+    integer(static_cast<std::int64_t>(st->nbytes() / es));
+    op('t');
+    memoize();
+    op('Q');
+    integer(static_cast<std::int64_t>(t.byte_offset() / es));
+    std::vector<std::int64_t> shape = t.shape().to_vector(), stride(shape.size());
+    std::int64_t s = 1;
+    for (std::size_t i = shape.size(); i-- > 0;) {
+      stride[i] = s;
+      s *= std::max<std::int64_t>(shape[i], 1);  // PyTorch's contiguous strides
+    }
+    int_tuple(shape);
+    int_tuple(stride);
+    boolean(false);
+    empty_ordered_dict();
+    op('t');
+    memoize();
+    op('R');
+    memoize();
+    if (parameter) {
+      boolean(true);
+      empty_ordered_dict();
+      op('\x87');
+      memoize();
+      op('R');
+      memoize();
+    }
+  }
+
+  // nn.Module.__dict__ up to and including _modules (as torch 1.13 orders it).
+  void module_dict_head(const Module& m, const std::string& path) {
+    str("training");
+    boolean(false);
+    // PyTorch keeps optional tensors as None entries (Conv2d(bias=False) has 'bias': None).
+    static const std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>, std::less<>>
+        kSlots = {{"Linear", {{"weight", "bias"}, {}}},
+                  {"Conv2d", {{"weight", "bias"}, {}}},
+                  {"BatchNorm2d", {{"weight", "bias"}, {"running_mean", "running_var", "num_batches_tracked"}}}};
+    auto slots = [&](const std::vector<std::pair<std::string, Tensor>>& have, bool params) {
+      std::vector<std::pair<std::string, const Tensor*>> out;
+      auto it = dynamic_cast<const GraphModule*>(&m) ? kSlots.end() : kSlots.find(m.kind());
+      if (it != kSlots.end()) {
+        for (const auto& name : params ? it->second.first : it->second.second) {
+          const Tensor* t = nullptr;
+          for (const auto& [n, x] : have) {
+            if (n == name) t = &x;
+          }
+          out.emplace_back(name, t);
+        }
+      }
+      for (const auto& [n, x] : have) {
+        bool listed = false;
+        for (const auto& [o, t] : out) listed = listed || o == n;
+        if (!listed) out.emplace_back(n, &x);
+      }
+      return out;
+    };
+    for (bool params : {true, false}) {
+      const auto entries = slots(params ? m.parameters() : m.buffers(), params);
+      str(params ? "_parameters" : "_buffers");
+      ordered_dict(entries.size(), [&](std::size_t i) {
+        str(entries[i].first);
+        if (!entries[i].second) return none();
+        tensor(*entries[i].second, params, (params ? "parameter '" : "buffer '") + join(path, entries[i].first) + "'");
+      });
+    }
+    str("_non_persistent_buffers_set");
+    empty_set();
+    str("_backward_hooks");
+    empty_ordered_dict();
+    str("_is_full_backward_hook");
+    none();
+    for (const char* hooks : {"_forward_hooks", "_forward_pre_hooks", "_state_dict_hooks", "_load_state_dict_pre_hooks",
+                              "_load_state_dict_post_hooks"}) {
+      str(hooks);
+      empty_ordered_dict();
+    }
+    str("_modules");
+    ordered_dict(m.children().size(), [&](std::size_t i) {
+      str(m.children()[i].first);
+      module(*m.children()[i].second, join(path, m.children()[i].first));
+    });
+  }
+
+  void module(const Module& m, const std::string& path) {
+    if (auto it = module_memo_.find(&m); it != module_memo_.end()) return get(it->second);
+    const std::pair<const char*, const char*>* cls = nullptr;
+    static const std::map<std::string, std::pair<const char*, const char*>, std::less<>> kClasses = {
+        {"Linear", {"torch.nn.modules.linear", "Linear"}},
+        {"ReLU", {"torch.nn.modules.activation", "ReLU"}},
+        {"Conv2d", {"torch.nn.modules.conv", "Conv2d"}},
+        {"BatchNorm2d", {"torch.nn.modules.batchnorm", "BatchNorm2d"}},
+        {"MaxPool2d", {"torch.nn.modules.pooling", "MaxPool2d"}},
+        {"AdaptiveAvgPool2d", {"torch.nn.modules.pooling", "AdaptiveAvgPool2d"}},
+        {"Sequential", {"torch.nn.modules.container", "Sequential"}},
+        {"Module", {"torch.nn.modules.module", "Module"}},
+    };
+    if (auto it = kClasses.find(m.kind()); it != kClasses.end() && !dynamic_cast<const GraphModule*>(&m)) cls = &it->second;
+    if (!cls) {
+      throw Error("torch.package export: module '" + path + "' of kind " + m.kind() + " has no torch.nn class to write");
+    }
+    if (++depth_ > 64) throw Error("torch.package export: modules nested too deeply at '" + path + "'");
+    global(cls->first, cls->second);
+    op(')');
+    op('\x81');
+    module_memo_.emplace(&m, memoize());
+    op('}');
+    memoize();
+    op('(');
+    module_dict_head(m, path);
+    for (const auto& [name, v] : m.attrs().items) {
+      str(name);
+      value(v, "attribute '" + join(path, name) + "'");
+    }
+    if (m.kind() == "Conv2d") {
+      // Conv2d.__init__ derives it from padding (F.pad order: last dimension first).
+      str("_reversed_padding_repeated_twice");
+      const Value* pad = m.find_attr("padding");
+      std::vector<std::int64_t> r;
+      if (pad && pad->kind() == Value::Kind::Tuple) {
+        const auto& items = pad->items();
+        for (std::size_t i = items.size(); i-- > 0;) {
+          r.push_back(items[i].to_int());
+          r.push_back(items[i].to_int());
+        }
+      } else {
+        r = {0, 0, 0, 0};  // 'valid'; 'same' is computed from the kernel by PyTorch's __init__
+        if (pad && pad->kind() == Value::Kind::String && pad->str() == "same") {
+          const auto ks = m.attr("kernel_size").int_list();
+          const auto dl = m.attr("dilation").int_list();
+          r.clear();
+          for (std::size_t i = ks.size(); i-- > 0;) {
+            std::int64_t total = dl[i] * (ks[i] - 1);
+            std::int64_t left = total / 2;
+            r.push_back(left);
+            r.push_back(total - left);
+          }
+        }
+      }
+      int_tuple(r);
+    }
+    op('u');
+    op('b');
+    --depth_;
+  }
+
+  struct StorageRecord {
+    std::size_t id;
+    DType dtype;
+    std::shared_ptr<Storage> storage;
+  };
+  const std::vector<const Storage*>& storage_order() const { return storage_order_; }
+  const StorageRecord& storage_record(const Storage* s) const { return storage_ids_.at(s); }
+
+ private:
+  static std::string join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; }
+  std::uint32_t next_ = 0;
+  std::size_t depth_ = 0;
+  std::unordered_map<std::string, std::uint32_t> str_memo_;
+  std::unordered_map<std::string, std::uint32_t> global_memo_;
+  std::unordered_map<const Module*, std::uint32_t> module_memo_;
+  std::unordered_map<const Storage*, StorageRecord> storage_ids_;
+  std::vector<const Storage*> storage_order_;
+};
+
+Bytes text_bytes(std::string_view s) {
+  Bytes b(s.size());
+  if (!s.empty()) std::memcpy(b.data(), s.data(), s.size());
+  return b;
+}
+
+}  // namespace
+
+void save_torch_package(zip::ZipWriter& zip, GraphModule& gm, std::string_view package, std::string_view resource,
+                        const TorchExportOptions& options) {
+  if (package.empty() || resource.empty()) throw Error("save_torch_package: empty package or resource name");
+  const std::string root = options.root;
+  const std::string code = gm.code();
+
+  // The import block torch 1.13 writes (its order varies from run to run in PyTorch; this is
+  // the order of the reference archives), plus `import m` for other modules that
+  // call_function targets name.
+  std::string header =
+      "NoneType = type(None)\nfrom math import nan\nimport torch.fx._pytree as fx_pytree\nimport torch\n"
+      "from math import inf\nimport torch.utils._pytree as pytree\nfrom torch import device";
+  std::vector<std::string> source_modules = {"math", "torch.fx._pytree", "torch", "torch.utils._pytree"};
+  for (const Node* n : gm.graph()) {
+    if (n->op() != Op::CallFunction) continue;
+    const std::string& t = n->target();
+    auto dot = t.find('.');
+    if (dot == std::string::npos) continue;
+    std::string root_module = t.substr(0, dot);
+    if (root_module == "builtins" || root_module == "torch") continue;
+    if (code.find(root_module + ".") == std::string::npos) continue;  // printed infix (operator.add)
+    if (std::find(source_modules.begin(), source_modules.end(), root_module) == source_modules.end()) {
+      source_modules.push_back(root_module);
+      header += "\nimport " + root_module;
+    }
+  }
+
+  TorchPickler p;
+  p.op('(');
+  p.str("reduce_package");
+  p.integer(static_cast<std::int64_t>(options.object_id));
+  p.global("torch.fx.graph_module", "reduce_package_graph_module");
+  p.op('}');
+  p.memoize();
+  p.op('(');
+  p.module_dict_head(gm, "");
+  p.str("_code");
+  p.str(code);
+  p.str("_tracer_cls");
+  p.global("torch.fx._symbolic_trace", "Tracer");
+  p.str("_tracer_extras");
+  p.op('}');
+  p.memoize();
+  p.str("meta");
+  p.op('}');
+  p.memoize();
+  p.str("_graphmodule_cls_name");
+  p.str(gm.class_name());
+  p.op('u');
+  p.str("fx-generated._0");
+  p.op('\x86');
+  p.memoize();
+  p.op('t');
+  p.memoize();
+  p.op('Q');
+  p.op('.');
+
+  const std::string base = root + "/";
+  for (const Storage* s : p.storage_order()) {
+    const auto& rec = p.storage_record(s);
+    zip.add_stored(base + ".data/" + std::to_string(rec.id) + ".storage",
+                   std::span<const std::byte>(rec.storage->data(), rec.storage->nbytes()), rec.storage);
+  }
+  zip.add_stored(base + package_path(package) + "/" + std::string(resource), text_bytes(p.out));
+  zip.add_stored(base + "fx-generated/_0.py", text_bytes(header + code));
+  std::string externs;
+  std::vector<std::string> all = source_modules;
+  for (const auto& m : p.modules_used) {
+    if (std::find(all.begin(), all.end(), m) == all.end()) all.push_back(m);
+  }
+  for (const auto& m : all) externs += m + "\n";
+  zip.add_stored(base + ".data/extern_modules", text_bytes(externs));
+  zip.add_stored(base + ".data/python_version", text_bytes(options.python_version));
+  zip.add_stored(base + ".data/version", text_bytes("6\n"));
+}
+
+}  // namespace fxpack::interop

@@ -1,0 +1,136 @@
+// A restricted unpickler for Python pickles (protocols 2-5, plus the protocol 0/1 opcodes
+// those streams still use, such as GLOBAL and MARK).
+//
+// Nothing is ever executed or instantiated: the stream is decoded into a neutral object
+// tree (PyObject) that records what Python *would* have done — a REDUCE or NEWOBJ becomes a
+// Reduce node holding the callable and its arguments, BUILD attaches the state to that
+// node, persistent ids become PersistentId nodes. The caller interprets the tree.
+//
+// Hostile input:
+//   - GLOBAL / STACK_GLOBAL names are checked against an allowlist ("module.name") when
+//     the opcode is read; anything else (os.system, builtins.eval, subprocess.Popen, ...)
+//     is refused with a FormatError naming the global and the byte offset;
+//   - memo indexes are checked (GET of an unset slot, memo size bound);
+//   - every length is checked against the input that is left before anything is
+//     allocated; negative lengths are refused;
+//   - the construction nesting depth, the MARK depth and the total number of objects are
+//     bounded (UnpicklerLimits);
+//   - a stream cut short says "truncated" with the byte offset;
+//   - opcodes that need code or outside state (INST, OBJ, EXT1-4, NEXT_BUFFER, text
+//     STRING/UNICODE/PERSID) are refused by name.
+// Every refusal is an fxpack::FormatError that starts with the `where` given (record name).
+//
+// Objects live in an arena owned by PickleTree; containers may be shared (memo) and, in a
+// hostile stream, even cyclic. Anything that walks a tree recursively must bound its depth
+// (PickleTree::max_depth is what the unpickler saw while building, not a guarantee for
+// containers mutated after they were nested).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace fxpack::interop {
+
+enum class PyKind : std::uint8_t {
+  None,
+  Bool,
+  Int,
+  Float,
+  Str,
+  Bytes,
+  Tuple,
+  List,
+  Dict,
+  Set,
+  FrozenSet,
+  Global,        // a reference to module.name (never resolved)
+  Reduce,        // callable(*args) (REDUCE) or cls.__new__(cls, *args) (NEWOBJ / NEWOBJ_EX)
+  PersistentId,  // persistent_load(pid)
+};
+
+// "None", "bool", "int", "float", "str", "bytes", "tuple", "list", "dict", "set",
+// "frozenset", "global", "reduce", "persistent_id".
+const char* py_kind_name(PyKind kind);
+
+struct PyObject {
+  PyKind kind = PyKind::None;
+  bool boolean = false;
+  std::int64_t integer = 0;
+  double real = 0.0;
+  std::string str;    // Str / Bytes contents; Global: the module
+  std::string name;   // Global: the name inside the module
+  // Tuple/List/Set/FrozenSet items; Reduce: items added by APPEND(S) to the result.
+  std::vector<const PyObject*> items;
+  // Dict entries in insertion order (duplicates kept; look-ups take the last);
+  // Reduce: entries added by SETITEM(S) to the result.
+  std::vector<std::pair<const PyObject*, const PyObject*>> entries;
+  // Reduce: the callable (or class for NEWOBJ), its argument tuple, keyword arguments
+  // (NEWOBJ_EX, else null) and the state given by BUILD (else null).
+  // PersistentId: `args` is the pid object.
+  const PyObject* callable = nullptr;
+  const PyObject* args = nullptr;
+  const PyObject* kwargs = nullptr;
+  const PyObject* state = nullptr;
+  bool new_obj = false;       // Reduce made by NEWOBJ / NEWOBJ_EX
+  std::uint32_t depth = 1;    // construction nesting depth
+  std::size_t offset = 0;     // byte offset of the opcode that made it
+
+  bool is(PyKind k) const { return kind == k; }
+  // "module.name" for a Global, "" otherwise.
+  std::string qualified_name() const;
+  // Global whose module.name equals `qualified`.
+  bool is_global(std::string_view qualified) const;
+  // Reduce whose callable is the Global `qualified`.
+  bool is_call_of(std::string_view qualified) const;
+  // Last value of a Dict entry (or Reduce SETITEM entry) whose key is the Str `key`.
+  const PyObject* find(std::string_view key) const;
+};
+
+struct UnpicklerLimits {
+  std::size_t max_objects = std::size_t{1} << 22;  // every object created
+  std::size_t max_depth = 256;                     // construction nesting and MARK depth
+  std::size_t max_memo = std::size_t{1} << 22;     // memo entries
+};
+
+class PickleTree {
+ public:
+  const PyObject& root() const { return *root_; }
+  std::size_t object_count() const { return arena_.size(); }
+  int protocol() const { return protocol_; }
+
+ private:
+  friend class Unpickler;
+  std::deque<PyObject> arena_;
+  const PyObject* root_ = nullptr;
+  int protocol_ = 0;
+};
+
+// Accepted globals as "module.name".
+using GlobalAllowlist = std::set<std::string, std::less<>>;
+
+// The globals a torch.package of an fx GraphModule needs: the fx reduce functions, the
+// tensor/parameter rebuild functions, the storage types of fxpack's dtypes,
+// collections.OrderedDict, builtins.set (nn.Module's _non_persistent_buffers_set), the fx
+// Tracer class reference, the supported torch.nn leaf/container classes, torch.device and
+// the dtype objects.
+const GlobalAllowlist& torch_package_allowlist();
+
+// Decodes a whole pickle (up to and including STOP; trailing bytes are refused).
+// `where` prefixes every error message (e.g. the record name).
+std::shared_ptr<const PickleTree> unpickle(std::span<const std::byte> data,
+                                           const GlobalAllowlist& allowlist,
+                                           const UnpicklerLimits& limits = {},
+                                           std::string_view where = "pickle");
+
+// A short human-readable rendering (depth and length bounded), for messages and debugging.
+std::string py_repr(const PyObject& obj, std::size_t max_depth = 6);
+
+}  // namespace fxpack::interop
