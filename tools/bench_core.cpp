@@ -13,32 +13,12 @@
 #include <vector>
 
 #include "fxpack/fxpack.hpp"
+#include "../examples/chain.hpp"
 
 using namespace fxpack;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-class Chain : public Module {
- public:
-  explicit Chain(int n) : Module("Chain"), n_(n) {}
-  Value forward(std::span<const Value> in) override {
-    Value x = in[0];
-    for (int i = 0; i < n_; ++i) {
-      switch (i % 5) {
-        case 0: x = x.sin(); break;
-        case 1: x = x.cos(); break;
-        case 2: x = torch::relu(x); break;
-        case 3: x = x + 1.0; break;
-        case 4: x = x * 2.0; break;
-      }
-    }
-    return x;
-  }
-
- private:
-  int n_;
-};
 
 double median_ms(int reps, const std::function<void()>& fn) {
   fn();  // warm-up
@@ -88,7 +68,7 @@ int main(int argc, char** argv) {
   for (int n = 100; n <= max_n; n *= 10) {
     int reps = n <= 100 ? 21 : n <= 1000 ? 11 : n <= 100000 ? 5 : 3;
     const Anchor* a = anchor_for(n);
-    auto chain = std::make_shared<Chain>(n);
+    auto chain = std::make_shared<examples::Chain>(n);
     auto lazy = use_lazy_graph_module(true);
 
     std::shared_ptr<GraphModule> gm;
