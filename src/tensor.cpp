@@ -131,7 +131,11 @@ std::shared_ptr<Storage> Storage::allocate(std::size_t nbytes) {
     throw Error("Storage::allocate: " + std::to_string(nbytes) + " bytes is more than the " +
                 std::to_string(kMaxStorageBytes) + " byte limit");
   }
-  return std::allocate_shared<Storage>(InlineAllocator<Storage>(nbytes), InlineTag{nbytes});
+  try {
+    return std::allocate_shared<Storage>(InlineAllocator<Storage>(nbytes), InlineTag{nbytes});
+  } catch (const std::bad_alloc&) {
+    throw Error("Storage::allocate: out of memory allocating " + std::to_string(nbytes) + " bytes");
+  }
 }
 
 std::shared_ptr<Storage> Storage::borrow(const void* data, std::size_t nbytes,

@@ -45,7 +45,7 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // Unary
 
-constexpr std::int64_t kEigenThreshold = 4;
+constexpr std::int64_t kEigenThreshold = 64;
 
 template <class T>
 void unary_loop(UnaryOp op, const T* x, T* y, std::int64_t n) {

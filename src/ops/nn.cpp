@@ -25,6 +25,16 @@ std::array<std::int64_t, 2> pair_arg(const Value& v, const char* op, const char*
        std::to_string(l.size()) + " values");
 }
 
+constexpr std::int64_t kMaxWindow = std::int64_t{1} << 31;
+
+void check_window(const std::array<std::int64_t, 2>& v, const char* op, const char* name) {
+  for (std::int64_t x : v) {
+    if (x > kMaxWindow || x < -kMaxWindow) {
+      fail(std::string(op) + ": " + name + " value " + std::to_string(x) + " is out of range");
+    }
+  }
+}
+
 std::string pair_str(const std::array<std::int64_t, 2>& p) {
   return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
 }
@@ -160,6 +170,10 @@ Tensor conv2d(const Tensor& xin, const Tensor& w, const Tensor* b, const Conv2dO
     if (o.dilation[u] <= 0) fail("conv2d: dilation " + pair_str(o.dilation) + " must be positive");
     if (o.padding_begin[u] < 0 || o.padding_end[u] < 0) fail("conv2d: negative padding is not supported");
   }
+  check_window(o.stride, "conv2d", "stride");
+  check_window(o.dilation, "conv2d", "dilation");
+  check_window(o.padding_begin, "conv2d", "padding");
+  check_window(o.padding_end, "conv2d", "padding");
   if (o.groups <= 0) fail("conv2d: non-positive groups (" + std::to_string(o.groups) + ") is not supported");
   const std::int64_t C = x.shape()[1], O = w.shape()[0];
   if (O % o.groups != 0) {
@@ -367,6 +381,10 @@ std::pair<Tensor, Tensor> max_pool_impl(const Tensor& xin, const Pool2dOptions& 
   }
   const Tensor x = as_batched(xin, "max_pool2d", "[N, C, H, W]");
   check_floating(x, "max_pool2d");
+  check_window(o.kernel, "max_pool2d", "kernel_size");
+  check_window(o.stride, "max_pool2d", "stride");
+  check_window(o.padding, "max_pool2d", "padding");
+  check_window(o.dilation, "max_pool2d", "dilation");
   for (int i = 0; i < 2; ++i) {
     const auto u = static_cast<std::size_t>(i);
     if (o.kernel[u] <= 0) fail("max_pool2d: kernel_size must be greater than zero, but got " + pair_str(o.kernel));
@@ -448,8 +466,8 @@ Tensor adaptive_avg_pool2d(const Tensor& xin, std::array<std::optional<std::int6
   }
   const std::int64_t OH = output_size[0].value_or(x.shape()[2]);
   const std::int64_t OW = output_size[1].value_or(x.shape()[3]);
-  if (OH < 0 || OW < 0) {
-    fail("adaptive_avg_pool2d: output_size must be non-negative, got (" + std::to_string(OH) + ", " +
+  if (OH < 0 || OW < 0 || OH > kMaxWindow || OW > kMaxWindow) {
+    fail("adaptive_avg_pool2d: output_size must be non-negative and at most 2^31, got (" + std::to_string(OH) + ", " +
          std::to_string(OW) + ")");
   }
   Tensor out = Tensor::empty(Shape{x.shape()[0], x.shape()[1], OH, OW}, x.dtype());
@@ -458,6 +476,84 @@ Tensor adaptive_avg_pool2d(const Tensor& xin, std::array<std::optional<std::int6
   return unbatch_like(out, xin);
 }
 
-void register_nn_ops(OpRegistry&) {}
+namespace {
+
+using util::def;
+using util::p;
+
+Value k_conv2d(std::span<const Value> a) {
+  const Tensor& x = util::tensor_arg(a, 0, "conv2d", "input");
+  const Tensor& w = util::tensor_arg(a, 1, "conv2d", "weight");
+  if (w.dim() != 4) {
+    fail("conv2d: expected a 4-D weight [out_channels, in_channels/groups, kH, kW], got shape " +
+         w.shape().to_string());
+  }
+  const auto o = conv2d_options(a[3], a[4], a[5], util::int_arg(a, 6, "conv2d", "groups"), w.shape()[2],
+                                w.shape()[3]);
+  return Value(conv2d(x, w, util::optional_tensor_arg(a, 2, "conv2d", "bias"), o));
+}
+
+Value k_max_pool2d(std::span<const Value> a) {
+  const Tensor& x = util::tensor_arg(a, 0, "max_pool2d", "input");
+  const auto o = pool2d_options(a[1], a[2], a[3], a[4], util::bool_arg(a, 5, "max_pool2d", "ceil_mode"), "max_pool2d");
+  if (util::bool_arg(a, 6, "max_pool2d", "return_indices")) {
+    auto [out, idx] = max_pool2d_with_indices(x, o);
+    return Value(Tuple{{Value(std::move(out)), Value(std::move(idx))}});
+  }
+  return Value(max_pool2d(x, o));
+}
+
+Value k_adaptive_avg_pool2d(std::span<const Value> a) {
+  const Tensor& x = util::tensor_arg(a, 0, "adaptive_avg_pool2d", "input");
+  std::array<std::optional<std::int64_t>, 2> os;
+  const Value& v = a[1];
+  auto one = [&](const Value& e) -> std::optional<std::int64_t> {
+    if (e.is_none()) return std::nullopt;
+    const auto* i = std::get_if<std::int64_t>(&e.variant());
+    if (!i) fail("adaptive_avg_pool2d: output_size must hold ints or None, got " + util::kind_str(e));
+    return *i;
+  };
+  if (v.kind() == Value::Kind::List || v.kind() == Value::Kind::Tuple) {
+    const auto& items = v.kind() == Value::Kind::List ? std::get<List>(v.variant()).items
+                                                      : std::get<Tuple>(v.variant()).items;
+    if (items.size() != 2) fail("adaptive_avg_pool2d: output_size must have 2 entries");
+    os = {one(items[0]), one(items[1])};
+  } else {
+    os[0] = os[1] = one(v);
+  }
+  return Value(adaptive_avg_pool2d(x, os));
+}
+
+Value k_batch_norm(std::span<const Value> a) {
+  const Tensor& x = util::tensor_arg(a, 0, "batch_norm", "input");
+  return Value(batch_norm(x, util::optional_tensor_arg(a, 3, "batch_norm", "weight"),
+                          util::optional_tensor_arg(a, 4, "batch_norm", "bias"),
+                          util::optional_tensor_arg(a, 1, "batch_norm", "running_mean"),
+                          util::optional_tensor_arg(a, 2, "batch_norm", "running_var"),
+                          util::bool_arg(a, 5, "batch_norm", "training"),
+                          util::double_arg(a, 7, "batch_norm", "eps")));
+}
+
+}  // namespace
+
+void register_nn_ops(OpRegistry& r) {
+  const Value one{std::int64_t{1}}, zero{std::int64_t{0}};
+  r.add_function("torch.nn.functional.conv2d",
+                 def("conv2d", {p("input"), p("weight"), p("bias", Value()), p("stride", one), p("padding", zero),
+                                p("dilation", one), p("groups", one)}, &k_conv2d));
+  r.add_function("torch.conv2d",
+                 def("conv2d", {p("input"), p("weight"), p("bias", Value()), p("stride", one), p("padding", zero),
+                                p("dilation", one), p("groups", one)}, &k_conv2d));
+  r.add_function("torch.nn.functional.max_pool2d",
+                 def("max_pool2d", {p("input"), p("kernel_size"), p("stride", Value()), p("padding", zero),
+                                    p("dilation", one), p("ceil_mode", Value(false)), p("return_indices", Value(false))},
+                     &k_max_pool2d));
+  r.add_function("torch.nn.functional.adaptive_avg_pool2d",
+                 def("adaptive_avg_pool2d", {p("input"), p("output_size")}, &k_adaptive_avg_pool2d));
+  r.add_function("torch.nn.functional.batch_norm",
+                 def("batch_norm", {p("input"), p("running_mean"), p("running_var"), p("weight", Value()),
+                                    p("bias", Value()), p("training", Value(false)), p("momentum", Value(0.1)),
+                                    p("eps", Value(1e-5))}, &k_batch_norm));
+}
 
 }  // namespace fxpack::ops

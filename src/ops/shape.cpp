@@ -198,7 +198,7 @@ void slice_indices(const Slice& s, std::int64_t len, std::int64_t& start, std::i
     if (start > len) start = len;
     if (stop < 0) stop = std::max<std::int64_t>(stop + len, 0);
     if (stop > len) stop = len;
-    count = stop > start ? (stop - start + step - 1) / step : 0;
+    count = stop > start ? (stop - start - 1) / step + 1 : 0;
   } else {
     if (step == std::numeric_limits<std::int64_t>::min()) step = -std::numeric_limits<std::int64_t>::max();
     start = s.start.value_or(len - 1);
@@ -210,7 +210,7 @@ void slice_indices(const Slice& s, std::int64_t len, std::int64_t& start, std::i
       if (stop < 0) stop = std::max<std::int64_t>(stop + len, -1);
       if (stop >= len) stop = len - 1;
     }
-    count = start > stop ? (start - stop + (-step) - 1) / (-step) : 0;
+    count = start > stop ? (start - stop - 1) / (-step) + 1 : 0;
   }
 }
 
@@ -263,7 +263,7 @@ Tensor index(const Tensor& x, const Value& idx) {
         slice_indices(std::get<Slice>(v->variant()), x.shape()[d], start, stop, step, count, "getitem");
         if (step < 0) fail("getitem: step must be greater than zero");
         if (count > 0) base += start * in_st[d];
-        push(count, in_st[d] * step);
+        push(count, count > 1 ? in_st[d] * step : 0);
         ++d;
         break;
       }
@@ -308,7 +308,7 @@ Value getitem(const Value& obj, const Value& idx) {
     slice_indices(std::get<Slice>(idx.variant()), len, start, stop, step, count, "getitem");
     std::vector<Value> out;
     out.reserve(static_cast<std::size_t>(count));
-    for (std::int64_t k = 0, i = start; k < count; ++k, i += step) out.push_back((*items)[static_cast<std::size_t>(i)]);
+    for (std::int64_t k = 0; k < count; ++k) out.push_back((*items)[static_cast<std::size_t>(start + k * step)]);
     if (is_list) return Value(List{std::move(out)});
     return Value(Tuple{std::move(out)});
   }
