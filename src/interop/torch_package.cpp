@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fxpack/codegen.hpp"
 #include "fxpack/errors.hpp"
 #include "fxpack/ops.hpp"
 
@@ -916,11 +917,11 @@ Bytes text_bytes(std::string_view s) {
 
 }  // namespace
 
-void save_torch_package(zip::ZipWriter& zip, GraphModule& gm, std::string_view package, std::string_view resource,
+void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_view package, std::string_view resource,
                         const TorchExportOptions& options) {
   if (package.empty() || resource.empty()) throw Error("save_torch_package: empty package or resource name");
   const std::string root = options.root;
-  const std::string code = gm.code();
+  const std::string code = python_code(gm.graph());
 
   // The import block torch 1.13 writes (its order varies from run to run in PyTorch; this is
   // the order of the reference archives), plus `import m` for other modules that

@@ -81,7 +81,7 @@ struct TorchExportOptions {
 };
 
 // Adds the records to `zip` (call finish() afterwards).
-void save_torch_package(zip::ZipWriter& zip, GraphModule& gm, std::string_view package, std::string_view resource,
+void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_view package, std::string_view resource,
                         const TorchExportOptions& options = {});
 
 }  // namespace fxpack::interop
