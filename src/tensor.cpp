@@ -150,12 +150,6 @@ std::shared_ptr<Storage> Storage::borrow(const void* data, std::size_t nbytes,
                                    nbytes, std::move(owner));
 }
 
-Storage::~Storage() {
-  if (owner_ == nullptr && data_ != nullptr && data_ != inline_data_address(this)) {
-    ::operator delete(data_, std::align_val_t(kAlign));
-  }
-}
-
 // ---------------------------------------------------------------------------------------
 // Tensor
 

@@ -3,11 +3,14 @@
 #pragma once
 
 #include "fxpack/codegen.hpp"
+#include "fxpack/compile.hpp"
+#include "fxpack/disable.hpp"
 #include "fxpack/dtype.hpp"
 #include "fxpack/errors.hpp"
 #include "fxpack/functional.hpp"
 #include "fxpack/graph.hpp"
 #include "fxpack/graph_module.hpp"
+#include "fxpack/make_fx.hpp"
 #include "fxpack/module.hpp"
 #include "fxpack/node.hpp"
 #include "fxpack/ops.hpp"

@@ -68,16 +68,18 @@ class Storage {
   std::size_t nbytes() const { return nbytes_; }
   bool borrowed() const { return owner_ != nullptr; }
 
+  // For allocate() and borrow() only (public for the allocator): with a null owner the
+  // bytes live in the same allocation as the Storage, right after it.
   Storage(std::byte* data, std::size_t nbytes, std::shared_ptr<const void> owner)
       : data_(data), nbytes_(nbytes), owner_(std::move(owner)) {}
-  ~Storage();
+  ~Storage() = default;
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
  private:
   std::byte* data_;
   std::size_t nbytes_;
-  std::shared_ptr<const void> owner_;  // null: data_ is ours (aligned new)
+  std::shared_ptr<const void> owner_;  // null: data_ is inline (allocate())
 };
 
 class Tensor {

@@ -3,6 +3,7 @@
 // strings) and validate (checks a module rebuilt from an archive).
 #include <cmath>
 
+#include "aten.hpp"
 #include "builtin_ops.hpp"
 #include "fxpack/module.hpp"
 #include "kernels.hpp"
@@ -501,6 +502,7 @@ void register_builtin_ops(OpRegistry& r) {
   register_linalg_ops(r);
   register_nn_ops(r);
   register_module_kinds(r);
+  register_aten_ops(r);
 }
 
 }  // namespace ops
