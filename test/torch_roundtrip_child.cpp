@@ -11,9 +11,7 @@
 #include <string>
 
 #include "fxpack/fxpack.hpp"
-#include "interop/torch_package.hpp"
-#include "package/zip_reader.hpp"
-#include "package/zip_writer.hpp"
+#include "fxpack/package.hpp"
 #include "../examples/reference_models.hpp"
 
 using namespace fxpack;
@@ -46,8 +44,8 @@ int main(int argc, char** argv) {
   try {
     std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "run" && argc == 6) {
-      auto zip = zip::ZipReader::open(argv[2]);
-      auto gm = interop::load_torch_package(zip, "model", "model.pkl");
+      PackageImporter importer{std::filesystem::path(argv[2])};
+      auto gm = importer.load_pickle("model", "model.pkl");
       Tensor x = examples::read_tensor(argv[3], parse_shape(argv[4]));
       Tensor y = (*gm)(x).tensor();
       std::ofstream out(argv[5], std::ios::binary);
@@ -57,9 +55,9 @@ int main(int argc, char** argv) {
     if (mode == "export" && argc == 4) {
       auto gm = trace_model(argv[2]);
       std::filesystem::path path(argv[3]);
-      auto writer = zip::ZipWriter::to_file(path);
-      interop::save_torch_package(writer, *gm, "model", "model.pkl", {.root = path.stem().string()});
-      writer.finish();
+      PackageExporter exporter(path, PackageFormat::TorchPackage);
+      exporter.save_pickle("model", "model.pkl", *gm);
+      exporter.close();
       return 0;
     }
     std::fprintf(stderr, "usage: torch_roundtrip_child run ARCHIVE INPUT SHAPE OUTPUT | export MODEL ARCHIVE\n");

@@ -14,6 +14,8 @@
 #include "fxpack/module.hpp"
 #include "fxpack/node.hpp"
 #include "fxpack/ops.hpp"
+#include "fxpack/package.hpp"
+#include "fxpack/pickle.hpp"
 #include "fxpack/plan.hpp"
 #include "fxpack/tensor.hpp"
 #include "fxpack/trace.hpp"

@@ -1,0 +1,188 @@
+// Pickling GraphModules: save the graph and its module tree, load them back as a
+// LazyGraphModule. No code is stored and none is run on load.
+//
+// == What a pickle holds ==
+//
+// Only data: the class name, every node of the graph (op, name, target, args, kwargs and
+// meta, exactly: list vs tuple, dict/kwargs/meta order, inf/nan/-0.0 doubles), the module
+// tree (kind, attributes, parameters, buffers, children, in registration order), the
+// tensors (dtype, shape, storage index, byte offset) and each Storage once (two tensors that
+// shared a Storage share one again after load), plus generated-source metadata: the codegen
+// version (kCodegenVersion) and the 64-bit source_hash() of python_code(graph) at dump time.
+//
+// == The bytes ==
+//
+// Every pickle starts with one ASCII line naming the format and the pickle format version:
+//
+//     fxpack.pickle <format> <version>\n          e.g. "fxpack.pickle portable-binary 1\n"
+//
+// where <format> is portable-binary, json, boost-text, boost-binary or boost-xml. The rest
+// is one archive of that library holding the PickleRecord of fxpack/details/serialize.hpp
+// (format_version again, class_name, codegen_version, has_source_hash, source_hash,
+// storages, tensors, root module, nodes). Per format:
+//
+//   portable-binary  cereal PortableBinary; integers and sizes as LEB128 varints (signed
+//                    ones zig-zag), doubles as 8 little-endian bytes, strings and storage
+//                    bytes as varint length + raw bytes, node targets interned in a table,
+//                    node references as the distance back, a node's op and "has kwargs/meta"
+//                    flags in one byte. The default: compact (about 16 bytes per node of a
+//                    chain graph, 36% of PyTorch's pickle), portable.
+//   json             cereal JSON: stable, readable field names (see serialize.hpp),
+//                    ops/value kinds/dtypes as names ("call_function", "tuple", "float32"),
+//                    doubles as JSON numbers (NaN, Infinity, -Infinity as rapidjson
+//                    writes them; -0.0 kept; a NaN's sign and payload bits are not), storage
+//                    bytes as base64, node targets inline. Strict JSON readers need
+//                    NaN/Infinity support; `tail -n +2 f` strips the header line.
+//   boost-text       Boost.Serialization text (Boost 1.74 archive header); doubles as
+//                    their IEEE-754 bit pattern (uint64) because Boost text cannot read
+//                    inf/nan back; strings and bytes as length + base64.
+//   boost-binary     Boost.Serialization binary (native endianness: not portable across
+//                    architectures); encodings as for portable-binary.
+//   boost-xml        Boost.Serialization xml; doubles as bit patterns, strings and bytes as
+//                    length + base64, every item a named element.
+//
+// Doubles are bit-exact in every other format (inf, -inf, nan payloads, -0.0). Value kinds
+// are written as an explicit tag (Value::Kind, checked on load) rather than through the
+// libraries' std::variant support, which Boost 1.74 lacks; Slice's optionals likewise.
+//
+// A GraphModule can also be a member of the caller's own cereal or Boost archive:
+// fxpack::pickle::member() in fxpack/details/serialize.hpp (same record, same checks).
+//
+// Format version 1 is the only one so far. A newer version is refused with a FormatError
+// naming both versions; every older version loads forever (fixtures/pickle/v<N>/).
+//
+// == Loading untrusted bytes ==
+//
+// A pickle may come from anyone. Every count, length, index, dtype, shape and nesting depth
+// is checked against LoadLimits and against the input left before anything is allocated;
+// node references must point to earlier nodes; node names must come back unchanged. Any
+// problem — truncation, bit flips, hostile sizes, unknown kinds — raises fxpack::FormatError
+// saying what and where (record path such as "nodes[3].args[1]", node name, byte offset when
+// known). Nothing else escapes loads()/load().
+//
+// Leaf modules come back as plain Modules carrying their kind, attributes and tensors; a
+// registered kind is checked with its ModuleKind::validate. A call_module target whose kind
+// is not registered is accepted as data (it can be inspected and printed; calling it fails
+// with an error naming the kind), listed in LoadReport::unregistered_module_kinds and passed
+// to the warning hook — or refused with a FormatError listing every such kind when
+// LoadOptions::refuse_unregistered_module_kinds is set.
+//
+// == After loading ==
+//
+// The result is always a LazyGraphModule (is_lazy(), needs_recompile() true) with the stored
+// class name; its first call, code() or to_string() performs the one real recompile. By
+// default the loader regenerates the source from the loaded graph (python_code, which does
+// not count as a recompile) and compares its hash with the stored one; a difference (e.g. a
+// newer code generator) is reported in LoadReport::source_hash_matches and to the warning
+// hook (default: a line on stderr), or raised as FormatError with strict_source_hash.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fxpack/graph_module.hpp"
+
+namespace fxpack::pickle {
+
+// The pickle format version this build writes, and the newest it reads.
+inline constexpr std::uint32_t kFormatVersion = 1;
+
+enum class PickleFormat : std::uint8_t {
+  PortableBinary,  // default
+  Json,
+  BoostText,
+  BoostBinary,
+  BoostXml,
+};
+inline constexpr int kPickleFormatCount = 5;
+
+// "portable-binary", "json", "boost-text", "boost-binary", "boost-xml" (the header token).
+std::string_view format_name(PickleFormat format);
+
+struct DumpOptions {
+  PickleFormat format = PickleFormat::PortableBinary;
+  // Generate python_code(graph) and store its hash. Without it the loader cannot compare
+  // (has_source_hash is false in the pickle); saves the codegen cost in a hot loop.
+  bool store_source_hash = true;
+  // When set, storages are not written into the pickle: each is handed to the sink, which
+  // keeps it elsewhere (e.g. a package record) and returns a key; the pickle stores the key
+  // and the byte count. Called once per distinct Storage.
+  std::function<std::string(const std::shared_ptr<Storage>&)> storage_sink{};
+};
+
+// Bounds applied while loading untrusted bytes. Exceeding one is a FormatError.
+struct LoadLimits {
+  std::uint64_t max_nodes = 10'000'000;
+  std::uint32_t max_nesting_depth = 64;       // nested list/tuple/dict/slice values, module tree depth
+  std::uint64_t max_string_length = 1u << 24;  // bytes per string
+  std::uint64_t max_tensor_bytes = 1ull << 32; // sum of all storage bytes
+  std::uint64_t max_items = 10'000'000;        // elements of any one list/tuple/dict/table
+};
+
+struct LoadReport;
+
+struct LoadOptions {
+  LoadLimits limits{};
+  // Regenerate the source from the loaded graph and compare its hash with the stored one.
+  bool verify_source_hash = true;
+  // Raise FormatError instead of warning when the hashes differ.
+  bool strict_source_hash = false;
+  // Raise FormatError (listing all) instead of accepting unregistered call_module kinds.
+  bool refuse_unregistered_module_kinds = false;
+  // Receives every warning (hash mismatch, unregistered kinds). Null: print to stderr.
+  std::function<void(const std::string&)> on_warning{};
+  // Resolves the storages of a pickle written with DumpOptions::storage_sink: the key and
+  // the byte count the pickle expects (checked again against the result). A pickle with
+  // such storages and no source is refused with FormatError. Exceptions it throws become
+  // FormatError.
+  std::function<std::shared_ptr<Storage>(const std::string& key, std::uint64_t nbytes)> storage_source{};
+};
+
+struct LoadReport {
+  PickleFormat format = PickleFormat::PortableBinary;
+  std::uint32_t format_version = 0;
+  std::int64_t stored_codegen_version = 0;
+  bool has_source_hash = false;
+  std::uint64_t stored_source_hash = 0;
+  // Set when verify_source_hash ran: the hash of python_code(graph) now, and the verdict.
+  std::optional<std::uint64_t> rebuilt_source_hash;
+  std::optional<bool> source_hash_matches;
+  // Kinds of call_module targets that OpRegistry does not know (sorted, unique).
+  std::vector<std::string> unregistered_module_kinds;
+  std::vector<std::string> warnings;
+};
+
+struct Loaded {
+  std::shared_ptr<GraphModule> module;  // always a LazyGraphModule, dirty
+  LoadReport report;
+};
+
+// --- Saving. Throws fxpack::Error for a module that cannot be pickled (a node argument
+// referencing a node of another graph).
+// The pickle as a byte string (std::string holds arbitrary bytes, including NULs).
+std::string dumps(const GraphModule& module, PickleFormat format = PickleFormat::PortableBinary);
+std::string dumps(const GraphModule& module, const DumpOptions& options);
+void dump(const GraphModule& module, std::ostream& out,
+          PickleFormat format = PickleFormat::PortableBinary);
+void dump(const GraphModule& module, std::ostream& out, const DumpOptions& options);
+
+// --- Loading. The format is detected from the header line. Throws only FormatError.
+std::shared_ptr<GraphModule> loads(std::string_view bytes, const LoadOptions& options = {});
+Loaded loads_with_report(std::string_view bytes, const LoadOptions& options = {});
+// Reads the stream to its end (at most `max_bytes`), then as loads().
+std::shared_ptr<GraphModule> load(std::istream& in, const LoadOptions& options = {},
+                                  std::uint64_t max_bytes = 1ull << 34);
+Loaded load_with_report(std::istream& in, const LoadOptions& options = {},
+                        std::uint64_t max_bytes = 1ull << 34);
+
+// The format named by a pickle's header (FormatError if there is no valid header).
+PickleFormat detect_format(std::string_view bytes);
+
+}  // namespace fxpack::pickle

@@ -1,0 +1,837 @@
+// Pickling: the header line, live objects <-> records, validation of untrusted records and
+// the LazyGraphModule they become. The archive libraries are in pickle_cereal.cpp and
+// pickle_boost.cpp.
+#include "fxpack/pickle.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+#include <limits>
+#include <istream>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <ostream>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include "fxpack/codegen.hpp"
+#include "fxpack/details/serialize.hpp"
+#include "fxpack/ops.hpp"
+
+namespace fxpack::pickle {
+
+namespace detail {
+
+// ---------------------------------------------------------------------------------------
+// Load context.
+namespace {
+thread_local LoadContext t_default_context;
+thread_local LoadContext* t_context = nullptr;
+}  // namespace
+
+LoadContext& load_context() { return t_context ? *t_context : t_default_context; }
+ContextScope::ContextScope(LoadContext& ctx) : saved_(t_context) { t_context = &ctx; }
+ContextScope::~ContextScope() { t_context = saved_; }
+
+const char* xml_padded_name(const char* name) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::unique_ptr<char[]>> names;
+  std::lock_guard lock(mu);
+  auto& slot = names[name];
+  if (!slot) {
+    std::size_t n = std::strlen(name);
+    if (n >= kXmlNamePad) throw Error("pickle: xml name too long");
+    slot = std::make_unique<char[]>(kXmlNamePad);  // zero-filled
+    std::memcpy(slot.get(), name, n);
+  }
+  return slot.get();
+}
+
+// ---------------------------------------------------------------------------------------
+// base64 (RFC 4648, with padding).
+namespace {
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string base64_encode(const std::string& in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  auto b = [&](std::size_t k) { return static_cast<unsigned char>(in[k]); };
+  for (; i + 2 < in.size(); i += 3) {
+    std::uint32_t v = (b(i) << 16) | (b(i + 1) << 8) | b(i + 2);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    std::uint32_t v = b(i) << 16;
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    std::uint32_t v = (b(i) << 16) | (b(i + 1) << 8);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string base64_decode(const std::string& in) {
+  if (in.size() % 4 != 0) load_context().fail("base64 text length " + std::to_string(in.size()) + " is not a multiple of 4");
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    int pad = 0;
+    std::uint32_t v = 0;
+    for (std::size_t k = 0; k < 4; ++k) {
+      char c = in[i + k];
+      int x;
+      if (c == '=' && i + 4 == in.size() && k >= 2) {
+        ++pad;
+        x = 0;
+      } else {
+        x = val(c);
+        if (x < 0 || pad) load_context().fail("invalid base64 character at position " + std::to_string(i + k));
+      }
+      v = (v << 6) | static_cast<std::uint32_t>(x);
+    }
+    out += static_cast<char>(v >> 16);
+    if (pad < 2) out += static_cast<char>((v >> 8) & 0xff);
+    if (pad < 1) out += static_cast<char>(v & 0xff);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Live objects -> records.
+namespace {
+
+class Saver {
+ public:
+  Saver(PickleRecord& rec, const std::function<std::string(const std::shared_ptr<Storage>&)>& sink)
+      : rec_(rec), sink_(sink) {}
+
+  std::uint64_t tensor(const Tensor& t) {
+    TensorRecord tr;
+    tr.dtype = static_cast<std::uint8_t>(t.dtype());
+    tr.shape = t.shape().to_vector();
+    tr.offset = t.byte_offset();
+    if (!t.defined()) {
+      tr.storage = -1;
+    } else {
+      const Storage* s = t.storage().get();
+      auto [it, inserted] = storage_index_.try_emplace(s, rec_.storages.size());
+      if (inserted) {
+        StorageRecord sr;
+        if (sink_) {
+          sr.external = true;
+          sr.key = sink_(t.storage());
+          sr.nbytes = s->nbytes();
+        } else {
+          sr.bytes.assign(reinterpret_cast<const char*>(s->data()), s->nbytes());
+        }
+        rec_.storages.push_back(std::move(sr));
+      }
+      tr.storage = static_cast<std::int64_t>(it->second);
+    }
+    rec_.tensors.push_back(std::move(tr));
+    return rec_.tensors.size() - 1;
+  }
+
+  ValueRecord value(const Value& v) {
+    ValueRecord r;
+    r.kind = static_cast<std::uint8_t>(v.kind());
+    const auto& var = v.variant();
+    switch (v.kind()) {
+      case Value::Kind::None: break;
+      case Value::Kind::Bool: r.i = std::get<bool>(var); break;
+      case Value::Kind::Int: r.i = std::get<std::int64_t>(var); break;
+      case Value::Kind::Double: r.d = std::get<double>(var); break;
+      case Value::Kind::String: r.s = std::get<std::string>(var); break;
+      case Value::Kind::DType: r.i = static_cast<std::int64_t>(std::get<DType>(var)); break;
+      case Value::Kind::Device:
+        r.s = std::get<Device>(var).type;
+        r.i = std::get<Device>(var).index;
+        break;
+      case Value::Kind::Layout: r.i = static_cast<std::int64_t>(std::get<Layout>(var)); break;
+      case Value::Kind::MemoryFormat: r.i = static_cast<std::int64_t>(std::get<MemoryFormat>(var)); break;
+      case Value::Kind::Slice: {
+        const Slice& s = std::get<Slice>(var);
+        for (const auto& part : {s.start, s.stop, s.step}) {
+          ValueRecord p;
+          if (part) {
+            p.kind = static_cast<std::uint8_t>(Value::Kind::Int);
+            p.i = *part;
+          }
+          r.items.push_back(std::move(p));
+        }
+        break;
+      }
+      case Value::Kind::Node: {
+        const Node* n = std::get<Node*>(var);
+        if (in_module_) throw Error("pickle: a module attribute holds a reference to node '" +
+                                    (n ? n->name() : "<null>") + "'; only node args, kwargs and meta may");
+        auto it = node_index_.find(n);
+        if (it == node_index_.end())
+          throw Error("pickle: node '" + current_ + "' references node '" + (n ? n->name() : "<null>") +
+                      "', which is not in the graph being saved");
+        r.i = static_cast<std::int64_t>(cur_) - static_cast<std::int64_t>(it->second);
+        break;
+      }
+      case Value::Kind::List:
+        for (const Value& x : std::get<List>(var).items) r.items.push_back(value(x));
+        break;
+      case Value::Kind::Tuple:
+        for (const Value& x : std::get<Tuple>(var).items) r.items.push_back(value(x));
+        break;
+      case Value::Kind::Dict:
+        for (const auto& [k, x] : std::get<Dict>(var).items) r.entries.push_back({k, value(x)});
+        break;
+      case Value::Kind::Tensor: r.i = static_cast<std::int64_t>(tensor(std::get<Tensor>(var))); break;
+    }
+    return r;
+  }
+
+  std::vector<NamedValue> dict(const Dict& d) {
+    std::vector<NamedValue> out;
+    out.reserve(d.items.size());
+    for (const auto& [k, x] : d.items) out.push_back({k, value(x)});
+    return out;
+  }
+
+  ModuleRecord module(const Module& m, const std::string& kind) {
+    in_module_ = true;
+    ModuleRecord r;
+    r.kind = kind;
+    r.attrs = dict(m.attrs());
+    for (const auto& [n, t] : m.parameters()) r.parameters.push_back({n, tensor(t)});
+    for (const auto& [n, t] : m.buffers()) r.buffers.push_back({n, tensor(t)});
+    for (const auto& [n, c] : m.children()) r.children.push_back({n, module(*c, c->kind())});
+    return r;
+  }
+
+  void graph(const Graph& g) {
+    node_index_.reserve(g.size());
+    for (const Node* n : g) node_index_.emplace(n, node_index_.size());
+    rec_.nodes.reserve(g.size());
+    std::unordered_map<std::string_view, std::uint64_t> target_index;
+    for (const Node* n : g) {
+      current_ = n->name();
+      NodeRecord nr;
+      nr.op = static_cast<std::uint8_t>(n->op());
+      nr.name = n->name();
+      nr.target = n->target();
+      auto [it, inserted] = target_index.try_emplace(n->target(), rec_.targets.size());
+      if (inserted) rec_.targets.push_back(n->target());
+      nr.target_index = it->second;
+      nr.args.reserve(n->args().size());
+      for (const Value& a : n->args()) nr.args.push_back(value(a));
+      if (!n->kwargs().items.empty()) nr.kwargs = dict(n->kwargs());
+      if (!n->meta().empty()) nr.meta = dict(n->meta().entries());
+      rec_.nodes.push_back(std::move(nr));
+      ++cur_;
+    }
+  }
+
+ private:
+  PickleRecord& rec_;
+  const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
+  std::unordered_map<const Storage*, std::uint64_t> storage_index_;
+  std::unordered_map<const Node*, std::uint64_t> node_index_;
+  std::string current_;
+  std::uint64_t cur_ = 0;  // index of the node being saved (references are relative)
+  bool in_module_ = false;
+};
+
+}  // namespace
+
+PickleRecord to_record(const GraphModule& gm, bool store_source_hash,
+                       const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink) {
+  PickleRecord rec;
+  rec.format_version = kFormatVersion;
+  rec.class_name = gm.class_name();
+  rec.codegen_version = kCodegenVersion;
+  if (store_source_hash) {
+    rec.has_source_hash = true;
+    rec.source_hash = source_hash(python_code(gm.graph()));
+  }
+  Saver s(rec, storage_sink);
+  s.graph(gm.graph());
+  rec.root = s.module(gm, "Module");
+  return rec;
+}
+
+// ---------------------------------------------------------------------------------------
+// Records -> live objects, validating everything.
+namespace {
+
+[[noreturn]] void bad(const std::string& what) { throw FormatError("pickle: " + what); }
+
+class Builder {
+ public:
+  Builder(PickleRecord& rec, const LoadOptions& opt) : rec_(rec), opt_(opt) {}
+
+  void storages() {
+    storages_.reserve(rec_.storages.size());
+    for (std::size_t i = 0; i < rec_.storages.size(); ++i) {
+      const StorageRecord& r = rec_.storages[i];
+      if (r.external) {
+        std::string where = "storages[" + std::to_string(i) + "] (external '" + r.key.substr(0, 200) + "')";
+        if (!opt_.storage_source) bad(where + ": the pickle keeps this storage outside and no storage source was given");
+        std::shared_ptr<Storage> s;
+        try {
+          s = opt_.storage_source(r.key, r.nbytes);
+        } catch (const FormatError& e) {
+          bad(where + ": " + e.what());
+        } catch (const std::exception& e) {
+          bad(where + ": " + e.what());
+        }
+        if (!s) bad(where + ": the storage source returned nothing");
+        if (s->nbytes() != r.nbytes)
+          bad(where + ": the storage source returned " + std::to_string(s->nbytes()) + " bytes, the pickle expects " +
+              std::to_string(r.nbytes));
+        storages_.push_back(std::move(s));
+        continue;
+      }
+      const std::string& b = r.bytes;
+      auto s = Storage::allocate(b.size());
+      if (!b.empty()) std::memcpy(s->data(), b.data(), b.size());
+      storages_.push_back(std::move(s));
+      std::string().swap(rec_.storages[i].bytes);
+    }
+  }
+
+  void tensors() {
+    tensors_.reserve(rec_.tensors.size());
+    for (std::size_t i = 0; i < rec_.tensors.size(); ++i) {
+      const TensorRecord& t = rec_.tensors[i];
+      std::string where = "tensors[" + std::to_string(i) + "]: ";
+      if (t.dtype >= kDTypeCount) bad(where + "unknown dtype " + std::to_string(t.dtype));
+      if (t.shape.size() > Shape::kMaxDims)
+        bad(where + std::to_string(t.shape.size()) + " dimensions (at most " + std::to_string(Shape::kMaxDims) + ")");
+      std::uint64_t numel = 1;
+      for (std::int64_t d : t.shape) {
+        if (d < 0) bad(where + "negative dimension " + std::to_string(d));
+        if (d != 0 && numel > (std::uint64_t(1) << 62) / static_cast<std::uint64_t>(d))
+          bad(where + "shape too large");
+        numel *= static_cast<std::uint64_t>(d);
+      }
+      DType dt = static_cast<DType>(t.dtype);
+      if (t.storage == -1) {
+        tensors_.emplace_back();
+        continue;
+      }
+      if (t.storage < 0 || static_cast<std::uint64_t>(t.storage) >= storages_.size())
+        bad(where + "storage index " + std::to_string(t.storage) + " out of range (" +
+            std::to_string(storages_.size()) + " storages)");
+      const auto& s = storages_[static_cast<std::size_t>(t.storage)];
+      std::uint64_t es = element_size(dt);
+      if (numel > (std::uint64_t(1) << 62) / es) bad(where + "shape too large");
+      std::uint64_t nbytes = numel * es;
+      if (t.offset % es != 0) bad(where + "byte offset " + std::to_string(t.offset) + " is not a multiple of the element size");
+      if (t.offset > s->nbytes() || nbytes > s->nbytes() - t.offset)
+        bad(where + "dtype " + std::string(dtype_name(dt)) + " shape " + shape_str(t.shape) + " at byte offset " +
+            std::to_string(t.offset) + " needs " + std::to_string(nbytes) + " bytes but storage " +
+            std::to_string(t.storage) + " has " + std::to_string(s->nbytes()));
+      tensors_.emplace_back(s, static_cast<std::size_t>(t.offset), dt, Shape(std::span<const std::int64_t>(t.shape)));
+    }
+  }
+
+  static std::string shape_str(const std::vector<std::int64_t>& s) {
+    std::string o = "[";
+    for (std::size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+    return o + "]";
+  }
+
+  // `node_limit`: node references must be < node_limit.
+  Value value(const ValueRecord& r, std::size_t node_limit, const std::string& where) const {
+    switch (static_cast<Value::Kind>(r.kind)) {
+      case Value::Kind::None: return None{};
+      case Value::Kind::Bool: return r.i != 0;
+      case Value::Kind::Int: return r.i;
+      case Value::Kind::Double: return r.d;
+      case Value::Kind::String: return r.s;
+      case Value::Kind::DType:
+        if (r.i < 0 || r.i >= kDTypeCount) bad(where + ": unknown dtype " + std::to_string(r.i));
+        return static_cast<DType>(r.i);
+      case Value::Kind::Device: return Device{r.s, r.i};
+      case Value::Kind::Layout:
+        if (r.i != 0) bad(where + ": unknown layout " + std::to_string(r.i));
+        return Layout::Strided;
+      case Value::Kind::MemoryFormat:
+        if (r.i < 0 || r.i > 2) bad(where + ": unknown memory format " + std::to_string(r.i));
+        return static_cast<MemoryFormat>(r.i);
+      case Value::Kind::Slice: {
+        if (r.items.size() != 3) bad(where + ": slice with " + std::to_string(r.items.size()) + " parts");
+        std::optional<std::int64_t> p[3];
+        for (int k = 0; k < 3; ++k) {
+          const ValueRecord& x = r.items[static_cast<std::size_t>(k)];
+          if (x.kind == static_cast<std::uint8_t>(Value::Kind::Int)) p[k] = x.i;
+          else if (x.kind != 0) bad(where + ": slice part is " + kValueKindNames[x.kind] + ", not int or none");
+        }
+        return Slice{p[0], p[1], p[2]};
+      }
+      case Value::Kind::Node: {
+        // stored as the distance back from the referencing node `node_limit`
+        std::int64_t back = r.i;
+        std::int64_t cur = static_cast<std::int64_t>(node_limit);
+        bool ok = back > std::numeric_limits<std::int64_t>::min() / 2 && back < std::numeric_limits<std::int64_t>::max() / 2;
+        std::int64_t ref = ok ? cur - back : -1;
+        if (!ok || ref < 0 || ref >= static_cast<std::int64_t>(nodes_.size()) || (!in_meta_ && back < 1))
+          bad(where + ": node reference " + std::to_string(back) + " back from node " + std::to_string(cur) +
+              (in_meta_ ? " is out of range (" + std::to_string(nodes_.size()) + " nodes)"
+                        : " is not an earlier node"));
+        return nodes_[static_cast<std::size_t>(ref)];
+      }
+      case Value::Kind::List: {
+        List l;
+        l.items.reserve(r.items.size());
+        for (const auto& x : r.items) l.items.push_back(value(x, node_limit, where));
+        return l;
+      }
+      case Value::Kind::Tuple: {
+        Tuple t;
+        t.items.reserve(r.items.size());
+        for (const auto& x : r.items) t.items.push_back(value(x, node_limit, where));
+        return t;
+      }
+      case Value::Kind::Dict: return dict(r.entries, node_limit, where);
+      case Value::Kind::Tensor:
+        if (r.i < 0 || static_cast<std::uint64_t>(r.i) >= tensors_.size())
+          bad(where + ": tensor reference " + std::to_string(r.i) + " out of range (" +
+              std::to_string(tensors_.size()) + " tensors)");
+        return tensors_[static_cast<std::size_t>(r.i)];
+    }
+    bad(where + ": unknown value kind " + std::to_string(r.kind));
+  }
+
+  Dict dict(const std::vector<NamedValue>& entries, std::size_t node_limit, const std::string& where) const {
+    Dict d;
+    d.items.reserve(entries.size());
+    for (const auto& e : entries) d.items.emplace_back(e.key, value(e.value, node_limit, where));
+    return d;
+  }
+
+  const Tensor& tensor_ref(std::uint64_t i, const std::string& where) const {
+    if (i >= tensors_.size())
+      bad(where + ": tensor reference " + std::to_string(i) + " out of range (" + std::to_string(tensors_.size()) + " tensors)");
+    return tensors_[static_cast<std::size_t>(i)];
+  }
+
+  std::shared_ptr<Module> module(const ModuleRecord& r, const std::string& path, std::uint32_t depth) {
+    if (depth > opt_.limits.max_nesting_depth) bad("module '" + path + "': nesting depth exceeds the limit");
+    in_meta_ = false;  // module attributes may not reference nodes
+    auto m = std::make_shared<Module>(r.kind);
+    std::string where = "module '" + (path.empty() ? std::string("<root>") : path) + "' (" + r.kind + ")";
+    std::set<std::string> seen;
+    auto unique = [&](const std::string& what, const std::string& name) {
+      if (!seen.insert(what + ":" + name).second) bad(where + ": duplicate " + what + " '" + name + "'");
+    };
+    try {
+      for (const auto& a : r.attrs) {
+        unique("attribute", a.key);
+        m->set_attr(a.key, value(a.value, 0, where + " attribute '" + a.key + "'"));
+      }
+      for (const auto& p : r.parameters) {
+        unique("parameter", p.name);
+        m->register_parameter(p.name, tensor_ref(p.tensor, where + " parameter '" + p.name + "'"));
+      }
+      for (const auto& b : r.buffers) {
+        unique("buffer", b.name);
+        m->register_buffer(b.name, tensor_ref(b.tensor, where + " buffer '" + b.name + "'"));
+      }
+      for (const auto& c : r.children) {
+        unique("submodule", c.name);
+        m->register_module(c.name, module(c.module, path.empty() ? c.name : path + "." + c.name, depth + 1));
+      }
+    } catch (const FormatError&) {
+      throw;
+    } catch (const Error& e) {
+      bad(where + ": " + e.what());
+    }
+    if (!path.empty()) {
+      if (const ModuleKind* k = OpRegistry::global().module_kind(r.kind); k && k->validate) {
+        try {
+          k->validate(*m);
+        } catch (const std::exception& e) {
+          bad(where + " is not a valid " + r.kind + ": " + e.what());
+        }
+      }
+    }
+    return m;
+  }
+
+  std::shared_ptr<Graph> graph() {
+    auto g = std::make_shared<Graph>();
+    nodes_.reserve(rec_.nodes.size());
+    std::vector<Value> args;
+    for (std::size_t i = 0; i < rec_.nodes.size(); ++i) {
+      NodeRecord& r = rec_.nodes[i];
+      std::string where;
+      auto at = [&]() -> const std::string& {
+        if (where.empty()) where = "nodes[" + std::to_string(i) + "] '" + r.name.substr(0, 200) + "'";
+        return where;
+      };
+      if (r.op > static_cast<std::uint8_t>(Op::Output)) bad(at() + ": unknown op " + std::to_string(r.op));
+      if (rec_.targets_interned) {
+        if (r.target_index >= rec_.targets.size())
+          bad(at() + ": target index " + std::to_string(r.target_index) + " out of range (" +
+              std::to_string(rec_.targets.size()) + " targets)");
+        r.target = rec_.targets[static_cast<std::size_t>(r.target_index)];
+      }
+      Op op = static_cast<Op>(r.op);
+      std::vector<Value> a;
+      a.reserve(r.args.size());
+      for (const auto& x : r.args) a.push_back(value(x, i, r.args.size() ? at() + " args" : at()));
+      Dict kw;
+      if (!r.kwargs.empty()) kw = dict(r.kwargs, i, at() + " kwargs");
+      Node* n;
+      try {
+        n = g->create_node(op, std::move(r.target), std::move(a), std::move(kw), r.name);
+      } catch (const std::exception& e) {
+        bad(at() + ": " + e.what());
+      }
+      if (n->name() != r.name)
+        bad(at() + ": node name is not valid or not unique (the graph would call it '" + n->name() + "')");
+      nodes_.push_back(n);
+    }
+    in_meta_ = true;
+    for (std::size_t i = 0; i < rec_.nodes.size(); ++i) {
+      const NodeRecord& r = rec_.nodes[i];
+      for (const auto& e : r.meta)
+        nodes_[i]->meta().set(e.key, value(e.value, nodes_.size(),
+                                           "nodes[" + std::to_string(i) + "] '" + r.name + "' meta '" + e.key + "'"));
+    }
+    if (nodes_.empty() || nodes_.back()->op() != Op::Output) bad("the graph's last node is not an output node");
+    try {
+      g->lint();
+    } catch (const std::exception& e) {
+      bad(std::string("invalid graph: ") + e.what());
+    }
+    return g;
+  }
+
+ private:
+  PickleRecord& rec_;
+  const LoadOptions& opt_;
+  std::vector<std::shared_ptr<Storage>> storages_;
+  std::vector<Tensor> tensors_;
+  std::vector<Node*> nodes_;
+  bool in_meta_ = false;
+};
+
+void warn(const LoadOptions& opt, LoadReport& report, const std::string& message) {
+  report.warnings.push_back(message);
+  if (opt.on_warning) opt.on_warning(message);
+  else std::cerr << "fxpack: warning: " << message << '\n';
+}
+
+}  // namespace
+
+Loaded from_record(PickleRecord rec, const LoadOptions& opt, PickleFormat format) {
+  Loaded out;
+  LoadReport& report = out.report;
+  report.format = format;
+  report.format_version = rec.format_version;
+  report.stored_codegen_version = rec.codegen_version;
+  report.has_source_hash = rec.has_source_hash;
+  report.stored_source_hash = rec.source_hash;
+
+  Builder b(rec, opt);
+  b.storages();
+  b.tensors();
+  std::shared_ptr<Graph> graph = b.graph();
+  std::shared_ptr<Module> root = b.module(rec.root, "", 0);
+
+  std::shared_ptr<GraphModule> gm;
+  try {
+    gm = make_graph_module(root, graph, {.class_name = rec.class_name, .graph_module_cls = GraphModuleClass::Lazy});
+    // The graph's copy took what its nodes name; bring the stored tree over completely
+    // (members no node names, and parents with their stored kinds).
+    for (const auto& [name, child] : root->children()) gm->register_module(name, child);
+    for (const auto& [name, t] : root->parameters()) gm->register_parameter(name, t);
+    for (const auto& [name, t] : root->buffers()) gm->register_buffer(name, t);
+    for (const auto& [name, v] : root->attrs().items) gm->set_attr(name, v);
+  } catch (const FormatError&) {
+    throw;
+  } catch (const std::exception& e) {
+    bad(std::string("the graph does not match the module tree: ") + e.what());
+  }
+
+  // call_module targets whose kind nothing can run.
+  std::set<std::string> unknown;
+  for (const Node* n : *graph) {
+    if (n->op() != Op::CallModule) continue;
+    auto m = gm->get_submodule(n->target());
+    const ModuleKind* k = OpRegistry::global().module_kind(m->kind());
+    if (!k || !k->forward) unknown.insert(m->kind());
+  }
+  report.unregistered_module_kinds.assign(unknown.begin(), unknown.end());
+  if (!unknown.empty()) {
+    std::string list;
+    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
+    if (opt.refuse_unregistered_module_kinds) bad("unregistered module kinds: " + list);
+    warn(opt, report, "pickle: loaded as data only, calling them will fail: unregistered module kinds: " + list);
+  }
+
+  if (rec.has_source_hash && opt.verify_source_hash) {
+    std::uint64_t now = source_hash(python_code(*graph));
+    report.rebuilt_source_hash = now;
+    report.source_hash_matches = now == rec.source_hash;
+    if (now != rec.source_hash) {
+      std::ostringstream msg;
+      msg << "pickle: the source rebuilt from the loaded graph (hash " << std::hex << now << std::dec
+          << ", codegen version " << kCodegenVersion << ") differs from the stored source hash " << std::hex
+          << rec.source_hash << std::dec << " (codegen version " << rec.codegen_version << ")";
+      if (opt.strict_source_hash) throw FormatError(msg.str());
+      warn(opt, report, msg.str());
+    }
+  }
+  out.module = std::move(gm);
+  return out;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
+// Header line and entry points.
+namespace {
+
+constexpr std::string_view kMagic = "fxpack.pickle ";
+constexpr const char* kFormatNames[] = {"portable-binary", "json", "boost-text", "boost-binary", "boost-xml"};
+
+bool is_boost(PickleFormat f) {
+  return f == PickleFormat::BoostText || f == PickleFormat::BoostBinary || f == PickleFormat::BoostXml;
+}
+
+struct Header {
+  PickleFormat format;
+  std::uint32_t version;
+  std::size_t size;  // bytes including the newline
+};
+
+Header parse_header(std::string_view bytes) {
+  if (bytes.substr(0, kMagic.size()) != kMagic)
+    throw FormatError("pickle: not an fxpack pickle: the input does not start with 'fxpack.pickle ' (at byte offset 0)");
+  auto nl = bytes.substr(0, 64).find('\n');
+  if (nl == std::string_view::npos)
+    throw FormatError("pickle: header line not terminated within 64 bytes (at byte offset 0)");
+  std::string_view line = bytes.substr(kMagic.size(), nl - kMagic.size());
+  auto sp = line.find(' ');
+  if (sp == std::string_view::npos)
+    throw FormatError("pickle: header line has no version (at byte offset " + std::to_string(kMagic.size()) + ")");
+  std::string_view name = line.substr(0, sp), ver = line.substr(sp + 1);
+  Header h{};
+  bool found = false;
+  for (int i = 0; i < kPickleFormatCount; ++i)
+    if (name == kFormatNames[i]) {
+      h.format = static_cast<PickleFormat>(i);
+      found = true;
+    }
+  if (!found)
+    throw FormatError("pickle: unknown pickle format '" + std::string(name) + "' in the header (at byte offset " +
+                      std::to_string(kMagic.size()) + ")");
+  if (ver.empty() || ver.size() > 9 || !std::all_of(ver.begin(), ver.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    throw FormatError("pickle: bad version '" + std::string(ver) + "' in the header (at byte offset " +
+                      std::to_string(kMagic.size() + sp + 1) + ")");
+  std::uint64_t v = std::stoull(std::string(ver));
+  if (v > kFormatVersion)
+    throw FormatError("pickle format version " + std::to_string(v) + " is newer than this build supports (" +
+                      std::to_string(kFormatVersion) + ")");
+  if (v == 0) throw FormatError("pickle: format version 0 in the header is invalid");
+  h.version = static_cast<std::uint32_t>(v);
+  h.size = nl + 1;
+  return h;
+}
+
+std::string header_line(PickleFormat f) {
+  return std::string(kMagic) + kFormatNames[static_cast<int>(f)] + " " + std::to_string(kFormatVersion) + "\n";
+}
+
+// A streambuf appending to a std::string (avoids ostringstream's copy).
+class StringSink : public std::streambuf {
+ public:
+  explicit StringSink(std::string& s) : s_(s) {}
+
+ protected:
+  std::streamsize xsputn(const char* p, std::streamsize n) override {
+    s_.append(p, static_cast<std::size_t>(n));
+    return n;
+  }
+  int_type overflow(int_type c) override {
+    if (!traits_type::eq_int_type(c, traits_type::eof())) s_.push_back(traits_type::to_char_type(c));
+    return traits_type::not_eof(c);
+  }
+
+ private:
+  std::string& s_;
+};
+
+void write_body(std::ostream& out, const GraphModule& m, const DumpOptions& o) {
+  if (static_cast<int>(o.format) >= kPickleFormatCount)
+    throw Error("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(o.format)));
+  detail::PickleRecord rec = detail::to_record(m, o.store_source_hash, o.storage_sink);
+  out << header_line(o.format);
+  if (is_boost(o.format)) detail::write_boost(out, rec, o.format);
+  else detail::write_cereal(out, rec, o.format);
+  if (!out) throw IoError("pickle: writing the pickle failed");
+}
+
+// JSON is parsed recursively by rapidjson: refuse nesting deeper than the limits allow
+// before parsing.
+void check_json_depth(std::string_view body, const LoadLimits& lim) {
+  std::uint64_t max = 4ull * lim.max_nesting_depth + 64;
+  std::uint64_t depth = 0;
+  bool in_str = false, esc = false;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_str) {
+      if (esc) esc = false;
+      else if (c == '\\') esc = true;
+      else if (c == '"') in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max)
+        throw FormatError("pickle: JSON nesting depth exceeds " + std::to_string(max) + " (at byte offset " +
+                          std::to_string(i) + " of the archive)");
+    } else if (c == ']' || c == '}') {
+      if (depth > 0) --depth;
+    }
+  }
+}
+
+// See kXmlMaxTag: no element name in the input may be longer.
+void check_xml_tags(std::string_view body) {
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    if (body[i] != '<') continue;
+    std::size_t j = i + 1;
+    if (j < body.size() && (body[j] == '/' || body[j] == '?' || body[j] == '!')) ++j;
+    std::size_t start = j;
+    while (j < body.size() && body[j] != '>' && body[j] != '/' && body[j] != ' ' && body[j] != '\t' &&
+           body[j] != '\r' && body[j] != '\n' && j - start <= detail::kXmlMaxTag)
+      ++j;
+    if (j - start > detail::kXmlMaxTag)
+      throw FormatError("pickle: xml element name longer than " + std::to_string(detail::kXmlMaxTag) +
+                        " characters (at byte offset " + std::to_string(i) + " of the archive)");
+  }
+}
+
+}  // namespace
+
+std::string_view format_name(PickleFormat format) {
+  int i = static_cast<int>(format);
+  return i >= 0 && i < kPickleFormatCount ? kFormatNames[i] : "unknown";
+}
+
+PickleFormat detect_format(std::string_view bytes) { return parse_header(bytes).format; }
+
+std::string dumps(const GraphModule& module, PickleFormat format) {
+  return dumps(module, DumpOptions{.format = format});
+}
+std::string dumps(const GraphModule& module, const DumpOptions& options) {
+  std::string s;
+  StringSink sink(s);
+  std::ostream out(&sink);
+  write_body(out, module, options);
+  return s;
+}
+void dump(const GraphModule& module, std::ostream& out, PickleFormat format) {
+  write_body(out, module, DumpOptions{.format = format});
+}
+void dump(const GraphModule& module, std::ostream& out, const DumpOptions& options) {
+  write_body(out, module, options);
+}
+
+Loaded loads_with_report(std::string_view bytes, const LoadOptions& options) {
+  Header h = parse_header(bytes);
+  std::string_view body = bytes.substr(h.size);
+  detail::LoadContext ctx;
+  ctx.limits = options.limits;
+  ctx.base_offset = h.size;
+  detail::ContextScope scope(ctx);
+  detail::MemBuf buf(body.data(), body.size());
+  std::istream in(&buf);
+  detail::PickleRecord rec;
+  try {
+    if (h.format == PickleFormat::Json) {
+      check_json_depth(body, options.limits);
+      ctx.input = nullptr;  // parsed whole into a DOM first; sizes come from real arrays
+      detail::read_cereal(in, rec, h.format);
+    } else {
+      ctx.input = &buf;
+      if (is_boost(h.format)) {
+        const std::string& expect = detail::boost_archive_header(h.format);
+        if (body.substr(0, expect.size()) != expect)
+          throw FormatError("pickle: the " + std::string(format_name(h.format)) +
+                            " archive header does not match what this build's Boost.Serialization writes "
+                            "(corrupt, or another Boost version or architecture) (at byte offset " +
+                            std::to_string(h.size) + ")");
+        if (h.format == PickleFormat::BoostXml) check_xml_tags(body);
+        detail::read_boost(in, rec, h.format);
+      } else {
+        detail::read_cereal(in, rec, h.format);
+      }
+      if ((h.format == PickleFormat::PortableBinary || h.format == PickleFormat::BoostBinary) && buf.remaining() != 0)
+        ctx.fail(std::to_string(buf.remaining()) + " trailing bytes after the archive");
+      if (h.format == PickleFormat::BoostText) {
+        std::string_view rest = body.substr(body.size() - buf.remaining());
+        if (rest.find_first_not_of(" \t\r\n") != std::string_view::npos)
+          ctx.fail(std::to_string(rest.size()) + " trailing bytes after the archive");
+      }
+    }
+  } catch (const FormatError&) {
+    throw;
+  } catch (const std::exception& e) {
+    ctx.fail("corrupt or truncated " + std::string(format_name(h.format)) + " archive: " + e.what());
+  } catch (...) {
+    ctx.fail("corrupt or truncated " + std::string(format_name(h.format)) + " archive");
+  }
+  if (rec.format_version != h.version)
+    throw FormatError("pickle: the archive says format version " + std::to_string(rec.format_version) +
+                      " but its header says " + std::to_string(h.version));
+  try {
+    return detail::from_record(std::move(rec), options, h.format);
+  } catch (const FormatError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw FormatError(std::string("pickle: ") + e.what());
+  }
+}
+
+std::shared_ptr<GraphModule> loads(std::string_view bytes, const LoadOptions& options) {
+  return loads_with_report(bytes, options).module;
+}
+
+Loaded load_with_report(std::istream& in, const LoadOptions& options, std::uint64_t max_bytes) {
+  std::string data;
+  char buf[1 << 16];
+  while (in) {
+    in.read(buf, sizeof buf);
+    data.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (data.size() > max_bytes)
+      throw FormatError("pickle: the input is larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  if (in.bad()) throw FormatError("pickle: reading the input stream failed");
+  return loads_with_report(data, options);
+}
+
+std::shared_ptr<GraphModule> load(std::istream& in, const LoadOptions& options, std::uint64_t max_bytes) {
+  return load_with_report(in, options, max_bytes).module;
+}
+
+}  // namespace fxpack::pickle

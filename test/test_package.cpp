@@ -1,0 +1,348 @@
+// Packages: layout, round trips, sharing, mmap, determinism, atomicity, hostile archives and
+// a real second process.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "fxpack/fxpack.hpp"
+#include "fxpack/package.hpp"
+#include "package/zip_reader.hpp"
+#include "package/zip_writer.hpp"
+#include "reference_models.hpp"
+
+using namespace fxpack;
+using namespace fxpack::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path scratch_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("fxpack_test_package_" + std::to_string(::getpid())) / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::vector<std::byte> package_of(const GraphModule& gm) {
+  PackageExporter pe;
+  pe.save_pickle("model", "model.pkl", gm);
+  return pe.close();
+}
+
+std::vector<std::byte> to_bytes(std::string_view s) {
+  auto b = std::as_bytes(std::span(s.data(), s.size()));
+  return {b.begin(), b.end()};
+}
+
+// Rewrites one record of a package (keeping the others) — for hostile-archive cases.
+std::vector<std::byte> with_record(const std::vector<std::byte>& pkg, const std::string& name,
+                                   std::optional<std::string> bytes) {
+  auto reader = zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(pkg));
+  auto writer = zip::ZipWriter::to_memory();
+  for (const auto& e : reader.entries()) {
+    if (e.name == name) {
+      if (bytes) writer.add_stored(name, std::as_bytes(std::span(bytes->data(), bytes->size())));
+      continue;
+    }
+    auto data = reader.read(e.name);
+    writer.add_stored(e.name, data);
+  }
+  if (bytes && !reader.find(name)) writer.add_stored(name, std::as_bytes(std::span(bytes->data(), bytes->size())));
+  return writer.finish();
+}
+
+}  // namespace
+
+TEST_SUITE("TestLazyGraphModule") {
+TEST_CASE("package_fx_simple") {
+  auto lazy = use_lazy_graph_module(true);
+  auto st = std::make_shared<ReluAdd>();
+  auto traced = symbolic_trace(st);
+
+  std::vector<std::byte> f;
+  {
+    PackageExporter pe;
+    pe.save_pickle("model", "model.pkl", *traced);
+    f = pe.close();
+  }
+  PackageImporter pi(f);
+  auto loaded_traced = pi.load_pickle("model", "model.pkl");
+  Tensor input = random_tensor({2, 3});
+  CHECK(allclose((*loaded_traced)(input).tensor(), (*traced)(input).tensor(), 0, 0));
+}
+}  // TEST_SUITE
+
+TEST_CASE("package: layout, records and file_structure") {
+  auto gm = trace_reference("mlp");
+  PackageExporter pe;
+  pe.save_pickle("model", "model.pkl", *gm);
+  pe.save_text("notes", "README.txt", "hello");
+  std::vector<std::byte> blob = to_bytes(std::string("\0\1\2", 3));
+  pe.save_binary("my.data", "blob.bin", blob);
+  PackageImporter pi(pe.close());
+  CHECK(pi.root() == "archive");
+  CHECK(pi.records() == std::vector<std::string>{".data/manifest", ".data/storages/0", ".data/storages/1",
+                                                 ".data/storages/2", ".data/storages/3", ".data/version",
+                                                 "model/model.pkl", "my/data/blob.bin", "notes/README.txt"});
+  CHECK(pi.file_structure() ==
+        "─── archive\n"
+        "    ├── .data\n"
+        "    │   ├── storages\n"
+        "    │   │   ├── 0\n"
+        "    │   │   ├── 1\n"
+        "    │   │   ├── 2\n"
+        "    │   │   └── 3\n"
+        "    │   ├── manifest\n"
+        "    │   └── version\n"
+        "    ├── model\n"
+        "    │   └── model.pkl\n"
+        "    ├── my\n"
+        "    │   └── data\n"
+        "    │       └── blob.bin\n"
+        "    └── notes\n"
+        "        └── README.txt\n");
+  CHECK(pi.load_text("notes", "README.txt") == "hello");
+  CHECK(pi.load_binary("my.data", "blob.bin") == blob);
+  CHECK(pi.has_record("model", "model.pkl"));
+  CHECK_FALSE(pi.has_record("model", "other.pkl"));
+  CHECK_THROWS_WITH_AS(pi.load_text("model", "other.pkl"), doctest::Contains("no record 'model/other.pkl'"),
+                       FormatError);
+}
+
+TEST_CASE("package: every reference model round-trips lazy and dirty, with equal outputs") {
+  for (const auto& c : reference_cases()) {
+    CAPTURE(c.folder);
+    auto gm = trace_reference(c.folder);
+    PackageImporter pi(package_of(*gm));
+    auto loaded = pi.load_pickle("model", "model.pkl");
+    CHECK(loaded->is_lazy());
+    CHECK(dynamic_cast<LazyGraphModule*>(loaded.get()));
+    CHECK(loaded->needs_recompile());
+    CHECK(loaded->class_name() == gm->class_name());
+    Tensor out = (*loaded)(reference_input(c)).tensor();
+    CHECK(allclose(out, reference_output(c), 1e-5, 1e-6));
+    CHECK(loaded->recompile_count() == 1);
+    CHECK(loaded->code() == read_file(reference_dir(c.folder) / "code.py"));
+  }
+}
+
+TEST_CASE("package: several modules share weights; storages are written once and stay shared") {
+  auto mlp = std::make_shared<MLP>();
+  load_reference_weights(*mlp, "mlp");
+  auto a = symbolic_trace(mlp);
+  auto b = symbolic_trace(mlp, {.input_names = {}, .class_name = "SecondMLP"});
+  PackageExporter pe;
+  pe.save_pickle("models", "a.pkl", *a);
+  pe.save_pickle("models", "b.pkl", *b);
+  PackageImporter pi(pe.close());
+  int storages = 0;
+  for (const auto& r : pi.records()) storages += r.starts_with(".data/storages/") ? 1 : 0;
+  CHECK(storages == 4);
+  auto la = pi.load_pickle("models", "a.pkl");
+  auto lb = pi.load_pickle("models", "b.pkl");
+  CHECK(lb->class_name() == "SecondMLP");
+  CHECK(la->get_tensor("fc1.weight").same_storage(lb->get_tensor("fc1.weight")));
+  CHECK(allclose(la->get_tensor("fc2.bias"), mlp->get_tensor("fc2.bias"), 0, 0));
+}
+
+TEST_CASE("package: tensors alias the mapped file, or are copies when asked") {
+  auto gm = trace_reference("small_convnet");
+  fs::path dir = scratch_dir("mmap");
+  {
+    PackageExporter pe(dir / "convnet.fxpkg");
+    pe.save_pickle("model", "model.pkl", *gm);
+    pe.close();
+  }
+  std::shared_ptr<GraphModule> mapped, copied;
+  {
+    PackageImporter pi(dir / "convnet.fxpkg");
+    CHECK(pi.root() == "convnet");
+    mapped = pi.load_pickle("model", "model.pkl");
+    PackageImporter pc(dir / "convnet.fxpkg", {.mmap_tensors = false});
+    copied = pc.load_pickle("model", "model.pkl");
+  }  // the importers are gone; the mapping lives on in the tensors
+  const Tensor& w = mapped->get_tensor("conv2.weight");
+  CHECK(w.storage()->borrowed());
+  CHECK(reinterpret_cast<std::uintptr_t>(w.storage()->data()) % 64 == 0);
+  CHECK_FALSE(copied->get_tensor("conv2.weight").storage()->borrowed());
+  Tensor x = reference_input(reference_cases()[3]);
+  CHECK(allclose((*mapped)(x).tensor(), (*copied)(x).tensor(), 0, 0));
+  CHECK(allclose((*mapped)(x).tensor(), reference_output(reference_cases()[3]), 1e-5, 1e-6));
+}
+
+TEST_CASE("package: saving the same modules twice gives identical bytes") {
+  auto gm = trace_reference("small_convnet");
+  auto one = package_of(*gm);
+  auto two = package_of(*symbolic_trace(gm));
+  CHECK(one == package_of(*gm));
+  fs::path dir = scratch_dir("determinism");
+  {
+    PackageExporter pe(dir / "archive.fxpkg");
+    pe.save_pickle("model", "model.pkl", *gm);
+    pe.close();
+  }
+  std::string file = read_file(dir / "archive.fxpkg");
+  CHECK(to_bytes(file) == one);
+}
+
+TEST_CASE("package: a failed save leaves the earlier archive untouched and no stray files") {
+  fs::path dir = scratch_dir("atomic");
+  fs::path target = dir / "model.fxpkg";
+  auto gm = trace_reference("mlp");
+  {
+    PackageExporter pe(target);
+    pe.save_pickle("model", "model.pkl", *gm);
+    pe.close();
+  }
+  std::string before = read_file(target);
+  SUBCASE("an exception unwinds through the exporter") {
+    try {
+      PackageExporter pe(target);
+      pe.save_text("notes", "a.txt", "partial");
+      throw std::runtime_error("simulated failure midway");
+    } catch (const std::runtime_error&) {
+    }
+  }
+  SUBCASE("refused names change nothing; close() then replaces the archive in one step") {
+    PackageExporter pe(target);
+    pe.save_text("notes", "a.txt", "one");
+    CHECK_THROWS_WITH_AS(pe.save_text("notes", "a.txt", "two"), doctest::Contains("already saved"), Error);
+    CHECK_THROWS_WITH_AS(pe.save_text("..", "a.txt", "x"), doctest::Contains("not a dotted name"), Error);
+    CHECK_THROWS_WITH_AS(pe.save_text("notes", "a/b.txt", "x"), doctest::Contains("plain file name"), Error);
+    CHECK_THROWS_WITH_AS(pe.save_text(".data", "x", "x"), doctest::Contains("not a dotted name"), Error);
+    CHECK(read_file(target) == before);
+    pe.close();
+    CHECK(read_file(target) != before);
+    before = read_file(target);
+  }
+  CHECK(read_file(target) == before);
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file() ? 1 : 0;
+  CHECK(files == 1);
+}
+
+TEST_CASE("package: the manifest lists what each pickle needs and is checked on open") {
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* a = g->call_function("torch.frobnicate", {x});
+  Node* b = g->call_method("wiggle", {a});
+  g->output(g->call_function("torch.relu", {b}));
+  auto gm = make_graph_module(std::make_shared<Module>(), g, {.class_name = "Odd", .graph_module_cls = GraphModuleClass::Lazy});
+  auto pkg = package_of(*gm);
+  {
+    auto reader = zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(pkg));
+    auto m = reader.read("archive/.data/manifest");
+    CHECK(std::string(reinterpret_cast<const char*>(m.data()), m.size()) ==
+          "fxpack.manifest 1\n"
+          "pickle model/model.pkl 1\n"
+          "function torch.frobnicate\n"
+          "function torch.relu\n"
+          "method wiggle\n");
+  }
+  CHECK_THROWS_WITH_AS(PackageImporter{pkg},
+                       doctest::Contains("package needs 2 item(s) that this build does not provide: "
+                                         "function torch.frobnicate (for model/model.pkl); method wiggle "
+                                         "(for model/model.pkl)"),
+                       FormatError);
+}
+
+TEST_CASE("package: hostile and corrupt archives are refused with a clear message") {
+  auto gm = trace_reference("mlp");
+  auto good = package_of(*gm);
+  struct Case {
+    const char* what;
+    std::vector<std::byte> bytes;
+    const char* expected;
+  };
+  auto truncated = good;
+  truncated.resize(good.size() / 2);
+  auto flipped = good;
+  {
+    auto reader = zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(good));
+    flipped[reader.at("archive/model/model.pkl").data_offset + 20] ^= std::byte{0x5a};
+  }
+  std::vector<Case> cases = {
+      {"truncated", truncated, "truncated"},
+      {"not a zip", to_bytes("PK but not really a zip file at all, no directory"), "truncated or not a zip"},
+      {"empty file", {}, "truncated or not a zip"},
+      {"bit flip in the pickle", flipped, "CRC"},
+      {"no version", with_record(good, "archive/.data/version", std::nullopt), "no archive/.data/version record"},
+      {"newer version", with_record(good, "archive/.data/version", "fxpack.package 2\n"),
+       "package format 'fxpack.package 2' is not supported"},
+      {"foreign version", with_record(good, "archive/.data/version", "6\n"), "does not name an fxpack package"},
+      {"no manifest", with_record(good, "archive/.data/manifest", std::nullopt), "no .data/manifest"},
+      {"bad manifest", with_record(good, "archive/.data/manifest", "fxpack.manifest 1\nexec rm -rf\n"),
+       "unknown entry kind 'exec'"},
+      {"newer pickle", with_record(good, "archive/.data/manifest", "fxpack.manifest 1\npickle model/model.pkl 9\n"),
+       "pickle format version 9"},
+      {"record outside the root", with_record(good, "other/x", "x"), "outside the root folder"},
+      {"missing storage", with_record(good, "archive/.data/storages/1", std::nullopt), "storage record 'archive/.data/storages/1' is missing"},
+      {"storage of the wrong size", with_record(good, "archive/.data/storages/1", "tiny"), "has 4 bytes, the pickle expects 32"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    CHECK_THROWS_WITH_AS(
+        {
+          PackageImporter pi(c.bytes);
+          pi.load_pickle("model", "model.pkl");
+        },
+        doctest::Contains(c.expected), FormatError);
+  }
+}
+
+TEST_CASE("package: load in a different process") {
+  fs::path dir = scratch_dir("process");
+  fs::path archive = dir / "convnet.fxpkg";
+  fs::path output = dir / "out.bin";
+  auto run = [](const std::string& cmd) {
+    int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  const std::string child = FXPACK_PACKAGE_CHILD;
+  REQUIRE(run(child + " save " + archive.string()) == 0);
+  fs::path input = reference_dir("small_convnet") / "input.bin";
+  REQUIRE(run(child + " run " + archive.string() + " " + input.string() + " " + output.string()) == 0);
+  Tensor out = read_tensor(output, {2, 10});
+  CHECK(allclose(out, reference_output(reference_cases()[3]), 1e-5, 1e-6));
+  // and this process computes the same from the other's archive
+  PackageImporter pi(archive);
+  CHECK(allclose((*pi.load_pickle("model", "model.pkl"))(reference_input(reference_cases()[3])).tensor(), out, 0, 0));
+}
+
+// Twins of PyTorch's test/package/test_package_fx.py.
+TEST_CASE("package_fx: trace the loaded module again") {
+  auto gm = trace_reference("seed_relu_add");
+  PackageImporter pi(package_of(*gm));
+  auto loaded = pi.load_pickle("model", "model.pkl");
+  auto retraced = symbolic_trace(loaded);
+  Tensor x = random_tensor({2, 3});
+  CHECK(allclose((*retraced)(x).tensor(), (*gm)(x).tensor(), 0, 0));
+}
+
+TEST_CASE("package_fx: package, load, trace and re-package") {
+  auto gm = trace_reference("mlp");
+  PackageImporter pi(package_of(*gm));
+  auto retraced = symbolic_trace(pi.load_pickle("model", "model.pkl"));
+  PackageImporter pi2(package_of(*retraced));
+  auto loaded2 = pi2.load_pickle("model", "model.pkl");
+  Tensor x = random_tensor({2, 4});
+  CHECK(allclose((*loaded2)(x).tensor(), (*gm)(x).tensor(), 0, 0));
+}
+
+TEST_CASE("package_fx: custom class name and node meta survive") {
+  auto gm = trace_reference("seed_relu_add");
+  auto custom = make_graph_module(gm, gm->graph_ptr(), {.class_name = "MyGraphModule", .graph_module_cls = GraphModuleClass::Eager});
+  Node* relu = custom->graph().find_node("relu");
+  REQUIRE(relu);
+  relu->meta().set("stack_trace", "  File \"model.py\", line 3, in forward\n    return torch.relu(x + 3.0)\n");
+  PackageImporter pi(package_of(*custom));
+  auto loaded = pi.load_pickle("model", "model.pkl");
+  CHECK(loaded->class_name() == "MyGraphModule");
+  Node* lrelu = loaded->graph().find_node("relu");
+  REQUIRE(lrelu);
+  CHECK(lrelu->meta() == relu->meta());
+  CHECK(loaded->print_readable(false) == custom->print_readable(false));
+}

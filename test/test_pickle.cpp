@@ -1,0 +1,715 @@
+// Pickling: round trips in all five formats, laziness after load, golden fixtures, and
+// corrupt/hostile input.
+#include <cereal/archives/portable_binary.hpp>
+#include <doctest/doctest.h>
+#include <boost/archive/binary_iarchive.hpp>
+#include <boost/archive/binary_oarchive.hpp>
+
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "fxpack/details/serialize.hpp"
+#include "fxpack/fxpack.hpp"
+#include "fxpack/pickle.hpp"
+#include "reference_models.hpp"
+
+using namespace fxpack;
+namespace pk = fxpack::pickle;
+using fxpack::testing::random_tensor;
+
+namespace {
+
+constexpr pk::PickleFormat kFormats[] = {pk::PickleFormat::PortableBinary, pk::PickleFormat::Json,
+                                         pk::PickleFormat::BoostText, pk::PickleFormat::BoostBinary,
+                                         pk::PickleFormat::BoostXml};
+
+bool is_lazy(const std::shared_ptr<GraphModule>& gm) {
+  return gm && gm->is_lazy() && dynamic_cast<LazyGraphModule*>(gm.get()) != nullptr;
+}
+
+pk::LoadOptions quiet() {
+  pk::LoadOptions o;
+  o.on_warning = [](const std::string&) {};
+  return o;
+}
+
+bool same_tensor_value(const Tensor& a, const Tensor& b) {
+  if (a.defined() != b.defined()) return false;
+  if (!a.defined()) return true;
+  if (a.dtype() != b.dtype() || !(a.shape() == b.shape())) return false;
+  auto x = a.bytes(), y = b.bytes();
+  return std::equal(x.begin(), x.end(), y.begin(), y.end());
+}
+
+// Structural equality; node references compare by name, doubles bit for bit.
+bool same_value(const Value& a, const Value& b) {
+  if (a.kind() != b.kind()) return false;
+  switch (a.kind()) {
+    case Value::Kind::Node: return a.node()->name() == b.node()->name();
+    case Value::Kind::Double:
+      return std::bit_cast<std::uint64_t>(a.to_double()) == std::bit_cast<std::uint64_t>(b.to_double());
+    case Value::Kind::List:
+    case Value::Kind::Tuple: {
+      const auto& x = a.items();
+      const auto& y = b.items();
+      if (x.size() != y.size()) return false;
+      for (std::size_t i = 0; i < x.size(); ++i)
+        if (!same_value(x[i], y[i])) return false;
+      return true;
+    }
+    case Value::Kind::Dict: {
+      const auto& x = a.dict().items;
+      const auto& y = b.dict().items;
+      if (x.size() != y.size()) return false;
+      for (std::size_t i = 0; i < x.size(); ++i)
+        if (x[i].first != y[i].first || !same_value(x[i].second, y[i].second)) return false;
+      return true;
+    }
+    case Value::Kind::Tensor: return same_tensor_value(a.tensor(), b.tensor());
+    default: return a == b;
+  }
+}
+
+void check_same_graph(const Graph& a, const Graph& b) {
+  REQUIRE(a.size() == b.size());
+  auto i = a.begin();
+  auto j = b.begin();
+  for (; i != a.end(); ++i, ++j) {
+    const Node* x = *i;
+    const Node* y = *j;
+    INFO("node " << x->name());
+    CHECK(x->op() == y->op());
+    CHECK(x->name() == y->name());
+    CHECK(x->target() == y->target());
+    REQUIRE(x->args().size() == y->args().size());
+    for (std::size_t k = 0; k < x->args().size(); ++k) CHECK(same_value(x->args()[k], y->args()[k]));
+    CHECK(same_value(x->kwargs(), y->kwargs()));
+    CHECK(same_value(x->meta().entries(), y->meta().entries()));
+  }
+  CHECK(a.to_string() == b.to_string());
+}
+
+void check_same_module(const Module& a, const Module& b, const std::string& path = "") {
+  INFO("module " << path);
+  CHECK(a.kind() == b.kind());
+  CHECK(same_value(a.attrs(), b.attrs()));
+  REQUIRE(a.parameters().size() == b.parameters().size());
+  for (std::size_t i = 0; i < a.parameters().size(); ++i) {
+    CHECK(a.parameters()[i].first == b.parameters()[i].first);
+    CHECK(same_tensor_value(a.parameters()[i].second, b.parameters()[i].second));
+  }
+  REQUIRE(a.buffers().size() == b.buffers().size());
+  for (std::size_t i = 0; i < a.buffers().size(); ++i) {
+    CHECK(a.buffers()[i].first == b.buffers()[i].first);
+    CHECK(same_tensor_value(a.buffers()[i].second, b.buffers()[i].second));
+  }
+  REQUIRE(a.children().size() == b.children().size());
+  for (std::size_t i = 0; i < a.children().size(); ++i) {
+    CHECK(a.children()[i].first == b.children()[i].first);
+    check_same_module(*a.children()[i].second, *b.children()[i].second, path + "." + a.children()[i].first);
+  }
+}
+
+// Dumps and loads in `format`, checking everything that must survive.
+std::shared_ptr<GraphModule> round_trip(GraphModule& gm, pk::PickleFormat format) {
+  std::string bytes = pk::dumps(gm, format);
+  CHECK(pk::detect_format(bytes) == format);
+  pk::Loaded l = pk::loads_with_report(bytes, quiet());
+  REQUIRE(is_lazy(l.module));
+  CHECK(l.module->needs_recompile());
+  CHECK(l.module->recompile_count() == 0);
+  CHECK(l.module->class_name() == gm.class_name());
+  CHECK(l.report.source_hash_matches == std::optional<bool>(true));
+  CHECK(l.report.warnings.empty());
+  check_same_graph(gm.graph(), l.module->graph());
+  check_same_module(gm, *l.module);
+  return l.module;
+}
+
+// A graph that exercises every Value kind and the exact-value cases.
+std::shared_ptr<GraphModule> exotic_module() {
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  x->meta().set("stack_trace", "  File \"model.py\", line 3, in forward\n    return x.clamp(min=-inf)\n");
+  x->meta().set("tensor_meta", Dict{{{"shape", Tuple{{2, 3}}}, {"dtype", DType::Float32}}});
+  double inf = std::numeric_limits<double>::infinity();
+  double nan = std::numeric_limits<double>::quiet_NaN();
+  Node* c = g->call_function("torch.clamp", {x}, Dict{{{"min", -inf}, {"max", inf}}});
+  Node* a = g->call_function("operator.add", {c, nan});
+  Node* m = g->call_function("operator.mul", {a, -0.0});
+  Node* v = g->call_method("view", {m, List{{2, 3}}});
+  Node* r = g->call_method("reshape", {v, Tuple{{Value(3), Value(2)}}});
+  Node* s = g->call_function("operator.getitem", {r, Tuple{{Slice{1, std::nullopt, 2}, Slice{}}}});
+  Node* t = g->call_function("torch.ops.aten.to.dtype_layout",
+                             {s}, Dict{{{"dtype", DType::Float64}, {"layout", Layout::Strided},
+                                        {"device", Device{"cpu", -1}}, {"pin_memory", false},
+                                        {"memory_format", MemoryFormat::ChannelsLast}}});
+  Node* u = g->call_function("custom.op", {t, "quote ' \" \\ \n tab\t \xc3\xa9 \x01", None{}, true,
+                                           std::int64_t{-9007199254740993}, 1e-300, 5e-324},
+                             Dict{{{"z", 1}, {"a", 2}, {"m", Dict{{{"k", List{{Tuple{}, List{}}}}}}}}});
+  u->meta().set("nn_module_stack", Dict{{{"L__self__", Tuple{{"", "Module"}}}}});
+  g->output(Tuple{{u, List{{x, c}}}});
+  auto root = std::make_shared<Module>("Module");
+  return make_graph_module(root, g, {.class_name = "Exotic", .graph_module_cls = GraphModuleClass::Lazy});
+}
+
+// Two parameters viewing one storage.
+class SharedParams : public Module {
+ public:
+  SharedParams() : Module("SharedParams") {
+    Tensor base = random_tensor({2, 6});
+    register_parameter("a", Tensor(base.storage(), 0, DType::Float32, Shape{2, 3}));
+    register_parameter("b", Tensor(base.storage(), 24, DType::Float32, Shape{2, 3}));
+  }
+  Value forward(std::span<const Value> in) override { return in[0] * get("a") + get("b"); }
+};
+
+// A leaf module whose kind nothing registers.
+class CustomLeaf : public Module {
+ public:
+  CustomLeaf() : Module("CustomLeaf") { set_attr("scale", 2.0); }
+  bool is_leaf() const override { return true; }
+  Value forward(std::span<const Value> in) override { return in[0] * 2.0; }
+};
+class UsesCustomLeaf : public Module {
+ public:
+  UsesCustomLeaf() : Module("UsesCustomLeaf") { register_module("leaf", std::make_shared<CustomLeaf>()); }
+  Value forward(std::span<const Value> in) override { return (*find_child("leaf"))(in[0]).relu(); }
+};
+
+// A user's own record holding a GraphModule.
+struct Checkpoint {
+  std::shared_ptr<GraphModule> model;
+  std::int64_t step = 0;
+  template <class Ar>
+  void serialize(Ar& ar, unsigned /*version*/) {
+    auto m = pk::member(model);
+    ar & FXPACK_PICKLE_NVP(ar, "model", m) & FXPACK_PICKLE_NVP(ar, "step", step);
+  }
+};
+
+std::string with_header(pk::PickleFormat f, const std::string& body) {
+  return "fxpack.pickle " + std::string(pk::format_name(f)) + " 1\n" + body;
+}
+
+// Pickle bytes for a hand-made record (hostile cases).
+std::string pickle_of(const pk::detail::PickleRecord& rec, pk::PickleFormat f = pk::PickleFormat::PortableBinary) {
+  std::ostringstream out;
+  out << "fxpack.pickle " << pk::format_name(f) << " 1\n";
+  if (f == pk::PickleFormat::PortableBinary || f == pk::PickleFormat::Json) pk::detail::write_cereal(out, rec, f);
+  else pk::detail::write_boost(out, rec, f);
+  return out.str();
+}
+
+std::string load_error(std::string_view bytes, const pk::LoadOptions& opt = quiet()) {
+  try {
+    pk::loads(bytes, opt);
+  } catch (const FormatError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("NOT A FormatError: ") + e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_SUITE("TestLazyGraphModule") {
+
+// Twin of test_lazy_graph_module.py's test_pickle.
+TEST_CASE("pickle") {
+  auto lazy = use_lazy_graph_module(true);
+  auto gm = symbolic_trace([](const Value& x) { return x.sin(); });
+  CHECK(is_lazy(gm));
+  std::string serialized = pk::dumps(*gm);
+  auto gm2 = pk::loads(serialized);
+  CHECK(is_lazy(gm2));
+  CHECK(gm2->code().find("sin") != std::string::npos);
+}
+
+}  // TEST_SUITE
+
+TEST_CASE("pickle: reference models round-trip in every format") {
+  for (bool lazy : {false, true})
+  for (const auto& c : fxpack::testing::reference_cases()) {
+    CAPTURE(lazy);
+    auto mode = use_lazy_graph_module(lazy);
+    auto gm = fxpack::testing::trace_reference(c.folder);  // eager or lazy: loads are lazy either way
+    CHECK(gm->is_lazy() == lazy);
+    Tensor in = fxpack::testing::reference_input(c);
+    Tensor before = (*gm)(in).tensor();
+    for (auto f : kFormats) {
+      CAPTURE(c.folder);
+      CAPTURE(std::string(pk::format_name(f)));
+      auto loaded = round_trip(*gm, f);
+      Tensor after = (*loaded)(in).tensor();
+      CHECK(same_tensor_value(before, after));
+      CHECK(allclose(after, fxpack::testing::reference_output(c), 1e-4, 1e-5));
+      CHECK(loaded->recompile_count() == 1);
+      CHECK(loaded->code() == gm->code());
+    }
+  }
+}
+
+TEST_CASE("pickle: exact values, meta, list vs tuple, kwargs order, custom class name") {
+  auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
+  auto gm = exotic_module();
+  for (auto f : kFormats) {
+    CAPTURE(std::string(pk::format_name(f)));
+    auto loaded = round_trip(*gm, f);
+    CHECK(loaded->class_name() == "Exotic");
+    const Node* c = loaded->graph().find_node("clamp");
+    REQUIRE(c);
+    CHECK(std::isinf(c->kwargs().items[0].second.to_double()));
+    CHECK(c->kwargs().items[0].second.to_double() < 0);
+    const Node* a = loaded->graph().find_node("add");
+    CHECK(std::isnan(a->args()[1].to_double()));
+    const Node* m = loaded->graph().find_node("mul");
+    CHECK(std::signbit(m->args()[1].to_double()));
+    CHECK(loaded->graph().find_node("view")->args()[1].kind() == Value::Kind::List);
+    CHECK(loaded->graph().find_node("reshape")->args()[1].kind() == Value::Kind::Tuple);
+    CHECK(loaded->graph().find_node("x")->meta().find("stack_trace")->str() ==
+          gm->graph().find_node("x")->meta().find("stack_trace")->str());
+    CHECK(loaded->code() == gm->code());
+  }
+}
+
+TEST_CASE("pickle: shared storage stays shared, submodule named 0, custom class name") {
+  auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
+  auto gm = symbolic_trace(std::make_shared<SharedParams>());
+  REQUIRE(gm->get_tensor("a").same_storage(gm->get_tensor("b")));
+  auto seq = symbolic_trace(nn::Sequential({nn::Linear(3, 4), nn::ReLU()}));
+  auto named = make_graph_module(seq, seq->graph_ptr(), {.class_name = "MyNet", .graph_module_cls = GraphModuleClass::Lazy});
+  Tensor x = random_tensor({2, 3});
+  for (auto f : kFormats) {
+    CAPTURE(std::string(pk::format_name(f)));
+    auto l = round_trip(*gm, f);
+    CHECK(l->get_tensor("a").same_storage(l->get_tensor("b")));
+    CHECK(l->get_tensor("b").byte_offset() == 24);
+    CHECK(same_tensor_value((*l)(x).tensor(), (*gm)(x).tensor()));
+
+    auto s = round_trip(*named, f);
+    CHECK(s->class_name() == "MyNet");
+    CHECK(s->find_child("0"));
+    CHECK(s->code().find("getattr(self, \"0\")") != std::string::npos);
+    CHECK(same_tensor_value((*s)(x).tensor(), (*named)(x).tensor()));
+  }
+}
+
+TEST_CASE("pickle: dirty after load, exactly one rebuild on first use") {
+  auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
+  auto gm = fxpack::testing::trace_reference("mlp");
+  auto l = pk::loads(pk::dumps(*gm));
+  CHECK(l->needs_recompile());
+  CHECK(l->recompile_count() == 0);
+  auto before = GraphModule::total_recompile_count();
+  auto fwd = l->forward_fn();
+  for (int i = 0; i < 3; ++i) fwd(random_tensor({2, 4}));
+  CHECK_FALSE(l->needs_recompile());
+  CHECK(l->recompile_count() == 1);
+  (void)l->code();
+  (void)l->to_string();
+  CHECK(l->recompile_count() == 1);
+  CHECK(GraphModule::total_recompile_count() == before + 1);
+}
+
+TEST_CASE("pickle: source hash mismatch is reported, never silent") {
+  auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
+  auto gm = fxpack::testing::trace_reference("seed_sin");
+  std::string json = pk::dumps(*gm, pk::PickleFormat::Json);
+  auto pos = json.find("\"source_hash\": ");
+  REQUIRE(pos != std::string::npos);
+  pos += 15;
+  auto end = json.find_first_not_of("0123456789", pos);
+  json.replace(pos, end - pos, "12345");
+  std::vector<std::string> warnings;
+  pk::LoadOptions o;
+  o.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+  auto l = pk::loads_with_report(json, o);
+  CHECK(l.report.source_hash_matches == std::optional<bool>(false));
+  CHECK(l.report.stored_source_hash == 12345);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("differs from the stored source hash") != std::string::npos);
+  o.strict_source_hash = true;
+  CHECK(load_error(json, o).find("differs from the stored source hash") != std::string::npos);
+  // Without a stored hash there is nothing to compare, and the report says so.
+  auto nohash = pk::loads_with_report(pk::dumps(*gm, pk::DumpOptions{.store_source_hash = false}), o);
+  CHECK_FALSE(nohash.report.has_source_hash);
+  CHECK_FALSE(nohash.report.source_hash_matches.has_value());
+}
+
+TEST_CASE("pickle: stream forms") {
+  auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
+  auto gm = fxpack::testing::trace_reference("mlp");
+  for (auto f : kFormats) {
+    std::stringstream ss;
+    pk::dump(*gm, ss, f);
+    auto l = pk::load(ss);
+    REQUIRE(is_lazy(l));
+    check_same_graph(gm->graph(), l->graph());
+  }
+}
+
+TEST_CASE("pickle: unregistered module kinds load as data, or are refused") {
+  auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
+  auto gm = symbolic_trace(std::make_shared<UsesCustomLeaf>());
+  REQUIRE(gm->graph().find_node("leaf"));
+  std::string bytes = pk::dumps(*gm);
+  std::vector<std::string> warnings;
+  pk::LoadOptions o;
+  o.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+  auto l = pk::loads_with_report(bytes, o);
+  CHECK(l.report.unregistered_module_kinds == std::vector<std::string>{"CustomLeaf"});
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("CustomLeaf") != std::string::npos);
+  CHECK(l.module->find_child("leaf")->attr("scale").to_double() == 2.0);
+  CHECK(l.module->code().find("leaf") != std::string::npos);
+  try {
+    (*l.module)(random_tensor({2, 2}));
+    FAIL("an unregistered kind must not run");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("CustomLeaf") != std::string::npos);
+  }
+  o.refuse_unregistered_module_kinds = true;
+  CHECK(load_error(bytes, o).find("unregistered module kinds: CustomLeaf") != std::string::npos);
+}
+
+TEST_CASE("pickle: golden fixtures of format version 1") {
+  auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
+  auto dir = fxpack::testing::fixtures_dir() / "pickle" / "v1";
+  int loaded = 0;
+  for (const auto& c : fxpack::testing::reference_cases()) {
+    for (auto f : kFormats) {
+      auto path = dir / (c.folder + "." + std::string(pk::format_name(f)) + ".pkl");
+      if (!std::filesystem::exists(path)) continue;
+      CAPTURE(path.string());
+      auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet());
+      REQUIRE(is_lazy(l.module));
+      CHECK(l.report.format == f);
+      CHECK(l.report.format_version == 1);
+      CHECK(l.report.source_hash_matches == std::optional<bool>(true));
+      Tensor out = (*l.module)(fxpack::testing::reference_input(c)).tensor();
+      CHECK(allclose(out, fxpack::testing::reference_output(c), 1e-4, 1e-5));
+      check_same_graph(fxpack::testing::trace_reference(c.folder)->graph(), l.module->graph());
+      ++loaded;
+    }
+  }
+  CHECK(loaded >= 11);  // mlp and small_convnet in five formats, and the seed sin module
+}
+
+TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and where") {
+  auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
+  using pk::detail::NodeRecord;
+  using pk::detail::PickleRecord;
+  using pk::detail::ValueRecord;
+  auto base = [] { return pk::detail::to_record(*fxpack::testing::trace_reference("seed_sin"), true); };
+  auto mlp = [] { return pk::detail::to_record(*fxpack::testing::trace_reference("mlp"), true); };
+  auto lazy = use_lazy_graph_module(true);
+  std::string good = pk::dumps(*fxpack::testing::trace_reference("seed_sin"));
+
+  struct Case {
+    std::string name;
+    std::string bytes;
+    std::string expect;
+    pk::LoadOptions opt = quiet();
+  };
+  std::vector<Case> cases;
+  cases.push_back({"empty", "", "does not start with 'fxpack.pickle '"});
+  cases.push_back({"python pickle", "\x80\x04\x95", "does not start with 'fxpack.pickle '"});
+  cases.push_back({"no newline", "fxpack.pickle json 1", "header line not terminated"});
+  cases.push_back({"unknown format", "fxpack.pickle zip 1\n", "unknown pickle format 'zip'"});
+  cases.push_back({"newer version", "fxpack.pickle portable-binary 7\n" + good.substr(good.find('\n') + 1),
+                   "pickle format version 7 is newer than this build supports (1)"});
+  {
+    auto r = base();
+    r.format_version = 7;
+    cases.push_back({"newer version inside", pickle_of(r), "pickle format version 7 is newer than this build supports (1)"});
+  }
+  cases.push_back({"truncated", good.substr(0, good.size() - 1), "truncated portable-binary archive"});
+  cases.push_back({"truncated in a string", good.substr(0, good.size() - 5), "name: count 6 exceeds the remaining input (5 bytes) (at nodes[2]"});
+  cases.push_back({"trailing bytes", good + "xyz", "3 trailing bytes after the archive"});
+  cases.push_back({"trailing text", pk::dumps(*fxpack::testing::trace_reference("seed_sin"), pk::PickleFormat::BoostText) + " 1 2",
+                   "trailing bytes after the archive"});
+  cases.push_back({"trailing json", pk::dumps(*fxpack::testing::trace_reference("seed_sin"), pk::PickleFormat::Json) + "{}",
+                   "corrupt or truncated json archive"});
+  {
+    std::string x = pk::dumps(*fxpack::testing::trace_reference("seed_sin"), pk::PickleFormat::BoostXml);
+    auto p = x.find("<class_name");
+    x.insert(p + 1, std::string(200, 'a'));
+    cases.push_back({"long xml tag", x, "xml element name longer than 64 characters"});
+  }
+  {
+    // header, endianness byte, format_version 1, class_name length 2^40
+    std::string b = with_header(pk::PickleFormat::PortableBinary, std::string("\x01\x01\x80\x80\x80\x80\x80\x20", 8));
+    cases.push_back({"huge string length", b, "class_name: count 1099511627776 exceeds the limit"});
+    pk::LoadOptions big = quiet();
+    big.limits.max_string_length = ~0ull;
+    cases.push_back({"string longer than the input", b, "exceeds the remaining input", big});
+  }
+  {
+    // storages count 2^50 right after the header fields
+    auto r = base();
+    r.storages.clear();
+    r.tensors.clear();
+    r.nodes.clear();
+    r.targets.clear();
+    r.root = {};
+    std::string b = pickle_of(r);
+    // the record ends with: storages 0, tensors 0, root (kind "", 4 empty tables),
+    // targets 0, nodes 0
+    std::string tail(9, '\0');
+    REQUIRE(b.substr(b.size() - 9) == tail);
+    b.replace(b.size() - 9, 1, std::string("\x80\x80\x80\x80\x80\x80\x80\x02", 8));
+    cases.push_back({"huge count", b, "storages: count 1125899906842624 exceeds the limit"});
+  }
+  {
+    auto r = base();
+    r.nodes[1].args[0].i = 50;
+    cases.push_back({"node ref out of range", pickle_of(r), "nodes[1] 'sin' args: node reference 50 back from node 1 is not an earlier node"});
+    r.nodes[1].args[0].i = 0;
+    cases.push_back({"node ref to itself", pickle_of(r), "nodes[1] 'sin' args: node reference 0 back from node 1 is not an earlier node"});
+    r.nodes[1].args[0].i = std::numeric_limits<std::int64_t>::min();
+    cases.push_back({"node ref overflow", pickle_of(r), "is not an earlier node"});
+  }
+  {
+    auto r = base();
+    r.nodes[1].args.push_back(ValueRecord{});
+    r.nodes[1].args.back().kind = 10;
+    r.nodes[1].args.back().i = -1;
+    cases.push_back({"forward node ref", pickle_of(r), "node reference -1 back from node 1 is not an earlier node"});
+    r.nodes[1].args.back().i = 1;
+    r.nodes[1].target_index = 42;
+    cases.push_back({"target index", pickle_of(r), "nodes[1] 'sin': target index 42 out of range (3 targets)"});
+  }
+  {
+    auto r = base();
+    r.nodes[1].op = 9;
+    cases.push_back({"unknown op", pickle_of(r), "unknown op 9 (at nodes[1]"});
+  }
+  {
+    auto r = base();
+    r.nodes[1].name = "x";
+    cases.push_back({"duplicate node name", pickle_of(r), "nodes[1] 'x': node name is not valid or not unique"});
+  }
+  {
+    auto r = base();
+    r.nodes.pop_back();
+    cases.push_back({"no output", pickle_of(r), "last node is not an output node"});
+  }
+  {
+    auto r = base();
+    ValueRecord v;
+    v.kind = 11;
+    ValueRecord* cur = &v;
+    for (int i = 0; i < 100; ++i) {
+      cur->items.emplace_back();
+      cur = &cur->items.back();
+      cur->kind = 11;
+    }
+    r.nodes[1].args.push_back(v);
+    cases.push_back({"nesting depth bomb", pickle_of(r), "value nesting depth exceeds the limit 64 (at nodes[1].args[1]"});
+    cases.push_back({"nesting depth bomb (xml)", pickle_of(r, pk::PickleFormat::BoostXml), "value nesting depth exceeds the limit 64"});
+    cases.push_back({"nesting depth bomb (text)", pickle_of(r, pk::PickleFormat::BoostText), "value nesting depth exceeds the limit 64"});
+  }
+  cases.push_back({"json nesting bomb", with_header(pk::PickleFormat::Json, std::string(100000, '[')), "JSON nesting depth exceeds"});
+  {
+    auto r = mlp();
+    r.tensors[0].dtype = 9;
+    cases.push_back({"unknown dtype", pickle_of(r), "unknown dtype 9 (at tensors[0]"});
+  }
+  {
+    auto r = mlp();
+    r.tensors[0].shape = {100, 100};
+    cases.push_back({"shape larger than storage", pickle_of(r), "tensors[0]: dtype float32 shape [100, 100] at byte offset 0 needs 40000 bytes but storage 0 has"});
+    r.tensors[0].shape = {8, -4};
+    cases.push_back({"negative dim", pickle_of(r), "tensors[0]: negative dimension -4"});
+    r = mlp();
+    r.tensors[0].storage = 99;
+    cases.push_back({"storage index", pickle_of(r), "tensors[0]: storage index 99 out of range"});
+    r = mlp();
+    r.tensors[0].offset = 2;
+    cases.push_back({"misaligned offset", pickle_of(r), "byte offset 2 is not a multiple of the element size"});
+  }
+  {
+    auto r = mlp();
+    r.root.children[0].module.parameters.pop_back();  // fc1 loses its bias
+    r.root.children[0].module.parameters.pop_back();  // and its weight
+    cases.push_back({"invalid leaf", pickle_of(r), "module 'fc1' (Linear) is not a valid Linear"});
+  }
+  {
+    auto r = mlp();
+    r.root.children.erase(r.root.children.begin());
+    cases.push_back({"missing call_module target", pickle_of(r), "the graph does not match the module tree"});
+  }
+  {
+    std::string json = pk::dumps(*fxpack::testing::trace_reference("mlp"), pk::PickleFormat::Json);
+    auto p = json.find("\"call_module\"");
+    REQUIRE(p != std::string::npos);
+    json.replace(p, 13, "\"call_python\"");
+    cases.push_back({"unknown op name (json)", json, "unknown op 'call_python'"});
+    std::string j2 = pk::dumps(*fxpack::testing::trace_reference("mlp"), pk::PickleFormat::Json);
+    p = j2.find("\"float32\"");
+    j2.replace(p, 9, "\"float16\"");
+    cases.push_back({"unknown dtype name (json)", j2, "unknown dtype 'float16'"});
+  }
+  {
+    std::string b = pk::dumps(*fxpack::testing::trace_reference("seed_sin"), pk::PickleFormat::BoostText);
+    auto p = b.find("serialization::archive");
+    b.replace(p, 5, "XXXXX");
+    cases.push_back({"boost header", b, "archive header does not match"});
+  }
+
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    std::string msg = load_error(c.bytes, c.opt);
+    CAPTURE(msg);
+    CHECK(msg.find(c.expect) != std::string::npos);
+  }
+}
+
+TEST_CASE("pickle: every truncation and every flipped byte gives FormatError or a module") {
+  auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
+  auto gm = fxpack::testing::trace_reference("seed_sin");
+  for (auto f : kFormats) {
+    CAPTURE(std::string(pk::format_name(f)));
+    std::string good = pk::dumps(*gm, f);
+    int wrong = 0;
+    for (std::size_t n = 0; n < good.size(); ++n) {
+      std::string msg = load_error(std::string_view(good).substr(0, n));
+      // Text archives may end in whitespace that is not needed to read them.
+      if (msg.find("NOT A FormatError") != std::string::npos || (msg == "no error" && n + 2 < good.size())) {
+        ++wrong;
+        MESSAGE("truncated at " << n << ": " << msg);
+      }
+    }
+    CHECK(wrong == 0);
+    int other = 0;
+    for (std::size_t i = 0; i < good.size(); ++i) {
+      for (unsigned char x : {0x01, 0x80, 0xff}) {
+        std::string bad = good;
+        bad[i] = static_cast<char>(bad[i] ^ x);
+        std::string msg = load_error(bad);
+        if (msg.find("NOT A FormatError") != std::string::npos) {
+          ++other;
+          MESSAGE("flipped byte " << i << ": " << msg);
+        }
+      }
+    }
+    CHECK(other == 0);
+  }
+}
+
+TEST_CASE("pickle: random multi-byte damage to mlp pickles gives FormatError or a module") {
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto gm = fxpack::testing::trace_reference("mlp");
+  std::mt19937 rng(20261126);
+  for (auto f : kFormats) {
+    CAPTURE(std::string(pk::format_name(f)));
+    std::string good = pk::dumps(*gm, f);
+    int other = 0;
+    for (int iter = 0; iter < 400; ++iter) {
+      std::string bad = good;
+      int k = 1 + static_cast<int>(rng() % 8);
+      for (int j = 0; j < k; ++j) {
+        std::size_t at = 32 + rng() % (bad.size() - 32);  // keep the header line
+        switch (rng() % 4) {
+          case 0: bad[at] = static_cast<char>(rng()); break;
+          case 1: bad.erase(at, 1 + rng() % 16); break;
+          case 2: bad.insert(at, std::string(1 + rng() % 16, static_cast<char>(rng()))); break;
+          default: bad[at] = static_cast<char>(bad[at] ^ (1 << (rng() % 8))); break;
+        }
+        if (bad.size() <= 33) break;
+      }
+      std::string msg = load_error(bad);
+      if (msg.find("NOT A FormatError") != std::string::npos) {
+        ++other;
+        MESSAGE("iteration " << iter << ": " << msg);
+      }
+    }
+    CHECK(other == 0);
+    // and every truncation
+    int wrong = 0;
+    for (std::size_t n = 0; n + 2 < good.size(); ++n) {
+      std::string msg = load_error(std::string_view(good).substr(0, n));
+      if (msg.find("FormatError") != std::string::npos || msg == "no error") ++wrong;
+    }
+    CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("pickle: a module embedded in the user's own cereal and Boost archives") {
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto gm = fxpack::testing::trace_reference("mlp");
+  Tensor x = random_tensor({2, 4});
+  Tensor expected = (*gm)(x).tensor();
+  {
+    std::stringstream ss;
+    {
+      cereal::PortableBinaryOutputArchive ar(ss);
+      Checkpoint c{gm, 42};
+      ar(c);
+    }
+    Checkpoint back;
+    cereal::PortableBinaryInputArchive ar(ss);
+    ar(back);
+    CHECK(back.step == 42);
+    REQUIRE(is_lazy(back.model));
+    CHECK(back.model->needs_recompile());
+    check_same_graph(gm->graph(), back.model->graph());
+    CHECK(same_tensor_value((*back.model)(x).tensor(), expected));
+  }
+  {
+    std::stringstream ss;
+    {
+      boost::archive::binary_oarchive ar(ss);
+      const Checkpoint c{gm, 7};
+      ar << c;
+    }
+    Checkpoint back;
+    boost::archive::binary_iarchive ar(ss);
+    ar >> back;
+    CHECK(back.step == 7);
+    REQUIRE(is_lazy(back.model));
+    CHECK(same_tensor_value((*back.model)(x).tensor(), expected));
+  }
+}
+
+TEST_CASE("pickle: storages kept outside the pickle (storage_sink / storage_source)") {
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto gm = symbolic_trace(std::make_shared<SharedParams>());
+  std::map<std::string, std::shared_ptr<Storage>> kept;
+  pk::DumpOptions d;
+  d.storage_sink = [&](const std::shared_ptr<Storage>& s) {
+    std::string key = "storage/" + std::to_string(kept.size());
+    kept.emplace(key, s);
+    return key;
+  };
+  Tensor x = random_tensor({2, 3});
+  for (auto f : kFormats) {
+    CAPTURE(std::string(pk::format_name(f)));
+    kept.clear();
+    d.format = f;
+    std::string bytes = pk::dumps(*gm, d);
+    CHECK(kept.size() == 1);  // two parameters, one storage
+    pk::LoadOptions o = quiet();
+    o.storage_source = [&](const std::string& key, std::uint64_t nbytes) {
+      auto s = kept.at(key);
+      CHECK(s->nbytes() == nbytes);
+      return s;
+    };
+    auto l = pk::loads(bytes, o);
+    CHECK(l->get_tensor("a").storage() == gm->get_tensor("a").storage());
+    CHECK(l->get_tensor("b").same_storage(l->get_tensor("a")));
+    CHECK(same_tensor_value((*l)(x).tensor(), (*gm)(x).tensor()));
+    CHECK(load_error(bytes).find("storages[0] (external 'storage/0'): the pickle keeps this storage outside and no storage source was given") != std::string::npos);
+    o.storage_source = [](const std::string&, std::uint64_t) { return Storage::allocate(4); };
+    CHECK(load_error(bytes, o).find("the storage source returned 4 bytes, the pickle expects 48") != std::string::npos);
+    o.storage_source = [](const std::string& key, std::uint64_t) -> std::shared_ptr<Storage> {
+      throw FormatError("storage record '" + key + "' is missing");
+    };
+    CHECK(load_error(bytes, o).find("storage record 'storage/0' is missing") != std::string::npos);
+  }
+}

@@ -1,0 +1,103 @@
+// Pickle benchmark: dumps/loads time per node and bytes per node for chain graphs of N ops
+// cycling x.sin(), x.cos(), torch.relu(x), x + 1.0, x * 2.0 (as pytorch-anchors/bench.py),
+// N = 100 ... 1,000,000, next to PyTorch 1.13's pickle numbers from pytorch-anchors/RESULTS.md.
+//
+//   bench_pickle [max_n]        (build with -O2)
+//
+// "dumps" stores the source hash (runs codegen); "dumps -hash" skips it
+// (DumpOptions::store_source_hash = false). "loads" verifies the source hash (runs codegen
+// on the loaded graph); "loads -verify" skips it (LoadOptions::verify_source_hash = false).
+// "graph floor" re-creates the same nodes with Graph::create_node under their names: the
+// part of every load that is Graph construction, not pickle decoding.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fxpack/fxpack.hpp"
+#include "fxpack/pickle.hpp"
+
+using namespace fxpack;
+namespace pk = fxpack::pickle;
+
+namespace {
+
+std::shared_ptr<GraphModule> chain(std::int64_t n) {
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  for (std::int64_t i = 0; i < n; ++i) {
+    switch (i % 5) {
+      case 0: x = g->call_method("sin", {x}); break;
+      case 1: x = g->call_method("cos", {x}); break;
+      case 2: x = g->call_function("torch.relu", {x}); break;
+      case 3: x = g->call_function("operator.add", {x, 1.0}); break;
+      default: x = g->call_function("operator.mul", {x, 2.0}); break;
+    }
+  }
+  g->output(x);
+  return make_graph_module(std::make_shared<Module>(), g,
+                           {.class_name = "Chain", .graph_module_cls = GraphModuleClass::Lazy});
+}
+
+template <class F>
+double median_us(int reps, F&& f) {
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    auto a = std::chrono::steady_clock::now();
+    f();
+    auto b = std::chrono::steady_clock::now();
+    t.push_back(std::chrono::duration<double, std::micro>(b - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::int64_t max_n = argc > 1 ? std::atoll(argv[1]) : 1000000;
+  std::printf("PyTorch 1.13 (pytorch-anchors/RESULTS.md): pickle.dumps 15.01 us/node, pickle.loads 46.59 us/node, "
+              "45.8 bytes/node (N=1000)\n\n");
+  std::printf("| format | N | dumps us/node | dumps -hash us/node | loads us/node | loads -verify us/node | bytes/node | graph floor us/node |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  pk::LoadOptions verify, fast;
+  fast.verify_source_hash = false;
+  for (std::int64_t n = 100; n <= max_n; n *= 10) {
+    auto gm = chain(n);
+    int reps = n <= 10000 ? 7 : n <= 100000 ? 3 : 1;
+    // What any loader pays whatever the format: re-creating the nodes under their stored
+    // names in a fresh Graph (and freeing it).
+    double floor_us = median_us(reps, [&] {
+      auto g = std::make_shared<Graph>();
+      std::unordered_map<const Node*, Node*> map;
+      map.reserve(static_cast<std::size_t>(n + 2));
+      for (const Node* src : gm->graph()) {
+        std::vector<Value> args;
+        for (const Value& a : src->args()) args.push_back(a.is_node() ? Value(map.at(a.node())) : a);
+        map.emplace(src, g->create_node(src->op(), src->target(), std::move(args), src->kwargs(), src->name()));
+      }
+    });
+    for (int f = 0; f < pk::kPickleFormatCount; ++f) {
+      auto format = static_cast<pk::PickleFormat>(f);
+      if (n >= 1000000 && (format == pk::PickleFormat::BoostXml || format == pk::PickleFormat::BoostText)) continue;
+      std::string bytes;
+      double d = median_us(reps, [&] { bytes = pk::dumps(*gm, format); });
+      std::string nohash;
+      double dn = median_us(reps, [&] { nohash = pk::dumps(*gm, pk::DumpOptions{.format = format, .store_source_hash = false}); });
+      double l = median_us(reps, [&] {
+        auto m = pk::loads(bytes, verify);
+        if (m->graph().size() != static_cast<std::size_t>(n + 2)) std::abort();
+      });
+      double ln = median_us(reps, [&] { auto m = pk::loads(nohash, fast); });
+      double dn_node = static_cast<double>(n);
+      std::printf("| %s | %lld | %.3f | %.3f | %.3f | %.3f | %.1f | %.3f |\n", std::string(pk::format_name(format)).c_str(),
+                  static_cast<long long>(n), d / dn_node, dn / dn_node, l / dn_node, ln / dn_node,
+                  static_cast<double>(bytes.size()) / dn_node, floor_us / dn_node);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
