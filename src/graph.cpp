@@ -111,7 +111,9 @@ Graph::~Graph() {
   }
 }
 
-std::string Graph::unique_name(std::string_view raw) {
+std::string Graph::unique_name(std::string_view raw) { return reserve_name(raw).first; }
+
+std::pair<const std::string, Node*>& Graph::reserve_name(std::string_view raw) {
   // Illegal characters (runs of them) become one '_'.
   std::string candidate;
   candidate.reserve(raw.size() + 2);
@@ -146,27 +148,32 @@ std::string Graph::unique_name(std::string_view raw) {
     auto it = base_count_.find(base);
     num = it == base_count_.end() ? 0 : it->second;
   }
-  while (used_names_.count(candidate) || is_reserved_python_name(candidate)) {
+  while (true) {
+    if (!is_reserved_python_name(candidate)) {
+      auto [it, fresh] = names_.try_emplace(std::move(candidate), nullptr);
+      if (fresh) {
+        base_count_[base] = num;
+        return *it;
+      }
+      candidate = it->first;  // moved-from above; restore before extending the suffix
+    }
     ++num;
     candidate = base + "_" + std::to_string(num);
   }
-  used_names_.insert(candidate);
-  base_count_[base] = num;
-  return candidate;
 }
 
 Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dict kwargs,
                          std::optional<std::string> name) {
   if (op == Op::Output && output_node())
     throw GraphError("graph already has an output node; erase it before adding another");
-  std::string final_name = unique_name(name ? *name : candidate_for(op, target));
-  auto owned = std::unique_ptr<Node>(new Node(this, op, std::move(final_name), std::move(target)));
-  Node* node = owned.get();
-  node->args_ = std::move(args);
-  node->kwargs_ = std::move(kwargs);
-  node->update_inputs();  // throws for foreign nodes before anything is linked
-  link_before(owned.release(), insert_before_);
-  by_name_.emplace(node->name_, node);
+  auto& entry = reserve_name(name ? *name : candidate_for(op, target));
+  auto owned = std::unique_ptr<Node>(new Node(this, op, entry.first, std::move(target)));
+  owned->args_ = std::move(args);
+  owned->kwargs_ = std::move(kwargs);
+  owned->update_inputs();  // throws for foreign nodes before anything is linked
+  Node* node = owned.release();
+  link_before(node, insert_before_);
+  entry.second = node;
   return node;
 }
 
@@ -214,7 +221,7 @@ void Graph::erase_node(Node* node) {
   }
   if (insert_before_ == node) insert_before_ = node->next_;
   node->drop_inputs();
-  by_name_.erase(node->name_);
+  names_.find(node->name_)->second = nullptr;  // the name stays taken
   unlink(node);
   delete node;
 }
@@ -234,8 +241,8 @@ Graph::InsertPoint Graph::inserting_after(Node* node) {
 }
 
 Node* Graph::find_node(std::string_view name) const {
-  auto it = by_name_.find(name);
-  return it == by_name_.end() ? nullptr : it->second;
+  auto it = names_.find(name);
+  return it == names_.end() ? nullptr : it->second;
 }
 
 Node* Graph::output_node() const {

@@ -18,9 +18,9 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
+#include "fxpack/details/string_hash.hpp"
 #include "fxpack/node.hpp"
 
 namespace fxpack {
@@ -116,9 +116,13 @@ class Graph {
   std::unique_ptr<Node> root_;  // sentinel of the circular list
   Node* insert_before_;          // new nodes go right before this one
   std::size_t size_ = 0;
-  std::unordered_set<std::string> used_names_;
+  // Reserves a unique name; returns its entry in names_ (element addresses are stable).
+  std::pair<const std::string, Node*>& reserve_name(std::string_view candidate);
+
+  // Every name ever handed out (names are never reused, as in fx) → its live node, or null
+  // once erased or when it never named a node. One table, so naming costs one lookup.
+  std::unordered_map<std::string, Node*, details::StringHash, std::equal_to<>> names_;
   std::unordered_map<std::string, std::int64_t> base_count_;
-  std::unordered_map<std::string_view, Node*> by_name_;
 };
 
 // fx's _snake_case: `camelCase` → `camel_case`.

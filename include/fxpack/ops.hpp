@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fxpack/details/string_hash.hpp"
 #include "fxpack/value.hpp"
 
 namespace fxpack {
@@ -83,12 +84,8 @@ class OpRegistry {
   std::vector<std::string> module_kinds() const;
 
  private:
-  struct SvHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   template <class T>
-  using Table = std::unordered_map<std::string, T, SvHash, std::equal_to<>>;
+  using Table = std::unordered_map<std::string, T, details::StringHash, std::equal_to<>>;
 
   mutable std::mutex mu_;
   Table<std::shared_ptr<const OpDef>> functions_;
