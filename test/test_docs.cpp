@@ -1,0 +1,324 @@
+// Every C++ example of README.md and docs/*.md is compiled and run here, so it cannot rot.
+//
+// How: each ```cpp block of the documentation must appear in this file, line for line
+// (leading and trailing spaces ignored), inside the test that runs it; the test "docs:
+// every C++ example is compiled by this file" extracts the blocks and checks that. When
+// you add or change an example in the docs, paste it here into a test that gives it the
+// variables it uses. Shell examples of docs/cli.md are run by test_cli.cpp's cases.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "fxpack/fxpack.hpp"
+#include "reference_models.hpp"
+
+// The source tree (README.md, docs/): the folder above fixtures/ unless given.
+#ifndef FXPACK_SOURCE_DIR
+#define FXPACK_SOURCE_DIR (std::filesystem::path(FXPACK_FIXTURES_DIR).parent_path().string())
+#endif
+
+using namespace fxpack;
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  INFO("cannot read ", p.string());
+  REQUIRE(in.good());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string trim(const std::string& s) {
+  auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return "";
+  auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    std::string t = trim(line);
+    if (!t.empty()) out.push_back(t);
+  }
+  return out;
+}
+
+struct Block {
+  std::string file;
+  int line;
+  std::string text;
+};
+
+std::vector<Block> cpp_blocks(const std::filesystem::path& md) {
+  std::vector<Block> out;
+  std::istringstream in(slurp(md));
+  std::string line, body;
+  int n = 0, start = 0;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    ++n;
+    if (!inside && trim(line) == "```cpp") {
+      inside = true;
+      start = n;
+      body.clear();
+    } else if (inside && trim(line) == "```") {
+      inside = false;
+      out.push_back({md.filename().string(), start, body});
+    } else if (inside) {
+      body += line + "\n";
+    }
+  }
+  return out;
+}
+
+// --- docs/design.md: adding an op and a leaf module kind -------------------------------
+
+// doc:design-op begin
+void register_square_op() {
+  auto op = std::make_shared<fxpack::OpDef>();
+  op->name = "square";
+  op->params = {fxpack::Param{.name = "input"}};
+  op->kernel = [](std::span<const fxpack::Value> args) -> fxpack::Value {
+    fxpack::Tensor x = args[0].tensor().to(fxpack::DType::Float32);
+    fxpack::Tensor y = fxpack::Tensor::empty(x.shape());
+    for (std::int64_t i = 0; i < x.numel(); ++i) y.data<float>()[i] = x.data<float>()[i] * x.data<float>()[i];
+    return y;
+  };
+  fxpack::OpRegistry::global().add_function("mylib.square", op);
+}
+
+fxpack::Value square(const fxpack::Value& x) { return fxpack::call_function("mylib.square", {x}); }
+// doc:design-op end
+
+// doc:design-kind begin
+void register_scale_kind() {
+  fxpack::ModuleKind kind;
+  kind.name = "Scale";
+  kind.forward = [](const fxpack::Module& m, std::span<const fxpack::Value> args) -> fxpack::Value {
+    return args[0] * m.attr("factor");
+  };
+  kind.extra_repr = [](const fxpack::Module& m) -> std::string {
+    return "factor=" + fxpack::python_repr(m.attr("factor"));
+  };
+  kind.validate = [](const fxpack::Module& m) {
+    const fxpack::Value* f = m.find_attr("factor");
+    if (!f || !f->is_number()) throw fxpack::FormatError("Scale: attribute 'factor' must be a number");
+  };
+  fxpack::OpRegistry::global().add_module_kind(kind);
+}
+
+std::shared_ptr<fxpack::Module> Scale(double factor) {
+  auto m = std::make_shared<fxpack::Module>("Scale");
+  m->set_attr("factor", factor);
+  return m;
+}
+// doc:design-kind end
+
+void register_examples_once() {
+  static const bool done = [] {
+    register_square_op();
+    register_scale_kind();
+    return true;
+  }();
+  (void)done;
+}
+
+}  // namespace
+
+TEST_CASE("docs: design.md adding an op and a leaf module kind") {
+  register_examples_once();
+  // doc:design-use begin
+  class Net : public fxpack::Module {
+   public:
+    Net() : Module("Net") { register_module("scale", scale = Scale(0.5)); }
+    fxpack::Value forward(std::span<const fxpack::Value> in) override { return (*scale)(square(in[0])); }
+    std::shared_ptr<fxpack::Module> scale;
+  };
+  auto gm = fxpack::symbolic_trace(std::make_shared<Net>());
+  std::cout << gm->code();
+  // def forward(self, x):
+  //     square = mylib.square(x);  x = None
+  //     scale = self.scale(square);  square = None
+  //     return scale
+  fxpack::Tensor y = (*gm)(fxpack::Tensor::full({2}, 3.0)).tensor();  // [4.5, 4.5]
+  // doc:design-use end
+  CHECK(gm->code() ==
+        "\n\n\ndef forward(self, x):\n    square = mylib.square(x);  x = None\n"
+        "    scale = self.scale(square);  square = None\n    return scale\n    ");
+  CHECK(y.item_at(0) == 4.5);
+  // and it survives a package round trip, the manifest naming both
+  PackageExporter pe;
+  pe.save_pickle("model", "model.pkl", *gm);
+  PackageImporter pi(pe.close());
+  auto loaded = pi.load_pickle("model", "model.pkl");
+  CHECK((*loaded)(fxpack::Tensor::full({2}, 3.0)).tensor().item_at(1) == 4.5);
+  CHECK(loaded->get_submodule("scale")->repr() == "Scale(factor=0.5)");
+}
+
+TEST_CASE("docs: design.md the lazy state machine") {
+  auto model = std::make_shared<fxpack::examples::MLP>();
+  fxpack::Tensor x = fxpack::Tensor::full({2, 4}, 1.0);
+  // doc:design-lazy begin
+  auto lazy = fxpack::use_lazy_graph_module(true);
+  auto gm = fxpack::symbolic_trace(model);  // a LazyGraphModule: dirty, nothing generated yet
+  bool dirty = gm->needs_recompile();       // true
+  gm->print_readable(false);                // renders from the graph: no recompile, still dirty
+  (*gm)(x);                                 // the one real recompile, then runs
+  auto after_call = gm->recompile_count();  // 1
+  gm->recompile();                          // lazy: only marks it dirty again
+  gm->code();                               // real recompile number two
+  auto after_code = gm->recompile_count();  // 2
+  // doc:design-lazy end
+  CHECK(dirty);
+  CHECK(after_call == 1);
+  CHECK(after_code == 2);
+}
+
+TEST_CASE("docs: design.md save, load and run elsewhere") {
+  auto gm = fxpack::testing::trace_reference("mlp");
+  const auto path = std::filesystem::temp_directory_path() / ("fxpack_docs_" + std::to_string(::getpid()) + ".fxpkg");
+  fxpack::Tensor x = fxpack::Tensor::full({2, 4}, 1.0);
+  // doc:design-package begin
+  {
+    fxpack::PackageExporter exporter(path);
+    exporter.save_pickle("model", "model.pkl", *gm);
+    exporter.close();                       // the archive appears atomically here
+  }
+  fxpack::PackageImporter importer(path);   // checks the manifest against this build
+  auto loaded = importer.load_pickle("model", "model.pkl");  // a dirty LazyGraphModule
+  fxpack::Tensor y = (*loaded)(x).tensor();
+  // doc:design-package end
+  CHECK(fxpack::allclose(y, (*gm)(x).tensor(), 0, 0));
+  std::filesystem::remove(path);
+}
+
+// --- README.md's tour ----------------------------------------------------------------------
+
+TEST_CASE("docs: README forward bodies, modules, editing, lazy modules") {
+  using namespace fxpack;
+  {
+    class ReluAdd : public fxpack::Module {
+     public:
+      ReluAdd() : Module("ReluAdd") {}
+      Value forward(std::span<const Value> in) override { return torch::relu(in[0] + 3.0); }
+    };
+
+    auto gm = symbolic_trace(std::make_shared<ReluAdd>());
+    std::cout << gm->code();
+    // def forward(self, x):
+    //     add = x + 3.0;  x = None
+    //     relu = torch.relu(add);  add = None
+    //     return relu
+    Tensor y = (*gm)(Tensor::full({2, 3}, -1.0)).tensor();
+    CHECK(y.item_at(0) == 2.0);
+  }
+  {
+    class MLP : public Module {
+     public:
+      MLP() : Module("MLP") {
+        register_module("fc1", fc1 = nn::Linear(4, 8));
+        register_module("relu", relu = nn::ReLU());
+        register_module("fc2", fc2 = nn::Linear(8, 3));
+      }
+      Value forward(std::span<const Value> in) override { return (*fc2)((*relu)((*fc1)(in[0]))); }
+      std::shared_ptr<Module> fc1, relu, fc2;
+    };
+    CHECK(symbolic_trace(std::make_shared<MLP>())->graph().size() == 5);
+  }
+  {
+    auto gm = symbolic_trace([](const Value& x) { return x.sin(); });
+    Node* node = gm->graph().find_node("sin");
+    REQUIRE(node != nullptr);
+    node->set_target("sin");
+    for (Node* n : gm->graph())
+      if (n->target() == "sin") n->set_target("cos");     // users/args stay consistent
+    {
+      auto at = gm->graph().inserting_after(node);          // insertion point guard
+      Node* r = gm->graph().call_function("torch.relu", {node});
+      node->replace_all_uses_with(r);
+      r->set_arg(0, node);
+    }
+    gm->graph().eliminate_dead_code();
+    gm->graph().lint();                                     // throws GraphError naming the node
+    gm->recompile();                                        // editing never marks a module dirty
+    CHECK(gm->code().find("relu = torch.relu(sin)") != std::string::npos);
+  }
+  {
+    auto model = std::make_shared<fxpack::examples::MLP>();
+    Tensor x = Tensor::full({2, 4}, 1.0);
+    auto lazy = use_lazy_graph_module(true);     // RAII: restores the previous mode
+    auto gm = symbolic_trace(model);             // a LazyGraphModule, dirty
+    gm->needs_recompile();                       // true
+    auto fwd = gm->forward_fn();                 // a saved forward, bound to gm
+    fwd(x);                                      // one real recompile, then runs
+    gm->recompile_count();                       // 1 (also: GraphModule::set_recompile_hook)
+    auto eager = make_graph_module(gm, gm->graph_ptr(),
+        {.class_name = "MyGraphModule", .graph_module_cls = GraphModuleClass::Eager});
+    auto again = LazyGraphModule::from_graphmodule(eager);
+    CHECK(gm->recompile_count() == 1);
+    CHECK(again->is_lazy());
+  }
+}
+
+TEST_CASE("docs: README pickles, packages, make_fx and compile") {
+  using namespace fxpack;
+  auto gm = fxpack::testing::trace_reference("mlp");
+  Tensor x = Tensor::full({2, 4}, 0.5);
+  const auto dir = std::filesystem::temp_directory_path() / ("fxpack_docs_readme_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir);
+  {
+    std::string bytes = pickle::dumps(*gm);                          // cereal portable binary
+    std::string text = pickle::dumps(*gm, pickle::PickleFormat::Json);
+    auto back = pickle::loads(bytes);         // a LazyGraphModule, dirty; Boost formats too
+
+    PackageExporter exporter("model.fxpkg");  // written atomically on close()
+    exporter.save_pickle("model", "model.pkl", *gm);
+    exporter.save_text("model", "README.txt", "an MLP");
+    exporter.close();
+
+    PackageImporter importer("model.fxpkg");  // checks the manifest: every op this build lacks
+    auto loaded = importer.load_pickle("model", "model.pkl");  // weights alias the mapped file
+    std::cout << importer.file_structure();
+    CHECK(back->needs_recompile());
+    CHECK(text.starts_with("fxpack.pickle json 1\n"));
+    CHECK(allclose((*loaded)(x).tensor(), (*gm)(x).tensor(), 0, 0));
+  }
+  {
+    auto aten = make_fx(gm)(x);          // op-level graph: torch.ops.aten.addmm.default, ...
+    auto fast = compile(gm);             // guards on dtypes and shapes, DCE, CSE, folding, fusion
+    Tensor y2 = fast(x).tensor();
+    auto inner = innermost_fn(disable(gm->forward_fn()));  // inner.self() is gm
+    CHECK(aten->code().find("torch.ops.aten.addmm.default") != std::string::npos);
+    CHECK(allclose(y2, (*gm)(x).tensor(), 1e-5, 1e-6));
+    CHECK(inner.self() == gm);
+  }
+  std::filesystem::current_path(cwd);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("docs: every C++ example is compiled by this file") {
+  const std::filesystem::path root = FXPACK_SOURCE_DIR;
+  const std::vector<std::string> self = lines_of(slurp(root / "test" / "test_docs.cpp"));
+  std::vector<std::filesystem::path> docs = {root / "README.md"};
+  for (const auto& e : std::filesystem::directory_iterator(root / "docs"))
+    if (e.path().extension() == ".md") docs.push_back(e.path());
+  std::size_t blocks = 0;
+  for (const auto& md : docs) {
+    for (const auto& b : cpp_blocks(md)) {
+      ++blocks;
+      std::vector<std::string> want = lines_of(b.text);
+      bool found = want.empty();
+      for (std::size_t i = 0; !found && i + want.size() <= self.size(); ++i)
+        found = std::equal(want.begin(), want.end(), self.begin() + static_cast<std::ptrdiff_t>(i));
+      INFO(b.file, ":", b.line, ": this ```cpp block is not in test/test_docs.cpp:\n", b.text);
+      CHECK(found);
+    }
+  }
+  CHECK(blocks >= 5);
+}

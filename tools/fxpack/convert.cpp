@@ -1,0 +1,127 @@
+// fxpack convert: between the pickle formats, between packages and bare pickles, and
+// between fxpack packages and torch.package archives.
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+
+#include "cli.hpp"
+
+namespace fxpack::cli {
+
+namespace {
+
+constexpr const char* kConvertHelp = R"HELP(usage: fxpack convert IN OUT [PACKAGE RESOURCE] [--format FORMAT]
+
+Reads a module from IN (an fxpack package, a torch.package archive or a bare fxpack pickle;
+PACKAGE RESOURCE select the pickle, default model model.pkl or the only one) and writes it
+to OUT (atomically: OUT appears complete or not at all) in FORMAT:
+  portable-binary, json, boost-text, boost-binary, boost-xml
+                 a bare fxpack pickle in that format
+  fxpack         an fxpack package (weights as aligned records, manifest of the ops)
+  torch          a torch.package archive that PyTorch's PackageImporter loads
+Without --format the format follows OUT's extension: .fxpkg fxpack, .pt torch, .json
+json, .xml boost-xml, .pkl portable-binary.
+
+Between packages, the other resources (save_text/save_binary records) are copied too; an
+fxpack package converted to fxpack keeps all of its pickles unless one is selected. A
+torch.package archive holds one pickle.
+
+options:
+  --format FORMAT
+  -h, --help
+Exit status: 0 written, 1 failed (nothing written), 2 usage error.
+)HELP";
+
+enum class Target { Pickle, Fxpack, Torch };
+
+}  // namespace
+
+int cmd_convert(const std::vector<std::string>& argv) {
+  Args args = parse_args(argv, {{"--format", true}});
+  if (args.help) {
+    std::cout << kConvertHelp;
+    return 0;
+  }
+  if (args.positional.size() < 2) throw UsageError("missing " + std::string(args.positional.empty() ? "IN and OUT" : "OUT"));
+  const std::string in = args.positional[0], out = args.positional[1];
+  std::string format;
+  if (auto f = args.value("--format")) {
+    format = *f;
+  } else {
+    std::string ext = std::filesystem::path(out).extension().string();
+    if (ext == ".fxpkg") format = "fxpack";
+    else if (ext == ".pt") format = "torch";
+    else if (ext == ".json") format = "json";
+    else if (ext == ".xml") format = "boost-xml";
+    else if (ext == ".pkl") format = "portable-binary";
+    else throw UsageError("cannot tell the output format from '" + out + "': give --format");
+  }
+  Target target = Target::Pickle;
+  pickle::PickleFormat pformat = pickle::PickleFormat::PortableBinary;
+  if (format == "fxpack") {
+    target = Target::Fxpack;
+  } else if (format == "torch") {
+    target = Target::Torch;
+  } else {
+    bool known = false;
+    for (int i = 0; i < pickle::kPickleFormatCount; ++i) {
+      auto f = static_cast<pickle::PickleFormat>(i);
+      if (pickle::format_name(f) == format) {
+        pformat = f;
+        known = true;
+      }
+    }
+    if (!known)
+      throw UsageError("unknown format '" + format +
+                       "' (portable-binary, json, boost-text, boost-binary, boost-xml, fxpack, torch)");
+  }
+  {
+    std::error_code ec;
+    if (std::filesystem::equivalent(in, out, ec)) throw UsageError("IN and OUT are the same file");
+  }
+  Archive a = open_archive(in);
+  std::vector<std::string> selected;
+  bool explicit_selection = args.positional.size() > 2;
+  if (target == Target::Fxpack && a.kind == ArchiveKind::FxpackPackage && !explicit_selection) {
+    selected = a.pickles;
+    if (selected.empty()) throw Error(in + ": the archive holds no pickled module");
+  } else {
+    selected = {select_pickle(a, args.positional, 2)};
+  }
+
+  if (target == Target::Pickle) {
+    auto gm = load_module(a, selected.front()).gm;
+    write_file_atomic(out, pickle::dumps(*gm, pformat));
+    std::cout << "wrote " << out << " (fxpack pickle, " << format << ", class " << gm->class_name() << ")\n";
+    return 0;
+  }
+
+  PackageExporter exporter(out, target == Target::Torch ? PackageFormat::TorchPackage : PackageFormat::Fxpack);
+  std::size_t pickles = 0, resources = 0;
+  for (const auto& record : selected) {
+    auto gm = load_module(a, record).gm;
+    std::string r = record.empty() ? "model/model.pkl" : record;
+    auto [package, resource] = split_record(r);
+    if (package.empty()) throw Error("pickle '" + r + "' is not inside a package folder");
+    exporter.save_pickle(package, resource, *gm);
+    ++pickles;
+  }
+  if (a.zip) {
+    for (const auto& r : a.records) {
+      if (r.starts_with(".data/") || r.starts_with("fx-generated/")) continue;
+      if (std::find(a.pickles.begin(), a.pickles.end(), r) != a.pickles.end()) continue;
+      auto [package, resource] = split_record(r);
+      if (package.empty()) continue;  // a record right under the root has no package
+      std::string bytes = a.read(r);
+      exporter.save_binary(package, resource, std::as_bytes(std::span(bytes.data(), bytes.size())));
+      ++resources;
+    }
+  }
+  exporter.close();
+  std::cout << "wrote " << out << " (" << (target == Target::Torch ? "torch.package" : "fxpack package") << ", "
+            << pickles << " pickle" << (pickles == 1 ? "" : "s") << ", " << resources << " other record"
+            << (resources == 1 ? "" : "s") << ")\n";
+  return 0;
+}
+
+}  // namespace fxpack::cli

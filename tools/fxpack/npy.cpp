@@ -1,0 +1,208 @@
+#include "npy.hpp"
+
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "fxpack/errors.hpp"
+
+namespace fxpack::cli {
+
+namespace {
+
+struct Descr {
+  const char* code;
+  DType dtype;
+};
+constexpr Descr kDescrs[] = {
+    {"<f4", DType::Float32}, {"<f8", DType::Float64}, {"<i8", DType::Int64},
+    {"|b1", DType::Bool},    {"|u1", DType::UInt8},
+};
+
+// A tiny parser for the Python dict literal of a .npy header.
+class HeaderParser {
+ public:
+  HeaderParser(std::string_view s, const std::string& where) : s_(s), where_(where) {}
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw FormatError(where_ + ": .npy header " + what + " (at header byte " + std::to_string(pos_) + ")");
+  }
+  void ws() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n')) ++pos_;
+  }
+  bool eat(char c) {
+    ws();
+    if (pos_ < s_.size() && s_[pos_] == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  void expect(char c) {
+    if (!eat(c)) fail(std::string("expected '") + c + "'");
+  }
+  std::string str() {
+    ws();
+    if (pos_ >= s_.size() || (s_[pos_] != '\'' && s_[pos_] != '"')) fail("expected a string");
+    char q = s_[pos_++];
+    std::string out;
+    while (pos_ < s_.size() && s_[pos_] != q) {
+      if (s_[pos_] == '\\') fail("escapes in strings are not supported");
+      out += s_[pos_++];
+    }
+    if (pos_ >= s_.size()) fail("has an unterminated string");
+    ++pos_;
+    return out;
+  }
+  bool boolean() {
+    ws();
+    if (s_.substr(pos_, 4) == "True") {
+      pos_ += 4;
+      return true;
+    }
+    if (s_.substr(pos_, 5) == "False") {
+      pos_ += 5;
+      return false;
+    }
+    fail("expected True or False");
+  }
+  std::vector<std::int64_t> shape() {
+    expect('(');
+    std::vector<std::int64_t> dims;
+    while (!eat(')')) {
+      ws();
+      std::int64_t v = 0;
+      std::size_t digits = 0;
+      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
+        if (v > (std::numeric_limits<std::int64_t>::max() - 9) / 10) fail("has a dimension that is too large");
+        v = v * 10 + (s_[pos_++] - '0');
+        ++digits;
+      }
+      if (pos_ < s_.size() && s_[pos_] == 'L') ++pos_;
+      if (digits == 0) fail("expected a non-negative dimension in the shape");
+      dims.push_back(v);
+      if (dims.size() > Shape::kMaxDims)
+        fail("has a shape of more than " + std::to_string(Shape::kMaxDims) + " dimensions");
+      if (!eat(',')) {
+        expect(')');
+        break;
+      }
+    }
+    return dims;
+  }
+  bool at_end() {
+    ws();
+    return pos_ == s_.size();
+  }
+
+ private:
+  std::string_view s_;
+  const std::string& where_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+Tensor parse_npy(std::string_view bytes, const std::string& where) {
+  if (bytes.size() < 10 || bytes.substr(0, 6) != std::string_view("\x93NUMPY", 6))
+    throw FormatError(where + ": not a .npy file (no \\x93NUMPY magic)");
+  const auto major = static_cast<unsigned char>(bytes[6]);
+  const auto minor = static_cast<unsigned char>(bytes[7]);
+  std::size_t header_len = 0, header_start = 0;
+  if (major == 1) {
+    header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    header_start = 10;
+  } else if (major == 2 || major == 3) {
+    if (bytes.size() < 12) throw FormatError(where + ": .npy file is truncated in its header");
+    for (int i = 3; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[8 + i]);
+    header_start = 12;
+  } else {
+    throw FormatError(where + ": .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
+                      " is not supported (1.0, 2.0 and 3.0 are)");
+  }
+  if (minor != 0)
+    throw FormatError(where + ": .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
+                      " is not supported");
+  if (header_len > kMaxNpyHeader)
+    throw FormatError(where + ": .npy header of " + std::to_string(header_len) + " bytes is larger than the limit of " +
+                      std::to_string(kMaxNpyHeader));
+  if (bytes.size() < header_start + header_len) throw FormatError(where + ": .npy file is truncated in its header");
+  std::string_view header = bytes.substr(header_start, header_len);
+  for (char c : header)
+    if (static_cast<unsigned char>(c) >= 0x80 || (c < 0x20 && c != '\n'))
+      throw FormatError(where + ": .npy header is not printable ASCII");
+
+  HeaderParser p(header, where);
+  std::string descr;
+  std::optional<bool> fortran;
+  std::optional<std::vector<std::int64_t>> shape;
+  p.expect('{');
+  while (!p.eat('}')) {
+    std::string key = p.str();
+    p.expect(':');
+    if (key == "descr" && descr.empty()) descr = p.str();
+    else if (key == "fortran_order" && !fortran) fortran = p.boolean();
+    else if (key == "shape" && !shape) shape = p.shape();
+    else p.fail("has an unexpected or repeated key '" + key.substr(0, 32) + "'");
+    if (!p.eat(',')) {
+      p.expect('}');
+      break;
+    }
+  }
+  if (!p.at_end()) p.fail("has text after the dict");
+  if (descr.empty() || !fortran || !shape) p.fail("lacks one of the keys 'descr', 'fortran_order', 'shape'");
+  if (*fortran)
+    throw FormatError(where + ": .npy array is in Fortran order; save it in C order (numpy.ascontiguousarray)");
+  if (descr == "<b1") descr = "|b1";
+  if (descr == "<u1") descr = "|u1";
+  const Descr* d = nullptr;
+  for (const auto& k : kDescrs)
+    if (descr == k.code) d = &k;
+  if (!d)
+    throw FormatError(where + ": .npy dtype '" + descr.substr(0, 32) +
+                      "' is not supported (little-endian float32 '<f4', float64 '<f8', int64 '<i8', bool '|b1', "
+                      "uint8 '|u1')");
+  Shape s;
+  std::uint64_t numel = 1;
+  for (std::int64_t v : *shape) {
+    if (v != 0 && numel > (std::uint64_t{1} << 40) / static_cast<std::uint64_t>(v))
+      throw FormatError(where + ": .npy shape is too large");
+    numel *= static_cast<std::uint64_t>(v);
+    s.push_back(v);
+  }
+  const std::uint64_t nbytes = numel * element_size(d->dtype);
+  const std::uint64_t have = bytes.size() - header_start - header_len;
+  if (have != nbytes)
+    throw FormatError(where + ": .npy data is " + std::to_string(have) + " bytes, the header's shape " +
+                      s.to_string() + " and dtype " + std::string(dtype_name(d->dtype)) + " need " +
+                      std::to_string(nbytes) + (have < nbytes ? " (truncated)" : ""));
+  auto data = bytes.substr(header_start + header_len);
+  if (d->dtype == DType::Bool) {
+    for (char c : data)
+      if (c != 0 && c != 1) throw FormatError(where + ": .npy bool data holds a byte other than 0 or 1");
+  }
+  return Tensor::from_bytes(std::as_bytes(std::span(data.data(), data.size())), s, d->dtype);
+}
+
+std::string to_npy(const Tensor& t) {
+  const char* code = nullptr;
+  for (const auto& k : kDescrs)
+    if (k.dtype == t.dtype()) code = k.code;
+  if (!code) throw Error("cannot write dtype " + std::string(dtype_name(t.dtype())) + " to .npy");
+  std::string shape = "(";
+  for (std::size_t i = 0; i < t.dim(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape()[i]);
+  shape += t.dim() == 1 ? ",)" : ")";  // "(3,)" as Python writes a 1-tuple
+  std::string header = "{'descr': '" + std::string(code) + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::size_t total = 10 + header.size() + 1;
+  header += std::string((64 - total % 64) % 64, ' ') + "\n";
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  auto b = t.bytes();
+  out.append(reinterpret_cast<const char*>(b.data()), b.size());
+  return out;
+}
+
+}  // namespace fxpack::cli
