@@ -17,19 +17,6 @@ namespace fxpack {
 
 namespace {
 
-class CallableModule : public Module {
- public:
-  CallableModule(std::function<Value(std::span<const Value>)> fn, std::vector<std::string> inputs)
-      : Module("<lambda>"), fn_(std::move(fn)), inputs_(std::move(inputs)) {}
-  Value forward(std::span<const Value> inputs) override { return fn_(inputs); }
-  bool is_leaf() const override { return false; }
-  std::vector<std::string> input_names() const override { return inputs_; }
-
- private:
-  std::function<Value(std::span<const Value>)> fn_;
-  std::vector<std::string> inputs_;
-};
-
 [[noreturn]] void fail(const std::string& msg) { throw OpError("make_fx: " + msg); }
 
 // A value during interpretation: its real content and its form in the new graph.
@@ -721,7 +708,7 @@ TV Interp::call_leaf(const Module& m, std::vector<TV> args) {
 
 std::shared_ptr<Module> callable_module(std::function<Value(std::span<const Value>)> fn,
                                         std::vector<std::string> input_names) {
-  return std::make_shared<CallableModule>(std::move(fn), std::move(input_names));
+  return module_from_callable(std::move(fn), std::move(input_names));
 }
 
 MakeFx::MakeFx(std::shared_ptr<Module> target, bool callable, MakeFxOptions options)

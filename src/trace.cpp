@@ -10,8 +10,8 @@ thread_local Tracer* t_current = nullptr;
 // A forward body given as a callable, seen as a module with no members.
 class CallableModule : public Module {
  public:
-  CallableModule(std::function<Value(std::span<const Value>)> fn, std::string kind,
-                 std::vector<std::string> inputs)
+  CallableModule(std::function<Value(std::span<const Value>)> fn, std::vector<std::string> inputs,
+                 std::string kind)
       : Module(std::move(kind)), fn_(std::move(fn)), inputs_(std::move(inputs)) {}
   Value forward(std::span<const Value> inputs) override { return fn_(inputs); }
   bool is_leaf() const override { return false; }
@@ -22,6 +22,12 @@ class CallableModule : public Module {
   std::vector<std::string> inputs_;
 };
 }  // namespace
+
+std::shared_ptr<Module> module_from_callable(std::function<Value(std::span<const Value>)> fn,
+                                             std::vector<std::string> input_names,
+                                             std::string class_name) {
+  return std::make_shared<CallableModule>(std::move(fn), std::move(input_names), std::move(class_name));
+}
 
 Tracer* Tracer::current() { return t_current; }
 
@@ -129,10 +135,10 @@ std::shared_ptr<GraphModule> symbolic_trace(const std::function<Value(std::span<
   std::vector<std::string> inputs =
       options.input_names.empty() ? std::vector<std::string>{"x"} : options.input_names;
   std::string name = options.class_name.empty() ? "<lambda>" : options.class_name;
-  auto root = std::make_shared<CallableModule>(fn, name, inputs);
+  auto root = module_from_callable(fn, inputs, name);
   options.input_names = inputs;
   options.class_name = name;
-  return symbolic_trace(std::static_pointer_cast<Module>(root), std::move(options));
+  return symbolic_trace(root, std::move(options));
 }
 
 }  // namespace fxpack

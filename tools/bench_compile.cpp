@@ -16,10 +16,12 @@
 
 #include "fxpack/compile.hpp"
 #include "fxpack/fxpack.hpp"
+#include "bench_timing.hpp"
 #include "fxpack/make_fx.hpp"
 #include "../examples/chain.hpp"
 
 using namespace fxpack;
+using bench::median_ms;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -52,18 +54,6 @@ class ArithChain : public Module {
 std::shared_ptr<Module> chain(int n, bool arith) {
   if (arith) return std::make_shared<ArithChain>(n);
   return std::make_shared<examples::Chain>(n);
-}
-
-double median_ms(int reps, const std::function<void()>& fn) {
-  fn();  // warm-up
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto a = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
 }
 
 Tensor randn(Shape shape) {

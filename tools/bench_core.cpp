@@ -13,24 +13,14 @@
 #include <vector>
 
 #include "fxpack/fxpack.hpp"
+#include "bench_timing.hpp"
 #include "../examples/chain.hpp"
 
 using namespace fxpack;
+using bench::median_ms;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double median_ms(int reps, const std::function<void()>& fn) {
-  fn();  // warm-up
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto a = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 // PyTorch 1.13 µs/node (symbolic_trace, python_code, recompile, steady call), from
 // RESULTS.md; 0 where PyTorch was not measured.

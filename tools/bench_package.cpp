@@ -20,25 +20,15 @@
 #include <vector>
 
 #include "fxpack/fxpack.hpp"
+#include "bench_timing.hpp"
 #include "fxpack/package.hpp"
 #include "../examples/chain.hpp"
 
 using namespace fxpack;
+using bench::median_ms;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double median_ms(int reps, const std::function<void()>& fn) {
-  fn();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto a = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 long rss_kib() {
   std::ifstream in("/proc/self/status");

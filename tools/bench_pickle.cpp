@@ -11,6 +11,7 @@
 // part of every load that is Graph construction, not pickle decoding.
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "fxpack/fxpack.hpp"
+#include "bench_timing.hpp"
 #include "fxpack/pickle.hpp"
 
 using namespace fxpack;
@@ -42,18 +44,7 @@ std::shared_ptr<GraphModule> chain(std::int64_t n) {
                            {.class_name = "Chain", .graph_module_cls = GraphModuleClass::Lazy});
 }
 
-template <class F>
-double median_us(int reps, F&& f) {
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto a = std::chrono::steady_clock::now();
-    f();
-    auto b = std::chrono::steady_clock::now();
-    t.push_back(std::chrono::duration<double, std::micro>(b - a).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+double median_us(int reps, const std::function<void()>& f) { return bench::median_ms(reps, f) * 1000.0; }
 
 }  // namespace
 

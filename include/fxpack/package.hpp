@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -123,5 +124,17 @@ class PackageImporter {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The record name of a resource: "my.models" + "model.pkl" → "my/models/model.pkl".
+// Throws Error for a package that is not a dotted name or a resource that is not a plain
+// file name (which also keeps resources out of .data/).
+std::string record_name(std::string_view package, std::string_view resource);
+// The manifest items a module needs from the OpRegistry: "function <target>",
+// "method <name>", "module <kind>" (kind "?" for a call_module target that is missing).
+std::set<std::string> required_items(const GraphModule& module);
+// True if this build provides a manifest item.
+bool provides(std::string_view item);
+// Record names below `root` drawn as torch.package's file_structure() draws them.
+std::string format_file_structure(std::string_view root, const std::vector<std::string>& records);
 
 }  // namespace fxpack

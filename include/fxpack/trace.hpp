@@ -45,6 +45,12 @@ std::shared_ptr<GraphModule> symbolic_trace(const std::function<Value(const Valu
 std::shared_ptr<GraphModule> symbolic_trace(
     const std::function<Value(std::span<const Value>)>& fn, TraceOptions options = {});
 
+// A module whose forward is `fn`: how callables are traced (kind `class_name`, inputs named
+// `input_names`, traced through rather than recorded as call_module).
+std::shared_ptr<Module> module_from_callable(std::function<Value(std::span<const Value>)> fn,
+                                             std::vector<std::string> input_names,
+                                             std::string class_name = "<lambda>");
+
 // The active trace of this thread (nullptr when none). Used by dispatch and Module.
 class Tracer {
  public:

@@ -26,8 +26,9 @@ std::span<const std::byte> as_bytes(std::string_view s) {
   return std::as_bytes(std::span(s.data(), s.size()));
 }
 
-// "my.models" + "model.pkl" → "my/models/model.pkl"; each part must be a plain name.
-std::string resource_path(std::string_view package, std::string_view resource) {
+}  // namespace
+
+std::string record_name(std::string_view package, std::string_view resource) {
   if (package.empty()) throw Error("package name is empty");
   if (resource.empty() || resource.find('/') != std::string_view::npos)
     throw Error("resource name '" + std::string(resource) + "' must be a plain file name");
@@ -48,32 +49,38 @@ std::string resource_path(std::string_view package, std::string_view resource) {
   return path;
 }
 
-// What a graph needs from the registry, as manifest lines ("function torch.relu").
-std::set<std::string> requirements(const GraphModule& gm) {
+std::set<std::string> required_items(const GraphModule& gm) {
   std::set<std::string> out;
   for (const Node* n : gm.graph()) {
     switch (n->op()) {
       case Op::CallFunction: out.insert("function " + n->target()); break;
       case Op::CallMethod: out.insert("method " + n->target()); break;
-      case Op::CallModule: out.insert("module " + gm.get_submodule(n->target())->kind()); break;
+      case Op::CallModule: {
+        std::string kind = "?";
+        try {
+          kind = gm.get_submodule(n->target())->kind();
+        } catch (const Error&) {
+        }
+        out.insert("module " + kind);
+        break;
+      }
       default: break;
     }
   }
   return out;
 }
 
-bool registered(const std::string& item) {
+bool provides(std::string_view item) {
   const OpRegistry& r = OpRegistry::global();
   auto sp = item.find(' ');
-  std::string_view kind = std::string_view(item).substr(0, sp);
-  std::string_view name = std::string_view(item).substr(sp + 1);
+  if (sp == std::string_view::npos) return false;
+  std::string_view kind = item.substr(0, sp);
+  std::string_view name = item.substr(sp + 1);
   if (kind == "function") return r.function(name) != nullptr;
   if (kind == "method") return r.method(name) != nullptr;
   if (kind == "module") return r.module_kind(name) != nullptr;
   return false;
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------
 // Exporter
@@ -130,7 +137,7 @@ PackageExporter::~PackageExporter() {
 
 void PackageExporter::save_pickle(std::string_view package, std::string_view resource,
                                   const GraphModule& module) {
-  std::string name = resource_path(package, resource);
+  std::string name = record_name(package, resource);
   if (impl_->torch_writer) {
     if (impl_->closed) throw Error("PackageExporter: the package is already closed");
     if (impl_->torch_pickle_saved)
@@ -151,18 +158,18 @@ void PackageExporter::save_pickle(std::string_view package, std::string_view res
     return it->second;
   };
   std::string bytes = pickle::dumps(module, options);
-  impl_->manifest[name] = requirements(module);
+  impl_->manifest[name] = required_items(module);
   impl_->add_record(std::move(name), std::move(bytes));
 }
 
 void PackageExporter::save_text(std::string_view package, std::string_view resource,
                                 std::string_view text) {
-  impl_->add_record(resource_path(package, resource), std::string(text));
+  impl_->add_record(record_name(package, resource), std::string(text));
 }
 
 void PackageExporter::save_binary(std::string_view package, std::string_view resource,
                                   std::span<const std::byte> bytes) {
-  impl_->add_record(resource_path(package, resource),
+  impl_->add_record(record_name(package, resource),
                     std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
@@ -280,7 +287,7 @@ struct PackageImporter::Impl {
                             std::to_string(pickle::kFormatVersion) + ")");
       } else if (kind == "function" || kind == "method" || kind == "module") {
         if (current.empty()) throw FormatError(where() + "entry before any 'pickle' line");
-        if (!registered(line)) missing.push_back(line + " (for " + current + ")");
+        if (!provides(line)) missing.push_back(line + " (for " + current + ")");
       } else {
         throw FormatError(where() + "unknown entry kind '" + kind.substr(0, 32) + "'");
       }
@@ -334,7 +341,7 @@ PackageImporter::PackageImporter(PackageImporter&&) noexcept = default;
 PackageImporter& PackageImporter::operator=(PackageImporter&&) noexcept = default;
 
 std::shared_ptr<GraphModule> PackageImporter::load_pickle(std::string_view package, std::string_view resource) {
-  std::string name = resource_path(package, resource);
+  std::string name = record_name(package, resource);
   if (!impl_->reader.find(impl_->full(name))) throw FormatError("package has no record '" + name + "'");
   if (impl_->torch_package) {
     interop::TorchPackageOptions options;
@@ -356,19 +363,19 @@ std::shared_ptr<GraphModule> PackageImporter::load_pickle(std::string_view packa
 }
 
 std::string PackageImporter::load_text(std::string_view package, std::string_view resource) const {
-  std::string name = resource_path(package, resource);
+  std::string name = record_name(package, resource);
   if (!impl_->reader.find(impl_->full(name))) throw FormatError("package has no record '" + name + "'");
   return Impl::to_string(impl_->reader.read(impl_->full(name)));
 }
 
 std::vector<std::byte> PackageImporter::load_binary(std::string_view package, std::string_view resource) const {
-  std::string name = resource_path(package, resource);
+  std::string name = record_name(package, resource);
   if (!impl_->reader.find(impl_->full(name))) throw FormatError("package has no record '" + name + "'");
   return impl_->reader.read(impl_->full(name));
 }
 
 bool PackageImporter::has_record(std::string_view package, std::string_view resource) const {
-  return impl_->reader.find(impl_->full(resource_path(package, resource))) != nullptr;
+  return impl_->reader.find(impl_->full(record_name(package, resource))) != nullptr;
 }
 
 std::vector<std::string> PackageImporter::records() const { return impl_->names; }
@@ -395,9 +402,11 @@ void stringify(const Dir& d, const std::string& name, std::string& out, std::str
 }
 }  // namespace
 
-std::string PackageImporter::file_structure() const {
+std::string PackageImporter::file_structure() const { return format_file_structure(impl_->root, impl_->names); }
+
+std::string format_file_structure(std::string_view root, const std::vector<std::string>& records) {
   Dir top;
-  for (const auto& name : impl_->names) {
+  for (const auto& name : records) {
     Dir* d = &top;
     std::size_t start = 0;
     while (true) {
@@ -411,7 +420,7 @@ std::string PackageImporter::file_structure() const {
     }
   }
   std::string out;
-  stringify(top, impl_->root, out, "", "─── ");
+  stringify(top, std::string(root), out, "", "─── ");
   return out;
 }
 

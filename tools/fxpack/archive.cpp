@@ -141,42 +141,6 @@ std::string json_str(std::string_view s) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Requirements
-
-std::set<std::string> requirements(const GraphModule& gm) {
-  std::set<std::string> out;
-  for (const Node* n : gm.graph()) {
-    switch (n->op()) {
-      case Op::CallFunction: out.insert("function " + n->target()); break;
-      case Op::CallMethod: out.insert("method " + n->target()); break;
-      case Op::CallModule: {
-        std::string kind = "?";
-        try {
-          kind = gm.get_submodule(n->target())->kind();
-        } catch (const Error&) {
-        }
-        out.insert("module " + kind);
-        break;
-      }
-      default: break;
-    }
-  }
-  return out;
-}
-
-bool registered(const std::string& item) {
-  const OpRegistry& r = OpRegistry::global();
-  auto sp = item.find(' ');
-  if (sp == std::string::npos) return false;
-  std::string_view kind = std::string_view(item).substr(0, sp);
-  std::string_view name = std::string_view(item).substr(sp + 1);
-  if (kind == "function") return r.function(name) != nullptr;
-  if (kind == "method") return r.method(name) != nullptr;
-  if (kind == "module") return r.module_kind(name) != nullptr;
-  return false;
-}
-
-// ---------------------------------------------------------------------------------------
 // Archives
 
 std::string Archive::format_description() const {
@@ -205,12 +169,6 @@ const zip::EntryInfo* Archive::entry(const std::string& record) const {
 std::string Archive::read(const std::string& record) const {
   auto bytes = zip->read(full(record));
   return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-std::string record_of(const std::string& package, const std::string& resource) {
-  std::string p = package;
-  std::replace(p.begin(), p.end(), '.', '/');
-  return p + "/" + resource;
 }
 
 std::pair<std::string, std::string> split_record(const std::string& record) {
@@ -378,7 +336,7 @@ std::string select_pickle(const Archive& a, const std::vector<std::string>& posi
   if (positional.size() == first + 1) throw UsageError("give both PACKAGE and RESOURCE, or neither");
   if (positional.size() > first + 2) throw UsageError("unexpected argument '" + positional[first + 2] + "'");
   if (positional.size() == first + 2) {
-    std::string r = record_of(positional[first], positional[first + 1]);
+    std::string r = record_name(positional[first], positional[first + 1]);
     if (!a.entry(r)) throw Error(a.path + ": no record '" + r + "' (package '" + positional[first] + "', resource '" +
                                  positional[first + 1] + "')");
     return r;

@@ -80,8 +80,6 @@ struct Archive {
 // Opens and recognises an archive; throws fxpack::Error if it cannot be read at all.
 Archive open_archive(const std::string& path);
 
-// "model" + "model.pkl" -> "model/model.pkl".
-std::string record_of(const std::string& package, const std::string& resource);
 // "my/pkg/model.pkl" -> {"my.pkg", "model.pkl"}.
 std::pair<std::string, std::string> split_record(const std::string& record);
 
@@ -100,8 +98,6 @@ struct LoadedModule {
 LoadedModule load_module(const Archive& a, const std::string& record);
 
 // What a graph needs from the registry: "function <target>", "method <name>", "module <kind>".
-std::set<std::string> requirements(const GraphModule& gm);
-bool registered(const std::string& item);
 
 // --- Output -----------------------------------------------------------------------------
 

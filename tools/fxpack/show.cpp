@@ -127,51 +127,16 @@ PickleInfo describe(const Archive& a, const std::string& record) {
     }
     for (const auto& [n, t] : gm.named_parameters()) info.params.add(t);
     for (const auto& [n, t] : gm.named_buffers()) info.buffers.add(t);
-    if (a.kind != ArchiveKind::FxpackPackage || !a.manifest_error.empty()) req = requirements(gm);
+    if (a.kind != ArchiveKind::FxpackPackage || !a.manifest_error.empty()) req = required_items(gm);
     info.warnings = lm.warnings;
   }
   info.requires_.assign(req.begin(), req.end());
   for (const auto& r : info.requires_)
-    if (!registered(r)) info.missing.push_back(r);
+    if (!provides(r)) info.missing.push_back(r);
   return info;
 }
 
-std::string file_tree(const Archive& a) {
-  // torch.package's file_structure(): folders first, then files, each sorted.
-  struct Dir {
-    std::map<std::string, Dir> dirs;
-    std::set<std::string> files;
-  };
-  Dir top;
-  for (const auto& name : a.records) {
-    Dir* d = &top;
-    std::size_t start = 0;
-    while (true) {
-      auto slash = name.find('/', start);
-      if (slash == std::string::npos) {
-        d->files.insert(name.substr(start));
-        break;
-      }
-      d = &d->dirs[name.substr(start, slash - start)];
-      start = slash + 1;
-    }
-  }
-  std::string out;
-  auto rec = [&](auto& self, const Dir& d, const std::string& name, std::string preserved,
-                 std::string_view pointer) -> void {
-    out += preserved + std::string(pointer) + name + "\n";
-    preserved += pointer == "├── " ? "│   " : "    ";
-    std::size_t i = 0;
-    for (const auto& [child, sub] : d.dirs) {
-      bool last = ++i == d.dirs.size() && d.files.empty();
-      self(self, sub, child, preserved, last ? "└── " : "├── ");
-    }
-    std::size_t j = 0;
-    for (const auto& f : d.files) out += preserved + (++j == d.files.size() ? "└── " : "├── ") + f + "\n";
-  };
-  rec(rec, top, a.root, "", "─── ");
-  return out;
-}
+std::string file_tree(const Archive& a) { return format_file_structure(a.root, a.records); }
 
 std::string kind_token(ArchiveKind k) {
   switch (k) {
@@ -299,7 +264,7 @@ int cmd_inspect(const std::vector<std::string>& argv) {
         o << "    " << m.first << std::string(width - m.first.size() + 2, ' ') << m.second << "\n";
     }
     o << "  requires:" << (i.requires_.empty() ? " nothing" : "") << "\n";
-    for (const auto& r : i.requires_) o << "    " << r << (registered(r) ? "" : "    MISSING") << "\n";
+    for (const auto& r : i.requires_) o << "    " << r << (provides(r) ? "" : "    MISSING") << "\n";
     for (const auto& w : i.warnings) o << "  warning: " << w << "\n";
   }
   o << "\nloadable by this build: ";

@@ -96,7 +96,7 @@ int cmd_verify(const std::vector<std::string>& argv) {
           problem(".data/manifest", "pickle '" + m.pickle + "' has format version " + m.version +
                                         "; this build reads up to " + std::to_string(pickle::kFormatVersion));
         for (const auto& item : m.items)
-          if (!registered(item)) problem(".data/manifest", "needs " + item + " (for " + m.pickle + "), which this build does not provide");
+          if (!provides(item)) problem(".data/manifest", "needs " + item + " (for " + m.pickle + "), which this build does not provide");
       }
       if (a.manifest_error.empty())
         for (const auto& p : a.pickles)
@@ -125,10 +125,10 @@ int cmd_verify(const std::vector<std::string>& argv) {
         lint_ok = false;
         problem(where, e.what());
       }
-      auto needs = requirements(gm);
+      auto needs = required_items(gm);
       std::vector<std::string> missing;
       for (const auto& item : needs)
-        if (!registered(item)) missing.push_back(item);
+        if (!provides(item)) missing.push_back(item);
       if (a.kind == ArchiveKind::FxpackPackage && a.manifest_error.empty() && manifest.count(record)) {
         const auto& listed = manifest[record];
         for (const auto& item : needs)
