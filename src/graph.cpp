@@ -323,38 +323,15 @@ bool Graph::eliminate_dead_code() {
   return changed;
 }
 
-namespace {
-Value map_nodes(const Value& v, const std::unordered_map<const Node*, Node*>& m) {
-  switch (v.kind()) {
-    case Value::Kind::Node: return Value(m.at(v.node()));
-    case Value::Kind::List: {
-      List l;
-      for (const Value& x : v.items()) l.items.push_back(map_nodes(x, m));
-      return l;
-    }
-    case Value::Kind::Tuple: {
-      Tuple t;
-      for (const Value& x : v.items()) t.items.push_back(map_nodes(x, m));
-      return t;
-    }
-    case Value::Kind::Dict: {
-      Dict d;
-      for (const auto& [k, x] : v.dict().items) d.items.emplace_back(k, map_nodes(x, m));
-      return d;
-    }
-    default: return v;
-  }
-}
-}  // namespace
-
 std::unordered_map<const Node*, Node*> Graph::copy_into(Graph& into) const {
   std::unordered_map<const Node*, Node*> mapping;
   for (Node* n : *this) {
     std::vector<Value> args;
     args.reserve(n->args_.size());
-    for (const Value& a : n->args_) args.push_back(map_nodes(a, mapping));
+    auto copied = [&](const Node* old) { return Value(mapping.at(old)); };
+    for (const Value& a : n->args_) args.push_back(map_nodes(a, copied));
     Dict kwargs;
-    for (const auto& [k, v] : n->kwargs_.items) kwargs.items.emplace_back(k, map_nodes(v, mapping));
+    for (const auto& [k, v] : n->kwargs_.items) kwargs.items.emplace_back(k, map_nodes(v, copied));
     Node* copy = into.create_node(n->op_, n->target_, std::move(args), std::move(kwargs), n->name_);
     copy->meta_ = n->meta_;
     mapping.emplace(n, copy);

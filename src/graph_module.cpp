@@ -142,30 +142,7 @@ Value GraphModule::forward(std::span<const Value> inputs) {
 // recorded again in the tracer's graph (fx re-traces the generated forward the same way).
 Value GraphModule::interpret_symbolically(std::span<const Value> inputs) {
   std::unordered_map<const Node*, Value> env;
-  auto load = [&](const Value& v) {
-    std::function<Value(const Value&)> map = [&](const Value& x) -> Value {
-      switch (x.kind()) {
-        case Value::Kind::Node: return env.at(x.node());
-        case Value::Kind::List: {
-          List l;
-          for (const Value& i : x.items()) l.items.push_back(map(i));
-          return l;
-        }
-        case Value::Kind::Tuple: {
-          Tuple t;
-          for (const Value& i : x.items()) t.items.push_back(map(i));
-          return t;
-        }
-        case Value::Kind::Dict: {
-          Dict d;
-          for (const auto& [k, i] : x.dict().items) d.items.emplace_back(k, map(i));
-          return d;
-        }
-        default: return x;
-      }
-    };
-    return map(v);
-  };
+  auto load = [&](const Value& v) { return map_nodes(v, [&](const Node* n) { return env.at(n); }); };
   std::size_t next_input = 0;
   for (const Node* n : *graph_) {
     std::vector<Value> args;

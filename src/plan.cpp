@@ -113,25 +113,7 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root) 
 }
 
 Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
-  switch (v.kind()) {
-    case Value::Kind::Node: return slots[slot_of_.at(v.node())];
-    case Value::Kind::List: {
-      List l;
-      for (const Value& x : v.items()) l.items.push_back(resolve(x, slots));
-      return l;
-    }
-    case Value::Kind::Tuple: {
-      Tuple t;
-      for (const Value& x : v.items()) t.items.push_back(resolve(x, slots));
-      return t;
-    }
-    case Value::Kind::Dict: {
-      Dict d;
-      for (const auto& [k, x] : v.dict().items) d.items.emplace_back(k, resolve(x, slots));
-      return d;
-    }
-    default: return v;
-  }
+  return map_nodes(v, [&](const Node* n) { return slots[slot_of_.at(n)]; });
 }
 
 Value Plan::run(std::span<const Value> inputs) const {

@@ -149,6 +149,33 @@ Value operator*(const Value& a, const Value& b);
 Value operator/(const Value& a, const Value& b);
 Value operator-(const Value& a);
 
+// fx's map_arg: a copy of `v` with every Node reference, however deeply nested in lists,
+// tuples and dicts, replaced by fn(node).
+template <class Fn>
+Value map_nodes(const Value& v, Fn&& fn) {
+  switch (v.kind()) {
+    case Value::Kind::Node: return fn(v.node());
+    case Value::Kind::List: {
+      List l;
+      l.items.reserve(v.items().size());
+      for (const Value& x : v.items()) l.items.push_back(map_nodes(x, fn));
+      return l;
+    }
+    case Value::Kind::Tuple: {
+      Tuple t;
+      t.items.reserve(v.items().size());
+      for (const Value& x : v.items()) t.items.push_back(map_nodes(x, fn));
+      return t;
+    }
+    case Value::Kind::Dict: {
+      Dict d;
+      for (const auto& [k, x] : v.dict().items) d.items.emplace_back(k, map_nodes(x, fn));
+      return d;
+    }
+    default: return v;
+  }
+}
+
 // Python repr of a value as fx prints it in generated code: `3.0`, `1e-05`, `inf`,
 // `'s'`, `(a,)`, `[1, 2]`, `{'k': v}`, `torch.float32`, `device(type='cpu')`, node names.
 std::string python_repr(const Value& v);
