@@ -196,7 +196,7 @@ TEST_CASE("cli: --help of the command and of every subcommand exits 0") {
   }
   auto v = fxpack_cli({"--version"});
   CHECK(v.status == 0);
-  CHECK(v.out.starts_with("fxpack "));
+  CHECK(v.out.starts_with(std::string("fxpack ") + fxpack::version() + " ("));
 }
 
 TEST_CASE("cli: usage errors exit 2 with a message on stderr") {

@@ -20,3 +20,4 @@
 #include "fxpack/tensor.hpp"
 #include "fxpack/trace.hpp"
 #include "fxpack/value.hpp"
+#include "fxpack/version.hpp"

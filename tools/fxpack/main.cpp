@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "--version") {
-    std::cout << "fxpack 0.1.0 (package format 1, pickle format " << fxpack::pickle::kFormatVersion
+    std::cout << "fxpack " << fxpack::version() << " (package format 1, pickle format " << fxpack::pickle::kFormatVersion
               << ", codegen " << fxpack::kCodegenVersion << ")\n";
     return 0;
   }
