@@ -16,6 +16,11 @@ Each case directory holds:
   input_N.npy    the inputs, in placeholder order
   outputs.json, output_N.npy   PyTorch's outputs (fxpack_outputs.py describes the format)
 
+Regenerating gives the same files except package.pt, whose pickle holds the id() of the
+module (torch.package's persistent id for reduce_package); everything else is reproducible
+(the script re-runs itself with PYTHONHASHSEED=0, since torch.package orders imports by set
+iteration). Use --only to regenerate just the cases you changed.
+
 Before writing, the package is loaded back with PyTorch's PackageImporter and run: a case is
 only committed if PyTorch itself reproduces its output from the archive.
 """
@@ -32,6 +37,7 @@ sys.path.insert(0, HERE)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.fx  # noqa: E402
+from torch.fx.node import _get_qualified_name  # noqa: E402
 from torch.package import PackageExporter, PackageImporter  # noqa: E402
 
 import fixture_models  # noqa: E402
@@ -49,9 +55,11 @@ def first_line(e):
 
 
 def node_table(gm):
-    """fx's Graph.print_tabular() without the tabulate package: the same columns and cells."""
+    """fx's Graph.print_tabular() without the tabulate package: the same columns and cells,
+    except that call_function targets are their qualified names (not reprs with addresses)."""
     rows = [["opcode", "name", "target", "args", "kwargs"]]
-    rows += [[n.op, n.name, str(n.target), str(n.args), str(n.kwargs)] for n in gm.graph.nodes]
+    target = lambda n: _get_qualified_name(n.target) if n.op == "call_function" else str(n.target)  # noqa: E731
+    rows += [[n.op, n.name, target(n), str(n.args), str(n.kwargs)] for n in gm.graph.nodes]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     lines = [fmt(rows[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows[1:]]
@@ -118,6 +126,8 @@ def make_case(c, out):
 
 
 def main():
+    if os.environ.get("PYTHONHASHSEED") != "0":  # torch.package orders imports by set iteration
+        os.execve(sys.executable, [sys.executable] + sys.argv, dict(os.environ, PYTHONHASHSEED="0"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     root = os.path.dirname(os.path.dirname(HERE))
     ap.add_argument("--out", default=os.path.join(root, "fixtures", "torch_models"))
