@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 
@@ -453,6 +454,93 @@ TEST_CASE("cli: run refuses .npy files it cannot read, saying why") {
   auto r = fxpack_cli({"run", mlp, "--input", "i64.npy"}, scratch());
   CHECK(r.status == 1);
   CHECK(!contains(r.err, ".npy"));
+}
+
+TEST_CASE("cli: run --output-dir writes any output: nested containers, every dtype, scalars") {
+  // relu(x) and the bool input m inside a tuple with a dict, a list and every kind of scalar
+  const fs::path p = scratch() / "structured.fxpkg";
+  {
+    auto g = std::make_shared<Graph>();
+    Node* x = g->placeholder("x");
+    Node* positive = g->placeholder("m");
+    Node* relu = g->call_function("torch.relu", {x});
+    Dict d;
+    d.items.emplace_back("relu", relu);
+    d.items.emplace_back("nothing", None{});
+    g->output(Tuple{{relu, d, List{{positive, std::int64_t{3}}}, 1.5, std::numeric_limits<double>::infinity(),
+                     true, "tag"}});
+    PackageExporter pe(p);
+    pe.save_pickle("model", "model.pkl", *std::make_shared<LazyGraphModule>(Module("Structured"), g, "Structured"));
+    pe.close();
+  }
+  const fs::path out = scratch() / "structured_out";
+  fs::remove_all(out);
+  auto r = fxpack_cli({"run", p.string(), "--input", "random:2x3", "--input", "random:2x3:bool", "--output-dir",
+                       out.string()});
+  INFO("stderr: ", r.err);
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.out, "wrote 3 tensor(s) and outputs.json to "));
+  CHECK(slurp(out / "outputs.json") ==
+        R"({"format": "fxpack-outputs", "version": 1, "output": {"tuple":[)"
+        R"({"tensor":"output_0.npy","dtype":"float32","shape":[2,3]},)"
+        R"({"dict":[["relu",{"tensor":"output_1.npy","dtype":"float32","shape":[2,3]}],["nothing",{"none":null}]]},)"
+        R"({"list":[{"tensor":"output_2.npy","dtype":"bool","shape":[2,3]},{"int":3}]},)"
+        R"({"float":1.5},{"float":"inf"},{"bool":true},{"str":"tag"}]}})"
+        "\n");
+  CHECK(slurp(out / "output_0.npy") == slurp(out / "output_1.npy"));
+  CHECK(contains(slurp(out / "output_2.npy"), "'descr': '|b1'"));
+  // printing the same output names every leaf
+  auto printed = fxpack_cli({"run", p.string(), "--input", "random:2x3", "--input", "random:2x3:bool"});
+  CHECK(contains(printed.out, "output[1]['nothing']: None\n"));
+  CHECK(contains(printed.out, "output[2][0]: bool [2, 3]\n"));
+  CHECK(contains(printed.out, "output[6]: 'tag'\n"));
+  // --output and --output-dir together are a usage error
+  CHECK(fxpack_cli({"run", p.string(), "--input", "random:2x3", "--input", "random:2x3:bool", "--output", "y.npy",
+                    "--output-dir", "d"}).status == 2);
+}
+
+TEST_CASE("cli: run reads .npy inputs of every dtype this build has, and says which it lacks") {
+  const fs::path p = scratch() / "identity.fxpkg";  // returns its input: no kernel involved
+  {
+    auto g = std::make_shared<Graph>();
+    g->output(g->placeholder("x"));
+    PackageExporter pe(p);
+    pe.save_pickle("model", "model.pkl", *std::make_shared<LazyGraphModule>(Module("Identity"), g, "Identity"));
+    pe.close();
+  }
+  struct Kind {
+    std::string descr, dtype;
+    std::size_t itemsize;
+  };
+  for (const Kind& k : std::vector<Kind>{{"<f4", "float32", 4}, {"<f8", "float64", 8}, {"<f2", "float16", 2},
+                                         {"<i8", "int64", 8}, {"<i4", "int32", 4}, {"<i2", "int16", 2},
+                                         {"|i1", "int8", 1}, {"|u1", "uint8", 1}, {"|b1", "bool", 1}}) {
+    INFO(k.descr);
+    std::string header = "{'descr': '" + k.descr + "', 'fortran_order': False, 'shape': (2, 3), }";
+    header += std::string(63 - (10 + header.size()) % 64, ' ') + "\n";
+    std::string bytes("\x93NUMPY\x01\x00", 8);
+    bytes += static_cast<char>(header.size() & 0xff);
+    bytes += static_cast<char>(header.size() >> 8);
+    bytes += header + std::string(6 * k.itemsize, '\0');
+    spit(scratch() / "in.npy", bytes);
+    const fs::path out = scratch() / ("dtype_" + k.dtype);
+    auto r = fxpack_cli({"run", p.string(), "--input", "in.npy", "--output-dir", out.string()}, scratch());
+    INFO("stderr: ", r.err);
+    bool supported = true;
+    try {
+      parse_dtype(k.dtype);
+    } catch (const Error&) {
+      supported = false;
+    }
+    if (supported) {
+      CHECK(r.status == 0);
+      CHECK(contains(slurp(out / "outputs.json"), "\"dtype\":\"" + k.dtype + "\",\"shape\":[2,3]"));
+      CHECK(slurp(out / "output_0.npy") == bytes);  // the same header and data back
+    } else {
+      CHECK(r.status == 1);
+      CHECK(contains(r.err, "(" + k.dtype + ") is not supported by this build of fxpack"));
+    }
+  }
 }
 
 TEST_CASE("cli: verify passes good archives and flags each corrupt one with its line") {

@@ -90,7 +90,8 @@ def compare(expected, actual, rtol=1e-4, atol=1e-5, where="output"):
     values within rtol/atol (nan equal to nan); everything else exactly."""
     ek, ak = _kind(expected), _kind(actual)
     if ek != ak:
-        return f"{where}: expected a {ek}, got a {ak}"
+        article = lambda k: ("an " if k == "int" else "a ") + k  # noqa: E731
+        return f"{where}: expected {article(ek)}, got {article(ak)}"
     if ek in ("tuple", "list"):
         e, a = expected[ek], actual[ak]
         if len(e) != len(a):

@@ -11,13 +11,15 @@ namespace fxpack::cli {
 
 namespace {
 
+// NumPy's type codes for PyTorch's dtypes, by fxpack's dtype name. A dtype this build lacks
+// (parse_dtype refuses its name) is reported as such; bfloat16 has no NumPy type.
 struct Descr {
   const char* code;
-  DType dtype;
+  const char* dtype;
 };
 constexpr Descr kDescrs[] = {
-    {"<f4", DType::Float32}, {"<f8", DType::Float64}, {"<i8", DType::Int64},
-    {"|b1", DType::Bool},    {"|u1", DType::UInt8},
+    {"<f4", "float32"}, {"<f8", "float64"}, {"<f2", "float16"}, {"<i8", "int64"}, {"<i4", "int32"},
+    {"<i2", "int16"},   {"|i1", "int8"},    {"|u1", "uint8"},   {"|b1", "bool"},
 };
 
 // A tiny parser for the Python dict literal of a .npy header.
@@ -154,15 +156,21 @@ Tensor parse_npy(std::string_view bytes, const std::string& where) {
   if (descr.empty() || !fortran || !shape) p.fail("lacks one of the keys 'descr', 'fortran_order', 'shape'");
   if (*fortran)
     throw FormatError(where + ": .npy array is in Fortran order; save it in C order (numpy.ascontiguousarray)");
-  if (descr == "<b1") descr = "|b1";
-  if (descr == "<u1") descr = "|u1";
+  for (const char* one_byte : {"b1", "u1", "i1"})  // byte order is meaningless for single bytes
+    if (descr.size() == 3 && (descr[0] == '<' || descr[0] == '=') && descr.substr(1) == one_byte) descr = "|" + descr.substr(1);
   const Descr* d = nullptr;
   for (const auto& k : kDescrs)
     if (descr == k.code) d = &k;
   if (!d)
     throw FormatError(where + ": .npy dtype '" + descr.substr(0, 32) +
-                      "' is not supported (little-endian float32 '<f4', float64 '<f8', int64 '<i8', bool '|b1', "
-                      "uint8 '|u1')");
+                      "' is not supported (little-endian float32 '<f4', float64 '<f8', float16 '<f2', int64 '<i8', "
+                      "int32 '<i4', int16 '<i2', int8 '|i1', uint8 '|u1', bool '|b1')");
+  DType dtype;
+  try {
+    dtype = parse_dtype(d->dtype);
+  } catch (const Error&) {
+    throw FormatError(where + ": .npy dtype '" + descr + "' (" + d->dtype + ") is not supported by this build of fxpack");
+  }
   Shape s;
   std::uint64_t numel = 1;
   for (std::int64_t v : *shape) {
@@ -171,25 +179,26 @@ Tensor parse_npy(std::string_view bytes, const std::string& where) {
     numel *= static_cast<std::uint64_t>(v);
     s.push_back(v);
   }
-  const std::uint64_t nbytes = numel * element_size(d->dtype);
+  const std::uint64_t nbytes = numel * element_size(dtype);
   const std::uint64_t have = bytes.size() - header_start - header_len;
   if (have != nbytes)
     throw FormatError(where + ": .npy data is " + std::to_string(have) + " bytes, the header's shape " +
-                      s.to_string() + " and dtype " + std::string(dtype_name(d->dtype)) + " need " +
+                      s.to_string() + " and dtype " + d->dtype + " need " +
                       std::to_string(nbytes) + (have < nbytes ? " (truncated)" : ""));
   auto data = bytes.substr(header_start + header_len);
-  if (d->dtype == DType::Bool) {
+  if (dtype == DType::Bool) {
     for (char c : data)
       if (c != 0 && c != 1) throw FormatError(where + ": .npy bool data holds a byte other than 0 or 1");
   }
-  return Tensor::from_bytes(std::as_bytes(std::span(data.data(), data.size())), s, d->dtype);
+  return Tensor::from_bytes(std::as_bytes(std::span(data.data(), data.size())), s, dtype);
 }
 
 std::string to_npy(const Tensor& t) {
   const char* code = nullptr;
   for (const auto& k : kDescrs)
-    if (k.dtype == t.dtype()) code = k.code;
-  if (!code) throw Error("cannot write dtype " + std::string(dtype_name(t.dtype())) + " to .npy");
+    if (dtype_name(t.dtype()) == k.dtype) code = k.code;
+  if (!code)
+    throw Error("cannot write dtype " + std::string(dtype_name(t.dtype())) + " to .npy (NumPy has no such type)");
   std::string shape = "(";
   for (std::size_t i = 0; i < t.dim(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape()[i]);
   shape += t.dim() == 1 ? ",)" : ")";  // "(3,)" as Python writes a 1-tuple

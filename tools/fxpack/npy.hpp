@@ -1,6 +1,7 @@
-// NumPy .npy files (format 1.0; 2.0 and 3.0 headers are read too): little-endian float32,
-// float64, int64, uint8 and bool arrays in C order. Anything else is refused with a message
-// that says what was found.
+// NumPy .npy files (format 1.0; 2.0 and 3.0 headers are read too): little-endian arrays in C
+// order of every NumPy type a PyTorch dtype has (float32, float64, float16, int64, int32,
+// int16, int8, uint8, bool) that this build of fxpack supports. Anything else is refused with
+// a message that says what was found.
 #pragma once
 
 #include <string>

@@ -1,5 +1,5 @@
 // fxpack run: load a module in this process, run it on inputs from .npy files or random
-// data, and print its outputs or save them as .npy.
+// data, and print its outputs or write them as .npy files (with outputs.json for any structure).
 #include <charconv>
 #include <filesystem>
 #include <iostream>
@@ -8,28 +8,34 @@
 
 #include "cli.hpp"
 #include "npy.hpp"
+#include "outputs.hpp"
 
 namespace fxpack::cli {
 
 namespace {
 
-constexpr const char* kRunHelp = R"HELP(usage: fxpack run ARCHIVE [PACKAGE RESOURCE] --input INPUT ... [--output FILE.npy]
+constexpr const char* kRunHelp = R"HELP(usage: fxpack run ARCHIVE [PACKAGE RESOURCE] --input INPUT ... [--output FILE.npy | --output-dir DIR]
 
 Loads the module in this process (as PackageImporter::load_pickle does: ops checked
 against this build, weights memory-mapped), runs it once and prints each output's dtype,
-shape and values, or writes them to .npy files.
+shape and values, or writes them to files.
 
 An INPUT is, one per placeholder of the graph, in order:
   FILE.npy                     a NumPy array (format 1.0-3.0, C order, little-endian
-                               float32, float64, int64, uint8 or bool)
+                               float32, float64, float16, int64, int32, int16, int8,
+                               uint8 or bool; the dtypes this build supports)
   random:SHAPE[:DTYPE]         random data: SHAPE like 2x3x16x16 (or 2,3,16,16; "scalar"
-                               for a 0-d tensor); DTYPE float32 (default, normal
-                               distribution), float64, int64 (0..9), uint8, bool
+                               for a 0-d tensor); DTYPE float32 (default), float64,
+                               float16, bfloat16 (normal distribution), int64, int32,
+                               int16, int8 (0..9), uint8 (0..255), bool
 
 options:
   --input INPUT      an input (repeat for several, in placeholder order)
-  --output FILE.npy  write the output there instead of printing its values; a module with
-                     several tensor outputs writes FILE_0.npy, FILE_1.npy, ...
+  --output FILE.npy  write the output tensor there instead of printing its values; a
+                     module with several tensor outputs writes FILE_0.npy, FILE_1.npy, ...
+  --output-dir DIR   write any output (nested tuples, lists and dicts of tensors of any
+                     dtype, ints, floats, bools, None, strings) as DIR/outputs.json
+                     describing the structure plus DIR/output_N.npy per tensor
   --seed N           seed of the random inputs (default 0)
   -h, --help
 Exit status: 0 ran, 1 could not load or run, 2 usage error.
@@ -70,17 +76,18 @@ Tensor random_input(const std::string& spec, std::mt19937_64& gen) {
     dtype = parse_dtype(dtype_text);
   } catch (const Error&) {
     throw UsageError("unknown dtype '" + dtype_text + "' in input '" + spec +
-                     "' (float32, float64, int64, uint8, bool)");
+                     "' (float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool; as this "
+                     "build supports them)");
   }
   const std::int64_t n = shape.numel();
-  if (dtype == DType::Float32 || dtype == DType::Float64) {
+  if (is_floating(dtype) || dtype_text == "float16" || dtype_text == "bfloat16") {
     std::normal_distribution<double> dist;
     std::vector<double> v(static_cast<std::size_t>(n));
     for (double& x : v) x = dist(gen);
     return Tensor::from_vector(std::span<const double>(v), shape).to(dtype);
   }
   std::vector<std::int64_t> v(static_cast<std::size_t>(n));
-  std::uniform_int_distribution<std::int64_t> dist(0, dtype == DType::Int64 ? 9 : dtype == DType::UInt8 ? 255 : 1);
+  std::uniform_int_distribution<std::int64_t> dist(0, dtype_text == "uint8" ? 255 : dtype_text == "bool" ? 1 : 9);
   for (auto& x : v) x = dist(gen);
   return Tensor::from_vector(std::span<const std::int64_t>(v), shape).to(dtype);
 }
@@ -91,18 +98,24 @@ void collect_outputs(const Value& v, const std::string& name, std::vector<std::p
     for (std::size_t i = 0; i < items.size(); ++i) collect_outputs(items[i], name + "[" + std::to_string(i) + "]", out);
     return;
   }
+  if (v.kind() == Value::Kind::Dict) {
+    for (const auto& [k, x] : v.dict().items) collect_outputs(x, name + "[" + python_str_repr(k) + "]", out);
+    return;
+  }
   out.emplace_back(name, v);
 }
 
 }  // namespace
 
 int cmd_run(const std::vector<std::string>& argv) {
-  Args args = parse_args(argv, {{"--input", true, true}, {"--output", true}, {"--seed", true}});
+  Args args = parse_args(argv, {{"--input", true, true}, {"--output", true}, {"--output-dir", true}, {"--seed", true}});
   if (args.help) {
     std::cout << kRunHelp;
     return 0;
   }
   if (args.positional.empty()) throw UsageError("missing ARCHIVE");
+  if (args.has("--output") && args.has("--output-dir")) throw UsageError("give --output or --output-dir, not both");
+  const bool printing = !args.has("--output") && !args.has("--output-dir");
   std::uint64_t seed = 0;
   if (auto s = args.value("--seed")) {
     auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), seed);
@@ -147,7 +160,7 @@ int cmd_run(const std::vector<std::string>& argv) {
     if (v.is_tensor()) {
       const Tensor& t = v.tensor();
       o << name << ": " << dtype_name(t.dtype()) << " " << t.shape().to_string() << "\n";
-      if (!args.has("--output")) o << t << "\n";
+      if (printing) o << t << "\n";
       to_save.emplace_back(name, t);
     } else {
       o << name << ": " << python_repr(v) << "\n";
@@ -165,6 +178,10 @@ int cmd_run(const std::vector<std::string>& argv) {
       write_file_atomic(path, to_npy(to_save[i].second.clone()));
       o << "wrote " << to_save[i].first << " to " << path << "\n";
     }
+  }
+  if (auto dir = args.value("--output-dir")) {
+    auto written = write_outputs(result, *dir);
+    o << "wrote " << written.size() - 1 << " tensor(s) and outputs.json to " << *dir << "\n";
   }
   std::cout << o.str();
   return 0;
