@@ -1,0 +1,66 @@
+// fxpack's side of the zoo benchmark (tools/bench_zoo.py drives it and prints the table next to
+// PyTorch measured in the same run). For one torch.package archive of an fx GraphModule and
+// one input:
+//   load    PackageImporter + load_pickle (median of --loads fresh importers, after a warm-up)
+//   first   the first call of a freshly loaded module (real recompile + plan + run)
+//   steady  the median of --calls further calls
+// Prints one JSON object: {"load_ms": ..., "first_ms": ..., "steady_ms": ...}.
+//
+//   bench_zoo PACKAGE INPUT.npy [--loads N] [--calls N]      (defaults 5 and 10)
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench_timing.hpp"
+#include "fxpack/fxpack.hpp"
+#include "./fxpack/npy.hpp"
+
+using namespace fxpack;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(Clock::time_point a) { return std::chrono::duration<double, std::milli>(Clock::now() - a).count(); }
+
+std::shared_ptr<GraphModule> load(const std::string& path) {
+  PackageImporter importer(path);
+  return importer.load_pickle("model", "model.pkl");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: bench_zoo PACKAGE INPUT.npy [--loads N] [--calls N]\n");
+    return 2;
+  }
+  int loads = 5, calls = 10;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--loads") loads = std::atoi(argv[i + 1]);
+    else if (std::string(argv[i]) == "--calls") calls = std::atoi(argv[i + 1]);
+  }
+  try {
+    std::ifstream f(argv[2], std::ios::binary);
+    std::ostringstream bytes;
+    bytes << f.rdbuf();
+    const Value x = cli::parse_npy(bytes.str(), argv[2]);
+    const double load_ms = bench::median_ms(loads, [&] { load(argv[1]); });
+    auto gm = load(argv[1]);
+    auto a = Clock::now();
+    (*gm)(x);
+    const double first_ms = ms_since(a);
+    const double steady_ms = bench::median_ms(calls, [&] { (*gm)(x); });
+    std::printf("{\"load_ms\": %.3f, \"first_ms\": %.3f, \"steady_ms\": %.3f}\n", load_ms, first_ms, steady_ms);
+  } catch (const std::exception& e) {
+    std::string message;
+    for (char c : std::string(e.what()).substr(0, 200))
+      message += c == '"' || c == '\\' ? '\'' : static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+    std::printf("{\"error\": \"%s\"}\n", message.c_str());
+    return 1;
+  }
+  return 0;
+}

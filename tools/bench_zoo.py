@@ -1,0 +1,101 @@
+"""Zoo benchmark: per torchvision model, package load time, first call and steady-state latency
+for fxpack (build/tools/bench_zoo, in its own process) next to PyTorch's
+`PackageImporter(path).load_pickle(...)` and eager forward of the same GraphModule, measured in
+the same run on the same archive and input, with the ratios PyTorch / fxpack (above 1: fxpack
+is faster).
+
+    /usr/bin/python3 tools/bench_zoo.py build/tools/bench_zoo [--models m1,m2] [--size 224] [--threads 1]
+
+The models are built as the zoo test builds them (test/python/zoo.py: random weights,
+non-trivial BatchNorm statistics, eval mode). Both sides run with --threads threads
+(torch.set_num_threads; FXPACK_NUM_THREADS for fxpack). Medians of 5 loads and 10 calls.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "test", "python"))
+
+import zoo  # noqa: E402
+
+LOADS, CALLS = 5, 10
+
+
+def median_ms(fn, reps):
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        a = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - a) * 1e3)
+    return statistics.median(times)
+
+
+def torch_side(d):
+    import numpy as np
+    import torch
+    from torch.package import PackageImporter
+    path = os.path.join(d, "package.pt")
+    x = torch.from_numpy(np.load(os.path.join(d, "input.npy")))
+    load = lambda: PackageImporter(path).load_pickle("model", "model.pkl")  # noqa: E731
+    load_ms = median_ms(load, LOADS)
+    gm = load()
+    with torch.no_grad():
+        a = time.perf_counter()
+        gm(x)
+        first_ms = (time.perf_counter() - a) * 1e3
+        steady_ms = median_ms(lambda: gm(x), CALLS)
+    return {"load_ms": load_ms, "first_ms": first_ms, "steady_ms": steady_ms}
+
+
+def main():
+    ap = argparse.ArgumentParser(description="zoo benchmark: fxpack next to PyTorch")
+    ap.add_argument("bench_zoo", help="path of the bench_zoo program (build/tools/bench_zoo)")
+    ap.add_argument("--models", default=",".join(zoo.MODELS))
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    env = dict(os.environ, FXPACK_NUM_THREADS=str(args.threads))
+    with tempfile.TemporaryDirectory(prefix="fxpack-bench-zoo-") as tmp:
+        summary = zoo.make(tmp, [m for m in args.models.split(",") if m], args.size)
+        torch.set_num_threads(args.threads)
+        print(f"\nPyTorch {torch.__version__}, input 1x3x{args.size}x{args.size}, {args.threads} thread(s); "
+              f"ms, medians of {LOADS} loads / {CALLS} calls; ratio = PyTorch / fxpack")
+        head = (f"{'model':<20} {'load fx':>9} {'load pt':>9} {'ratio':>7}  {'first fx':>9} {'first pt':>9} "
+                f"{'ratio':>7}  {'steady fx':>9} {'steady pt':>9} {'ratio':>7}")
+        print(head)
+        print("-" * len(head))
+        for name, info in summary["models"].items():
+            if not info["traced"]:
+                print(f"{name:<20} not traced by this PyTorch")
+                continue
+            d = os.path.join(tmp, name)
+            pt = torch_side(d)
+            p = subprocess.run([args.bench_zoo, os.path.join(d, "package.pt"), os.path.join(d, "input.npy"),
+                                "--loads", str(LOADS), "--calls", str(CALLS)],
+                               capture_output=True, text=True, env=env)
+            try:
+                fx = json.loads(p.stdout)
+            except ValueError:
+                fx = {"error": (p.stderr or p.stdout).strip()[:200]}
+            if "error" in fx:
+                print(f"{name:<20} {'-':>9} {pt['load_ms']:9.2f} {'':>7}  {'-':>9} {pt['first_ms']:9.2f} {'':>7}  "
+                      f"{'-':>9} {pt['steady_ms']:9.2f}   fxpack: {fx['error']}")
+                continue
+            cells = []
+            for k in ("load_ms", "first_ms", "steady_ms"):
+                cells.append(f"{fx[k]:9.2f} {pt[k]:9.2f} {pt[k] / fx[k]:6.2f}x")
+            print(f"{name:<20} " + "  ".join(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
