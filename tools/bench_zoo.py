@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    if not os.access(args.bench_zoo, os.X_OK):
+        ap.error(f"{args.bench_zoo} is not an executable program (build it: meson compile -C build tools/bench_zoo)")
     import torch
     torch.set_num_threads(args.threads)
     env = dict(os.environ, FXPACK_NUM_THREADS=str(args.threads))
