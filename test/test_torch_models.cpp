@@ -379,7 +379,7 @@ TEST_CASE("torch_models: not_yet_supported.txt names only existing cases; summar
   }
   for (const auto& [dialect, n] : counts)
     MESSAGE("PyTorch " << dialect << ": " << n.pass + n.fail << " cases, " << n.pass << " pass, " << n.fail
-                       << " not yet supported; " << n.untraced << " more that PyTorch could not trace");
+                       << " not yet supported; " << n.untraced << " more that PyTorch itself could not trace or run");
   if (std::getenv("FXPACK_REWRITE_NOT_YET_SUPPORTED")) {
     std::map<std::string, std::string> failing;
     for (const auto& [id, reason] : results())

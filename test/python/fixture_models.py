@@ -201,6 +201,13 @@ UNARY = {
     "softplus": lambda x: F.softplus(x),
     "sign": lambda x: torch.sign(x),
     "square": lambda x: torch.square(x),
+    "relu_method_inplace": lambda x: x.clone().relu_(),
+    "sigmoid_method_inplace": lambda x: (x * 1).sigmoid_(),
+    "clamp_method_inplace": lambda x: x.clone().clamp_(-0.5, 0.5),
+    "hardswish_functional_inplace": lambda x: F.hardswish(x * 1, inplace=True),
+    "hardsigmoid_functional_inplace": lambda x: F.hardsigmoid(x + 0, inplace=True),
+    "silu_functional_inplace": lambda x: F.silu(x.clone(), inplace=True),
+    "relu6_functional_inplace": lambda x: F.relu6(x * 4, inplace=True),
 }
 for _name, _fn in UNARY.items():
     fn_case("elementwise_unary", _name, _fn, F32(2, 5))
@@ -382,6 +389,16 @@ OPERATORS = {
 }
 
 
+def _split_unpacked(x):
+    a, b = x.split(2, dim=2)  # unpacking a Proxy: 1.13 on Python 3.11 cannot
+    return a - b
+
+
+def _max_unpacked(x):
+    values, indices = torch.max(x, 1)  # unpacking a Proxy: 1.13 on Python 3.11 cannot
+    return values * indices
+
+
 def _iadd(x, y):
     z = x * 1
     z += y
@@ -479,6 +496,11 @@ REDUCE = {
     "logsumexp": lambda x: torch.logsumexp(x, dim=1),
     "sort": lambda x: torch.sort(x, dim=-1),
     "argsort_descending": lambda x: torch.argsort(x, dim=1, descending=True),
+    "mean_list_dims": lambda x: x.mean([1, 2]),
+    "sum_list_dims_keepdim": lambda x: x.sum([0, 2], keepdim=True),
+    "std_correction": lambda x: torch.std(x, dim=1, correction=0),
+    "max_dim_unpacked": lambda x: _max_unpacked(x),
+    "softmax_dtype": lambda x: F.softmax(x, dim=-1, dtype=torch.float64),
 }
 for _name, _fn in REDUCE.items():
     fn_case("reductions", _name, _fn, F32(2, 3, 4))
@@ -568,6 +590,12 @@ SHAPE = {
     "triu_diagonal": lambda x: x[0].triu(1),
     "movedim": lambda x: torch.movedim(x, 0, -1),
     "gather": lambda x: torch.gather(x, 2, torch.zeros_like(x, dtype=torch.long)),
+    "view_as": lambda x: x.flatten().view_as(x),
+    "reshape_as": lambda x: x[0].reshape_as(x[1].t()),
+    "split_unpacked": lambda x: _split_unpacked(x),
+    "squeeze_dims_tuple": lambda x: x[:1, :1].squeeze((0, 1)),
+    "contiguous_channels_last": lambda x: x[None].contiguous(memory_format=torch.channels_last),
+    "unsqueeze_inplace": lambda x: x.clone().unsqueeze_(0),
 }
 for _name, _fn in SHAPE.items():
     fn_case("shape", _name, _fn, F32(2, 3, 4))
@@ -723,6 +751,9 @@ POOL = {
     "pixel_shuffle": lambda x: F.pixel_shuffle(x[:, :4], 2),
     "softmax_2d_channels": lambda x: F.softmax(x, dim=1),
     "batch_norm_no_stats_affine": lambda x: F.batch_norm(x, torch.zeros(4), torch.ones(4)),
+    "interpolate_nearest_exact": lambda x: F.interpolate(x, size=(4, 7), mode="nearest-exact"),
+    "cosine_similarity": lambda x: F.cosine_similarity(x, x.flip(1), dim=1),
+    "mse_loss": lambda x: F.mse_loss(x, x.flip(-1)),
 }
 for _name, _fn in POOL.items():
     fn_case("nn_functional", _name, _fn, F32(1, 4, 6, 5))
@@ -740,6 +771,7 @@ params_case("nn_functional", "group_norm", lambda m, x: F.group_norm(x, 2, m.w, 
 params_case("nn_functional", "embedding", lambda m, i: F.embedding(i, m.w), (I64(2, 3, hi=6),), w=(6, 4))
 params_case("nn_functional", "embedding_padding_idx", lambda m, i: F.embedding(i, m.w, padding_idx=0),
             (I64(5, hi=6),), w=(6, 4))
+fn_case("nn_functional", "one_hot", lambda i: F.one_hot(i, 5), I64(2, 3, hi=5))
 params_case("nn_functional", "prelu", lambda m, x: F.prelu(x, m.w), (F32(2, 3, 4),), w=(3,))
 fn_case("nn_functional", "attention_by_hand",
         lambda q, k, v: torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)), dim=-1) @ v,
