@@ -1040,6 +1040,58 @@ class Residual(nn.Module):
         return self.fc(torch.flatten(self.pool(self.layer1(x)), 1))
 
 
+# --- torchvision's building blocks, small: each zoo model's pieces on tiny shapes -------------
+
+def _tv(path):
+    """A torchvision attribute by dotted path, imported when the case is built."""
+    import importlib
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _bn(eps=1e-5, momentum=0.1):
+    return lambda c: nn.BatchNorm2d(c, eps=eps, momentum=momentum)
+
+
+TV_IMG = F32(1, 8, 8, 8)
+TV_BLOCKS = {
+    "resnet_basic_block": (lambda: _tv("torchvision.models.resnet.BasicBlock")(8, 8), TV_IMG),
+    "resnet_basic_block_downsample": (lambda: _tv("torchvision.models.resnet.BasicBlock")(
+        8, 16, 2, nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))), TV_IMG),
+    "resnet_bottleneck": (lambda: _tv("torchvision.models.resnet.Bottleneck")(8, 2), TV_IMG),
+    "mobilenet_v2_inverted_residual": (lambda: _tv("torchvision.models.mobilenetv2.InvertedResidual")(8, 8, 1, 6),
+                                       TV_IMG),
+    "mobilenet_v3_inverted_residual_se_hardswish": (lambda: _tv("torchvision.models.mobilenetv3.InvertedResidual")(
+        _tv("torchvision.models.mobilenetv3.InvertedResidualConfig")(8, 3, 16, 8, True, "HS", 1, 1, 1.0),
+        _bn(0.001, 0.01)), TV_IMG),
+    "squeeze_excitation": (lambda: _tv("torchvision.ops.misc.SqueezeExcitation")(8, 4), TV_IMG),
+    "conv2d_norm_activation": (lambda: _tv("torchvision.ops.misc.Conv2dNormActivation")(
+        8, 4, 3, stride=2, activation_layer=nn.Hardswish), TV_IMG),
+    "squeezenet_fire": (lambda: _tv("torchvision.models.squeezenet.Fire")(8, 4, 6, 6), TV_IMG),
+    "shufflenet_v2_inverted_residual": (lambda: _tv("torchvision.models.shufflenetv2.InvertedResidual")(8, 8, 1),
+                                        TV_IMG),
+    "shufflenet_v2_inverted_residual_stride2": (lambda: _tv("torchvision.models.shufflenetv2.InvertedResidual")(
+        8, 16, 2), TV_IMG),
+    "densenet_dense_block": (lambda: _tv("torchvision.models.densenet._DenseBlock")(2, 8, 2, 4, 0.0), TV_IMG),
+    "densenet_transition": (lambda: _tv("torchvision.models.densenet._Transition")(8, 4), TV_IMG),
+    "googlenet_inception": (lambda: _tv("torchvision.models.googlenet.Inception")(8, 4, 4, 6, 2, 4, 4), TV_IMG),
+    "mnasnet_inverted_residual": (lambda: _tv("torchvision.models.mnasnet._InvertedResidual")(8, 8, 5, 1, 3),
+                                  TV_IMG),
+    "efficientnet_mbconv": (lambda: _tv("torchvision.models.efficientnet.MBConv")(
+        _tv("torchvision.models.efficientnet.MBConvConfig")(4, 3, 1, 8, 8, 1), 0.2, _bn(0.001)), TV_IMG),
+    "regnet_res_bottleneck_se": (lambda: _tv("torchvision.models.regnet.ResBottleneckBlock")(
+        8, 16, 2, nn.BatchNorm2d, nn.ReLU, 8, 1.0, 0.25), TV_IMG),
+    "convnext_block": (lambda: _tv("torchvision.models.convnext.CNBlock")(8, 1e-6, 0.1), TV_IMG),
+    "swin_block": (lambda: _tv("torchvision.models.swin_transformer.SwinTransformerBlock")(8, 2, [4, 4], [2, 2]),
+                   F32(1, 6, 6, 8)),
+    "swin_patch_merging": (lambda: _tv("torchvision.models.swin_transformer.PatchMerging")(8), F32(1, 6, 6, 8)),
+    "vit_encoder_block": (lambda: _tv("torchvision.models.vision_transformer.EncoderBlock")(2, 8, 16, 0.0, 0.0),
+                          F32(2, 5, 8)),
+}
+for _name, (_factory, _input) in TV_BLOCKS.items():
+    CASES.append(Case("torchvision_blocks", _name, _factory, (_input,)))
+
+
 # --- module state: parameters, buffers and constants -----------------------------------------
 
 @case("module_state", "parameter_get_attr", F32(2, 3))
