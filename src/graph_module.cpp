@@ -49,12 +49,13 @@ void copy_attr(const Module& from, Module& to, const std::string& target) {
 
 Value BoundForward::operator()(std::vector<Value> inputs) const { return self_->forward(inputs); }
 
-GraphModule::GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name)
-    : GraphModule(root, std::move(graph), std::move(class_name), false) {}
+GraphModule::GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name,
+                         PlanOptions plan_options)
+    : GraphModule(root, std::move(graph), std::move(class_name), false, plan_options) {}
 
 GraphModule::GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name,
-                         bool lazy)
-    : Module(std::move(class_name)), graph_(std::move(graph)), lazy_(lazy) {
+                         bool lazy, PlanOptions plan_options)
+    : Module(std::move(class_name)), graph_(std::move(graph)), lazy_(lazy), plan_options_(plan_options) {
   if (!graph_) throw GraphError("GraphModule: null graph");
   for (const Node* n : *graph_)
     if (n->op() == Op::GetAttr || n->op() == Op::CallModule) copy_attr(root, *this, n->target());
@@ -65,13 +66,13 @@ GraphModule::~GraphModule() = default;
 
 LazyGraphModule::LazyGraphModule(const Module& root, std::shared_ptr<Graph> graph,
                                  std::string class_name)
-    : GraphModule(root, std::move(graph), std::move(class_name), true) {}
+    : GraphModule(root, std::move(graph), std::move(class_name), true, PlanOptions{}) {}
 
 void GraphModule::real_recompile_locked() {
   auto c = std::make_shared<Compiled>();
   c->code = python_code(*graph_);
   try {
-    c->plan = Plan::build(*graph_, *this);
+    c->plan = Plan::build(*graph_, *this, plan_options_);
   } catch (const Error&) {
     c->plan_error = std::current_exception();
   }

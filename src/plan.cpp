@@ -2,6 +2,8 @@
 
 #include <unordered_map>
 
+#include "inference/program.hpp"
+
 namespace fxpack {
 
 namespace {
@@ -10,7 +12,7 @@ std::string describe(const Node* n) {
 }
 }  // namespace
 
-std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root) {
+std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, const PlanOptions& options) {
   auto plan = std::shared_ptr<Plan>(new Plan);
   auto& slot_of = plan->slot_of_;
   std::vector<std::string> missing;
@@ -109,49 +111,63 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root) 
       plan->instrs_[static_cast<std::size_t>(last_user[value])].frees.push_back(
           static_cast<std::uint32_t>(value));
   plan->num_slots_ = next_slot;
+  if (options.optimize_for_inference) plan->inference_ = inference::Program::build(*plan, graph, root);
   return plan;
 }
+
+std::string Plan::inference_summary() const { return inference_ ? inference_->summary() : std::string(); }
 
 Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
   return map_nodes(v, [&](const Node* n) { return slots[slot_of_.at(n)]; });
 }
 
 Value Plan::run(std::span<const Value> inputs) const {
+  if (inference_) return inference_->run(inputs);
+  return run_plain(inputs);
+}
+
+Value Plan::run_plain(std::span<const Value> inputs) const {
   if (inputs.size() != num_inputs_)
     throw OpError("forward takes " + std::to_string(num_inputs_) + " input(s), got " +
                   std::to_string(inputs.size()));
   std::vector<Value> slots(num_slots_);
   std::vector<Value> args;
   args.reserve(8);
-  for (const Instr& in : instrs_) {
+  for (std::size_t i = 0; i < instrs_.size(); ++i) {
+    const Instr& in = instrs_[i];
     switch (in.kind) {
       case Kind::Input: slots[in.out] = inputs[static_cast<std::size_t>(in.operands[0].slot)]; break;
       case Kind::Constant: slots[in.out] = in.operands[0].constant; break;
       case Kind::Kernel:
-      case Kind::Module: {
-        args.clear();
-        for (const Operand& op : in.operands) {
-          if (op.slot >= 0) args.push_back(slots[static_cast<std::size_t>(op.slot)]);
-          else if (op.nested) args.push_back(resolve(op.constant, slots));
-          else args.push_back(op.constant);
-        }
-        try {
-          if (in.kind == Kind::Kernel) {
-            slots[in.out] = in.kernel(args);
-          } else if (in.module_kind) {
-            slots[in.out] = in.module_kind->forward(*in.module, args);
-          } else {
-            slots[in.out] = const_cast<Module&>(*in.module).forward(args);
-          }
-        } catch (const Error& e) {
-          throw OpError(where_.substr(in.where_begin, in.where_end - in.where_begin) + ": " +
-                        e.what());
-        }
-        break;
-      }
+      case Kind::Module: run_instr(i, slots, args); break;
     }
     for (std::uint32_t s : in.frees) slots[s] = Value();
   }
+  return output(slots);
+}
+
+void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value>& args) const {
+  const Instr& in = instrs_[i];
+  args.clear();
+  for (const Operand& op : in.operands) {
+    if (op.slot >= 0) args.push_back(slots[static_cast<std::size_t>(op.slot)]);
+    else if (op.nested) args.push_back(resolve(op.constant, slots));
+    else args.push_back(op.constant);
+  }
+  try {
+    if (in.kind == Kind::Kernel) {
+      slots[in.out] = in.kernel(args);
+    } else if (in.module_kind) {
+      slots[in.out] = in.module_kind->forward(*in.module, args);
+    } else {
+      slots[in.out] = const_cast<Module&>(*in.module).forward(args);
+    }
+  } catch (const Error& e) {
+    throw OpError(where_.substr(in.where_begin, in.where_end - in.where_begin) + ": " + e.what());
+  }
+}
+
+Value Plan::output(std::vector<Value>& slots) const {
   if (output_.slot >= 0) return std::move(slots[static_cast<std::size_t>(output_.slot)]);
   if (output_.nested) return resolve(output_.constant, slots);
   return output_.constant;

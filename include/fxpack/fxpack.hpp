@@ -18,6 +18,7 @@
 #include "fxpack/pickle.hpp"
 #include "fxpack/plan.hpp"
 #include "fxpack/tensor.hpp"
+#include "fxpack/threads.hpp"
 #include "fxpack/trace.hpp"
 #include "fxpack/value.hpp"
 #include "fxpack/version.hpp"

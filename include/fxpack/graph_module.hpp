@@ -59,9 +59,10 @@ class GraphModule : public Module {
  public:
   // An eager GraphModule over `graph`, copying what the graph names from `root`; performs
   // the first real recompile (and throws if a target has no kernel). make_graph_module()
-  // picks the class by mode.
+  // picks the class by mode. `plan_options` say how its plans are built (by default
+  // optimised for inference; see plan.hpp).
   GraphModule(const Module& root, std::shared_ptr<Graph> graph,
-              std::string class_name = "GraphModule");
+              std::string class_name = "GraphModule", PlanOptions plan_options = {});
   ~GraphModule() override;
 
   Graph& graph() const { return *graph_; }
@@ -110,12 +111,14 @@ class GraphModule : public Module {
   Value interpret_symbolically(std::span<const Value> inputs);
 
  protected:
-  GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name, bool lazy);
+  GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name, bool lazy,
+              PlanOptions plan_options);
 
  private:
 
   std::shared_ptr<Graph> graph_;
   bool lazy_;
+  PlanOptions plan_options_;
   std::atomic<bool> dirty_{true};
   std::mutex recompile_mu_;
   std::atomic<std::shared_ptr<const Compiled>> compiled_;

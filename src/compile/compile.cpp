@@ -62,8 +62,11 @@ std::shared_ptr<const CompiledFn::State::Entry> CompiledFn::State::build(const s
   }
   g.lint();
   r.nodes_after = g.size();
-  // An eager GraphModule builds its plan now (and reports a missing kernel now).
-  e->gm = std::make_shared<GraphModule>(*cap.root, cap.graph, target->kind());
+  // An eager GraphModule builds its plan now (and reports a missing kernel now). Its plan is
+  // a plain one: the graph is already optimised at the op level, and each of its nodes runs
+  // the kernel make_fx recorded.
+  e->gm = std::make_shared<GraphModule>(*cap.root, cap.graph, target->kind(),
+                                        PlanOptions{.optimize_for_inference = false});
   return e;
 }
 

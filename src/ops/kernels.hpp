@@ -117,10 +117,23 @@ struct Pool2dOptions {
 // From PyTorch-style values (ints or pairs; stride None or empty means kernel_size).
 Pool2dOptions pool2d_options(const Value& kernel_size, const Value& stride, const Value& padding,
                              const Value& dilation, bool ceil_mode, const char* op);
+// PyTorch's pooling output size along one dim (ceil_mode keeps a last window that starts
+// inside the input or its left padding).
+std::int64_t pool_output_size(std::int64_t in, std::int64_t kernel, std::int64_t pad, std::int64_t stride,
+                              std::int64_t dilation, bool ceil_mode);
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options);
 // Also the flat (h * W + w) int64 index of each maximum, as aten's max_pool2d_with_indices.
 std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const Pool2dOptions& options);
 // output_size entries may be nullopt (keep the input size), as PyTorch's None.
 Tensor adaptive_avg_pool2d(const Tensor& x, std::array<std::optional<std::int64_t>, 2> output_size);
+// F.avg_pool2d (dilation must be 1): count_include_pad counts the zero padding in each
+// window's divisor; divisor_override replaces the divisor.
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options, bool count_include_pad,
+                  std::optional<std::int64_t> divisor_override = std::nullopt);
+
+// F.layer_norm: normalises over the trailing dims `normalized_shape` (biased variance);
+// weight and bias, when given, have that shape.
+Tensor layer_norm(const Tensor& x, std::span<const std::int64_t> normalized_shape, const Tensor* weight,
+                  const Tensor* bias, double eps);
 
 }  // namespace fxpack::ops

@@ -1,8 +1,11 @@
-// Matrix products: matmul (1-D/2-D/batched with broadcasting), mm, linear, addmm.
+// Matrix products: matmul (1-D/2-D/batched with broadcasting), mm, linear, addmm. float32
+// products of more than a few thousand multiply-adds run on oneDNN's matmul (chosen for the
+// CPU at run time); smaller ones, float64 and int64 on Eigen.
 #include <Eigen/Core>
 #include <algorithm>
 
 #include "builtin_ops.hpp"
+#include "dnnl/dnnl_kernels.hpp"
 #include "kernels.hpp"
 #include "util.hpp"
 
@@ -118,6 +121,20 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (da > 1) out_shape.push_back(n);
   if (db > 1) out_shape.push_back(m);
   Tensor out = Tensor::empty(out_shape, a.dtype());
+  if (a.dtype() == DType::Float32 && out.numel() > 0 && ka > 0 && dnnl_backend::worth_it(out.numel() * ka)) {
+    // Equal-rank views [batch..., n, k] @ [batch..., k, m]; size-1 batch dims broadcast.
+    dnnl_backend::Dims ad(batch.size() + 2, 1), bd(batch.size() + 2, 1), cd(batch.size() + 2, 1);
+    const std::size_t nb = batch.size();
+    for (std::size_t i = 0; i < nb; ++i) {
+      const std::size_t k = nb - i;
+      if (k <= a_batch.size()) ad[i] = a_batch[a_batch.size() - k];
+      if (k <= b_batch.size()) bd[i] = b_batch[b_batch.size() - k];
+      cd[i] = batch[i];
+    }
+    ad[nb] = n, ad[nb + 1] = ka, bd[nb] = ka, bd[nb + 1] = m, cd[nb] = n, cd[nb + 1] = m;
+    dnnl_backend::matmul(a.data<float>(), ad, b.data<float>(), bd, out.data<float>(), cd);
+    return out;
+  }
   switch (a.dtype()) {
     case DType::Float32: batched_gemm<float>(a, b, out, batch, a_batch, b_batch, n, ka, m); break;
     case DType::Float64: batched_gemm<double>(a, b, out, batch, a_batch, b_batch, n, ka, m); break;
@@ -186,6 +203,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b) {
   const std::int64_t rows = x.numel() / (in == 0 ? 1 : in);
   const std::int64_t rows_fixed = in == 0 ? out_shape.numel() / (outf == 0 ? 1 : outf) : rows;
   Tensor out = Tensor::empty(out_shape, x.dtype());
+  if (x.dtype() == DType::Float32 && in > 0 && out.numel() > 0 && dnnl_backend::worth_it(out.numel() * in)) {
+    dnnl_backend::linear(x.data<float>(), rows_fixed, w, b, out.data<float>());
+    return out;
+  }
   switch (x.dtype()) {
     case DType::Float32: linear_typed<float>(x, w, b, out, rows_fixed, in, outf); break;
     case DType::Float64: linear_typed<double>(x, w, b, out, rows_fixed, in, outf); break;

@@ -1,5 +1,7 @@
-// Neural-network kernels: conv2d (im2col + Eigen GEMM), eval-mode batch_norm, max_pool2d,
-// adaptive_avg_pool2d.
+// Neural-network kernels: conv2d, batch_norm, max_pool2d, avg_pool2d, adaptive_avg_pool2d,
+// layer_norm. float32 runs on oneDNN (dnnl/dnnl_kernels.hpp), which picks the CPU's
+// instruction set at run time; float64, batch statistics, pooling indices and the windows
+// oneDNN cannot express run on the loops here (im2col + Eigen GEMM for convolutions).
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "builtin_ops.hpp"
+#include "dnnl/dnnl_kernels.hpp"
 #include "kernels.hpp"
 #include "util.hpp"
 
@@ -206,7 +209,9 @@ Tensor conv2d(const Tensor& xin, const Tensor& w, const Tensor* b, const Conv2dO
     outs[i] = (padded - eff) / o.stride[u] + 1;
   }
   Tensor out = Tensor::empty(Shape{x.shape()[0], O, outs[0], outs[1]}, x.dtype());
-  if (x.dtype() == DType::Float32) {
+  if (x.dtype() == DType::Float32 && out.numel() > 0 && w.numel() > 0) {
+    dnnl_backend::conv2d(x, w, b, o, out);
+  } else if (x.dtype() == DType::Float32) {
     conv2d_typed<float>(x, w, b, out, o);
   } else {
     conv2d_typed<double>(x, w, b, out, o);
@@ -298,7 +303,12 @@ Tensor batch_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, con
     shift[u] = b - mean[u] * scale[u];
   }
   Tensor out = Tensor::empty(x.shape(), x.dtype());
-  if (x.dtype() == DType::Float32) {
+  if (x.dtype() == DType::Float32 && !batch_stats && (weight == nullptr) == (bias == nullptr) && x.numel() > 0 &&
+      x.dim() <= 5) {
+    const Tensor w32 = weight ? weight->to(DType::Float32) : Tensor(), b32 = bias ? bias->to(DType::Float32) : Tensor();
+    dnnl_backend::batch_norm(x, running_mean->to(DType::Float32), running_var->to(DType::Float32),
+                             weight ? &w32 : nullptr, bias ? &b32 : nullptr, static_cast<float>(eps), out);
+  } else if (x.dtype() == DType::Float32) {
     batch_norm_typed<float>(x, scale, shift, out);
   } else {
     batch_norm_typed<double>(x, scale, shift, out);
@@ -324,10 +334,8 @@ Pool2dOptions pool2d_options(const Value& kernel_size, const Value& stride, cons
   return o;
 }
 
-namespace {
-
-std::int64_t pool_out_size(std::int64_t in, std::int64_t k, std::int64_t pad, std::int64_t stride,
-                           std::int64_t dil, bool ceil_mode) {
+std::int64_t pool_output_size(std::int64_t in, std::int64_t k, std::int64_t pad, std::int64_t stride,
+                              std::int64_t dil, bool ceil_mode) {
   const std::int64_t num = in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
   // floor division (num may be negative)
   std::int64_t q = num / stride;
@@ -336,6 +344,8 @@ std::int64_t pool_out_size(std::int64_t in, std::int64_t k, std::int64_t pad, st
   if (ceil_mode && (out - 1) * stride >= in + pad) --out;
   return out;
 }
+
+namespace {
 
 template <class T, bool Indices>
 void max_pool_typed(const Tensor& x, Tensor& out, Tensor* idx, const Pool2dOptions& o) {
@@ -398,8 +408,8 @@ std::pair<Tensor, Tensor> max_pool_impl(const Tensor& xin, const Pool2dOptions& 
     }
   }
   const std::int64_t H = x.shape()[2], W = x.shape()[3];
-  const std::int64_t OH = pool_out_size(H, o.kernel[0], o.padding[0], o.stride[0], o.dilation[0], o.ceil_mode);
-  const std::int64_t OW = pool_out_size(W, o.kernel[1], o.padding[1], o.stride[1], o.dilation[1], o.ceil_mode);
+  const std::int64_t OH = pool_output_size(H, o.kernel[0], o.padding[0], o.stride[0], o.dilation[0], o.ceil_mode);
+  const std::int64_t OW = pool_output_size(W, o.kernel[1], o.padding[1], o.stride[1], o.dilation[1], o.ceil_mode);
   if (OH < 1 || OW < 1 || H < 1 || W < 1) {
     fail("max_pool2d: Given input size: (" + std::to_string(x.shape()[1]) + "x" + std::to_string(H) + "x" +
          std::to_string(W) + "). Calculated output size: (" + std::to_string(x.shape()[1]) + "x" +
@@ -414,8 +424,11 @@ std::pair<Tensor, Tensor> max_pool_impl(const Tensor& xin, const Pool2dOptions& 
     else max_pool_typed<double, true>(x, out, &idx, o);
     return {unbatch_like(out, xin), unbatch_like(idx, xin)};
   }
-  if (x.dtype() == DType::Float32) max_pool_typed<float, false>(x, out, nullptr, o);
-  else max_pool_typed<double, false>(x, out, nullptr, o);
+  if (x.dtype() == DType::Float32) {
+    if (!dnnl_backend::pool2d(x, o, false, false, out)) max_pool_typed<float, false>(x, out, nullptr, o);
+  } else {
+    max_pool_typed<double, false>(x, out, nullptr, o);
+  }
   return {unbatch_like(out, xin), Tensor()};
 }
 
@@ -471,9 +484,162 @@ Tensor adaptive_avg_pool2d(const Tensor& xin, std::array<std::optional<std::int6
          std::to_string(OW) + ")");
   }
   Tensor out = Tensor::empty(Shape{x.shape()[0], x.shape()[1], OH, OW}, x.dtype());
-  if (x.dtype() == DType::Float32) adaptive_avg_typed<float>(x, out);
+  const std::int64_t H = x.shape()[2], W = x.shape()[3];
+  if (x.dtype() == DType::Float32 && out.numel() > 0 && H % OH == 0 && W % OW == 0) {
+    // Equal windows: an average pool (the global pool of classifier heads among them).
+    Pool2dOptions po;
+    po.kernel = po.stride = {H / OH, W / OW};
+    dnnl_backend::pool2d(x, po, true, false, out);
+  } else if (x.dtype() == DType::Float32) adaptive_avg_typed<float>(x, out);
   else adaptive_avg_typed<double>(x, out);
   return unbatch_like(out, xin);
+}
+
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+template <class T>
+void avg_pool_typed(const Tensor& x, Tensor& out, const Pool2dOptions& o, bool count_include_pad,
+                    std::optional<std::int64_t> divisor_override) {
+  const std::int64_t NC = x.shape()[0] * x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const std::int64_t OH = out.shape()[2], OW = out.shape()[3];
+  const T* xd = x.data<T>();
+  T* od = out.data<T>();
+  for (std::int64_t p = 0; p < NC; ++p) {
+    const T* plane = xd + p * H * W;
+    for (std::int64_t oh = 0; oh < OH; ++oh) {
+      for (std::int64_t ow = 0; ow < OW; ++ow) {
+        // PyTorch's windows: the divisor counts padding up to the declared padding only.
+        std::int64_t h0 = oh * o.stride[0] - o.padding[0], w0 = ow * o.stride[1] - o.padding[1];
+        std::int64_t h1 = std::min(h0 + o.kernel[0], H + o.padding[0]);
+        std::int64_t w1 = std::min(w0 + o.kernel[1], W + o.padding[1]);
+        const std::int64_t pool_size = (h1 - h0) * (w1 - w0);
+        h0 = std::max<std::int64_t>(h0, 0);
+        w0 = std::max<std::int64_t>(w0, 0);
+        h1 = std::min(h1, H);
+        w1 = std::min(w1, W);
+        T& y = od[(p * OH + oh) * OW + ow];
+        if (h0 >= h1 || w0 >= w1) {
+          y = T(0);
+          continue;
+        }
+        double s = 0;
+        for (std::int64_t ih = h0; ih < h1; ++ih)
+          for (std::int64_t iw = w0; iw < w1; ++iw) s += static_cast<double>(plane[ih * W + iw]);
+        const std::int64_t divisor =
+            divisor_override ? *divisor_override : (count_include_pad ? pool_size : (h1 - h0) * (w1 - w0));
+        y = static_cast<T>(s / static_cast<double>(divisor));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Tensor avg_pool2d(const Tensor& xin, const Pool2dOptions& o, bool count_include_pad,
+                  std::optional<std::int64_t> divisor_override) {
+  if (!xin.defined()) fail("avg_pool2d: undefined tensor");
+  if (xin.dim() != 4 && xin.dim() != 3) {
+    fail("avg_pool2d: expected a 3-D or 4-D input [N, C, H, W], got shape " + xin.shape().to_string());
+  }
+  const Tensor x = as_batched(xin, "avg_pool2d", "[N, C, H, W]");
+  check_floating(x, "avg_pool2d");
+  check_window(o.kernel, "avg_pool2d", "kernel_size");
+  check_window(o.stride, "avg_pool2d", "stride");
+  check_window(o.padding, "avg_pool2d", "padding");
+  if (o.dilation[0] != 1 || o.dilation[1] != 1) fail("avg_pool2d: dilation must be 1, got " + pair_str(o.dilation));
+  if (divisor_override && *divisor_override == 0) fail("avg_pool2d: divisor must be not zero");
+  for (std::size_t u = 0; u < 2; ++u) {
+    if (o.kernel[u] <= 0) fail("avg_pool2d: kernel_size must be greater than zero, but got " + pair_str(o.kernel));
+    if (o.stride[u] <= 0) fail("avg_pool2d: stride must be greater than zero, but got " + pair_str(o.stride));
+    if (o.padding[u] < 0 || o.padding[u] > o.kernel[u] / 2) {
+      fail("avg_pool2d: pad should be at most half of kernel size, but got pad=" + std::to_string(o.padding[u]) +
+           " and kernel_size=" + std::to_string(o.kernel[u]));
+    }
+  }
+  const std::int64_t H = x.shape()[2], W = x.shape()[3];
+  const std::int64_t OH = pool_output_size(H, o.kernel[0], o.padding[0], o.stride[0], 1, o.ceil_mode);
+  const std::int64_t OW = pool_output_size(W, o.kernel[1], o.padding[1], o.stride[1], 1, o.ceil_mode);
+  if (OH < 1 || OW < 1 || H < 1 || W < 1) {
+    fail("avg_pool2d: Given input size: (" + std::to_string(x.shape()[1]) + "x" + std::to_string(H) + "x" +
+         std::to_string(W) + "). Calculated output size: (" + std::to_string(x.shape()[1]) + "x" +
+         std::to_string(OH) + "x" + std::to_string(OW) + "). Output size is too small");
+  }
+  Tensor out = Tensor::empty(Shape{x.shape()[0], x.shape()[1], OH, OW}, x.dtype());
+  if (x.dtype() == DType::Float32) {
+    if (divisor_override || out.numel() == 0 || !dnnl_backend::pool2d(x, o, true, count_include_pad, out))
+      avg_pool_typed<float>(x, out, o, count_include_pad, divisor_override);
+  } else {
+    avg_pool_typed<double>(x, out, o, count_include_pad, divisor_override);
+  }
+  return unbatch_like(out, xin);
+}
+
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+template <class T>
+void layer_norm_typed(const Tensor& x, std::int64_t inner, const Tensor* weight, const Tensor* bias, double eps,
+                      Tensor& out) {
+  const std::int64_t rows = inner ? x.numel() / inner : 0;
+  const T* xd = x.data<T>();
+  T* od = out.data<T>();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const T* row = xd + r * inner;
+    double mean = 0, var = 0;
+    for (std::int64_t i = 0; i < inner; ++i) mean += static_cast<double>(row[i]);
+    mean /= static_cast<double>(inner);
+    for (std::int64_t i = 0; i < inner; ++i) {
+      const double d = static_cast<double>(row[i]) - mean;
+      var += d * d;
+    }
+    var /= static_cast<double>(inner);
+    const double invstd = 1.0 / std::sqrt(var + eps);
+    for (std::int64_t i = 0; i < inner; ++i) {
+      double y = (static_cast<double>(row[i]) - mean) * invstd;
+      if (weight) y *= weight->item_at(i);
+      if (bias) y += bias->item_at(i);
+      od[r * inner + i] = static_cast<T>(y);
+    }
+  }
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, std::span<const std::int64_t> normalized_shape, const Tensor* weight,
+                  const Tensor* bias, double eps) {
+  if (!x.defined()) fail("layer_norm: undefined tensor");
+  check_floating(x, "layer_norm");
+  const Shape ns(normalized_shape);
+  if (ns.empty() || ns.size() > x.dim()) {
+    fail("layer_norm: normalized_shape " + ns.to_string() + " does not fit input of shape " + x.shape().to_string());
+  }
+  std::int64_t inner = 1;
+  for (std::size_t i = 0; i < ns.size(); ++i) {
+    if (x.shape()[x.dim() - ns.size() + i] != ns[i]) {
+      fail("layer_norm: Given normalized_shape=" + ns.to_string() + ", expected input with shape [*, " +
+           ns.to_string().substr(1) + ", but got input of size " + x.shape().to_string());
+    }
+    inner *= ns[i];
+  }
+  for (const Tensor* t : {weight, bias}) {
+    if (t && !(t->shape() == ns)) {
+      fail(std::string("layer_norm: expected ") + (t == weight ? "weight" : "bias") + " of shape " + ns.to_string() +
+           ", got " + t->shape().to_string());
+    }
+  }
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  if (x.dtype() == DType::Float32 && x.numel() > 0 && (weight == nullptr) == (bias == nullptr)) {
+    const Tensor w32 = weight ? weight->to(DType::Float32) : Tensor(), b32 = bias ? bias->to(DType::Float32) : Tensor();
+    dnnl_backend::layer_norm(x, inner, weight ? &w32 : nullptr, bias ? &b32 : nullptr, static_cast<float>(eps), out);
+  } else if (x.dtype() == DType::Float32) {
+    layer_norm_typed<float>(x, inner, weight, bias, eps, out);
+  } else {
+    layer_norm_typed<double>(x, inner, weight, bias, eps, out);
+  }
+  return out;
 }
 
 namespace {

@@ -1,0 +1,355 @@
+#include "patterns.hpp"
+
+#include <string_view>
+
+#include "fxpack/ops.hpp"
+
+namespace fxpack::inference {
+
+using ops::dnnl_backend::Eltwise;
+using dnnl::algorithm;
+
+const char* pattern_name(PatternOp op) {
+  switch (op) {
+    case PatternOp::Generic: return "kernel";
+    case PatternOp::Conv: return "conv2d";
+    case PatternOp::Linear: return "linear";
+    case PatternOp::BatchNorm: return "batch_norm";
+    case PatternOp::LayerNorm: return "layer_norm";
+    case PatternOp::Eltwise: return "eltwise";
+    case PatternOp::Add: return "add";
+    case PatternOp::Mul: return "mul";
+    case PatternOp::MaxPool: return "max_pool2d";
+    case PatternOp::AvgPool: return "avg_pool2d";
+    case PatternOp::AdaptiveAvgPool: return "adaptive_avg_pool2d";
+    case PatternOp::Flatten: return "flatten";
+    case PatternOp::Identity: return "identity";
+  }
+  return "?";
+}
+
+namespace {
+
+// Thrown inside recognize() when a node does not fit; turned into Generic.
+struct NoMatch {};
+
+const Node* node_arg(const Value& v) {
+  if (!v.is_node()) throw NoMatch{};
+  return v.node();
+}
+
+const Tensor& constant_arg(const Value& v, const Module& root) {
+  if (!v.is_node() || v.node()->op() != Op::GetAttr) throw NoMatch{};
+  try {
+    return root.get_tensor(v.node()->target());
+  } catch (const Error&) {
+    throw NoMatch{};
+  }
+}
+
+Tensor optional_constant(const Value& v, const Module& root) {
+  return v.is_none() ? Tensor() : constant_arg(v, root);
+}
+
+const Tensor& float_tensor(const Tensor* t) {
+  if (!t || !t->defined() || t->dtype() != DType::Float32) throw NoMatch{};
+  return *t;
+}
+
+Tensor optional_float(const Tensor* t) { return t ? float_tensor(t) : Tensor(); }
+
+std::int64_t as_int(const Value& v) {
+  if (!v.is_int()) throw NoMatch{};
+  return v.to_int();
+}
+
+double as_number(const Value& v) {
+  if (v.kind() == Value::Kind::Double) return std::get<double>(v.variant());
+  if (v.is_int()) return static_cast<double>(v.to_int());
+  throw NoMatch{};
+}
+
+bool as_bool(const Value& v) {
+  if (v.kind() != Value::Kind::Bool) throw NoMatch{};
+  return std::get<bool>(v.variant());
+}
+
+bool is_false_or_absent(const Module& m, const char* attr) {
+  const Value* v = m.find_attr(attr);
+  return !v || (v->kind() == Value::Kind::Bool && !std::get<bool>(v->variant()));
+}
+
+Eltwise eltwise(algorithm alg, float alpha = 0.f, float beta = 0.f) { return Eltwise{alg, alpha, beta}; }
+
+Pattern conv(const Node* input, const Tensor& w, Tensor b, const Value& stride, const Value& padding,
+             const Value& dilation, std::int64_t groups) {
+  if (w.dtype() != DType::Float32 || w.dim() != 4) throw NoMatch{};
+  if (b.defined() && b.dtype() != DType::Float32) throw NoMatch{};
+  Pattern p;
+  p.op = PatternOp::Conv;
+  p.input = input;
+  p.weight = w;
+  p.bias = std::move(b);
+  try {
+    p.conv = ops::conv2d_options(stride, padding, dilation, groups, w.shape()[2], w.shape()[3]);
+  } catch (const Error&) {
+    throw NoMatch{};
+  }
+  return p;
+}
+
+Pattern batch_norm(const Node* input, const Tensor& mean, const Tensor& var, Tensor w, Tensor b, double eps) {
+  Pattern p;
+  p.op = PatternOp::BatchNorm;
+  p.input = input;
+  p.mean = float_tensor(&mean);
+  p.var = float_tensor(&var);
+  p.weight = optional_float(w.defined() ? &w : nullptr);
+  p.bias = optional_float(b.defined() ? &b : nullptr);
+  if (p.mean.dim() != 1 || !(p.var.shape() == p.mean.shape())) throw NoMatch{};
+  p.eps = eps;
+  return p;
+}
+
+Pattern act(const Node* input, const Eltwise& e) {
+  Pattern p;
+  p.op = PatternOp::Eltwise;
+  p.input = input;
+  p.eltwise = e;
+  return p;
+}
+
+std::optional<Eltwise> gelu(std::string_view approximate) {
+  if (approximate == "none") return eltwise(algorithm::eltwise_gelu_erf);
+  if (approximate == "tanh") return eltwise(algorithm::eltwise_gelu_tanh);
+  return std::nullopt;
+}
+
+Pattern binary(PatternOp op, const Value& a, const Value& b) {
+  Pattern p;
+  p.op = op;
+  p.input = node_arg(a);
+  p.other = node_arg(b);
+  return p;
+}
+
+Pattern pool(PatternOp op, const Node* input, const ops::Pool2dOptions& o, bool count_include_pad = true) {
+  Pattern p;
+  p.op = op;
+  p.input = input;
+  p.pool = o;
+  p.count_include_pad = count_include_pad;
+  return p;
+}
+
+std::optional<std::int64_t> size_entry(const Value& v) {
+  if (v.is_none()) return std::nullopt;
+  const std::int64_t i = as_int(v);
+  if (i <= 0) throw NoMatch{};
+  return i;
+}
+
+Pattern adaptive(const Node* input, const Value& size) {
+  Pattern p;
+  p.op = PatternOp::AdaptiveAvgPool;
+  p.input = input;
+  if (size.kind() == Value::Kind::List || size.kind() == Value::Kind::Tuple) {
+    if (size.items().size() != 2) throw NoMatch{};
+    p.output_size = {size_entry(size.items()[0]), size_entry(size.items()[1])};
+  } else {
+    p.output_size[0] = p.output_size[1] = size_entry(size);
+  }
+  return p;
+}
+
+Pattern flatten(const Node* input, std::int64_t start, std::int64_t end) {
+  Pattern p;
+  p.op = PatternOp::Flatten;
+  p.input = input;
+  p.start_dim = start;
+  p.end_dim = end;
+  return p;
+}
+
+Pattern identity(const Node* input) {
+  Pattern p;
+  p.op = PatternOp::Identity;
+  p.input = input;
+  return p;
+}
+
+Pattern layer_norm(const Node* input, const Value& shape, const Tensor* w, const Tensor* b, double eps) {
+  // oneDNN normalises over the last dim: one normalized dim only.
+  std::int64_t n = 0;
+  if (shape.is_int()) n = shape.to_int();
+  else if ((shape.kind() == Value::Kind::List || shape.kind() == Value::Kind::Tuple) && shape.items().size() == 1)
+    n = as_int(shape.items()[0]);
+  else throw NoMatch{};
+  Pattern p;
+  p.op = PatternOp::LayerNorm;
+  p.input = input;
+  if ((w == nullptr) != (b == nullptr)) throw NoMatch{};
+  p.weight = optional_float(w);
+  p.bias = optional_float(b);
+  if (p.weight.defined() && !(p.weight.shape() == Shape{n} && p.bias.shape() == Shape{n})) throw NoMatch{};
+  p.eps = eps;
+  p.end_dim = n;
+  return p;
+}
+
+Pattern module_pattern(const Node& n, const Module& root) {
+  if (n.args().size() != 1 || !n.kwargs().items.empty()) throw NoMatch{};
+  const Node* x = node_arg(n.args()[0]);
+  std::shared_ptr<Module> m;
+  try {
+    m = root.get_submodule(n.target());
+  } catch (const Error&) {
+    throw NoMatch{};
+  }
+  const std::string& kind = m->kind();
+  // Only registered leaf kinds run the semantics assumed here (a user module named "ReLU"
+  // with its own forward is not a ReLU).
+  const ModuleKind* mk = OpRegistry::global().module_kind(kind);
+  if (!mk || !mk->forward) throw NoMatch{};
+  if (kind == "Conv2d") {
+    const Value& mode = m->attr("padding_mode");
+    if (!(mode.kind() == Value::Kind::String) || mode.str() != "zeros") throw NoMatch{};
+    const Tensor* b = m->find_parameter("bias");
+    return conv(x, float_tensor(m->find_parameter("weight")), b ? float_tensor(b) : Tensor(), m->attr("stride"),
+                m->attr("padding"), m->attr("dilation"), as_int(m->attr("groups")));
+  }
+  if (kind == "Linear") {
+    Pattern p;
+    p.op = PatternOp::Linear;
+    p.input = x;
+    p.weight = float_tensor(m->find_parameter("weight"));
+    p.bias = optional_float(m->find_parameter("bias"));
+    if (p.weight.dim() != 2) throw NoMatch{};
+    return p;
+  }
+  if (kind == "BatchNorm2d" || kind == "BatchNorm1d") {
+    const Tensor* rm = m->find_buffer("running_mean");
+    const Tensor* rv = m->find_buffer("running_var");
+    if (!rm || !rv || !is_false_or_absent(*m, "training")) throw NoMatch{};
+    const Tensor* w = m->find_parameter("weight");
+    const Tensor* b = m->find_parameter("bias");
+    return batch_norm(x, *rm, *rv, w ? *w : Tensor(), b ? *b : Tensor(), as_number(m->attr("eps")));
+  }
+  if (kind == "LayerNorm") {
+    return layer_norm(x, m->attr("normalized_shape"), m->find_parameter("weight"), m->find_parameter("bias"),
+                      as_number(m->attr("eps")));
+  }
+  if (kind == "ReLU") return act(x, eltwise(algorithm::eltwise_relu));
+  if (kind == "ReLU6") return act(x, eltwise(algorithm::eltwise_clip_v2, 0.f, 6.f));
+  if (kind == "Hardtanh") {
+    return act(x, eltwise(algorithm::eltwise_clip_v2, static_cast<float>(as_number(m->attr("min_val"))),
+                          static_cast<float>(as_number(m->attr("max_val")))));
+  }
+  if (kind == "SiLU") return act(x, eltwise(algorithm::eltwise_swish, 1.f));
+  if (kind == "Sigmoid") return act(x, eltwise(algorithm::eltwise_logistic));
+  if (kind == "Tanh") return act(x, eltwise(algorithm::eltwise_tanh));
+  if (kind == "Hardswish") return act(x, eltwise(algorithm::eltwise_hardswish));
+  if (kind == "GELU") {
+    const Value* a = m->find_attr("approximate");
+    auto e = gelu(a && a->kind() == Value::Kind::String ? std::string_view(a->str()) : std::string_view("none"));
+    if (!e) throw NoMatch{};
+    return act(x, *e);
+  }
+  if (kind == "MaxPool2d") {
+    if (!is_false_or_absent(*m, "return_indices")) throw NoMatch{};
+    return pool(PatternOp::MaxPool, x,
+                ops::pool2d_options(m->attr("kernel_size"), m->attr("stride"), m->attr("padding"),
+                                    m->attr("dilation"), as_bool(m->attr("ceil_mode")), "MaxPool2d"));
+  }
+  if (kind == "AvgPool2d") {
+    const Value* d = m->find_attr("divisor_override");
+    if (d && !d->is_none()) throw NoMatch{};
+    return pool(PatternOp::AvgPool, x,
+                ops::pool2d_options(m->attr("kernel_size"), m->attr("stride"), m->attr("padding"),
+                                    Value(std::int64_t{1}), as_bool(m->attr("ceil_mode")), "AvgPool2d"),
+                as_bool(m->attr("count_include_pad")));
+  }
+  if (kind == "AdaptiveAvgPool2d") return adaptive(x, m->attr("output_size"));
+  if (kind == "Flatten") return flatten(x, as_int(m->attr("start_dim")), as_int(m->attr("end_dim")));
+  if (kind == "Identity") return identity(x);
+  if (kind == "Dropout" || kind == "Dropout2d") {
+    if (!is_false_or_absent(*m, "training")) throw NoMatch{};
+    return identity(x);
+  }
+  throw NoMatch{};
+}
+
+Pattern function_pattern(const Node& n, const Module& root, const OpDef& def) {
+  const std::vector<Value> a = bind_arguments(def, n.args(), n.kwargs());
+  const std::string& t = n.target();
+  const bool method = n.op() == Op::CallMethod;
+  auto is = [&](std::string_view fn, std::string_view meth = {}) {
+    return method ? (!meth.empty() && t == meth) : t == fn;
+  };
+  if (is("torch.conv2d") || is("torch.nn.functional.conv2d")) {
+    return conv(node_arg(a[0]), constant_arg(a[1], root), optional_constant(a[2], root), a[3], a[4], a[5],
+                as_int(a[6]));
+  }
+  if (is("torch.nn.functional.linear")) {
+    Pattern p;
+    p.op = PatternOp::Linear;
+    p.input = node_arg(a[0]);
+    p.weight = float_tensor(&constant_arg(a[1], root));
+    Tensor b = optional_constant(a[2], root);
+    p.bias = optional_float(b.defined() ? &b : nullptr);
+    if (p.weight.dim() != 2) throw NoMatch{};
+    return p;
+  }
+  if (is("torch.nn.functional.batch_norm")) {
+    if (as_bool(a[5])) throw NoMatch{};  // training
+    return batch_norm(node_arg(a[0]), constant_arg(a[1], root), constant_arg(a[2], root),
+                      optional_constant(a[3], root), optional_constant(a[4], root), as_number(a[7]));
+  }
+  if (is("torch.relu", "relu") || is("torch.nn.functional.relu")) return act(node_arg(a[0]), eltwise(algorithm::eltwise_relu));
+  if (is("torch.sigmoid", "sigmoid")) return act(node_arg(a[0]), eltwise(algorithm::eltwise_logistic));
+  if (is("torch.tanh", "tanh")) return act(node_arg(a[0]), eltwise(algorithm::eltwise_tanh));
+  if (is("torch.nn.functional.relu6")) return act(node_arg(a[0]), eltwise(algorithm::eltwise_clip_v2, 0.f, 6.f));
+  if (is("torch.nn.functional.silu")) return act(node_arg(a[0]), eltwise(algorithm::eltwise_swish, 1.f));
+  if (is("torch.nn.functional.hardswish")) return act(node_arg(a[0]), eltwise(algorithm::eltwise_hardswish));
+  if (is("torch.nn.functional.gelu")) {
+    const Value& ap = a.size() > 1 ? a[1] : Value(std::string("none"));
+    auto e = gelu(ap.kind() == Value::Kind::String ? std::string_view(ap.str()) : std::string_view("?"));
+    if (!e) throw NoMatch{};
+    return act(node_arg(a[0]), *e);
+  }
+  if (is("operator.add") || ((is("torch.add", "add")) && a.size() == 3 && as_number(a[2]) == 1.0)) {
+    return binary(PatternOp::Add, a[0], a[1]);
+  }
+  if (is("operator.mul") || is("torch.mul", "mul")) return binary(PatternOp::Mul, a[0], a[1]);
+  if (is("torch.nn.functional.max_pool2d")) {
+    if (as_bool(a[6])) throw NoMatch{};  // return_indices
+    return pool(PatternOp::MaxPool, node_arg(a[0]), ops::pool2d_options(a[1], a[2], a[3], a[4], as_bool(a[5]), "max_pool2d"));
+  }
+  if (is("torch.nn.functional.adaptive_avg_pool2d")) return adaptive(node_arg(a[0]), a[1]);
+  if (is("torch.flatten", "flatten")) return flatten(node_arg(a[0]), as_int(a[1]), as_int(a[2]));
+  throw NoMatch{};
+}
+
+}  // namespace
+
+Pattern recognize(const Node& n, const Module& root) {
+  try {
+    switch (n.op()) {
+      case Op::CallModule: return module_pattern(n, root);
+      case Op::CallFunction:
+      case Op::CallMethod: {
+        const OpRegistry& r = OpRegistry::global();
+        const OpDef* def = n.op() == Op::CallFunction ? r.function(n.target()) : r.method(n.target());
+        if (!def) return {};
+        return function_pattern(n, root, *def);
+      }
+      default: return {};
+    }
+  } catch (const NoMatch&) {
+    return {};
+  } catch (const Error&) {
+    return {};
+  }
+}
+
+}  // namespace fxpack::inference

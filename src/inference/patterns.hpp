@@ -1,0 +1,53 @@
+// What the inference optimiser understands of a node: the op it computes, its tensor
+// operands and its constants (weights, statistics, windows), whether it is written as a
+// leaf module (Conv2d), a function (F.conv2d with get_attr weights) or a method (x.relu()).
+// A node it does not understand is Generic and runs its own kernel. Internal to src/inference.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "fxpack/graph.hpp"
+#include "fxpack/module.hpp"
+#include "ops/dnnl/primitives.hpp"
+
+namespace fxpack::inference {
+
+enum class PatternOp : std::uint8_t {
+  Generic,
+  Conv,             // 2-D convolution with constant weights
+  Linear,           // x @ w^T + b with constant weights
+  BatchNorm,        // inference batch norm with constant statistics
+  LayerNorm,        // over the last dim, constant weight and bias
+  Eltwise,          // an activation oneDNN has (relu, relu6, silu, gelu, hardswish, sigmoid, tanh)
+  Add,              // tensor + tensor
+  Mul,              // tensor * tensor
+  MaxPool,
+  AvgPool,
+  AdaptiveAvgPool,
+  Flatten,          // a view
+  Identity,         // dropout and stochastic depth at inference, nn.Identity
+};
+
+const char* pattern_name(PatternOp op);
+
+struct Pattern {
+  PatternOp op = PatternOp::Generic;
+  const Node* input = nullptr;  // the main tensor operand
+  const Node* other = nullptr;  // Add/Mul: the second tensor operand
+  Tensor weight, bias;          // Conv, Linear, LayerNorm (bias may be undefined)
+  Tensor mean, var;             // BatchNorm (weight/bias: gamma/beta, may be undefined)
+  double eps = 1e-5;
+  ops::Conv2dOptions conv;
+  ops::Pool2dOptions pool;
+  bool count_include_pad = true;
+  std::array<std::optional<std::int64_t>, 2> output_size;  // AdaptiveAvgPool
+  std::int64_t start_dim = 0, end_dim = -1;                 // Flatten
+  ops::dnnl_backend::Eltwise eltwise;                       // Eltwise
+};
+
+// Never throws: anything unexpected (an attribute of the wrong kind, a non-constant weight)
+// makes the node Generic, and its kernel reports the problem when it runs.
+Pattern recognize(const Node& node, const Module& root);
+
+}  // namespace fxpack::inference

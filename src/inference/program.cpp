@@ -1,0 +1,1066 @@
+#include "program.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
+
+#include "fxpack/threads.hpp"
+#include "ops/dnnl/primitives.hpp"
+
+namespace fxpack::inference {
+
+namespace dnb = ops::dnnl_backend;
+using dnb::Dims;
+using dnnl::memory;
+
+// ---- steps (built with the plan) ------------------------------------------------------
+
+enum class StepKind : std::uint8_t {
+  Input,      // the plan's placeholder instruction
+  Constant,   // the plan's get_attr instruction
+  Generic,    // the plan's kernel or module, as in a plain plan
+  Conv,       // convolution [+ folded batch norm] [+ post-ops]
+  Linear,     // matmul with packed weights [+ post-ops]
+  BatchNorm,
+  LayerNorm,
+  Eltwise,
+  Binary,     // add or mul, the second operand broadcast
+  Pool,       // max, avg or adaptive avg (equal windows)
+  View,       // flatten of a dense buffer
+  Alias,      // identity at inference
+};
+
+struct PostOpSpec {
+  bool add = false;  // an addition of the step's `other` operand; else `eltwise`
+  dnb::Eltwise eltwise;
+};
+
+struct Step {
+  StepKind kind = StepKind::Generic;
+  std::uint32_t out = 0;           // result slot
+  std::int32_t src = -1;           // main operand slot
+  std::int32_t other = -1;         // Binary operand, or the addend of an Add post-op
+  Pattern op;                      // the main op's pattern (weights, windows, ...)
+  std::optional<Pattern> bn;       // folded into Conv
+  std::vector<PostOpSpec> post_ops;
+  dnnl::algorithm binary_alg = dnnl::algorithm::binary_add;
+  std::vector<std::uint32_t> instrs;  // the plan instructions it replaces, in order
+  std::vector<std::uint32_t> reads;   // slots it reads
+  std::vector<std::uint32_t> frees;   // slots whose last reader it is
+  std::string label;                  // the node names it covers
+};
+
+std::size_t Program::num_slots() const { return plan_.num_slots(); }
+Program::Program(const Plan& plan) : plan_(plan) {}
+Program::~Program() = default;
+
+namespace {
+
+bool is_chainable_eltwise(const Pattern& p) { return p.op == PatternOp::Eltwise; }
+
+}  // namespace
+
+std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& graph, const Module& root) {
+  auto prog = std::shared_ptr<Program>(new Program(plan));
+  std::vector<const Node*> nodes;  // by slot
+  const Node* output = nullptr;
+  for (const Node* n : graph) {
+    if (n->op() == Op::Output) {
+      output = n;
+      break;
+    }
+    nodes.push_back(n);
+  }
+  const std::size_t n_slots = nodes.size();
+  auto slot = [&](const Node* n) { return plan.slot_of_.at(n); };
+  std::vector<bool> is_output(n_slots, false);
+  if (output) {
+    for (const Node* in : output->input_nodes()) {
+      is_output[slot(in)] = true;
+      prog->output_slots_.push_back(slot(in));
+    }
+  }
+  std::vector<Pattern> pats(n_slots);
+  for (std::size_t i = 0; i < n_slots; ++i) pats[i] = recognize(*nodes[i], root);
+
+  // The one user of a node whose value nothing else reads (fusable into it), or null.
+  auto sole_user = [&](std::size_t i) -> const Node* {
+    const auto& users = nodes[i]->users();
+    if (users.size() != 1 || is_output[i]) return nullptr;
+    return users[0];
+  };
+
+  // Chains: a convolution or linear layer followed by what folds or fuses into it.
+  std::vector<std::int32_t> chain_end(n_slots, -1);  // head -> last node of its chain
+  std::vector<bool> absorbed(n_slots, false);
+  std::vector<Step> chain_steps(n_slots);
+  for (std::size_t i = 0; i < n_slots; ++i) {
+    const Pattern& p = pats[i];
+    if (p.op != PatternOp::Conv && p.op != PatternOp::Linear) continue;
+    Step st;
+    st.kind = p.op == PatternOp::Conv ? StepKind::Conv : StepKind::Linear;
+    st.op = p;
+    st.src = static_cast<std::int32_t>(slot(p.input));
+    st.instrs.push_back(static_cast<std::uint32_t>(i));
+    st.label = nodes[i]->name();
+    std::size_t cur = i;
+    bool added = false;
+    while (const Node* u = sole_user(cur)) {
+      const std::size_t ui = slot(u);
+      if (absorbed[ui]) break;
+      const Pattern& up = pats[ui];
+      if (up.input != nodes[cur] && !(up.op == PatternOp::Add && up.other == nodes[cur])) break;
+      if (up.op == PatternOp::BatchNorm && st.kind == StepKind::Conv && !st.bn && st.post_ops.empty() &&
+          up.mean.numel() == p.weight.shape()[0]) {
+        st.bn = up;
+      } else if (is_chainable_eltwise(up)) {
+        st.post_ops.push_back(PostOpSpec{false, up.eltwise});
+      } else if (up.op == PatternOp::Add && !added) {
+        const Node* addend = up.input == nodes[cur] ? up.other : up.input;
+        if (addend == nodes[cur]) break;  // x + x
+        st.other = static_cast<std::int32_t>(slot(addend));
+        st.post_ops.push_back(PostOpSpec{true, {}});
+        added = true;
+      } else {
+        break;
+      }
+      absorbed[ui] = true;
+      st.instrs.push_back(static_cast<std::uint32_t>(ui));
+      st.label += " " + u->name();
+      cur = ui;
+    }
+    st.out = static_cast<std::uint32_t>(cur);
+    chain_end[i] = static_cast<std::int32_t>(cur);
+    chain_steps[cur] = std::move(st);
+    if (cur != i) absorbed[cur] = false;  // the chain's step is emitted at its last node
+    absorbed[i] = cur != i;
+  }
+
+  // Steps in graph order; a chain is emitted where its last node was.
+  std::vector<bool> chain_last(n_slots, false);
+  for (std::size_t i = 0; i < n_slots; ++i)
+    if (chain_end[i] >= 0) chain_last[static_cast<std::size_t>(chain_end[i])] = true;
+  for (std::size_t i = 0; i < n_slots; ++i) {
+    if (chain_last[i]) {
+      prog->steps_.push_back(std::move(chain_steps[i]));
+      continue;
+    }
+    if (absorbed[i]) continue;
+    Step st;
+    st.out = static_cast<std::uint32_t>(i);
+    st.instrs.push_back(static_cast<std::uint32_t>(i));
+    st.label = nodes[i]->name();
+    const Pattern& p = pats[i];
+    const Node* n = nodes[i];
+    if (n->op() == Op::Placeholder) {
+      st.kind = StepKind::Input;
+    } else if (n->op() == Op::GetAttr) {
+      st.kind = StepKind::Constant;
+    } else {
+      if (p.input) st.src = static_cast<std::int32_t>(slot(p.input));
+      st.op = p;
+      switch (p.op) {
+        case PatternOp::BatchNorm: st.kind = StepKind::BatchNorm; break;
+        case PatternOp::LayerNorm: st.kind = StepKind::LayerNorm; break;
+        case PatternOp::Eltwise: st.kind = StepKind::Eltwise; break;
+        case PatternOp::Add:
+        case PatternOp::Mul:
+          st.kind = StepKind::Binary;
+          st.other = static_cast<std::int32_t>(slot(p.other));
+          st.binary_alg = p.op == PatternOp::Add ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
+          break;
+        case PatternOp::MaxPool:
+        case PatternOp::AvgPool:
+        case PatternOp::AdaptiveAvgPool: st.kind = StepKind::Pool; break;
+        case PatternOp::Flatten: st.kind = StepKind::View; break;
+        case PatternOp::Identity: st.kind = StepKind::Alias; break;
+        default: st.kind = StepKind::Generic; break;
+      }
+    }
+    prog->steps_.push_back(std::move(st));
+  }
+
+  // What each step reads, and where each slot is read last (outputs live to the end).
+  std::vector<std::int64_t> last_read(n_slots, -1);
+  for (std::size_t j = 0; j < prog->steps_.size(); ++j) {
+    Step& st = prog->steps_[j];
+    if (st.kind == StepKind::Generic) {
+      for (const Node* in : nodes[st.out]->input_nodes()) st.reads.push_back(slot(in));
+    } else {
+      if (st.src >= 0) st.reads.push_back(static_cast<std::uint32_t>(st.src));
+      if (st.other >= 0) st.reads.push_back(static_cast<std::uint32_t>(st.other));
+    }
+    for (std::uint32_t r : st.reads) last_read[r] = static_cast<std::int64_t>(j);
+  }
+  for (std::size_t s = 0; s < n_slots; ++s)
+    if (last_read[s] >= 0 && !is_output[s]) prog->steps_[static_cast<std::size_t>(last_read[s])].frees.push_back(
+        static_cast<std::uint32_t>(s));
+  return prog;
+}
+
+std::string Program::summary() const {
+  std::string out;
+  for (const Step& st : steps_) {
+    if (st.kind == StepKind::Input || st.kind == StepKind::Constant) continue;
+    out += st.kind == StepKind::Generic ? "kernel" : pattern_name(st.op.op);
+    out += " [" + st.label + "]";
+    if (st.bn) out += " batch_norm folded";
+    if (!st.post_ops.empty()) {
+      out += ", post-ops:";
+      for (const PostOpSpec& p : st.post_ops) {
+        if (p.add) {
+          out += " add";
+          continue;
+        }
+        switch (p.eltwise.alg) {
+          case dnnl::algorithm::eltwise_relu: out += " relu"; break;
+          case dnnl::algorithm::eltwise_clip_v2: out += " clip"; break;
+          case dnnl::algorithm::eltwise_swish: out += " silu"; break;
+          case dnnl::algorithm::eltwise_logistic: out += " sigmoid"; break;
+          case dnnl::algorithm::eltwise_tanh: out += " tanh"; break;
+          case dnnl::algorithm::eltwise_hardswish: out += " hardswish"; break;
+          case dnnl::algorithm::eltwise_gelu_erf:
+          case dnnl::algorithm::eltwise_gelu_tanh: out += " gelu"; break;
+          default: out += " eltwise"; break;
+        }
+      }
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+// ---- executables (one per input signature) -------------------------------------------
+
+namespace {
+
+// A call's inputs do not match what the executable was specialised for (a kernel between
+// two oneDNN steps returned another shape): the call runs on the plain plan instead.
+struct SignatureMismatch {};
+
+struct ArgSpec {
+  enum class From : std::uint8_t { Buffer, External, Constant, Scratchpad };
+  int arg = 0;
+  From from = From::Buffer;
+  std::int32_t index = 0;  // buffer id, slot (External) or constant id
+  memory::desc md;
+  Shape shape;  // External: the tensor shape the primitive was made for
+};
+
+struct Launch {
+  dnnl::primitive prim;
+  std::vector<ArgSpec> args;
+};
+
+struct Materialize {  // after the step: values[slot] = Tensor view of a dense buffer
+  std::uint32_t slot;
+  std::int32_t buffer;
+  Shape shape;
+};
+
+struct Exec {
+  bool generic = true;  // run the step's plan instructions
+  std::vector<Launch> launches;
+  std::vector<Materialize> materialize;
+};
+
+struct BufferInfo {
+  std::size_t bytes = 0;
+  std::size_t offset = 0;
+  std::int64_t first = 0, last = 0;  // steps
+};
+
+// Where a slot's value lives when a oneDNN step produced it.
+struct SlotLoc {
+  std::int32_t buffer = -1;
+  memory::desc md;       // its layout (blocked or dense)
+  Shape shape;           // logical shape
+  std::int32_t dense = -1;  // a buffer holding it in dense row-major layout (may equal `buffer`)
+};
+
+bool is_dense(const memory::desc& md, const Shape& shape) { return md == dnb::plain_md(dnb::dims_of(shape)); }
+
+constexpr std::size_t kAlign = 64;
+std::size_t align_up(std::size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+}  // namespace
+
+class Workspace {
+ public:
+  std::vector<Value> values;
+  std::vector<Value> args;
+  std::shared_ptr<Storage> arena;             // later calls: every buffer at its planned offset
+  std::vector<std::shared_ptr<Storage>> own;  // the first call: one storage per buffer
+  std::shared_ptr<Storage> scratch;
+  std::vector<std::vector<std::vector<memory>>> mems;    // [step][launch][arg]
+  std::vector<std::vector<std::vector<dnnl_exec_arg_t>>> exec_args;
+
+  std::byte* buffer(std::int32_t id, const std::vector<BufferInfo>& infos) {
+    if (arena) return arena->data() + infos[static_cast<std::size_t>(id)].offset;
+    return own[static_cast<std::size_t>(id)]->data();
+  }
+  std::shared_ptr<Storage> storage_of(std::int32_t id) const {
+    return arena ? arena : own[static_cast<std::size_t>(id)];
+  }
+  std::size_t offset_of(std::int32_t id, const std::vector<BufferInfo>& infos) const {
+    return arena ? infos[static_cast<std::size_t>(id)].offset : 0;
+  }
+};
+
+class Executable {
+ public:
+  Executable(const Program& prog, std::span<const Value> inputs, int threads);
+
+  bool matches(std::span<const Value> inputs, int threads) const;
+  // The first call: specialises every step while running it.
+  Value record(std::span<const Value> inputs);
+  // Later calls.
+  Value replay(std::span<const Value> inputs);
+
+ private:
+  void specialise(std::size_t j, Workspace& ws);
+  bool try_specialise(std::size_t j, Workspace& ws);
+  void run_step(std::size_t j, Workspace& ws);
+  void bind(std::size_t j, Workspace& ws);
+  std::unique_ptr<Workspace> new_workspace();
+  void plan_arena();
+
+  std::int32_t new_buffer(std::size_t bytes, std::size_t step, Workspace& ws);
+  // The slot as oneDNN memory: its layout and where it comes from.
+  ArgSpec source(std::uint32_t slot, int arg, Workspace& ws) const;
+  // The slot in dense layout (adds a reorder launch to `ex` when it is blocked).
+  ArgSpec dense_source(std::uint32_t slot, int arg, std::size_t step, Exec& ex, Workspace& ws);
+  std::int32_t add_constant(const memory::desc& md, const void* data);
+  std::int32_t add_constant_tensor(const Tensor& t, const Dims& dims);
+  void produce(std::size_t step, std::uint32_t slot, const memory::desc& md, const Shape& shape, Exec& ex,
+               Workspace& ws, std::int32_t buffer);
+  void bind_launch(std::size_t j, std::size_t l, Workspace& ws);
+
+  const Program& prog_;
+  std::vector<Step> const& steps_;
+  int threads_;
+  std::vector<std::pair<DType, Shape>> signature_;
+
+  std::vector<Exec> execs_;
+  std::vector<BufferInfo> buffers_;
+  std::vector<SlotLoc> slots_;
+  std::vector<std::shared_ptr<Storage>> const_storage_;
+  std::vector<memory> constants_;
+  std::size_t scratch_bytes_ = 0;
+  std::size_t arena_bytes_ = 0;
+  std::vector<std::int64_t> slot_last_;  // last step a slot's buffer must survive
+
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Workspace>> pool_;
+};
+
+Executable::Executable(const Program& prog, std::span<const Value> inputs, int threads)
+    : prog_(prog), steps_(prog.steps()), threads_(threads) {
+  for (const Value& v : inputs) signature_.emplace_back(v.tensor().dtype(), v.tensor().shape());
+  execs_.resize(steps_.size());
+  slots_.resize(prog.num_slots());
+  // A buffer lives until the last step reading its slot, or anything a kernel made from it
+  // (a kernel may return a view of its input): extended backwards through kernel steps.
+  slot_last_.assign(prog.num_slots(), -1);
+  for (std::size_t j = 0; j < steps_.size(); ++j)
+    for (std::uint32_t r : steps_[j].reads) slot_last_[r] = static_cast<std::int64_t>(j);
+  for (std::size_t j = steps_.size(); j-- > 0;) {
+    const Step& st = steps_[j];
+    if (st.kind != StepKind::Generic && st.kind != StepKind::View && st.kind != StepKind::Alias) continue;
+    for (std::uint32_t r : st.reads) slot_last_[r] = std::max(slot_last_[r], slot_last_[st.out]);
+  }
+}
+
+bool Executable::matches(std::span<const Value> inputs, int threads) const {
+  if (threads != threads_ || inputs.size() != signature_.size()) return false;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = std::get<Tensor>(inputs[i].variant());
+    if (t.dtype() != signature_[i].first || !(t.shape() == signature_[i].second)) return false;
+  }
+  return true;
+}
+
+std::int32_t Executable::new_buffer(std::size_t bytes, std::size_t step, Workspace& ws) {
+  BufferInfo b;
+  b.bytes = align_up(std::max<std::size_t>(bytes, 1));
+  b.first = b.last = static_cast<std::int64_t>(step);
+  buffers_.push_back(b);
+  ws.own.push_back(Storage::allocate(b.bytes));
+  return static_cast<std::int32_t>(buffers_.size() - 1);
+}
+
+std::int32_t Executable::add_constant(const memory::desc& md, const void* data) {
+  auto st = Storage::allocate(std::max<std::size_t>(md.get_size(), 1));
+  std::memcpy(st->data(), data, md.get_size());
+  const_storage_.push_back(st);
+  constants_.emplace_back(md, dnb::engine(), st->data());
+  return static_cast<std::int32_t>(constants_.size() - 1);
+}
+
+std::int32_t Executable::add_constant_tensor(const Tensor& t, const Dims& dims) {
+  return add_constant(dnb::plain_md(dims), t.data<float>());
+}
+
+ArgSpec Executable::source(std::uint32_t slot, int arg, Workspace& ws) const {
+  ArgSpec a;
+  a.arg = arg;
+  const SlotLoc& loc = slots_[slot];
+  if (loc.buffer >= 0) {
+    a.from = ArgSpec::From::Buffer;
+    a.index = loc.buffer;
+    a.md = loc.md;
+    return a;
+  }
+  const Value& v = ws.values[slot];
+  const Tensor* t = std::get_if<Tensor>(&v.variant());
+  if (!t || !t->defined() || t->dtype() != DType::Float32 || t->numel() == 0) throw SignatureMismatch{};
+  a.from = ArgSpec::From::External;
+  a.index = static_cast<std::int32_t>(slot);
+  a.shape = t->shape();
+  a.md = dnb::plain_md(dnb::dims_of(t->shape()));
+  return a;
+}
+
+ArgSpec Executable::dense_source(std::uint32_t slot, int arg, std::size_t step, Exec& ex, Workspace& ws) {
+  SlotLoc& loc = slots_[slot];
+  if (loc.buffer < 0 || loc.dense >= 0) {
+    ArgSpec a = source(slot, arg, ws);
+    if (loc.dense >= 0) {
+      a.index = loc.dense;
+      a.md = dnb::plain_md(dnb::dims_of(loc.shape));
+    }
+    return a;
+  }
+  // A reorder of the blocked value into a dense buffer, kept for later readers.
+  const memory::desc dense_md = dnb::plain_md(dnb::dims_of(loc.shape));
+  const std::int32_t buf = new_buffer(dense_md.get_size(), step, ws);
+  Launch l;
+  l.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), loc.md, dnb::engine(), dense_md));
+  l.args.push_back(ArgSpec{DNNL_ARG_FROM, ArgSpec::From::Buffer, loc.buffer, loc.md, {}});
+  l.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, dense_md, {}});
+  ex.launches.push_back(std::move(l));
+  loc.dense = buf;
+  ArgSpec a;
+  a.arg = arg;
+  a.from = ArgSpec::From::Buffer;
+  a.index = buf;
+  a.md = dense_md;
+  return a;
+}
+
+// Records that `slot` now lives in `buffer` with layout `md`; a dense value is also given
+// to the kernels that read it (as a Tensor view of the buffer).
+void Executable::produce(std::size_t step, std::uint32_t slot, const memory::desc& md, const Shape& shape, Exec& ex,
+                         Workspace& ws, std::int32_t buffer) {
+  (void)step;
+  (void)ws;
+  SlotLoc& loc = slots_[slot];
+  loc.buffer = buffer;
+  loc.md = md;
+  loc.shape = shape;
+  loc.dense = is_dense(md, shape) ? buffer : -1;
+  if (loc.dense >= 0) ex.materialize.push_back(Materialize{slot, buffer, shape});
+}
+
+bool Executable::try_specialise(std::size_t j, Workspace& ws) {
+  // A primitive oneDNN does not offer, or operands the kernels should judge: the step runs
+  // its kernels (which report bad operands with their own messages).
+  const std::size_t n_buffers = buffers_.size(), n_constants = constants_.size();
+  const std::vector<SlotLoc> saved = slots_;
+  try {
+    specialise(j, ws);
+    return true;
+  } catch (const dnnl::error&) {
+  } catch (const SignatureMismatch&) {
+  }
+  buffers_.resize(n_buffers);
+  ws.own.resize(n_buffers);
+  constants_.resize(n_constants);
+  slots_ = saved;
+  return false;
+}
+
+void Executable::specialise(std::size_t j, Workspace& ws) {
+  const Step& st = steps_[j];
+  Exec ex;
+  ex.generic = false;
+  const auto attr_for = [&](const memory::desc* other_md) {
+    std::vector<dnb::PostOp> po;
+    for (const PostOpSpec& p : st.post_ops) {
+      dnb::PostOp q;
+      if (p.add) {
+        q.kind = dnb::PostOp::Kind::Add;
+        q.other = *other_md;
+      } else {
+        q.eltwise = p.eltwise;
+      }
+      po.push_back(q);
+    }
+    return dnb::make_attr(po, true);
+  };
+  const auto scratch = [&](const memory::desc& md, Launch& l) {
+    scratch_bytes_ = std::max(scratch_bytes_, md.get_size());
+    l.args.push_back(ArgSpec{DNNL_ARG_SCRATCHPAD, ArgSpec::From::Scratchpad, 0, md, {}});
+  };
+  const std::uint32_t src = static_cast<std::uint32_t>(st.src);
+
+  switch (st.kind) {
+    case StepKind::Conv: {
+      ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+      const Tensor& w = st.op.weight;
+      const auto& o = st.op.conv;
+      if (x.size() != 4 || x[1] != w.shape()[1] * o.groups || w.shape()[0] % o.groups) throw SignatureMismatch{};
+      Shape out{x[0], w.shape()[0], 0, 0};
+      for (std::size_t i = 0; i < 2; ++i) {
+        const std::int64_t eff = o.dilation[i] * (w.shape()[2 + i] - 1) + 1;
+        const std::int64_t padded = x[2 + i] + o.padding_begin[i] + o.padding_end[i];
+        if (padded < eff) throw SignatureMismatch{};
+        out[2 + i] = (padded - eff) / o.stride[i] + 1;
+      }
+      const bool has_bias = st.op.bias.defined() || st.bn.has_value();
+      dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
+      std::optional<ArgSpec> addend;
+      if (st.other >= 0) {
+        addend = source(static_cast<std::uint32_t>(st.other), DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, ws);
+        const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape
+                                                               : addend->shape;
+        if (!(as == out)) throw SignatureMismatch{};
+      }
+      const dnnl::primitive_attr attr = attr_for(addend ? &addend->md : nullptr);
+      const memory::desc* dst_fixed = addend ? &addend->md : nullptr;
+      const auto pd = dnb::conv_pd(g, true, attr, nullptr, dst_fixed);
+      // Weights: batch norm folded in, then packed into the primitive's layout, once.
+      const std::int64_t O = w.shape()[0];
+      const std::int64_t per_out = w.numel() / O;
+      std::vector<float> wf(w.data<float>(), w.data<float>() + w.numel());
+      std::vector<float> bf(static_cast<std::size_t>(O), 0.f);
+      if (st.op.bias.defined()) std::copy(st.op.bias.data<float>(), st.op.bias.data<float>() + O, bf.begin());
+      if (st.bn) {
+        const Pattern& bn = *st.bn;
+        for (std::int64_t c = 0; c < O; ++c) {
+          const double gamma = bn.weight.defined() ? bn.weight.data<float>()[c] : 1.0;
+          const double beta = bn.bias.defined() ? bn.bias.data<float>()[c] : 0.0;
+          const double scale = gamma / std::sqrt(static_cast<double>(bn.var.data<float>()[c]) + bn.eps);
+          for (std::int64_t k = 0; k < per_out; ++k)
+            wf[static_cast<std::size_t>(c * per_out + k)] =
+                static_cast<float>(wf[static_cast<std::size_t>(c * per_out + k)] * scale);
+          bf[static_cast<std::size_t>(c)] = static_cast<float>(
+              (bf[static_cast<std::size_t>(c)] - static_cast<double>(bn.mean.data<float>()[c])) * scale + beta);
+        }
+      }
+      const memory::desc w_plain(g.weights, memory::data_type::f32,
+                                 g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
+      std::int32_t w_id;
+      if (pd.weights_desc() == w_plain) {
+        w_id = add_constant(w_plain, wf.data());
+      } else {
+        auto packed = Storage::allocate(pd.weights_desc().get_size());
+        memory from(w_plain, dnb::engine(), wf.data()), to(pd.weights_desc(), dnb::engine(), packed->data());
+        dnnl::reorder(from, to).execute(dnb::stream(), from, to);
+        dnb::stream().wait();
+        const_storage_.push_back(packed);
+        constants_.push_back(to);
+        w_id = static_cast<std::int32_t>(constants_.size() - 1);
+      }
+      Launch l;
+      l.prim = dnnl::convolution_forward(pd);
+      if (!(in.md == pd.src_desc())) {
+        // The source in the convolution's preferred layout.
+        const std::int32_t buf = new_buffer(pd.src_desc().get_size(), j, ws);
+        Launch r;
+        r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), in.md, dnb::engine(), pd.src_desc()));
+        ArgSpec from = in;
+        from.arg = DNNL_ARG_FROM;
+        r.args.push_back(from);
+        r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, pd.src_desc(), {}});
+        ex.launches.push_back(std::move(r));
+        in = ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, buf, pd.src_desc(), {}};
+      }
+      l.args.push_back(in);
+      l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, w_id, pd.weights_desc(), {}});
+      if (has_bias) {
+        l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
+                                 add_constant(dnb::plain_md({O}), bf.data()), pd.bias_desc(), {}});
+      }
+      if (addend) l.args.push_back(*addend);
+      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+      scratch(pd.scratchpad_desc(), l);
+      ex.launches.push_back(std::move(l));
+      produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
+      break;
+    }
+    case StepKind::Linear: {
+      ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+      const Tensor& w = st.op.weight;
+      const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
+      if (x.size() < 1 || x[x.size() - 1] != inf || inf == 0) throw SignatureMismatch{};
+      const std::int64_t rows = x.numel() / inf;
+      Shape out = x;
+      out[out.size() - 1] = outf;
+      in.md = dnb::plain_md({rows, inf});
+      std::optional<ArgSpec> addend;
+      if (st.other >= 0) {
+        addend = dense_source(static_cast<std::uint32_t>(st.other), DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                              j, ex, ws);
+        const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape
+                                                               : addend->shape;
+        if (!(as == out)) throw SignatureMismatch{};
+        addend->md = dnb::plain_md({rows, outf});
+      }
+      const dnnl::primitive_attr attr = attr_for(addend ? &addend->md : nullptr);
+      const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, st.op.bias.defined()};
+      const auto pd = dnb::matmul_pd(g, true, attr);
+      // nn.Linear's [out, in] weights, packed for this matmul.
+      const dnb::MatmulGeometry plain_g{{rows, inf}, {inf, outf}, {rows, outf}, true, false};
+      const memory::desc w_view = dnb::matmul_pd(plain_g, false, dnb::make_attr({}, false)).weights_desc();
+      auto packed = Storage::allocate(pd.weights_desc().get_size());
+      memory from(w_view, dnb::engine(), const_cast<float*>(w.data<float>()));
+      memory to(pd.weights_desc(), dnb::engine(), packed->data());
+      dnnl::reorder(from, to).execute(dnb::stream(), from, to);
+      dnb::stream().wait();
+      const_storage_.push_back(packed);
+      constants_.push_back(to);
+      Launch l;
+      l.prim = dnnl::matmul(pd);
+      l.args.push_back(in);
+      l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant,
+                               static_cast<std::int32_t>(constants_.size() - 1), pd.weights_desc(), {}});
+      if (st.op.bias.defined()) {
+        l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
+                                 add_constant_tensor(st.op.bias, {1, outf}), dnb::plain_md({1, outf}), {}});
+      }
+      if (addend) l.args.push_back(*addend);
+      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+      scratch(pd.scratchpad_desc(), l);
+      ex.launches.push_back(std::move(l));
+      produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, dst);
+      break;
+    }
+    case StepKind::BatchNorm:
+    case StepKind::Eltwise: {
+      ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+      Launch l;
+      memory::desc dst_md;
+      if (st.kind == StepKind::BatchNorm) {
+        const Pattern& bn = st.op;
+        if (x.size() < 2 || x.size() > 5 || x[1] != bn.mean.numel()) throw SignatureMismatch{};
+        if (bn.weight.defined() != bn.bias.defined()) throw SignatureMismatch{};
+        const auto pd = dnb::batch_norm_pd(in.md, static_cast<float>(bn.eps), bn.weight.defined(),
+                                           dnb::make_attr({}, true));
+        l.prim = dnnl::batch_normalization_forward(pd);
+        l.args.push_back(in);
+        const Dims c{x[1]};
+        l.args.push_back(ArgSpec{DNNL_ARG_MEAN, ArgSpec::From::Constant, add_constant_tensor(bn.mean, c),
+                                 dnb::plain_md(c), {}});
+        l.args.push_back(ArgSpec{DNNL_ARG_VARIANCE, ArgSpec::From::Constant, add_constant_tensor(bn.var, c),
+                                 dnb::plain_md(c), {}});
+        if (bn.weight.defined()) {
+          l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(bn.weight, c),
+                                   dnb::plain_md(c), {}});
+          l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(bn.bias, c),
+                                   dnb::plain_md(c), {}});
+        }
+        dst_md = pd.dst_desc();
+        scratch(pd.scratchpad_desc(), l);
+      } else {
+        const auto pd = dnb::eltwise_pd(in.md, st.op.eltwise, dnb::make_attr({}, true));
+        l.prim = dnnl::eltwise_forward(pd);
+        l.args.push_back(in);
+        dst_md = pd.dst_desc();
+        scratch(pd.scratchpad_desc(), l);
+      }
+      const std::int32_t dst = new_buffer(dst_md.get_size(), j, ws);
+      l.args.insert(l.args.begin() + 1, ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, dst_md, {}});
+      ex.launches.push_back(std::move(l));
+      produce(j, st.out, dst_md, x, ex, ws, dst);
+      break;
+    }
+    case StepKind::LayerNorm: {
+      ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+      const std::int64_t n = st.op.end_dim;
+      if (x.size() < 1 || x[x.size() - 1] != n) throw SignatureMismatch{};
+      in.md = dnb::plain_md({x.numel() / n, n});
+      const bool affine = st.op.weight.defined();
+      const auto pd = dnb::layer_norm_pd(in.md, static_cast<float>(st.op.eps), affine, dnb::make_attr({}, true));
+      Launch l;
+      l.prim = dnnl::layer_normalization_forward(pd);
+      l.args.push_back(in);
+      if (affine) {
+        const Dims c{n};
+        l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(st.op.weight, c),
+                                 dnb::plain_md(c), {}});
+        l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(st.op.bias, c),
+                                 dnb::plain_md(c), {}});
+      }
+      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+      scratch(pd.scratchpad_desc(), l);
+      ex.launches.push_back(std::move(l));
+      produce(j, st.out, dnb::plain_md(dnb::dims_of(x)), x, ex, ws, dst);
+      break;
+    }
+    case StepKind::Binary: {
+      ArgSpec a = source(src, DNNL_ARG_SRC_0, ws);
+      ArgSpec b = source(static_cast<std::uint32_t>(st.other), DNNL_ARG_SRC_1, ws);
+      Shape sa = a.from == ArgSpec::From::Buffer ? slots_[src].shape : a.shape;
+      Shape sb = b.from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape : b.shape;
+      const auto broadcasts_to = [](const Shape& small, const Shape& big) {
+        if (small.size() != big.size()) return false;
+        for (std::size_t i = 0; i < big.size(); ++i)
+          if (small[i] != big[i] && small[i] != 1) return false;
+        return true;
+      };
+      if (!broadcasts_to(sb, sa)) {
+        if (!broadcasts_to(sa, sb)) throw SignatureMismatch{};
+        std::swap(a, b);  // add and mul commute
+        std::swap(sa, sb);
+        a.arg = DNNL_ARG_SRC_0;
+        b.arg = DNNL_ARG_SRC_1;
+      }
+      const auto pd = dnb::binary_pd(st.binary_alg, a.md, b.md, dnb::make_attr({}, true));
+      Launch l;
+      l.prim = dnnl::binary(pd);
+      l.args.push_back(a);
+      l.args.push_back(b);
+      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+      scratch(pd.scratchpad_desc(), l);
+      ex.launches.push_back(std::move(l));
+      produce(j, st.out, pd.dst_desc(), sa, ex, ws, dst);
+      break;
+    }
+    case StepKind::Pool: {
+      ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+      if (x.size() != 4 || x[2] < 1 || x[3] < 1) throw SignatureMismatch{};
+      ops::Pool2dOptions o = st.op.pool;
+      bool average = st.op.op != PatternOp::MaxPool;
+      bool include_pad = st.op.count_include_pad;
+      Shape out{x[0], x[1], 0, 0};
+      if (st.op.op == PatternOp::AdaptiveAvgPool) {
+        for (std::size_t i = 0; i < 2; ++i) {
+          const std::int64_t os = st.op.output_size[i].value_or(x[2 + i]);
+          if (os < 1 || x[2 + i] % os) throw SignatureMismatch{};  // unequal windows: the kernel's loop
+          o.kernel[i] = o.stride[i] = x[2 + i] / os;
+          out[2 + i] = os;
+        }
+        include_pad = false;
+      } else {
+        for (std::size_t i = 0; i < 2; ++i) {
+          if (o.kernel[i] <= 0 || o.stride[i] <= 0 || o.dilation[i] <= 0 || o.padding[i] < 0 ||
+              o.padding[i] > ((o.kernel[i] - 1) * o.dilation[i] + 1) / 2)
+            throw SignatureMismatch{};  // the kernel reports it
+          out[2 + i] = ops::pool_output_size(x[2 + i], o.kernel[i], o.padding[i], o.stride[i], o.dilation[i], o.ceil_mode);
+          if (out[2 + i] < 1) throw SignatureMismatch{};
+        }
+      }
+      const auto g = dnb::pool_geometry(x, o, out, average, include_pad);
+      if (!g) throw SignatureMismatch{};
+      const auto pd = dnb::pool_pd(*g, in.md, dnb::make_attr({}, true));
+      Launch l;
+      l.prim = dnnl::pooling_v2_forward(pd);
+      l.args.push_back(in);
+      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+      scratch(pd.scratchpad_desc(), l);
+      ex.launches.push_back(std::move(l));
+      produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
+      break;
+    }
+    case StepKind::View: {
+      if (slots_[src].buffer < 0) throw SignatureMismatch{};  // a kernel's tensor: its own flatten
+      const ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+      const Shape& x = slots_[src].shape;
+      const auto nd = static_cast<std::int64_t>(x.size());
+      std::int64_t s = st.op.start_dim < 0 ? st.op.start_dim + nd : st.op.start_dim;
+      std::int64_t e = st.op.end_dim < 0 ? st.op.end_dim + nd : st.op.end_dim;
+      if (nd == 0 || s < 0 || e >= nd || s > e) throw SignatureMismatch{};
+      Shape out;
+      for (std::int64_t i = 0; i < s; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
+      std::int64_t merged = 1;
+      for (std::int64_t i = s; i <= e; ++i) merged *= x[static_cast<std::size_t>(i)];
+      out.push_back(merged);
+      for (std::int64_t i = e + 1; i < nd; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
+      produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, in.index);
+      break;
+    }
+    case StepKind::Alias: {
+      if (slots_[src].buffer < 0) throw SignatureMismatch{};
+      slots_[st.out] = slots_[src];
+      if (slots_[src].dense >= 0) ex.materialize.push_back(Materialize{st.out, slots_[src].dense, slots_[src].shape});
+      break;
+    }
+    default: throw SignatureMismatch{};
+  }
+  execs_[j] = std::move(ex);
+}
+
+void Executable::bind_launch(std::size_t j, std::size_t l, Workspace& ws) {
+  const Launch& launch = execs_[j].launches[l];
+  auto& mems = ws.mems[j][l];
+  auto& args = ws.exec_args[j][l];
+  mems.clear();
+  args.clear();
+  for (const ArgSpec& a : launch.args) {
+    switch (a.from) {
+      case ArgSpec::From::Buffer: mems.emplace_back(a.md, dnb::engine(), ws.buffer(a.index, buffers_)); break;
+      case ArgSpec::From::External: mems.emplace_back(a.md, dnb::engine(), nullptr); break;
+      case ArgSpec::From::Constant: mems.push_back(constants_[static_cast<std::size_t>(a.index)]); break;
+      case ArgSpec::From::Scratchpad: mems.emplace_back(a.md, dnb::engine(), ws.scratch->data()); break;
+    }
+  }
+  for (std::size_t i = 0; i < launch.args.size(); ++i) args.push_back(dnnl_exec_arg_t{launch.args[i].arg, mems[i].get()});
+}
+
+void Executable::bind(std::size_t j, Workspace& ws) {
+  ws.mems[j].resize(execs_[j].launches.size());
+  ws.exec_args[j].resize(execs_[j].launches.size());
+  for (std::size_t l = 0; l < execs_[j].launches.size(); ++l) bind_launch(j, l, ws);
+}
+
+void Executable::run_step(std::size_t j, Workspace& ws) {
+  const Step& st = steps_[j];
+  const Plan& plan = prog_.plan();
+  const Exec& ex = execs_[j];
+  // oneDNN launches (a kernel step's are the reorders of its blocked operands), then the
+  // dense values kernels read, then the step's own kernels when it has no primitive.
+  for (std::size_t l = 0; l < ex.launches.size(); ++l) {
+    const Launch& launch = ex.launches[l];
+    auto& mems = ws.mems[j][l];
+    for (std::size_t a = 0; a < launch.args.size(); ++a) {
+      const ArgSpec& spec = launch.args[a];
+      if (spec.from != ArgSpec::From::External) continue;
+      const Tensor* t = std::get_if<Tensor>(&ws.values[static_cast<std::size_t>(spec.index)].variant());
+      if (!t || !t->defined() || t->dtype() != DType::Float32 || !(t->shape() == spec.shape)) throw SignatureMismatch{};
+      mems[a].set_data_handle(const_cast<float*>(t->data<float>()));
+    }
+    try {
+      dnb::execute(launch.prim, ws.exec_args[j][l], j < steps_.size() ? pattern_name(st.op.op) : "reorder");
+    } catch (const OpError& e) {
+      if (j >= steps_.size()) throw;
+      const auto& in = plan.instrs_[st.instrs.back()];
+      throw OpError(plan.where_.substr(in.where_begin, in.where_end - in.where_begin) + ": " + e.what());
+    }
+  }
+  for (const Materialize& m : ex.materialize)
+    ws.values[m.slot] = Value(Tensor(ws.storage_of(m.buffer), ws.offset_of(m.buffer, buffers_), DType::Float32, m.shape));
+  if (ex.generic && j < steps_.size())
+    for (std::uint32_t i : st.instrs) plan.run_instr(i, ws.values, ws.args);
+}
+
+Value Executable::record(std::span<const Value> inputs) {
+  Workspace ws;
+  ws.values.resize(prog_.num_slots());
+  ws.mems.resize(steps_.size());
+  ws.exec_args.resize(steps_.size());
+  ws.scratch = Storage::allocate(1);
+  std::vector<std::shared_ptr<Storage>> old_scratch;  // kept alive: earlier launches point into them
+  const Plan& plan = prog_.plan();
+  std::size_t next_input = 0;
+  for (std::size_t j = 0; j < steps_.size(); ++j) {
+    const Step& st = steps_[j];
+    if (st.kind == StepKind::Input) {
+      ws.values[st.out] = inputs[next_input++];
+    } else if (st.kind == StepKind::Constant) {
+      ws.values[st.out] = plan.instrs_[st.out].operands[0].constant;
+    } else if (st.kind != StepKind::Generic && try_specialise(j, ws)) {
+      if (ws.scratch->nbytes() < scratch_bytes_) {
+        old_scratch.push_back(std::move(ws.scratch));
+        ws.scratch = Storage::allocate(scratch_bytes_);
+      }
+      bind(j, ws);
+    } else {
+      // The step's kernels read dense tensors: blocked operands are reordered for them.
+      Exec ex;
+      for (std::uint32_t r : st.reads) {
+        if (slots_[r].buffer < 0) continue;
+        dense_source(r, DNNL_ARG_SRC, j, ex, ws);
+        ex.materialize.push_back(Materialize{r, slots_[r].dense, slots_[r].shape});
+      }
+      execs_[j] = std::move(ex);
+      bind(j, ws);
+    }
+    if (st.kind != StepKind::Input && st.kind != StepKind::Constant) run_step(j, ws);
+    for (std::uint32_t s : st.frees) ws.values[s] = Value();
+  }
+  // Outputs in dense layout.
+  for (std::uint32_t s : prog_.output_slots()) {
+    SlotLoc& loc = slots_[s];
+    if (loc.buffer < 0) continue;
+    if (loc.dense < 0) {
+      Exec tail;
+      tail.generic = false;
+      const std::size_t j = execs_.size();
+      dense_source(s, DNNL_ARG_SRC, j, tail, ws);
+      execs_.push_back(std::move(tail));
+      ws.mems.emplace_back();
+      ws.exec_args.emplace_back();
+      bind(j, ws);
+      run_step(j, ws);
+    }
+    ws.values[s] = Value(Tensor(ws.storage_of(loc.dense), 0, DType::Float32, loc.shape));
+  }
+  plan_arena();
+  return plan.output(ws.values);
+}
+
+void Executable::plan_arena() {
+  // Lifetimes: a buffer lives from the step that makes it to the last step reading a slot
+  // held in it (outputs: to the end).
+  const auto end = static_cast<std::int64_t>(execs_.size());
+  for (std::size_t s = 0; s < slots_.size(); ++s) {
+    const SlotLoc& loc = slots_[s];
+    std::int64_t last = slot_last_[s];
+    if (std::find(prog_.output_slots().begin(), prog_.output_slots().end(), s) != prog_.output_slots().end()) last = end;
+    for (std::int32_t b : {loc.buffer, loc.dense}) {
+      if (b < 0) continue;
+      BufferInfo& info = buffers_[static_cast<std::size_t>(b)];
+      info.last = std::max(info.last, last);
+    }
+  }
+  // First fit, largest first.
+  std::vector<std::size_t> order(buffers_.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return buffers_[a].bytes > buffers_[b].bytes; });
+  std::vector<std::size_t> placed;
+  arena_bytes_ = 0;
+  for (std::size_t i : order) {
+    BufferInfo& b = buffers_[i];
+    std::vector<std::pair<std::size_t, std::size_t>> taken;
+    for (std::size_t k : placed) {
+      const BufferInfo& o = buffers_[k];
+      if (o.last < b.first || b.last < o.first) continue;
+      taken.emplace_back(o.offset, o.offset + o.bytes);
+    }
+    std::sort(taken.begin(), taken.end());
+    std::size_t off = 0;
+    for (const auto& [lo, hi] : taken) {
+      if (off + b.bytes <= lo) break;
+      off = std::max(off, hi);
+    }
+    b.offset = off;
+    arena_bytes_ = std::max(arena_bytes_, off + b.bytes);
+    placed.push_back(i);
+  }
+}
+
+std::unique_ptr<Workspace> Executable::new_workspace() {
+  auto ws = std::make_unique<Workspace>();
+  ws->values.resize(prog_.num_slots());
+  ws->args.reserve(16);
+  ws->arena = Storage::allocate(std::max<std::size_t>(arena_bytes_, 1));
+  ws->scratch = Storage::allocate(std::max<std::size_t>(scratch_bytes_, 1));
+  ws->mems.resize(execs_.size());
+  ws->exec_args.resize(execs_.size());
+  for (std::size_t j = 0; j < execs_.size(); ++j) bind(j, *ws);
+  return ws;
+}
+
+Value Executable::replay(std::span<const Value> inputs) {
+  std::unique_ptr<Workspace> ws;
+  {
+    std::lock_guard lock(pool_mu_);
+    if (!pool_.empty()) {
+      ws = std::move(pool_.back());
+      pool_.pop_back();
+    }
+  }
+  if (!ws) ws = new_workspace();
+  struct Release {
+    Executable& self;
+    std::unique_ptr<Workspace>& ws;
+    ~Release() {
+      for (Value& v : ws->values) v = Value();
+      std::lock_guard lock(self.pool_mu_);
+      self.pool_.push_back(std::move(ws));
+    }
+  } release{*this, ws};
+  const Plan& plan = prog_.plan();
+  std::size_t next_input = 0;
+  for (std::size_t j = 0; j < steps_.size(); ++j) {
+    const Step& st = steps_[j];
+    if (st.kind == StepKind::Input) {
+      ws->values[st.out] = inputs[next_input++];
+    } else if (st.kind == StepKind::Constant) {
+      ws->values[st.out] = plan.instrs_[st.out].operands[0].constant;
+    } else {
+      run_step(j, *ws);
+    }
+    for (std::uint32_t s : st.frees) ws->values[s] = Value();
+  }
+  for (std::size_t j = steps_.size(); j < execs_.size(); ++j) run_step(j, *ws);
+  for (std::uint32_t s : prog_.output_slots()) {
+    const SlotLoc& loc = slots_[s];
+    if (loc.buffer >= 0)
+      ws->values[s] = Value(Tensor(ws->arena, buffers_[static_cast<std::size_t>(loc.dense)].offset, DType::Float32, loc.shape));
+  }
+  Value out = plan.output(ws->values);
+  // The result must not alias the workspace, which the next call reuses.
+  const auto detach = [&](auto& self, Value& v) -> void {
+    if (Tensor* t = std::get_if<Tensor>(&v.variant())) {
+      if (t->defined() && t->storage() == ws->arena) *t = t->clone();
+      return;
+    }
+    if (auto* l = std::get_if<List>(&v.variant())) for (Value& x : l->items) self(self, x);
+    if (auto* tu = std::get_if<Tuple>(&v.variant())) for (Value& x : tu->items) self(self, x);
+    if (auto* d = std::get_if<Dict>(&v.variant())) for (auto& kv : d->items) self(self, kv.second);
+  };
+  detach(detach, out);
+  return out;
+}
+
+// ---- running --------------------------------------------------------------------------
+
+namespace {
+// Signatures an inference plan specialises for; calls with further ones run the plain plan.
+constexpr std::size_t kMaxSignatures = 8;
+}  // namespace
+
+Value Program::run(std::span<const Value> inputs) const {
+  if (inputs.size() != plan_.num_inputs()) return plan_.run_plain(inputs);  // its message
+  for (const Value& v : inputs) {
+    const Tensor* t = std::get_if<Tensor>(&v.variant());
+    if (!t || !t->defined()) return plan_.run_plain(inputs);
+  }
+  const int threads = dnb::use_threads();
+  std::shared_ptr<Executable> ex;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& e : executables_) {
+      if (e->matches(inputs, threads)) {
+        ex = e;
+        break;
+      }
+    }
+    if (!ex) {
+      if (executables_.size() >= kMaxSignatures) return plan_.run_plain(inputs);
+      // The first call with this signature specialises the program while it runs (under
+      // the lock: concurrent first calls wait rather than specialise twice).
+      auto fresh = std::make_shared<Executable>(*this, inputs, threads);
+      Value out;
+      try {
+        out = fresh->record(inputs);
+      } catch (const SignatureMismatch&) {
+        return plan_.run_plain(inputs);
+      }
+      executables_.push_back(std::move(fresh));
+      return out;
+    }
+  }
+  try {
+    return ex->replay(inputs);
+  } catch (const SignatureMismatch&) {
+    // A kernel between two oneDNN steps gave another shape than when specialised.
+    return plan_.run_plain(inputs);
+  }
+}
+
+}  // namespace fxpack::inference

@@ -1,0 +1,54 @@
+// The inference side of a Plan (PlanOptions::optimize_for_inference): the graph's nodes
+// grouped into steps, most of them oneDNN primitives with fused post-ops, the rest the
+// plan's own kernels. Internal to src/.
+//
+// Built with the plan (pattern matching only; no tensor is read). The first call with an
+// input signature (dtypes, shapes, thread count) specialises it: primitives are created for
+// those shapes with the layouts oneDNN prefers, BatchNorm is folded into the weights, which
+// are then packed once into the primitive's layout, and every intermediate buffer gets an
+// offset in one arena planned from the values' lifetimes. Later calls with that signature
+// take a workspace (arena, scratchpad, bound oneDNN memories) from a pool and run the
+// primitives on it; the only allocations left are the result tensor and oneDNN's own
+// per-execution bookkeeping. Calls from several threads run at once, each on its own
+// workspace.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "fxpack/plan.hpp"
+#include "patterns.hpp"
+
+namespace fxpack::inference {
+
+struct Step;
+class Executable;
+
+class Program {
+ public:
+  static std::shared_ptr<const Program> build(const Plan& plan, const Graph& graph, const Module& root);
+  ~Program();
+
+  Value run(std::span<const Value> inputs) const;
+  std::string summary() const;
+
+  const Plan& plan() const { return plan_; }
+  const std::vector<Step>& steps() const { return steps_; }
+  const std::vector<std::uint32_t>& output_slots() const { return output_slots_; }
+  std::size_t num_slots() const;
+
+ private:
+  explicit Program(const Plan& plan);
+
+  const Plan& plan_;  // the plan that owns this program
+  std::vector<Step> steps_;
+  std::vector<std::uint32_t> output_slots_;  // slots the plan's output reads
+
+  mutable std::mutex mu_;
+  mutable std::vector<std::shared_ptr<Executable>> executables_;  // one per signature
+};
+
+}  // namespace fxpack::inference

@@ -1,0 +1,158 @@
+#include "dnnl_kernels.hpp"
+
+namespace fxpack::ops::dnnl_backend {
+
+namespace {
+const dnnl::primitive_attr& no_attr() {
+  static const dnnl::primitive_attr a;
+  return a;
+}
+}  // namespace
+
+void conv2d(const Tensor& x, const Tensor& w, const Tensor* b, const Conv2dOptions& o, Tensor& out) {
+  use_threads();
+  try {
+    const ConvGeometry g = conv_geometry(x.shape(), w.shape(), b != nullptr, o, out.shape());
+    const auto pd = conv_pd(g, false, no_attr());
+    const dnnl::convolution_forward prim(pd);
+    memory src = wrap(pd.src_desc(), x.data<float>());
+    memory wei = wrap(pd.weights_desc(), w.data<float>());
+    memory dst = wrap(pd.dst_desc(), out.data<float>());
+    if (b) {
+      memory bias = wrap(pd.bias_desc(), b->data<float>());
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_BIAS, bias.get()},
+                     {DNNL_ARG_DST, dst.get()}}, "conv2d");
+    } else {
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_DST, dst.get()}}, "conv2d");
+    }
+  } catch (const dnnl::error& e) {
+    fail("conv2d", e);
+  }
+}
+
+void matmul(const float* a, const Dims& a_dims, const float* b, const Dims& b_dims, float* c, const Dims& c_dims) {
+  use_threads();
+  try {
+    const MatmulGeometry g{a_dims, b_dims, c_dims, false, false};
+    const auto pd = matmul_pd(g, false, no_attr());
+    const dnnl::matmul prim(pd);
+    memory src = wrap(pd.src_desc(), a), wei = wrap(pd.weights_desc(), b), dst = wrap(pd.dst_desc(), c);
+    execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_DST, dst.get()}}, "matmul");
+  } catch (const dnnl::error& e) {
+    fail("matmul", e);
+  }
+}
+
+void linear(const float* x, std::int64_t rows, const Tensor& w, const Tensor* b, float* out) {
+  use_threads();
+  try {
+    const memory::dim outf = w.shape()[0], in = w.shape()[1];
+    const MatmulGeometry g{{rows, in}, {in, outf}, {rows, outf}, true, b != nullptr};
+    const auto pd = matmul_pd(g, false, no_attr());
+    const dnnl::matmul prim(pd);
+    memory src = wrap(pd.src_desc(), x), wei = wrap(pd.weights_desc(), w.data<float>());
+    memory dst = wrap(pd.dst_desc(), out);
+    if (b) {
+      memory bias = wrap(plain_md({1, outf}), b->data<float>());
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_BIAS, bias.get()},
+                     {DNNL_ARG_DST, dst.get()}}, "linear");
+    } else {
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_DST, dst.get()}}, "linear");
+    }
+  } catch (const dnnl::error& e) {
+    fail("linear", e);
+  }
+}
+
+bool pool2d(const Tensor& x, const Pool2dOptions& o, bool average, bool count_include_pad, Tensor& out) {
+  const auto g = pool_geometry(x.shape(), o, out.shape(), average, count_include_pad);
+  if (!g) return false;
+  const char* op = average ? "avg_pool2d" : "max_pool2d";
+  use_threads();
+  try {
+    const auto src_md = plain_md(g->src);
+    dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, g->alg, src_md, plain_md(g->dst),
+                                     g->strides, g->kernel, g->dilates, g->pad_l, g->pad_r);
+    const dnnl::pooling_v2_forward::primitive_desc pd(d, no_attr(), engine());
+    const dnnl::pooling_v2_forward prim(pd);
+    memory src = wrap(src_md, x.data<float>()), dst = wrap(pd.dst_desc(), out.data<float>());
+    execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_DST, dst.get()}}, op);
+  } catch (const dnnl::error& e) {
+    fail(op, e);
+  }
+  return true;
+}
+
+void batch_norm(const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor* weight, const Tensor* bias,
+                float eps, Tensor& out) {
+  use_threads();
+  try {
+    const memory::desc md = plain_md(dims_of(x.shape()));
+    const bool affine = weight && bias;
+    const auto pd = batch_norm_pd(md, eps, affine, no_attr());
+    const dnnl::batch_normalization_forward prim(pd);
+    const memory::desc vec = plain_md({x.shape()[1]});
+    memory src = wrap(md, x.data<float>()), dst = wrap(md, out.data<float>());
+    memory m = wrap(vec, mean.data<float>()), v = wrap(vec, var.data<float>());
+    if (affine) {
+      memory sc = wrap(vec, weight->data<float>()), sh = wrap(vec, bias->data<float>());
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_MEAN, m.get()}, {DNNL_ARG_VARIANCE, v.get()},
+                     {DNNL_ARG_SCALE, sc.get()}, {DNNL_ARG_SHIFT, sh.get()}, {DNNL_ARG_DST, dst.get()}}, "batch_norm");
+    } else {
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_MEAN, m.get()}, {DNNL_ARG_VARIANCE, v.get()},
+                     {DNNL_ARG_DST, dst.get()}}, "batch_norm");
+    }
+  } catch (const dnnl::error& e) {
+    fail("batch_norm", e);
+  }
+}
+
+void layer_norm(const Tensor& x, std::int64_t inner, const Tensor* weight, const Tensor* bias, float eps,
+                Tensor& out) {
+  use_threads();
+  try {
+    const memory::desc md = plain_md({x.numel() / inner, inner});
+    const bool affine = weight && bias;
+    const auto pd = layer_norm_pd(md, eps, affine, no_attr());
+    const dnnl::layer_normalization_forward prim(pd);
+    memory src = wrap(md, x.data<float>()), dst = wrap(md, out.data<float>());
+    if (affine) {
+      const memory::desc vec = plain_md({inner});
+      memory sc = wrap(vec, weight->data<float>()), sh = wrap(vec, bias->data<float>());
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_SCALE, sc.get()}, {DNNL_ARG_SHIFT, sh.get()},
+                     {DNNL_ARG_DST, dst.get()}}, "layer_norm");
+    } else {
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_DST, dst.get()}}, "layer_norm");
+    }
+  } catch (const dnnl::error& e) {
+    fail("layer_norm", e);
+  }
+}
+
+void eltwise(const Tensor& x, const Eltwise& e, Tensor& out) {
+  use_threads();
+  try {
+    const memory::desc md = plain_md({x.numel()});
+    const auto pd = eltwise_pd(md, e, no_attr());
+    const dnnl::eltwise_forward prim(pd);
+    memory src = wrap(md, x.data<float>()), dst = wrap(md, out.data<float>());
+    execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_DST, dst.get()}}, "eltwise");
+  } catch (const dnnl::error& err) {
+    fail("eltwise", err);
+  }
+}
+
+void binary(algorithm alg, const float* a, const Dims& a_dims, const float* b, const Dims& b_dims, float* out) {
+  use_threads();
+  try {
+    const memory::desc a_md = plain_md(a_dims), b_md = plain_md(b_dims);
+    const auto pd = binary_pd(alg, a_md, b_md, no_attr());
+    const dnnl::binary prim(pd);
+    memory s0 = wrap(a_md, a), s1 = wrap(b_md, b), dst = wrap(a_md, out);
+    execute(prim, {{DNNL_ARG_SRC_0, s0.get()}, {DNNL_ARG_SRC_1, s1.get()}, {DNNL_ARG_DST, dst.get()}}, "binary");
+  } catch (const dnnl::error& e) {
+    fail("binary", e);
+  }
+}
+
+}  // namespace fxpack::ops::dnnl_backend

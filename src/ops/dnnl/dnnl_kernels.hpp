@@ -1,0 +1,36 @@
+// The compute bodies of fxpack's float32 kernels on oneDNN (plain layouts; the primitive is
+// found again in oneDNN's primitive cache on the next call with the same shapes). The
+// callers in src/ops have checked every argument; these only compute into `out`.
+#pragma once
+
+#include "../kernels.hpp"
+#include "primitives.hpp"
+
+namespace fxpack::ops::dnnl_backend {
+
+// x [N, C, H, W], w [O, C/groups, kh, kw], out [N, O, OH, OW].
+void conv2d(const Tensor& x, const Tensor& w, const Tensor* b, const Conv2dOptions& o, Tensor& out);
+
+// c = a @ b over equal-rank dims (batch dims of size 1 broadcast), all row-major.
+void matmul(const float* a, const Dims& a_dims, const float* b, const Dims& b_dims, float* c, const Dims& c_dims);
+
+// out [rows, out_features] = x [rows, in] @ w[out, in]^T + b.
+void linear(const float* x, std::int64_t rows, const Tensor& w, const Tensor* b, float* out);
+
+// False when oneDNN cannot reproduce PyTorch's windows (see pool_geometry).
+bool pool2d(const Tensor& x, const Pool2dOptions& o, bool average, bool count_include_pad, Tensor& out);
+
+// Inference batch norm over dim 1 with the given float32 statistics [C] (weight, bias may be null).
+void batch_norm(const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor* weight, const Tensor* bias,
+                float eps, Tensor& out);
+
+// Layer norm of x viewed as [rows, inner] (weight, bias [inner] or null).
+void layer_norm(const Tensor& x, std::int64_t inner, const Tensor* weight, const Tensor* bias, float eps,
+                Tensor& out);
+
+void eltwise(const Tensor& x, const Eltwise& e, Tensor& out);
+
+// out = a (op) b with b's dims broadcast to a's (equal rank, size-1 dims broadcast).
+void binary(algorithm alg, const float* a, const Dims& a_dims, const float* b, const Dims& b_dims, float* out);
+
+}  // namespace fxpack::ops::dnnl_backend

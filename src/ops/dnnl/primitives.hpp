@@ -1,0 +1,97 @@
+// oneDNN primitive descriptors for fxpack's ops, shared by the kernels (plain layouts, built
+// per call and found again in oneDNN's primitive cache) and by inference plans (layouts left
+// to oneDNN, weights pre-packed, post-ops fused, built once per input signature).
+// Internal to src/ops and src/inference.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "../kernels.hpp"
+#include "context.hpp"
+
+namespace fxpack::ops::dnnl_backend {
+
+using dnnl::algorithm;
+
+// An elementwise function: a oneDNN eltwise algorithm with its alpha and beta.
+struct Eltwise {
+  algorithm alg = algorithm::eltwise_relu;
+  float alpha = 0.f;
+  float beta = 0.f;
+};
+
+// What a convolution or matmul applies to its result, in order: eltwise functions and
+// elementwise additions/multiplications of another tensor (broadcast to the result).
+struct PostOp {
+  enum class Kind : std::uint8_t { Eltwise, Add, Mul };
+  Kind kind = Kind::Eltwise;
+  Eltwise eltwise;
+  memory::desc other;  // Add/Mul: the other operand
+};
+
+// Attributes: the post-ops, and a scratchpad the caller provides (`user_scratchpad`) or
+// oneDNN allocates per call.
+dnnl::primitive_attr make_attr(std::span<const PostOp> post_ops, bool user_scratchpad);
+
+// ---- convolution ----------------------------------------------------------------------
+
+// A 2-D convolution in oneDNN's terms: x [N, C, H, W], w [O, C/g, kh, kw] (grouped:
+// [g, O/g, C/g, kh, kw]), dilation counted from 0, padding per side.
+struct ConvGeometry {
+  Dims src, weights, bias, dst;
+  Dims strides, dilates, pad_l, pad_r;
+  bool grouped = false;
+};
+ConvGeometry conv_geometry(const Shape& x, const Shape& w, bool has_bias, const Conv2dOptions& o,
+                           const Shape& out);
+// `blocked`: activations and weights in the layouts oneDNN prefers (the caller reorders);
+// otherwise plain NCHW / OIHW. `src` overrides the source layout (e.g. a blocked producer's).
+dnnl::convolution_forward::primitive_desc conv_pd(const ConvGeometry& g, bool blocked,
+                                                  const dnnl::primitive_attr& attr,
+                                                  const memory::desc* src = nullptr,
+                                                  const memory::desc* dst = nullptr);
+
+// ---- matmul ---------------------------------------------------------------------------
+
+// dst[b..., m, n] = src[b..., m, k] @ weights[b..., k, n] (+ bias[n]); batch dims of size 1
+// broadcast. `weights_transposed`: the weights are stored as [b..., n, k] (nn.Linear's).
+struct MatmulGeometry {
+  Dims src, weights, dst;
+  bool weights_transposed = false;
+  bool bias = false;
+};
+dnnl::matmul::primitive_desc matmul_pd(const MatmulGeometry& g, bool packed_weights,
+                                       const dnnl::primitive_attr& attr);
+
+// ---- pooling --------------------------------------------------------------------------
+
+struct PoolGeometry {
+  Dims src, dst, kernel, strides, dilates, pad_l, pad_r;
+  algorithm alg = algorithm::pooling_max;
+};
+// std::nullopt when oneDNN cannot reproduce PyTorch's windows (avg pooling whose ceil_mode
+// windows count padding: PyTorch's divisor then stops at the declared padding).
+std::optional<PoolGeometry> pool_geometry(const Shape& x, const Pool2dOptions& o, const Shape& out,
+                                          bool average, bool count_include_pad);
+dnnl::pooling_v2_forward::primitive_desc pool_pd(const PoolGeometry& g, const memory::desc& src,
+                                                 const dnnl::primitive_attr& attr);
+
+// ---- normalisation, elementwise -------------------------------------------------------
+
+// Inference batch norm over dim 1 with given statistics (scale/shift when affine).
+dnnl::batch_normalization_forward::primitive_desc batch_norm_pd(const memory::desc& src, float eps,
+                                                                bool affine,
+                                                                const dnnl::primitive_attr& attr);
+// Layer norm over the last dim of `src`, with scale and shift when `affine`.
+dnnl::layer_normalization_forward::primitive_desc layer_norm_pd(const memory::desc& src, float eps,
+                                                                bool affine,
+                                                                const dnnl::primitive_attr& attr);
+dnnl::eltwise_forward::primitive_desc eltwise_pd(const memory::desc& src, const Eltwise& e,
+                                                 const dnnl::primitive_attr& attr);
+// dst = src0 (op) src1, src1 broadcast over dims of size 1; dst has src0's layout.
+dnnl::binary::primitive_desc binary_pd(algorithm alg, const memory::desc& src0, const memory::desc& src1,
+                                       const dnnl::primitive_attr& attr);
+
+}  // namespace fxpack::ops::dnnl_backend
