@@ -139,6 +139,12 @@ Value GraphModule::forward(std::span<const Value> inputs) {
   return c->plan->run(inputs);
 }
 
+std::shared_ptr<const Plan> GraphModule::plan() {
+  auto c = compiled();
+  if (c->plan_error) std::rethrow_exception(c->plan_error);
+  return c->plan;
+}
+
 // Under a trace: run the graph node by node through the generic dispatch, so every node is
 // recorded again in the tracer's graph (fx re-traces the generated forward the same way).
 Value GraphModule::interpret_symbolically(std::span<const Value> inputs) {

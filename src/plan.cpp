@@ -117,6 +117,8 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
 
 std::string Plan::inference_summary() const { return inference_ ? inference_->summary() : std::string(); }
 
+Plan::InferenceStats Plan::inference_stats() const { return inference_ ? inference_->stats() : InferenceStats{}; }
+
 Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
   return map_nodes(v, [&](const Node* n) { return slots[slot_of_.at(n)]; });
 }

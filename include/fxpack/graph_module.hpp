@@ -86,6 +86,9 @@ class GraphModule : public Module {
   std::string to_string();
 
   Value forward(std::span<const Value> inputs) override;
+  // The plan a call runs (a dirty lazy module is real-recompiled first); throws the plan's
+  // error when a target has no kernel.
+  std::shared_ptr<const Plan> plan();
   // A saved `gm.forward`.
   BoundForward forward_fn();
 

@@ -55,6 +55,15 @@ class Plan {
   Value run_plain(std::span<const Value> inputs) const;
 
   bool optimized_for_inference() const { return inference_ != nullptr; }
+  // What the inference plan built so far (all zero for a plain plan).
+  struct InferenceStats {
+    std::size_t signatures = 0;       // input signatures (dtypes, shapes, thread count) specialised
+    std::size_t primitives = 0;       // oneDNN primitives a call runs (last signature)
+    std::size_t arena_bytes = 0;      // activations of one call, liveness-planned (last signature)
+    std::size_t scratchpad_bytes = 0;
+    std::size_t packed_weight_bytes = 0;  // folded and packed weights, all signatures
+  };
+  InferenceStats inference_stats() const;
   // One line per step of the inference plan, naming the nodes it runs and how, e.g.
   // "conv2d [conv1 bn1 relu] batch_norm folded, post-ops: relu"; empty for a plain plan.
   std::string inference_summary() const;

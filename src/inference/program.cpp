@@ -314,6 +314,7 @@ class Executable {
   Executable(const Program& prog, std::span<const Value> inputs, int threads);
 
   bool matches(std::span<const Value> inputs, int threads) const;
+  void add_stats(Plan::InferenceStats& s) const;
   // The first call: specialises every step while running it.
   Value record(std::span<const Value> inputs);
   // Later calls.
@@ -464,6 +465,33 @@ void Executable::produce(std::size_t step, std::uint32_t slot, const memory::des
   if (loc.dense >= 0) ex.materialize.push_back(Materialize{slot, buffer, shape});
 }
 
+// The convolution for a step: Winograd where it applies, else the direct algorithm, each
+// tried first in its source's layout (and the destination in the same one, so a network
+// stays in one layout without reorders), then in the layouts oneDNN prefers. Reference
+// implementations are refused while a fast one may exist.
+dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g, const memory::desc& src,
+                                                      const memory::desc* dst_fixed, const dnnl::primitive_attr& attr) {
+  const memory::format_tag src_tag = dnb::activation_tag(src);
+  const auto same_layout = [&](const Dims& dims) { return memory::desc(dims, memory::data_type::f32, src_tag); };
+  std::vector<std::pair<std::optional<memory::desc>, std::optional<memory::desc>>> layouts;  // src, dst
+  const std::optional<memory::desc> dst_any = dst_fixed ? std::optional<memory::desc>(*dst_fixed) : std::nullopt;
+  if (src_tag != memory::format_tag::undef && src_tag != memory::format_tag::nchw)
+    layouts.emplace_back(src, dst_fixed ? *dst_fixed : same_layout(g.dst));
+  layouts.emplace_back(src, dst_any);
+  layouts.emplace_back(std::nullopt, dst_any);
+  for (bool winograd : {true, false}) {
+    if (winograd && !dnb::winograd_shape(g)) continue;
+    for (const auto& [s, d] : layouts) {
+      try {
+        auto pd = dnb::conv_pd(g, true, attr, s ? &*s : nullptr, d ? &*d : nullptr, winograd);
+        if (!dnb::is_reference(pd.impl_info_str())) return pd;
+      } catch (const dnnl::error&) {
+      }
+    }
+  }
+  return dnb::conv_pd(g, true, attr, nullptr, dst_fixed);
+}
+
 bool Executable::try_specialise(std::size_t j, Workspace& ws) {
   // A primitive oneDNN does not offer, or operands the kernels should judge: the step runs
   // its kernels (which report bad operands with their own messages).
@@ -486,13 +514,16 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
   const Step& st = steps_[j];
   Exec ex;
   ex.generic = false;
+  // `other_md` null: an addition is a Sum (the destination holds the addend).
   const auto attr_for = [&](const memory::desc* other_md) {
     std::vector<dnb::PostOp> po;
     for (const PostOpSpec& p : st.post_ops) {
       dnb::PostOp q;
-      if (p.add) {
+      if (p.add && other_md) {
         q.kind = dnb::PostOp::Kind::Add;
         q.other = *other_md;
+      } else if (p.add) {
+        q.kind = dnb::PostOp::Kind::Sum;
       } else {
         q.eltwise = p.eltwise;
       }
@@ -522,16 +553,29 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
       }
       const bool has_bias = st.op.bias.defined() || st.bn.has_value();
       dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
+      // A residual addition is a Sum post-op: the convolution adds its result to what its
+      // destination holds. In place when this step is the addend's last reader (and the
+      // addend is the convolution's own kind of buffer), else the addend is copied there first.
       std::optional<ArgSpec> addend;
+      std::int32_t in_place = -1;
       if (st.other >= 0) {
-        addend = source(static_cast<std::uint32_t>(st.other), DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, ws);
-        const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape
-                                                               : addend->shape;
+        const auto o_slot = static_cast<std::uint32_t>(st.other);
+        addend = source(o_slot, DNNL_ARG_FROM, ws);
+        const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[o_slot].shape : addend->shape;
         if (!(as == out)) throw SignatureMismatch{};
+        if (addend->from == ArgSpec::From::Buffer && slot_last_[o_slot] == static_cast<std::int64_t>(j) &&
+            std::find(prog_.output_slots().begin(), prog_.output_slots().end(), o_slot) == prog_.output_slots().end()) {
+          in_place = addend->index;
+          for (std::size_t s2 = 0; s2 < slots_.size(); ++s2) {
+            if (s2 == o_slot) continue;
+            if ((slots_[s2].buffer == in_place || slots_[s2].dense == in_place) &&
+                slot_last_[s2] >= static_cast<std::int64_t>(j))
+              in_place = -1;
+          }
+        }
       }
-      const dnnl::primitive_attr attr = attr_for(addend ? &addend->md : nullptr);
-      const memory::desc* dst_fixed = addend ? &addend->md : nullptr;
-      const auto pd = dnb::conv_pd(g, true, attr, nullptr, dst_fixed);
+      const dnnl::primitive_attr attr = attr_for(nullptr);
+      const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr);
       // Weights: batch norm folded in, then packed into the primitive's layout, once.
       const std::int64_t O = w.shape()[0];
       const std::int64_t per_out = w.numel() / O;
@@ -585,8 +629,17 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
                                  add_constant(dnb::plain_md({O}), bf.data()), pd.bias_desc(), {}});
       }
-      if (addend) l.args.push_back(*addend);
-      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+      std::int32_t dst = in_place;
+      if (dst < 0) {
+        dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+        if (addend) {
+          Launch copy;
+          copy.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), addend->md, dnb::engine(), pd.dst_desc()));
+          copy.args.push_back(*addend);
+          copy.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+          ex.launches.push_back(std::move(copy));
+        }
+      }
       l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
       scratch(pd.scratchpad_desc(), l);
       ex.launches.push_back(std::move(l));
@@ -1015,6 +1068,22 @@ Value Executable::replay(std::span<const Value> inputs) {
   };
   detach(detach, out);
   return out;
+}
+
+void Executable::add_stats(Plan::InferenceStats& s) const {
+  s.primitives = 0;
+  for (const Exec& e : execs_) s.primitives += e.launches.size();
+  s.arena_bytes = arena_bytes_;
+  s.scratchpad_bytes = scratch_bytes_;
+  for (const auto& st : const_storage_) s.packed_weight_bytes += st->nbytes();
+}
+
+Plan::InferenceStats Program::stats() const {
+  Plan::InferenceStats s;
+  std::lock_guard lock(mu_);
+  s.signatures = executables_.size();
+  for (const auto& e : executables_) e->add_stats(s);
+  return s;
 }
 
 // ---- running --------------------------------------------------------------------------

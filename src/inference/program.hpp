@@ -34,6 +34,7 @@ class Program {
 
   Value run(std::span<const Value> inputs) const;
   std::string summary() const;
+  Plan::InferenceStats stats() const;
 
   const Plan& plan() const { return plan_; }
   const std::vector<Step>& steps() const { return steps_; }

@@ -1,6 +1,7 @@
 #include "primitives.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 namespace fxpack::ops::dnnl_backend {
 
@@ -18,6 +19,7 @@ dnnl::primitive_attr make_attr(std::span<const PostOp> post_ops, bool user_scrat
         case PostOp::Kind::Eltwise: po.append_eltwise(1.f, p.eltwise.alg, p.eltwise.alpha, p.eltwise.beta); break;
         case PostOp::Kind::Add: po.append_binary(algorithm::binary_add, p.other); break;
         case PostOp::Kind::Mul: po.append_binary(algorithm::binary_mul, p.other); break;
+        case PostOp::Kind::Sum: po.append_sum(1.f); break;
       }
     }
     attr.set_post_ops(po);
@@ -44,20 +46,34 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, bool has_bias, const 
   return g;
 }
 
+bool winograd_shape(const ConvGeometry& g) {
+  return !g.grouped && g.weights[2] == 3 && g.weights[3] == 3 && g.strides[0] == 1 && g.strides[1] == 1 &&
+         g.dilates[0] == 0 && g.dilates[1] == 0;
+}
+
+memory::format_tag activation_tag(const memory::desc& md) {
+  const Dims d = md.dims();
+  for (tag t : {tag::nChw16c, tag::nChw8c, tag::nhwc, tag::nchw})
+    if (d.size() == 4 && md == memory::desc(d, dt::f32, t)) return t;
+  return tag::undef;
+}
+
+bool is_reference(const char* impl) { return impl && std::string_view(impl).starts_with("ref"); }
+
 dnnl::convolution_forward::primitive_desc conv_pd(const ConvGeometry& g, bool blocked,
                                                   const dnnl::primitive_attr& attr,
-                                                  const memory::desc* src, const memory::desc* dst) {
+                                                  const memory::desc* src, const memory::desc* dst, bool winograd) {
+  const algorithm alg = winograd ? algorithm::convolution_winograd : algorithm::convolution_direct;
   const memory::desc src_md = src ? *src : memory::desc(g.src, dt::f32, blocked ? tag::any : tag::nchw);
   const memory::desc dst_md = dst ? *dst : memory::desc(g.dst, dt::f32, blocked ? tag::any : tag::nchw);
   const memory::desc w_md(g.weights, dt::f32, blocked ? tag::any : (g.grouped ? tag::goihw : tag::oihw));
   if (g.bias.empty()) {
-    dnnl::convolution_forward::desc d(kInference, algorithm::convolution_direct, src_md, w_md, dst_md,
-                                      g.strides, g.dilates, g.pad_l, g.pad_r);
+    dnnl::convolution_forward::desc d(kInference, alg, src_md, w_md, dst_md, g.strides, g.dilates, g.pad_l, g.pad_r);
     return {d, attr, engine()};
   }
   const memory::desc b_md(g.bias, dt::f32, tag::x);
-  dnnl::convolution_forward::desc d(kInference, algorithm::convolution_direct, src_md, w_md, b_md, dst_md,
-                                    g.strides, g.dilates, g.pad_l, g.pad_r);
+  dnnl::convolution_forward::desc d(kInference, alg, src_md, w_md, b_md, dst_md, g.strides, g.dilates, g.pad_l,
+                                    g.pad_r);
   return {d, attr, engine()};
 }
 

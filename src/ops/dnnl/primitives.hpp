@@ -22,10 +22,12 @@ struct Eltwise {
   float beta = 0.f;
 };
 
-// What a convolution or matmul applies to its result, in order: eltwise functions and
-// elementwise additions/multiplications of another tensor (broadcast to the result).
+// What a convolution or matmul applies to its result, in order: eltwise functions,
+// elementwise additions/multiplications of another tensor (broadcast to the result), and
+// Sum: adding what the destination buffer holds before the call (oneDNN's fastest kernels
+// take a residual addition only this way).
 struct PostOp {
-  enum class Kind : std::uint8_t { Eltwise, Add, Mul };
+  enum class Kind : std::uint8_t { Eltwise, Add, Mul, Sum };
   Kind kind = Kind::Eltwise;
   Eltwise eltwise;
   memory::desc other;  // Add/Mul: the other operand
@@ -47,11 +49,18 @@ struct ConvGeometry {
 ConvGeometry conv_geometry(const Shape& x, const Shape& w, bool has_bias, const Conv2dOptions& o,
                            const Shape& out);
 // `blocked`: activations and weights in the layouts oneDNN prefers (the caller reorders);
-// otherwise plain NCHW / OIHW. `src` overrides the source layout (e.g. a blocked producer's).
+// otherwise plain NCHW / OIHW. `src`, `dst` fix those layouts (e.g. a blocked producer's).
+// `winograd`: the Winograd algorithm (3x3, stride 1: fewer multiplications, on AVX-512).
 dnnl::convolution_forward::primitive_desc conv_pd(const ConvGeometry& g, bool blocked,
                                                   const dnnl::primitive_attr& attr,
                                                   const memory::desc* src = nullptr,
-                                                  const memory::desc* dst = nullptr);
+                                                  const memory::desc* dst = nullptr, bool winograd = false);
+bool winograd_shape(const ConvGeometry& g);
+// The activation layout of `md` among those oneDNN's convolutions use (nChw16c, nChw8c,
+// nhwc, nchw), or `undef`.
+memory::format_tag activation_tag(const memory::desc& md);
+// oneDNN's reference implementations are correct but orders of magnitude slower.
+bool is_reference(const char* impl);
 
 // ---- matmul ---------------------------------------------------------------------------
 

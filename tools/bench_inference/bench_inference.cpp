@@ -1,0 +1,262 @@
+// Inference benchmark: real models loaded from torch.package archives, next to PyTorch eager
+// and ONNX Runtime measured in the same run on the same input.
+//
+//   bench_inference [--models DIR] [--package FILE] [--threads 1,2] [--iters N]
+//                   [--ort DIR] [--python PATH] [--no-anchors] [MODEL ...]
+//
+// DIR holds one folder per model with package.pt (fx GraphModule saved by torch.package),
+// model.onnx, input.npy and output.npy, as pytorch-anchors/inference/make_models.py writes
+// them (default MODELs: every folder in DIR). Each fxpack measurement runs in a fresh
+// process (this program with --child): load time (PackageImporter + load_pickle), first
+// call (which specialises the inference plan), steady-state median latency, operator-new
+// calls per steady call, peak RSS, and the output checked against PyTorch's (rtol 1e-4,
+// atol 1e-5). PyTorch eager runs torch_eager.py with PATH (default /usr/bin/python3);
+// ONNX Runtime runs onnxruntime.js with node, finding onnxruntime-node in DIR/node_modules
+// (--ort, or the environment variable FXPACK_ORT_DIR); a missing anchor is reported as such.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <new>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../fxpack/npy.hpp"
+#include "fxpack/fxpack.hpp"
+
+using namespace fxpack;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// ---- allocation counting (operator new, from every library in the process) -------------
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return ::operator new(n); }
+void* operator new(std::size_t n, std::align_val_t al) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t a = static_cast<std::size_t>(al);
+  if (void* p = std::aligned_alloc(a, (n + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n, std::align_val_t al) { return ::operator new(n, al); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw IoError("cannot read " + p.string());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+double ms_since(Clock::time_point a) { return std::chrono::duration<double, std::milli>(Clock::now() - a).count(); }
+
+long peak_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs a command; returns its stdout (empty and `ok` false when it failed).
+std::string run(const std::string& cmd, bool& ok) {
+  std::string out;
+  FILE* f = popen((cmd + " 2>/dev/null").c_str(), "r");
+  if (!f) {
+    ok = false;
+    return out;
+  }
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  ok = pclose(f) == 0;
+  return out;
+}
+
+double field(const std::string& text, const std::string& key) {
+  const auto at = text.find(key + " ");
+  if (at == std::string::npos) return -1;
+  return std::atof(text.c_str() + at + key.size() + 1);
+}
+
+// ---- one model, one thread count, in this (fresh) process ---------------------------------
+
+int child(const fs::path& dir, const std::string& package, int threads, int iters) {
+  set_num_threads(threads);
+  const Tensor x = cli::parse_npy(read_file(dir / "input.npy"), "input.npy");
+  const Tensor expected = cli::parse_npy(read_file(dir / "output.npy"), "output.npy");
+  const long rss_start = peak_rss_kib();
+  auto t0 = Clock::now();
+  PackageImporter importer(dir / package);
+  auto gm = importer.load_pickle("model", "model.pkl");
+  auto plan = gm->plan();
+  const double load_ms = ms_since(t0);
+  std::size_t weight_bytes = 0;
+  for (const auto& [name, t] : gm->named_parameters()) weight_bytes += t.nbytes();
+  for (const auto& [name, t] : gm->named_buffers()) weight_bytes += t.nbytes();
+  std::vector<Value> in{Value(x)};
+  t0 = Clock::now();
+  Value y = (*gm)(in);
+  const double first_ms = ms_since(t0);
+  const Tensor& out = y.tensor();
+  const double diff = max_abs_diff(out, expected);
+  const bool ok = allclose(out, expected, 1e-4, 1e-5);
+  for (int i = 0; i < 3; ++i) y = (*gm)(in);
+  std::vector<double> ts;
+  long allocations = 0;
+  for (int i = 0; i < iters; ++i) {
+    g_allocations.store(0);
+    g_counting.store(true);
+    const auto a = Clock::now();
+    y = (*gm)(in);
+    const double t = ms_since(a);
+    g_counting.store(false);
+    allocations = g_allocations.load();
+    ts.push_back(t);
+  }
+  std::sort(ts.begin(), ts.end());
+  const double median = ts.size() % 2 ? ts[ts.size() / 2] : (ts[ts.size() / 2 - 1] + ts[ts.size() / 2]) / 2;
+  const auto st = plan->inference_stats();
+  std::printf("load_ms %.2f first_ms %.2f median_ms %.3f allocations %ld peak_rss_kib %ld start_rss_kib %ld "
+              "weights %zu arena %zu packed %zu primitives %zu maxdiff %.3g ok %d\n",
+              load_ms, first_ms, median, allocations, peak_rss_kib(), rss_start, weight_bytes, st.arena_bytes,
+              st.packed_weight_bytes, st.primitives, diff, ok ? 1 : 0);
+  return 0;
+}
+
+struct Options {
+  fs::path models = ".";
+  std::string package = "package.pt";
+  std::vector<int> threads{1, 2};
+  int iters = 20;
+  std::string ort_dir;
+  std::string python = "/usr/bin/python3";
+  bool anchors = true;
+  std::vector<std::string> names;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr, "bench_inference: %s\nusage: bench_inference [--models DIR] [--package FILE] [--threads 1,2] "
+               "[--iters N] [--ort DIR] [--python PATH] [--no-anchors] [MODEL ...]\n", why.c_str());
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc == 6 && std::string(argv[1]) == "--child") return child(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
+    Options o;
+    if (const char* e = std::getenv("FXPACK_ORT_DIR")) o.ort_dir = e;
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto next = [&]() -> std::string {
+        if (i + 1 >= argc) usage(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--models") o.models = next();
+      else if (a == "--package") o.package = next();
+      else if (a == "--iters") o.iters = std::max(1, std::atoi(next().c_str()));
+      else if (a == "--ort") o.ort_dir = next();
+      else if (a == "--python") o.python = next();
+      else if (a == "--no-anchors") o.anchors = false;
+      else if (a == "--threads") {
+        o.threads.clear();
+        std::stringstream ss(next());
+        for (std::string t; std::getline(ss, t, ',');) o.threads.push_back(std::max(1, std::atoi(t.c_str())));
+      } else if (a.starts_with("-")) usage("unknown option " + a);
+      else o.names.push_back(a);
+    }
+    if (o.names.empty()) {
+      for (const auto& e : fs::directory_iterator(o.models))
+        if (fs::exists(e.path() / o.package)) o.names.push_back(e.path().filename().string());
+      std::sort(o.names.begin(), o.names.end());
+    }
+    const std::string self = fs::read_symlink("/proc/self/exe").string();
+    const fs::path scripts = fs::path(FXPACK_BENCH_SCRIPTS);  // torch_eager.py, onnxruntime.js
+    std::string ort_status;
+    if (o.anchors && o.ort_dir.empty()) ort_status = "ONNX Runtime: not measured (give --ort DIR or FXPACK_ORT_DIR: a folder with node_modules/onnxruntime-node)";
+    else if (o.anchors && !fs::exists(fs::path(o.ort_dir) / "node_modules" / "onnxruntime-node"))
+      ort_status = "ONNX Runtime: not measured (no node_modules/onnxruntime-node in " + o.ort_dir + ")";
+    if (!ort_status.empty()) std::printf("%s\n", ort_status.c_str());
+
+    std::printf("| model | threads | fxpack ms | PyTorch ms | ORT ms | fxpack/ORT | fxpack/PyTorch | load ms | first call ms | allocs/call | peak RSS MiB | weights MiB | arena MiB | max |diff| |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (const std::string& name : o.names) {
+      const fs::path dir = o.models / name;
+      for (int th : o.threads) {
+        bool ok = false;
+        const std::string out = run(quote(self) + " --child " + quote(dir.string()) + " " + quote(o.package) + " " +
+                                        std::to_string(th) + " " + std::to_string(o.iters), ok);
+        double torch_ms = -1, ort_ms = -1;
+        if (o.anchors) {
+          bool tok = false;
+          const std::string t = run(quote(o.python) + " " + quote((scripts / "torch_eager.py").string()) + " " +
+                                        quote((dir / "package.pt").string()) + " " + quote((dir / "input.npy").string()) +
+                                        " " + std::to_string(th) + " " + std::to_string(o.iters), tok);
+          if (tok) torch_ms = field(t, "median_ms");
+          if (ort_status.empty() && fs::exists(dir / "model.onnx")) {
+            bool ook = false;
+            const std::string r = run("NODE_PATH=" + quote((fs::path(o.ort_dir) / "node_modules").string()) + " node " +
+                                          quote((scripts / "onnxruntime.js").string()) + " " + quote((dir / "model.onnx").string()) +
+                                          " " + quote((dir / "input.npy").string()) + " " + std::to_string(th) + " " +
+                                          std::to_string(o.iters), ook);
+            if (ook) ort_ms = field(r, "median_ms");
+          }
+        }
+        auto cell = [](double v, const char* fmt) {
+          if (v < 0) return std::string("—");
+          char b[64];
+          std::snprintf(b, sizeof b, fmt, v);
+          return std::string(b);
+        };
+        if (!ok) {
+          std::printf("| %s | %d | failed to load or run | %s | %s | | | | | | | | | |\n", name.c_str(), th,
+                      cell(torch_ms, "%.2f").c_str(), cell(ort_ms, "%.2f").c_str());
+          continue;
+        }
+        const double f = field(out, "median_ms");
+        const double mib = 1024.0 * 1024.0;
+        std::printf("| %s | %d | %.2f | %s | %s | %s | %s | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.2g%s |\n", name.c_str(), th,
+                    f, cell(torch_ms, "%.2f").c_str(), cell(ort_ms, "%.2f").c_str(),
+                    cell(ort_ms > 0 ? f / ort_ms : -1, "%.2f").c_str(), cell(torch_ms > 0 ? f / torch_ms : -1, "%.2f").c_str(),
+                    field(out, "load_ms"), field(out, "first_ms"), field(out, "allocations"),
+                    field(out, "peak_rss_kib") / 1024.0, field(out, "weights") / mib, field(out, "arena") / mib,
+                    field(out, "maxdiff"), field(out, "ok") == 1 ? "" : " (MISMATCH)");
+        std::fflush(stdout);
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_inference: %s\n", e.what());
+    return 1;
+  }
+}
