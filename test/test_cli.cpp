@@ -223,6 +223,10 @@ TEST_CASE("cli: usage errors exit 2 with a message on stderr") {
       {{"run", mlp}, "fxpack run: the module takes 1 input(s) (x), 0 given with --input"},
       {{"run", mlp, "--input", "random:2xq"}, "fxpack run: bad shape '2xq'"},
       {{"run", mlp, "--input", "random:2x4:complex64"}, "fxpack run: unknown dtype 'complex64'"},
+      {{"run", mlp, "--input", "random:2x4", "--threads", "0"},
+       "fxpack run: --threads needs a thread count from 1 to 1024, got '0'"},
+      {{"run", mlp, "--input", "random:2x4", "--threads", "two"},
+       "fxpack run: --threads needs a thread count from 1 to 1024, got 'two'"},
       {{"convert", mlp}, "fxpack convert: missing OUT"},
       {{"convert", mlp, "out.bin"}, "fxpack convert: cannot tell the output format from 'out.bin': give --format"},
       {{"convert", mlp, "o.pkl", "--format", "pickle5"}, "fxpack convert: unknown format 'pickle5'"},
@@ -237,6 +241,33 @@ TEST_CASE("cli: usage errors exit 2 with a message on stderr") {
     CHECK(contains(r.err, c.message));
     CHECK(r.out.empty());
   }
+}
+
+TEST_CASE("cli: run --threads and FXPACK_NUM_THREADS give the same result as one thread") {
+  const std::string convnet = (package_dir() / "small_convnet.fxpkg").string();
+  const std::vector<std::string> base = {"run", convnet, "--input", "random:2x3x16x16", "--seed", "3"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return fxpack_cli(args, scratch());
+  };
+  const Result one = with({"--threads", "1"});
+  REQUIRE(one.status == 0);
+  const Result two = with({"--threads", "2"});
+  REQUIRE(two.status == 0);
+  // The printed values (4 significant digits) agree whatever the thread count.
+  CHECK(two.out == one.out);
+  ::setenv("FXPACK_NUM_THREADS", "2", 1);
+  const Result env = with({});
+  ::setenv("FXPACK_NUM_THREADS", "lots", 1);
+  const Result bad = with({});
+  const Result flag_wins = with({"--threads", "1"});
+  ::unsetenv("FXPACK_NUM_THREADS");
+  CHECK(env.status == 0);
+  CHECK(env.out == one.out);
+  CHECK(bad.status == 1);
+  CHECK(contains(bad.err, "FXPACK_NUM_THREADS='lots' is not a thread count"));
+  CHECK(flag_wins.status == 0);
 }
 
 TEST_CASE("cli: errors exit 1 with one message on stderr and no stack dump") {

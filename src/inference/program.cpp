@@ -566,6 +566,8 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         if (addend->from == ArgSpec::From::Buffer && slot_last_[o_slot] == static_cast<std::int64_t>(j) &&
             std::find(prog_.output_slots().begin(), prog_.output_slots().end(), o_slot) == prog_.output_slots().end()) {
           in_place = addend->index;
+          // Not over its own source (x + conv(x)): the convolution still reads it.
+          if (slots_[src].buffer == in_place || slots_[src].dense == in_place) in_place = -1;
           for (std::size_t s2 = 0; s2 < slots_.size(); ++s2) {
             if (s2 == o_slot) continue;
             if ((slots_[s2].buffer == in_place || slots_[s2].dense == in_place) &&

@@ -14,7 +14,7 @@ namespace fxpack::cli {
 
 namespace {
 
-constexpr const char* kRunHelp = R"HELP(usage: fxpack run ARCHIVE [PACKAGE RESOURCE] --input INPUT ... [--output FILE.npy | --output-dir DIR]
+constexpr const char* kRunHelp = R"HELP(usage: fxpack run ARCHIVE [PACKAGE RESOURCE] --input INPUT ... [--output FILE.npy | --output-dir DIR] [--threads N]
 
 Loads the module in this process (as PackageImporter::load_pickle does: ops checked
 against this build, weights memory-mapped), runs it once and prints each output's dtype,
@@ -37,6 +37,8 @@ options:
                      dtype, ints, floats, bools, None, strings) as DIR/outputs.json
                      describing the structure plus DIR/output_N.npy per tensor
   --seed N           seed of the random inputs (default 0)
+  --threads N        threads each kernel may use (default: FXPACK_NUM_THREADS, else the
+                     CPUs this process may run on)
   -h, --help
 Exit status: 0 ran, 1 could not load or run, 2 usage error.
 )HELP";
@@ -108,7 +110,8 @@ void collect_outputs(const Value& v, const std::string& name, std::vector<std::p
 }  // namespace
 
 int cmd_run(const std::vector<std::string>& argv) {
-  Args args = parse_args(argv, {{"--input", true, true}, {"--output", true}, {"--output-dir", true}, {"--seed", true}});
+  Args args = parse_args(argv, {{"--input", true, true}, {"--output", true}, {"--output-dir", true}, {"--seed", true},
+                                {"--threads", true}});
   if (args.help) {
     std::cout << kRunHelp;
     return 0;
@@ -121,6 +124,13 @@ int cmd_run(const std::vector<std::string>& argv) {
     auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), seed);
     if (s->empty() || ec != std::errc() || ptr != s->data() + s->size())
       throw UsageError("--seed needs a non-negative integer, got '" + *s + "'");
+  }
+  if (auto t = args.value("--threads")) {
+    int n = 0;
+    auto [ptr, ec] = std::from_chars(t->data(), t->data() + t->size(), n);
+    if (t->empty() || ec != std::errc() || ptr != t->data() + t->size() || n < 1 || n > 1024)
+      throw UsageError("--threads needs a thread count from 1 to 1024, got '" + *t + "'");
+    set_num_threads(n);
   }
   std::mt19937_64 gen(seed);
   std::vector<Value> inputs;

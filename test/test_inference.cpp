@@ -1,0 +1,314 @@
+// Inference: oneDNN kernels against the float64 reference loops, inference plans (folding,
+// fused post-ops, blocked layouts, buffer reuse) against plain plans, several input
+// signatures and thread counts, concurrent calls, and the thread-count setting.
+#include <doctest/doctest.h>
+
+#include <random>
+#include <thread>
+
+#include "fxpack/fxpack.hpp"
+#include "ops/kernels.hpp"
+
+using namespace fxpack;
+
+namespace {
+
+Tensor random_tensor(Shape shape, std::uint64_t seed, double lo = -1.0, double hi = 1.0) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<double> dist(lo, hi);
+  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
+  for (float& x : v) x = static_cast<float>(dist(gen));
+  return Tensor::from_vector(std::span<const float>(v), shape);
+}
+
+// float32 (oneDNN) against float64 (reference loops, Eigen) on the same values.
+void check_close(const Tensor& f32, const Tensor& f64, double rtol = 1e-4, double atol = 1e-5) {
+  REQUIRE(f32.dtype() == DType::Float32);
+  REQUIRE(f64.dtype() == DType::Float64);
+  CHECK(f32.shape() == f64.shape());
+  INFO("max |diff| ", max_abs_diff(f32.to(DType::Float64), f64));
+  CHECK(allclose(f32.to(DType::Float64), f64, rtol, atol));
+}
+
+Tensor d(const Tensor& t) { return t.to(DType::Float64); }
+
+void randomize(Module& m, std::uint64_t seed) {
+  for (const auto& [path, sub] : m.named_modules()) {
+    for (const auto& [name, t] : std::vector(sub->parameters().begin(), sub->parameters().end()))
+      sub->register_parameter(name, random_tensor(t.shape(), seed++, -0.5, 0.5));
+    for (const auto& [name, t] : std::vector(sub->buffers().begin(), sub->buffers().end())) {
+      if (name == "running_var") sub->register_buffer(name, random_tensor(t.shape(), seed++, 0.5, 2.0));
+      else if (name == "running_mean") sub->register_buffer(name, random_tensor(t.shape(), seed++, -0.3, 0.3));
+    }
+  }
+}
+
+// A ResNet/MobileNet-style network: conv+bn+relu, max pool, a residual block, a depthwise
+// convolution with bias, a downsampling block whose two branches meet in an addition, a
+// functional convolution on a get_attr weight, a gate (sigmoid * x), global pooling,
+// flatten and a linear head.
+class Net : public Module {
+ public:
+  Net() : Module("Net") {
+    register_module("conv1", nn::Conv2d(3, 16, 3, 2, 1, 1, 1, false));
+    register_module("bn1", nn::BatchNorm2d(16));
+    register_module("relu", nn::ReLU(true));
+    register_module("pool", nn::MaxPool2d(3, 2, 1));
+    register_module("conv2", nn::Conv2d(16, 16, 3, 1, 1, 1, 1, false));
+    register_module("bn2", nn::BatchNorm2d(16));
+    register_module("dw", nn::Conv2d(16, 16, 3, 1, 1, 1, 16, true));
+    register_module("conv3", nn::Conv2d(16, 32, 3, 2, 1, 1, 1, false));
+    register_module("bn3", nn::BatchNorm2d(32));
+    register_module("down", nn::Conv2d(16, 32, 1, 2, 0, 1, 1, false));
+    register_module("bn_down", nn::BatchNorm2d(32));
+    register_parameter("gate_w", Tensor::zeros(Shape{32, 32, 1, 1}));
+    register_module("avgpool", nn::AdaptiveAvgPool2d(Tuple{{1, 1}}));
+    register_module("fc", nn::Linear(32, 10));
+  }
+  Value forward(std::span<const Value> in) override {
+    auto m = [&](const char* name) { return find_child(name); };
+    Value x = (*m("pool"))((*m("relu"))((*m("bn1"))((*m("conv1"))(in[0]))));
+    Value y = (*m("relu"))((*m("bn2"))((*m("conv2"))(x)) + x);
+    Value z = torch::relu((*m("dw"))(y));
+    Value a = (*m("bn3"))((*m("conv3"))(z));
+    Value b = (*m("bn_down"))((*m("down"))(z));
+    Value out = (*m("relu"))(a + b);
+    Value g = torch::sigmoid(call_function("torch.nn.functional.conv2d", {out, get("gate_w")}));
+    out = out * g;
+    out = torch::flatten((*m("avgpool"))(out), 1);
+    return torch::relu((*m("fc"))(out));
+  }
+};
+
+struct Models {
+  std::shared_ptr<GraphModule> fast, plain;
+};
+
+Models net_models() {
+  auto net = std::make_shared<Net>();
+  randomize(*net, 7);
+  auto traced = symbolic_trace(net);
+  auto fast = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "Net");
+  auto plain = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "Net",
+                                             PlanOptions{.optimize_for_inference = false});
+  return {fast, plain};
+}
+
+struct ThreadsGuard {
+  int saved = num_threads();
+  ~ThreadsGuard() { set_num_threads(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("inference: the thread count setting") {
+  ThreadsGuard guard;
+  CHECK(available_cpus() >= 1);
+  CHECK(num_threads() >= 1);
+  set_num_threads(3);
+  CHECK(num_threads() == 3);
+  CHECK_THROWS_WITH_AS(set_num_threads(0), doctest::Contains("0 is not a thread count"), Error);
+  CHECK_THROWS_AS(set_num_threads(100000), Error);
+  CHECK(num_threads() == 3);
+}
+
+TEST_CASE("inference: oneDNN convolutions agree with the float64 loops") {
+  struct Case {
+    Shape x, w;
+    Value stride, padding, dilation;
+    std::int64_t groups;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 9, 11}, {8, 3, 3, 3}, Value(1), Value(1), Value(1), 1, true},
+      {{1, 8, 10, 10}, {8, 1, 3, 3}, Value(2), Value(1), Value(1), 8, true},            // depthwise
+      {{1, 6, 12, 12}, {9, 2, 3, 3}, Value(1), Value(2), Value(2), 3, false},          // groups, dilation
+      {{1, 4, 7, 8}, {5, 4, 2, 4}, Value(1), Value(std::string("same")), Value(1), 1, true},  // asymmetric padding
+      {{2, 4, 1, 20}, {6, 4, 1, 5}, Value(3), Value(Tuple{{Value(0), Value(2)}}), Value(1), 1, true},  // 1-D as 2-D
+      {{1, 16, 14, 14}, {16, 16, 3, 3}, Value(1), Value(1), Value(1), 1, false},
+  };
+  std::uint64_t seed = 1;
+  for (const Case& c : cases) {
+    INFO("x ", c.x.to_string(), " w ", c.w.to_string());
+    const Tensor x = random_tensor(c.x, seed++), w = random_tensor(c.w, seed++);
+    const Tensor b = random_tensor(Shape{c.w[0]}, seed++);
+    const auto o = ops::conv2d_options(c.stride, c.padding, c.dilation, c.groups, c.w[2], c.w[3]);
+    const Tensor bd = d(b);
+    check_close(ops::conv2d(x, w, c.bias ? &b : nullptr, o), ops::conv2d(d(x), d(w), c.bias ? &bd : nullptr, o));
+  }
+}
+
+TEST_CASE("inference: oneDNN pooling, normalisation and products agree with the float64 loops") {
+  const Tensor x = random_tensor(Shape{2, 5, 9, 10}, 11);
+  for (bool ceil : {false, true}) {
+    ops::Pool2dOptions o;
+    o.kernel = {3, 2};
+    o.stride = {2, 2};
+    o.padding = {1, 1};
+    o.ceil_mode = ceil;
+    check_close(ops::max_pool2d(x, o), ops::max_pool2d(d(x), o), 0, 0);
+    for (bool include : {false, true}) check_close(ops::avg_pool2d(x, o, include), ops::avg_pool2d(d(x), o, include));
+    o.dilation = {2, 1};
+    o.padding = {1, 0};
+    check_close(ops::max_pool2d(x, o), ops::max_pool2d(d(x), o), 0, 0);
+  }
+  check_close(ops::adaptive_avg_pool2d(x, {3, 5}), ops::adaptive_avg_pool2d(d(x), {3, 5}));
+  check_close(ops::adaptive_avg_pool2d(x, {1, 1}), ops::adaptive_avg_pool2d(d(x), {1, 1}));
+  check_close(ops::adaptive_avg_pool2d(x, {4, 3}), ops::adaptive_avg_pool2d(d(x), {4, 3}));  // uneven windows
+
+  const Tensor mean = random_tensor(Shape{5}, 12), var = random_tensor(Shape{5}, 13, 0.5, 2.0);
+  const Tensor gamma = random_tensor(Shape{5}, 14), beta = random_tensor(Shape{5}, 15);
+  const Tensor dm = d(mean), dv = d(var), dg = d(gamma), db = d(beta);
+  check_close(ops::batch_norm(x, &gamma, &beta, &mean, &var, false, 1e-5),
+              ops::batch_norm(d(x), &dg, &db, &dm, &dv, false, 1e-5));
+  check_close(ops::batch_norm(x, nullptr, nullptr, &mean, &var, false, 1e-3),
+              ops::batch_norm(d(x), nullptr, nullptr, &dm, &dv, false, 1e-3));
+
+  const Tensor t = random_tensor(Shape{3, 4, 10}, 16), lw = random_tensor(Shape{10}, 17), lb = random_tensor(Shape{10}, 18);
+  const Tensor dlw = d(lw), dlb = d(lb);
+  const std::int64_t last[] = {10};
+  check_close(ops::layer_norm(t, last, &lw, &lb, 1e-5), ops::layer_norm(d(t), last, &dlw, &dlb, 1e-5));
+  const std::int64_t two[] = {4, 10};
+  check_close(ops::layer_norm(t, two, nullptr, nullptr, 1e-5), ops::layer_norm(d(t), two, nullptr, nullptr, 1e-5));
+  CHECK_THROWS_WITH_AS(ops::layer_norm(t, two, &lw, nullptr, 1e-5), doctest::Contains("expected weight of shape [4, 10]"),
+                       OpError);
+
+  const Tensor a = random_tensor(Shape{2, 1, 30, 40}, 19), bm = random_tensor(Shape{3, 40, 50}, 20);
+  check_close(ops::matmul(a, bm), ops::matmul(d(a), d(bm)));  // broadcast batch dims
+  const Tensor w = random_tensor(Shape{64, 40}, 21), bias = random_tensor(Shape{64}, 22);
+  const Tensor dbias = d(bias);
+  check_close(ops::linear(a, w, &bias), ops::linear(d(a), d(w), &dbias));
+}
+
+TEST_CASE("inference: avg_pool2d counts padding as PyTorch does") {
+  std::vector<float> v(25);
+  for (int i = 0; i < 25; ++i) v[static_cast<std::size_t>(i)] = static_cast<float>(i);
+  const Tensor x = Tensor::from_vector(std::span<const float>(v), Shape{1, 1, 5, 5});
+  ops::Pool2dOptions o;
+  o.kernel = {3, 3};
+  o.stride = {2, 2};
+  o.padding = {1, 1};
+  // torch.nn.functional.avg_pool2d(x, 3, 2, 1, count_include_pad=...), PyTorch 1.13.
+  const std::vector<double> include = {1.3333334, 3.0, 2.6666667, 7.0, 12.0, 9.0, 8.0, 13.0, 9.333333};
+  const std::vector<double> exclude = {3.0, 4.5, 6.0, 10.5, 12.0, 13.5, 18.0, 19.5, 21.0};
+  for (bool ceil : {false, true}) {
+    o.ceil_mode = ceil;
+    const auto a = ops::avg_pool2d(x, o, true).to_doubles(), b = ops::avg_pool2d(x, o, false).to_doubles();
+    REQUIRE(a.size() == 9);
+    for (std::size_t i = 0; i < 9; ++i) {
+      CHECK(a[i] == doctest::Approx(include[i]).epsilon(1e-6));
+      CHECK(b[i] == doctest::Approx(exclude[i]).epsilon(1e-6));
+    }
+  }
+  // ceil_mode windows past the padding: the divisor stops at the declared padding.
+  o.kernel = o.stride = {2, 2};
+  o.padding = {0, 0};
+  o.ceil_mode = true;
+  const std::vector<double> ceil_include = {3.0, 5.0, 6.5, 13.0, 15.0, 16.5, 20.5, 22.5, 24.0};
+  const auto c = ops::avg_pool2d(x, o, true).to_doubles();
+  REQUIRE(c.size() == 9);
+  for (std::size_t i = 0; i < 9; ++i) CHECK(c[i] == doctest::Approx(ceil_include[i]).epsilon(1e-6));
+  o.padding = {2, 2};
+  CHECK_THROWS_WITH_AS(ops::avg_pool2d(x, o, true), doctest::Contains("pad should be at most half of kernel size"),
+                       OpError);
+}
+
+TEST_CASE("inference: an inference plan folds, fuses and agrees with the plain plan") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  auto [fast, plain] = net_models();
+  CHECK(fast->plan()->optimized_for_inference());
+  CHECK_FALSE(plain->plan()->optimized_for_inference());
+  const std::string summary = fast->plan()->inference_summary();
+  INFO(summary);
+  CHECK(summary.find("conv2d [conv1 bn1 relu] batch_norm folded, post-ops: relu") != std::string::npos);
+  CHECK(summary.find("conv2d [conv2 bn2 add relu_1] batch_norm folded, post-ops: add relu") != std::string::npos);
+  CHECK(summary.find("conv2d [dw relu_2], post-ops: relu") != std::string::npos);
+  CHECK(summary.find("[conv3 bn3 add_1 relu_3] batch_norm folded, post-ops: add relu") != std::string::npos);
+  CHECK(summary.find("conv2d [conv2d sigmoid], post-ops: sigmoid") != std::string::npos);
+  CHECK(summary.find("mul [mul]") != std::string::npos);
+  CHECK(summary.find("linear [fc relu_4], post-ops: relu") != std::string::npos);
+  CHECK(summary.find("kernel") == std::string::npos);  // every node runs on oneDNN
+  const std::string before = fast->code();
+  for (int call = 0; call < 3; ++call) {
+    const Tensor x = random_tensor(Shape{2, 3, 32, 32}, 100 + static_cast<std::uint64_t>(call));
+    const Tensor want = (*plain)(x).tensor();
+    const Tensor got = (*fast)(x).tensor();
+    INFO("call ", call, " max |diff| ", max_abs_diff(got, want));
+    CHECK(allclose(got, want, 1e-4, 1e-5));
+  }
+  CHECK(fast->code() == before);  // the graph and its code are untouched
+  const auto st = fast->plan()->inference_stats();
+  CHECK(st.signatures == 1);
+  CHECK(st.primitives >= 8);
+  CHECK(st.arena_bytes > 0);
+  CHECK(st.packed_weight_bytes > 0);
+}
+
+TEST_CASE("inference: one plan serves several input signatures and thread counts") {
+  ThreadsGuard guard;
+  auto [fast, plain] = net_models();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (std::int64_t n : {1, 3}) {
+      for (std::int64_t hw : {32, 20}) {
+        const Tensor x = random_tensor(Shape{n, 3, hw, hw}, static_cast<std::uint64_t>(n * hw + threads));
+        const Tensor want = (*plain)(x).tensor();
+        for (int repeat = 0; repeat < 2; ++repeat) {
+          const Tensor got = (*fast)(x).tensor();
+          INFO("threads ", threads, " n ", n, " hw ", hw, " repeat ", repeat, " max |diff| ", max_abs_diff(got, want));
+          CHECK(allclose(got, want, 1e-4, 1e-5));
+        }
+      }
+    }
+  }
+  CHECK(fast->plan()->inference_stats().signatures == 8);
+  // Past the limit on signatures, calls run the plain plan.
+  set_num_threads(1);
+  for (std::int64_t hw = 21; hw < 30; ++hw) {
+    const Tensor x = random_tensor(Shape{1, 3, hw, hw}, static_cast<std::uint64_t>(hw));
+    CHECK(allclose((*fast)(x).tensor(), (*plain)(x).tensor(), 1e-4, 1e-5));
+  }
+}
+
+TEST_CASE("inference: concurrent calls of one module") {
+  ThreadsGuard guard;
+  set_num_threads(2);
+  auto [fast, plain] = net_models();
+  std::vector<Tensor> inputs, expected;
+  for (std::uint64_t i = 0; i < 6; ++i) {
+    inputs.push_back(random_tensor(Shape{i % 2 ? 2 : 1, 3, 24, 24}, 500 + i));
+    expected.push_back((*plain)(inputs.back()).tensor());
+  }
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < 8; ++r) {
+        const std::size_t i = static_cast<std::size_t>(t + r) % inputs.size();
+        const Tensor y = (*fast)(inputs[i]).tensor();
+        if (!allclose(y, expected[i], 1e-4, 1e-5)) bad.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(bad.load() == 0);
+}
+
+TEST_CASE("inference: results outlive the next call, and bad inputs get the kernel's message") {
+  auto [fast, plain] = net_models();
+  const Tensor x1 = random_tensor(Shape{1, 3, 16, 16}, 1), x2 = random_tensor(Shape{1, 3, 16, 16}, 2);
+  const Tensor y1 = (*fast)(x1).tensor();
+  const Tensor y1_copy = y1.clone();
+  const Tensor y2 = (*fast)(x2).tensor();
+  const Tensor y1_again = (*fast)(x1).tensor();
+  CHECK(max_abs_diff(y1, y1_copy) == 0.0);  // not overwritten by later calls
+  CHECK(allclose(y1_again, y1, 1e-6, 1e-7));
+  CHECK_FALSE(allclose(y2, y1, 1e-6, 1e-7));
+  // Four channels where conv1 takes three: the convolution kernel reports it, naming the node.
+  CHECK_THROWS_WITH_AS((*fast)(random_tensor(Shape{1, 4, 16, 16}, 3)), doctest::Contains("node 'conv1'"), OpError);
+  CHECK_THROWS_WITH_AS((*fast)(random_tensor(Shape{1, 4, 16, 16}, 3)), doctest::Contains("has 4 channels"), OpError);
+  // Non-float inputs and other arities take the plain plan and its messages.
+  CHECK_THROWS_AS((*fast)(Tensor::zeros(Shape{1, 3, 16, 16}, DType::Int64)), OpError);
+  CHECK_THROWS_WITH_AS(fast->forward(std::vector<Value>{}), doctest::Contains("forward takes 1 input(s), got 0"), OpError);
+}
