@@ -1,12 +1,15 @@
 // Elementwise kernels: unary math, binary arithmetic with broadcasting and PyTorch's type
-// promotion, Python-number arithmetic, clamp.
+// promotion, Python-number arithmetic, clamp. Large contiguous float32 operands run on
+// oneDNN's eltwise and binary primitives, vectorised for the CPU at run time.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "builtin_ops.hpp"
+#include "dnnl/dnnl_kernels.hpp"
 #include "kernels.hpp"
 #include "util.hpp"
 
@@ -105,6 +108,18 @@ bool unary_eigen(UnaryOp op, const T* x, T* y, std::int64_t n) {
   }
 }
 
+// oneDNN's form of a unary op, where its results are PyTorch's (NaN in, NaN out).
+std::optional<dnnl_backend::Eltwise> dnnl_eltwise(UnaryOp op) {
+  using dnnl::algorithm;
+  switch (op) {
+    case UnaryOp::Tanh: return dnnl_backend::Eltwise{algorithm::eltwise_tanh};
+    case UnaryOp::Sigmoid: return dnnl_backend::Eltwise{algorithm::eltwise_logistic};
+    case UnaryOp::Abs: return dnnl_backend::Eltwise{algorithm::eltwise_abs};
+    case UnaryOp::Neg: return dnnl_backend::Eltwise{algorithm::eltwise_linear, -1.f, 0.f};
+    default: return std::nullopt;  // sin, cos: no primitive; relu and exp: oneDNN's lose NaN
+  }
+}
+
 bool is_float_op(UnaryOp op) {
   return op == UnaryOp::Sin || op == UnaryOp::Cos || op == UnaryOp::Exp || op == UnaryOp::Tanh ||
          op == UnaryOp::Sigmoid;
@@ -125,6 +140,12 @@ Tensor unary(UnaryOp op, const Tensor& xin) {
   const Tensor x = (is_float_op(op) && !is_floating(dt)) ? xin.to(DType::Float32) : xin;
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   const std::int64_t n = x.numel();
+  if (x.dtype() == DType::Float32 && dnnl_backend::worth_it(n)) {
+    if (auto e = dnnl_eltwise(op)) {
+      dnnl_backend::eltwise(x, *e, y);
+      return y;
+    }
+  }
   switch (x.dtype()) {
     case DType::Float32:
       if (n < kEigenThreshold || !unary_eigen(op, x.data<float>(), y.data<float>(), n))
@@ -242,6 +263,15 @@ Bop to_bop(BinaryOp op) {
     case BinaryOp::Minimum: return Bop::Minimum;
   }
   return Bop::Add;
+}
+
+dnnl::algorithm dnnl_binary(Bop op) {
+  switch (op) {
+    case Bop::Sub: return dnnl::algorithm::binary_sub;
+    case Bop::Mul: return dnnl::algorithm::binary_mul;
+    case Bop::Div: return dnnl::algorithm::binary_div;
+    default: return dnnl::algorithm::binary_add;
+  }
 }
 
 template <class T>
@@ -528,6 +558,11 @@ Value binary_impl(Bop op, const Value& a, const Value& b) {
     if (ta->dtype() == DType::Float32 && tb->dtype() == DType::Float32 &&
         ta->shape() == tb->shape() && op <= Bop::Div && ta->defined() && tb->defined()) {
       Tensor out = Tensor::empty(ta->shape(), DType::Float32);
+      if (dnnl_backend::worth_it(ta->numel())) {
+        const dnnl_backend::Dims dims{ta->numel()};
+        dnnl_backend::binary(dnnl_binary(op), ta->data<float>(), dims, tb->data<float>(), dims, out.data<float>());
+        return Value(std::move(out));
+      }
       const float* x = ta->data<float>();
       const float* y = tb->data<float>();
       float* z = out.data<float>();
@@ -549,6 +584,11 @@ Value binary_impl(Bop op, const Value& a, const Value& b) {
     if (t.defined()) {
       const float s = scalar_as<float>(ta ? b : a);
       Tensor out = Tensor::empty(t.shape(), DType::Float32);
+      if (dnnl_backend::worth_it(t.numel()) && (ta || op == Bop::Add || op == Bop::Mul)) {
+        // The number as a broadcast one-element operand (tensor (op) number, or a commuting op).
+        dnnl_backend::binary(dnnl_binary(op), t.data<float>(), {t.numel()}, &s, {1}, out.data<float>());
+        return Value(std::move(out));
+      }
       const float* x = t.data<float>();
       float* z = out.data<float>();
       const std::int64_t n = t.numel();
