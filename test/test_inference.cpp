@@ -307,6 +307,17 @@ TEST_CASE("inference: results outlive the next call, and bad inputs get the kern
   CHECK(max_abs_diff(y1, y1_copy) == 0.0);  // not overwritten by later calls
   CHECK(allclose(y1_again, y1, 1e-6, 1e-7));
   CHECK_FALSE(allclose(y2, y1, 1e-6, 1e-7));
+  // Results are lent from reusable blocks: more held at once than there are blocks, and
+  // results kept after their module is gone, stay what they were.
+  std::vector<Tensor> held, want;
+  for (std::uint64_t i = 0; i < 12; ++i) {
+    const Tensor x = random_tensor(Shape{1, 3, 16, 16}, 40 + i);
+    held.push_back((*fast)(x).tensor());
+    want.push_back((*plain)(x).tensor());
+  }
+  fast.reset();
+  for (std::size_t i = 0; i < held.size(); ++i) CHECK(allclose(held[i], want[i], 1e-4, 1e-5));
+  fast = net_models().fast;
   // Four channels where conv1 takes three: the convolution kernel reports it, naming the node.
   CHECK_THROWS_WITH_AS((*fast)(random_tensor(Shape{1, 4, 16, 16}, 3)), doctest::Contains("node 'conv1'"), OpError);
   CHECK_THROWS_WITH_AS((*fast)(random_tensor(Shape{1, 4, 16, 16}, 3)), doctest::Contains("has 4 channels"), OpError);
