@@ -48,6 +48,18 @@ using Clock = std::chrono::steady_clock;
 // fxpack's tensors all end in them). During a counted call each allocation is attributed by
 // its call stack: to oneDNN when a frame lies in libdnnl, else to the rest (fxpack).
 
+// Sanitizer runtimes define malloc themselves: under them nothing is counted (the table
+// shows 0).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define FXPACK_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FXPACK_SANITIZED 1
+#endif
+
+#ifndef FXPACK_SANITIZED
 extern "C" {
 void* __libc_malloc(std::size_t);
 void* __libc_calloc(std::size_t, std::size_t);
@@ -55,10 +67,15 @@ void* __libc_realloc(void*, std::size_t);
 void* __libc_memalign(std::size_t, std::size_t);
 void __libc_free(void*);
 }
+#endif
 
 namespace {
 std::atomic<bool> g_counting{false};
 std::atomic<long> g_allocations{0}, g_dnnl_allocations{0};
+}  // namespace
+
+#ifndef FXPACK_SANITIZED
+namespace {
 thread_local bool t_inside = false;
 
 void count_allocation() {
@@ -106,6 +123,7 @@ int posix_memalign(void** p, std::size_t a, std::size_t n) {
   return *p ? 0 : ENOMEM;
 }
 }
+#endif
 
 namespace {
 
