@@ -96,6 +96,24 @@ Models net_models() {
   return {fast, plain};
 }
 
+// Linear, then a functional batch norm on its features, then ReLU.
+class LinearBn : public Module {
+ public:
+  LinearBn() : Module("LinearBn") {
+    register_module("fc", nn::Linear(8, 6));
+    register_buffer("rm", Tensor::zeros(Shape{6}));
+    register_buffer("rv", Tensor::zeros(Shape{6}));
+    register_parameter("gamma", Tensor::zeros(Shape{6}));
+    register_parameter("beta", Tensor::zeros(Shape{6}));
+  }
+  Value forward(std::span<const Value> in) override {
+    Value y = (*find_child("fc"))(in[0]);
+    y = call_function("torch.nn.functional.batch_norm",
+                      {y, get("rm"), get("rv"), get("gamma"), get("beta"), Value(false), Value(0.1), Value(1e-5)});
+    return torch::relu(y);
+  }
+};
+
 struct ThreadsGuard {
   int saved = num_threads();
   ~ThreadsGuard() { set_num_threads(saved); }
@@ -245,6 +263,23 @@ TEST_CASE("inference: an inference plan folds, fuses and agrees with the plain p
   CHECK(st.primitives >= 8);
   CHECK(st.arena_bytes > 0);
   CHECK(st.packed_weight_bytes > 0);
+}
+
+TEST_CASE("inference: batch norm folds into a linear layer on 2-D features") {
+  auto m = std::make_shared<LinearBn>();
+  randomize(*m, 3);
+  m->register_buffer("rv", random_tensor(Shape{6}, 9, 0.5, 2.0));
+  auto traced = symbolic_trace(m);
+  auto fast = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "LinearBn");
+  auto plain = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "LinearBn",
+                                             PlanOptions{.optimize_for_inference = false});
+  INFO(fast->plan()->inference_summary());
+  CHECK(fast->plan()->inference_summary() == "linear [fc batch_norm relu] batch_norm folded, post-ops: relu\n");
+  const Tensor x = random_tensor(Shape{5, 8}, 4);
+  CHECK(allclose((*fast)(x).tensor(), (*plain)(x).tensor(), 1e-4, 1e-5));
+  // On [N, L, features] batch norm normalises L: not foldable, the kernels run instead.
+  const Tensor x3 = random_tensor(Shape{2, 6, 8}, 5);
+  CHECK(allclose((*fast)(x3).tensor(), (*plain)(x3).tensor(), 1e-4, 1e-5));
 }
 
 TEST_CASE("inference: one plan serves several input signatures and thread counts") {

@@ -114,8 +114,7 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
       if (absorbed[ui]) break;
       const Pattern& up = pats[ui];
       if (up.input != nodes[cur] && !(up.op == PatternOp::Add && up.other == nodes[cur])) break;
-      if (up.op == PatternOp::BatchNorm && st.kind == StepKind::Conv && !st.bn && st.post_ops.empty() &&
-          up.mean.numel() == p.weight.shape()[0]) {
+      if (up.op == PatternOp::BatchNorm && !st.bn && st.post_ops.empty() && up.mean.numel() == p.weight.shape()[0]) {
         st.bn = up;
       } else if (is_chainable_eltwise(up)) {
         st.post_ops.push_back(PostOpSpec{false, up.eltwise});
@@ -541,6 +540,31 @@ void Executable::produce(std::size_t step, std::uint32_t slot, const memory::des
   if (loc.dense >= 0) ex.materialize.push_back(Materialize{slot, buffer, shape});
 }
 
+namespace {
+
+// The step's weights and bias (zeros when it has none) with its batch norm folded in:
+// per output channel c (dim 0 of the weights), scale = gamma / sqrt(var + eps),
+// w' = w * scale, b' = (b - mean) * scale + beta.
+void fold(const Step& st, std::vector<float>& wf, std::vector<float>& bf) {
+  const Tensor& w = st.op.weight;
+  const std::int64_t O = w.shape()[0];
+  const std::int64_t per_out = O ? w.numel() / O : 0;
+  wf.assign(w.data<float>(), w.data<float>() + w.numel());
+  bf.assign(static_cast<std::size_t>(O), 0.f);
+  if (st.op.bias.defined()) std::copy(st.op.bias.data<float>(), st.op.bias.data<float>() + O, bf.begin());
+  if (!st.bn) return;
+  const Pattern& bn = *st.bn;
+  for (std::int64_t c = 0; c < O; ++c) {
+    const double gamma = bn.weight.defined() ? bn.weight.data<float>()[c] : 1.0;
+    const double beta = bn.bias.defined() ? bn.bias.data<float>()[c] : 0.0;
+    const double scale = gamma / std::sqrt(static_cast<double>(bn.var.data<float>()[c]) + bn.eps);
+    float* row = wf.data() + c * per_out;
+    for (std::int64_t k = 0; k < per_out; ++k) row[k] = static_cast<float>(row[k] * scale);
+    const auto u = static_cast<std::size_t>(c);
+    bf[u] = static_cast<float>((bf[u] - static_cast<double>(bn.mean.data<float>()[c])) * scale + beta);
+  }
+}
+
 // The convolution for a step: Winograd where it applies, else the direct algorithm, each
 // tried first in its source's layout (and the destination in the same one, so a network
 // stays in one layout without reorders), then in the layouts oneDNN prefers. Reference
@@ -567,6 +591,8 @@ dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g
   }
   return dnb::conv_pd(g, true, attr, nullptr, dst_fixed);
 }
+
+}  // namespace
 
 bool Executable::try_specialise(std::size_t j, Workspace& ws) {
   // A primitive oneDNN does not offer, or operands the kernels should judge: the step runs
@@ -656,23 +682,8 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
       const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr);
       // Weights: batch norm folded in, then packed into the primitive's layout, once.
       const std::int64_t O = w.shape()[0];
-      const std::int64_t per_out = w.numel() / O;
-      std::vector<float> wf(w.data<float>(), w.data<float>() + w.numel());
-      std::vector<float> bf(static_cast<std::size_t>(O), 0.f);
-      if (st.op.bias.defined()) std::copy(st.op.bias.data<float>(), st.op.bias.data<float>() + O, bf.begin());
-      if (st.bn) {
-        const Pattern& bn = *st.bn;
-        for (std::int64_t c = 0; c < O; ++c) {
-          const double gamma = bn.weight.defined() ? bn.weight.data<float>()[c] : 1.0;
-          const double beta = bn.bias.defined() ? bn.bias.data<float>()[c] : 0.0;
-          const double scale = gamma / std::sqrt(static_cast<double>(bn.var.data<float>()[c]) + bn.eps);
-          for (std::int64_t k = 0; k < per_out; ++k)
-            wf[static_cast<std::size_t>(c * per_out + k)] =
-                static_cast<float>(wf[static_cast<std::size_t>(c * per_out + k)] * scale);
-          bf[static_cast<std::size_t>(c)] = static_cast<float>(
-              (bf[static_cast<std::size_t>(c)] - static_cast<double>(bn.mean.data<float>()[c])) * scale + beta);
-        }
-      }
+      std::vector<float> wf, bf;
+      fold(st, wf, bf);
       const memory::desc w_plain(g.weights, memory::data_type::f32,
                                  g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
       std::int32_t w_id;
@@ -730,6 +741,11 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
       const Tensor& w = st.op.weight;
       const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
       if (x.size() < 1 || x[x.size() - 1] != inf || inf == 0) throw SignatureMismatch{};
+      // BatchNorm1d normalises dim 1: the linear layer's features only for 2-D results.
+      if (st.bn && x.size() != 2) throw SignatureMismatch{};
+      const bool has_bias = st.op.bias.defined() || st.bn.has_value();
+      std::vector<float> wf, bf;
+      fold(st, wf, bf);
       const std::int64_t rows = x.numel() / inf;
       Shape out = x;
       out[out.size() - 1] = outf;
@@ -744,13 +760,13 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         addend->md = dnb::plain_md({rows, outf});
       }
       const dnnl::primitive_attr attr = attr_for(addend ? &addend->md : nullptr);
-      const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, st.op.bias.defined()};
+      const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, has_bias};
       const auto pd = dnb::matmul_pd(g, true, attr);
       // nn.Linear's [out, in] weights, packed for this matmul.
       const dnb::MatmulGeometry plain_g{{rows, inf}, {inf, outf}, {rows, outf}, true, false};
       const memory::desc w_view = dnb::matmul_pd(plain_g, false, dnb::make_attr({}, false)).weights_desc();
       auto packed = Storage::allocate(pd.weights_desc().get_size());
-      memory from(w_view, dnb::engine(), const_cast<float*>(w.data<float>()));
+      memory from(w_view, dnb::engine(), wf.data());
       memory to(pd.weights_desc(), dnb::engine(), packed->data());
       dnnl::reorder(from, to).execute(dnb::stream(), from, to);
       dnb::stream().wait();
@@ -761,9 +777,9 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
       l.args.push_back(in);
       l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant,
                                static_cast<std::int32_t>(constants_.size() - 1), pd.weights_desc(), {}});
-      if (st.op.bias.defined()) {
-        l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
-                                 add_constant_tensor(st.op.bias, {1, outf}), dnb::plain_md({1, outf}), {}});
+      if (has_bias) {
+        l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), bf.data()),
+                                 dnb::plain_md({1, outf}), {}});
       }
       if (addend) l.args.push_back(*addend);
       const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
