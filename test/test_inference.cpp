@@ -236,7 +236,8 @@ TEST_CASE("inference: avg_pool2d counts padding as PyTorch does") {
 TEST_CASE("inference: an inference plan folds, fuses and agrees with the plain plan") {
   ThreadsGuard guard;
   set_num_threads(1);
-  auto [fast, plain] = net_models();
+  const Models models = net_models();
+  std::shared_ptr<GraphModule> fast = models.fast, plain = models.plain;
   CHECK(fast->plan()->optimized_for_inference());
   CHECK_FALSE(plain->plan()->optimized_for_inference());
   const std::string summary = fast->plan()->inference_summary();
@@ -284,7 +285,8 @@ TEST_CASE("inference: batch norm folds into a linear layer on 2-D features") {
 
 TEST_CASE("inference: one plan serves several input signatures and thread counts") {
   ThreadsGuard guard;
-  auto [fast, plain] = net_models();
+  const Models models = net_models();
+  std::shared_ptr<GraphModule> fast = models.fast, plain = models.plain;
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     for (std::int64_t n : {1, 3}) {
@@ -311,7 +313,8 @@ TEST_CASE("inference: one plan serves several input signatures and thread counts
 TEST_CASE("inference: concurrent calls of one module") {
   ThreadsGuard guard;
   set_num_threads(2);
-  auto [fast, plain] = net_models();
+  const Models models = net_models();
+  std::shared_ptr<GraphModule> fast = models.fast, plain = models.plain;
   std::vector<Tensor> inputs, expected;
   for (std::uint64_t i = 0; i < 6; ++i) {
     inputs.push_back(random_tensor(Shape{i % 2 ? 2 : 1, 3, 24, 24}, 500 + i));
@@ -333,7 +336,8 @@ TEST_CASE("inference: concurrent calls of one module") {
 }
 
 TEST_CASE("inference: results outlive the next call, and bad inputs get the kernel's message") {
-  auto [fast, plain] = net_models();
+  const Models models = net_models();
+  std::shared_ptr<GraphModule> fast = models.fast, plain = models.plain;
   const Tensor x1 = random_tensor(Shape{1, 3, 16, 16}, 1), x2 = random_tensor(Shape{1, 3, 16, 16}, 2);
   const Tensor y1 = (*fast)(x1).tensor();
   const Tensor y1_copy = y1.clone();
