@@ -2,7 +2,7 @@
 // and ONNX Runtime measured in the same run on the same input.
 //
 //   bench_inference [--models DIR] [--package FILE] [--threads 1,2] [--iters N] [--rounds R]
-//                   [--ort DIR] [--python PATH] [--no-anchors] [MODEL ...]
+//                   [--ort DIR] [--python PATH] [--omp-wait-policy POLICY] [--no-anchors] [MODEL ...]
 //
 // DIR holds one folder per model with package.pt (fx GraphModule saved by torch.package),
 // model.onnx, input.npy and output.npy, as pytorch-anchors/inference/make_models.py writes
@@ -14,7 +14,9 @@
 // ONNX Runtime runs onnxruntime.js with node, finding onnxruntime-node in DIR/node_modules
 // (--ort, or the environment variable FXPACK_ORT_DIR); a missing anchor is reported as such.
 // The three take turns, R rounds (default 3), and each keeps its best median: on a shared
-// machine another process's burst then slows one round, not one engine.
+// machine another process's burst then slows one round, not one engine. fxpack and PyTorch
+// both run on libgomp, whose spinning workers stall when other processes take the cores:
+// --omp-wait-policy passive sets OMP_WAIT_POLICY for both (ONNX Runtime has its own pool).
 #include <sys/resource.h>
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -223,13 +225,14 @@ struct Options {
   int rounds = 3;
   std::string ort_dir;
   std::string python = "/usr/bin/python3";
+  std::string omp_wait_policy;  // empty: the environment's
   bool anchors = true;
   std::vector<std::string> names;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr, "bench_inference: %s\nusage: bench_inference [--models DIR] [--package FILE] [--threads 1,2] "
-               "[--iters N] [--rounds R] [--ort DIR] [--python PATH] [--no-anchors] [MODEL ...]\n", why.c_str());
+               "[--iters N] [--rounds R] [--ort DIR] [--python PATH] [--omp-wait-policy POLICY] [--no-anchors] [MODEL ...]\n", why.c_str());
   std::exit(2);
 }
 
@@ -252,6 +255,7 @@ int main(int argc, char** argv) {
       else if (a == "--rounds") o.rounds = std::max(1, std::atoi(next().c_str()));
       else if (a == "--ort") o.ort_dir = next();
       else if (a == "--python") o.python = next();
+      else if (a == "--omp-wait-policy") o.omp_wait_policy = next();
       else if (a == "--no-anchors") o.anchors = false;
       else if (a == "--threads") {
         o.threads.clear();
@@ -286,7 +290,8 @@ int main(int argc, char** argv) {
         };
         for (int round = 0; round < o.rounds; ++round) {
           bool rok = false;
-          const std::string r = run(quote(self) + " --child " + quote(dir.string()) + " " + quote(o.package) + " " +
+          const std::string omp_env = o.omp_wait_policy.empty() ? "" : "OMP_WAIT_POLICY=" + quote(o.omp_wait_policy) + " ";
+          const std::string r = run(omp_env + quote(self) + " --child " + quote(dir.string()) + " " + quote(o.package) + " " +
                                         std::to_string(th) + " " + std::to_string(o.iters), rok);
           if (rok && (best < 0 || field(r, "median_ms") < best)) {
             best = field(r, "median_ms");
@@ -295,7 +300,7 @@ int main(int argc, char** argv) {
           }
           if (!o.anchors) continue;
           bool tok = false;
-          const std::string t = run(quote(o.python) + " " + quote((scripts / "torch_eager.py").string()) + " " +
+          const std::string t = run(omp_env + quote(o.python) + " " + quote((scripts / "torch_eager.py").string()) + " " +
                                         quote((dir / "package.pt").string()) + " " + quote((dir / "input.npy").string()) +
                                         " " + std::to_string(th) + " " + std::to_string(o.iters), tok);
           if (tok) keep_min(torch_ms, field(t, "median_ms"));
