@@ -1,5 +1,7 @@
 #include "patterns.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <string_view>
 
 #include "fxpack/ops.hpp"
@@ -125,11 +127,14 @@ std::optional<Eltwise> gelu(std::string_view approximate) {
   return std::nullopt;
 }
 
+// Tensor (op) tensor only; a Python number operand stays with the kernel (no exception:
+// `x + 1.0` is common and recognising nodes must stay cheap).
 Pattern binary(PatternOp op, const Value& a, const Value& b) {
   Pattern p;
+  if (!a.is_node() || !b.is_node()) return p;
   p.op = op;
-  p.input = node_arg(a);
-  p.other = node_arg(b);
+  p.input = a.node();
+  p.other = b.node();
   return p;
 }
 
@@ -198,8 +203,8 @@ Pattern layer_norm(const Node* input, const Value& shape, const Tensor* w, const
 }
 
 Pattern module_pattern(const Node& n, const Module& root) {
-  if (n.args().size() != 1 || !n.kwargs().items.empty()) throw NoMatch{};
-  const Node* x = node_arg(n.args()[0]);
+  if (n.args().size() != 1 || !n.kwargs().items.empty() || !n.args()[0].is_node()) return {};
+  const Node* x = n.args()[0].node();
   std::shared_ptr<Module> m;
   try {
     m = root.get_submodule(n.target());
@@ -210,7 +215,7 @@ Pattern module_pattern(const Node& n, const Module& root) {
   // Only registered leaf kinds run the semantics assumed here (a user module named "ReLU"
   // with its own forward is not a ReLU).
   const ModuleKind* mk = OpRegistry::global().module_kind(kind);
-  if (!mk || !mk->forward) throw NoMatch{};
+  if (!mk || !mk->forward) return {};
   if (kind == "Conv2d") {
     const Value& mode = m->attr("padding_mode");
     if (!(mode.kind() == Value::Kind::String) || mode.str() != "zeros") throw NoMatch{};
@@ -276,10 +281,25 @@ Pattern module_pattern(const Node& n, const Module& root) {
     if (!is_false_or_absent(*m, "training")) throw NoMatch{};
     return identity(x);
   }
-  throw NoMatch{};
+  return {};
+}
+
+// The call_function targets and call_method names function_pattern knows.
+bool known_target(const Node& n) {
+  static constexpr std::string_view kFunctions[] = {
+      "torch.conv2d", "torch.nn.functional.conv2d", "torch.nn.functional.linear", "torch.nn.functional.batch_norm",
+      "torch.relu", "torch.nn.functional.relu", "torch.sigmoid", "torch.tanh", "torch.nn.functional.relu6",
+      "torch.nn.functional.silu", "torch.nn.functional.hardswish", "torch.nn.functional.gelu", "operator.add",
+      "torch.add", "operator.mul", "torch.mul", "torch.nn.functional.max_pool2d",
+      "torch.nn.functional.adaptive_avg_pool2d", "torch.flatten"};
+  static constexpr std::string_view kMethods[] = {"relu", "sigmoid", "tanh", "add", "mul", "flatten"};
+  const std::string_view t = n.target();
+  if (n.op() == Op::CallMethod) return std::find(std::begin(kMethods), std::end(kMethods), t) != std::end(kMethods);
+  return std::find(std::begin(kFunctions), std::end(kFunctions), t) != std::end(kFunctions);
 }
 
 Pattern function_pattern(const Node& n, const Module& root, const OpDef& def) {
+  if (!known_target(n)) return {};
   const std::vector<Value> a = bind_arguments(def, n.args(), n.kwargs());
   const std::string& t = n.target();
   const bool method = n.op() == Op::CallMethod;
@@ -327,7 +347,7 @@ Pattern function_pattern(const Node& n, const Module& root, const OpDef& def) {
   }
   if (is("torch.nn.functional.adaptive_avg_pool2d")) return adaptive(node_arg(a[0]), a[1]);
   if (is("torch.flatten", "flatten")) return flatten(node_arg(a[0]), as_int(a[1]), as_int(a[2]));
-  throw NoMatch{};
+  return {};
 }
 
 }  // namespace

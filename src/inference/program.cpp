@@ -612,6 +612,12 @@ bool Executable::try_specialise(std::size_t j, Workspace& ws) {
   return false;
 }
 
+namespace {
+// Below this many elements (or multiply-adds, for convolutions and linear layers) a oneDNN
+// primitive costs more than the kernel's own loop: such steps run their kernels.
+constexpr std::int64_t kMinWork = 4096;
+}  // namespace
+
 void Executable::specialise(std::size_t j, Workspace& ws) {
   const Step& st = steps_[j];
   Exec ex;
@@ -653,6 +659,7 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         if (padded < eff) throw SignatureMismatch{};
         out[2 + i] = (padded - eff) / o.stride[i] + 1;
       }
+      if (out.numel() * (w.numel() / w.shape()[0]) < kMinWork) throw SignatureMismatch{};
       const bool has_bias = st.op.bias.defined() || st.bn.has_value();
       dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
       // A residual addition is a Sum post-op: the convolution adds its result to what its
@@ -747,6 +754,7 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
       std::vector<float> wf, bf;
       fold(st, wf, bf);
       const std::int64_t rows = x.numel() / inf;
+      if (rows * inf * outf < kMinWork) throw SignatureMismatch{};
       Shape out = x;
       out[out.size() - 1] = outf;
       in.md = dnb::plain_md({rows, inf});
@@ -793,6 +801,7 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
     case StepKind::Eltwise: {
       ArgSpec in = source(src, DNNL_ARG_SRC, ws);
       const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+      if (x.numel() < kMinWork) throw SignatureMismatch{};
       Launch l;
       memory::desc dst_md;
       if (st.kind == StepKind::BatchNorm) {
@@ -832,6 +841,7 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
     case StepKind::LayerNorm: {
       ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
       const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+      if (x.numel() < kMinWork) throw SignatureMismatch{};
       const std::int64_t n = st.op.end_dim;
       if (x.size() < 1 || x[x.size() - 1] != n) throw SignatureMismatch{};
       in.md = dnb::plain_md({x.numel() / n, n});
@@ -859,6 +869,7 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
       ArgSpec b = source(static_cast<std::uint32_t>(st.other), DNNL_ARG_SRC_1, ws);
       Shape sa = a.from == ArgSpec::From::Buffer ? slots_[src].shape : a.shape;
       Shape sb = b.from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape : b.shape;
+      if (std::max(sa.numel(), sb.numel()) < kMinWork) throw SignatureMismatch{};
       const auto broadcasts_to = [](const Shape& small, const Shape& big) {
         if (small.size() != big.size()) return false;
         for (std::size_t i = 0; i < big.size(); ++i)
@@ -888,6 +899,7 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
       ArgSpec in = source(src, DNNL_ARG_SRC, ws);
       const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
       if (x.size() != 4 || x[2] < 1 || x[3] < 1) throw SignatureMismatch{};
+      if (x.numel() < kMinWork && in.from == ArgSpec::From::External) throw SignatureMismatch{};
       ops::Pool2dOptions o = st.op.pool;
       bool average = st.op.op != PatternOp::MaxPool;
       bool include_pad = st.op.count_include_pad;
