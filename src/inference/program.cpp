@@ -1,17 +1,14 @@
 #include "program.hpp"
 
-#include "result_pool.hpp"
-
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <new>
 #include <optional>
 
 #include "fxpack/threads.hpp"
 #include "ops/dnnl/primitives.hpp"
+#include "result_pool.hpp"
 
 namespace fxpack::inference {
 
