@@ -18,7 +18,7 @@
 #include <sstream>
 
 #include "fxpack/fxpack.hpp"
-#include "package/zip_reader.hpp"
+#include "zip/zip_reader.hpp"
 #include "reference_models.hpp"
 
 #ifndef FXPACK_CLI

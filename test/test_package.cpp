@@ -9,8 +9,8 @@
 
 #include "fxpack/fxpack.hpp"
 #include "fxpack/package.hpp"
-#include "package/zip_reader.hpp"
-#include "package/zip_writer.hpp"
+#include "zip/zip_reader.hpp"
+#include "zip/zip_writer.hpp"
 #include "reference_models.hpp"
 
 using namespace fxpack;

@@ -14,8 +14,8 @@
 #include "interop/fx_code_parser.hpp"
 #include "interop/torch_package.hpp"
 #include "interop/unpickler.hpp"
-#include "package/zip_reader.hpp"
-#include "package/zip_writer.hpp"
+#include "zip/zip_reader.hpp"
+#include "zip/zip_writer.hpp"
 #include "reference_models.hpp"
 
 using namespace fxpack;

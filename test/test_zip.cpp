@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "fxpack/errors.hpp"
-#include "package/zip_reader.hpp"
-#include "package/zip_writer.hpp"
+#include "zip/zip_reader.hpp"
+#include "zip/zip_writer.hpp"
 
 namespace fs = std::filesystem;
 using fxpack::FormatError;

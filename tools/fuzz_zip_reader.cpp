@@ -3,13 +3,13 @@
 // the limits. The limits are lowered so that a claimed size cannot make one input slow.
 //
 //   clang++-14 -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
-//     tools/fuzz_zip_reader.cpp src/package/zip_reader.cpp -lz -o fuzz_zip_reader
+//     tools/fuzz_zip_reader.cpp src/zip/zip_reader.cpp -lz -o fuzz_zip_reader
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
 #include "fxpack/errors.hpp"
-#include "package/zip_reader.hpp"
+#include "zip/zip_reader.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   fxpack::zip::ReaderLimits limits;

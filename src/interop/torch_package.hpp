@@ -37,8 +37,8 @@
 #include "fxpack/graph_module.hpp"
 #include "interop/fx_code_parser.hpp"
 #include "interop/unpickler.hpp"
-#include "package/zip_reader.hpp"
-#include "package/zip_writer.hpp"
+#include "zip/zip_reader.hpp"
+#include "zip/zip_writer.hpp"
 
 namespace fxpack::interop {
 

@@ -11,8 +11,8 @@
 
 #include "fxpack/ops.hpp"
 #include "interop/torch_package.hpp"
-#include "package/zip_reader.hpp"
-#include "package/zip_writer.hpp"
+#include "zip/zip_reader.hpp"
+#include "zip/zip_writer.hpp"
 
 namespace fxpack {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "fxpack/fxpack.hpp"
-#include "package/zip_reader.hpp"
+#include "zip/zip_reader.hpp"
 
 namespace fxpack::cli {
 

@@ -1,4 +1,4 @@
-#include "package/zip_writer.hpp"
+#include "zip/zip_writer.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

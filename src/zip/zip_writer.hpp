@@ -33,7 +33,7 @@
 #include <string_view>
 #include <vector>
 
-#include "package/zip_reader.hpp"
+#include "zip/zip_reader.hpp"
 
 namespace fxpack::zip {
 

@@ -1,4 +1,4 @@
-#include "package/zip_reader.hpp"
+#include "zip/zip_reader.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
