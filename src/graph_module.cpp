@@ -69,6 +69,7 @@ LazyGraphModule::LazyGraphModule(const Module& root, std::shared_ptr<Graph> grap
     : GraphModule(root, std::move(graph), std::move(class_name), true, PlanOptions{}) {}
 
 void GraphModule::real_recompile_locked() {
+  const std::uint64_t request = requested_.load(std::memory_order_acquire);
   auto c = std::make_shared<Compiled>();
   c->code = python_code(*graph_);
   try {
@@ -77,20 +78,23 @@ void GraphModule::real_recompile_locked() {
     c->plan_error = std::current_exception();
   }
   compiled_.store(std::move(c), std::memory_order_release);
-  dirty_.store(false, std::memory_order_release);
+  built_.store(request, std::memory_order_release);
   recompiles_.fetch_add(1);
   g_total_recompiles.fetch_add(1);
+}
+
+void GraphModule::run_recompile_hook(const GraphModule& gm) {
   RecompileHook hook;
   {
     std::lock_guard lock(g_hook_mu);
     hook = g_hook;
   }
-  if (hook) hook(*this);
+  if (hook) hook(gm);
 }
 
 void GraphModule::recompile() {
   if (lazy_) {
-    dirty_.store(true, std::memory_order_release);
+    requested_.fetch_add(1, std::memory_order_acq_rel);
     return;
   }
   force_recompile();
@@ -99,15 +103,21 @@ void GraphModule::recompile() {
 }
 
 void GraphModule::force_recompile() {
-  std::lock_guard lock(recompile_mu_);
-  real_recompile_locked();
+  {
+    std::lock_guard lock(recompile_mu_);
+    real_recompile_locked();
+  }
+  run_recompile_hook(*this);
 }
 
 void GraphModule::ensure_compiled() {
-  if (dirty_.load(std::memory_order_acquire)) {
+  if (!needs_recompile()) return;
+  {
     std::lock_guard lock(recompile_mu_);
-    if (dirty_.load(std::memory_order_relaxed)) real_recompile_locked();
+    if (!needs_recompile()) return;  // another thread rebuilt it while we waited
+    real_recompile_locked();
   }
+  run_recompile_hook(*this);
 }
 
 std::shared_ptr<const GraphModule::Compiled> GraphModule::compiled() {

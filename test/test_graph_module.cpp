@@ -1,9 +1,5 @@
-// GraphModule / LazyGraphModule state machine, thread safety, plans and bad input.
+// GraphModule / LazyGraphModule state machine, plans and bad input (thread safety: test_concurrency).
 #include <doctest/doctest.h>
-
-#include <atomic>
-#include <barrier>
-#include <thread>
 
 #include "fxpack/fxpack.hpp"
 #include "reference_models.hpp"
@@ -75,28 +71,6 @@ TEST_CASE("graph_module: use_lazy_graph_module restores the previous mode") {
     CHECK(lazy_graph_module_mode());
   }
   CHECK_FALSE(lazy_graph_module_mode());
-}
-
-TEST_CASE("graph_module: N threads calling a dirty module cause exactly one real recompile") {
-  auto lazy = use_lazy_graph_module(true);
-  constexpr int kThreads = 8;
-  for (int round = 0; round < 20; ++round) {
-    auto gm = symbolic_trace([](const Value& x) { return (x.sin() + 1.0).relu(); });
-    Tensor x = random_tensor({2, 3}, static_cast<unsigned>(round));
-    Tensor expected = (Value(x).sin() + 1.0).relu().tensor();
-    std::barrier start(kThreads);
-    std::atomic<int> correct{0};
-    std::vector<std::thread> threads;
-    auto fwd = gm->forward_fn();
-    for (int t = 0; t < kThreads; ++t)
-      threads.emplace_back([&] {
-        start.arrive_and_wait();
-        if (allclose(fwd(x).tensor(), expected)) correct.fetch_add(1);
-      });
-    for (auto& t : threads) t.join();
-    CHECK(gm->recompile_count() == 1);
-    CHECK(correct.load() == kThreads);
-  }
 }
 
 TEST_CASE("graph_module: symbolic_trace of a GraphModule reproduces its graph") {

@@ -15,8 +15,11 @@
 //   print_readable()  renders from the graph, never changes state
 //
 // Lazy regeneration is thread-safe: any number of threads may call a dirty module at once;
-// exactly one real recompile happens and all of them run the rebuilt plan. Real recompiles
-// are counted per module and process-wide, and a hook can observe each one.
+// exactly one real recompile happens and all of them run the rebuilt plan. A recompile()
+// that arrives while a rebuild is running is not lost: the module stays dirty and the next
+// use rebuilds again. Real recompiles are counted per module and process-wide, and a hook
+// can observe each one; the hook runs after the rebuild, outside the module's lock, so it
+// may use the module (call it, or even force_recompile() it).
 //
 // A real recompile always produces the source text. If some target has no kernel, the plan
 // error is kept: an eager GraphModule's recompile() throws it, and every forward throws it,
@@ -76,7 +79,9 @@ class GraphModule : public Module {
   void force_recompile();
   // Real recompile if dirty (what a call does first).
   void ensure_compiled();
-  bool needs_recompile() const { return dirty_.load(std::memory_order_acquire); }
+  bool needs_recompile() const {
+    return requested_.load(std::memory_order_acquire) != built_.load(std::memory_order_acquire);
+  }
 
   // The generated source (fx's `gm.code`).
   std::string code();
@@ -96,7 +101,8 @@ class GraphModule : public Module {
   std::uint64_t recompile_count() const { return recompiles_.load(); }
   // Real recompiles of all GraphModules in this process so far.
   static std::uint64_t total_recompile_count();
-  // Called after every real recompile (any thread); returns the previous hook.
+  // Called after every real recompile, on the thread that did it, with no lock of the
+  // module held; returns the previous hook.
   using RecompileHook = std::function<void(const GraphModule&)>;
   static RecompileHook set_recompile_hook(RecompileHook hook);
 
@@ -110,7 +116,10 @@ class GraphModule : public Module {
     std::exception_ptr plan_error;
   };
   std::shared_ptr<const Compiled> compiled();
+  // Rebuilds the snapshot; the caller holds recompile_mu_ and runs the hook after letting
+  // go of it.
   void real_recompile_locked();
+  static void run_recompile_hook(const GraphModule& gm);
   Value interpret_symbolically(std::span<const Value> inputs);
 
  protected:
@@ -122,7 +131,10 @@ class GraphModule : public Module {
   std::shared_ptr<Graph> graph_;
   bool lazy_;
   PlanOptions plan_options_;
-  std::atomic<bool> dirty_{true};
+  // Dirty is requested_ != built_: recompile() bumps requested_; a rebuild records the
+  // request it started from in built_, so a request made during the rebuild stays pending.
+  std::atomic<std::uint64_t> requested_{1};
+  std::atomic<std::uint64_t> built_{0};
   std::mutex recompile_mu_;
   std::atomic<std::shared_ptr<const Compiled>> compiled_;
   std::atomic<std::uint64_t> recompiles_{0};

@@ -1,0 +1,203 @@
+// Concurrency: lazy recompiles under many threads, concurrent loads from one PackageImporter,
+// concurrent calls of one module. CI runs this suite under ThreadSanitizer too (.ci/run).
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "fxpack/fxpack.hpp"
+#include "reference_models.hpp"
+
+using namespace fxpack;
+using fxpack::testing::random_tensor;
+using fxpack::testing::reference_cases;
+using fxpack::testing::reference_input;
+using fxpack::testing::trace_reference;
+
+namespace {
+
+// Runs `body` in a child process and reports how it ended: its exit status, or "timed out"
+// after `seconds` (the child is killed), or the signal that killed it.
+std::string in_child(const std::function<int()>& body, int seconds) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int rc = 3;
+    try {
+      rc = body();
+    } catch (...) {
+      rc = 4;
+    }
+    ::_exit(rc);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return "timed out";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "exit " + std::to_string(WEXITSTATUS(status));
+}
+
+// A long chain whose rebuild takes a while, with `first` as its first op.
+std::shared_ptr<GraphModule> long_chain(const std::string& first, int n) {
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* y = g->call_function(first, {x});
+  for (int i = 0; i < n; ++i) y = g->call_method(i % 2 ? "sin" : "cos", {y});
+  g->output(y);
+  return make_graph_module(std::make_shared<Module>(), g, {.graph_module_cls = GraphModuleClass::Lazy});
+}
+
+}  // namespace
+
+TEST_CASE("lazy recompile: N threads calling a dirty module cause exactly one real recompile") {
+  auto lazy = use_lazy_graph_module(true);
+  constexpr int kThreads = 8;
+  for (int round = 0; round < 20; ++round) {
+    auto gm = symbolic_trace([](const Value& x) { return (x.sin() + 1.0).relu(); });
+    Tensor x = random_tensor({2, 3}, static_cast<unsigned>(round));
+    Tensor expected = (Value(x).sin() + 1.0).relu().tensor();
+    std::barrier start(kThreads);
+    std::atomic<int> correct{0};
+    std::vector<std::thread> threads;
+    auto fwd = gm->forward_fn();
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&] {
+        start.arrive_and_wait();
+        if (allclose(fwd(x).tensor(), expected)) correct.fetch_add(1);
+      });
+    for (auto& t : threads) t.join();
+    CHECK(gm->recompile_count() == 1);
+    CHECK(correct.load() == kThreads);
+  }
+}
+
+TEST_CASE("lazy recompile: a recompile() that arrives during a rebuild is not lost") {
+  // Thread A rebuilds a module whose first op has no kernel yet (the plan is built with that
+  // error). While it does, thread B registers the kernel and asks for a recompile. The module
+  // must stay dirty, so that the next call rebuilds and runs. When the request lands before
+  // the rebuild looks the op up, the first rebuild already sees the kernel: also fine. Only a
+  // lost request leaves the module clean with a plan that lacks the kernel.
+  constexpr int kNodes = 8000;
+  auto probe = long_chain("torch.relu", kNodes);
+  const auto t0 = std::chrono::steady_clock::now();
+  (void)probe->code();
+  const auto rebuild_us = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+  std::mt19937 gen(7);
+  int mid_rebuild = 0;
+  for (int round = 0; round < 12; ++round) {
+    const std::string target = "test.registered_late_" + std::to_string(round);
+    auto gm = long_chain(target, kNodes);
+    std::atomic<bool> started{false};
+    std::thread a([&] {
+      started.store(true);
+      (void)gm->code();  // the rebuild
+    });
+    while (!started.load()) std::this_thread::yield();
+    // Busy-wait rather than sleep: sleeping overshoots by more than a rebuild takes.
+    const auto at = std::chrono::steady_clock::now() +
+                    std::chrono::microseconds(std::uniform_int_distribution<int>(0, rebuild_us)(gen));
+    while (std::chrono::steady_clock::now() < at) {
+    }
+    auto op = std::make_shared<OpDef>();
+    op->name = target;
+    op->params = {Param{.name = "input"}};
+    op->kernel = [](std::span<const Value> args) -> Value { return args[0]; };
+    OpRegistry::global().add_function(target, op);
+    const auto before = gm->recompile_count();
+    gm->recompile();
+    a.join();
+    if (gm->recompile_count() == before + 1) ++mid_rebuild;  // the rebuild ended after the request
+    INFO("round ", round);
+    CHECK_NOTHROW((*gm)(Tensor::full({2}, 0.5)));
+  }
+  MESSAGE(mid_rebuild << " of 12 requests arrived while the rebuild (" << rebuild_us << " us) was running");
+}
+
+TEST_CASE("lazy recompile: the hook runs outside the module's lock, so it may force_recompile()") {
+  // Before, the hook ran under the lock and this deadlocked; run it in a child with a timeout.
+  const std::string outcome = in_child(
+      [] {
+        auto lazy = use_lazy_graph_module(true);
+        auto gm = symbolic_trace([](const Value& x) { return x.sin(); });
+        std::atomic<int> calls{0};
+        GraphModule::set_recompile_hook([&](const GraphModule& m) {
+          if (calls.fetch_add(1) == 0) const_cast<GraphModule&>(m).force_recompile();
+        });
+        (void)(*gm)(Tensor::full({2}, 1.0));
+        GraphModule::set_recompile_hook(nullptr);
+        return calls.load() == 2 && gm->recompile_count() == 2 && !gm->needs_recompile() ? 0 : 1;
+      },
+      20);
+  CHECK(outcome == "exit 0");
+}
+
+TEST_CASE("package: concurrent loads from one PackageImporter share storages and agree") {
+  auto gm = trace_reference("small_convnet");
+  std::vector<std::byte> bytes;
+  {
+    PackageExporter pe;
+    pe.save_pickle("model", "model.pkl", *gm);
+    pe.save_pickle("copy", "model.pkl", *gm);
+    bytes = pe.close();
+  }
+  PackageImporter importer(bytes);
+  const Tensor x = reference_input(reference_cases()[3]);
+  const Tensor expected = (*gm)(x).tensor();
+  constexpr int kThreads = 8;
+  std::vector<std::shared_ptr<GraphModule>> loaded(kThreads);
+  std::barrier start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      loaded[t] = importer.load_pickle(t % 2 ? "copy" : "model", "model.pkl");
+    });
+  for (auto& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) {
+    REQUIRE(loaded[t]);
+    // One Storage per record, however many threads asked for it at once.
+    CHECK(loaded[t]->get_tensor("conv1.weight").storage() == loaded[0]->get_tensor("conv1.weight").storage());
+    CHECK(allclose((*loaded[t])(x).tensor(), expected, 0, 0));
+  }
+}
+
+TEST_CASE("module: concurrent calls of one loaded module give the single-threaded result") {
+  auto gm = trace_reference("small_convnet");
+  PackageExporter pe;
+  pe.save_pickle("model", "model.pkl", *gm);
+  PackageImporter importer(pe.close());
+  auto loaded = importer.load_pickle("model", "model.pkl");  // dirty: the first calls race to rebuild
+  constexpr int kThreads = 8;
+  std::vector<Tensor> inputs, expected;
+  for (int t = 0; t < kThreads; ++t) {
+    inputs.push_back(random_tensor({2, 3, 16, 16}, static_cast<unsigned>(100 + t)));
+    expected.push_back((*gm)(inputs.back()).tensor());
+  }
+  std::barrier start(kThreads);
+  std::atomic<int> correct{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      bool ok = true;
+      for (int i = 0; i < 5; ++i) ok = ok && allclose((*loaded)(inputs[t]).tensor(), expected[t], 0, 0);
+      if (ok) correct.fetch_add(1);
+    });
+  for (auto& t : threads) t.join();
+  CHECK(correct.load() == kThreads);
+  CHECK(loaded->recompile_count() == 1);
+}
