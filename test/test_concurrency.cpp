@@ -1,9 +1,6 @@
 // Concurrency: lazy recompiles under many threads, concurrent loads from one PackageImporter,
 // concurrent calls of one module. CI runs this suite under ThreadSanitizer too (.ci/run).
 #include <doctest/doctest.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <barrier>
@@ -12,43 +9,17 @@
 #include <thread>
 
 #include "fxpack/fxpack.hpp"
+#include "child_process.hpp"
 #include "reference_models.hpp"
 
 using namespace fxpack;
+using fxpack::testing::in_child;
 using fxpack::testing::random_tensor;
 using fxpack::testing::reference_cases;
 using fxpack::testing::reference_input;
 using fxpack::testing::trace_reference;
 
 namespace {
-
-// Runs `body` in a child process and reports how it ended: its exit status, or "timed out"
-// after `seconds` (the child is killed), or the signal that killed it.
-std::string in_child(const std::function<int()>& body, int seconds) {
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int rc = 3;
-    try {
-      rc = body();
-    } catch (...) {
-      rc = 4;
-    }
-    ::_exit(rc);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return "timed out";
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-  return "exit " + std::to_string(WEXITSTATUS(status));
-}
 
 // A long chain whose rebuild takes a while, with `first` as its first op.
 std::shared_ptr<GraphModule> long_chain(const std::string& first, int n) {

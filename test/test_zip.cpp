@@ -19,10 +19,13 @@
 #include "fxpack/errors.hpp"
 #include "zip/zip_reader.hpp"
 #include "zip/zip_writer.hpp"
+#include "child_process.hpp"
 
 namespace fs = std::filesystem;
 using fxpack::FormatError;
 using fxpack::IoError;
+using fxpack::testing::in_child;
+using fxpack::zip::Access;
 using fxpack::zip::Method;
 using fxpack::zip::ReaderLimits;
 using fxpack::zip::ZipReader;
@@ -711,4 +714,119 @@ TEST_CASE("zip: unzip -t accepts the writer's output") {
   w.finish();
   const std::string command = "unzip -tq '" + file.string() + "' >/dev/null 2>&1";
   CHECK(std::system(command.c_str()) == 0);
+}
+
+TEST_CASE("zip: a DEFLATE entry's memory grows with what it inflates to, not with what it claims") {
+  // Claims 1 GiB (with 6 MiB of compressed data, inside the 200:1 ratio limit) but its stream
+  // ends after 1 MiB, followed by junk. Before, read() allocated and zero-filled the claimed
+  // size first: a 1 GiB peak before "corrupt". Measured in a child, whose peak can be reset.
+  Bytes data = raw_deflate(Bytes(1 << 20));
+  const Bytes junk = pattern(6 << 20, 9);
+  data.insert(data.end(), junk.begin(), junk.end());
+  const auto zip = std::make_shared<const Bytes>(
+      craft({{.name = "liar", .data = data, .method = 8, .crc = 0, .uncompressed = std::uint64_t{1} << 30}}));
+  const std::string outcome = in_child([&] {
+    if (!fxpack::testing::reset_peak_rss()) return 10;
+    const long base = fxpack::testing::rss_kib();
+    std::string message;
+    try {
+      (void)ZipReader::from_memory(zip).read("liar");
+    } catch (const FormatError& e) {
+      message = e.what();
+    }
+    const long growth_mib = (fxpack::testing::peak_rss_kib() - base) / 1024;
+    std::fprintf(stderr, "peak growth %ld MiB: %s\n", growth_mib, message.c_str());
+    if (message.find("inflates to 1048576 bytes, not the recorded 1073741824") == std::string::npos) return 11;
+    return growth_mib < 64 ? 0 : 12;
+  });
+  CHECK(outcome == "exit 0");
+
+  // verify() inflates through a fixed buffer: the peak stays small even for a true claim.
+  const Bytes zeros(std::size_t{64} << 20);
+  const auto big = std::make_shared<const Bytes>(
+      craft({{.name = "z", .data = raw_deflate(zeros), .method = 8, .crc = crc_of(zeros), .uncompressed = zeros.size()}}));
+  ReaderLimits lax;
+  lax.max_deflate_ratio = 1u << 20;
+  CHECK(in_child([&] {
+          const ZipReader r = ZipReader::from_memory(big, lax);
+          if (!fxpack::testing::reset_peak_rss()) return 10;
+          const long base = fxpack::testing::rss_kib();
+          r.verify("z");
+          return (fxpack::testing::peak_rss_kib() - base) / 1024 < 16 ? 0 : 12;
+        }) == "exit 0");
+}
+
+TEST_CASE("zip: verify and read never touch the mapping, so a truncated file is an error, not SIGBUS") {
+  TempDir dir;
+  const fs::path file = dir.path / "t.zip";
+  for (const Access access : {Access::map, Access::read}) {
+    CAPTURE(access == Access::map ? "map" : "read");
+    ZipWriter w = ZipWriter::to_file(file);
+    w.add_stored("big", pattern(8 << 20, 3));
+    w.add_deflated("text", bytes_of(std::string(100000, 'q')));
+    w.finish();
+    // Another process truncates the file after it was opened (here: this one, in a child).
+    const std::string outcome = in_child([&] {
+      const ZipReader r = ZipReader::open(file, {}, access);
+      fs::resize_file(file, 4 << 20);
+      int refused = 0;
+      for (const char* name : {"big", "text"}) {
+        try {
+          r.verify(name);
+        } catch (const FormatError& e) {
+          refused += std::string(e.what()).find("truncated") != std::string::npos ? 1 : 0;
+        }
+        try {
+          (void)r.read(name);
+        } catch (const FormatError& e) {
+          refused += std::string(e.what()).find("truncated") != std::string::npos ? 1 : 0;
+        }
+      }
+      if (access == Access::read) {
+        try {
+          (void)r.view("big");
+        } catch (const FormatError& e) {
+          refused += std::string(e.what()).find("truncated") != std::string::npos ? 1 : 0;
+        }
+      }
+      return refused == (access == Access::read ? 5 : 4) ? 0 : 1;
+    });
+    CHECK(outcome == "exit 0");
+  }
+}
+
+TEST_CASE("zip: with Access::read nothing is mapped and views are aligned, checked copies") {
+  TempDir dir;
+  const fs::path file = dir.path / "r.zip";
+  ZipWriter w = ZipWriter::to_file(file);
+  add_sample(w);
+  w.finish();
+  const ZipReader r = ZipReader::open(file, {}, Access::read);
+  CHECK(r.archive().empty());
+  CHECK_FALSE(r.aliases());
+  const auto v = r.view("pkg/.data/tensor_with_a_long_name_17");
+  CHECK(reinterpret_cast<std::uintptr_t>(v.bytes.data()) % 64 == 0);
+  CHECK(Bytes(v.bytes.begin(), v.bytes.end()) == pattern(4097, 2));
+  CHECK(r.read("pkg/model.pkl") == bytes_of(std::string(3000, 'x') + "end"));
+
+  Bytes bad = slurp(file);
+  bad[r.at("pkg/.data/tensor_with_a_long_name_17").data_offset + 7] ^= std::byte{1};
+  spit(dir.path / "bad.zip", bad);
+  const ZipReader b = ZipReader::open(dir.path / "bad.zip", {}, Access::read);
+  CHECK_THROWS_WITH_AS(b.view("pkg/.data/tensor_with_a_long_name_17"), doctest::Contains("CRC"), FormatError);
+}
+
+TEST_CASE("zip: peek returns the first bytes of stored and deflated entries without reading all") {
+  const ZipReader r = open_bytes(sample_bytes());
+  const auto text = [](const Bytes& b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); };
+  CHECK(text(r.peek("pkg/model.pkl", 5)) == "xxxxx");
+  const auto first = [](const Bytes& b, std::size_t n) { return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)); };
+  CHECK(r.peek("pkg/.data/tensor_with_a_long_name_17", 3) == first(pattern(4097, 2), 3));
+  CHECK(r.peek("pkg/.data/0", 100).size() == 1);
+  CHECK(r.peek("pkg/.data/empty", 10).empty());
+  // A CRC error further in is not seen by peek (it does not read that far), but is by read.
+  Bytes zip = sample_bytes();
+  zip[open_bytes(zip).at("a").data_offset + 60] ^= std::byte{2};
+  CHECK(open_bytes(zip).peek("a", 4) == first(pattern(65, 4), 4));
+  CHECK_THROWS_AS(open_bytes(zip).read("a"), FormatError);
 }

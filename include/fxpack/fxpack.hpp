@@ -17,6 +17,7 @@
 #include "fxpack/package.hpp"
 #include "fxpack/pickle.hpp"
 #include "fxpack/plan.hpp"
+#include "fxpack/quote.hpp"
 #include "fxpack/tensor.hpp"
 #include "fxpack/threads.hpp"
 #include "fxpack/trace.hpp"

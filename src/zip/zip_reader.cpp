@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "fxpack/errors.hpp"
+#include "fxpack/quote.hpp"
 
 namespace fxpack::zip {
 namespace {
@@ -23,6 +25,7 @@ constexpr std::uint32_t kZip64LocatorSig = 0x07064b50;
 constexpr std::uint64_t kLocalSize = 30;
 constexpr std::uint64_t kCentralSize = 46;
 constexpr std::uint64_t kEndSize = 22;
+constexpr std::uint64_t kMaxComment = 0xffff;
 constexpr std::uint64_t kZip64EndSize = 56;
 constexpr std::uint64_t kZip64LocatorSize = 20;
 constexpr std::uint32_t kMax32 = 0xffffffff;
@@ -31,6 +34,11 @@ constexpr std::uint16_t kFlagEncrypted = 1 << 0;
 constexpr std::uint16_t kFlagDataDescriptor = 1 << 3;
 constexpr std::uint16_t kFlagStrongEncryption = 1 << 6;
 constexpr std::uint16_t kMethodAes = 99;
+// Pieces in which entry data is read and inflated: big enough to keep syscalls and zlib
+// calls cheap, small enough that verify() and peek() cost nothing noticeable in memory.
+constexpr std::size_t kReadChunk = std::size_t{1} << 20;
+constexpr std::size_t kInflateChunk = std::size_t{256} << 10;
+constexpr std::size_t kAlignment = 64;
 
 std::uint16_t u16(const std::byte* p) {
   return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) |
@@ -50,90 +58,65 @@ std::string hex32(std::uint32_t v) {
   return s;
 }
 
-// Length of the UTF-8 sequence starting at s[i], or 0 if it is not a valid one (overlong
-// forms, surrogates and code points past U+10FFFF included).
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const auto cont = [&](std::size_t k) { return i + k < s.size() && (b(k) & 0xc0) == 0x80; };
-  const unsigned c = b(0);
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
-  if (c >= 0xe0 && c <= 0xef) {
-    if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xe0 && b(1) < 0xa0) return 0;
-    if (c == 0xed && b(1) >= 0xa0) return 0;
-    return 3;
-  }
-  if (c >= 0xf0 && c <= 0xf4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xf0 && b(1) < 0x90) return 0;
-    if (c == 0xf4 && b(1) >= 0x90) return 0;
-    return 4;
-  }
-  return 0;
-}
-
-// Names are printed with anything unprintable or not UTF-8 escaped: a hostile name must not
-// be able to forge terminal output or hide its own characters in the message.
-std::string quote(std::string_view name) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "'";
-  const std::string_view shown = name.substr(0, 200);
-  for (std::size_t i = 0; i < shown.size();) {
-    const auto u = static_cast<unsigned char>(shown[i]);
-    const std::size_t n = utf8_length(shown, i);
-    if (n == 0 || u < 0x20 || u == 0x7f || u == '\\' || u == '\'') {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-      ++i;
-    } else {
-      out.append(shown.substr(i, n));
-      i += n;
-    }
-  }
-  if (name.size() > shown.size()) out += "...";
-  return out + "'";
-}
-
 std::string entry_msg(std::string_view name, const std::string& what) {
   return "entry " + quote(name) + " " + what;
 }
 
-std::uint32_t crc_of(std::span<const std::byte> bytes) {
+std::uint32_t crc_update(std::uint32_t crc, std::span<const std::byte> bytes) {
   return static_cast<std::uint32_t>(
-      crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+      crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
 }
 
-// The archive; fits() is the bounds check that guards every access through at().
-struct Cursor {
-  const std::byte* base;
-  std::uint64_t size;
-  bool fits(std::uint64_t offset, std::uint64_t length) const {
-    return offset <= size && length <= size - offset;
-  }
-  const std::byte* at(std::uint64_t offset) const { return base + offset; }
-};
+bool fits(std::uint64_t offset, std::uint64_t length, std::uint64_t size) {
+  return offset <= size && length <= size - offset;
+}
 
-struct Zip64Fields {
-  std::uint64_t* values[3];
-  int count = 0;
-};
+// A 64-byte aligned heap block, for view() copies that tensors may alias.
+std::shared_ptr<std::byte> aligned_block(std::size_t n) {
+  auto* p = static_cast<std::byte*>(::operator new(std::max<std::size_t>(n, 1), std::align_val_t{kAlignment}));
+  return std::shared_ptr<std::byte>(p, [](std::byte* q) { ::operator delete(q, std::align_val_t{kAlignment}); });
+}
 
 }  // namespace
+
+// An open file: preads go here, in every access mode.
+struct ZipReader::File {
+  int fd = -1;
+  explicit File(int f) : fd(f) {}
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File() { ::close(fd); }
+};
+
+// What the end records say about the central directory.
+struct ZipReader::EndRecord {
+  std::uint64_t offset = 0;  // of the end record
+  std::uint64_t disk = 0, cd_disk = 0, disk_entries = 0, count = 0;
+  std::uint64_t cd_size = 0, cd_offset = 0;
+  std::uint64_t cd_limit = 0;  // the central directory must end before this
+};
+
+// The fields of one central directory record that the local header must agree with.
+struct ZipReader::CentralFields {
+  EntryInfo info;
+  std::uint16_t flags = 0;
+  std::uint16_t method = 0;
+  std::uint64_t header_offset = 0;
+  std::uint64_t record_size = 0;  // fixed part, name, extra field and comment
+};
 
 void check_entry_name(std::string_view name) {
   const auto bad = [&](const std::string& why) { throw FormatError(entry_msg(name, why)); };
   if (name.empty()) throw FormatError("entry with an empty name");
   if (name.size() > 0xffff) bad("has a name longer than 65535 bytes");
-  for (std::size_t i = 0; i < name.size();) {
-    const auto c = static_cast<unsigned char>(name[i]);
+  if (const std::size_t at = first_invalid_utf8(name); at != std::string_view::npos) {
+    bad("has a name that is not valid UTF-8 (at byte " + std::to_string(at) + ")");
+  }
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
     if (c == 0) bad("has a NUL character in its name");
     if (c < 0x20 || c == 0x7f) bad("has a control character in its name");
     if (c == '\\') bad("has a backslash in its name (names use '/')");
-    const std::size_t n = utf8_length(name, i);
-    if (n == 0) bad("has a name that is not valid UTF-8 (at byte " + std::to_string(i) + ")");
-    i += n;
   }
   if (name.front() == '/') bad("has an absolute path as its name");
   if (name.size() >= 2 && name[1] == ':' &&
@@ -147,39 +130,39 @@ void check_entry_name(std::string_view name) {
   }
 }
 
-ZipReader::ZipReader(std::string where, std::span<const std::byte> bytes,
-                     std::shared_ptr<const void> owner)
-    : where_(std::move(where)), bytes_(bytes), owner_(std::move(owner)) {}
+ZipReader::ZipReader(std::string where, std::uint64_t size) : where_(std::move(where)), size_(size) {}
 
 void ZipReader::fail(const std::string& what) const { throw FormatError(where_ + what); }
 
-ZipReader ZipReader::open(const std::filesystem::path& path, const ReaderLimits& limits) {
-  const std::string where = path.string() + ": ";
+void ZipReader::fail_entry(std::string_view name, const std::string& what) const {
+  fail(entry_msg(name, what));
+}
+
+// ---------------------------------------------------------------------------------------
+// Opening
+
+ZipReader ZipReader::open(const std::filesystem::path& path, const ReaderLimits& limits, Access access) {
+  const std::string where = printable(path.string()) + ": ";
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw IoError(where + "cannot open: " + std::strerror(errno));
+  auto file = std::make_shared<const File>(fd);
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw IoError(where + "cannot stat: " + std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw IoError(where + "not a regular file");
-  }
+  if (::fstat(fd, &st) != 0) throw IoError(where + "cannot stat: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw IoError(where + "not a regular file");
   if (st.st_size == 0) {
-    ::close(fd);
     throw FormatError(where + "archive is truncated or not a zip file: the file is empty");
   }
-  const auto size = static_cast<std::size_t>(st.st_size);
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int err = errno;
-  ::close(fd);  // the mapping holds its own reference to the file
-  if (p == MAP_FAILED) throw IoError(where + "cannot map: " + std::strerror(err));
-  std::shared_ptr<const void> mapping(p, [size](const void* q) {
-    ::munmap(const_cast<void*>(q), size);
-  });
-  ZipReader r(where, {static_cast<const std::byte*>(p), size}, std::move(mapping));
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  ZipReader r(where, size);
+  r.file_ = std::move(file);
+  if (access == Access::map) {
+    void* p = ::mmap(nullptr, static_cast<std::size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) throw IoError(where + "cannot map: " + std::strerror(errno));
+    r.owner_ = std::shared_ptr<const void>(p, [size](const void* q) {
+      ::munmap(const_cast<void*>(q), static_cast<std::size_t>(size));
+    });
+    r.memory_ = {static_cast<const std::byte*>(p), static_cast<std::size_t>(size)};
+  }
   r.parse(limits);
   return r;
 }
@@ -193,23 +176,95 @@ ZipReader ZipReader::from_memory(std::shared_ptr<const std::vector<std::byte>> b
 
 ZipReader ZipReader::from_memory(std::span<const std::byte> bytes, std::shared_ptr<const void> owner,
                                  const ReaderLimits& limits) {
-  ZipReader r("", bytes, std::move(owner));
+  ZipReader r("", bytes.size());
+  r.memory_ = bytes;
+  r.owner_ = std::move(owner);
   r.parse(limits);
   return r;
 }
 
-void ZipReader::parse(const ReaderLimits& limits) {
-  const Cursor in{bytes_.data(), bytes_.size()};
-  const std::string size_note = "archive size " + std::to_string(in.size);
+// ---------------------------------------------------------------------------------------
+// Reading bytes: pread for files (mapped or not), a copy for memory buffers.
 
-  // 1. The end record: the last signature whose comment fits in what follows it.
-  std::uint64_t end = 0;
+void ZipReader::read_at(std::uint64_t offset, std::span<std::byte> out) const {
+  // Every caller checked the range against size_, the size the archive had when opened.
+  if (!file_) {
+    std::memcpy(out.data(), memory_.data() + offset, out.size());
+    return;
+  }
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(file_->fd, out.data() + done, out.size() - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw IoError(where_ + "cannot read at offset " + std::to_string(offset + done) + ": " + std::strerror(errno));
+    if (n == 0) {
+      fail("archive is truncated: the file ends at offset " + std::to_string(offset + done) +
+           ", it was " + std::to_string(size_) + " bytes when opened (changed while being read?)");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+std::span<const std::byte> ZipReader::bytes_at(std::uint64_t offset, std::size_t n,
+                                               std::vector<std::byte>& scratch) const {
+  if (!file_) return memory_.subspan(static_cast<std::size_t>(offset), n);
+  scratch.resize(n);
+  read_at(offset, scratch);
+  return scratch;
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing: end record, Zip64 end record, central directory, local headers, overlaps.
+
+void ZipReader::parse(const ReaderLimits& limits) {
+  EndRecord end = find_end_record();
+  read_zip64_end(end);
+  check_directory_bounds(end, limits);
+
+  std::vector<std::byte> cd_scratch;
+  const std::span<const std::byte> cd = bytes_at(end.cd_offset, static_cast<std::size_t>(end.cd_size), cd_scratch);
+  entries_.reserve(end.count);
+  std::vector<std::uint64_t> header_offsets;
+  header_offsets.reserve(end.count);
+  std::uint64_t total = 0;
+  std::uint64_t pos = 0;
+  for (std::uint64_t i = 0; i < end.count; ++i) {
+    CentralFields central = parse_central_entry(cd.subspan(static_cast<std::size_t>(pos)),
+                                                "central directory entry #" + std::to_string(i));
+    check_limits(central.info, limits, total);
+    check_local_header(central.info, central, end.cd_offset);
+    if (!index_.emplace(central.info.name, entries_.size()).second) {
+      fail_entry(central.info.name, "appears twice in the archive");
+    }
+    header_offsets.push_back(central.header_offset);
+    entries_.push_back(std::move(central.info));
+    pos += central.record_size;
+  }
+  check_no_overlaps(header_offsets);
+}
+
+ZipReader::EndRecord ZipReader::find_end_record() const {
+  // The last signature whose comment fits in what follows it.
+  const std::string size_note = "archive size " + std::to_string(size_);
+  EndRecord end;
   bool found = false;
-  if (in.size >= kEndSize) {
-    const std::uint64_t lowest = in.size - kEndSize > 0xffff ? in.size - kEndSize - 0xffff : 0;
-    for (std::uint64_t pos = in.size - kEndSize + 1; pos-- > lowest;) {
-      if (u32(in.at(pos)) == kEndSig && u16(in.at(pos + 20)) <= in.size - kEndSize - pos) {
-        end = pos;
+  if (size_ >= kEndSize) {
+    const std::uint64_t tail_start = size_ - std::min(size_, kEndSize + kMaxComment);
+    std::vector<std::byte> scratch;
+    const std::span<const std::byte> tail =
+        bytes_at(tail_start, static_cast<std::size_t>(size_ - tail_start), scratch);
+    for (std::uint64_t pos = tail.size() - kEndSize + 1; pos-- > 0;) {
+      const std::byte* e = tail.data() + pos;
+      if (u32(e) == kEndSig && u16(e + 20) <= tail.size() - kEndSize - pos) {
+        end.offset = tail_start + pos;
+        end.disk = u16(e + 4);
+        end.cd_disk = u16(e + 6);
+        end.disk_entries = u16(e + 8);
+        end.count = u16(e + 10);
+        end.cd_size = u32(e + 12);
+        end.cd_offset = u32(e + 16);
+        end.cd_limit = end.offset;
         found = true;
         break;
       }
@@ -219,227 +274,224 @@ void ZipReader::parse(const ReaderLimits& limits) {
     fail("archive is truncated or not a zip file: no end-of-central-directory record (" +
          size_note + ")");
   }
-  const std::byte* e = in.at(end);
-  std::uint64_t disk = u16(e + 4);
-  std::uint64_t cd_disk = u16(e + 6);
-  std::uint64_t disk_entries = u16(e + 8);
-  std::uint64_t count = u16(e + 10);
-  std::uint64_t cd_size = u32(e + 12);
-  std::uint64_t cd_offset = u32(e + 16);
-  std::uint64_t cd_limit = end;  // the central directory must end before this
+  return end;
+}
 
-  // 2. Zip64: the locator sits right before the end record and points at the Zip64 end record.
-  if (end >= kZip64LocatorSize && u32(in.at(end - kZip64LocatorSize)) == kZip64LocatorSig) {
-    const std::byte* loc = in.at(end - kZip64LocatorSize);
-    const std::uint64_t z_end = u64(loc + 8);
-    if (u32(loc + 4) != 0 || u32(loc + 16) > 1) fail("multi-disk archives are not supported");
-    if (!in.fits(z_end, kZip64EndSize) || z_end + kZip64EndSize > end - kZip64LocatorSize) {
-      fail("archive is truncated or corrupt: the Zip64 end record (offset " +
-           std::to_string(z_end) + ") is outside the archive (" + size_note + ")");
-    }
-    const std::byte* z = in.at(z_end);
-    if (u32(z) != kZip64EndSig) {
-      fail("archive is corrupt: no Zip64 end record at offset " + std::to_string(z_end));
-    }
-    disk = u32(z + 16);
-    cd_disk = u32(z + 20);
-    disk_entries = u64(z + 24);
-    count = u64(z + 32);
-    cd_size = u64(z + 40);
-    cd_offset = u64(z + 48);
-    cd_limit = z_end;
+void ZipReader::read_zip64_end(EndRecord& end) const {
+  // Zip64: the locator sits right before the end record and points at the Zip64 end record.
+  if (end.offset < kZip64LocatorSize) return;
+  std::vector<std::byte> scratch;
+  const std::span<const std::byte> loc = bytes_at(end.offset - kZip64LocatorSize, kZip64LocatorSize, scratch);
+  if (u32(loc.data()) != kZip64LocatorSig) return;
+  const std::uint64_t z_end = u64(loc.data() + 8);
+  if (u32(loc.data() + 4) != 0 || u32(loc.data() + 16) > 1) fail("multi-disk archives are not supported");
+  if (!fits(z_end, kZip64EndSize, size_) || z_end + kZip64EndSize > end.offset - kZip64LocatorSize) {
+    fail("archive is truncated or corrupt: the Zip64 end record (offset " + std::to_string(z_end) +
+         ") is outside the archive (archive size " + std::to_string(size_) + ")");
   }
-  if (disk != 0 || cd_disk != 0 || disk_entries != count) {
+  const std::span<const std::byte> z = bytes_at(z_end, kZip64EndSize, scratch);
+  if (u32(z.data()) != kZip64EndSig) {
+    fail("archive is corrupt: no Zip64 end record at offset " + std::to_string(z_end));
+  }
+  end.disk = u32(z.data() + 16);
+  end.cd_disk = u32(z.data() + 20);
+  end.disk_entries = u64(z.data() + 24);
+  end.count = u64(z.data() + 32);
+  end.cd_size = u64(z.data() + 40);
+  end.cd_offset = u64(z.data() + 48);
+  end.cd_limit = z_end;
+}
+
+void ZipReader::check_directory_bounds(const EndRecord& end, const ReaderLimits& limits) const {
+  if (end.disk != 0 || end.cd_disk != 0 || end.disk_entries != end.count) {
     fail("multi-disk archives are not supported");
   }
-  if (!in.fits(cd_offset, cd_size) || cd_offset + cd_size > cd_limit) {
+  if (!fits(end.cd_offset, end.cd_size, size_) || end.cd_offset + end.cd_size > end.cd_limit) {
     fail("archive is truncated or corrupt: the central directory (offset " +
-         std::to_string(cd_offset) + ", size " + std::to_string(cd_size) +
-         ") runs past its end record at offset " + std::to_string(cd_limit) + " (" + size_note +
-         ")");
+         std::to_string(end.cd_offset) + ", size " + std::to_string(end.cd_size) +
+         ") runs past its end record at offset " + std::to_string(end.cd_limit) +
+         " (archive size " + std::to_string(size_) + ")");
   }
-  if (count > limits.max_entries) {
-    fail("archive has " + std::to_string(count) + " entries, more than the limit of " +
+  if (end.count > limits.max_entries) {
+    fail("archive has " + std::to_string(end.count) + " entries, more than the limit of " +
          std::to_string(limits.max_entries));
   }
-  if (count > cd_size / kCentralSize) {
-    fail("archive is truncated or corrupt: a central directory of " + std::to_string(cd_size) +
-         " bytes cannot hold " + std::to_string(count) + " entries");
+  // From here `count` is bounded by the archive size.
+  if (end.count > end.cd_size / kCentralSize) {
+    fail("archive is truncated or corrupt: a central directory of " + std::to_string(end.cd_size) +
+         " bytes cannot hold " + std::to_string(end.count) + " entries");
   }
+}
 
-  // 3. The central directory. `count` is now bounded by the archive size.
-  entries_.reserve(count);
-  std::vector<std::uint64_t> header_offsets;
-  header_offsets.reserve(count);
-  std::uint64_t total = 0;
-  const std::uint64_t cd_end = cd_offset + cd_size;
-  std::uint64_t pos = cd_offset;
-  for (std::uint64_t i = 0; i < count; ++i) {
-    const std::string nth = "central directory entry #" + std::to_string(i);
-    if (!in.fits(pos, kCentralSize) || pos + kCentralSize > cd_end) {
-      fail("archive is truncated or corrupt: " + nth + " runs past the central directory");
-    }
-    const std::byte* c = in.at(pos);
-    if (u32(c) != kCentralSig) {
-      fail("archive is corrupt: " + nth + " (offset " + std::to_string(pos) +
-           ") has a bad signature");
-    }
-    const std::uint16_t flags = u16(c + 8);
-    const std::uint16_t method = u16(c + 10);
-    EntryInfo info;
-    info.crc32 = u32(c + 16);
-    info.compressed_size = u32(c + 20);
-    info.uncompressed_size = u32(c + 24);
-    const std::uint64_t name_len = u16(c + 28);
-    const std::uint64_t extra_len = u16(c + 30);
-    const std::uint64_t comment_len = u16(c + 32);
-    const std::uint16_t start_disk = u16(c + 34);
-    std::uint64_t header = u32(c + 42);
-    const std::uint64_t record = kCentralSize + name_len + extra_len + comment_len;
-    if (record > cd_end - pos) {
-      fail("archive is truncated or corrupt: " + nth + " runs past the central directory");
-    }
-    info.name.assign(reinterpret_cast<const char*>(c + kCentralSize), name_len);
-    const auto bad = [&](const std::string& why) { fail(entry_msg(info.name, why)); };
-    try {
-      check_entry_name(info.name);
-    } catch (const FormatError& err) {
-      fail(err.what());
-    }
-    if (start_disk != 0) bad("starts on another disk; multi-disk archives are not supported");
-    if ((flags & (kFlagEncrypted | kFlagStrongEncryption)) != 0 || method == kMethodAes) {
-      bad("is encrypted, which is not supported");
-    }
-    if (method != static_cast<std::uint16_t>(Method::store) &&
-        method != static_cast<std::uint16_t>(Method::deflate)) {
-      bad("uses compression method " + std::to_string(method) +
-          "; only STORE (0) and DEFLATE (8) are supported");
-    }
-    info.method = static_cast<Method>(method);
+ZipReader::CentralFields ZipReader::parse_central_entry(std::span<const std::byte> rest,
+                                                        const std::string& nth) const {
+  if (rest.size() < kCentralSize) {
+    fail("archive is truncated or corrupt: " + nth + " runs past the central directory");
+  }
+  const std::byte* c = rest.data();
+  if (u32(c) != kCentralSig) fail("archive is corrupt: " + nth + " has a bad signature");
+  CentralFields f;
+  EntryInfo& info = f.info;
+  f.flags = u16(c + 8);
+  f.method = u16(c + 10);
+  info.crc32 = u32(c + 16);
+  info.compressed_size = u32(c + 20);
+  info.uncompressed_size = u32(c + 24);
+  const std::uint64_t name_len = u16(c + 28);
+  const std::uint64_t extra_len = u16(c + 30);
+  const std::uint64_t comment_len = u16(c + 32);
+  const std::uint16_t start_disk = u16(c + 34);
+  f.header_offset = u32(c + 42);
+  f.record_size = kCentralSize + name_len + extra_len + comment_len;
+  if (f.record_size > rest.size()) {
+    fail("archive is truncated or corrupt: " + nth + " runs past the central directory");
+  }
+  info.name.assign(reinterpret_cast<const char*>(c + kCentralSize), name_len);
+  try {
+    check_entry_name(info.name);
+  } catch (const FormatError& err) {
+    fail(err.what());
+  }
+  const auto bad = [&](const std::string& why) { fail_entry(info.name, why); };
+  if (start_disk != 0) bad("starts on another disk; multi-disk archives are not supported");
+  if ((f.flags & (kFlagEncrypted | kFlagStrongEncryption)) != 0 || f.method == kMethodAes) {
+    bad("is encrypted, which is not supported");
+  }
+  if (f.method != static_cast<std::uint16_t>(Method::store) &&
+      f.method != static_cast<std::uint16_t>(Method::deflate)) {
+    bad("uses compression method " + std::to_string(f.method) +
+        "; only STORE (0) and DEFLATE (8) are supported");
+  }
+  info.method = static_cast<Method>(f.method);
 
-    // Fields that overflowed 32 bits are in the Zip64 extra field, in this order.
-    Zip64Fields wanted;
-    if (info.uncompressed_size == kMax32) wanted.values[wanted.count++] = &info.uncompressed_size;
-    if (info.compressed_size == kMax32) wanted.values[wanted.count++] = &info.compressed_size;
-    if (header == kMax32) wanted.values[wanted.count++] = &header;
-    bool have_zip64 = false;
-    const std::byte* x = c + kCentralSize + name_len;
-    for (std::uint64_t off = 0; off + 4 <= extra_len;) {
-      const std::uint16_t id = u16(x + off);
-      const std::uint64_t len = u16(x + off + 2);
-      if (len > extra_len - off - 4) bad("has a malformed extra field in the central directory");
-      if (id == kZip64ExtraId && !have_zip64) {
-        have_zip64 = true;
-        if (len < 8 * static_cast<std::uint64_t>(wanted.count)) bad("has a truncated Zip64 extra field");
-        for (int k = 0; k < wanted.count; ++k) *wanted.values[k] = u64(x + off + 4 + 8 * k);
+  // Fields that overflowed 32 bits are in the Zip64 extra field, in this order.
+  std::uint64_t* wanted[3];
+  int wanted_count = 0;
+  if (info.uncompressed_size == kMax32) wanted[wanted_count++] = &info.uncompressed_size;
+  if (info.compressed_size == kMax32) wanted[wanted_count++] = &info.compressed_size;
+  if (f.header_offset == kMax32) wanted[wanted_count++] = &f.header_offset;
+  bool have_zip64 = false;
+  const std::byte* x = c + kCentralSize + name_len;
+  for (std::uint64_t off = 0; off + 4 <= extra_len;) {
+    const std::uint16_t id = u16(x + off);
+    const std::uint64_t len = u16(x + off + 2);
+    if (len > extra_len - off - 4) bad("has a malformed extra field in the central directory");
+    if (id == kZip64ExtraId && !have_zip64) {
+      have_zip64 = true;
+      if (len < 8 * static_cast<std::uint64_t>(wanted_count)) bad("has a truncated Zip64 extra field");
+      for (int k = 0; k < wanted_count; ++k) *wanted[k] = u64(x + off + 4 + 8 * k);
+    }
+    off += 4 + len;
+  }
+  if (wanted_count > 0 && !have_zip64) bad("has 32-bit fields set to 0xffffffff but no Zip64 extra field");
+  return f;
+}
+
+void ZipReader::check_limits(const EntryInfo& info, const ReaderLimits& limits, std::uint64_t& total) const {
+  const auto bad = [&](const std::string& why) { fail_entry(info.name, why); };
+  if (info.uncompressed_size > limits.max_entry_size) {
+    bad("is " + std::to_string(info.uncompressed_size) + " bytes uncompressed, more than the limit of " +
+        std::to_string(limits.max_entry_size));
+  }
+  if (info.uncompressed_size > limits.max_total_size - std::min(total, limits.max_total_size)) {
+    bad("brings the archive's uncompressed total past the limit of " + std::to_string(limits.max_total_size) +
+        " bytes");
+  }
+  total += info.uncompressed_size;
+  if (info.method == Method::store && info.compressed_size != info.uncompressed_size) {
+    bad("is stored but its compressed size " + std::to_string(info.compressed_size) +
+        " differs from its uncompressed size " + std::to_string(info.uncompressed_size));
+  }
+  if (info.method == Method::deflate && info.uncompressed_size > limits.ratio_exempt_size &&
+      info.uncompressed_size / std::max<std::uint64_t>(info.compressed_size, 1) > limits.max_deflate_ratio) {
+    bad("claims " + std::to_string(info.uncompressed_size) + " bytes from " + std::to_string(info.compressed_size) +
+        " compressed, a compression ratio over the limit of " + std::to_string(limits.max_deflate_ratio) +
+        ":1 (a zip bomb?)");
+  }
+}
+
+void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central, std::uint64_t cd_offset) const {
+  // The local header's lengths give the data offset; everything else must agree.
+  const auto bad = [&](const std::string& why) { fail_entry(info.name, why); };
+  const std::string size_note = "archive size " + std::to_string(size_);
+  const std::uint64_t header = central.header_offset;
+  if (!fits(header, kLocalSize, size_)) {
+    bad("has its local header (offset " + std::to_string(header) +
+        ") past the end of the archive; it is truncated or corrupt (" + size_note + ")");
+  }
+  std::vector<std::byte> fixed_scratch;
+  const std::span<const std::byte> fixed = bytes_at(header, kLocalSize, fixed_scratch);
+  const std::byte* l = fixed.data();
+  if (u32(l) != kLocalSig) bad("has no local header at offset " + std::to_string(header) + " (bad signature)");
+  const std::uint16_t l_flags = u16(l + 6);
+  const std::uint64_t l_name_len = u16(l + 26);
+  const std::uint64_t l_extra_len = u16(l + 28);
+  const auto disagree = [&](const std::string& field, std::uint64_t local, std::uint64_t in_central) {
+    bad("has a local header that disagrees with the central directory: " + field + " " + std::to_string(local) +
+        " vs " + std::to_string(in_central));
+  };
+  if (l_name_len != info.name.size()) disagree("name length", l_name_len, info.name.size());
+  if (!fits(header + kLocalSize, l_name_len + l_extra_len, size_)) {
+    bad("has a local header (offset " + std::to_string(header) +
+        ") that runs past the end of the archive; it is truncated or corrupt (" + size_note + ")");
+  }
+  if (u16(l + 8) != central.method) disagree("compression method", u16(l + 8), central.method);
+  if ((l_flags & (kFlagEncrypted | kFlagStrongEncryption)) != 0) bad("is encrypted, which is not supported");
+  if ((l_flags & kFlagDataDescriptor) != (central.flags & kFlagDataDescriptor)) {
+    disagree("data-descriptor flag", l_flags & kFlagDataDescriptor, central.flags & kFlagDataDescriptor);
+  }
+  const std::uint32_t l_crc = u32(l + 14);
+  std::uint64_t l_compressed = u32(l + 18);
+  std::uint64_t l_uncompressed = u32(l + 22);
+
+  std::vector<std::byte> var_scratch;
+  const std::span<const std::byte> var =
+      bytes_at(header + kLocalSize, static_cast<std::size_t>(l_name_len + l_extra_len), var_scratch);
+  if (std::memcmp(var.data(), info.name.data(), info.name.size()) != 0) {
+    bad("has a different name in its local header");
+  }
+  if (l_compressed == kMax32 || l_uncompressed == kMax32) {
+    // A local Zip64 field always holds both sizes, uncompressed first.
+    const std::byte* lx = var.data() + l_name_len;
+    bool have = false;
+    for (std::uint64_t off = 0; off + 4 <= l_extra_len;) {
+      const std::uint16_t id = u16(lx + off);
+      const std::uint64_t len = u16(lx + off + 2);
+      if (len > l_extra_len - off - 4) bad("has a malformed extra field in its local header");
+      if (id == kZip64ExtraId && len >= 16 && !have) {
+        have = true;
+        l_uncompressed = u64(lx + off + 4);
+        l_compressed = u64(lx + off + 12);
       }
       off += 4 + len;
     }
-    if (wanted.count > 0 && !have_zip64) bad("has 32-bit fields set to 0xffffffff but no Zip64 extra field");
-
-    if (info.uncompressed_size > limits.max_entry_size) {
-      bad("is " + std::to_string(info.uncompressed_size) +
-          " bytes uncompressed, more than the limit of " + std::to_string(limits.max_entry_size));
-    }
-    if (info.uncompressed_size > limits.max_total_size - std::min(total, limits.max_total_size)) {
-      bad("brings the archive's uncompressed total past the limit of " +
-          std::to_string(limits.max_total_size) + " bytes");
-    }
-    total += info.uncompressed_size;
-    if (info.method == Method::store && info.compressed_size != info.uncompressed_size) {
-      bad("is stored but its compressed size " + std::to_string(info.compressed_size) +
-          " differs from its uncompressed size " + std::to_string(info.uncompressed_size));
-    }
-    if (info.method == Method::deflate && info.uncompressed_size > limits.ratio_exempt_size &&
-        info.uncompressed_size / std::max<std::uint64_t>(info.compressed_size, 1) >
-            limits.max_deflate_ratio) {
-      bad("claims " + std::to_string(info.uncompressed_size) + " bytes from " +
-          std::to_string(info.compressed_size) + " compressed, a compression ratio over the limit of " +
-          std::to_string(limits.max_deflate_ratio) + ":1 (a zip bomb?)");
-    }
-
-    // 4. The local header: its lengths give the data offset; everything else must agree.
-    if (!in.fits(header, kLocalSize)) {
-      bad("has its local header (offset " + std::to_string(header) +
-          ") past the end of the archive; it is truncated or corrupt (" + size_note + ")");
-    }
-    const std::byte* l = in.at(header);
-    if (u32(l) != kLocalSig) {
-      bad("has no local header at offset " + std::to_string(header) + " (bad signature)");
-    }
-    const std::uint16_t l_flags = u16(l + 6);
-    const std::uint64_t l_name_len = u16(l + 26);
-    const std::uint64_t l_extra_len = u16(l + 28);
-    const auto disagree = [&](const std::string& field, std::uint64_t local, std::uint64_t central) {
-      bad("has a local header that disagrees with the central directory: " + field + " " +
-          std::to_string(local) + " vs " + std::to_string(central));
-    };
-    if (l_name_len != name_len) disagree("name length", l_name_len, name_len);
-    if (!in.fits(header + kLocalSize, l_name_len + l_extra_len)) {
-      bad("has a local header (offset " + std::to_string(header) +
-          ") that runs past the end of the archive; it is truncated or corrupt (" + size_note + ")");
-    }
-    if (std::memcmp(l + kLocalSize, c + kCentralSize, name_len) != 0) {
-      bad("has a different name in its local header");
-    }
-    if (u16(l + 8) != method) disagree("compression method", u16(l + 8), method);
-    if ((l_flags & (kFlagEncrypted | kFlagStrongEncryption)) != 0) {
-      bad("is encrypted, which is not supported");
-    }
-    if ((l_flags & kFlagDataDescriptor) != (flags & kFlagDataDescriptor)) {
-      disagree("data-descriptor flag", l_flags & kFlagDataDescriptor, flags & kFlagDataDescriptor);
-    }
-    std::uint64_t l_compressed = u32(l + 18);
-    std::uint64_t l_uncompressed = u32(l + 22);
-    if (l_compressed == kMax32 || l_uncompressed == kMax32) {
-      // A local Zip64 field always holds both sizes, uncompressed first.
-      const std::byte* lx = l + kLocalSize + l_name_len;
-      bool have = false;
-      for (std::uint64_t off = 0; off + 4 <= l_extra_len;) {
-        const std::uint16_t id = u16(lx + off);
-        const std::uint64_t len = u16(lx + off + 2);
-        if (len > l_extra_len - off - 4) bad("has a malformed extra field in its local header");
-        if (id == kZip64ExtraId && len >= 16 && !have) {
-          have = true;
-          l_uncompressed = u64(lx + off + 4);
-          l_compressed = u64(lx + off + 12);
-        }
-        off += 4 + len;
-      }
-      if (!have) bad("has 0xffffffff sizes in its local header but no Zip64 extra field");
-    }
-    // With bit 3 set the writer could not seek back: the local fields may be zero.
-    const bool deferred = (flags & kFlagDataDescriptor) != 0;
-    if (!(deferred && u32(l + 14) == 0) && u32(l + 14) != info.crc32) {
-      bad("has a local header that disagrees with the central directory: CRC " +
-          hex32(u32(l + 14)) + " vs " + hex32(info.crc32));
-    }
-    if (!(deferred && l_compressed == 0) && l_compressed != info.compressed_size) {
-      disagree("compressed size", l_compressed, info.compressed_size);
-    }
-    if (!(deferred && l_uncompressed == 0) && l_uncompressed != info.uncompressed_size) {
-      disagree("uncompressed size", l_uncompressed, info.uncompressed_size);
-    }
-
-    info.data_offset = header + kLocalSize + l_name_len + l_extra_len;
-    if (!in.fits(info.data_offset, info.compressed_size)) {
-      bad("data runs past the end of the archive (offset " + std::to_string(info.data_offset) +
-          ", size " + std::to_string(info.compressed_size) + ", " + size_note +
-          "); it is truncated or corrupt");
-    }
-    if (info.data_offset + info.compressed_size > cd_offset) {
-      bad("data (offset " + std::to_string(info.data_offset) + ", size " +
-          std::to_string(info.compressed_size) + ") overlaps the central directory at offset " +
-          std::to_string(cd_offset));
-    }
-
-    if (!index_.emplace(info.name, entries_.size()).second) bad("appears twice in the archive");
-    header_offsets.push_back(header);
-    entries_.push_back(std::move(info));
-    pos += record;
+    if (!have) bad("has 0xffffffff sizes in its local header but no Zip64 extra field");
+  }
+  // With bit 3 set the writer could not seek back: the local fields may be zero.
+  const bool deferred = (central.flags & kFlagDataDescriptor) != 0;
+  if (!(deferred && l_crc == 0) && l_crc != info.crc32) {
+    bad("has a local header that disagrees with the central directory: CRC " + hex32(l_crc) + " vs " +
+        hex32(info.crc32));
+  }
+  if (!(deferred && l_compressed == 0) && l_compressed != info.compressed_size) {
+    disagree("compressed size", l_compressed, info.compressed_size);
+  }
+  if (!(deferred && l_uncompressed == 0) && l_uncompressed != info.uncompressed_size) {
+    disagree("uncompressed size", l_uncompressed, info.uncompressed_size);
   }
 
-  // 5. No two entries may share bytes.
+  info.data_offset = header + kLocalSize + l_name_len + l_extra_len;
+  if (!fits(info.data_offset, info.compressed_size, size_)) {
+    bad("data runs past the end of the archive (offset " + std::to_string(info.data_offset) + ", size " +
+        std::to_string(info.compressed_size) + ", " + size_note + "); it is truncated or corrupt");
+  }
+  if (info.data_offset + info.compressed_size > cd_offset) {
+    bad("data (offset " + std::to_string(info.data_offset) + ", size " + std::to_string(info.compressed_size) +
+        ") overlaps the central directory at offset " + std::to_string(cd_offset));
+  }
+}
+
+void ZipReader::check_no_overlaps(const std::vector<std::uint64_t>& header_offsets) const {
   std::vector<std::size_t> order(entries_.size());
   for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
   std::sort(order.begin(), order.end(),
@@ -447,11 +499,14 @@ void ZipReader::parse(const ReaderLimits& limits) {
   for (std::size_t k = 1; k < order.size(); ++k) {
     const EntryInfo& prev = entries_[order[k - 1]];
     if (prev.data_offset + prev.compressed_size > header_offsets[order[k]]) {
-      fail(entry_msg(prev.name, "overlaps entry " + quote(entries_[order[k]].name) +
-                                    " in the archive (a zip bomb or a corrupt archive)"));
+      fail_entry(prev.name, "overlaps entry " + quote(entries_[order[k]].name) +
+                                " in the archive (a zip bomb or a corrupt archive)");
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// Entries
 
 const EntryInfo* ZipReader::find(std::string_view name) const noexcept {
   const auto it = index_.find(name);
@@ -464,93 +519,142 @@ const EntryInfo& ZipReader::at(std::string_view name) const {
   return *e;
 }
 
-std::span<const std::byte> ZipReader::data_of(const EntryInfo& e) const {
-  // parse() checked the range against the archive size.
-  return bytes_.subspan(static_cast<std::size_t>(e.data_offset),
-                        static_cast<std::size_t>(e.compressed_size));
-}
-
-void ZipReader::check_crc(const EntryInfo& e, std::span<const std::byte> bytes) const {
-  const std::uint32_t actual = crc_of(bytes);
+void ZipReader::check_crc(const EntryInfo& e, std::uint32_t actual) const {
   if (actual != e.crc32) {
-    fail(entry_msg(e.name, "is corrupt: CRC " + hex32(actual) + " does not match the recorded " +
-                               hex32(e.crc32)));
+    fail_entry(e.name, "is corrupt: CRC " + hex32(actual) + " does not match the recorded " + hex32(e.crc32));
   }
 }
 
-std::vector<std::byte> ZipReader::read(std::string_view name) const {
-  const EntryInfo& e = at(name);
-  const std::span<const std::byte> in = data_of(e);
+void ZipReader::stream(const EntryInfo& e, const std::function<bool(std::span<const std::byte>)>& sink) const {
   if (e.method == Method::store) {
-    std::vector<std::byte> out(in.begin(), in.end());
-    check_crc(e, out);
-    return out;
+    stream_stored(e, sink);
+  } else {
+    stream_deflated(e, sink);
   }
+}
 
-  // parse() bounded uncompressed_size by the limits, so this allocation is too.
-  std::vector<std::byte> out(static_cast<std::size_t>(e.uncompressed_size));
+void ZipReader::stream_stored(const EntryInfo& e, const std::function<bool(std::span<const std::byte>)>& sink) const {
+  std::vector<std::byte> buffer(static_cast<std::size_t>(std::min<std::uint64_t>(e.compressed_size, kReadChunk)));
+  std::uint32_t crc = crc_update(0, {});
+  for (std::uint64_t done = 0; done < e.compressed_size;) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(e.compressed_size - done, kReadChunk));
+    const std::span<const std::byte> piece = bytes_at(e.data_offset + done, n, buffer);
+    crc = crc_update(crc, piece);
+    done += n;
+    if (!sink(piece)) return;
+  }
+  check_crc(e, crc);
+}
+
+void ZipReader::stream_deflated(const EntryInfo& e, const std::function<bool(std::span<const std::byte>)>& sink) const {
   z_stream zs{};
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) throw Error("zlib: inflateInit2 failed");
   const std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, inflateEnd);
-  const auto bad = [&](const std::string& why) { fail(entry_msg(e.name, why)); };
-  // zlib counts in 32 bits, so feed both buffers in chunks. Once `out` is full, a one-byte
-  // probe catches a stream that would inflate to more than the header claims.
-  constexpr std::size_t kChunk = std::size_t{1} << 30;
-  std::size_t in_pos = 0;
-  std::size_t out_pos = 0;
-  std::byte probe{};
+  const auto bad = [&](const std::string& why) { fail_entry(e.name, why); };
+  std::vector<std::byte> in_buffer;
+  std::vector<std::byte> out(kInflateChunk);
+  std::span<const std::byte> in;  // the piece of compressed data not yet consumed
+  std::uint64_t in_pos = 0;       // compressed bytes fetched so far
+  std::uint64_t produced = 0;
+  std::uint32_t crc = crc_update(0, {});
   for (;;) {
-    const std::size_t in_n = std::min(in.size() - in_pos, kChunk);
-    const bool full = out_pos == out.size();
-    const std::size_t out_n = full ? 1 : std::min(out.size() - out_pos, kChunk);
-    zs.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data() + in_pos));
-    zs.avail_in = static_cast<uInt>(in_n);
-    zs.next_out = reinterpret_cast<Bytef*>(full ? &probe : out.data() + out_pos);
-    zs.avail_out = static_cast<uInt>(out_n);
+    if (in.empty() && in_pos < e.compressed_size) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(e.compressed_size - in_pos, kReadChunk));
+      in = bytes_at(e.data_offset + in_pos, n, in_buffer);
+      in_pos += n;
+    }
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data()));
+    zs.avail_in = static_cast<uInt>(in.size());
+    zs.next_out = reinterpret_cast<Bytef*>(out.data());
+    zs.avail_out = static_cast<uInt>(out.size());
     const int rc = inflate(&zs, Z_NO_FLUSH);
-    const std::size_t consumed = in_n - zs.avail_in;
-    const std::size_t produced = out_n - zs.avail_out;
-    in_pos += consumed;
-    if (full && produced > 0) {
+    const std::size_t consumed = in.size() - zs.avail_in;
+    const std::size_t made = out.size() - zs.avail_out;
+    in = in.subspan(consumed);
+    if (made > e.uncompressed_size - produced) {
       bad("inflates to more than its recorded " + std::to_string(e.uncompressed_size) + " bytes");
     }
-    out_pos += full ? 0 : produced;
+    produced += made;
+    const std::span<const std::byte> piece(out.data(), made);
+    crc = crc_update(crc, piece);
+    if (made > 0 && !sink(piece)) return;
     if (rc == Z_STREAM_END) break;
     if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT) {
       bad(std::string("has corrupt deflate data: ") + (zs.msg != nullptr ? zs.msg : "invalid stream"));
     }
     if (rc == Z_MEM_ERROR) throw std::bad_alloc();
-    if (consumed == 0 && produced == 0) {
-      if (in_pos == in.size()) bad("has deflate data that is truncated (the stream does not end)");
+    if (consumed == 0 && made == 0) {
+      if (in.empty() && in_pos == e.compressed_size) bad("has deflate data that is truncated (the stream does not end)");
       bad("has deflate data that zlib cannot make progress on");
     }
   }
-  if (out_pos != out.size()) {
-    bad("inflates to " + std::to_string(out_pos) + " bytes, not the recorded " +
-        std::to_string(e.uncompressed_size));
+  if (produced != e.uncompressed_size) {
+    bad("inflates to " + std::to_string(produced) + " bytes, not the recorded " + std::to_string(e.uncompressed_size));
   }
-  if (in_pos != in.size()) {
-    bad("has " + std::to_string(in.size() - in_pos) + " bytes after the end of its deflate stream");
+  const std::uint64_t unused = in.size() + (e.compressed_size - in_pos);
+  if (unused != 0) bad("has " + std::to_string(unused) + " bytes after the end of its deflate stream");
+  check_crc(e, crc);
+}
+
+std::vector<std::byte> ZipReader::read(std::string_view name) const {
+  const EntryInfo& e = at(name);
+  std::vector<std::byte> out;
+  if (e.method == Method::store) {
+    // The bytes exist in the archive, so their size is no claim: read them in one go.
+    out.resize(static_cast<std::size_t>(e.uncompressed_size));
+    read_at(e.data_offset, out);
+    check_crc(e, crc_update(crc_update(0, {}), out));
+    return out;
   }
-  check_crc(e, out);
+  // A DEFLATE entry's size is only a claim: grow with what is produced, doubling, never
+  // past the recorded size (which stream() enforces before handing anything over).
+  out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(e.uncompressed_size, kInflateChunk)));
+  stream(e, [&](std::span<const std::byte> piece) {
+    if (out.size() + piece.size() > out.capacity()) {
+      const std::uint64_t want = std::max<std::uint64_t>(out.size() + piece.size(), 2 * static_cast<std::uint64_t>(out.capacity()));
+      out.reserve(static_cast<std::size_t>(std::min(want, e.uncompressed_size)));
+    }
+    out.insert(out.end(), piece.begin(), piece.end());
+    return true;
+  });
   return out;
 }
 
 StoredView ZipReader::view(std::string_view name) const {
   const EntryInfo& e = at(name);
   if (e.method != Method::store) {
-    fail(entry_msg(e.name, "is compressed (DEFLATE) and cannot be viewed in place"));
+    fail_entry(e.name, "is compressed (DEFLATE) and cannot be viewed in place");
   }
-  return {data_of(e), owner_};
+  if (!memory_.empty() || !file_) {
+    // parse() checked the range against the archive size.
+    return {memory_.subspan(static_cast<std::size_t>(e.data_offset), static_cast<std::size_t>(e.compressed_size)),
+            owner_};
+  }
+  const auto n = static_cast<std::size_t>(e.compressed_size);
+  std::shared_ptr<std::byte> block = aligned_block(n);
+  const std::span<std::byte> bytes(block.get(), n);
+  read_at(e.data_offset, bytes);
+  check_crc(e, crc_update(crc_update(0, {}), bytes));
+  return {bytes, std::move(block)};
 }
 
 void ZipReader::verify(std::string_view name) const {
+  stream(at(name), [](std::span<const std::byte>) { return true; });
+}
+
+std::vector<std::byte> ZipReader::peek(std::string_view name, std::size_t n) const {
   const EntryInfo& e = at(name);
+  std::vector<std::byte> out;
   if (e.method == Method::store) {
-    check_crc(e, data_of(e));
-  } else {
-    (void)read(name);
+    out.resize(static_cast<std::size_t>(std::min<std::uint64_t>(n, e.uncompressed_size)));
+    read_at(e.data_offset, out);
+    return out;
   }
+  stream(e, [&](std::span<const std::byte> piece) {
+    out.insert(out.end(), piece.begin(), piece.begin() + static_cast<std::ptrdiff_t>(std::min(n - out.size(), piece.size())));
+    return out.size() < n;
+  });
+  return out;
 }
 
 }  // namespace fxpack::zip

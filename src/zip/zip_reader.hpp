@@ -13,17 +13,33 @@
 // Zip64 archives are read: the Zip64 end record, and the 0x0001 extra field for sizes and
 // offsets that do not fit in 32 bits.
 //
-// Every refusal is an fxpack::FormatError whose message names the entry and says what is wrong;
-// an archive cut short says "truncated". Archives opened from a path are prefixed with the path.
-// Failing OS calls throw fxpack::IoError.
+// Every refusal is an fxpack::FormatError whose message names the entry (quoted, see
+// fxpack/quote.hpp) and says what is wrong; an archive cut short says "truncated". Archives
+// opened from a path are prefixed with the path. Failing OS calls throw fxpack::IoError.
 //
-// The archive bytes are never copied: a file is mapped read-only (MAP_PRIVATE) and a memory
-// buffer is shared. Both live as long as the longest holder of owner(), so a STORE entry's
-// bytes can be aliased zero-copy (for example by a tensor) after the reader is gone. The file
-// must not be truncated while mapped (the kernel would raise SIGBUS on access).
+// == How the bytes are reached ==
 //
-// CRCs: read() always checks the CRC of what it returns. view() does not read the data (that
-// is the point of it); call verify() before trusting a view.
+// Headers, read(), verify() and peek() always *read* the archive: pread() on a file, a copy
+// from a memory buffer. They never go through a memory mapping, so another process
+// truncating the file makes them fail with a FormatError ("truncated"), never with SIGBUS.
+// Only view() may alias the archive:
+//   - Access::map (files): the file is also mapped read-only (MAP_PRIVATE), and view()
+//     returns the STORE entry's bytes inside the mapping, zero-copy. The mapping lives as long
+//     as the longest holder of owner() or of a view's owner (for example a tensor). The kernel
+//     raises SIGBUS when a mapped page is touched after the file was truncated under it:
+//     nothing in a process can turn that into an error, so a file that may be truncated or
+//     rewritten in place while views of it are used must be opened with Access::read.
+//   - Access::read (files): nothing is mapped; view() returns a 64-byte aligned copy of the
+//     entry, CRC checked.
+//   - memory buffers are shared, not copied: views alias them and hold their owner.
+//
+// Memory: read() of a DEFLATE entry grows its buffer with what zlib actually produces,
+// never past the recorded size, so a stream that lies about its size costs what it
+// inflates to, not what it claims. verify() inflates through a fixed-size buffer.
+//
+// CRCs: read() always checks the CRC of what it returns, and so does a view() copy. A view()
+// of a mapped or memory archive does not read the data (that is the point of it): call
+// verify() before trusting it.
 #pragma once
 
 #include <cstddef>
@@ -40,6 +56,8 @@
 namespace fxpack::zip {
 
 enum class Method : std::uint16_t { store = 0, deflate = 8 };
+
+enum class Access : std::uint8_t { map, read };
 
 // Bounds on what an archive may claim. Sizes are uncompressed bytes. The defaults admit any
 // reasonable model package; lower them for archives from less trusted places.
@@ -65,7 +83,7 @@ struct EntryInfo {
   std::uint64_t data_offset = 0;
 };
 
-// A STORE entry's bytes inside the archive; `owner` keeps them valid.
+// A STORE entry's bytes; `owner` keeps them valid.
 struct StoredView {
   std::span<const std::byte> bytes;
   std::shared_ptr<const void> owner;
@@ -78,7 +96,8 @@ void check_entry_name(std::string_view name);
 
 class ZipReader {
  public:
-  static ZipReader open(const std::filesystem::path& path, const ReaderLimits& limits = {});
+  static ZipReader open(const std::filesystem::path& path, const ReaderLimits& limits = {},
+                        Access access = Access::map);
   static ZipReader from_memory(std::shared_ptr<const std::vector<std::byte>> bytes,
                                const ReaderLimits& limits = {});
   // `owner` keeps `bytes` alive; it may be null if the caller guarantees that itself for as
@@ -94,24 +113,57 @@ class ZipReader {
 
   // The entry's uncompressed bytes, CRC checked.
   std::vector<std::byte> read(std::string_view name) const;
-  // Zero-copy bytes of a STORE entry; FormatError for a DEFLATE one. Not CRC checked.
+  // The bytes of a STORE entry (see "How the bytes are reached"); FormatError for a DEFLATE
+  // one.
   StoredView view(std::string_view name) const;
-  // Checks the entry's CRC (a STORE entry in place, without copying).
+  // Checks the entry's sizes and CRC by reading it through a fixed-size buffer.
   void verify(std::string_view name) const;
+  // At most the first `n` uncompressed bytes of the entry, for recognising its content
+  // without reading all of it. Not CRC checked (the rest is not read).
+  std::vector<std::byte> peek(std::string_view name, std::size_t n) const;
 
-  std::span<const std::byte> archive() const noexcept { return bytes_; }
+  // True when view() aliases the archive (a mapped file or a memory buffer) rather than
+  // copying.
+  bool aliases() const noexcept { return file_ == nullptr || !memory_.empty(); }
+  // The archive's bytes when it is mapped or in memory; empty for Access::read.
+  std::span<const std::byte> archive() const noexcept { return memory_; }
   const std::shared_ptr<const void>& owner() const noexcept { return owner_; }
+  std::uint64_t size() const noexcept { return size_; }
 
  private:
-  ZipReader(std::string where, std::span<const std::byte> bytes, std::shared_ptr<const void> owner);
+  struct File;
+  struct EndRecord;
+  struct CentralFields;
+
+  ZipReader(std::string where, std::uint64_t size);
+  void read_at(std::uint64_t offset, std::span<std::byte> out) const;
+  // `n` bytes at `offset`: inside the memory buffer, or read into `scratch`.
+  std::span<const std::byte> bytes_at(std::uint64_t offset, std::size_t n,
+                                      std::vector<std::byte>& scratch) const;
+
   void parse(const ReaderLimits& limits);
+  EndRecord find_end_record() const;
+  void read_zip64_end(EndRecord& end) const;
+  void check_directory_bounds(const EndRecord& end, const ReaderLimits& limits) const;
+  CentralFields parse_central_entry(std::span<const std::byte> record, const std::string& nth) const;
+  void check_limits(const EntryInfo& info, const ReaderLimits& limits, std::uint64_t& total) const;
+  void check_local_header(EntryInfo& info, const CentralFields& central, std::uint64_t cd_offset) const;
+  void check_no_overlaps(const std::vector<std::uint64_t>& header_offsets) const;
+
+  // Hands the entry's uncompressed bytes to `sink` piece by piece, checking sizes and, if
+  // the whole entry was streamed, the CRC. `sink` returns false to stop early.
+  void stream(const EntryInfo& e, const std::function<bool(std::span<const std::byte>)>& sink) const;
+  void stream_stored(const EntryInfo& e, const std::function<bool(std::span<const std::byte>)>& sink) const;
+  void stream_deflated(const EntryInfo& e, const std::function<bool(std::span<const std::byte>)>& sink) const;
   [[noreturn]] void fail(const std::string& what) const;
-  std::span<const std::byte> data_of(const EntryInfo& e) const;
-  void check_crc(const EntryInfo& e, std::span<const std::byte> bytes) const;
+  [[noreturn]] void fail_entry(std::string_view name, const std::string& what) const;
+  void check_crc(const EntryInfo& e, std::uint32_t actual) const;
 
   std::string where_;  // "<path>: " for files, empty for memory; prefixes every message
-  std::span<const std::byte> bytes_;
-  std::shared_ptr<const void> owner_;
+  std::uint64_t size_ = 0;
+  std::shared_ptr<const File> file_;     // files: read with pread
+  std::span<const std::byte> memory_;    // memory buffers and mapped files
+  std::shared_ptr<const void> owner_;    // keeps memory_ alive
   std::vector<EntryInfo> entries_;
   std::map<std::string, std::size_t, std::less<>> index_;
 };

@@ -1,0 +1,72 @@
+// Running part of a test in a child process: for what must not take the test binary down
+// with it (a crash such as SIGBUS, a deadlock, a memory peak to measure) and for dropping
+// privileges.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+
+namespace fxpack::testing {
+
+// Runs `body` in a forked child and says how it ended: "exit N" with the value `body`
+// returned (4 if it threw), "killed by signal N", or "timed out" after `seconds` (the child
+// is then killed).
+inline std::string in_child(const std::function<int()>& body, int seconds = 60) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int rc = 3;
+    try {
+      rc = body();
+    } catch (...) {
+      rc = 4;
+    }
+    ::_exit(rc);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return "timed out";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "exit " + std::to_string(WEXITSTATUS(status));
+}
+
+// This process's resident set size and its peak since the last reset_peak_rss(), in KiB
+// (from /proc/self/status; -1 if unavailable).
+inline long rss_kib(const char* field = "VmRSS:") {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  long value = -1;
+  while (in >> key) {
+    if (key == field) {
+      in >> value;
+      return value;
+    }
+    in.ignore(1 << 16, '\n');
+  }
+  return -1;
+}
+inline long peak_rss_kib() { return rss_kib("VmHWM:"); }
+// Resets the peak (Linux >= 4.0: "5" to /proc/self/clear_refs). False if it cannot.
+inline bool reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+}  // namespace fxpack::testing
