@@ -2,6 +2,7 @@
 // and run in another process. Include this for the whole public API.
 #pragma once
 
+#include "fxpack/atomic_file.hpp"
 #include "fxpack/codegen.hpp"
 #include "fxpack/compile.hpp"
 #include "fxpack/disable.hpp"

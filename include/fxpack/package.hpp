@@ -34,8 +34,9 @@
 // == Guarantees ==
 //
 // Saving the same modules and resources twice gives identical bytes (fixed timestamps,
-// records sorted by name). A package written to a path appears atomically: a save that fails
-// or is abandoned leaves any earlier archive at the path untouched and no temporary file.
+// records sorted by name). A package written to a path appears atomically (AtomicFile): a
+// save that fails, is abandoned or is killed leaves any earlier archive at the path untouched
+// and no temporary file.
 // Importing never runs code from the archive; names with "..", absolute paths, backslashes
 // or duplicates are refused; CRCs are checked on every read; sizes and counts are bounded
 // (ImporterOptions); a truncated archive says that it is truncated.

@@ -1,18 +1,16 @@
 #include "zip/zip_writer.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <random>
 
 #include "fxpack/errors.hpp"
+#include "fxpack/quote.hpp"
 
 namespace fxpack::zip {
 namespace {
@@ -24,10 +22,6 @@ constexpr std::size_t kAlignment = 64;
 // one (and would delete the file instead), so it is written by hand.
 constexpr std::array<std::byte, 22> kEmptyArchive = {
     std::byte{'P'}, std::byte{'K'}, std::byte{5}, std::byte{6}};
-
-std::string os_error(const std::string& what, const std::filesystem::path& path, int err) {
-  return "zip: " + what + " '" + path.string() + "': " + std::strerror(err);
-}
 
 // 1980-01-01 00:00, the DOS epoch, as local time: libzip converts with localtime(), so this is
 // what makes the stored date independent of the time zone.
@@ -60,22 +54,22 @@ void add_entries(zip_t* za, const std::vector<const Entry*>& order) {
   std::uint64_t offset = 0;  // of the next local header, exact while all entries so far are STORE
   for (const Entry* e : order) {
     zip_source_t* src = zip_source_buffer(za, e->bytes.data(), e->bytes.size(), 0);
-    if (src == nullptr) throw_libzip("cannot add '" + e->name + "'", za);
+    if (src == nullptr) throw_libzip("cannot add " + quote(e->name), za);
     const zip_int64_t idx = zip_file_add(za, e->name.c_str(), src, ZIP_FL_ENC_UTF_8);
     if (idx < 0) {
       zip_source_free(src);  // still ours when zip_file_add fails
-      throw_libzip("cannot add '" + e->name + "'", za);
+      throw_libzip("cannot add " + quote(e->name), za);
     }
     const auto index = static_cast<zip_uint64_t>(idx);
     if (zip_file_set_mtime(za, index, mtime, 0) != 0) throw_libzip("cannot set mtime", za);
     if (e->method == Method::deflate) {
       if (zip_set_file_compression(za, index, ZIP_CM_DEFLATE, 0) != 0) {
-        throw_libzip("cannot set compression for '" + e->name + "'", za);
+        throw_libzip("cannot set compression for " + quote(e->name), za);
       }
       continue;
     }
     if (zip_set_file_compression(za, index, ZIP_CM_STORE, 0) != 0) {
-      throw_libzip("cannot set compression for '" + e->name + "'", za);
+      throw_libzip("cannot set compression for " + quote(e->name), za);
     }
     // The local header is 30 bytes, the name, libzip's Zip64 field when the size needs one
     // (empty at exactly 0xffffffff, both sizes above), then our field's 4-byte header.
@@ -85,87 +79,136 @@ void add_entries(zip_t* za, const std::vector<const Entry*>& order) {
     const std::uint64_t pad = (kAlignment - (offset + header + 4) % kAlignment) % kAlignment;
     if (zip_file_extra_field_set(za, index, kPaddingExtraId, ZIP_EXTRA_FIELD_NEW, kZeros.data(),
                                  static_cast<zip_uint16_t>(pad), ZIP_FL_LOCAL) != 0) {
-      throw_libzip("cannot pad '" + e->name + "'", za);
+      throw_libzip("cannot pad " + quote(e->name), za);
     }
     offset += header + 4 + pad + size;
   }
 }
 
-// False with errno set on failure.
-bool write_all(int fd, std::span<const std::byte> bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    bytes = bytes.subspan(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
-// Removes the temporary file unless the rename has consumed it.
-class TempFile {
+// A libzip source that writes the archive into an open file descriptor (an AtomicFile's
+// temporary file), so that libzip creates no file of its own. It starts empty; libzip
+// writes, seeks back to patch local headers, and commits.
+class FdSink {
  public:
-  explicit TempFile(std::filesystem::path path) : path_(std::move(path)) {}
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  ~TempFile() {
-    if (!path_.empty()) ::unlink(path_.c_str());
+  explicit FdSink(int fd) : fd_(fd) { zip_error_init(&error_); }
+  ~FdSink() { zip_error_fini(&error_); }
+  FdSink(const FdSink&) = delete;
+  FdSink& operator=(const FdSink&) = delete;
+
+  static zip_int64_t callback(void* self, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+    return static_cast<FdSink*>(self)->handle(data, len, cmd);
   }
-  const std::filesystem::path& path() const { return path_; }
-  void release() { path_.clear(); }
 
  private:
-  std::filesystem::path path_;
-};
-
-// Creates an empty file next to `target` with a fresh name and permissions from the umask.
-// The name starts with '.' so directory listings and globs skip a file caught mid-write.
-std::pair<std::filesystem::path, int> create_temp(const std::filesystem::path& target) {
-  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  const std::string stem = "." + target.filename().string().substr(0, 200) + ".tmp-";
-  std::random_device rd;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    char suffix[9];
-    std::snprintf(suffix, sizeof suffix, "%08x", static_cast<unsigned>(rd()));
-    std::filesystem::path path = dir / (stem + suffix);
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) return {std::move(path), fd};
-    if (errno != EEXIST) throw IoError(os_error("cannot create a temporary file in", dir, errno));
+  zip_int64_t fail(int zip_code, int err) {
+    zip_error_set(&error_, zip_code, err);
+    return -1;
   }
-  throw IoError("zip: cannot create a temporary file in '" + dir.string() + "': all names taken");
-}
 
-void fsync_file(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IoError(os_error("cannot open", path, errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) throw IoError(os_error("cannot sync", path, err));
-}
+  zip_int64_t handle(void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+    switch (cmd) {
+      case ZIP_SOURCE_SUPPORTS:
+        return ZIP_SOURCE_SUPPORTS_WRITABLE | ZIP_SOURCE_MAKE_COMMAND_BITMASK(ZIP_SOURCE_ACCEPT_EMPTY);
+      case ZIP_SOURCE_ACCEPT_EMPTY:
+        return 1;
+      case ZIP_SOURCE_STAT: {
+        auto* st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &error_);
+        if (st == nullptr) return -1;
+        zip_stat_init(st);
+        st->size = end_;
+        st->comp_size = end_;
+        st->valid = ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE;
+        return sizeof(zip_stat_t);
+      }
+      case ZIP_SOURCE_OPEN:
+        read_pos_ = 0;
+        return 0;
+      case ZIP_SOURCE_READ: {
+        const zip_uint64_t n = std::min<zip_uint64_t>(len, end_ - std::min(read_pos_, end_));
+        const ssize_t got = n == 0 ? 0 : ::pread(fd_, data, n, static_cast<off_t>(read_pos_));
+        if (got < 0) return fail(ZIP_ER_READ, errno);
+        read_pos_ += static_cast<zip_uint64_t>(got);
+        return got;
+      }
+      case ZIP_SOURCE_CLOSE:
+        return 0;
+      case ZIP_SOURCE_SEEK: {
+        const zip_int64_t pos = zip_source_seek_compute_offset(read_pos_, end_, data, len, &error_);
+        if (pos < 0) return -1;
+        read_pos_ = static_cast<zip_uint64_t>(pos);
+        return 0;
+      }
+      case ZIP_SOURCE_TELL:
+        return static_cast<zip_int64_t>(read_pos_);
+      case ZIP_SOURCE_BEGIN_WRITE:
+      case ZIP_SOURCE_ROLLBACK_WRITE:
+      case ZIP_SOURCE_REMOVE:
+        if (::ftruncate(fd_, 0) != 0) return fail(ZIP_ER_WRITE, errno);
+        write_pos_ = end_ = 0;
+        return 0;
+      case ZIP_SOURCE_WRITE: {
+        const auto* p = static_cast<const char*>(data);
+        zip_uint64_t done = 0;
+        while (done < len) {
+          const ssize_t n = ::pwrite(fd_, p + done, len - done, static_cast<off_t>(write_pos_ + done));
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) return fail(ZIP_ER_WRITE, errno);
+          done += static_cast<zip_uint64_t>(n);
+        }
+        write_pos_ += len;
+        end_ = std::max(end_, write_pos_);
+        return static_cast<zip_int64_t>(len);
+      }
+      case ZIP_SOURCE_SEEK_WRITE: {
+        const zip_int64_t pos = zip_source_seek_compute_offset(write_pos_, end_, data, len, &error_);
+        if (pos < 0) return -1;
+        write_pos_ = static_cast<zip_uint64_t>(pos);
+        return 0;
+      }
+      case ZIP_SOURCE_TELL_WRITE:
+        return static_cast<zip_int64_t>(write_pos_);
+      case ZIP_SOURCE_COMMIT_WRITE:
+        // Only our own file was written; AtomicFile::commit() syncs and renames it.
+        return ::ftruncate(fd_, static_cast<off_t>(end_)) == 0 ? 0 : fail(ZIP_ER_WRITE, errno);
+      case ZIP_SOURCE_ERROR:
+        return zip_error_to_data(&error_, data, len);
+      case ZIP_SOURCE_FREE:
+        return 0;
+      default:
+        return fail(ZIP_ER_OPNOTSUPP, 0);
+    }
+  }
+
+  int fd_;
+  zip_error_t error_;
+  zip_uint64_t read_pos_ = 0;
+  zip_uint64_t write_pos_ = 0;
+  zip_uint64_t end_ = 0;
+};
 
 }  // namespace
 
-ZipWriter::ZipWriter(std::filesystem::path target) : target_(std::move(target)) {}
+ZipWriter::ZipWriter(std::filesystem::path target, AtomicFile::Temporary temporary)
+    : target_(std::move(target)), temporary_(temporary) {}
 ZipWriter::ZipWriter(ZipWriter&&) noexcept = default;
 ZipWriter& ZipWriter::operator=(ZipWriter&&) noexcept = default;
 ZipWriter::~ZipWriter() = default;
 
-ZipWriter ZipWriter::to_file(std::filesystem::path target) {
+ZipWriter ZipWriter::to_file(std::filesystem::path target, AtomicFile::Temporary temporary) {
   if (target.empty() || !target.has_filename()) {
-    throw IoError("zip: '" + target.string() + "' does not name a file");
+    throw IoError("zip: " + quote(target.string(), 4096) + " does not name a file");
   }
-  return ZipWriter(std::move(target));
+  return ZipWriter(std::move(target), temporary);
 }
 
-ZipWriter ZipWriter::to_memory() { return ZipWriter(std::filesystem::path()); }
+ZipWriter ZipWriter::to_memory() { return ZipWriter(std::filesystem::path(), AtomicFile::Temporary::unnamed); }
 
 void ZipWriter::add(std::string_view name, Method method, std::span<const std::byte> bytes,
                     std::shared_ptr<const void> owner) {
-  if (finished_) throw Error("zip: cannot add '" + std::string(name) + "': the writer is finished");
+  if (finished_) throw Error("zip: cannot add " + quote(name) + ": the writer is finished");
   check_entry_name(name);
   if (names_.find(name) != names_.end()) {
-    throw FormatError("zip: cannot add '" + std::string(name) + "' twice");
+    throw FormatError("zip: cannot add " + quote(name) + " twice");
   }
   names_.emplace(name);
   entries_.push_back({std::string(name), method, bytes, std::move(owner)});
@@ -244,44 +287,24 @@ std::vector<std::byte> ZipWriter::finish() {
     return out;
   }
 
-  auto [temp_path, fd] = create_temp(target_);
-  TempFile temp(std::move(temp_path));
-  const bool written = !order.empty() || write_all(fd, kEmptyArchive);
-  const int err = errno;
-  ::close(fd);
-  if (!written) throw IoError(os_error("cannot write", temp.path(), err));
-  if (!order.empty()) {
-    // libzip writes its own temporary beside ours and renames it over ours on success, or
-    // removes it on failure.
-    int code = 0;
-    Archive za(zip_open(temp.path().c_str(), ZIP_TRUNCATE, &code));
+  AtomicFile file(target_, temporary_);
+  if (order.empty()) {
+    file.write(kEmptyArchive);
+  } else {
+    FdSink sink(file.fd());
+    const Source source(zip_source_function_create(&FdSink::callback, &sink, &error));
+    if (!source) throw IoError("zip: cannot create a file source: " + error_text());
+    zip_source_keep(source.get());  // the archive's reference; `source` stays ours
+    Archive za(zip_open_from_source(source.get(), ZIP_TRUNCATE, &error));
     if (!za) {
-      zip_error_init_with_code(&error, code);
-      throw IoError("zip: cannot open '" + temp.path().string() + "': " + error_text());
+      zip_source_free(source.get());  // zip_open_from_source did not take its reference
+      throw IoError("zip: cannot start " + quote(target_.string(), 4096) + ": " + error_text());
     }
     add_entries(za.get(), order);
-    if (zip_close(za.get()) != 0) {
-      throw_libzip("cannot write '" + target_.string() + "'", za.get());
-    }
-    (void)za.release();
+    if (zip_close(za.get()) != 0) throw_libzip("cannot write " + quote(target_.string(), 4096), za.get());
+    (void)za.release();  // zip_close freed it
   }
-  fsync_file(temp.path());
-  struct stat old {};
-  if (::stat(target_.c_str(), &old) == 0 && S_ISREG(old.st_mode)) {
-    // Best effort: failing to copy the mode is no reason to lose the save.
-    (void)::chmod(temp.path().c_str(), old.st_mode & 07777);
-  }
-  if (::rename(temp.path().c_str(), target_.c_str()) != 0) {
-    throw IoError(os_error("cannot replace", target_, errno));
-  }
-  temp.release();
-  // The new archive is in place: from here a failure must not be reported as if it were not,
-  // so syncing the directory entry is best effort.
-  const std::filesystem::path dir = target_.has_parent_path() ? target_.parent_path() : ".";
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  file.commit();
   return {};
 }
 

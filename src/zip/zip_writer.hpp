@@ -10,11 +10,13 @@
 // same entries give the same bytes on every run and every machine, to a file or to memory.
 // An archive with no entries is the 22-byte end record alone.
 //
-// Atomicity (to_file): nothing touches the file system before finish(). finish() writes a
-// temporary file in the target's directory, fsyncs it, renames it over the target and fsyncs
-// the directory, so readers see the old archive or the complete new one, even across a crash.
-// If finish() throws, or is never called, the target is untouched and no temporary file is
-// left. An existing target keeps its permission bits.
+// Atomicity (to_file): nothing touches the file system before finish(). finish() has libzip
+// write the archive into an AtomicFile (fxpack/atomic_file.hpp: an unnamed temporary file in
+// the target's directory, synced and renamed over the target), so readers see the old archive
+// or the complete new one, even across a crash or a SIGKILL. If finish() throws, or is never
+// called, or the process is killed, the target is untouched and no temporary file is left
+// (on a file system without O_TMPFILE: the next save to the path removes it). An existing
+// target keeps its permission bits.
 //
 // Names must pass check_entry_name() (zip_reader.hpp) and be unique; add_* throws
 // fxpack::FormatError otherwise. The writer keeps the bytes of every entry until finish():
@@ -33,13 +35,15 @@
 #include <string_view>
 #include <vector>
 
+#include "fxpack/atomic_file.hpp"
 #include "zip/zip_reader.hpp"
 
 namespace fxpack::zip {
 
 class ZipWriter {
  public:
-  static ZipWriter to_file(std::filesystem::path target);
+  static ZipWriter to_file(std::filesystem::path target,
+                           AtomicFile::Temporary temporary = AtomicFile::Temporary::unnamed);
   static ZipWriter to_memory();
 
   ZipWriter(ZipWriter&&) noexcept;
@@ -66,11 +70,12 @@ class ZipWriter {
     std::shared_ptr<const void> owner;
   };
 
-  explicit ZipWriter(std::filesystem::path target);
+  ZipWriter(std::filesystem::path target, AtomicFile::Temporary temporary);
   void add(std::string_view name, Method method, std::span<const std::byte> bytes,
            std::shared_ptr<const void> owner);
 
   std::filesystem::path target_;  // empty for a memory writer
+  AtomicFile::Temporary temporary_;
   std::vector<Entry> entries_;
   std::set<std::string, std::less<>> names_;
   bool finished_ = false;
