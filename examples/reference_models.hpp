@@ -83,4 +83,18 @@ class SmallConvNet : public Module {
   std::shared_ptr<Module> conv1, bn1, relu, maxpool, conv2, bn2, avgpool, fc;
 };
 
+// The traced module of <reference_root>/<folder> (seed_sin, seed_relu_add, mlp,
+// small_convnet), with the real weights PyTorch wrote there.
+inline std::shared_ptr<GraphModule> trace_reference(const std::filesystem::path& reference_root,
+                                                    const std::string& folder) {
+  if (folder == "seed_sin") return symbolic_trace([](const Value& x) { return x.sin(); });
+  std::shared_ptr<Module> m;
+  if (folder == "seed_relu_add") m = std::make_shared<ReluAdd>();
+  if (folder == "mlp") m = std::make_shared<MLP>();
+  if (folder == "small_convnet") m = std::make_shared<SmallConvNet>();
+  if (!m) throw std::runtime_error("no reference model " + folder);
+  load_weights(*m, reference_root / folder / "params");
+  return symbolic_trace(m);
+}
+
 }  // namespace fxpack::examples

@@ -49,14 +49,7 @@ inline const std::vector<ReferenceCase>& reference_cases() {
 
 // The traced module of a reference folder, with its real weights.
 inline std::shared_ptr<GraphModule> trace_reference(const std::string& folder) {
-  if (folder == "seed_sin") return symbolic_trace([](const Value& x) { return x.sin(); });
-  std::shared_ptr<Module> m;
-  if (folder == "seed_relu_add") m = std::make_shared<ReluAdd>();
-  if (folder == "mlp") m = std::make_shared<MLP>();
-  if (folder == "small_convnet") m = std::make_shared<SmallConvNet>();
-  if (!m) throw std::runtime_error("no reference model " + folder);
-  load_reference_weights(*m, folder);
-  return symbolic_trace(m);
+  return examples::trace_reference(fixtures_dir() / "reference", folder);
 }
 
 inline Tensor reference_input(const ReferenceCase& c) {

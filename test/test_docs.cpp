@@ -285,7 +285,9 @@ TEST_CASE("docs: README pickles, packages, make_fx and compile") {
     PackageImporter importer("model.fxpkg");  // checks the manifest: every op this build lacks
     auto loaded = importer.load_pickle("model", "model.pkl");  // weights alias the mapped file
     std::cout << importer.file_structure();
+    PackageImporter copied("model.fxpkg", {.mode = LoadMode::Copy});  // maps nothing
     CHECK(back->needs_recompile());
+    CHECK_FALSE(copied.load_pickle("model", "model.pkl")->get_tensor("fc1.weight").storage()->borrowed());
     CHECK(text.starts_with("fxpack.pickle json 1\n"));
     CHECK(allclose((*loaded)(x).tensor(), (*gm)(x).tensor(), 0, 0));
   }

@@ -107,7 +107,7 @@ int load_big(const char* mode, const char* path) {
     return all.empty();
   }
   ImporterOptions o;
-  o.mmap_tensors = m != "copy";
+  o.mode = m == "copy" ? LoadMode::Copy : LoadMode::Map;
   o.verify_storage_crc = m == "mmap+crc" || m == "copy";
   PackageImporter pi{std::filesystem::path(path), o};
   double open_ms = std::chrono::duration<double, std::milli>(Clock::now() - a).count();

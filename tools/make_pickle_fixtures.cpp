@@ -11,13 +11,13 @@
 
 #include "fxpack/fxpack.hpp"
 #include "fxpack/pickle.hpp"
-#include "reference_models.hpp"
+#include "../examples/reference_models.hpp"
 
 int main(int argc, char** argv) {
   namespace pk = fxpack::pickle;
   bool force = false;
   std::filesystem::path out =
-      fxpack::testing::fixtures_dir() / "pickle" / ("v" + std::to_string(pk::kFormatVersion));
+      std::filesystem::path(FXPACK_FIXTURES_DIR) / "pickle" / ("v" + std::to_string(pk::kFormatVersion));
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--force") == 0) force = true;
     else out = argv[i];
@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(out);
     auto lazy = fxpack::use_lazy_graph_module(true);
     for (const char* model : {"seed_sin", "mlp", "small_convnet"}) {
-      auto gm = fxpack::testing::trace_reference(model);
+      auto gm = fxpack::examples::trace_reference(std::filesystem::path(FXPACK_FIXTURES_DIR) / "reference", model);
       for (int f = 0; f < pk::kPickleFormatCount; ++f) {
         auto format = static_cast<pk::PickleFormat>(f);
         auto path = out / (std::string(model) + "." + std::string(pk::format_name(format)) + ".pkl");

@@ -2,6 +2,7 @@
 // and run in another process. Include this for the whole public API.
 #pragma once
 
+#include "fxpack/archive.hpp"
 #include "fxpack/atomic_file.hpp"
 #include "fxpack/codegen.hpp"
 #include "fxpack/compile.hpp"
@@ -12,6 +13,7 @@
 #include "fxpack/graph.hpp"
 #include "fxpack/graph_module.hpp"
 #include "fxpack/make_fx.hpp"
+#include "fxpack/manifest.hpp"
 #include "fxpack/module.hpp"
 #include "fxpack/node.hpp"
 #include "fxpack/ops.hpp"

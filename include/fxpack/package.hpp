@@ -3,7 +3,7 @@
 // == Layout ==
 //
 //   <root>/.data/version                 "fxpack.package 1\n"
-//   <root>/.data/manifest                what each pickle needs (see below)
+//   <root>/.data/manifest                what each pickle needs (manifest.hpp)
 //   <root>/.data/storages/<N>            tensor bytes, one record per Storage, N = 0, 1, ...
 //   <root>/<package path>/<resource>     what save_pickle / save_text / save_binary wrote
 //
@@ -11,25 +11,37 @@
 // accept any single root folder. The package path "a.b" becomes folders "a/b".
 //
 // Every record is stored uncompressed, and each record's data starts at a multiple of 64
-// bytes in the file, so the importer memory-maps the archive and tensors alias their storage
-// records without a copy (their lifetime holds the mapping). A Storage shared by two tensors,
-// or by two modules of one package, is written once and is shared again after loading.
+// bytes in the file, so the importer can memory-map the archive and let tensors alias their
+// storage records without a copy. A Storage shared by two tensors, or by two modules of one
+// package, is written once and is shared again after loading.
 //
 // The pickles are fxpack pickles (pickle.hpp) in portable-binary form whose storage table
-// names storage records instead of holding bytes.
+// names storage records instead of holding bytes. The manifest lists what each pickle needs
+// from the OpRegistry; PackageImporter checks it when the archive is opened and raises one
+// FormatError listing every missing item, before anything is built.
 //
-// == Manifest ==
+// The same PackageImporter reads PyTorch's torch.package archives of fx GraphModules
+// (recognised by their .data/extern_modules record) without running any of their code, and
+// PackageExporter writes them (PackageFormat::TorchPackage).
 //
-// A text record, one item per line, sorted within each pickle:
+// == Memory mapping (LoadMode) ==
 //
-//   fxpack.manifest 1
-//   pickle <package path>/<resource> <pickle format version>
-//   function <target>        a call_function target the graph uses
-//   method <name>            a call_method name
-//   module <kind>            a call_module kind (leaf module class)
+// LoadMode::Map (the default) maps the archive file read-only; tensors whose storage record
+// is a 64-byte aligned STORE record alias the mapping, so loading a large model costs no
+// copy and pages are read only when used. The mapping lives as long as any such tensor. The
+// operating system's rule for mapped files applies: if another process truncates or rewrites
+// the file in place while it is mapped, touching a lost page raises SIGBUS, which kills the
+// process (no library can turn it into an error). Replacing the file by rename — as
+// PackageExporter and every fxpack tool do — is safe: the mapping keeps the old file.
+// The importer itself never reads through the mapping (headers, CRC checks and copies use
+// pread), so opening and checking a truncated file is a FormatError ("truncated"), not a
+// crash; only tensor data is aliased.
 //
-// PackageImporter checks every item against the OpRegistry when the archive is opened and
-// raises one FormatError listing every missing item, before anything is built.
+// LoadMode::Copy reads the file and maps nothing: every tensor owns its bytes. Use it when
+// the file may change under the process, or to release the file right after loading.
+//
+// A storage record that is not 64-byte aligned in the file (an archive re-zipped by another
+// tool) is never aliased: its bytes are copied into aligned memory and a warning says so.
 //
 // == Guarantees ==
 //
@@ -39,18 +51,24 @@
 // and no temporary file.
 // Importing never runs code from the archive; names with "..", absolute paths, backslashes
 // or duplicates are refused; CRCs are checked on every read; sizes and counts are bounded
-// (ImporterOptions); a truncated archive says that it is truncated.
+// (ImporterOptions); a truncated archive says that it is truncated; untrusted names are
+// quoted in every message (quote.hpp).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
-#include <set>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fxpack/graph_module.hpp"
+#include "fxpack/manifest.hpp"
 #include "fxpack/pickle.hpp"
 
 namespace fxpack {
@@ -89,18 +107,55 @@ class PackageExporter {
   std::unique_ptr<Impl> impl_;
 };
 
-struct ImporterOptions {
-  // Tensors alias the memory-mapped storage records (true) or get their own copy (false).
-  bool mmap_tensors = true;
-  // Check each storage record's CRC when a pickle using it is loaded. (Reading a record's
-  // bytes touches its pages; turn off to load without touching them.)
-  bool verify_storage_crc = true;
-  pickle::LoadLimits limits{};
-  std::uint64_t max_records = 1u << 20;
+enum class LoadMode : std::uint8_t {
+  Map,   // map the file; aligned storage records become zero-copy tensors (see above)
+  Copy,  // read the file, map nothing; every tensor owns its bytes
 };
 
-// Reads fxpack packages and torch.package archives of fx GraphModules (recognised by their
-// .data/extern_modules record; loaded without running any of their code).
+struct ImporterOptions {
+  LoadMode mode = LoadMode::Map;
+  // Check each storage record's CRC when a pickle using it is loaded (by reading it, not
+  // through the mapping). Off: load without touching the records' pages (Map mode only;
+  // copies are always checked).
+  bool verify_storage_crc = true;
+  // Check the manifest against this build when opening, and refuse a package that needs
+  // what the build lacks (listing all of it). Off: open anyway — to inspect, print or
+  // convert it; its pickles still load as data (a missing kernel fails when the plan is
+  // built).
+  bool check_requirements = true;
+  pickle::LoadLimits limits{};
+  // Bounds on the zip archive itself, checked when it is opened: records, bytes of one
+  // record and of all of them (uncompressed), and the compression ratio of a compressed
+  // record larger than ratio_exempt_size.
+  std::uint64_t max_records = 1u << 20;
+  std::uint64_t max_record_size = std::uint64_t{64} << 30;
+  std::uint64_t max_total_size = std::uint64_t{256} << 30;
+  std::uint64_t max_deflate_ratio = 200;
+  std::uint64_t ratio_exempt_size = std::uint64_t{1} << 20;
+  // Receives every warning (a misaligned storage record copied, a source hash mismatch,
+  // unregistered module kinds). Null: printed to stderr.
+  std::function<void(const std::string&)> on_warning{};
+};
+
+// One record of an archive, as its zip directory describes it.
+struct RecordInfo {
+  std::string name;                  // below the root: "model/model.pkl", ".data/version"
+  std::uint64_t size = 0;            // uncompressed bytes
+  std::uint64_t compressed_size = 0;
+  bool stored = true;                // STORE; false: DEFLATE
+  std::uint32_t crc32 = 0;
+  std::uint64_t data_offset = 0;     // of its (compressed) bytes in the archive file
+};
+
+// A pickle loaded with what happened on the way.
+struct LoadedPickle {
+  std::shared_ptr<GraphModule> module;       // a dirty LazyGraphModule
+  std::optional<pickle::LoadReport> report;  // fxpack pickles: pickle::loads_with_report's
+  std::vector<std::string> warnings;         // every warning of this load, also given to on_warning
+};
+
+// Reads fxpack packages and torch.package archives of fx GraphModules. Safe to use from
+// several threads at once: loads share the storages they both use.
 class PackageImporter {
  public:
   explicit PackageImporter(const std::filesystem::path& path, ImporterOptions options = {});
@@ -111,15 +166,35 @@ class PackageImporter {
 
   // A LazyGraphModule, dirty. Storages shared within the package are shared again.
   std::shared_ptr<GraphModule> load_pickle(std::string_view package, std::string_view resource);
+  LoadedPickle load_pickle_with_report(std::string_view package, std::string_view resource);
   std::string load_text(std::string_view package, std::string_view resource) const;
   std::vector<std::byte> load_binary(std::string_view package, std::string_view resource) const;
   bool has_record(std::string_view package, std::string_view resource) const;
+
+  // What the archive is.
+  PackageFormat format() const;
+  // "fxpack package v1", "torch.package (.data/version 6)".
+  std::string format_description() const;
+  // fxpack packages: the manifest as written; torch.package archives have none (null). A
+  // missing or malformed manifest is a FormatError here (an importer opened with
+  // check_requirements refuses such a package already when opening).
+  const Manifest* manifest() const;
+  // The records that hold pickled modules, sorted (recognised by content: the fxpack pickle
+  // header, or a Python pickle in a torch.package).
+  std::vector<std::string> pickles() const;
 
   // Record names below the root ("model/model.pkl", ".data/version"), sorted.
   std::vector<std::string> records() const;
   const std::string& root() const;
   // The tree of records, drawn as torch.package's file_structure() does.
   std::string file_structure() const;
+  // Any record by its name below the root; FormatError if there is none.
+  RecordInfo record_info(std::string_view record) const;
+  bool has_record(std::string_view record) const;
+  // Its uncompressed bytes, CRC checked.
+  std::vector<std::byte> read_record(std::string_view record) const;
+  // Checks its sizes and CRC by reading it (never through the mapping); FormatError if bad.
+  void verify_record(std::string_view record) const;
 
  private:
   struct Impl;
@@ -130,11 +205,9 @@ class PackageImporter {
 // Throws Error for a package that is not a dotted name or a resource that is not a plain
 // file name (which also keeps resources out of .data/).
 std::string record_name(std::string_view package, std::string_view resource);
-// The manifest items a module needs from the OpRegistry: "function <target>",
-// "method <name>", "module <kind>" (kind "?" for a call_module target that is missing).
-std::set<std::string> required_items(const GraphModule& module);
-// True if this build provides a manifest item.
-bool provides(std::string_view item);
+// The inverse: "my/models/model.pkl" → {"my.models", "model.pkl"}; a record right under the
+// root gives an empty package.
+std::pair<std::string, std::string> split_record_name(std::string_view record);
 // Record names below `root` drawn as torch.package's file_structure() draws them.
 std::string format_file_structure(std::string_view root, const std::vector<std::string>& records);
 

@@ -2,6 +2,7 @@
 // the LazyGraphModule they become. The archive libraries are in pickle_cereal.cpp and
 // pickle_boost.cpp.
 #include "fxpack/pickle.hpp"
+#include "fxpack/quote.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -290,7 +291,7 @@ class Builder {
     for (std::size_t i = 0; i < rec_.storages.size(); ++i) {
       const StorageRecord& r = rec_.storages[i];
       if (r.external) {
-        std::string where = "storages[" + std::to_string(i) + "] (external '" + r.key.substr(0, 200) + "')";
+        std::string where = "storages[" + std::to_string(i) + "] (external " + quote(r.key) + ")";
         if (!opt_.storage_source) bad(where + ": the pickle keeps this storage outside and no storage source was given");
         std::shared_ptr<Storage> s;
         try {
@@ -433,26 +434,26 @@ class Builder {
   }
 
   std::shared_ptr<Module> module(const ModuleRecord& r, const std::string& path, std::uint32_t depth) {
-    if (depth > opt_.limits.max_nesting_depth) bad("module '" + path + "': nesting depth exceeds the limit");
+    if (depth > opt_.limits.max_nesting_depth) bad("module " + quote(path) + ": nesting depth exceeds the limit");
     in_meta_ = false;  // module attributes may not reference nodes
     auto m = std::make_shared<Module>(r.kind);
-    std::string where = "module '" + (path.empty() ? std::string("<root>") : path) + "' (" + r.kind + ")";
+    std::string where = "module " + (path.empty() ? std::string("'<root>'") : quote(path)) + " (" + quote(r.kind) + ")";
     std::set<std::string> seen;
     auto unique = [&](const std::string& what, const std::string& name) {
-      if (!seen.insert(what + ":" + name).second) bad(where + ": duplicate " + what + " '" + name + "'");
+      if (!seen.insert(what + ":" + name).second) bad(where + ": duplicate " + what + " " + quote(name));
     };
     try {
       for (const auto& a : r.attrs) {
         unique("attribute", a.key);
-        m->set_attr(a.key, value(a.value, 0, where + " attribute '" + a.key + "'"));
+        m->set_attr(a.key, value(a.value, 0, where + " attribute " + quote(a.key)));
       }
       for (const auto& p : r.parameters) {
         unique("parameter", p.name);
-        m->register_parameter(p.name, tensor_ref(p.tensor, where + " parameter '" + p.name + "'"));
+        m->register_parameter(p.name, tensor_ref(p.tensor, where + " parameter " + quote(p.name)));
       }
       for (const auto& b : r.buffers) {
         unique("buffer", b.name);
-        m->register_buffer(b.name, tensor_ref(b.tensor, where + " buffer '" + b.name + "'"));
+        m->register_buffer(b.name, tensor_ref(b.tensor, where + " buffer " + quote(b.name)));
       }
       for (const auto& c : r.children) {
         unique("submodule", c.name);
@@ -483,7 +484,7 @@ class Builder {
       NodeRecord& r = rec_.nodes[i];
       std::string where;
       auto at = [&]() -> const std::string& {
-        if (where.empty()) where = "nodes[" + std::to_string(i) + "] '" + r.name.substr(0, 200) + "'";
+        if (where.empty()) where = "nodes[" + std::to_string(i) + "] " + quote(r.name);
         return where;
       };
       if (r.op > static_cast<std::uint8_t>(Op::Output)) bad(at() + ": unknown op " + std::to_string(r.op));
@@ -506,7 +507,7 @@ class Builder {
         bad(at() + ": " + e.what());
       }
       if (n->name() != r.name)
-        bad(at() + ": node name is not valid or not unique (the graph would call it '" + n->name() + "')");
+        bad(at() + ": node name is not valid or not unique (the graph would call it " + quote(n->name()) + ")");
       nodes_.push_back(n);
     }
     in_meta_ = true;
@@ -514,7 +515,7 @@ class Builder {
       const NodeRecord& r = rec_.nodes[i];
       for (const auto& e : r.meta)
         nodes_[i]->meta().set(e.key, value(e.value, nodes_.size(),
-                                           "nodes[" + std::to_string(i) + "] '" + r.name + "' meta '" + e.key + "'"));
+                                           "nodes[" + std::to_string(i) + "] " + quote(r.name) + " meta " + quote(e.key)));
     }
     if (nodes_.empty() || nodes_.back()->op() != Op::Output) bad("the graph's last node is not an output node");
     try {
@@ -537,7 +538,7 @@ class Builder {
 void warn(const LoadOptions& opt, LoadReport& report, const std::string& message) {
   report.warnings.push_back(message);
   if (opt.on_warning) opt.on_warning(message);
-  else std::cerr << "fxpack: warning: " << message << '\n';
+  else std::cerr << "fxpack: warning: " << printable(message) << '\n';
 }
 
 }  // namespace
@@ -583,7 +584,7 @@ Loaded from_record(PickleRecord rec, const LoadOptions& opt, PickleFormat format
   report.unregistered_module_kinds.assign(unknown.begin(), unknown.end());
   if (!unknown.empty()) {
     std::string list;
-    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + k;
+    for (const auto& k : unknown) list += (list.empty() ? "" : ", ") + quote(k);
     if (opt.refuse_unregistered_module_kinds) bad("unregistered module kinds: " + list);
     warn(opt, report, "pickle: loaded as data only, calling them will fail: unregistered module kinds: " + list);
   }
@@ -643,10 +644,10 @@ Header parse_header(std::string_view bytes) {
       found = true;
     }
   if (!found)
-    throw FormatError("pickle: unknown pickle format '" + std::string(name) + "' in the header (at byte offset " +
+    throw FormatError("pickle: unknown pickle format " + quote(name, 64) + " in the header (at byte offset " +
                       std::to_string(kMagic.size()) + ")");
   if (ver.empty() || ver.size() > 9 || !std::all_of(ver.begin(), ver.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    throw FormatError("pickle: bad version '" + std::string(ver) + "' in the header (at byte offset " +
+    throw FormatError("pickle: bad version " + quote(ver, 64) + " in the header (at byte offset " +
                       std::to_string(kMagic.size() + sp + 1) + ")");
   std::uint64_t v = std::stoull(std::string(ver));
   if (v > kFormatVersion)

@@ -188,6 +188,7 @@ ZipReader ZipReader::from_memory(std::span<const std::byte> bytes, std::shared_p
 
 void ZipReader::read_at(std::uint64_t offset, std::span<std::byte> out) const {
   // Every caller checked the range against size_, the size the archive had when opened.
+  if (out.empty()) return;
   if (!file_) {
     std::memcpy(out.data(), memory_.data() + offset, out.size());
     return;
@@ -618,6 +619,25 @@ std::vector<std::byte> ZipReader::read(std::string_view name) const {
     return true;
   });
   return out;
+}
+
+void ZipReader::read_into(std::string_view name, std::span<std::byte> out) const {
+  const EntryInfo& e = at(name);
+  if (out.size() != e.uncompressed_size) {
+    throw Error("ZipReader::read_into: " + std::to_string(out.size()) + " bytes for entry " + quote(e.name) +
+                " of " + std::to_string(e.uncompressed_size));
+  }
+  if (e.method == Method::store) {
+    read_at(e.data_offset, out);
+    check_crc(e, crc_update(crc_update(0, {}), out));
+    return;
+  }
+  std::size_t filled = 0;  // stream() never hands over more than the recorded size
+  stream(e, [&](std::span<const std::byte> piece) {
+    if (!piece.empty()) std::memcpy(out.data() + filled, piece.data(), piece.size());
+    filled += piece.size();
+    return true;
+  });
 }
 
 StoredView ZipReader::view(std::string_view name) const {

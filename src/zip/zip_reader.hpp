@@ -19,7 +19,7 @@
 //
 // == How the bytes are reached ==
 //
-// Headers, read(), verify() and peek() always *read* the archive: pread() on a file, a copy
+// Headers, read(), read_into(), verify() and peek() always *read* the archive: pread() on a file, a copy
 // from a memory buffer. They never go through a memory mapping, so another process
 // truncating the file makes them fail with a FormatError ("truncated"), never with SIGBUS.
 // Only view() may alias the archive:
@@ -113,6 +113,8 @@ class ZipReader {
 
   // The entry's uncompressed bytes, CRC checked.
   std::vector<std::byte> read(std::string_view name) const;
+  // The same into `out`, which must be exactly the entry's uncompressed size.
+  void read_into(std::string_view name, std::span<std::byte> out) const;
   // The bytes of a STORE entry (see "How the bytes are reached"); FormatError for a DEFLATE
   // one.
   StoredView view(std::string_view name) const;

@@ -1,21 +1,28 @@
-// The fxpack command: shared pieces (argument parsing, opening archives, JSON output).
+// The fxpack command: shared pieces (arguments, opening archives, output).
+//
+// The command uses only the public API (include/fxpack/): Archive to open any archive by
+// content, PackageImporter to read records and the Manifest, write_file_atomic to write.
 //
 // Exit status of every subcommand: 0 success, 1 a problem was found or the command failed,
 // 2 a usage error. Messages go to stderr as "fxpack <command>: <message>"; no stack dumps.
+//
+// Output that shows text from an archive or the command line cannot be forged by it: text
+// lines are built with quote() for untrusted names inside sentences and every line passes
+// through printable() before it is written (Lines), and JSON is written by rapidjson's
+// writer from valid UTF-8 (json.hpp). Only `code` prints generated source as it is, because
+// being byte-identical to PyTorch's is its point.
 #pragma once
 
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <optional>
-#include <set>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "fxpack/fxpack.hpp"
-#include "zip/zip_reader.hpp"
 
 namespace fxpack::cli {
 
@@ -47,65 +54,37 @@ struct Args {
 // non-repeatable flags are UsageErrors. "--" ends the flags; "-h"/"--help" set help.
 Args parse_args(const std::vector<std::string>& argv, const std::vector<FlagSpec>& flags);
 
+std::string read_whole_file(const std::string& path, std::uint64_t max_bytes = 1ull << 34);
+
 // --- Archives ---------------------------------------------------------------------------
 
-enum class ArchiveKind { FxpackPackage, TorchPackage, Pickle };
-
-struct ManifestEntry {
-  std::string pickle;  // record path below the root
-  std::string version;
-  std::vector<std::string> items;  // "function torch.relu", ...
-};
-
-struct Archive {
-  std::string path;
-  ArchiveKind kind = ArchiveKind::Pickle;
-  std::optional<zip::ZipReader> zip;  // packages
-  std::string root;                   // packages
-  std::string version;                // fxpack: "1"; torch: .data/version contents
-  std::vector<std::string> records;   // below the root, sorted
-  std::vector<std::string> pickles;   // records holding pickled GraphModules
-  std::string pickle_bytes;           // bare pickles
-  // fxpack packages: the manifest as written (empty when it could not be parsed).
-  std::vector<ManifestEntry> manifest;
-  std::string manifest_error;
-
-  std::string format_description() const;
-  std::string full(const std::string& record) const { return root + "/" + record; }
-  // The bytes of a record (CRC checked).
-  std::string read(const std::string& record) const;
-  const zip::EntryInfo* entry(const std::string& record) const;
-};
-
-// Opens and recognises an archive; throws fxpack::Error if it cannot be read at all.
-Archive open_archive(const std::string& path);
-
-// "my/pkg/model.pkl" -> {"my.pkg", "model.pkl"}.
-std::pair<std::string, std::string> split_record(const std::string& record);
+// How a subcommand opens an archive.
+//   check_requirements: refuse a package whose manifest asks for what this build lacks (run);
+//     the others open anything they can read and report what is missing.
+//   mode: Map where weight pages are never read (inspect, code, graph, dot) or a mapped run
+//     is what the user asked for (run); Copy where every byte is read anyway (verify,
+//     convert), so that a file truncated meanwhile is an error, never SIGBUS.
+// Warnings are not printed: they are in each LoadedPickle, for the command to show.
+Archive open_archive(const std::string& path, bool check_requirements, LoadMode mode);
 
 // The pickle record named by [PACKAGE RESOURCE] positionals (after the archive), defaulting
 // to model/model.pkl, or the only pickle when the archive has exactly one.
 std::string select_pickle(const Archive& a, const std::vector<std::string>& positional, std::size_t first);
 
-struct LoadedModule {
-  std::shared_ptr<GraphModule> gm;
-  std::optional<pickle::LoadReport> report;  // fxpack pickles
-  std::vector<std::string> warnings;
-};
-
-// Loads a pickle as data: unregistered targets are fine (for printing), storages are CRC
-// checked. For torch packages this is PackageImporter::load_pickle.
-LoadedModule load_module(const Archive& a, const std::string& record);
-
-// What a graph needs from the registry: "function <target>", "method <name>", "module <kind>".
+// "<path>: <message>" with the path made printable.
+std::string at_path(const Archive& a, const std::string& message);
 
 // --- Output -----------------------------------------------------------------------------
 
-std::string json_str(std::string_view s);
+// Text output, one line at a time; every line passes through printable().
+class Lines {
+ public:
+  Lines& operator()(std::string_view line);
+  const std::string& text() const noexcept { return text_; }
 
-// Writes `bytes` to `path` through a temporary file renamed into place.
-void write_file_atomic(const std::string& path, std::string_view bytes);
-std::string read_whole_file(const std::string& path, std::uint64_t max_bytes = 1ull << 34);
+ private:
+  std::string text_;
+};
 
 // --- Subcommands ------------------------------------------------------------------------
 

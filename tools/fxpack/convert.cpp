@@ -54,7 +54,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
     else if (ext == ".json") format = "json";
     else if (ext == ".xml") format = "boost-xml";
     else if (ext == ".pkl") format = "portable-binary";
-    else throw UsageError("cannot tell the output format from '" + out + "': give --format");
+    else throw UsageError("cannot tell the output format from " + quote(out) + ": give --format");
   }
   Target target = Target::Pickle;
   pickle::PickleFormat pformat = pickle::PickleFormat::PortableBinary;
@@ -72,55 +72,60 @@ int cmd_convert(const std::vector<std::string>& argv) {
       }
     }
     if (!known)
-      throw UsageError("unknown format '" + format +
-                       "' (portable-binary, json, boost-text, boost-binary, boost-xml, fxpack, torch)");
+      throw UsageError("unknown format " + quote(format) +
+                       " (portable-binary, json, boost-text, boost-binary, boost-xml, fxpack, torch)");
   }
   {
     std::error_code ec;
     if (std::filesystem::equivalent(in, out, ec)) throw UsageError("IN and OUT are the same file");
   }
-  Archive a = open_archive(in);
+  // Copy: every byte is read anyway, and an input truncated meanwhile must be an error.
+  Archive a = open_archive(in, false, LoadMode::Copy);
   std::vector<std::string> selected;
-  bool explicit_selection = args.positional.size() > 2;
-  if (target == Target::Fxpack && a.kind == ArchiveKind::FxpackPackage && !explicit_selection) {
-    selected = a.pickles;
-    if (selected.empty()) throw Error(in + ": the archive holds no pickled module");
+  const bool explicit_selection = args.positional.size() > 2;
+  if (target == Target::Fxpack && a.kind() == ArchiveKind::FxpackPackage && !explicit_selection) {
+    selected = a.pickles();
+    if (selected.empty()) throw Error(at_path(a, "the archive holds no pickled module"));
   } else {
     selected = {select_pickle(a, args.positional, 2)};
   }
 
   if (target == Target::Pickle) {
-    auto gm = load_module(a, selected.front()).gm;
+    auto gm = a.load(selected.front()).module;
     write_file_atomic(out, pickle::dumps(*gm, pformat));
-    std::cout << "wrote " << out << " (fxpack pickle, " << format << ", class " << gm->class_name() << ")\n";
+    Lines done;
+    done("wrote " + out + " (fxpack pickle, " + format + ", class " + gm->class_name() + ")");
+    std::cout << done.text();
     return 0;
   }
 
   PackageExporter exporter(out, target == Target::Torch ? PackageFormat::TorchPackage : PackageFormat::Fxpack);
   std::size_t pickles = 0, resources = 0;
   for (const auto& record : selected) {
-    auto gm = load_module(a, record).gm;
-    std::string r = record.empty() ? "model/model.pkl" : record;
-    auto [package, resource] = split_record(r);
-    if (package.empty()) throw Error("pickle '" + r + "' is not inside a package folder");
+    auto gm = a.load(record).module;
+    const std::string r = record.empty() ? "model/model.pkl" : record;
+    auto [package, resource] = split_record_name(r);
+    if (package.empty()) throw Error("pickle " + quote(r) + " is not inside a package folder");
     exporter.save_pickle(package, resource, *gm);
     ++pickles;
   }
-  if (a.zip) {
-    for (const auto& r : a.records) {
+  if (const PackageImporter* p = a.package()) {
+    const std::vector<std::string> pickle_records = a.pickles();
+    for (const auto& r : p->records()) {
       if (r.starts_with(".data/") || r.starts_with("fx-generated/")) continue;
-      if (std::find(a.pickles.begin(), a.pickles.end(), r) != a.pickles.end()) continue;
-      auto [package, resource] = split_record(r);
+      if (std::find(pickle_records.begin(), pickle_records.end(), r) != pickle_records.end()) continue;
+      auto [package, resource] = split_record_name(r);
       if (package.empty()) continue;  // a record right under the root has no package
-      std::string bytes = a.read(r);
-      exporter.save_binary(package, resource, std::as_bytes(std::span(bytes.data(), bytes.size())));
+      exporter.save_binary(package, resource, p->read_record(r));
       ++resources;
     }
   }
   exporter.close();
-  std::cout << "wrote " << out << " (" << (target == Target::Torch ? "torch.package" : "fxpack package") << ", "
-            << pickles << " pickle" << (pickles == 1 ? "" : "s") << ", " << resources << " other record"
-            << (resources == 1 ? "" : "s") << ")\n";
+  Lines done;
+  done("wrote " + out + " (" + (target == Target::Torch ? "torch.package" : "fxpack package") + ", " +
+       std::to_string(pickles) + " pickle" + (pickles == 1 ? "" : "s") + ", " + std::to_string(resources) +
+       " other record" + (resources == 1 ? "" : "s") + ")");
+  std::cout << done.text();
   return 0;
 }
 

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   else if (cmd == "verify") fn = cmd_verify;
   else if (cmd == "convert") fn = cmd_convert;
   if (!fn) {
-    std::cerr << "fxpack: unknown command '" << cmd << "'\nTry 'fxpack --help'.\n";
+    std::cerr << "fxpack: unknown command " << fxpack::quote(cmd) << "\nTry 'fxpack --help'.\n";
     return 2;
   }
   try {
@@ -71,13 +71,13 @@ int main(int argc, char** argv) {
     }
     return rc;
   } catch (const UsageError& e) {
-    std::cerr << "fxpack " << cmd << ": " << e.what() << "\nTry 'fxpack " << cmd << " --help'.\n";
+    std::cerr << "fxpack " << cmd << ": " << fxpack::printable(e.what()) << "\nTry 'fxpack " << cmd << " --help'.\n";
     return 2;
   } catch (const std::bad_alloc&) {
     std::cerr << "fxpack " << cmd << ": error: out of memory\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "fxpack " << cmd << ": error: " << e.what() << "\n";
+    std::cerr << "fxpack " << cmd << ": error: " << fxpack::printable(e.what()) << "\n";
     return 1;
   } catch (...) {
     std::cerr << "fxpack " << cmd << ": error: unknown failure\n";

@@ -142,16 +142,11 @@ int cmd_run(const std::vector<std::string>& argv) {
       inputs.emplace_back(parse_npy(bytes, spec));
     }
   }
-  Archive a = open_archive(args.positional[0]);
-  std::string record = select_pickle(a, args.positional, 1);
-  std::shared_ptr<GraphModule> gm;
-  if (a.kind == ArchiveKind::Pickle) {
-    gm = load_module(a, record).gm;
-  } else {
-    PackageImporter importer(a.path);
-    auto [package, resource] = split_record(record);
-    gm = importer.load_pickle(package, resource);
-  }
+  // As PackageImporter loads by default: requirements checked, weights mapped.
+  Archive a = open_archive(args.positional[0], true, LoadMode::Map);
+  LoadedPickle loaded = a.load(select_pickle(a, args.positional, 1));
+  for (const auto& w : loaded.warnings) std::cerr << "fxpack run: warning: " << printable(w) << "\n";
+  std::shared_ptr<GraphModule> gm = loaded.module;
   std::vector<std::string> names;
   for (const Node* n : gm->graph())
     if (n->op() == Op::Placeholder) names.push_back(n->name());

@@ -1,10 +1,13 @@
 // fxpack inspect, code, graph, dot: describing an archive and printing its graphs.
 #include <algorithm>
+#include <array>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "cli.hpp"
+#include "json.hpp"
 
 namespace fxpack::cli {
 
@@ -53,6 +56,8 @@ options:
   -h, --help
 )HELP";
 
+const char* const kOps[] = {"placeholder", "get_attr", "call_function", "call_method", "call_module", "output"};
+
 struct TensorTotals {
   std::size_t count = 0;
   std::int64_t elements = 0;
@@ -64,22 +69,14 @@ struct TensorTotals {
   }
 };
 
-std::string totals_text(const TensorTotals& t) {
-  return std::to_string(t.count) + " tensors, " + std::to_string(t.elements) + " elements, " +
-         std::to_string(t.bytes) + " bytes";
-}
-std::string totals_json(const TensorTotals& t) {
-  return "{\"tensors\": " + std::to_string(t.count) + ", \"elements\": " + std::to_string(t.elements) +
-         ", \"bytes\": " + std::to_string(t.bytes) + "}";
-}
-
+// What inspect shows of one pickle.
 struct PickleInfo {
   std::string record;
   std::string error;  // could not be loaded
   std::string class_name;
   std::string pickle_format;
   std::size_t nodes = 0;
-  std::map<std::string, std::size_t> by_op;  // in Op order via op_rank
+  std::map<std::string, std::size_t> by_op;
   std::vector<std::pair<std::string, std::string>> modules;  // path, "Kind(extra)"
   TensorTotals params, buffers;
   std::vector<std::string> requires_;
@@ -87,48 +84,57 @@ struct PickleInfo {
   std::vector<std::string> warnings;
 };
 
-const char* kOps[] = {"placeholder", "get_attr", "call_function", "call_method", "call_module", "output"};
+// What inspect shows of the archive.
+struct Description {
+  std::string manifest_error;
+  std::vector<PickleInfo> pickles;
+  bool loadable() const {
+    bool ok = !pickles.empty() && manifest_error.empty();
+    for (const auto& i : pickles) ok = ok && i.error.empty() && i.missing.empty();
+    return ok;
+  }
+  bool read_error() const {
+    bool bad = !manifest_error.empty();
+    for (const auto& i : pickles) bad = bad || !i.error.empty();
+    return bad;
+  }
+};
 
-PickleInfo describe(const Archive& a, const std::string& record) {
+std::string pickle_format_of(Archive& a, const std::string& record, const LoadedPickle& lp) {
+  if (lp.report) return std::string(pickle::format_name(lp.report->format)) + " v" + std::to_string(lp.report->format_version);
+  std::string format = "Python pickle";
+  try {
+    const auto head = a.package()->read_record(record);
+    if (head.size() >= 2 && head[0] == std::byte{0x80}) format += " protocol " + std::to_string(std::to_integer<int>(head[1]));
+  } catch (const Error&) {
+  }
+  return format;
+}
+
+PickleInfo describe(Archive& a, const Manifest* manifest, const std::string& record) {
   PickleInfo info;
   info.record = record.empty() ? "(pickle)" : record;
-  LoadedModule lm;
-  try {
-    lm = load_module(a, record);
-  } catch (const Error& e) {
-    info.error = e.what();
-  }
   std::set<std::string> req;
-  if (a.kind == ArchiveKind::FxpackPackage && a.manifest_error.empty()) {
-    for (const auto& m : a.manifest)
-      if (m.pickle == record) req.insert(m.items.begin(), m.items.end());
+  if (manifest) {
+    if (const Manifest::Pickle* p = manifest->find(record)) req.insert(p->items.begin(), p->items.end());
   }
-  if (lm.gm) {
-    const GraphModule& gm = *lm.gm;
+  try {
+    LoadedPickle lp = a.load(record);
+    const GraphModule& gm = *lp.module;
     info.class_name = gm.class_name();
-    if (lm.report) info.pickle_format = std::string(pickle::format_name(lm.report->format)) + " v" +
-                                        std::to_string(lm.report->format_version);
-    else {
-      info.pickle_format = "Python pickle";
-      try {
-        std::string head = a.read(record).substr(0, 2);
-        if (head.size() == 2 && head[0] == '\x80') info.pickle_format += " protocol " + std::to_string(static_cast<int>(head[1]));
-      } catch (const Error&) {
-      }
-    }
+    info.pickle_format = pickle_format_of(a, record, lp);
     for (const Node* n : gm.graph()) {
       ++info.nodes;
       ++info.by_op[std::string(op_name(n->op()))];
     }
-    for (const auto& [path, m] : gm.named_modules()) {
-      if (path.empty()) continue;
-      std::string extra = m->extra_repr();
-      info.modules.emplace_back(path, m->kind() + "(" + extra + ")");
-    }
+    for (const auto& [path, m] : gm.named_modules())
+      if (!path.empty()) info.modules.emplace_back(path, m->kind() + "(" + m->extra_repr() + ")");
     for (const auto& [n, t] : gm.named_parameters()) info.params.add(t);
     for (const auto& [n, t] : gm.named_buffers()) info.buffers.add(t);
-    if (a.kind != ArchiveKind::FxpackPackage || !a.manifest_error.empty()) req = required_items(gm);
-    info.warnings = lm.warnings;
+    if (!manifest) req = required_items(gm);
+    info.warnings = std::move(lp.warnings);
+  } catch (const Error& e) {
+    info.error = e.what();
   }
   info.requires_.assign(req.begin(), req.end());
   for (const auto& r : info.requires_)
@@ -136,7 +142,19 @@ PickleInfo describe(const Archive& a, const std::string& record) {
   return info;
 }
 
-std::string file_tree(const Archive& a) { return format_file_structure(a.root, a.records); }
+Description describe(Archive& a) {
+  Description d;
+  const Manifest* manifest = nullptr;
+  if (a.kind() == ArchiveKind::FxpackPackage) {
+    try {
+      manifest = a.package()->manifest();
+    } catch (const FormatError& e) {
+      d.manifest_error = e.what();
+    }
+  }
+  for (const auto& p : a.pickles()) d.pickles.push_back(describe(a, manifest, p));
+  return d;
+}
 
 std::string kind_token(ArchiveKind k) {
   switch (k) {
@@ -147,26 +165,229 @@ std::string kind_token(ArchiveKind k) {
   return "?";
 }
 
+std::string totals_text(const TensorTotals& t) {
+  return std::to_string(t.count) + " tensors, " + std::to_string(t.elements) + " elements, " + std::to_string(t.bytes) +
+         " bytes";
+}
+
+void totals_json(Json& j, std::string_view name, const TensorTotals& t) {
+  j.key(name).begin_object();
+  j.field("tensors", std::uint64_t{t.count}).field("elements", std::int64_t{t.elements}).field("bytes", t.bytes);
+  j.end_object();
+}
+
+std::string inspect_json(const Archive& a, const Description& d) {
+  Json j;
+  j.begin_object();
+  j.field("archive", a.path().string()).field("kind", kind_token(a.kind())).field("format", a.format_description());
+  if (const PackageImporter* p = a.package()) {
+    j.field("root", p->root());
+    j.key("records").begin_array();
+    for (const auto& r : p->records()) {
+      const RecordInfo info = p->record_info(r);
+      j.begin_object().field("name", r).field("size", info.size).field("stored", info.stored).end_object();
+    }
+    j.end_array();
+    j.field("file_structure", p->file_structure());
+  }
+  if (!d.manifest_error.empty()) j.field("manifest_error", d.manifest_error);
+  j.key("pickles").begin_array();
+  for (const auto& i : d.pickles) {
+    j.begin_object().field("record", i.record);
+    if (!i.error.empty()) {
+      j.field("error", i.error);
+    } else {
+      j.field("class_name", i.class_name).field("pickle_format", i.pickle_format).field("nodes", std::uint64_t{i.nodes});
+      j.key("nodes_by_op").begin_object();
+      for (const char* op : kOps)
+        if (auto it = i.by_op.find(op); it != i.by_op.end()) j.field(op, std::uint64_t{it->second});
+      j.end_object();
+      j.key("modules").begin_array();
+      for (const auto& [path, module] : i.modules) j.begin_object().field("path", path).field("module", module).end_object();
+      j.end_array();
+      totals_json(j, "parameters", i.params);
+      totals_json(j, "buffers", i.buffers);
+    }
+    j.key("requires").begin_array();
+    for (const auto& r : i.requires_) j.value(r);
+    j.end_array().key("missing").begin_array();
+    for (const auto& r : i.missing) j.value(r);
+    j.end_array();
+    if (!i.warnings.empty()) {
+      j.key("warnings").begin_array();
+      for (const auto& w : i.warnings) j.value(w);
+      j.end_array();
+    }
+    j.field("loadable", i.error.empty() && i.missing.empty()).end_object();
+  }
+  j.end_array().field("loadable", d.loadable()).end_object();
+  return j.text();
+}
+
+void inspect_pickle_text(Lines& out, const PickleInfo& i) {
+  out("")("pickle " + i.record);
+  if (!i.error.empty()) {
+    out("  error: " + i.error);
+  } else {
+    out("  class: " + i.class_name)("  format: " + i.pickle_format);
+    std::string nodes = "  nodes: " + std::to_string(i.nodes);
+    std::string sep = " (";
+    for (const char* op : kOps) {
+      if (auto it = i.by_op.find(op); it != i.by_op.end()) {
+        nodes += sep + op + " " + std::to_string(it->second);
+        sep = ", ";
+      }
+    }
+    out(nodes + (i.nodes ? ")" : ""));
+    out("  parameters: " + totals_text(i.params))("  buffers: " + totals_text(i.buffers));
+    out(std::string("  modules:") + (i.modules.empty() ? " none" : ""));
+    std::size_t width = 0;
+    for (const auto& m : i.modules) width = std::max(width, printable(m.first).size());
+    for (const auto& [path, module] : i.modules)
+      out("    " + printable(path) + std::string(width - printable(path).size() + 2, ' ') + module);
+  }
+  out(std::string("  requires:") + (i.requires_.empty() ? " nothing" : ""));
+  for (const auto& r : i.requires_) out("    " + r + (provides(r) ? "" : "    MISSING"));
+  for (const auto& w : i.warnings) out("  warning: " + w);
+}
+
+std::string inspect_text(const Archive& a, const Description& d) {
+  Lines out;
+  out("archive: " + a.path().string())("format: " + a.format_description());
+  if (const PackageImporter* p = a.package()) {
+    out("records: " + std::to_string(p->records().size()));
+    std::istringstream tree(p->file_structure());
+    for (std::string line; std::getline(tree, line);) out(line);
+  }
+  if (!d.manifest_error.empty()) out("manifest: unreadable: " + d.manifest_error);
+  if (d.pickles.empty()) out("pickles: none");
+  for (const auto& i : d.pickles) inspect_pickle_text(out, i);
+  if (d.loadable()) {
+    out("")("loadable by this build: yes");
+  } else {
+    std::vector<std::string> why;
+    if (d.pickles.empty()) why.push_back("no pickled module");
+    if (!d.manifest_error.empty()) why.push_back("unreadable manifest");
+    for (const auto& i : d.pickles) {
+      if (!i.error.empty()) why.push_back(i.record + " cannot be read");
+      for (const auto& m : i.missing) why.push_back("missing " + m);
+    }
+    std::string line = "loadable by this build: no (";
+    for (std::size_t k = 0; k < why.size(); ++k) line += (k ? "; " : "") + why[k];
+    out("")(line + ")");
+  }
+  return out.text();
+}
+
 // The archive and the selected module, for code/graph/dot.
 std::shared_ptr<GraphModule> module_from_args(const Args& args, const char* what) {
   if (args.positional.empty()) throw UsageError(std::string("missing ARCHIVE (the ") + what + " to show)");
-  Archive a = open_archive(args.positional[0]);
-  std::string record = select_pickle(a, args.positional, 1);
-  return load_module(a, record).gm;
+  Archive a = open_archive(args.positional[0], false, LoadMode::Map);
+  return a.load(select_pickle(a, args.positional, 1)).module;
 }
 
-std::string dot_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
+// A DOT quoted string: printable text with backslashes and double quotes escaped, and
+// newlines as DOT's \n.
+std::string dot_quote(std::string_view s) {
+  std::string out = "\"";
+  for (std::size_t start = 0;;) {
+    const std::size_t nl = s.find('\n', start);
+    for (char c : printable(s.substr(start, nl == std::string_view::npos ? nl : nl - start))) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
     }
-    out += c;
+    if (nl == std::string_view::npos) break;
+    out += "\\n";
+    start = nl + 1;
   }
-  return out;
+  return out + "\"";
 }
+
+// A node belongs to the module that owns it: call_module a.b.c -> a.b; get_attr a.b.weight -> a.b.
+struct Cluster {
+  std::map<std::string, Cluster> children;
+  std::vector<const Node*> nodes;
+};
+
+Cluster clusters_of(const Graph& graph) {
+  Cluster top;
+  for (const Node* n : graph) {
+    std::string owner;
+    if (n->op() == Op::CallModule || n->op() == Op::GetAttr) {
+      const auto dot = n->target().rfind('.');
+      if (dot != std::string::npos) owner = n->target().substr(0, dot);
+    }
+    Cluster* c = &top;
+    for (std::size_t start = 0; !owner.empty() && start <= owner.size();) {
+      const auto d = owner.find('.', start);
+      c = &c->children[owner.substr(0, d)];
+      if (d == std::string::npos) break;
+      start = d + 1;
+    }
+    c->nodes.push_back(n);
+  }
+  return top;
+}
+
+class DotWriter {
+ public:
+  explicit DotWriter(const GraphModule& gm) : gm_(gm) {}
+
+  std::string write() {
+    o_ << "digraph " << dot_quote(gm_.class_name()) << " {\n";
+    o_ << "  rankdir=TB;\n";
+    o_ << "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n";
+    o_ << "  edge [fontname=\"Helvetica\", fontsize=9];\n";
+    cluster(clusters_of(gm_.graph()), "  ");
+    for (const Node* n : gm_.graph())
+      for (const Node* in : n->input_nodes()) o_ << "  " << dot_quote(in->name()) << " -> " << dot_quote(n->name()) << ";\n";
+    o_ << "}\n";
+    return o_.str();
+  }
+
+ private:
+  void node(const Node* n, const std::string& indent) {
+    static const std::map<Op, const char*> colour = {
+        {Op::Placeholder, "#a6cee3"}, {Op::GetAttr, "#d9d9d9"},    {Op::CallFunction, "#fdbf6f"},
+        {Op::CallMethod, "#b2df8a"},  {Op::CallModule, "#fb9a99"}, {Op::Output, "#cab2d6"}};
+    std::string label = n->name() + "\n" + std::string(op_name(n->op()));
+    if (n->op() != Op::Placeholder && n->op() != Op::Output) label += "\n" + n->target();
+    try {
+      if (n->op() == Op::CallModule) {
+        const auto m = gm_.get_submodule(n->target());
+        label += "\n" + m->kind() + "(" + m->extra_repr() + ")";
+      }
+      if (n->op() == Op::GetAttr) {
+        const Tensor& t = gm_.get_tensor(n->target());
+        label += "\n" + std::string(dtype_name(t.dtype())) + t.shape().to_string();
+      }
+    } catch (const Error&) {
+      // a dangling target: the box shows what the node says; `verify` reports it
+    }
+    o_ << indent << dot_quote(n->name()) << " [label=" << dot_quote(label) << ", fillcolor=\"" << colour.at(n->op())
+       << "\"];\n";
+  }
+
+  void cluster(const Cluster& c, const std::string& indent) {
+    for (const auto& [path, child] : c.children) {
+      std::string kind;
+      try {
+        kind = gm_.get_submodule(path)->kind();
+      } catch (const Error&) {
+      }
+      o_ << indent << "subgraph cluster_" << next_cluster_++ << " {\n";
+      o_ << indent << "  label=" << dot_quote(path + (kind.empty() ? "" : " (" + kind + ")"))
+         << "; style=\"rounded,dashed\"; fontname=\"Helvetica\"; fontsize=10;\n";
+      cluster(child, indent + "  ");
+      o_ << indent << "}\n";
+    }
+    for (const Node* n : c.nodes) node(n, indent);
+  }
+
+  const GraphModule& gm_;
+  std::ostringstream o_;
+  std::size_t next_cluster_ = 0;
+};
 
 }  // namespace
 
@@ -177,113 +398,11 @@ int cmd_inspect(const std::vector<std::string>& argv) {
     return 0;
   }
   if (args.positional.empty()) throw UsageError("missing ARCHIVE");
-  if (args.positional.size() > 1) throw UsageError("unexpected argument '" + args.positional[1] + "'");
-  Archive a = open_archive(args.positional[0]);
-  std::vector<PickleInfo> infos;
-  for (const auto& p : a.pickles) infos.push_back(describe(a, p));
-  bool loadable = !infos.empty() && a.manifest_error.empty();
-  for (const auto& i : infos) loadable = loadable && i.error.empty() && i.missing.empty();
-  bool read_error = !a.manifest_error.empty();
-  for (const auto& i : infos) read_error = read_error || !i.error.empty();
-
-  std::ostringstream o;
-  if (args.has("--json")) {
-    o << "{\n  \"archive\": " << json_str(a.path) << ",\n  \"kind\": " << json_str(kind_token(a.kind))
-      << ",\n  \"format\": " << json_str(a.format_description());
-    if (a.zip) {
-      o << ",\n  \"root\": " << json_str(a.root) << ",\n  \"records\": [";
-      for (std::size_t i = 0; i < a.records.size(); ++i) {
-        const auto* e = a.entry(a.records[i]);
-        o << (i ? "," : "") << "\n    {\"name\": " << json_str(a.records[i]) << ", \"size\": " << e->uncompressed_size
-          << ", \"stored\": " << (e->method == zip::Method::store ? "true" : "false") << "}";
-      }
-      o << "\n  ],\n  \"file_structure\": " << json_str(file_tree(a));
-    }
-    if (!a.manifest_error.empty()) o << ",\n  \"manifest_error\": " << json_str(a.manifest_error);
-    o << ",\n  \"pickles\": [";
-    for (std::size_t k = 0; k < infos.size(); ++k) {
-      const auto& i = infos[k];
-      o << (k ? "," : "") << "\n    {\n      \"record\": " << json_str(i.record);
-      if (!i.error.empty()) o << ",\n      \"error\": " << json_str(i.error);
-      if (i.error.empty()) {
-        o << ",\n      \"class_name\": " << json_str(i.class_name) << ",\n      \"pickle_format\": "
-          << json_str(i.pickle_format) << ",\n      \"nodes\": " << i.nodes << ",\n      \"nodes_by_op\": {";
-        bool first = true;
-        for (const char* op : kOps) {
-          auto it = i.by_op.find(op);
-          if (it == i.by_op.end()) continue;
-          o << (first ? "" : ", ") << json_str(op) << ": " << it->second;
-          first = false;
-        }
-        o << "},\n      \"modules\": [";
-        for (std::size_t m = 0; m < i.modules.size(); ++m)
-          o << (m ? ", " : "") << "{\"path\": " << json_str(i.modules[m].first)
-            << ", \"module\": " << json_str(i.modules[m].second) << "}";
-        o << "],\n      \"parameters\": " << totals_json(i.params) << ",\n      \"buffers\": " << totals_json(i.buffers);
-      }
-      o << ",\n      \"requires\": [";
-      for (std::size_t r = 0; r < i.requires_.size(); ++r) o << (r ? ", " : "") << json_str(i.requires_[r]);
-      o << "],\n      \"missing\": [";
-      for (std::size_t r = 0; r < i.missing.size(); ++r) o << (r ? ", " : "") << json_str(i.missing[r]);
-      o << "],\n      \"loadable\": " << (i.error.empty() && i.missing.empty() ? "true" : "false") << "\n    }";
-    }
-    o << "\n  ],\n  \"loadable\": " << (loadable ? "true" : "false") << "\n}\n";
-    std::cout << o.str();
-    return read_error ? 1 : 0;
-  }
-
-  o << "archive: " << a.path << "\n";
-  o << "format: " << a.format_description() << "\n";
-  if (a.zip) {
-    o << "records: " << a.records.size() << "\n" << file_tree(a);
-  }
-  if (!a.manifest_error.empty()) o << "manifest: unreadable: " << a.manifest_error << "\n";
-  if (infos.empty()) o << "pickles: none\n";
-  for (const auto& i : infos) {
-    o << "\npickle " << i.record << "\n";
-    if (!i.error.empty()) {
-      o << "  error: " << i.error << "\n";
-    } else {
-      o << "  class: " << i.class_name << "\n";
-      o << "  format: " << i.pickle_format << "\n";
-      o << "  nodes: " << i.nodes;
-      std::string sep = " (";
-      for (const char* op : kOps) {
-        auto it = i.by_op.find(op);
-        if (it == i.by_op.end()) continue;
-        o << sep << op << " " << it->second;
-        sep = ", ";
-      }
-      o << (i.nodes ? ")" : "") << "\n";
-      o << "  parameters: " << totals_text(i.params) << "\n";
-      o << "  buffers: " << totals_text(i.buffers) << "\n";
-      o << "  modules:" << (i.modules.empty() ? " none" : "") << "\n";
-      std::size_t width = 0;
-      for (const auto& m : i.modules) width = std::max(width, m.first.size());
-      for (const auto& m : i.modules)
-        o << "    " << m.first << std::string(width - m.first.size() + 2, ' ') << m.second << "\n";
-    }
-    o << "  requires:" << (i.requires_.empty() ? " nothing" : "") << "\n";
-    for (const auto& r : i.requires_) o << "    " << r << (provides(r) ? "" : "    MISSING") << "\n";
-    for (const auto& w : i.warnings) o << "  warning: " << w << "\n";
-  }
-  o << "\nloadable by this build: ";
-  if (loadable) {
-    o << "yes\n";
-  } else {
-    std::vector<std::string> why;
-    if (infos.empty()) why.push_back("no pickled module");
-    if (!a.manifest_error.empty()) why.push_back("unreadable manifest");
-    for (const auto& i : infos) {
-      if (!i.error.empty()) why.push_back(i.record + " cannot be read");
-      for (const auto& m : i.missing) why.push_back("missing " + m);
-    }
-    o << "no (";
-    for (std::size_t k = 0; k < why.size(); ++k) o << (k ? "; " : "") << why[k];
-    o << ")\n";
-  }
-  std::cout << o.str();
-  return read_error ? 1 : 0;
+  if (args.positional.size() > 1) throw UsageError("unexpected argument " + quote(args.positional[1]));
+  Archive a = open_archive(args.positional[0], false, LoadMode::Map);
+  const Description d = describe(a);
+  std::cout << (args.has("--json") ? inspect_json(a, d) : inspect_text(a, d));
+  return d.read_error() ? 1 : 0;
 }
 
 int cmd_code(const std::vector<std::string>& argv) {
@@ -304,31 +423,31 @@ int cmd_graph(const std::vector<std::string>& argv) {
     return 0;
   }
   auto gm = module_from_args(args, "archive");
-  // tabulate's "simple" format, as print_tabular uses.
+  // tabulate's "simple" format, as print_tabular uses; cells made printable before measuring.
   std::vector<std::array<std::string, 5>> rows;
   rows.push_back({"opcode", "name", "target", "args", "kwargs"});
   for (const Node* n : gm->graph()) {
-    rows.push_back({std::string(op_name(n->op())), n->name(), n->target(), python_repr(Tuple{n->args()}),
-                    python_repr(n->kwargs())});
+    rows.push_back({std::string(op_name(n->op())), printable(n->name()), printable(n->target()),
+                    printable(python_repr(Tuple{n->args()})), printable(python_repr(n->kwargs()))});
   }
   std::array<std::size_t, 5> width{};
   for (const auto& r : rows)
     for (std::size_t c = 0; c < 5; ++c) width[c] = std::max(width[c], r[c].size());
-  std::ostringstream o;
-  auto line = [&](const std::array<std::string, 5>& r) {
+  Lines out;
+  const auto line = [&](const std::array<std::string, 5>& r) {
     std::string s;
     for (std::size_t c = 0; c < 5; ++c) {
       s += r[c];
       if (c + 1 < 5) s += std::string(width[c] - r[c].size() + 2, ' ');
     }
-    o << s << "\n";
+    out(s);
   };
   line(rows[0]);
   std::array<std::string, 5> dashes;
   for (std::size_t c = 0; c < 5; ++c) dashes[c] = std::string(width[c], '-');
   line(dashes);
   for (std::size_t i = 1; i < rows.size(); ++i) line(rows[i]);
-  std::cout << o.str();
+  std::cout << out.text();
   return 0;
 }
 
@@ -339,81 +458,7 @@ int cmd_dot(const std::vector<std::string>& argv) {
     return 0;
   }
   auto gm = module_from_args(args, "archive");
-  static const std::map<Op, const char*> colour = {
-      {Op::Placeholder, "#a6cee3"}, {Op::GetAttr, "#d9d9d9"},  {Op::CallFunction, "#fdbf6f"},
-      {Op::CallMethod, "#b2df8a"},  {Op::CallModule, "#fb9a99"}, {Op::Output, "#cab2d6"}};
-  // Cluster tree: a node belongs to the module that owns it (call_module a.b.c -> a.b;
-  // get_attr a.b.weight -> a.b).
-  struct Cluster {
-    std::map<std::string, Cluster> children;
-    std::vector<const Node*> nodes;
-  };
-  Cluster top;
-  for (const Node* n : gm->graph()) {
-    std::string owner;
-    if (n->op() == Op::CallModule || n->op() == Op::GetAttr) {
-      auto dot = n->target().rfind('.');
-      if (dot != std::string::npos) owner = n->target().substr(0, dot);
-    }
-    Cluster* c = &top;
-    std::size_t start = 0;
-    while (!owner.empty() && start <= owner.size()) {
-      auto d = owner.find('.', start);
-      std::string path = owner.substr(0, d);
-      c = &c->children[path];
-      if (d == std::string::npos) break;
-      start = d + 1;
-    }
-    c->nodes.push_back(n);
-  }
-  std::ostringstream o;
-  o << "digraph " << json_str(gm->class_name()) << " {\n";
-  o << "  rankdir=TB;\n";
-  o << "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n";
-  o << "  edge [fontname=\"Helvetica\", fontsize=9];\n";
-  std::size_t cluster_id = 0;
-  auto emit_node = [&](const Node* n, const std::string& indent) {
-    std::string label = n->name() + "\n" + std::string(op_name(n->op()));
-    if (n->op() != Op::Placeholder && n->op() != Op::Output) label += "\n" + n->target();
-    if (n->op() == Op::CallModule) {
-      try {
-        auto m = gm->get_submodule(n->target());
-        label += "\n" + m->kind() + "(" + m->extra_repr() + ")";
-      } catch (const Error&) {
-      }
-    }
-    if (n->op() == Op::GetAttr) {
-      try {
-        const Tensor& t = gm->get_tensor(n->target());
-        label += "\n" + std::string(dtype_name(t.dtype())) + t.shape().to_string();
-      } catch (const Error&) {
-      }
-    }
-    o << indent << json_str(n->name()) << " [label=\"" << dot_escape(label) << "\", fillcolor=\"" << colour.at(n->op())
-      << "\"];\n";
-  };
-  auto emit = [&](auto& self, const Cluster& c, const std::string& path, const std::string& indent) -> void {
-    for (const auto& [child_path, child] : c.children) {
-      std::string kind;
-      try {
-        kind = gm->get_submodule(child_path)->kind();
-      } catch (const Error&) {
-      }
-      o << indent << "subgraph cluster_" << cluster_id++ << " {\n";
-      o << indent << "  label=\"" << dot_escape(child_path + (kind.empty() ? "" : " (" + kind + ")"))
-        << "\"; style=\"rounded,dashed\"; fontname=\"Helvetica\"; fontsize=10;\n";
-      self(self, child, child_path, indent + "  ");
-      o << indent << "}\n";
-    }
-    for (const Node* n : c.nodes) emit_node(n, indent);
-    (void)path;
-  };
-  emit(emit, top, "", "  ");
-  for (const Node* n : gm->graph()) {
-    for (const Node* in : n->input_nodes()) o << "  " << json_str(in->name()) << " -> " << json_str(n->name()) << ";\n";
-  }
-  o << "}\n";
-  std::cout << o.str();
+  std::cout << DotWriter(*gm).write();
   return 0;
 }
 
