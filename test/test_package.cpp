@@ -43,8 +43,8 @@ std::vector<std::byte> to_bytes(std::string_view s) {
 // Rewrites one record of a package (keeping the others) — for hostile-archive cases.
 std::vector<std::byte> with_record(const std::vector<std::byte>& pkg, const std::string& name,
                                    std::optional<std::string> bytes) {
-  auto reader = zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(pkg));
-  auto writer = zip::ZipWriter::to_memory();
+  auto reader = fxpack::zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(pkg));
+  auto writer = fxpack::zip::ZipWriter::to_memory();
   for (const auto& e : reader.entries()) {
     if (e.name == name) {
       if (bytes) writer.add_stored(name, std::as_bytes(std::span(bytes->data(), bytes->size())));
@@ -236,7 +236,7 @@ TEST_CASE("package: the manifest lists what each pickle needs and is checked on 
   auto gm = make_graph_module(std::make_shared<Module>(), g, {.class_name = "Odd", .graph_module_cls = GraphModuleClass::Lazy});
   auto pkg = package_of(*gm);
   {
-    auto reader = zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(pkg));
+    auto reader = fxpack::zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(pkg));
     auto m = reader.read("archive/.data/manifest");
     CHECK(std::string(reinterpret_cast<const char*>(m.data()), m.size()) ==
           "fxpack.manifest 1\n"
@@ -264,7 +264,7 @@ TEST_CASE("package: hostile and corrupt archives are refused with a clear messag
   truncated.resize(good.size() / 2);
   auto flipped = good;
   {
-    auto reader = zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(good));
+    auto reader = fxpack::zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(good));
     flipped[reader.at("archive/model/model.pkl").data_offset + 20] ^= std::byte{0x5a};
   }
   std::vector<Case> cases = {
@@ -383,7 +383,7 @@ namespace {
 // The package's records written again by plain libzip, without fxpack's padding: what any
 // other zip tool (Python's zipfile in STORE mode, `zip -0`) makes of a package.
 std::vector<std::byte> rezipped_unaligned(const std::vector<std::byte>& pkg) {
-  auto reader = zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(pkg));
+  auto reader = fxpack::zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(pkg));
   zip_error_t error;
   zip_error_init(&error);
   zip_source_t* buffer = zip_source_buffer_create(nullptr, 0, 0, &error);
@@ -431,9 +431,9 @@ TEST_CASE("package: misaligned storage records are copied into aligned memory, n
     if (r.starts_with(".data/storages/") && pi.record_info(r).data_offset % 64 != 0) ++misaligned;
   REQUIRE(misaligned > 0);
   auto loaded = pi.load_pickle_with_report("model", "model.pkl");
-  for (const auto& [name, t] : loaded.module->named_parameters()) {
-    CAPTURE(name);
-    CHECK(reinterpret_cast<std::uintptr_t>(t.storage()->data()) % 64 == 0);
+  for (const auto& parameter : loaded.module->named_parameters()) {
+    CAPTURE(parameter.first);
+    CHECK(reinterpret_cast<std::uintptr_t>(parameter.second.storage()->data()) % 64 == 0);
   }
   CHECK(warnings.size() == misaligned);
   CHECK(loaded.warnings == warnings);
