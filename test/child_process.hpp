@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <iostream>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -20,6 +22,10 @@ namespace fxpack::testing {
 // returned (4 if it threw), "killed by signal N", or "timed out" after `seconds` (the child
 // is then killed).
 inline std::string in_child(const std::function<int()>& body, int seconds = 60) {
+  // Flush first: the child would otherwise inherit, and some runtimes flush, what the test
+  // binary has buffered, printing it twice.
+  std::cout.flush();
+  std::fflush(nullptr);
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
