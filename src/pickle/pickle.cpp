@@ -694,10 +694,16 @@ void write_body(std::ostream& out, const GraphModule& m, const DumpOptions& o) {
 
 // JSON is parsed recursively by rapidjson: refuse nesting deeper than the limits allow
 // before parsing.
-void check_json_depth(std::string_view body, const LoadLimits& lim) {
+// Checks the JSON text before rapidjson parses it: the nesting depth, and numbers that
+// rapidjson 1.1 cannot parse safely. A zero written with more digits than a double has
+// ("0.000...0", beyond 17) sends its full-precision parser into __builtin_clzll(0), which is
+// undefined behaviour (found by fuzz_pickle_loads). fxpack writes zero as 0.0, so such a
+// number is refused.
+void check_json_text(std::string_view body, const LoadLimits& lim) {
   std::uint64_t max = 4ull * lim.max_nesting_depth + 64;
   std::uint64_t depth = 0;
   bool in_str = false, esc = false;
+  const auto digit = [&](std::size_t k) { return k < body.size() && body[k] >= '0' && body[k] <= '9'; };
   for (std::size_t i = 0; i < body.size(); ++i) {
     char c = body[i];
     if (in_str) {
@@ -712,6 +718,20 @@ void check_json_depth(std::string_view body, const LoadLimits& lim) {
                           std::to_string(i) + " of the archive)");
     } else if (c == ']' || c == '}') {
       if (depth > 0) --depth;
+    } else if (c == '-' || digit(i)) {
+      const std::size_t start = i;
+      std::size_t digits = 0;
+      bool zero = true;
+      if (c == '-') ++i;
+      for (; digit(i) || (i < body.size() && body[i] == '.'); ++i) {
+        if (body[i] == '.') continue;
+        ++digits;
+        zero = zero && body[i] == '0';
+      }
+      if (zero && digits > 17)
+        throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) + " is a zero of " +
+                          std::to_string(digits) + " digits, which this build's JSON parser cannot read safely");
+      --i;  // the loop's ++i moves past the last character of the mantissa
     }
   }
 }
@@ -770,7 +790,7 @@ Loaded loads_with_report(std::string_view bytes, const LoadOptions& options) {
   detail::PickleRecord rec;
   try {
     if (h.format == PickleFormat::Json) {
-      check_json_depth(body, options.limits);
+      check_json_text(body, options.limits);
       ctx.input = nullptr;  // parsed whole into a DOM first; sizes come from real arrays
       detail::read_cereal(in, rec, h.format);
     } else {
