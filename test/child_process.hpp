@@ -1,6 +1,7 @@
 // Running part of a test in a child process: for what must not take the test binary down
 // with it (a crash such as SIGBUS, a deadlock, a memory peak to measure) and for dropping
-// privileges.
+// privileges. The child must not run oneDNN kernels: their OpenMP runtime (libgomp) does not
+// survive fork once the parent has used it, and the child hangs.
 #pragma once
 
 #include <doctest/doctest.h>
