@@ -31,6 +31,7 @@ const char* kind_name(Value::Kind kind) {
     case Value::Kind::Tuple: return "tuple";
     case Value::Kind::Dict: return "dict";
     case Value::Kind::Tensor: return "Tensor";
+    case Value::Kind::Ellipsis: return "ellipsis";
   }
   return "?";
 }
@@ -292,6 +293,7 @@ std::string python_repr(const Value& v) {
       os << v.tensor();
       return os.str();
     }
+    case Value::Kind::Ellipsis: return "Ellipsis";
   }
   return "?";
 }

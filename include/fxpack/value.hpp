@@ -32,6 +32,11 @@ struct None {
   friend bool operator==(None, None) { return true; }
 };
 
+// Python's Ellipsis (`x[..., 0]`; fx prints it as `Ellipsis`).
+struct Ellipsis {
+  friend bool operator==(Ellipsis, Ellipsis) { return true; }
+};
+
 // Python's slice(start, stop, step); each part may be None.
 struct Slice {
   std::optional<std::int64_t> start, stop, step;
@@ -55,10 +60,10 @@ class Value {
  public:
   // The alternatives' order is part of the archive format: only append.
   using Variant = std::variant<None, bool, std::int64_t, double, std::string, DType, Device,
-                               Layout, MemoryFormat, Slice, Node*, List, Tuple, Dict, Tensor>;
+                               Layout, MemoryFormat, Slice, Node*, List, Tuple, Dict, Tensor, Ellipsis>;
   enum class Kind : std::uint8_t {
     None, Bool, Int, Double, String, DType, Device, Layout, MemoryFormat, Slice, Node, List,
-    Tuple, Dict, Tensor
+    Tuple, Dict, Tensor, Ellipsis
   };
 
   Value() = default;
@@ -79,6 +84,7 @@ class Value {
   Value(Tuple t) : v_(std::move(t)) {}
   Value(Dict d) : v_(std::move(d)) {}
   Value(Tensor t) : v_(std::move(t)) {}
+  Value(Ellipsis e) : v_(e) {}
 
   Kind kind() const { return static_cast<Kind>(v_.index()); }
   const Variant& variant() const { return v_; }
@@ -177,7 +183,8 @@ Value map_nodes(const Value& v, Fn&& fn) {
 }
 
 // Python repr of a value as fx prints it in generated code: `3.0`, `1e-05`, `inf`,
-// `'s'`, `(a,)`, `[1, 2]`, `{'k': v}`, `torch.float32`, `device(type='cpu')`, node names.
+// `'s'`, `(a,)`, `[1, 2]`, `{'k': v}`, `torch.float32`, `device(type='cpu')`, `Ellipsis`,
+// node names.
 std::string python_repr(const Value& v);
 // Python repr of a float ("3.0", "1e-05", "inf", "nan", "-0.0").
 std::string python_float_repr(double d);
