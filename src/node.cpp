@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fxpack/graph.hpp"
+#include "type_expr.hpp"
 
 namespace fxpack {
 
@@ -49,6 +50,15 @@ Node::Node(Graph* graph, Op op, std::string name, std::string target)
     : graph_(graph), op_(op), name_(std::move(name)), target_(std::move(target)) {}
 
 Node::~Node() = default;
+
+void Node::set_type(std::string type) {
+  if (!type.empty()) {
+    std::string error;
+    if (!detail::parse_type_expr(type, &error))
+      throw GraphError("node '" + name_ + "': '" + type.substr(0, 200) + "' is not a type expression: " + error);
+  }
+  type_ = std::move(type);
+}
 
 namespace {
 void collect_nodes(const Value& v, std::vector<Node*>& out) {

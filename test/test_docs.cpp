@@ -140,15 +140,17 @@ TEST_CASE("docs: design.md adding an op and a leaf module kind") {
   };
   auto gm = fxpack::symbolic_trace(std::make_shared<Net>());
   std::cout << gm->code();
+  // torch.fx._symbolic_trace.wrap("mylib_square")
+  //
   // def forward(self, x):
-  //     square = mylib.square(x);  x = None
+  //     square = mylib_square(x);  x = None
   //     scale = self.scale(square);  square = None
   //     return scale
   fxpack::Tensor y = (*gm)(fxpack::Tensor::full({2}, 3.0)).tensor();  // [4.5, 4.5]
   // doc:design-use end
   CHECK(gm->code() ==
-        "\n\n\ndef forward(self, x):\n    square = mylib.square(x);  x = None\n"
-        "    scale = self.scale(square);  square = None\n    return scale\n    ");
+        "\ntorch.fx._symbolic_trace.wrap(\"mylib_square\")\n\ndef forward(self, x):\n"
+        "    square = mylib_square(x);  x = None\n    scale = self.scale(square);  square = None\n    return scale\n    ");
   CHECK(y.item_at(0) == 4.5);
   // and it survives a package round trip, the manifest naming both
   PackageExporter pe;
@@ -286,7 +288,7 @@ TEST_CASE("docs: README pickles, packages, make_fx and compile") {
     auto loaded = importer.load_pickle("model", "model.pkl");  // weights alias the mapped file
     std::cout << importer.file_structure();
     CHECK(back->needs_recompile());
-    CHECK(text.starts_with("fxpack.pickle json 1\n"));
+    CHECK(text.starts_with("fxpack.pickle json 2 "));
     CHECK(allclose((*loaded)(x).tensor(), (*gm)(x).tensor(), 0, 0));
   }
   {

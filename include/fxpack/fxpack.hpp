@@ -4,6 +4,7 @@
 
 #include "fxpack/codegen.hpp"
 #include "fxpack/compile.hpp"
+#include "fxpack/dialect.hpp"
 #include "fxpack/disable.hpp"
 #include "fxpack/dtype.hpp"
 #include "fxpack/errors.hpp"
