@@ -60,6 +60,9 @@ enum class PackageFormat : std::uint8_t {
   // extern_modules), which PyTorch's PackageImporter loads into a GraphModule. One pickle
   // per archive; leaf modules must be torch.nn classes.
   TorchPackage,
+  // The same for PyTorch 2.x (checked against 2.6): its module state, its generated code
+  // (dialect.hpp) and the byteorder and .data/serialization_id records it expects.
+  TorchPackage2,
 };
 
 class PackageExporter {

@@ -115,14 +115,16 @@ PackageExporter::PackageExporter(std::filesystem::path path, PackageFormat forma
   impl_->root = path.stem().string();
   if (impl_->root.empty() || impl_->root == "." || impl_->root == "..") impl_->root = "archive";
   impl_->format = format;
-  if (format == PackageFormat::TorchPackage) impl_->torch_writer.emplace(zip::ZipWriter::to_file(path));
+  if (format == PackageFormat::TorchPackage || format == PackageFormat::TorchPackage2)
+    impl_->torch_writer.emplace(zip::ZipWriter::to_file(path));
   impl_->path = std::move(path);
 }
 
 PackageExporter::PackageExporter(PackageFormat format) : impl_(std::make_unique<Impl>()) {
   impl_->root = "archive";
   impl_->format = format;
-  if (format == PackageFormat::TorchPackage) impl_->torch_writer.emplace(zip::ZipWriter::to_memory());
+  if (format == PackageFormat::TorchPackage || format == PackageFormat::TorchPackage2)
+    impl_->torch_writer.emplace(zip::ZipWriter::to_memory());
 }
 
 PackageExporter::~PackageExporter() {
@@ -145,6 +147,7 @@ void PackageExporter::save_pickle(std::string_view package, std::string_view res
                   "' would be the second");
     interop::TorchExportOptions options;
     options.root = impl_->root;
+    options.version = impl_->format == PackageFormat::TorchPackage2 ? Dialect::Torch2 : Dialect::Torch1_13;
     interop::save_torch_package(*impl_->torch_writer, module, package, resource, options);
     impl_->torch_pickle_saved = true;
     return;
