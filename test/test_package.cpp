@@ -237,7 +237,7 @@ TEST_CASE("package: the manifest lists what each pickle needs and is checked on 
     auto m = reader.read("archive/.data/manifest");
     CHECK(std::string(reinterpret_cast<const char*>(m.data()), m.size()) ==
           "fxpack.manifest 1\n"
-          "pickle model/model.pkl 1\n"
+          "pickle model/model.pkl 2\n"
           "function torch.frobnicate\n"
           "function torch.relu\n"
           "method wiggle\n");

@@ -11,6 +11,8 @@
 #include <map>
 #include <sstream>
 
+#include <zlib.h>
+
 #include "fxpack/details/serialize.hpp"
 #include "fxpack/fxpack.hpp"
 #include "fxpack/pickle.hpp"
@@ -191,17 +193,34 @@ struct Checkpoint {
   }
 };
 
+std::string crc_hex(std::string_view body) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08lx",
+                crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(body.data()), body.size()));
+  return buf;
+}
+
+// A format 2 pickle of `body`, with the body's checksum in the header.
 std::string with_header(pk::PickleFormat f, const std::string& body) {
-  return "fxpack.pickle " + std::string(pk::format_name(f)) + " 1\n" + body;
+  return "fxpack.pickle " + std::string(pk::format_name(f)) + " 2 " + crc_hex(body) + "\n" + body;
+}
+
+// The same pickle with its header's checksum recomputed: damage made to test the checks
+// behind the checksum (a format 1 header, or none, is left as it is).
+std::string resealed(std::string p) {
+  auto nl = p.find('\n');
+  if (nl == std::string::npos || nl > 64 || std::count(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(nl), ' ') != 3)
+    return p;
+  auto sp = p.rfind(' ', nl);
+  return p.substr(0, sp + 1) + crc_hex(std::string_view(p).substr(nl + 1)) + p.substr(nl);
 }
 
 // Pickle bytes for a hand-made record (hostile cases).
 std::string pickle_of(const pk::detail::PickleRecord& rec, pk::PickleFormat f = pk::PickleFormat::PortableBinary) {
   std::ostringstream out;
-  out << "fxpack.pickle " << pk::format_name(f) << " 1\n";
   if (f == pk::PickleFormat::PortableBinary || f == pk::PickleFormat::Json) pk::detail::write_cereal(out, rec, f);
   else pk::detail::write_boost(out, rec, f);
-  return out.str();
+  return with_header(f, out.str());
 }
 
 std::string load_error(std::string_view bytes, const pk::LoadOptions& opt = quiet()) {
@@ -325,6 +344,7 @@ TEST_CASE("pickle: source hash mismatch is reported, never silent") {
   pos += 15;
   auto end = json.find_first_not_of("0123456789", pos);
   json.replace(pos, end - pos, "12345");
+  json = resealed(json);
   std::vector<std::string> warnings;
   pk::LoadOptions o;
   o.on_warning = [&](const std::string& w) { warnings.push_back(w); };
@@ -422,11 +442,11 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
   cases.push_back({"no newline", "fxpack.pickle json 1", "header line not terminated"});
   cases.push_back({"unknown format", "fxpack.pickle zip 1\n", "unknown pickle format 'zip'"});
   cases.push_back({"newer version", "fxpack.pickle portable-binary 7\n" + good.substr(good.find('\n') + 1),
-                   "pickle format version 7 is newer than this build supports (1)"});
+                   "pickle format version 7 is newer than this build supports (2)"});
   {
     auto r = base();
     r.format_version = 7;
-    cases.push_back({"newer version inside", pickle_of(r), "pickle format version 7 is newer than this build supports (1)"});
+    cases.push_back({"newer version inside", pickle_of(r), "pickle format version 7 is newer than this build supports (2)"});
   }
   cases.push_back({"truncated", good.substr(0, good.size() - 1), "truncated portable-binary archive"});
   cases.push_back({"truncated in a string", good.substr(0, good.size() - 5), "name: count 6 exceeds the remaining input (5 bytes) (at nodes[2]"});
@@ -517,8 +537,8 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
   cases.push_back({"json nesting bomb", with_header(pk::PickleFormat::Json, std::string(100000, '[')), "JSON nesting depth exceeds"});
   {
     auto r = mlp();
-    r.tensors[0].dtype = 9;
-    cases.push_back({"unknown dtype", pickle_of(r), "unknown dtype 9 (at tensors[0]"});
+    r.tensors[0].dtype = 10;
+    cases.push_back({"unknown dtype", pickle_of(r), "unknown dtype 10 (at tensors[0]"});
   }
   {
     auto r = mlp();
@@ -552,8 +572,8 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
     cases.push_back({"unknown op name (json)", json, "unknown op 'call_python'"});
     std::string j2 = pk::dumps(*fxpack::testing::trace_reference("mlp"), pk::PickleFormat::Json);
     p = j2.find("\"float32\"");
-    j2.replace(p, 9, "\"float16\"");
-    cases.push_back({"unknown dtype name (json)", j2, "unknown dtype 'float16'"});
+    j2.replace(p, 9, "\"float8\"");
+    cases.push_back({"unknown dtype name (json)", j2, "unknown dtype 'float8'"});
   }
   {
     std::string b = pk::dumps(*fxpack::testing::trace_reference("seed_sin"), pk::PickleFormat::BoostText);
@@ -564,10 +584,46 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
 
   for (const auto& c : cases) {
     CAPTURE(c.name);
-    std::string msg = load_error(c.bytes, c.opt);
+    std::string msg = load_error(resealed(c.bytes), c.opt);
     CAPTURE(msg);
     CHECK(msg.find(c.expect) != std::string::npos);
   }
+}
+
+TEST_CASE("pickle: the header's CRC-32 refuses a flipped weight byte") {
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto gm = fxpack::testing::trace_reference("mlp");
+  for (auto f : kFormats) {
+    CAPTURE(std::string(pk::format_name(f)));
+    std::string good = pk::dumps(*gm, f);
+    CHECK(good.starts_with("fxpack.pickle " + std::string(pk::format_name(f)) + " 2 "));
+    // The first weight of fc1, as the archive holds it (raw, base64 or bit patterns): flip
+    // one bit of the last byte before the end instead, which lies in a storage or node.
+    std::string bad = good;
+    bad[bad.size() / 2] = static_cast<char>(bad[bad.size() / 2] ^ 0x04);
+    std::string msg = load_error(bad);
+    CAPTURE(msg);
+    CHECK(msg.find("the pickle is corrupt") != std::string::npos);
+    CHECK(msg.find("CRC-32") != std::string::npos);
+  }
+  // A weight byte of a portable-binary pickle: loads silently without the checksum (it is
+  // a valid float), refused with it.
+  std::string good = pk::dumps(*gm);
+  auto l = pk::loads_with_report(good, quiet());
+  const Tensor w = l.module->get_submodule("fc1")->parameter("weight");
+  std::string needle(reinterpret_cast<const char*>(w.data<float>()), 16);
+  auto at = good.find(needle);
+  REQUIRE(at != std::string::npos);
+  std::string flipped = good;
+  flipped[at + 1] = static_cast<char>(flipped[at + 1] ^ 0x01);
+  CHECK(load_error(resealed(flipped)) == "no error");
+  CHECK(load_error(flipped).find("the pickle is corrupt") != std::string::npos);
+  // The header must carry the checksum from format 2 on, and format 1 must not.
+  std::string body = good.substr(good.find('\n') + 1);
+  CHECK(load_error("fxpack.pickle portable-binary 2\n" + body).find("must end with the body's CRC-32") != std::string::npos);
+  CHECK(load_error("fxpack.pickle portable-binary 2 XYZ\n" + body).find("must end with the body's CRC-32") != std::string::npos);
+  CHECK(load_error("fxpack.pickle portable-binary 1 00000000\n" + body).find("unexpected text after the version") !=
+        std::string::npos);
 }
 
 TEST_CASE("pickle: every truncation and every flipped byte gives FormatError or a module") {
@@ -578,7 +634,7 @@ TEST_CASE("pickle: every truncation and every flipped byte gives FormatError or 
     std::string good = pk::dumps(*gm, f);
     int wrong = 0;
     for (std::size_t n = 0; n < good.size(); ++n) {
-      std::string msg = load_error(std::string_view(good).substr(0, n));
+      std::string msg = load_error(resealed(good.substr(0, n)));
       // Text archives may end in whitespace that is not needed to read them.
       if (msg.find("NOT A FormatError") != std::string::npos || (msg == "no error" && n + 2 < good.size())) {
         ++wrong;
@@ -591,7 +647,8 @@ TEST_CASE("pickle: every truncation and every flipped byte gives FormatError or 
       for (unsigned char x : {0x01, 0x80, 0xff}) {
         std::string bad = good;
         bad[i] = static_cast<char>(bad[i] ^ x);
-        std::string msg = load_error(bad);
+        // resealed: past the checksum, into the archive parsers' own checks
+        std::string msg = load_error(resealed(bad));
         if (msg.find("NOT A FormatError") != std::string::npos) {
           ++other;
           MESSAGE("flipped byte " << i << ": " << msg);
@@ -623,7 +680,7 @@ TEST_CASE("pickle: random multi-byte damage to mlp pickles gives FormatError or 
         }
         if (bad.size() <= 33) break;
       }
-      std::string msg = load_error(bad);
+      std::string msg = load_error(resealed(bad));
       if (msg.find("NOT A FormatError") != std::string::npos) {
         ++other;
         MESSAGE("iteration " << iter << ": " << msg);

@@ -148,15 +148,12 @@ std::string Archive::format_description() const {
     case ArchiveKind::FxpackPackage: return "fxpack package v" + version;
     case ArchiveKind::TorchPackage: return "torch.package (.data/version " + version + ")";
     case ArchiveKind::Pickle: {
-      std::string fmt = "?";
       try {
-        fmt = std::string(pickle::format_name(pickle::detect_format(pickle_bytes)));
+        pickle::PickleHeader h = pickle::read_header(pickle_bytes);
+        return "fxpack pickle, " + std::string(pickle::format_name(h.format)) + " v" + std::to_string(h.version);
       } catch (const Error&) {
+        return "fxpack pickle, ? v?";
       }
-      auto nl = pickle_bytes.find('\n');
-      std::string header = pickle_bytes.substr(0, std::min<std::size_t>(nl, 64));
-      auto sp = header.rfind(' ');
-      return "fxpack pickle, " + fmt + " v" + (sp == std::string::npos ? "?" : header.substr(sp + 1));
     }
   }
   return "?";
