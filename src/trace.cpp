@@ -104,7 +104,7 @@ std::shared_ptr<GraphModule> symbolic_trace(const std::shared_ptr<Module>& root,
   if (!root) throw GraphError("symbolic_trace: null module");
   // Tracing a GraphModule runs its forward, so a dirty lazy module recompiles first.
   if (auto* gm = dynamic_cast<GraphModule*>(root.get())) gm->ensure_compiled();
-  auto graph = std::make_shared<Graph>(options.dialect.value_or(default_dialect()));
+  auto graph = std::make_shared<Graph>(default_dialect());
   std::vector<std::string> names = options.input_names.empty() ? root->input_names()
                                                                : options.input_names;
   std::shared_ptr<Module> result_root = root;

@@ -10,13 +10,12 @@
 // Containers such as Sequential and user modules are traced through. A Tensor met as an
 // argument is lifted into the result as a `_tensor_constantN` attribute. A call of a function
 // outside torch (a registered `mylib.square`) gets meta `is_wrapped`, as fx's wrap() does, so
-// the code carries its wrap line. The graph takes TraceOptions::dialect, else the default.
+// the code carries its wrap line. The graph is in default_dialect() (set_default_dialect).
 //
 // A trace is bound to the calling thread; traces on different threads are independent.
 #pragma once
 
 #include <functional>
-#include <optional>
 #include <memory>
 #include <span>
 #include <string>
@@ -37,8 +36,6 @@ struct TraceOptions {
   // Class name of the result; a Module's kind when empty (a callable: "<lambda>", which
   // is what fx reports for a traced Python lambda).
   std::string class_name;
-  // The graph's codegen dialect (dialect.hpp); default_dialect() when unset.
-  std::optional<Dialect> dialect;
 };
 
 // Traces a module (a GraphModule is forced to recompile first, like fx).

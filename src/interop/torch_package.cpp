@@ -294,21 +294,58 @@ Tensor Loader::tensor(const PyObject& o, const std::string& what) {
     dims.push_back(d);
     strides.push_back(s);
   }
+  bool contiguous = true;
   if (numel > 0) {
     std::int64_t expected = 1;
     for (std::size_t i = dims.size(); i-- > 0;) {
-      if (dims[i] != 1 && strides[i] != expected) {
-        fail_at(*t, what + ": only contiguous tensors are supported (size " + py_repr(*size) + ", stride " +
-                        py_repr(*stride) + ")");
-      }
+      if (dims[i] != 1 && strides[i] != expected) contiguous = false;
       expected *= dims[i];
     }
   }
-  if (offset < 0 || offset > storage_numel || numel > storage_numel - offset) {
-    fail_at(*t, what + ": storage offset " + std::to_string(offset) + " + " + std::to_string(numel) +
-                    " elements exceeds the storage of " + std::to_string(storage_numel));
+  if (offset < 0 || offset > storage_numel) {
+    fail_at(*t, what + ": storage offset " + std::to_string(offset) + " is outside the storage of " +
+                    std::to_string(storage_numel) + " elements");
   }
-  return Tensor(st, static_cast<std::size_t>(offset) * element_size(dtype), dtype, Shape(std::span<const std::int64_t>(dims)));
+  const Shape shape{std::span<const std::int64_t>(dims)};
+  if (contiguous) {
+    if (numel > storage_numel - offset) {
+      fail_at(*t, what + ": storage offset " + std::to_string(offset) + " + " + std::to_string(numel) +
+                      " elements exceeds the storage of " + std::to_string(storage_numel));
+    }
+    return Tensor(st, static_cast<std::size_t>(offset) * element_size(dtype), dtype, shape);
+  }
+  // A strided view (x[:, 1], x.t(), x.expand(...)): fxpack tensors are contiguous, so the
+  // elements are gathered into a storage of their own (the values stay; sharing with the
+  // viewed storage does not). Every element must lie inside the storage.
+  std::int64_t last = offset;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (strides[i] < 0) fail_at(*t, what + ": negative stride " + std::to_string(strides[i]));
+    if (dims[i] > 1 && strides[i] > (std::numeric_limits<std::int64_t>::max() - last) / (dims[i] - 1)) {
+      fail_at(*t, what + ": strides overflow");
+    }
+    if (dims[i] > 0) last += (dims[i] - 1) * strides[i];
+  }
+  if (last >= storage_numel) {
+    fail_at(*t, what + ": size " + py_repr(*size) + " with stride " + py_repr(*stride) + " at offset " +
+                    std::to_string(offset) + " reaches element " + std::to_string(last) + " of a storage of " +
+                    std::to_string(storage_numel));
+  }
+  Tensor out = Tensor::empty(shape, dtype);
+  const std::size_t es = element_size(dtype);
+  const std::byte* src = st->data();
+  std::byte* dst = out.storage()->data();
+  std::vector<std::int64_t> index(dims.size(), 0);
+  std::int64_t at = offset;
+  for (std::int64_t k = 0; k < numel; ++k) {
+    std::memcpy(dst + static_cast<std::size_t>(k) * es, src + static_cast<std::size_t>(at) * es, es);
+    for (std::size_t d = dims.size(); d-- > 0;) {
+      at += strides[d];
+      if (++index[d] < dims[d]) break;
+      at -= strides[d] * dims[d];
+      index[d] = 0;
+    }
+  }
+  return out;
 }
 
 Value Loader::value(const PyObject& o, const std::string& what, std::size_t depth) {
@@ -881,10 +918,12 @@ class TorchPickler {
   }
 
   // nn.Module.__dict__ up to and including _modules, in the order the target PyTorch's
-  // nn.Module.__init__ sets it.
+  // nn.Module.__init__ sets it. fxpack keeps no training flags: the module and its leaves
+  // are in eval mode, as traced for inference; the plain Modules a GraphModule makes for the
+  // parents of the paths it copies are fresh nn.Module()s, in training mode.
   void module_dict_head(const Module& m, const std::string& path) {
     str("training");
-    boolean(false);
+    boolean(!path.empty() && m.kind() == "Module" && !dynamic_cast<const GraphModule*>(&m));
     // PyTorch keeps optional tensors as None entries (Conv2d(bias=False) has 'bias': None);
     // a data-only module holds them as undefined tensors.
     static const std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>, std::less<>>

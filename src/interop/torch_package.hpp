@@ -23,7 +23,9 @@
 // Tensors come from ('storage', torch.FloatStorage, key, 'cpu', numel) persistent ids (Float,
 // Double, Long, Bool, Byte, Half, BFloat16, Int, Char and Short storages) and
 // torch._utils._rebuild_tensor_v2 / _rebuild_parameter / _rebuild_parameter_with_state (empty
-// state) calls; only contiguous tensors are accepted. A STORE record whose data is 16-byte aligned in memory (PyTorch and ZipWriter put
+// state) calls; a strided view (x.t(), x[:, 1]) is gathered into a contiguous storage of its
+// own, every element checked to lie in the viewed storage. A STORE record whose data is
+// 16-byte aligned in memory (PyTorch and ZipWriter put
 // record data at multiples of 64 in the file) and whose size matches is aliased
 // zero-copy (the tensor keeps the archive mapping alive, see ZipReader::owner()); otherwise
 // the bytes are copied. A storage used by several tensors is shared after load.
@@ -90,7 +92,8 @@ std::shared_ptr<GraphModule> load_torch_package(const zip::ZipReader& zip, std::
 // .data/extern_modules, .data/python_version, .data/version; 2.x adds byteorder and
 // .data/serialization_id), the generated code in the target's dialect with its import block,
 // and a protocol 3 pickle whose opcodes and memo indexes are those Python's pickler emits for
-// a GraphModule in eval mode (training False) under that PyTorch (1.13: OrderedDict members;
+// a GraphModule in eval mode (training False; the plain Modules it makes for path parents
+// True) under that PyTorch (1.13: OrderedDict members;
 // 2.x: plain dicts, more hook fields, the GraphModule's _lineno_map and node hooks), so its
 // PackageImporter(...).load_pickle(package, resource) rebuilds it
 // (reduce_package_graph_module, _rebuild_tensor_v2/_rebuild_parameter, torch.nn classes).
