@@ -86,12 +86,14 @@ void check_same_graph(const Graph& a, const Graph& b) {
     CHECK(x->op() == y->op());
     CHECK(x->name() == y->name());
     CHECK(x->target() == y->target());
+    CHECK(x->type() == y->type());
     REQUIRE(x->args().size() == y->args().size());
     for (std::size_t k = 0; k < x->args().size(); ++k) CHECK(same_value(x->args()[k], y->args()[k]));
     CHECK(same_value(x->kwargs(), y->kwargs()));
     CHECK(same_value(x->meta().entries(), y->meta().entries()));
   }
   CHECK(a.to_string() == b.to_string());
+  CHECK(a.dialect() == b.dialect());
 }
 
 void check_same_module(const Module& a, const Module& b, const std::string& path = "") {
@@ -397,27 +399,55 @@ TEST_CASE("pickle: unregistered module kinds load as data, or are refused") {
   CHECK(load_error(bytes, o).find("unregistered module kinds: CustomLeaf") != std::string::npos);
 }
 
-TEST_CASE("pickle: golden fixtures of format version 1") {
+TEST_CASE("pickle: golden fixtures of every format version load forever") {
   auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
-  auto dir = fxpack::testing::fixtures_dir() / "pickle" / "v1";
   int loaded = 0;
-  for (const auto& c : fxpack::testing::reference_cases()) {
-    for (auto f : kFormats) {
-      auto path = dir / (c.folder + "." + std::string(pk::format_name(f)) + ".pkl");
-      if (!std::filesystem::exists(path)) continue;
-      CAPTURE(path.string());
-      auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet());
-      REQUIRE(is_lazy(l.module));
-      CHECK(l.report.format == f);
-      CHECK(l.report.format_version == 1);
-      CHECK(l.report.source_hash_matches == std::optional<bool>(true));
-      Tensor out = (*l.module)(fxpack::testing::reference_input(c)).tensor();
-      CHECK(allclose(out, fxpack::testing::reference_output(c), 1e-4, 1e-5));
-      check_same_graph(fxpack::testing::trace_reference(c.folder)->graph(), l.module->graph());
-      ++loaded;
+  for (std::uint32_t version = 1; version <= pk::kFormatVersion; ++version) {
+    auto dir = fxpack::testing::fixtures_dir() / "pickle" / ("v" + std::to_string(version));
+    for (const auto& c : fxpack::testing::reference_cases()) {
+      for (auto f : kFormats) {
+        auto path = dir / (c.folder + "." + std::string(pk::format_name(f)) + ".pkl");
+        if (!std::filesystem::exists(path)) continue;
+        CAPTURE(path.string());
+        auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet());
+        REQUIRE(is_lazy(l.module));
+        CHECK(l.report.format == f);
+        CHECK(l.report.format_version == version);
+        CHECK(l.module->graph().dialect() == Dialect::Torch1_13);
+        // Format 1 was written by codegen version 1, whose text for these graphs is the same.
+        CHECK(l.report.source_hash_matches == std::optional<bool>(true));
+        Tensor out = (*l.module)(fxpack::testing::reference_input(c)).tensor();
+        CHECK(allclose(out, fxpack::testing::reference_output(c), 1e-4, 1e-5));
+        check_same_graph(fxpack::testing::trace_reference(c.folder)->graph(), l.module->graph());
+        ++loaded;
+      }
     }
   }
-  CHECK(loaded >= 11);  // mlp and small_convnet in five formats, and the seed sin module
+  CHECK(loaded >= 22);  // mlp and small_convnet in five formats, and the seed sin module, per version
+  // What format 2 added: the typed example in every format.
+  auto typed = fxpack::testing::typed_example();
+  const std::string code =
+      "\ntorch.fx._symbolic_trace.wrap(\"torchvision_ops_stochastic_depth_stochastic_depth\")\n\n"
+      "def forward(self, x : torch.Tensor, n : int = 3) -> typing_Tuple[torch.Tensor,int,typing_Tuple[torch.Tensor,_]]:\n"
+      "    mul : torch.Tensor = x * n;  x = None\n"
+      "    getitem = mul[(Ellipsis, 0)];  mul = None\n"
+      "    stochastic_depth = torchvision_ops_stochastic_depth_stochastic_depth(getitem, 0.0, 'row', False);  getitem = None\n"
+      "    half = self.half\n    bf16 = self.bf16\n    i32 = self.i32\n    i8 = self.i8\n    i16 = self.i16\n"
+      "    float_1 = half.float();  float_1 = None\n"
+      "    return (stochastic_depth, n, (half, bf16, i32, i8, i16))\n    ";
+  CHECK(python_code(typed->graph()) == code);
+  for (auto f : kFormats) {
+    auto path = fxpack::testing::fixtures_dir() / "pickle" / "v2" / ("typed." + std::string(pk::format_name(f)) + ".pkl");
+    CAPTURE(path.string());
+    auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet());
+    CHECK(l.report.format_version == 2);
+    CHECK(l.report.source_hash_matches == std::optional<bool>(true));
+    CHECK(l.module->graph().dialect() == Dialect::Torch2);
+    check_same_graph(typed->graph(), l.module->graph());
+    check_same_module(*typed, *l.module);
+    CHECK(l.module->code() == code);
+    CHECK(l.module->get_tensor("i16").to_doubles() == std::vector<double>{300, 300});
+  }
 }
 
 TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and where") {

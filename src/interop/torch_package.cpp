@@ -868,11 +868,11 @@ class TorchPickler {
     op('(');
     op('(');
     str("storage");
-    static const std::map<DType, const char*> kStorage = {{DType::Float32, "FloatStorage"},
-                                                          {DType::Float64, "DoubleStorage"},
-                                                          {DType::Int64, "LongStorage"},
-                                                          {DType::Bool, "BoolStorage"},
-                                                          {DType::UInt8, "ByteStorage"}};
+    static const std::map<DType, const char*> kStorage = {
+        {DType::Float32, "FloatStorage"}, {DType::Float64, "DoubleStorage"},     {DType::Int64, "LongStorage"},
+        {DType::Bool, "BoolStorage"},     {DType::UInt8, "ByteStorage"},         {DType::Float16, "HalfStorage"},
+        {DType::BFloat16, "BFloat16Storage"}, {DType::Int32, "IntStorage"},      {DType::Int8, "CharStorage"},
+        {DType::Int16, "ShortStorage"}};
     global("torch", kStorage.at(t.dtype()));
     integer(static_cast<std::int64_t>(it->second.id));
     str("cpu");

@@ -54,8 +54,8 @@ def load_tensor(path, shape, dtype):
 
 def build(name, reference_dir):
     """The traced GraphModule of reference model `name`, weights from reference_dir/<name>/."""
-    if name == "seed_sin":
-        return torch.fx.symbolic_trace(lambda x: x.sin())
+    if name == "seed_sin":  # in eval mode, as all the reference models are
+        return torch.fx.symbolic_trace(lambda x: x.sin()).eval()
     model = {"seed_relu_add": ReluAdd, "mlp": MLP, "small_convnet": SmallConvNet}[name]()
     state = {}
     for p in json.load(open(os.path.join(reference_dir, name, "params.json"))):
