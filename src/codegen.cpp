@@ -2,6 +2,7 @@
 #include "fxpack/codegen.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <span>
 #include <string_view>
 #include <unordered_map>
@@ -165,15 +166,33 @@ class Generator {
 
  private:
   // fx's _Namespace.create_name for a node (never a builtin) or a global (`object`: the
-  // qualified name of what it stands for).
-  std::string create_name(std::string_view hint, const std::string* object) {
-    return detail::create_python_name(hint, dialect_, counters_, [&](const std::string& c) {
+  // qualified name of what it stands for). Names live in `owned_` or in the graph's nodes.
+  std::string_view create_name(std::string_view hint, const std::string* object) {
+    std::string name = detail::create_python_name(hint, dialect_, counters_, [&](const std::string& c) {
       if (detail::is_python_keyword(c)) return false;
       if (detail::is_python_builtin(c) && (!object || *object != "builtins." + c)) return false;
       std::string_view custom = detail::custom_builtin_object(c);
       if (!custom.empty() && (!object || *object != custom)) return false;
-      return used_.insert(c).second;
+      return !taken(c);
     });
+    owned_.push_back(std::move(name));
+    made_.insert(owned_.back());
+    return owned_.back();
+  }
+  // Taken in this namespace: a name made here, or the name of a node already named as itself
+  // (nodes are named in program order, when they are emitted).
+  bool taken(std::string_view c) const {
+    if (made_.count(c)) return true;
+    const Node* m = graph_.find_node(c);
+    return m && names_[index_.at(m)] == c;
+  }
+
+  // The name the source calls a call_function target by (add_global of its qualified name,
+  // once per target).
+  const std::string& function_global(const std::string& target) {
+    if (auto it = function_globals_.find(target); it != function_globals_.end()) return it->second;
+    std::string qualified = qualified_function(target);
+    return function_globals_.emplace(target, add_global(qualified, qualified)).first->second;
   }
 
   // fx's add_global: torch names print as they are, others through a global of the source.
@@ -183,7 +202,7 @@ class Generator {
     if (qualified.starts_with("torch.") && qualified != "torch.device" && !dynamo) return qualified;
     std::string key = object_key(qualified);
     if (auto it = global_names_.find(key); it != global_names_.end()) return it->second;
-    std::string name = create_name(hint, &key);
+    std::string name(create_name(hint, &key));
     global_names_.emplace(key, name);
     out_.globals.emplace_back(name, key);
     return name;
@@ -209,10 +228,35 @@ class Generator {
     return out;
   }
 
-  const std::string& node_name(const Node* n) {
-    std::string& name = names_[index_.at(n)];
-    if (name.empty()) name = create_name(n->name(), nullptr);
-    return name;
+  // The node's name in this source: its own, unless a global took it first (fx's
+  // node_repr). The common case claims the name as it is, without building strings.
+  std::string_view node_name(const Node* n) {
+    std::string_view& slot = names_[index_.at(n)];
+    if (slot.data()) return slot;
+    const std::string& name = n->name();
+    // Node names are unique in the graph, so only a name made here can clash with one.
+    if (!detail::is_reserved_name(name) && (made_.size() == kCustomBuiltins || !made_.count(name))) {
+      if (dialect_ == Dialect::Torch2) note_suffix(name);
+      slot = name;
+    } else {
+      slot = create_name(name, nullptr);
+    }
+    return slot;
+  }
+  // What create_python_name does to 2.x's counters when it claims `name` unchanged: a base
+  // remembers the suffix it was last given.
+  void note_suffix(std::string_view name) {
+    auto us = name.rfind('_');
+    if (us == std::string_view::npos || us + 1 == name.size() || name.size() - us - 1 > 18) return;
+    std::int64_t num = 0;
+    for (char c : name.substr(us + 1)) {
+      if (c < '0' || c > '9') return;
+      num = num * 10 + (c - '0');
+    }
+    if (num == 0) return;
+    std::string_view base = name.substr(0, us);
+    if (auto it = counters_.find(base); it != counters_.end()) it->second = num;
+    else counters_.emplace(std::string(base), num);
   }
 
   // repr() of an argument as the dialect's _format_args prints it.
@@ -245,6 +289,19 @@ class Generator {
         out += '}';
         return;
       }
+      case Value::Kind::Slice: {
+        const Slice& sl = v.slice();
+        if (!sl.has_nodes()) break;
+        const std::optional<std::int64_t>* parts[] = {&sl.start, &sl.stop, &sl.step};
+        out += "slice(";
+        for (std::size_t i = 0; i < 3; ++i) {
+          if (i) out += ", ";
+          if (sl.nodes[i]) out += node_name(sl.nodes[i]);
+          else out += *parts[i] ? std::to_string(**parts[i]) : std::string("None");
+        }
+        out += ')';
+        return;
+      }
       case Value::Kind::Tensor:
         // 2.x's _get_repr shortens tensors; the return statement uses plain repr().
         if (dialect_ == Dialect::Torch2 && !plain_repr_) {
@@ -256,8 +313,9 @@ class Generator {
         }
         out += python_repr(v);
         return;
-      default: out += python_repr(v); return;
+      default: break;
     }
+    out += python_repr(v);
   }
 
   void args(std::string& out, std::span<const Value> a, const Dict& kwargs) {
@@ -287,7 +345,7 @@ class Generator {
   }
 
   void stack_trace_comment(const Node* n);
-  void emit(const Node* n, std::string& line);
+  void emit(const Node* n);
 
   const Graph& graph_;
   Dialect dialect_;
@@ -298,11 +356,14 @@ class Generator {
   std::vector<std::string> free_vars_;
   std::string return_annotation_;
   std::vector<std::string> wrapped_;
-  std::unordered_set<std::string> used_;
+  static constexpr std::size_t kCustomBuiltins = 7;
+  std::deque<std::string> owned_;                // names made here: globals, renamed nodes
+  std::unordered_set<std::string_view> made_;    // views of owned_
   detail::NameCounters counters_;
   std::unordered_map<std::string, std::string> global_names_;  // object → name
+  std::unordered_map<std::string, std::string, details::StringHash, std::equal_to<>> function_globals_;
   std::unordered_map<const Node*, std::uint32_t> index_;
-  std::vector<std::string> names_;  // per node index, once named
+  std::vector<std::string_view> names_;  // per node index, once named
   std::vector<std::uint32_t> last_user_;
   // verbose: the stack trace of the previous node (fx's prev_stacktrace: none, "" or a trace)
   bool have_prev_ = false;
@@ -327,8 +388,14 @@ void Generator::stack_trace_comment(const Node* n) {
   }
 }
 
-void Generator::emit(const Node* n, std::string& line) {
+void Generator::emit(const Node* n) {
+  std::string& line = body_;
   const std::string annotation = n->type().empty() ? std::string() : " : " + type_repr(n->type());
+  auto assign = [&] {
+    line += node_name(n);
+    line += annotation;
+    line += " = ";
+  };
   switch (n->op()) {
     case Op::Placeholder: {
       std::string var = n->target() + annotation;
@@ -339,15 +406,18 @@ void Generator::emit(const Node* n, std::string& line) {
       free_vars_.push_back(std::move(var));
       std::string raw = n->target();
       std::erase(raw, '*');
-      if (raw != node_name(n)) line = node_name(n) + " = " + raw;
+      if (raw != node_name(n)) {
+        line += node_name(n);
+        line += " = " + raw;
+      }
       return;
     }
     case Op::GetAttr:
-      line = node_name(n) + annotation + " = ";
+      assign();
       append_target(line, "self", n->target());
       return;
     case Op::CallModule:
-      line = node_name(n) + annotation + " = ";
+      assign();
       append_target(line, "self", n->target());
       line += '(';
       args(line, n->args(), n->kwargs());
@@ -355,7 +425,7 @@ void Generator::emit(const Node* n, std::string& line) {
       return;
     case Op::CallMethod: {
       std::span<const Value> a = n->args();
-      line = node_name(n) + annotation + " = ";
+      assign();
       std::string recv;
       if (a.empty()) recv = "None";
       else repr(recv, a[0]);
@@ -368,29 +438,31 @@ void Generator::emit(const Node* n, std::string& line) {
     case Op::CallFunction: {
       const std::string& target = n->target();
       if (const Pattern* magic = find_pattern(kMagic, target); magic && count_holes(magic->pattern) <= n->args().size()) {
-        line = node_name(n) + annotation + " = ";
+        assign();
         fill(line, magic->pattern, n->args());
         return;
       }
       if (const Pattern* inplace = find_pattern(kInplace, target);
           inplace && !n->args().empty() && count_holes(inplace->pattern) <= n->args().size()) {
         fill(line, inplace->pattern, n->args());
-        line += ";  " + node_name(n) + annotation + " = ";
+        line += ";  ";
+        assign();
         repr(line, n->args()[0]);
         return;
       }
-      std::string qualified = qualified_function(target);
-      std::string global = add_global(qualified, qualified);
+      const std::string& global = function_global(target);
       // getattr(x, 'name') with an identifier prints as attribute access.
       if (global == "getattr" && n->args().size() == 2 && n->args()[1].kind() == Value::Kind::String &&
           is_python_identifier(n->args()[1].str())) {
-        line = node_name(n) + annotation + " = ";
+        assign();
         std::string recv;
         repr(recv, n->args()[0]);
         append_target(line, std::move(recv), n->args()[1].str());
         return;
       }
-      line = node_name(n) + annotation + " = " + global + "(";
+      assign();
+      line += global;
+      line += '(';
       args(line, n->args(), n->kwargs());
       line += ')';
       const Value* wrapped = n->meta().find("is_wrapped");
@@ -402,7 +474,7 @@ void Generator::emit(const Node* n, std::string& line) {
     }
     case Op::Output:
       if (!n->type().empty()) return_annotation_ = " -> " + type_repr(n->type());
-      line = "return ";
+      line += "return ";
       plain_repr_ = true;
       if (n->args().empty()) line += "None";
       else repr(line, n->args()[0]);
@@ -412,14 +484,6 @@ void Generator::emit(const Node* n, std::string& line) {
 }
 
 PythonCode Generator::run() {
-  // fx's custom builtins are the first globals of every source.
-  for (const char* name : {"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"}) {
-    std::string object(detail::custom_builtin_object(name));
-    std::string key = object_key(object);
-    global_names_.emplace(key, create_name(name, &key));
-    out_.globals.emplace_back(name, key);
-  }
-
   // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
   // it references them, as fx's map_arg walk does.
   index_.reserve(graph_.size());
@@ -431,25 +495,29 @@ PythonCode Generator::run() {
     last_user_.push_back(i);
   }
   names_.resize(graph_.size());
+  // fx's custom builtins are the first globals of every source.
+  for (const char* name : {"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"}) {
+    std::string object(detail::custom_builtin_object(name));
+    std::string key = object_key(object);
+    global_names_.emplace(key, std::string(create_name(name, &key)));
+    out_.globals.emplace_back(name, key);
+  }
 
   body_.reserve(graph_.size() * 48);
   std::vector<std::int64_t>& line_nodes = out_.line_nodes;
   std::size_t position = 0;
-  std::string line;
   for (const Node* n : graph_) {
     const std::size_t self = position++;
     if (verbose_) stack_trace_comment(n);
-    line.clear();
-    emit(n, line);
+    const std::size_t before = body_.size();
+    emit(n);
     if (n->op() == Op::Placeholder) {
-      if (!line.empty()) {
-        body_ += line;
+      if (body_.size() != before) {
         body_ += '\n';
         line_nodes.push_back(static_cast<std::int64_t>(self));
       }
       continue;
     }
-    body_ += line;
     line_nodes.push_back(static_cast<std::int64_t>(self));
     if (n->op() == Op::Output) {
       body_ += '\n';

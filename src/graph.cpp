@@ -54,10 +54,7 @@ std::string snake_case(std::string_view s) {
   return out;
 }
 
-bool is_reserved_python_name(std::string_view name) {
-  return detail::is_python_keyword(name) || detail::is_python_builtin(name) ||
-         !detail::custom_builtin_object(name).empty();
-}
+bool is_reserved_python_name(std::string_view name) { return detail::is_reserved_name(name); }
 
 bool is_python_identifier(std::string_view s) {
   if (s.empty() || is_digit(s[0])) return false;

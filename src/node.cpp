@@ -75,6 +75,10 @@ void collect_nodes(const Value& v, std::vector<Node*>& out) {
     case Value::Kind::Dict:
       for (const auto& [k, x] : v.dict().items) collect_nodes(x, out);
       return;
+    case Value::Kind::Slice:
+      for (Node* n : v.slice().nodes)
+        if (n && std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+      return;
     default: return;
   }
 }
@@ -89,6 +93,9 @@ void replace_in(Value& v, Node* from, Node* to) {
     for (Value& x : t->items) replace_in(x, from, to);
   } else if (auto* d = std::get_if<Dict>(&var)) {
     for (auto& [k, x] : d->items) replace_in(x, from, to);
+  } else if (auto* s = std::get_if<Slice>(&var)) {
+    for (Node*& n : s->nodes)
+      if (n == from) n = to;
   }
 }
 

@@ -60,6 +60,16 @@ bool is_python_builtin(std::string_view name) {
   return s.count(name) != 0;
 }
 
+bool is_reserved_name(std::string_view name) {
+  static const std::unordered_set<std::string_view> s = [] {
+    std::unordered_set<std::string_view> all(kKeywords.begin(), kKeywords.end());
+    all.insert(kBuiltins.begin(), kBuiltins.end());
+    for (const char* c : {"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"}) all.insert(c);
+    return all;
+  }();
+  return s.count(name) != 0;
+}
+
 std::string_view custom_builtin_object(std::string_view name) {
   static const std::unordered_map<std::string_view, std::string_view> m = {
       {"inf", "math.inf"},         {"nan", "math.nan"},       {"NoneType", "builtins.NoneType"},

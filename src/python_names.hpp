@@ -17,11 +17,12 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "fxpack/details/string_hash.hpp"
 #include "fxpack/dialect.hpp"
 
 namespace fxpack::detail {
 
-using NameCounters = std::unordered_map<std::string, std::int64_t>;
+using NameCounters = std::unordered_map<std::string, std::int64_t, details::StringHash, std::equal_to<>>;
 
 // Python 3 keywords (keyword.kwlist).
 bool is_python_keyword(std::string_view name);
@@ -31,6 +32,9 @@ bool is_python_builtin(std::string_view name);
 // device, fx_pytree, pytree; `object` is the qualified name of what each stands for
 // ("math.inf", ..., "torch.device"), or empty when the name is not one.
 std::string_view custom_builtin_object(std::string_view name);
+
+// Any of the three: what no object but the one it stands for may be named.
+bool is_reserved_name(std::string_view name);
 
 // `claim(candidate)` tries to take a name and says whether it did (false: taken or illegal for
 // the object being named). Returns the name claimed.

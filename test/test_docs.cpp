@@ -266,6 +266,28 @@ TEST_CASE("docs: README forward bodies, modules, editing, lazy modules") {
   }
 }
 
+TEST_CASE("docs: README codegen dialects") {
+  const Dialect before = default_dialect();
+  {
+    auto gm = symbolic_trace([](const Value& x) { (void)(x * 3.0); return x.sin(); });
+    gm->graph().set_dialect(Dialect::Torch2);   // new graphs take default_dialect(), 1.13
+    gm->recompile();
+    std::cout << gm->code();
+    // def forward(self, x):
+    //     mul = x * 3.0;  mul = None              (1.13: `mul = x * 3.0`)
+    //     sin = x.sin();  x = None
+    //     return sin
+    set_default_dialect(Dialect::Torch2);       // for graphs made from now on
+    CHECK(gm->code() == "\n\n\ndef forward(self, x):\n    mul = x * 3.0;  mul = None\n    sin = x.sin();  x = None\n"
+                        "    return sin\n    ");
+    gm->graph().set_dialect(Dialect::Torch1_13);
+    gm->recompile();
+    CHECK(gm->code().find("    mul = x * 3.0\n") != std::string::npos);
+    CHECK(symbolic_trace([](const Value& x) { return x.sin(); })->graph().dialect() == Dialect::Torch2);
+  }
+  set_default_dialect(before);
+}
+
 TEST_CASE("docs: README pickles, packages, make_fx and compile") {
   using namespace fxpack;
   auto gm = fxpack::testing::trace_reference("mlp");

@@ -1256,3 +1256,36 @@ TEST_CASE("fx code parser: long chains are bounded by the depth limit, not the s
   CHECK(format_error([&] { (void)parse_fx_code(long_name, "gen.py", small); }) ==
         "gen.py line 2, column 5: identifier of 17 characters exceeds the limit of 16");
 }
+
+TEST_CASE("fx code parser: slices whose parts are values of the graph") {
+  const std::string code =
+      "\n\n\ndef forward(self, x, n):\n"
+      "    getitem = x[slice(None, n, None)];  x = None\n"
+      "    getitem_1 = getitem[(slice(1, n, 1), 0)];  getitem = n = None\n"
+      "    return getitem_1\n    ";
+  auto g = parse_fx_code(code);
+  g->lint();
+  CHECK(python_code(*g) == code);
+  Node* n = g->find_node("n");
+  Node* item = g->find_node("getitem");
+  CHECK(item->args()[1].slice().nodes[1] == n);
+  CHECK(item->input_nodes() == std::vector<Node*>{g->find_node("x"), n});
+  CHECK(n->users().size() == 2);
+  // Copies, pickles and node replacement keep the references.
+  CHECK(python_code(*g->clone()) == code);
+  auto gm = make_graph_module(std::make_shared<Module>(), g, {.class_name = "Slicer", .graph_module_cls = GraphModuleClass::Lazy});
+  for (auto f : {pickle::PickleFormat::PortableBinary, pickle::PickleFormat::Json, pickle::PickleFormat::BoostXml}) {
+    CHECK(pickle::loads(pickle::dumps(*gm, f))->code() == code);
+  }
+  // Run: the plan resolves each slice to plain ints before the kernel sees it.
+  Tensor x = Tensor::from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, Shape{3, 2});
+  Value y = gm->forward(std::vector<Value>{Value(x), Value(std::int64_t{3})});
+  CHECK(y.tensor().shape() == Shape{2});
+  CHECK(y.tensor().to_doubles() == std::vector<double>{2, 4});
+  // A part that is not an int when the graph runs is refused by name.
+  CHECK_THROWS_WITH_AS(gm->forward(std::vector<Value>{Value(x), Value(1.5)}),
+                       doctest::Contains("slice stop must be an int or None, got float"), OpError);
+  Node* m = g->placeholder("m");
+  n->replace_all_uses_with(m);
+  CHECK(item->args()[1].slice().nodes[1] == m);
+}

@@ -134,7 +134,7 @@ class Graph {
   // once erased or when it never named a node. One table, so naming costs one lookup.
   std::unordered_map<std::string, Node*, details::StringHash, std::equal_to<>> names_;
   // Per base: the 2.x dialect's last suffix, or 1.13's "every suffix below this is taken".
-  std::unordered_map<std::string, std::int64_t> base_count_;
+  std::unordered_map<std::string, std::int64_t, details::StringHash, std::equal_to<>> base_count_;
 };
 
 // fx's _snake_case: `camelCase` → `camel_case`.

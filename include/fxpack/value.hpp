@@ -11,6 +11,7 @@
 // order and have string keys; doubles may be inf or nan.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -37,9 +38,16 @@ struct Ellipsis {
   friend bool operator==(Ellipsis, Ellipsis) { return true; }
 };
 
-// Python's slice(start, stop, step); each part may be None.
+// Python's slice(start, stop, step); each part may be None. In a graph a part may instead
+// be a node whose value is an int when the graph runs (`x[slice(None, sub, None)]`): then
+// `nodes[i]` holds it (0 start, 1 stop, 2 step) and the optional is unused. A plan resolves
+// such slices to plain ones before any kernel sees them.
 struct Slice {
   std::optional<std::int64_t> start, stop, step;
+  std::array<Node*, 3> nodes{};
+  bool has_nodes() const { return nodes[0] || nodes[1] || nodes[2]; }
+  // Sets part i from a Value: None, an int (or bool), or a node.
+  void set_part(int i, const Value& v);
   friend bool operator==(const Slice&, const Slice&) = default;
 };
 
@@ -156,7 +164,8 @@ Value operator/(const Value& a, const Value& b);
 Value operator-(const Value& a);
 
 // fx's map_arg: a copy of `v` with every Node reference, however deeply nested in lists,
-// tuples and dicts, replaced by fn(node).
+// tuples, dicts and slices, replaced by fn(node) (in a slice, fn must give None, an int or
+// a node).
 template <class Fn>
 Value map_nodes(const Value& v, Fn&& fn) {
   switch (v.kind()) {
@@ -177,6 +186,15 @@ Value map_nodes(const Value& v, Fn&& fn) {
       Dict d;
       for (const auto& [k, x] : v.dict().items) d.items.emplace_back(k, map_nodes(x, fn));
       return d;
+    }
+    case Value::Kind::Slice: {
+      const Slice& s = v.slice();
+      if (!s.has_nodes()) return v;
+      Slice out = s;
+      for (int i = 0; i < 3; ++i) {
+        if (Node* n = s.nodes[static_cast<std::size_t>(i)]) out.set_part(i, fn(n));
+      }
+      return out;
     }
     default: return v;
   }

@@ -612,6 +612,8 @@ class Builder : public Located {
   Value value(const Expr& e, std::size_t line);
   Value index_value(const Expr& e, std::size_t line);
   std::optional<std::int64_t> optional_int(const Expr* e, std::size_t line, const char* what);
+  // A slice part: None, an int, or a node (an int when the graph runs).
+  void slice_part(Slice& s, int i, const Expr* e, std::size_t line);
   std::int64_t int_literal(const Expr& e, bool negate, std::size_t line) const;
   void args_of(const Expr& call, std::size_t first, std::size_t line, std::vector<Value>& args, Dict& kwargs);
   Node* operation(const Expr& rhs, const std::string& name, std::size_t line, std::size_t name_col);
@@ -922,6 +924,16 @@ std::optional<std::int64_t> Builder::optional_int(const Expr* e, std::size_t lin
   fail(line, e->col, std::string(what) + " must be an int or None");
 }
 
+void Builder::slice_part(Slice& s, int i, const Expr* e, std::size_t line) {
+  if (!e) return;
+  Value v = value(*e, line);
+  if (!v.is_none() && !v.is_int() && !v.is_node()) {
+    fail(line, e->col, std::string("slice ") + (i == 0 ? "start" : i == 1 ? "stop" : "step") +
+                           " must be an int or None (or a value that is one)");
+  }
+  s.set_part(i, v);
+}
+
 Value Builder::value(const Expr& e, std::size_t line) {
   switch (e.k) {
     case Expr::K::Name: {
@@ -1048,11 +1060,11 @@ Value Builder::value(const Expr& e, std::size_t line) {
         if (n < 1 || n > 3) fail(line, e.col, "slice() takes 1 to 3 arguments");
         Slice s;
         if (n == 1) {
-          s.stop = optional_int(e.a[1].get(), line, "slice stop");
+          slice_part(s, 1, e.a[1].get(), line);
         } else {
-          s.start = optional_int(e.a[1].get(), line, "slice start");
-          s.stop = optional_int(e.a[2].get(), line, "slice stop");
-          if (n == 3) s.step = optional_int(e.a[3].get(), line, "slice step");
+          slice_part(s, 0, e.a[1].get(), line);
+          slice_part(s, 1, e.a[2].get(), line);
+          if (n == 3) slice_part(s, 2, e.a[3].get(), line);
         }
         return Value(s);
       }
@@ -1077,9 +1089,7 @@ Value Builder::value(const Expr& e, std::size_t line) {
 Value Builder::index_value(const Expr& e, std::size_t line) {
   if (e.k == Expr::K::Slice) {
     Slice s;
-    s.start = optional_int(e.a[0].get(), line, "slice start");
-    s.stop = optional_int(e.a[1].get(), line, "slice stop");
-    s.step = optional_int(e.a[2].get(), line, "slice step");
+    for (int i = 0; i < 3; ++i) slice_part(s, i, e.a[static_cast<std::size_t>(i)].get(), line);
     return Value(s);
   }
   if (e.k == Expr::K::Tuple) {

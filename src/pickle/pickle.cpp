@@ -175,11 +175,16 @@ class Saver {
       case Value::Kind::MemoryFormat: r.i = static_cast<std::int64_t>(std::get<MemoryFormat>(var)); break;
       case Value::Kind::Slice: {
         const Slice& s = std::get<Slice>(var);
-        for (const auto& part : {s.start, s.stop, s.step}) {
+        const std::optional<std::int64_t>* parts[] = {&s.start, &s.stop, &s.step};
+        for (std::size_t k = 0; k < 3; ++k) {
+          if (s.nodes[k]) {
+            r.items.push_back(value(Value(s.nodes[k])));
+            continue;
+          }
           ValueRecord p;
-          if (part) {
+          if (*parts[k]) {
             p.kind = static_cast<std::uint8_t>(Value::Kind::Int);
-            p.i = *part;
+            p.i = **parts[k];
           }
           r.items.push_back(std::move(p));
         }
@@ -384,13 +389,15 @@ class Builder {
         return static_cast<MemoryFormat>(r.i);
       case Value::Kind::Slice: {
         if (r.items.size() != 3) bad(where + ": slice with " + std::to_string(r.items.size()) + " parts");
-        std::optional<std::int64_t> p[3];
+        Slice s;
         for (int k = 0; k < 3; ++k) {
           const ValueRecord& x = r.items[static_cast<std::size_t>(k)];
-          if (x.kind == static_cast<std::uint8_t>(Value::Kind::Int)) p[k] = x.i;
-          else if (x.kind != 0) bad(where + ": slice part is " + kValueKindNames[x.kind] + ", not int or none");
+          const auto kind = static_cast<Value::Kind>(x.kind);
+          if (kind != Value::Kind::Int && kind != Value::Kind::None && kind != Value::Kind::Node)
+            bad(where + ": slice part is " + kValueKindNames[x.kind] + ", not int, none or node");
+          s.set_part(k, value(x, node_limit, where));
         }
-        return Slice{p[0], p[1], p[2]};
+        return s;
       }
       case Value::Kind::Node: {
         // stored as the distance back from the referencing node `node_limit`
