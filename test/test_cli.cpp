@@ -708,6 +708,14 @@ TEST_CASE("cli: convert between pickle formats, packages and torch.package archi
   const fs::path back = dir / "back" / "small_convnet.fxpkg";
   CHECK(fxpack_cli({"convert", pt.string(), back.string(), "--format", "fxpack"}).status == 0);
   CHECK(slurp(back) == slurp(src));
+  // ... and for PyTorch 2.x: its records, its code
+  const fs::path pt2 = dir / "small_convnet2.pt";
+  r = fxpack_cli({"convert", src.string(), pt2.string(), "--format", "torch-2"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "wrote " + pt2.string() + " (torch.package for PyTorch 2.x, 1 pickle, 0 other records)\n");
+  check_runs(pt2);
+  CHECK(contains(fxpack_cli({"inspect", pt2.string()}).out, "    └── byteorder\n"));
+  CHECK(fxpack_cli({"code", pt2.string()}).out == slurp(fixtures_dir() / "torch" / "small_convnet" / "code-2.6.py"));
   // PyTorch's own archive -> fxpack package and bare pickle
   for (const auto& c : reference_cases()) {
     INFO(c.folder);
