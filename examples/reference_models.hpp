@@ -1,6 +1,6 @@
 // The reference models of PyTorch's golden output (fixtures/reference/): the same module
 // names and forward bodies as the Python originals, so tracing them gives the same graphs.
-// Used by the quick start, the benchmarks and the tests.
+// Used by the quick start, the benchmarks, the tests and the golden-pickle writer.
 #pragma once
 
 #include <filesystem>
@@ -95,6 +95,36 @@ inline std::shared_ptr<GraphModule> trace_reference(const std::filesystem::path&
   if (!m) throw std::runtime_error("no reference model " + folder);
   load_weights(*m, reference_root / folder / "params");
   return symbolic_trace(m);
+}
+
+// A module in the 2.x dialect with what pickle format 2 added: node types, a placeholder
+// default, an Ellipsis argument, a wrapped function (meta is_wrapped), an unused value, and
+// buffers of every dtype appended then. Built by hand, for archives (it needs kernels that
+// may not exist to run).
+inline std::shared_ptr<GraphModule> typed_example() {
+  auto root = std::make_shared<Module>("Typed");
+  root->register_buffer("half", Tensor::full({2}, 1.5, DType::Float16));
+  root->register_buffer("bf16", Tensor::full({2}, -2.0, DType::BFloat16));
+  root->register_buffer("i32", Tensor::full({2}, 7, DType::Int32));
+  root->register_buffer("i8", Tensor::full({2}, -3, DType::Int8));
+  root->register_buffer("i16", Tensor::full({2}, 300, DType::Int16));
+  auto g = std::make_shared<Graph>(Dialect::Torch2);
+  Node* x = g->placeholder("x");
+  x->set_type("torch.Tensor");
+  Node* n = g->placeholder("n");
+  n->set_type("int");
+  n->set_args({3});
+  Node* mul = g->call_function("operator.mul", {x, n});
+  mul->set_type("torch.Tensor");
+  Node* item = g->call_function("operator.getitem", {mul, Tuple{{Ellipsis{}, 0}}});
+  Node* sd = g->call_function("torchvision.ops.stochastic_depth.stochastic_depth", {item, 0.0, "row", false});
+  sd->meta().set("is_wrapped", true);
+  std::vector<Value> buffers;
+  for (const char* b : {"half", "bf16", "i32", "i8", "i16"}) buffers.emplace_back(g->get_attr(b));
+  (void)g->call_method("float", {buffers[0]});
+  Node* out = g->output(Tuple{{sd, n, Tuple{std::move(buffers)}}});
+  out->set_type("typing.Tuple[torch.Tensor,int,typing.Tuple[torch.Tensor,...]]");
+  return make_graph_module(root, g, {.class_name = "Typed", .graph_module_cls = GraphModuleClass::Lazy});
 }
 
 }  // namespace fxpack::examples

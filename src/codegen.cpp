@@ -1,47 +1,44 @@
+// Code generation: fx's CodeGen._gen_python_code, for each dialect (codegen.hpp).
 #include "fxpack/codegen.hpp"
 
+#include <algorithm>
+#include <deque>
+#include <span>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
+
+#include "python_names.hpp"
+#include "type_expr.hpp"
 
 namespace fxpack {
 
 namespace {
 
 // fx's _format_target: `self.fc1`, `getattr(self.layers, "0")`.
-std::string format_target(std::string base, std::string_view target) {
+void append_target(std::string& out, std::string base, std::string_view target) {
   std::size_t start = 0;
   while (true) {
     auto dot = target.find('.', start);
     std::string_view part = target.substr(start, dot == std::string_view::npos ? dot : dot - start);
-    if (is_python_identifier(part))
-      base += "." + std::string(part);
-    else
+    if (is_python_identifier(part)) {
+      base += '.';
+      base += part;
+    } else {
       base = "getattr(" + base + ", \"" + std::string(part) + "\")";
+    }
     if (dot == std::string_view::npos) break;
     start = dot + 1;
   }
-  return base;
+  out += base;
 }
 
-std::string format_args(std::span<const Value> args, const Dict& kwargs) {
-  std::string out;
-  for (const Value& a : args) {
-    if (!out.empty()) out += ", ";
-    out += python_repr(a);
-  }
-  for (const auto& [k, v] : kwargs.items) {
-    if (!out.empty()) out += ", ";
-    out += k + " = " + python_repr(v);
-  }
-  return out;
-}
-
-struct MagicMethod {
+struct Pattern {
   std::string_view name;
   std::string_view pattern;  // '{}' marks the operands
 };
-// fx's magic_methods (reflectable and comparison operators).
-constexpr MagicMethod kMagic[] = {
+// fx's magic_methods (reflectable and comparison operators) and inplace_methods.
+constexpr Pattern kMagic[] = {
     {"add", "{} + {}"},   {"sub", "{} - {}"},      {"mul", "{} * {}"},   {"floordiv", "{} // {}"},
     {"truediv", "{} / {}"}, {"div", "{} / {}"},    {"mod", "{} % {}"},   {"pow", "{} ** {}"},
     {"lshift", "{} << {}"}, {"rshift", "{} >> {}"}, {"and_", "{} & {}"}, {"or_", "{} | {}"},
@@ -49,13 +46,20 @@ constexpr MagicMethod kMagic[] = {
     {"ne", "{} != {}"},   {"lt", "{} < {}"},       {"gt", "{} > {}"},    {"le", "{} <= {}"},
     {"ge", "{} >= {}"},   {"pos", "+{}"},          {"neg", "-{}"},       {"invert", "~{}"},
 };
+constexpr Pattern kInplace[] = {
+    {"iadd", "{} += {}"},  {"iand", "{} &= {}"},  {"ifloordiv", "{} //= {}"}, {"ilshift", "{} <<= {}"},
+    {"imod", "{} %= {}"},  {"imul", "{} *= {}"},  {"imatmul", "{} @= {}"},    {"ior", "{} |= {}"},
+    {"ipow", "{} **= {}"}, {"irshift", "{} >>= {}"}, {"isub", "{} -= {}"},    {"itruediv", "{} /= {}"},
+    {"ixor", "{} ^= {}"},  {"setitem", "{}[{}] = {}"},
+};
 
-const MagicMethod* magic_for(std::string_view target) {
+template <std::size_t N>
+const Pattern* find_pattern(const Pattern (&table)[N], std::string_view target) {
   constexpr std::string_view prefix = "operator.";
   if (!target.starts_with(prefix)) return nullptr;
   std::string_view name = target.substr(prefix.size());
-  for (const auto& m : kMagic)
-    if (m.name == name) return &m;
+  for (const auto& p : table)
+    if (p.name == name) return &p;
   return nullptr;
 }
 
@@ -65,190 +69,532 @@ std::size_t count_holes(std::string_view pattern) {
   return n;
 }
 
-std::string fill(std::string_view pattern, std::span<const Value> args) {
-  std::string out;
-  std::size_t i = 0, start = 0;
-  for (auto p = pattern.find("{}"); p != std::string_view::npos; p = pattern.find("{}", start)) {
-    out += pattern.substr(start, p - start);
-    out += python_repr(args[i++]);
-    start = p + 2;
-  }
-  out += pattern.substr(start);
-  return out;
-}
-
-// The name under which generated code refers to a call_function target.
-std::string global_name(const std::string& target) {
+// The qualified name fx's _get_qualified_name gives the function a call_function target
+// names: builtins are bare, operator functions live in _operator.
+std::string qualified_function(const std::string& target) {
   constexpr std::string_view builtins = "builtins.";
+  constexpr std::string_view op = "operator.";
   if (std::string_view(target).starts_with(builtins)) return target.substr(builtins.size());
+  if (std::string_view(target).starts_with(op)) return "_" + target;
   return target;
 }
 
-// The one-line summary fx 1.13 prints for a stack trace in verbose mode.
-std::string stack_summary(const std::string& trace) {
+// The object a global stands for, as a qualified name: builtins get their module.
+std::string object_key(const std::string& qualified) {
+  if (qualified.find('.') == std::string::npos) return "builtins." + (qualified == "..." ? std::string("Ellipsis") : qualified);
+  return qualified;
+}
+
+// The one-line summary fx 1.13 prints for a stack trace in verbose mode: the context lines
+// before the first `File` line, then that frame's file, line and code.
+std::string stack_summary_1_13(const std::string& trace) {
+  auto strip = [](std::string_view x) {
+    auto b = x.find_first_not_of(" \t\n\r\f\v");
+    auto e = x.find_last_not_of(" \t\n\r\f\v");
+    return b == std::string_view::npos ? std::string() : std::string(x.substr(b, e - b + 1));
+  };
+  std::string s = strip(trace);
   std::vector<std::string> lines;
-  std::size_t start = 0;
-  std::string_view t = trace;
-  while (!t.empty() && (t.front() == '\n' || t.front() == ' ')) t.remove_prefix(1);
-  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.remove_suffix(1);
-  std::string s(t);
-  while (true) {
+  for (std::size_t start = 0;;) {
     auto nl = s.find('\n', start);
-    lines.push_back(s.substr(start, nl - start));
+    lines.push_back(s.substr(start, nl == std::string::npos ? nl : nl - start));
     if (nl == std::string::npos) break;
     start = nl + 1;
   }
-  auto strip = [](std::string x) {
-    auto b = x.find_first_not_of(" \t");
-    auto e = x.find_last_not_of(" \t");
-    return b == std::string::npos ? std::string() : x.substr(b, e - b + 1);
-  };
   std::size_t idx = 0;
-  std::vector<std::string> context;
-  while (idx < lines.size()) {
+  std::vector<std::string> summary;
+  std::string context;
+  for (; idx < lines.size(); ++idx) {
     std::string line = strip(lines[idx]);
     if (line.starts_with("File ")) break;
-    context.push_back(line);
-    ++idx;
+    context += (context.empty() ? "" : ", ") + line;
   }
-  std::vector<std::string> summary;
-  if (!context.empty()) {
-    std::string c;
-    for (std::size_t i = 0; i < context.size(); ++i) c += (i ? ", " : "") + context[i];
-    summary.push_back(c);
-  }
+  if (idx > 0) summary.push_back(context);
   if (idx + 1 < lines.size()) {
     // ^File "(.+)", line (\d+), in (.+)$
     std::string line = strip(lines[idx]);
-    auto q1 = line.find('"');
-    auto q2 = line.find("\", line ", q1 + 1);
-    auto in = line.find(", in ", q2 == std::string::npos ? 0 : q2);
-    if (q1 == 5 && q2 != std::string::npos && in != std::string::npos) {
-      std::string file = line.substr(q1 + 1, q2 - q1 - 1);
-      std::string lineno = line.substr(q2 + 8, in - q2 - 8);
-      std::string func = line.substr(in + 5);
-      summary.push_back("File: " + file + ":" + lineno + " in " + func + ", code: " +
-                        strip(lines[idx + 1]));
+    auto q2 = line.find("\", line ", 6);
+    if (line.size() > 6 && line.compare(0, 6, "File \"") == 0 && q2 != std::string::npos && q2 > 6) {
+      auto in = line.find(", in ", q2 + 8);
+      std::string lineno = in == std::string::npos ? std::string() : line.substr(q2 + 8, in - q2 - 8);
+      bool digits = !lineno.empty() && lineno.find_first_not_of("0123456789") == std::string::npos;
+      if (digits && in + 5 < line.size()) summary.push_back("File: " + line.substr(6, q2 - 6) + ":" + lineno);
     }
+    summary.push_back("code: " + strip(lines[idx + 1]));
   }
   std::string out;
   for (std::size_t i = 0; i < summary.size(); ++i) out += (i ? ", " : "") + summary[i];
   return out;
 }
 
-}  // namespace
+// fx 2.x's _parse_stack_trace summary: the innermost `File` frame (searched from the
+// second-to-last line up), with its function name; empty when there is none.
+std::string stack_summary_2(const std::string& trace) {
+  auto strip = [](std::string_view x) {
+    auto b = x.find_first_not_of(" \t\n\r\f\v");
+    auto e = x.find_last_not_of(" \t\n\r\f\v");
+    return b == std::string_view::npos ? std::string() : std::string(x.substr(b, e - b + 1));
+  };
+  std::string s = strip(trace);
+  std::vector<std::string> lines;
+  for (std::size_t start = 0;;) {
+    auto nl = s.find('\n', start);
+    lines.push_back(s.substr(start, nl == std::string::npos ? nl : nl - start));
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  for (std::size_t idx = lines.size() >= 2 ? lines.size() - 1 : 0; idx-- > 0;) {
+    std::string line = strip(lines[idx]);
+    auto q2 = line.find("\", line ", 6);
+    if (line.size() <= 6 || line.compare(0, 6, "File \"") != 0 || q2 == std::string::npos || q2 == 6) continue;
+    auto in = line.find(", in ", q2 + 8);
+    if (in == std::string::npos || in + 5 >= line.size()) continue;
+    std::string lineno = line.substr(q2 + 8, in - q2 - 8);
+    if (lineno.empty() || lineno.find_first_not_of("0123456789") != std::string::npos) continue;
+    return "File: " + line.substr(6, q2 - 6) + ":" + lineno + " in " + line.substr(in + 5) +
+           ", code: " + strip(lines[idx + 1]);
+  }
+  return {};
+}
 
-std::string python_code(const Graph& graph, bool verbose) {
-  // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
-  // it references them, as fx's map_arg walk does.
-  std::unordered_map<const Node*, std::uint32_t> index;
-  index.reserve(graph.size());
-  std::vector<std::uint32_t> last_user;
-  last_user.reserve(graph.size());
-  for (const Node* n : graph) {
-    auto i = static_cast<std::uint32_t>(last_user.size());
-    for (const Node* in : n->input_nodes()) last_user[index.at(in)] = i;
-    index.emplace(n, i);
-    last_user.push_back(i);
+class Generator {
+ public:
+  Generator(const Graph& graph, const CodegenOptions& options)
+      : graph_(graph), dialect_(options.dialect.value_or(graph.dialect())), verbose_(options.verbose) {}
+
+  PythonCode run();
+
+ private:
+  // fx's _Namespace.create_name for a node (never a builtin) or a global (`object`: the
+  // qualified name of what it stands for). Names live in `owned_` or in the graph's nodes.
+  std::string_view create_name(std::string_view hint, const std::string* object) {
+    std::string name = detail::create_python_name(hint, dialect_, counters_, [&](const std::string& c) {
+      if (detail::is_python_keyword(c)) return false;
+      if (detail::is_python_builtin(c) && (!object || *object != "builtins." + c)) return false;
+      std::string_view custom = detail::custom_builtin_object(c);
+      if (!custom.empty() && (!object || *object != custom)) return false;
+      return !taken(c);
+    });
+    owned_.push_back(std::move(name));
+    made_.insert(owned_.back());
+    return owned_.back();
+  }
+  // Taken in this namespace: a name made here, or the name of a node already named as itself
+  // (nodes are named in program order, when they are emitted).
+  bool taken(std::string_view c) const {
+    if (made_.count(c)) return true;
+    const Node* m = graph_.find_node(c);
+    return m && names_[index_.at(m)] == c;
   }
 
-  std::string params = "self";
-  std::string body;
-  body.reserve(graph.size() * 48);
-  const std::string* prev_stack = nullptr;
-  bool prev_was_none = false;
-  std::uint32_t position = 0;
-  for (const Node* n : graph) {
-    const std::uint32_t self = position++;
-    if (verbose && n->op() != Op::Placeholder && n->op() != Op::Output) {
-      const Value* st = n->meta().find("stack_trace");
-      if (st && st->kind() == Value::Kind::String && !st->str().empty()) {
-        if (!prev_stack || *prev_stack != st->str()) {
-          prev_stack = &st->str();
-          prev_was_none = false;
-          body += "\n# " + stack_summary(st->str()) + "\n";
-        }
-      } else if (!prev_was_none) {
-        prev_stack = nullptr;
-        prev_was_none = true;
-        body += "\n# No stacktrace found for following nodes \n";
-      }
+  // The name the source calls a call_function target by (add_global of its qualified name,
+  // once per target).
+  const std::string& function_global(const std::string& target) {
+    if (auto it = function_globals_.find(target); it != function_globals_.end()) return it->second;
+    std::string qualified = qualified_function(target);
+    return function_globals_.emplace(target, add_global(qualified, qualified)).first->second;
+  }
+
+  // fx's add_global: torch names print as they are, others through a global of the source.
+  std::string add_global(const std::string& hint, const std::string& qualified) {
+    const bool dynamo = dialect_ == Dialect::Torch2 &&
+                        (qualified.starts_with("torch._dynamo.") || qualified.starts_with("torch._inductor."));
+    if (qualified.starts_with("torch.") && qualified != "torch.device" && !dynamo) return qualified;
+    std::string key = object_key(qualified);
+    if (auto it = global_names_.find(key); it != global_names_.end()) return it->second;
+    std::string name(create_name(hint, &key));
+    global_names_.emplace(key, name);
+    out_.globals.emplace_back(name, key);
+    return name;
+  }
+
+  void type_repr(std::string& out, const detail::TypeExpr& t) {
+    if (t.name == "()") {
+      out += "()";
+      return;
     }
+    out += add_global(t.name, t.name);
+    if (!t.subscripted) return;
+    out += '[';
+    for (std::size_t i = 0; i < t.args.size(); ++i) {
+      if (i) out += ',';
+      type_repr(out, t.args[i]);
+    }
+    out += ']';
+  }
+  std::string type_repr(const std::string& type) {
+    std::string out;
+    if (auto t = detail::parse_type_expr(type)) type_repr(out, *t);
+    return out;
+  }
+
+  // The node's name in this source: its own, unless a global took it first (fx's
+  // node_repr). The common case claims the name as it is, without building strings.
+  std::string_view node_name(const Node* n) {
+    std::string_view& slot = names_[index_.at(n)];
+    if (slot.data()) return slot;
     const std::string& name = n->name();
-    switch (n->op()) {
-      case Op::Placeholder: {
-        params += ", " + n->target();
-        if (n->target() != name) body += name + " = " + n->target();
-        else continue;  // nothing emitted, no free for placeholders
-        break;
-      }
-      case Op::GetAttr:
-        body += name + " = " + format_target("self", n->target());
-        break;
-      case Op::CallModule:
-        body += name + " = " + format_target("self", n->target()) + "(" +
-                format_args(n->args(), n->kwargs()) + ")";
-        break;
-      case Op::CallMethod: {
-        std::span<const Value> args = n->args();
-        std::string recv = args.empty() ? std::string("None") : python_repr(args[0]);
-        body += name + " = " + format_target(recv, n->target()) + "(" +
-                format_args(args.empty() ? args : args.subspan(1), n->kwargs()) + ")";
-        break;
-      }
-      case Op::CallFunction: {
-        const MagicMethod* magic = magic_for(n->target());
-        if (magic && n->kwargs().items.empty() && count_holes(magic->pattern) == n->args().size()) {
-          body += name + " = " + fill(magic->pattern, n->args());
-          break;
+    // Node names are unique in the graph, so only a name made here can clash with one.
+    if (!detail::is_reserved_name(name) && (made_.size() == kCustomBuiltins || !made_.count(name))) {
+      if (dialect_ == Dialect::Torch2) note_suffix(name);
+      slot = name;
+    } else {
+      slot = create_name(name, nullptr);
+    }
+    return slot;
+  }
+  // What create_python_name does to 2.x's counters when it claims `name` unchanged: a base
+  // remembers the suffix it was last given.
+  void note_suffix(std::string_view name) {
+    auto us = name.rfind('_');
+    if (us == std::string_view::npos || us + 1 == name.size() || name.size() - us - 1 > 18) return;
+    std::int64_t num = 0;
+    for (char c : name.substr(us + 1)) {
+      if (c < '0' || c > '9') return;
+      num = num * 10 + (c - '0');
+    }
+    if (num == 0) return;
+    std::string_view base = name.substr(0, us);
+    if (auto it = counters_.find(base); it != counters_.end()) it->second = num;
+    else counters_.emplace(std::string(base), num);
+  }
+
+  // repr() of an argument as the dialect's _format_args prints it.
+  void repr(std::string& out, const Value& v) {
+    switch (v.kind()) {
+      case Value::Kind::Node: out += node_name(v.node()); return;
+      case Value::Kind::List:
+      case Value::Kind::Tuple: {
+        const bool list = v.kind() == Value::Kind::List;
+        const auto& items = v.items();
+        out += list ? '[' : '(';
+        for (std::size_t i = 0; i < items.size(); ++i) {
+          if (i) out += ", ";
+          repr(out, items[i]);
         }
-        std::string g = global_name(n->target());
-        if (g == "getattr" && n->args().size() == 2 && n->args()[1].kind() == Value::Kind::String &&
-            is_python_identifier(n->args()[1].str())) {
-          body += name + " = " + format_target(python_repr(n->args()[0]), n->args()[1].str());
-          break;
-        }
-        body += name + " = " + g + "(" + format_args(n->args(), n->kwargs()) + ")";
-        break;
+        if (!list && items.size() == 1) out += ',';
+        out += list ? ']' : ')';
+        return;
       }
-      case Op::Output:
-        body += "return " + (n->args().empty() ? std::string("None") : python_repr(n->args()[0]));
-        body += "\n";
-        continue;
+      case Value::Kind::Dict: {
+        out += '{';
+        bool first = true;
+        for (const auto& [k, x] : v.dict().items) {
+          if (!first) out += ", ";
+          first = false;
+          out += python_str_repr(k);
+          out += ": ";
+          repr(out, x);
+        }
+        out += '}';
+        return;
+      }
+      case Value::Kind::Slice: {
+        const Slice& sl = v.slice();
+        if (!sl.has_nodes()) break;
+        const std::optional<std::int64_t>* parts[] = {&sl.start, &sl.stop, &sl.step};
+        out += "slice(";
+        for (std::size_t i = 0; i < 3; ++i) {
+          if (i) out += ", ";
+          if (sl.nodes[i]) out += node_name(sl.nodes[i]);
+          else out += *parts[i] ? std::to_string(**parts[i]) : std::string("None");
+        }
+        out += ')';
+        return;
+      }
+      case Value::Kind::Tensor:
+        // 2.x's _get_repr shortens tensors; the return statement uses plain repr().
+        if (dialect_ == Dialect::Torch2 && !plain_repr_) {
+          const Tensor& t = v.tensor();
+          out += "torch.Tensor(size=[";
+          for (std::size_t i = 0; i < t.shape().size(); ++i) out += (i ? ", " : "") + std::to_string(t.shape()[i]);
+          out += "], dtype=" + std::string(dtype_name(t.dtype())) + ")";
+          return;
+        }
+        out += python_repr(v);
+        return;
+      default: break;
+    }
+    out += python_repr(v);
+  }
+
+  void args(std::string& out, std::span<const Value> a, const Dict& kwargs) {
+    bool first = true;
+    for (const Value& x : a) {
+      if (!first) out += ", ";
+      first = false;
+      repr(out, x);
+    }
+    for (const auto& [k, x] : kwargs.items) {
+      if (!first) out += ", ";
+      first = false;
+      out += k;
+      out += " = ";
+      repr(out, x);
+    }
+  }
+
+  void fill(std::string& out, std::string_view pattern, std::span<const Value> a) {
+    std::size_t i = 0, start = 0;
+    for (auto p = pattern.find("{}"); p != std::string_view::npos; p = pattern.find("{}", start)) {
+      out += pattern.substr(start, p - start);
+      repr(out, a[i++]);
+      start = p + 2;
+    }
+    out += pattern.substr(start);
+  }
+
+  void stack_trace_comment(const Node* n);
+  void emit(const Node* n);
+
+  const Graph& graph_;
+  Dialect dialect_;
+  bool verbose_;
+  bool plain_repr_ = false;
+  PythonCode out_;
+  std::string body_;
+  std::vector<std::string> free_vars_;
+  std::string return_annotation_;
+  std::vector<std::string> wrapped_;
+  static constexpr std::size_t kCustomBuiltins = 7;
+  std::deque<std::string> owned_;                // names made here: globals, renamed nodes
+  std::unordered_set<std::string_view> made_;    // views of owned_
+  detail::NameCounters counters_;
+  std::unordered_map<std::string, std::string> global_names_;  // object → name
+  std::unordered_map<std::string, std::string, details::StringHash, std::equal_to<>> function_globals_;
+  std::unordered_map<const Node*, std::uint32_t> index_;
+  std::vector<std::string_view> names_;  // per node index, once named
+  std::vector<std::uint32_t> last_user_;
+  // verbose: the stack trace of the previous node (fx's prev_stacktrace: none, "" or a trace)
+  bool have_prev_ = false;
+  std::string prev_stack_;
+};
+
+void Generator::stack_trace_comment(const Node* n) {
+  if (n->op() == Op::Placeholder || n->op() == Op::Output) return;
+  const Value* st = n->meta().find("stack_trace");
+  const bool has = st && st->kind() == Value::Kind::String && !st->str().empty();
+  if (has) {
+    if (have_prev_ && prev_stack_ == st->str()) return;
+    have_prev_ = true;
+    prev_stack_ = st->str();
+    if (dialect_ == Dialect::Torch2) body_ += "\n # " + stack_summary_2(st->str()) + "\n";
+    else body_ += "\n# " + stack_summary_1_13(st->str()) + "\n";
+  } else if (!have_prev_ || !prev_stack_.empty()) {
+    have_prev_ = true;
+    prev_stack_.clear();
+    body_ += dialect_ == Dialect::Torch2 ? "\n# No stacktrace found for following nodes\n"
+                                         : "\n# No stacktrace found for following nodes \n";
+  }
+}
+
+void Generator::emit(const Node* n) {
+  std::string& line = body_;
+  const std::string annotation = n->type().empty() ? std::string() : " : " + type_repr(n->type());
+  auto assign = [&] {
+    line += node_name(n);
+    line += annotation;
+    line += " = ";
+  };
+  switch (n->op()) {
+    case Op::Placeholder: {
+      std::string var = n->target() + annotation;
+      if (!n->args().empty()) {
+        var += " = ";
+        repr(var, n->args()[0]);
+      }
+      free_vars_.push_back(std::move(var));
+      std::string raw = n->target();
+      std::erase(raw, '*');
+      if (raw != node_name(n)) {
+        line += node_name(n);
+        line += " = " + raw;
+      }
+      return;
+    }
+    case Op::GetAttr:
+      assign();
+      append_target(line, "self", n->target());
+      return;
+    case Op::CallModule:
+      assign();
+      append_target(line, "self", n->target());
+      line += '(';
+      args(line, n->args(), n->kwargs());
+      line += ')';
+      return;
+    case Op::CallMethod: {
+      std::span<const Value> a = n->args();
+      assign();
+      std::string recv;
+      if (a.empty()) recv = "None";
+      else repr(recv, a[0]);
+      append_target(line, std::move(recv), n->target());
+      line += '(';
+      args(line, a.empty() ? a : a.subspan(1), n->kwargs());
+      line += ')';
+      return;
+    }
+    case Op::CallFunction: {
+      const std::string& target = n->target();
+      if (const Pattern* magic = find_pattern(kMagic, target); magic && count_holes(magic->pattern) <= n->args().size()) {
+        assign();
+        fill(line, magic->pattern, n->args());
+        return;
+      }
+      if (const Pattern* inplace = find_pattern(kInplace, target);
+          inplace && !n->args().empty() && count_holes(inplace->pattern) <= n->args().size()) {
+        fill(line, inplace->pattern, n->args());
+        line += ";  ";
+        assign();
+        repr(line, n->args()[0]);
+        return;
+      }
+      const std::string& global = function_global(target);
+      // getattr(x, 'name') with an identifier prints as attribute access.
+      if (global == "getattr" && n->args().size() == 2 && n->args()[1].kind() == Value::Kind::String &&
+          is_python_identifier(n->args()[1].str())) {
+        assign();
+        std::string recv;
+        repr(recv, n->args()[0]);
+        append_target(line, std::move(recv), n->args()[1].str());
+        return;
+      }
+      assign();
+      line += global;
+      line += '(';
+      args(line, n->args(), n->kwargs());
+      line += ')';
+      const Value* wrapped = n->meta().find("is_wrapped");
+      if (wrapped && wrapped->kind() == Value::Kind::Bool && wrapped->to_bool() &&
+          std::find(wrapped_.begin(), wrapped_.end(), global) == wrapped_.end()) {
+        wrapped_.push_back(global);
+      }
+      return;
+    }
+    case Op::Output:
+      if (!n->type().empty()) return_annotation_ = " -> " + type_repr(n->type());
+      line += "return ";
+      plain_repr_ = true;
+      if (n->args().empty()) line += "None";
+      else repr(line, n->args()[0]);
+      plain_repr_ = false;
+      return;
+  }
+}
+
+PythonCode Generator::run() {
+  // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
+  // it references them, as fx's map_arg walk does.
+  index_.reserve(graph_.size());
+  last_user_.reserve(graph_.size());
+  for (const Node* n : graph_) {
+    auto i = static_cast<std::uint32_t>(last_user_.size());
+    for (const Node* in : n->input_nodes()) last_user_[index_.at(in)] = i;
+    index_.emplace(n, i);
+    last_user_.push_back(i);
+  }
+  names_.resize(graph_.size());
+  // fx's custom builtins are the first globals of every source.
+  for (const char* name : {"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"}) {
+    std::string object(detail::custom_builtin_object(name));
+    std::string key = object_key(object);
+    global_names_.emplace(key, std::string(create_name(name, &key)));
+    out_.globals.emplace_back(name, key);
+  }
+
+  body_.reserve(graph_.size() * 48);
+  std::vector<std::int64_t>& line_nodes = out_.line_nodes;
+  std::size_t position = 0;
+  for (const Node* n : graph_) {
+    const std::size_t self = position++;
+    if (verbose_) stack_trace_comment(n);
+    const std::size_t before = body_.size();
+    emit(n);
+    if (n->op() == Op::Placeholder) {
+      if (body_.size() != before) {
+        body_ += '\n';
+        line_nodes.push_back(static_cast<std::int64_t>(self));
+      }
+      continue;
+    }
+    line_nodes.push_back(static_cast<std::int64_t>(self));
+    if (n->op() == Op::Output) {
+      body_ += '\n';
+      continue;
     }
     bool freed_any = false;
     for (const Node* in : n->input_nodes()) {
-      if (last_user[index.at(in)] != self) continue;
-      body += freed_any ? "" : ";  ";
-      body += in->name();
-      body += " = ";
+      if (last_user_[index_.at(in)] != self) continue;
+      body_ += freed_any ? "" : ";  ";
+      body_ += node_name(in);
+      body_ += " = ";
       freed_any = true;
     }
-    body += freed_any ? "None\n" : "\n";
+    // 2.x frees a value nothing uses right after it is made.
+    if (dialect_ == Dialect::Torch2 && n->users().empty()) {
+      body_ += freed_any ? "" : ";  ";
+      body_ += node_name(n);
+      body_ += " = ";
+      freed_any = true;
+    }
+    body_ += freed_any ? "None\n" : "\n";
   }
-  if (body.empty()) body = "pass\n";
+  if (body_.empty()) {
+    body_ = "pass\n";
+    line_nodes.push_back(-1);
+  }
+  line_nodes.push_back(line_nodes.empty() ? -1 : line_nodes.back());  // the last, empty line
 
-  std::string code = "\n\n\ndef forward(" + params + "):\n";
-  code.reserve(code.size() + body.size() + graph.size() * 4 + 8);
+  std::string& code = out_.src;
+  code = "\n";
+  for (std::size_t i = 0; i < wrapped_.size(); ++i) {
+    if (i) code += '\n';
+    code += "torch.fx._symbolic_trace.wrap(\"" + wrapped_[i] + "\")";
+  }
+  code += "\n\ndef forward(";
+  bool self_first = !free_vars_.empty() && free_vars_[0] == "self";
+  if (!self_first) code += "self";
+  for (std::size_t i = 0; i < free_vars_.size(); ++i) {
+    if (i || !self_first) code += ", ";
+    code += free_vars_[i];
+  }
+  code += ")" + return_annotation_ + ":\n";
+  // 2.x strips the body's leading newlines (a verbose body starts with one).
+  std::string_view body = body_;
+  if (dialect_ == Dialect::Torch2) {
+    while (!body.empty() && body.front() == '\n') body.remove_prefix(1);
+  }
+  code.reserve(code.size() + body.size() + graph_.size() * 4 + 8);
   // Indent every line of the body by four spaces (the last, empty line too).
   std::size_t start = 0;
   while (true) {
     auto nl = body.find('\n', start);
     code += "    ";
-    if (nl == std::string::npos) {
-      code.append(body, start, std::string::npos);
+    if (nl == std::string_view::npos) {
+      code.append(body.substr(start));
       break;
     }
-    code.append(body, start, nl - start + 1);
+    code.append(body.substr(start, nl - start + 1));
     start = nl + 1;
   }
-  return code;
+  return std::move(out_);
+}
+
+}  // namespace
+
+PythonCode generate_python_code(const Graph& graph, const CodegenOptions& options) {
+  return Generator(graph, options).run();
+}
+
+std::string python_code(const Graph& graph, bool verbose) {
+  return generate_python_code(graph, {.verbose = verbose, .dialect = std::nullopt}).src;
 }
 
 std::string readable_code(const Graph& graph, const std::string& class_name) {
   std::string code = python_code(graph, /*verbose=*/true);
   auto first = code.find_first_not_of('\n');
-  code = "class " + class_name + "(torch.nn.Module):\n" + code.substr(first);
+  code = "class " + class_name + "(torch.nn.Module):\n" + code.substr(first == std::string::npos ? code.size() : first);
   // _addindent(code, 4): every line after the first gains four spaces.
   std::string out;
   out.reserve(code.size() + graph.size() * 4 + 16);

@@ -4,48 +4,11 @@
 #include <array>
 #include <unordered_set>
 
+#include "python_names.hpp"
+
 namespace fxpack {
 
 namespace {
-
-// Python 3.11's keyword.kwlist and dir(builtins), and fx's custom builtins: a node may not
-// take any of these names because the generated code would shadow them.
-constexpr std::array kReservedNames = {
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
-    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
-    "while", "with", "yield",
-    "ArithmeticError", "AssertionError", "AttributeError", "BaseException",
-    "BaseExceptionGroup", "BlockingIOError", "BrokenPipeError", "BufferError", "BytesWarning",
-    "ChildProcessError", "ConnectionAbortedError", "ConnectionError", "ConnectionRefusedError",
-    "ConnectionResetError", "DeprecationWarning", "EOFError", "Ellipsis", "EncodingWarning",
-    "EnvironmentError", "Exception", "ExceptionGroup", "FileExistsError", "FileNotFoundError",
-    "FloatingPointError", "FutureWarning", "GeneratorExit", "IOError", "ImportError",
-    "ImportWarning", "IndentationError", "IndexError", "InterruptedError", "IsADirectoryError",
-    "KeyError", "KeyboardInterrupt", "LookupError", "MemoryError", "ModuleNotFoundError",
-    "NameError", "NotADirectoryError", "NotImplemented", "NotImplementedError", "OSError",
-    "OverflowError", "PendingDeprecationWarning", "PermissionError", "ProcessLookupError",
-    "RecursionError", "ReferenceError", "ResourceWarning", "RuntimeError", "RuntimeWarning",
-    "StopAsyncIteration", "StopIteration", "SyntaxError", "SyntaxWarning", "SystemError",
-    "SystemExit", "TabError", "TimeoutError", "TypeError", "UnboundLocalError",
-    "UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError", "UnicodeTranslateError",
-    "UnicodeWarning", "UserWarning", "ValueError", "Warning", "ZeroDivisionError",
-    "__build_class__", "__debug__", "__doc__", "__import__", "__loader__", "__name__",
-    "__package__", "__spec__", "abs", "aiter", "all", "anext", "any", "ascii", "bin", "bool",
-    "breakpoint", "bytearray", "bytes", "callable", "chr", "classmethod", "compile", "complex",
-    "copyright", "credits", "delattr", "dict", "dir", "divmod", "enumerate", "eval", "exec",
-    "exit", "filter", "float", "format", "frozenset", "getattr", "globals", "hasattr", "hash",
-    "help", "hex", "id", "input", "int", "isinstance", "issubclass", "iter", "len", "license",
-    "list", "locals", "map", "max", "memoryview", "min", "next", "object", "oct", "open", "ord",
-    "pow", "print", "property", "quit", "range", "repr", "reversed", "round", "set", "setattr",
-    "slice", "sorted", "staticmethod", "str", "sum", "super", "tuple", "type", "vars", "zip",
-    "inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"};
-
-const std::unordered_set<std::string_view>& reserved_set() {
-  static const std::unordered_set<std::string_view> set(kReservedNames.begin(),
-                                                         kReservedNames.end());
-  return set;
-}
 
 bool is_ident_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
@@ -91,14 +54,15 @@ std::string snake_case(std::string_view s) {
   return out;
 }
 
-bool is_reserved_python_name(std::string_view name) { return reserved_set().count(name) != 0; }
+bool is_reserved_python_name(std::string_view name) { return detail::is_reserved_name(name); }
 
 bool is_python_identifier(std::string_view s) {
   if (s.empty() || is_digit(s[0])) return false;
   return std::all_of(s.begin(), s.end(), is_ident_char);
 }
 
-Graph::Graph() : root_(new Node(this, Op::Placeholder, "", "")), insert_before_(root_.get()) {
+Graph::Graph(Dialect dialect)
+    : dialect_(dialect), root_(new Node(this, Op::Placeholder, "", "")), insert_before_(root_.get()) {
   root_->prev_ = root_->next_ = root_.get();
 }
 
@@ -114,52 +78,14 @@ Graph::~Graph() {
 std::string Graph::unique_name(std::string_view raw) { return reserve_name(raw).first; }
 
 std::pair<const std::string, Node*>& Graph::reserve_name(std::string_view raw) {
-  // Illegal characters (runs of them) become one '_'.
-  std::string candidate;
-  candidate.reserve(raw.size() + 2);
-  bool in_bad = false;
-  for (char c : raw) {
-    if (is_ident_char(c)) {
-      candidate += c;
-      in_bad = false;
-    } else if (!in_bad) {
-      candidate += '_';
-      in_bad = true;
-    }
-  }
-  if (candidate.empty()) candidate = "_unnamed";
-  if (is_digit(candidate[0])) candidate.insert(0, 1, '_');
-
-  // Split a trailing _<digits> suffix off: "relu_1" → base "relu", num 1.
-  std::string base = candidate;
-  std::int64_t num = 0;
-  bool has_num = false;
-  auto us = candidate.rfind('_');
-  if (us != std::string::npos && us + 1 < candidate.size() &&
-      std::all_of(candidate.begin() + static_cast<std::ptrdiff_t>(us) + 1, candidate.end(),
-                  is_digit) &&
-      candidate.size() - us - 1 <= 18) {
-    base = candidate.substr(0, us);
-    num = std::stoll(candidate.substr(us + 1));
-    has_num = true;
-    candidate = base + "_" + std::to_string(num);
-  }
-  if (!has_num || num == 0) {
-    auto it = base_count_.find(base);
-    num = it == base_count_.end() ? 0 : it->second;
-  }
-  while (true) {
-    if (!is_reserved_python_name(candidate)) {
-      auto [it, fresh] = names_.try_emplace(std::move(candidate), nullptr);
-      if (fresh) {
-        base_count_[base] = num;
-        return *it;
-      }
-      candidate = it->first;  // moved-from above; restore before extending the suffix
-    }
-    ++num;
-    candidate = base + "_" + std::to_string(num);
-  }
+  std::pair<const std::string, Node*>* entry = nullptr;
+  detail::create_python_name(raw, dialect_, base_count_, [&](const std::string& candidate) {
+    if (is_reserved_python_name(candidate)) return false;
+    auto [it, fresh] = names_.try_emplace(candidate, nullptr);
+    if (fresh) entry = &*it;
+    return fresh;
+  });
+  return *entry;
 }
 
 Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dict kwargs,
@@ -280,8 +206,10 @@ void Graph::lint() const {
       if (n->next_ != root_.get())
         throw GraphError("lint: output node '" + n->name_ + "' is not the last node");
     }
-    if ((n->op_ == Op::Placeholder || n->op_ == Op::GetAttr) && !n->args_.empty())
-      throw GraphError("lint: " + std::string(op_name(n->op_)) + " node '" + n->name_ + "' has arguments");
+    if (n->op_ == Op::GetAttr && !n->args_.empty())
+      throw GraphError("lint: get_attr node '" + n->name_ + "' has arguments");
+    if (n->op_ == Op::Placeholder && (n->args_.size() > 1 || !n->inputs_.empty() || !n->kwargs_.items.empty()))
+      throw GraphError("lint: placeholder node '" + n->name_ + "' has arguments other than a default value");
     if (n->op_ == Op::CallMethod && n->args_.empty())
       throw GraphError("lint: call_method node '" + n->name_ + "' has no receiver argument");
     if (n->target_.empty()) throw GraphError("lint: node '" + n->name_ + "' has an empty target");
@@ -333,6 +261,7 @@ std::unordered_map<const Node*, Node*> Graph::copy_into(Graph& into) const {
     Dict kwargs;
     for (const auto& [k, v] : n->kwargs_.items) kwargs.items.emplace_back(k, map_nodes(v, copied));
     Node* copy = into.create_node(n->op_, n->target_, std::move(args), std::move(kwargs), n->name_);
+    copy->type_ = n->type_;
     copy->meta_ = n->meta_;
     mapping.emplace(n, copy);
   }
@@ -340,7 +269,7 @@ std::unordered_map<const Node*, Node*> Graph::copy_into(Graph& into) const {
 }
 
 std::unique_ptr<Graph> Graph::clone() const {
-  auto g = std::make_unique<Graph>();
+  auto g = std::make_unique<Graph>(dialect_);
   copy_into(*g);
   return g;
 }

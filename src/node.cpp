@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fxpack/graph.hpp"
+#include "type_expr.hpp"
 
 namespace fxpack {
 
@@ -50,6 +51,15 @@ Node::Node(Graph* graph, Op op, std::string name, std::string target)
 
 Node::~Node() = default;
 
+void Node::set_type(std::string type) {
+  if (!type.empty()) {
+    std::string error;
+    if (!detail::parse_type_expr(type, &error))
+      throw GraphError("node '" + name_ + "': '" + type.substr(0, 200) + "' is not a type expression: " + error);
+  }
+  type_ = std::move(type);
+}
+
 namespace {
 void collect_nodes(const Value& v, std::vector<Node*>& out) {
   switch (v.kind()) {
@@ -65,6 +75,10 @@ void collect_nodes(const Value& v, std::vector<Node*>& out) {
     case Value::Kind::Dict:
       for (const auto& [k, x] : v.dict().items) collect_nodes(x, out);
       return;
+    case Value::Kind::Slice:
+      for (Node* n : v.slice().nodes)
+        if (n && std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+      return;
     default: return;
   }
 }
@@ -79,6 +93,9 @@ void replace_in(Value& v, Node* from, Node* to) {
     for (Value& x : t->items) replace_in(x, from, to);
   } else if (auto* d = std::get_if<Dict>(&var)) {
     for (auto& [k, x] : d->items) replace_in(x, from, to);
+  } else if (auto* s = std::get_if<Slice>(&var)) {
+    for (Node*& n : s->nodes)
+      if (n == from) n = to;
   }
 }
 

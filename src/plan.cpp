@@ -51,10 +51,19 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
     last_user.push_back(-1);
     try {
       switch (n->op()) {
-        case Op::Placeholder:
+        case Op::Placeholder: {
           in.kind = Kind::Input;
-          in.operands.push_back(Operand{static_cast<std::int32_t>(plan->num_inputs_++), false, {}});
+          const auto index = static_cast<std::int32_t>(plan->num_inputs_++);
+          const std::string& t = n->target();
+          // A placeholder's one argument is its default value; `**kwargs` defaults to {}.
+          Value def = !n->args().empty() ? n->args()[0] : t.starts_with("**") ? Value(Dict{}) : Value();
+          if (t.starts_with("*") && !t.starts_with("**")) plan->varargs_ = index;
+          if (n->args().empty() && !t.starts_with("*") && plan->num_required_ == static_cast<std::size_t>(index))
+            plan->num_required_ = plan->num_inputs_;
+          plan->defaults_.push_back(std::move(def));
+          in.operands.push_back(Operand{index, false, {}});
           break;
+        }
         case Op::GetAttr:
           in.kind = Kind::Constant;
           in.operands.push_back(Operand{-1, false, Value(root.get_tensor(n->target()))});
@@ -124,8 +133,31 @@ Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
 }
 
 Value Plan::run(std::span<const Value> inputs) const {
-  if (inference_) return inference_->run(inputs);
-  return run_plain(inputs);
+  if (num_required_ == num_inputs_ && varargs_ < 0 && inputs.size() == num_inputs_) {
+    return inference_ ? inference_->run(inputs) : run_plain(inputs);
+  }
+  // Defaults and *args: the inputs as the placeholders take them.
+  const std::size_t fixed = varargs_ >= 0 ? static_cast<std::size_t>(varargs_) : num_inputs_;
+  if (inputs.size() < num_required_ || (varargs_ < 0 && inputs.size() > num_inputs_)) {
+    throw OpError("forward takes " +
+                  (num_required_ == num_inputs_ && varargs_ < 0
+                       ? std::to_string(num_inputs_)
+                       : std::to_string(num_required_) + (varargs_ < 0 ? " to " + std::to_string(num_inputs_) : " or more")) +
+                  " input(s), got " + std::to_string(inputs.size()));
+  }
+  std::vector<Value> bound(num_inputs_);
+  for (std::size_t i = 0; i < num_inputs_; ++i) {
+    if (static_cast<std::int32_t>(i) == varargs_) {
+      Tuple rest;
+      for (std::size_t k = fixed; k < inputs.size(); ++k) rest.items.push_back(inputs[k]);
+      bound[i] = std::move(rest);
+    } else if (i < fixed && i < inputs.size()) {
+      bound[i] = inputs[i];
+    } else {
+      bound[i] = defaults_[i];  // after *args, placeholders are keyword-only: their defaults
+    }
+  }
+  return inference_ ? inference_->run(bound) : run_plain(bound);
 }
 
 Value Plan::run_plain(std::span<const Value> inputs) const {

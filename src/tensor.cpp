@@ -1,6 +1,8 @@
 // Dense CPU tensors: Shape, Storage, Tensor, printing and comparison.
 #include "fxpack/tensor.hpp"
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -171,11 +173,19 @@ std::int64_t check_shape(const Shape& shape, const char* what) {
   return n;
 }
 
+template <class T>
+inline constexpr bool kHalfLike = std::is_same_v<T, Eigen::half> || std::is_same_v<T, Eigen::bfloat16>;
+
 // Conversions that are defined for every input (float -> int of NaN / out of range is
-// undefined behaviour in C++; PyTorch gives INT64_MIN there on x86, so do we).
+// undefined behaviour in C++; PyTorch gives INT64_MIN there on x86, so do we). The 16-bit
+// floats convert through float, as c10::Half and c10::BFloat16 do.
 template <class To, class From>
 To convert_value(From v) {
-  if constexpr (std::is_same_v<To, bool>) {
+  if constexpr (kHalfLike<From>) {
+    return convert_value<To>(static_cast<float>(v));
+  } else if constexpr (kHalfLike<To>) {
+    return To(static_cast<float>(v));
+  } else if constexpr (std::is_same_v<To, bool>) {
     return v != From(0);
   } else if constexpr (std::is_floating_point_v<To>) {
     return static_cast<To>(v);
@@ -184,16 +194,32 @@ To convert_value(From v) {
       return static_cast<To>(static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::min()));
     }
     auto i = static_cast<std::int64_t>(v);
-    if constexpr (std::is_same_v<To, std::uint8_t>) {
-      return static_cast<std::uint8_t>(static_cast<std::uint64_t>(i) & 0xffu);
+    if constexpr (std::is_unsigned_v<To>) {
+      return static_cast<To>(static_cast<std::uint64_t>(i));
     } else {
-      return static_cast<To>(i);
+      return static_cast<To>(i);  // modular, as C++20 defines and PyTorch does
     }
-  } else if constexpr (std::is_same_v<To, std::uint8_t>) {
-    return static_cast<std::uint8_t>(static_cast<std::uint64_t>(v) & 0xffu);
   } else {
     return static_cast<To>(v);
   }
+}
+
+// Calls f(T{}) with the C++ element type of `dtype`.
+template <class F>
+decltype(auto) visit_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::Float32: return f(float{});
+    case DType::Float64: return f(double{});
+    case DType::Int64: return f(std::int64_t{});
+    case DType::Bool: return f(bool{});
+    case DType::UInt8: return f(std::uint8_t{});
+    case DType::Float16: return f(Eigen::half{});
+    case DType::BFloat16: return f(Eigen::bfloat16{});
+    case DType::Int32: return f(std::int32_t{});
+    case DType::Int8: return f(std::int8_t{});
+    case DType::Int16: return f(std::int16_t{});
+  }
+  throw Error("unknown dtype code " + std::to_string(static_cast<int>(dtype)));
 }
 
 template <class To, class From>
@@ -203,24 +229,15 @@ void convert_loop(const From* src, To* dst, std::int64_t n) {
 
 template <class From>
 void convert_from(const From* src, Tensor& out, std::int64_t n) {
-  switch (out.dtype()) {
-    case DType::Float32: convert_loop(src, out.data<float>(), n); break;
-    case DType::Float64: convert_loop(src, out.data<double>(), n); break;
-    case DType::Int64: convert_loop(src, out.data<std::int64_t>(), n); break;
-    case DType::Bool: convert_loop(src, out.data<bool>(), n); break;
-    case DType::UInt8: convert_loop(src, out.data<std::uint8_t>(), n); break;
-  }
+  visit_dtype(out.dtype(), [&](auto to) { convert_loop(src, out.data<decltype(to)>(), n); });
 }
 
 void fill_value(Tensor& t, double value) {
   const std::int64_t n = t.numel();
-  switch (t.dtype()) {
-    case DType::Float32: std::fill_n(t.data<float>(), n, static_cast<float>(value)); break;
-    case DType::Float64: std::fill_n(t.data<double>(), n, value); break;
-    case DType::Int64: std::fill_n(t.data<std::int64_t>(), n, convert_value<std::int64_t>(value)); break;
-    case DType::Bool: std::fill_n(t.data<bool>(), n, value != 0.0); break;
-    case DType::UInt8: std::fill_n(t.data<std::uint8_t>(), n, convert_value<std::uint8_t>(value)); break;
-  }
+  visit_dtype(t.dtype(), [&](auto x) {
+    using T = decltype(x);
+    std::fill_n(t.data<T>(), n, convert_value<T>(value));
+  });
 }
 
 }  // namespace
@@ -346,13 +363,7 @@ Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
   Tensor out = empty(shape_, dtype);
   const std::int64_t n = numel();
-  switch (dtype_) {
-    case DType::Float32: convert_from(data<float>(), out, n); break;
-    case DType::Float64: convert_from(data<double>(), out, n); break;
-    case DType::Int64: convert_from(data<std::int64_t>(), out, n); break;
-    case DType::Bool: convert_from(data<bool>(), out, n); break;
-    case DType::UInt8: convert_from(data<std::uint8_t>(), out, n); break;
-  }
+  visit_dtype(dtype_, [&](auto x) { convert_from(data<decltype(x)>(), out, n); });
   return out;
 }
 
@@ -362,14 +373,7 @@ double Tensor::item_at(std::int64_t i) const {
     throw Error("Tensor::item_at: index " + std::to_string(i) + " out of range for a tensor of " +
                 std::to_string(numel()) + " elements");
   }
-  switch (dtype_) {
-    case DType::Float32: return data<float>()[i];
-    case DType::Float64: return data<double>()[i];
-    case DType::Int64: return static_cast<double>(data<std::int64_t>()[i]);
-    case DType::Bool: return data<bool>()[i] ? 1.0 : 0.0;
-    case DType::UInt8: return data<std::uint8_t>()[i];
-  }
-  return 0.0;
+  return visit_dtype(dtype_, [&](auto x) { return convert_value<double>(data<decltype(x)>()[i]); });
 }
 
 double Tensor::item() const {
@@ -529,7 +533,7 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   } else {
     print_rec(os, t, f, 0, 0, n, summarize, 7);
   }
-  if (t.dtype() == DType::Float64 || t.dtype() == DType::UInt8 ||
+  if ((t.dtype() != DType::Float32 && t.dtype() != DType::Int64 && t.dtype() != DType::Bool) ||
       (n == 0 && t.dtype() != DType::Float32)) {
     os << ", dtype=torch." << dtype_name(t.dtype());
   }

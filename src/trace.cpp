@@ -75,7 +75,16 @@ Value Tracer::lift(Value v) {
 Value Tracer::record(Op op, const std::string& target, std::vector<Value> args, Dict kwargs) {
   for (Value& a : args) a = lift(std::move(a));
   for (auto& [k, v] : kwargs.items) v = lift(std::move(v));
-  return graph_->create_node(op, target, std::move(args), std::move(kwargs));
+  Node* n = graph_->create_node(op, target, std::move(args), std::move(kwargs));
+  // PyTorch's tracer records a function outside torch only through torch.fx.wrap(), which
+  // marks the node; code generation prints a wrap line for it (and PyTorch needs that line
+  // to trace the code again when it loads an exported archive). Operators and attribute
+  // reads come from the Proxy itself.
+  if (op == Op::CallFunction && !target.starts_with("torch.") && !target.starts_with("operator.") &&
+      target != "builtins.getattr") {
+    n->meta().set("is_wrapped", true);
+  }
+  return n;
 }
 
 Value Tracer::attribute(const Module& owner, const std::string& name) {
@@ -95,7 +104,7 @@ std::shared_ptr<GraphModule> symbolic_trace(const std::shared_ptr<Module>& root,
   if (!root) throw GraphError("symbolic_trace: null module");
   // Tracing a GraphModule runs its forward, so a dirty lazy module recompiles first.
   if (auto* gm = dynamic_cast<GraphModule*>(root.get())) gm->ensure_compiled();
-  auto graph = std::make_shared<Graph>();
+  auto graph = std::make_shared<Graph>(default_dialect());
   std::vector<std::string> names = options.input_names.empty() ? root->input_names()
                                                                : options.input_names;
   std::shared_ptr<Module> result_root = root;

@@ -31,6 +31,7 @@ const char* kind_name(Value::Kind kind) {
     case Value::Kind::Tuple: return "tuple";
     case Value::Kind::Dict: return "dict";
     case Value::Kind::Tensor: return "Tensor";
+    case Value::Kind::Ellipsis: return "ellipsis";
   }
   return "?";
 }
@@ -100,9 +101,25 @@ std::vector<std::int64_t> Value::int_list() const {
   return out;
 }
 
+void Slice::set_part(int i, const Value& v) {
+  std::optional<std::int64_t>& part = i == 0 ? start : i == 1 ? stop : step;
+  nodes[static_cast<std::size_t>(i)] = nullptr;
+  part.reset();
+  switch (v.kind()) {
+    case Value::Kind::None: return;
+    case Value::Kind::Int: part = v.to_int(); return;
+    case Value::Kind::Bool: part = v.to_bool() ? 1 : 0; return;
+    case Value::Kind::Node: nodes[static_cast<std::size_t>(i)] = v.node(); return;
+    default:
+      throw OpError(std::string("slice ") + (i == 0 ? "start" : i == 1 ? "stop" : "step") +
+                    " must be an int or None, got " + kind_name(v.kind()));
+  }
+}
+
 bool Value::contains_node() const {
   switch (kind()) {
     case Kind::Node: return true;
+    case Kind::Slice: return slice().has_nodes();
     case Kind::List:
     case Kind::Tuple:
       for (const Value& v : items())
@@ -260,8 +277,11 @@ std::string python_repr(const Value& v) {
       return "?";
     case Value::Kind::Slice: {
       const Slice& s = v.slice();
-      return "slice(" + optional_int_repr(s.start) + ", " + optional_int_repr(s.stop) + ", " +
-             optional_int_repr(s.step) + ")";
+      auto part = [&](int i, const std::optional<std::int64_t>& p) {
+        Node* n = s.nodes[static_cast<std::size_t>(i)];
+        return n ? python_repr(Value(n)) : optional_int_repr(p);
+      };
+      return "slice(" + part(0, s.start) + ", " + part(1, s.stop) + ", " + part(2, s.step) + ")";
     }
     case Value::Kind::Node: return v.node()->name();
     case Value::Kind::List:
@@ -292,6 +312,7 @@ std::string python_repr(const Value& v) {
       os << v.tensor();
       return os.str();
     }
+    case Value::Kind::Ellipsis: return "Ellipsis";
   }
   return "?";
 }

@@ -26,6 +26,7 @@ using examples::ReluAdd;
 using examples::SmallConvNet;
 using examples::read_file;
 using examples::read_tensor;
+using examples::typed_example;
 
 inline void load_reference_weights(Module& m, const std::string& model) {
   examples::load_weights(m, reference_dir(model) / "params");

@@ -343,7 +343,7 @@ TEST_CASE("cli: inspect describes fxpack packages, torch.package archives and pi
   spit(scratch() / "mlp.json.pkl", pickle::dumps(*gm, pickle::PickleFormat::Json));
   auto p = fxpack_cli({"inspect", "mlp.json.pkl"}, scratch());
   CHECK(p.status == 0);
-  CHECK(contains(p.out, "format: fxpack pickle, json v1"));
+  CHECK(contains(p.out, "format: fxpack pickle, json v2"));
   CHECK(contains(p.out, "class: MLP"));
 }
 
@@ -669,7 +669,7 @@ TEST_CASE("cli: verify passes good archives and flags each corrupt one with its 
     // it can still be printed
     auto c = fxpack_cli({"code", "custom.fxpkg"}, scratch());
     CHECK(c.status == 0);
-    CHECK(contains(c.out, "frobnicate = mylib.frobnicate(x)"));
+    CHECK(contains(c.out, "frobnicate = mylib_frobnicate(x)"));
     auto run = fxpack_cli({"run", "custom.fxpkg", "--input", "random:2"}, scratch());
     CHECK(run.status == 1);
     CHECK(contains(run.err, "mylib.frobnicate"));
@@ -700,7 +700,7 @@ TEST_CASE("cli: convert between pickle formats, packages and torch.package archi
     const fs::path pkl = dir / (std::string("sc.") + fmt + ".pkl");
     auto r = fxpack_cli({"convert", src.string(), pkl.string(), "--format", fmt});
     CHECK(r.status == 0);
-    CHECK(slurp(pkl).starts_with(std::string("fxpack.pickle ") + fmt + " 1\n"));
+    CHECK(slurp(pkl).starts_with(std::string("fxpack.pickle ") + fmt + " 2 "));
     check_runs(pkl);
     const fs::path back = dir / "back" / "small_convnet.fxpkg";
     CHECK(fxpack_cli({"convert", pkl.string(), back.string()}).status == 0);
@@ -716,6 +716,14 @@ TEST_CASE("cli: convert between pickle formats, packages and torch.package archi
   const fs::path back = dir / "back" / "small_convnet.fxpkg";
   CHECK(fxpack_cli({"convert", pt.string(), back.string(), "--format", "fxpack"}).status == 0);
   CHECK(slurp(back) == slurp(src));
+  // ... and for PyTorch 2.x: its records, its code
+  const fs::path pt2 = dir / "small_convnet2.pt";
+  r = fxpack_cli({"convert", src.string(), pt2.string(), "--format", "torch-2"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "wrote " + pt2.string() + " (torch.package for PyTorch 2.x, 1 pickle, 0 other records)\n");
+  check_runs(pt2);
+  CHECK(contains(fxpack_cli({"inspect", pt2.string()}).out, "    └── byteorder\n"));
+  CHECK(fxpack_cli({"code", pt2.string()}).out == slurp(fixtures_dir() / "torch" / "small_convnet" / "code-2.6.py"));
   // PyTorch's own archive -> fxpack package and bare pickle
   for (const auto& c : reference_cases()) {
     INFO(c.folder);

@@ -111,7 +111,12 @@ TEST_CASE("codegen: verbose form summarises stack traces from meta") {
   add->meta().set("stack_trace",
                   "  File \"model.py\", line 12, in forward\n    return (x + 1.0).relu()\n");
   std::string readable = gm->print_readable(false);
-  CHECK(readable.find("# File: model.py:12 in forward, code: return (x + 1.0).relu()\n") !=
-        std::string::npos);
+  // 1.13: the outermost frame, without the function name
+  CHECK(readable.find("\n        # File: model.py:12, code: return (x + 1.0).relu()\n") != std::string::npos);
   CHECK(readable.find("# No stacktrace found for following nodes \n") != std::string::npos);
+  // 2.x: the innermost frame with its function, one space before '#'
+  gm->graph().set_dialect(Dialect::Torch2);
+  readable = gm->print_readable(false);
+  CHECK(readable.find("\n         # File: model.py:12 in forward, code: return (x + 1.0).relu()\n") != std::string::npos);
+  CHECK(readable.find("# No stacktrace found for following nodes\n") != std::string::npos);
 }

@@ -140,15 +140,17 @@ TEST_CASE("docs: design.md adding an op and a leaf module kind") {
   };
   auto gm = fxpack::symbolic_trace(std::make_shared<Net>());
   std::cout << gm->code();
+  // torch.fx._symbolic_trace.wrap("mylib_square")
+  //
   // def forward(self, x):
-  //     square = mylib.square(x);  x = None
+  //     square = mylib_square(x);  x = None
   //     scale = self.scale(square);  square = None
   //     return scale
   fxpack::Tensor y = (*gm)(fxpack::Tensor::full({2}, 3.0)).tensor();  // [4.5, 4.5]
   // doc:design-use end
   CHECK(gm->code() ==
-        "\n\n\ndef forward(self, x):\n    square = mylib.square(x);  x = None\n"
-        "    scale = self.scale(square);  square = None\n    return scale\n    ");
+        "\ntorch.fx._symbolic_trace.wrap(\"mylib_square\")\n\ndef forward(self, x):\n"
+        "    square = mylib_square(x);  x = None\n    scale = self.scale(square);  square = None\n    return scale\n    ");
   CHECK(y.item_at(0) == 4.5);
   // and it survives a package round trip, the manifest naming both
   PackageExporter pe;
@@ -264,6 +266,28 @@ TEST_CASE("docs: README forward bodies, modules, editing, lazy modules") {
   }
 }
 
+TEST_CASE("docs: README codegen dialects") {
+  const Dialect before = default_dialect();
+  {
+    auto gm = symbolic_trace([](const Value& x) { (void)(x * 3.0); return x.sin(); });
+    gm->graph().set_dialect(Dialect::Torch2);   // new graphs take default_dialect(), 1.13
+    gm->recompile();
+    std::cout << gm->code();
+    // def forward(self, x):
+    //     mul = x * 3.0;  mul = None              (1.13: `mul = x * 3.0`)
+    //     sin = x.sin();  x = None
+    //     return sin
+    set_default_dialect(Dialect::Torch2);       // for graphs made from now on
+    CHECK(gm->code() == "\n\n\ndef forward(self, x):\n    mul = x * 3.0;  mul = None\n    sin = x.sin();  x = None\n"
+                        "    return sin\n    ");
+    gm->graph().set_dialect(Dialect::Torch1_13);
+    gm->recompile();
+    CHECK(gm->code().find("    mul = x * 3.0\n") != std::string::npos);
+    CHECK(symbolic_trace([](const Value& x) { return x.sin(); })->graph().dialect() == Dialect::Torch2);
+  }
+  set_default_dialect(before);
+}
+
 TEST_CASE("docs: README pickles, packages, make_fx and compile") {
   using namespace fxpack;
   auto gm = fxpack::testing::trace_reference("mlp");
@@ -288,7 +312,7 @@ TEST_CASE("docs: README pickles, packages, make_fx and compile") {
     PackageImporter copied("model.fxpkg", {.mode = LoadMode::Copy});  // maps nothing
     CHECK(back->needs_recompile());
     CHECK_FALSE(copied.load_pickle("model", "model.pkl")->get_tensor("fc1.weight").storage()->borrowed());
-    CHECK(text.starts_with("fxpack.pickle json 1\n"));
+    CHECK(text.starts_with("fxpack.pickle json 2 "));
     CHECK(allclose((*loaded)(x).tensor(), (*gm)(x).tensor(), 0, 0));
   }
   {

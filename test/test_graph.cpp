@@ -26,10 +26,17 @@ TEST_CASE("graph: names follow fx rules") {
   CHECK(g.call_function("torch.ops.aten.relu_.default", {x})->name() == "relu_");
   CHECK(g.call_function("torch.ops.aten.relu_.default", {x})->name() == "relu__1");
   CHECK(g.call_function("operator.add", {x, 1})->name() == "add_1");
-  // an explicit numbered candidate keeps its number; the base counter moves past it
+  // an explicit numbered candidate keeps its number; then 1.13 takes the smallest free
+  // suffix, 2.x counts on from the base's last one (as real fx does: relu_5, relu, relu_6)
+  CHECK(g.dialect() == Dialect::Torch1_13);
   CHECK(g.create_node(Op::CallFunction, "operator.mul", {x, 2}, {}, std::string("mul_5"))->name() == "mul_5");
   CHECK(g.call_function("operator.mul", {x, 2})->name() == "mul");
-  CHECK(g.call_function("operator.mul", {x, 2})->name() == "mul_6");
+  CHECK(g.call_function("operator.mul", {x, 2})->name() == "mul_1");
+  Graph g2(Dialect::Torch2);
+  Node* y = g2.placeholder("y");
+  CHECK(g2.create_node(Op::CallFunction, "operator.mul", {y, 2}, {}, std::string("mul_5"))->name() == "mul_5");
+  CHECK(g2.call_function("operator.mul", {y, 2})->name() == "mul");
+  CHECK(g2.call_function("operator.mul", {y, 2})->name() == "mul_6");
   CHECK(is_reserved_python_name("print"));
   CHECK_FALSE(is_reserved_python_name("relu"));
 }

@@ -11,6 +11,8 @@
 #include <map>
 #include <sstream>
 
+#include <zlib.h>
+
 #include "fxpack/details/serialize.hpp"
 #include "fxpack/fxpack.hpp"
 #include "fxpack/pickle.hpp"
@@ -84,12 +86,14 @@ void check_same_graph(const Graph& a, const Graph& b) {
     CHECK(x->op() == y->op());
     CHECK(x->name() == y->name());
     CHECK(x->target() == y->target());
+    CHECK(x->type() == y->type());
     REQUIRE(x->args().size() == y->args().size());
     for (std::size_t k = 0; k < x->args().size(); ++k) CHECK(same_value(x->args()[k], y->args()[k]));
     CHECK(same_value(x->kwargs(), y->kwargs()));
     CHECK(same_value(x->meta().entries(), y->meta().entries()));
   }
   CHECK(a.to_string() == b.to_string());
+  CHECK(a.dialect() == b.dialect());
 }
 
 void check_same_module(const Module& a, const Module& b, const std::string& path = "") {
@@ -191,17 +195,34 @@ struct Checkpoint {
   }
 };
 
+std::string crc_hex(std::string_view body) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08lx",
+                crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(body.data()), body.size()));
+  return buf;
+}
+
+// A format 2 pickle of `body`, with the body's checksum in the header.
 std::string with_header(pk::PickleFormat f, const std::string& body) {
-  return "fxpack.pickle " + std::string(pk::format_name(f)) + " 1\n" + body;
+  return "fxpack.pickle " + std::string(pk::format_name(f)) + " 2 " + crc_hex(body) + "\n" + body;
+}
+
+// The same pickle with its header's checksum recomputed: damage made to test the checks
+// behind the checksum (a format 1 header, or none, is left as it is).
+std::string resealed(std::string p) {
+  auto nl = p.find('\n');
+  if (nl == std::string::npos || nl > 64 || std::count(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(nl), ' ') != 3)
+    return p;
+  auto sp = p.rfind(' ', nl);
+  return p.substr(0, sp + 1) + crc_hex(std::string_view(p).substr(nl + 1)) + p.substr(nl);
 }
 
 // Pickle bytes for a hand-made record (hostile cases).
 std::string pickle_of(const pk::detail::PickleRecord& rec, pk::PickleFormat f = pk::PickleFormat::PortableBinary) {
   std::ostringstream out;
-  out << "fxpack.pickle " << pk::format_name(f) << " 1\n";
   if (f == pk::PickleFormat::PortableBinary || f == pk::PickleFormat::Json) pk::detail::write_cereal(out, rec, f);
   else pk::detail::write_boost(out, rec, f);
-  return out.str();
+  return with_header(f, out.str());
 }
 
 std::string load_error(std::string_view bytes, const pk::LoadOptions& opt = quiet()) {
@@ -325,6 +346,7 @@ TEST_CASE("pickle: source hash mismatch is reported, never silent") {
   pos += 15;
   auto end = json.find_first_not_of("0123456789", pos);
   json.replace(pos, end - pos, "12345");
+  json = resealed(json);
   std::vector<std::string> warnings;
   pk::LoadOptions o;
   o.on_warning = [&](const std::string& w) { warnings.push_back(w); };
@@ -377,27 +399,55 @@ TEST_CASE("pickle: unregistered module kinds load as data, or are refused") {
   CHECK(load_error(bytes, o).find("unregistered module kinds: 'CustomLeaf'") != std::string::npos);
 }
 
-TEST_CASE("pickle: golden fixtures of format version 1") {
+TEST_CASE("pickle: golden fixtures of every format version load forever") {
   auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
-  auto dir = fxpack::testing::fixtures_dir() / "pickle" / "v1";
   int loaded = 0;
-  for (const auto& c : fxpack::testing::reference_cases()) {
-    for (auto f : kFormats) {
-      auto path = dir / (c.folder + "." + std::string(pk::format_name(f)) + ".pkl");
-      if (!std::filesystem::exists(path)) continue;
-      CAPTURE(path.string());
-      auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet());
-      REQUIRE(is_lazy(l.module));
-      CHECK(l.report.format == f);
-      CHECK(l.report.format_version == 1);
-      CHECK(l.report.source_hash_matches == std::optional<bool>(true));
-      Tensor out = (*l.module)(fxpack::testing::reference_input(c)).tensor();
-      CHECK(allclose(out, fxpack::testing::reference_output(c), 1e-4, 1e-5));
-      check_same_graph(fxpack::testing::trace_reference(c.folder)->graph(), l.module->graph());
-      ++loaded;
+  for (std::uint32_t version = 1; version <= pk::kFormatVersion; ++version) {
+    auto dir = fxpack::testing::fixtures_dir() / "pickle" / ("v" + std::to_string(version));
+    for (const auto& c : fxpack::testing::reference_cases()) {
+      for (auto f : kFormats) {
+        auto path = dir / (c.folder + "." + std::string(pk::format_name(f)) + ".pkl");
+        if (!std::filesystem::exists(path)) continue;
+        CAPTURE(path.string());
+        auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet());
+        REQUIRE(is_lazy(l.module));
+        CHECK(l.report.format == f);
+        CHECK(l.report.format_version == version);
+        CHECK(l.module->graph().dialect() == Dialect::Torch1_13);
+        // Format 1 was written by codegen version 1, whose text for these graphs is the same.
+        CHECK(l.report.source_hash_matches == std::optional<bool>(true));
+        Tensor out = (*l.module)(fxpack::testing::reference_input(c)).tensor();
+        CHECK(allclose(out, fxpack::testing::reference_output(c), 1e-4, 1e-5));
+        check_same_graph(fxpack::testing::trace_reference(c.folder)->graph(), l.module->graph());
+        ++loaded;
+      }
     }
   }
-  CHECK(loaded >= 11);  // mlp and small_convnet in five formats, and the seed sin module
+  CHECK(loaded >= 22);  // mlp and small_convnet in five formats, and the seed sin module, per version
+  // What format 2 added: the typed example in every format.
+  auto typed = fxpack::testing::typed_example();
+  const std::string code =
+      "\ntorch.fx._symbolic_trace.wrap(\"torchvision_ops_stochastic_depth_stochastic_depth\")\n\n"
+      "def forward(self, x : torch.Tensor, n : int = 3) -> typing_Tuple[torch.Tensor,int,typing_Tuple[torch.Tensor,_]]:\n"
+      "    mul : torch.Tensor = x * n;  x = None\n"
+      "    getitem = mul[(Ellipsis, 0)];  mul = None\n"
+      "    stochastic_depth = torchvision_ops_stochastic_depth_stochastic_depth(getitem, 0.0, 'row', False);  getitem = None\n"
+      "    half = self.half\n    bf16 = self.bf16\n    i32 = self.i32\n    i8 = self.i8\n    i16 = self.i16\n"
+      "    float_1 = half.float();  float_1 = None\n"
+      "    return (stochastic_depth, n, (half, bf16, i32, i8, i16))\n    ";
+  CHECK(python_code(typed->graph()) == code);
+  for (auto f : kFormats) {
+    auto path = fxpack::testing::fixtures_dir() / "pickle" / "v2" / ("typed." + std::string(pk::format_name(f)) + ".pkl");
+    CAPTURE(path.string());
+    auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet());
+    CHECK(l.report.format_version == 2);
+    CHECK(l.report.source_hash_matches == std::optional<bool>(true));
+    CHECK(l.module->graph().dialect() == Dialect::Torch2);
+    check_same_graph(typed->graph(), l.module->graph());
+    check_same_module(*typed, *l.module);
+    CHECK(l.module->code() == code);
+    CHECK(l.module->get_tensor("i16").to_doubles() == std::vector<double>{300, 300});
+  }
 }
 
 TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and where") {
@@ -422,11 +472,11 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
   cases.push_back({"no newline", "fxpack.pickle json 1", "header line not terminated"});
   cases.push_back({"unknown format", "fxpack.pickle zip 1\n", "unknown pickle format 'zip'"});
   cases.push_back({"newer version", "fxpack.pickle portable-binary 7\n" + good.substr(good.find('\n') + 1),
-                   "pickle format version 7 is newer than this build supports (1)"});
+                   "pickle format version 7 is newer than this build supports (2)"});
   {
     auto r = base();
     r.format_version = 7;
-    cases.push_back({"newer version inside", pickle_of(r), "pickle format version 7 is newer than this build supports (1)"});
+    cases.push_back({"newer version inside", pickle_of(r), "pickle format version 7 is newer than this build supports (2)"});
   }
   cases.push_back({"truncated", good.substr(0, good.size() - 1), "truncated portable-binary archive"});
   cases.push_back({"truncated in a string", good.substr(0, good.size() - 5), "name: count 6 exceeds the remaining input (5 bytes) (at nodes[2]"});
@@ -517,8 +567,8 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
   cases.push_back({"json nesting bomb", with_header(pk::PickleFormat::Json, std::string(100000, '[')), "JSON nesting depth exceeds"});
   {
     auto r = mlp();
-    r.tensors[0].dtype = 9;
-    cases.push_back({"unknown dtype", pickle_of(r), "unknown dtype 9 (at tensors[0]"});
+    r.tensors[0].dtype = 10;
+    cases.push_back({"unknown dtype", pickle_of(r), "unknown dtype 10 (at tensors[0]"});
   }
   {
     auto r = mlp();
@@ -552,8 +602,8 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
     cases.push_back({"unknown op name (json)", json, "unknown op 'call_python'"});
     std::string j2 = pk::dumps(*fxpack::testing::trace_reference("mlp"), pk::PickleFormat::Json);
     p = j2.find("\"float32\"");
-    j2.replace(p, 9, "\"float16\"");
-    cases.push_back({"unknown dtype name (json)", j2, "unknown dtype 'float16'"});
+    j2.replace(p, 9, "\"float8\"");
+    cases.push_back({"unknown dtype name (json)", j2, "unknown dtype 'float8'"});
   }
   {
     std::string b = pk::dumps(*fxpack::testing::trace_reference("seed_sin"), pk::PickleFormat::BoostText);
@@ -564,10 +614,46 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
 
   for (const auto& c : cases) {
     CAPTURE(c.name);
-    std::string msg = load_error(c.bytes, c.opt);
+    std::string msg = load_error(resealed(c.bytes), c.opt);
     CAPTURE(msg);
     CHECK(msg.find(c.expect) != std::string::npos);
   }
+}
+
+TEST_CASE("pickle: the header's CRC-32 refuses a flipped weight byte") {
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto gm = fxpack::testing::trace_reference("mlp");
+  for (auto f : kFormats) {
+    CAPTURE(std::string(pk::format_name(f)));
+    std::string good = pk::dumps(*gm, f);
+    CHECK(good.starts_with("fxpack.pickle " + std::string(pk::format_name(f)) + " 2 "));
+    // The first weight of fc1, as the archive holds it (raw, base64 or bit patterns): flip
+    // one bit of the last byte before the end instead, which lies in a storage or node.
+    std::string bad = good;
+    bad[bad.size() / 2] = static_cast<char>(bad[bad.size() / 2] ^ 0x04);
+    std::string msg = load_error(bad);
+    CAPTURE(msg);
+    CHECK(msg.find("the pickle is corrupt") != std::string::npos);
+    CHECK(msg.find("CRC-32") != std::string::npos);
+  }
+  // A weight byte of a portable-binary pickle: loads silently without the checksum (it is
+  // a valid float), refused with it.
+  std::string good = pk::dumps(*gm);
+  auto l = pk::loads_with_report(good, quiet());
+  const Tensor w = l.module->get_submodule("fc1")->parameter("weight");
+  std::string needle(reinterpret_cast<const char*>(w.data<float>()), 16);
+  auto at = good.find(needle);
+  REQUIRE(at != std::string::npos);
+  std::string flipped = good;
+  flipped[at + 1] = static_cast<char>(flipped[at + 1] ^ 0x01);
+  CHECK(load_error(resealed(flipped)) == "no error");
+  CHECK(load_error(flipped).find("the pickle is corrupt") != std::string::npos);
+  // The header must carry the checksum from format 2 on, and format 1 must not.
+  std::string body = good.substr(good.find('\n') + 1);
+  CHECK(load_error("fxpack.pickle portable-binary 2\n" + body).find("must end with the body's CRC-32") != std::string::npos);
+  CHECK(load_error("fxpack.pickle portable-binary 2 XYZ\n" + body).find("must end with the body's CRC-32") != std::string::npos);
+  CHECK(load_error("fxpack.pickle portable-binary 1 00000000\n" + body).find("unexpected text after the version") !=
+        std::string::npos);
 }
 
 TEST_CASE("pickle: every truncation and every flipped byte gives FormatError or a module") {
@@ -578,7 +664,7 @@ TEST_CASE("pickle: every truncation and every flipped byte gives FormatError or 
     std::string good = pk::dumps(*gm, f);
     int wrong = 0;
     for (std::size_t n = 0; n < good.size(); ++n) {
-      std::string msg = load_error(std::string_view(good).substr(0, n));
+      std::string msg = load_error(resealed(good.substr(0, n)));
       // Text archives may end in whitespace that is not needed to read them.
       if (msg.find("NOT A FormatError") != std::string::npos || (msg == "no error" && n + 2 < good.size())) {
         ++wrong;
@@ -591,7 +677,8 @@ TEST_CASE("pickle: every truncation and every flipped byte gives FormatError or 
       for (unsigned char x : {0x01, 0x80, 0xff}) {
         std::string bad = good;
         bad[i] = static_cast<char>(bad[i] ^ x);
-        std::string msg = load_error(bad);
+        // resealed: past the checksum, into the archive parsers' own checks
+        std::string msg = load_error(resealed(bad));
         if (msg.find("NOT A FormatError") != std::string::npos) {
           ++other;
           MESSAGE("flipped byte " << i << ": " << msg);
@@ -623,7 +710,7 @@ TEST_CASE("pickle: random multi-byte damage to mlp pickles gives FormatError or 
         }
         if (bad.size() <= 33) break;
       }
-      std::string msg = load_error(bad);
+      std::string msg = load_error(resealed(bad));
       if (msg.find("NOT A FormatError") != std::string::npos) {
         ++other;
         MESSAGE("iteration " << iter << ": " << msg);

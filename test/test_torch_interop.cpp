@@ -204,11 +204,11 @@ TEST_CASE("torch.package: hostile or unsupported archive contents are refused") 
   std::vector<Case> cases = {
       {"cuda storage", "mlp", {{pkl, patched_pickle("mlp", "X\x03\x00\x00\x00" "cpu"sv, "X\x03\x00\x00\x00" "cud"sv)}},
        "storage location 'cud' is not supported"},
-      {"non-contiguous stride", "mlp",
-       {{pkl, patched_pickle("mlp", "K\x04K\x01\x86", "K\x01K\x04\x86")}}, "only contiguous tensors"},
-      {"unknown module class", "mlp",
-       {{pkl, patched_pickle("mlp", "torch.nn.modules.activation\nReLU", "torch.nn.modules.activation\nReLu")}},
-       "global 'torch.nn.modules.activation.ReLu' is not allowed"},
+      {"strided view past its storage", "mlp",
+       {{pkl, patched_pickle("mlp", "K\x04K\x01\x86", "K\x04K\x08\x86")}}, "reaches element 52 of a storage of 32"},
+      {"a class outside torch.nn", "mlp",
+       {{pkl, patched_pickle("mlp", "torch.nn.modules.activation\nReLU", "os\nsystem")}},
+       "global 'os.system' is not allowed"},
       {"module config fails validate", "mlp",
        {{pkl, patched_pickle("mlp", "in_features\x71\x46K\x04", "in_features\x71\x46K\x05")}},
        "module 'fc1': Linear: parameter 'weight' has shape [8, 4], expected [8, 5]"},
@@ -573,7 +573,13 @@ TEST_CASE("fx code parser: lines outside the subset are refused with line and co
   };
   std::vector<Case> cases = {
       {"    y = foo(x)", "line 2, column 9", "unknown function 'foo'"},
-      {"    y = __import__('os')", "line 2, column 9", "unknown function '__import__'"},
+      {"    y = __import__('os')", "line 2, column 9", "'__import__' is refused"},
+      {"    y = exec('1')", "line 2, column 9", "'exec' is refused"},
+      {"    y = x.view(eval)", "line 2, column 16", "'eval' is refused"},
+      {"    exec('import os')", "line 2, column 5", "'exec' is refused"},
+      {"    __import__('os').system('ls')", "line 2, column 5", "'__import__' is refused"},
+      {"    class A: pass", "line 2, column 5", "class statements are not supported"},
+      {"    y = math_sqrt(x)", "line 2, column 9", "unknown function 'math_sqrt' (not a global of the import block)"},
       {"    y = x + 1 + 2", "line 2, column 11", "nested operation '+'"},
       {"    y = torch.relu(torch.sin(x))", "line 2, column 20", "nested call"},
       {"    y = x.a.b()", "line 2, column 9", "nested attribute access"},
@@ -583,14 +589,20 @@ TEST_CASE("fx code parser: lines outside the subset are refused with line and co
       {"    for i in x:", "line 2, column 5", "'for' statements are not supported"},
       {"    del x", "line 2, column 5", "'del' statements are not supported"},
       {"    import os", "line 2, column 5", "'import' statements are not supported"},
-      {"    y += x", "line 2, column 7", "augmented assignment '+='"},
-      {"    y: int = x", "line 2, column 6", "annotated assignment"},
+      {"    y += x", "line 2, column 7", "augmented assignment '+=' must be followed by ';  <name> = <target>'"},
+      {"    x += x;  y = x;  x = None\n    w = x.sin()", "line 3, column 9", "'x' is used after it was freed"},
+      {"    x += x;  y = z", "line 2, column 18", "undefined name 'z'"},
+      {"    x += x;  y = x.sin()", "line 2, column 18", "the in-place result must be named after its first operand"},
+      {"    y: int = x", "line 2, column 14", "assignment of a plain value"},
+      {"    y : Foo = x.sin()", "line 2, column 9", "unknown global 'Foo' in a type annotation"},
+      {"    y : int[int = x.sin()", "line 2, column 17", "expected ',' or ']' in a type annotation"},
       {"    y = z", "line 2, column 9", "undefined name 'z'"},
       {"    w = x.sin()\n    y = w", "line 3, column 9", "assignment of a plain value"},
       {"    y = 3", "line 2, column 9", "assignment of a plain value"},
       {"    y = -3", "line 2, column 9", "assignment of a constant"},
       {"    y = None", "line 2, column 9", "assignment of a constant"},
-      {"    y = torch.float16", "line 2, column 9", "unsupported constant 'torch.float16'"},
+      {"    y = torch.float16", "line 2, column 9", "assignment of a constant"},
+      {"    y = x.to(torch.complex64)", "line 2, column 14", "unsupported constant 'torch.complex64'"},
       {"    y = self", "line 2, column 9", "'self' is not a value"},
       {"    x = x.sin()", "line 2, column 5", "'x' is assigned twice"},
       {"    y = x.sin(*x)", "line 2, column 15", "argument unpacking is not supported"},
@@ -640,14 +652,21 @@ TEST_CASE("fx code parser: lines outside the subset are refused with line and co
   using namespace std::string_literals;
   std::vector<Whole> whole = {
       {"def forward(x):\n    return x\n", "line 1, column 13: expected 'self' as the first parameter"},
-      {"def forward(self, x=1):\n    return x\n", "line 1, column 20: parameter defaults and annotations"},
-      {"def forward(self, x: int):\n    return x\n", "line 1, column 20: parameter defaults and annotations"},
-      {"def forward(self, *args):\n    return x\n", "line 1, column 19: variadic parameters"},
+      {"def forward(self, x=y):\n    return x\n", "line 1, column 21: undefined name 'y'"},
+      {"def forward(self, x: Foo):\n    return x\n", "line 1, column 22: unknown global 'Foo' in a type annotation"},
+      {"def forward(self, x=1, y):\n    return x\n", "line 1, column 24: parameter without a default after one with a default"},
+      {"def forward(self, *args=1):\n    return args\n", "line 1, column 24: a variadic parameter cannot have a default"},
+      {"def forward(self, *args):\n    return x\n", "line 2, column 12: undefined name 'x'"},
       {"def forward(self, x, x):\n    return x\n", "line 1, column 22: parameter 'x' repeated"},
-      {"def forward(self, x) -> int:\n    return x\n", "line 1, column 22: return annotations"},
+      {"def forward(self, x) -> 3:\n    return x\n", "line 1, column 25: expected a type"},
+      {"import builtins.exec as e\ndef forward(self, x):\n    return x\n", "line 1, column 8: 'exec' is refused"},
+      {"from builtins import exec as run\ndef forward(self, x):\n    return x\n", "line 1, column 22: 'exec' is refused"},
+      {"class Foo:\n    pass\ndef forward(self, x):\n    return x\n", "line 1, column 1: class statements are not supported"},
+      {"__import__('os')\ndef forward(self, x):\n    return x\n", "line 1, column 1: '__import__' is refused"},
+      {"torch.fx._symbolic_trace.wrap(\"f\")\ndef forward(self, x):\n    return x\n", "line 1, column 1: wrap(\"f\") names a function no node calls"},
       {"def backward(self, x):\n    return x\n", "line 1, column 5: expected 'forward'"},
       {"import os; os.system('ls')\ndef forward(self, x):\n    return x\n", "line 1, column 10: unexpected text after the import"},
-      {"os.system('ls')\ndef forward(self, x):\n    return x\n", "line 1, column 1: only imports may come before"},
+      {"os.system('ls')\ndef forward(self, x):\n    return x\n", "line 1, column 1: only imports and wrap() lines may come before"},
       {"x = 1\n", "line 1, column 1: only imports"},
       {"import torch\n", "line 2, column 1: no 'def forward(self, ...):' line"},
       {"def forward(self, x):\n    y = x.sin()\n", "line 3, column 1: no 'return' statement"},
@@ -946,4 +965,327 @@ TEST_CASE("torch.package export: fxpack's own traced models give PyTorch's pickl
   } catch (const Error& e) {
     CHECK(std::string(e.what()).find("module 'blk' of kind MyBlock has no torch.nn class") != std::string::npos);
   }
+}
+
+// ---- PyTorch 2.x archives, versions, data-only modules, dtypes ---------------------------
+
+namespace {
+std::filesystem::path torch26_fixture(const std::string& folder) {
+  return fixtures_dir() / "torch" / folder / "package-2.6.pt";
+}
+
+// A 2.x archive's id fields masked: the pickle's object id and the serialization id.
+std::string mask_record(const std::string& name, std::string bytes) {
+  if (name.ends_with("model.pkl")) return mask_id(std::move(bytes));
+  if (name.ends_with(".data/serialization_id")) return std::string(bytes.size(), '?');
+  return bytes;
+}
+}  // namespace
+
+TEST_CASE("torch.package 2.6: every reference archive loads in the 2.x dialect, with PyTorch's code and outputs") {
+  for (const auto& c : reference_cases()) {
+    CAPTURE(c.folder);
+    auto zr = zip::ZipReader::open(torch26_fixture(c.folder));
+    CHECK(torch_package_root(zr) == "package-2.6");
+    CHECK(torch_package_version(zr) == 6);
+    CHECK(torch_package_dialect(zr) == Dialect::Torch2);
+    auto gm = load_torch_package(zr, "model", "model.pkl");
+    CHECK(gm->graph().dialect() == Dialect::Torch2);
+    CHECK(gm->class_name() == class_name_of(c.folder));
+    CHECK(gm->code() == read_file(fixtures_dir() / "torch" / c.folder / "code-2.6.py"));
+    CHECK(gm->print_readable(false) == read_file(fixtures_dir() / "torch" / c.folder / "readable-2.6.txt"));
+    CHECK(allclose(run(*gm, fxpack::testing::reference_input(c)), fxpack::testing::reference_output(c), 1e-5, 1e-6));
+    // The same modules and tensors as the 1.13 archive of the same model.
+    auto old = load_torch_package(zip::ZipReader::open(torch_fixture(c.folder)), "model", "model.pkl");
+    CHECK(old->graph().dialect() == Dialect::Torch1_13);
+    CHECK(gm->repr() == old->repr());
+    const auto a = gm->named_parameters(), b = old->named_parameters();
+    REQUIRE(a.size() == b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      CHECK(a[i].first == b[i].first);
+      CHECK(allclose(a[i].second, b[i].second, 0, 0));
+    }
+    CHECK(gm->named_buffers().size() == old->named_buffers().size());
+  }
+}
+
+TEST_CASE("torch.package export for 2.6: the records PyTorch 2.6 wrote, byte for byte (ids masked)") {
+  for (const auto& c : reference_cases()) {
+    CAPTURE(c.folder);
+    auto ref = zip::ZipReader::open(torch26_fixture(c.folder));
+    auto gm = load_torch_package(ref, "model", "model.pkl");
+    for (bool from_13 : {false, true}) {
+      // From the 2.6 archive, and from the 1.13 archive of the same model: the target decides.
+      auto src = from_13 ? load_torch_package(zip::ZipReader::open(torch_fixture(c.folder)), "model", "model.pkl") : gm;
+      auto w = zip::ZipWriter::to_memory();
+      TorchExportOptions opts;
+      opts.version = Dialect::Torch2;
+      opts.root = "package-2.6";
+      save_torch_package(w, *src, "model", "model.pkl", opts);
+      auto out = zip::ZipReader::from_memory(std::make_shared<const Bytes>(w.finish()));
+      REQUIRE(out.entries().size() == ref.entries().size());
+      for (std::size_t i = 0; i < ref.entries().size(); ++i) {
+        const std::string& name = ref.entries()[i].name;
+        CAPTURE(name);
+        CHECK(out.entries()[i].name == name);
+        CHECK(mask_record(name, as_string(out.read(name))) == mask_record(name, as_string(ref.read(name))));
+      }
+      auto back = load_torch_package(out, "model", "model.pkl");
+      CHECK(back->graph().dialect() == Dialect::Torch2);
+      CHECK(allclose(run(*back, fxpack::testing::reference_input(c)), fxpack::testing::reference_output(c), 1e-5, 1e-6));
+    }
+  }
+  // The serialization id is derived from the contents: the same module gives the same bytes.
+  auto gm = fxpack::testing::trace_reference("mlp");
+  auto bytes = [&] {
+    auto w = zip::ZipWriter::to_memory();
+    TorchExportOptions opts;
+    opts.version = Dialect::Torch2;
+    save_torch_package(w, *gm, "model", "model.pkl", opts);
+    return w.finish();
+  };
+  CHECK(bytes() == bytes());
+}
+
+TEST_CASE("torch.package: .data/version is read as PyTorch reads it, 1 to 10") {
+  struct Case {
+    std::string text;
+    std::uint64_t version;  // 0: refused
+    const char* fragment;
+  };
+  const std::vector<Case> cases = {
+      {"6\n", 6, ""},   {"1", 1, ""},     {"10\n", 10, ""}, {" 6", 6, ""}, {"\t\n6", 6, ""}, {"6abc", 6, ""},
+      {"+6", 6, ""},
+      {"0\n", 0, "torch.package version 0 is not supported; PyTorch reads versions 1 to 10"},
+      {"11\n", 0, "torch.package version 11 is not supported; PyTorch reads versions 1 to 10"},
+      {"999\n", 0, "package/.data/version: torch.package version 999 is not supported; PyTorch reads versions 1 to 10"},
+      {"-1", 0, "torch.package version 18446744073709551615 is not supported"},
+      {"abc", 0, "cannot parse the version 'abc' as a number"},
+      {"", 0, "cannot parse the version '' as a number"},
+      {"99999999999999999999999", 0, "cannot parse the version '99999999999999999999999'"},
+      {"\x1b[31m", 0, "cannot parse the version '\\x1b[31m'"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    auto zr = repack("mlp", {{"package/.data/version", to_bytes(c.text)}});
+    if (c.version) {
+      CHECK(torch_package_version(zr) == c.version);
+      CHECK(load_torch_package(zr, "model", "model.pkl")->class_name() == "MLP");
+    } else {
+      std::string msg = format_error([&] { (void)load_torch_package(zr, "model", "model.pkl"); });
+      CAPTURE(msg);
+      CHECK(msg.find(c.fragment) != std::string::npos);
+    }
+  }
+  // Without .data/version: the legacy `version` record, as PyTorch falls back to it; neither
+  // is an error that says so.
+  auto legacy = [] {
+    auto src = zip::ZipReader::open(torch_fixture("mlp"));
+    auto w = zip::ZipWriter::to_memory();
+    for (const auto& e : src.entries()) {
+      w.add_stored(e.name == "package/.data/version" ? std::string("package/version") : e.name, src.read(e.name));
+    }
+    return zip::ZipReader::from_memory(std::make_shared<const Bytes>(w.finish()));
+  }();
+  CHECK(torch_package_version(legacy) == 6);
+  auto none = repack("mlp", {}, {"package/.data/version"});
+  CHECK(is_torch_package(none));
+  CHECK(format_error([&] { (void)load_torch_package(none, "model", "model.pkl"); }) ==
+        "torch.package archive has no .data/version record (package/.data/version)");
+  PackageImporter pi(zip::ZipReader::open(torch_fixture("mlp")).entries().empty() ? Bytes{} : [&] {
+    auto w = zip::ZipWriter::to_memory();
+    auto src = zip::ZipReader::open(torch_fixture("mlp"));
+    for (const auto& e : src.entries())
+      if (e.name != "package/.data/version") w.add_stored(e.name, src.read(e.name));
+    return w.finish();
+  }());
+  CHECK_THROWS_WITH_AS(pi.load_pickle("model", "model.pkl"), doctest::Contains("has no .data/version record"), FormatError);
+}
+
+TEST_CASE("torch.package: a torch.nn class without an fxpack kind is kept as data, and written back") {
+  // mlp's ReLU renamed to a class fxpack has no kind for.
+  auto zr = repack("mlp", {{"package/model/model.pkl", patched_pickle("mlp", "torch.nn.modules.activation\nReLU",
+                                                                      "torch.nn.modules.activation\nMish")}});
+  auto gm = load_torch_package(zr, "model", "model.pkl");
+  auto relu = gm->get_submodule("relu");
+  CHECK(relu->kind() == "torch.nn.modules.activation.Mish");
+  CHECK(relu->attrs() == Dict{{{"inplace", false}}});
+  CHECK(gm->code() == read_file(reference_dir("mlp") / "code.py"));
+  CHECK_THROWS_WITH_AS((*gm)(fxpack::testing::reference_input(reference_cases()[2])),
+                       doctest::Contains("torch.nn.modules.activation.Mish"), Error);
+  // It pickles, and exports as its own class.
+  auto back = pickle::loads(pickle::dumps(*gm), {.on_warning = [](const std::string&) {}});
+  CHECK(back->get_submodule("relu")->kind() == "torch.nn.modules.activation.Mish");
+  for (Dialect version : {Dialect::Torch1_13, Dialect::Torch2}) {
+    auto w = zip::ZipWriter::to_memory();
+    TorchExportOptions opts;
+    opts.version = version;
+    save_torch_package(w, *gm, "model", "model.pkl", opts);
+    auto out = zip::ZipReader::from_memory(std::make_shared<const Bytes>(w.finish()));
+    CHECK(as_string(out.read("archive/model/model.pkl")).find("torch.nn.modules.activation\nMish\n") != std::string::npos);
+    CHECK(load_torch_package(out, "model", "model.pkl")->get_submodule("relu")->attrs() == relu->attrs());
+  }
+  // A member PyTorch keeps as None comes back as an undefined tensor, and is written as None.
+  PickleBuilder p;
+  p.op('(').str("reduce_package").integer(0).global("torch.fx.graph_module", "reduce_package_graph_module");
+  p.op('}').op('(').str("_parameters").empty_od().str("_buffers").empty_od().str("_modules");
+  p.global("collections", "OrderedDict").op(')').op('R').op('(').str("m");
+  p.module("torch.nn.modules.activation", "PReLU", -1, [](PickleBuilder& b) { b.empty_od(); }, [](PickleBuilder& b) {
+    b.str("num_parameters").integer(1).str("_private").op('N');
+  });
+  p.op('u').str("_graphmodule_cls_name").str("Crafted").op('u').str("fx-generated._0").op('\x86').op('t').op('Q').op('.');
+  // (PickleBuilder::module writes _parameters as an empty OrderedDict; add a None slot.)
+  std::string pkl = p.s;
+  auto at = pkl.find("PReLU");
+  REQUIRE(at != std::string::npos);
+  const std::string od = "ccollections\nOrderedDict\n)R";
+  auto params = pkl.find(od, at);
+  pkl.insert(params + od.size(), std::string("X\x06\x00\x00\x00weightNs", 13));
+  auto w = zip::ZipWriter::to_memory();
+  w.add_stored("pkg/.data/version", to_bytes("6\n"));
+  w.add_stored("pkg/.data/extern_modules", to_bytes("torch\n"));
+  w.add_stored("pkg/model/model.pkl", to_bytes(pkl));
+  w.add_stored("pkg/fx-generated/_0.py", to_bytes("\n\n\ndef forward(self, x):\n    m = self.m(x);  x = None\n    return m\n    "));
+  auto crafted = zip::ZipReader::from_memory(std::make_shared<const Bytes>(w.finish()));
+  auto prelu = load_torch_package(crafted, "model", "model.pkl")->get_submodule("m");
+  CHECK(prelu->kind() == "torch.nn.modules.activation.PReLU");
+  REQUIRE(prelu->find_parameter("weight"));
+  CHECK_FALSE(prelu->find_parameter("weight")->defined());
+  CHECK(prelu->attrs() == Dict{{{"num_parameters", 1}, {"_private", None{}}}});
+}
+
+TEST_CASE("torch.package: half, bfloat16 and integer storages load, convert and export") {
+  // One buffer per storage type added for 2.x archives, two elements each.
+  struct Storage16 {
+    const char* storage;
+    DType dtype;
+    std::vector<std::uint8_t> bytes;
+    std::vector<double> values;
+  };
+  const std::vector<Storage16> kinds = {
+      {"HalfStorage", DType::Float16, {0x00, 0x3c, 0x00, 0xc0}, {1.0, -2.0}},
+      {"BFloat16Storage", DType::BFloat16, {0x80, 0x3f, 0x40, 0xc0}, {1.0, -3.0}},
+      {"IntStorage", DType::Int32, {0x07, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, {7.0, -1.0}},
+      {"CharStorage", DType::Int8, {0x05, 0xfe}, {5.0, -2.0}},
+      {"ShortStorage", DType::Int16, {0x00, 0x01, 0xff, 0xff}, {256.0, -1.0}},
+  };
+  for (const auto& k : kinds) {
+    CAPTURE(k.storage);
+    PickleBuilder p;
+    p.op('(').str("reduce_package").integer(0).global("torch.fx.graph_module", "reduce_package_graph_module");
+    p.op('}').op('(').str("_parameters").empty_od().str("_buffers");
+    p.global("collections", "OrderedDict").op(')').op('R').op('(').str("b");
+    p.global("torch._utils", "_rebuild_tensor_v2").op('(');
+    p.op('(').str("storage").global("torch", k.storage).str("0").str("cpu").integer(2).op('t').op('Q');
+    p.integer(0).integer(2).op('\x85').integer(1).op('\x85').op('\x89').empty_od().op('t').op('R');
+    p.op('u').str("_modules").empty_od();
+    p.str("_graphmodule_cls_name").str("Crafted").op('u').str("fx-generated._0").op('\x86').op('t').op('Q').op('.');
+    auto w = zip::ZipWriter::to_memory();
+    w.add_stored("pkg/.data/0.storage", Bytes(reinterpret_cast<const std::byte*>(k.bytes.data()),
+                                              reinterpret_cast<const std::byte*>(k.bytes.data()) + k.bytes.size()));
+    w.add_stored("pkg/.data/version", to_bytes("6\n"));
+    w.add_stored("pkg/.data/extern_modules", to_bytes("torch\n"));
+    w.add_stored("pkg/model/model.pkl", to_bytes(p.s));
+    w.add_stored("pkg/fx-generated/_0.py", to_bytes("\n\n\ndef forward(self, x):\n    b = self.b\n    return b\n    "));
+    auto zr = zip::ZipReader::from_memory(std::make_shared<const Bytes>(w.finish()));
+    auto gm = load_torch_package(zr, "model", "model.pkl");
+    const Tensor& b = gm->get_tensor("b");
+    CHECK(b.dtype() == k.dtype);
+    CHECK(b.to_doubles() == k.values);
+    CHECK(b.to(DType::Float32).to(k.dtype).to_doubles() == k.values);
+    auto out = zip::ZipWriter::to_memory();
+    save_torch_package(out, *gm, "model", "model.pkl");
+    auto back = load_torch_package(zip::ZipReader::from_memory(std::make_shared<const Bytes>(out.finish())), "model", "model.pkl");
+    CHECK(back->get_tensor("b").dtype() == k.dtype);
+    CHECK(back->get_tensor("b").to_doubles() == k.values);
+  }
+}
+
+TEST_CASE("torch.package: a strided view is gathered into a storage of its own") {
+  // mlp's fc1.weight [8, 4] read with stride (1, 8): a view of the storage's first 32
+  // elements in another order.
+  auto zr = repack("mlp", {{"package/model/model.pkl", patched_pickle("mlp", "K\x04K\x01\x86", "K\x01K\x08\x86")}});
+  auto gm = load_torch_package(zr, "model", "model.pkl");
+  const Tensor& w = gm->get_tensor("fc1.weight");
+  auto raw = zip::ZipReader::open(torch_fixture("mlp")).read("package/.data/0.storage");
+  const float* f = reinterpret_cast<const float*>(raw.data());
+  REQUIRE(w.shape() == Shape{8, 4});
+  for (std::int64_t i = 0; i < 8; ++i)
+    for (std::int64_t j = 0; j < 4; ++j) CHECK(w.data<float>()[i * 4 + j] == f[i * 1 + j * 8]);
+  CHECK_FALSE(w.storage()->borrowed());
+}
+
+TEST_CASE("fx code parser: long chains are bounded by the depth limit, not the stack") {
+  auto refused = [](const std::string& expr) {
+    std::string src = "def forward(self, x):\n    y = " + expr + "\n    return y\n";
+    return format_error([&] { (void)parse_fx_code(src, "gen.py"); });
+  };
+  std::string chain = "x";
+  for (int i = 0; i < 50000; ++i) chain += ".a";  // 100 KB
+  CHECK(refused(chain).find("expression nested deeper than 64 levels") != std::string::npos);
+  std::string sum = "x";
+  for (int i = 0; i < 300000; ++i) sum += "+x";  // 600 KB
+  CHECK(refused(sum).find("line 2, column ") != std::string::npos);
+  CHECK(refused(sum).find("expression nested deeper than 64 levels") != std::string::npos);
+  std::string index = "x";
+  for (int i = 0; i < 300000; ++i) index += "[0]";
+  CHECK(refused(index).find("expression nested deeper than 64 levels") != std::string::npos);
+  std::string calls = "x.f";
+  for (int i = 0; i < 300000; ++i) calls += "()";
+  CHECK(refused(calls).find("expression nested deeper than 64 levels") != std::string::npos);
+  std::string mixed = "x";
+  for (int i = 0; i < 100000; ++i) mixed += (i % 3 == 0 ? "*x" : i % 3 == 1 ? ".b" : "[1]");
+  CHECK(refused(mixed).find("expression nested deeper than 64 levels") != std::string::npos);
+  // The height, not the size, is bounded: a long flat list is fine.
+  std::string list = "x.view([";
+  for (int i = 0; i < 20000; ++i) list += (i ? ", " : "") + std::to_string(i);
+  CHECK(refused(list + "])") == "");
+  // fx's own deep getattr chains stay far below the limit.
+  std::string path = "getattr(self, \"0\")";
+  for (int i = 0; i < 30; ++i) path = "getattr(" + path + ", \"" + std::to_string(i) + "\")";
+  CHECK(refused(path + "(x)").find("the graph") == std::string::npos);
+
+  // Lines and identifiers have limits of their own.
+  FxParseLimits small;
+  small.max_line_bytes = 100;
+  small.max_identifier_bytes = 16;
+  std::string long_line = "def forward(self, x):\n    y = x.view(" + std::string(200, '1') + ")\n    return y\n";
+  CHECK(format_error([&] { (void)parse_fx_code(long_line, "gen.py", small); }) ==
+        "gen.py line 2, column 1: line of 216 bytes exceeds the limit of 100");
+  std::string long_name = "def forward(self, x):\n    abcdefghijklmnopq = x.sin()\n    return abcdefghijklmnopq\n";
+  CHECK(format_error([&] { (void)parse_fx_code(long_name, "gen.py", small); }) ==
+        "gen.py line 2, column 5: identifier of 17 characters exceeds the limit of 16");
+}
+
+TEST_CASE("fx code parser: slices whose parts are values of the graph") {
+  const std::string code =
+      "\n\n\ndef forward(self, x, n):\n"
+      "    getitem = x[slice(None, n, None)];  x = None\n"
+      "    getitem_1 = getitem[(slice(1, n, 1), 0)];  getitem = n = None\n"
+      "    return getitem_1\n    ";
+  auto g = parse_fx_code(code);
+  g->lint();
+  CHECK(python_code(*g) == code);
+  Node* n = g->find_node("n");
+  Node* item = g->find_node("getitem");
+  CHECK(item->args()[1].slice().nodes[1] == n);
+  CHECK(item->input_nodes() == std::vector<Node*>{g->find_node("x"), n});
+  CHECK(n->users().size() == 2);
+  // Copies, pickles and node replacement keep the references.
+  CHECK(python_code(*g->clone()) == code);
+  auto gm = make_graph_module(std::make_shared<Module>(), g, {.class_name = "Slicer", .graph_module_cls = GraphModuleClass::Lazy});
+  for (auto f : {pickle::PickleFormat::PortableBinary, pickle::PickleFormat::Json, pickle::PickleFormat::BoostXml}) {
+    CHECK(pickle::loads(pickle::dumps(*gm, f))->code() == code);
+  }
+  // Run: the plan resolves each slice to plain ints before the kernel sees it.
+  Tensor x = Tensor::from_vector(std::vector<float>{0, 1, 2, 3, 4, 5}, Shape{3, 2});
+  Value y = gm->forward(std::vector<Value>{Value(x), Value(std::int64_t{3})});
+  CHECK(y.tensor().shape() == Shape{2});
+  CHECK(y.tensor().to_doubles() == std::vector<double>{2, 4});
+  // A part that is not an int when the graph runs is refused by name.
+  CHECK_THROWS_WITH_AS(gm->forward(std::vector<Value>{Value(x), Value(1.5)}),
+                       doctest::Contains("slice stop must be an int or None, got float"), OpError);
+  Node* m = g->placeholder("m");
+  n->replace_all_uses_with(m);
+  CHECK(item->args()[1].slice().nodes[1] == m);
 }

@@ -1,7 +1,8 @@
 // Writes the golden pickles of the current pickle format version:
 //   fixtures/pickle/v<kFormatVersion>/<model>.<format>.pkl
 // for the seed `x.sin()` module, mlp and small_convnet in all five formats, with the real
-// weights of fixtures/reference/. test_pickle loads every file found there forever, so files
+// weights of fixtures/reference/, and (from format 2) the `typed` example of what format 2
+// added. test_pickle loads every file found there forever, so files
 // that exist are never overwritten (pass --force to regenerate the current version while it
 // is still unreleased). Usage: make_pickle_fixtures [--force] [output_dir]
 #include <cstring>
@@ -25,8 +26,10 @@ int main(int argc, char** argv) {
   try {
     std::filesystem::create_directories(out);
     auto lazy = fxpack::use_lazy_graph_module(true);
-    for (const char* model : {"seed_sin", "mlp", "small_convnet"}) {
-      auto gm = fxpack::examples::trace_reference(std::filesystem::path(FXPACK_FIXTURES_DIR) / "reference", model);
+    const auto reference = std::filesystem::path(FXPACK_FIXTURES_DIR) / "reference";
+    for (const char* model : {"seed_sin", "mlp", "small_convnet", "typed"}) {
+      auto gm = std::string(model) == "typed" ? fxpack::examples::typed_example()
+                                              : fxpack::examples::trace_reference(reference, model);
       for (int f = 0; f < pk::kPickleFormatCount; ++f) {
         auto format = static_cast<pk::PickleFormat>(f);
         auto path = out / (std::string(model) + "." + std::string(pk::format_name(format)) + ".pkl");

@@ -6,9 +6,14 @@
 //
 // Names follow torch.fx: the candidate is the snake_case of the target's last part (or the
 // requested name), illegal characters become `_`, a leading digit gets a `_` prefix, and a
-// clash with a used name, a Python keyword or builtin, or fx's reserved words takes the
-// next free `_N` suffix for that base. Each base keeps its own counter, so naming costs
-// O(1) per node rather than a search from 1.
+// clash with a used name, a Python keyword or builtin, or fx's reserved words takes a free
+// `_N` suffix for that base, chosen as the graph's dialect does (dialect.hpp: 1.13 takes the
+// smallest free N, 2.x counts on from the base's last N). Each base keeps its own counter, so
+// naming costs O(1) per node rather than a search from 1.
+//
+// The dialect is a property of the graph: new graphs take default_dialect(); code() follows
+// it. Changing it later changes how code prints and how later nodes are named, never the
+// names already given.
 #pragma once
 
 #include <cstddef>
@@ -21,16 +26,20 @@
 #include <vector>
 
 #include "fxpack/details/string_hash.hpp"
+#include "fxpack/dialect.hpp"
 #include "fxpack/node.hpp"
 
 namespace fxpack {
 
 class Graph {
  public:
-  Graph();
+  explicit Graph(Dialect dialect = default_dialect());
   ~Graph();
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
+
+  Dialect dialect() const { return dialect_; }
+  void set_dialect(Dialect dialect) { dialect_ = dialect; }
 
   // Node creation. `name` is a candidate: the final name may carry a suffix.
   Node* create_node(Op op, std::string target, std::vector<Value> args = {}, Dict kwargs = {},
@@ -63,15 +72,16 @@ class Graph {
   [[nodiscard]] InsertPoint inserting_after(Node* node);
 
   // Checks invariants: every referenced node belongs to this graph and comes earlier, names
-  // are unique, users lists agree with args, exactly one output node and it is last,
-  // placeholders come first. Throws GraphError naming the offending node.
+  // are unique, users lists agree with args, exactly one output node and it is last, a
+  // placeholder has no argument but its default value (which references no node). Throws
+  // GraphError naming the offending node.
   void lint() const;
   // Removes nodes without users that have no side effects (not placeholders or output).
   // Returns true if anything was removed.
   bool eliminate_dead_code();
 
-  // Deep copy of nodes (names, targets, args, meta) into an empty graph `into`.
-  // Returns the mapping old → new.
+  // Deep copy of nodes (names, targets, args, types, meta) into an empty graph `into`.
+  // Returns the mapping old → new. clone() keeps the dialect too.
   std::unordered_map<const Node*, Node*> copy_into(Graph& into) const;
   std::unique_ptr<Graph> clone() const;
 
@@ -113,6 +123,7 @@ class Graph {
   void link_before(Node* node, Node* before);
   void unlink(Node* node);
 
+  Dialect dialect_;
   std::unique_ptr<Node> root_;  // sentinel of the circular list
   Node* insert_before_;          // new nodes go right before this one
   std::size_t size_ = 0;
@@ -122,7 +133,8 @@ class Graph {
   // Every name ever handed out (names are never reused, as in fx) → its live node, or null
   // once erased or when it never named a node. One table, so naming costs one lookup.
   std::unordered_map<std::string, Node*, details::StringHash, std::equal_to<>> names_;
-  std::unordered_map<std::string, std::int64_t> base_count_;
+  // Per base: the 2.x dialect's last suffix, or 1.13's "every suffix below this is taken".
+  std::unordered_map<std::string, std::int64_t, details::StringHash, std::equal_to<>> base_count_;
 };
 
 // fx's _snake_case: `camelCase` → `camel_case`.

@@ -4,7 +4,19 @@
 // graph, a valid Python identifier), a `target` (a string here: the qualified function name
 // for call_function such as `torch.relu` or `operator.add`, the method name, the module
 // path, or the attribute path), `args` and `kwargs` (Values that may reference other nodes
-// of the same graph), the `users` that reference it, and string-keyed `meta`.
+// of the same graph), the `users` that reference it, string-keyed `meta`, and a `type`
+// (fx's node.type: the annotation code() prints, `x : torch.Tensor`, `-> int` on output).
+//
+// A type is kept as a type expression over fully qualified Python names, in the form
+//     torch.Tensor    int    NoneType    typing.Union[torch.Tensor,NoneType]
+//     typing.Tuple[int,...]    torchvision.models.googlenet.GoogLeNetOutputs    ()
+// (a dotted name, optionally subscripted with comma-separated types, no spaces; `...` and
+// `()` as in typing). Names without a dot are Python builtins. Code generation prints each
+// name the way fx does (`torch.` names as they are, others through the generated source's
+// globals: `typing_Union[torch.Tensor,NoneType]`). Empty: no type.
+//
+// A placeholder's args hold its default value when it has one (fx's `def forward(self,
+// x=3)`), never anything else.
 //
 // `users` and each node's input list are kept in step automatically whenever args or
 // kwargs change. Changing a node never marks any GraphModule dirty: like PyTorch, the
@@ -73,6 +85,11 @@ class Node {
   // Replaces references to `old_input` in this node's args/kwargs.
   void replace_input_with(Node* old_input, Node* new_input);
 
+  // The type expression (see above); empty when the node has none.
+  const std::string& type() const { return type_; }
+  // Sets it; throws GraphError for a string that is not a type expression.
+  void set_type(std::string type);
+
   Meta& meta() { return meta_; }
   const Meta& meta() const { return meta_; }
 
@@ -100,6 +117,7 @@ class Node {
   Dict kwargs_;
   std::vector<Node*> inputs_;
   std::vector<Node*> users_;
+  std::string type_;
   Meta meta_;
   Node* prev_ = nullptr;
   Node* next_ = nullptr;

@@ -21,8 +21,9 @@
 // FormatError listing every missing item, before anything is built.
 //
 // The same PackageImporter reads PyTorch's torch.package archives of fx GraphModules
-// (recognised by their .data/extern_modules record) without running any of their code, and
-// PackageExporter writes them (PackageFormat::TorchPackage).
+// (recognised by their .data/extern_modules record), from PyTorch 1.13 or 2.x, without running
+// any of their code, and PackageExporter writes them (PackageFormat::TorchPackage for 1.13,
+// TorchPackage2 for 2.x).
 //
 // == Memory mapping (LoadMode) ==
 //
@@ -79,6 +80,9 @@ enum class PackageFormat : std::uint8_t {
   // extern_modules), which PyTorch's PackageImporter loads into a GraphModule. One pickle
   // per archive; leaf modules must be torch.nn classes.
   TorchPackage,
+  // The same for PyTorch 2.x (checked against 2.6): its module state, its generated code
+  // (dialect.hpp) and the byteorder and .data/serialization_id records it expects.
+  TorchPackage2,
 };
 
 class PackageExporter {
@@ -171,7 +175,8 @@ class PackageImporter {
   std::vector<std::byte> load_binary(std::string_view package, std::string_view resource) const;
   bool has_record(std::string_view package, std::string_view resource) const;
 
-  // What the archive is.
+  // What the archive is: Fxpack, or the torch.package of the PyTorch that wrote it
+  // (TorchPackage2 when it has the byteorder or .data/serialization_id records of 2.x).
   PackageFormat format() const;
   // "fxpack package v1", "torch.package (.data/version 6)".
   std::string format_description() const;

@@ -3,8 +3,9 @@
 //
 // == What a pickle holds ==
 //
-// Only data: the class name, every node of the graph (op, name, target, args, kwargs and
-// meta, exactly: list vs tuple, dict/kwargs/meta order, inf/nan/-0.0 doubles), the module
+// Only data: the class name, every node of the graph (op, name, target, type, args, kwargs
+// and meta, exactly: list vs tuple, dict/kwargs/meta order, inf/nan/-0.0 doubles), the
+// graph's codegen dialect (dialect.hpp), the module
 // tree (kind, attributes, parameters, buffers, children, in registration order), the
 // tensors (dtype, shape, storage index, byte offset) and each Storage once (two tensors that
 // shared a Storage share one again after load), plus generated-source metadata: the codegen
@@ -12,14 +13,18 @@
 //
 // == The bytes ==
 //
-// Every pickle starts with one ASCII line naming the format and the pickle format version:
+// Every pickle starts with one ASCII line naming the format, the pickle format version and
+// the CRC-32 (zlib's) of everything after the line, as 8 lowercase hex digits:
 //
-//     fxpack.pickle <format> <version>\n          e.g. "fxpack.pickle portable-binary 1\n"
+//     fxpack.pickle <format> <version> <crc32>\n   e.g. "fxpack.pickle portable-binary 2 5e0c1a9b\n"
 //
+// (format 1 had no checksum: "fxpack.pickle portable-binary 1\n"). A body whose CRC differs
+// — a flipped weight byte — is refused before anything is parsed.
 // where <format> is portable-binary, json, boost-text, boost-binary or boost-xml. The rest
 // is one archive of that library holding the PickleRecord of fxpack/details/serialize.hpp
 // (format_version again, class_name, codegen_version, has_source_hash, source_hash,
-// storages, tensors, root module, nodes). Per format:
+// storages, tensors, root module, nodes; format 2 adds the dialect and node types). Per
+// format:
 //
 //   portable-binary  cereal PortableBinary; integers and sizes as LEB128 varints (signed
 //                    ones zig-zag), doubles as 8 little-endian bytes, strings and storage
@@ -48,8 +53,10 @@
 // A GraphModule can also be a member of the caller's own cereal or Boost archive:
 // fxpack::pickle::member() in fxpack/details/serialize.hpp (same record, same checks).
 //
-// Format version 1 is the only one so far. A newer version is refused with a FormatError
-// naming both versions; every older version loads forever (fixtures/pickle/v<N>/).
+// Format versions: 1, then 2 (header checksum, codegen dialect, node types, Ellipsis values,
+// the float16/bfloat16/int32/int8/int16 dtypes). A newer version is refused with a
+// FormatError naming both versions; every older version loads forever
+// (fixtures/pickle/v<N>/; a format 1 graph is in the 1.13 dialect).
 //
 // == Loading untrusted bytes ==
 //
@@ -92,7 +99,7 @@
 namespace fxpack::pickle {
 
 // The pickle format version this build writes, and the newest it reads.
-inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::uint32_t kFormatVersion = 2;
 
 enum class PickleFormat : std::uint8_t {
   PortableBinary,  // default
@@ -184,5 +191,15 @@ Loaded load_with_report(std::istream& in, const LoadOptions& options = {},
 
 // The format named by a pickle's header (FormatError if there is no valid header).
 PickleFormat detect_format(std::string_view bytes);
+
+// What a pickle's header line says (FormatError if there is no valid header; the checksum
+// is not verified here).
+struct PickleHeader {
+  PickleFormat format = PickleFormat::PortableBinary;
+  std::uint32_t version = 0;
+  std::optional<std::uint32_t> crc32;  // format 2 on: the body's CRC-32
+  std::size_t size = 0;                // bytes of the header line, newline included
+};
+PickleHeader read_header(std::string_view bytes);
 
 }  // namespace fxpack::pickle

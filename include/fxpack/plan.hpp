@@ -50,6 +50,9 @@ class Plan {
   static std::shared_ptr<const Plan> build(const Graph& graph, const Module& root,
                                            const PlanOptions& options = {});
 
+  // One input per placeholder, in order; trailing placeholders with a default value (fx's
+  // `def forward(self, x, n=3)`) may be left out, and a `*args` placeholder takes every
+  // remaining input as a tuple (`**kwargs`: an empty dict).
   Value run(std::span<const Value> inputs) const;
   // The plain (unoptimised) execution of the same plan, node by node.
   Value run_plain(std::span<const Value> inputs) const;
@@ -108,7 +111,10 @@ class Plan {
   std::unordered_map<const Node*, std::uint32_t> slot_of_;  // for nested operands
   std::string where_;
   Operand output_;
-  std::size_t num_inputs_ = 0;
+  std::size_t num_inputs_ = 0;     // placeholders
+  std::size_t num_required_ = 0;   // placeholders before the first default or *args
+  std::int32_t varargs_ = -1;      // the index of a *args placeholder
+  std::vector<Value> defaults_;    // per placeholder: its default (None when it has none)
   std::size_t num_slots_ = 0;
   std::shared_ptr<const inference::Program> inference_;
 };

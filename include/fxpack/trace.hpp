@@ -8,7 +8,9 @@
 //   (*fc1)(x) on a leaf module   → call_module   fc1
 //   get("weight") on a module    → get_attr      weight  (once per attribute and trace)
 // Containers such as Sequential and user modules are traced through. A Tensor met as an
-// argument is lifted into the result as a `_tensor_constantN` attribute.
+// argument is lifted into the result as a `_tensor_constantN` attribute. A call of a function
+// outside torch (a registered `mylib.square`) gets meta `is_wrapped`, as fx's wrap() does, so
+// the code carries its wrap line. The graph is in default_dialect() (set_default_dialect).
 //
 // A trace is bound to the calling thread; traces on different threads are independent.
 #pragma once
@@ -20,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fxpack/dialect.hpp"
 #include "fxpack/graph.hpp"
 #include "fxpack/module.hpp"
 

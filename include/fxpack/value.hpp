@@ -11,6 +11,7 @@
 // order and have string keys; doubles may be inf or nan.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -32,9 +33,21 @@ struct None {
   friend bool operator==(None, None) { return true; }
 };
 
-// Python's slice(start, stop, step); each part may be None.
+// Python's Ellipsis (`x[..., 0]`; fx prints it as `Ellipsis`).
+struct Ellipsis {
+  friend bool operator==(Ellipsis, Ellipsis) { return true; }
+};
+
+// Python's slice(start, stop, step); each part may be None. In a graph a part may instead
+// be a node whose value is an int when the graph runs (`x[slice(None, sub, None)]`): then
+// `nodes[i]` holds it (0 start, 1 stop, 2 step) and the optional is unused. A plan resolves
+// such slices to plain ones before any kernel sees them.
 struct Slice {
   std::optional<std::int64_t> start, stop, step;
+  std::array<Node*, 3> nodes{};
+  bool has_nodes() const { return nodes[0] || nodes[1] || nodes[2]; }
+  // Sets part i from a Value: None, an int (or bool), or a node.
+  void set_part(int i, const Value& v);
   friend bool operator==(const Slice&, const Slice&) = default;
 };
 
@@ -55,10 +68,10 @@ class Value {
  public:
   // The alternatives' order is part of the archive format: only append.
   using Variant = std::variant<None, bool, std::int64_t, double, std::string, DType, Device,
-                               Layout, MemoryFormat, Slice, Node*, List, Tuple, Dict, Tensor>;
+                               Layout, MemoryFormat, Slice, Node*, List, Tuple, Dict, Tensor, Ellipsis>;
   enum class Kind : std::uint8_t {
     None, Bool, Int, Double, String, DType, Device, Layout, MemoryFormat, Slice, Node, List,
-    Tuple, Dict, Tensor
+    Tuple, Dict, Tensor, Ellipsis
   };
 
   Value() = default;
@@ -79,6 +92,7 @@ class Value {
   Value(Tuple t) : v_(std::move(t)) {}
   Value(Dict d) : v_(std::move(d)) {}
   Value(Tensor t) : v_(std::move(t)) {}
+  Value(Ellipsis e) : v_(e) {}
 
   Kind kind() const { return static_cast<Kind>(v_.index()); }
   const Variant& variant() const { return v_; }
@@ -150,7 +164,8 @@ Value operator/(const Value& a, const Value& b);
 Value operator-(const Value& a);
 
 // fx's map_arg: a copy of `v` with every Node reference, however deeply nested in lists,
-// tuples and dicts, replaced by fn(node).
+// tuples, dicts and slices, replaced by fn(node) (in a slice, fn must give None, an int or
+// a node).
 template <class Fn>
 Value map_nodes(const Value& v, Fn&& fn) {
   switch (v.kind()) {
@@ -172,12 +187,22 @@ Value map_nodes(const Value& v, Fn&& fn) {
       for (const auto& [k, x] : v.dict().items) d.items.emplace_back(k, map_nodes(x, fn));
       return d;
     }
+    case Value::Kind::Slice: {
+      const Slice& s = v.slice();
+      if (!s.has_nodes()) return v;
+      Slice out = s;
+      for (int i = 0; i < 3; ++i) {
+        if (Node* n = s.nodes[static_cast<std::size_t>(i)]) out.set_part(i, fn(n));
+      }
+      return out;
+    }
     default: return v;
   }
 }
 
 // Python repr of a value as fx prints it in generated code: `3.0`, `1e-05`, `inf`,
-// `'s'`, `(a,)`, `[1, 2]`, `{'k': v}`, `torch.float32`, `device(type='cpu')`, node names.
+// `'s'`, `(a,)`, `[1, 2]`, `{'k': v}`, `torch.float32`, `device(type='cpu')`, `Ellipsis`,
+// node names.
 std::string python_repr(const Value& v);
 // Python repr of a float ("3.0", "1e-05", "inf", "nan", "-0.0").
 std::string python_float_repr(double d);

@@ -87,21 +87,19 @@ Archive Archive::open(const std::filesystem::path& path, ImporterOptions options
     const std::string what = e.what();
     throw FormatError(what.starts_with(where) ? what : where + what);
   }
-  a.kind_ = a.package_->format() == PackageFormat::TorchPackage ? ArchiveKind::TorchPackage : ArchiveKind::FxpackPackage;
+  a.kind_ = a.package_->format() == PackageFormat::Fxpack ? ArchiveKind::FxpackPackage : ArchiveKind::TorchPackage;
   a.options_ = std::move(options);
   return a;
 }
 
 std::string Archive::format_description() const {
   if (package_) return package_->format_description();
-  std::string format = "?";
   try {
-    format = std::string(pickle::format_name(pickle::detect_format(pickle_bytes_)));
+    const pickle::PickleHeader h = pickle::read_header(pickle_bytes_);
+    return "fxpack pickle, " + std::string(pickle::format_name(h.format)) + " v" + std::to_string(h.version);
   } catch (const Error&) {
+    return "fxpack pickle, ? v?";
   }
-  const std::string header = pickle_bytes_.substr(0, std::min<std::size_t>(pickle_bytes_.find('\n'), 64));
-  const auto sp = header.rfind(' ');
-  return "fxpack pickle, " + format + " v" + (sp == std::string::npos ? "?" : printable(header.substr(sp + 1)));
 }
 
 std::vector<std::string> Archive::pickles() const { return package_ ? package_->pickles() : std::vector<std::string>{""}; }

@@ -12,12 +12,18 @@
 
 namespace fxpack {
 
+namespace {
+bool is_torch_format(PackageFormat format) {
+  return format == PackageFormat::TorchPackage || format == PackageFormat::TorchPackage2;
+}
+}  // namespace
+
 struct PackageExporter::Impl {
   std::optional<std::filesystem::path> path;  // empty: to memory
   PackageFormat format = PackageFormat::Fxpack;
   std::string root;
   package::NativeWriter native;               // Fxpack: records are collected, then sorted
-  std::optional<zip::ZipWriter> torch_writer;  // TorchPackage: records go straight in
+  std::optional<zip::ZipWriter> torch_writer;  // TorchPackage(2): records go straight in
   bool torch_pickle_saved = false;
   std::set<std::string> saved;  // record names below the root
   bool closed = false;
@@ -44,14 +50,14 @@ PackageExporter::PackageExporter(std::filesystem::path path, PackageFormat forma
   impl_->root = path.stem().string();
   if (impl_->root.empty() || impl_->root == "." || impl_->root == "..") impl_->root = "archive";
   impl_->format = format;
-  if (format == PackageFormat::TorchPackage) impl_->torch_writer.emplace(zip::ZipWriter::to_file(path));
+  if (is_torch_format(format)) impl_->torch_writer.emplace(zip::ZipWriter::to_file(path));
   impl_->path = std::move(path);
 }
 
 PackageExporter::PackageExporter(PackageFormat format) : impl_(std::make_unique<Impl>()) {
   impl_->root = "archive";
   impl_->format = format;
-  if (format == PackageFormat::TorchPackage) impl_->torch_writer.emplace(zip::ZipWriter::to_memory());
+  if (is_torch_format(format)) impl_->torch_writer.emplace(zip::ZipWriter::to_memory());
 }
 
 PackageExporter::~PackageExporter() {
@@ -74,6 +80,7 @@ void PackageExporter::save_pickle(std::string_view package, std::string_view res
     }
     interop::TorchExportOptions options;
     options.root = impl_->root;
+    options.version = impl_->format == PackageFormat::TorchPackage2 ? Dialect::Torch2 : Dialect::Torch1_13;
     interop::save_torch_package(*impl_->torch_writer, module, package, resource, options);
     impl_->torch_pickle_saved = true;
     impl_->saved.insert(name);

@@ -3,6 +3,7 @@
 // content. The one place that knows both formats exist.
 #include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include "fxpack/package.hpp"
 #include "fxpack/quote.hpp"
@@ -36,7 +37,7 @@ struct PackageImporter::Impl {
   std::string root;
   std::vector<std::string> names;  // below the root, sorted
   PackageFormat format = PackageFormat::Fxpack;
-  std::string torch_version;                        // torch.package: .data/version, trimmed
+  std::optional<std::string> torch_version;         // torch.package: .data/version, trimmed
   std::unique_ptr<package::NativeReader> native;    // fxpack packages
 
   Impl(ImporterOptions o, zip::ZipReader r) : options(std::move(o)), reader(std::move(r)) { open(); }
@@ -59,10 +60,14 @@ struct PackageImporter::Impl {
     }
     std::sort(names.begin(), names.end());
     if (interop::is_torch_package(reader)) {
-      format = PackageFormat::TorchPackage;
-      torch_version = text_of(reader.peek(full(".data/version"), 64));
-      while (!torch_version.empty() && (torch_version.back() == '\n' || torch_version.back() == '\r')) {
-        torch_version.pop_back();
+      format = interop::torch_package_dialect(reader) == Dialect::Torch2 ? PackageFormat::TorchPackage2
+                                                                         : PackageFormat::TorchPackage;
+      // Shown by format_description() only: load_torch_package checks the version (and says
+      // when the record is missing) before it loads anything.
+      if (reader.find(full(".data/version"))) {
+        std::string text = text_of(reader.peek(full(".data/version"), 64));
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+        torch_version = std::move(text);
       }
       return;
     }
@@ -122,7 +127,7 @@ PackageImporter& PackageImporter::operator=(PackageImporter&&) noexcept = defaul
 LoadedPickle PackageImporter::load_pickle_with_report(std::string_view package, std::string_view resource) {
   const std::string name = record_name(package, resource);
   (void)impl_->entry(name);
-  if (impl_->format == PackageFormat::TorchPackage) {
+  if (!impl_->native) {
     interop::TorchPackageOptions options;
     options.copy_tensors = impl_->options.mode == LoadMode::Copy;
     options.verify_crc = impl_->options.verify_storage_crc;
@@ -152,9 +157,10 @@ bool PackageImporter::has_record(std::string_view package, std::string_view reso
 PackageFormat PackageImporter::format() const { return impl_->format; }
 
 std::string PackageImporter::format_description() const {
-  if (impl_->format == PackageFormat::TorchPackage) {
-    return "torch.package (.data/version " + printable(impl_->torch_version.substr(0, 32)) +
-           (impl_->torch_version.size() > 32 ? "..." : "") + ")";
+  if (!impl_->native) {
+    if (!impl_->torch_version) return "torch.package (no .data/version)";
+    return "torch.package (.data/version " + printable(impl_->torch_version->substr(0, 32)) +
+           (impl_->torch_version->size() > 32 ? "..." : "") + ")";
   }
   return "fxpack package v" + std::string(package::kVersionLine.substr(15, package::kVersionLine.size() - 16));
 }

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "fxpack/errors.hpp"
+#include "python_names.hpp"
+#include "type_expr.hpp"
 
 namespace fxpack::interop {
 
@@ -65,7 +67,7 @@ int hex_value(char c) {
   return -1;
 }
 
-std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t line) {
+std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t line, std::size_t max_identifier) {
   std::vector<Token> out;
   std::size_t i = 0;
   while (i < s.size()) {
@@ -80,6 +82,10 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
     if (ident_start(c)) {
       std::size_t b = i;
       while (i < s.size() && ident_char(s[i])) ++i;
+      if (i - b > max_identifier) {
+        loc.fail(line, t.col, "identifier of " + std::to_string(i - b) + " characters exceeds the limit of " +
+                                  std::to_string(max_identifier));
+      }
       t.kind = Tok::Name;
       t.text.assign(s.substr(b, i - b));
       if (i < s.size() && (s[i] == '\'' || s[i] == '"')) {
@@ -212,10 +218,31 @@ struct Expr {
   enum class K { Name, Int, Float, Str, Tuple, List, Dict, Attr, Call, Subscript, Bin, Unary, Slice, Absent };
   K k = K::Absent;
   std::size_t col = 0;
+  std::size_t height = 1;  // levels of the tree below and including this node
   std::string s;  // Name id, Int digits, Str value, Attr name, Bin/Unary operator
   double f = 0;
   std::vector<std::unique_ptr<Expr>> a;
   std::vector<std::pair<std::string, std::unique_ptr<Expr>>> kw;
+
+  Expr() = default;
+  Expr(const Expr&) = delete;
+  Expr& operator=(const Expr&) = delete;
+  // Iterative: a tree is freed without recursing over its height.
+  ~Expr() {
+    std::vector<std::unique_ptr<Expr>> stack;
+    auto take = [&stack](Expr& e) {
+      for (auto& c : e.a)
+        if (c) stack.push_back(std::move(c));
+      for (auto& [k, v] : e.kw)
+        if (v) stack.push_back(std::move(v));
+    };
+    take(*this);
+    while (!stack.empty()) {
+      std::unique_ptr<Expr> e = std::move(stack.back());
+      stack.pop_back();
+      take(*e);
+    }
+  }
 };
 using ExprPtr = std::unique_ptr<Expr>;
 
@@ -224,6 +251,19 @@ ExprPtr make_expr(Expr::K k, std::size_t col) {
   e->k = k;
   e->col = col;
   return e;
+}
+
+// Names whose call could run code or reach the interpreter; fx-generated code never uses
+// them, so they are refused by name wherever they appear as globals.
+bool refused_name(std::string_view name) {
+  static const std::unordered_set<std::string_view> s = {
+      "__import__", "exec", "eval", "compile", "open", "globals", "locals", "vars", "breakpoint",
+      "input", "setattr", "delattr", "__builtins__", "__loader__", "__spec__", "help", "exit", "quit"};
+  return s.count(name) != 0;
+}
+
+std::string refusal(std::string_view name) {
+  return "'" + std::string(name) + "' is refused: fx-generated code never uses it, and it could run code";
 }
 
 class ExprParser {
@@ -271,13 +311,25 @@ class ExprParser {
  private:
   struct Depth {
     explicit Depth(ExprParser& p) : p_(p) {
-      if (++p_.depth_ > p_.max_depth_) {
-        p_.loc_.fail(p_.line_, p_.peek().col, "expression nested deeper than " + std::to_string(p_.max_depth_) + " levels");
-      }
+      if (++p_.depth_ > p_.max_depth_) p_.too_deep(p_.peek().col);
     }
     ~Depth() { --p_.depth_; }
     ExprParser& p_;
   };
+  [[noreturn]] void too_deep(std::size_t col) const {
+    loc_.fail(line_, col, "expression nested deeper than " + std::to_string(max_depth_) + " levels");
+  }
+  // A node with its children attached: its height counts against the depth limit, so long
+  // postfix chains and operator chains are bounded like brackets.
+  ExprPtr checked(ExprPtr e) {
+    std::size_t h = 0;
+    for (const auto& c : e->a)
+      if (c) h = std::max(h, c->height);
+    for (const auto& [k, v] : e->kw) h = std::max(h, v->height);
+    e->height = h + 1;
+    if (e->height > max_depth_) too_deep(e->col);
+    return e;
+  }
 
   template <class F>
   ExprPtr binary(ExprPtr l, F next) {
@@ -287,7 +339,7 @@ class ExprParser {
     e->s = op.text;
     e->a.push_back(std::move(l));
     e->a.push_back(next());
-    return e;
+    return checked(std::move(e));
   }
   template <class F>
   ExprPtr left_assoc(std::initializer_list<std::string_view> ops, F next) {
@@ -318,7 +370,7 @@ class ExprParser {
       auto e = make_expr(Expr::K::Unary, op.col);
       e->s = op.text;
       e->a.push_back(factor_());
-      return e;
+      return checked(std::move(e));
     }
     return power_();
   }
@@ -331,15 +383,13 @@ class ExprParser {
     ExprPtr e = atom_();
     while (true) {
       if (is_op(".")) {
-        std::size_t col = peek().col;
         ++p_;
         if (peek().kind != Tok::Name) fail_here("expected an attribute name");
         auto a = make_expr(Expr::K::Attr, e->col);
-        (void)col;
         a->s = peek().text;
         ++p_;
         a->a.push_back(std::move(e));
-        e = std::move(a);
+        e = checked(std::move(a));
       } else if (is_op("(")) {
         Depth d(*this);
         auto c = make_expr(Expr::K::Call, e->col);
@@ -365,7 +415,7 @@ class ExprParser {
           }
         }
         ++p_;
-        e = std::move(c);
+        e = checked(std::move(c));
       } else if (is_op("[")) {
         Depth d(*this);
         auto s = make_expr(Expr::K::Subscript, e->col);
@@ -391,9 +441,9 @@ class ExprParser {
         } else {
           auto t = make_expr(Expr::K::Tuple, col);
           t->a = std::move(items);
-          s->a.push_back(std::move(t));
+          s->a.push_back(checked(std::move(t)));
         }
-        e = std::move(s);
+        e = checked(std::move(s));
       } else {
         return e;
       }
@@ -417,7 +467,7 @@ class ExprParser {
     sl->a.push_back(std::move(start));
     sl->a.push_back(std::move(stop));
     sl->a.push_back(std::move(step));
-    return sl;
+    return checked(std::move(sl));
   }
   ExprPtr atom_() {
     Depth d(*this);
@@ -472,7 +522,7 @@ class ExprParser {
           }
           ++p_;
           if (!list && e->a.size() == 1 && !comma) return std::move(e->a[0]);  // parentheses
-          return e;
+          return checked(std::move(e));
         }
         if (t.text == "{") {
           auto e = make_expr(Expr::K::Dict, t.col);
@@ -485,7 +535,7 @@ class ExprParser {
             else if (!is_op("}")) fail_here("expected ',' or '}'");
           }
           ++p_;
-          return e;
+          return checked(std::move(e));
         }
         fail_here("expected a value");
       }
@@ -510,6 +560,7 @@ struct Line {
   std::string_view text;
 };
 
+// Python builtins fx-generated code may call (through torch.fx.wrap, or getattr/len).
 const std::unordered_set<std::string_view>& python_builtin_functions() {
   static const std::unordered_set<std::string_view> s = {
       "abs", "all", "any", "bool", "divmod", "float", "getattr", "hasattr", "int", "isinstance", "len",
@@ -518,23 +569,51 @@ const std::unordered_set<std::string_view>& python_builtin_functions() {
   return s;
 }
 
+// The in-place statement forms fx prints for operator.i* and operator.setitem.
+const std::unordered_map<std::string_view, std::string_view>& inplace_operators() {
+  static const std::unordered_map<std::string_view, std::string_view> m = {
+      {"+=", "iadd"},  {"&=", "iand"}, {"//=", "ifloordiv"}, {"<<=", "ilshift"}, {"%=", "imod"},
+      {"*=", "imul"},  {"@=", "imatmul"}, {"|=", "ior"},    {"**=", "ipow"},    {">>=", "irshift"},
+      {"-=", "isub"},  {"/=", "itruediv"}, {"^=", "ixor"}};
+  return m;
+}
+
 class Builder : public Located {
  public:
-  Builder(std::string where, const FxParseLimits& limits)
-      : Located(std::move(where)), limits_(limits), graph_(std::make_shared<Graph>()) {}
+  Builder(std::string where, const FxParseLimits& limits, Dialect dialect)
+      : Located(std::move(where)), limits_(limits), graph_(std::make_shared<Graph>(dialect)) {
+    // fx's custom builtins: every generated module defines them.
+    aliases_ = {{"torch", "torch"},           {"device", "torch.device"},       {"inf", "math.inf"},
+                {"nan", "math.nan"},           {"NoneType", "builtins.NoneType"}, {"fx_pytree", "torch.fx._pytree"},
+                {"pytree", "torch.utils._pytree"}};
+  }
 
   std::shared_ptr<Graph> build(std::string_view source);
 
  private:
-  std::vector<Token> tokens(const Line& l) const { return tokenize(*this, l.text, l.number); }
-  void header_line(const Line& l);
-  std::vector<std::string> def_line(const Line& l);
+  struct Param {
+    std::string target;  // "x", "*args"
+    std::string raw;     // without the stars
+    std::string type;
+    std::optional<Value> default_value;
+  };
+
+  std::vector<Token> tokens(const Line& l) const {
+    return tokenize(*this, l.text, l.number, limits_.max_identifier_bytes);
+  }
+  void header_line(const Line& l, const std::vector<Token>& t);
+  std::vector<Param> def_line(const Line& l, std::string& return_type);
+  std::string type_at(const Line& l, const std::vector<Token>& t, std::size_t& i, std::size_t depth) const;
   std::optional<std::string> dotted(const Expr& e) const;
   std::optional<std::string> self_path(const Expr& e) const;
+  std::optional<std::string> resolve(const std::string& dotted_name) const;
   std::string function_target(const Expr& func, std::size_t line) const;
+  [[noreturn]] void refuse_statement(const Line& l, const std::vector<Token>& t, const std::string& what) const;
   Value value(const Expr& e, std::size_t line);
   Value index_value(const Expr& e, std::size_t line);
   std::optional<std::int64_t> optional_int(const Expr* e, std::size_t line, const char* what);
+  // A slice part: None, an int, or a node (an int when the graph runs).
+  void slice_part(Slice& s, int i, const Expr* e, std::size_t line);
   std::int64_t int_literal(const Expr& e, bool negate, std::size_t line) const;
   void args_of(const Expr& call, std::size_t first, std::size_t line, std::vector<Value>& args, Dict& kwargs);
   Node* operation(const Expr& rhs, const std::string& name, std::size_t line, std::size_t name_col);
@@ -544,12 +623,26 @@ class Builder : public Located {
 
   FxParseLimits limits_;
   std::shared_ptr<Graph> graph_;
-  std::unordered_map<std::string, std::string> aliases_;  // local name -> qualified
+  std::unordered_map<std::string, std::string> aliases_;  // global name -> qualified
+  std::vector<std::pair<std::string, std::size_t>> wrapped_;  // wrap("name") lines: name, line
+  std::unordered_set<std::string> wrapped_called_;
   std::unordered_set<std::string> freed_;
 };
 
-void Builder::header_line(const Line& l) {
-  auto t = tokens(l);
+[[noreturn]] void Builder::refuse_statement(const Line& l, const std::vector<Token>& t, const std::string& what) const {
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (t[i].kind != Tok::Name) continue;
+    if (refused_name(t[i].text) && !(i > 0 && t[i - 1].kind == Tok::Op && t[i - 1].text == ".")) {
+      fail(l.number, t[i].col, refusal(t[i].text));
+    }
+  }
+  if (t[0].kind == Tok::Name && t[0].text == "class") {
+    fail(l.number, t[0].col, "class statements are not supported: fx-generated code defines only 'forward'");
+  }
+  fail(l.number, t[0].col, what);
+}
+
+void Builder::header_line(const Line& l, const std::vector<Token>& t) {
   if (t[0].kind == Tok::End) return;  // blank or comment
   auto name_at = [&](std::size_t i, const char* what) -> const std::string& {
     if (t[i].kind != Tok::Name) fail(l.number, t[i].col, std::string("expected ") + what);
@@ -566,15 +659,23 @@ void Builder::header_line(const Line& l) {
   auto expect_end = [&](std::size_t i) {
     if (t[i].kind != Tok::End) fail(l.number, t[i].col, "unexpected text after the import");
   };
+  auto bind = [&](const std::string& local, std::size_t col, std::string qualified) {
+    if (refused_name(local)) fail(l.number, col, refusal(local));
+    std::string_view last = std::string_view(qualified).substr(qualified.rfind('.') + 1);
+    if (qualified.starts_with("builtins.") && refused_name(last)) fail(l.number, t[1].col, refusal(last));
+    aliases_[local] = std::move(qualified);
+  };
   if (t[0].kind == Tok::Name && t[0].text == "import") {
     std::size_t i = 1;
     std::string module = dotted_at(i);
     if (t[i].kind == Tok::Name && t[i].text == "as") {
       ++i;
-      aliases_[name_at(i++, "a name after 'as'")] = module;
+      std::size_t col = t[i].col;
+      bind(name_at(i, "a name after 'as'"), col, module);
+      ++i;
     } else {
       std::string root = module.substr(0, module.find('.'));
-      aliases_[root] = root;
+      bind(root, t[1].col, root);
     }
     expect_end(i);
     return;
@@ -584,14 +685,17 @@ void Builder::header_line(const Line& l) {
     std::string module = dotted_at(i);
     if (t[i].kind != Tok::Name || t[i].text != "import") fail(l.number, t[i].col, "expected 'import'");
     ++i;
+    std::size_t col = t[i].col;
     std::string name = name_at(i++, "a name to import");
+    if (refused_name(name)) fail(l.number, col, refusal(name));
     std::string local = name;
     if (t[i].kind == Tok::Name && t[i].text == "as") {
       ++i;
+      col = t[i].col;
       local = name_at(i++, "a name after 'as'");
     }
     expect_end(i);
-    aliases_[local] = module + "." + name;
+    bind(local, col, module + "." + name);
     return;
   }
   // NoneType = type(None)
@@ -600,10 +704,73 @@ void Builder::header_line(const Line& l) {
     aliases_["NoneType"] = "builtins.NoneType";
     return;
   }
-  fail(l.number, t[0].col, "only imports may come before 'def forward' in fx-generated code");
+  // torch.fx._symbolic_trace.wrap("global name")
+  {
+    std::size_t i = 0;
+    std::string callee;
+    while (t[i].kind == Tok::Name) {
+      callee += t[i++].text;
+      if (!(t[i].kind == Tok::Op && t[i].text == "." && t[i + 1].kind == Tok::Name)) break;
+      callee += '.';
+      ++i;
+    }
+    if (!callee.empty() && t[i].kind == Tok::Op && t[i].text == "(" && t[i + 1].kind == Tok::Str &&
+        t[i + 2].kind == Tok::Op && t[i + 2].text == ")" && t[i + 3].kind == Tok::End &&
+        resolve(callee) == "torch.fx._symbolic_trace.wrap") {
+      const std::string& name = t[i + 1].text;
+      for (const auto& [w, line] : wrapped_) {
+        if (w == name) fail(l.number, t[i + 1].col, "'" + name + "' is wrapped twice");
+      }
+      wrapped_.emplace_back(name, l.number);
+      return;
+    }
+  }
+  refuse_statement(l, t, "only imports and wrap() lines may come before 'def forward' in fx-generated code");
 }
 
-std::vector<std::string> Builder::def_line(const Line& l) {
+// A type annotation: a dotted global, optionally subscripted; `()`. Returns the canonical
+// type expression (Node::type) with every name resolved through the globals.
+std::string Builder::type_at(const Line& l, const std::vector<Token>& t, std::size_t& i, std::size_t depth) const {
+  if (depth > detail::kMaxTypeDepth) fail(l.number, t[i].col, "type annotation nested too deeply");
+  if (t[i].kind == Tok::Op && t[i].text == "(") {
+    if (t[i + 1].kind != Tok::Op || t[i + 1].text != ")") fail(l.number, t[i + 1].col, "expected ')' in the type '()'");
+    i += 2;
+    return "()";
+  }
+  if (t[i].kind != Tok::Name) fail(l.number, t[i].col, "expected a type");
+  std::size_t col = t[i].col;
+  std::string name = t[i++].text;
+  while (t[i].kind == Tok::Op && t[i].text == "." && t[i + 1].kind == Tok::Name) {
+    name += "." + t[i + 1].text;
+    i += 2;
+  }
+  auto q = resolve(name);
+  if (!q) fail(l.number, col, "unknown global '" + name + "' in a type annotation");
+  std::string out = *q;
+  if (out == "builtins.Ellipsis") out = "...";
+  else if (out.starts_with("builtins.")) out = out.substr(9);
+  if (t[i].kind == Tok::Op && t[i].text == "[") {
+    ++i;
+    out += '[';
+    while (true) {
+      out += type_at(l, t, i, depth + 1);
+      if (t[i].kind == Tok::Op && t[i].text == ",") {
+        out += ',';
+        ++i;
+        continue;
+      }
+      if (t[i].kind == Tok::Op && t[i].text == "]") {
+        ++i;
+        break;
+      }
+      fail(l.number, t[i].col, "expected ',' or ']' in a type annotation");
+    }
+    out += ']';
+  }
+  return out;
+}
+
+std::vector<Builder::Param> Builder::def_line(const Line& l, std::string& return_type) {
   auto t = tokens(l);
   std::size_t i = 0;
   auto expect = [&](Tok k, std::string_view text, const char* what) {
@@ -614,61 +781,111 @@ std::vector<std::string> Builder::def_line(const Line& l) {
   expect(Tok::Name, "forward", "'forward'");
   expect(Tok::Op, "(", "'('");
   expect(Tok::Name, "self", "'self' as the first parameter");
-  std::vector<std::string> params;
+  std::vector<Param> params;
+  bool seen_default = false, seen_star = false;
   while (t[i].kind == Tok::Op && t[i].text == ",") {
     ++i;
     if (t[i].kind == Tok::Op && t[i].text == ")") break;
+    Param p;
     if (t[i].kind == Tok::Op && (t[i].text == "*" || t[i].text == "**")) {
-      fail(l.number, t[i].col, "variadic parameters are not supported");
+      p.target = t[i].text;
+      if (t[i].text == "*" && seen_star) fail(l.number, t[i].col, "a second '*' parameter");
+      seen_star = seen_star || t[i].text == "*";
+      ++i;
     }
     if (t[i].kind != Tok::Name) fail(l.number, t[i].col, "expected a parameter name");
-    for (const auto& p : params) {
-      if (p == t[i].text) fail(l.number, t[i].col, "parameter '" + p + "' repeated");
+    for (const auto& q : params) {
+      if (q.raw == t[i].text) fail(l.number, t[i].col, "parameter '" + q.raw + "' repeated");
     }
     if (t[i].text == "self") fail(l.number, t[i].col, "parameter 'self' repeated");
-    params.push_back(t[i].text);
+    p.raw = t[i].text;
+    p.target += t[i].text;
+    std::size_t name_col = t[i].col;
     ++i;
-    if (t[i].kind == Tok::Op && (t[i].text == "=" || t[i].text == ":")) {
-      fail(l.number, t[i].col, "parameter defaults and annotations are not supported");
+    if (t[i].kind == Tok::Op && t[i].text == ":") {
+      ++i;
+      p.type = type_at(l, t, i, 0);
     }
+    if (t[i].kind == Tok::Op && t[i].text == "=") {
+      if (p.target[0] == '*') fail(l.number, t[i].col, "a variadic parameter cannot have a default");
+      ExprParser ep(*this, l.number, t, i + 1, limits_.max_expression_depth);
+      ExprPtr e = ep.expr();
+      std::size_t col = e->col;
+      i = ep.pos();
+      p.default_value = value(*e, l.number);
+      if (p.default_value->contains_node()) fail(l.number, col, "a default value must be a constant");
+      seen_default = true;
+    } else if (seen_default && p.target[0] != '*') {
+      fail(l.number, name_col, "parameter without a default after one with a default");
+    }
+    params.push_back(std::move(p));
   }
   expect(Tok::Op, ")", "')'");
-  if (t[i].kind == Tok::Op && t[i].text == "->") fail(l.number, t[i].col, "return annotations are not supported");
+  if (t[i].kind == Tok::Op && t[i].text == "->") {
+    ++i;
+    return_type = type_at(l, t, i, 0);
+  }
   expect(Tok::Op, ":", "':'");
   if (t[i].kind != Tok::End) fail(l.number, t[i].col, "expected the end of the line after 'def forward(...):'");
   return params;
 }
 
+// A dotted name (a.b.c) or nullopt; iterative, linear in the chain's length.
 std::optional<std::string> Builder::dotted(const Expr& e) const {
-  if (e.k == Expr::K::Name) return e.s;
-  if (e.k == Expr::K::Attr) {
-    auto base = dotted(*e.a[0]);
-    if (base) return *base + "." + e.s;
+  std::vector<const std::string*> parts;
+  const Expr* p = &e;
+  while (p->k == Expr::K::Attr) {
+    parts.push_back(&p->s);
+    p = p->a[0].get();
   }
-  return std::nullopt;
+  if (p->k != Expr::K::Name) return std::nullopt;
+  std::string out = p->s;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    out += '.';
+    out += **it;
+  }
+  return out;
 }
 
 // self.a.b, getattr(self.a, "0"), getattr(self, "x") -> "a.b", "a.0", "x"; "" for self.
+// Iterative, linear in the chain's length.
 std::optional<std::string> Builder::self_path(const Expr& e) const {
-  if (e.k == Expr::K::Name) {
-    if (e.s == "self") return std::string();
-    return std::nullopt;
-  }
-  auto join = [](const std::string& base, const std::string& part) { return base.empty() ? part : base + "." + part; };
-  if (e.k == Expr::K::Attr) {
-    auto base = self_path(*e.a[0]);
-    if (base) return join(*base, e.s);
-    return std::nullopt;
-  }
-  if (e.k == Expr::K::Call && e.a.size() == 3 && e.kw.empty() && e.a[0]->k == Expr::K::Name &&
-      e.a[0]->s == "getattr" && e.a[2]->k == Expr::K::Str) {
-    auto base = self_path(*e.a[1]);
-    if (base) {
-      const std::string& part = e.a[2]->s;
-      if (part.empty() || part.find('.') != std::string::npos) return std::nullopt;
-      return join(*base, part);
+  std::vector<const std::string*> parts;
+  const Expr* p = &e;
+  while (true) {
+    if (p->k == Expr::K::Name) {
+      if (p->s != "self") return std::nullopt;
+      break;
     }
+    if (p->k == Expr::K::Attr) {
+      parts.push_back(&p->s);
+      p = p->a[0].get();
+      continue;
+    }
+    if (p->k == Expr::K::Call && p->a.size() == 3 && p->kw.empty() && p->a[0]->k == Expr::K::Name &&
+        p->a[0]->s == "getattr" && p->a[2]->k == Expr::K::Str) {
+      const std::string& part = p->a[2]->s;
+      if (part.empty() || part.find('.') != std::string::npos) return std::nullopt;
+      parts.push_back(&part);
+      p = p->a[1].get();
+      continue;
+    }
+    return std::nullopt;
   }
+  std::string out;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    if (!out.empty()) out += '.';
+    out += **it;
+  }
+  return out;
+}
+
+// The qualified name a global (possibly dotted) stands for in the module PyTorch runs.
+std::optional<std::string> Builder::resolve(const std::string& name) const {
+  std::string root = name.substr(0, name.find('.'));
+  std::string rest = name.substr(root.size());
+  if (auto it = aliases_.find(root); it != aliases_.end()) return it->second + rest;
+  if (detail::is_python_builtin(root)) return "builtins." + name;
   return std::nullopt;
 }
 
@@ -676,12 +893,16 @@ std::string Builder::function_target(const Expr& func, std::size_t line) const {
   auto d = dotted(func);
   if (!d) fail(line, func.col, "unsupported callee");
   std::string root = d->substr(0, d->find('.'));
-  std::string rest = d->size() > root.size() ? d->substr(root.size()) : std::string();
-  if (auto it = aliases_.find(root); it != aliases_.end()) return it->second + rest;
-  static const std::unordered_set<std::string_view> kModules = {"torch", "operator", "math", "builtins", "_operator"};
-  if (kModules.count(root) && !rest.empty()) return *d;
-  if (rest.empty() && python_builtin_functions().count(root)) return "builtins." + root;
-  fail(line, func.col, "unknown function '" + *d + "'");
+  if (refused_name(root)) fail(line, func.col, refusal(root));
+  auto q = resolve(*d);
+  if (!q) fail(line, func.col, "unknown function '" + *d + "' (not a global of the import block)");
+  std::string target = *q;
+  if (target.starts_with("_operator.")) target.erase(0, 1);  // fx's _operator is operator
+  if (target.starts_with("builtins.") && !aliases_.count(root) &&
+      !python_builtin_functions().count(std::string_view(target).substr(9))) {
+    fail(line, func.col, "unknown function '" + *d + "'");
+  }
+  return target;
 }
 
 std::int64_t Builder::int_literal(const Expr& e, bool negate, std::size_t line) const {
@@ -703,6 +924,16 @@ std::optional<std::int64_t> Builder::optional_int(const Expr* e, std::size_t lin
   fail(line, e->col, std::string(what) + " must be an int or None");
 }
 
+void Builder::slice_part(Slice& s, int i, const Expr* e, std::size_t line) {
+  if (!e) return;
+  Value v = value(*e, line);
+  if (!v.is_none() && !v.is_int() && !v.is_node()) {
+    fail(line, e->col, std::string("slice ") + (i == 0 ? "start" : i == 1 ? "stop" : "step") +
+                           " must be an int or None (or a value that is one)");
+  }
+  s.set_part(i, v);
+}
+
 Value Builder::value(const Expr& e, std::size_t line) {
   switch (e.k) {
     case Expr::K::Name: {
@@ -713,9 +944,13 @@ Value Builder::value(const Expr& e, std::size_t line) {
         if (freed_.count(e.s)) fail(line, e.col, "'" + e.s + "' is used after it was freed");
         return Value(n);
       }
-      if (e.s == "inf") return Value(std::numeric_limits<double>::infinity());
-      if (e.s == "nan") return Value(std::numeric_limits<double>::quiet_NaN());
+      if (refused_name(e.s)) fail(line, e.col, refusal(e.s));
+      auto q = resolve(e.s);
+      if (q == "math.inf") return Value(std::numeric_limits<double>::infinity());
+      if (q == "math.nan") return Value(std::numeric_limits<double>::quiet_NaN());
+      if (q == "builtins.Ellipsis") return Value(Ellipsis{});
       if (e.s == "self") fail(line, e.col, "'self' can only be used for attribute access");
+      if (q) fail(line, e.col, "the global '" + e.s + "' (" + *q + ") is not a value fx prints");
       fail(line, e.col, "undefined name '" + e.s + "'");
     }
     case Expr::K::Int: return Value(int_literal(e, false, line));
@@ -745,33 +980,50 @@ Value Builder::value(const Expr& e, std::size_t line) {
       if (e.s != "~") {
         if (x.k == Expr::K::Int) return Value(int_literal(x, neg, line));
         if (x.k == Expr::K::Float) return Value(neg ? -x.f : x.f);
-        if (x.k == Expr::K::Name && (x.s == "inf" || x.s == "nan") && !is_node_name(x.s)) {
-          double d = x.s == "inf" ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
-          return Value(neg ? -d : d);
+        if (x.k == Expr::K::Name && !is_node_name(x.s)) {
+          auto q = resolve(x.s);
+          if (q == "math.inf" || q == "math.nan") {
+            double d = q == "math.inf" ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+            return Value(neg ? -d : d);
+          }
         }
       }
       fail(line, e.col, "nested operation '" + e.s + "' (fx puts one operation per line)");
     }
     case Expr::K::Attr: {
       auto d = dotted(e);
-      if (d && d->starts_with("torch.") && !is_node_name("torch")) {
-        static const std::unordered_map<std::string_view, DType> kDTypes = {
-            {"torch.float32", DType::Float32}, {"torch.float", DType::Float32},
-            {"torch.float64", DType::Float64}, {"torch.double", DType::Float64},
-            {"torch.int64", DType::Int64},     {"torch.long", DType::Int64},
-            {"torch.bool", DType::Bool},       {"torch.uint8", DType::UInt8}};
-        if (auto it = kDTypes.find(*d); it != kDTypes.end()) return Value(it->second);
-        if (*d == "torch.strided") return Value(Layout::Strided);
-        if (*d == "torch.contiguous_format") return Value(MemoryFormat::Contiguous);
-        if (*d == "torch.preserve_format") return Value(MemoryFormat::Preserve);
-        if (*d == "torch.channels_last") return Value(MemoryFormat::ChannelsLast);
-        fail(line, e.col, "unsupported constant '" + *d + "'");
+      if (d && !is_node_name(d->substr(0, d->find('.')))) {
+        auto q = resolve(*d);
+        if (q && q->starts_with("torch.")) {
+          static const std::unordered_map<std::string_view, DType> kDTypes = {
+              {"torch.float32", DType::Float32}, {"torch.float", DType::Float32},
+              {"torch.float64", DType::Float64}, {"torch.double", DType::Float64},
+              {"torch.int64", DType::Int64},     {"torch.long", DType::Int64},
+              {"torch.bool", DType::Bool},       {"torch.uint8", DType::UInt8},
+              {"torch.float16", DType::Float16}, {"torch.half", DType::Float16},
+              {"torch.bfloat16", DType::BFloat16}, {"torch.int32", DType::Int32},
+              {"torch.int", DType::Int32},       {"torch.int8", DType::Int8},
+              {"torch.int16", DType::Int16},     {"torch.short", DType::Int16}};
+          if (auto it = kDTypes.find(*q); it != kDTypes.end()) return Value(it->second);
+          if (*q == "torch.strided") return Value(Layout::Strided);
+          if (*q == "torch.contiguous_format") return Value(MemoryFormat::Contiguous);
+          if (*q == "torch.preserve_format") return Value(MemoryFormat::Preserve);
+          if (*q == "torch.channels_last") return Value(MemoryFormat::ChannelsLast);
+          fail(line, e.col, "unsupported constant '" + *d + "'");
+        }
+        if (!q) {
+          std::string root = d->substr(0, d->find('.'));
+          if (refused_name(root)) fail(line, e.col, refusal(root));
+          fail(line, e.col, "unknown global '" + root + "'");
+        }
       }
       fail(line, e.col, "nested attribute access (fx puts one operation per line)");
     }
     case Expr::K::Call: {
       auto d = dotted(*e.a[0]);
-      if (d && (*d == "device" || *d == "torch.device") && !is_node_name(*d)) {
+      std::optional<std::string> q;
+      if (d && !is_node_name(d->substr(0, d->find('.')))) q = resolve(*d);
+      if (q == "torch.device") {
         Device dev;
         const Expr* type = nullptr;
         const Expr* index = nullptr;
@@ -802,19 +1054,23 @@ Value Builder::value(const Expr& e, std::size_t line) {
         }
         return Value(std::move(dev));
       }
-      if (d && *d == "slice" && !is_node_name("slice")) {
+      if (q == "builtins.slice") {
         if (!e.kw.empty()) fail(line, e.col, "slice() takes no keyword arguments");
         std::size_t n = e.a.size() - 1;
         if (n < 1 || n > 3) fail(line, e.col, "slice() takes 1 to 3 arguments");
         Slice s;
         if (n == 1) {
-          s.stop = optional_int(e.a[1].get(), line, "slice stop");
+          slice_part(s, 1, e.a[1].get(), line);
         } else {
-          s.start = optional_int(e.a[1].get(), line, "slice start");
-          s.stop = optional_int(e.a[2].get(), line, "slice stop");
-          if (n == 3) s.step = optional_int(e.a[3].get(), line, "slice step");
+          slice_part(s, 0, e.a[1].get(), line);
+          slice_part(s, 1, e.a[2].get(), line);
+          if (n == 3) slice_part(s, 2, e.a[3].get(), line);
         }
         return Value(s);
+      }
+      if (d) {
+        std::string root = d->substr(0, d->find('.'));
+        if (refused_name(root)) fail(line, e.col, refusal(root));
       }
       fail(line, e.col, "nested call (fx puts one operation per line)");
     }
@@ -833,9 +1089,7 @@ Value Builder::value(const Expr& e, std::size_t line) {
 Value Builder::index_value(const Expr& e, std::size_t line) {
   if (e.k == Expr::K::Slice) {
     Slice s;
-    s.start = optional_int(e.a[0].get(), line, "slice start");
-    s.stop = optional_int(e.a[1].get(), line, "slice stop");
-    s.step = optional_int(e.a[2].get(), line, "slice step");
+    for (int i = 0; i < 3; ++i) slice_part(s, i, e.a[static_cast<std::size_t>(i)].get(), line);
     return Value(s);
   }
   if (e.k == Expr::K::Tuple) {
@@ -889,7 +1143,15 @@ Node* Builder::operation(const Expr& rhs, const std::string& name, std::size_t l
       if (func.k == Expr::K::Name && is_node_name(func.s)) fail(line, func.col, "'" + func.s + "' is a value, not a function");
       std::string target = function_target(func, line);
       args_of(rhs, 1, line, args, kwargs);
-      return make_node(Op::CallFunction, std::move(target), std::move(args), std::move(kwargs), name, line, name_col);
+      Node* n = make_node(Op::CallFunction, std::move(target), std::move(args), std::move(kwargs), name, line, name_col);
+      std::string callee = *dotted(func);
+      for (const auto& [w, wline] : wrapped_) {
+        if (w == callee) {
+          n->meta().set("is_wrapped", true);
+          wrapped_called_.insert(w);
+        }
+      }
+      return n;
     }
     case Expr::K::Bin: {
       static const std::unordered_map<std::string_view, std::string_view> kOps = {
@@ -935,7 +1197,8 @@ Node* Builder::operation(const Expr& rhs, const std::string& name, std::size_t l
 
 std::shared_ptr<Graph> Builder::build(std::string_view source) {
   if (source.size() > limits_.max_source_bytes) {
-    fail(1, 1, "source of " + std::to_string(source.size()) + " bytes exceeds the limit");
+    fail(1, 1, "source of " + std::to_string(source.size()) + " bytes exceeds the limit of " +
+                   std::to_string(limits_.max_source_bytes));
   }
   std::vector<Line> lines;
   {
@@ -944,6 +1207,10 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
       auto nl = source.find('\n', start);
       std::string_view text = source.substr(start, nl == std::string_view::npos ? nl : nl - start);
       if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+      if (text.size() > limits_.max_line_bytes) {
+        fail(n, 1, "line of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
+                       std::to_string(limits_.max_line_bytes));
+      }
       lines.push_back({n++, text});
       if (nl == std::string_view::npos) break;
       start = nl + 1;
@@ -956,18 +1223,25 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
   }
   std::size_t i = 0;
   auto starts_def = [](std::string_view t) { return t.starts_with("def ") || t.starts_with("def\t"); };
-  for (; i < lines.size() && !starts_def(lines[i].text); ++i) header_line(lines[i]);
+  for (; i < lines.size() && !starts_def(lines[i].text); ++i) header_line(lines[i], tokens(lines[i]));
   if (i == lines.size()) fail(lines.back().number, 1, "no 'def forward(self, ...):' line");
-  std::vector<std::string> params = def_line(lines[i]);
+  const std::size_t def_number = lines[i].number;
+  std::string return_type;
+  std::vector<Param> params = def_line(lines[i], return_type);
   ++i;
 
   struct Stmt {
     std::size_t line;
     std::size_t col;
     std::string target;  // assigned name; empty for return/pass
+    std::string type;    // `name : type = ...`
     bool is_return = false;
     bool is_pass = false;
     ExprPtr rhs;
+    // In-place forms `a += b;  name = a` and `a[i] = v;  name = a`: the operator target and
+    // its operands.
+    std::string inplace;
+    std::vector<ExprPtr> operands;
     std::vector<std::pair<std::string, std::size_t>> frees;
   };
   std::vector<Stmt> stmts;
@@ -976,12 +1250,31 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
     const Line& l = lines[i];
     auto t = tokens(l);
     if (t[0].kind == Tok::End) continue;
-    if (l.text[0] != ' ' && l.text[0] != '\t') fail(l.number, 1, "unexpected unindented line after 'def forward'");
+    if (l.text[0] != ' ' && l.text[0] != '\t') refuse_statement(l, t, "unexpected unindented line after 'def forward'");
     if (returned) fail(l.number, t[0].col, "statement after 'return'");
     Stmt s;
     s.line = l.number;
     s.col = t[0].col;
     std::size_t p = 0;
+    auto assignment = [&](std::size_t at) {
+      // name [: type] = <operation>, the name at t[at]
+      s.target = t[at].text;
+      s.col = t[at].col;
+      p = at + 1;
+      if (t[p].kind == Tok::Op && t[p].text == ":") {
+        ++p;
+        s.type = type_at(l, t, p, 0);
+      }
+      if (t[p].kind != Tok::Op || t[p].text != "=") fail(l.number, t[p].col, "expected '='");
+      ExprParser ep(*this, l.number, t, p + 1, limits_.max_expression_depth);
+      if (ep.peek().kind == Tok::Name && ep.peek().text == "None") {
+        fail(l.number, ep.peek().col, "assignment of a constant (fx emits an operation on every line)");
+      }
+      s.rhs = ep.expr();
+      if (ep.is_op("=")) ep.fail_here("chained assignment is only supported in the free list after ';'");
+      if (ep.is_op(",")) ep.fail_here("tuple assignment is not supported");
+      p = ep.pos();
+    };
     if (t[0].kind == Tok::Name && t[0].text == "return") {
       s.is_return = true;
       returned = true;
@@ -998,29 +1291,42 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
     } else if (t[0].kind == Tok::Name && t[0].text == "pass") {
       s.is_pass = true;
       p = 1;
-    } else if (t[0].kind == Tok::Name && t[1].kind == Tok::Op && t[1].text == "=") {
-      s.target = t[0].text;
-      ExprParser ep(*this, l.number, t, 2, limits_.max_expression_depth);
-      if (ep.peek().kind == Tok::Name && ep.peek().text == "None") {
-        fail(l.number, ep.peek().col, "assignment of a constant (fx emits an operation on every line)");
-      }
-      s.rhs = ep.expr();
-      if (ep.is_op("=")) ep.fail_here("chained assignment is only supported in the free list after ';'");
-      if (ep.is_op(",")) ep.fail_here("tuple assignment is not supported");
-      p = ep.pos();
+    } else if (t[0].kind == Tok::Name && t[1].kind == Tok::Op && (t[1].text == "=" || t[1].text == ":")) {
+      assignment(0);
     } else {
-      if (t[0].kind == Tok::Name) {
-        static const std::unordered_set<std::string_view> kStmt = {
-            "if", "for", "while", "with", "try", "def", "class", "del", "import", "from", "global",
-            "nonlocal", "assert", "raise", "yield", "lambda", "async", "await", "print", "elif", "else"};
-        if (kStmt.count(t[0].text)) fail(l.number, t[0].col, "'" + t[0].text + "' statements are not supported");
-        if (t[1].kind == Tok::Op && t[1].text.size() >= 2 && t[1].text.back() == '=' && t[1].text != "==" &&
-            t[1].text != "!=" && t[1].text != "<=" && t[1].text != ">=") {
-          fail(l.number, t[1].col, "augmented assignment '" + t[1].text + "' is not supported");
-        }
-        if (t[1].kind == Tok::Op && t[1].text == ":") fail(l.number, t[1].col, "annotated assignment is not supported");
+      static const std::unordered_set<std::string_view> kStmt = {
+          "if", "for", "while", "with", "try", "def", "class", "del", "import", "from", "global",
+          "nonlocal", "assert", "raise", "yield", "lambda", "async", "await", "print", "elif", "else"};
+      if (t[0].kind == Tok::Name && kStmt.count(t[0].text)) {
+        refuse_statement(l, t, "'" + t[0].text + "' statements are not supported");
       }
-      fail(l.number, t[0].col, "unsupported statement (expected 'name = ...' or 'return ...')");
+      // fx's in-place forms: `a += b;  name = a`, `a[i] = v;  name = a`.
+      ExprParser ep(*this, l.number, t, 0, limits_.max_expression_depth);
+      ExprPtr lhs = ep.expr();
+      const Token& op = ep.peek();
+      auto aug = op.kind == Tok::Op ? inplace_operators().find(op.text) : inplace_operators().end();
+      const bool setitem = op.kind == Tok::Op && op.text == "=" && lhs->k == Expr::K::Subscript;
+      if (aug == inplace_operators().end() && !setitem) {
+        refuse_statement(l, t, "unsupported statement (expected 'name = ...' or 'return ...')");
+      }
+      const std::size_t op_col = op.col;
+      ExprParser rp(*this, l.number, t, ep.pos() + 1, limits_.max_expression_depth);
+      ExprPtr rhs = rp.expr();
+      p = rp.pos();
+      if (!(t[p].kind == Tok::Op && t[p].text == ";" && t[p + 1].kind == Tok::Name)) {
+        fail(l.number, op_col, (setitem ? std::string("item assignment") : "augmented assignment '" + op.text + "'") +
+                                   " must be followed by ';  <name> = <target>' (fx's in-place form)");
+      }
+      if (setitem) {
+        s.inplace = "operator.setitem";
+        s.operands.push_back(std::move(lhs->a[0]));
+        s.operands.push_back(std::move(lhs->a[1]));
+      } else {
+        s.inplace = "operator." + std::string(aug->second);
+        s.operands.push_back(std::move(lhs));
+      }
+      s.operands.push_back(std::move(rhs));
+      assignment(p + 1);
     }
     if (t[p].kind == Tok::Op && t[p].text == ";") {
       ++p;
@@ -1045,51 +1351,73 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
     fail(lines.back().number, 1, "no 'return' statement in forward");
   }
 
-  // Leading `n = x` lines rename placeholders.
+  // Leading `n = x` lines rename placeholders (`_args = args` for `*args`).
   std::unordered_map<std::string, std::string> alias;
-  std::unordered_set<std::string> param_set(params.begin(), params.end());
+  std::unordered_map<std::string, const Param*> by_raw;
+  for (const Param& p : params) by_raw[p.raw] = &p;
   std::size_t k = 0;
   for (; k < stmts.size(); ++k) {
     const Stmt& s = stmts[k];
-    if (s.is_return || s.is_pass || !s.frees.empty() || s.rhs->k != Expr::K::Name || !param_set.count(s.rhs->s) ||
-        alias.count(s.rhs->s) || param_set.count(s.target)) {
+    if (s.is_return || s.is_pass || !s.inplace.empty() || !s.type.empty() || !s.frees.empty() ||
+        s.rhs->k != Expr::K::Name || !by_raw.count(s.rhs->s) || alias.count(s.rhs->s) || by_raw.count(s.target)) {
       break;
     }
     alias[s.rhs->s] = s.target;
   }
-  for (const std::string& p : params) {
-    auto it = alias.find(p);
-    std::string name = it == alias.end() ? p : it->second;
-    std::size_t line = lines.front().number;
-    Node* n = graph_->create_node(Op::Placeholder, p, {}, {}, name);
+  for (const Param& p : params) {
+    auto it = alias.find(p.raw);
+    std::string name = it == alias.end() ? p.raw : it->second;
+    Node* n = graph_->create_node(Op::Placeholder, p.target, {}, {}, name);
     if (n->name() != name) {
-      fail(line, 1, "the placeholder name '" + name + "' cannot be kept (a graph names it '" + n->name() + "')");
+      fail(def_number, 1, "the placeholder name '" + name + "' cannot be kept (a graph names it '" + n->name() + "')");
     }
+    if (p.default_value) n->set_args({*p.default_value});
+    if (!p.type.empty()) n->set_type(p.type);
   }
   for (; k < stmts.size(); ++k) {
-    const Stmt& s = stmts[k];
+    Stmt& s = stmts[k];
     if (s.is_pass) {
       if (stmts.size() != 1) fail(s.line, s.col, "'pass' is only supported as the whole body");
       continue;
     }
     if (s.is_return) {
-      graph_->output(value(*s.rhs, s.line));
+      Node* out = graph_->output(value(*s.rhs, s.line));
+      if (!return_type.empty()) out->set_type(return_type);
     } else {
       if (is_node_name(s.target)) fail(s.line, s.col, "'" + s.target + "' is assigned twice");
-      (void)operation(*s.rhs, s.target, s.line, s.col);
+      Node* n;
+      if (!s.inplace.empty()) {
+        std::vector<Value> args;
+        for (const auto& o : s.operands) {
+          args.push_back(&o == &s.operands[1] && s.inplace == "operator.setitem" ? index_value(*o, s.line)
+                                                                                  : value(*o, s.line));
+        }
+        // fx prints `name = <first operand>` after the statement.
+        if (s.rhs->k != Expr::K::Name || !(value(*s.rhs, s.line) == args[0])) {
+          fail(s.line, s.rhs->col, "the in-place result must be named after its first operand");
+        }
+        n = make_node(Op::CallFunction, s.inplace, std::move(args), {}, s.target, s.line, s.col);
+      } else {
+        n = operation(*s.rhs, s.target, s.line, s.col);
+      }
+      if (!s.type.empty()) n->set_type(s.type);
     }
     for (const auto& [name, col] : s.frees) {
       if (!is_node_name(name)) fail(s.line, col, "freeing undefined name '" + name + "'");
       if (!freed_.insert(name).second) fail(s.line, col, "'" + name + "' is freed twice");
     }
   }
+  for (const auto& [name, line] : wrapped_) {
+    if (!wrapped_called_.count(name)) fail(line, 1, "wrap(\"" + name + "\") names a function no node calls");
+  }
   return graph_;
 }
 
 }  // namespace
 
-std::shared_ptr<Graph> parse_fx_code(std::string_view source, std::string_view where, const FxParseLimits& limits) {
-  Builder b{std::string(where), limits};
+std::shared_ptr<Graph> parse_fx_code(std::string_view source, std::string_view where, const FxParseLimits& limits,
+                                     Dialect dialect) {
+  Builder b{std::string(where), limits, dialect};
   return b.build(source);
 }
 

@@ -1,11 +1,14 @@
 #include "interop/torch_package.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <set>
+#include <span>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -35,7 +38,7 @@ std::string root_or_empty(const zip::ZipReader& zip) {
       return {};
     }
   }
-  if (!zip.find(root + "/.data/version") || !zip.find(root + "/.data/extern_modules")) return {};
+  if (!zip.find(root + "/.data/extern_modules")) return {};
   return root;
 }
 
@@ -92,7 +95,8 @@ struct StorageEntry {
 class Loader {
  public:
   Loader(const zip::ZipReader& zip, std::string root, std::string record, const TorchPackageOptions& opts)
-      : zip_(zip), root_(std::move(root)), record_(std::move(record)), opts_(opts) {}
+      : zip_(zip), root_(std::move(root)), record_(std::move(record)), opts_(opts),
+        dialect_(torch_package_dialect(zip_)) {}
 
   std::shared_ptr<GraphModule> load();
 
@@ -124,18 +128,22 @@ class Loader {
                   o->items.empty() && !o->state));
   }
   bool is_tensor(const PyObject& o) const {
-    return o.is_call_of("torch._utils._rebuild_tensor_v2") || o.is_call_of("torch._utils._rebuild_parameter");
+    return o.is_call_of("torch._utils._rebuild_tensor_v2") || o.is_call_of("torch._utils._rebuild_parameter") ||
+           o.is_call_of("torch._utils._rebuild_parameter_with_state");
   }
   Tensor tensor(const PyObject& o, const std::string& what);
   std::shared_ptr<Storage> storage(const PyObject& pid, DType& dtype, std::int64_t& numel, const std::string& what);
   Value value(const PyObject& o, const std::string& what, std::size_t depth);
   std::shared_ptr<Module> module(const PyObject& o, const std::string& path, std::size_t depth);
-  void fill_module(Module& m, const PyObject& state, const std::string& path, std::size_t depth, bool top_level);
+  // data_only: a torch.nn class fxpack has no kind for, kept as data (see module()).
+  void fill_module(Module& m, const PyObject& state, const std::string& path, std::size_t depth, bool top_level,
+                   bool data_only = false);
 
   const zip::ZipReader& zip_;
   std::string root_;
   std::string record_;
   TorchPackageOptions opts_;
+  Dialect dialect_;
   std::unordered_map<std::string, StorageEntry> storages_;
   // A module object pickled once (memo) and used under several names stays one Module.
   std::unordered_map<const PyObject*, std::shared_ptr<Module>> modules_;
@@ -178,7 +186,9 @@ std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std:
   static const std::map<std::string, DType, std::less<>> kStorages = {
       {"torch.FloatStorage", DType::Float32}, {"torch.DoubleStorage", DType::Float64},
       {"torch.LongStorage", DType::Int64},    {"torch.BoolStorage", DType::Bool},
-      {"torch.ByteStorage", DType::UInt8}};
+      {"torch.ByteStorage", DType::UInt8},    {"torch.HalfStorage", DType::Float16},
+      {"torch.BFloat16Storage", DType::BFloat16}, {"torch.IntStorage", DType::Int32},
+      {"torch.CharStorage", DType::Int8},     {"torch.ShortStorage", DType::Int16}};
   if (type->kind != PyKind::Global) fail_at(pid, what + ": storage type must be a global");
   auto st = kStorages.find(type->qualified_name());
   if (st == kStorages.end()) fail_at(pid, what + ": unsupported storage type " + type->qualified_name());
@@ -238,10 +248,16 @@ std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std:
 
 Tensor Loader::tensor(const PyObject& o, const std::string& what) {
   const PyObject* t = &o;
-  if (o.is_call_of("torch._utils._rebuild_parameter")) {
-    const PyObject& a = tuple_of(o.args, 3, what + ": _rebuild_parameter arguments");
+  const bool with_state = o.is_call_of("torch._utils._rebuild_parameter_with_state");
+  if (o.is_call_of("torch._utils._rebuild_parameter") || with_state) {
+    const PyObject& a = tuple_of(o.args, with_state ? 4 : 3, what + ": _rebuild_parameter arguments");
     if (a.items[1]->kind != PyKind::Bool) fail_at(o, what + ": requires_grad must be a bool");
     if (!is_empty_ordered_dict(a.items[2])) fail_at(o, what + ": backward hooks are not supported");
+    // 2.x's _rebuild_parameter_with_state: the Parameter's own __dict__, which fxpack has
+    // nowhere to keep; only an empty one is accepted.
+    if (with_state && !(a.items[3]->kind == PyKind::None || (a.items[3]->kind == PyKind::Dict && a.items[3]->entries.empty()))) {
+      fail_at(o, what + ": parameter state " + py_repr(*a.items[3], 2) + " is not supported");
+    }
     t = a.items[0];
     if (!t->is_call_of("torch._utils._rebuild_tensor_v2")) fail_at(o, what + ": parameter data must be a _rebuild_tensor_v2 call");
   }
@@ -278,21 +294,58 @@ Tensor Loader::tensor(const PyObject& o, const std::string& what) {
     dims.push_back(d);
     strides.push_back(s);
   }
+  bool contiguous = true;
   if (numel > 0) {
     std::int64_t expected = 1;
     for (std::size_t i = dims.size(); i-- > 0;) {
-      if (dims[i] != 1 && strides[i] != expected) {
-        fail_at(*t, what + ": only contiguous tensors are supported (size " + py_repr(*size) + ", stride " +
-                        py_repr(*stride) + ")");
-      }
+      if (dims[i] != 1 && strides[i] != expected) contiguous = false;
       expected *= dims[i];
     }
   }
-  if (offset < 0 || offset > storage_numel || numel > storage_numel - offset) {
-    fail_at(*t, what + ": storage offset " + std::to_string(offset) + " + " + std::to_string(numel) +
-                    " elements exceeds the storage of " + std::to_string(storage_numel));
+  if (offset < 0 || offset > storage_numel) {
+    fail_at(*t, what + ": storage offset " + std::to_string(offset) + " is outside the storage of " +
+                    std::to_string(storage_numel) + " elements");
   }
-  return Tensor(st, static_cast<std::size_t>(offset) * element_size(dtype), dtype, Shape(std::span<const std::int64_t>(dims)));
+  const Shape shape{std::span<const std::int64_t>(dims)};
+  if (contiguous) {
+    if (numel > storage_numel - offset) {
+      fail_at(*t, what + ": storage offset " + std::to_string(offset) + " + " + std::to_string(numel) +
+                      " elements exceeds the storage of " + std::to_string(storage_numel));
+    }
+    return Tensor(st, static_cast<std::size_t>(offset) * element_size(dtype), dtype, shape);
+  }
+  // A strided view (x[:, 1], x.t(), x.expand(...)): fxpack tensors are contiguous, so the
+  // elements are gathered into a storage of their own (the values stay; sharing with the
+  // viewed storage does not). Every element must lie inside the storage.
+  std::int64_t last = offset;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (strides[i] < 0) fail_at(*t, what + ": negative stride " + std::to_string(strides[i]));
+    if (dims[i] > 1 && strides[i] > (std::numeric_limits<std::int64_t>::max() - last) / (dims[i] - 1)) {
+      fail_at(*t, what + ": strides overflow");
+    }
+    if (dims[i] > 0) last += (dims[i] - 1) * strides[i];
+  }
+  if (last >= storage_numel) {
+    fail_at(*t, what + ": size " + py_repr(*size) + " with stride " + py_repr(*stride) + " at offset " +
+                    std::to_string(offset) + " reaches element " + std::to_string(last) + " of a storage of " +
+                    std::to_string(storage_numel));
+  }
+  Tensor out = Tensor::empty(shape, dtype);
+  const std::size_t es = element_size(dtype);
+  const std::byte* src = st->data();
+  std::byte* dst = out.storage()->data();
+  std::vector<std::int64_t> index(dims.size(), 0);
+  std::int64_t at = offset;
+  for (std::int64_t k = 0; k < numel; ++k) {
+    std::memcpy(dst + static_cast<std::size_t>(k) * es, src + static_cast<std::size_t>(at) * es, es);
+    for (std::size_t d = dims.size(); d-- > 0;) {
+      at += strides[d];
+      if (++index[d] < dims[d]) break;
+      at -= strides[d] * dims[d];
+      index[d] = 0;
+    }
+  }
+  return out;
 }
 
 Value Loader::value(const PyObject& o, const std::string& what, std::size_t depth) {
@@ -323,10 +376,12 @@ Value Loader::value(const PyObject& o, const std::string& what, std::size_t dept
       return Value(std::move(d));
     }
     case PyKind::Global: {
-      static const std::map<std::string, DType, std::less<>> kDTypes = {
-          {"torch.float32", DType::Float32}, {"torch.float64", DType::Float64}, {"torch.int64", DType::Int64},
-          {"torch.bool", DType::Bool},       {"torch.uint8", DType::UInt8}};
-      if (auto it = kDTypes.find(o.qualified_name()); it != kDTypes.end()) return Value(it->second);
+      const std::string q = o.qualified_name();
+      if (q.starts_with("torch.")) {
+        for (int i = 0; i < kDTypeCount; ++i) {
+          if (q.substr(6) == dtype_name(static_cast<DType>(i))) return Value(static_cast<DType>(i));
+        }
+      }
       break;
     }
     case PyKind::Reduce: {
@@ -346,7 +401,8 @@ Value Loader::value(const PyObject& o, const std::string& what, std::size_t dept
   fail_at(o, what + ": unsupported value " + py_repr(o, 3));
 }
 
-void Loader::fill_module(Module& m, const PyObject& state, const std::string& path, std::size_t depth, bool top_level) {
+void Loader::fill_module(Module& m, const PyObject& state, const std::string& path, std::size_t depth, bool top_level,
+                         bool data_only) {
   const std::string where = path.empty() ? std::string("the GraphModule") : "module '" + path + "'";
   if (state.kind != PyKind::Dict) fail_at(state, where + ": state must be a dict, got " + py_kind_name(state.kind));
   std::unordered_map<std::string, const PyObject*> fields;
@@ -365,19 +421,27 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
     }
   }
   // Configuration attributes, in factory order.
-  if (!top_level) {
+  if (!top_level && !data_only) {
     for (const std::string& name : kind_attributes(kind)) {
       auto it = fields.find(name);
       if (it == fields.end()) fail_at(state, where + " (" + kind + "): attribute '" + name + "' is missing");
       m.set_attr(name, value(*it->second, where + " attribute '" + name + "'", depth + 1));
     }
   }
+  // A None slot (Conv2d(bias=False)'s bias) is implied by a registered kind; a data-only
+  // module keeps it as an undefined tensor so that it can be written back.
   for (const auto& [name, t] : ordered_dict(fields.count("_parameters") ? fields["_parameters"] : nullptr, where + " _parameters")) {
-    if (t->kind == PyKind::None) continue;
+    if (t->kind == PyKind::None) {
+      if (data_only) m.register_parameter(name, Tensor());
+      continue;
+    }
     m.register_parameter(name, tensor(*t, where + " parameter '" + name + "'"));
   }
   for (const auto& [name, t] : ordered_dict(fields.count("_buffers") ? fields["_buffers"] : nullptr, where + " _buffers")) {
-    if (t->kind == PyKind::None) continue;
+    if (t->kind == PyKind::None) {
+      if (data_only) m.register_buffer(name, Tensor());
+      continue;
+    }
     m.register_buffer(name, tensor(*t, where + " buffer '" + name + "'"));
   }
   for (const auto& [name, child] : ordered_dict(fields.count("_modules") ? fields["_modules"] : nullptr, where + " _modules")) {
@@ -392,6 +456,11 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
   for (const auto& [k, v] : state.entries) {
     const std::string& key = k->str;
     if (key == "_parameters" || key == "_buffers" || key == "_modules" || module_internals().count(key)) continue;
+    if (data_only) {
+      // Everything else of its __dict__, private state included, in order.
+      m.set_attr(key, value(*v, where + " attribute '" + key + "'", depth + 1));
+      continue;
+    }
     if (std::find(attrs.begin(), attrs.end(), key) != attrs.end() && !top_level) continue;
     if (top_level && kGraphModuleKeys.count(key)) continue;
     if (top_level && is_tensor(*v)) {
@@ -412,15 +481,21 @@ std::shared_ptr<Module> Loader::module(const PyObject& o, const std::string& pat
   if (o.kind != PyKind::Reduce || !o.new_obj || o.callable->kind != PyKind::Global) {
     fail_at(o, where + ": expected a torch.nn module object, got " + py_repr(o, 2));
   }
-  auto cls = module_classes().find(o.callable->qualified_name());
-  if (cls == module_classes().end()) fail_at(o, where + ": class " + o.callable->qualified_name() + " is not supported");
+  const std::string qualified = o.callable->qualified_name();
+  auto cls = module_classes().find(qualified);
+  // A torch.nn class without an fxpack kind is kept as data: its kind is the qualified
+  // class name, its attributes the rest of its __dict__. It prints, pickles and exports
+  // back; calling it fails naming the kind.
+  const bool data_only = cls == module_classes().end();
+  if (data_only && !qualified.starts_with("torch.nn.modules.")) fail_at(o, where + ": class " + qualified + " is not supported");
+  const std::string kind = data_only ? qualified : cls->second;
   if (!o.args->items.empty() || o.kwargs || !o.entries.empty() || !o.items.empty()) {
-    fail_at(o, where + ": unexpected constructor arguments for " + cls->second);
+    fail_at(o, where + ": unexpected constructor arguments for " + kind);
   }
-  if (!o.state) fail_at(o, where + ": " + cls->second + " has no state");
-  auto m = std::make_shared<Module>(cls->second);
-  fill_module(*m, *o.state, path, depth, false);
-  if (const ModuleKind* k = OpRegistry::global().module_kind(cls->second); k && k->validate) {
+  if (!o.state) fail_at(o, where + ": " + kind + " has no state");
+  auto m = std::make_shared<Module>(kind);
+  fill_module(*m, *o.state, path, depth, false, data_only);
+  if (const ModuleKind* k = OpRegistry::global().module_kind(kind); k && k->validate) {
     try {
       k->validate(*m);
     } catch (const Error& e) {
@@ -487,7 +562,7 @@ std::shared_ptr<GraphModule> Loader::load() {
   if (!zip_.find(code_path)) fail("generated code record " + code_path + " is missing");
   std::vector<std::byte> src = zip_.read(code_path);
   auto graph = parse_fx_code(std::string_view(reinterpret_cast<const char*>(src.data()), src.size()), code_path,
-                             opts_.code_limits);
+                             opts_.code_limits, dialect_);
 
   auto root = std::make_shared<Module>(class_name);
   try {
@@ -522,14 +597,69 @@ bool is_torch_package(const zip::ZipReader& zip) { return !root_or_empty(zip).em
 std::string torch_package_root(const zip::ZipReader& zip) {
   std::string root = root_or_empty(zip);
   if (root.empty()) {
-    throw FormatError("not a torch.package archive (no single root folder with .data/version and .data/extern_modules)");
+    throw FormatError("not a torch.package archive (no single root folder with .data/extern_modules)");
   }
   return root;
+}
+
+std::uint64_t torch_package_version(const zip::ZipReader& zip) {
+  const std::string root = torch_package_root(zip);
+  // PyTorchStreamReader reads .data/version, or the legacy top-level `version` record.
+  std::string name = root + "/.data/version";
+  if (!zip.find(name)) name = root + "/version";
+  if (!zip.find(name)) throw FormatError("torch.package archive has no .data/version record (" + root + "/.data/version)");
+  const zip::EntryInfo* e = zip.find(name);
+  if (e->uncompressed_size > 64) {
+    throw FormatError(name + ": a version record of " + std::to_string(e->uncompressed_size) + " bytes");
+  }
+  std::vector<std::byte> bytes = zip.read(name);
+  std::string text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  // std::stoull, as PyTorch parses it: leading whitespace, an optional sign, digits; the
+  // rest is ignored; a minus sign wraps around.
+  std::size_t i = 0;
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  bool negative = false;
+  if (i < text.size() && (text[i] == '+' || text[i] == '-')) negative = text[i++] == '-';
+  std::uint64_t v = 0;
+  std::size_t digits = 0;
+  bool overflow = false;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++digits) {
+    std::uint64_t d = static_cast<std::uint64_t>(text[i] - '0');
+    if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10) overflow = true;
+    v = v * 10 + d;
+  }
+  auto quoted = [&] {  // the untrusted text, printable and bounded
+    std::string q = "'";
+    for (char c : text.substr(0, 32)) {
+      if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+        q += c;
+      } else {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
+        q += buf;
+      }
+    }
+    return q + (text.size() > 32 ? "...'" : "'");
+  };
+  if (digits == 0 || overflow) throw FormatError(name + ": cannot parse the version " + quoted() + " as a number");
+  if (negative) v = ~v + 1;
+  if (v < kTorchPackageMinVersion || v > kTorchPackageMaxVersion) {
+    throw FormatError(name + ": torch.package version " + std::to_string(v) + " is not supported; PyTorch reads versions " +
+                      std::to_string(kTorchPackageMinVersion) + " to " + std::to_string(kTorchPackageMaxVersion));
+  }
+  return v;
+}
+
+Dialect torch_package_dialect(const zip::ZipReader& zip) {
+  const std::string root = torch_package_root(zip);
+  return zip.find(root + "/byteorder") || zip.find(root + "/.data/serialization_id") ? Dialect::Torch2
+                                                                                      : Dialect::Torch1_13;
 }
 
 std::shared_ptr<GraphModule> load_torch_package(const zip::ZipReader& zip, std::string_view package,
                                                 std::string_view resource, const TorchPackageOptions& options) {
   std::string root = torch_package_root(zip);
+  (void)torch_package_version(zip);
   if (package.empty() || resource.empty()) throw FormatError("load_torch_package: empty package or resource name");
   std::string record = root + "/" + package_path(package) + "/" + std::string(resource);
   zip::check_entry_name(record);
@@ -547,6 +677,8 @@ namespace {
 // results get a fresh memo slot each, as in Python.
 class TorchPickler {
  public:
+  explicit TorchPickler(bool torch2) : torch2_(torch2) {}
+
   std::string out = std::string("\x80\x03", 2);
   std::vector<std::string> modules_used;  // modules of GLOBALs, first use order
 
@@ -736,11 +868,11 @@ class TorchPickler {
     op('(');
     op('(');
     str("storage");
-    static const std::map<DType, const char*> kStorage = {{DType::Float32, "FloatStorage"},
-                                                          {DType::Float64, "DoubleStorage"},
-                                                          {DType::Int64, "LongStorage"},
-                                                          {DType::Bool, "BoolStorage"},
-                                                          {DType::UInt8, "ByteStorage"}};
+    static const std::map<DType, const char*> kStorage = {
+        {DType::Float32, "FloatStorage"}, {DType::Float64, "DoubleStorage"},     {DType::Int64, "LongStorage"},
+        {DType::Bool, "BoolStorage"},     {DType::UInt8, "ByteStorage"},         {DType::Float16, "HalfStorage"},
+        {DType::BFloat16, "BFloat16Storage"}, {DType::Int32, "IntStorage"},      {DType::Int8, "CharStorage"},
+        {DType::Int16, "ShortStorage"}};
     global("torch", kStorage.at(t.dtype()));
     integer(static_cast<std::int64_t>(it->second.id));
     str("cpu");
@@ -773,11 +905,27 @@ class TorchPickler {
     }
   }
 
-  // nn.Module.__dict__ up to and including _modules (as torch 1.13 orders it).
+  // A dict nn.Module keeps its members in: an OrderedDict in 1.13, a plain dict in 2.x.
+  template <class F>
+  void member_dict(std::size_t n, F item) {
+    if (torch2_) {
+      op('}');
+      memoize();
+      batched(n, item, 's', 'u');
+    } else {
+      ordered_dict(n, item);
+    }
+  }
+
+  // nn.Module.__dict__ up to and including _modules, in the order the target PyTorch's
+  // nn.Module.__init__ sets it. fxpack keeps no training flags: the module and its leaves
+  // are in eval mode, as traced for inference; the plain Modules a GraphModule makes for the
+  // parents of the paths it copies are fresh nn.Module()s, in training mode.
   void module_dict_head(const Module& m, const std::string& path) {
     str("training");
-    boolean(false);
-    // PyTorch keeps optional tensors as None entries (Conv2d(bias=False) has 'bias': None).
+    boolean(!path.empty() && m.kind() == "Module" && !dynamic_cast<const GraphModule*>(&m));
+    // PyTorch keeps optional tensors as None entries (Conv2d(bias=False) has 'bias': None);
+    // a data-only module holds them as undefined tensors.
     static const std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>, std::less<>>
         kSlots = {{"Linear", {{"weight", "bias"}, {}}},
                   {"Conv2d", {{"weight", "bias"}, {}}},
@@ -797,14 +945,14 @@ class TorchPickler {
       for (const auto& [n, x] : have) {
         bool listed = false;
         for (const auto& [o, t] : out) listed = listed || o == n;
-        if (!listed) out.emplace_back(n, &x);
+        if (!listed) out.emplace_back(n, x.defined() ? &x : nullptr);
       }
       return out;
     };
     for (bool params : {true, false}) {
       const auto entries = slots(params ? m.parameters() : m.buffers(), params);
       str(params ? "_parameters" : "_buffers");
-      ordered_dict(entries.size(), [&](std::size_t i) {
+      member_dict(entries.size(), [&](std::size_t i) {
         str(entries[i].first);
         if (!entries[i].second) return none();
         tensor(*entries[i].second, params, (params ? "parameter '" : "buffer '") + join(path, entries[i].first) + "'");
@@ -812,17 +960,25 @@ class TorchPickler {
     }
     str("_non_persistent_buffers_set");
     empty_set();
+    if (torch2_) {
+      str("_backward_pre_hooks");
+      empty_ordered_dict();
+    }
     str("_backward_hooks");
     empty_ordered_dict();
     str("_is_full_backward_hook");
     none();
-    for (const char* hooks : {"_forward_hooks", "_forward_pre_hooks", "_state_dict_hooks", "_load_state_dict_pre_hooks",
-                              "_load_state_dict_post_hooks"}) {
+    static const char* const k113[] = {"_forward_hooks", "_forward_pre_hooks", "_state_dict_hooks",
+                                       "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"};
+    static const char* const k2[] = {"_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+                                     "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_state_dict_hooks",
+                                     "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"};
+    for (const char* hooks : torch2_ ? std::span<const char* const>(k2) : std::span<const char* const>(k113)) {
       str(hooks);
       empty_ordered_dict();
     }
     str("_modules");
-    ordered_dict(m.children().size(), [&](std::size_t i) {
+    member_dict(m.children().size(), [&](std::size_t i) {
       str(m.children()[i].first);
       module(*m.children()[i].second, join(path, m.children()[i].first));
     });
@@ -842,11 +998,18 @@ class TorchPickler {
         {"Module", {"torch.nn.modules.module", "Module"}},
     };
     if (auto it = kClasses.find(m.kind()); it != kClasses.end() && !dynamic_cast<const GraphModule*>(&m)) cls = &it->second;
-    if (!cls) {
+    // A data-only module (a torch.nn class fxpack has no kind for) names its class.
+    std::pair<std::string, std::string> data_class;
+    if (!cls && m.kind().starts_with("torch.nn.modules.") && !dynamic_cast<const GraphModule*>(&m)) {
+      auto dot = m.kind().rfind('.');
+      data_class = {m.kind().substr(0, dot), m.kind().substr(dot + 1)};
+    }
+    if (!cls && data_class.first.empty()) {
       throw Error("torch.package export: module '" + path + "' of kind " + m.kind() + " has no torch.nn class to write");
     }
     if (++depth_ > 64) throw Error("torch.package export: modules nested too deeply at '" + path + "'");
-    global(cls->first, cls->second);
+    if (cls) global(cls->first, cls->second);
+    else global(data_class.first, data_class.second);
     op(')');
     op('\x81');
     module_memo_.emplace(&m, memoize());
@@ -900,6 +1063,7 @@ class TorchPickler {
 
  private:
   static std::string join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; }
+  bool torch2_;
   std::uint32_t next_ = 0;
   std::size_t depth_ = 0;
   std::unordered_map<std::string, std::uint32_t> str_memo_;
@@ -920,31 +1084,57 @@ Bytes text_bytes(std::string_view s) {
 void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_view package, std::string_view resource,
                         const TorchExportOptions& options) {
   if (package.empty() || resource.empty()) throw Error("save_torch_package: empty package or resource name");
+  const bool torch2 = options.version == Dialect::Torch2;
   const std::string root = options.root;
-  const std::string code = python_code(gm.graph());
+  // The code in the target PyTorch's dialect (it re-traces this source when it loads).
+  const PythonCode pc = generate_python_code(gm.graph(), {.verbose = false, .dialect = options.version});
+  const std::string& code = pc.src;
 
-  // The import block torch 1.13 writes (its order varies from run to run in PyTorch; this is
-  // the order of the reference archives), plus `import m` for other modules that
-  // call_function targets name.
-  std::string header =
-      "NoneType = type(None)\nfrom math import nan\nimport torch.fx._pytree as fx_pytree\nimport torch\n"
-      "from math import inf\nimport torch.utils._pytree as pytree\nfrom torch import device";
-  std::vector<std::string> source_modules = {"math", "torch.fx._pytree", "torch", "torch.utils._pytree"};
-  for (const Node* n : gm.graph()) {
-    if (n->op() != Op::CallFunction) continue;
-    const std::string& t = n->target();
-    auto dot = t.find('.');
-    if (dot == std::string::npos) continue;
-    std::string root_module = t.substr(0, dot);
-    if (root_module == "builtins" || root_module == "torch") continue;
-    if (code.find(root_module + ".") == std::string::npos) continue;  // printed infix (operator.add)
-    if (std::find(source_modules.begin(), source_modules.end(), root_module) == source_modules.end()) {
-      source_modules.push_back(root_module);
-      header += "\nimport " + root_module;
+  // fx's _format_import_block: one statement per global of the source. 1.13 joins a set (its
+  // order varies from run to run: this is the reference archives'); 2.x sorts them.
+  std::vector<std::pair<std::string, std::string>> imports;  // statement, module it needs
+  for (const auto& [name, object] : pc.globals) {
+    static const std::map<std::string, std::pair<std::string, std::string>, std::less<>> kCustom = {
+        {"inf", {"from math import inf", "math"}},
+        {"nan", {"from math import nan", "math"}},
+        {"NoneType", {"NoneType = type(None)", ""}},
+        {"torch", {"import torch", "torch"}},
+        {"device", {"from torch import device", "torch"}},
+        {"fx_pytree", {"import torch.fx._pytree as fx_pytree", "torch.fx._pytree"}},
+        {"pytree", {"import torch.utils._pytree as pytree", "torch.utils._pytree"}}};
+    if (auto it = kCustom.find(name); it != kCustom.end()) {
+      imports.push_back(it->second);
+      continue;
+    }
+    auto dot = object.rfind('.');
+    std::string module = object.substr(0, dot);
+    imports.emplace_back("from " + module + " import " + object.substr(dot + 1) + " as " + name, module);
+  }
+  if (torch2) {
+    std::sort(imports.begin(), imports.end());
+  } else {
+    static const std::vector<std::string> kOrder = {"NoneType", "nan", "fx_pytree", "torch", "inf", "pytree", "device"};
+    std::vector<std::pair<std::string, std::string>> ordered;
+    for (const auto& name : kOrder) {
+      for (std::size_t i = 0; i < pc.globals.size(); ++i) {
+        if (pc.globals[i].first == name) ordered.push_back(imports[i]);
+      }
+    }
+    for (std::size_t i = 0; i < pc.globals.size(); ++i) {
+      if (std::find(kOrder.begin(), kOrder.end(), pc.globals[i].first) == kOrder.end()) ordered.push_back(imports[i]);
+    }
+    imports = std::move(ordered);
+  }
+  std::string header;
+  std::vector<std::string> source_modules;
+  for (const auto& [statement, module] : imports) {
+    header += (header.empty() ? "" : "\n") + statement;
+    if (!module.empty() && std::find(source_modules.begin(), source_modules.end(), module) == source_modules.end()) {
+      source_modules.push_back(module);
     }
   }
 
-  TorchPickler p;
+  TorchPickler p(torch2);
   p.op('(');
   p.str("reduce_package");
   p.integer(static_cast<std::int64_t>(options.object_id));
@@ -955,6 +1145,17 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
   p.module_dict_head(gm, "");
   p.str("_code");
   p.str(code);
+  if (torch2) {
+    // {body line number: node index}
+    p.str("_lineno_map");
+    p.op('}');
+    p.memoize();
+    p.batched(pc.line_nodes.size(), [&](std::size_t i) {
+      p.integer(static_cast<std::int64_t>(i + 1));
+      if (pc.line_nodes[i] < 0) p.none();
+      else p.integer(pc.line_nodes[i]);
+    }, 's', 'u');
+  }
   p.str("_tracer_cls");
   p.global("torch.fx._symbolic_trace", "Tracer");
   p.str("_tracer_extras");
@@ -963,6 +1164,13 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
   p.str("meta");
   p.op('}');
   p.memoize();
+  if (torch2) {
+    for (const char* hooks : {"_replace_hooks", "_create_node_hooks", "_erase_node_hooks"}) {
+      p.str(hooks);
+      p.op(']');
+      p.memoize();
+    }
+  }
   p.str("_graphmodule_cls_name");
   p.str(gm.class_name());
   p.op('u');
@@ -989,8 +1197,18 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
   }
   for (const auto& m : all) externs += m + "\n";
   zip.add_stored(base + ".data/extern_modules", text_bytes(externs));
-  zip.add_stored(base + ".data/python_version", text_bytes(options.python_version));
+  zip.add_stored(base + ".data/python_version",
+                 text_bytes(options.python_version ? *options.python_version : torch2 ? "3.13.5" : "3.11.2"));
   zip.add_stored(base + ".data/version", text_bytes("6\n"));
+  if (torch2) {
+    zip.add_stored(base + "byteorder", text_bytes("little"));
+    // PyTorch draws a random id; this one is derived from the contents, so that archives
+    // stay reproducible: two 20-digit numbers, as PyTorch prints it.
+    char id[48];
+    std::snprintf(id, sizeof id, "%020llu%020llu", static_cast<unsigned long long>(source_hash(p.out)),
+                  static_cast<unsigned long long>(source_hash(header + code)));
+    zip.add_stored(base + ".data/serialization_id", text_bytes(id));
+  }
 }
 
 }  // namespace fxpack::interop

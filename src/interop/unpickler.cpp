@@ -52,35 +52,66 @@ const PyObject* PyObject::find(std::string_view key) const {
   return nullptr;
 }
 
-const GlobalAllowlist& torch_package_allowlist() {
-  static const GlobalAllowlist list = {
-      "torch.fx.graph_module.reduce_package_graph_module",
-      "torch.fx.graph_module.reduce_graph_module",
-      "torch.fx._symbolic_trace.Tracer",
-      "torch._utils._rebuild_tensor_v2",
-      "torch._utils._rebuild_parameter",
-      "torch.FloatStorage",
-      "torch.DoubleStorage",
-      "torch.LongStorage",
-      "torch.BoolStorage",
-      "torch.ByteStorage",
-      "collections.OrderedDict",
-      "builtins.set",
-      "torch.nn.modules.linear.Linear",
-      "torch.nn.modules.activation.ReLU",
-      "torch.nn.modules.conv.Conv2d",
-      "torch.nn.modules.batchnorm.BatchNorm2d",
-      "torch.nn.modules.pooling.MaxPool2d",
-      "torch.nn.modules.pooling.AdaptiveAvgPool2d",
-      "torch.nn.modules.container.Sequential",
-      "torch.nn.modules.module.Module",
-      "torch.device",
-      "torch.float32",
-      "torch.float64",
-      "torch.int64",
-      "torch.bool",
-      "torch.uint8",
+bool GlobalAllowlist::allows(std::string_view module, std::string_view name) const {
+  std::string q = std::string(module) + "." + std::string(name);
+  if (names.count(q)) return true;
+  auto ident = [](std::string_view s) {
+    if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+    for (char c : s) {
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    }
+    return true;
   };
+  for (const std::string& prefix : module_prefixes) {
+    if (!module.starts_with(prefix) || module.size() == prefix.size() || !ident(name)) continue;
+    // every part of the module path below the prefix is an identifier
+    std::string_view rest = module.substr(prefix.size());
+    bool ok = true;
+    for (std::size_t start = 0; ok;) {
+      auto dot = rest.find('.', start);
+      ok = ident(rest.substr(start, dot == std::string_view::npos ? dot : dot - start));
+      if (dot == std::string_view::npos) break;
+      start = dot + 1;
+    }
+    if (ok) return true;
+  }
+  return false;
+}
+
+const GlobalAllowlist& torch_package_allowlist() {
+  static const GlobalAllowlist list(
+      {
+          "torch.fx.graph_module.reduce_package_graph_module",
+          "torch.fx.graph_module.reduce_graph_module",
+          "torch.fx._symbolic_trace.Tracer",
+          "torch._utils._rebuild_tensor_v2",
+          "torch._utils._rebuild_parameter",
+          "torch._utils._rebuild_parameter_with_state",
+          "torch.FloatStorage",
+          "torch.DoubleStorage",
+          "torch.LongStorage",
+          "torch.BoolStorage",
+          "torch.ByteStorage",
+          "torch.HalfStorage",
+          "torch.BFloat16Storage",
+          "torch.IntStorage",
+          "torch.CharStorage",
+          "torch.ShortStorage",
+          "collections.OrderedDict",
+          "builtins.set",
+          "torch.device",
+          "torch.float32",
+          "torch.float64",
+          "torch.int64",
+          "torch.bool",
+          "torch.uint8",
+          "torch.float16",
+          "torch.bfloat16",
+          "torch.int32",
+          "torch.int8",
+          "torch.int16",
+      },
+      {"torch.nn.modules."});
   return list;
 }
 
@@ -197,7 +228,7 @@ class Unpickler {
   }
   PyObject* make_global(std::string module, std::string name) {
     std::string q = module + "." + name;
-    if (!allow_.count(q)) fail("global '" + q + "' is not allowed");
+    if (!allow_.allows(module, name)) fail("global '" + q + "' is not allowed");
     PyObject* g = make(PyKind::Global);
     g->str = std::move(module);
     g->name = std::move(name);

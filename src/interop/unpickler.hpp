@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <memory>
 #include <set>
 #include <span>
@@ -113,14 +114,24 @@ class PickleTree {
   int protocol_ = 0;
 };
 
-// Accepted globals as "module.name".
-using GlobalAllowlist = std::set<std::string, std::less<>>;
+// Accepted globals: exact "module.name"s, and every `name` (an identifier) of a module under
+// one of `module_prefixes` ("torch.nn.modules." admits torch.nn.modules.conv.Conv2d). A
+// global is only a name in the tree; what may be done with it is the caller's decision.
+struct GlobalAllowlist {
+  GlobalAllowlist(std::initializer_list<std::string> exact, std::vector<std::string> prefixes = {})
+      : names(exact), module_prefixes(std::move(prefixes)) {}
+  bool allows(std::string_view module, std::string_view name) const;
+
+  std::set<std::string, std::less<>> names;
+  std::vector<std::string> module_prefixes;
+};
 
 // The globals a torch.package of an fx GraphModule needs: the fx reduce functions, the
 // tensor/parameter rebuild functions, the storage types of fxpack's dtypes,
 // collections.OrderedDict, builtins.set (nn.Module's _non_persistent_buffers_set), the fx
-// Tracer class reference, the supported torch.nn leaf/container classes, torch.device and
-// the dtype objects.
+// Tracer class reference, torch.device, the dtype objects, and every class of
+// torch.nn.modules (the loader rebuilds known leaf kinds, keeps other torch.nn classes as
+// data, and refuses the rest).
 const GlobalAllowlist& torch_package_allowlist();
 
 // Decodes a whole pickle (up to and including STOP; trailing bytes are refused).

@@ -158,6 +158,7 @@ Tensor unary(UnaryOp op, const Tensor& xin) {
     case DType::Int64: unary_loop(op, x.data<std::int64_t>(), y.data<std::int64_t>(), n); break;
     case DType::UInt8: unary_loop(op, x.data<std::uint8_t>(), y.data<std::uint8_t>(), n); break;
     case DType::Bool: fail(std::string(op_name(op)) + ": not implemented for bool tensors");
+    default: fail(std::string(op_name(op)) + ": not implemented for " + std::string(dtype_name(x.dtype())) + " tensors");
   }
   return y;
 }
@@ -177,6 +178,7 @@ int rank(DType d) {
     case DType::Int64: return 2;
     case DType::Float32: return 3;
     case DType::Float64: return 4;
+    default: fail(std::string("type promotion: not implemented for ") + std::string(dtype_name(d)) + " tensors");
   }
   return 0;
 }

@@ -36,7 +36,7 @@ void check_matmul_dtypes(const Tensor& a, const Tensor& b, const char* op) {
     fail(std::string(op) + ": expected both operands to have the same dtype, but got " +
          std::string(dtype_name(a.dtype())) + " and " + std::string(dtype_name(b.dtype())));
   }
-  if (a.dtype() == DType::Bool || a.dtype() == DType::UInt8) {
+  if (a.dtype() != DType::Float32 && a.dtype() != DType::Float64 && a.dtype() != DType::Int64) {
     fail(std::string(op) + ": not implemented for " + std::string(dtype_name(a.dtype())) + " tensors");
   }
 }

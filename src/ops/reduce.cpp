@@ -102,6 +102,7 @@ std::vector<Acc> accumulate(const Tensor& x, const ReducePlan& pl) {
     case DType::Int64: reduce_sum(x.data<std::int64_t>(), x.shape(), pl, acc.data()); break;
     case DType::Bool: reduce_sum(x.data<bool>(), x.shape(), pl, acc.data()); break;
     case DType::UInt8: reduce_sum(x.data<std::uint8_t>(), x.shape(), pl, acc.data()); break;
+    default: fail("reduction: not implemented for " + std::string(dtype_name(x.dtype())) + " tensors");
   }
   return acc;
 }

@@ -59,6 +59,7 @@ Tensor strided_copy(const Tensor& x, std::int64_t base, const Shape& shape, cons
   Tensor out = Tensor::empty(shape, x.dtype());
   switch (element_size(x.dtype())) {
     case 1: gather(x.data<std::uint8_t>(), base, shape, st, out.data<std::uint8_t>()); break;
+    case 2: gather(x.data<std::uint16_t>(), base, shape, st, out.data<std::uint16_t>()); break;
     case 4: gather(x.data<std::uint32_t>(), base, shape, st, out.data<std::uint32_t>()); break;
     default: gather(x.data<std::uint64_t>(), base, shape, st, out.data<std::uint64_t>()); break;
   }

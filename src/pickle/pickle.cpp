@@ -5,6 +5,7 @@
 #include "fxpack/quote.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <limits>
@@ -12,10 +13,13 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <sstream>
 #include <unordered_map>
+
+#include <zlib.h>
 
 #include "fxpack/codegen.hpp"
 #include "fxpack/details/serialize.hpp"
@@ -172,11 +176,16 @@ class Saver {
       case Value::Kind::MemoryFormat: r.i = static_cast<std::int64_t>(std::get<MemoryFormat>(var)); break;
       case Value::Kind::Slice: {
         const Slice& s = std::get<Slice>(var);
-        for (const auto& part : {s.start, s.stop, s.step}) {
+        const std::optional<std::int64_t>* parts[] = {&s.start, &s.stop, &s.step};
+        for (std::size_t k = 0; k < 3; ++k) {
+          if (s.nodes[k]) {
+            r.items.push_back(value(Value(s.nodes[k])));
+            continue;
+          }
           ValueRecord p;
-          if (part) {
+          if (*parts[k]) {
             p.kind = static_cast<std::uint8_t>(Value::Kind::Int);
-            p.i = *part;
+            p.i = **parts[k];
           }
           r.items.push_back(std::move(p));
         }
@@ -203,6 +212,7 @@ class Saver {
         for (const auto& [k, x] : std::get<Dict>(var).items) r.entries.push_back({k, value(x)});
         break;
       case Value::Kind::Tensor: r.i = static_cast<std::int64_t>(tensor(std::get<Tensor>(var))); break;
+      case Value::Kind::Ellipsis: break;
     }
     return r;
   }
@@ -239,6 +249,7 @@ class Saver {
       auto [it, inserted] = target_index.try_emplace(n->target(), rec_.targets.size());
       if (inserted) rec_.targets.push_back(n->target());
       nr.target_index = it->second;
+      nr.type = n->type();
       nr.args.reserve(n->args().size());
       for (const Value& a : n->args()) nr.args.push_back(value(a));
       if (!n->kwargs().items.empty()) nr.kwargs = dict(n->kwargs());
@@ -266,6 +277,7 @@ PickleRecord to_record(const GraphModule& gm, bool store_source_hash,
   rec.format_version = kFormatVersion;
   rec.class_name = gm.class_name();
   rec.codegen_version = kCodegenVersion;
+  rec.dialect = static_cast<std::uint8_t>(gm.graph().dialect());
   if (store_source_hash) {
     rec.has_source_hash = true;
     rec.source_hash = source_hash(python_code(gm.graph()));
@@ -378,13 +390,15 @@ class Builder {
         return static_cast<MemoryFormat>(r.i);
       case Value::Kind::Slice: {
         if (r.items.size() != 3) bad(where + ": slice with " + std::to_string(r.items.size()) + " parts");
-        std::optional<std::int64_t> p[3];
+        Slice s;
         for (int k = 0; k < 3; ++k) {
           const ValueRecord& x = r.items[static_cast<std::size_t>(k)];
-          if (x.kind == static_cast<std::uint8_t>(Value::Kind::Int)) p[k] = x.i;
-          else if (x.kind != 0) bad(where + ": slice part is " + kValueKindNames[x.kind] + ", not int or none");
+          const auto kind = static_cast<Value::Kind>(x.kind);
+          if (kind != Value::Kind::Int && kind != Value::Kind::None && kind != Value::Kind::Node)
+            bad(where + ": slice part is " + kValueKindNames[x.kind] + ", not int, none or node");
+          s.set_part(k, value(x, node_limit, where));
         }
-        return Slice{p[0], p[1], p[2]};
+        return s;
       }
       case Value::Kind::Node: {
         // stored as the distance back from the referencing node `node_limit`
@@ -411,6 +425,7 @@ class Builder {
         return t;
       }
       case Value::Kind::Dict: return dict(r.entries, node_limit, where);
+      case Value::Kind::Ellipsis: return Ellipsis{};
       case Value::Kind::Tensor:
         if (r.i < 0 || static_cast<std::uint64_t>(r.i) >= tensors_.size())
           bad(where + ": tensor reference " + std::to_string(r.i) + " out of range (" +
@@ -477,7 +492,8 @@ class Builder {
   }
 
   std::shared_ptr<Graph> graph() {
-    auto g = std::make_shared<Graph>();
+    if (rec_.dialect >= kDialectCount) bad("unknown codegen dialect " + std::to_string(rec_.dialect));
+    auto g = std::make_shared<Graph>(static_cast<Dialect>(rec_.dialect));
     nodes_.reserve(rec_.nodes.size());
     std::vector<Value> args;
     for (std::size_t i = 0; i < rec_.nodes.size(); ++i) {
@@ -508,6 +524,11 @@ class Builder {
       }
       if (n->name() != r.name)
         bad(at() + ": node name is not valid or not unique (the graph would call it " + quote(n->name()) + ")");
+      try {
+        n->set_type(std::move(r.type));
+      } catch (const std::exception& e) {
+        bad(at() + ": " + e.what());
+      }
       nodes_.push_back(n);
     }
     in_meta_ = true;
@@ -619,11 +640,18 @@ bool is_boost(PickleFormat f) {
   return f == PickleFormat::BoostText || f == PickleFormat::BoostBinary || f == PickleFormat::BoostXml;
 }
 
-struct Header {
-  PickleFormat format;
-  std::uint32_t version;
-  std::size_t size;  // bytes including the newline
-};
+using Header = PickleHeader;
+
+std::uint32_t body_crc32(std::string_view body) {
+  return static_cast<std::uint32_t>(
+      crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(body.data()), body.size()));
+}
+
+std::string hex32(std::uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
 
 Header parse_header(std::string_view bytes) {
   if (bytes.substr(0, kMagic.size()) != kMagic)
@@ -635,7 +663,12 @@ Header parse_header(std::string_view bytes) {
   auto sp = line.find(' ');
   if (sp == std::string_view::npos)
     throw FormatError("pickle: header line has no version (at byte offset " + std::to_string(kMagic.size()) + ")");
-  std::string_view name = line.substr(0, sp), ver = line.substr(sp + 1);
+  std::string_view name = line.substr(0, sp), ver = line.substr(sp + 1), sum;
+  const std::size_t sum_offset = kMagic.size() + sp + 1 + ver.find(' ') + 1;
+  if (auto sp2 = ver.find(' '); sp2 != std::string_view::npos) {
+    sum = ver.substr(sp2 + 1);
+    ver = ver.substr(0, sp2);
+  }
   Header h{};
   bool found = false;
   for (int i = 0; i < kPickleFormatCount; ++i)
@@ -655,12 +688,26 @@ Header parse_header(std::string_view bytes) {
                       std::to_string(kFormatVersion) + ")");
   if (v == 0) throw FormatError("pickle: format version 0 in the header is invalid");
   h.version = static_cast<std::uint32_t>(v);
+  // Format 1 has no checksum; from 2 on the header ends with the body's CRC-32 in hex.
+  if (v == 1 && !sum.empty())
+    throw FormatError("pickle: unexpected text after the version in a format 1 header (at byte offset " +
+                      std::to_string(sum_offset) + ")");
+  if (v >= 2) {
+    if (sum.size() != 8 || !std::all_of(sum.begin(), sum.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        }))
+      throw FormatError("pickle: the header of a format " + std::to_string(v) +
+                        " pickle must end with the body's CRC-32 as 8 lowercase hex digits (at byte offset " +
+                        std::to_string(sum.empty() ? nl : sum_offset) + ")");
+    h.crc32 = static_cast<std::uint32_t>(std::stoul(std::string(sum), nullptr, 16));
+  }
   h.size = nl + 1;
   return h;
 }
 
-std::string header_line(PickleFormat f) {
-  return std::string(kMagic) + kFormatNames[static_cast<int>(f)] + " " + std::to_string(kFormatVersion) + "\n";
+std::string header_line(PickleFormat f, std::string_view body) {
+  return std::string(kMagic) + kFormatNames[static_cast<int>(f)] + " " + std::to_string(kFormatVersion) + " " +
+         hex32(body_crc32(body)) + "\n";
 }
 
 // A streambuf appending to a std::string (avoids ostringstream's copy).
@@ -682,14 +729,18 @@ class StringSink : public std::streambuf {
   std::string& s_;
 };
 
-void write_body(std::ostream& out, const GraphModule& m, const DumpOptions& o) {
+// The archive after the header line.
+std::string body_of(const GraphModule& m, const DumpOptions& o) {
   if (static_cast<int>(o.format) >= kPickleFormatCount)
     throw Error("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(o.format)));
   detail::PickleRecord rec = detail::to_record(m, o.store_source_hash, o.storage_sink);
-  out << header_line(o.format);
+  std::string body;
+  StringSink sink(body);
+  std::ostream out(&sink);
   if (is_boost(o.format)) detail::write_boost(out, rec, o.format);
   else detail::write_cereal(out, rec, o.format);
   if (!out) throw IoError("pickle: writing the pickle failed");
+  return body;
 }
 
 // JSON is parsed recursively by rapidjson: refuse nesting deeper than the limits allow
@@ -760,27 +811,31 @@ std::string_view format_name(PickleFormat format) {
 }
 
 PickleFormat detect_format(std::string_view bytes) { return parse_header(bytes).format; }
+PickleHeader read_header(std::string_view bytes) { return parse_header(bytes); }
 
 std::string dumps(const GraphModule& module, PickleFormat format) {
   return dumps(module, DumpOptions{.format = format});
 }
 std::string dumps(const GraphModule& module, const DumpOptions& options) {
-  std::string s;
-  StringSink sink(s);
-  std::ostream out(&sink);
-  write_body(out, module, options);
-  return s;
+  std::string body = body_of(module, options);
+  return header_line(options.format, body) + body;
 }
 void dump(const GraphModule& module, std::ostream& out, PickleFormat format) {
-  write_body(out, module, DumpOptions{.format = format});
+  dump(module, out, DumpOptions{.format = format});
 }
 void dump(const GraphModule& module, std::ostream& out, const DumpOptions& options) {
-  write_body(out, module, options);
+  std::string body = body_of(module, options);
+  out << header_line(options.format, body) << body;
+  if (!out) throw IoError("pickle: writing the pickle failed");
 }
 
 Loaded loads_with_report(std::string_view bytes, const LoadOptions& options) {
   Header h = parse_header(bytes);
   std::string_view body = bytes.substr(h.size);
+  if (h.crc32 && body_crc32(body) != *h.crc32)
+    throw FormatError("pickle: the body's CRC-32 is " + hex32(body_crc32(body)) + " but the header says " +
+                      hex32(*h.crc32) + ": the pickle is corrupt (" + std::to_string(body.size()) +
+                      " bytes after the header line at byte offset " + std::to_string(h.size) + ")");
   detail::LoadContext ctx;
   ctx.limits = options.limits;
   ctx.base_offset = h.size;

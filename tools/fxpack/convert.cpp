@@ -18,7 +18,9 @@ to OUT (atomically: OUT appears complete or not at all) in FORMAT:
   portable-binary, json, boost-text, boost-binary, boost-xml
                  a bare fxpack pickle in that format
   fxpack         an fxpack package (weights as aligned records, manifest of the ops)
-  torch          a torch.package archive that PyTorch's PackageImporter loads
+  torch          a torch.package archive that PyTorch 1.13's PackageImporter loads
+  torch-2        a torch.package archive for PyTorch 2.x (checked against 2.6): its
+                 module state, its generated code, its byteorder and serialization id
 Without --format the format follows OUT's extension: .fxpkg fxpack, .pt torch, .json
 json, .xml boost-xml, .pkl portable-binary.
 
@@ -32,7 +34,7 @@ options:
 Exit status: 0 written, 1 failed (nothing written), 2 usage error.
 )HELP";
 
-enum class Target { Pickle, Fxpack, Torch };
+enum class Target { Pickle, Fxpack, Torch, Torch2 };
 
 }  // namespace
 
@@ -62,6 +64,8 @@ int cmd_convert(const std::vector<std::string>& argv) {
     target = Target::Fxpack;
   } else if (format == "torch") {
     target = Target::Torch;
+  } else if (format == "torch-2") {
+    target = Target::Torch2;
   } else {
     bool known = false;
     for (int i = 0; i < pickle::kPickleFormatCount; ++i) {
@@ -73,7 +77,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
     }
     if (!known)
       throw UsageError("unknown format " + quote(format) +
-                       " (portable-binary, json, boost-text, boost-binary, boost-xml, fxpack, torch)");
+                       " (portable-binary, json, boost-text, boost-binary, boost-xml, fxpack, torch, torch-2)");
   }
   {
     std::error_code ec;
@@ -99,7 +103,9 @@ int cmd_convert(const std::vector<std::string>& argv) {
     return 0;
   }
 
-  PackageExporter exporter(out, target == Target::Torch ? PackageFormat::TorchPackage : PackageFormat::Fxpack);
+  PackageExporter exporter(out, target == Target::Torch    ? PackageFormat::TorchPackage
+                                : target == Target::Torch2 ? PackageFormat::TorchPackage2
+                                                           : PackageFormat::Fxpack);
   std::size_t pickles = 0, resources = 0;
   for (const auto& record : selected) {
     auto gm = a.load(record).module;
@@ -122,8 +128,11 @@ int cmd_convert(const std::vector<std::string>& argv) {
   }
   exporter.close();
   Lines done;
-  done("wrote " + out + " (" + (target == Target::Torch ? "torch.package" : "fxpack package") + ", " +
-       std::to_string(pickles) + " pickle" + (pickles == 1 ? "" : "s") + ", " + std::to_string(resources) +
+  done("wrote " + out + " (" +
+       (target == Target::Torch    ? "torch.package"
+        : target == Target::Torch2 ? "torch.package for PyTorch 2.x"
+                                   : "fxpack package") +
+       ", " + std::to_string(pickles) + " pickle" + (pickles == 1 ? "" : "s") + ", " + std::to_string(resources) +
        " other record" + (resources == 1 ? "" : "s") + ")");
   std::cout << done.text();
   return 0;

@@ -75,6 +75,7 @@ struct PickleInfo {
   std::string error;  // could not be loaded
   std::string class_name;
   std::string pickle_format;
+  std::string dialect;  // whose torch.fx the generated code follows: "torch-1.13", "torch-2"
   std::size_t nodes = 0;
   std::map<std::string, std::size_t> by_op;
   std::vector<std::pair<std::string, std::string>> modules;  // path, "Kind(extra)"
@@ -123,6 +124,7 @@ PickleInfo describe(Archive& a, const Manifest* manifest, const std::string& rec
     const GraphModule& gm = *lp.module;
     info.class_name = gm.class_name();
     info.pickle_format = pickle_format_of(a, record, lp);
+    info.dialect = std::string(dialect_name(gm.graph().dialect()));
     for (const Node* n : gm.graph()) {
       ++info.nodes;
       ++info.by_op[std::string(op_name(n->op()))];
@@ -180,6 +182,7 @@ std::string inspect_json(const Archive& a, const Description& d) {
   Json j;
   j.begin_object();
   j.field("archive", a.path().string()).field("kind", kind_token(a.kind())).field("format", a.format_description());
+  j.field("fxpack_version", std::string(fxpack::version()));
   if (const PackageImporter* p = a.package()) {
     j.field("root", p->root());
     j.key("records").begin_array();
@@ -197,7 +200,8 @@ std::string inspect_json(const Archive& a, const Description& d) {
     if (!i.error.empty()) {
       j.field("error", i.error);
     } else {
-      j.field("class_name", i.class_name).field("pickle_format", i.pickle_format).field("nodes", std::uint64_t{i.nodes});
+      j.field("class_name", i.class_name).field("pickle_format", i.pickle_format).field("dialect", i.dialect);
+      j.field("nodes", std::uint64_t{i.nodes});
       j.key("nodes_by_op").begin_object();
       for (const char* op : kOps)
         if (auto it = i.by_op.find(op); it != i.by_op.end()) j.field(op, std::uint64_t{it->second});
@@ -229,7 +233,7 @@ void inspect_pickle_text(Lines& out, const PickleInfo& i) {
   if (!i.error.empty()) {
     out("  error: " + i.error);
   } else {
-    out("  class: " + i.class_name)("  format: " + i.pickle_format);
+    out("  class: " + i.class_name)("  format: " + i.pickle_format)("  dialect: " + i.dialect);
     std::string nodes = "  nodes: " + std::to_string(i.nodes);
     std::string sep = " (";
     for (const char* op : kOps) {

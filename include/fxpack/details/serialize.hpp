@@ -8,18 +8,21 @@
 //
 // JSON field names (stable; changing one is a format version bump). The document is
 // {"fxpack_pickle": record}:
-//   record:   format_version, class_name, codegen_version, has_source_hash (0/1),
-//             source_hash, storages, tensors, root, nodes
+//   record:   format_version, class_name, codegen_version, dialect (v2: "torch-1.13",
+//             "torch-2"), has_source_hash (0/1), source_hash, storages, tensors, root, nodes
 //   storage:  external (0/1), then base64 (the storage's bytes) or key and nbytes (a
 //             storage kept outside the pickle, e.g. as a package record)
 //   tensor:   dtype ("float32"...), shape [..], storage (index or -1 for undefined), offset
 //   module:   kind, attrs [{key, value}], parameters [{name, tensor}], buffers [...],
 //             children [{name, module}]
-//   node:     op ("placeholder"...), name, target, args [value], kwargs [{key, value}],
-//             meta [{key, value}]   (other formats: target is an index into a table of
-//             distinct targets written once before the nodes)
+//   node:     op ("placeholder"...), name, target, type (v2: the type expression, "" for
+//             none), args [value], kwargs [{key, value}], meta [{key, value}]   (other
+//             formats: target is an index into a table of distinct targets written once
+//             before the nodes; the binary ones write type only when the op byte's bit 5
+//             says there is one)
 //   value:    kind ("none", "bool", "int", "float", "str", "dtype", "device", "layout",
-//             "memory_format", "slice", "node", "list", "tuple", "dict", "tensor") and
+//             "memory_format", "slice", "node", "list", "tuple", "dict", "tensor", v2:
+//             "ellipsis") and
 //             value | type+index (device) | start+stop+step (slice) | back (node: how
 //             many nodes back the referenced node is, 1 = the previous one; negative only in
 //             meta) | ref (tensor index) | items (list, tuple, dict entries {key, value})
@@ -161,6 +164,9 @@ struct LoadContext {
   const MemBuf* input = nullptr;    // null: no input-size check (JSON DOM, user archives)
   std::size_t base_offset = 0;      // bytes before the archive (the header line)
   std::uint32_t depth = 0;
+  // The format version of the record being read (set when its version field is read), or
+  // being written (always the newest).
+  std::uint32_t format_version = kFormatVersion;
   // Record path for messages: ("nodes", 3), ("args", 1) ...
   std::array<std::pair<const char*, std::uint64_t>, 96> path{};
   std::size_t path_len = 0;
@@ -361,8 +367,10 @@ inline constexpr const char* kOpNames[] = {"placeholder", "get_attr",    "call_f
                                            "call_method", "call_module", "output"};
 inline constexpr const char* kValueKindNames[] = {
     "none",          "bool",  "int",  "float", "str",  "dtype", "device", "layout",
-    "memory_format", "slice", "node", "list",  "tuple", "dict", "tensor"};
-inline constexpr const char* kDTypeNames[] = {"float32", "float64", "int64", "bool", "uint8"};
+    "memory_format", "slice", "node", "list",  "tuple", "dict", "tensor", "ellipsis"};
+inline constexpr const char* kDTypeNames[] = {"float32", "float64",  "int64", "bool", "uint8",
+                                              "float16", "bfloat16", "int32", "int8", "int16"};
+inline constexpr const char* kDialectNames[] = {"torch-1.13", "torch-2"};
 
 // A vector as a sequence: the count (checked on load before reserving), then the items.
 template <class T>
@@ -573,6 +581,7 @@ struct NodeRecord {
   std::uint8_t op = 0;
   std::string name;
   std::string target;
+  std::string type;  // v2
   std::vector<ValueRecord> args;
   std::vector<NamedValue> kwargs;
   std::vector<NamedValue> meta;
@@ -580,17 +589,20 @@ struct NodeRecord {
   template <class Ar> void load(Ar& ar) { io(ar); }
   std::uint64_t target_index = 0;  // into PickleRecord::targets (all formats but JSON)
   template <class Ar> void io(Ar& ar) {
+    const bool v2 = load_context().format_version >= 2;
     if constexpr (kBinary<Ar>) {
-      // One byte: the op in bits 0-5, bit 6 "has kwargs", bit 7 "has meta"; the two
-      // tables are written only when flagged.
-      std::uint8_t b = static_cast<std::uint8_t>(op | (kwargs.empty() ? 0 : 0x40) | (meta.empty() ? 0 : 0x80));
+      // One byte: the op in bits 0-4 (0-5 in v1), bit 5 "has a type" (v2), bit 6 "has
+      // kwargs", bit 7 "has meta"; the type and the two tables are written only when flagged.
+      std::uint8_t b = static_cast<std::uint8_t>(op | (type.empty() ? 0 : 0x20) | (kwargs.empty() ? 0 : 0x40) |
+                                                 (meta.empty() ? 0 : 0x80));
       u8_field(ar, "op", b);
       if constexpr (kLoading<Ar>) {
-        op = b & 0x3f;
+        op = b & (v2 ? 0x1f : 0x3f);
         if (op >= std::size(kOpNames)) load_context().fail("unknown op " + std::to_string(op));
       }
       str_field(ar, "name", name);
       u64_field(ar, "target", target_index);
+      if (v2 && (b & 0x20)) str_field(ar, "type", type);
       seq_field(ar, "args", args);
       if (b & 0x40) seq_field(ar, "kwargs", kwargs, 2);
       if (b & 0x80) seq_field(ar, "meta", meta, 2);
@@ -599,6 +611,7 @@ struct NodeRecord {
       str_field(ar, "name", name);
       if constexpr (kJson<Ar>) str_field(ar, "target", target);
       else u64_field(ar, "target", target_index);
+      if (v2) str_field(ar, "type", type);
       seq_field(ar, "args", args);
       seq_field(ar, "kwargs", kwargs, 2);
       seq_field(ar, "meta", meta, 2);
@@ -610,6 +623,7 @@ struct PickleRecord {
   std::uint32_t format_version = kFormatVersion;
   std::string class_name;
   std::int64_t codegen_version = 0;
+  std::uint8_t dialect = 0;  // v2: fxpack::Dialect; v1 graphs are 1.13's
   bool has_source_hash = false;
   std::uint64_t source_hash = 0;
   std::vector<StorageRecord> storages;
@@ -632,8 +646,10 @@ struct PickleRecord {
       if (version == 0) load_context().fail("pickle format version 0 is invalid");
       format_version = static_cast<std::uint32_t>(version);
     }
+    load_context().format_version = format_version;
     str_field(ar, "class_name", class_name);
     i64_field(ar, "codegen_version", codegen_version);
+    if (format_version >= 2) enum_field(ar, "dialect", dialect, kDialectNames, std::size(kDialectNames));
     std::uint8_t h = has_source_hash;
     u8_field(ar, "has_source_hash", h);
     has_source_hash = h != 0;
@@ -739,6 +755,7 @@ void ValueRecord::io(Ar& ar) {
     case 12: seq_field(ar, "items", items); break;  // tuple
     case 13: seq_field(ar, "items", entries, 2); break;  // dict
     case 14: i64_field(ar, "ref", i); break;    // tensor
+    case 15: break;                             // ellipsis (v2)
     default: load_context().fail("unknown value kind " + std::to_string(kind));
   }
 }
