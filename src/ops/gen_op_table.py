@@ -135,9 +135,9 @@ class SchemaParser:
         return self.tokens[self.i - 1]
 
     def expect(self, tok):
-        if self.take() != tok:
-            self.i -= 1
+        if not self.peek(tok):
             self.fail("expected '%s'" % tok)
+        self.take()
 
     def ident(self):
         t = self.take()
