@@ -90,7 +90,7 @@ std::vector<Param> parse_params(std::string_view text);
 // ---- Ops ----------------------------------------------------------------------------------
 
 // A kernel takes the bound arguments, one per parameter in schema order, already checked
-// against their types and normalised (schema.md: int[2] expanded, tuples of ints as lists).
+// against their types and normalised (docs/design.md §5.3: int[2] expanded, int tuples as lists).
 using KernelFn = Value (*)(std::span<const Value> args);
 
 enum class Purity : std::uint8_t { Pure, View, InPlace, Nondeterministic, SideEffect };
@@ -112,7 +112,7 @@ struct ElementwiseFunctor {
   KernelFn apply = nullptr;
 };
 
-// ---- make_fx's view, for decompositions (make_fx.hpp implements it) ---------------------
+// ---- make_fx's view, for decompositions (make_fx.cpp implements it) ---------------------
 
 // A value during make_fx: its real content and its form in the new graph (a Node for a
 // traced tensor; the Tensor itself for a parameter or constant, which is lifted into an
