@@ -80,7 +80,7 @@ std::string describe(const SchemaType& t, bool numbers_as_tensors) {
   std::string out;
   if (t.list) {
     out = std::string("a list or tuple of ") + describe_base(t.base, true);
-    if (t.base == ArgType::Int && t.size) out = "an int or " + out;
+    if (t.base == ArgType::Int) out = "an int or " + out;
   } else {
     out = describe_base(t.base, false);
     if (t.base == ArgType::Tensor && numbers_as_tensors) out += " or a number";
@@ -115,9 +115,11 @@ Value check_argument(const OpDef& op, const Param& p, Value v) {
   }
   const bool nat = op.info && op.info->numbers_as_tensors;
   if (t.list) {
-    if (t.base == ArgType::Int && t.size > 0 && v.is_int()) {
+    if (t.base == ArgType::Int && v.is_int()) {
+      // int[N] repeats one int N times; int[] takes it as a list of one (what the varargs
+      // rule gives x.view(n) when n is known only when the plan runs).
       List l;
-      for (std::int32_t i = 0; i < t.size; ++i) l.items.push_back(v);
+      for (std::int32_t i = 0; i < std::max<std::int32_t>(t.size, 1); ++i) l.items.push_back(v);
       return Value(std::move(l));
     }
     if (v.kind() != Value::Kind::List && v.kind() != Value::Kind::Tuple) bad_argument(op, p, v);
@@ -150,13 +152,15 @@ std::vector<Value> bind_arguments(const OpDef& op, std::span<const Value> args, 
   std::vector<bool> filled(params.size(), false);
 
   // PyTorch's varargs rule: a form whose only positional parameter (after a method's
-  // receiver) is an int list takes the ints one by one (x.view(2, 3)).
+  // receiver) is an int list takes the ints one by one (x.view(2, 3)): several positionals,
+  // or one int (a Node that is one int is taken as a list of one when it runs).
   const std::size_t receiver = op.form == OpForm::Method ? 1 : 0;
   std::vector<std::size_t> positional;
   for (std::size_t i = 0; i < params.size(); ++i)
     if (!params[i].keyword_only && !params[i].fixed) positional.push_back(i);
   std::vector<Value> collected;
-  if (positional.size() == receiver + 1 && args.size() > receiver && args[receiver].is_int()) {
+  if (positional.size() == receiver + 1 && args.size() > receiver &&
+      (args.size() > receiver + 1 || args[receiver].is_int())) {
     const Param& only = params[positional.back()];
     if (only.type.list && only.type.base == ArgType::Int) {
       const auto first = args.begin() + static_cast<std::ptrdiff_t>(receiver);
