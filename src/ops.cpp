@@ -107,7 +107,7 @@ Value scalar_of(const Value& v, ArgType t) {
 
 Value check_argument(const OpDef& op, const Param& p, Value v) {
   const SchemaType& t = p.type;
-  if (t.base == ArgType::Any && !t.list) return v;
+  if (!t.list && (t.base == ArgType::Any || (t.base == ArgType::Tensor && v.is_tensor()))) return v;
   if (v.contains_node()) return v;  // checked when it has a value
   if (v.is_none()) {
     if (t.optional) return v;
@@ -148,46 +148,46 @@ Value check_argument(const OpDef& op, const Param& p, Value v) {
 
 std::vector<Value> bind_arguments(const OpDef& op, std::span<const Value> args, const Dict& kwargs) {
   const auto& params = op.params;
+  if (params.size() > 64) throw OpError(op.name + ": more than 64 parameters");
   std::vector<Value> bound(params.size());
-  std::vector<bool> filled(params.size(), false);
+  std::uint64_t filled = 0;  // bit i: parameter i has a value from the call
+
+  // The positional parameters are a prefix: keyword-only ones follow `*`, and an operator
+  // form's fixed ones follow its operands.
+  std::size_t positional = 0;
+  while (positional < params.size() && !params[positional].keyword_only && !params[positional].fixed) ++positional;
 
   // PyTorch's varargs rule: a form whose only positional parameter (after a method's
   // receiver) is an int list takes the ints one by one (x.view(2, 3)): several positionals,
   // or one int (a Node that is one int is taken as a list of one when it runs).
   const std::size_t receiver = op.form == OpForm::Method ? 1 : 0;
-  std::vector<std::size_t> positional;
-  for (std::size_t i = 0; i < params.size(); ++i)
-    if (!params[i].keyword_only && !params[i].fixed) positional.push_back(i);
   std::vector<Value> collected;
-  if (positional.size() == receiver + 1 && args.size() > receiver &&
-      (args.size() > receiver + 1 || args[receiver].is_int())) {
-    const Param& only = params[positional.back()];
-    if (only.type.list && only.type.base == ArgType::Int) {
-      const auto first = args.begin() + static_cast<std::ptrdiff_t>(receiver);
-      collected.assign(args.begin(), first);
-      collected.emplace_back(List{{first, args.end()}});
-      args = collected;
-    }
+  if (positional == receiver + 1 && args.size() > receiver && (args.size() > receiver + 1 || args[receiver].is_int()) &&
+      params[receiver].type.list && params[receiver].type.base == ArgType::Int) {
+    const auto first = args.begin() + static_cast<std::ptrdiff_t>(receiver);
+    collected.assign(args.begin(), first);
+    collected.emplace_back(List{{first, args.end()}});
+    args = collected;
   }
 
-  if (args.size() > positional.size()) {
-    throw OpError(op.name + ": takes " + std::to_string(positional.size()) + " positional arguments but " +
+  if (args.size() > positional) {
+    throw OpError(op.name + ": takes " + std::to_string(positional) + " positional arguments but " +
                   std::to_string(args.size()) + " were given");
   }
   for (std::size_t i = 0; i < args.size(); ++i) {
-    bound[positional[i]] = args[i];
-    filled[positional[i]] = true;
+    bound[i] = args[i];
+    filled |= std::uint64_t{1} << i;
   }
   for (const auto& [key, value] : kwargs.items) {
     auto it = std::find_if(params.begin(), params.end(), [&](const Param& p) { return p.name == key && !p.fixed; });
     if (it == params.end()) throw OpError(op.name + ": got an unexpected keyword argument '" + key + "'");
     auto idx = static_cast<std::size_t>(it - params.begin());
-    if (filled[idx]) throw OpError(op.name + ": got multiple values for argument '" + key + "'");
+    if (filled >> idx & 1) throw OpError(op.name + ": got multiple values for argument '" + key + "'");
     bound[idx] = value;
-    filled[idx] = true;
+    filled |= std::uint64_t{1} << idx;
   }
   for (std::size_t i = 0; i < params.size(); ++i) {
-    if (filled[i]) {
+    if (filled >> i & 1) {
       bound[i] = check_argument(op, params[i], std::move(bound[i]));
       continue;
     }

@@ -19,6 +19,7 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
   const OpRegistry& registry = OpRegistry::global();
 
   slot_of.reserve(graph.size());
+  plan->instrs_.reserve(graph.size());
   // Slot i holds the value of the i-th node, computed by instruction i; last_user[i] is the
   // instruction after which it dies (-1: read by the output, kept to the end).
   std::vector<std::int32_t> last_user;
@@ -96,6 +97,7 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
             in.kind = Kind::Kernel;
             in.kernel = chosen->kernel;
             in.op = chosen;
+            in.operands.reserve(bound.size());
             for (std::size_t i = 0; i < bound.size(); ++i) {
               Operand op = operand_for(bound[i]);
               op.check = (op.slot >= 0 || op.nested) && chosen->params[i].type.base != ArgType::Any;
@@ -103,12 +105,14 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
             }
           } else {
             in.kind = Kind::Overloaded;
-            in.overloads = overloads;
+            auto o = std::make_unique<Instr::Overloads>();
+            o->defs = overloads;
             for (const Value& a : n->args()) in.operands.push_back(operand_for(a));
             for (const auto& [k, v] : n->kwargs().items) {
-              in.kwarg_names.push_back(k);
+              o->kwarg_names.push_back(k);
               in.operands.push_back(operand_for(v));
             }
+            in.overloads = std::move(o);
           }
           break;
         }
@@ -219,16 +223,20 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
   }
   try {
     if (in.kind == Kind::Kernel) {
-      for (std::size_t a = 0; a < args.size(); ++a)
-        if (in.operands[a].check) args[a] = check_argument(*in.op, in.op->params[a], std::move(args[a]));
+      for (std::size_t a = 0; a < args.size(); ++a) {
+        if (!in.operands[a].check) continue;
+        const SchemaType& t = in.op->params[a].type;
+        if (t.base == ArgType::Tensor && !t.list && args[a].is_tensor()) continue;  // the common case
+        args[a] = check_argument(*in.op, in.op->params[a], std::move(args[a]));
+      }
       slots[in.out] = in.kernel(args);
     } else if (in.kind == Kind::Overloaded) {
-      const std::size_t npos = args.size() - in.kwarg_names.size();
+      const auto& names = in.overloads->kwarg_names;
+      const std::size_t npos = args.size() - names.size();
       Dict kwargs;
-      for (std::size_t k = 0; k < in.kwarg_names.size(); ++k)
-        kwargs.items.emplace_back(in.kwarg_names[k], std::move(args[npos + k]));
+      for (std::size_t k = 0; k < names.size(); ++k) kwargs.items.emplace_back(names[k], std::move(args[npos + k]));
       args.resize(npos);
-      BoundCall b = bind_overload(in.overloads, args, kwargs);
+      BoundCall b = bind_overload(in.overloads->defs, args, kwargs);
       slots[in.out] = b.op->kernel(b.args);
     } else if (in.module_kind) {
       slots[in.out] = in.module_kind->forward(*in.module, args);

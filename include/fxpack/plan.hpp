@@ -94,9 +94,13 @@ class Plan {
     Kind kind;
     std::uint32_t out;  // result slot
     KernelFn kernel = nullptr;
-    const OpDef* op = nullptr;                   // Kernel: the bound overload
-    std::span<const OpDef* const> overloads;     // Overloaded: operands are args then kwargs
-    std::vector<std::string> kwarg_names;        // Overloaded: the trailing operands' names
+    const OpDef* op = nullptr;  // Kernel: the bound overload
+    // Overloaded: the overloads, and the names of the trailing operands (kwargs).
+    struct Overloads {
+      std::span<const OpDef* const> defs;
+      std::vector<std::string> kwarg_names;
+    };
+    std::unique_ptr<const Overloads> overloads;
     std::shared_ptr<const Module> module;  // for Kind::Module (keeps it alive)
     const ModuleKind* module_kind = nullptr;
     std::vector<Operand> operands;

@@ -15,20 +15,25 @@ namespace {
 
 constexpr std::int64_t kBlock = ops::kElementwiseBlock;
 
-double operand_of(const FusedStep& s) { return s.functor->binary ? s.operand.to_double() : 0.0; }
-
 template <class T>
 void run_blocks(const T* x, T* y, std::int64_t n, const std::vector<FusedStep>& steps) {
+  // The chain as block functions and operands, resolved once.
+  using BlockFn = void (*)(T*, std::int64_t, double);
+  std::vector<std::pair<BlockFn, double>> chain;
+  chain.reserve(steps.size());
+  for (const FusedStep& s : steps) {
+    BlockFn fn;
+    if constexpr (std::is_same_v<T, float>) fn = s.functor->f32;
+    else fn = s.functor->f64;
+    chain.emplace_back(fn, s.functor->binary ? s.operand.to_double() : 0.0);
+  }
   alignas(64) T buf[kBlock];
   for (std::int64_t i = 0; i < n; i += kBlock) {
     const std::int64_t m = std::min(kBlock, n - i);
     const auto bytes = static_cast<std::size_t>(m) * sizeof(T);
     std::memcpy(buf, x + i, bytes);
     if (m < kBlock) std::fill(buf + m, buf + kBlock, T(0));  // padding, computed and dropped
-    for (const FusedStep& s : steps) {
-      if constexpr (std::is_same_v<T, float>) s.functor->f32(buf, kBlock, operand_of(s));
-      else s.functor->f64(buf, kBlock, operand_of(s));
-    }
+    for (const auto& [fn, operand] : chain) fn(buf, kBlock, operand);
     std::memcpy(y + i, buf, bytes);
   }
 }

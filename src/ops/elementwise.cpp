@@ -141,6 +141,11 @@ FXPACK_BLOCK_CLONES void sincos_block(float* y, int shift) {
 }
 
 void sincos_f32(const float* x, float* y, std::int64_t n, int shift) {
+  if (n == kElementwiseBlock) {  // a fused chain's block: in place
+    if (x != y) std::memcpy(y, x, sizeof(float) * kElementwiseBlock);
+    sincos_block(y, shift);
+    return;
+  }
   alignas(64) float buf[kElementwiseBlock];
   for (std::int64_t i = 0; i < n; i += kElementwiseBlock) {
     const std::int64_t m = std::min(kElementwiseBlock, n - i);
