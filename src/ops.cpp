@@ -178,7 +178,9 @@ std::vector<Value> bind_arguments(const OpDef& op, std::span<const Value> args, 
     bound[i] = args[i];
     filled |= std::uint64_t{1} << i;
   }
-  for (const auto& [key, value] : kwargs.items) {
+  for (const auto& kv : kwargs.items) {
+    const std::string& key = kv.first;  // no structured binding: clang 14 cannot capture one
+    const Value& value = kv.second;
     auto it = std::find_if(params.begin(), params.end(), [&](const Param& p) { return p.name == key && !p.fixed; });
     if (it == params.end()) throw OpError(op.name + ": got an unexpected keyword argument '" + key + "'");
     auto idx = static_cast<std::size_t>(it - params.begin());

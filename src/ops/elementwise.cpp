@@ -105,7 +105,7 @@ using EigenArray = Eigen::Array<T, Eigen::Dynamic, 1>;
 // float32 sin and cos: a Cody-Waite range reduction and the Cephes minimax polynomials (error
 // <= 2 ulp, checked against std::sin/std::cos in the tests), on blocks of kElementwiseBlock
 // with loops the compiler vectorises; a block holding an |x| beyond kSinCosRange (where the
-// float reduction loses accuracy) uses std::sin/std::cos instead.
+// float reduction loses accuracy) or a NaN uses std::sin/std::cos instead.
 constexpr float kSinCosRange = 8192.0f;
 
 [[gnu::always_inline]] inline float sincos_poly(float x, int shift) {
@@ -128,7 +128,7 @@ constexpr float kSinCosRange = 8192.0f;
 
 FXPACK_BLOCK_CLONES void sincos_block(float* y, int shift) {
   int out_of_range = 0;
-  for (std::int64_t i = 0; i < kElementwiseBlock; ++i) out_of_range |= std::fabs(y[i]) > kSinCosRange;
+  for (std::int64_t i = 0; i < kElementwiseBlock; ++i) out_of_range |= !(std::fabs(y[i]) <= kSinCosRange);  // NaN too
   if (out_of_range) {
     if (shift) {
       for (std::int64_t i = 0; i < kElementwiseBlock; ++i) y[i] = std::cos(y[i]);
