@@ -520,3 +520,78 @@ TEST_CASE("op table: torch._assert is a side effect: it runs, raises, and surviv
   CHECK(c(x, true).tensor().item_at(1) == 1.0);
   CHECK_THROWS_WITH_AS(c(x, false), doctest::Contains("n must be positive"), OpError);
 }
+
+namespace {
+// Returns its bound arguments, to look at what binding made of a call.
+Value bound_args(std::span<const Value> args) { return Value(Tuple{{args.begin(), args.end()}}); }
+}  // namespace
+
+TEST_CASE("op table: every schema type binds, checks and normalises as documented") {
+  static const OpDef& op = OpRegistry::global().add_function(
+      "mylib.types(Tensor[] ts, int[2] pair, int? maybe=None, float f=1, Scalar s=2, ScalarType? dtype=None, "
+      "str mode=\"a\", bool flag=False, Tensor? t=None, *, MemoryFormat mf=contiguous_format, Device? dev=None, "
+      "Any anything=None) -> Any",
+      &bound_args);
+  CHECK(op.target == "mylib.types");
+  Tensor x = Tensor::full({2}, 1.0);
+  Value b = call_function("mylib.types", {Value(Tuple{{Value(x), Value(x)}}), Value(3)});
+  const auto& a = b.items();
+  REQUIRE(a.size() == 12);
+  CHECK(a[0].kind() == Value::Kind::Tuple);                   // Tensor lists stay as given
+  CHECK(a[1] == Value(List{{Value(3), Value(3)}}));           // int[2] repeats one int
+  CHECK(a[2].is_none());
+  CHECK(a[3] == Value(1.0));                                  // float default written as an int
+  CHECK(a[4] == Value(2));
+  CHECK(a[6] == Value("a"));
+  CHECK(a[9] == Value(MemoryFormat::Contiguous));
+  b = call_function("mylib.types", {Value(List{}), Value(Tuple{{Value(1), Value(2)}}), Value(Tensor::scalar(4, DType::Int64)),
+                                    Value(true), Value(Tensor::scalar(0.5))},
+                    Dict{{{"dtype", Value(DType::Float64)}, {"dev", Value("cpu")}, {"anything", Value(Slice{})}}});
+  CHECK(b.items()[1] == Value(List{{Value(1), Value(2)}}));  // tuples of ints become lists
+  CHECK(b.items()[2] == Value(4));                            // a 0-dim integer Tensor is an int
+  CHECK(b.items()[3] == Value(1.0));                          // a bool is a float
+  CHECK(b.items()[4].is_tensor());                            // Scalar takes a 0-dim Tensor
+  CHECK(b.items()[5] == Value(DType::Float64));
+  auto error = [&](std::vector<Value> args, Dict kwargs = {}) {
+    try {
+      (void)call_function("mylib.types", std::move(args), std::move(kwargs));
+    } catch (const OpError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(error({Value(List{{Value(x), Value(1)}}), Value(1)}) ==
+        "types: argument 'ts' must be a list or tuple of Tensors, got a list holding int");
+  CHECK(error({Value(List{}), Value(1.5)}) == "types: argument 'pair' must be an int or a list or tuple of ints, got float");
+  CHECK(error({Value(List{}), Value(1), Value(true)}) == "types: argument 'maybe' must be an int or None, got bool");
+  CHECK(error({Value(List{}), Value(1)}, Dict{{{"flag", Value(1)}}}) == "types: argument 'flag' must be a bool, got int");
+  CHECK(error({Value(List{}), Value(1)}, Dict{{{"mf", Value()}}}) ==
+        "types: argument 'mf' must be a memory format, got None");
+  CHECK(error({Value(List{}), Value(1), Value(), Value(1), Value(2), Value(), Value("a"), Value(false), Value(), Value(1)}) ==
+        "types: takes 9 positional arguments but 10 were given");
+  CHECK(error({Value(List{}), Value(1)}, Dict{{{"nope", Value(1)}}}) == "types: got an unexpected keyword argument 'nope'");
+  CHECK(error({Value(List{}), Value(1)}, Dict{{{"pair", Value(1)}}}) == "types: got multiple values for argument 'pair'");
+  CHECK(error({Value(List{})}) == "types: missing required argument 'pair'");
+  CHECK_THROWS_WITH_AS(OpRegistry::global().add_function("mylib.types(Tensor x) -> Tensor", &bound_args),
+                       "function 'mylib.types' is already registered", Error);
+}
+
+TEST_CASE("op table: schemas that do not parse say where") {
+  CHECK_THROWS_WITH_AS(parse_schema("add.Tensor(Tensr self) -> Tensor", true),
+                       doctest::Contains("unknown type 'Tensr' at column"), Error);
+  CHECK_THROWS_WITH_AS(parse_schema("add(Tensor self, int k=1, int j) -> Tensor", true),
+                       doctest::Contains("parameter 'j' without a default after one with a default"), Error);
+  CHECK_THROWS_WITH_AS(parse_schema("relu(Tensor input) -> Tensor", false),
+                       doctest::Contains("a python schema needs a qualified name"), Error);
+  CHECK_THROWS_WITH_AS(parse_schema("f(Tensor x) Tensor", true), doctest::Contains("expected '->'"), Error);
+  OpSchema s = parse_schema("add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)", true);
+  CHECK(s.inplace);
+  CHECK_FALSE(s.view);
+  CHECK(s.overload == "Tensor");
+  CHECK(s.params[2].keyword_only);
+  s = parse_schema("max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)", true);
+  CHECK(s.returns_tuple);
+  CHECK(s.returns.size() == 2);
+  CHECK(OpSchema::params_str(s.params) == "(Tensor self, int dim, bool keepdim=False)");
+  CHECK(parse_schema("unsqueeze(Tensor(a) self, int dim) -> Tensor(a)", true).view);
+}
