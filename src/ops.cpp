@@ -284,11 +284,6 @@ namespace {
 
 constexpr const char* kAtenPrefix = "torch.ops.aten.";
 
-bool is_unary_operator(std::string_view name) {
-  return name == "operator.neg" || name == "operator.pos" || name == "operator.invert" || name == "operator.not_" ||
-         name == "operator.abs";
-}
-
 std::string display_name(const OpSchema& s, bool aten) {
   if (aten) return s.name;
   auto dot = s.name.rfind('.');
@@ -359,7 +354,7 @@ void OpRegistry::Impl::register_op(const op_table::OpEntry& e) {
   for (const std::string& m : e.methods) add_form(methods, "method", make(OpForm::Method, m, info.schema.params), e.source, true);
   if (!e.op.empty()) {
     std::vector<Param> params = info.schema.params;
-    const std::size_t operands = is_unary_operator(e.op) ? 1 : 2;
+    const std::size_t operands = e.op_operands;
     for (std::size_t i = 0; i < params.size(); ++i) {
       if (i < operands) {
         params[i] = Param{.name = i == 0 ? "a" : "b"};

@@ -700,6 +700,7 @@ def emit_family(fam, ops, modules, generator):
             out.append("      e.methods = %s;" % strings(op.methods))
         if op.operator:
             out.append("      e.op = %s;" % cstr(op.operator))
+            out.append("      e.op_operands = %d;" % (1 if op.operator in UNARY_OPERATORS else 2))
         if op.reflected:
             if "." in op.reflected:
                 out.append("      e.reflected_aten = %s;" % cstr(op.reflected))

@@ -20,6 +20,7 @@ struct OpEntry {
   std::string schema;
   std::vector<std::string> functions, methods;
   std::string op;  // the operator target, "" for none
+  std::size_t op_operands = 0;  // 1 (operator.neg) or 2 (operator.add)
   std::string reflected_aten;
   DecomposeFn reflected = nullptr;
   KernelFn kernel = nullptr;
