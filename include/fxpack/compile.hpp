@@ -28,8 +28,10 @@
 //
 // Results equal the uncompiled module's to rtol 1e-5, atol 1e-6. A fused step runs the same
 // functor as the unfused kernel; they can differ in the last bits only where the functor has
-// a vectorised form (sin and cos: a polynomial within 2 ulp for float32; exp, tanh: Eigen's),
-// which the unfused kernel uses from 64 elements on and a fused chain on every block.
+// a vectorised form (sin and cos: a polynomial within 2 ulp for float32; exp, tanh: Eigen's;
+// tanh, sigmoid, abs, neg, add/sub/mul/div: oneDNN's primitives on large float32 tensors),
+// which the unfused kernel uses past a size threshold and a fused chain (without oneDNN) on
+// every block.
 //
 // A callable wrapped by disable() is never compiled: compile(disable(f)) runs f as is, and a
 // target whose body reaches a disabled function runs eagerly for that signature.
