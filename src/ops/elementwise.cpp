@@ -103,10 +103,11 @@ template <class T>
 using EigenArray = Eigen::Array<T, Eigen::Dynamic, 1>;
 
 // float32 sin and cos: a Cody-Waite range reduction and the Cephes minimax polynomials (error
-// <= 2 ulp, checked against std::sin/std::cos in the tests), on blocks of kElementwiseBlock
-// with loops the compiler vectorises; a block holding an |x| beyond kSinCosRange (where the
-// float reduction loses accuracy) or a NaN uses std::sin/std::cos instead.
+// <= 2 ulp, checked against std::sin/std::cos in the tests), on chunks of kSinCosChunk with
+// loops the compiler vectorises; a chunk holding an |x| beyond kSinCosRange (where the float
+// reduction loses accuracy) or a NaN uses std::sin/std::cos instead.
 constexpr float kSinCosRange = 8192.0f;
+constexpr std::int64_t kSinCosChunk = 1024;
 
 [[gnu::always_inline]] inline float sincos_poly(float x, int shift) {
   const float fq = (x * 0.636619772367581343f + 12582912.0f) - 12582912.0f;  // round(x * 2/pi)
@@ -126,35 +127,32 @@ constexpr float kSinCosRange = 8192.0f;
   return std::bit_cast<float>(bits ^ ((ku & 2u) << 30));
 }
 
-FXPACK_BLOCK_CLONES void sincos_block(float* y, int shift) {
+FXPACK_BLOCK_CLONES void sincos_chunk(float* y, int shift) {
   int out_of_range = 0;
-  for (std::int64_t i = 0; i < kElementwiseBlock; ++i) out_of_range |= !(std::fabs(y[i]) <= kSinCosRange);  // NaN too
+  for (std::int64_t i = 0; i < kSinCosChunk; ++i) out_of_range |= !(std::fabs(y[i]) <= kSinCosRange);  // NaN too
   if (out_of_range) {
     if (shift) {
-      for (std::int64_t i = 0; i < kElementwiseBlock; ++i) y[i] = std::cos(y[i]);
+      for (std::int64_t i = 0; i < kSinCosChunk; ++i) y[i] = std::cos(y[i]);
     } else {
-      for (std::int64_t i = 0; i < kElementwiseBlock; ++i) y[i] = std::sin(y[i]);
+      for (std::int64_t i = 0; i < kSinCosChunk; ++i) y[i] = std::sin(y[i]);
     }
     return;
   }
-  for (std::int64_t i = 0; i < kElementwiseBlock; ++i) y[i] = sincos_poly(y[i], shift);
+  for (std::int64_t i = 0; i < kSinCosChunk; ++i) y[i] = sincos_poly(y[i], shift);
 }
 
+// In place after one copy: whole chunks where they are, the tail through a padded buffer.
 void sincos_f32(const float* x, float* y, std::int64_t n, int shift) {
-  if (n == kElementwiseBlock) {  // a fused chain's block: in place
-    if (x != y) std::memcpy(y, x, sizeof(float) * kElementwiseBlock);
-    sincos_block(y, shift);
-    return;
-  }
-  alignas(64) float buf[kElementwiseBlock];
-  for (std::int64_t i = 0; i < n; i += kElementwiseBlock) {
-    const std::int64_t m = std::min(kElementwiseBlock, n - i);
-    const auto bytes = static_cast<std::size_t>(m) * sizeof(float);
-    std::memcpy(buf, x + i, bytes);
-    if (m < kElementwiseBlock) std::fill(buf + m, buf + kElementwiseBlock, 0.0f);  // computed and dropped
-    sincos_block(buf, shift);
-    std::memcpy(y + i, buf, bytes);
-  }
+  if (x != y) std::memcpy(y, x, static_cast<std::size_t>(n) * sizeof(float));
+  std::int64_t i = 0;
+  for (; i + kSinCosChunk <= n; i += kSinCosChunk) sincos_chunk(y + i, shift);
+  if (i == n) return;
+  alignas(64) float buf[kSinCosChunk];
+  const auto bytes = static_cast<std::size_t>(n - i) * sizeof(float);
+  std::memcpy(buf, y + i, bytes);
+  std::fill(buf + (n - i), buf + kSinCosChunk, 0.0f);  // computed and dropped
+  sincos_chunk(buf, shift);
+  std::memcpy(y + i, buf, bytes);
 }
 
 struct Sin {
