@@ -5,7 +5,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 packages=(g++ meson ninja-build pkg-config cmake libcereal-dev libzip-dev
-          libboost-serialization-dev doctest-dev libeigen3-dev zlib1g-dev rapidjson-dev libdnnl-dev)
+          libboost-serialization-dev doctest-dev libeigen3-dev zlib1g-dev rapidjson-dev libdnnl-dev python3-yaml)
 if [ "${FXPACK_SANITIZE:-0}" = 1 ]; then packages+=(clang-14 libclang-rt-14-dev); fi
 missing=()
 for p in "${packages[@]}"; do

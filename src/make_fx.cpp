@@ -2,7 +2,10 @@
 // interpreted node by node on the real inputs. Every value carries its real content and
 // its symbolic form in the new graph (a Node for an emitted tensor, the Tensor itself for a
 // parameter/buffer not lifted yet, the constant for anything else); each source node emits
-// its aten-level decomposition while the real value is computed with the same kernels.
+// its aten-level decomposition while the real value is computed with the same kernels. What
+// each call records is the op table's (docs/design.md §5.8): an aten overload 1:1, or the
+// entry's decomposition function; leaf modules decompose as their call template's call or
+// by their kind's decomposition.
 #include "fxpack/make_fx.hpp"
 
 #include <unordered_map>
@@ -11,7 +14,6 @@
 #include "fxpack/disable.hpp"
 #include "fxpack/ops.hpp"
 #include "fxpack/trace.hpp"
-#include "ops/kernels.hpp"
 
 namespace fxpack {
 
@@ -20,10 +22,7 @@ namespace {
 [[noreturn]] void fail(const std::string& msg) { throw OpError("make_fx: " + msg); }
 
 // A value during interpretation: its real content and its form in the new graph.
-struct TV {
-  Value real;
-  Value sym;
-};
+using TV = TracedValue;
 
 struct TensorHash {
   std::size_t operator()(const Tensor& t) const {
@@ -45,42 +44,6 @@ bool has_tensor(const Value& v) {
       return false;
     default: return false;
   }
-}
-
-List int_list(const std::vector<std::int64_t>& v) {
-  List l;
-  for (std::int64_t x : v) l.items.emplace_back(x);
-  return l;
-}
-
-std::vector<std::int64_t> contiguous_strides(const Shape& s) {
-  std::vector<std::int64_t> st(s.size());
-  std::int64_t acc = 1;
-  for (std::size_t i = s.size(); i-- > 0;) {
-    st[i] = acc;
-    acc *= s[i];
-  }
-  return st;
-}
-
-// An int or a list of ints as a pair, the way PyTorch's int[2] arguments expand.
-List pair_list(const Value& v, const char* what) {
-  std::vector<std::int64_t> l = v.int_list();
-  if (l.size() == 1) l.push_back(l[0]);
-  if (l.size() != 2) fail(std::string(what) + " must be an int or a pair, got " + python_repr(v));
-  return int_list(l);
-}
-
-bool all_ints_equal(const Value& v, std::int64_t x) {
-  for (std::int64_t i : v.int_list())
-    if (i != x) return false;
-  return true;
-}
-
-// Ops whose backward saves their result: autograd records a detach of it (torch 1.13).
-bool saves_result(const std::string& aten) {
-  return aten == "relu.default" || aten == "relu_.default" || aten == "exp.default" ||
-         aten == "tanh.default" || aten == "sigmoid.default";
 }
 
 // ---- the new graph ----------------------------------------------------------------------
@@ -163,10 +126,28 @@ class Recorder {
     if (rg) grad_.insert(n);
     return n;
   }
-  // torch.ops.aten.<aten> (e.g. "sin.default"), plus the detach autograd records.
-  Node* emit(const std::string& aten, std::vector<Value> args, Dict kwargs = {}) {
-    Node* n = emit_target("torch.ops.aten." + aten, std::move(args), std::move(kwargs));
-    if (saves_result(aten) && grad_.count(n)) emit_target("torch.ops.aten.detach.default", {Value(n)});
+  // A call of an aten overload laid out as PyTorch records it: positionals up to the last
+  // one that differs from its default, keyword-only arguments as keywords when not default;
+  // then the detach autograd records when the op saves its result, and one getitem per
+  // element of a tuple result.
+  Value emit(const OpDef& aten, std::span<const Value> bound) {
+    std::vector<Value> args;
+    Dict kwargs;
+    std::size_t last = 0;
+    const auto& params = aten.params;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const bool is_default = !params[i].required && bound[i] == params[i].default_value;
+      if (params[i].keyword_only) {
+        if (!is_default) kwargs.items.emplace_back(params[i].name, bound[i]);
+      } else if (!is_default) {
+        last = i + 1;
+      }
+    }
+    for (std::size_t i = 0; i < last; ++i) args.push_back(bound[i]);
+    Node* n = emit_target(aten.target, std::move(args), std::move(kwargs));
+    const OpSchema& schema = aten.info->schema;
+    if (aten.info->saves_result && grad_.count(n)) emit_target("torch.ops.aten.detach.default", {Value(n)});
+    if (schema.returns_tuple) return getitems(n, schema.returns.size());
     return n;
   }
   // A node whose result is a tuple, followed by one getitem per element (fx's proxy does so).
@@ -194,26 +175,22 @@ class Recorder {
 
 // ---- interpretation -----------------------------------------------------------------------
 
-class Interp {
+class Interp final : public OpRecorder {
  public:
   explicit Interp(Recorder& rec) : rec_(rec) {}
 
   TV run_module(const std::shared_ptr<Module>& m, std::vector<TV> inputs);
 
+  // OpRecorder, for decompositions.
+  Value record(std::string_view aten_overload, std::vector<Value> args, Dict kwargs) override;
+  TV call(const std::string& function, std::vector<TV> args, std::vector<std::pair<std::string, TV>> kwargs) override;
+
  private:
   using Constants = std::vector<std::pair<std::string, Tensor>>;
+  using KwTVs = std::vector<std::pair<std::string, TV>>;
   TV run_graph(const Graph& graph, const Module& root, const Constants& constants, std::vector<TV> inputs);
-  TV call_function(const std::string& target, std::vector<TV> args, std::vector<std::pair<std::string, TV>> kwargs);
-  TV call_method(const std::string& method, std::vector<TV> args, std::vector<std::pair<std::string, TV>> kwargs);
+  TV dispatch(Op op, const std::string& target, std::vector<TV> args, KwTVs kwargs);
   TV call_leaf(const Module& m, std::vector<TV> args);
-  TV dispatch(const std::string& canon, std::vector<TV>& b, const OpDef& op);
-  TV passthrough(const std::string& target, const OpDef& op, std::vector<TV> args,
-                 std::vector<std::pair<std::string, TV>> kwargs);
-
-  TV unary(ops::UnaryOp op, const std::string& aten, const TV& x);
-  TV binary(const std::string& canon, const TV& a, const TV& b, const Value& extra);
-  TV reshape_alias(const TV& x, const Tensor& real);
-  TV linear(const TV& x, const TV& w, const TV* b, const Value& real);
 
   Recorder& rec_;
 };
@@ -252,7 +229,7 @@ TV Interp::run_module(const std::shared_ptr<Module>& m, std::vector<TV> inputs) 
     return run_graph(gm->graph(), *gm, {}, std::move(inputs));
   }
   if (m->is_leaf()) return call_leaf(*m, std::move(inputs));
-  if (const ModuleKind* k = OpRegistry::global().module_kind(m->kind()); k && k->container) {
+  if (m->leaf_kind() && m->leaf_kind()->container) {
     // Sequential: children in order.
     if (inputs.size() != 1) fail(m->kind() + " takes 1 input, got " + std::to_string(inputs.size()));
     TV cur = std::move(inputs[0]);
@@ -305,16 +282,14 @@ TV Interp::run_graph(const Graph& graph, const Module& root, const Constants& co
       case Op::CallModule: {
         std::vector<TV> args;
         for (const Value& a : n->args()) args.push_back(resolve(a, env));
-        std::vector<std::pair<std::string, TV>> kwargs;
+        KwTVs kwargs;
         for (const auto& [k, v] : n->kwargs().items) kwargs.emplace_back(k, resolve(v, env));
         try {
-          if (n->op() == Op::CallFunction) {
-            env[n] = call_function(n->target(), std::move(args), std::move(kwargs));
-          } else if (n->op() == Op::CallMethod) {
-            env[n] = call_method(n->target(), std::move(args), std::move(kwargs));
-          } else {
+          if (n->op() == Op::CallModule) {
             if (!kwargs.empty()) fail("call_module '" + n->target() + "' with keyword arguments");
             env[n] = run_module(root.get_submodule(n->target()), std::move(args));
+          } else {
+            env[n] = dispatch(n->op(), n->target(), std::move(args), std::move(kwargs));
           }
         } catch (const DisabledTraceError&) {
           throw;
@@ -334,374 +309,110 @@ TV Interp::run_graph(const Graph& graph, const Module& root, const Constants& co
   fail("the graph has no output node");
 }
 
-void bind_tv(const OpDef& op, const std::vector<TV>& args, const std::vector<std::pair<std::string, TV>>& kwargs,
-          std::vector<TV>& out) {
-  std::vector<Value> ra, sa;
-  Dict rk, sk;
+// Binds the real values (which picks the overload), computes the real result with the
+// overload's kernel, and records what the op table says the call records.
+TV Interp::dispatch(Op op, const std::string& target, std::vector<TV> args, KwTVs kwargs) {
+  const OpRegistry& registry = OpRegistry::global();
+  auto overloads = op == Op::CallFunction ? registry.function_overloads(target) : registry.method_overloads(target);
+  if (overloads.empty()) {
+    fail(std::string("no kernel is registered for ") + (op == Op::CallFunction ? "function '" : "method '") + target + "'");
+  }
+  std::vector<Value> real_args, sym_args;
+  Dict real_kwargs, sym_kwargs;
+  bool tensors = false;
   for (const TV& a : args) {
-    ra.push_back(a.real);
-    sa.push_back(a.sym);
+    tensors = tensors || has_tensor(a.real);
+    real_args.push_back(a.real);
+    sym_args.push_back(a.sym);
   }
   for (const auto& [k, v] : kwargs) {
-    rk.items.emplace_back(k, v.real);
-    sk.items.emplace_back(k, v.sym);
+    tensors = tensors || has_tensor(v.real);
+    real_kwargs.items.emplace_back(k, v.real);
+    sym_kwargs.items.emplace_back(k, v.sym);
   }
-  auto br = bind_arguments(op, ra, rk);
-  auto bs = bind_arguments(op, sa, sk);
-  out.clear();
-  for (std::size_t i = 0; i < br.size(); ++i) out.push_back(TV{std::move(br[i]), std::move(bs[i])});
-}
+  BoundCall real = bind_overload(overloads, real_args, real_kwargs);
+  const OpDef& def = *real.op;
+  const OpInfo& info = *def.info;
+  Value result = def.kernel(real.args);
+  // Python-level computation (numbers, sizes, asserts): a constant of the new graph.
+  if (!info.schema.returns_tensor() || (!tensors && !has_tensor(result))) return TV{result, result};
 
-// Source targets → canonical op names.
-std::string canonical_function(const std::string& target) {
-  static const std::unordered_map<std::string, std::string> table = {
-      {"torch.sin", "sin"}, {"torch.cos", "cos"}, {"torch.exp", "exp"}, {"torch.tanh", "tanh"},
-      {"torch.sigmoid", "sigmoid"}, {"torch.relu", "relu"}, {"torch.neg", "neg"}, {"torch.abs", "abs"},
-      {"operator.neg", "neg"}, {"torch.nn.functional.relu", "relu_fn"}, {"torch.clamp", "clamp"},
-      {"torch.add", "add"}, {"operator.add", "add"}, {"torch.sub", "sub"}, {"operator.sub", "sub"},
-      {"torch.mul", "mul"}, {"operator.mul", "mul"}, {"torch.div", "div"}, {"operator.truediv", "div"},
-      {"torch.flatten", "flatten"}, {"torch.reshape", "reshape"}, {"torch.permute", "permute"},
-      {"torch.transpose", "transpose"}, {"torch.t", "t"}, {"operator.getitem", "getitem"},
-      {"torch.matmul", "matmul"}, {"operator.matmul", "matmul"}, {"torch.nn.functional.linear", "linear"},
-      {"torch.sum", "sum"}, {"torch.mean", "mean"},
-  };
-  auto it = table.find(target);
-  return it == table.end() ? std::string() : it->second;
-}
+  std::vector<Value> sym = bind_arguments(def, sym_args, sym_kwargs);
+  std::vector<TV> bound;
+  bound.reserve(sym.size());
+  for (std::size_t i = 0; i < sym.size(); ++i) bound.push_back(TV{real.args[i], std::move(sym[i])});
+  const OpCall call{bound, result};
 
-std::string canonical_method(const std::string& m) {
-  static const std::unordered_set<std::string> names = {
-      "sin", "cos", "exp", "tanh", "sigmoid", "relu", "neg", "abs", "clamp", "add", "sub", "mul", "div",
-      "flatten", "reshape", "view", "permute", "transpose", "t", "matmul", "sum", "mean", "contiguous", "size"};
-  return names.count(m) ? m : std::string();
-}
-
-TV Interp::call_function(const std::string& target, std::vector<TV> args,
-                         std::vector<std::pair<std::string, TV>> kwargs) {
-  const OpDef* op = OpRegistry::global().function(target);
-  if (!op) fail("no kernel is registered for function '" + target + "'");
-  std::string canon = target.starts_with("torch.ops.") ? std::string() : canonical_function(target);
-  if (canon.empty()) return passthrough(target, *op, std::move(args), std::move(kwargs));
-  std::vector<TV> b;
-  bind_tv(*op, args, kwargs, b);
-  return dispatch(canon, b, *op);
-}
-
-TV Interp::call_method(const std::string& method, std::vector<TV> args,
-                       std::vector<std::pair<std::string, TV>> kwargs) {
-  const OpDef* op = OpRegistry::global().method(method);
-  if (!op) fail("no kernel is registered for method '" + method + "'");
-  std::vector<TV> b;
-  bind_tv(*op, args, kwargs, b);
-  std::string canon = canonical_method(method);
-  if (canon.empty()) {
-    bool tensors = false;
-    for (const TV& x : b) tensors = tensors || has_tensor(x.real);
-    if (tensors) fail("no op-level form for method '" + method + "'");
+  // `a OP b` with only b a Tensor: Python's b.__rOP__(a).
+  if (def.form == OpForm::Operator && bound.size() >= 2 && !has_tensor(bound[0].real) &&
+      (info.reflected || info.reflected_aten)) {
+    if (info.reflected) return TV{result, info.reflected(*this, call)};
+    std::vector<Value> swapped{bound[1].sym, bound[0].sym};
+    return TV{result, record(info.reflected_aten->target.substr(std::string("torch.ops.aten.").size()), swapped, {})};
   }
-  return dispatch(canon, b, *op);
-}
-
-// Any other function: computed by its kernel and recorded as is (aten targets of a graph
-// that make_fx made already, fxpack's own ops). Tuple results get their getitems.
-TV Interp::passthrough(const std::string& target, const OpDef& op, std::vector<TV> args,
-                       std::vector<std::pair<std::string, TV>> kwargs) {
-  std::vector<TV> b;
-  bind_tv(op, args, kwargs, b);
-  std::vector<Value> reals;
-  for (TV& x : b) reals.push_back(x.real);
-  Value real = op.kernel(reals);
-  const bool aten = target.starts_with("torch.ops.");
-  bool tensors = false;
-  for (const TV& x : b) tensors = tensors || has_tensor(x.real);
-  if (!aten && !tensors) return TV{real, real};
-  if (target == "operator.getitem" && args.size() == 2) {
-    const Value& s = args[0].sym;
-    if (s.kind() == Value::Kind::Tuple || s.kind() == Value::Kind::List) return TV{real, ops::getitem(s, args[1].sym)};
-  }
-  std::vector<Value> sa;
-  for (TV& a : args) sa.push_back(a.sym);
-  Dict sk;
-  for (auto& [k, v] : kwargs) sk.items.emplace_back(k, v.sym);
-  if (aten && target.starts_with("torch.ops.aten.")) {
-    const std::string name = target.substr(std::string("torch.ops.aten.").size());
-    Node* n = rec_.emit(name, std::move(sa), std::move(sk));
-    if (real.kind() == Value::Kind::Tuple) return TV{real, rec_.getitems(n, real.items().size())};
-    return TV{real, Value(n)};
-  }
-  Node* n = rec_.emit_target(target, std::move(sa), std::move(sk));
-  if (real.kind() == Value::Kind::Tuple) return TV{real, rec_.getitems(n, real.items().size())};
-  return TV{real, Value(n)};
-}
-
-TV Interp::unary(ops::UnaryOp op, const std::string& aten, const TV& x) {
-  Tensor real = ops::unary(op, x.real.tensor());
-  return TV{Value(std::move(real)), Value(rec_.emit(aten, {x.sym}))};
-}
-
-TV Interp::reshape_alias(const TV& x, const Tensor& real) {
-  return TV{Value(real), Value(rec_.emit("_reshape_alias.default",
-                                         {x.sym, int_list(real.shape().to_vector()),
-                                          int_list(contiguous_strides(real.shape()))}))};
-}
-
-// add/sub/mul/div with at least one tensor operand. `extra` is alpha (add/sub) or
-// rounding_mode (div), None when absent.
-TV Interp::binary(const std::string& canon, const TV& a, const TV& b, const Value& extra) {
-  Value real;
-  if (canon == "add") real = ops::add(a.real, b.real, extra.is_none() ? Value(std::int64_t{1}) : extra);
-  else if (canon == "sub") real = ops::sub(a.real, b.real, extra.is_none() ? Value(std::int64_t{1}) : extra);
-  else if (canon == "mul") real = ops::mul(a.real, b.real);
-  else real = ops::div(a.real, b.real, extra);
-  const bool alpha_given = (canon == "add" || canon == "sub") && !extra.is_none() &&
-                           !(extra.is_int() && extra.to_int() == 1);
-  Dict kw;
-  if (alpha_given) kw.items.emplace_back("alpha", extra);
-  if (a.real.is_tensor()) {
-    if (canon == "div" && !extra.is_none()) {
-      kw.items.emplace_back("rounding_mode", extra);
-      return TV{real, Value(rec_.emit("div.Tensor_mode", {a.sym, b.sym}, std::move(kw)))};
+  if (info.make_fx) return TV{result, info.make_fx(*this, call)};
+  if (info.make_fx_aten) {
+    // The call's arguments, matched by name to the aten overload's (input is self).
+    const OpDef& aten = *info.make_fx_aten;
+    const auto& own = info.schema.params;
+    std::vector<Value> mapped;
+    for (const Param& p : aten.params) {
+      std::size_t i = 0;
+      while (i < own.size() && own[i].name != p.name && !(p.name == "self" && own[i].name == "input")) ++i;
+      mapped.push_back(i < own.size() ? bound[i].sym : p.default_value);
     }
-    return TV{real, Value(rec_.emit(canon + ".Tensor", {a.sym, b.sym}, std::move(kw)))};
+    return TV{result, rec_.emit(aten, mapped)};
   }
-  // A number on the left: Tensor.__radd__ / __rmul__ / __rsub__ / __rdiv__.
-  if (canon == "add" || canon == "mul") return TV{real, Value(rec_.emit(canon + ".Tensor", {b.sym, a.sym}, std::move(kw)))};
-  if (canon == "sub") {
-    std::vector<Value> args{b.sym, a.sym};
-    if (alpha_given) args.push_back(extra);
-    return TV{real, Value(rec_.emit("rsub.Scalar", std::move(args)))};
-  }
-  if (!extra.is_none()) fail("div with rounding_mode and a number dividend is not supported");
-  Node* r = rec_.emit("reciprocal.default", {b.sym});
-  return TV{real, Value(rec_.emit("mul.Tensor", {Value(r), a.sym}))};
+  // A python op without a decomposition is recorded as it was called.
+  Node* n = rec_.emit_target(target, std::move(sym_args), std::move(sym_kwargs));
+  if (result.kind() == Value::Kind::Tuple) return TV{result, rec_.getitems(n, result.items().size())};
+  return TV{result, Value(n)};
 }
 
-// at::linear: 2-D input with bias -> addmm(b, x, w.t()); otherwise matmul (+ add).
-TV Interp::linear(const TV& x, const TV& w, const TV* b, const Value& real) {
-  const Tensor& xt = x.real.tensor();
-  Node* t = rec_.emit("t.default", {w.sym});
-  if (xt.dim() == 2) {
-    if (b) return TV{real, Value(rec_.emit("addmm.default", {b->sym, x.sym, Value(t)}))};
-    return TV{real, Value(rec_.emit("mm.default", {x.sym, Value(t)}))};
-  }
-  Node* mm = rec_.emit("matmul.default", {x.sym, Value(t)});
-  if (!b) return TV{real, Value(mm)};
-  return TV{real, Value(rec_.emit("add.Tensor", {Value(mm), b->sym}))};
+Value Interp::record(std::string_view aten_overload, std::vector<Value> args, Dict kwargs) {
+  const std::string target = "torch.ops.aten." + std::string(aten_overload);
+  const OpDef* aten = OpRegistry::global().function(target);
+  if (!aten || aten->form != OpForm::Aten) fail("a decomposition records '" + target + "', which no op table entry declares");
+  return rec_.emit(*aten, bind_arguments(*aten, args, kwargs));
 }
 
-TV Interp::dispatch(const std::string& canon, std::vector<TV>& b, const OpDef& op) {
-  bool tensors = false;
-  for (const TV& x : b) tensors = tensors || has_tensor(x.real);
-  if (!tensors || canon.empty()) {
-    // Python-level computation (numbers, sizes): a constant of the new graph.
-    std::vector<Value> reals;
-    for (TV& x : b) reals.push_back(x.real);
-    Value r = op.kernel(reals);
-    return TV{r, r};
-  }
-  if (canon == "getitem") {
-    const Value& s = b[0].sym;
-    if (s.kind() == Value::Kind::Tuple || s.kind() == Value::Kind::List)
-      return TV{ops::getitem(b[0].real, b[1].real), ops::getitem(s, b[1].sym)};
-    fail("indexing a Tensor is not supported");
-  }
-  using U = ops::UnaryOp;
-  static const std::unordered_map<std::string, U> unaries = {
-      {"sin", U::Sin}, {"cos", U::Cos}, {"exp", U::Exp}, {"tanh", U::Tanh},
-      {"sigmoid", U::Sigmoid}, {"relu", U::Relu}, {"neg", U::Neg}, {"abs", U::Abs}};
-  if (auto it = unaries.find(canon); it != unaries.end()) {
-    if (!b[0].real.is_tensor()) fail(canon + ": expected a Tensor");
-    return unary(it->second, canon + ".default", b[0]);
-  }
-  if (canon == "relu_fn") {
-    const bool inplace = b.size() > 1 && b[1].real.kind() == Value::Kind::Bool && b[1].real.to_bool();
-    return unary(U::Relu, inplace ? "relu_.default" : "relu.default", b[0]);
-  }
-  if (canon == "add" || canon == "sub" || canon == "mul" || canon == "div") {
-    if (!b[0].real.is_tensor() && !b[1].real.is_tensor()) fail(canon + ": expected a Tensor operand");
-    return binary(canon, b[0], b[1], b.size() > 2 ? b[2].real : Value());
-  }
-  const TV& x = b[0];
-  if (!x.real.is_tensor()) fail(canon + ": expected a Tensor, got " + std::string(kind_name(x.real.kind())));
-  const Tensor& xt = x.real.tensor();
-  if (canon == "clamp") {
-    Tensor real = ops::clamp(xt, b[1].real, b[2].real);
-    const bool tensor_bounds = b[1].real.is_tensor() || b[2].real.is_tensor();
-    std::vector<Value> args{x.sym, b[1].sym};
-    if (!b[2].real.is_none()) args.push_back(b[2].sym);
-    return TV{Value(std::move(real)), Value(rec_.emit(tensor_bounds ? "clamp.Tensor" : "clamp.default", std::move(args)))};
-  }
-  if (canon == "flatten") {
-    const auto nd = static_cast<std::int64_t>(xt.dim());
-    if (nd == 0) return reshape_alias(x, ops::reshape(xt, std::vector<std::int64_t>{1}));
-    auto wrap = [&](std::int64_t d) { return d < 0 ? d + nd : d; };
-    if (wrap(b[1].real.to_int()) == wrap(b[2].real.to_int())) return x;  // torch.flatten returns self
-    return reshape_alias(x, ops::flatten(xt, b[1].real.to_int(), b[2].real.to_int()));
-  }
-  if (canon == "reshape") return reshape_alias(x, ops::reshape(xt, b[1].real.int_list()));
-  if (canon == "view") {
-    Tensor real = ops::reshape(xt, b[1].real.int_list(), "view");
-    return TV{Value(std::move(real)), Value(rec_.emit("view.default", {x.sym, int_list(b[1].real.int_list())}))};
-  }
-  if (canon == "permute") {
-    Tensor real = ops::permute(xt, b[1].real.int_list());
-    return TV{Value(std::move(real)), Value(rec_.emit("permute.default", {x.sym, int_list(b[1].real.int_list())}))};
-  }
-  if (canon == "transpose") {
-    Tensor real = ops::transpose(xt, b[1].real.to_int(), b[2].real.to_int());
-    return TV{Value(std::move(real)), Value(rec_.emit("transpose.int", {x.sym, b[1].sym, b[2].sym}))};
-  }
-  if (canon == "t") return TV{Value(ops::t(xt)), Value(rec_.emit("t.default", {x.sym}))};
-  if (canon == "contiguous") return x;  // fxpack tensors are contiguous: returns self
-  if (canon == "matmul") {
-    if (!b[1].real.is_tensor()) fail("matmul: expected a Tensor");
-    const Tensor& yt = b[1].real.tensor();
-    Tensor real = ops::matmul(xt, yt);
-    const bool mm = xt.dim() == 2 && yt.dim() == 2;
-    return TV{Value(std::move(real)), Value(rec_.emit(mm ? "mm.default" : "matmul.default", {x.sym, b[1].sym}))};
-  }
-  if (canon == "linear") {
-    if (!b[1].real.is_tensor()) fail("linear: expected a weight Tensor");
-    const Tensor* bias = b[2].real.is_tensor() ? &b[2].real.tensor() : nullptr;
-    Value real(ops::linear(xt, b[1].real.tensor(), bias));
-    return linear(x, b[1], bias ? &b[2] : nullptr, real);
-  }
-  if (canon == "sum" || canon == "mean") {
-    std::vector<Value> reals;
-    for (TV& v : b) reals.push_back(v.real);
-    Value real = op.kernel(reals);
-    const std::string name = canon;
-    Value dim = b[1].real, dtype = b[3].real;
-    if (dim.kind() == Value::Kind::DType) {
-      dtype = dim;
-      dim = Value();
-    }
-    Dict kw;
-    if (!dtype.is_none()) kw.items.emplace_back("dtype", dtype);
-    std::vector<std::int64_t> dims;
-    if (!dim.is_none()) dims = dim.int_list();
-    if (dims.empty()) return TV{real, Value(rec_.emit(name + ".default", {x.sym}, std::move(kw)))};
-    std::vector<Value> args{x.sym, int_list(dims)};
-    if (b[2].real.to_bool()) args.emplace_back(true);
-    return TV{real, Value(rec_.emit(name == "sum" ? "sum.dim_IntList" : "mean.dim", std::move(args), std::move(kw)))};
-  }
-  if (canon == "size") {
-    std::vector<Value> reals;
-    for (TV& v : b) reals.push_back(v.real);
-    Value r = op.kernel(reals);
-    return TV{r, r};
-  }
-  fail("no op-level form for '" + canon + "'");
+TV Interp::call(const std::string& function, std::vector<TV> args, KwTVs kwargs) {
+  return dispatch(Op::CallFunction, function, std::move(args), std::move(kwargs));
 }
 
 // ---- leaf modules ---------------------------------------------------------------------
 
-const Value& attr(const Module& m, const char* name) { return m.attr(name); }
-
 TV Interp::call_leaf(const Module& m, std::vector<TV> args) {
-  const ModuleKind* kind = OpRegistry::global().module_kind(m.kind());
-  if (!kind || !kind->forward) fail("module kind '" + m.kind() + "' has no kernel");
-  if (args.size() != 1) fail(m.kind() + " takes 1 input, got " + std::to_string(args.size()));
-  const TV& x = args[0];
-  if (!x.real.is_tensor()) fail(m.kind() + ": expected a Tensor input");
-  std::vector<Value> reals{x.real};
-  Value real = kind->forward(m, reals);
-  const Tensor& xt = x.real.tensor();
-  const std::string& k = m.kind();
+  const ModuleKind& kind = *m.leaf_kind();
+  if (args.size() != kind.inputs.size()) {
+    fail(m.kind() + " takes " + std::to_string(kind.inputs.size()) + " input(s), got " + std::to_string(args.size()));
+  }
   rec_.add_parameters(m);
-
-  if (k == "Linear") {
-    const Tensor* bias = m.find_parameter("bias");
-    TV w{Value(m.parameter("weight")), Value(m.parameter("weight"))};
-    TV bv{bias ? Value(*bias) : Value(), bias ? Value(*bias) : Value()};
-    return linear(x, w, bias ? &bv : nullptr, real);
-  }
-  if (k == "ReLU") {
-    const Value* inplace = m.find_attr("inplace");
-    const bool ip = inplace && inplace->kind() == Value::Kind::Bool && inplace->to_bool();
-    return TV{real, Value(rec_.emit(ip ? "relu_.default" : "relu.default", {x.sym}))};
-  }
-  if (k == "Conv2d") {
-    const Tensor& w = m.parameter("weight");
-    const Tensor* bias = m.find_parameter("bias");
-    Value padding = attr(m, "padding");
-    const List dilation = pair_list(attr(m, "dilation"), "Conv2d dilation");
-    if (const auto* s = std::get_if<std::string>(&padding.variant())) {
-      if (*s == "valid") {
-        padding = int_list({0, 0});
-      } else {
-        std::vector<std::int64_t> p;
-        for (std::size_t i = 0; i < 2; ++i) {
-          const std::int64_t total = dilation.items[i].to_int() * (w.shape()[2 + i] - 1);
-          if (total % 2) fail("Conv2d: padding='same' with asymmetric padding is not supported");
-          p.push_back(total / 2);
-        }
-        padding = int_list(p);
+  if (kind.call) {
+    // The functional call the kind's forward is, decomposed as that call.
+    std::vector<TV> call_args;
+    KwTVs call_kwargs;
+    for (const CallTemplate::Arg& a : kind.call->args) {
+      TV v;
+      switch (a.source) {
+        case CallTemplate::Source::Input: v = args[a.index]; break;
+        case CallTemplate::Source::Attribute: v = TV{m.attr(a.name), m.attr(a.name)}; break;
+        case CallTemplate::Source::Tensor:
+          if (const Tensor* t = m.find_parameter(a.name)) v = TV{Value(*t), Value(*t)};
+          else if (const Tensor* b = m.find_buffer(a.name)) v = TV{Value(*b), Value(*b)};
+          break;
+        case CallTemplate::Source::Literal: v = TV{a.literal, a.literal}; break;
       }
+      if (a.keyword.empty()) call_args.push_back(std::move(v));
+      else call_kwargs.emplace_back(a.keyword, std::move(v));
     }
-    Value out_pad = m.find_attr("output_padding") ? Value(pair_list(attr(m, "output_padding"), "output_padding"))
-                                                   : Value(int_list({0, 0}));
-    Node* n = rec_.emit("convolution.default",
-                        {x.sym, Value(w), bias ? Value(*bias) : Value(), pair_list(attr(m, "stride"), "Conv2d stride"),
-                         pair_list(padding, "Conv2d padding"), dilation, Value(false), out_pad, attr(m, "groups")});
-    return TV{real, Value(n)};
+    return call(kind.call->target, std::move(call_args), std::move(call_kwargs));
   }
-  if (k == "BatchNorm2d") {
-    const Tensor* rm = m.find_buffer("running_mean");
-    const Tensor* rv = m.find_buffer("running_var");
-    const Tensor* w = m.find_parameter("weight");
-    const Tensor* bias = m.find_parameter("bias");
-    // _batch_norm_impl_index allocates an empty reserve before native_batch_norm.
-    Dict ekw;
-    ekw.items.emplace_back("dtype", Value(DType::UInt8));
-    ekw.items.emplace_back("layout", Value(Layout::Strided));
-    ekw.items.emplace_back("device", Value(Device{}));
-    rec_.emit("empty.memory_format", {int_list({0})}, std::move(ekw));
-    const Value& mom = attr(m, "momentum");
-    const bool training = rm == nullptr || rv == nullptr;
-    Node* n = rec_.emit("native_batch_norm.default",
-                        {x.sym, w ? Value(*w) : Value(), bias ? Value(*bias) : Value(), rm ? Value(*rm) : Value(),
-                         rv ? Value(*rv) : Value(), Value(training), mom.is_none() ? Value(0.0) : Value(mom.to_double()),
-                         Value(attr(m, "eps").to_double())});
-    Tuple items = rec_.getitems(n, 3);
-    return TV{real, items.items[0]};
-  }
-  if (k == "MaxPool2d") {
-    List ks = pair_list(attr(m, "kernel_size"), "MaxPool2d kernel_size");
-    const Value& st = attr(m, "stride");
-    const bool stride_default = st.is_none() || ((st.kind() == Value::Kind::List || st.kind() == Value::Kind::Tuple) &&
-                                                 st.items().empty());
-    std::vector<Value> a{x.sym, ks, stride_default ? Value(List{}) : Value(pair_list(st, "MaxPool2d stride")),
-                         pair_list(attr(m, "padding"), "MaxPool2d padding"),
-                         pair_list(attr(m, "dilation"), "MaxPool2d dilation"), attr(m, "ceil_mode")};
-    // Leave out trailing arguments equal to their defaults (stride=[], padding=0, dilation=1, ceil_mode=False).
-    while (a.size() > 2) {
-      const Value& last = a.back();
-      const std::size_t i = a.size() - 1;
-      bool is_default = (i == 5 && !last.to_bool()) || (i == 4 && all_ints_equal(last, 1)) ||
-                        (i == 3 && all_ints_equal(last, 0)) || (i == 2 && last.items().empty());
-      if (!is_default) break;
-      a.pop_back();
-    }
-    Node* n = rec_.emit("max_pool2d_with_indices.default", std::move(a));
-    Tuple items = rec_.getitems(n, 2);
-    const Value* ri = m.find_attr("return_indices");
-    if (ri && ri->kind() == Value::Kind::Bool && ri->to_bool()) return TV{real, Value(items)};
-    return TV{real, items.items[0]};
-  }
-  if (k == "AdaptiveAvgPool2d") {
-    const Value& os = attr(m, "output_size");
-    std::vector<Value> parts = (os.kind() == Value::Kind::Tuple || os.kind() == Value::Kind::List)
-                                   ? os.items()
-                                   : std::vector<Value>{os, os};
-    std::vector<std::int64_t> size;
-    for (std::size_t i = 0; i < 2; ++i)
-      size.push_back(parts[i].is_none() ? xt.shape()[xt.dim() - 2 + i] : parts[i].to_int());
-    if (size[0] == 1 && size[1] == 1)
-      return TV{real, Value(rec_.emit("mean.dim", {x.sym, int_list({-1, -2}), Value(true)}))};
-    return TV{real, Value(rec_.emit("_adaptive_avg_pool2d.default", {x.sym, int_list(size)}))};
-  }
-  fail("no op-level decomposition for module kind '" + k + "'");
+  if (!kind.make_fx) fail("no op-level decomposition for module kind '" + m.kind() + "'");
+  std::vector<Value> reals;
+  for (const TV& a : args) reals.push_back(a.real);
+  Value result = kind.forward(m, reals);
+  return TV{result, kind.make_fx(*this, m, OpCall{args, result})};
 }
 
 }  // namespace

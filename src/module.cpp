@@ -31,6 +31,7 @@ const V* lookup(const std::vector<std::pair<std::string, V>>& list, std::string_
 }  // namespace
 
 Module::Module(std::string kind) : kind_(std::move(kind)) {}
+Module::Module(const ModuleKind& kind) : kind_(kind.name), leaf_kind_(&kind) {}
 Module::~Module() = default;
 
 void Module::register_parameter(const std::string& name, Tensor t) {
@@ -177,10 +178,7 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modul
   return out;
 }
 
-bool Module::is_leaf() const {
-  const ModuleKind* k = OpRegistry::global().module_kind(kind_);
-  return k && !k->container;
-}
+bool Module::is_leaf() const { return leaf_kind_ && !leaf_kind_->container; }
 
 Value Module::operator()(std::vector<Value> inputs) {
   Tracer* tracer = Tracer::current();
@@ -193,10 +191,8 @@ Value Module::operator()(std::vector<Value> inputs) {
 }
 
 Value Module::forward(std::span<const Value> inputs) {
-  const ModuleKind* k = OpRegistry::global().module_kind(kind_);
-  if (!k || !k->forward)
-    throw OpError("module kind '" + kind_ + "' has no registered forward and does not override it");
-  return k->forward(*this, inputs);
+  if (!leaf_kind_) throw OpError("module " + kind_ + " is not of a registered kind and does not override forward");
+  return leaf_kind_->forward(*this, inputs);
 }
 
 Value Module::get(const std::string& name) const {
@@ -207,9 +203,117 @@ Value Module::get(const std::string& name) const {
   throw Error("module " + kind_ + " has no parameter or buffer '" + name + "'");
 }
 
-std::string Module::extra_repr() const {
-  const ModuleKind* k = OpRegistry::global().module_kind(kind_);
-  return k && k->extra_repr ? k->extra_repr(*this) : std::string();
+namespace {
+// Python's str() of an attribute, as str.format's {name} prints it.
+std::string py_str(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v.variant())) return *s;
+  return python_repr(v);
+}
+
+// str.format over the attributes: {name} is str(), {name!r} repr(); {{ and }} are braces.
+std::string format_extra_repr(const ModuleKind& kind, const Module& m) {
+  const std::string& f = kind.extra_repr_format;
+  std::string out;
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    if ((f[i] == '{' || f[i] == '}') && i + 1 < f.size() && f[i + 1] == f[i]) {
+      out += f[i++];
+      continue;
+    }
+    if (f[i] != '{') {
+      out += f[i];
+      continue;
+    }
+    auto close = f.find('}', i);
+    if (close == std::string::npos) throw Error(kind.name + ": extra_repr format '" + f + "' has an unclosed '{'");
+    std::string field = f.substr(i + 1, close - i - 1);
+    const bool repr = field.size() > 2 && field.ends_with("!r");
+    if (repr) field.resize(field.size() - 2);
+    const Value& v = m.attr(field);
+    out += repr ? python_repr(v) : py_str(v);
+    i = close;
+  }
+  return out;
+}
+}  // namespace
+
+std::string Module::extra_repr() const { return leaf_kind_ ? leaf_kind_->extra_repr(*this) : std::string(); }
+
+std::string ModuleKind::extra_repr(const Module& m) const {
+  if (extra_repr_fn) return extra_repr_fn(m);
+  return format_extra_repr(*this, m);
+}
+
+std::shared_ptr<Module> make_module(std::string_view kind_name, std::vector<Value> args, Dict kwargs) {
+  const ModuleKind* kind = OpRegistry::global().module_kind(kind_name);
+  if (!kind) throw Error("make_module: no module kind '" + std::string(kind_name) + "' is registered");
+  OpDef ctor;
+  ctor.name = kind->name;
+  ctor.params = kind->constructor;
+  std::vector<Value> bound = bind_arguments(ctor, args, kwargs);
+  auto m = std::make_shared<Module>(*kind);
+  if (kind->init) {
+    kind->init(*m, bound);
+    return m;
+  }
+  for (const Param& a : kind->attributes) {
+    auto it = std::find_if(ctor.params.begin(), ctor.params.end(), [&](const Param& p) { return p.name == a.name; });
+    if (it == ctor.params.end())
+      throw Error(kind->name + ": attribute '" + a.name + "' is not a constructor argument and the kind has no init");
+    m->set_attr(a.name, bound[static_cast<std::size_t>(it - ctor.params.begin())]);
+  }
+  return m;
+}
+
+void ModuleKind::validate(const Module& m) const {
+  const ModuleKind& kind = *this;
+  OpDef as_op;
+  as_op.name = kind.name;
+  for (const Param& a : kind.attributes) {
+    const Value* v = m.find_attr(a.name);
+    if (!v) throw FormatError(kind.name + ": attribute '" + a.name + "' is missing");
+    try {
+      (void)check_argument(as_op, a, *v);
+    } catch (const OpError&) {
+      throw FormatError(kind.name + ": attribute '" + a.name + "' must be " + a.type.str() + ", got " +
+                        python_repr(*v));
+    }
+  }
+  for (const auto* slots : {&kind.parameters, &kind.buffers}) {
+    const bool buffer = slots == &kind.buffers;
+    for (const ModuleTensorSlot& s : *slots) {
+      const Tensor* t = buffer ? m.find_buffer(s.name) : m.find_parameter(s.name);
+      if (!t && !s.optional)
+        throw FormatError(kind.name + ": " + (buffer ? "buffer '" : "parameter '") + s.name + "' is missing");
+    }
+  }
+  if (kind.validate_fn) kind.validate_fn(m);
+}
+
+Value ModuleKind::forward(const Module& m, std::span<const Value> inputs) const {
+  const ModuleKind& kind = *this;
+  if (kind.forward_fn) return kind.forward_fn(m, inputs);
+  if (!kind.call) throw OpError("module kind '" + kind.name + "' has no forward");
+  if (inputs.size() != kind.inputs.size()) {
+    throw OpError(kind.name + ": forward expects " + std::to_string(kind.inputs.size()) + " input" +
+                  (kind.inputs.size() == 1 ? "" : "s") + ", got " + std::to_string(inputs.size()));
+  }
+  std::vector<Value> args;
+  Dict kwargs;
+  for (const CallTemplate::Arg& a : kind.call->args) {
+    Value v;
+    switch (a.source) {
+      case CallTemplate::Source::Input: v = inputs[a.index]; break;
+      case CallTemplate::Source::Attribute: v = m.attr(a.name); break;
+      case CallTemplate::Source::Tensor:
+        if (const Tensor* t = m.find_parameter(a.name)) v = *t;
+        else if (const Tensor* b = m.find_buffer(a.name)) v = *b;
+        break;
+      case CallTemplate::Source::Literal: v = a.literal; break;
+    }
+    if (a.keyword.empty()) args.push_back(std::move(v));
+    else kwargs.items.emplace_back(a.keyword, std::move(v));
+  }
+  return call_function(kind.call->target, std::move(args), std::move(kwargs));
 }
 
 std::string Module::repr() const {

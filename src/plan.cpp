@@ -19,6 +19,7 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
   const OpRegistry& registry = OpRegistry::global();
 
   slot_of.reserve(graph.size());
+  plan->instrs_.reserve(graph.size());
   // Slot i holds the value of the i-th node, computed by instruction i; last_user[i] is the
   // instruction after which it dies (-1: read by the output, kept to the end).
   std::vector<std::int32_t> last_user;
@@ -70,28 +71,59 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
           break;
         case Op::CallFunction:
         case Op::CallMethod: {
-          const OpDef* def = n->op() == Op::CallFunction ? registry.function(n->target())
-                                                         : registry.method(n->target());
-          if (!def) {
+          auto overloads = n->op() == Op::CallFunction ? registry.function_overloads(n->target())
+                                                       : registry.method_overloads(n->target());
+          if (overloads.empty()) {
             missing.push_back(describe(n));
             continue;
           }
-          in.kind = Kind::Kernel;
-          in.kernel = def->kernel;
-          for (const Value& a : bind_arguments(*def, n->args(), n->kwargs()))
-            in.operands.push_back(operand_for(a));
+          // Bind now when the argument kinds known at build time leave one overload.
+          const OpDef* chosen = nullptr;
+          std::vector<Value> bound;
+          std::size_t fits = 0;
+          for (const OpDef* def : overloads) {
+            try {
+              std::vector<Value> b = bind_arguments(*def, n->args(), n->kwargs());
+              if (++fits == 1) {
+                chosen = def;
+                bound = std::move(b);
+              }
+            } catch (const OpError&) {
+              if (overloads.size() == 1) throw;
+            }
+          }
+          if (fits == 0) (void)bind_overload(overloads, n->args(), n->kwargs());  // throws the listing
+          if (fits == 1) {
+            in.kind = Kind::Kernel;
+            in.kernel = chosen->kernel;
+            in.op = chosen;
+            in.operands.reserve(bound.size());
+            for (std::size_t i = 0; i < bound.size(); ++i) {
+              Operand op = operand_for(bound[i]);
+              op.check = (op.slot >= 0 || op.nested) && chosen->params[i].type.base != ArgType::Any;
+              in.operands.push_back(std::move(op));
+            }
+          } else {
+            in.kind = Kind::Overloaded;
+            auto o = std::make_unique<Instr::Overloads>();
+            o->defs = overloads;
+            for (const Value& a : n->args()) in.operands.push_back(operand_for(a));
+            for (const auto& [k, v] : n->kwargs().items) {
+              o->kwarg_names.push_back(k);
+              in.operands.push_back(operand_for(v));
+            }
+            in.overloads = std::move(o);
+          }
           break;
         }
         case Op::CallModule: {
           auto mod = root.get_submodule(n->target());
           in.kind = Kind::Module;
-          in.module_kind = registry.module_kind(mod->kind());
+          // A module of a registered kind runs the kind's forward; a user module object its
+          // own (virtual) forward.
+          in.module_kind = mod->leaf_kind();
           if (!n->kwargs().items.empty())
             throw OpError("call_module with keyword arguments is not supported");
-          if (!in.module_kind || !in.module_kind->forward) {
-            // A user module object: run its own (virtual) forward.
-            in.module_kind = nullptr;
-          }
           in.module = std::move(mod);
           for (const Value& a : n->args()) in.operands.push_back(operand_for(a));
           break;
@@ -173,6 +205,7 @@ Value Plan::run_plain(std::span<const Value> inputs) const {
       case Kind::Input: slots[in.out] = inputs[static_cast<std::size_t>(in.operands[0].slot)]; break;
       case Kind::Constant: slots[in.out] = in.operands[0].constant; break;
       case Kind::Kernel:
+      case Kind::Overloaded:
       case Kind::Module: run_instr(i, slots, args); break;
     }
     for (std::uint32_t s : in.frees) slots[s] = Value();
@@ -190,7 +223,21 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
   }
   try {
     if (in.kind == Kind::Kernel) {
+      for (std::size_t a = 0; a < args.size(); ++a) {
+        if (!in.operands[a].check) continue;
+        const SchemaType& t = in.op->params[a].type;
+        if (t.base == ArgType::Tensor && !t.list && args[a].is_tensor()) continue;  // the common case
+        args[a] = check_argument(*in.op, in.op->params[a], std::move(args[a]));
+      }
       slots[in.out] = in.kernel(args);
+    } else if (in.kind == Kind::Overloaded) {
+      const auto& names = in.overloads->kwarg_names;
+      const std::size_t npos = args.size() - names.size();
+      Dict kwargs;
+      for (std::size_t k = 0; k < names.size(); ++k) kwargs.items.emplace_back(names[k], std::move(args[npos + k]));
+      args.resize(npos);
+      BoundCall b = bind_overload(in.overloads->defs, args, kwargs);
+      slots[in.out] = b.op->kernel(b.args);
     } else if (in.module_kind) {
       slots[in.out] = in.module_kind->forward(*in.module, args);
     } else {

@@ -35,9 +35,13 @@ Tracer::Tracer(std::shared_ptr<Module> root, std::shared_ptr<Graph> graph)
     : root_(std::move(root)), graph_(std::move(graph)), previous_(t_current) {
   for (auto& [path, m] : root_->named_modules()) paths_.emplace(m.get(), path);
   t_current = this;
+  previous_recorder_ = exchange_current(this);
 }
 
-Tracer::~Tracer() { t_current = previous_; }
+Tracer::~Tracer() {
+  exchange_current(previous_recorder_);
+  t_current = previous_;
+}
 
 const std::string& Tracer::path_of(const Module& m) const {
   auto it = paths_.find(&m);

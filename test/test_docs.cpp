@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "fxpack/fxpack.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/kernels.hpp"
 #include "reference_models.hpp"
 
 // The source tree (README.md, docs/): the folder above fixtures/ unless given.
@@ -75,20 +77,111 @@ std::vector<Block> cpp_blocks(const std::filesystem::path& md) {
   return out;
 }
 
+// --- docs/design.md: the op table's C++ ---------------------------------------------------
+
+namespace design_examples {
+using namespace fxpack;
+
+// doc:design-functor begin
+// src/ops/elementwise.cpp: the scalar function, written once. The generic driver runs it
+// over contiguous data (broadcasting and PyTorch's type promotion for binary functors),
+// and compile's fused kernel runs it inside a fused chain.
+struct Erf {
+  static constexpr const char* name = "erf";  // for messages
+  template <class T>
+  T operator()(T x) const {
+    return std::erf(x);
+  }
+};
+// doc:design-functor end
+
+// doc:design-kernel begin
+// max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
+Value max_dim(std::span<const Value> args) {
+  const Tensor& x = args[0].tensor();  // the schema says Tensor: binding checked it
+  auto [values, indices] = ops::max_along(x, args[1].to_int(), args[2].to_bool());
+  return Value(Tuple{{Value(std::move(values)), Value(std::move(indices))}});
+}
+// doc:design-kernel end
+
+// doc:design-binary-functor begin
+struct Maximum {
+  static constexpr const char* name = "maximum";
+  template <class T>
+  T operator()(T a, T b) const {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (std::isnan(a)) return a;  // NaN wins
+      if (std::isnan(b)) return b;
+    }
+    return a < b ? b : a;
+  }
+};
+// doc:design-binary-functor end
+
+// doc:design-decomposition begin
+// at::linear: a 2-D input with a bias is addmm(b, x, w.t()); otherwise a product (+ add).
+Value linear_decomposition(OpRecorder& rec, const OpCall& call) {
+  const TracedValue& x = call.args[0];
+  const TracedValue& w = call.args[1];
+  const TracedValue& b = call.args[2];
+  const bool bias = !b.real.is_none();
+  Value t = rec.record("t.default", {w.sym});
+  if (x.real.tensor().dim() == 2) {
+    if (bias) return rec.record("addmm.default", {b.sym, x.sym, t});
+    return rec.record("mm.default", {x.sym, t});
+  }
+  Value mm = rec.record("matmul.default", {x.sym, t});
+  if (!bias) return mm;
+  return rec.record("add.Tensor", {mm, b.sym});
+}
+// doc:design-decomposition end
+
+// Records what a decomposition asks for, as "target(args)" lines.
+class ListingRecorder final : public OpRecorder {
+ public:
+  Value record(std::string_view aten, std::vector<Value> args, Dict) override {
+    lines.push_back(std::string(aten) + python_repr(Value(Tuple{std::move(args)})));
+    return Value("r" + std::to_string(lines.size()));
+  }
+  TracedValue call(const std::string&, std::vector<TracedValue>, std::vector<std::pair<std::string, TracedValue>>) override {
+    return {};
+  }
+  std::vector<std::string> lines;
+};
+
+}  // namespace design_examples
+
+TEST_CASE("docs: design.md functors, kernels and decompositions") {
+  using namespace design_examples;
+  Tensor x = Tensor::from_vector(std::vector<float>{-1.0f, 0.0f, 2.0f}, {3});
+  Value erf = ops::elementwise_kernel<Erf, Promotion::PromoteFloat>(std::vector<Value>{Value(x)});
+  CHECK(erf.tensor().item_at(2) == doctest::Approx(std::erf(2.0)));
+  Value mx = ops::elementwise_kernel<Maximum, Promotion::Promote>(std::vector<Value>{Value(x), Value(0.5)});
+  CHECK(mx.tensor().item_at(0) == 0.5);
+  Value md = max_dim(std::vector<Value>{Value(x.view(Shape{1, 3})), Value(1), Value(false)});
+  CHECK(md.items()[1].tensor().item_at(0) == 2.0);
+
+  ListingRecorder rec;
+  std::vector<TracedValue> args{{Value(Tensor::zeros(Shape{2, 3})), Value("x")},
+                                {Value(Tensor::zeros(Shape{4, 3})), Value("w")},
+                                {Value(Tensor::zeros(Shape{4})), Value("b")}};
+  Value result;
+  (void)linear_decomposition(rec, OpCall{args, result});
+  CHECK(rec.lines == std::vector<std::string>{"t.default('w',)", "addmm.default('b', 'x', 'r1')"});
+}
+
 // --- docs/design.md: adding an op and a leaf module kind -------------------------------
 
 // doc:design-op begin
+fxpack::Value square_kernel(std::span<const fxpack::Value> args) {
+  fxpack::Tensor x = args[0].tensor().to(fxpack::DType::Float32);
+  fxpack::Tensor y = fxpack::Tensor::empty(x.shape());
+  for (std::int64_t i = 0; i < x.numel(); ++i) y.data<float>()[i] = x.data<float>()[i] * x.data<float>()[i];
+  return y;
+}
+
 void register_square_op() {
-  auto op = std::make_shared<fxpack::OpDef>();
-  op->name = "square";
-  op->params = {fxpack::Param{.name = "input"}};
-  op->kernel = [](std::span<const fxpack::Value> args) -> fxpack::Value {
-    fxpack::Tensor x = args[0].tensor().to(fxpack::DType::Float32);
-    fxpack::Tensor y = fxpack::Tensor::empty(x.shape());
-    for (std::int64_t i = 0; i < x.numel(); ++i) y.data<float>()[i] = x.data<float>()[i] * x.data<float>()[i];
-    return y;
-  };
-  fxpack::OpRegistry::global().add_function("mylib.square", op);
+  fxpack::OpRegistry::global().add_function("mylib.square(Tensor input) -> Tensor", &square_kernel);
 }
 
 fxpack::Value square(const fxpack::Value& x) { return fxpack::call_function("mylib.square", {x}); }
@@ -98,24 +191,16 @@ fxpack::Value square(const fxpack::Value& x) { return fxpack::call_function("myl
 void register_scale_kind() {
   fxpack::ModuleKind kind;
   kind.name = "Scale";
-  kind.forward = [](const fxpack::Module& m, std::span<const fxpack::Value> args) -> fxpack::Value {
+  kind.constructor = fxpack::parse_params("(float factor)");
+  kind.attributes = kind.constructor;  // make_module stores each constructor argument
+  kind.forward_fn = [](const fxpack::Module& m, std::span<const fxpack::Value> args) -> fxpack::Value {
     return args[0] * m.attr("factor");
   };
-  kind.extra_repr = [](const fxpack::Module& m) -> std::string {
-    return "factor=" + fxpack::python_repr(m.attr("factor"));
-  };
-  kind.validate = [](const fxpack::Module& m) {
-    const fxpack::Value* f = m.find_attr("factor");
-    if (!f || !f->is_number()) throw fxpack::FormatError("Scale: attribute 'factor' must be a number");
-  };
-  fxpack::OpRegistry::global().add_module_kind(kind);
+  kind.extra_repr_format = "factor={factor}";
+  fxpack::OpRegistry::global().add_module_kind(std::move(kind));
 }
 
-std::shared_ptr<fxpack::Module> Scale(double factor) {
-  auto m = std::make_shared<fxpack::Module>("Scale");
-  m->set_attr("factor", factor);
-  return m;
-}
+std::shared_ptr<fxpack::Module> Scale(double factor) { return fxpack::make_module("Scale", {factor}); }
 // doc:design-kind end
 
 void register_examples_once() {

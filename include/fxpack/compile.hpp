@@ -15,17 +15,23 @@
 //   common_subexpression_elimination identical pure nodes on identical inputs
 //   constant_folding                 nodes computed from parameters/buffers only, evaluated
 //                                    once and stored as `_folded_constantN` buffers
-//   fuse_elementwise                 chains of elementwise ops with at most a Python-number
-//                                    second operand (sin, cos, exp, tanh, sigmoid, relu, neg,
-//                                    abs, add/sub/mul/div by a scalar) become one
-//                                    `fxpack.fused_elementwise` node that makes one pass over
-//                                    the data (float32/float64; other dtypes run op by op)
+//   fuse_elementwise                 chains of the op table's fusable elementwise ops (its
+//                                    `fusion` entries: sin, cos, exp, tanh, sigmoid, relu,
+//                                    neg, abs, add/sub/mul/div/floor_divide by a Python number)
+//                                    become one `fxpack.fused_elementwise` node that makes one
+//                                    pass over the data (float32/float64; other dtypes run op
+//                                    by op)
 //
-// Results equal the uncompiled module's to rtol 1e-5, atol 1e-6. Differences come only from
-// fused float32 chains: sin/cos use the fused kernel's own vectorized polynomial (within
-// 2 ulp), and exp/tanh may differ in the last bit for the last few elements of a tensor
-// (Eigen's vector path instead of its scalar tail); every other op computes the same IEEE
-// operations as the unfused kernels.
+// Dead-code elimination, CSE and constant folding follow the table's purity: side-effecting
+// ops (torch._assert) and ops the table does not know are never removed or merged,
+// nondeterministic ones (empty) never merged or folded.
+//
+// Results equal the uncompiled module's to rtol 1e-5, atol 1e-6. A fused step runs the same
+// functor as the unfused kernel; they can differ in the last bits only where the functor has
+// a vectorised form (sin and cos: a polynomial within 2 ulp for float32; exp, tanh: Eigen's;
+// tanh, sigmoid, abs, neg, add/sub/mul/div: oneDNN's primitives on large float32 tensors),
+// which the unfused kernel uses past a size threshold and a fused chain (without oneDNN) on
+// every block.
 //
 // A callable wrapped by disable() is never compiled: compile(disable(f)) runs f as is, and a
 // target whose body reaches a disabled function runs eagerly for that signature.

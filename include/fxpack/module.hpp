@@ -7,9 +7,12 @@
 // ("layer1.0.conv").
 //
 // Leaf modules (Linear, ReLU, Conv2d, BatchNorm2d, MaxPool2d, AdaptiveAvgPool2d, ...) are
-// plain Modules whose kind is registered in the OpRegistry; they are data only, which is
-// what lets an archive rebuild them without running any code. User modules subclass Module
-// and override `forward`; the same forward body runs eagerly and under symbolic_trace.
+// Modules made from a registered ModuleKind (ops.hpp) — by make_module, an nn:: factory or
+// a loader — and hold it: leaf-ness is the registered type, never the name, so a user
+// class constructed as Module("ReLU") with its own forward is traced through and runs its
+// own forward. Leaf modules are data only, which is what lets an archive rebuild them
+// without running any code. User modules subclass Module and override `forward`; the same
+// forward body runs eagerly and under symbolic_trace.
 #pragma once
 
 #include <memory>
@@ -19,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "fxpack/ops.hpp"
 #include "fxpack/value.hpp"
 
 namespace fxpack {
@@ -26,12 +30,17 @@ namespace fxpack {
 class Module : public std::enable_shared_from_this<Module> {
  public:
   explicit Module(std::string kind = "Module");
+  // A leaf (or container) module of a registered kind, with no members yet (make_module
+  // and the loaders fill them).
+  explicit Module(const ModuleKind& kind);
   virtual ~Module();
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
 
   const std::string& kind() const { return kind_; }
   void set_kind(std::string kind) { kind_ = std::move(kind); }
+  // The registered kind this module was made from; nullptr for user modules.
+  const ModuleKind* leaf_kind() const { return leaf_kind_; }
 
   // --- Contents (direct members, in registration order). Names must be non-empty and
   // contain no '.'; registering an existing name replaces its value.
@@ -75,14 +84,14 @@ class Module : public std::enable_shared_from_this<Module> {
   Value operator()(A&&... inputs) {
     return (*this)(std::vector<Value>{Value(std::forward<A>(inputs))...});
   }
-  // The computation. The default runs the registered kernel of a leaf kind and throws for
+  // The computation. The default runs the forward of the module's kind and throws for
   // anything else.
   virtual Value forward(std::span<const Value> inputs);
   // A parameter or buffer for use inside forward: a Tensor eagerly, a get_attr node under
   // symbolic_trace.
   Value get(const std::string& name) const;
 
-  // Leaf modules are not traced through: a registered kind that is not a container.
+  // Leaf modules are not traced through: made from a registered kind that is not a container.
   virtual bool is_leaf() const;
   // Names of forward's inputs, used for placeholders by symbolic_trace.
   virtual std::vector<std::string> input_names() const { return {"x"}; }
@@ -94,11 +103,17 @@ class Module : public std::enable_shared_from_this<Module> {
 
  private:
   std::string kind_;
+  const ModuleKind* leaf_kind_ = nullptr;
   Dict attrs_;
   std::vector<std::pair<std::string, Tensor>> params_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
 };
+
+// A module of the registered kind `kind`, built from constructor arguments bound to the
+// kind's constructor schema (make_module("Linear", {4, 8}), make_module("GELU", {},
+// {{"approximate", "tanh"}})). Throws OpError for bad arguments, Error for an unknown kind.
+std::shared_ptr<Module> make_module(std::string_view kind, std::vector<Value> args = {}, Dict kwargs = {});
 
 // Built-in leaf modules, configured as PyTorch's (parameters zero-initialised; load real
 // weights with register_parameter/register_buffer or from an archive).
@@ -120,6 +135,8 @@ std::shared_ptr<Module> MaxPool2d(Value kernel_size, Value stride = None{}, Valu
 std::shared_ptr<Module> AdaptiveAvgPool2d(Value output_size);
 // Children named "0", "1", ...; forward calls them in order.
 std::shared_ptr<Module> Sequential(std::vector<std::shared_ptr<Module>> modules);
+// approximate: "none" or "tanh".
+std::shared_ptr<Module> GELU(std::string approximate = "none");
 }  // namespace nn
 
 }  // namespace fxpack

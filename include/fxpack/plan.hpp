@@ -1,9 +1,12 @@
 // Plan: a Graph compiled for execution.
 //
 // A plan is a flat list of instructions, one per node that computes, with kernels and
-// modules resolved, arguments bound to the kernel's parameters ahead of time, values kept
-// in numbered slots, and each slot freed right after its last use (so peak memory follows
-// the graph's liveness, as the generated code's `x = None` lines do in PyTorch).
+// modules resolved, arguments bound to the kernel's parameters ahead of time (when a name has
+// several overloads and the node's argument kinds do not decide, the overload is picked per
+// call from the values), values kept in numbered slots, and each slot freed right after its
+// last use (so peak memory follows the graph's liveness, as the generated code's `x = None`
+// lines do in PyTorch). Values that come from slots are checked against their parameter's
+// type when they arrive.
 //
 // Building a plan checks every target against the OpRegistry and the module tree and
 // reports every missing one in a single OpError naming node and target. Running a plan is
@@ -76,7 +79,7 @@ class Plan {
   std::size_t num_instructions() const { return instrs_.size(); }
 
  private:
-  enum class Kind : std::uint8_t { Input, Constant, Kernel, Module };
+  enum class Kind : std::uint8_t { Input, Constant, Kernel, Overloaded, Module };
 
   // Where an argument comes from: a slot, or a constant (possibly with slots nested inside
   // lists/tuples, resolved per run).
@@ -84,12 +87,20 @@ class Plan {
     std::int32_t slot = -1;  // >= 0: take slot's value
     bool nested = false;     // constant holds Node refs to resolve
     Value constant;
+    bool check = false;      // Kernel: check the value against its parameter when it arrives
   };
 
   struct Instr {
     Kind kind;
     std::uint32_t out;  // result slot
     KernelFn kernel = nullptr;
+    const OpDef* op = nullptr;  // Kernel: the bound overload
+    // Overloaded: the overloads, and the names of the trailing operands (kwargs).
+    struct Overloads {
+      std::span<const OpDef* const> defs;
+      std::vector<std::string> kwarg_names;
+    };
+    std::unique_ptr<const Overloads> overloads;
     std::shared_ptr<const Module> module;  // for Kind::Module (keeps it alive)
     const ModuleKind* module_kind = nullptr;
     std::vector<Operand> operands;

@@ -54,15 +54,16 @@ std::shared_ptr<Module> module_from_callable(std::function<Value(std::span<const
                                              std::vector<std::string> input_names,
                                              std::string class_name = "<lambda>");
 
-// The active trace of this thread (nullptr when none). Used by dispatch and Module.
-class Tracer {
+// The active trace of this thread (nullptr when none). Module asks it whether a module is
+// part of the traced tree; dispatch (ops.hpp) reaches it as the current CallRecorder.
+class Tracer : public CallRecorder {
  public:
   static Tracer* current();
 
   Graph& graph() { return *graph_; }
   // Records a node, checking that every Node reference belongs to this trace's graph and
   // lifting Tensor arguments into attributes.
-  Value record(Op op, const std::string& target, std::vector<Value> args, Dict kwargs);
+  Value record(Op op, const std::string& target, std::vector<Value> args, Dict kwargs) override;
   // A get_attr node for a tensor attribute of `owner` (cached per attribute).
   Value attribute(const Module& owner, const std::string& name);
   // The dotted path of a module reached from the root; throws if it is not in the tree.
@@ -84,6 +85,7 @@ class Tracer {
   std::shared_ptr<Module> root_;
   std::shared_ptr<Graph> graph_;
   Tracer* previous_;
+  CallRecorder* previous_recorder_;
   std::unordered_map<const Module*, std::string> paths_;
   std::unordered_map<std::string, Node*> attr_nodes_;
   std::vector<std::pair<std::string, Tensor>> constants_;

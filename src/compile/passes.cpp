@@ -1,6 +1,5 @@
 // compile's graph passes: dead-code elimination, common-subexpression elimination, constant
 // folding of parameter-only subgraphs, and fusion of elementwise chains.
-#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -12,35 +11,48 @@ namespace fxpack::passes {
 
 namespace {
 
-// The op name of a call target without namespace and overload: "relu_" for
-// torch.ops.aten.relu_.default, "add_" for the method add_.
-std::string_view bare_op(const Node* n) {
-  std::string_view t = n->target();
-  if (n->op() == Op::CallFunction && t.starts_with("torch.ops.")) t = t.substr(0, t.rfind('.'));
-  auto dot = t.rfind('.');
-  return dot == std::string_view::npos ? t : t.substr(dot + 1);
+// What the op table says about a call node's target; nullptr for targets it does not know
+// (which are treated as having side effects: nothing is removed, merged or folded).
+const OpDef* def_of(const Node* n) {
+  const OpRegistry& r = OpRegistry::global();
+  if (n->op() == Op::CallFunction) return r.function(n->target());
+  if (n->op() == Op::CallMethod) return r.method(n->target());
+  return nullptr;
+}
+const OpInfo* info_of(const Node* n) {
+  const OpDef* def = def_of(n);
+  return def ? def->info : nullptr;
 }
 
-bool is_inplace(const Node* n) {
-  if (n->op() != Op::CallFunction && n->op() != Op::CallMethod) return false;
-  std::string_view op = bare_op(n);
-  return op.size() > 1 && op.back() == '_' && op[op.size() - 2] != '_';
-}
-
-// Factory calls allocate: two of them are not the same buffer.
-bool is_factory(const Node* n) {
-  return n->op() == Op::CallFunction && n->target().starts_with("torch.ops.aten.empty");
+Purity purity_of(const Node* n) {
+  const OpInfo* info = info_of(n);
+  return info ? info->purity : Purity::SideEffect;
 }
 
 bool has_effect(const Node* n) {
   if (n->op() == Op::Placeholder || n->op() == Op::Output) return true;
-  if (!is_inplace(n)) return false;
+  if (n->op() != Op::CallFunction && n->op() != Op::CallMethod) return false;
+  switch (purity_of(n)) {
+    case Purity::Pure:
+    case Purity::View:
+    case Purity::Nondeterministic: return false;
+    case Purity::SideEffect: return true;
+    case Purity::InPlace: break;
+  }
   // fxpack kernels never write into their inputs, so an in-place op only matters when the
   // input it would have mutated is observed: a placeholder (the caller's tensor), or a
   // value some other node reads.
   if (n->args().empty() || !n->args()[0].is_node()) return true;
   const Node* target = n->args()[0].node();
   return target->op() == Op::Placeholder || target->users().size() > 1;
+}
+
+// Pure and view calls (and attribute reads) compute the same value from the same inputs.
+bool deterministic(const Node* n) {
+  if (n->op() == Op::GetAttr) return true;
+  if (n->op() != Op::CallFunction && n->op() != Op::CallMethod) return false;
+  const Purity p = purity_of(n);
+  return p == Purity::Pure || p == Purity::View;
 }
 
 }  // namespace
@@ -63,9 +75,7 @@ std::size_t common_subexpression_elimination(Graph& graph) {
   std::size_t replaced = 0;
   std::vector<Node*> nodes(graph.begin(), graph.end());
   for (Node* n : nodes) {
-    const bool candidate = (n->op() == Op::CallFunction || n->op() == Op::CallMethod || n->op() == Op::GetAttr) &&
-                           !is_inplace(n) && !is_factory(n);
-    if (!candidate) continue;
+    if (!deterministic(n)) continue;
     // Node references print as their (unique) names; constants as their Python repr, which
     // tells 1 from 1.0 and True, and [a] from (a,).
     std::string key(op_name(n->op()));
@@ -145,7 +155,7 @@ std::size_t constant_folding(Graph& graph, Module& root) {
       }
       continue;
     }
-    if (n->op() != Op::CallFunction || is_inplace(n) || is_factory(n) || n->input_nodes().empty()) continue;
+    if (n->op() != Op::CallFunction || !deterministic(n) || n->input_nodes().empty()) continue;
     const OpDef* op = registry.function(n->target());
     if (!op) continue;
     std::vector<Value> args;
@@ -185,40 +195,28 @@ std::size_t constant_folding(Graph& graph, Module& root) {
 
 namespace {
 
-using compile_detail::FusedOp;
 using compile_detail::FusedStep;
 
-// The fused step of a node, if it is a fusable elementwise op on a tensor argument 0.
+// The fused step of a node, if it calls the aten overload of a fusable elementwise op (the op
+// table's `fusion`) on a tensor argument 0: a unary op with one argument, or a binary op whose
+// second argument is a Python number (a tensor operand could broadcast or promote).
 bool fusable(const Node* n, FusedStep& step) {
   if (n->op() != Op::CallFunction || !n->kwargs().items.empty()) return false;
   if (n->args().empty() || !n->args()[0].is_node()) return false;
-  static const std::unordered_map<std::string_view, FusedOp> unary = {
-      {"torch.ops.aten.sin.default", FusedOp::Sin},       {"torch.ops.aten.cos.default", FusedOp::Cos},
-      {"torch.ops.aten.exp.default", FusedOp::Exp},       {"torch.ops.aten.tanh.default", FusedOp::Tanh},
-      {"torch.ops.aten.sigmoid.default", FusedOp::Sigmoid}, {"torch.ops.aten.relu.default", FusedOp::Relu},
-      {"torch.ops.aten.relu_.default", FusedOp::Relu},    {"torch.ops.aten.neg.default", FusedOp::Neg},
-      {"torch.ops.aten.abs.default", FusedOp::Abs},
-  };
-  static const std::unordered_map<std::string_view, FusedOp> binary = {
-      {"torch.ops.aten.add.Tensor", FusedOp::Add}, {"torch.ops.aten.add.Scalar", FusedOp::Add},
-      {"torch.ops.aten.sub.Tensor", FusedOp::Sub}, {"torch.ops.aten.sub.Scalar", FusedOp::Sub},
-      {"torch.ops.aten.mul.Tensor", FusedOp::Mul}, {"torch.ops.aten.mul.Scalar", FusedOp::Mul},
-      {"torch.ops.aten.div.Tensor", FusedOp::Div}, {"torch.ops.aten.div.Scalar", FusedOp::Div},
-  };
-  if (auto it = unary.find(n->target()); it != unary.end()) {
+  const OpDef* def = def_of(n);
+  if (!def || def->form != OpForm::Aten) return false;
+  const OpInfo* info = def->info;
+  if (info->fusion == Fusion::None || !info->functor) return false;
+  if (info->fusion == Fusion::Unary) {
     if (n->args().size() != 1) return false;
-    step = FusedStep{it->second, Value()};
+    step = FusedStep{info->functor, Value()};
     return true;
   }
-  if (auto it = binary.find(n->target()); it != binary.end()) {
-    if (n->args().size() != 2) return false;
-    const Value& s = n->args()[1];
-    // Only a Python number: a tensor operand could broadcast or promote.
-    if (s.kind() != Value::Kind::Bool && !s.is_number()) return false;
-    step = FusedStep{it->second, s};
-    return true;
-  }
-  return false;
+  if (n->args().size() != 2) return false;
+  const Value& s = n->args()[1];
+  if (s.kind() != Value::Kind::Bool && !s.is_number()) return false;
+  step = FusedStep{info->functor, s};
+  return true;
 }
 
 }  // namespace

@@ -214,8 +214,7 @@ Pattern module_pattern(const Node& n, const Module& root) {
   const std::string& kind = m->kind();
   // Only registered leaf kinds run the semantics assumed here (a user module named "ReLU"
   // with its own forward is not a ReLU).
-  const ModuleKind* mk = OpRegistry::global().module_kind(kind);
-  if (!mk || !mk->forward) return {};
+  if (!m->leaf_kind()) return {};
   if (kind == "Conv2d") {
     const Value& mode = m->attr("padding_mode");
     if (!(mode.kind() == Value::Kind::String) || mode.str() != "zeros") throw NoMatch{};

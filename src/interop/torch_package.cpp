@@ -42,38 +42,17 @@ std::string root_or_empty(const zip::ZipReader& zip) {
   return root;
 }
 
-// module.Class -> fxpack kind, for the allowlisted torch.nn classes.
-const std::map<std::string, std::string, std::less<>>& module_classes() {
-  static const std::map<std::string, std::string, std::less<>> m = {
-      {"torch.nn.modules.linear.Linear", "Linear"},
-      {"torch.nn.modules.activation.ReLU", "ReLU"},
-      {"torch.nn.modules.conv.Conv2d", "Conv2d"},
-      {"torch.nn.modules.batchnorm.BatchNorm2d", "BatchNorm2d"},
-      {"torch.nn.modules.pooling.MaxPool2d", "MaxPool2d"},
-      {"torch.nn.modules.pooling.AdaptiveAvgPool2d", "AdaptiveAvgPool2d"},
-      {"torch.nn.modules.container.Sequential", "Sequential"},
-      {"torch.nn.modules.module.Module", "Module"},
-  };
-  return m;
-}
+// torch.nn.Module itself: the plain parents of submodules. Every other allowlisted class is a
+// leaf module kind's (OpRegistry::module_class, from the op table's `classes`).
+constexpr const char* kPlainModuleClass = "torch.nn.modules.module.Module";
 
-// The configuration attributes of each kind, in the order the nn:: factories set them.
-const std::vector<std::string>& kind_attributes(const std::string& kind) {
-  static const std::map<std::string, std::vector<std::string>, std::less<>> m = {
-      {"Linear", {"in_features", "out_features"}},
-      {"ReLU", {"inplace"}},
-      {"Conv2d",
-       {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "transposed",
-        "output_padding", "groups", "padding_mode"}},
-      {"BatchNorm2d", {"num_features", "eps", "momentum", "affine", "track_running_stats"}},
-      {"MaxPool2d", {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}},
-      {"AdaptiveAvgPool2d", {"output_size"}},
-      {"Sequential", {}},
-      {"Module", {}},
-  };
-  static const std::vector<std::string> none;
-  auto it = m.find(kind);
-  return it == m.end() ? none : it->second;
+// The configuration attributes a module of this kind keeps, in PyTorch's __init__ order (the
+// op table's `attributes`); none for a plain Module.
+std::vector<std::string> kind_attributes(const Module& m) {
+  std::vector<std::string> out;
+  if (const ModuleKind* k = m.leaf_kind())
+    for (const Param& a : k->attributes) out.push_back(a.name);
+  return out;
 }
 
 // nn.Module bookkeeping in __dict__ that carries nothing fxpack needs (hooks must be empty).
@@ -413,6 +392,7 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
     fields[key] = v;
   }
   const std::string& kind = m.kind();
+  const std::vector<std::string> attrs = kind_attributes(m);
   // Hooks would be Python callables; an allowlisted pickle cannot hold any, but say so.
   for (const auto& [key, v] : fields) {
     if (key.find("hooks") != std::string::npos && module_internals().count(key) && !is_empty_ordered_dict(v) &&
@@ -422,7 +402,7 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
   }
   // Configuration attributes, in factory order.
   if (!top_level && !data_only) {
-    for (const std::string& name : kind_attributes(kind)) {
+    for (const std::string& name : attrs) {
       auto it = fields.find(name);
       if (it == fields.end()) fail_at(state, where + " (" + kind + "): attribute '" + name + "' is missing");
       m.set_attr(name, value(*it->second, where + " attribute '" + name + "'", depth + 1));
@@ -452,7 +432,6 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
   // Anything else.
   static const std::unordered_set<std::string_view> kGraphModuleKeys = {
       "_code", "_tracer_cls", "_tracer_extras", "meta", "_graphmodule_cls_name"};
-  const auto& attrs = kind_attributes(kind);
   for (const auto& [k, v] : state.entries) {
     const std::string& key = k->str;
     if (key == "_parameters" || key == "_buffers" || key == "_modules" || module_internals().count(key)) continue;
@@ -482,22 +461,23 @@ std::shared_ptr<Module> Loader::module(const PyObject& o, const std::string& pat
     fail_at(o, where + ": expected a torch.nn module object, got " + py_repr(o, 2));
   }
   const std::string qualified = o.callable->qualified_name();
-  auto cls = module_classes().find(qualified);
+  const ModuleKind* kind = OpRegistry::global().module_class(qualified);
   // A torch.nn class without an fxpack kind is kept as data: its kind is the qualified
   // class name, its attributes the rest of its __dict__. It prints, pickles and exports
   // back; calling it fails naming the kind.
-  const bool data_only = cls == module_classes().end();
+  const bool plain = qualified == kPlainModuleClass;
+  const bool data_only = !kind && !plain;
   if (data_only && !qualified.starts_with("torch.nn.modules.")) fail_at(o, where + ": class " + qualified + " is not supported");
-  const std::string kind = data_only ? qualified : cls->second;
+  const std::string kind_name = kind ? kind->name : plain ? std::string("Module") : qualified;
   if (!o.args->items.empty() || o.kwargs || !o.entries.empty() || !o.items.empty()) {
-    fail_at(o, where + ": unexpected constructor arguments for " + kind);
+    fail_at(o, where + ": unexpected constructor arguments for " + kind_name);
   }
-  if (!o.state) fail_at(o, where + ": " + kind + " has no state");
-  auto m = std::make_shared<Module>(kind);
+  if (!o.state) fail_at(o, where + ": " + kind_name + " has no state");
+  auto m = kind ? std::make_shared<Module>(*kind) : std::make_shared<Module>(kind_name);
   fill_module(*m, *o.state, path, depth, false, data_only);
-  if (const ModuleKind* k = OpRegistry::global().module_kind(kind); k && k->validate) {
+  if (kind) {
     try {
-      k->validate(*m);
+      kind->validate(*m);
     } catch (const Error& e) {
       fail(where + ": " + e.what());
     }
@@ -924,17 +904,15 @@ class TorchPickler {
   void module_dict_head(const Module& m, const std::string& path) {
     str("training");
     boolean(!path.empty() && m.kind() == "Module" && !dynamic_cast<const GraphModule*>(&m));
-    // PyTorch keeps optional tensors as None entries (Conv2d(bias=False) has 'bias': None);
-    // a data-only module holds them as undefined tensors.
-    static const std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>, std::less<>>
-        kSlots = {{"Linear", {{"weight", "bias"}, {}}},
-                  {"Conv2d", {{"weight", "bias"}, {}}},
-                  {"BatchNorm2d", {{"weight", "bias"}, {"running_mean", "running_var", "num_batches_tracked"}}}};
+    // PyTorch keeps optional tensors as None entries (Conv2d(bias=False) has 'bias': None):
+    // the kind's declared slots first, in order, then anything else (a data-only module
+    // holds them as undefined tensors).
+    const ModuleKind* kind = m.leaf_kind();
     auto slots = [&](const std::vector<std::pair<std::string, Tensor>>& have, bool params) {
       std::vector<std::pair<std::string, const Tensor*>> out;
-      auto it = dynamic_cast<const GraphModule*>(&m) ? kSlots.end() : kSlots.find(m.kind());
-      if (it != kSlots.end()) {
-        for (const auto& name : params ? it->second.first : it->second.second) {
+      if (kind) {
+        for (const ModuleTensorSlot& slot : params ? kind->parameters : kind->buffers) {
+          const std::string& name = slot.name;
           const Tensor* t = nullptr;
           for (const auto& [n, x] : have) {
             if (n == name) t = &x;
@@ -986,30 +964,20 @@ class TorchPickler {
 
   void module(const Module& m, const std::string& path) {
     if (auto it = module_memo_.find(&m); it != module_memo_.end()) return get(it->second);
-    const std::pair<const char*, const char*>* cls = nullptr;
-    static const std::map<std::string, std::pair<const char*, const char*>, std::less<>> kClasses = {
-        {"Linear", {"torch.nn.modules.linear", "Linear"}},
-        {"ReLU", {"torch.nn.modules.activation", "ReLU"}},
-        {"Conv2d", {"torch.nn.modules.conv", "Conv2d"}},
-        {"BatchNorm2d", {"torch.nn.modules.batchnorm", "BatchNorm2d"}},
-        {"MaxPool2d", {"torch.nn.modules.pooling", "MaxPool2d"}},
-        {"AdaptiveAvgPool2d", {"torch.nn.modules.pooling", "AdaptiveAvgPool2d"}},
-        {"Sequential", {"torch.nn.modules.container", "Sequential"}},
-        {"Module", {"torch.nn.modules.module", "Module"}},
-    };
-    if (auto it = kClasses.find(m.kind()); it != kClasses.end() && !dynamic_cast<const GraphModule*>(&m)) cls = &it->second;
-    // A data-only module (a torch.nn class fxpack has no kind for) names its class.
-    std::pair<std::string, std::string> data_class;
-    if (!cls && m.kind().starts_with("torch.nn.modules.") && !dynamic_cast<const GraphModule*>(&m)) {
-      auto dot = m.kind().rfind('.');
-      data_class = {m.kind().substr(0, dot), m.kind().substr(dot + 1)};
-    }
-    if (!cls && data_class.first.empty()) {
+    // The kind's first class (the op table's `classes`), torch.nn.Module for a plain parent,
+    // or the class a data-only module (a torch.nn class fxpack has no kind for) names.
+    std::string cls;
+    const ModuleKind* kind = m.leaf_kind();
+    const bool graph_module = dynamic_cast<const GraphModule*>(&m) != nullptr;
+    if (kind && !kind->classes.empty()) cls = kind->classes.front();
+    else if (!kind && !graph_module && m.kind() == "Module") cls = kPlainModuleClass;
+    else if (!kind && !graph_module && m.kind().starts_with("torch.nn.modules.")) cls = m.kind();
+    if (cls.empty()) {
       throw Error("torch.package export: module '" + path + "' of kind " + m.kind() + " has no torch.nn class to write");
     }
     if (++depth_ > 64) throw Error("torch.package export: modules nested too deeply at '" + path + "'");
-    if (cls) global(cls->first, cls->second);
-    else global(data_class.first, data_class.second);
+    const auto dot = cls.rfind('.');
+    global(cls.substr(0, dot), cls.substr(dot + 1));
     op(')');
     op('\x81');
     module_memo_.emplace(&m, memoize());
@@ -1021,32 +989,11 @@ class TorchPickler {
       str(name);
       value(v, "attribute '" + join(path, name) + "'");
     }
-    if (m.kind() == "Conv2d") {
-      // Conv2d.__init__ derives it from padding (F.pad order: last dimension first).
-      str("_reversed_padding_repeated_twice");
-      const Value* pad = m.find_attr("padding");
-      std::vector<std::int64_t> r;
-      if (pad && pad->kind() == Value::Kind::Tuple) {
-        const auto& items = pad->items();
-        for (std::size_t i = items.size(); i-- > 0;) {
-          r.push_back(items[i].to_int());
-          r.push_back(items[i].to_int());
-        }
-      } else {
-        r = {0, 0, 0, 0};  // 'valid'; 'same' is computed from the kernel by PyTorch's __init__
-        if (pad && pad->kind() == Value::Kind::String && pad->str() == "same") {
-          const auto ks = m.attr("kernel_size").int_list();
-          const auto dl = m.attr("dilation").int_list();
-          r.clear();
-          for (std::size_t i = ks.size(); i-- > 0;) {
-            std::int64_t total = dl[i] * (ks[i] - 1);
-            std::int64_t left = total / 2;
-            r.push_back(left);
-            r.push_back(total - left);
-          }
-        }
+    if (kind && kind->private_attributes) {
+      for (const auto& [name, v] : kind->private_attributes(m)) {
+        str(name);
+        value(v, "attribute '" + join(path, name) + "'");
       }
-      int_tuple(r);
     }
     op('u');
     op('b');

@@ -1,6 +1,7 @@
-// The computations behind the built-in ops, callable directly from C++ (and reused by the
-// aten-level registrations of make_fx graphs). Every function checks its inputs and throws
-// OpError with a message that names the op; none of them writes into an input.
+// The computations behind the built-in ops, callable directly from C++ by other kernels and
+// leaf modules. Every function checks its inputs and throws OpError with a message that
+// names the op; none of them writes into an input. (The ops themselves, their names and
+// schemas, are the op table's: src/ops/<family>.yaml.)
 #pragma once
 
 #include <array>
@@ -17,6 +18,8 @@ namespace fxpack::ops {
 
 // ---- elementwise.cpp ------------------------------------------------------------------
 
+// Elementwise ops as C++ calls, for other kernels and for tests: the driver of
+// elementwise.hpp with the op's functor (the ops themselves are elementwise.yaml's).
 enum class UnaryOp : std::uint8_t { Sin, Cos, Exp, Tanh, Sigmoid, Relu, Neg, Abs };
 enum class BinaryOp : std::uint8_t { Add, Sub, Mul, Div, Maximum, Minimum };
 
@@ -27,7 +30,6 @@ const char* op_name(BinaryOp op);
 // sin/cos/exp/tanh/sigmoid promote integer and bool inputs to float32 (as PyTorch);
 // relu/neg/abs keep the dtype and refuse bool.
 Tensor unary(UnaryOp op, const Tensor& x);
-Tensor relu(const Tensor& x);
 
 // PyTorch's result_type for a binary op on Tensors and Python numbers (int, float, bool):
 // dimensioned tensors > zero-dim tensors > numbers, a higher category (bool < int < float)
@@ -42,7 +44,6 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 // torch.add(a, b, alpha=...) / torch.sub.
 Value add(const Value& a, const Value& b, const Value& alpha = Value(std::int64_t{1}));
 Value sub(const Value& a, const Value& b, const Value& alpha = Value(std::int64_t{1}));
-Value mul(const Value& a, const Value& b);
 // rounding_mode: None, "trunc" or "floor".
 Value div(const Value& a, const Value& b, const Value& rounding_mode = Value());
 // min/max: None, a number or a Tensor (broadcast); at least one must be given.
@@ -57,6 +58,9 @@ Tensor sum(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim,
 // mean needs a floating input (or a floating `dtype`), as in PyTorch.
 Tensor mean(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim,
             std::optional<DType> dtype = std::nullopt);
+// torch.max(x, dim, keepdim): the maxima along dim and their (first) indices; NaN is the
+// maximum where there is one.
+std::pair<Tensor, Tensor> max_along(const Tensor& x, std::int64_t dim, bool keepdim);
 
 // ---- shape.cpp ------------------------------------------------------------------------
 

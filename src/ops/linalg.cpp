@@ -1,10 +1,9 @@
-// Matrix products: matmul (1-D/2-D/batched with broadcasting), mm, linear, addmm. float32
-// products of more than a few thousand multiply-adds run on oneDNN's matmul (chosen for the
-// CPU at run time); smaller ones, float64 and int64 on Eigen.
+// Matrix products (linalg.yaml): matmul (1-D/2-D/batched with broadcasting), mm, linear, addmm.
+// float32 products of more than a few thousand multiply-adds run on oneDNN's matmul (chosen
+// for the CPU at run time); smaller ones, float64 and int64 on Eigen.
 #include <Eigen/Core>
 #include <algorithm>
 
-#include "builtin_ops.hpp"
 #include "dnnl/dnnl_kernels.hpp"
 #include "kernels.hpp"
 #include "util.hpp"
@@ -239,25 +238,47 @@ Tensor addmm(const Tensor& bias, const Tensor& m1, const Tensor& m2, double beta
 
 namespace {
 
-using util::def;
-using util::p;
+// ---- Kernels (named by linalg.yaml) -------------------------------------------------------------
 
-Value k_matmul(std::span<const Value> a) {
-  return Value(matmul(util::tensor_arg(a, 0, "matmul", "input"), util::tensor_arg(a, 1, "matmul", "other")));
+// matmul(self, other)
+Value matmul_kernel(std::span<const Value> a) { return Value(matmul(a[0].tensor(), a[1].tensor())); }
+// mm(self, mat2)
+Value mm_kernel(std::span<const Value> a) { return Value(mm(a[0].tensor(), a[1].tensor())); }
+// addmm(self, mat1, mat2, *, beta, alpha)
+Value addmm_kernel(std::span<const Value> a) {
+  return Value(addmm(a[0].tensor(), a[1].tensor(), a[2].tensor(), a[3].to_double(), a[4].to_double()));
 }
-Value k_linear(std::span<const Value> a) {
-  return Value(linear(util::tensor_arg(a, 0, "linear", "input"), util::tensor_arg(a, 1, "linear", "weight"),
-                      util::optional_tensor_arg(a, 2, "linear", "bias")));
+// linear(input, weight, bias)
+Value linear_kernel(std::span<const Value> a) {
+  return Value(linear(a[0].tensor(), a[1].tensor(), a[2].is_none() ? nullptr : &a[2].tensor()));
+}
+
+// ---- make_fx decompositions ---------------------------------------------------------------------
+
+// matmul of two matrices is mm (PyTorch's CompositeImplicit matmul).
+Value matmul_decomposition(OpRecorder& rec, const OpCall& call) {
+  const bool mm = call.args[0].real.tensor().dim() == 2 && call.args[1].real.tensor().dim() == 2;
+  return rec.record(mm ? "mm.default" : "matmul.default", {call.args[0].sym, call.args[1].sym});
+}
+
+// at::linear: a 2-D input with a bias is addmm(b, x, w.t()); otherwise a product (+ add).
+Value linear_decomposition(OpRecorder& rec, const OpCall& call) {
+  const TracedValue& x = call.args[0];
+  const TracedValue& w = call.args[1];
+  const TracedValue& b = call.args[2];
+  const bool bias = !b.real.is_none();
+  Value t = rec.record("t.default", {w.sym});
+  if (x.real.tensor().dim() == 2) {
+    if (bias) return rec.record("addmm.default", {b.sym, x.sym, t});
+    return rec.record("mm.default", {x.sym, t});
+  }
+  Value mm = rec.record("matmul.default", {x.sym, t});
+  if (!bias) return mm;
+  return rec.record("add.Tensor", {mm, b.sym});
 }
 
 }  // namespace
 
-void register_linalg_ops(OpRegistry& r) {
-  r.add_function("torch.matmul", def("matmul", {p("input"), p("other")}, &k_matmul));
-  r.add_method("matmul", def("matmul", {p("self"), p("other")}, &k_matmul));
-  r.add_function("operator.matmul", def("matmul", {p("a"), p("b")}, &k_matmul));
-  r.add_function("torch.nn.functional.linear",
-                 def("linear", {p("input"), p("weight"), p("bias", Value())}, &k_linear));
-}
+#include "linalg_table.inc"
 
 }  // namespace fxpack::ops

@@ -1,7 +1,8 @@
-// Neural-network kernels: conv2d, batch_norm, max_pool2d, avg_pool2d, adaptive_avg_pool2d,
-// layer_norm. float32 runs on oneDNN (dnnl/dnnl_kernels.hpp), which picks the CPU's
-// instruction set at run time; float64, batch statistics, pooling indices and the windows
-// oneDNN cannot express run on the loops here (im2col + Eigen GEMM for convolutions).
+// Neural-network kernels (nn.yaml): conv2d, batch_norm, max_pool2d, avg_pool2d,
+// adaptive_avg_pool2d, layer_norm, gelu, torch._assert. float32 runs on oneDNN
+// (dnnl/dnnl_kernels.hpp), which picks the CPU's instruction set at run time; float64, batch
+// statistics, pooling indices and the windows oneDNN cannot express run on the loops here
+// (im2col + Eigen GEMM for convolutions).
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -9,8 +10,8 @@
 #include <limits>
 #include <vector>
 
-#include "builtin_ops.hpp"
 #include "dnnl/dnnl_kernels.hpp"
+#include "elementwise.hpp"
 #include "kernels.hpp"
 #include "util.hpp"
 
@@ -642,37 +643,55 @@ Tensor layer_norm(const Tensor& x, std::span<const std::int64_t> normalized_shap
   return out;
 }
 
+// ---- Kernels (named by nn.yaml) -----------------------------------------------------------------
+
 namespace {
 
-using util::def;
-using util::p;
-
-Value k_conv2d(std::span<const Value> a) {
-  const Tensor& x = util::tensor_arg(a, 0, "conv2d", "input");
-  const Tensor& w = util::tensor_arg(a, 1, "conv2d", "weight");
+// conv2d(input, weight, bias, stride, padding, dilation, groups); padding is a pair or a string.
+Value conv2d_kernel(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  const Tensor& w = a[1].tensor();
   if (w.dim() != 4) {
-    fail("conv2d: expected a 4-D weight [out_channels, in_channels/groups, kH, kW], got shape " +
-         w.shape().to_string());
+    fail("conv2d: expected a 4-D weight [out_channels, in_channels/groups, kH, kW], got shape " + w.shape().to_string());
   }
-  const auto o = conv2d_options(a[3], a[4], a[5], util::int_arg(a, 6, "conv2d", "groups"), w.shape()[2],
-                                w.shape()[3]);
-  return Value(conv2d(x, w, util::optional_tensor_arg(a, 2, "conv2d", "bias"), o));
+  const auto o = conv2d_options(a[3], a[4], a[5], a[6].to_int(), w.shape()[2], w.shape()[3]);
+  return Value(conv2d(x, w, a[2].is_none() ? nullptr : &a[2].tensor(), o));
 }
 
-Value k_max_pool2d(std::span<const Value> a) {
-  const Tensor& x = util::tensor_arg(a, 0, "max_pool2d", "input");
-  const auto o = pool2d_options(a[1], a[2], a[3], a[4], util::bool_arg(a, 5, "max_pool2d", "ceil_mode"), "max_pool2d");
-  if (util::bool_arg(a, 6, "max_pool2d", "return_indices")) {
+// convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
+Value convolution_kernel(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  const Tensor& w = a[1].tensor();
+  if (a[6].to_bool()) fail("convolution: transposed convolution is not supported");
+  if (w.dim() != 4) fail("convolution: only 2-D convolution is supported (weight of shape " + w.shape().to_string() + ")");
+  Conv2dOptions o;
+  o.stride = pair_arg(a[3], "convolution", "stride");
+  o.padding_begin = o.padding_end = pair_arg(a[4], "convolution", "padding");
+  o.dilation = pair_arg(a[5], "convolution", "dilation");
+  o.groups = a[8].to_int();
+  return Value(conv2d(x, w, a[2].is_none() ? nullptr : &a[2].tensor(), o));
+}
+
+// F.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+Value max_pool2d_functional(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  const auto o = pool2d_options(a[1], a[2], a[3], a[4], a[5].to_bool(), "max_pool2d");
+  if (a[6].to_bool()) {
     auto [out, idx] = max_pool2d_with_indices(x, o);
     return Value(Tuple{{Value(std::move(out)), Value(std::move(idx))}});
   }
   return Value(max_pool2d(x, o));
 }
 
-Value k_adaptive_avg_pool2d(std::span<const Value> a) {
-  const Tensor& x = util::tensor_arg(a, 0, "adaptive_avg_pool2d", "input");
-  std::array<std::optional<std::int64_t>, 2> os;
-  const Value& v = a[1];
+// max_pool2d_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode)
+Value max_pool2d_with_indices_kernel(std::span<const Value> a) {
+  const auto o = pool2d_options(a[1], a[2], a[3], a[4], a[5].to_bool(), "max_pool2d_with_indices");
+  auto [out, idx] = max_pool2d_with_indices(a[0].tensor(), o);
+  return Value(Tuple{{Value(std::move(out)), Value(std::move(idx))}});
+}
+
+// An output_size of F.adaptive_avg_pool2d: an int, None, or a pair of those.
+std::array<std::optional<std::int64_t>, 2> adaptive_output_size(const Value& v) {
   auto one = [&](const Value& e) -> std::optional<std::int64_t> {
     if (e.is_none()) return std::nullopt;
     const auto* i = std::get_if<std::int64_t>(&e.variant());
@@ -680,46 +699,163 @@ Value k_adaptive_avg_pool2d(std::span<const Value> a) {
     return *i;
   };
   if (v.kind() == Value::Kind::List || v.kind() == Value::Kind::Tuple) {
-    const auto& items = v.kind() == Value::Kind::List ? std::get<List>(v.variant()).items
-                                                      : std::get<Tuple>(v.variant()).items;
-    if (items.size() != 2) fail("adaptive_avg_pool2d: output_size must have 2 entries");
-    os = {one(items[0]), one(items[1])};
-  } else {
-    os[0] = os[1] = one(v);
+    if (v.items().size() != 2) fail("adaptive_avg_pool2d: output_size must have 2 entries");
+    return {one(v.items()[0]), one(v.items()[1])};
   }
-  return Value(adaptive_avg_pool2d(x, os));
+  auto s = one(v);
+  return {s, s};
 }
 
-Value k_batch_norm(std::span<const Value> a) {
-  const Tensor& x = util::tensor_arg(a, 0, "batch_norm", "input");
-  return Value(batch_norm(x, util::optional_tensor_arg(a, 3, "batch_norm", "weight"),
-                          util::optional_tensor_arg(a, 4, "batch_norm", "bias"),
-                          util::optional_tensor_arg(a, 1, "batch_norm", "running_mean"),
-                          util::optional_tensor_arg(a, 2, "batch_norm", "running_var"),
-                          util::bool_arg(a, 5, "batch_norm", "training"),
-                          util::double_arg(a, 7, "batch_norm", "eps")));
+// F.adaptive_avg_pool2d(input, output_size)
+Value adaptive_avg_pool2d_functional(std::span<const Value> a) {
+  return Value(adaptive_avg_pool2d(a[0].tensor(), adaptive_output_size(a[1])));
+}
+
+// _adaptive_avg_pool2d(self, output_size)
+Value adaptive_avg_pool2d_kernel(std::span<const Value> a) {
+  const auto s = pair_arg(a[1], "_adaptive_avg_pool2d", "output_size");
+  return Value(adaptive_avg_pool2d(a[0].tensor(), {s[0], s[1]}));
+}
+
+const Tensor* optional_tensor(const Value& v) { return v.is_none() ? nullptr : &v.tensor(); }
+
+// F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+Value batch_norm_functional(std::span<const Value> a) {
+  return Value(batch_norm(a[0].tensor(), optional_tensor(a[3]), optional_tensor(a[4]), optional_tensor(a[1]),
+                          optional_tensor(a[2]), a[5].to_bool(), a[7].to_double()));
+}
+
+// native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps)
+// -> (output, save_mean, save_invstd). Running statistics are never updated (fxpack kernels
+// do not write into inputs); the saved statistics are empty, as PyTorch's CPU kernel returns
+// them in eval mode.
+Value native_batch_norm_kernel(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  const Tensor* rm = optional_tensor(a[3]);
+  const Tensor* rv = optional_tensor(a[4]);
+  const bool training = a[5].to_bool();
+  if (!training && (!rm || !rv)) fail("native_batch_norm: running_mean and running_var must be defined in evaluation mode");
+  Tensor out = batch_norm(x, optional_tensor(a[1]), optional_tensor(a[2]), rm, rv, training, a[7].to_double());
+  return Value(Tuple{{Value(std::move(out)), Value(Tensor::empty(Shape{0}, x.dtype())),
+                      Value(Tensor::empty(Shape{0}, x.dtype()))}});
+}
+
+// gelu: x * Φ(x), exactly (erf) or with PyTorch's tanh approximation.
+void check_gelu_input(const Tensor& x) {
+  if (!is_floating(x.dtype())) fail("gelu: not implemented for " + std::string(dtype_name(x.dtype())) + " tensors");
+}
+struct Gelu {
+  static constexpr const char* name = "gelu";
+  template <class T>
+  T operator()(T x) const {
+    return x * T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2)));
+  }
+  static void check(const Tensor& x) { check_gelu_input(x); }
+};
+struct GeluTanh {
+  static constexpr const char* name = "gelu";
+  template <class T>
+  T operator()(T x) const {
+    const T k = T(M_SQRT2 * M_2_SQRTPI * 0.5);  // sqrt(2 / pi)
+    return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+  }
+  static void check(const Tensor& x) { check_gelu_input(x); }
+};
+
+// gelu(self, *, approximate)
+Value gelu_kernel(std::span<const Value> a) {
+  const std::string& approximate = a[1].str();
+  if (approximate == "none") return Value(unary_tensor<Gelu, Promotion::Keep>(a[0].tensor()));
+  if (approximate == "tanh") return Value(unary_tensor<GeluTanh, Promotion::Keep>(a[0].tensor()));
+  fail("gelu: approximate argument must be either none or tanh, got " + python_str_repr(approximate));
+}
+
+// torch._assert(condition, message): Python's `assert condition, message`.
+Value assert_kernel(std::span<const Value> a) {
+  const Value& c = a[0];
+  bool ok;
+  if (c.is_tensor()) {
+    const Tensor& t = c.tensor();
+    if (t.numel() != 1) fail("_assert: a condition tensor must have one element, got shape " + t.shape().to_string());
+    ok = t.item_at(0) != 0.0;
+  } else if (c.kind() == Value::Kind::Bool || c.is_int() || c.is_double()) {
+    ok = c.to_double() != 0.0;
+  } else {
+    ok = !c.is_none();
+  }
+  if (!ok) fail("_assert: AssertionError: " + python_str_repr(a[1].str()));
+  return Value();
+}
+
+// ---- make_fx decompositions ---------------------------------------------------------------------
+
+List int_list(std::initializer_list<std::int64_t> v) {
+  List l;
+  for (std::int64_t x : v) l.items.emplace_back(x);
+  return l;
+}
+
+// conv2d is convolution(x, w, b, stride, padding, dilation, transposed=False, [0, 0], groups),
+// a string padding resolved to ints.
+Value conv2d_decomposition(OpRecorder& rec, const OpCall& call) {
+  const auto& a = call.args;
+  Value padding = a[4].real;
+  if (const auto* s = std::get_if<std::string>(&padding.variant())) {
+    if (*s == "valid") {
+      padding = int_list({0, 0});
+    } else {
+      const Tensor& w = a[1].real.tensor();
+      const auto dilation = a[5].real.int_list();
+      List p;
+      for (std::size_t i = 0; i < 2; ++i) {
+        const std::int64_t total = dilation[i] * (w.shape()[2 + i] - 1);
+        if (total % 2) fail("conv2d: padding='same' with asymmetric padding is not supported by make_fx");
+        p.items.emplace_back(total / 2);
+      }
+      padding = Value(std::move(p));
+    }
+  }
+  return rec.record("convolution.default",
+                    {a[0].sym, a[1].sym, a[2].sym, a[3].sym, padding, a[5].sym, Value(false), int_list({0, 0}), a[6].sym});
+}
+
+// F.max_pool2d: max_pool2d_with_indices and its two getitems; the values, or both with
+// return_indices.
+Value max_pool2d_decomposition(OpRecorder& rec, const OpCall& call) {
+  const auto& a = call.args;
+  const Value stride = a[2].real.is_none() ? Value(List{}) : a[2].sym;
+  Value items = rec.record("max_pool2d_with_indices.default", {a[0].sym, a[1].sym, stride, a[3].sym, a[4].sym, a[5].sym});
+  if (a[6].real.to_bool()) return items;
+  return items.items()[0];
+}
+
+// F.adaptive_avg_pool2d: a global pool is mean over the last two dims (PyTorch's
+// CompositeImplicit adaptive_avg_pool2d), anything else _adaptive_avg_pool2d.
+Value adaptive_avg_pool2d_decomposition(OpRecorder& rec, const OpCall& call) {
+  const Tensor& x = call.args[0].real.tensor();
+  const auto os = adaptive_output_size(call.args[1].real);
+  std::int64_t size[2];
+  for (std::size_t i = 0; i < 2; ++i) size[i] = os[i] ? *os[i] : x.shape()[x.dim() - 2 + i];
+  if (size[0] == 1 && size[1] == 1) return rec.record("mean.dim", {call.args[0].sym, int_list({-1, -2}), Value(true)});
+  return rec.record("_adaptive_avg_pool2d.default", {call.args[0].sym, int_list({size[0], size[1]})});
+}
+
+// F.batch_norm as PyTorch 1.13's _batch_norm_impl_index runs it: the (unused) reserve buffer,
+// native_batch_norm and its three getitems.
+Value batch_norm_decomposition(OpRecorder& rec, const OpCall& call) {
+  const auto& a = call.args;
+  Dict empty_kwargs;
+  empty_kwargs.items.emplace_back("dtype", Value(DType::UInt8));
+  empty_kwargs.items.emplace_back("layout", Value(Layout::Strided));
+  empty_kwargs.items.emplace_back("device", Value(Device{}));
+  rec.record("empty.memory_format", {int_list({0})}, std::move(empty_kwargs));
+  Value items = rec.record("native_batch_norm.default",
+                           {a[0].sym, a[3].sym, a[4].sym, a[1].sym, a[2].sym, a[5].sym, a[6].sym, a[7].sym});
+  return items.items()[0];
 }
 
 }  // namespace
 
-void register_nn_ops(OpRegistry& r) {
-  const Value one{std::int64_t{1}}, zero{std::int64_t{0}};
-  r.add_function("torch.nn.functional.conv2d",
-                 def("conv2d", {p("input"), p("weight"), p("bias", Value()), p("stride", one), p("padding", zero),
-                                p("dilation", one), p("groups", one)}, &k_conv2d));
-  r.add_function("torch.conv2d",
-                 def("conv2d", {p("input"), p("weight"), p("bias", Value()), p("stride", one), p("padding", zero),
-                                p("dilation", one), p("groups", one)}, &k_conv2d));
-  r.add_function("torch.nn.functional.max_pool2d",
-                 def("max_pool2d", {p("input"), p("kernel_size"), p("stride", Value()), p("padding", zero),
-                                    p("dilation", one), p("ceil_mode", Value(false)), p("return_indices", Value(false))},
-                     &k_max_pool2d));
-  r.add_function("torch.nn.functional.adaptive_avg_pool2d",
-                 def("adaptive_avg_pool2d", {p("input"), p("output_size")}, &k_adaptive_avg_pool2d));
-  r.add_function("torch.nn.functional.batch_norm",
-                 def("batch_norm", {p("input"), p("running_mean"), p("running_var"), p("weight", Value()),
-                                    p("bias", Value()), p("training", Value(false)), p("momentum", Value(0.1)),
-                                    p("eps", Value(1e-5))}, &k_batch_norm));
-}
+#include "nn_table.inc"
 
 }  // namespace fxpack::ops

@@ -1,8 +1,7 @@
-// Reductions: sum and mean over all dims or a list of dims, keepdim, dtype.
+// Reductions (reduce.yaml): sum and mean over all dims or a list of dims, keepdim, dtype; max.
 #include <cmath>
 #include <cstring>
 
-#include "builtin_ops.hpp"
 #include "kernels.hpp"
 #include "util.hpp"
 
@@ -196,46 +195,139 @@ Tensor mean(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim, s
 
 namespace {
 
-using util::def;
-using util::kw;
-using util::p;
+// ---- max: the whole tensor, or along a dim with indices ------------------------------------
 
-// dim: None, int, list/tuple of ints (or a dtype given positionally: torch.sum(x, torch.float64)).
-template <bool Mean>
-Value k_reduce(std::span<const Value> a) {
-  const char* op = Mean ? "mean" : "sum";
-  const Tensor& x = util::tensor_arg(a, 0, op, "input");
-  std::optional<DType> dtype;
-  if (!a[3].is_none()) {
-    const auto* d = std::get_if<DType>(&a[3].variant());
-    if (!d) fail(std::string(op) + ": argument 'dtype' must be a dtype, got " + util::kind_str(a[3]));
-    dtype = *d;
+// a is "greater" than b for max: NaN beats everything (PyTorch propagates NaN).
+template <class T>
+bool greater(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(a)) return !std::isnan(b);
+    if (std::isnan(b)) return false;
   }
-  std::vector<std::int64_t> dims;
-  bool all = a[1].is_none();
-  if (const auto* d = std::get_if<DType>(&a[1].variant())) {
-    dtype = *d;
-    all = true;
+  return a > b;
+}
+
+template <class T>
+Tensor max_all_typed(const Tensor& x) {
+  const T* p = x.data<T>();
+  T best = p[0];
+  for (std::int64_t i = 1; i < x.numel(); ++i)
+    if (greater(p[i], best)) best = p[i];
+  Tensor out = Tensor::empty(Shape{}, x.dtype());
+  out.data<T>()[0] = best;
+  return out;
+}
+
+template <class T>
+void max_dim_typed(const Tensor& x, std::int64_t dim, Tensor& values, Tensor& indices) {
+  const Shape& s = x.shape();
+  std::int64_t outer = 1, inner = 1;
+  for (std::int64_t i = 0; i < dim; ++i) outer *= s[static_cast<std::size_t>(i)];
+  for (std::size_t i = static_cast<std::size_t>(dim) + 1; i < s.size(); ++i) inner *= s[i];
+  const std::int64_t n = s.size() == 0 ? 1 : s[static_cast<std::size_t>(dim)];
+  const T* p = x.data<T>();
+  T* v = values.data<T>();
+  std::int64_t* ix = indices.data<std::int64_t>();
+  for (std::int64_t o = 0; o < outer; ++o) {
+    for (std::int64_t j = 0; j < inner; ++j) {
+      const T* col = p + o * n * inner + j;
+      T best = col[0];
+      std::int64_t at = 0;
+      for (std::int64_t k = 1; k < n; ++k) {
+        if (greater(col[k * inner], best)) {
+          best = col[k * inner];
+          at = k;
+        }
+      }
+      v[o * inner + j] = best;
+      ix[o * inner + j] = at;
+    }
   }
-  if (!all) {
-    dims = util::int_list_arg(a[1], op, "dim");
-    if (dims.empty()) all = true;
+}
+
+template <class Fn>
+auto by_dtype(DType dt, Fn&& fn) {
+  switch (dt) {
+    case DType::Float32: return fn(float{});
+    case DType::Float64: return fn(double{});
+    case DType::Int64: return fn(std::int64_t{});
+    case DType::Bool: return fn(bool{});
+    case DType::UInt8: return fn(std::uint8_t{});
   }
-  const bool keepdim = util::bool_arg(a, 2, op, "keepdim");
-  Tensor r = Mean ? mean(x, dims, keepdim, dtype) : sum(x, dims, keepdim, dtype);
-  return Value(std::move(r));
+  return fn(float{});
 }
 
 }  // namespace
 
-void register_reduce_ops(OpRegistry& r) {
-  for (bool is_mean : {false, true}) {
-    const char* name = is_mean ? "mean" : "sum";
-    KernelFn k = is_mean ? &k_reduce<true> : &k_reduce<false>;
-    r.add_function(is_mean ? "torch.mean" : "torch.sum",
-                   def(name, {p("input"), p("dim", Value()), p("keepdim", Value(false)), kw("dtype", Value())}, k));
-    r.add_method(name, def(name, {p("self"), p("dim", Value()), p("keepdim", Value(false)), kw("dtype", Value())}, k));
+std::pair<Tensor, Tensor> max_along(const Tensor& x, std::int64_t dim_in, bool keepdim) {
+  if (!x.defined()) fail("max: undefined tensor");
+  const auto nd = static_cast<std::int64_t>(x.dim());
+  const std::int64_t dim = util::wrap_dim(dim_in, nd, "max");
+  if (nd > 0 && x.shape()[static_cast<std::size_t>(dim)] == 0) {
+    fail("max(): Expected reduction dim " + std::to_string(dim) + " to have non-zero size.");
   }
+  Shape out;
+  for (std::int64_t i = 0; i < nd; ++i) {
+    if (i != dim) out.push_back(x.shape()[static_cast<std::size_t>(i)]);
+    else if (keepdim) out.push_back(1);
+  }
+  Tensor values = Tensor::empty(out, x.dtype());
+  Tensor indices = Tensor::empty(out, DType::Int64);
+  if (x.numel() > 0) by_dtype(x.dtype(), [&](auto t) {
+    max_dim_typed<decltype(t)>(x, nd == 0 ? 0 : dim, values, indices);
+    return 0;
+  });
+  return {std::move(values), std::move(indices)};
 }
+
+namespace {
+
+// max(self)
+Value max_all(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  if (x.numel() == 0) {
+    fail("max(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the "
+         "'dim' argument.");
+  }
+  return Value(by_dtype(x.dtype(), [&](auto t) { return max_all_typed<decltype(t)>(x); }));
+}
+
+// max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
+Value max_dim(std::span<const Value> args) {
+  const Tensor& x = args[0].tensor();  // the schema says Tensor: binding checked it
+  auto [values, indices] = ops::max_along(x, args[1].to_int(), args[2].to_bool());
+  return Value(Tuple{{Value(std::move(values)), Value(std::move(indices))}});
+}
+
+// max.other(self, other): torch.maximum.
+Value max_other(std::span<const Value> a) { return binary(BinaryOp::Maximum, a[0], a[1]); }
+
+// ---- sum and mean ----------------------------------------------------------------------------
+
+std::optional<DType> dtype_arg(const Value& v) {
+  if (v.is_none()) return std::nullopt;
+  return v.dtype();
+}
+
+// sum(self, *, dtype) / mean(self, *, dtype)
+template <bool Mean>
+Value reduce_all(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  return Value(Mean ? mean(x, {}, false, dtype_arg(a[1])) : sum(x, {}, false, dtype_arg(a[1])));
+}
+
+// sum.dim_IntList(self, dim, keepdim, *, dtype) / mean.dim: dim None or [] reduces everything.
+template <bool Mean>
+Value reduce_dims(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  std::vector<std::int64_t> dims;
+  if (!a[1].is_none()) dims = a[1].int_list();
+  const bool keepdim = a[2].to_bool();
+  return Value(Mean ? mean(x, dims, keepdim, dtype_arg(a[3])) : sum(x, dims, keepdim, dtype_arg(a[3])));
+}
+
+}  // namespace
+
+#include "reduce_table.inc"
 
 }  // namespace fxpack::ops

@@ -1,9 +1,9 @@
-// Shape ops: reshape/view, flatten, permute/transpose/t, indexing, size, contiguous.
+// Shape ops (shape.yaml): reshape/view, flatten, permute/transpose/t, unsqueeze, indexing,
+// size, contiguous, detach/clone, empty.
 #include <algorithm>
 #include <cstring>
 #include <limits>
 
-#include "builtin_ops.hpp"
 #include "kernels.hpp"
 #include "util.hpp"
 
@@ -318,65 +318,124 @@ Value getitem(const Value& obj, const Value& idx) {
 
 namespace {
 
-using util::def;
-using util::kw;
-using util::p;
+// ---- Kernels (named by shape.yaml): arguments are bound and type-checked -----------------------
 
-Value k_reshape(std::span<const Value> a) {
-  const Tensor& x = util::tensor_arg(a, 0, "reshape", "input");
-  return Value(reshape(x, util::int_list_arg(a[1], "reshape", "shape"), "reshape"));
+// reshape(self, shape)
+Value reshape_kernel(std::span<const Value> a) { return Value(reshape(a[0].tensor(), a[1].int_list(), "reshape")); }
+// view(self, size)
+Value view_kernel(std::span<const Value> a) { return Value(reshape(a[0].tensor(), a[1].int_list(), "view")); }
+// _unsafe_view(self, size)
+Value unsafe_view_kernel(std::span<const Value> a) {
+  return Value(reshape(a[0].tensor(), a[1].int_list(), "_unsafe_view"));
 }
-Value k_view(std::span<const Value> a) {
-  const Tensor& x = util::tensor_arg(a, 0, "view", "self");
-  if (std::get_if<DType>(&a[1].variant())) fail("view: viewing as another dtype is not supported");
-  return Value(reshape(x, util::int_list_arg(a[1], "view", "size"), "view"));
-}
-Value k_flatten(std::span<const Value> a) {
-  return Value(flatten(util::tensor_arg(a, 0, "flatten", "input"), util::int_arg(a, 1, "flatten", "start_dim"),
-                       util::int_arg(a, 2, "flatten", "end_dim")));
-}
-Value k_permute(std::span<const Value> a) {
-  return Value(permute(util::tensor_arg(a, 0, "permute", "input"), util::int_list_arg(a[1], "permute", "dims")));
-}
-Value k_transpose(std::span<const Value> a) {
-  return Value(transpose(util::tensor_arg(a, 0, "transpose", "input"), util::int_arg(a, 1, "transpose", "dim0"),
-                         util::int_arg(a, 2, "transpose", "dim1")));
-}
-Value k_t(std::span<const Value> a) { return Value(t(util::tensor_arg(a, 0, "t", "input"))); }
-Value k_getitem(std::span<const Value> a) { return getitem(a[0], a[1]); }
-Value k_contiguous(std::span<const Value> a) { return Value(util::tensor_arg(a, 0, "contiguous", "self")); }
-Value k_size(std::span<const Value> a) {
-  const Tensor& x = util::tensor_arg(a, 0, "size", "self");
-  if (a[1].is_none()) {
-    Tuple t;
-    for (std::int64_t d : x.shape()) t.items.emplace_back(d);
-    return Value(std::move(t));
+// _reshape_alias(self, size, stride): fxpack tensors are contiguous, so the strides must be
+// the contiguous strides of `size`.
+Value reshape_alias_kernel(std::span<const Value> a) {
+  auto size = a[1].int_list();
+  auto stride = a[2].int_list();
+  if (size.size() != stride.size())
+    fail("_reshape_alias: size and stride have different lengths (" + python_repr(a[1]) + ", " + python_repr(a[2]) + ")");
+  std::int64_t expect = 1;
+  for (std::size_t i = size.size(); i-- > 0;) {
+    if (size[i] != 1 && stride[i] != expect)
+      fail("_reshape_alias: only contiguous strides are supported, got size " + python_repr(a[1]) + " and stride " +
+           python_repr(a[2]));
+    expect *= size[i];
   }
-  const std::int64_t d = util::wrap_dim(util::int_arg(a, 1, "size", "dim"), static_cast<std::int64_t>(x.dim()), "size");
+  return Value(reshape(a[0].tensor(), size, "_reshape_alias"));
+}
+// flatten(self, start_dim, end_dim)
+Value flatten_kernel(std::span<const Value> a) { return Value(flatten(a[0].tensor(), a[1].to_int(), a[2].to_int())); }
+// permute(self, dims)
+Value permute_kernel(std::span<const Value> a) { return Value(permute(a[0].tensor(), a[1].int_list())); }
+// transpose.int(self, dim0, dim1)
+Value transpose_kernel(std::span<const Value> a) {
+  return Value(transpose(a[0].tensor(), a[1].to_int(), a[2].to_int()));
+}
+// t(self)
+Value t_kernel(std::span<const Value> a) { return Value(t(a[0].tensor())); }
+// unsqueeze(self, dim)
+Value unsqueeze_kernel(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  const auto nd = static_cast<std::int64_t>(x.dim());
+  const std::int64_t d = util::wrap_dim(a[1].to_int(), nd + 1, "unsqueeze");
+  std::vector<std::int64_t> s = x.shape().to_vector();
+  s.insert(s.begin() + d, 1);
+  return Value(reshape(x, s, "unsqueeze"));
+}
+// operator.getitem(a, b)
+Value getitem_kernel(std::span<const Value> a) { return getitem(a[0], a[1]); }
+// contiguous(self, *, memory_format): fxpack tensors are contiguous.
+Value contiguous_kernel(std::span<const Value> a) { return a[0]; }
+// detach(self): fxpack has no autograd.
+Value detach_kernel(std::span<const Value> a) { return a[0]; }
+// clone(self, *, memory_format)
+Value clone_kernel(std::span<const Value> a) { return Value(a[0].tensor().clone()); }
+// Tensor.size(self, dim)
+Value size_dim_kernel(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  const std::int64_t d = util::wrap_dim(a[1].to_int(), static_cast<std::int64_t>(x.dim()), "size");
   if (x.dim() == 0) fail("size: dimension specified as " + std::to_string(d) + " but tensor has no dimensions");
   return Value(x.shape()[static_cast<std::size_t>(d)]);
+}
+// Tensor.size(self)
+Value size_kernel(std::span<const Value> a) {
+  Tuple t;
+  for (std::int64_t d : a[0].tensor().shape()) t.items.emplace_back(d);
+  return Value(std::move(t));
+}
+// empty.memory_format(size, *, dtype, layout, device, pin_memory, memory_format)
+Value empty_kernel(std::span<const Value> a) {
+  auto dims = a[0].int_list();
+  for (std::int64_t d : dims)
+    if (d < 0) fail("empty: negative dimension " + std::to_string(d));
+  const DType dt = a[1].is_none() ? DType::Float32 : a[1].dtype();
+  return Value(Tensor::empty(Shape(std::span<const std::int64_t>(dims)), dt));
+}
+
+// ---- make_fx decompositions -------------------------------------------------------------------
+
+List int_list(const std::vector<std::int64_t>& v) {
+  List l;
+  for (std::int64_t x : v) l.items.emplace_back(x);
+  return l;
+}
+
+// PyTorch 1.13's reshape of a contiguous tensor: _reshape_alias(x, size, contiguous strides).
+Value reshape_alias_of(OpRecorder& rec, const TracedValue& x, const Tensor& result) {
+  std::vector<std::int64_t> strides(result.dim());
+  util::contiguous_strides(result.shape(), strides.data());
+  return rec.record("_reshape_alias.default", {x.sym, int_list(result.shape().to_vector()), int_list(strides)});
+}
+
+Value reshape_decomposition(OpRecorder& rec, const OpCall& call) {
+  return reshape_alias_of(rec, call.args[0], call.result.tensor());
+}
+
+// torch.flatten: the input itself when nothing is flattened, else a reshape.
+Value flatten_decomposition(OpRecorder& rec, const OpCall& call) {
+  const Tensor& x = call.args[0].real.tensor();
+  const auto nd = static_cast<std::int64_t>(x.dim());
+  if (nd > 0) {
+    auto wrap = [&](std::int64_t d) { return d < 0 ? d + nd : d; };
+    if (wrap(call.args[1].real.to_int()) == wrap(call.args[2].real.to_int())) return call.args[0].sym;
+  }
+  return reshape_alias_of(rec, call.args[0], call.result.tensor());
+}
+
+// An op that returns its (contiguous) input: nothing is recorded.
+Value returns_self(OpRecorder&, const OpCall& call) { return call.args[0].sym; }
+
+// getitem of a traced tuple or list is the symbolic element; indexing a Tensor has no
+// op-level form yet.
+Value getitem_decomposition(OpRecorder&, const OpCall& call) {
+  const Value& s = call.args[0].sym;
+  if (s.kind() == Value::Kind::Tuple || s.kind() == Value::Kind::List) return getitem(s, call.args[1].sym);
+  fail("getitem: indexing a Tensor is not supported by make_fx");
 }
 
 }  // namespace
 
-void register_shape_ops(OpRegistry& r) {
-  r.add_function("torch.reshape", def("reshape", {p("input"), p("shape")}, &k_reshape));
-  r.add_method("reshape", def("reshape", {p("self"), p("*shape")}, &k_reshape));
-  r.add_method("view", def("view", {p("self"), p("*size")}, &k_view));
-  r.add_function("torch.flatten", def("flatten", {p("input"), p("start_dim", Value(std::int64_t{0})),
-                                                  p("end_dim", Value(std::int64_t{-1}))}, &k_flatten));
-  r.add_method("flatten", def("flatten", {p("self"), p("start_dim", Value(std::int64_t{0})),
-                                          p("end_dim", Value(std::int64_t{-1}))}, &k_flatten));
-  r.add_function("torch.permute", def("permute", {p("input"), p("dims")}, &k_permute));
-  r.add_method("permute", def("permute", {p("self"), p("*dims")}, &k_permute));
-  r.add_function("torch.transpose", def("transpose", {p("input"), p("dim0"), p("dim1")}, &k_transpose));
-  r.add_method("transpose", def("transpose", {p("self"), p("dim0"), p("dim1")}, &k_transpose));
-  r.add_function("torch.t", def("t", {p("input")}, &k_t));
-  r.add_method("t", def("t", {p("self")}, &k_t));
-  r.add_function("operator.getitem", def("getitem", {p("a"), p("b")}, &k_getitem));
-  r.add_method("contiguous", def("contiguous", {p("self"), p("memory_format", Value(MemoryFormat::Contiguous))},
-                                 &k_contiguous));
-  r.add_method("size", def("size", {p("self"), p("dim", Value())}, &k_size));
-}
+#include "shape_table.inc"
 
 }  // namespace fxpack::ops

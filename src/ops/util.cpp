@@ -104,19 +104,4 @@ void contiguous_strides(const Shape& s, std::int64_t* strides) {
   }
 }
 
-Param p(const char* name) { return Param{name, true, Value{}, false}; }
-Param p(const char* name, Value default_value) {
-  return Param{name, false, std::move(default_value), false};
-}
-Param kw(const char* name, Value default_value) {
-  return Param{name, false, std::move(default_value), true};
-}
-std::shared_ptr<const OpDef> def(const char* name, std::vector<Param> params, KernelFn kernel) {
-  auto d = std::make_shared<OpDef>();
-  d->name = name;
-  d->params = std::move(params);
-  d->kernel = kernel;
-  return d;
-}
-
 }  // namespace fxpack::ops::util

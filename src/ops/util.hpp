@@ -1,5 +1,6 @@
 // Helpers shared by the kernel sources: argument access with messages that name the op,
-// dimension wrapping, registration shorthands. Internal to src/ops.
+// dimension wrapping; and the op table's types, for the generated table each family's .cpp
+// includes. Internal to src/ops.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include "fxpack/ops.hpp"
 #include "fxpack/tensor.hpp"
 #include "fxpack/value.hpp"
+#include "op_table.hpp"
 
 namespace fxpack::ops::util {
 
@@ -37,11 +39,5 @@ std::int64_t wrap_dim(std::int64_t d, std::int64_t ndim, const char* op);
 
 // Row-major strides (in elements) of a shape.
 void contiguous_strides(const Shape& s, std::int64_t* strides);
-
-// Registration shorthands.
-Param p(const char* name);
-Param p(const char* name, Value default_value);
-Param kw(const char* name, Value default_value);
-std::shared_ptr<const OpDef> def(const char* name, std::vector<Param> params, KernelFn kernel);
 
 }  // namespace fxpack::ops::util

@@ -451,7 +451,9 @@ class Builder {
   std::shared_ptr<Module> module(const ModuleRecord& r, const std::string& path, std::uint32_t depth) {
     if (depth > opt_.limits.max_nesting_depth) bad("module " + quote(path) + ": nesting depth exceeds the limit");
     in_meta_ = false;  // module attributes may not reference nodes
-    auto m = std::make_shared<Module>(r.kind);
+    // A stored kind name that is a registered kind makes a module of that kind (a leaf).
+    const ModuleKind* kind = OpRegistry::global().module_kind(r.kind);
+    auto m = kind ? std::make_shared<Module>(*kind) : std::make_shared<Module>(r.kind);
     std::string where = "module " + (path.empty() ? std::string("'<root>'") : quote(path)) + " (" + quote(r.kind) + ")";
     std::set<std::string> seen;
     auto unique = [&](const std::string& what, const std::string& name) {
@@ -479,13 +481,11 @@ class Builder {
     } catch (const Error& e) {
       bad(where + ": " + e.what());
     }
-    if (!path.empty()) {
-      if (const ModuleKind* k = OpRegistry::global().module_kind(r.kind); k && k->validate) {
-        try {
-          k->validate(*m);
-        } catch (const std::exception& e) {
-          bad(where + " is not a valid " + r.kind + ": " + e.what());
-        }
+    if (!path.empty() && kind) {
+      try {
+        kind->validate(*m);
+      } catch (const std::exception& e) {
+        bad(where + " is not a valid " + r.kind + ": " + e.what());
       }
     }
     return m;
@@ -599,8 +599,7 @@ Loaded from_record(PickleRecord rec, const LoadOptions& opt, PickleFormat format
   for (const Node* n : *graph) {
     if (n->op() != Op::CallModule) continue;
     auto m = gm->get_submodule(n->target());
-    const ModuleKind* k = OpRegistry::global().module_kind(m->kind());
-    if (!k || !k->forward) unknown.insert(m->kind());
+    if (!m->leaf_kind()) unknown.insert(m->kind());
   }
   report.unregistered_module_kinds.assign(unknown.begin(), unknown.end());
   if (!unknown.empty()) {
