@@ -191,6 +191,7 @@ class Interp final : public OpRecorder {
   TV run_graph(const Graph& graph, const Module& root, const Constants& constants, std::vector<TV> inputs);
   TV dispatch(Op op, const std::string& target, std::vector<TV> args, KwTVs kwargs);
   TV call_leaf(const Module& m, std::vector<TV> args);
+  std::vector<TV> bind_leaf_inputs(const Module& m, std::vector<TV> args, const KwTVs& kwargs);
 
   Recorder& rec_;
 };
@@ -286,8 +287,9 @@ TV Interp::run_graph(const Graph& graph, const Module& root, const Constants& co
         for (const auto& [k, v] : n->kwargs().items) kwargs.emplace_back(k, resolve(v, env));
         try {
           if (n->op() == Op::CallModule) {
-            if (!kwargs.empty()) fail("call_module '" + n->target() + "' with keyword arguments");
-            env[n] = run_module(root.get_submodule(n->target()), std::move(args));
+            auto m = root.get_submodule(n->target());
+            if (!kwargs.empty()) args = bind_leaf_inputs(*m, std::move(args), kwargs);
+            env[n] = run_module(m, std::move(args));
           } else {
             env[n] = dispatch(n->op(), n->target(), std::move(args), std::move(kwargs));
           }
@@ -382,8 +384,34 @@ TV Interp::call(const std::string& function, std::vector<TV> args, KwTVs kwargs)
 
 // ---- leaf modules ---------------------------------------------------------------------
 
+std::vector<TV> Interp::bind_leaf_inputs(const Module& m, std::vector<TV> args, const KwTVs& kwargs) {
+  if (!m.is_leaf()) {
+    fail("call_module with keyword arguments: module " + m.kind() +
+         " is not of a registered kind, whose forward would name its inputs");
+  }
+  // The arrangement depends on names and positions only: bind the real and the symbolic
+  // values alike and pair them up again.
+  std::vector<Value> real, sym;
+  Dict real_kw, sym_kw;
+  for (const TV& a : args) {
+    real.push_back(a.real);
+    sym.push_back(a.sym);
+  }
+  for (const auto& [k, v] : kwargs) {
+    real_kw.items.emplace_back(k, v.real);
+    sym_kw.items.emplace_back(k, v.sym);
+  }
+  const ModuleKind& kind = *m.leaf_kind();
+  real = kind.bind_inputs(std::move(real), real_kw);
+  sym = kind.bind_inputs(std::move(sym), sym_kw);
+  std::vector<TV> out;
+  for (std::size_t i = 0; i < real.size(); ++i) out.push_back(TV{std::move(real[i]), std::move(sym[i])});
+  return out;
+}
+
 TV Interp::call_leaf(const Module& m, std::vector<TV> args) {
   const ModuleKind& kind = *m.leaf_kind();
+  if (args.size() < kind.inputs.size() && !kind.input_params.empty()) args = bind_leaf_inputs(m, std::move(args), {});
   if (args.size() != kind.inputs.size()) {
     fail(m.kind() + " takes " + std::to_string(kind.inputs.size()) + " input(s), got " + std::to_string(args.size()));
   }

@@ -289,8 +289,43 @@ void ModuleKind::validate(const Module& m) const {
   if (kind.validate_fn) kind.validate_fn(m);
 }
 
-Value ModuleKind::forward(const Module& m, std::span<const Value> inputs) const {
+std::vector<Value> ModuleKind::bind_inputs(std::vector<Value> args, const Dict& kwargs) const {
+  const std::string who = name + ".forward()";
+  if (args.size() > inputs.size()) {
+    throw OpError(who + " takes " + std::to_string(inputs.size()) + " input" + (inputs.size() == 1 ? "" : "s") +
+                  " but " + std::to_string(args.size()) + " were given");
+  }
+  std::vector<std::optional<Value>> bound(inputs.size());
+  for (std::size_t i = 0; i < args.size(); ++i) bound[i] = std::move(args[i]);
+  for (const auto& [key, v] : kwargs.items) {
+    auto it = std::find(inputs.begin(), inputs.end(), key);
+    if (it == inputs.end()) throw OpError(who + " got an unexpected keyword argument " + python_str_repr(key));
+    auto& slot = bound[static_cast<std::size_t>(it - inputs.begin())];
+    if (slot) throw OpError(who + " got multiple values for argument " + python_str_repr(key));
+    slot = v;
+  }
+  std::vector<Value> out;
+  out.reserve(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (bound[i]) {
+      out.push_back(std::move(*bound[i]));
+    } else if (i < input_params.size() && !input_params[i].required) {
+      out.push_back(input_params[i].default_value);
+    } else {
+      throw OpError(who + " missing a required argument: " + python_str_repr(inputs[i]));
+    }
+  }
+  return out;
+}
+
+Value ModuleKind::forward(const Module& m, std::span<const Value> given) const {
   const ModuleKind& kind = *this;
+  std::vector<Value> completed;
+  if (given.size() < kind.inputs.size() && !kind.input_params.empty()) {
+    completed = bind_inputs(std::vector<Value>(given.begin(), given.end()), Dict{});
+    given = completed;
+  }
+  const std::span<const Value> inputs = given;
   if (kind.forward_fn) return kind.forward_fn(m, inputs);
   if (!kind.call) throw OpError("module kind '" + kind.name + "' has no forward");
   if (inputs.size() != kind.inputs.size()) {

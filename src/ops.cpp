@@ -491,6 +491,13 @@ void OpRegistry::Impl::register_module(const op_table::ModuleEntry& e) {
   k.parameters = slots(e.parameters);
   k.buffers = slots(e.buffers);
   if (!e.inputs.empty()) k.inputs = e.inputs;
+  if (!e.input_params.empty()) {
+    try {
+      k.input_params = parse_params(e.input_params);
+    } catch (const Error& err) {
+      throw Error(e.source + ": inputs: " + err.what());
+    }
+  }
   k.init = e.init;
   k.forward_fn = e.forward;
   k.make_fx = e.make_fx;

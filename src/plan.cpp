@@ -122,10 +122,17 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
           // A module of a registered kind runs the kind's forward; a user module object its
           // own (virtual) forward.
           in.module_kind = mod->leaf_kind();
-          if (!n->kwargs().items.empty())
-            throw OpError("call_module with keyword arguments is not supported");
+          // A leaf kind declares forward's inputs: keywords bind to them here, once. A user
+          // module's forward takes positional inputs only.
+          std::vector<Value> inputs(n->args().begin(), n->args().end());
+          if (!n->kwargs().items.empty()) {
+            if (!in.module_kind)
+              throw OpError("call_module with keyword arguments: module " + mod->kind() +
+                            " is not of a registered kind, whose forward would name its inputs");
+            inputs = in.module_kind->bind_inputs(std::move(inputs), n->kwargs());
+          }
           in.module = std::move(mod);
-          for (const Value& a : n->args()) in.operands.push_back(operand_for(a));
+          for (const Value& a : inputs) in.operands.push_back(operand_for(a));
           break;
         }
         case Op::Output: break;

@@ -229,10 +229,15 @@ struct ModuleKind {
   std::vector<Param> attributes;       // in the order PyTorch's __init__ sets them
   std::vector<ModuleTensorSlot> parameters, buffers;
   std::vector<std::string> inputs{"input"};
+  // forward's parameters with their types and defaults, when the kind declares them
+  // (MultiheadAttention's `need_weights=True`, ...); empty: every input is required and
+  // positional.
+  std::vector<Param> input_params;
   // PyTorch's __init__: attributes and tensors from the bound constructor arguments. Null:
   // each attribute is the constructor argument of the same name.
   void (*init)(Module& m, std::span<const Value> args) = nullptr;
-  // The forward: a function, or a call template (leaf modules take no kwargs).
+  // The forward: a function, or a call template. It receives every input, in order
+  // (bind_inputs fills in keywords and defaults).
   Value (*forward_fn)(const Module& m, std::span<const Value> inputs) = nullptr;
   std::optional<CallTemplate> call;
   // make_fx's decomposition of a kind with a forward function (call.args are the inputs).
@@ -250,7 +255,13 @@ struct ModuleKind {
   // Examples for the table walk test: (constructor arguments, forward inputs).
   std::vector<std::pair<std::string, std::string>> examples;
 
-  // Runs the module (its forward function or its call template).
+  // Binds a call's arguments to forward's inputs as Python does: positionals in order, then
+  // keywords by name, then defaults. Only the arrangement is checked (too many, unknown,
+  // repeated or missing arguments throw OpError naming the kind); the values are forward's
+  // to check, so the arguments may be graph nodes.
+  std::vector<Value> bind_inputs(std::vector<Value> args, const Dict& kwargs) const;
+  // Runs the module (its forward function or its call template); missing trailing inputs
+  // take their defaults.
   Value forward(const Module& m, std::span<const Value> inputs) const;
   // The text inside the parentheses of repr().
   std::string extra_repr(const Module& m) const;

@@ -599,7 +599,17 @@ def check_module(e):
                 e.fail("%s: '%s' must be a Tensor (or Tensor? when optional)" % (key, t.name))
         setattr(m, key, [t.name + ("?" if t.type.optional else "") for t in slots])
         tensors += [t.name for t in slots]
-    m.inputs = names(e, "inputs", IDENT, "an input name") or ["input"]
+    # forward's inputs: names, or a parameter list with types and defaults, which lets a
+    # call_module node pass some of them by keyword or leave them out.
+    m.input_params = ""
+    if isinstance(e.get("inputs"), str) and e.get("inputs").strip().startswith("("):
+        m.input_params = e.get("inputs").strip()
+        try:
+            m.inputs = [p.name for p in parse_params(m.input_params)]
+        except Problem as p:
+            e.fail("inputs: %s" % p)
+    else:
+        m.inputs = names(e, "inputs", IDENT, "an input name") or ["input"]
     attr_names = [a.name for a in m.attributes]
     m.init = cpp_name(e, "init", e.get("init")) if "init" in e.data else ""
     if not m.init:
@@ -745,6 +755,8 @@ def emit_family(fam, ops, modules, generator):
         if m.buffers:
             out.append("      e.buffers = %s;" % strings(m.buffers))
         out.append("      e.inputs = %s;" % strings(m.inputs))
+        if m.input_params:
+            out.append("      e.input_params = %s;" % cstr(m.input_params))
         for key, attr in (("init", m.init), ("forward", m.forward), ("make_fx", m.make_fx),
                           ("extra_repr", m.extra_repr_fn), ("validate", m.validate),
                           ("private_attributes", m.private)):

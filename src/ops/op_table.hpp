@@ -42,6 +42,7 @@ struct ModuleEntry {
   std::vector<std::string> classes;
   std::string constructor, attributes;  // parameter lists
   std::vector<std::string> parameters, buffers, inputs;
+  std::string input_params;  // forward's parameter list, when declared with types and defaults
   void (*init)(Module&, std::span<const Value>) = nullptr;
   Value (*forward)(const Module&, std::span<const Value>) = nullptr;
   std::string call;
