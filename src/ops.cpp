@@ -55,6 +55,8 @@ bool accepts(ArgType t, const Value& v, bool numbers_as_tensors) {
     case ArgType::Device: return v.kind() == Value::Kind::Device || v.kind() == Value::Kind::String;
     case ArgType::MemoryFormat: return v.kind() == Value::Kind::MemoryFormat;
     case ArgType::Any: return true;
+    case ArgType::Callable:
+      return v.kind() == Value::Kind::String && OpRegistry::global().function(v.str()) != nullptr;
   }
   return false;
 }
@@ -72,6 +74,7 @@ const char* describe_base(ArgType t, bool plural) {
     case ArgType::Device: return plural ? "devices" : "a device";
     case ArgType::MemoryFormat: return plural ? "memory formats" : "a memory format";
     case ArgType::Any: return plural ? "values" : "a value";
+    case ArgType::Callable: return plural ? "names of registered functions" : "the name of a registered function";
   }
   return "?";
 }

@@ -68,6 +68,7 @@ class SchemaParser {
         {"SymInt", ArgType::Int},            {"float", ArgType::Float},     {"bool", ArgType::Bool},
         {"str", ArgType::Str},               {"ScalarType", ArgType::ScalarType}, {"Layout", ArgType::Layout},
         {"Device", ArgType::Device},         {"MemoryFormat", ArgType::MemoryFormat}, {"Any", ArgType::Any},
+        {"Callable", ArgType::Callable},
     };
     bool found = false;
     for (const auto& [name, arg] : kBases) {
@@ -315,6 +316,7 @@ const char* base_name(ArgType t) {
     case ArgType::Device: return "Device";
     case ArgType::MemoryFormat: return "MemoryFormat";
     case ArgType::Any: return "Any";
+    case ArgType::Callable: return "Callable";
   }
   return "?";
 }

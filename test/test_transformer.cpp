@@ -14,6 +14,7 @@
 #include "fxpack/ops.hpp"
 #include "fxpack/tensor.hpp"
 #include "fxpack/value.hpp"
+#include "interop/unpickler.hpp"
 
 using namespace fxpack;
 
@@ -203,4 +204,29 @@ TEST_CASE("LayerNorm: no affine, multi-dim shapes, PyTorch's shape message") {
   }
   CHECK(error_of([&] { (*ln)({Value(vals(8, 1.0, 0.0, Shape{2, 4}))}); }).find("Given normalized_shape=[2, 3]") !=
         std::string::npos);
+}
+
+TEST_CASE("torch.package allowlist: the op table's torch.nn.functional functions by name, no other function") {
+  const interop::GlobalAllowlist& l = interop::torch_package_allowlist();
+  CHECK(l.allows("torch.nn.functional", "relu"));
+  CHECK(l.allows("torch.nn.functional", "gelu"));
+  CHECK(l.allows("torch.nn.functional", "layer_norm"));
+  CHECK_FALSE(l.allows("torch.nn.functional", "no_such_function"));
+  CHECK_FALSE(l.allows("torch", "_assert"));
+  CHECK_FALSE(l.allows("builtins", "eval"));
+  CHECK_FALSE(l.allows("torch.nn", "functional"));
+}
+
+TEST_CASE("TransformerEncoderLayer: activation held as a registered function's name") {
+  auto m = make_module("TransformerEncoderLayer", {Value(std::int64_t{8}), Value(std::int64_t{2}), Value(std::int64_t{16})},
+                       Dict{{{"activation", Value("gelu")}}});
+  CHECK(m->attr("activation").str() == "torch.nn.functional.gelu");
+  CHECK(m->attr("activation_relu_or_gelu").to_int() == 2);
+  CHECK(error_of([&] {
+          make_module("TransformerEncoderLayer", {Value(std::int64_t{8}), Value(std::int64_t{2})},
+                      Dict{{{"activation", Value("os.system")}}});
+        }) == "TransformerEncoderLayer: activation should be relu/gelu or a registered function, not 'os.system'");
+  // An attribute declared Callable must name a registered function.
+  m->set_attr("activation", Value("torch.nn.functional.no_such_function"));
+  CHECK_FALSE(error_of([&] { m->leaf_kind()->validate(*m); }).empty());
 }

@@ -42,8 +42,10 @@ struct OpDef;
 // ---- Schemas ------------------------------------------------------------------------------
 
 // The base types of PyTorch's schema syntax (SymInt is Int).
+// Callable: a function held as data, by the qualified name of a registered function target
+// ("torch.nn.functional.relu"); module attributes only (TransformerEncoderLayer.activation).
 enum class ArgType : std::uint8_t {
-  Tensor, Scalar, Int, Float, Bool, Str, ScalarType, Layout, Device, MemoryFormat, Any
+  Tensor, Scalar, Int, Float, Bool, Str, ScalarType, Layout, Device, MemoryFormat, Any, Callable
 };
 
 struct SchemaType {

@@ -48,6 +48,14 @@ constexpr const char* kPlainModuleClass = "torch.nn.modules.module.Module";
 
 // The configuration attributes a module of this kind keeps, in PyTorch's __init__ order (the
 // op table's `attributes`); none for a plain Module.
+// An attribute the module's kind declares `Callable` (a function held by its name).
+bool is_callable_attribute(const Module& m, std::string_view name) {
+  if (const ModuleKind* k = m.leaf_kind())
+    for (const Param& a : k->attributes)
+      if (a.name == name) return a.type.base == ArgType::Callable;
+  return false;
+}
+
 std::vector<std::string> kind_attributes(const Module& m) {
   std::vector<std::string> out;
   if (const ModuleKind* k = m.leaf_kind())
@@ -405,6 +413,17 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
     for (const std::string& name : attrs) {
       auto it = fields.find(name);
       if (it == fields.end()) fail_at(state, where + " (" + kind + "): attribute '" + name + "' is missing");
+      if (is_callable_attribute(m, name)) {
+        // A function held as data: its name, which must be a registered function target.
+        const PyObject& f = *it->second;
+        const std::string q = f.kind == PyKind::Global ? f.qualified_name() : std::string();
+        if (q.empty() || !OpRegistry::global().function(q)) {
+          fail_at(f, where + " (" + kind + "): attribute '" + name + "' must be a registered function, got " +
+                         py_repr(f, 2));
+        }
+        m.set_attr(name, Value(q));
+        continue;
+      }
       m.set_attr(name, value(*it->second, where + " attribute '" + name + "'", depth + 1));
     }
   }
@@ -987,6 +1006,14 @@ class TorchPickler {
     module_dict_head(m, path);
     for (const auto& [name, v] : m.attrs().items) {
       str(name);
+      if (is_callable_attribute(m, name) && v.kind() == Value::Kind::String) {
+        // torch.nn.functional.relu: the function object itself, as PyTorch pickles it
+        const std::string& f = v.str();
+        const auto dot = f.rfind('.');
+        if (dot == std::string::npos) throw Error("torch.package export: attribute '" + join(path, name) + "' names no module");
+        global(f.substr(0, dot), f.substr(dot + 1));
+        continue;
+      }
       value(v, "attribute '" + join(path, name) + "'");
     }
     if (kind && kind->private_attributes) {

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "fxpack/errors.hpp"
+#include "fxpack/ops.hpp"
 
 namespace fxpack::interop {
 
@@ -112,7 +113,17 @@ const GlobalAllowlist& torch_package_allowlist() {
           "torch.int16",
       },
       {"torch.nn.modules."});
-  return list;
+  // Functions a module keeps as an attribute (TransformerEncoderLayer.activation is
+  // torch.nn.functional.relu): the op table's torch.nn.functional functions, by exact name.
+  // They stay names in the tree; the loader accepts one only where a kind declares a
+  // Callable attribute, and nothing ever calls the global — fxpack runs its own kernel.
+  static const GlobalAllowlist with_functions = [] {
+    GlobalAllowlist l = list;
+    for (const std::string& f : OpRegistry::global().function_targets())
+      if (f.starts_with("torch.nn.functional.")) l.names.insert(f);
+    return l;
+  }();
+  return with_functions;
 }
 
 class Unpickler {

@@ -131,7 +131,8 @@ struct GlobalAllowlist {
 // collections.OrderedDict, builtins.set (nn.Module's _non_persistent_buffers_set), the fx
 // Tracer class reference, torch.device, the dtype objects, and every class of
 // torch.nn.modules (the loader rebuilds known leaf kinds, keeps other torch.nn classes as
-// data, and refuses the rest).
+// data, and refuses the rest); and the op table's torch.nn.functional functions, which a
+// module may hold as an attribute (accepted only where a kind declares a Callable one).
 const GlobalAllowlist& torch_package_allowlist();
 
 // Decodes a whole pickle (up to and including STOP; trailing bytes are refused).

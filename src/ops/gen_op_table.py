@@ -37,7 +37,7 @@ BINARY_OPERATORS = {"operator." + n for n in (
     "lt", "le", "eq", "ne", "gt", "ge", "getitem", "iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow",
     "imatmul", "iand", "ior", "ixor", "ilshift", "irshift")}
 BASE_TYPES = {"Tensor", "Scalar", "int", "SymInt", "float", "bool", "str", "ScalarType", "Layout", "Device",
-              "MemoryFormat", "Any"}
+              "MemoryFormat", "Any", "Callable"}
 ENUM_DEFAULTS = {"contiguous_format": "MemoryFormat", "preserve_format": "MemoryFormat",
                  "channels_last": "MemoryFormat", "strided": "Layout", "float": "ScalarType",
                  "float32": "ScalarType", "double": "ScalarType", "float64": "ScalarType", "long": "ScalarType",

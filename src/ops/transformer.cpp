@@ -886,6 +886,142 @@ Value shifted_window_attention_kernel(std::span<const Value> a) {
                                                       heads, shift[0], shift[1], qkv_bias, proj_bias, logit_scale));
 }
 
+// ---- TransformerEncoderLayer --------------------------------------------------------------------
+
+// A Dropout child: the registered kind, or — while no Dropout kind is registered — the data
+// form the torch.package loader gives a torch.nn class without one (it exports back as such).
+std::shared_ptr<Module> dropout_child(double p) {
+  if (OpRegistry::global().module_kind("Dropout")) return make_module("Dropout", {Value(p)});
+  auto d = std::make_shared<Module>("torch.nn.modules.dropout.Dropout");
+  d->set_attr("p", Value(p));
+  d->set_attr("inplace", Value(false));
+  return d;
+}
+
+// TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+// batch_first, norm_first, bias): PyTorch's children, in its order. activation "relu" and
+// "gelu" are F.relu and F.gelu; any other registered function may be named directly.
+void encoder_layer_init(Module& m, std::span<const Value> args) {
+  const std::int64_t d_model = args[0].to_int(), nhead = args[1].to_int(), dff = args[2].to_int();
+  const double p = args[3].to_double(), eps = args[5].to_double();
+  const bool batch_first = args[6].to_bool(), bias = args[8].to_bool();
+  std::string activation = args[4].str();
+  if (activation == "relu" || activation == "gelu") activation = "torch.nn.functional." + activation;
+  if (!OpRegistry::global().function(activation)) {
+    throw Error("TransformerEncoderLayer: activation should be relu/gelu or a registered function, not " +
+                python_str_repr(args[4].str()));
+  }
+  m.register_module("self_attn", make_module("MultiheadAttention", {Value(d_model), Value(nhead)},
+                                             Dict{{{"dropout", Value(p)}, {"bias", Value(bias)},
+                                                   {"batch_first", Value(batch_first)}}}));
+  m.register_module("linear1", make_module("Linear", {Value(d_model), Value(dff), Value(bias)}));
+  m.register_module("dropout", dropout_child(p));
+  m.register_module("linear2", make_module("Linear", {Value(dff), Value(d_model), Value(bias)}));
+  m.set_attr("norm_first", Value(args[7].to_bool()));
+  const Tuple shape{{Value(d_model)}};
+  for (const char* norm : {"norm1", "norm2"}) {
+    m.register_module(norm, make_module("LayerNorm", {Value(shape)}, Dict{{{"eps", Value(eps)}, {"bias", Value(bias)}}}));
+  }
+  m.register_module("dropout1", dropout_child(p));
+  m.register_module("dropout2", dropout_child(p));
+  const std::int64_t relu_or_gelu =
+      activation == "torch.nn.functional.relu" ? 1 : activation == "torch.nn.functional.gelu" ? 2 : 0;
+  m.set_attr("activation_relu_or_gelu", Value(relu_or_gelu));
+  m.set_attr("activation", Value(activation));
+}
+
+void encoder_layer_validate(const Module& m) {
+  static const char* const kChildren[][2] = {{"self_attn", "MultiheadAttention"},
+                                             {"linear1", nullptr},
+                                             {"linear2", nullptr},
+                                             {"norm1", "LayerNorm"},
+                                             {"norm2", "LayerNorm"}};
+  for (const auto& [name, kind] : kChildren) {
+    const std::shared_ptr<Module> c = m.find_child(name);
+    if (!c || !c->leaf_kind()) {
+      throw FormatError(std::string("TransformerEncoderLayer: submodule '") + name + "' is missing or of no registered kind");
+    }
+    if (kind && c->leaf_kind()->name != kind) {
+      throw FormatError(std::string("TransformerEncoderLayer: submodule '") + name + "' must be a " + kind + ", got " +
+                        c->kind());
+    }
+  }
+}
+
+// One child's forward on one input.
+Value run_child(const Module& m, const char* name, const Value& x) {
+  return m.find_child(name)->forward(std::span<const Value>(&x, 1));
+}
+
+// (src, src_mask, src_key_padding_mask, is_causal): PyTorch's slow path, which its fast path
+// matches.
+//   norm_first: x = x + sa(norm1(x)); x = x + ff(norm2(x))
+//   otherwise:  x = norm1(x + sa(x)); x = norm2(x + ff(x))
+// sa(x) = self_attn(x, x, x, attn_mask, key_padding_mask, need_weights=False)[0],
+// ff(x) = linear2(activation(linear1(x))).
+Value encoder_layer_forward(const Module& m, std::span<const Value> in) {
+  const std::shared_ptr<Module> attn = m.find_child("self_attn");
+  auto sa = [&](const Value& x) {
+    const Value args[] = {x, x, x, in[2], Value(false), in[1], Value(true), in[3]};
+    return attn->forward(args).items()[0];
+  };
+  const std::string& activation = m.attr("activation").str();
+  auto ff = [&](const Value& x) {
+    return run_child(m, "linear2", call_function(activation, {run_child(m, "linear1", x)}));
+  };
+  Value x = in[0];
+  if (m.attr("norm_first").to_bool()) {
+    x = add(x, sa(run_child(m, "norm1", x)));
+    x = add(x, ff(run_child(m, "norm2", x)));
+  } else {
+    x = run_child(m, "norm1", add(x, sa(x)));
+    x = run_child(m, "norm2", add(x, ff(x)));
+  }
+  return x;
+}
+
+// make_fx: the same steps through make_fx's own calls — the attention as MultiheadAttention
+// decomposes, the rest as F.linear, the activation, operator.add and F.layer_norm record.
+Value encoder_layer_decomposition(OpRecorder& rec, const Module& m, const OpCall& call) {
+  using TV = TracedValue;
+  const std::shared_ptr<Module> attn = m.find_child("self_attn");
+  auto param = [](const Module& c, const char* name) {
+    const Tensor* t = c.find_parameter(name);
+    return t ? TV{Value(*t), Value(*t)} : TV{};
+  };
+  auto linear_tv = [&](const char* name, const TV& x) {
+    const Module& c = *m.find_child(name);
+    return rec.call("torch._C._nn.linear", {x, param(c, "weight"), param(c, "bias")});
+  };
+  auto norm_tv = [&](const char* name, const TV& x) {
+    const Module& c = *m.find_child(name);
+    const Value shape = c.attr("normalized_shape"), eps = c.attr("eps");
+    return rec.call("torch.nn.functional.layer_norm",
+                    {x, TV{shape, shape}, param(c, "weight"), param(c, "bias"), TV{eps, eps}});
+  };
+  auto sa = [&](const TV& x) {
+    const TV no{Value(false), Value(false)}, yes{Value(true), Value(true)};
+    const TV args[] = {x, x, x, call.args[2], no, call.args[1], yes, call.args[3]};
+    std::vector<Value> real;
+    for (const TV& a : args) real.push_back(a.real);
+    const Value result = attn->forward(real);
+    const Value sym = mha_decomposition(rec, *attn, OpCall{args, result});
+    return TV{result.items()[0], sym.items()[0]};
+  };
+  const std::string activation = m.attr("activation").str();
+  auto ff = [&](const TV& x) { return linear_tv("linear2", rec.call(activation, {linear_tv("linear1", x)})); };
+  auto plus = [&](const TV& a, const TV& b) { return rec.call("operator.add", {a, b}); };
+  TV x = call.args[0];
+  if (m.attr("norm_first").to_bool()) {
+    x = plus(x, sa(norm_tv("norm1", x)));
+    x = plus(x, ff(norm_tv("norm2", x)));
+  } else {
+    x = norm_tv("norm1", plus(x, sa(x)));
+    x = norm_tv("norm2", plus(x, ff(x)));
+  }
+  return x.sym;
+}
+
 }  // namespace
 
 #include "transformer_table.inc"
