@@ -161,28 +161,52 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
 // ---- Unary --------------------------------------------------------------------------------
 
+// PyTorch's name of a dtype in its kernel messages ("Float", "Long", "Bool", ...).
+const char* scalar_type_name(DType d);
+
+// The dtype a kernel loop runs in: the driver's loops are instantiated for float, double,
+// int64 and uint8; int8/16/32 compute in int64 and float16/bfloat16 in float32, and the
+// result is converted back (the same values as PyTorch's native loops: integer arithmetic
+// wraps modulo 2^n either way, and PyTorch's CPU kernels compute 16-bit floats in float).
+inline DType compute_dtype(DType d) {
+  switch (d) {
+    case DType::Float16:
+    case DType::BFloat16: return DType::Float32;
+    case DType::Int8:
+    case DType::Int16:
+    case DType::Int32: return DType::Int64;
+    case DType::Bool: return DType::UInt8;
+    default: return d;
+  }
+}
+
 template <class F, Promotion P>
 Tensor unary_tensor(const Tensor& xin) {
   if (!xin.defined()) util::fail(std::string(F::name) + ": undefined tensor");
   if constexpr (requires { F::check(xin); }) F::check(xin);
+  constexpr bool kPredicate = is_predicate<F>();
   const DType dt = xin.dtype();
-  if (P != Promotion::PromoteFloat && dt == DType::Bool) {
-    util::fail(std::string(F::name) + ": not implemented for bool tensors");
+  if (!kPredicate && P != Promotion::PromoteFloat && dt == DType::Bool) {
+    util::fail(std::string(F::name) + ": \"" + F::name + "\" not implemented for 'Bool'");
   }
-  const Tensor x = (P == Promotion::PromoteFloat && !is_floating(dt)) ? xin.to(DType::Float32) : xin;
+  // The dtype of the result (of the input for predicates), and the one the loop runs in.
+  const DType in_dt = (P == Promotion::PromoteFloat && !is_floating(dt)) ? DType::Float32 : dt;
+  const DType cd = compute_dtype(in_dt);
+  const Tensor x = xin.dtype() == cd ? xin : xin.to(cd);
   const std::int64_t n = x.numel();
   if constexpr (requires { F::dnnl_eltwise(); }) {
     // oneDNN's primitive, vectorised for the CPU at run time, where it computes the same.
     if (x.dtype() == DType::Float32 && dnnl_backend::worth_it(n)) {
       Tensor y = Tensor::empty(x.shape(), DType::Float32);
       dnnl_backend::eltwise(x, F::dnnl_eltwise(), y);
-      return y;
+      return in_dt == DType::Float32 ? y : y.to(in_dt);
     }
   }
   auto run = [&]<class T>(const T* px) -> Tensor {
     using R = UnaryResult<F, T>;
     Tensor y = Tensor::empty(x.shape(), std::is_same_v<R, bool> ? DType::Bool : x.dtype());
     unary_loop<F, T, R>(px, y.data<R>(), n);
+    if (!std::is_same_v<R, bool> && y.dtype() != in_dt) return y.to(in_dt);
     return y;
   };
   switch (x.dtype()) {
@@ -190,9 +214,9 @@ Tensor unary_tensor(const Tensor& xin) {
     case DType::Float64: return run(x.data<double>());
     case DType::Int64: return run(x.data<std::int64_t>());
     case DType::UInt8: return run(x.data<std::uint8_t>());
-    case DType::Bool: break;
+    default: break;
   }
-  util::fail(std::string(F::name) + ": not implemented for bool tensors");
+  util::fail(std::string(F::name) + ": \"" + F::name + "\" not implemented for '" + scalar_type_name(dt) + "'");
 }
 
 template <class F, Promotion P>
@@ -244,13 +268,16 @@ Value binary_value(const Value& a, const Value& b) {
   const Tensor* ta = std::get_if<Tensor>(&a.variant());
   const Tensor* tb = std::get_if<Tensor>(&b.variant());
   constexpr bool kPredicate = is_predicate<F>();
+  // The float32 fast paths below are for arithmetic: not for predicates, nor for functors
+  // that refuse some dtypes (bitwise ops on floats).
+  constexpr bool kFast = !kPredicate && !requires { F::check_dtype(DType::Float32); };
   if (!ta && !tb) {
     if constexpr (requires { F::python(a, b); }) {
       if (auto r = F::python(a, b)) return *r;
     }
   }
   if constexpr (requires { F::check(a, b); }) F::check(a, b);
-  if (!kPredicate && ta && tb && ta->defined() && tb->defined()) {
+  if (kFast && ta && tb && ta->defined() && tb->defined()) {
     // Fast path: float32 tensors of one shape.
     if (ta->dtype() == DType::Float32 && tb->dtype() == DType::Float32 && ta->shape() == tb->shape()) {
       Tensor out = Tensor::empty(ta->shape(), DType::Float32);
@@ -271,7 +298,7 @@ Value binary_value(const Value& a, const Value& b) {
     }
   }
   // Fast path: a float32 tensor and a Python number (the result is float32 whatever the number).
-  if (!kPredicate && a.kind() != Value::Kind::Bool && b.kind() != Value::Kind::Bool &&
+  if (kFast && a.kind() != Value::Kind::Bool && b.kind() != Value::Kind::Bool &&
       ((ta && ta->dtype() == DType::Float32 && is_python_number(b)) ||
        (tb && tb->dtype() == DType::Float32 && is_python_number(a)))) {
     const Tensor& t = ta ? *ta : *tb;
@@ -303,7 +330,9 @@ Value binary_value(const Value& a, const Value& b) {
   if ((ta && !ta->defined()) || (tb && !tb->defined())) util::fail(std::string(F::name) + ": undefined tensor operand");
   DType rt = result_type_of({&a, &b});
   if (P == Promotion::PromoteFloat && !is_floating(rt)) rt = DType::Float32;
-  const DType cd = is_floating(rt) ? rt : DType::Int64;
+  if constexpr (requires { F::check_dtype(rt); }) F::check_dtype(rt);
+  // Integers (bool included) compute in int64, 16-bit floats in float32; converted back below.
+  const DType cd = rt == DType::Float64 ? DType::Float64 : is_floating(rt) ? DType::Float32 : DType::Int64;
   Tensor out;
   switch (cd) {
     case DType::Float32: out = binary_typed<F, float>(a, b, cd); break;

@@ -301,6 +301,8 @@ Value max_dim(std::span<const Value> args) {
 
 // max.other(self, other): torch.maximum.
 Value max_other(std::span<const Value> a) { return binary(BinaryOp::Maximum, a[0], a[1]); }
+// min.other(self, other): torch.minimum.
+Value min_other(std::span<const Value> a) { return binary(BinaryOp::Minimum, a[0], a[1]); }
 
 // ---- sum and mean ----------------------------------------------------------------------------
 
