@@ -211,3 +211,34 @@ TEST_CASE("activation leaf modules print PyTorch's repr") {
   const Tensor y = T((*make_module("ReLU6", {}))(F({-1.0f, 7.0f}, Shape{2})));
   CHECK(values(y) == std::vector<double>{0, 6});
 }
+
+TEST_CASE("large float32 activations (oneDNN's primitives) agree with the formulas, NaN included") {
+  const std::int64_t n = 8192;
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = static_cast<float>(i - n / 2) / 256.0f;  // [-16, 16)
+  v[7] = std::numeric_limits<float>::quiet_NaN();
+  const Tensor x = F(v, Shape{n});
+  struct Case {
+    const char* target;
+    double (*ref)(double);
+  };
+  const Case cases[] = {
+      {"torch.nn.functional.silu", [](double t) { return t / (1.0 + std::exp(-t)); }},
+      {"torch.nn.functional.mish", [](double t) { return t * std::tanh(std::log1p(std::exp(t))); }},
+      {"torch.nn.functional.elu", [](double t) { return t > 0 ? t : std::expm1(t); }},
+      {"torch._C._nn.softplus", [](double t) { return t > 20 ? t : std::log1p(std::exp(t)); }},
+      {"torch.nn.functional.hardswish", [](double t) { return t * std::min(std::max(t + 3, 0.0), 6.0) / 6; }},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.target);
+    const std::vector<double> y = values(fn(c.target, {x}));
+    CHECK(std::isnan(y[7]));
+    int bad = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (i == 7) continue;
+      const double want = c.ref(static_cast<double>(v[static_cast<std::size_t>(i)]));
+      if (!(std::abs(y[static_cast<std::size_t>(i)] - want) <= 1e-5 + 1e-4 * std::abs(want))) ++bad;
+    }
+    CHECK(bad == 0);
+  }
+}

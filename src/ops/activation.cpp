@@ -35,6 +35,7 @@ void require_floating(const Tensor& x, const char* op, const char* kernel) {
 // x * sigmoid(x)
 struct Silu {
   static constexpr const char* name = "silu";
+  static dnnl_backend::Eltwise dnnl_eltwise() { return {dnnl::algorithm::eltwise_swish, 1.f, 0.f}; }
   static void check(const Tensor& x) { require_floating(x, name, "silu_cpu"); }
   template <class T>
   T operator()(T x) const {
@@ -77,6 +78,7 @@ struct Hardsigmoid {
 // x * tanh(softplus(x)), softplus without a threshold as PyTorch's mish computes it.
 struct Mish {
   static constexpr const char* name = "mish";
+  static dnnl_backend::Eltwise dnnl_eltwise() { return {dnnl::algorithm::eltwise_mish}; }
   static void check(const Tensor& x) { require_floating(x, name, "mish_cpu"); }
   template <class T>
   T operator()(T x) const {
@@ -139,21 +141,50 @@ Tensor leaky_relu(const Tensor& x, double slope) {
   });
 }
 
-// elu(x, alpha, scale, input_scale): x * scale above 0, (exp(x * input_scale) - 1) * alpha * scale below.
+// y = expr(x) over a floating tensor with Eigen's vectorised array functions, computed in
+// float32 (16-bit floats) or float64, in the input's dtype.
+template <class Expr>
+Tensor eigen_map(const Tensor& x, const char* op, const char* kernel, Expr expr) {
+  require_floating(x, op, kernel);
+  const Tensor src = x.dtype() == compute_dtype(x.dtype()) ? x : x.to(compute_dtype(x.dtype()));
+  Tensor y = Tensor::empty(x.shape(), src.dtype());
+  auto run = [&]<class T>() {
+    const auto a = Eigen::Map<const EigenArray<T>>(src.data<T>(), x.numel());
+    Eigen::Map<EigenArray<T>>(y.data<T>(), x.numel()) = expr(a);
+  };
+  if (src.dtype() == DType::Float64) run.template operator()<double>();
+  else run.template operator()<float>();
+  return y.dtype() == x.dtype() ? y : y.to(x.dtype());
+}
+
+// elu(x, alpha, scale, input_scale): x * scale above 0, expm1(x * input_scale) * alpha * scale
+// below (NaN stays NaN). Large float32 tensors with unit scales run on oneDNN's elu.
 Tensor elu(const Tensor& x, double alpha, double scale, double input_scale) {
-  return float_map(x, "elu", "elu_cpu", [=](auto v) {
-    using T = decltype(v);
-    return v > T(0) ? v * static_cast<T>(scale)
-                    : std::expm1(v * static_cast<T>(input_scale)) * static_cast<T>(alpha * scale);
+  if (x.defined() && x.dtype() == DType::Float32 && scale == 1.0 && input_scale == 1.0 &&
+      dnnl_backend::worth_it(x.numel())) {
+    Tensor y = Tensor::empty(x.shape(), DType::Float32);
+    dnnl_backend::eltwise(x, {dnnl::algorithm::eltwise_elu, static_cast<float>(alpha), 0.f}, y);
+    return y;
+  }
+  return eigen_map(x, "elu", "elu_cpu", [=](const auto& a) {
+    using T = typename std::decay_t<decltype(a)>::Scalar;
+    return (a > T(0)).select(a * static_cast<T>(scale), (a * static_cast<T>(input_scale)).expm1() * static_cast<T>(alpha * scale));
   });
 }
 
 // softplus(x, beta, threshold): x where x * beta > threshold, log1p(exp(x * beta)) / beta elsewhere.
+// Large float32 tensors with beta 1 run on oneDNN's soft_relu when the threshold is at least 20:
+// beyond 17, log1p(exp(x)) rounds to x in float32, so the threshold changes nothing there.
 Tensor softplus(const Tensor& x, double beta, double threshold) {
-  return float_map(x, "softplus", "softplus_cpu", [=](auto v) {
-    using T = decltype(v);
+  if (x.defined() && x.dtype() == DType::Float32 && beta == 1.0 && threshold >= 20.0 && dnnl_backend::worth_it(x.numel())) {
+    Tensor y = Tensor::empty(x.shape(), DType::Float32);
+    dnnl_backend::eltwise(x, {dnnl::algorithm::eltwise_soft_relu}, y);
+    return y;
+  }
+  return eigen_map(x, "softplus", "softplus_cpu", [=](const auto& a) {
+    using T = typename std::decay_t<decltype(a)>::Scalar;
     const T b = static_cast<T>(beta);
-    return v * b > static_cast<T>(threshold) ? v : std::log1p(std::exp(v * b)) / b;
+    return (a * b > static_cast<T>(threshold)).select(a, (a * b).exp().log1p() / b);
   });
 }
 
