@@ -408,10 +408,16 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
       fail_at(*v, where + ": " + key + " must be empty");
     }
   }
-  // Configuration attributes, in factory order.
-  if (!top_level && !data_only) {
-    for (const std::string& name : attrs) {
+  // Configuration attributes, in factory order. One with a default in the op table is one
+  // that only some PyTorch versions keep (2.x's PReLU.init): absent, it takes the default.
+  if (!top_level && !data_only && m.leaf_kind()) {
+    for (const Param& a : m.leaf_kind()->attributes) {
+      const std::string& name = a.name;
       auto it = fields.find(name);
+      if (it == fields.end() && !a.required) {
+        m.set_attr(name, a.default_value);
+        continue;
+      }
       if (it == fields.end()) fail_at(state, where + " (" + kind + "): attribute '" + name + "' is missing");
       if (is_callable_attribute(m, name)) {
         // A function held as data: its name, which must be a registered function target.

@@ -319,6 +319,7 @@ void prelu_init(Module& m, std::span<const Value> args) {
   const std::int64_t n = args[0].to_int();
   if (n < 1) throw Error("PReLU: num_parameters must be >= 1, got " + std::to_string(n));
   m.set_attr("num_parameters", Value(n));
+  m.set_attr("init", args[1]);
   m.register_parameter("weight", Tensor::full(Shape{n}, args[1].to_double()));
 }
 

@@ -269,7 +269,7 @@ class SchemaParser:
                 p = Param(t, name, None, False, kw_only)
                 if self.peek("="):
                     if not allow_defaults:
-                        self.fail("attributes take no defaults (give them in the constructor)")
+                        self.fail("tensor slots take no defaults")
                     self.take()
                     p.default, p.has_default = self.literal(), True
                     self.check_default(p)
@@ -585,7 +585,7 @@ def check_module(e):
     m.classes = names(e, "classes", DOTTED, "a torch class path")
     try:
         m.constructor = parse_params(e.get("constructor", "()"))
-        m.attributes = parse_params(e.get("attributes", "()"), allow_defaults=False)
+        m.attributes = parse_params(e.get("attributes", "()"))
     except Problem as p:
         e.fail(str(p))
     tensors = []
