@@ -1103,26 +1103,26 @@ TEST_CASE("torch.package: .data/version is read as PyTorch reads it, 1 to 10") {
 }
 
 TEST_CASE("torch.package: a torch.nn class without an fxpack kind is kept as data, and written back") {
-  // mlp's ReLU renamed to a class fxpack has no kind for.
+  // mlp's ReLU renamed to a class fxpack has no kind for (Softsign).
   auto zr = repack("mlp", {{"package/model/model.pkl", patched_pickle("mlp", "torch.nn.modules.activation\nReLU",
-                                                                      "torch.nn.modules.activation\nMish")}});
+                                                                      "torch.nn.modules.activation\nSoftsign")}});
   auto gm = load_torch_package(zr, "model", "model.pkl");
   auto relu = gm->get_submodule("relu");
-  CHECK(relu->kind() == "torch.nn.modules.activation.Mish");
+  CHECK(relu->kind() == "torch.nn.modules.activation.Softsign");
   CHECK(relu->attrs() == Dict{{{"inplace", false}}});
   CHECK(gm->code() == read_file(reference_dir("mlp") / "code.py"));
   CHECK_THROWS_WITH_AS((*gm)(fxpack::testing::reference_input(reference_cases()[2])),
-                       doctest::Contains("torch.nn.modules.activation.Mish"), Error);
+                       doctest::Contains("torch.nn.modules.activation.Softsign"), Error);
   // It pickles, and exports as its own class.
   auto back = pickle::loads(pickle::dumps(*gm), {.on_warning = [](const std::string&) {}});
-  CHECK(back->get_submodule("relu")->kind() == "torch.nn.modules.activation.Mish");
+  CHECK(back->get_submodule("relu")->kind() == "torch.nn.modules.activation.Softsign");
   for (Dialect version : {Dialect::Torch1_13, Dialect::Torch2}) {
     auto w = zip::ZipWriter::to_memory();
     TorchExportOptions opts;
     opts.version = version;
     save_torch_package(w, *gm, "model", "model.pkl", opts);
     auto out = zip::ZipReader::from_memory(std::make_shared<const Bytes>(w.finish()));
-    CHECK(as_string(out.read("archive/model/model.pkl")).find("torch.nn.modules.activation\nMish\n") != std::string::npos);
+    CHECK(as_string(out.read("archive/model/model.pkl")).find("torch.nn.modules.activation\nSoftsign\n") != std::string::npos);
     CHECK(load_torch_package(out, "model", "model.pkl")->get_submodule("relu")->attrs() == relu->attrs());
   }
   // A member PyTorch keeps as None comes back as an undefined tensor, and is written as None.
@@ -1130,13 +1130,13 @@ TEST_CASE("torch.package: a torch.nn class without an fxpack kind is kept as dat
   p.op('(').str("reduce_package").integer(0).global("torch.fx.graph_module", "reduce_package_graph_module");
   p.op('}').op('(').str("_parameters").empty_od().str("_buffers").empty_od().str("_modules");
   p.global("collections", "OrderedDict").op(')').op('R').op('(').str("m");
-  p.module("torch.nn.modules.activation", "PReLU", -1, [](PickleBuilder& b) { b.empty_od(); }, [](PickleBuilder& b) {
+  p.module("torch.nn.modules.activation", "RReLU", -1, [](PickleBuilder& b) { b.empty_od(); }, [](PickleBuilder& b) {
     b.str("num_parameters").integer(1).str("_private").op('N');
   });
   p.op('u').str("_graphmodule_cls_name").str("Crafted").op('u').str("fx-generated._0").op('\x86').op('t').op('Q').op('.');
   // (PickleBuilder::module writes _parameters as an empty OrderedDict; add a None slot.)
   std::string pkl = p.s;
-  auto at = pkl.find("PReLU");
+  auto at = pkl.find("RReLU");
   REQUIRE(at != std::string::npos);
   const std::string od = "ccollections\nOrderedDict\n)R";
   auto params = pkl.find(od, at);
@@ -1147,11 +1147,11 @@ TEST_CASE("torch.package: a torch.nn class without an fxpack kind is kept as dat
   w.add_stored("pkg/model/model.pkl", to_bytes(pkl));
   w.add_stored("pkg/fx-generated/_0.py", to_bytes("\n\n\ndef forward(self, x):\n    m = self.m(x);  x = None\n    return m\n    "));
   auto crafted = zip::ZipReader::from_memory(std::make_shared<const Bytes>(w.finish()));
-  auto prelu = load_torch_package(crafted, "model", "model.pkl")->get_submodule("m");
-  CHECK(prelu->kind() == "torch.nn.modules.activation.PReLU");
-  REQUIRE(prelu->find_parameter("weight"));
-  CHECK_FALSE(prelu->find_parameter("weight")->defined());
-  CHECK(prelu->attrs() == Dict{{{"num_parameters", 1}, {"_private", None{}}}});
+  auto rrelu = load_torch_package(crafted, "model", "model.pkl")->get_submodule("m");
+  CHECK(rrelu->kind() == "torch.nn.modules.activation.RReLU");
+  REQUIRE(rrelu->find_parameter("weight"));
+  CHECK_FALSE(rrelu->find_parameter("weight")->defined());
+  CHECK(rrelu->attrs() == Dict{{{"num_parameters", 1}, {"_private", None{}}}});
 }
 
 TEST_CASE("torch.package: half, bfloat16 and integer storages load, convert and export") {
