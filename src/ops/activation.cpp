@@ -203,7 +203,7 @@ Tensor prelu(const Tensor& x, const Tensor& w) {
          " and channel size = " + std::to_string(channels) + ".");
   }
   std::int64_t inner = 1;
-  for (std::int64_t d = 2; d < x.dim(); ++d) inner *= x.shape()[static_cast<std::size_t>(d)];
+  for (std::size_t d = 2; d < x.dim(); ++d) inner *= x.shape()[d];
   const DType cd = compute_dtype(x.dtype());
   const Tensor src = x.dtype() == cd ? x : x.to(cd);
   const Tensor ws = w.dtype() == cd ? w : w.to(cd);

@@ -164,17 +164,17 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 // PyTorch's name of a dtype in its kernel messages ("Float", "Long", "Bool", ...).
 const char* scalar_type_name(DType d);
 
-// The dtype a kernel loop runs in: the driver's loops are instantiated for float, double,
-// int64 and uint8; int8/16/32 compute in int64 and float16/bfloat16 in float32, and the
-// result is converted back (the same values as PyTorch's native loops: integer arithmetic
-// wraps modulo 2^n either way, and PyTorch's CPU kernels compute 16-bit floats in float).
+// The dtype a unary kernel loop runs in: the driver's loops are instantiated for float,
+// double, int64, int32 and uint8; int8/16 compute in int64 and float16/bfloat16 in float32,
+// and the result is converted back (the same values as PyTorch's native loops: integer
+// arithmetic wraps modulo 2^n either way, and PyTorch's CPU kernels compute 16-bit floats
+// in float).
 inline DType compute_dtype(DType d) {
   switch (d) {
     case DType::Float16:
     case DType::BFloat16: return DType::Float32;
     case DType::Int8:
-    case DType::Int16:
-    case DType::Int32: return DType::Int64;
+    case DType::Int16: return DType::Int64;
     case DType::Bool: return DType::UInt8;
     default: return d;
   }
@@ -213,6 +213,7 @@ Tensor unary_tensor(const Tensor& xin) {
     case DType::Float32: return run(x.data<float>());
     case DType::Float64: return run(x.data<double>());
     case DType::Int64: return run(x.data<std::int64_t>());
+    case DType::Int32: return run(x.data<std::int32_t>());
     case DType::UInt8: return run(x.data<std::uint8_t>());
     default: break;
   }
