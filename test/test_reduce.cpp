@@ -3,10 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "fxpack/make_fx.hpp"
 #include "fxpack/module.hpp"
 #include "fxpack/ops.hpp"
 #include "fxpack/tensor.hpp"
@@ -230,4 +232,49 @@ TEST_CASE("creation: factories infer PyTorch's dtypes") {
   check_values(T(fn("torch.eye", {Value(2), Value(3)})), {1, 0, 0, 0, 1, 0});
   check_values(T(fn("torch.linspace", {Value(0), Value(1), Value(5)})), {0, 0.25, 0.5, 0.75, 1});
   CHECK(T(fn("torch.zeros", {Value(List{})})).dim() == 0);
+}
+
+// What PyTorch 1.13's make_fx records for the same calls (its output, x_1 being the input).
+TEST_CASE("reduce and creation: make_fx records what PyTorch 1.13 records") {
+  const Tensor x = F({1, 2, 3, 4, 5, 6}, {2, 3});
+  auto recorded = [&](std::function<Value(const Value&)> f) { return make_fx(std::move(f))(x)->code(); };
+  auto expect = [](const std::string& code, const std::string& line) {
+    INFO(code);
+    CHECK(contains(code, line));
+  };
+  expect(recorded([](const Value& v) { return fn("torch.std", {v}, Dict{{{"dim", Value(1)}, {"unbiased", Value(false)}}}); }),
+         "std = torch.ops.aten.std.correction(x_1, [1], correction = 0);");
+  expect(recorded([](const Value& v) { return meth("var", {v}); }),
+         "var = torch.ops.aten.var.correction(x_1, None, correction = 1);");
+  const std::string sm = recorded([](const Value& v) {
+    return fn("torch.nn.functional.softmax", {v, Value(-1)}, kw("dtype", Value(DType::Float64)));
+  });
+  expect(sm, "_to_copy = torch.ops.aten._to_copy.default(x_1, dtype = torch.float64, layout = torch.strided, "
+             "device = device(type='cpu'));");
+  expect(sm, "_softmax = torch.ops.aten._softmax.default(_to_copy, -1, False);");
+  expect(recorded([](const Value& v) { return meth("log_softmax", {v, Value(1)}); }),
+         "_log_softmax = torch.ops.aten._log_softmax.default(x_1, 1, False);");
+  expect(recorded([](const Value& v) {
+           return fn("torch.functional.norm", {v}, Dict{{{"p", Value(1)}, {"dim", Value(-1)}, {"keepdim", Value(true)}}});
+         }),
+         "norm = torch.ops.aten.norm.ScalarOpt_dim(x_1, 1, [-1], True);");
+  expect(recorded([](const Value& v) { return fn("torch.functional.norm", {v}); }),
+         "norm = torch.ops.aten.norm.ScalarOpt_dim(x_1, 2, []);");
+  const std::string as = recorded([](const Value& v) {
+    return fn("torch.argsort", {v}, Dict{{{"dim", Value(1)}, {"descending", Value(true)}}});
+  });
+  expect(as, "sort = torch.ops.aten.sort.default(x_1, 1, True);");
+  expect(as, "return getitem_1");
+  expect(recorded([](const Value& v) { return fn("torch.zeros_like", {v}); }),
+         "zeros_like = torch.ops.aten.zeros_like.default(x_1, dtype = torch.float32, layout = torch.strided, "
+         "device = device(type='cpu'), pin_memory = False);");
+  expect(recorded([](const Value& v) { return meth("new_full", {v, Value(Tuple{{Value(2), Value(2)}}), Value(4.0)}); }),
+         "new_full = torch.ops.aten.new_full.default(x_1, [2, 2], 4.0, dtype = torch.float32, layout = torch.strided, "
+         "device = device(type='cpu'), pin_memory = False);");
+  expect(recorded([](const Value& v) { return meth("double", {v}); }),
+         "_to_copy = torch.ops.aten._to_copy.default(x_1, dtype = torch.float64);");
+  expect(recorded([](const Value& v) { return meth("type", {v, Value(DType::Int64)}); }),
+         "_to_copy = torch.ops.aten._to_copy.default(x_1, dtype = torch.int64, device = device(type='cpu'));");
+  expect(recorded([](const Value& v) { return meth("float", {v}); }), "return x_1");
+  expect(recorded([](const Value& v) { return meth("to", {v, Value("cpu")}); }), "return x_1");
 }
