@@ -146,6 +146,8 @@ TEST_CASE("reduce: norms") {
   check_values(T(fn("torch.linalg.vector_norm", {Value(x), Value(3.0), Value(0)})),
                {std::cbrt(27.0), std::cbrt(65.0)});
   CHECK(contains(error_of([&] { (void)fn("torch.functional.norm", {Value(x), Value("nuc")}); }), "'nuc'"));
+  CHECK(contains(error_of([&] { (void)fn("torch.functional.norm", {Value(x)}, kw("dtype", Value(DType::Float64))); }),
+                 "dtype argument is not supported in frobenius norm"));
 }
 
 TEST_CASE("reduce: softmax, log_softmax, logsumexp") {
@@ -260,6 +262,12 @@ TEST_CASE("reduce and creation: make_fx records what PyTorch 1.13 records") {
          "norm = torch.ops.aten.norm.ScalarOpt_dim(x_1, 1, [-1], True);");
   expect(recorded([](const Value& v) { return fn("torch.functional.norm", {v}); }),
          "norm = torch.ops.aten.norm.ScalarOpt_dim(x_1, 2, []);");
+  expect(recorded([](const Value& v) { return meth("norm", {v, Value(3)}); }),
+         "norm = torch.ops.aten.norm.ScalarOpt_dim(x_1, 3, [0, 1]);");
+  expect(recorded([](const Value& v) {
+           return meth("norm", {v}, Dict{{{"p", Value(2)}, {"dim", Value(1)}, {"dtype", Value(DType::Float64)}}});
+         }),
+         "norm = torch.ops.aten.norm.ScalarOpt_dim_dtype(x_1, 2, [1], False, dtype = torch.float64);");
   const std::string as = recorded([](const Value& v) {
     return fn("torch.argsort", {v}, Dict{{{"dim", Value(1)}, {"descending", Value(true)}}});
   });

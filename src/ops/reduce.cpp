@@ -801,12 +801,7 @@ Value count_nonzero_kernel(std::span<const Value> a) {
   return Value(count_nonzero_impl(a[0].tensor(), std::span(&dim, 1)));
 }
 Value count_nonzero_dims_kernel(std::span<const Value> a) {
-  const std::vector<std::int64_t> dims = a[1].int_list();
-  if (dims.empty()) {
-    // An empty list reduces nothing here (unlike sum's): every element counts alone.
-    return Value(computable(a[0].tensor(), std::nullopt).to(DType::Bool).to(DType::Int64));
-  }
-  return Value(count_nonzero_impl(a[0].tensor(), dims));
+  return Value(count_nonzero_impl(a[0].tensor(), a[1].int_list()));  // [] counts over every dim
 }
 
 // std / var(self, unbiased)
@@ -863,14 +858,18 @@ std::vector<std::int64_t> norm_dims(const Value& dim) {
   if (dim.is_int()) return {dim.to_int()};
   return util::int_list_arg(dim, "norm", "dim");
 }
+Tensor torch_norm(const Tensor& x, const Value& p, const Value& dim, bool keepdim, const Value& dtype) {
+  if (p.kind() == Value::Kind::String && !dtype.is_none()) fail("norm: dtype argument is not supported in frobenius norm");
+  return vector_norm(x, norm_p(p), norm_dims(dim), keepdim, dtype_arg(dtype), "norm");
+}
 // torch.functional.norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None)
 Value norm_function_kernel(std::span<const Value> a) {
   if (!a[4].is_none()) fail("norm: out= is not supported");
-  return Value(vector_norm(a[0].tensor(), norm_p(a[1]), norm_dims(a[2]), a[3].to_bool(), dtype_arg(a[5]), "norm"));
+  return Value(torch_norm(a[0].tensor(), a[1], a[2], a[3].to_bool(), a[5]));
 }
 // Tensor.norm(self, p="fro", dim=None, keepdim=False, dtype=None)
 Value norm_method_kernel(std::span<const Value> a) {
-  return Value(vector_norm(a[0].tensor(), norm_p(a[1]), norm_dims(a[2]), a[3].to_bool(), dtype_arg(a[4]), "norm"));
+  return Value(torch_norm(a[0].tensor(), a[1], a[2], a[3].to_bool(), a[4]));
 }
 
 // logsumexp(self, dim, keepdim)
@@ -962,12 +961,16 @@ Value argsort_decomposition(OpRecorder& rec, const OpCall& call) {
 }
 
 // torch.norm as PyTorch 1.13 records it: norm.ScalarOpt_dim(x, p, dims, keepdim), with
-// the dtype overload when a dtype is given.
+// the dtype overload when a dtype is given. "fro" is p 2 over the given dims ([] for all);
+// a number p without dims lists every dim.
 Value record_norm(OpRecorder& rec, const OpCall& call, const Value& p, const Value& dim, bool keepdim,
                   const Value& dtype) {
-  const double pv = norm_p(p);
-  Value pval = pv == std::floor(pv) && std::isfinite(pv) ? Value(static_cast<std::int64_t>(pv)) : Value(pv);
-  std::vector<Value> args{call.args[0].sym, pval, int_list_value(norm_dims(dim)), Value(keepdim)};
+  const bool fro = p.is_none() || p.kind() == Value::Kind::String;
+  std::vector<std::int64_t> dims = norm_dims(dim);
+  if (dim.is_none() && !fro) {
+    for (std::int64_t d = 0; d < static_cast<std::int64_t>(call.args[0].real.tensor().dim()); ++d) dims.push_back(d);
+  }
+  std::vector<Value> args{call.args[0].sym, fro ? Value(std::int64_t{2}) : p, int_list_value(dims), Value(keepdim)};
   if (dtype.is_none()) return rec.record("norm.ScalarOpt_dim", std::move(args));
   Dict kw;
   kw.items.emplace_back("dtype", dtype);
