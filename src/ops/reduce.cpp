@@ -158,6 +158,38 @@ void reduce_into(const In* x, const Shape& in_shape, const ReducePlan& pl, Acc* 
   }
 }
 
+// When the reduced dims are exactly the trailing ones (sum(x), mean over H and W, amax over
+// the last dim), each output reduces one contiguous row: `rows` rows of `len` elements.
+bool trailing_rows(const Tensor& x, const ReducePlan& pl, std::int64_t& rows, std::int64_t& len) {
+  const std::size_t nd = x.dim();
+  std::size_t first = nd;
+  while (first > 0 && pl.reduced[first - 1]) --first;
+  if (first == nd) return false;
+  for (std::size_t d = 0; d < first; ++d)
+    if (pl.reduced[d]) return false;
+  len = 1;
+  for (std::size_t d = first; d < nd; ++d) len *= x.shape()[d];
+  if (len == 0) return false;
+  rows = x.numel() / len;
+  return true;
+}
+
+// A contiguous float/double row as an Eigen array.
+template <class T>
+Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> row_of(const T* p, std::int64_t len) {
+  return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(p, len);
+}
+
+// The sum of a contiguous row: Eigen's vectorised sum over blocks of 4096 elements, the
+// block sums added in double (so long float rows keep their precision).
+template <class T>
+double row_sum(const T* p, std::int64_t len) {
+  constexpr std::int64_t kBlock = 4096;
+  double total = 0;
+  for (std::int64_t i = 0; i < len; i += kBlock) total += static_cast<double>(row_of(p + i, std::min(kBlock, len - i)).sum());
+  return total;
+}
+
 // Writes per-output values into a fresh tensor of dtype dt.
 template <class Acc>
 Tensor to_tensor(const std::vector<Acc>& acc, const Shape& shape, DType dt) {
@@ -212,8 +244,15 @@ Tensor sum_impl(const Tensor& x_in, std::span<const std::int64_t> dims, bool kee
   const auto outputs = static_cast<std::size_t>(pl.kept_shape.numel());
   if (is_floating(rt)) {
     std::vector<double> acc(outputs, 0.0);
+    std::int64_t rows = 0, len = 0;
     visit_dtype(x.dtype(), op, [&](auto t) {
       using T = decltype(t);
+      if constexpr (std::is_floating_point_v<T>) {
+        if (trailing_rows(x, pl, rows, len)) {
+          for (std::int64_t r = 0; r < rows; ++r) acc[static_cast<std::size_t>(r)] = row_sum(x.data<T>() + r * len, len);
+          return 0;
+        }
+      }
       reduce_into(x.data<T>(), x.shape(), pl, acc.data(), 0.0,
                   [](double& a, T v, std::int64_t) { a += static_cast<double>(v); },
                   [](double& a, double b) { a += b; });
@@ -313,6 +352,16 @@ Tensor extremum(const Tensor& x, std::span<const std::int64_t> dims, bool keepdi
     Tensor r = Tensor::empty(pl.out_shape, xc.dtype());
     T* acc = r.data<T>();
     std::fill(acc, acc + r.numel(), init);
+    std::int64_t rows = 0, len = 0;
+    if constexpr (std::is_floating_point_v<T>) {
+      if (trailing_rows(xc, pl, rows, len)) {
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const auto row = row_of(xc.data<T>() + r * len, len);
+          acc[r] = Max ? row.template maxCoeff<Eigen::PropagateNaN>() : row.template minCoeff<Eigen::PropagateNaN>();
+        }
+        return r;
+      }
+    }
     auto keep_better = [](T& a, T b) {
       if (better<Max>(b, a)) a = b;
     };
@@ -461,6 +510,20 @@ Tensor logsumexp_impl(const Tensor& x_in, std::span<const std::int64_t> dims, bo
   std::vector<double> acc(static_cast<std::size_t>(pl.kept_shape.numel()), 0.0);
   visit_dtype(x.dtype(), "logsumexp", [&](auto t) {
     using T = decltype(t);
+    std::int64_t rows = 0, len = 0;
+    if constexpr (std::is_floating_point_v<T>) {
+      if (trailing_rows(x, pl, rows, len)) {
+        // Contiguous rows: Eigen's vectorised exp over each row shifted by its maximum.
+        const T* m = mx.data<T>();
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const T shift = std::isinf(m[r]) ? T(0) : m[r];
+          const auto row = row_of(x.data<T>() + r * len, len);
+          acc[static_cast<std::size_t>(r)] =
+              std::log(static_cast<double>((row - shift).exp().sum())) + static_cast<double>(shift);
+        }
+        return 0;
+      }
+    }
     if constexpr (std::is_floating_point_v<T>) {
       const T* m = mx.data<T>();
       reduce_into(x.data<T>(), x.shape(), pl, acc.data(), 0.0,
@@ -577,6 +640,15 @@ Tensor cumsum_impl(const Tensor& x_in, std::int64_t dim, std::optional<DType> dt
     const T* p = x.data<T>();
     auto run = [&](auto* o) {
       using Acc = std::remove_pointer_t<decltype(o)>;
+      if (a.inner == 1) {  // contiguous rows: the running sum stays in a register
+        for (std::int64_t b = 0; b < a.outer; ++b) {
+          const T* src = p + b * a.n;
+          Acc* dst = o + b * a.n;
+          Acc run = 0;
+          for (std::int64_t k = 0; k < a.n; ++k) dst[k] = run += static_cast<Acc>(src[k]);
+        }
+        return;
+      }
       for (std::int64_t b = 0; b < a.outer; ++b) {
         const T* src = p + b * a.n * a.inner;
         Acc* dst = o + b * a.n * a.inner;
