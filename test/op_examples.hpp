@@ -255,6 +255,11 @@ class ExampleParser {
       if (attr == "long" || attr == "int64") return Value(DType::Int64);
       if (attr == "bool") return Value(DType::Bool);
       if (attr == "uint8") return Value(DType::UInt8);
+      if (attr == "int" || attr == "int32") return Value(DType::Int32);
+      if (attr == "short" || attr == "int16") return Value(DType::Int16);
+      if (attr == "int8") return Value(DType::Int8);
+      if (attr == "half" || attr == "float16") return Value(DType::Float16);
+      if (attr == "bfloat16") return Value(DType::BFloat16);
       fail("unknown torch." + attr);
     }
     if (accept('(')) return call(word);

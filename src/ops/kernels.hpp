@@ -61,6 +61,11 @@ Tensor mean(const Tensor& x, std::span<const std::int64_t> dims, bool keepdim,
 // torch.max(x, dim, keepdim): the maxima along dim and their (first) indices; NaN is the
 // maximum where there is one.
 std::pair<Tensor, Tensor> max_along(const Tensor& x, std::int64_t dim, bool keepdim);
+// torch.min(x, dim, keepdim): the minima and their (first) indices; NaN is the minimum.
+std::pair<Tensor, Tensor> min_along(const Tensor& x, std::int64_t dim, bool keepdim);
+// torch.softmax / log_softmax along dim of a floating tensor (x converted to dtype first).
+Tensor softmax(const Tensor& x, std::int64_t dim, std::optional<DType> dtype = std::nullopt);
+Tensor log_softmax(const Tensor& x, std::int64_t dim, std::optional<DType> dtype = std::nullopt);
 
 // ---- shape.cpp ------------------------------------------------------------------------
 
