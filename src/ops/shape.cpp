@@ -741,13 +741,12 @@ Tensor squeeze(const Tensor& x, std::span<const std::int64_t> dims, bool all) {
   return x.view(out);
 }
 
-Tensor movedim(const Tensor& x, std::span<const std::int64_t> source, std::span<const std::int64_t> destination) {
-  if (!x.defined()) fail("movedim: undefined tensor");
+std::vector<std::int64_t> movedim_permutation(std::int64_t nd, std::span<const std::int64_t> source,
+                                              std::span<const std::int64_t> destination) {
   if (source.size() != destination.size()) {
     fail("movedim: Invalid source or destination dims: source (" + list_str(source) + " dims) should contain the same number of dims as destination (" +
          list_str(destination) + " dims)");
   }
-  const auto nd = static_cast<std::int64_t>(x.dim());
   std::vector<std::int64_t> perm(static_cast<std::size_t>(nd), -1);
   bool src_used[Shape::kMaxDims] = {};
   for (std::size_t i = 0; i < source.size(); ++i) {
@@ -765,7 +764,13 @@ Tensor movedim(const Tensor& x, std::span<const std::int64_t> source, std::span<
     while (src_used[next]) ++next;
     p = next++;
   }
-  if (nd == 0) return x;
+  return perm;
+}
+
+Tensor movedim(const Tensor& x, std::span<const std::int64_t> source, std::span<const std::int64_t> destination) {
+  if (!x.defined()) fail("movedim: undefined tensor");
+  const auto perm = movedim_permutation(static_cast<std::int64_t>(x.dim()), source, destination);
+  if (x.dim() == 0) return x;
   return permute(x, perm);
 }
 
@@ -1106,10 +1111,53 @@ Value returns_self(OpRecorder&, const OpCall& call) { return call.args[0].sym; }
 
 // getitem of a traced tuple or list is the symbolic element; indexing a Tensor has no
 // op-level form yet.
-Value getitem_decomposition(OpRecorder&, const OpCall& call) {
+// getitem of a Tensor is what PyTorch's indexing records: select.int for an int,
+// slice.Tensor for a slice (full ones too), unsqueeze for None, nothing for `...`, then one
+// index.Tensor for the Tensor index.
+Value getitem_decomposition(OpRecorder& rec, const OpCall& call) {
   const Value& s = call.args[0].sym;
   if (s.kind() == Value::Kind::Tuple || s.kind() == Value::Kind::List) return getitem(s, call.args[1].sym);
-  fail("getitem: indexing a Tensor is not supported by make_fx");
+  if (!call.args[0].real.is_tensor()) return call.result;
+  const Tensor& x = call.args[0].real.tensor();
+  const Value& real_idx = call.args[1].real;
+  const Value& sym_idx = call.args[1].sym;
+  const bool tuple = real_idx.kind() == Value::Kind::Tuple;
+  const std::vector<Value> real_items = tuple ? real_idx.items() : std::vector<Value>{real_idx};
+  const std::vector<Value> sym_items = tuple ? sym_idx.items() : std::vector<Value>{sym_idx};
+  std::size_t consumed = 0;
+  for (const Value& v : real_items) {
+    if (v.is_tensor()) consumed += is_mask(v.tensor()) ? v.tensor().dim() : 1;
+    else if (v.kind() == Value::Kind::Int || v.kind() == Value::Kind::Slice) ++consumed;
+  }
+  Value cur = s;
+  std::int64_t dim = 0;
+  List indices;
+  bool has_tensor = false;
+  for (std::size_t i = 0; i < real_items.size(); ++i) {
+    const Value& v = real_items[i];
+    switch (v.kind()) {
+      case Value::Kind::Int: cur = rec.record("select.int", {cur, Value(dim), sym_items[i]}); break;
+      case Value::Kind::Slice: {
+        const Slice& sl = v.slice();
+        cur = rec.record("slice.Tensor", {cur, Value(dim), Value(sl.start.value_or(0)),
+                                          Value(sl.stop.value_or(std::numeric_limits<std::int64_t>::max())), Value(sl.step.value_or(1))});
+        ++dim;
+        break;
+      }
+      case Value::Kind::None: cur = rec.record("unsqueeze.default", {cur, Value(dim)}); ++dim; break;
+      case Value::Kind::Ellipsis: dim += static_cast<std::int64_t>(x.dim() - consumed); break;
+      case Value::Kind::Tensor: {
+        while (static_cast<std::int64_t>(indices.items.size()) < dim) indices.items.emplace_back();
+        indices.items.push_back(sym_items[i]);
+        has_tensor = true;
+        dim += is_mask(v.tensor()) ? static_cast<std::int64_t>(v.tensor().dim()) : 1;
+        break;
+      }
+      default: fail("getitem: indexing a Tensor with " + util::kind_str(v) + " is not supported by make_fx");
+    }
+  }
+  if (has_tensor) cur = rec.record("index.Tensor", {cur, Value(std::move(indices))});
+  return cur;
 }
 
 // ---- shape family kernels (wave 2) -------------------------------------------------------------
@@ -1303,7 +1351,45 @@ Value math_ceil(std::span<const Value> a) {
   return to_python_int(std::ceil(a[0].to_double()), "math.ceil");
 }
 
+// slice.Tensor(self, dim, start, end, step)
+Value slice_kernel(std::span<const Value> a) {
+  const Tensor& x = a[0].tensor();
+  if (x.dim() == 0) fail("slice: slice() cannot be applied to a 0-dim tensor.");
+  const std::int64_t d = util::wrap_dim(a[1].to_int(), static_cast<std::int64_t>(x.dim()), "slice");
+  const std::int64_t step = a[4].to_int();
+  if (step <= 0) fail("slice: slice step must be positive, got " + std::to_string(step));
+  std::vector<Value> items(static_cast<std::size_t>(d), Value(Slice{}));
+  Slice s;
+  if (!a[2].is_none()) s.start = a[2].to_int();
+  if (!a[3].is_none()) s.stop = a[3].to_int();
+  s.step = step;
+  items.emplace_back(s);
+  return Value(index(x, Value(Tuple{std::move(items)})));
+}
+// index.Tensor(self, indices): None keeps a dim; one Tensor index is supported.
+Value index_tensor_kernel(std::span<const Value> a) {
+  std::vector<Value> items;
+  for (const Value& v : a[1].items()) items.push_back(v.is_none() ? Value(Slice{}) : v);
+  return Value(index(a[0].tensor(), Value(Tuple{std::move(items)})));
+}
+
 // ---- shape family make_fx decompositions, as PyTorch 1.13 records them -----------------------
+
+// narrow is slice.Tensor(x, dim, start, start + length), start wrapped.
+Value narrow_decomposition(OpRecorder& rec, const OpCall& call) {
+  const Tensor& x = call.args[0].real.tensor();
+  const std::int64_t d = util::wrap_dim(call.args[1].real.to_int(), static_cast<std::int64_t>(x.dim()), "narrow");
+  std::int64_t start = call.args[2].real.to_int();
+  if (start < 0) start += x.shape()[static_cast<std::size_t>(d)];
+  return rec.record("slice.Tensor", {call.args[0].sym, call.args[1].sym, Value(start), Value(start + call.args[3].real.to_int())});
+}
+// movedim is permute.
+Value movedim_decomposition(OpRecorder& rec, const OpCall& call) {
+  const Tensor& x = call.args[0].real.tensor();
+  const auto perm = movedim_permutation(static_cast<std::int64_t>(x.dim()), util::int_list_arg(call.args[1].real, "movedim", "source"),
+                                        util::int_list_arg(call.args[2].real, "movedim", "destination"));
+  return rec.record("permute.default", {call.args[0].sym, int_list(perm)});
+}
 
 List size_list(const Tensor& t) { return int_list(t.shape().to_vector()); }
 
