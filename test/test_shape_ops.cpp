@@ -153,6 +153,10 @@ TEST_CASE("shape: sizes as Python values — getattr, dim, numel, math") {
   CHECK(call_method("dim", {x}) == Value(2));
   CHECK(error_of([&] { fn("builtins.getattr", {x, "grad_fn"}); }).starts_with(
       "getattr: 'Tensor' object has no attribute 'grad_fn'"));
+  // torch.return_types fields, as torch.max(x, 1).values reads them.
+  const Value max = fn("torch.max", {F({1, 5, 3, 2}, Shape{2, 2}), 1});
+  CHECK(values(fn("builtins.getattr", {max, "values"})) == std::vector<double>{5, 3});
+  CHECK(values(fn("builtins.getattr", {max, "indices"})) == std::vector<double>{1, 0});
   CHECK(fn("math.sqrt", {16}) == Value(4.0));
   CHECK(error_of([] { fn("math.sqrt", {-1.0}); }).starts_with("math.sqrt: math domain error"));
   CHECK(fn("math.floor", {-2.5}) == Value(-3));

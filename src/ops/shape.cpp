@@ -1318,6 +1318,11 @@ Value getattr_kernel(std::span<const Value> a) {
     fail("getattr: 'Tensor' object has no attribute " + python_str_repr(name) +
          " (fxpack reads shape, ndim, dtype, device and is_cuda)");
   }
+  // torch.return_types (max/min/sort/topk/kthvalue/median/mode with a dim) are named tuples
+  // whose fields are `values` then `indices`; fxpack keeps them as plain tuples.
+  if (a[0].kind() == Value::Kind::Tuple && a[0].items().size() == 2 && (name == "values" || name == "indices")) {
+    return a[0].items()[name == "values" ? 0 : 1];
+  }
   fail("getattr: '" + util::kind_str(a[0]) + "' object has no attribute " + python_str_repr(name));
 }
 // Python's math functions; a domain error as Python's ValueError.
@@ -1419,7 +1424,10 @@ Value reshape_as_decomposition(OpRecorder& rec, const OpCall& call) {
   return reshape_alias_of(rec, call.args[0], call.result.tensor());
 }
 // getattr reads a Python attribute: its value is a constant of the new graph.
+// A field of a traced return type is the symbolic element.
 Value getattr_decomposition(OpRecorder&, const OpCall& call) {
+  const Value& obj = call.args[0].sym;
+  if (obj.kind() == Value::Kind::Tuple && obj.items().size() == 2) return obj.items()[call.args[1].real.str() == "values" ? 0 : 1];
   if (call.result.is_tensor()) fail("getattr: a Tensor-valued attribute is not supported by make_fx");
   return call.result;
 }
