@@ -114,6 +114,25 @@ TEST_CASE("shape: expand, repeat, roll, flip, tril/triu at the edges") {
   CHECK(values(fn("torch.triu", {x, 2})) == std::vector<double>{0, 0, 2, 3, 0, 0, 0, 7, 0, 0, 0, 0});
 }
 
+TEST_CASE("shape: F.pad in every mode, and PyTorch's refusals") {
+  const Tensor x = F({0, 1, 2}, Shape{1, 1, 3});
+  const std::vector<std::int64_t> p12{1, 2};
+  CHECK(values(ops::pad(x, p12, "circular")) == std::vector<double>{2, 0, 1, 2, 0, 1});
+  CHECK(values(ops::pad(x, p12, "reflect")) == std::vector<double>{1, 0, 1, 2, 1, 0});
+  CHECK(values(ops::pad(x, p12, "replicate")) == std::vector<double>{0, 0, 1, 2, 2, 2});
+  CHECK(values(ops::pad(x, p12, "constant", -1.5)) == std::vector<double>{-1.5, 0, 1, 2, -1.5, -1.5});
+  const std::vector<std::int64_t> crop{-1, 0};
+  CHECK(values(ops::pad(x, crop)) == std::vector<double>{1, 2});
+  const std::vector<std::int64_t> p30{3, 0};
+  CHECK(error_of([&] { ops::pad(x, p30, "reflect"); }) ==
+        "pad: Argument #4: Padding size should be less than the corresponding input dimension, but got: padding (3, 0) "
+        "at dimension 2 of input [1, 1, 3]");
+  const std::vector<std::int64_t> six{1, 1, 1, 1, 1, 1, 1, 1};
+  CHECK(error_of([&] { ops::pad(x, six); }) == "pad: Padding length too large");
+  CHECK(error_of([] { fn("torch.nn.functional.pad", {Tensor::zeros(Shape{1, 2, 3}), Tuple{{Value(1), Value(1)}}, "reflect", 2.0}); }) ==
+        "pad: Padding mode 'reflect' doesn't take in value argument");
+}
+
 TEST_CASE("shape: nonzero counts NaN and not -0.0; gather and index_select check their indices") {
   const Tensor nz = ops::nonzero(F({0.0f, -0.0f, std::nanf(""), 2.0f}, Shape{4}));
   CHECK(nz.shape() == Shape{2, 1});
@@ -121,11 +140,15 @@ TEST_CASE("shape: nonzero counts NaN and not -0.0; gather and index_select check
   CHECK(error_of([] { ops::gather(arange12(), 1, I({4}, Shape{1, 1})); }) ==
         "gather: index 4 is out of bounds for dimension 1 with size 4");
   CHECK(error_of([] { ops::gather(arange12(), 1, Tensor::zeros(Shape{1, 1}, DType::Int32)); }) ==
-        "gather: gather(): Expected dtype int64 for index, got int32");
+        "gather: gather(): Expected dtype int64 for index");
   CHECK(values(ops::gather(arange12(), 1, I({3, 0, 1, 1}, Shape{2, 2}))) == std::vector<double>{3, 0, 5, 5});
   CHECK(error_of([] { ops::index_select(arange12(), 0, I({-1}, Shape{1})); }).starts_with(
       "index_select: index out of range in self"));
   CHECK(values(ops::masked_select(arange12(), B({1, 0, 0, 1}, Shape{4}))) == std::vector<double>{0, 3, 4, 7, 8, 11});
+  // A uint8 mask is PyTorch's deprecated form, still accepted.
+  const std::vector<std::uint8_t> m{1, 0, 1};
+  const Tensor u8 = Tensor::from_bytes(std::as_bytes(std::span<const std::uint8_t>(m)), Shape{3}, DType::UInt8);
+  CHECK(values(ops::masked_select(F({0, 1, 2, 3, 4, 5}, Shape{2, 3}), u8)) == std::vector<double>{0, 2, 3, 5});
 }
 
 TEST_CASE("shape: indexing with ..., negative integer tensors and bool masks") {

@@ -103,6 +103,9 @@ Tensor masked_select(const Tensor& x, const Tensor& mask);
 // all: every size-1 dim; else the listed dims that have size 1.
 Tensor squeeze(const Tensor& x, std::span<const std::int64_t> dims, bool all);
 Tensor movedim(const Tensor& x, std::span<const std::int64_t> source, std::span<const std::int64_t> destination);
+// F.pad: pad[0], pad[1] pad the last dim, pad[2], pad[3] the one before, ...; mode
+// "constant" (negative pads crop; value fills), "reflect", "replicate" or "circular".
+Tensor pad(const Tensor& x, std::span<const std::int64_t> pad, const std::string& mode = "constant", double value = 0.0);
 
 // ---- linalg.cpp -----------------------------------------------------------------------
 

@@ -584,7 +584,7 @@ Tensor index_select(const Tensor& x, std::int64_t dim, const Tensor& index) {
 
 Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index) {
   if (!x.defined() || !index.defined()) fail("gather: undefined tensor");
-  if (index.dtype() != DType::Int64) fail(std::string("gather: gather(): Expected dtype int64 for index, got ") + std::string(dtype_name(index.dtype())));
+  if (index.dtype() != DType::Int64) fail("gather: gather(): Expected dtype int64 for index");
   const std::size_t nd = std::max<std::size_t>(x.dim(), 1);
   const auto d = static_cast<std::size_t>(util::wrap_dim(dim, static_cast<std::int64_t>(x.dim()), "gather"));
   if (std::max<std::size_t>(index.dim(), 1) != nd) {
@@ -701,7 +701,8 @@ Tensor nonzero(const Tensor& x) {
 
 Tensor masked_select(const Tensor& x, const Tensor& mask) {
   if (!x.defined() || !mask.defined()) fail("masked_select: undefined tensor");
-  if (mask.dtype() != DType::Bool) {
+  // uint8 masks are PyTorch's deprecated form, still accepted.
+  if (mask.dtype() != DType::Bool && mask.dtype() != DType::UInt8) {
     fail(std::string("masked_select: masked_select: expected BoolTensor for mask, got ") + std::string(dtype_name(mask.dtype())));
   }
   const Shape s = broadcast_shapes(x.shape(), mask.shape(), "masked_select");
@@ -772,6 +773,70 @@ Tensor movedim(const Tensor& x, std::span<const std::int64_t> source, std::span<
   const auto perm = movedim_permutation(static_cast<std::int64_t>(x.dim()), source, destination);
   if (x.dim() == 0) return x;
   return permute(x, perm);
+}
+
+Tensor pad(const Tensor& x, std::span<const std::int64_t> pad, const std::string& mode, double value) {
+  if (!x.defined()) fail("pad: undefined tensor");
+  if (pad.size() % 2 != 0) fail("pad: Padding length must be divisible by 2");
+  const std::size_t nd = x.dim();
+  const std::size_t padded = pad.size() / 2;
+  if (padded > nd) fail("pad: Padding length too large");
+  const bool constant = mode == "constant";
+  if (!constant && mode != "reflect" && mode != "replicate" && mode != "circular") {
+    fail("pad: Unrecognised padding mode " + python_str_repr(mode));
+  }
+  if (!constant && (padded > 3 || nd < padded + 1 || nd > padded + 2)) {
+    fail("pad: Padding mode " + python_str_repr(mode) + " takes " + std::to_string(padded + 1) + "-D or " +
+         std::to_string(padded + 2) + "-D input for padding of length " + std::to_string(pad.size()) + ", got " +
+         std::to_string(nd) + "-D input of shape " + x.shape().to_string());
+  }
+  // One padded dim at a time, the last first (pad[0], pad[1] are the last dim's): each
+  // output row along the dim is one block, copied from its source row or filled.
+  Tensor cur = x;
+  const std::size_t es = element_size(x.dtype());
+  for (std::size_t k = 0; k < padded; ++k) {
+    const std::size_t d = nd - 1 - k;
+    const std::int64_t before = pad[2 * k], after = pad[2 * k + 1];
+    const std::int64_t n = cur.shape()[d];
+    const std::int64_t out_n = n + before + after;
+    if (out_n < 0) {
+      fail("pad: The input size " + std::to_string(n) + ", plus negative padding " + std::to_string(std::min<std::int64_t>(before, 0)) +
+           " and " + std::to_string(std::min<std::int64_t>(after, 0)) + " resulted in a negative output size, which is invalid. Check dimension " +
+           std::to_string(d) + " of your input.");
+    }
+    if (mode == "reflect" && (before >= n || after >= n)) {
+      fail("pad: Argument #4: Padding size should be less than the corresponding input dimension, but got: padding (" + std::to_string(before) +
+           ", " + std::to_string(after) + ") at dimension " + std::to_string(d) + " of input " + x.shape().to_string());
+    }
+    if (mode == "circular" && (before > n || after > n)) {
+      fail("pad: Padding value causes wrapping around more than once.");
+    }
+    if (mode == "replicate" && n == 0 && out_n > 0) fail("pad: replicate padding of an empty dimension " + std::to_string(d));
+    Tensor out = Tensor::empty(with_dim(cur.shape(), d, out_n), x.dtype());
+    const std::int64_t outer = prod_before(cur.shape(), d);
+    const std::int64_t inner_n = prod_after(cur.shape(), d);
+    const std::size_t inner = static_cast<std::size_t>(inner_n) * es;
+    const Tensor fill = Tensor::full(Shape{inner_n}, value, x.dtype());
+    const std::byte* src = cur.data<std::byte>();
+    std::byte* dst = out.data<std::byte>();
+    if (inner > 0)
+      for (std::int64_t o = 0; o < outer; ++o)
+        for (std::int64_t j = 0; j < out_n; ++j) {
+          std::int64_t i = j - before;
+          if (i < 0 || i >= n) {
+            if (constant) {
+              std::memcpy(dst + static_cast<std::size_t>(o * out_n + j) * inner, fill.data<std::byte>(), inner);
+              continue;
+            }
+            if (mode == "reflect") i = i < 0 ? -i : 2 * (n - 1) - i;
+            else if (mode == "replicate") i = i < 0 ? 0 : n - 1;
+            else i = ((i % n) + n) % n;
+          }
+          std::memcpy(dst + static_cast<std::size_t>(o * out_n + j) * inner, src + static_cast<std::size_t>(o * n + i) * inner, inner);
+        }
+    cur = out;
+  }
+  return cur.same_storage(x) ? x.clone() : cur;
 }
 
 namespace {
@@ -1356,6 +1421,14 @@ Value math_ceil(std::span<const Value> a) {
   return to_python_int(std::ceil(a[0].to_double()), "math.ceil");
 }
 
+// torch.nn.functional.pad(input, pad, mode, value)
+Value pad_kernel(std::span<const Value> a) {
+  const std::string& mode = a[2].str();
+  if (mode != "constant" && !a[3].is_none() && a[3].to_double() != 0.0) {
+    fail("pad: Padding mode " + python_str_repr(mode) + " doesn't take in value argument");
+  }
+  return Value(pad(a[0].tensor(), a[1].int_list(), mode, a[3].is_none() ? 0.0 : a[3].to_double()));
+}
 // slice.Tensor(self, dim, start, end, step)
 Value slice_kernel(std::span<const Value> a) {
   const Tensor& x = a[0].tensor();
