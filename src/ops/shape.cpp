@@ -253,8 +253,8 @@ Tensor cat(std::span<const Tensor> tensors, std::int64_t dim, const char* op) {
     for (std::size_t k = 0; k < t.dim(); ++k) {
       if (k != d && t.shape()[k] != ref->shape()[k]) {
         fail(std::string(op) + ": Sizes of tensors must match except in dimension " + std::to_string(d) +
-             ". Expected size " + std::to_string(ref->shape()[k]) + " but got size " +
-             std::to_string(t.shape()[k]) + " for tensor number " + std::to_string(i) + " in the list.");
+             ". Expected size " + std::to_string(ref->shape()[k]) + " but got size " + std::to_string(t.shape()[k]) +
+             " for tensor number " + std::to_string(i) + " in the list.");
       }
     }
     total += t.shape()[d];
@@ -344,7 +344,8 @@ Tensor select(const Tensor& x, std::int64_t dim, std::int64_t index) {
 std::vector<Tensor> split(const Tensor& x, std::int64_t split_size, std::int64_t dim) {
   if (!x.defined()) fail("split: undefined tensor");
   if (x.dim() == 0) fail("split: split expects at least a 1-dimensional tensor");
-  if (split_size < 0) fail("split: split expects split_size be non-negative, but got split_size=" + std::to_string(split_size));
+  if (split_size < 0)
+    fail("split: split expects split_size be non-negative, but got split_size=" + std::to_string(split_size));
   const auto d = util::wrap_dim(dim, static_cast<std::int64_t>(x.dim()), "split");
   const std::int64_t size = x.shape()[static_cast<std::size_t>(d)];
   if (split_size == 0 && size != 0) {
@@ -368,8 +369,10 @@ std::vector<Tensor> split_with_sizes(const Tensor& x, std::span<const std::int64
   std::int64_t sum = 0;
   for (std::int64_t s : sizes) {
     if (s < 0) {
-      fail("split_with_sizes: split_with_sizes expects split_sizes have only non-negative entries, but got split_sizes=" +
-           list_str(sizes));
+      fail(
+          "split_with_sizes: split_with_sizes expects split_sizes have only non-negative entries, but got "
+          "split_sizes=" +
+          list_str(sizes));
     }
     sum += s;
   }
@@ -393,7 +396,8 @@ Tensor expand(const Tensor& x, std::span<const std::int64_t> size, const char* o
     fail(std::string(op) + ": the number of sizes provided (" + std::to_string(size.size()) +
          ") must be greater or equal to the number of dimensions in the tensor (" + std::to_string(nd) + ")");
   }
-  if (size.size() > Shape::kMaxDims) fail(std::string(op) + ": at most " + std::to_string(Shape::kMaxDims) + " dimensions are supported");
+  if (size.size() > Shape::kMaxDims)
+    fail(std::string(op) + ": at most " + std::to_string(Shape::kMaxDims) + " dimensions are supported");
   std::int64_t in_st[Shape::kMaxDims];
   strides_of(x, in_st);
   Shape out;
@@ -436,7 +440,7 @@ Tensor flip(const Tensor& x, std::span<const std::int64_t> dims) {
   for (std::int64_t dim : dims) {
     const auto d = static_cast<std::size_t>(util::wrap_dim(dim, nd, "flip"));
     if (nd == 0) continue;
-    if (flipped[d]) fail("flip: dims has duplicates, original flip dims size=" + std::to_string(dims.size()) + ", but unique flip dims size=" + std::to_string(dims.size() - 1));
+    if (flipped[d]) fail("flip: dims has duplicates: " + list_str(dims));
     flipped[d] = true;
     base += (x.shape()[d] - 1) * st[d];
     st[d] = -st[d];
@@ -498,9 +502,11 @@ Tensor repeat(const Tensor& x, std::span<const std::int64_t> repeats) {
   if (repeats.size() < x.dim()) {
     fail("repeat: Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor");
   }
-  if (repeats.size() > Shape::kMaxDims) fail("repeat: at most " + std::to_string(Shape::kMaxDims) + " dimensions are supported");
+  if (repeats.size() > Shape::kMaxDims)
+    fail("repeat: at most " + std::to_string(Shape::kMaxDims) + " dimensions are supported");
   for (std::int64_t r : repeats)
-    if (r < 0) fail("repeat: Trying to create tensor with negative dimension " + std::to_string(r) + ": " + list_str(repeats));
+    if (r < 0)
+      fail("repeat: Trying to create tensor with negative dimension " + std::to_string(r) + ": " + list_str(repeats));
   // x padded with leading 1s, then tiled one dim at a time from the last: each outer row's
   // block is copied `r` times.
   Shape cur;
@@ -540,9 +546,11 @@ std::vector<std::int64_t> index_positions(const Tensor& index, std::int64_t size
     if (negative && v < 0 && v >= -size) v += size;
     if (v < 0 || v >= size) {
       if (negative) {
-        fail(std::string(op) + ": index " + std::to_string(v) + " is out of bounds for dimension with size " + std::to_string(size));
+        fail(std::string(op) + ": index " + std::to_string(v) + " is out of bounds for dimension with size " +
+             std::to_string(size));
       }
-      fail(std::string(op) + ": index out of range in self (index " + std::to_string(v) + ", size " + std::to_string(size) + ")");
+      fail(std::string(op) + ": index out of range in self (index " + std::to_string(v) + ", size " +
+           std::to_string(size) + ")");
     }
     pos[i] = v;
   }
@@ -562,7 +570,8 @@ Tensor take_along(const Tensor& x, std::size_t d, std::span<const std::int64_t> 
   if (inner == 0) return out;
   for (std::int64_t o = 0; o < outer; ++o)
     for (std::int64_t k = 0; k < count; ++k)
-      std::memcpy(dst + (o * count + k) * inner, src + o * in_row + static_cast<std::size_t>(pos[static_cast<std::size_t>(k)]) * inner, inner);
+      std::memcpy(dst + (o * count + k) * inner,
+                  src + o * in_row + static_cast<std::size_t>(pos[static_cast<std::size_t>(k)]) * inner, inner);
   return out;
 }
 
@@ -574,7 +583,9 @@ Tensor index_select(const Tensor& x, std::int64_t dim, const Tensor& index) {
   if (x.dim() == 0) {
     util::wrap_dim(dim, 0, "index_select");
     index_positions(index, 1, false, "index_select");
-    if (index.numel() != 1) fail("index_select: index_select(): Index to scalar can have only 1 value, got " + std::to_string(index.numel()) + " value(s)");
+    if (index.numel() != 1)
+      fail("index_select: index_select(): Index to scalar can have only 1 value, got " + std::to_string(index.numel()) +
+           " value(s)");
     return x.clone();
   }
   const auto d = static_cast<std::size_t>(util::wrap_dim(dim, static_cast<std::int64_t>(x.dim()), "index_select"));
@@ -594,8 +605,9 @@ Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index) {
   Shape is = index.dim() == 0 ? Shape{1} : index.shape();
   for (std::size_t k = 0; k < nd; ++k) {
     if (k != d && is[k] > xs[k]) {
-      fail("gather: Size does not match at dimension " + std::to_string(k) + " expected index " + index.shape().to_string() +
-           " to be smaller than self " + x.shape().to_string() + " apart from dimension " + std::to_string(d));
+      fail("gather: Size does not match at dimension " + std::to_string(k) + " expected index " +
+           index.shape().to_string() + " to be smaller than self " + x.shape().to_string() + " apart from dimension " +
+           std::to_string(d));
     }
   }
   Tensor out = Tensor::empty(index.shape(), x.dtype());
@@ -610,8 +622,8 @@ Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index) {
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int64_t v = ip[i];
     if (v < -xs[d] || v >= xs[d]) {
-      fail("gather: index " + std::to_string(v) + " is out of bounds for dimension " + std::to_string(d) + " with size " +
-           std::to_string(xs[d]));
+      fail("gather: index " + std::to_string(v) + " is out of bounds for dimension " + std::to_string(d) +
+           " with size " + std::to_string(xs[d]));
     }
     std::int64_t off = 0;
     for (std::size_t k = 0; k < nd; ++k) off += (k == d ? (v < 0 ? v + xs[d] : v) : idx[k]) * xst[k];
@@ -641,8 +653,10 @@ Tensor triangle(const Tensor& x, std::int64_t diagonal, bool lower, const char* 
       std::byte* row = p + static_cast<std::size_t>((m * rows + i) * cols) * es;
       // lower: zero columns j > i + diagonal; upper: zero columns j < i + diagonal.
       const std::int64_t edge = std::clamp<std::int64_t>(lower ? i + diagonal + 1 : i + diagonal, 0, cols);
-      if (lower) std::memset(row + static_cast<std::size_t>(edge) * es, 0, static_cast<std::size_t>(cols - edge) * es);
-      else std::memset(row, 0, static_cast<std::size_t>(edge) * es);
+      if (lower)
+        std::memset(row + static_cast<std::size_t>(edge) * es, 0, static_cast<std::size_t>(cols - edge) * es);
+      else
+        std::memset(row, 0, static_cast<std::size_t>(edge) * es);
     }
   return out;
 }
@@ -655,8 +669,12 @@ std::vector<std::uint8_t> nonzero_mask(const Tensor& x) {
     for (std::size_t i = 0; i < n; ++i) m[i] = p[i] != 0;
   };
   switch (x.dtype()) {
-    case DType::Float32: fill(x.data<float>()); break;
-    case DType::Float64: fill(x.data<double>()); break;
+    case DType::Float32:
+      fill(x.data<float>());
+      break;
+    case DType::Float64:
+      fill(x.data<double>());
+      break;
     case DType::Float16:
     case DType::BFloat16: {
       const auto* p = x.data<std::uint16_t>();
@@ -665,10 +683,18 @@ std::vector<std::uint8_t> nonzero_mask(const Tensor& x) {
     }
     default:
       switch (element_size(x.dtype())) {
-        case 1: fill(x.data<std::uint8_t>()); break;
-        case 2: fill(x.data<std::uint16_t>()); break;
-        case 4: fill(x.data<std::uint32_t>()); break;
-        default: fill(x.data<std::uint64_t>()); break;
+        case 1:
+          fill(x.data<std::uint8_t>());
+          break;
+        case 2:
+          fill(x.data<std::uint16_t>());
+          break;
+        case 4:
+          fill(x.data<std::uint32_t>());
+          break;
+        default:
+          fill(x.data<std::uint64_t>());
+          break;
       }
   }
   return m;
@@ -703,7 +729,8 @@ Tensor masked_select(const Tensor& x, const Tensor& mask) {
   if (!x.defined() || !mask.defined()) fail("masked_select: undefined tensor");
   // uint8 masks are PyTorch's deprecated form, still accepted.
   if (mask.dtype() != DType::Bool && mask.dtype() != DType::UInt8) {
-    fail(std::string("masked_select: masked_select: expected BoolTensor for mask, got ") + std::string(dtype_name(mask.dtype())));
+    fail(std::string("masked_select: masked_select: expected BoolTensor for mask, got ") +
+         std::string(dtype_name(mask.dtype())));
   }
   const Shape s = broadcast_shapes(x.shape(), mask.shape(), "masked_select");
   const std::vector<std::int64_t> sv = s.to_vector();
@@ -745,8 +772,8 @@ Tensor squeeze(const Tensor& x, std::span<const std::int64_t> dims, bool all) {
 std::vector<std::int64_t> movedim_permutation(std::int64_t nd, std::span<const std::int64_t> source,
                                               std::span<const std::int64_t> destination) {
   if (source.size() != destination.size()) {
-    fail("movedim: Invalid source or destination dims: source (" + list_str(source) + " dims) should contain the same number of dims as destination (" +
-         list_str(destination) + " dims)");
+    fail("movedim: Invalid source or destination dims: source (" + list_str(source) +
+         " dims) should contain the same number of dims as destination (" + list_str(destination) + " dims)");
   }
   std::vector<std::int64_t> perm(static_cast<std::size_t>(nd), -1);
   bool src_used[Shape::kMaxDims] = {};
@@ -755,7 +782,8 @@ std::vector<std::int64_t> movedim_permutation(std::int64_t nd, std::span<const s
     const std::int64_t d = util::wrap_dim(destination[i], nd, "movedim");
     if (nd == 0) continue;
     if (src_used[s]) fail("movedim: repeated dim in `source` (" + list_str(source) + ")");
-    if (perm[static_cast<std::size_t>(d)] != -1) fail("movedim: repeated dim in `destination` (" + list_str(destination) + ")");
+    if (perm[static_cast<std::size_t>(d)] != -1)
+      fail("movedim: repeated dim in `destination` (" + list_str(destination) + ")");
     src_used[s] = true;
     perm[static_cast<std::size_t>(d)] = s;
   }
@@ -800,18 +828,22 @@ Tensor pad(const Tensor& x, std::span<const std::int64_t> pad, const std::string
     const std::int64_t n = cur.shape()[d];
     const std::int64_t out_n = n + before + after;
     if (out_n < 0) {
-      fail("pad: The input size " + std::to_string(n) + ", plus negative padding " + std::to_string(std::min<std::int64_t>(before, 0)) +
-           " and " + std::to_string(std::min<std::int64_t>(after, 0)) + " resulted in a negative output size, which is invalid. Check dimension " +
-           std::to_string(d) + " of your input.");
+      fail("pad: The input size " + std::to_string(n) + ", plus negative padding " +
+           std::to_string(std::min<std::int64_t>(before, 0)) + " and " +
+           std::to_string(std::min<std::int64_t>(after, 0)) +
+           " resulted in a negative output size, which is invalid. Check dimension " + std::to_string(d) +
+           " of your input.");
     }
     if (mode == "reflect" && (before >= n || after >= n)) {
-      fail("pad: Argument #4: Padding size should be less than the corresponding input dimension, but got: padding (" + std::to_string(before) +
-           ", " + std::to_string(after) + ") at dimension " + std::to_string(d) + " of input " + x.shape().to_string());
+      fail("pad: Argument #4: Padding size should be less than the corresponding input dimension, but got: padding (" +
+           std::to_string(before) + ", " + std::to_string(after) + ") at dimension " + std::to_string(d) +
+           " of input " + x.shape().to_string());
     }
     if (mode == "circular" && (before > n || after > n)) {
       fail("pad: Padding value causes wrapping around more than once.");
     }
-    if (mode == "replicate" && n == 0 && out_n > 0) fail("pad: replicate padding of an empty dimension " + std::to_string(d));
+    if (mode == "replicate" && n == 0 && out_n > 0)
+      fail("pad: replicate padding of an empty dimension " + std::to_string(d));
     Tensor out = Tensor::empty(with_dim(cur.shape(), d, out_n), x.dtype());
     const std::int64_t outer = prod_before(cur.shape(), d);
     const std::int64_t inner_n = prod_after(cur.shape(), d);
@@ -828,11 +860,15 @@ Tensor pad(const Tensor& x, std::span<const std::int64_t> pad, const std::string
               std::memcpy(dst + static_cast<std::size_t>(o * out_n + j) * inner, fill.data<std::byte>(), inner);
               continue;
             }
-            if (mode == "reflect") i = i < 0 ? -i : 2 * (n - 1) - i;
-            else if (mode == "replicate") i = i < 0 ? 0 : n - 1;
-            else i = ((i % n) + n) % n;
+            if (mode == "reflect")
+              i = i < 0 ? -i : 2 * (n - 1) - i;
+            else if (mode == "replicate")
+              i = i < 0 ? 0 : n - 1;
+            else
+              i = ((i % n) + n) % n;
           }
-          std::memcpy(dst + static_cast<std::size_t>(o * out_n + j) * inner, src + static_cast<std::size_t>(o * n + i) * inner, inner);
+          std::memcpy(dst + static_cast<std::size_t>(o * out_n + j) * inner,
+                      src + static_cast<std::size_t>(o * n + i) * inner, inner);
         }
     cur = out;
   }
@@ -947,11 +983,13 @@ Tensor index(const Tensor& x, const Value& idx) {
   std::vector<Value> given;
   if (const auto* tup = std::get_if<Tuple>(&idx.variant())) {
     given = tup->items;
-  } else if (const auto* list = std::get_if<List>(&idx.variant()); list && !list->items.empty() &&
+  } else if (const auto* list = std::get_if<List>(&idx.variant());
+             list && !list->items.empty() &&
              std::all_of(list->items.begin(), list->items.end(), [](const Value& v) { return v.is_int(); })) {
     // x[[0, 2]]: a list of ints is an integer index, as a Tensor would be.
     std::vector<std::int64_t> v = idx.int_list();
-    given.emplace_back(Tensor::from_vector(std::span<const std::int64_t>(v), Shape{static_cast<std::int64_t>(v.size())}));
+    given.emplace_back(
+        Tensor::from_vector(std::span<const std::int64_t>(v), Shape{static_cast<std::int64_t>(v.size())}));
   } else {
     given.push_back(idx);
   }
@@ -1005,7 +1043,8 @@ Tensor index(const Tensor& x, const Value& idx) {
     for (std::size_t j = 0; j < k; ++j) {
       if (index_tensor.shape()[j] != ys[p + j]) {
         fail("getitem: The shape of the mask " + index_tensor.shape().to_string() + " at index " + std::to_string(j) +
-             " does not match the shape of the indexed tensor " + ys.to_string() + " at index " + std::to_string(p + j));
+             " does not match the shape of the indexed tensor " + ys.to_string() + " at index " +
+             std::to_string(p + j));
       }
     }
     const auto mask = nonzero_mask(index_tensor);
@@ -1191,8 +1230,10 @@ Value getitem_decomposition(OpRecorder& rec, const OpCall& call) {
   const std::vector<Value> sym_items = tuple ? sym_idx.items() : std::vector<Value>{sym_idx};
   std::size_t consumed = 0;
   for (const Value& v : real_items) {
-    if (v.is_tensor()) consumed += is_mask(v.tensor()) ? v.tensor().dim() : 1;
-    else if (v.kind() == Value::Kind::Int || v.kind() == Value::Kind::Slice) ++consumed;
+    if (v.is_tensor())
+      consumed += is_mask(v.tensor()) ? v.tensor().dim() : 1;
+    else if (v.kind() == Value::Kind::Int || v.kind() == Value::Kind::Slice)
+      ++consumed;
   }
   Value cur = s;
   std::int64_t dim = 0;
@@ -1201,16 +1242,24 @@ Value getitem_decomposition(OpRecorder& rec, const OpCall& call) {
   for (std::size_t i = 0; i < real_items.size(); ++i) {
     const Value& v = real_items[i];
     switch (v.kind()) {
-      case Value::Kind::Int: cur = rec.record("select.int", {cur, Value(dim), sym_items[i]}); break;
+      case Value::Kind::Int:
+        cur = rec.record("select.int", {cur, Value(dim), sym_items[i]});
+        break;
       case Value::Kind::Slice: {
         const Slice& sl = v.slice();
         cur = rec.record("slice.Tensor", {cur, Value(dim), Value(sl.start.value_or(0)),
-                                          Value(sl.stop.value_or(std::numeric_limits<std::int64_t>::max())), Value(sl.step.value_or(1))});
+                                          Value(sl.stop.value_or(std::numeric_limits<std::int64_t>::max())),
+                                          Value(sl.step.value_or(1))});
         ++dim;
         break;
       }
-      case Value::Kind::None: cur = rec.record("unsqueeze.default", {cur, Value(dim)}); ++dim; break;
-      case Value::Kind::Ellipsis: dim += static_cast<std::int64_t>(x.dim() - consumed); break;
+      case Value::Kind::None:
+        cur = rec.record("unsqueeze.default", {cur, Value(dim)});
+        ++dim;
+        break;
+      case Value::Kind::Ellipsis:
+        dim += static_cast<std::int64_t>(x.dim() - consumed);
+        break;
       case Value::Kind::Tensor: {
         while (static_cast<std::int64_t>(indices.items.size()) < dim) indices.items.emplace_back();
         indices.items.push_back(sym_items[i]);
@@ -1218,7 +1267,8 @@ Value getitem_decomposition(OpRecorder& rec, const OpCall& call) {
         dim += is_mask(v.tensor()) ? static_cast<std::int64_t>(v.tensor().dim()) : 1;
         break;
       }
-      default: fail("getitem: indexing a Tensor with " + util::kind_str(v) + " is not supported by make_fx");
+      default:
+        fail("getitem: indexing a Tensor with " + util::kind_str(v) + " is not supported by make_fx");
     }
   }
   if (has_tensor) cur = rec.record("index.Tensor", {cur, Value(std::move(indices))});
@@ -1250,7 +1300,9 @@ Value concatenate_kernel(std::span<const Value> a) {
 // stack(tensors, dim)
 Value stack_kernel(std::span<const Value> a) { return Value(stack(tensor_list(a[0]), a[1].to_int())); }
 // split.Tensor(self, split_size, dim)
-Value split_kernel(std::span<const Value> a) { return tensor_tuple(split(a[0].tensor(), a[1].to_int(), a[2].to_int())); }
+Value split_kernel(std::span<const Value> a) {
+  return tensor_tuple(split(a[0].tensor(), a[1].to_int(), a[2].to_int()));
+}
 // split_with_sizes(self, split_sizes, dim)
 Value split_with_sizes_kernel(std::span<const Value> a) {
   return tensor_tuple(split_with_sizes(a[0].tensor(), a[1].int_list(), a[2].to_int()));
@@ -1268,7 +1320,8 @@ Value functional_split_kernel(std::span<const Value> a) {
 std::int64_t chunk_size(const Tensor& x, std::int64_t chunks, std::int64_t dim) {
   if (x.dim() == 0) fail("chunk: chunk expects at least a 1-dimensional tensor");
   if (chunks <= 0) fail("chunk: chunk expects `chunks` to be greater than 0, got: " + std::to_string(chunks));
-  const std::int64_t size = x.shape()[static_cast<std::size_t>(util::wrap_dim(dim, static_cast<std::int64_t>(x.dim()), "chunk"))];
+  const std::int64_t size =
+      x.shape()[static_cast<std::size_t>(util::wrap_dim(dim, static_cast<std::int64_t>(x.dim()), "chunk"))];
   return (size + chunks - 1) / chunks;
 }
 Value chunk_kernel(std::span<const Value> a) {
@@ -1332,7 +1385,9 @@ Tensor unflatten(const Tensor& x, std::int64_t dim, std::span<const std::int64_t
   for (std::size_t i = d + 1; i < x.dim(); ++i) out.push_back(x.shape()[i]);
   return reshape(x, out, "unflatten");
 }
-Value unflatten_kernel(std::span<const Value> a) { return Value(unflatten(a[0].tensor(), a[1].to_int(), a[2].int_list())); }
+Value unflatten_kernel(std::span<const Value> a) {
+  return Value(unflatten(a[0].tensor(), a[1].to_int(), a[2].int_list()));
+}
 // movedim.int(self, source, destination), movedim.intlist(...)
 Value movedim_kernel(std::span<const Value> a) {
   const std::int64_t s = a[1].to_int(), d = a[2].to_int();
@@ -1409,7 +1464,8 @@ Value math_log(std::span<const Value> a) {
 Value to_python_int(double y, const char* op) {
   if (std::isnan(y)) fail(std::string(op) + ": cannot convert float NaN to integer");
   if (std::isinf(y)) fail(std::string(op) + ": cannot convert float infinity to integer");
-  if (y < -9.2233720368547758e18 || y >= 9.2233720368547758e18) fail(std::string(op) + ": result does not fit in a 64-bit int");
+  if (y < -9.2233720368547758e18 || y >= 9.2233720368547758e18)
+    fail(std::string(op) + ": result does not fit in a 64-bit int");
   return Value(static_cast<std::int64_t>(y));
 }
 Value math_floor(std::span<const Value> a) {
@@ -1459,12 +1515,14 @@ Value narrow_decomposition(OpRecorder& rec, const OpCall& call) {
   const std::int64_t d = util::wrap_dim(call.args[1].real.to_int(), static_cast<std::int64_t>(x.dim()), "narrow");
   std::int64_t start = call.args[2].real.to_int();
   if (start < 0) start += x.shape()[static_cast<std::size_t>(d)];
-  return rec.record("slice.Tensor", {call.args[0].sym, call.args[1].sym, Value(start), Value(start + call.args[3].real.to_int())});
+  return rec.record("slice.Tensor",
+                    {call.args[0].sym, call.args[1].sym, Value(start), Value(start + call.args[3].real.to_int())});
 }
 // movedim is permute.
 Value movedim_decomposition(OpRecorder& rec, const OpCall& call) {
   const Tensor& x = call.args[0].real.tensor();
-  const auto perm = movedim_permutation(static_cast<std::int64_t>(x.dim()), util::int_list_arg(call.args[1].real, "movedim", "source"),
+  const auto perm = movedim_permutation(static_cast<std::int64_t>(x.dim()),
+                                        util::int_list_arg(call.args[1].real, "movedim", "source"),
                                         util::int_list_arg(call.args[2].real, "movedim", "destination"));
   return rec.record("permute.default", {call.args[0].sym, int_list(perm)});
 }
@@ -1479,8 +1537,10 @@ Value chunk_decomposition(OpRecorder& rec, const OpCall& call) {
 }
 // torch.split: split.Tensor for an int, split_with_sizes for a list.
 Value functional_split_decomposition(OpRecorder& rec, const OpCall& call) {
-  if (call.args[1].real.is_int()) return rec.record("split.Tensor", {call.args[0].sym, call.args[1].sym, call.args[2].sym});
-  return rec.record("split_with_sizes.default", {call.args[0].sym, int_list(call.args[1].real.int_list()), call.args[2].sym});
+  if (call.args[1].real.is_int())
+    return rec.record("split.Tensor", {call.args[0].sym, call.args[1].sym, call.args[2].sym});
+  return rec.record("split_with_sizes.default",
+                    {call.args[0].sym, int_list(call.args[1].real.int_list()), call.args[2].sym});
 }
 // expand_as(x, other) is expand(x, other.size()); view_as is view; unflatten is view.
 Value expand_as_decomposition(OpRecorder& rec, const OpCall& call) {
@@ -1500,7 +1560,8 @@ Value reshape_as_decomposition(OpRecorder& rec, const OpCall& call) {
 // A field of a traced return type is the symbolic element.
 Value getattr_decomposition(OpRecorder&, const OpCall& call) {
   const Value& obj = call.args[0].sym;
-  if (obj.kind() == Value::Kind::Tuple && obj.items().size() == 2) return obj.items()[call.args[1].real.str() == "values" ? 0 : 1];
+  if (obj.kind() == Value::Kind::Tuple && obj.items().size() == 2)
+    return obj.items()[call.args[1].real.str() == "values" ? 0 : 1];
   if (call.result.is_tensor()) fail("getattr: a Tensor-valued attribute is not supported by make_fx");
   return call.result;
 }
