@@ -352,7 +352,12 @@ TV Interp::dispatch(Op op, const std::string& target, std::vector<TV> args, KwTV
     std::vector<Value> swapped{bound[1].sym, bound[0].sym};
     return TV{result, record(info.reflected_aten->target.substr(std::string("torch.ops.aten.").size()), swapped, {})};
   }
-  if (info.make_fx) return TV{result, info.make_fx(*this, call)};
+  // An op returning Tensor[] records one node; fx's proxy indexes it once per element.
+  auto elements = [&](Value sym) -> TV {
+    if (sym.is_node() && result.kind() == Value::Kind::Tuple) return TV{result, rec_.getitems(sym.node(), result.items().size())};
+    return TV{result, std::move(sym)};
+  };
+  if (info.make_fx) return elements(info.make_fx(*this, call));
   if (info.make_fx_aten) {
     // The call's arguments, matched by name to the aten overload's (input is self).
     const OpDef& aten = *info.make_fx_aten;
@@ -363,7 +368,7 @@ TV Interp::dispatch(Op op, const std::string& target, std::vector<TV> args, KwTV
       while (i < own.size() && own[i].name != p.name && !(p.name == "self" && own[i].name == "input")) ++i;
       mapped.push_back(i < own.size() ? bound[i].sym : p.default_value);
     }
-    return TV{result, rec_.emit(aten, mapped)};
+    return elements(rec_.emit(aten, mapped));
   }
   // A python op without a decomposition is recorded as it was called.
   Node* n = rec_.emit_target(target, std::move(sym_args), std::move(sym_kwargs));

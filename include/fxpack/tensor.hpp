@@ -6,9 +6,9 @@
 // package record, so a loaded weight costs no copy and its pages are read only when touched.
 //
 // Two tensors that share a Storage alias the same bytes; `same_storage()` tells, and the
-// archive writers use it to store a shared storage once. Reshape/view/flatten return
-// aliases; every other op allocates a fresh result. A Storage whose bytes are borrowed is
-// read-only in spirit: kernels never write into inputs (in-place ops work on fresh copies
+// archive writers use it to store a shared storage once. Views (reshape, squeeze; indexing,
+// narrow, split when the result is one contiguous block) alias; other ops allocate. Borrowed
+// bytes are read-only in spirit: kernels never write into inputs (in-place ops work on fresh copies
 // unless the storage is owned).
 #pragma once
 

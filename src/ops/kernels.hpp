@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "fxpack/tensor.hpp"
 #include "fxpack/value.hpp"
@@ -77,10 +78,39 @@ Tensor permute(const Tensor& x, std::span<const std::int64_t> dims);
 Tensor transpose(const Tensor& x, std::int64_t dim0, std::int64_t dim1);
 // 2-D transpose; 0-D and 1-D are returned as is.
 Tensor t(const Tensor& x);
-// x[index]: index is an int, a slice, None, or a tuple of those (applied from dim 0).
+// x[index]: index is an int, a slice, None, Ellipsis, one integer or bool Tensor (or list of
+// ints), or a tuple of those; the tensor index is applied as PyTorch applies a single one.
 Tensor index(const Tensor& x, const Value& index);
 // operator.getitem: a Tensor indexed as above, or a List/Tuple indexed by an int or slice.
 Value getitem(const Value& obj, const Value& index);
+// torch.cat along dim with PyTorch's type promotion (legacy empty [0] tensors are skipped);
+// `op` names the op in messages (cat, concat, stack).
+Tensor cat(std::span<const Tensor> tensors, std::int64_t dim, const char* op = "cat");
+Tensor stack(std::span<const Tensor> tensors, std::int64_t dim);
+// x.narrow(dim, start, length): an alias when the slice is one contiguous block.
+Tensor narrow(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t length, const char* op = "narrow");
+Tensor select(const Tensor& x, std::int64_t dim, std::int64_t index);
+std::vector<Tensor> split(const Tensor& x, std::int64_t split_size, std::int64_t dim);
+std::vector<Tensor> split_with_sizes(const Tensor& x, std::span<const std::int64_t> sizes, std::int64_t dim);
+// Broadcast to `size` (-1 keeps a dim), copied.
+Tensor expand(const Tensor& x, std::span<const std::int64_t> size, const char* op = "expand");
+Tensor repeat(const Tensor& x, std::span<const std::int64_t> repeats);
+Tensor flip(const Tensor& x, std::span<const std::int64_t> dims);
+// dims empty: the flattened tensor rolls by shifts[0].
+Tensor roll(const Tensor& x, std::span<const std::int64_t> shifts, std::span<const std::int64_t> dims);
+Tensor index_select(const Tensor& x, std::int64_t dim, const Tensor& index);
+Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index);
+Tensor tril(const Tensor& x, std::int64_t diagonal = 0);
+Tensor triu(const Tensor& x, std::int64_t diagonal = 0);
+// [count, x.dim()] int64 positions of the nonzero elements, in row-major order.
+Tensor nonzero(const Tensor& x);
+Tensor masked_select(const Tensor& x, const Tensor& mask);
+// all: every size-1 dim; else the listed dims that have size 1.
+Tensor squeeze(const Tensor& x, std::span<const std::int64_t> dims, bool all);
+Tensor movedim(const Tensor& x, std::span<const std::int64_t> source, std::span<const std::int64_t> destination);
+// F.pad: pad[0], pad[1] pad the last dim, pad[2], pad[3] the one before, ...; mode
+// "constant" (negative pads crop; value fills), "reflect", "replicate" or "circular".
+Tensor pad(const Tensor& x, std::span<const std::int64_t> pad, const std::string& mode = "constant", double value = 0.0);
 
 // ---- linalg.cpp -----------------------------------------------------------------------
 
