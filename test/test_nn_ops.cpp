@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "fxpack/make_fx.hpp"
 #include "fxpack/module.hpp"
 #include "fxpack/ops.hpp"
 #include "fxpack/tensor.hpp"
@@ -207,4 +208,20 @@ TEST_CASE("leaf kinds keep PyTorch's attributes and repr") {
   CHECK((*bn)(std::vector<Value>{Value(arange(6, Shape{2, 3}))}).tensor().shape() == Shape{2, 3});
   CHECK(error_of([&] { (*bn)(std::vector<Value>{Value(arange(12, Shape{1, 3, 2, 2}))}); })
             .find("expected 2D or 3D input (got 4D input)") != std::string::npos);
+}
+
+TEST_CASE("make_fx records F.interpolate as PyTorch 1.13 does: one aten upsample overload per mode and rank") {
+  const auto code = [](Dict kw, Tensor x) {
+    return make_fx([kw](const Value& v) { return call_function("torch.nn.functional.interpolate", {v}, kw); })(x)->code();
+  };
+  const Tensor x = arange(12, Shape{1, 1, 3, 4});
+  CHECK(code(Dict{{{"scale_factor", Value(std::int64_t{2})}}}, x).find("torch.ops.aten.upsample_nearest2d.vec(x_1, None, [2.0, 2.0])") !=
+        std::string::npos);
+  const Value size(Tuple{{Value(std::int64_t{5}), Value(std::int64_t{7})}});
+  CHECK(code(Dict{{{"size", size}, {"mode", Value(std::string("bilinear"))}}}, x)
+            .find("torch.ops.aten.upsample_bilinear2d.vec(x_1, [5, 7], False, None)") != std::string::npos);
+  CHECK(code(Dict{{{"scale_factor", Value(1.5)}, {"mode", Value(std::string("nearest-exact"))}}}, x)
+            .find("torch.ops.aten._upsample_nearest_exact2d.vec(x_1, None, [1.5, 1.5])") != std::string::npos);
+  CHECK(code(Dict{{{"scale_factor", Value(std::int64_t{2})}}}, arange(3, Shape{1, 1, 3}))
+            .find("torch.ops.aten.upsample_nearest1d.vec(x_1, None, [2.0])") != std::string::npos);
 }

@@ -449,68 +449,169 @@ std::vector<double> float_list(const Value& v, std::size_t k, const char* what) 
   return std::vector<double>(k, v.to_double());
 }
 
+// What F.interpolate resolves before calling aten's upsample_*: the mode, the output size and
+// the scale factors the kernel uses (only when given and not recomputed; else in / out).
+struct Resample {
+  std::string mode;
+  bool linear = false;
+  bool align_corners = false;
+  std::vector<std::int64_t> size;
+  std::vector<std::optional<double>> scales;
+};
+
+void check_mode(const Tensor& x, const Resample& r) {
+  const std::size_t k = x.dim() - 2;
+  if (r.mode != "nearest" && r.mode != "nearest-exact" && !r.linear) {
+    fail("interpolate: mode " + python_str_repr(r.mode) + " is not supported (nearest, nearest-exact, linear, bilinear)");
+  }
+  if ((r.mode == "linear" && k != 1) || (r.mode == "bilinear" && k != 2) || r.mode == "trilinear") {
+    fail("interpolate: mode " + python_str_repr(r.mode) + " does not take a " + std::to_string(x.dim()) + "-D input");
+  }
+}
+
 // F.interpolate(input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
-Value interpolate_functional(std::span<const Value> a) {
+Resample interpolate_plan(std::span<const Value> a) {
   const Tensor& x = a[0].tensor();
-  const std::string& mode = a[3].str();
+  Resample r;
+  r.mode = a[3].str();
   if (x.dim() < 3 || x.dim() > 5) {
     fail("interpolate: expected a 3-D, 4-D or 5-D input [N, C, spatial...], got shape " + x.shape().to_string());
   }
   const std::size_t k = x.dim() - 2;
-  const bool linear = mode == "linear" || mode == "bilinear" || mode == "trilinear";
-  if (mode != "nearest" && mode != "nearest-exact" && !linear) {
-    fail("interpolate: mode " + python_str_repr(mode) + " is not supported (nearest, nearest-exact, linear, bilinear)");
-  }
-  if (!linear && !a[4].is_none()) {
+  r.linear = r.mode == "linear" || r.mode == "bilinear" || r.mode == "trilinear";
+  if (!r.linear && !a[4].is_none()) {
     fail("interpolate: align_corners option can only be set with the interpolating modes: linear | bilinear | "
          "bicubic | trilinear");
   }
-  if ((mode == "linear" && k != 1) || (mode == "bilinear" && k != 2) || mode == "trilinear") {
-    fail("interpolate: mode " + python_str_repr(mode) + " does not take a " + std::to_string(x.dim()) + "-D input");
-  }
+  check_mode(x, r);
   if (a[6].to_bool()) fail("interpolate: antialias=True is not supported");
-  const bool align_corners = linear && !a[4].is_none() && a[4].to_bool();
-  std::vector<std::int64_t> size(k);
-  std::vector<std::optional<double>> scales(k);
+  r.align_corners = r.linear && !a[4].is_none() && a[4].to_bool();
+  r.size.resize(k);
+  r.scales.resize(k);
   if (!a[1].is_none() && !a[2].is_none()) fail("interpolate: only one of size or scale_factor should be defined");
   if (!a[1].is_none()) {
     if (!a[5].is_none() && a[5].to_bool()) {
       fail("interpolate: recompute_scale_factor is not meaningful with an explicit size.");
     }
     const std::vector<double> s = float_list(a[1], k, "size");
-    for (std::size_t i = 0; i < k; ++i) size[i] = static_cast<std::int64_t>(s[i]);
+    for (std::size_t i = 0; i < k; ++i) r.size[i] = static_cast<std::int64_t>(s[i]);
   } else if (!a[2].is_none()) {
     const std::vector<double> s = float_list(a[2], k, "scale_factor");
     const bool recompute = !a[5].is_none() && a[5].to_bool();
     for (std::size_t i = 0; i < k; ++i) {
-      size[i] = static_cast<std::int64_t>(std::floor(static_cast<double>(x.shape()[2 + i]) * s[i]));
-      if (!recompute) scales[i] = s[i];
+      r.size[i] = static_cast<std::int64_t>(std::floor(static_cast<double>(x.shape()[2 + i]) * s[i]));
+      if (!recompute) r.scales[i] = s[i];
     }
   } else {
     fail("interpolate: either size or scale_factor should be defined");
   }
+  return r;
+}
+
+Tensor resample(const Tensor& x, const Resample& r) {
+  const std::size_t k = r.size.size();
   Shape os = x.shape();
   for (std::size_t i = 0; i < k; ++i) {
-    if (size[i] <= 0 || x.shape()[2 + i] <= 0) {
+    if (r.size[i] <= 0 || x.shape()[2 + i] <= 0) {
       fail("interpolate: Input and output sizes should be greater than 0, but got input shape " + x.shape().to_string() +
-           " and output size " + std::to_string(size[i]));
+           " and output size " + std::to_string(r.size[i]));
     }
-    os[2 + i] = size[i];
+    os[2 + i] = r.size[i];
   }
-  if (!linear) {
+  if (!r.linear) {
     std::vector<std::vector<std::int64_t>> idx;
-    for (std::size_t i = 0; i < k; ++i) idx.push_back(nearest_indices(x.shape()[2 + i], size[i], scales[i], mode == "nearest-exact"));
-    return Value(gather_nearest(x, os, idx));
+    for (std::size_t i = 0; i < k; ++i) {
+      idx.push_back(nearest_indices(x.shape()[2 + i], r.size[i], r.scales[i], r.mode == "nearest-exact"));
+    }
+    return gather_nearest(x, os, idx);
   }
   check_floating(x, "interpolate");
   const std::int64_t P = x.shape()[0] * x.shape()[1];
   const std::int64_t H = k == 2 ? x.shape()[2] : 1, W = x.shape()[x.dim() - 1];
-  const std::int64_t OH = k == 2 ? size[0] : 1, OW = size[k - 1];
-  const std::optional<double> sh = k == 2 ? scales[0] : std::nullopt, sw = scales[k - 1];
+  const std::int64_t OH = k == 2 ? r.size[0] : 1, OW = r.size[k - 1];
+  const std::optional<double> sh = k == 2 ? r.scales[0] : std::nullopt, sw = r.scales[k - 1];
   Tensor out = Tensor::empty(os, x.dtype());
-  if (x.dtype() == DType::Float32) bilinear_typed<float>(x, out, P, H, W, OH, OW, align_corners, sh, sw);
-  else bilinear_typed<double>(x, out, P, H, W, OH, OW, align_corners, sh, sw);
-  return Value(std::move(out));
+  if (x.dtype() == DType::Float32) bilinear_typed<float>(x, out, P, H, W, OH, OW, r.align_corners, sh, sw);
+  else bilinear_typed<double>(x, out, P, H, W, OH, OW, r.align_corners, sh, sw);
+  return out;
+}
+
+Value interpolate_functional(std::span<const Value> a) { return Value(resample(a[0].tensor(), interpolate_plan(a))); }
+
+// aten upsample_*.vec(input, output_size, [align_corners,] scale_factors): exactly one of
+// output_size and scale_factors.
+Value upsample_vec(const Tensor& x, const Value& output_size, const Value& scale_factors, const char* mode,
+                   bool align_corners, std::size_t k, const char* op) {
+  if (x.dim() != k + 2) {
+    fail(std::string(op) + ": expected a " + std::to_string(k + 2) + "-D input, got shape " + x.shape().to_string());
+  }
+  if (output_size.is_none() == scale_factors.is_none()) {
+    fail(std::string(op) + ": Must specify exactly one of output_size and scale_factors");
+  }
+  Resample r;
+  r.mode = mode;
+  r.linear = r.mode == "linear" || r.mode == "bilinear";
+  r.align_corners = align_corners;
+  r.size.resize(k);
+  r.scales.resize(k);
+  const std::vector<double> v = float_list(output_size.is_none() ? scale_factors : output_size, k,
+                                           output_size.is_none() ? "scale_factors" : "output_size");
+  for (std::size_t i = 0; i < k; ++i) {
+    if (output_size.is_none()) {
+      r.size[i] = static_cast<std::int64_t>(static_cast<double>(x.shape()[2 + i]) * v[i]);
+      r.scales[i] = v[i];
+    } else {
+      r.size[i] = static_cast<std::int64_t>(v[i]);
+    }
+  }
+  return Value(resample(x, r));
+}
+
+Value upsample_nearest1d_kernel(std::span<const Value> a) {
+  return upsample_vec(a[0].tensor(), a[1], a[2], "nearest", false, 1, "upsample_nearest1d");
+}
+Value upsample_nearest2d_kernel(std::span<const Value> a) {
+  return upsample_vec(a[0].tensor(), a[1], a[2], "nearest", false, 2, "upsample_nearest2d");
+}
+Value upsample_nearest3d_kernel(std::span<const Value> a) {
+  return upsample_vec(a[0].tensor(), a[1], a[2], "nearest", false, 3, "upsample_nearest3d");
+}
+Value upsample_nearest_exact1d_kernel(std::span<const Value> a) {
+  return upsample_vec(a[0].tensor(), a[1], a[2], "nearest-exact", false, 1, "_upsample_nearest_exact1d");
+}
+Value upsample_nearest_exact2d_kernel(std::span<const Value> a) {
+  return upsample_vec(a[0].tensor(), a[1], a[2], "nearest-exact", false, 2, "_upsample_nearest_exact2d");
+}
+Value upsample_linear1d_kernel(std::span<const Value> a) {
+  return upsample_vec(a[0].tensor(), a[1], a[3], "linear", a[2].to_bool(), 1, "upsample_linear1d");
+}
+Value upsample_bilinear2d_kernel(std::span<const Value> a) {
+  return upsample_vec(a[0].tensor(), a[1], a[3], "bilinear", a[2].to_bool(), 2, "upsample_bilinear2d");
+}
+
+// F.interpolate records the aten upsample_* overload of its mode and rank with PyTorch 1.13's
+// arguments: the scale factors when they were given (output_size None), else the size.
+Value interpolate_decomposition(OpRecorder& rec, const OpCall& call) {
+  std::vector<Value> reals;
+  for (const TracedValue& t : call.args) reals.push_back(t.real);
+  const Resample r = interpolate_plan(reals);
+  const std::size_t k = r.size.size();
+  const bool scaled = r.scales[0].has_value();
+  List sizes, scales;
+  for (std::size_t i = 0; i < k; ++i) {
+    sizes.items.emplace_back(r.size[i]);
+    if (scaled) scales.items.emplace_back(*r.scales[i]);
+  }
+  const Value output_size = scaled ? Value() : Value(std::move(sizes));
+  const Value scale_factors = scaled ? Value(std::move(scales)) : Value();
+  const std::string dims = std::to_string(k) + "d.vec";
+  if (r.mode == "nearest") return rec.record("upsample_nearest" + dims, {call.args[0].sym, output_size, scale_factors});
+  if (r.mode == "nearest-exact") {
+    if (k == 3) fail("interpolate: make_fx of 3-D nearest-exact is not supported");
+    return rec.record("_upsample_nearest_exact" + dims, {call.args[0].sym, output_size, scale_factors});
+  }
+  const std::string name = k == 1 ? "upsample_linear1d.vec" : "upsample_bilinear2d.vec";
+  return rec.record(name, {call.args[0].sym, output_size, Value(r.align_corners), scale_factors});
 }
 
 }  // namespace
