@@ -118,6 +118,8 @@ Tensor pad(const Tensor& x, std::span<const std::int64_t> pad, const std::string
 Tensor matmul(const Tensor& a, const Tensor& b);
 // 2-D x 2-D.
 Tensor mm(const Tensor& a, const Tensor& b);
+// [b, n, k] x [b, k, m] (equal batch sizes, no broadcasting).
+Tensor bmm(const Tensor& a, const Tensor& b);
 // x [..., in] @ w[out, in]^T + b[out].
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b);
 // beta * bias + alpha * (m1 @ m2), bias broadcast to [n, p].
@@ -174,5 +176,45 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options, bool count_incl
 // weight and bias, when given, have that shape.
 Tensor layer_norm(const Tensor& x, std::span<const std::int64_t> normalized_shape, const Tensor* weight,
                   const Tensor* bias, double eps);
+
+// ---- pooling.cpp ----------------------------------------------------------------------
+
+// F.adaptive_max_pool2d: the maxima of PyTorch's adaptive windows and their flat (h * W + w)
+// int64 indices; output_size entries may be nullopt (keep the input size).
+std::pair<Tensor, Tensor> adaptive_max_pool2d(const Tensor& x, std::array<std::optional<std::int64_t>, 2> output_size);
+
+// ---- layers.cpp -----------------------------------------------------------------------
+
+// weight [V, D] rows gathered by int64/int32 `indices`: indices.shape + [D].
+Tensor embedding(const Tensor& weight, const Tensor& indices);
+// int64 classes -> int64 [..., num_classes] (-1: max + 1).
+Tensor one_hot(const Tensor& x, std::int64_t num_classes);
+// [*, C * r * r, H, W] -> [*, C, H * r, W * r], any dtype.
+Tensor pixel_shuffle(const Tensor& x, std::int64_t upscale_factor);
+// x / max(||x||_p along dim, eps).
+Tensor normalize(const Tensor& x, double p, std::int64_t dim, double eps);
+// [N, C, ...] normalised per (sample, group of C / num_groups channels); weight, bias [C] or null.
+Tensor group_norm(const Tensor& x, std::int64_t num_groups, const Tensor* weight, const Tensor* bias, double eps);
+// F.pad's constant mode: pad pairs from the last dim (negative pads crop), any dtype but 16-bit floats.
+Tensor constant_pad(const Tensor& x, std::span<const std::int64_t> pad, double value);
+// F.pad's "reflect", "replicate" and "circular" modes (pad pairs from the last dim).
+Tensor mode_pad(const Tensor& x, std::span<const std::int64_t> pad, const std::string& mode);
+
+// ---- conv.cpp -------------------------------------------------------------------------
+
+// F.conv1d: x [N, C, L] (or unbatched [C, L]), w [O, C/groups, k]; stride, padding
+// (an int, "valid" or "same") and dilation as PyTorch takes them.
+Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor* b, const Value& stride, const Value& padding,
+              const Value& dilation, std::int64_t groups);
+
+struct ConvTranspose2dOptions {
+  std::array<std::int64_t, 2> stride{1, 1};
+  std::array<std::int64_t, 2> padding{0, 0};
+  std::array<std::int64_t, 2> output_padding{0, 0};
+  std::array<std::int64_t, 2> dilation{1, 1};
+  std::int64_t groups = 1;
+};
+// x [N, C, H, W] (or unbatched), w [C, O/groups, kh, kw], b [O] or null.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor* b, const ConvTranspose2dOptions& options);
 
 }  // namespace fxpack::ops

@@ -1,4 +1,4 @@
-// Matrix products (linalg.yaml): matmul (1-D/2-D/batched with broadcasting), mm, linear, addmm.
+// Matrix products (linalg.yaml): matmul (1-D/2-D/batched with broadcasting), mm, bmm, linear, addmm.
 // float32 products of more than a few thousand multiply-adds run on oneDNN's matmul (chosen
 // for the CPU at run time); smaller ones, float64 and int64 on Eigen.
 #include <Eigen/Core>
@@ -236,6 +236,18 @@ Tensor addmm(const Tensor& bias, const Tensor& m1, const Tensor& m2, double beta
   return out;
 }
 
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined()) fail("bmm: undefined tensor");
+  if (a.dim() != 3) fail("bmm: batch1 must be a 3D tensor, got shape " + a.shape().to_string());
+  if (b.dim() != 3) fail("bmm: batch2 must be a 3D tensor, got shape " + b.shape().to_string());
+  if (a.shape()[0] != b.shape()[0] || a.shape()[2] != b.shape()[1]) {
+    fail("bmm: Expected size for first two dimensions of batch2 tensor to be: [" + std::to_string(a.shape()[0]) + ", " +
+         std::to_string(a.shape()[2]) + "] but got: [" + std::to_string(b.shape()[0]) + ", " +
+         std::to_string(b.shape()[1]) + "]");
+  }
+  return matmul(a, b);
+}
+
 namespace {
 
 // ---- Kernels (named by linalg.yaml) -------------------------------------------------------------
@@ -244,6 +256,8 @@ namespace {
 Value matmul_kernel(std::span<const Value> a) { return Value(matmul(a[0].tensor(), a[1].tensor())); }
 // mm(self, mat2)
 Value mm_kernel(std::span<const Value> a) { return Value(mm(a[0].tensor(), a[1].tensor())); }
+// bmm(self, mat2)
+Value bmm_kernel(std::span<const Value> a) { return Value(bmm(a[0].tensor(), a[1].tensor())); }
 // addmm(self, mat1, mat2, *, beta, alpha)
 Value addmm_kernel(std::span<const Value> a) {
   return Value(addmm(a[0].tensor(), a[1].tensor(), a[2].tensor(), a[3].to_double(), a[4].to_double()));

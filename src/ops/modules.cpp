@@ -2,6 +2,7 @@
 // (PyTorch's __init__), forward and make_fx decomposition, extra_repr with conditions, and
 // validate (the checks beyond the generic ones, for modules rebuilt from archives) — and
 // the nn:: factories.
+#include <algorithm>
 #include <cmath>
 
 #include "fxpack/module.hpp"
@@ -165,40 +166,78 @@ std::string relu_repr(const Module& m) {
   return inplace ? "inplace=True" : "";
 }
 
-// ---- Conv2d ---------------------------------------------------------------------------
+// ---- Conv1d, Conv2d, ConvTranspose2d -------------------------------------------------
 
-// (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
-void conv2d_init(Module& m, std::span<const Value> args) {
-  const std::int64_t in_channels = args[0].to_int(), out_channels = args[1].to_int(), groups = args[6].to_int();
-  const Value& padding = args[4];
-  if (groups <= 0) throw Error("Conv2d: groups must be a positive integer");
-  if (in_channels <= 0 || out_channels <= 0) throw Error("Conv2d: in_channels and out_channels must be positive");
-  if (in_channels % groups != 0) throw Error("Conv2d: in_channels must be divisible by groups");
-  if (out_channels % groups != 0) throw Error("Conv2d: out_channels must be divisible by groups");
-  if (args[8].str() != "zeros") {
-    throw Error("Conv2d: padding_mode " + python_repr(args[8]) + " is not supported (only 'zeros')");
+// The spatial rank of a convolution kind and whether it is transposed.
+struct ConvKind {
+  std::size_t dims;
+  bool transposed;
+};
+ConvKind conv_kind(const Module& m) {
+  if (m.kind() == "Conv1d") return {1, false};
+  if (m.kind() == "ConvTranspose2d") return {2, true};
+  return {2, false};
+}
+
+// PyTorch's _single / _pair: an int repeated, a tuple of that length kept.
+Value ntuple(const Value& v, std::size_t n, const char* kind, const char* name) {
+  if (const auto* i = std::get_if<std::int64_t>(&v.variant())) return Value(Tuple{std::vector<Value>(n, Value(*i))});
+  if (v.kind() == Value::Kind::Tuple || v.kind() == Value::Kind::List) {
+    const auto& items = v.items();
+    if (items.size() == n && std::all_of(items.begin(), items.end(), [](const Value& e) { return e.is_int(); })) {
+      return Value(Tuple{items});
+    }
   }
-  Value ks = pair_value(args[2], "Conv2d", "kernel_size");
-  Value st = pair_value(args[3], "Conv2d", "stride");
-  Value dl = pair_value(args[5], "Conv2d", "dilation");
+  throw Error(std::string(kind) + ": " + name + " must be an int or a tuple of " + std::to_string(n) + " ints, got " +
+              python_repr(v));
+}
+
+bool known_padding_mode(const Value& mode) {
+  const auto* s = std::get_if<std::string>(&mode.variant());
+  return s && (*s == "zeros" || *s == "reflect" || *s == "replicate" || *s == "circular");
+}
+
+// _ConvNd.__init__: (in_channels, out_channels, kernel_size, stride, padding, dilation,
+// transposed, output_padding, groups, bias, padding_mode).
+void conv_init(Module& m, const ConvKind& k, std::span<const Value> a) {
+  const char* kind = k.transposed ? "ConvTranspose2d" : (k.dims == 1 ? "Conv1d" : "Conv2d");
+  const std::int64_t in_channels = a[0].to_int(), out_channels = a[1].to_int(), groups = a[8].to_int();
+  const Value& padding = a[4];
+  if (groups <= 0) throw Error(std::string(kind) + ": groups must be a positive integer");
+  if (in_channels <= 0 || out_channels <= 0) throw Error(std::string(kind) + ": in_channels and out_channels must be positive");
+  if (in_channels % groups != 0) throw Error(std::string(kind) + ": in_channels must be divisible by groups");
+  if (out_channels % groups != 0) throw Error(std::string(kind) + ": out_channels must be divisible by groups");
+  if (!known_padding_mode(a[10])) {
+    throw Error(std::string(kind) + ": padding_mode must be one of 'zeros', 'reflect', 'replicate' or 'circular', got " +
+                python_repr(a[10]));
+  }
+  if (k.transposed && a[10].str() != "zeros") throw Error("ConvTranspose2d: Only \"zeros\" padding mode is supported");
+  Value ks = ntuple(a[2], k.dims, kind, "kernel_size");
+  Value st = ntuple(a[3], k.dims, kind, "stride");
+  Value dl = ntuple(a[5], k.dims, kind, "dilation");
+  Value op = ntuple(a[7], k.dims, kind, "output_padding");
   Value pd;
   if (const auto* s = std::get_if<std::string>(&padding.variant())) {
-    if (*s != "same" && *s != "valid") {
-      throw Error("Conv2d: Invalid padding string '" + *s + "', should be one of {'valid', 'same'}");
+    if (k.transposed || (*s != "same" && *s != "valid")) {
+      throw Error(std::string(kind) + ": Invalid padding string '" + *s + "', should be one of {'valid', 'same'}");
     }
-    if (*s == "same" && !all_equal(st, 1)) throw Error("Conv2d: padding='same' is not supported for strided convolutions");
+    if (*s == "same" && !all_equal(st, 1)) {
+      throw Error(std::string(kind) + ": padding='same' is not supported for strided convolutions");
+    }
     pd = padding;
   } else {
-    pd = pair_value(padding, "Conv2d", "padding");
+    pd = ntuple(padding, k.dims, kind, "padding");
   }
   for (const auto* v : {&ks, &st, &dl}) {
     for (const Value& x : v->items()) {
-      if (x.to_int() <= 0) throw Error("Conv2d: kernel_size, stride and dilation must be positive, got " + python_repr(*v));
+      if (x.to_int() <= 0) {
+        throw Error(std::string(kind) + ": kernel_size, stride and dilation must be positive, got " + python_repr(*v));
+      }
     }
   }
   if (pd.kind() == Value::Kind::Tuple) {
     for (const Value& x : pd.items()) {
-      if (x.to_int() < 0) throw Error("Conv2d: padding must be non-negative, got " + python_repr(pd));
+      if (x.to_int() < 0) throw Error(std::string(kind) + ": padding must be non-negative, got " + python_repr(pd));
     }
   }
   m.set_attr("in_channels", Value(in_channels));
@@ -207,42 +246,106 @@ void conv2d_init(Module& m, std::span<const Value> args) {
   m.set_attr("stride", st);
   m.set_attr("padding", pd);
   m.set_attr("dilation", dl);
-  m.set_attr("transposed", Value(false));
-  m.set_attr("output_padding", Value(Tuple{{Value(std::int64_t{0}), Value(std::int64_t{0})}}));
+  m.set_attr("transposed", Value(k.transposed));
+  m.set_attr("output_padding", op);
   m.set_attr("groups", Value(groups));
-  m.set_attr("padding_mode", args[8]);
-  const auto& k = ks.items();
-  m.register_parameter("weight", Tensor::zeros(Shape{out_channels, in_channels / groups, k[0].to_int(), k[1].to_int()}));
-  if (args[7].to_bool()) m.register_parameter("bias", Tensor::zeros(Shape{out_channels}));
+  m.set_attr("padding_mode", a[10]);
+  Shape ws = k.transposed ? Shape{in_channels, out_channels / groups} : Shape{out_channels, in_channels / groups};
+  for (const Value& x : ks.items()) ws.push_back(x.to_int());
+  m.register_parameter("weight", Tensor::zeros(ws));
+  if (a[9].to_bool()) m.register_parameter("bias", Tensor::zeros(Shape{out_channels}));
 }
 
-void check_padding_mode(const Module& m) {
+// Conv2d / Conv1d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
+void conv2d_init(Module& m, std::span<const Value> args) {
+  const Value zero(std::int64_t{0});
+  const std::vector<Value> a{args[0], args[1], args[2], args[3], args[4], args[5], Value(false), zero, args[6], args[7], args[8]};
+  conv_init(m, {2, false}, a);
+}
+void conv1d_init(Module& m, std::span<const Value> args) {
+  const Value zero(std::int64_t{0});
+  const std::vector<Value> a{args[0], args[1], args[2], args[3], args[4], args[5], Value(false), zero, args[6], args[7], args[8]};
+  conv_init(m, {1, false}, a);
+}
+// ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding, output_padding,
+// groups, bias, dilation, padding_mode)
+void conv_transpose2d_init(Module& m, std::span<const Value> args) {
+  const std::vector<Value> a{args[0], args[1], args[2], args[3], args[4], args[8], Value(true), args[5], args[6], args[7], args[9]};
+  conv_init(m, {2, true}, a);
+}
+
+const std::string& padding_mode(const Module& m) {
   const Value& mode = m.attr("padding_mode");
-  if (const auto* s = std::get_if<std::string>(&mode.variant()); !s || *s != "zeros") {
-    throw OpError("Conv2d: padding_mode " + python_repr(mode) + " is not supported (only 'zeros')");
+  if (!known_padding_mode(mode)) {
+    throw OpError(m.kind() + ": padding_mode " + python_repr(mode) + " is not one of 'zeros', 'reflect', 'replicate', 'circular'");
   }
+  return mode.str();
 }
 
-Value conv2d_forward(const Module& m, std::span<const Value> args) {
+std::vector<std::pair<std::string, Value>> conv2d_private_attributes(const Module& m);
+
+// _ConvNd._conv_forward: with a padding_mode other than 'zeros', F.pad(input,
+// _reversed_padding_repeated_twice, mode) and then a convolution without padding.
+Value conv_forward(const Module& m, std::span<const Value> args) {
   const Tensor& x = single_input(m, args);
   const Tensor& w = m.parameter("weight");
-  check_padding_mode(m);
-  if (w.dim() != 4) throw OpError("Conv2d: weight must be 4-D, got shape " + w.shape().to_string());
-  const auto opts = conv2d_options(m.attr("stride"), m.attr("padding"), m.attr("dilation"), attr_int(m, "groups"),
-                                   w.shape()[2], w.shape()[3]);
-  return Value(conv2d(x, w, m.find_parameter("bias"), opts));
+  const ConvKind k = conv_kind(m);
+  const Tensor* bias = m.find_parameter("bias");
+  if (w.dim() != k.dims + 2) {
+    throw OpError(m.kind() + ": weight must be " + std::to_string(k.dims + 2) + "-D, got shape " + w.shape().to_string());
+  }
+  if (k.transposed) {
+    ConvTranspose2dOptions o;
+    const auto v = [&](const char* name) {
+      const auto l = m.attr(name).int_list();
+      if (l.size() != 2) throw OpError(m.kind() + ": attribute '" + name + "' must hold 2 ints");
+      return std::array<std::int64_t, 2>{l[0], l[1]};
+    };
+    o.stride = v("stride");
+    o.padding = v("padding");
+    o.output_padding = v("output_padding");
+    o.dilation = v("dilation");
+    o.groups = attr_int(m, "groups");
+    return Value(conv_transpose2d(x, w, bias, o));
+  }
+  const std::string& mode = padding_mode(m);
+  Tensor input = x;
+  Value padding = m.attr("padding");
+  if (mode != "zeros") {
+    std::vector<std::int64_t> pad;
+    for (const auto& [name, v] : conv2d_private_attributes(m)) pad = v.int_list();
+    input = mode_pad(x, pad, mode);
+    padding = Value(std::int64_t{0});
+  }
+  if (k.dims == 1) {
+    return Value(conv1d(input, w, bias, m.attr("stride"), padding, m.attr("dilation"), attr_int(m, "groups")));
+  }
+  const auto opts = conv2d_options(m.attr("stride"), padding, m.attr("dilation"), attr_int(m, "groups"), w.shape()[2],
+                                   w.shape()[3]);
+  return Value(conv2d(input, w, bias, opts));
 }
 
 TracedValue tensor_or_none(const Tensor* t) { return t ? TracedValue{Value(*t), Value(*t)} : TracedValue{}; }
 TracedValue constant(const Value& v) { return TracedValue{v, v}; }
 
-// Conv2d._conv_forward with padding_mode 'zeros': F.conv2d.
-Value conv2d_decomposition_module(OpRecorder& rec, const Module& m, const OpCall& call) {
-  check_padding_mode(m);
+// _ConvNd._conv_forward with padding_mode 'zeros': F.conv1d / F.conv2d / F.conv_transpose2d.
+Value conv_decomposition_module(OpRecorder& rec, const Module& m, const OpCall& call) {
+  const ConvKind k = conv_kind(m);
+  const TracedValue w = tensor_or_none(&m.parameter("weight")), b = tensor_or_none(m.find_parameter("bias"));
+  if (k.transposed) {
+    return rec
+        .call("torch.conv_transpose2d", {call.args[0], w, b, constant(m.attr("stride")), constant(m.attr("padding")),
+                                         constant(m.attr("output_padding")), constant(m.attr("groups")),
+                                         constant(m.attr("dilation"))})
+        .sym;
+  }
+  if (padding_mode(m) != "zeros") {
+    throw OpError(m.kind() + ": make_fx of padding_mode " + python_repr(m.attr("padding_mode")) + " is not supported");
+  }
   return rec
-      .call("torch.conv2d", {call.args[0], tensor_or_none(&m.parameter("weight")),
-                             tensor_or_none(m.find_parameter("bias")), constant(m.attr("stride")),
-                             constant(m.attr("padding")), constant(m.attr("dilation")), constant(m.attr("groups"))})
+      .call(k.dims == 1 ? "torch.conv1d" : "torch.conv2d",
+            {call.args[0], w, b, constant(m.attr("stride")), constant(m.attr("padding")), constant(m.attr("dilation")),
+             constant(m.attr("groups"))})
       .sym;
 }
 
@@ -265,6 +368,7 @@ std::string conv2d_repr(const Module& m) {
 }
 
 void conv2d_validate(const Module& m) {
+  const ConvKind k = conv_kind(m);
   const std::int64_t in = attr_int(m, "in_channels"), out = attr_int(m, "out_channels");
   const std::int64_t groups = attr_int(m, "groups");
   if (in <= 0) bad_field(m, "attribute 'in_channels'", "must be > 0");
@@ -272,24 +376,30 @@ void conv2d_validate(const Module& m) {
   if (groups <= 0) bad_field(m, "attribute 'groups'", "must be > 0");
   if (in % groups) bad_field(m, "attribute 'in_channels'", "must be divisible by groups");
   if (out % groups) bad_field(m, "attribute 'out_channels'", "must be divisible by groups");
-  check_int_or_tuple(m, "kernel_size", 2, 1, true);
-  check_int_or_tuple(m, "stride", 2, 1, true);
-  check_int_or_tuple(m, "dilation", 2, 1, true);
+  check_int_or_tuple(m, "kernel_size", k.dims, 1, true);
+  check_int_or_tuple(m, "stride", k.dims, 1, true);
+  check_int_or_tuple(m, "dilation", k.dims, 1, true);
   const Value& padding = need_attr(m, "padding");
   if (const auto* s = std::get_if<std::string>(&padding.variant())) {
-    if (*s != "same" && *s != "valid") bad_field(m, "attribute 'padding'", "must be 'same', 'valid' or a tuple, got '" + *s + "'");
+    if (k.transposed || (*s != "same" && *s != "valid")) {
+      bad_field(m, "attribute 'padding'", "must be 'same', 'valid' or a tuple, got '" + *s + "'");
+    }
   } else {
-    check_int_or_tuple(m, "padding", 2, 0, true);
+    check_int_or_tuple(m, "padding", k.dims, 0, true);
   }
-  check_int_or_tuple(m, "output_padding", 2, 0, true);
-  if (attr_bool(m, "transposed")) bad_field(m, "attribute 'transposed'", "must be False");
+  check_int_or_tuple(m, "output_padding", k.dims, 0, true);
+  if (attr_bool(m, "transposed") != k.transposed) {
+    bad_field(m, "attribute 'transposed'", std::string("must be ") + (k.transposed ? "True" : "False"));
+  }
   const Value& mode = need_attr(m, "padding_mode");
-  if (const auto* s = std::get_if<std::string>(&mode.variant()); !s || *s != "zeros") {
-    bad_field(m, "attribute 'padding_mode'", "must be 'zeros', got " + python_repr(mode));
+  if (!known_padding_mode(mode) || (k.transposed && mode.str() != "zeros")) {
+    bad_field(m, "attribute 'padding_mode'",
+              std::string("must be ") + (k.transposed ? "'zeros'" : "'zeros', 'reflect', 'replicate' or 'circular'") +
+                  ", got " + python_repr(mode));
   }
-  const auto& ks = need_attr(m, "kernel_size").items();
-  check_tensor(m, m.find_parameter("weight"), "weight", Shape{out, in / groups, ks[0].to_int(), ks[1].to_int()}, true,
-               false);
+  Shape ws = k.transposed ? Shape{in, out / groups} : Shape{out, in / groups};
+  for (const Value& x : need_attr(m, "kernel_size").items()) ws.push_back(x.to_int());
+  check_tensor(m, m.find_parameter("weight"), "weight", ws, true, false);
   if (const Tensor* b = m.find_parameter("bias")) check_tensor(m, b, "bias", Shape{out}, true, false);
 }
 
@@ -452,6 +562,210 @@ void adaptive_validate(const Module& m) {
   } catch (const OpError& e) {
     throw FormatError(std::string(e.what()) + " (attribute 'output_size')");
   }
+}
+
+// ---- nn family: pooling -----------------------------------------------------------------
+
+// AvgPool2d(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+// kept as given; stride None means kernel_size.
+void avgpool_init(Module& m, std::span<const Value> args) {
+  const Value stride = args[1].is_none() ? args[0] : args[1];
+  try {
+    (void)pool2d_options(args[0], stride, args[2], Value(std::int64_t{1}), args[3].to_bool(), "AvgPool2d");
+  } catch (const OpError& e) {
+    throw Error(e.what());
+  }
+  if (!args[5].is_none() && args[5].to_int() == 0) throw Error("AvgPool2d: divisor must be not zero");
+  m.set_attr("kernel_size", args[0]);
+  m.set_attr("stride", stride);
+  m.set_attr("padding", args[2]);
+  m.set_attr("ceil_mode", args[3]);
+  m.set_attr("count_include_pad", args[4]);
+  m.set_attr("divisor_override", args[5]);
+}
+void avgpool2d_validate(const Module& m) {
+  check_int_or_tuple(m, "kernel_size", 2, 1, false);
+  check_int_or_tuple(m, "stride", 2, 1, false);
+  check_int_or_tuple(m, "padding", 2, 0, false);
+}
+
+// PyTorch's _single: an int becomes (x,).
+Value single_value(const Value& v, const char* kind, const char* name) {
+  if (const auto* i = std::get_if<std::int64_t>(&v.variant())) return Value(Tuple{{Value(*i)}});
+  if ((v.kind() == Value::Kind::Tuple || v.kind() == Value::Kind::List) && v.items().size() == 1 && v.items()[0].is_int()) {
+    return Value(Tuple{v.items()});
+  }
+  throw Error(std::string(kind) + ": " + name + " must be an int or a tuple of one int, got " + python_repr(v));
+}
+
+// AvgPool1d(kernel_size, stride, padding, ceil_mode, count_include_pad): as tuples of one.
+void avgpool1d_init(Module& m, std::span<const Value> args) {
+  const Value k = single_value(args[0], "AvgPool1d", "kernel_size");
+  const Value st = single_value(args[1].is_none() ? args[0] : args[1], "AvgPool1d", "stride");
+  const Value pd = single_value(args[2], "AvgPool1d", "padding");
+  if (k.items()[0].to_int() <= 0 || st.items()[0].to_int() <= 0 || pd.items()[0].to_int() < 0) {
+    throw Error("AvgPool1d: kernel_size and stride must be positive and padding non-negative");
+  }
+  m.set_attr("kernel_size", k);
+  m.set_attr("stride", st);
+  m.set_attr("padding", pd);
+  m.set_attr("ceil_mode", args[3]);
+  m.set_attr("count_include_pad", args[4]);
+}
+void pool1d_validate(const Module& m) {
+  check_int_or_tuple(m, "kernel_size", 1, 1, false);
+  check_int_or_tuple(m, "stride", 1, 1, false);
+  check_int_or_tuple(m, "padding", 1, 0, false);
+  if (m.find_attr("dilation")) check_int_or_tuple(m, "dilation", 1, 1, false);
+}
+
+// AdaptiveMaxPool2d(output_size, return_indices)
+void adaptive_max_init(Module& m, std::span<const Value> args) {
+  try {
+    (void)output_size_of(args[0], "AdaptiveMaxPool2d");
+  } catch (const OpError& e) {
+    throw Error(e.what());
+  }
+  m.set_attr("output_size", args[0]);
+  m.set_attr("return_indices", args[1]);
+}
+
+// ---- nn family: normalisation, dropout, embedding, upsampling, padding ------------------
+
+Value batchnorm1d_forward(const Module& m, std::span<const Value> args) {
+  const Tensor& x = single_input(m, args);
+  if (x.dim() != 2 && x.dim() != 3) {
+    throw OpError("BatchNorm1d: expected 2D or 3D input (got " + std::to_string(x.dim()) + "D input)");
+  }
+  const std::int64_t c = attr_int(m, "num_features");
+  if (x.shape()[1] != c) {
+    throw OpError("BatchNorm1d: input shape " + x.shape().to_string() + " has " + std::to_string(x.shape()[1]) +
+                  " channels, expected num_features=" + std::to_string(c));
+  }
+  const Tensor* rm = m.find_buffer("running_mean");
+  const Tensor* rv = m.find_buffer("running_var");
+  return Value(batch_norm(x, m.find_parameter("weight"), m.find_parameter("bias"), rm, rv, rm == nullptr && rv == nullptr,
+                          attr_number(m, "eps")));
+}
+
+// GroupNorm(num_groups, num_channels, eps, affine)
+void groupnorm_init(Module& m, std::span<const Value> args) {
+  const std::int64_t g = args[0].to_int(), c = args[1].to_int();
+  if (g <= 0 || c % g != 0) throw Error("GroupNorm: num_channels must be divisible by num_groups");
+  m.set_attr("num_groups", args[0]);
+  m.set_attr("num_channels", args[1]);
+  m.set_attr("eps", args[2]);
+  m.set_attr("affine", args[3]);
+  if (args[3].to_bool()) {
+    m.register_parameter("weight", Tensor::full(Shape{c}, 1.0));
+    m.register_parameter("bias", Tensor::zeros(Shape{c}));
+  }
+}
+void groupnorm_validate(const Module& m) {
+  const std::int64_t g = attr_int(m, "num_groups"), c = attr_int(m, "num_channels");
+  if (g <= 0 || c % g != 0) bad_field(m, "attribute 'num_channels'", "must be divisible by num_groups");
+  if (attr_bool(m, "affine")) {
+    check_tensor(m, m.find_parameter("weight"), "weight", Shape{c}, true, false);
+    check_tensor(m, m.find_parameter("bias"), "bias", Shape{c}, true, false);
+  }
+}
+
+// Dropout / Dropout2d(p, inplace)
+void dropout_init(Module& m, std::span<const Value> args) {
+  const double p = args[0].to_double();
+  if (!(p >= 0.0 && p <= 1.0)) {
+    throw Error(m.kind() + ": dropout probability has to be between 0 and 1, but got " + python_float_repr(p));
+  }
+  m.set_attr("p", args[0]);
+  m.set_attr("inplace", args[1]);
+}
+
+// Embedding(num_embeddings, embedding_dim, padding_idx, max_norm, norm_type, scale_grad_by_freq,
+// sparse): a negative padding_idx counts from the end, as PyTorch stores it.
+void embedding_init(Module& m, std::span<const Value> args) {
+  const std::int64_t n = args[0].to_int(), d = args[1].to_int();
+  if (n < 0 || d < 0) throw Error("Embedding: num_embeddings and embedding_dim must be >= 0");
+  Value padding = args[2];
+  if (!padding.is_none()) {
+    std::int64_t p = padding.to_int();
+    if (p >= n || p < -n) throw Error("Embedding: Padding_idx must be within num_embeddings");
+    if (p < 0) p += n;
+    padding = Value(p);
+  }
+  m.set_attr("num_embeddings", args[0]);
+  m.set_attr("embedding_dim", args[1]);
+  m.set_attr("padding_idx", padding);
+  m.set_attr("max_norm", args[3]);
+  m.set_attr("norm_type", Value(args[4].to_double()));
+  m.set_attr("scale_grad_by_freq", args[5]);
+  m.set_attr("sparse", args[6]);
+  m.register_parameter("weight", Tensor::zeros(Shape{n, d}));
+}
+std::string embedding_repr(const Module& m) {
+  std::string s = py_str(need_attr(m, "num_embeddings")) + ", " + py_str(need_attr(m, "embedding_dim"));
+  if (const Value* p = m.find_attr("padding_idx"); p && !p->is_none()) s += ", padding_idx=" + py_str(*p);
+  if (const Value* p = m.find_attr("max_norm"); p && !p->is_none()) s += ", max_norm=" + py_str(*p);
+  if (attr_number(m, "norm_type") != 2.0) s += ", norm_type=" + py_str(need_attr(m, "norm_type"));
+  if (attr_bool(m, "scale_grad_by_freq")) s += ", scale_grad_by_freq=True";
+  if (attr_bool(m, "sparse")) s += ", sparse=True";
+  return s;
+}
+void embedding_validate(const Module& m) {
+  const std::int64_t n = attr_int(m, "num_embeddings"), d = attr_int(m, "embedding_dim");
+  if (n < 0 || d < 0) bad_field(m, "attribute 'num_embeddings'", "and 'embedding_dim' must be >= 0");
+  check_tensor(m, m.find_parameter("weight"), "weight", Shape{n, d}, true, false);
+}
+
+// Upsample(size, scale_factor, mode, align_corners, recompute_scale_factor): PyTorch keeps
+// scale_factor as float(s).
+Value float_scale(const Value& v) {
+  if (v.is_none()) return v;
+  if (v.kind() == Value::Kind::Tuple || v.kind() == Value::Kind::List) {
+    Tuple t;
+    for (const Value& e : v.items()) t.items.emplace_back(e.to_double());
+    return Value(std::move(t));
+  }
+  const double d = v.to_double();
+  return d == 0.0 ? Value() : Value(d);
+}
+void set_upsample(Module& m, const char* name, const Value& size, const Value& scale, const Value& mode,
+                  const Value& align_corners, const Value& recompute) {
+  m.set_attr("name", Value(std::string(name)));
+  m.set_attr("size", size);
+  m.set_attr("scale_factor", float_scale(scale));
+  m.set_attr("mode", mode);
+  m.set_attr("align_corners", align_corners);
+  m.set_attr("recompute_scale_factor", recompute);
+}
+void upsample_init(Module& m, std::span<const Value> args) {
+  set_upsample(m, "Upsample", args[0], args[1], args[2], args[3], args[4]);
+}
+void upsampling_nearest2d_init(Module& m, std::span<const Value> args) {
+  set_upsample(m, "UpsamplingNearest2d", args[0], args[1], Value(std::string("nearest")), Value(), Value());
+}
+// Upsample.extra_repr: scale_factor (or size), then mode as str().
+std::string upsample_repr(const Module& m) {
+  const Value& scale = need_attr(m, "scale_factor");
+  std::string s = !scale.is_none() ? "scale_factor=" + python_repr(scale) : "size=" + python_repr(need_attr(m, "size"));
+  return s + ", mode=" + py_str(need_attr(m, "mode"));
+}
+
+// ConstantPad2d(padding, value) / ZeroPad2d(padding): padding as PyTorch's _quadruple.
+Value quadruple(const Value& v, const char* kind) {
+  if (v.is_int()) return Value(Tuple{{v, v, v, v}});
+  if ((v.kind() == Value::Kind::Tuple || v.kind() == Value::Kind::List) && v.items().size() == 4 &&
+      std::all_of(v.items().begin(), v.items().end(), [](const Value& e) { return e.is_int(); })) {
+    return Value(Tuple{v.items()});
+  }
+  throw Error(std::string(kind) + ": padding must be an int or a tuple of 4 ints, got " + python_repr(v));
+}
+void constant_pad2d_init(Module& m, std::span<const Value> args) {
+  m.set_attr("value", Value(args[1].to_double()));
+  m.set_attr("padding", quadruple(args[0], "ConstantPad2d"));
+}
+void zero_pad2d_init(Module& m, std::span<const Value> args) {
+  m.set_attr("value", Value(0.0));
+  m.set_attr("padding", quadruple(args[0], "ZeroPad2d"));
 }
 
 // ---- Sequential -----------------------------------------------------------------------

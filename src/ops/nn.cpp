@@ -658,18 +658,30 @@ Value conv2d_kernel(std::span<const Value> a) {
   return Value(conv2d(x, w, a[2].is_none() ? nullptr : &a[2].tensor(), o));
 }
 
-// convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
+// convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
+// what make_fx records for conv1d, conv2d and conv_transpose2d.
 Value convolution_kernel(std::span<const Value> a) {
   const Tensor& x = a[0].tensor();
   const Tensor& w = a[1].tensor();
-  if (a[6].to_bool()) fail("convolution: transposed convolution is not supported");
-  if (w.dim() != 4) fail("convolution: only 2-D convolution is supported (weight of shape " + w.shape().to_string() + ")");
+  const Tensor* b = a[2].is_none() ? nullptr : &a[2].tensor();
+  if (a[6].to_bool()) {
+    if (w.dim() != 4) fail("convolution: only 2-D transposed convolution is supported (weight of shape " + w.shape().to_string() + ")");
+    ConvTranspose2dOptions o;
+    o.stride = pair_arg(a[3], "convolution", "stride");
+    o.padding = pair_arg(a[4], "convolution", "padding");
+    o.dilation = pair_arg(a[5], "convolution", "dilation");
+    o.output_padding = pair_arg(a[7], "convolution", "output_padding");
+    o.groups = a[8].to_int();
+    return Value(conv_transpose2d(x, w, b, o));
+  }
+  if (w.dim() == 3) return Value(conv1d(x, w, b, a[3], a[4], a[5], a[8].to_int()));
+  if (w.dim() != 4) fail("convolution: only 1-D and 2-D convolution are supported (weight of shape " + w.shape().to_string() + ")");
   Conv2dOptions o;
   o.stride = pair_arg(a[3], "convolution", "stride");
   o.padding_begin = o.padding_end = pair_arg(a[4], "convolution", "padding");
   o.dilation = pair_arg(a[5], "convolution", "dilation");
   o.groups = a[8].to_int();
-  return Value(conv2d(x, w, a[2].is_none() ? nullptr : &a[2].tensor(), o));
+  return Value(conv2d(x, w, b, o));
 }
 
 // F.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)

@@ -30,6 +30,38 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor* b, const Conv2dOptio
   }
 }
 
+void conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor* b, const ConvTranspose2dOptions& o, Tensor& out) {
+  use_threads();
+  try {
+    using tag = memory::format_tag;
+    const memory::dim G = o.groups, I = w.shape()[0], Og = w.shape()[1];
+    const memory::desc src_md = plain_md(dims_of(x.shape())), dst_md = plain_md(dims_of(out.shape()));
+    const memory::desc w_md = G > 1 ? memory::desc({G, Og, I / G, w.shape()[2], w.shape()[3]}, memory::data_type::f32, tag::giohw)
+                                    : memory::desc({Og, I, w.shape()[2], w.shape()[3]}, memory::data_type::f32, tag::iohw);
+    const Dims strides{o.stride[0], o.stride[1]}, dilates{o.dilation[0] - 1, o.dilation[1] - 1};
+    const Dims pad_l{o.padding[0], o.padding[1]};
+    const Dims pad_r{o.padding[0] - o.output_padding[0], o.padding[1] - o.output_padding[1]};
+    const auto alg = algorithm::deconvolution_direct;
+    const auto kind = dnnl::prop_kind::forward_inference;
+    const auto d = b ? dnnl::deconvolution_forward::desc(kind, alg, src_md, w_md, plain_md({Og * G}), dst_md, strides,
+                                                         dilates, pad_l, pad_r)
+                     : dnnl::deconvolution_forward::desc(kind, alg, src_md, w_md, dst_md, strides, dilates, pad_l, pad_r);
+    const dnnl::deconvolution_forward::primitive_desc pd(d, no_attr(), engine());
+    const dnnl::deconvolution_forward prim(pd);
+    memory src = wrap(src_md, x.data<float>()), wei = wrap(w_md, w.data<float>()), dst = wrap(dst_md, out.data<float>());
+    if (b) {
+      memory bias = wrap(plain_md({Og * G}), b->data<float>());
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_BIAS, bias.get()},
+                     {DNNL_ARG_DST, dst.get()}}, "conv_transpose2d");
+    } else {
+      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_DST, dst.get()}},
+              "conv_transpose2d");
+    }
+  } catch (const dnnl::error& e) {
+    fail("conv_transpose2d", e);
+  }
+}
+
 void matmul(const float* a, const Dims& a_dims, const float* b, const Dims& b_dims, float* c, const Dims& c_dims) {
   use_threads();
   try {

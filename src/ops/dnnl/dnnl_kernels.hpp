@@ -11,6 +11,10 @@ namespace fxpack::ops::dnnl_backend {
 // x [N, C, H, W], w [O, C/groups, kh, kw], out [N, O, OH, OW].
 void conv2d(const Tensor& x, const Tensor& w, const Tensor* b, const Conv2dOptions& o, Tensor& out);
 
+// x [N, C, H, W], w [C, O/groups, kh, kw] (PyTorch's layout: oneDNN's iohw), out [N, O, OH, OW];
+// output_padding at most padding (it becomes a smaller right padding).
+void conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor* b, const ConvTranspose2dOptions& o, Tensor& out);
+
 // c = a @ b over equal-rank dims (batch dims of size 1 broadcast), all row-major.
 void matmul(const float* a, const Dims& a_dims, const float* b, const Dims& b_dims, float* c, const Dims& c_dims);
 
