@@ -6,7 +6,18 @@ Builds the torchvision classification models that torch.fx traces under the PyTo
 torch.package as a user would, and checks with the `fxpack` command:
   - `fxpack code PACKAGE` is byte-identical to PyTorch's gm.code;
   - `fxpack run PACKAGE --input x.npy --output-dir D` gives PyTorch's output within
-    rtol 1e-4 / atol 1e-5.
+    rtol 1e-4 / atol 1e-5 — or, where float32 rounding alone puts PyTorch's own result
+    farther than that from the exact one, is as close to the exact result as PyTorch is.
+
+Why the second rule: a deep network with random weights amplifies float32 rounding. For
+resnet50 PyTorch's own float32 logits differ from its float64 ones in 184 of 1000 at rtol
+1e-4 / atol 1e-5, and its 2-thread result from its 1-thread one in 67, so no other order of
+float32 operations can be held to that tolerance against PyTorch's float32 output. `make`
+also runs the model in float64 (the exact result, as far as it matters here); when fxpack
+misses PyTorch's float32 output, it passes if every floating output's largest error
+against the float64 result is at most twice PyTorch's float32 one (two float32
+computations that sum in different orders have errors of the same size; twice allows for
+that and for nothing more). The table shows both errors for such models.
 A per-model table is printed. test/python/zoo_not_yet_supported.txt lists the models fxpack
 does not pass yet ("<dialect>/<model>: first error"), enforced both ways like the fixture
 list: an unlisted failure fails, and so does a listed model that passes.
@@ -20,6 +31,7 @@ are made inside the Debian 13 root, fxpack runs on this machine. Without PyTorch
 torchvision, `run` exits 77 (a skip for meson) saying why.
 """
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -32,6 +44,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from fxpack_outputs import compare, read_outputs  # noqa: E402
+
+# fxpack's largest error against the float64 result may be this many times PyTorch's float32 one.
+EXACT_ERROR_FACTOR = 2.0
 
 MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_0", "shufflenet_v2_x0_5",
           "densenet121", "googlenet", "mnasnet0_5", "efficientnet_b0", "regnet_y_400mf", "convnext_tiny",
@@ -98,6 +113,8 @@ def make(directory, models, size):
             y = gm(x)
         np.save(os.path.join(d, "input.npy"), x.numpy())
         write_outputs(y, os.path.join(d, "expected"))
+        with torch.no_grad():  # the float64 result, for the float32-rounding rule (module docstring)
+            write_outputs(copy.deepcopy(gm).double()(x.double()), os.path.join(d, "exact"))
         with open(os.path.join(d, "code.py"), "w") as f:
             f.write(gm.code)
         summary["models"][name] = {"traced": True, "make_seconds": round(time.perf_counter() - t0, 2)}
@@ -112,27 +129,67 @@ def first_line(text):
     return (lines[0] if lines else "(no message)")[:240]
 
 
+def float_arrays(value):
+    """The floating tensors of a value as read_outputs describes it, in order."""
+    if "tensor" in value:
+        return [value["array"]] if value["array"].dtype.kind == "f" else []
+    for kind in ("tuple", "list"):
+        if kind in value:
+            return [a for item in value[kind] for a in float_arrays(item)]
+    if "dict" in value:
+        return [a for _, item in value["dict"] for a in float_arrays(item)]
+    return []
+
+
+def max_error(arrays, exact):
+    import numpy as np
+    return max((float(np.max(np.abs(a.astype(np.float64) - e.astype(np.float64)))) if a.size else 0.0
+                for a, e in zip(arrays, exact)), default=0.0)
+
+
+def exact_rule(d, expected, actual):
+    """For outputs that miss PyTorch's float32 ones only in value: "" and a note when fxpack is as
+    close to the float64 result as PyTorch's float32 output is, else None."""
+    exact_dir = os.path.join(d, "exact")
+    if not os.path.isdir(exact_dir) or compare(expected, actual, rtol=0.0, atol=float("inf")):
+        return None  # no float64 result, or structure, dtype or shape differ
+    exact = float_arrays(read_outputs(exact_dir))
+    torch_error = max_error(float_arrays(expected), exact)
+    fxpack_error = max_error(float_arrays(actual), exact)
+    if fxpack_error > EXACT_ERROR_FACTOR * torch_error:
+        return None
+    return (f"float32 rounding: max |error| against float64 {fxpack_error:.2g} (PyTorch float32's: "
+            f"{torch_error:.2g})")
+
+
 def check_model(d, fxpack):
-    """fxpack's verdict on one packaged model: "" when code and outputs match, else the first error."""
+    """fxpack's verdict on one packaged model: ("", note) when code and outputs match, else
+    (the first error, "")."""
     package = os.path.join(d, "package.pt")
     p = subprocess.run([fxpack, "code", package], capture_output=True, text=True, timeout=FXPACK_TIMEOUT)
     if p.returncode != 0:
-        return first_line(p.stderr)  # "fxpack code: ..."
+        return first_line(p.stderr), ""  # "fxpack code: ..."
     with open(os.path.join(d, "code.py")) as f:
         expected = f.read()
     if p.stdout != expected:
         e, a = expected.splitlines(), p.stdout.splitlines()
         i = next((i for i, (x, y) in enumerate(zip(e, a)) if x != y), min(len(e), len(a)))
         return (f"code: differs from gm.code at line {i + 1}: expected {e[i] if i < len(e) else '<end>'!r}, "
-                f"got {a[i] if i < len(a) else '<end>'!r}")
+                f"got {a[i] if i < len(a) else '<end>'!r}"), ""
     out = os.path.join(d, "fxpack")
     shutil.rmtree(out, ignore_errors=True)
     p = subprocess.run([fxpack, "run", package, "--input", os.path.join(d, "input.npy"), "--output-dir", out],
                        capture_output=True, text=True, timeout=FXPACK_TIMEOUT)
     if p.returncode != 0:
-        return first_line(p.stderr)  # "fxpack run: ..."
-    diff = compare(read_outputs(os.path.join(d, "expected")), read_outputs(out))
-    return f"outputs: {diff}" if diff else ""
+        return first_line(p.stderr), ""  # "fxpack run: ..."
+    expected, actual = read_outputs(os.path.join(d, "expected")), read_outputs(out)
+    diff = compare(expected, actual)
+    if not diff:
+        return "", ""
+    note = exact_rule(d, expected, actual)
+    if note is not None:
+        return "", note
+    return f"outputs: {diff}", ""
 
 
 def read_list():
@@ -170,15 +227,15 @@ def check(directory, fxpack, rewrite):
                 bad.append(f"{key} is listed, but PyTorch {summary['torch']} cannot trace it: remove it from the list")
             continue
         t0 = time.perf_counter()
-        reason = check_model(os.path.join(directory, name), fxpack)
+        reason, note = check_model(os.path.join(directory, name), fxpack)
         seconds = f"{time.perf_counter() - t0:.1f}"
         if reason:
             current[key] = reason
         if not reason and key in listed:
-            rows.append((name, "PASS (listed!)", seconds, ""))
+            rows.append((name, "PASS (listed!)", seconds, note))
             bad.append(f"{key} passes now: remove it from {os.path.relpath(LIST)}")
         elif not reason:
-            rows.append((name, "pass", seconds, ""))
+            rows.append((name, "pass", seconds, note))
         elif key in listed:
             rows.append((name, "not yet supported", seconds, reason))
         else:
@@ -191,7 +248,7 @@ def check(directory, fxpack, rewrite):
 
     print(f"\nzoo against fxpack, PyTorch {summary['torch']}, input 1x3x{summary['size']}x{summary['size']}:")
     widths = [max(len(r[i]) for r in rows + [("model", "result", "fxpack s", "")]) for i in range(3)]
-    print(f"{'model':<{widths[0]}}  {'result':<{widths[1]}}  {'fxpack s':>{widths[2]}}  first error")
+    print(f"{'model':<{widths[0]}}  {'result':<{widths[1]}}  {'fxpack s':>{widths[2]}}  first error or note")
     for r in rows:
         print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
     npass = sum(1 for r in rows if r[1] == "pass")
