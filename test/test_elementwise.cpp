@@ -12,35 +12,18 @@
 #include "fxpack/ops.hpp"
 #include "fxpack/tensor.hpp"
 #include "fxpack/value.hpp"
+#include "tensor_helpers.hpp"
 
 using namespace fxpack;
+using namespace fxpack::test;
 
 namespace {
 
-Tensor F(std::vector<float> v, Shape s) { return Tensor::from_vector(std::span<const float>(v), s); }
-Tensor I(std::vector<std::int64_t> v, Shape s) { return Tensor::from_vector(std::span<const std::int64_t>(v), s); }
-Tensor B(std::vector<std::uint8_t> v, Shape s) {
-  return Tensor::from_bytes(std::as_bytes(std::span<const std::uint8_t>(v)), s, DType::Bool);
-}
-const Tensor& T(const Value& v) { return std::get<Tensor>(v.variant()); }
 Tensor fn(const std::string& name, std::vector<Value> args, Dict kwargs = {}) {
   return T(call_function(name, std::move(args), std::move(kwargs)));
 }
 
-template <class Fn>
-std::string error_of(Fn&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
-std::vector<double> values(const Tensor& t) {
-  const Tensor d = t.to(DType::Float64);
-  return {d.data<double>(), d.data<double>() + d.numel()};
-}
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();

@@ -14,30 +14,20 @@
 #include "fxpack/tensor.hpp"
 #include "fxpack/value.hpp"
 #include "ops/kernels.hpp"
+#include "tensor_helpers.hpp"
 
 using namespace fxpack;
+using namespace fxpack::test;
 
 namespace {
 
-Tensor F(std::vector<float> v, Shape s) { return Tensor::from_vector(std::span<const float>(v), s); }
-Tensor I(std::vector<std::int64_t> v, Shape s) { return Tensor::from_vector(std::span<const std::int64_t>(v), s); }
 
-std::vector<double> values(const Value& v) { return v.tensor().to_doubles(); }
 
 void check_close(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-5) {
   REQUIRE(got.size() == want.size());
   for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(tol));
 }
 
-template <class Fn>
-std::string error_of(Fn&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 Tensor arange(std::int64_t n, Shape s, DType dtype = DType::Float32) {
   std::vector<double> v(static_cast<std::size_t>(n));

@@ -13,38 +13,16 @@
 #include "fxpack/ops.hpp"
 #include "fxpack/tensor.hpp"
 #include "fxpack/value.hpp"
+#include "tensor_helpers.hpp"
 
 using namespace fxpack;
+using namespace fxpack::test;
 
 namespace {
 
-Tensor F(std::vector<float> v, Shape s) { return Tensor::from_vector(std::span<const float>(v), s); }
-Tensor I(std::vector<std::int64_t> v, Shape s) { return Tensor::from_vector(std::span<const std::int64_t>(v), s); }
-const Tensor& T(const Value& v) { return v.tensor(); }
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-template <class Fn>
-std::string error_of(Fn&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
-void check_values(const Tensor& t, const std::vector<double>& expect, double tol = 1e-6) {
-  REQUIRE(t.numel() == static_cast<std::int64_t>(expect.size()));
-  for (std::size_t i = 0; i < expect.size(); ++i) {
-    INFO("element " << i);
-    if (std::isnan(expect[i]) || std::isinf(expect[i])) {
-      const double got = t.item_at(static_cast<std::int64_t>(i));
-      CHECK((std::isnan(expect[i]) ? std::isnan(got) : got == expect[i]));
-    } else {
-      CHECK(t.item_at(static_cast<std::int64_t>(i)) == doctest::Approx(expect[i]).epsilon(tol));
-    }
-  }
-}
 
 Value fn(const std::string& target, std::vector<Value> args, Dict kwargs = {}) {
   return call_function(target, std::move(args), std::move(kwargs));

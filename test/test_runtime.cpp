@@ -16,36 +16,15 @@
 #include "fxpack/tensor.hpp"
 #include "fxpack/value.hpp"
 #include "ops/kernels.hpp"
+#include "tensor_helpers.hpp"
 
 using namespace fxpack;
+using namespace fxpack::test;
 
 namespace {
 
-Tensor F(std::vector<float> v, Shape s) { return Tensor::from_vector(std::span<const float>(v), s); }
-Tensor I(std::vector<std::int64_t> v, Shape s) { return Tensor::from_vector(std::span<const std::int64_t>(v), s); }
-Tensor B(std::vector<std::uint8_t> v, Shape s) {
-  return Tensor::from_bytes(std::as_bytes(std::span<const std::uint8_t>(v)), s, DType::Bool);
-}
-const Tensor& T(const Value& v) { return std::get<Tensor>(v.variant()); }
 
-// Runs f and returns the message of the fxpack::Error it throws ("" if none).
-template <class Fn>
-std::string error_of(Fn&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
-void check_values(const Tensor& t, const std::vector<double>& expect, double tol = 1e-6) {
-  REQUIRE(t.numel() == static_cast<std::int64_t>(expect.size()));
-  for (std::size_t i = 0; i < expect.size(); ++i) {
-    INFO("element " << i);
-    CHECK(t.item_at(static_cast<std::int64_t>(i)) == doctest::Approx(expect[i]).epsilon(tol));
-  }
-}
 
 Value fn(const std::string& target, std::vector<Value> args, Dict kwargs = {}) {
   return call_function(target, std::move(args), std::move(kwargs));

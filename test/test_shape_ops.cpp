@@ -15,34 +15,20 @@
 #include "fxpack/trace.hpp"
 #include "fxpack/value.hpp"
 #include "ops/kernels.hpp"
+#include "tensor_helpers.hpp"
 
 using namespace fxpack;
+using namespace fxpack::test;
 
 namespace {
 
-Tensor F(std::vector<float> v, Shape s) { return Tensor::from_vector(std::span<const float>(v), s); }
-Tensor I(std::vector<std::int64_t> v, Shape s) { return Tensor::from_vector(std::span<const std::int64_t>(v), s); }
-Tensor B(std::vector<std::uint8_t> v, Shape s) {
-  return Tensor::from_bytes(std::as_bytes(std::span<const std::uint8_t>(v)), s, DType::Bool);
-}
 // 0, 1, ..., 11 as a [3, 4] float tensor.
 Tensor arange12() {
   std::vector<float> v(12);
   for (int i = 0; i < 12; ++i) v[static_cast<std::size_t>(i)] = static_cast<float>(i);
   return F(v, Shape{3, 4});
 }
-std::vector<double> values(const Value& v) { return v.tensor().to_doubles(); }
-std::vector<double> values(const Tensor& t) { return t.to_doubles(); }
 
-template <class Fn>
-std::string error_of(Fn&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 Value fn(const char* name, std::vector<Value> args, Dict kwargs = {}) {
   return call_function(name, std::move(args), std::move(kwargs));

@@ -72,22 +72,6 @@ std::optional<DType> combine(std::optional<DType> higher, std::optional<DType> l
 
 }  // namespace
 
-const char* scalar_type_name(DType d) {
-  switch (d) {
-    case DType::Float32: return "Float";
-    case DType::Float64: return "Double";
-    case DType::Int64: return "Long";
-    case DType::Bool: return "Bool";
-    case DType::UInt8: return "Byte";
-    case DType::Float16: return "Half";
-    case DType::BFloat16: return "BFloat16";
-    case DType::Int32: return "Int";
-    case DType::Int8: return "Char";
-    case DType::Int16: return "Short";
-  }
-  return "?";
-}
-
 DType result_type_of(std::initializer_list<const Value*> values) {
   PromoState s;
   for (const Value* v : values) update(s, *v);

@@ -161,8 +161,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
 // ---- Unary --------------------------------------------------------------------------------
 
-// PyTorch's name of a dtype in its kernel messages ("Float", "Long", "Bool", ...).
-const char* scalar_type_name(DType d);
+using util::scalar_type_name;
 
 // The dtype a unary kernel loop runs in: the driver's loops are instantiated for float,
 // double, int64, int32 and uint8; int8/16 compute in int64 and float16/bfloat16 in float32,

@@ -242,7 +242,7 @@ void normalize_typed(const Tensor& x, Tensor& out, const AroundDim& g, double p,
 template <class T>
 void group_norm_typed(const Tensor& x, Tensor& out, std::int64_t G, const Tensor* w, const Tensor* b, double eps) {
   const std::int64_t N = x.shape()[0], C = x.shape()[1];
-  const std::int64_t inner = N * C ? x.numel() / (N * C) : 0;
+  const std::int64_t inner = N * C != 0 ? x.numel() / (N * C) : 0;
   const std::int64_t per_group = (C / G) * inner;
   const T* xd = x.data<T>();
   T* od = out.data<T>();

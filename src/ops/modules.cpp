@@ -107,16 +107,6 @@ const Tensor& single_input(const Module& m, std::span<const Value> args) {
   return *t;
 }
 
-// PyTorch's _pair: an int becomes (x, x); a pair stays.
-Value pair_value(const Value& v, const char* kind, const char* name) {
-  if (const auto* i = std::get_if<std::int64_t>(&v.variant())) return Value(Tuple{{Value(*i), Value(*i)}});
-  if (v.kind() == Value::Kind::Tuple || v.kind() == Value::Kind::List) {
-    const auto& items = v.items();
-    if (items.size() == 2 && items[0].is_int() && items[1].is_int()) return Value(Tuple{items});
-  }
-  throw Error(std::string(kind) + ": " + name + " must be an int or a pair of ints, got " + python_repr(v));
-}
-
 bool all_equal(const Value& v, std::int64_t x) {
   if (const auto* i = std::get_if<std::int64_t>(&v.variant())) return *i == x;
   if (v.kind() == Value::Kind::Tuple || v.kind() == Value::Kind::List) {

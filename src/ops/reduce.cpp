@@ -20,28 +20,12 @@
 namespace fxpack::ops {
 
 using util::fail;
+using util::scalar_type_name;
 
 namespace {
 
-// PyTorch's scalar type names, for "not implemented for 'Half'" messages.
-const char* torch_type_name(DType dt) {
-  switch (dt) {
-    case DType::Float32: return "Float";
-    case DType::Float64: return "Double";
-    case DType::Int64: return "Long";
-    case DType::Bool: return "Bool";
-    case DType::UInt8: return "Byte";
-    case DType::Float16: return "Half";
-    case DType::BFloat16: return "BFloat16";
-    case DType::Int32: return "Int";
-    case DType::Int8: return "Char";
-    case DType::Int16: return "Short";
-  }
-  return "?";
-}
-
 [[noreturn]] void not_implemented(const char* op, DType dt) {
-  fail(std::string(op) + ": not implemented for '" + torch_type_name(dt) + "'");
+  fail(std::string(op) + ": not implemented for '" + scalar_type_name(dt) + "'");
 }
 
 // Calls fn(T{}) with the element type of dt; the 16-bit floats are refused (callers that
@@ -237,7 +221,7 @@ Tensor sum_impl(const Tensor& x_in, std::span<const std::int64_t> dims, bool kee
     fail(std::string("mean(): could not infer output dtype. ") +
          (dtype ? "Optional dtype must be either a floating point or complex dtype. Got: "
                 : "Input dtype must be either a floating point or complex dtype. Got: ") +
-         torch_type_name(dtype ? *dtype : x_in.dtype()));
+         scalar_type_name(dtype ? *dtype : x_in.dtype()));
   }
   const Tensor x = computable(x_in, std::nullopt);
   const ReducePlan pl = plan_reduction(x, dims, keepdim, op);
@@ -419,7 +403,7 @@ Tensor variance(const Tensor& x_in, std::span<const std::int64_t> dims, double c
   const char* op = take_sqrt ? "std" : "var";
   if (!is_floating(x_in.dtype())) {
     fail(std::string(op) + ": std and var only support floating point and complex dtypes, got " +
-         torch_type_name(x_in.dtype()));
+         scalar_type_name(x_in.dtype()));
   }
   const Tensor x = computable(x_in, std::nullopt);
   const ReducePlan pl = plan_reduction(x, dims, keepdim, op);
@@ -457,10 +441,10 @@ Tensor vector_norm(const Tensor& x_in, double ord, std::span<const std::int64_t>
                    std::optional<DType> dtype, const char* op) {
   if (!is_floating(x_in.dtype())) {
     fail(std::string(op) + ": Expected a floating point or complex tensor as input. Got " +
-         torch_type_name(x_in.dtype()));
+         scalar_type_name(x_in.dtype()));
   }
   if (dtype && !is_floating(*dtype)) {
-    fail(std::string(op) + ": dtype should be floating point or complex, but got " + torch_type_name(*dtype));
+    fail(std::string(op) + ": dtype should be floating point or complex, but got " + scalar_type_name(*dtype));
   }
   const DType rt = dtype ? *dtype : x_in.dtype();
   const Tensor x = computable(x_in, rt);
@@ -761,7 +745,7 @@ Tensor softmax_impl(const Tensor& x_in, std::int64_t dim, std::optional<DType> d
   const DType rt = dtype ? *dtype : x_in.dtype();
   if (!is_floating(rt)) {
     fail(std::string(op) + ": \"" + (Log ? "log_softmax_lastdim_kernel_impl" : "softmax_lastdim_kernel_impl") +
-         "\" not implemented for '" + torch_type_name(rt) + "'");
+         "\" not implemented for '" + scalar_type_name(rt) + "'");
   }
   const AlongDim a = along(x_in, dim, true, op);
   const Tensor x = computable(x_in, rt);

@@ -611,7 +611,7 @@ Value patch_merging_pad_kernel(std::span<const Value> a) {
   shape[d - 2] = W2;
   shape[d - 1] = 4 * C;
   Tensor out = Tensor::zeros(Shape(shape), x.dtype());
-  const std::int64_t batch = (H * W * C) ? x.numel() / (H * W * C) : 0;
+  const std::int64_t batch = H * W * C != 0 ? x.numel() / (H * W * C) : 0;
   const std::size_t es = element_size(x.dtype());
   const std::byte* src = x.bytes().data();
   std::byte* dst = out.data<std::byte>();

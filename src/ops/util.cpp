@@ -6,6 +6,22 @@ namespace fxpack::ops::util {
 
 void fail(const std::string& message) { throw OpError(message); }
 
+const char* scalar_type_name(DType d) {
+  switch (d) {
+    case DType::Float32: return "Float";
+    case DType::Float64: return "Double";
+    case DType::Int64: return "Long";
+    case DType::Bool: return "Bool";
+    case DType::UInt8: return "Byte";
+    case DType::Float16: return "Half";
+    case DType::BFloat16: return "BFloat16";
+    case DType::Int32: return "Int";
+    case DType::Int8: return "Char";
+    case DType::Int16: return "Short";
+  }
+  return "?";
+}
+
 std::string kind_str(const Value& v) {
   if (const Tensor* t = std::get_if<Tensor>(&v.variant())) {
     return "Tensor(" + std::string(dtype_name(t->dtype())) + ", " + t->shape().to_string() + ")";

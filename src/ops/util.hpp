@@ -24,6 +24,9 @@ namespace fxpack::ops::util {
 // "Tensor", "int", ... for messages.
 std::string kind_str(const Value& v);
 
+// PyTorch's name of a dtype in its kernel messages ("Float", "Long", "Bool", ...).
+const char* scalar_type_name(DType d);
+
 // The i-th bound argument as a Tensor / int / ... ; throws OpError "op: argument 'name' must be ...".
 const Tensor& tensor_arg(std::span<const Value> args, std::size_t i, const char* op, const char* name);
 // nullptr for None.
