@@ -85,15 +85,16 @@ std::string object_key(const std::string& qualified) {
   return qualified;
 }
 
-// The one-line summary fx 1.13 prints for a stack trace in verbose mode: the context lines
-// before the first `File` line, then that frame's file, line and code.
-std::string stack_summary_1_13(const std::string& trace) {
-  auto strip = [](std::string_view x) {
-    auto b = x.find_first_not_of(" \t\n\r\f\v");
-    auto e = x.find_last_not_of(" \t\n\r\f\v");
-    return b == std::string_view::npos ? std::string() : std::string(x.substr(b, e - b + 1));
-  };
-  std::string s = strip(trace);
+// Python's str.strip(): without leading and trailing whitespace.
+std::string strip(std::string_view x) {
+  auto b = x.find_first_not_of(" \t\n\r\f\v");
+  auto e = x.find_last_not_of(" \t\n\r\f\v");
+  return b == std::string_view::npos ? std::string() : std::string(x.substr(b, e - b + 1));
+}
+
+// trace.strip().split("\n"), as both dialects' summaries start.
+std::vector<std::string> trace_lines(const std::string& trace) {
+  const std::string s = strip(trace);
   std::vector<std::string> lines;
   for (std::size_t start = 0;;) {
     auto nl = s.find('\n', start);
@@ -101,6 +102,13 @@ std::string stack_summary_1_13(const std::string& trace) {
     if (nl == std::string::npos) break;
     start = nl + 1;
   }
+  return lines;
+}
+
+// The one-line summary fx 1.13 prints for a stack trace in verbose mode: the context lines
+// before the first `File` line, then that frame's file, line and code.
+std::string stack_summary_1_13(const std::string& trace) {
+  const std::vector<std::string> lines = trace_lines(trace);
   std::size_t idx = 0;
   std::vector<std::string> summary;
   std::string context;
@@ -130,19 +138,7 @@ std::string stack_summary_1_13(const std::string& trace) {
 // fx 2.x's _parse_stack_trace summary: the innermost `File` frame (searched from the
 // second-to-last line up), with its function name; empty when there is none.
 std::string stack_summary_2(const std::string& trace) {
-  auto strip = [](std::string_view x) {
-    auto b = x.find_first_not_of(" \t\n\r\f\v");
-    auto e = x.find_last_not_of(" \t\n\r\f\v");
-    return b == std::string_view::npos ? std::string() : std::string(x.substr(b, e - b + 1));
-  };
-  std::string s = strip(trace);
-  std::vector<std::string> lines;
-  for (std::size_t start = 0;;) {
-    auto nl = s.find('\n', start);
-    lines.push_back(s.substr(start, nl == std::string::npos ? nl : nl - start));
-    if (nl == std::string::npos) break;
-    start = nl + 1;
-  }
+  const std::vector<std::string> lines = trace_lines(trace);
   for (std::size_t idx = lines.size() >= 2 ? lines.size() - 1 : 0; idx-- > 0;) {
     std::string line = strip(lines[idx]);
     auto q2 = line.find("\", line ", 6);

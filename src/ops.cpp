@@ -656,29 +656,33 @@ bool any_node(std::span<const Value> args, const Dict& kwargs) {
 CallRecorder* CallRecorder::current() { return t_recorder; }
 CallRecorder* CallRecorder::exchange_current(CallRecorder* r) { return std::exchange(t_recorder, r); }
 
-Value call_function(const std::string& target, std::vector<Value> args, Dict kwargs) {
+namespace {
+// Records the call when an argument is a graph value; otherwise binds it to one of the
+// function's or method's overloads and runs that kernel.
+Value record_or_run(Op op, const std::string& name, std::vector<Value> args, Dict kwargs) {
+  const bool method = op == Op::CallMethod;
   if (any_node(args, kwargs)) {
     CallRecorder* rec = CallRecorder::current();
-    if (!rec) throw GraphError("call of '" + target + "' on a Node reference outside a trace");
-    return rec->record(Op::CallFunction, target, std::move(args), std::move(kwargs));
+    if (!rec)
+      throw GraphError((method ? "method '" : "call of '") + name + "' on a Node reference outside a trace");
+    return rec->record(op, name, std::move(args), std::move(kwargs));
   }
-  auto overloads = OpRegistry::global().function_overloads(target);
-  if (overloads.empty()) throw OpError("no kernel is registered for function '" + target + "'");
+  const OpRegistry& registry = OpRegistry::global();
+  auto overloads = method ? registry.method_overloads(name) : registry.function_overloads(name);
+  if (overloads.empty())
+    throw OpError(std::string("no kernel is registered for ") + (method ? "method '" : "function '") + name + "'");
   BoundCall b = bind_overload(overloads, args, kwargs);
   return b.op->kernel(b.args);
+}
+}  // namespace
+
+Value call_function(const std::string& target, std::vector<Value> args, Dict kwargs) {
+  return record_or_run(Op::CallFunction, target, std::move(args), std::move(kwargs));
 }
 
 Value call_method(const std::string& method, std::vector<Value> args, Dict kwargs) {
   if (args.empty()) throw OpError("method '" + method + "' called without a receiver");
-  if (any_node(args, kwargs)) {
-    CallRecorder* rec = CallRecorder::current();
-    if (!rec) throw GraphError("method '" + method + "' on a Node reference outside a trace");
-    return rec->record(Op::CallMethod, method, std::move(args), std::move(kwargs));
-  }
-  auto overloads = OpRegistry::global().method_overloads(method);
-  if (overloads.empty()) throw OpError("no kernel is registered for method '" + method + "'");
-  BoundCall b = bind_overload(overloads, args, kwargs);
-  return b.op->kernel(b.args);
+  return record_or_run(Op::CallMethod, method, std::move(args), std::move(kwargs));
 }
 
 }  // namespace fxpack
