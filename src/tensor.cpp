@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <ostream>
 #include <sstream>
@@ -141,7 +142,7 @@ std::shared_ptr<Storage> Storage::allocate(std::size_t nbytes) {
 }
 
 std::shared_ptr<Storage> Storage::borrow(const void* data, std::size_t nbytes,
-                                         std::shared_ptr<const void> owner) {
+                                         std::shared_ptr<const void> owner, std::function<void()> check) {
   if (!owner) {
     // A borrowed storage must have an owner handle; keep the bytes alive with a no-op one.
     owner = std::shared_ptr<const void>(data, [](const void*) {});
@@ -149,7 +150,18 @@ std::shared_ptr<Storage> Storage::borrow(const void* data, std::size_t nbytes,
   }
   // The bytes are never written through a borrowed storage (see tensor.hpp).
   return std::make_shared<Storage>(const_cast<std::byte*>(static_cast<const std::byte*>(data)),
-                                   nbytes, std::move(owner));
+                                   nbytes, std::move(owner), std::move(check));
+}
+
+void Storage::run_check() const {
+  // One lock for every storage: checks run once per loaded record, so they never contend
+  // with anything but each other, and a Storage stays small.
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  if (checked_.load(std::memory_order_relaxed)) return;
+  check_();  // throws: still unchecked, the next data() call tries again
+  check_ = nullptr;
+  checked_.store(true, std::memory_order_release);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -175,6 +175,74 @@ TEST_CASE("package: tensors alias the mapped file, or are copies when asked") {
   CHECK(allclose((*mapped)(x).tensor(), reference_output(reference_cases()[3]), 1e-5, 1e-6));
 }
 
+TEST_CASE("package: a mapped weight's CRC is checked on first use, not at load; it fails every use") {
+  // Loading maps storage records without reading them (the load costs no pass over the
+  // weights); Storage::borrow's check reads the record and compares its CRC before any caller
+  // sees a byte. Both formats, a flipped byte in the weights of fc1, archives in files (a
+  // memory buffer less aligned than 64 bytes is copied, and checked, when loaded).
+  struct Case {
+    const char* what;
+    std::vector<std::byte> good;
+  };
+  const auto gm = trace_reference("mlp");
+  std::vector<Case> cases = {{"fxpack", package_of(*gm)},
+                             {"torch.package", to_bytes(read_file(fixtures_dir() / "torch" / "mlp" / "package.pt"))}};
+  const fs::path dir = scratch_dir("lazy_crc");
+  Tensor x = random_tensor({2, 4});
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    const fs::path good_file = dir / (std::string(c.what) + ".good.zip");
+    const fs::path bad_file = dir / (std::string(c.what) + ".bad.zip");
+    write_file_atomic(good_file, std::string_view(reinterpret_cast<const char*>(c.good.data()), c.good.size()));
+    // The storage record of fc1.weight: the one whose bytes are the tensor's.
+    std::string record;
+    std::uint64_t offset = 0;
+    {
+      PackageImporter pi(good_file);
+      const auto m = pi.load_pickle("model", "model.pkl");
+      const Tensor& w = m->get_tensor("fc1.weight");
+      for (const std::string& r : pi.records()) {
+        const RecordInfo info = pi.record_info(r);
+        const auto bytes = pi.read_record(r);
+        if (info.stored && bytes.size() == w.nbytes() && std::memcmp(bytes.data(), w.storage()->data(), w.nbytes()) == 0) {
+          record = pi.root() + "/" + r;
+          offset = info.data_offset;
+        }
+      }
+    }
+    REQUIRE_FALSE(record.empty());
+    auto bad = c.good;
+    bad[offset + 5] ^= std::byte{0x10};
+    write_file_atomic(bad_file, std::string_view(reinterpret_cast<const char*>(bad.data()), bad.size()));
+
+    PackageImporter pi(bad_file);
+    std::shared_ptr<GraphModule> loaded;
+    REQUIRE_NOTHROW(loaded = pi.load_pickle("model", "model.pkl"));
+    const Tensor& w = loaded->get_tensor("fc1.weight");
+    CHECK(w.storage()->borrowed());
+    CHECK_FALSE(w.storage()->checked());
+    const std::string message = "entry " + quote(record) + " is corrupt: CRC";
+    const auto expected = doctest::Contains(message.c_str());
+    CHECK_THROWS_WITH_AS((*loaded)(x), expected, FormatError);
+    CHECK_THROWS_WITH_AS((*loaded)(x), expected, FormatError);  // and again: never trusted
+    CHECK_THROWS_WITH_AS(w.data<float>(), expected, FormatError);
+    CHECK_FALSE(w.storage()->checked());
+    // Copy mode reads (and checks) at load; unchecked, the flipped byte is used.
+    CHECK_THROWS_WITH_AS(PackageImporter(bad_file, {.mode = LoadMode::Copy}).load_pickle("model", "model.pkl"), expected,
+                         FormatError);
+    PackageImporter unchecked(bad_file, {.verify_storage_crc = false});
+    const auto as_is = unchecked.load_pickle("model", "model.pkl");
+    CHECK(as_is->get_tensor("fc1.weight").storage()->checked());
+    // The intact archive passes its check on the first call and computes as a copy does.
+    PackageImporter good(good_file);
+    auto ok = good.load_pickle("model", "model.pkl");
+    CHECK_FALSE(ok->get_tensor("fc1.weight").storage()->checked());
+    PackageImporter copy(good_file, {.mode = LoadMode::Copy});
+    CHECK(allclose((*ok)(x).tensor(), (*copy.load_pickle("model", "model.pkl"))(x).tensor(), 0, 0));
+    CHECK(ok->get_tensor("fc1.weight").storage()->checked());
+  }
+}
+
 TEST_CASE("package: saving the same modules twice gives identical bytes") {
   auto gm = trace_reference("small_convnet");
   auto one = package_of(*gm);

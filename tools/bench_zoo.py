@@ -2,7 +2,8 @@
 for fxpack (build/tools/bench_zoo, in its own process) next to PyTorch's
 `PackageImporter(path).load_pickle(...)` and eager forward of the same GraphModule, measured in
 the same run on the same archive and input, with the ratios PyTorch / fxpack (above 1: fxpack
-is faster).
+is faster), and `ready` = load + first call, the time until the first result. The load
+average is printed at the start and the end (the machine may be shared).
 
     /usr/bin/python3 tools/bench_zoo.py build/tools/bench_zoo [--models m1,m2] [--size 224] [--threads 1]
 
@@ -71,8 +72,11 @@ def main():
         torch.set_num_threads(args.threads)
         print(f"\nPyTorch {torch.__version__}, input 1x3x{args.size}x{args.size}, {args.threads} thread(s); "
               f"ms, medians of {LOADS} loads / {CALLS} calls; ratio = PyTorch / fxpack")
+        print("load = PackageImporter + load_pickle (fxpack: a LazyGraphModule whose first call generates its code "
+              "and plan; PyTorch: a GraphModule whose code was generated and exec'd); ready = load + first call")
+        print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
         head = (f"{'model':<20} {'load fx':>9} {'load pt':>9} {'ratio':>7}  {'first fx':>9} {'first pt':>9} "
-                f"{'ratio':>7}  {'steady fx':>9} {'steady pt':>9} {'ratio':>7}")
+                f"{'ratio':>7}  {'ready fx':>9} {'ready pt':>9} {'ratio':>7}  {'steady fx':>9} {'steady pt':>9} {'ratio':>7}")
         print(head)
         print("-" * len(head))
         for name, info in summary["models"].items():
@@ -92,10 +96,13 @@ def main():
                 print(f"{name:<20} {'-':>9} {pt['load_ms']:9.2f} {'':>7}  {'-':>9} {pt['first_ms']:9.2f} {'':>7}  "
                       f"{'-':>9} {pt['steady_ms']:9.2f}   fxpack: {fx['error']}")
                 continue
+            for side in (fx, pt):
+                side["ready_ms"] = side["load_ms"] + side["first_ms"]
             cells = []
-            for k in ("load_ms", "first_ms", "steady_ms"):
+            for k in ("load_ms", "first_ms", "ready_ms", "steady_ms"):
                 cells.append(f"{fx[k]:9.2f} {pt[k]:9.2f} {pt[k] / fx[k]:6.2f}x")
             print(f"{name:<20} " + "  ".join(cells))
+        print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
     return 0
 
 

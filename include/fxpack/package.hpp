@@ -38,6 +38,12 @@
 // pread), so opening and checking a truncated file is a FormatError ("truncated"), not a
 // crash; only tensor data is aliased.
 //
+// An aliased record's CRC is checked when its tensor's bytes are first used — the first
+// call, or the first data() of a parameter — not when the pickle is loaded (Storage::borrow's
+// check): loading costs no pass over the weights, and no byte of a record is handed to
+// anyone before its CRC has passed. A corrupt record makes that use, and every later one,
+// throw the FormatError load_pickle used to throw ("entry '<record>' is corrupt: CRC ...").
+//
 // LoadMode::Copy reads the file and maps nothing: every tensor owns its bytes. Use it when
 // the file may change under the process, or to release the file right after loading.
 //
@@ -51,7 +57,8 @@
 // save that fails, is abandoned or is killed leaves any earlier archive at the path untouched
 // and no temporary file.
 // Importing never runs code from the archive; names with "..", absolute paths, backslashes
-// or duplicates are refused; CRCs are checked on every read; sizes and counts are bounded
+// or duplicates are refused; CRCs are checked on every read (of an aliased storage record:
+// before its first use); sizes and counts are bounded
 // (ImporterOptions); a truncated archive says that it is truncated; untrusted names are
 // quoted in every message (quote.hpp).
 #pragma once
@@ -118,9 +125,9 @@ enum class LoadMode : std::uint8_t {
 
 struct ImporterOptions {
   LoadMode mode = LoadMode::Map;
-  // Check each storage record's CRC when a pickle using it is loaded (by reading it, not
-  // through the mapping). Off: load without touching the records' pages (Map mode only;
-  // copies are always checked).
+  // Check each aliased storage record's CRC (by reading it, not through the mapping) before
+  // its bytes are first used. Off: never read the records (Map mode only; copies are always
+  // checked, when they are made).
   bool verify_storage_crc = true;
   // Check the manifest against this build when opening, and refuse a package that needs
   // what the build lacks (listing all of it). Off: open anyway — to inspect, print or

@@ -13,8 +13,10 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -60,26 +62,48 @@ class Storage {
   // Fresh zero-initialised heap bytes, 64-byte aligned.
   static std::shared_ptr<Storage> allocate(std::size_t nbytes);
   // Borrowed bytes: `owner` keeps them alive (e.g. a memory mapping).
+  //
+  // With a `check`, the bytes are not trusted until it passes: the first data() call runs it
+  // (once: other threads calling data() meanwhile wait for it) and returns only if it
+  // returned. If it throws, that data() call throws the same exception, and the next data()
+  // call runs it again — no caller ever receives bytes that failed or skipped the check.
+  // Loaders use it to check a mapped record's CRC when its tensor is first used, not when
+  // the archive is loaded, so loading costs no pass over the weights (package.hpp).
   static std::shared_ptr<Storage> borrow(const void* data, std::size_t nbytes,
-                                         std::shared_ptr<const void> owner);
+                                         std::shared_ptr<const void> owner,
+                                         std::function<void()> check = {});
 
-  std::byte* data() { return data_; }
-  const std::byte* data() const { return data_; }
+  std::byte* data() {
+    if (!checked_.load(std::memory_order_acquire)) [[unlikely]] run_check();
+    return data_;
+  }
+  const std::byte* data() const {
+    if (!checked_.load(std::memory_order_acquire)) [[unlikely]] run_check();
+    return data_;
+  }
   std::size_t nbytes() const { return nbytes_; }
   bool borrowed() const { return owner_ != nullptr; }
+  // False while a borrow() check has not passed yet.
+  bool checked() const { return checked_.load(std::memory_order_acquire); }
 
   // For allocate() and borrow() only (public for the allocator): with a null owner the
   // bytes live in the same allocation as the Storage, right after it.
-  Storage(std::byte* data, std::size_t nbytes, std::shared_ptr<const void> owner)
-      : data_(data), nbytes_(nbytes), owner_(std::move(owner)) {}
+  Storage(std::byte* data, std::size_t nbytes, std::shared_ptr<const void> owner,
+          std::function<void()> check = {})
+      : data_(data), nbytes_(nbytes), owner_(std::move(owner)), check_(std::move(check)), checked_(!check_) {}
   ~Storage() = default;
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
  private:
+  void run_check() const;
+
   std::byte* data_;
   std::size_t nbytes_;
   std::shared_ptr<const void> owner_;  // null: data_ is inline (allocate())
+  // Runs before the bytes are first handed out; released once it has passed.
+  mutable std::function<void()> check_;
+  mutable std::atomic<bool> checked_;
 };
 
 class Tensor {

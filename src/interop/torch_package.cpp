@@ -219,8 +219,8 @@ std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std:
     zip::StoredView v = zip_.view(name);
     // Kernels need element alignment only; 16 also admits archives held in heap buffers.
     if (v.bytes.size() == nbytes && reinterpret_cast<std::uintptr_t>(v.bytes.data()) % 16 == 0) {
-      if (opts_.verify_crc) zip_.verify(name);
-      s = Storage::borrow(v.bytes.data(), nbytes, v.owner);
+      // The CRC is checked when the tensor's bytes are first used (Storage::borrow).
+      s = Storage::borrow(v.bytes.data(), nbytes, v.owner, opts_.verify_crc ? zip_.verifier(name) : nullptr);
     }
   }
   if (!s) {

@@ -27,8 +27,8 @@
 // own, every element checked to lie in the viewed storage. A STORE record whose data is
 // 16-byte aligned in memory (PyTorch and ZipWriter put
 // record data at multiples of 64 in the file) and whose size matches is aliased
-// zero-copy (the tensor keeps the archive mapping alive, see ZipReader::owner()); otherwise
-// the bytes are copied. A storage used by several tensors is shared after load.
+// zero-copy (the tensor keeps the archive mapping alive, see ZipReader::owner()) and its CRC
+// checked when the tensor's bytes are first used; otherwise the bytes are copied (and checked). A storage used by several tensors is shared after load.
 //
 // `training` flags are not kept: fxpack's leaf kinds compute as PyTorch does in eval() (a
 // BatchNorm2d uses its running statistics), which is how the reference archives were saved.
@@ -55,7 +55,7 @@ namespace fxpack::interop {
 
 struct TorchPackageOptions {
   bool copy_tensors = false;  // copy every storage instead of aliasing aligned STORE records
-  bool verify_crc = true;     // check the CRC of aliased records (copies are always checked)
+  bool verify_crc = true;     // check the CRC of aliased records on first use (copies: always, when read)
   UnpicklerLimits pickle_limits{};
   FxParseLimits code_limits{};
   std::size_t max_module_depth = 64;  // nesting of submodules and of attribute values

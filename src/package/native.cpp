@@ -97,11 +97,12 @@ std::shared_ptr<Storage> NativeReader::storage(const std::string& key, std::uint
       warn("storage record " + quote(name) + " is not 64-byte aligned in the archive (data at offset " +
            std::to_string(e->data_offset) + "): copied instead of mapped");
     } else {
-      if (options_.verify_storage_crc) zip_.verify(name);
       const zip::StoredView v = zip_.view(name);
       // A memory buffer may itself be less aligned than the file offsets promise.
       if (reinterpret_cast<std::uintptr_t>(v.bytes.data()) % kAlignment == 0) {
-        s = Storage::borrow(v.bytes.data(), v.bytes.size(), v.owner);
+        // The CRC is checked when the tensor's bytes are first used (Storage::borrow).
+        s = Storage::borrow(v.bytes.data(), v.bytes.size(), v.owner,
+                            options_.verify_storage_crc ? zip_.verifier(name) : nullptr);
       }
     }
   }

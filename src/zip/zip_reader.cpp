@@ -662,6 +662,15 @@ void ZipReader::verify(std::string_view name) const {
   stream(at(name), [](std::span<const std::byte>) { return true; });
 }
 
+std::function<void()> ZipReader::verifier(std::string_view name) const {
+  // A reader without entries: stream() needs only the bytes and where they come from.
+  auto bytes = std::make_shared<ZipReader>(ZipReader(where_, size_));
+  bytes->file_ = file_;
+  bytes->memory_ = memory_;
+  bytes->owner_ = owner_;
+  return [bytes, entry = at(name)] { bytes->stream(entry, [](std::span<const std::byte>) { return true; }); };
+}
+
 std::vector<std::byte> ZipReader::peek(std::string_view name, std::size_t n) const {
   const EntryInfo& e = at(name);
   std::vector<std::byte> out;

@@ -39,7 +39,7 @@
 //
 // CRCs: read() always checks the CRC of what it returns, and so does a view() copy. A view()
 // of a mapped or memory archive does not read the data (that is the point of it): call
-// verify() before trusting it.
+// verify() before trusting it, or hand verifier() to Storage::borrow to check it on first use.
 #pragma once
 
 #include <cstddef>
@@ -120,6 +120,10 @@ class ZipReader {
   StoredView view(std::string_view name) const;
   // Checks the entry's sizes and CRC by reading it through a fixed-size buffer.
   void verify(std::string_view name) const;
+  // verify() of the entry as a function to call later: it holds what reading needs (the file
+  // or buffer, not this reader), so it may outlive the reader. For Storage::borrow's check,
+  // which lets a view() be trusted on first use instead of when it is made.
+  std::function<void()> verifier(std::string_view name) const;
   // At most the first `n` uncompressed bytes of the entry, for recognising its content
   // without reading all of it. Not CRC checked (the rest is not read).
   std::vector<std::byte> peek(std::string_view name, std::size_t n) const;
