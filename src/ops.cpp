@@ -172,6 +172,18 @@ std::vector<Value> bind_arguments(const OpDef& op, std::span<const Value> args, 
     collected.emplace_back(List{{first, args.end()}});
     args = collected;
   }
+  // Python's *args: a python function whose last positional parameter is a Tensor list
+  // (torch.functional.einsum(equation, *operands)) takes the tensors after the other
+  // positionals one by one; one list or tuple there is the list itself, as einsum takes it.
+  const bool tensor_varargs = op.info && !op.info->aten && positional > 0 && params[positional - 1].type.list &&
+                              params[positional - 1].type.base == ArgType::Tensor;
+  if (tensor_varargs && args.size() >= positional &&
+      (args.size() > positional || (args.back().kind() != Value::Kind::List && args.back().kind() != Value::Kind::Tuple))) {
+    const auto first = args.begin() + static_cast<std::ptrdiff_t>(positional - 1);
+    collected.assign(args.begin(), first);
+    collected.emplace_back(List{{first, args.end()}});
+    args = collected;
+  }
 
   if (args.size() > positional) {
     throw OpError(op.name + ": takes " + std::to_string(positional) + " positional arguments but " +

@@ -215,3 +215,68 @@ TEST_CASE("make_fx records F.interpolate as PyTorch 1.13 does: one aten upsample
   CHECK(code(Dict{{{"scale_factor", Value(std::int64_t{2})}}}, arange(3, Shape{1, 1, 3}))
             .find("torch.ops.aten.upsample_nearest1d.vec(x_1, None, [2.0])") != std::string::npos);
 }
+
+TEST_CASE("einsum: diagonals, sums, broadcasting and pairwise products, as PyTorch computes them") {
+  const auto einsum = [](std::vector<Value> args) { return call_function("torch.functional.einsum", std::move(args)); };
+  const Tensor a = arange(6, Shape{2, 3}), b = arange(12, Shape{3, 4}), sq = arange(9, Shape{3, 3});
+  const Value eq_mm("ij,jk->ik");
+  // *operands, one list of them, the implicit output (labels used once, in order).
+  check_close(values(einsum({eq_mm, a, b})), values(ops::matmul(a, b)));
+  check_close(values(einsum({eq_mm, Value(List{{Value(a), Value(b)}})})), values(ops::matmul(a, b)));
+  check_close(values(einsum({Value("ij,jk"), a, b})), values(ops::matmul(a, b)));
+  check_close(values(einsum({Value("ii"), sq})), {12});
+  check_close(values(einsum({Value("ii->i"), sq})), {0, 4, 8});
+  check_close(values(einsum({Value("ij->ji"), a})), {0, 3, 1, 4, 2, 5});
+  check_close(values(einsum({Value("ba"), a})), {0, 3, 1, 4, 2, 5});
+  check_close(values(einsum({Value("i,j->ij"), F({1, 2}, Shape{2}), F({3, 4, 5}, Shape{3})})), {3, 4, 5, 6, 8, 10});
+  check_close(values(einsum({Value("i,i->"), F({1, 2, 3}, Shape{3}), F({4, 5, 6}, Shape{3})})), {32});
+  check_close(values(einsum({Value("ij->"), a})), {15});
+  // The ellipsis broadcasts right-aligned; a size-1 dimension broadcasts against any size.
+  const Tensor batched = arange(12, Shape{2, 2, 3});
+  check_close(values(einsum({Value("...ij,...jk->...ik"), batched, b})), values(ops::matmul(batched, b)));
+  check_close(values(einsum({Value("bij,bjk->bik"), arange(6, Shape{1, 2, 3}), arange(24, Shape{2, 3, 4})})),
+              values(ops::matmul(arange(6, Shape{1, 2, 3}), arange(24, Shape{2, 3, 4}))));
+  // Three operands: y[b, a] = sum_nm x[b, n] w[a, n, m] z[b, m].
+  const Tensor x = arange(6, Shape{2, 3}), w = arange(24, Shape{2, 3, 4}), z = arange(8, Shape{2, 4});
+  std::vector<double> want;
+  for (int bi = 0; bi < 2; ++bi)
+    for (int ai = 0; ai < 2; ++ai) {
+      double s = 0;
+      for (int n = 0; n < 3; ++n)
+        for (int m = 0; m < 4; ++m) s += (bi * 3 + n) * ((ai * 3 + n) * 4 + m) * (bi * 4 + m);
+      want.push_back(s);
+    }
+  check_close(values(einsum({Value("bn,anm,bm->ba"), x, w, z})), want);
+  CHECK(T(einsum({eq_mm, a.to(DType::Float64), b.to(DType::Float64)})).dtype() == DType::Float64);
+  CHECK(error_of([&] { einsum({eq_mm, a}); }).find("fewer operands were provided than specified in the equation") !=
+        std::string::npos);
+  CHECK(error_of([&] { einsum({Value("i$"), a}); }).find("subscripts must be in [a-zA-Z]") != std::string::npos);
+  CHECK(error_of([&] { einsum({Value("ij,jk"), a, a}); }).find("do not broadcast") != std::string::npos);
+  CHECK(error_of([&] { einsum({Value("ij->k"), a}); }).find("does not appear in the equation for any input") !=
+        std::string::npos);
+  CHECK(error_of([&] { einsum({Value("i"), a}); }).find("does not match the number of dimensions (2)") != std::string::npos);
+}
+
+TEST_CASE("bilinear and nn.Bilinear: x1ᵀ W x2 + b per output feature") {
+  const Tensor x1 = F({1, 2}, Shape{1, 2}), x2 = F({1, 0, -1}, Shape{1, 3});
+  const Tensor w = arange(6, Shape{1, 2, 3}), bias = F({0.5F}, Shape{1});
+  // W x2 = (-2, -2), x1 . (-2, -2) = -6.
+  check_close(values(call_function("torch.bilinear", {x1, x2, w, bias})), {-5.5});
+  check_close(values(call_function("torch.nn.functional.bilinear", {x1, x2, w})), {-6});
+  auto m = make_module("Bilinear", {Value(std::int64_t{2}), Value(std::int64_t{3}), Value(std::int64_t{1})});
+  CHECK(m->repr() == "Bilinear(in1_features=2, in2_features=3, out_features=1, bias=True)");
+  CHECK(error_of([&] { call_function("torch.bilinear", {x1, F({1, 0}, Shape{1, 2}), w}); }).find("do not fit weight") !=
+        std::string::npos);
+}
+
+TEST_CASE("torch.where(condition) gives the nonzero indices, one tensor per dimension") {
+  const Value r = call_function("torch.where", {F({0, 1.5, 2, 0}, Shape{2, 2})});
+  REQUIRE(r.items().size() == 2);
+  CHECK(values(r.items()[0]) == std::vector<double>{0, 1});
+  CHECK(values(r.items()[1]) == std::vector<double>{1, 0});
+  CHECK(T(r.items()[0]).dtype() == DType::Int64);
+  const Value s = call_function("torch.where", {Tensor::scalar(3.0)});
+  REQUIRE(s.items().size() == 1);
+  CHECK(values(s.items()[0]) == std::vector<double>{0});
+  CHECK(call_function("torch.where", {Tensor::scalar(0.0)}).items()[0].tensor().numel() == 0);
+}

@@ -15,6 +15,7 @@
 #include "fxpack/tensor.hpp"
 #include "fxpack/value.hpp"
 #include "interop/unpickler.hpp"
+#include "ops/kernels.hpp"
 
 using namespace fxpack;
 
@@ -229,4 +230,40 @@ TEST_CASE("TransformerEncoderLayer: activation held as a registered function's n
   // An attribute declared Callable must name a registered function.
   m->set_attr("activation", Value("torch.nn.functional.no_such_function"));
   CHECK_FALSE(error_of([&] { m->leaf_kind()->validate(*m); }).empty());
+}
+
+TEST_CASE("scaled_dot_product_attention: scale, causal and bool/float masks as PyTorch 2.x computes them") {
+  const auto sdpa = [](std::vector<Value> args, Dict kw = {}) {
+    return call_function("torch._C._nn.scaled_dot_product_attention", std::move(args), std::move(kw)).tensor();
+  };
+  const auto f = [](std::vector<float> v, Shape s) { return Tensor::from_vector(std::span<const float>(v), s); };
+  const Tensor q = f({1, 0}, Shape{1, 1, 2}), k = f({1, 0, 0, 1}, Shape{1, 2, 2}), v = f({1, 3}, Shape{1, 2, 1});
+  // scores (1/sqrt(2), 0), softmax, then the weighted values.
+  check_close(sdpa({q, k, v}), {1.6604769013466862});
+  check_close(sdpa({q, k, v}, Dict{{{"scale", Value(0.5)}}}), {1.7550813375962906});
+  // bool: True attends; floating: added to the scores.
+  const auto bmask = [](bool a, bool b) {
+    Tensor m = Tensor::empty(Shape{1, 2}, DType::Bool);
+    m.data<std::uint8_t>()[0] = a;
+    m.data<std::uint8_t>()[1] = b;
+    return m;
+  };
+  check_close(sdpa({q, k, v, bmask(false, true)}), {3});
+  check_close(sdpa({q, k, v, f({0, -1e9F}, Shape{1, 2})}), {1});
+  // causal: query l attends to keys s <= l.
+  const Tensor q2 = f({1, 0, 0, 1}, Shape{1, 2, 2});
+  const Tensor causal = sdpa({q2, k, v}, Dict{{{"is_causal", Value(true)}}});
+  const double w = std::exp(0.0) / (std::exp(0.0) + std::exp(1 / std::sqrt(2.0)));
+  check_close(causal, {1, w * 1 + (1 - w) * 3});
+  // the functional name binds the same op
+  check_close(call_function("torch.nn.functional.scaled_dot_product_attention", {q, k, v}).tensor(), {1.6604769013466862});
+  // grouped-query attention repeats each key/value head for its query heads
+  const Tensor qg = vals(16, 2, 0, Shape{1, 4, 2, 2}), kg = vals(8, 2, 0.1, Shape{1, 2, 2, 2}), vg = vals(8, 3, 0, Shape{1, 2, 2, 2});
+  const Tensor gqa = sdpa({qg, kg, vg}, Dict{{{"enable_gqa", Value(true)}}});
+  const Tensor first_group = sdpa({ops::narrow(qg, 1, 0, 2), ops::narrow(kg, 1, 0, 1), ops::narrow(vg, 1, 0, 1)});
+  check_close(ops::narrow(gqa, 1, 0, 2), first_group.to_doubles());
+  CHECK(error_of([&] { sdpa({q, k, v}, Dict{{{"dropout_p", Value(0.5)}}}); }).find("dropout_p=0.5") != std::string::npos);
+  CHECK(error_of([&] { sdpa({q, k, v, bmask(true, true)}, Dict{{{"is_causal", Value(true)}}}); })
+            .find("Explicit attn_mask should not be set when is_causal=True") != std::string::npos);
+  CHECK(error_of([&] { sdpa({q, f({1, 0, 0}, Shape{1, 1, 3}), v}); }).find("do not fit") != std::string::npos);
 }

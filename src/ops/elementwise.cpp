@@ -1236,6 +1236,16 @@ Value where_kernel(std::span<const Value> a) {
   return Value(select_where(cond, operand_as(a[1], rt), operand_as(a[2], rt), "where"));
 }
 
+// where(condition): the indices of its nonzero elements, one int64 tensor per dimension (a
+// 0-dim condition counts as one dimension, as in PyTorch).
+Value where_condition_kernel(std::span<const Value> a) {
+  const Tensor& cond = a[0].tensor();
+  const Tensor indices = nonzero(cond.dim() == 0 ? reshape(cond, std::vector<std::int64_t>{1}) : cond);
+  Tuple out;
+  for (std::int64_t d = 0; d < indices.shape()[1]; ++d) out.items.emplace_back(select(indices, 1, d));
+  return Value(std::move(out));
+}
+
 // masked_fill(self, mask, value): self's dtype; the mask broadcasts (and so may self).
 Value masked_fill_kernel(std::span<const Value> a) {
   const Tensor& self = a[0].tensor();
@@ -1268,6 +1278,13 @@ Value masked_fill_inplace_kernel(std::span<const Value> a) {
 Value relu_functional_decomposition(OpRecorder& rec, const OpCall& call) {
   const bool inplace = call.args[1].real.to_bool();
   return rec.record(inplace ? "relu_.default" : "relu.default", {call.args[0].sym});
+}
+
+// torch.where(condition) is nonzero_numpy: condition(.unsqueeze(0) when 0-dim).nonzero().unbind(1).
+Value where_condition_decomposition(OpRecorder& rec, const OpCall& call) {
+  Value cond = call.args[0].sym;
+  if (call.args[0].real.tensor().dim() == 0) cond = rec.record("unsqueeze.default", {cond, Value(std::int64_t{0})});
+  return rec.record("unbind.int", {rec.record("nonzero.default", {cond}), Value(std::int64_t{1})});
 }
 
 // `a / b` with only b a Tensor: Tensor.__rtruediv__ is `b.reciprocal() * a`.

@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -120,6 +121,8 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor mm(const Tensor& a, const Tensor& b);
 // [b, n, k] x [b, k, m] (equal batch sizes, no broadcasting).
 Tensor bmm(const Tensor& a, const Tensor& b);
+// torch.einsum: letters [a-zA-Z], one ellipsis per term, implicit or explicit output.
+Tensor einsum(std::string_view equation, std::span<const Tensor> operands);
 // x [..., in] @ w[out, in]^T + b[out].
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* b);
 // beta * bias + alpha * (m1 @ m2), bias broadcast to [n, p].

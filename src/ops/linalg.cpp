@@ -3,6 +3,8 @@
 // for the CPU at run time); smaller ones, float64 and int64 on Eigen.
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
+#include <cstring>
 
 #include "dnnl/dnnl_kernels.hpp"
 #include "kernels.hpp"
@@ -248,9 +250,314 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   return matmul(a, b);
 }
 
+// ---- einsum ------------------------------------------------------------------------------------
+//
+// As PyTorch computes it (aten/src/ATen/native/Linear.cpp): each operand's repeated labels
+// become a diagonal, labels no later operand or the output needs are summed out, and the
+// operands are contracted left to right, each pair as one batched matrix product (bmm, on
+// oneDNN or Eigen) over permuted and reshaped copies. Size-1 dimensions broadcast.
+
+namespace {
+
+// Labels: 'A'-'Z' are 0-25, 'a'-'z' 26-51 (PyTorch's order for the implicit output), the
+// dimensions an ellipsis covers 52 and up.
+constexpr int kLetters = 52;
+
+int label_of(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return 26 + (c - 'a');
+  return -1;
+}
+
+// One term of the equation: its letters, and where the ellipsis stands (-1: none).
+struct Term {
+  std::vector<int> labels;
+  int ellipsis = -1;
+};
+
+Term parse_term(std::string_view text, std::string_view equation) {
+  Term t;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '.') {
+      if (t.ellipsis >= 0 || text.substr(i, 3) != "...") {
+        fail("einsum(): found '.' that is not part of any ellipsis ('...') in equation '" + std::string(equation) + "'");
+      }
+      t.ellipsis = static_cast<int>(t.labels.size());
+      i += 2;
+      continue;
+    }
+    const int l = label_of(text[i]);
+    if (l < 0) {
+      fail("einsum(): invalid subscript given at index " + std::to_string(i) + " in the equation string '" +
+           std::string(equation) + "', subscripts must be in [a-zA-Z]");
+    }
+    t.labels.push_back(l);
+  }
+  return t;
+}
+
+// An operand and the label of each of its dimensions.
+struct Labelled {
+  Tensor t;
+  std::vector<int> labels;
+};
+
+// The diagonal over repeated labels: each label once, in first-seen order (a copy).
+Labelled take_diagonals(const Tensor& x, const std::vector<int>& labels) {
+  std::vector<int> unique;
+  std::vector<std::int64_t> sizes;
+  const auto nd = labels.size();
+  std::vector<std::int64_t> in_strides(nd, 1);
+  for (std::size_t d = nd; d-- > 1;) in_strides[d - 1] = in_strides[d] * x.shape()[d];
+  std::vector<std::int64_t> out_stride_in;  // per unique label: sum of its dims' input strides
+  for (std::size_t d = 0; d < nd; ++d) {
+    auto it = std::find(unique.begin(), unique.end(), labels[d]);
+    if (it == unique.end()) {
+      unique.push_back(labels[d]);
+      sizes.push_back(x.shape()[d]);
+      out_stride_in.push_back(in_strides[d]);
+      continue;
+    }
+    const auto u = static_cast<std::size_t>(it - unique.begin());
+    if (sizes[u] != x.shape()[d]) {
+      fail("einsum(): subscript " + std::string(1, labels[d] < 26 ? static_cast<char>('A' + labels[d])
+                                                                  : static_cast<char>('a' + labels[d] - 26)) +
+           " is repeated for operand but the sizes don't match, " + std::to_string(sizes[u]) +
+           " != " + std::to_string(x.shape()[d]));
+    }
+    out_stride_in[u] += in_strides[d];
+  }
+  if (unique.size() == nd) return {x, labels};
+  Tensor out = Tensor::empty(Shape(std::span<const std::int64_t>(sizes)), x.dtype());
+  const std::size_t es = element_size(x.dtype());
+  const std::byte* src = x.storage()->data() + x.byte_offset();
+  std::byte* dst = out.storage()->data() + out.byte_offset();
+  std::vector<std::int64_t> idx(unique.size(), 0);
+  for (std::int64_t i = 0; i < out.numel(); ++i) {
+    std::int64_t off = 0;
+    for (std::size_t u = 0; u < unique.size(); ++u) off += idx[u] * out_stride_in[u];
+    std::memcpy(dst + static_cast<std::size_t>(i) * es, src + static_cast<std::size_t>(off) * es, es);
+    for (std::size_t u = unique.size(); u-- > 0;) {
+      if (++idx[u] < sizes[u]) break;
+      idx[u] = 0;
+    }
+  }
+  return {out, unique};
+}
+
+std::int64_t size_of(const Labelled& x, int label) {
+  const auto it = std::find(x.labels.begin(), x.labels.end(), label);
+  return it == x.labels.end() ? 1 : x.t.shape()[static_cast<std::size_t>(it - x.labels.begin())];
+}
+
+bool has(const std::vector<int>& labels, int label) {
+  return std::find(labels.begin(), labels.end(), label) != labels.end();
+}
+
+// Sums out the dimensions whose labels are not in `keep`.
+Labelled sum_out(Labelled x, const std::vector<int>& keep) {
+  std::vector<std::int64_t> dims;
+  std::vector<int> rest;
+  for (std::size_t d = 0; d < x.labels.size(); ++d) {
+    if (has(keep, x.labels[d])) rest.push_back(x.labels[d]);
+    else dims.push_back(static_cast<std::int64_t>(d));
+  }
+  if (dims.empty()) return x;
+  return {sum(x.t, dims, false), rest};
+}
+
+// `x` with its dimensions in the order of `order` (each of its labels once), broadcast to
+// `sizes` (by label) and reshaped to the products of the groups' sizes.
+Tensor arrange(const Labelled& x, const std::vector<std::vector<int>>& groups,
+               const std::array<std::int64_t, 128>& sizes) {
+  std::vector<std::int64_t> perm, full, grouped;
+  for (const auto& g : groups) {
+    std::int64_t n = 1;
+    for (int l : g) {
+      perm.push_back(static_cast<std::int64_t>(std::find(x.labels.begin(), x.labels.end(), l) - x.labels.begin()));
+      full.push_back(sizes[static_cast<std::size_t>(l)]);
+      n *= sizes[static_cast<std::size_t>(l)];
+    }
+    grouped.push_back(n);
+  }
+  Tensor t = permute(x.t, perm);
+  if (!std::equal(full.begin(), full.end(), t.shape().begin(), t.shape().end())) t = expand(t, full, "einsum");
+  return reshape(t, grouped, "einsum");
+}
+
+// Contracts a and b over their shared labels not in `keep`: labels in both and kept are
+// batch dimensions, the others of each side stay. Result labels: batch, a's, b's.
+Labelled contract(const Labelled& a, const Labelled& b, const std::vector<int>& keep) {
+  std::array<std::int64_t, 128> sizes{};
+  std::vector<int> batch, a_only, b_only, summed;
+  for (int l : a.labels) {
+    sizes[static_cast<std::size_t>(l)] = std::max(size_of(a, l), size_of(b, l));
+    if (!has(b.labels, l)) a_only.push_back(l);
+    else if (has(keep, l)) batch.push_back(l);
+    else summed.push_back(l);
+  }
+  for (int l : b.labels) {
+    if (has(a.labels, l)) continue;
+    sizes[static_cast<std::size_t>(l)] = size_of(b, l);
+    b_only.push_back(l);
+  }
+  const Tensor product = bmm(arrange(a, {batch, a_only, summed}, sizes), arrange(b, {batch, summed, b_only}, sizes));
+  Labelled out;
+  std::vector<std::int64_t> shape;
+  for (const auto* g : {&batch, &a_only, &b_only}) {
+    for (int l : *g) {
+      out.labels.push_back(l);
+      shape.push_back(sizes[static_cast<std::size_t>(l)]);
+    }
+  }
+  out.t = reshape(product, shape, "einsum");
+  return out;
+}
+
+}  // namespace
+
+Tensor einsum(std::string_view equation, std::span<const Tensor> operands) {
+  const auto arrow = equation.find("->");
+  std::vector<std::string> inputs;
+  std::string compact;
+  for (char c : equation.substr(0, arrow)) if (c != ' ') compact += c;
+  for (std::size_t start = 0;;) {
+    const auto comma = compact.find(',', start);
+    inputs.push_back(compact.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (operands.empty()) fail("einsum(): must provide at least one operand");
+  if (inputs.size() != operands.size()) {
+    fail(std::string("einsum(): ") + (inputs.size() > operands.size() ? "fewer" : "more") +
+         " operands were provided than specified in the equation");
+  }
+  // Each operand's labels, its ellipsis dimensions labelled kLetters + (position from the
+  // right among all ellipsis dimensions), so that they broadcast right-aligned.
+  std::vector<Labelled> ops;
+  std::size_t ellipsis_dims = 0;
+  std::array<int, kLetters> count{};
+  for (std::size_t i = 0; i < operands.size(); ++i) {
+    const Tensor& x = operands[i];
+    if (x.dtype() != operands[0].dtype()) {
+      fail("einsum(): expected all operands to have the same dtype, got " + std::string(dtype_name(operands[0].dtype())) +
+           " and " + std::string(dtype_name(x.dtype())));
+    }
+    const Term t = parse_term(inputs[i], equation);
+    const std::size_t covered = x.dim() >= t.labels.size() ? x.dim() - t.labels.size() : 0;
+    if (t.ellipsis < 0 ? x.dim() != t.labels.size() : x.dim() < t.labels.size()) {
+      fail("einsum(): the number of subscripts in the equation (" + std::to_string(t.labels.size()) +
+           ") does not match the number of dimensions (" + std::to_string(x.dim()) + ") for operand " +
+           std::to_string(i) + (t.ellipsis < 0 ? " and no ellipsis was given" : ""));
+    }
+    Labelled l{x, {}};
+    for (std::size_t j = 0; j < t.labels.size(); ++j) {
+      if (static_cast<int>(j) == t.ellipsis)
+        for (std::size_t e = covered; e-- > 0;) l.labels.push_back(kLetters + static_cast<int>(e));
+      l.labels.push_back(t.labels[j]);
+      ++count[static_cast<std::size_t>(t.labels[j])];
+    }
+    if (t.ellipsis == static_cast<int>(t.labels.size()))
+      for (std::size_t e = covered; e-- > 0;) l.labels.push_back(kLetters + static_cast<int>(e));
+    if (t.ellipsis >= 0) ellipsis_dims = std::max(ellipsis_dims, covered);
+    ops.push_back(std::move(l));
+  }
+  // The output: as written, or the ellipsis dimensions then each label used once, in order.
+  std::vector<int> output;
+  const auto add_ellipsis = [&] {
+    for (std::size_t e = ellipsis_dims; e-- > 0;) output.push_back(kLetters + static_cast<int>(e));
+  };
+  if (arrow == std::string_view::npos) {
+    add_ellipsis();
+    for (int l = 0; l < kLetters; ++l)
+      if (count[static_cast<std::size_t>(l)] == 1) output.push_back(l);
+  } else {
+    std::string out_text;
+    for (char c : equation.substr(arrow + 2)) if (c != ' ') out_text += c;
+    const Term t = parse_term(out_text, equation);
+    for (std::size_t j = 0; j <= t.labels.size(); ++j) {
+      if (static_cast<int>(j) == t.ellipsis) add_ellipsis();
+      if (j == t.labels.size()) break;
+      const int l = t.labels[j];
+      if (has(output, l)) fail("einsum(): output subscript " + std::string(1, out_text[j]) + " appears more than once in the output");
+      if (count[static_cast<std::size_t>(l)] == 0) {
+        fail("einsum(): output subscript " + std::string(1, out_text[j]) + " does not appear in the equation for any input operand");
+      }
+      output.push_back(l);
+    }
+  }
+  // Sizes of one label agree across operands, or are 1 (broadcast).
+  std::array<std::int64_t, 128> sizes;
+  sizes.fill(-1);
+  for (auto& op : ops) {
+    op = take_diagonals(op.t, op.labels);
+    for (std::size_t d = 0; d < op.labels.size(); ++d) {
+      std::int64_t& s = sizes[static_cast<std::size_t>(op.labels[d])];
+      const std::int64_t n = op.t.shape()[d];
+      if (s == -1 || s == 1) s = n;
+      else if (n != 1 && n != s) {
+        fail("einsum(): operands do not broadcast with remapped shapes (original->remapped): dimension of size " +
+             std::to_string(n) + " against " + std::to_string(s));
+      }
+    }
+  }
+  // Left to right, keeping what the output or a later operand needs.
+  const auto needed_after = [&](std::size_t i) {
+    std::vector<int> keep = output;
+    for (std::size_t j = i + 1; j < ops.size(); ++j) keep.insert(keep.end(), ops[j].labels.begin(), ops[j].labels.end());
+    return keep;
+  };
+  Labelled acc = sum_out(ops[0], needed_after(0));
+  for (std::size_t i = 1; i < ops.size(); ++i) {
+    std::vector<int> keep = needed_after(i);
+    // What only this operand has and nothing needs later is summed before the product.
+    std::vector<int> own = keep;
+    own.insert(own.end(), acc.labels.begin(), acc.labels.end());
+    acc = contract(acc, sum_out(ops[i], own), keep);
+  }
+  acc = sum_out(std::move(acc), output);
+  std::vector<std::int64_t> perm;
+  std::vector<std::int64_t> shape;
+  for (int l : output) {
+    perm.push_back(static_cast<std::int64_t>(std::find(acc.labels.begin(), acc.labels.end(), l) - acc.labels.begin()));
+    shape.push_back(sizes[static_cast<std::size_t>(l)]);
+  }
+  Tensor out = permute(acc.t, perm);
+  if (!std::equal(shape.begin(), shape.end(), out.shape().begin(), out.shape().end())) out = expand(out, shape, "einsum");
+  return out;
+}
+
 namespace {
 
 // ---- Kernels (named by linalg.yaml) -------------------------------------------------------------
+
+// bilinear(input1, input2, weight, bias): y[..., o] = sum_ij x1[..., i] W[o, i, j] x2[..., j] + b[o].
+Value bilinear_kernel(std::span<const Value> a) {
+  const Tensor& x1 = a[0].tensor();
+  const Tensor& x2 = a[1].tensor();
+  const Tensor& w = a[2].tensor();
+  if (w.dim() != 3) fail("bilinear: weight must be 3-D (out, in1, in2), got shape " + w.shape().to_string());
+  if (x1.dim() < 1 || x1.dim() != x2.dim() ||
+      !std::equal(x1.shape().begin(), x1.shape().end() - 1, x2.shape().begin(), x2.shape().end() - 1)) {
+    fail("bilinear: input1 " + x1.shape().to_string() + " and input2 " + x2.shape().to_string() +
+         " must have the same size except in their last dimension");
+  }
+  if (x1.size(-1) != w.shape()[1] || x2.size(-1) != w.shape()[2]) {
+    fail("bilinear: input1 " + x1.shape().to_string() + " and input2 " + x2.shape().to_string() +
+         " do not fit weight " + w.shape().to_string());
+  }
+  const Tensor operands[] = {x1, w, x2};
+  Tensor y = einsum("...i,oij,...j->...o", operands);
+  if (!a[3].is_none()) y = binary(BinaryOp::Add, y, a[3].tensor());
+  return Value(std::move(y));
+}
+
+// einsum(equation, tensors); torch.functional.einsum(equation, *operands) binds the same way.
+Value einsum_kernel(std::span<const Value> a) {
+  std::vector<Tensor> operands;
+  for (const Value& v : a[1].items()) operands.push_back(v.tensor());
+  return Value(einsum(a[0].str(), operands));
+}
 
 // matmul(self, other)
 Value matmul_kernel(std::span<const Value> a) { return Value(matmul(a[0].tensor(), a[1].tensor())); }

@@ -148,6 +148,38 @@ void linear_validate(const Module& m) {
   }
 }
 
+// ---- Bilinear -------------------------------------------------------------------------
+
+void bilinear_init(Module& m, std::span<const Value> args) {
+  const std::int64_t in1 = args[0].to_int(), in2 = args[1].to_int(), out = args[2].to_int();
+  if (in1 < 0 || in2 < 0 || out < 0) {
+    throw Error("Bilinear: in1_features, in2_features and out_features must be >= 0, got " + std::to_string(in1) + ", " +
+                std::to_string(in2) + " and " + std::to_string(out));
+  }
+  m.set_attr("in1_features", Value(in1));
+  m.set_attr("in2_features", Value(in2));
+  m.set_attr("out_features", Value(out));
+  m.register_parameter("weight", Tensor::zeros(Shape{out, in1, in2}));
+  if (args[3].to_bool()) m.register_parameter("bias", Tensor::zeros(Shape{out}));
+}
+std::string bilinear_repr(const Module& m) {
+  return "in1_features=" + py_str(need_attr(m, "in1_features")) + ", in2_features=" +
+         py_str(need_attr(m, "in2_features")) + ", out_features=" + py_str(need_attr(m, "out_features")) +
+         ", bias=" + (m.find_parameter("bias") ? "True" : "False");
+}
+void bilinear_validate(const Module& m) {
+  const std::int64_t in1 = attr_int(m, "in1_features"), in2 = attr_int(m, "in2_features"),
+                     out = attr_int(m, "out_features");
+  if (in1 < 0) bad_field(m, "attribute 'in1_features'", "must be >= 0");
+  if (in2 < 0) bad_field(m, "attribute 'in2_features'", "must be >= 0");
+  if (out < 0) bad_field(m, "attribute 'out_features'", "must be >= 0");
+  check_tensor(m, m.find_parameter("weight"), "weight", Shape{out, in1, in2}, true, false);
+  if (const Tensor* b = m.find_parameter("bias")) {
+    check_tensor(m, b, "bias", Shape{out}, true, false);
+    if (b->dtype() != m.find_parameter("weight")->dtype()) bad_field(m, "parameter 'bias'", "dtype differs from weight");
+  }
+}
+
 // ---- ReLU -----------------------------------------------------------------------------
 
 std::string relu_repr(const Module& m) {

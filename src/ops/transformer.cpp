@@ -260,6 +260,87 @@ void check_mask(const Tensor* m, const Tensor& query, const char* name) {
   }
 }
 
+// ---- scaled dot-product attention --------------------------------------------------------
+
+// scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, *, scale,
+// enable_gqa): softmax(q kᵀ · scale + mask) v over the last two dims, leading dims broadcast
+// as matmul broadcasts them. A bool attn_mask says which positions take part (True: attend),
+// a floating one is added; is_causal lets position l attend to s <= l only; scale defaults
+// to 1/sqrt(E). enable_gqa repeats each key/value head for its group of query heads.
+Value scaled_dot_product_attention_kernel(std::span<const Value> a) {
+  const char* op = "scaled_dot_product_attention";
+  Tensor q = a[0].tensor(), k = a[1].tensor(), v = a[2].tensor();
+  const Tensor* mask = optional_tensor(a[3]);
+  const double dropout_p = a[4].to_double();
+  const bool is_causal = a[5].to_bool();
+  const bool enable_gqa = a[7].to_bool();
+  if (q.dim() < 2 || k.dim() < 2 || v.dim() < 2) {
+    fail(std::string(op) + ": query, key and value need at least 2 dimensions, got " + std::to_string(q.dim()) + ", " +
+         std::to_string(k.dim()) + " and " + std::to_string(v.dim()));
+  }
+  if (q.dtype() != k.dtype() || q.dtype() != v.dtype()) {
+    fail(std::string(op) + ": Expected query, key, and value to have the same dtype, but got query.dtype: " +
+         dtype_str(q.dtype()) + " key.dtype: " + dtype_str(k.dtype()) + " and value.dtype: " + dtype_str(v.dtype()));
+  }
+  if (q.dtype() != DType::Float32 && q.dtype() != DType::Float64) {
+    fail(std::string(op) + ": not implemented for " + dtype_str(q.dtype()) + " tensors");
+  }
+  // PyTorch applies dropout whenever dropout_p > 0, also in eval(): a random result that
+  // fxpack, which runs inference, does not produce.
+  if (dropout_p != 0.0) fail(std::string(op) + ": dropout_p=" + std::to_string(dropout_p) + " is not supported (only 0.0)");
+  if (is_causal && mask) fail(std::string(op) + ": Explicit attn_mask should not be set when is_causal=True");
+  const std::int64_t E = q.size(-1), L = q.size(-2), S = k.size(-2);
+  if (k.size(-1) != E || v.size(-2) != S) {
+    fail(std::string(op) + ": query " + q.shape().to_string() + ", key " + k.shape().to_string() + " and value " +
+         v.shape().to_string() + " do not fit: key must be (..., S, " + std::to_string(E) + "), value (..., S, Ev)");
+  }
+  if (enable_gqa && q.dim() >= 3 && k.dim() >= 3 && q.size(-3) != k.size(-3)) {
+    const std::int64_t hq = q.size(-3), hk = k.size(-3);
+    if (hk == 0 || hq % hk != 0 || v.size(-3) != hk) {
+      fail(std::string(op) + ": with enable_gqa the query heads (" + std::to_string(hq) +
+           ") must be a multiple of the key and value heads (" + std::to_string(hk) + ", " + std::to_string(v.size(-3)) + ")");
+    }
+    const auto repeat_heads = [&](const Tensor& t) {  // (..., Hk, S, D) -> (..., Hq, S, D)
+      std::vector<std::int64_t> grouped(t.shape().begin(), t.shape().end());
+      grouped.insert(grouped.end() - 2, 1);
+      std::vector<std::int64_t> expanded = grouped;
+      expanded[expanded.size() - 3] = hq / hk;
+      std::vector<std::int64_t> merged(t.shape().begin(), t.shape().end());
+      merged[merged.size() - 3] = hq;
+      return reshape(expand(reshape(t, grouped), expanded), merged);
+    };
+    k = repeat_heads(k);
+    v = repeat_heads(v);
+  }
+  const double scale = a[6].is_none() ? 1.0 / std::sqrt(static_cast<double>(E)) : a[6].to_double();
+  Tensor scores = matmul(binary(BinaryOp::Mul, Value(q), Value(scale)).tensor(), transpose(k, -2, -1));  // (..., L, S)
+  const std::vector<std::int64_t> score_shape(scores.shape().begin(), scores.shape().end());
+  const auto mask_out = [&]<class T>(const std::uint8_t* attend, bool causal) {
+    T* sd = scores.data<T>();
+    const std::int64_t rows = scores.numel() / std::max<std::int64_t>(S, 1);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t l = r % L;
+      for (std::int64_t s = 0; s < S; ++s) {
+        const bool keep = causal ? s <= l : attend[r * S + s] != 0;
+        if (!keep) sd[r * S + s] = -std::numeric_limits<T>::infinity();
+      }
+    }
+  };
+  if (is_causal || (mask && mask->dtype() == DType::Bool)) {
+    const Tensor attend = mask ? expand(*mask, score_shape, op) : Tensor();
+    const std::uint8_t* ad = mask ? attend.data<std::uint8_t>() : nullptr;
+    if (scores.dtype() == DType::Float32) mask_out.operator()<float>(ad, is_causal);
+    else mask_out.operator()<double>(ad, is_causal);
+  } else if (mask) {
+    if (mask->dtype() != scores.dtype()) {
+      fail(std::string(op) + ": Expected attn_mask dtype to be bool or " + dtype_str(scores.dtype()) +
+           " to match query dtype, but got attn_mask.dtype: " + dtype_str(mask->dtype()));
+    }
+    scores = add(Value(scores), Value(*mask)).tensor();
+  }
+  return Value(matmul(softmax(scores, -1), v));
+}
+
 // nn.MultiheadAttention.forward(query, key, value, key_padding_mask, need_weights, attn_mask,
 // average_attn_weights, is_causal) in inference: F.multi_head_attention_forward's checks and
 // results, (attn_output, attn_weights or None).
