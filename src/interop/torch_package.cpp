@@ -392,20 +392,32 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
                          bool data_only) {
   const std::string where = path.empty() ? std::string("the GraphModule") : "module '" + path + "'";
   if (state.kind != PyKind::Dict) fail_at(state, where + ": state must be a dict, got " + py_kind_name(state.kind));
-  std::unordered_map<std::string, const PyObject*> fields;
-  std::unordered_set<std::string> seen;
+  // The __dict__ by name: a few dozen entries, so a sorted vector (no hashing, no copies of
+  // the names) — loading a model builds hundreds of these.
+  std::vector<std::pair<std::string_view, const PyObject*>> fields;
+  fields.reserve(state.entries.size());
   for (const auto& [k, v] : state.entries) {
-    const std::string& key = str_of(k, where + ": attribute name");
-    if (!seen.insert(key).second) fail_at(state, where + ": attribute '" + key + "' repeated");
-    fields[key] = v;
+    if (!k || k->kind != PyKind::Str) str_of(k, where + ": attribute name");  // throws, saying what it is
+    fields.emplace_back(k->str, v);
   }
+  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 1; i < fields.size(); ++i) {
+    if (fields[i].first == fields[i - 1].first) {
+      fail_at(state, where + ": attribute '" + std::string(fields[i].first) + "' repeated");
+    }
+  }
+  const auto field = [&fields](std::string_view name) -> const PyObject* {
+    const auto it = std::lower_bound(fields.begin(), fields.end(), name,
+                                     [](const auto& entry, std::string_view n) { return entry.first < n; });
+    return it != fields.end() && it->first == name ? it->second : nullptr;
+  };
   const std::string& kind = m.kind();
   const std::vector<std::string> attrs = kind_attributes(m);
   // Hooks would be Python callables; an allowlisted pickle cannot hold any, but say so.
   for (const auto& [key, v] : fields) {
     if (key.find("hooks") != std::string::npos && module_internals().count(key) && !is_empty_ordered_dict(v) &&
         v->kind != PyKind::None) {
-      fail_at(*v, where + ": " + key + " must be empty");
+      fail_at(*v, where + ": " + std::string(key) + " must be empty");
     }
   }
   // Configuration attributes, in factory order. One with a default in the op table is one
@@ -413,15 +425,15 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
   if (!top_level && !data_only && m.leaf_kind()) {
     for (const Param& a : m.leaf_kind()->attributes) {
       const std::string& name = a.name;
-      auto it = fields.find(name);
-      if (it == fields.end() && !a.required) {
+      const PyObject* given = field(name);
+      if (!given && !a.required) {
         m.set_attr(name, a.default_value);
         continue;
       }
-      if (it == fields.end()) fail_at(state, where + " (" + kind + "): attribute '" + name + "' is missing");
+      if (!given) fail_at(state, where + " (" + kind + "): attribute '" + name + "' is missing");
       if (is_callable_attribute(m, name)) {
         // A function held as data: its name, which must be a registered function target.
-        const PyObject& f = *it->second;
+        const PyObject& f = *given;
         const std::string q = f.kind == PyKind::Global ? f.qualified_name() : std::string();
         if (q.empty() || !OpRegistry::global().function(q)) {
           fail_at(f, where + " (" + kind + "): attribute '" + name + "' must be a registered function, got " +
@@ -430,26 +442,26 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
         m.set_attr(name, Value(q));
         continue;
       }
-      m.set_attr(name, value(*it->second, where + " attribute '" + name + "'", depth + 1));
+      m.set_attr(name, value(*given, where + " attribute '" + name + "'", depth + 1));
     }
   }
   // A None slot (Conv2d(bias=False)'s bias) is implied by a registered kind; a data-only
   // module keeps it as an undefined tensor so that it can be written back.
-  for (const auto& [name, t] : ordered_dict(fields.count("_parameters") ? fields["_parameters"] : nullptr, where + " _parameters")) {
+  for (const auto& [name, t] : ordered_dict(field("_parameters"), where + " _parameters")) {
     if (t->kind == PyKind::None) {
       if (data_only) m.register_parameter(name, Tensor());
       continue;
     }
     m.register_parameter(name, tensor(*t, where + " parameter '" + name + "'"));
   }
-  for (const auto& [name, t] : ordered_dict(fields.count("_buffers") ? fields["_buffers"] : nullptr, where + " _buffers")) {
+  for (const auto& [name, t] : ordered_dict(field("_buffers"), where + " _buffers")) {
     if (t->kind == PyKind::None) {
       if (data_only) m.register_buffer(name, Tensor());
       continue;
     }
     m.register_buffer(name, tensor(*t, where + " buffer '" + name + "'"));
   }
-  for (const auto& [name, child] : ordered_dict(fields.count("_modules") ? fields["_modules"] : nullptr, where + " _modules")) {
+  for (const auto& [name, child] : ordered_dict(field("_modules"), where + " _modules")) {
     if (child->kind == PyKind::None) continue;
     if (name.empty() || name.find('.') != std::string::npos) fail_at(*child, where + ": bad submodule name '" + name + "'");
     m.register_module(name, module(*child, path.empty() ? name : path + "." + name, depth + 1));
