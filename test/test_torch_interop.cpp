@@ -294,6 +294,15 @@ TEST_CASE("unpickler: decodes the data kinds and shares memoized objects") {
   CHECK(t->items[0] == a);
   CHECK(t->items[1] == a);
   CHECK(tree->protocol() == 2);
+  // Memo indexes out of order (hand-made): BINPUT 7, BINPUT 0, MEMOIZE (index 2, the memo's
+  // size), each read back — (1, 2, 1, 2, 3, 3), as Python's pickle.loads gives.
+  const Bytes memo = to_bytes("\x80\x04(K\x01q\x07K\x02q\x00h\x07h\x00K\x03\x94h\x02t."s);
+  const auto memo_tree = unpickle(memo, {});
+  const PyObject& five = memo_tree->root();
+  REQUIRE(five.items.size() == 6);
+  std::vector<std::int64_t> got;
+  for (const PyObject* item : five.items) got.push_back(item->integer);
+  CHECK(got == std::vector<std::int64_t>{1, 2, 1, 2, 3, 3});
   // LONG1 sign handling.
   Bytes l = to_bytes(std::string("\x80\x02\x8a\x01\xff.", 6));
   CHECK(unpickle(l, {})->root().integer == -1);

@@ -285,15 +285,26 @@ class Unpickler {
     }
     return v;
   }
+  // Python's pickler numbers memo entries 0, 1, 2, ... in order: those live in a vector. Any
+  // other index (only hand-made pickles use one) goes to a map, so that a large index cannot
+  // make the vector large.
   void memo_put(std::uint64_t idx, PyObject* o) {
     if (idx >= limits_.max_memo) fail("memo index " + std::to_string(idx) + " is out of range (limit " + std::to_string(limits_.max_memo) + ")");
-    memo_[idx] = o;
+    if (idx < memo_.size()) {
+      memo_[idx] = o;
+    } else if (idx == memo_.size() && !memo_sparse_.count(idx)) {
+      memo_.push_back(o);
+    } else {
+      memo_sparse_[idx] = o;
+    }
   }
   PyObject* memo_get(std::uint64_t idx) {
-    auto it = memo_.find(idx);
-    if (it == memo_.end()) fail("memo index " + std::to_string(idx) + " was never set (memo has " + std::to_string(memo_.size()) + " entries)");
+    if (idx < memo_.size()) return memo_[idx];
+    auto it = memo_sparse_.find(idx);
+    if (it == memo_sparse_.end()) fail("memo index " + std::to_string(idx) + " was never set (memo has " + std::to_string(memo_size()) + " entries)");
     return it->second;
   }
+  std::size_t memo_size() const { return memo_.size() + memo_sparse_.size(); }
   void set_items(PyObject* target, std::span<PyObject* const> kv, const char* what) {
     if (kv.size() % 2) fail(std::string(what) + ": odd number of items");
     if (target->kind != PyKind::Dict && target->kind != PyKind::Reduce) {
@@ -337,7 +348,8 @@ class Unpickler {
   std::size_t op_offset_ = 0;
   std::vector<PyObject*> stack_;
   std::vector<std::size_t> marks_;
-  std::unordered_map<std::uint64_t, PyObject*> memo_;
+  std::vector<PyObject*> memo_;                                 // indexes 0 .. size-1
+  std::unordered_map<std::uint64_t, PyObject*> memo_sparse_;   // any other index
 };
 
 std::shared_ptr<const PickleTree> Unpickler::run() {
@@ -537,7 +549,7 @@ std::shared_ptr<const PickleTree> Unpickler::run() {
         memo_put(static_cast<std::uint64_t>(i), top("PUT"));
         break;
       }
-      case 0x94: memo_put(memo_.size(), top("MEMOIZE")); break;
+      case 0x94: memo_put(memo_size(), top("MEMOIZE")); break;
       case 'h': push(memo_get(u8("BINGET"))); break;
       case 'j': push(memo_get(uint_le(4, "LONG_BINGET"))); break;
       case 'g': {
