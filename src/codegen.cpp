@@ -180,7 +180,7 @@ class Generator {
   bool taken(std::string_view c) const {
     if (made_.count(c)) return true;
     const Node* m = graph_.find_node(c);
-    return m && names_[index_.at(m)] == c;
+    return m && names_[last_uses_.position(m)] == c;
   }
 
   // The name the source calls a call_function target by (add_global of its qualified name,
@@ -227,7 +227,7 @@ class Generator {
   // The node's name in this source: its own, unless a global took it first (fx's
   // node_repr). The common case claims the name as it is, without building strings.
   std::string_view node_name(const Node* n) {
-    std::string_view& slot = names_[index_.at(n)];
+    std::string_view& slot = names_[last_uses_.position(n)];
     if (slot.data()) return slot;
     const std::string& name = n->name();
     // Node names are unique in the graph, so only a name made here can clash with one.
@@ -358,9 +358,8 @@ class Generator {
   detail::NameCounters counters_;
   std::unordered_map<std::string, std::string> global_names_;  // object → name
   std::unordered_map<std::string, std::string, details::StringHash, std::equal_to<>> function_globals_;
-  std::unordered_map<const Node*, std::uint32_t> index_;
-  std::vector<std::string_view> names_;  // per node index, once named
-  std::vector<std::uint32_t> last_user_;
+  LastUses last_uses_;                   // also numbers the nodes
+  std::vector<std::string_view> names_;  // per node position, once named
   // verbose: the stack trace of the previous node (fx's prev_stacktrace: none, "" or a trace)
   bool have_prev_ = false;
   std::string prev_stack_;
@@ -482,14 +481,7 @@ void Generator::emit(const Node* n) {
 PythonCode Generator::run() {
   // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
   // it references them, as fx's map_arg walk does.
-  index_.reserve(graph_.size());
-  last_user_.reserve(graph_.size());
-  for (const Node* n : graph_) {
-    auto i = static_cast<std::uint32_t>(last_user_.size());
-    for (const Node* in : n->input_nodes()) last_user_[index_.at(in)] = i;
-    index_.emplace(n, i);
-    last_user_.push_back(i);
-  }
+  last_uses_ = graph_.last_uses();
   names_.resize(graph_.size());
   // fx's custom builtins are the first globals of every source.
   for (const char* name : {"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"}) {
@@ -520,8 +512,7 @@ PythonCode Generator::run() {
       continue;
     }
     bool freed_any = false;
-    for (const Node* in : n->input_nodes()) {
-      if (last_user_[index_.at(in)] != self) continue;
+    for (const Node* in : last_uses_.at(self)) {
       body_ += freed_any ? "" : ";  ";
       body_ += node_name(in);
       body_ += " = ";

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "fxpack/codegen.hpp"
+#include "fxpack/interpreter.hpp"
 #include "fxpack/ops.hpp"
 #include "fxpack/trace.hpp"
 
@@ -158,41 +159,7 @@ std::shared_ptr<const Plan> GraphModule::plan() {
 // Under a trace: run the graph node by node through the generic dispatch, so every node is
 // recorded again in the tracer's graph (fx re-traces the generated forward the same way).
 Value GraphModule::interpret_symbolically(std::span<const Value> inputs) {
-  std::unordered_map<const Node*, Value> env;
-  auto load = [&](const Value& v) { return map_nodes(v, [&](const Node* n) { return env.at(n); }); };
-  std::size_t next_input = 0;
-  for (const Node* n : *graph_) {
-    std::vector<Value> args;
-    for (const Value& a : n->args()) args.push_back(load(a));
-    Dict kwargs;
-    for (const auto& [k, v] : n->kwargs().items) kwargs.items.emplace_back(k, load(v));
-    switch (n->op()) {
-      case Op::Placeholder:
-        if (next_input >= inputs.size())
-          throw GraphError("forward of " + class_name() + " takes more inputs than given");
-        env[n] = inputs[next_input++];
-        break;
-      case Op::GetAttr: {
-        auto dot = n->target().rfind('.');
-        auto owner = dot == std::string::npos ? shared_from_this()
-                                              : get_submodule(n->target().substr(0, dot));
-        env[n] = owner->get(dot == std::string::npos ? n->target() : n->target().substr(dot + 1));
-        break;
-      }
-      case Op::CallFunction:
-        env[n] = call_function(n->target(), std::move(args), std::move(kwargs));
-        break;
-      case Op::CallMethod:
-        env[n] = call_method(n->target(), std::move(args), std::move(kwargs));
-        break;
-      case Op::CallModule:
-        env[n] = (*get_submodule(n->target()))(std::move(args));
-        break;
-      case Op::Output:
-        return args.empty() ? Value() : args[0];
-    }
-  }
-  throw GraphError("graph of " + class_name() + " has no output node");
+  return Interpreter(*graph_, *this).run(std::vector<Value>(inputs.begin(), inputs.end()));
 }
 
 BoundForward GraphModule::forward_fn() {

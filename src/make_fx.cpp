@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "fxpack/disable.hpp"
+#include "fxpack/interpreter.hpp"
 #include "fxpack/ops.hpp"
 #include "fxpack/trace.hpp"
 
@@ -175,6 +176,8 @@ class Recorder {
 
 // ---- interpretation -----------------------------------------------------------------------
 
+class GraphRun;
+
 class Interp final : public OpRecorder {
  public:
   explicit Interp(Recorder& rec) : rec_(rec) {}
@@ -185,43 +188,89 @@ class Interp final : public OpRecorder {
   Value record(std::string_view aten_overload, std::vector<Value> args, Dict kwargs) override;
   TV call(const std::string& function, std::vector<TV> args, std::vector<std::pair<std::string, TV>> kwargs) override;
 
- private:
   using Constants = std::vector<std::pair<std::string, Tensor>>;
+
+ private:
   using KwTVs = std::vector<std::pair<std::string, TV>>;
   TV run_graph(const Graph& graph, const Module& root, const Constants& constants, std::vector<TV> inputs);
   TV dispatch(Op op, const std::string& target, std::vector<TV> args, KwTVs kwargs);
   TV call_leaf(const Module& m, std::vector<TV> args);
   std::vector<TV> bind_leaf_inputs(const Module& m, std::vector<TV> args, const KwTVs& kwargs);
 
+  friend class GraphRun;
   Recorder& rec_;
 };
 
-TV resolve(const Value& v, const std::unordered_map<const Node*, TV>& env) {
-  switch (v.kind()) {
-    case Value::Kind::Node: return env.at(v.node());
-    case Value::Kind::List:
-    case Value::Kind::Tuple: {
-      std::vector<Value> r, s;
-      for (const Value& x : v.items()) {
-        TV t = resolve(x, env);
-        r.push_back(std::move(t.real));
-        s.push_back(std::move(t.sym));
-      }
-      if (v.kind() == Value::Kind::List) return {List{std::move(r)}, List{std::move(s)}};
-      return {Tuple{std::move(r)}, Tuple{std::move(s)}};
+// One graph interpreted by make_fx: each node's value is its real and its symbolic value
+// side by side. Values are dropped after their last use, as the generated code's `x = None`
+// lines do, so a capture on large inputs holds no more than a plain run.
+class GraphRun final : public BasicInterpreter<TV> {
+ public:
+  GraphRun(Interp& interp, const Graph& graph, const Module& root, const Interp::Constants& constants)
+      : BasicInterpreter(graph, root), interp_(interp), constants_(constants) {}
+
+ private:
+  // A failing call names its node (once: the innermost node of a nested graph).
+  TV run_node(const Node& n) override {
+    if (n.op() == Op::Placeholder || n.op() == Op::GetAttr || n.op() == Op::Output) return BasicInterpreter::run_node(n);
+    try {
+      return BasicInterpreter::run_node(n);
+    } catch (const DisabledTraceError&) {
+      throw;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      if (what.find("(node '") != std::string::npos) throw;
+      throw OpError(what + " (node '" + n.name() + "')");
     }
-    case Value::Kind::Dict: {
-      Dict r, s;
-      for (const auto& [k, x] : v.dict().items) {
-        TV t = resolve(x, env);
-        r.items.emplace_back(k, std::move(t.real));
-        s.items.emplace_back(k, std::move(t.sym));
-      }
-      return {std::move(r), std::move(s)};
-    }
-    default: return {v, v};
   }
-}
+  // A constant the trace made, else the root's parameter or buffer.
+  TV get_attr(const Node& n) override {
+    for (const auto& [name, c] : constants_)
+      if (name == n.target()) return TV{Value(c), Value(c)};
+    const Tensor& tensor = root().get_tensor(n.target());
+    return TV{Value(tensor), Value(tensor)};
+  }
+  TV call_function(const Node& n, std::vector<TV> args, Kwargs kwargs) override {
+    return interp_.dispatch(Op::CallFunction, n.target(), std::move(args), std::move(kwargs));
+  }
+  TV call_method(const Node& n, std::vector<TV> args, Kwargs kwargs) override {
+    return interp_.dispatch(Op::CallMethod, n.target(), std::move(args), std::move(kwargs));
+  }
+  TV call_module(const Node& n, std::vector<TV> args, Kwargs kwargs) override {
+    auto m = root().get_submodule(n.target());
+    if (!kwargs.empty()) args = interp_.bind_leaf_inputs(*m, std::move(args), kwargs);
+    return interp_.run_module(m, std::move(args));
+  }
+  TV fetch(const Value& v) const override {
+    switch (v.kind()) {
+      case Value::Kind::Node: return env(v.node());
+      case Value::Kind::List:
+      case Value::Kind::Tuple: {
+        std::vector<Value> r, s;
+        for (const Value& x : v.items()) {
+          TV t = fetch(x);
+          r.push_back(std::move(t.real));
+          s.push_back(std::move(t.sym));
+        }
+        if (v.kind() == Value::Kind::List) return {List{std::move(r)}, List{std::move(s)}};
+        return {Tuple{std::move(r)}, Tuple{std::move(s)}};
+      }
+      case Value::Kind::Dict: {
+        Dict r, s;
+        for (const auto& [k, x] : v.dict().items) {
+          TV t = fetch(x);
+          r.items.emplace_back(k, std::move(t.real));
+          s.items.emplace_back(k, std::move(t.sym));
+        }
+        return {std::move(r), std::move(s)};
+      }
+      default: return {v, v};
+    }
+  }
+
+  Interp& interp_;
+  const Interp::Constants& constants_;
+};
 
 TV Interp::run_module(const std::shared_ptr<Module>& m, std::vector<TV> inputs) {
   if (auto* gm = dynamic_cast<GraphModule*>(m.get())) {
@@ -252,63 +301,7 @@ TV Interp::run_module(const std::shared_ptr<Module>& m, std::vector<TV> inputs) 
 }
 
 TV Interp::run_graph(const Graph& graph, const Module& root, const Constants& constants, std::vector<TV> inputs) {
-  std::unordered_map<const Node*, TV> env;
-  // Values are dropped after their last use, as the generated code's `x = None` lines do,
-  // so a capture on large inputs holds no more than a plain run.
-  std::unordered_map<const Node*, const Node*> last_use;
-  for (const Node* n : graph)
-    for (const Node* in : n->input_nodes()) last_use[in] = n;
-  auto release_inputs = [&](const Node* n) {
-    for (const Node* in : n->input_nodes())
-      if (last_use[in] == n) env.erase(in);
-  };
-  std::size_t next = 0;
-  for (const Node* n : graph) {
-    switch (n->op()) {
-      case Op::Placeholder:
-        if (next >= inputs.size())
-          fail("the graph takes more inputs than the " + std::to_string(inputs.size()) + " given");
-        env[n] = std::move(inputs[next++]);
-        break;
-      case Op::GetAttr: {
-        const Tensor* t = nullptr;
-        for (const auto& [name, c] : constants)
-          if (name == n->target()) t = &c;
-        const Tensor& tensor = t ? *t : root.get_tensor(n->target());
-        env[n] = TV{Value(tensor), Value(tensor)};
-        break;
-      }
-      case Op::CallFunction:
-      case Op::CallMethod:
-      case Op::CallModule: {
-        std::vector<TV> args;
-        for (const Value& a : n->args()) args.push_back(resolve(a, env));
-        KwTVs kwargs;
-        for (const auto& [k, v] : n->kwargs().items) kwargs.emplace_back(k, resolve(v, env));
-        try {
-          if (n->op() == Op::CallModule) {
-            auto m = root.get_submodule(n->target());
-            if (!kwargs.empty()) args = bind_leaf_inputs(*m, std::move(args), kwargs);
-            env[n] = run_module(m, std::move(args));
-          } else {
-            env[n] = dispatch(n->op(), n->target(), std::move(args), std::move(kwargs));
-          }
-        } catch (const DisabledTraceError&) {
-          throw;
-        } catch (const Error& e) {
-          const std::string what = e.what();
-          if (what.find("(node '") != std::string::npos) throw;
-          throw OpError(what + " (node '" + n->name() + "')");
-        }
-        release_inputs(n);
-        break;
-      }
-      case Op::Output:
-        if (n->args().empty()) return TV{};
-        return resolve(n->args()[0], env);
-    }
-  }
-  fail("the graph has no output node");
+  return GraphRun(*this, graph, root, constants).run(std::move(inputs));
 }
 
 // Binds the real values (which picks the overload), computes the real result with the

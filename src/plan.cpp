@@ -20,10 +20,9 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
 
   slot_of.reserve(graph.size());
   plan->instrs_.reserve(graph.size());
-  // Slot i holds the value of the i-th node, computed by instruction i; last_user[i] is the
-  // instruction after which it dies (-1: read by the output, kept to the end).
-  std::vector<std::int32_t> last_user;
-  last_user.reserve(graph.size());
+  // Slot i holds the value of the i-th node, computed by instruction i, which frees the
+  // slots whose last use it is (what the output reads lives to the end).
+  const LastUses last_uses = graph.last_uses();
 
   auto operand_for = [&](const Value& v) {
     Operand op;
@@ -41,15 +40,12 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
       plan->output_ = n->args().empty() ? Operand{} : operand_for(n->args()[0]);
-      for (const Node* input : n->input_nodes()) last_user[slot_of.at(input)] = -1;
       break;
     }
     Instr in;
     in.out = next_slot;
-    for (const Node* input : n->input_nodes())
-      last_user[slot_of.at(input)] = static_cast<std::int32_t>(next_slot);
+    for (const Node* dead : last_uses.at(next_slot)) in.frees.push_back(slot_of.at(dead));
     slot_of.emplace(n, next_slot++);
-    last_user.push_back(-1);
     try {
       switch (n->op()) {
         case Op::Placeholder: {
@@ -153,11 +149,6 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
     for (std::size_t i = 0; i < missing.size(); ++i) msg += (i ? "; " : "") + missing[i];
     throw OpError(msg);
   }
-  // Frees: each value is released after its last user's instruction.
-  for (std::size_t value = 0; value < last_user.size(); ++value)
-    if (last_user[value] >= 0)
-      plan->instrs_[static_cast<std::size_t>(last_user[value])].frees.push_back(
-          static_cast<std::uint32_t>(value));
   plan->num_slots_ = next_slot;
   if (options.optimize_for_inference) plan->inference_ = inference::Program::build(*plan, graph, root);
   return plan;

@@ -168,3 +168,27 @@ TEST_CASE("graph: op names parse and print") {
     CHECK(parse_op(op_name(op)) == op);
   CHECK_THROWS_WITH_AS(parse_op("call_lambda"), doctest::Contains("unknown node op 'call_lambda'"), GraphError);
 }
+
+TEST_CASE("graph: last_uses lists, per node, the values it reads for the last time") {
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* a = g.call_method("sin", {x});
+  Node* unused = g.call_method("cos", {x});
+  Node* b = g.call_function("operator.add", {a, x});
+  Node* c = g.call_function("operator.mul", {b}, Dict{{{"other", a}}});
+  g.output(c);
+  const LastUses uses = g.last_uses();
+  REQUIRE(uses.size() == 6);
+  auto at = [&](std::size_t i) {
+    auto s = uses.at(i);
+    return std::vector<const Node*>(s.begin(), s.end());
+  };
+  CHECK(at(0).empty());
+  CHECK(at(1).empty());
+  CHECK(at(2).empty());  // cos reads x, but add reads it later
+  CHECK(at(3) == std::vector<const Node*>{x});
+  CHECK(at(4) == std::vector<const Node*>{b, a});  // in the order mul references them
+  CHECK(at(5) == std::vector<const Node*>{c});      // the output is the last use of what it returns
+  CHECK(uses.position(unused) == 2);
+  CHECK(uses.position(c) == 4);
+}

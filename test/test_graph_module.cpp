@@ -166,3 +166,26 @@ TEST_CASE("graph_module: bad input gives clear errors") {
     CHECK_THROWS_WITH_AS(x.sin(), doctest::Contains("outside a trace"), GraphError);
   }
 }
+
+TEST_CASE("graph_module: an Interpreter runs the graph; a subclass changes what nodes do") {
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* n = g->create_node(Op::Placeholder, "n", {Value(2.0)});  // `n=2.0`
+  Node* add = g->call_function("operator.add", {x, n});
+  g->output(g->call_method("neg", {add}));
+  Module root;
+  const Tensor input = Tensor::from_vector(std::span<const float>(std::vector<float>{1, 2}), Shape{2});
+  CHECK(Interpreter(*g, root).run({input}).tensor().to_doubles() == std::vector<double>{-3, -4});
+  CHECK(Interpreter(*g, root).run({input, Value(1.0)}).tensor().to_doubles() == std::vector<double>{-2, -3});
+
+  // fx's documentation example: swap what two targets do.
+  struct Swap : Interpreter {
+    using Interpreter::Interpreter;
+    Value call_function(const Node& node, std::vector<Value> args, Kwargs kwargs) override {
+      if (node.target() == "operator.add") return fxpack::call_function("operator.mul", std::move(args));
+      return Interpreter::call_function(node, std::move(args), std::move(kwargs));
+    }
+  };
+  CHECK(Swap(*g, root).run({input}).tensor().to_doubles() == std::vector<double>{-2, -4});
+  CHECK_THROWS_WITH_AS(Interpreter(*g, root).run({}), doctest::Contains("no input for placeholder 'x'"), GraphError);
+}

@@ -13,6 +13,7 @@
 #include "fxpack/functional.hpp"
 #include "fxpack/graph.hpp"
 #include "fxpack/graph_module.hpp"
+#include "fxpack/interpreter.hpp"
 #include "fxpack/make_fx.hpp"
 #include "fxpack/manifest.hpp"
 #include "fxpack/module.hpp"

@@ -17,9 +17,11 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -30,6 +32,29 @@
 #include "fxpack/node.hpp"
 
 namespace fxpack {
+
+// Where each value dies: for every node, in program order, the nodes whose last use it is,
+// in the order it references them (first occurrence in args, then kwargs). This is the
+// analysis torch.fx's codegen does for its `x = None` lines (delete_unused_values) and its
+// Interpreter for freeing values; the output node is the last use of what it returns. A
+// node nothing uses is nobody's last use. Built by Graph::last_uses(); describes the graph
+// as it was then.
+class LastUses {
+ public:
+  // The nodes whose last use is the node at `position` (0 = the first node).
+  std::span<const Node* const> at(std::size_t position) const {
+    return {nodes_.data() + begin_[position], nodes_.data() + begin_[position + 1]};
+  }
+  std::size_t size() const { return begin_.size() - 1; }
+  // The position of a node of the graph (the numbering the analysis used).
+  std::uint32_t position(const Node* n) const { return position_.at(n); }
+
+ private:
+  friend class Graph;
+  std::vector<std::uint32_t> begin_{0};  // per position, where its list starts in nodes_
+  std::vector<const Node*> nodes_;
+  std::unordered_map<const Node*, std::uint32_t> position_;
+};
 
 class Graph {
  public:
@@ -110,6 +135,8 @@ class Graph {
   iterator begin() const { return iterator(root_->next()); }
   iterator end() const { return iterator(root_.get()); }
   std::size_t size() const { return size_; }
+  // See LastUses: O(nodes + references).
+  LastUses last_uses() const;
   // Node by name, or nullptr.
   Node* find_node(std::string_view name) const;
   // The output node, or nullptr.
