@@ -357,7 +357,7 @@ class Generator {
   std::unordered_set<std::string_view> made_;    // views of owned_
   detail::NameCounters counters_;
   std::unordered_map<std::string, std::string> global_names_;  // object → name
-  std::unordered_map<std::string, std::string, details::StringHash, std::equal_to<>> function_globals_;
+  std::unordered_map<std::string, std::string, detail::StringHash, std::equal_to<>> function_globals_;
   LastUses last_uses_;                   // also numbers the nodes
   std::vector<std::string_view> names_;  // per node position, once named
   // verbose: the stack trace of the previous node (fx's prev_stacktrace: none, "" or a trace)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <unordered_set>
+#include <utility>
 
 #include "python_names.hpp"
 
@@ -194,23 +195,27 @@ LastUses Graph::last_uses() const {
   return out;
 }
 
-Node* Graph::find_node(std::string_view name) const {
+const Node* Graph::find_node(std::string_view name) const {
   auto it = names_.find(name);
   return it == names_.end() ? nullptr : it->second;
 }
 
-Node* Graph::output_node() const {
-  for (Node* n = root_->prev_; n != root_.get(); n = n->prev_)
+Node* Graph::find_node(std::string_view name) { return const_cast<Node*>(std::as_const(*this).find_node(name)); }
+
+const Node* Graph::output_node() const {
+  for (const Node* n = root_->prev_; n != root_.get(); n = n->prev_)
     if (n->op_ == Op::Output) return n;
   return nullptr;
 }
+
+Node* Graph::output_node() { return const_cast<Node*>(std::as_const(*this).output_node()); }
 
 void Graph::lint() const {
   std::unordered_map<const Node*, std::size_t> position;
   std::unordered_set<std::string_view> names;
   std::size_t i = 0;
   std::size_t outputs = 0;
-  for (Node* n : *this) {
+  for (const Node* n : *this) {
     if (n->graph_ != this) throw GraphError("lint: node '" + n->name_ + "' belongs to another graph");
     if (!names.insert(n->name_).second)
       throw GraphError("lint: node name '" + n->name_ + "' is used twice");
@@ -281,7 +286,7 @@ bool Graph::eliminate_dead_code() {
 
 std::unordered_map<const Node*, Node*> Graph::copy_into(Graph& into) const {
   std::unordered_map<const Node*, Node*> mapping;
-  for (Node* n : *this) {
+  for (const Node* n : *this) {
     std::vector<Value> args;
     args.reserve(n->args_.size());
     auto copied = [&](const Node* old) { return Value(mapping.at(old)); };
@@ -304,10 +309,10 @@ std::unique_ptr<Graph> Graph::clone() const {
 
 std::string Graph::to_string() const {
   std::string args;
-  for (Node* n : *this)
+  for (const Node* n : *this)
     if (n->op_ == Op::Placeholder) args += (args.empty() ? "" : ", ") + n->target_;
   std::string out = "graph(" + args + "):";
-  for (Node* n : *this) out += "\n    " + n->format_node();
+  for (const Node* n : *this) out += "\n    " + n->format_node();
   return out;
 }
 

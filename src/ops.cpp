@@ -5,7 +5,7 @@
 #include <deque>
 #include <unordered_map>
 
-#include "fxpack/details/string_hash.hpp"
+#include "fxpack/detail/string_hash.hpp"
 #include "ops/op_table.hpp"
 
 namespace fxpack {
@@ -257,7 +257,7 @@ BoundCall bind_overload(std::span<const OpDef* const> overloads, std::span<const
 
 struct OpRegistry::Impl {
   template <class T>
-  using Table = std::unordered_map<std::string, T, details::StringHash, std::equal_to<>>;
+  using Table = std::unordered_map<std::string, T, detail::StringHash, std::equal_to<>>;
 
   std::deque<OpInfo> infos;
   std::deque<OpDef> defs;

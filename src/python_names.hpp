@@ -17,12 +17,12 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "fxpack/details/string_hash.hpp"
+#include "fxpack/detail/string_hash.hpp"
 #include "fxpack/dialect.hpp"
 
 namespace fxpack::detail {
 
-using NameCounters = std::unordered_map<std::string, std::int64_t, details::StringHash, std::equal_to<>>;
+using NameCounters = std::unordered_map<std::string, std::int64_t, detail::StringHash, std::equal_to<>>;
 
 // Python 3 keywords (keyword.kwlist).
 bool is_python_keyword(std::string_view name);

@@ -13,7 +13,7 @@
 
 #include <zlib.h>
 
-#include "fxpack/details/serialize.hpp"
+#include "fxpack/detail/serialize.hpp"
 #include "fxpack/fxpack.hpp"
 #include "fxpack/pickle.hpp"
 #include "reference_models.hpp"

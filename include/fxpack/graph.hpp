@@ -27,7 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "fxpack/details/string_hash.hpp"
+#include "fxpack/detail/string_hash.hpp"
 #include "fxpack/dialect.hpp"
 #include "fxpack/node.hpp"
 
@@ -113,34 +113,41 @@ class Graph {
   // fx's `str(graph)`: `graph():` then one `%name : [#users=N] = op[target=t](args = ..., kwargs = ...)` line per node.
   std::string to_string() const;
 
-  // Iteration in program order.
-  class iterator {
+  // Iteration in program order; a const graph hands out const nodes.
+  template <class N>
+  class basic_iterator {
    public:
     using iterator_category = std::bidirectional_iterator_tag;
-    using value_type = Node*;
+    using value_type = N*;
     using difference_type = std::ptrdiff_t;
-    using pointer = Node* const*;
-    using reference = Node*;
-    iterator() = default;
-    explicit iterator(Node* n) : n_(n) {}
-    Node* operator*() const { return n_; }
-    iterator& operator++() { n_ = n_->next(); return *this; }
-    iterator operator++(int) { auto t = *this; ++*this; return t; }
-    iterator& operator--() { n_ = n_->prev(); return *this; }
-    iterator operator--(int) { auto t = *this; --*this; return t; }
-    friend bool operator==(iterator a, iterator b) { return a.n_ == b.n_; }
+    using pointer = N* const*;
+    using reference = N*;
+    basic_iterator() = default;
+    explicit basic_iterator(N* n) : n_(n) {}
+    N* operator*() const { return n_; }
+    basic_iterator& operator++() { n_ = n_->next(); return *this; }
+    basic_iterator operator++(int) { auto t = *this; ++*this; return t; }
+    basic_iterator& operator--() { n_ = n_->prev(); return *this; }
+    basic_iterator operator--(int) { auto t = *this; --*this; return t; }
+    friend bool operator==(basic_iterator a, basic_iterator b) { return a.n_ == b.n_; }
    private:
-    Node* n_ = nullptr;
+    N* n_ = nullptr;
   };
-  iterator begin() const { return iterator(root_->next()); }
-  iterator end() const { return iterator(root_.get()); }
+  using iterator = basic_iterator<Node>;
+  using const_iterator = basic_iterator<const Node>;
+  iterator begin() { return iterator(root_->next()); }
+  iterator end() { return iterator(root_.get()); }
+  const_iterator begin() const { return const_iterator(root_->next()); }
+  const_iterator end() const { return const_iterator(root_.get()); }
   std::size_t size() const { return size_; }
   // See LastUses: O(nodes + references).
   LastUses last_uses() const;
   // Node by name, or nullptr.
-  Node* find_node(std::string_view name) const;
+  Node* find_node(std::string_view name);
+  const Node* find_node(std::string_view name) const;
   // The output node, or nullptr.
-  Node* output_node() const;
+  Node* output_node();
+  const Node* output_node() const;
 
   // A fresh unique name for `candidate` (used for names that are not nodes, too).
   std::string unique_name(std::string_view candidate);
@@ -159,9 +166,9 @@ class Graph {
 
   // Every name ever handed out (names are never reused, as in fx) → its live node, or null
   // once erased or when it never named a node. One table, so naming costs one lookup.
-  std::unordered_map<std::string, Node*, details::StringHash, std::equal_to<>> names_;
+  std::unordered_map<std::string, Node*, detail::StringHash, std::equal_to<>> names_;
   // Per base: the 2.x dialect's last suffix, or 1.13's "every suffix below this is taken".
-  std::unordered_map<std::string, std::int64_t, details::StringHash, std::equal_to<>> base_count_;
+  std::unordered_map<std::string, std::int64_t, detail::StringHash, std::equal_to<>> base_count_;
 };
 
 // fx's _snake_case: `camelCase` → `camel_case`.

@@ -68,7 +68,8 @@ class GraphModule : public Module {
               std::string class_name = "GraphModule", PlanOptions plan_options = {});
   ~GraphModule() override;
 
-  Graph& graph() const { return *graph_; }
+  Graph& graph() { return *graph_; }
+  const Graph& graph() const { return *graph_; }
   const std::shared_ptr<Graph>& graph_ptr() const { return graph_; }
   const std::string& class_name() const { return kind(); }
   bool is_lazy() const { return lazy_; }

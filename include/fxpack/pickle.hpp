@@ -21,7 +21,7 @@
 // (format 1 had no checksum: "fxpack.pickle portable-binary 1\n"). A body whose CRC differs
 // — a flipped weight byte — is refused before anything is parsed.
 // where <format> is portable-binary, json, boost-text, boost-binary or boost-xml. The rest
-// is one archive of that library holding the PickleRecord of fxpack/details/serialize.hpp
+// is one archive of that library holding the PickleRecord of fxpack/detail/serialize.hpp
 // (format_version again, class_name, codegen_version, has_source_hash, source_hash,
 // storages, tensors, root module, nodes; format 2 adds the dialect and node types). Per
 // format:
@@ -51,7 +51,7 @@
 // libraries' std::variant support, which Boost 1.74 lacks; Slice's optionals likewise.
 //
 // A GraphModule can also be a member of the caller's own cereal or Boost archive:
-// fxpack::pickle::member() in fxpack/details/serialize.hpp (same record, same checks).
+// fxpack::pickle::member() in fxpack/detail/serialize.hpp (same record, same checks).
 //
 // Format versions: 1, then 2 (header checksum, codegen dialect, node types, Ellipsis values,
 // the float16/bfloat16/int32/int8/int16 dtypes). A newer version is refused with a

@@ -7,7 +7,7 @@
 #include "ops/elementwise.hpp"
 #include "ops/op_table.hpp"
 
-namespace fxpack::compile_detail {
+namespace fxpack::detail {
 
 namespace {
 
@@ -107,4 +107,4 @@ Value fused_elementwise_kernel(std::span<const Value> args) {
 
 #include "fused_table.inc"
 
-}  // namespace fxpack::compile_detail
+}  // namespace fxpack::detail

@@ -18,7 +18,7 @@
 #include "fxpack/ops.hpp"
 #include "fxpack/value.hpp"
 
-namespace fxpack::compile_detail {
+namespace fxpack::detail {
 
 inline constexpr const char* kFusedTarget = "fxpack.fused_elementwise";
 
@@ -35,4 +35,4 @@ Value fused_ops_value(const std::vector<FusedStep>& steps);
 // driver (exact dtype promotion) for other dtypes.
 Tensor run_fused(const Tensor& x, const std::vector<FusedStep>& steps);
 
-}  // namespace fxpack::compile_detail
+}  // namespace fxpack::detail

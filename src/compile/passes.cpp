@@ -195,7 +195,7 @@ std::size_t constant_folding(Graph& graph, Module& root) {
 
 namespace {
 
-using compile_detail::FusedStep;
+using detail::FusedStep;
 
 // The fused step of a node, if it calls the aten overload of a fusable elementwise op (the op
 // table's `fusion`) on a tensor argument 0: a unary op with one argument, or a binary op whose
@@ -247,8 +247,8 @@ std::pair<std::size_t, std::size_t> fuse_elementwise(Graph& graph, std::size_t m
     Node* fused;
     {
       auto guard = graph.inserting_before(last);
-      fused = graph.create_node(Op::CallFunction, compile_detail::kFusedTarget,
-                                {head->args()[0], compile_detail::fused_ops_value(steps)});
+      fused = graph.create_node(Op::CallFunction, detail::kFusedTarget,
+                                {head->args()[0], detail::fused_ops_value(steps)});
     }
     last->replace_all_uses_with(fused);
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) graph.erase_node(*it);

@@ -19,7 +19,7 @@ import sys
 import yaml
 
 # The namespace the family files of a source directory put their kernels in.
-NAMESPACES = {"src/ops": "fxpack::ops", "src/compile": "fxpack::compile_detail"}
+NAMESPACES = {"src/ops": "fxpack::ops", "src/compile": "fxpack::detail"}
 
 OP_KEYS = {"aten", "python", "function", "method", "operator", "reflected", "numbers_as_tensors", "kernel",
            "functor", "promotion", "purity", "fusion", "make_fx", "saves_result", "example"}

@@ -22,7 +22,7 @@
 #include <zlib.h>
 
 #include "fxpack/codegen.hpp"
-#include "fxpack/details/serialize.hpp"
+#include "fxpack/detail/serialize.hpp"
 #include "fxpack/ops.hpp"
 
 namespace fxpack::pickle {

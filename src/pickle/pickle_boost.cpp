@@ -10,7 +10,7 @@
 #include <boost/archive/xml_iarchive.hpp>
 #include <boost/archive/xml_oarchive.hpp>
 
-#include "fxpack/details/serialize.hpp"
+#include "fxpack/detail/serialize.hpp"
 
 namespace fxpack::pickle::detail {
 

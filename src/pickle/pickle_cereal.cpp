@@ -3,7 +3,7 @@
 #include <cereal/archives/json.hpp>
 #include <cereal/archives/portable_binary.hpp>
 
-#include "fxpack/details/serialize.hpp"
+#include "fxpack/detail/serialize.hpp"
 
 namespace fxpack::pickle::detail {
 

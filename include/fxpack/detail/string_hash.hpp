@@ -5,11 +5,11 @@
 #include <functional>
 #include <string_view>
 
-namespace fxpack::details {
+namespace fxpack::detail {
 
 struct StringHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
-}  // namespace fxpack::details
+}  // namespace fxpack::detail
