@@ -23,7 +23,7 @@ std::string_view dialect_name(Dialect dialect) {
 Dialect parse_dialect(std::string_view name) {
   if (name == "torch-1.13") return Dialect::Torch1_13;
   if (name == "torch-2") return Dialect::Torch2;
-  throw Error("unknown codegen dialect '" + std::string(name) + "' (expected torch-1.13 or torch-2)");
+  throw LookupError("unknown codegen dialect '" + std::string(name) + "' (expected torch-1.13 or torch-2)");
 }
 
 Dialect default_dialect() { return g_default.load(std::memory_order_relaxed); }

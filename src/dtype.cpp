@@ -20,7 +20,7 @@ std::size_t element_size(DType dtype) {
     case DType::Int8: return 1;
     case DType::Int16: return 2;
   }
-  throw Error("element_size: unknown dtype code " + std::to_string(static_cast<int>(dtype)));
+  throw LookupError("element_size: unknown dtype code " + std::to_string(static_cast<int>(dtype)));
 }
 
 std::string_view dtype_name(DType dtype) {
@@ -47,7 +47,7 @@ DType parse_dtype(std::string_view name) {
   for (int i = 0; i < kDTypeCount; ++i) {
     if (name == dtype_name(static_cast<DType>(i))) return static_cast<DType>(i);
   }
-  throw Error("unknown dtype '" + std::string(name) +
+  throw LookupError("unknown dtype '" + std::string(name) +
               "' (expected one of float32, float64, int64, bool, uint8, float16, bfloat16, int32, int8, int16)");
 }
 

@@ -10,7 +10,7 @@ namespace fxpack {
 namespace {
 void check_member_name(const Module& m, const std::string& name) {
   if (name.empty() || name.find('.') != std::string::npos)
-    throw Error("module " + m.kind() + ": invalid member name '" + name +
+    throw ValueError("module " + m.kind() + ": invalid member name '" + name +
                 "' (must be non-empty and contain no '.')");
 }
 template <class V>
@@ -44,7 +44,7 @@ void Module::register_buffer(const std::string& name, Tensor t) {
 }
 void Module::register_module(const std::string& name, std::shared_ptr<Module> m) {
   check_member_name(*this, name);
-  if (!m) throw Error("module " + kind_ + ": register_module('" + name + "') with a null module");
+  if (!m) throw ValueError("module " + kind_ + ": register_module('" + name + "') with a null module");
   put(children_, name, std::move(m));
 }
 void Module::set_attr(const std::string& name, Value v) {
@@ -70,15 +70,15 @@ const Value* Module::find_attr(std::string_view name) const {
 }
 const Tensor& Module::parameter(std::string_view name) const {
   if (auto* t = find_parameter(name)) return *t;
-  throw Error("module " + kind_ + " has no parameter '" + std::string(name) + "'");
+  throw LookupError("module " + kind_ + " has no parameter '" + std::string(name) + "'");
 }
 const Tensor& Module::buffer(std::string_view name) const {
   if (auto* t = find_buffer(name)) return *t;
-  throw Error("module " + kind_ + " has no buffer '" + std::string(name) + "'");
+  throw LookupError("module " + kind_ + " has no buffer '" + std::string(name) + "'");
 }
 const Value& Module::attr(std::string_view name) const {
   if (auto* v = find_attr(name)) return *v;
-  throw Error("module " + kind_ + " has no attribute '" + std::string(name) + "'");
+  throw LookupError("module " + kind_ + " has no attribute '" + std::string(name) + "'");
 }
 
 namespace {
@@ -92,7 +92,7 @@ const Module* walk_path(const Module& from, std::string_view path, std::shared_p
     std::string_view part = path.substr(start, dot == std::string_view::npos ? dot : dot - start);
     auto next = cur->find_child(part);
     if (!next)
-      throw Error("module path '" + std::string(path) + "': " + cur->kind() + " has no submodule '" +
+      throw LookupError("module path '" + std::string(path) + "': " + cur->kind() + " has no submodule '" +
                   std::string(part) + "'");
     cur = next.get();
     if (dot == std::string_view::npos) {
@@ -117,7 +117,7 @@ const Tensor& Module::get_tensor(std::string_view path) const {
   std::string_view name = dot == std::string_view::npos ? path : path.substr(dot + 1);
   if (auto* t = owner->find_parameter(name)) return *t;
   if (auto* t = owner->find_buffer(name)) return *t;
-  throw Error("attribute path '" + std::string(path) + "': " + owner->kind() +
+  throw LookupError("attribute path '" + std::string(path) + "': " + owner->kind() +
               " has no parameter or buffer '" + std::string(name) + "'");
 }
 
@@ -200,7 +200,7 @@ Value Module::get(const std::string& name) const {
   if (tracer && tracer->knows(*this)) return tracer->attribute(*this, name);
   if (auto* t = find_parameter(name)) return *t;
   if (auto* t = find_buffer(name)) return *t;
-  throw Error("module " + kind_ + " has no parameter or buffer '" + name + "'");
+  throw LookupError("module " + kind_ + " has no parameter or buffer '" + name + "'");
 }
 
 namespace {
@@ -224,7 +224,7 @@ std::string format_extra_repr(const ModuleKind& kind, const Module& m) {
       continue;
     }
     auto close = f.find('}', i);
-    if (close == std::string::npos) throw Error(kind.name + ": extra_repr format '" + f + "' has an unclosed '{'");
+    if (close == std::string::npos) throw ValueError(kind.name + ": extra_repr format '" + f + "' has an unclosed '{'");
     std::string field = f.substr(i + 1, close - i - 1);
     const bool repr = field.size() > 2 && field.ends_with("!r");
     if (repr) field.resize(field.size() - 2);
@@ -245,7 +245,7 @@ std::string ModuleKind::extra_repr(const Module& m) const {
 
 std::shared_ptr<Module> make_module(std::string_view kind_name, std::vector<Value> args, Dict kwargs) {
   const ModuleKind* kind = OpRegistry::global().module_kind(kind_name);
-  if (!kind) throw Error("make_module: no module kind '" + std::string(kind_name) + "' is registered");
+  if (!kind) throw LookupError("make_module: no module kind '" + std::string(kind_name) + "' is registered");
   OpDef ctor;
   ctor.name = kind->name;
   ctor.params = kind->constructor;
@@ -258,7 +258,7 @@ std::shared_ptr<Module> make_module(std::string_view kind_name, std::vector<Valu
   for (const Param& a : kind->attributes) {
     auto it = std::find_if(ctor.params.begin(), ctor.params.end(), [&](const Param& p) { return p.name == a.name; });
     if (it == ctor.params.end())
-      throw Error(kind->name + ": attribute '" + a.name + "' is not a constructor argument and the kind has no init");
+      throw ValueError(kind->name + ": attribute '" + a.name + "' is not a constructor argument and the kind has no init");
     m->set_attr(a.name, bound[static_cast<std::size_t>(it - ctor.params.begin())]);
   }
   return m;

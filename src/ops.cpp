@@ -278,12 +278,12 @@ struct OpRegistry::Impl {
     const OpDef* d = &defs.emplace_back(std::move(def));
     auto& set = table[d->target];
     if (!set.empty() && !overloadable) {
-      throw Error(std::string(what) + " '" + d->target + "' is already registered" +
+      throw ValueError(std::string(what) + " '" + d->target + "' is already registered" +
                   (origin[d->target].empty() ? "" : " (by " + origin[d->target] + ")"));
     }
     if (!set.empty() && set.front()->info->source.substr(0, set.front()->info->source.rfind(':')) !=
                             source.substr(0, source.rfind(':'))) {
-      throw Error(source + ": " + what + " '" + d->target + "' has overloads in another file (" +
+      throw ValueError(source + ": " + what + " '" + d->target + "' has overloads in another file (" +
                   set.front()->info->source + "); keep an op's overloads together");
     }
     if (set.empty()) origin[d->target] = source;
@@ -309,7 +309,7 @@ const OpDef* aten_def(const OpRegistry::Impl& impl, const std::string& overload,
                       const char* key) {
   std::string target = kAtenPrefix + overload;
   auto it = impl.functions.find(target);
-  if (it == impl.functions.end()) throw Error(source + ": " + key + ": no entry declares the aten overload '" + overload + "'");
+  if (it == impl.functions.end()) throw LookupError(source + ": " + key + ": no entry declares the aten overload '" + overload + "'");
   return it->second.front();
 }
 
@@ -320,7 +320,7 @@ void OpRegistry::Impl::register_op(const op_table::OpEntry& e) {
   try {
     info.schema = parse_schema(e.schema, e.aten);
   } catch (const Error& err) {
-    throw Error(e.source + ": " + err.what());
+    rethrow_with_context(err, e.source);
   }
   info.text = e.schema;
   info.source = e.source;
@@ -374,7 +374,7 @@ void OpRegistry::Impl::register_op(const op_table::OpEntry& e) {
       if (i < operands) {
         params[i] = Param{.name = i == 0 ? "a" : "b"};
       } else {
-        if (params[i].required) throw Error(e.source + ": operator " + e.op + ": parameter '" + params[i].name + "' has no default");
+        if (params[i].required) throw ValueError(e.source + ": operator " + e.op + ": parameter '" + params[i].name + "' has no default");
         params[i].fixed = true;
       }
     }
@@ -388,7 +388,7 @@ void OpRegistry::Impl::register_op(const op_table::OpEntry& e) {
     if (e.fusion != Fusion::None) {
       auto [it, inserted] = elementwise.try_emplace(f.name, &f);
       if (!inserted && (it->second->f32 != f.f32 || it->second->binary != f.binary)) {
-        throw Error(e.source + ": fused op '" + f.name + "' already names another functor");
+        throw ValueError(e.source + ": fused op '" + f.name + "' already names another functor");
       }
     }
   }
@@ -405,7 +405,7 @@ namespace {
 // `target(arg, name=arg)`: an argument is an input, attribute or tensor name, or a literal.
 CallTemplate parse_call_template(const std::string& text, const ModuleKind& kind) {
   auto fail = [&](const std::string& what) -> void {
-    throw Error(kind.source + ": call template '" + text + "': " + what);
+    throw ValueError(kind.source + ": call template '" + text + "': " + what);
   };
   CallTemplate out;
   auto open = text.find('(');
@@ -501,7 +501,7 @@ void OpRegistry::Impl::register_module(const op_table::ModuleEntry& e) {
     k.constructor = parse_params(e.constructor.empty() ? "()" : e.constructor);
     k.attributes = parse_params(e.attributes.empty() ? "()" : e.attributes);
   } catch (const Error& err) {
-    throw Error(e.source + ": " + err.what());
+    rethrow_with_context(err, e.source);
   }
   k.parameters = slots(e.parameters);
   k.buffers = slots(e.buffers);
@@ -510,7 +510,7 @@ void OpRegistry::Impl::register_module(const op_table::ModuleEntry& e) {
     try {
       k.input_params = parse_params(e.input_params);
     } catch (const Error& err) {
-      throw Error(e.source + ": inputs: " + err.what());
+      rethrow_with_context(err, e.source + ": inputs");
     }
   }
   k.init = e.init;
@@ -525,9 +525,9 @@ void OpRegistry::Impl::register_module(const op_table::ModuleEntry& e) {
   k.examples = e.examples;
   if (!e.call.empty()) k.call = parse_call_template(e.call, k);
   const ModuleKind& kind = kinds.emplace_back(std::move(k));
-  if (!module_kinds.try_emplace(kind.name, &kind).second) throw Error(e.source + ": module kind '" + kind.name + "' twice");
+  if (!module_kinds.try_emplace(kind.name, &kind).second) throw ValueError(e.source + ": module kind '" + kind.name + "' twice");
   for (const std::string& c : kind.classes)
-    if (!module_classes.try_emplace(c, &kind).second) throw Error(e.source + ": class '" + c + "' twice");
+    if (!module_classes.try_emplace(c, &kind).second) throw ValueError(e.source + ": class '" + c + "' twice");
   table_kinds.push_back(&kind);
 }
 
@@ -562,8 +562,8 @@ const OpDef& OpRegistry::add_function(std::string_view schema, KernelFn kernel) 
   d.params = info.schema.params;
   d.kernel = kernel;
   d.info = &info;
-  if (d.target.starts_with("Tensor.")) throw Error("add_function: '" + d.target + "' names a method; register functions");
-  if (impl_->functions.count(d.target)) throw Error("function '" + d.target + "' is already registered");
+  if (d.target.starts_with("Tensor.")) throw ValueError("add_function: '" + d.target + "' names a method; register functions");
+  if (impl_->functions.count(d.target)) throw ValueError("function '" + d.target + "' is already registered");
   impl_->add_form(impl_->functions, "function", std::move(d), "", false);
   info.canonical = impl_->functions[info.schema.name].back();
   return *info.canonical;
@@ -571,9 +571,9 @@ const OpDef& OpRegistry::add_function(std::string_view schema, KernelFn kernel) 
 
 const ModuleKind& OpRegistry::add_module_kind(ModuleKind kind) {
   std::lock_guard lock(mu_);
-  if (impl_->module_kinds.count(kind.name)) throw Error("module kind '" + kind.name + "' is already registered");
+  if (impl_->module_kinds.count(kind.name)) throw ValueError("module kind '" + kind.name + "' is already registered");
   for (const std::string& c : kind.classes)
-    if (impl_->module_classes.count(c)) throw Error("module class '" + c + "' is already registered");
+    if (impl_->module_classes.count(c)) throw ValueError("module class '" + c + "' is already registered");
   const ModuleKind& k = impl_->kinds.emplace_back(std::move(kind));
   impl_->module_kinds.emplace(k.name, &k);
   for (const std::string& c : k.classes) impl_->module_classes.emplace(c, &k);

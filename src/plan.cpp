@@ -133,10 +133,8 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
         }
         case Op::Output: break;
       }
-    } catch (const OpError& e) {
-      throw OpError(describe(n) + ": " + e.what());
     } catch (const Error& e) {
-      throw OpError(describe(n) + ": " + e.what());
+      rethrow_with_context<OpError>(e, describe(n));
     }
     in.where_begin = static_cast<std::uint32_t>(plan->where_.size());
     plan->where_ += describe(n);
@@ -242,7 +240,7 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
       slots[in.out] = const_cast<Module&>(*in.module).forward(args);
     }
   } catch (const Error& e) {
-    throw OpError(where_.substr(in.where_begin, in.where_end - in.where_begin) + ": " + e.what());
+    rethrow_with_context<OpError>(e, where_.substr(in.where_begin, in.where_end - in.where_begin));
   }
 }
 

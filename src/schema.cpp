@@ -17,7 +17,7 @@ class SchemaParser {
   explicit SchemaParser(std::string_view text) : s_(text) {}
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error("schema '" + std::string(s_) + "': " + what + " at column " + std::to_string(pos_ + 1));
+    throw ValueError("schema '" + std::string(s_) + "': " + what + " at column " + std::to_string(pos_ + 1));
   }
 
   void skip_space() {

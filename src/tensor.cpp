@@ -21,7 +21,7 @@ namespace fxpack {
 
 Shape::Shape(std::initializer_list<std::int64_t> dims) {
   if (dims.size() > kMaxDims) {
-    throw Error("Shape: " + std::to_string(dims.size()) + " dimensions, at most " +
+    throw ValueError("Shape: " + std::to_string(dims.size()) + " dimensions, at most " +
                 std::to_string(kMaxDims) + " are supported");
   }
   for (std::int64_t d : dims) dims_[ndim_++] = d;
@@ -29,7 +29,7 @@ Shape::Shape(std::initializer_list<std::int64_t> dims) {
 
 Shape::Shape(std::span<const std::int64_t> dims) {
   if (dims.size() > kMaxDims) {
-    throw Error("Shape: " + std::to_string(dims.size()) + " dimensions, at most " +
+    throw ValueError("Shape: " + std::to_string(dims.size()) + " dimensions, at most " +
                 std::to_string(kMaxDims) + " are supported");
   }
   for (std::int64_t d : dims) dims_[ndim_++] = d;
@@ -37,7 +37,7 @@ Shape::Shape(std::span<const std::int64_t> dims) {
 
 void Shape::push_back(std::int64_t d) {
   if (ndim_ >= kMaxDims) {
-    throw Error("Shape: more than " + std::to_string(kMaxDims) + " dimensions are not supported");
+    throw ValueError("Shape: more than " + std::to_string(kMaxDims) + " dimensions are not supported");
   }
   dims_[ndim_++] = d;
 }
@@ -131,13 +131,13 @@ struct InlineAllocator {
 
 std::shared_ptr<Storage> Storage::allocate(std::size_t nbytes) {
   if (nbytes > kMaxStorageBytes) {
-    throw Error("Storage::allocate: " + std::to_string(nbytes) + " bytes is more than the " +
+    throw ValueError("Storage::allocate: " + std::to_string(nbytes) + " bytes is more than the " +
                 std::to_string(kMaxStorageBytes) + " byte limit");
   }
   try {
     return std::allocate_shared<Storage>(InlineAllocator<Storage>(nbytes), InlineTag{nbytes});
   } catch (const std::bad_alloc&) {
-    throw Error("Storage::allocate: out of memory allocating " + std::to_string(nbytes) + " bytes");
+    throw IoError("Storage::allocate: out of memory allocating " + std::to_string(nbytes) + " bytes");
   }
 }
 
@@ -175,12 +175,12 @@ std::int64_t check_shape(const Shape& shape, const char* what) {
   bool overflow = false;
   for (std::int64_t d : shape) {
     if (d < 0) {
-      throw Error(std::string(what) + ": negative dimension in shape " + shape.to_string());
+      throw ValueError(std::string(what) + ": negative dimension in shape " + shape.to_string());
     }
     overflow |= __builtin_mul_overflow(n, d, &n);
   }
   if (overflow || n > (std::numeric_limits<std::int64_t>::max() >> 3)) {
-    throw Error(std::string(what) + ": shape " + shape.to_string() + " is too large");
+    throw ValueError(std::string(what) + ": shape " + shape.to_string() + " is too large");
   }
   return n;
 }
@@ -231,7 +231,7 @@ decltype(auto) visit_dtype(DType dtype, F&& f) {
     case DType::Int8: return f(std::int8_t{});
     case DType::Int16: return f(std::int16_t{});
   }
-  throw Error("unknown dtype code " + std::to_string(static_cast<int>(dtype)));
+  throw LookupError("unknown dtype code " + std::to_string(static_cast<int>(dtype)));
 }
 
 template <class To, class From>
@@ -257,10 +257,10 @@ void fill_value(Tensor& t, double value) {
 Tensor::Tensor(std::shared_ptr<Storage> storage, std::size_t byte_offset, DType dtype, Shape shape)
     : storage_(std::move(storage)), byte_offset_(byte_offset), dtype_(dtype), shape_(shape) {
   check_shape(shape_, "Tensor");
-  if (!storage_) throw Error("Tensor: null storage");
+  if (!storage_) throw ValueError("Tensor: null storage");
   const std::size_t need = nbytes();
   if (byte_offset_ > storage_->nbytes() || need > storage_->nbytes() - byte_offset_) {
-    throw Error("Tensor: shape " + shape_.to_string() + " of " + std::string(dtype_name(dtype_)) +
+    throw ValueError("Tensor: shape " + shape_.to_string() + " of " + std::string(dtype_name(dtype_)) +
                 " at byte offset " + std::to_string(byte_offset_) + " needs " +
                 std::to_string(need) + " bytes, the storage has " +
                 std::to_string(storage_->nbytes()));
@@ -289,7 +289,7 @@ Tensor Tensor::scalar(double value, DType dtype) { return full(Shape{}, value, d
 Tensor Tensor::from_vector(std::span<const float> values, Shape shape) {
   check_shape(shape, "Tensor::from_vector");
   if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
-    throw Error("Tensor::from_vector: " + std::to_string(values.size()) +
+    throw ValueError("Tensor::from_vector: " + std::to_string(values.size()) +
                 " values do not fill shape " + shape.to_string());
   }
   Tensor t = empty(shape, DType::Float32);
@@ -300,7 +300,7 @@ Tensor Tensor::from_vector(std::span<const float> values, Shape shape) {
 Tensor Tensor::from_vector(std::span<const double> values, Shape shape) {
   check_shape(shape, "Tensor::from_vector");
   if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
-    throw Error("Tensor::from_vector: " + std::to_string(values.size()) +
+    throw ValueError("Tensor::from_vector: " + std::to_string(values.size()) +
                 " values do not fill shape " + shape.to_string());
   }
   Tensor t = empty(shape, DType::Float64);
@@ -311,7 +311,7 @@ Tensor Tensor::from_vector(std::span<const double> values, Shape shape) {
 Tensor Tensor::from_vector(std::span<const std::int64_t> values, Shape shape) {
   check_shape(shape, "Tensor::from_vector");
   if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
-    throw Error("Tensor::from_vector: " + std::to_string(values.size()) +
+    throw ValueError("Tensor::from_vector: " + std::to_string(values.size()) +
                 " values do not fill shape " + shape.to_string());
   }
   Tensor t = empty(shape, DType::Int64);
@@ -323,7 +323,7 @@ Tensor Tensor::from_bytes(std::span<const std::byte> bytes, Shape shape, DType d
   check_shape(shape, "Tensor::from_bytes");
   const std::size_t need = static_cast<std::size_t>(shape.numel()) * element_size(dtype);
   if (bytes.size() != need) {
-    throw Error("Tensor::from_bytes: " + std::to_string(bytes.size()) + " bytes given, shape " +
+    throw ValueError("Tensor::from_bytes: " + std::to_string(bytes.size()) + " bytes given, shape " +
                 shape.to_string() + " of " + std::string(dtype_name(dtype)) + " needs " +
                 std::to_string(need));
   }
@@ -341,17 +341,17 @@ std::int64_t Tensor::size(std::int64_t d) const {
   const auto n = static_cast<std::int64_t>(dim());
   const std::int64_t i = d < 0 ? d + n : d;
   if (i < 0 || i >= n) {
-    throw Error("Tensor::size: dimension " + std::to_string(d) + " out of range for a " +
+    throw ValueError("Tensor::size: dimension " + std::to_string(d) + " out of range for a " +
                 std::to_string(n) + "-D tensor of shape " + shape_.to_string());
   }
   return shape_[static_cast<std::size_t>(i)];
 }
 
 Tensor Tensor::view(Shape shape) const {
-  if (!defined()) throw Error("Tensor::view: undefined tensor");
+  if (!defined()) throw ValueError("Tensor::view: undefined tensor");
   check_shape(shape, "Tensor::view");
   if (shape.numel() != numel()) {
-    throw Error("Tensor::view: shape " + shape.to_string() + " is invalid for a tensor of " +
+    throw ValueError("Tensor::view: shape " + shape.to_string() + " is invalid for a tensor of " +
                 std::to_string(numel()) + " elements (shape " + shape_.to_string() + ")");
   }
   Tensor t;
@@ -371,7 +371,7 @@ Tensor Tensor::clone() const {
 }
 
 Tensor Tensor::to(DType dtype) const {
-  if (!defined()) throw Error("Tensor::to: undefined tensor");
+  if (!defined()) throw ValueError("Tensor::to: undefined tensor");
   if (dtype == dtype_) return *this;
   Tensor out = empty(shape_, dtype);
   const std::int64_t n = numel();
@@ -380,18 +380,18 @@ Tensor Tensor::to(DType dtype) const {
 }
 
 double Tensor::item_at(std::int64_t i) const {
-  if (!defined()) throw Error("Tensor::item_at: undefined tensor");
+  if (!defined()) throw ValueError("Tensor::item_at: undefined tensor");
   if (i < 0 || i >= numel()) {
-    throw Error("Tensor::item_at: index " + std::to_string(i) + " out of range for a tensor of " +
+    throw ValueError("Tensor::item_at: index " + std::to_string(i) + " out of range for a tensor of " +
                 std::to_string(numel()) + " elements");
   }
   return visit_dtype(dtype_, [&](auto x) { return convert_value<double>(data<decltype(x)>()[i]); });
 }
 
 double Tensor::item() const {
-  if (!defined()) throw Error("Tensor::item: undefined tensor");
+  if (!defined()) throw ValueError("Tensor::item: undefined tensor");
   if (numel() != 1) {
-    throw Error("Tensor::item: a tensor with " + std::to_string(numel()) +
+    throw ValueError("Tensor::item: a tensor with " + std::to_string(numel()) +
                 " elements cannot be converted to a scalar");
   }
   return item_at(0);
@@ -407,9 +407,9 @@ std::vector<double> Tensor::to_doubles() const {
 }
 
 bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
-  if (!a.defined() || !b.defined()) throw Error("allclose: undefined tensor");
+  if (!a.defined() || !b.defined()) throw ValueError("allclose: undefined tensor");
   if (!(a.shape() == b.shape())) {
-    throw Error("allclose: shapes " + a.shape().to_string() + " and " + b.shape().to_string() +
+    throw ValueError("allclose: shapes " + a.shape().to_string() + " and " + b.shape().to_string() +
                 " differ");
   }
   const std::int64_t n = a.numel();
@@ -423,9 +423,9 @@ bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
 }
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
-  if (!a.defined() || !b.defined()) throw Error("max_abs_diff: undefined tensor");
+  if (!a.defined() || !b.defined()) throw ValueError("max_abs_diff: undefined tensor");
   if (!(a.shape() == b.shape())) {
-    throw Error("max_abs_diff: shapes " + a.shape().to_string() + " and " +
+    throw ValueError("max_abs_diff: shapes " + a.shape().to_string() + " and " +
                 b.shape().to_string() + " differ");
   }
   double m = 0.0;

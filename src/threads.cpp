@@ -26,7 +26,7 @@ int from_environment() {
   const char* end = env + std::strlen(env);
   auto [p, ec] = std::from_chars(env, end, n);
   if (ec != std::errc() || p != end || n < 1 || n > kMaxThreads) {
-    throw Error("FXPACK_NUM_THREADS='" + std::string(env, std::min<std::size_t>(std::strlen(env), 64)) +
+    throw ValueError("FXPACK_NUM_THREADS='" + std::string(env, std::min<std::size_t>(std::strlen(env), 64)) +
                 "' is not a thread count (an integer from 1 to " + std::to_string(kMaxThreads) + ")");
   }
   return n;
@@ -44,7 +44,7 @@ int available_cpus() {
 
 void set_num_threads(int n) {
   if (n < 1 || n > kMaxThreads) {
-    throw Error("set_num_threads: " + std::to_string(n) + " is not a thread count (1 to " +
+    throw ValueError("set_num_threads: " + std::to_string(n) + " is not a thread count (1 to " +
                 std::to_string(kMaxThreads) + ")");
   }
   g_threads.store(n, std::memory_order_relaxed);

@@ -93,7 +93,7 @@ Value Tracer::record(Op op, const std::string& target, std::vector<Value> args, 
 
 Value Tracer::attribute(const Module& owner, const std::string& name) {
   if (!owner.find_parameter(name) && !owner.find_buffer(name))
-    throw Error("module " + owner.kind() + " has no parameter or buffer '" + name + "'");
+    throw LookupError("module " + owner.kind() + " has no parameter or buffer '" + name + "'");
   const std::string& prefix = path_of(owner);
   std::string path = prefix.empty() ? name : prefix + "." + name;
   auto it = attr_nodes_.find(path);

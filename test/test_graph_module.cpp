@@ -189,3 +189,28 @@ TEST_CASE("graph_module: an Interpreter runs the graph; a subclass changes what 
   CHECK(Swap(*g, root).run({input}).tensor().to_doubles() == std::vector<double>{-2, -4});
   CHECK_THROWS_WITH_AS(Interpreter(*g, root).run({}), doctest::Contains("no input for placeholder 'x'"), GraphError);
 }
+
+TEST_CASE("graph_module: a plan names the node in an error; a FormatError or IoError keeps its kind") {
+  struct Failing : Module {
+    explicit Failing(int how) : Module("Failing"), how_(how) {}
+    Value forward(std::span<const Value>) override {
+      if (how_ == 0) throw FormatError("record 'data/0' is truncated");
+      if (how_ == 1) throw IoError("read failed");
+      throw ValueError("bad value");
+    }
+    int how_;
+  };
+  for (int how : {0, 1, 2}) {
+    auto root = std::make_shared<Module>();
+    root->register_module("f", std::make_shared<Failing>(how));
+    auto g = std::make_shared<Graph>();
+    g->output(g->call_module("f", {g->placeholder("x")}));
+    for (bool optimize : {false, true}) {
+      auto plan = Plan::build(*g, *root, PlanOptions{optimize});
+      const std::vector<Value> in{Value(1.0)};
+      if (how == 0) CHECK_THROWS_WITH_AS(plan->run(in), "node 'f' (call_module f): record 'data/0' is truncated", FormatError);
+      if (how == 1) CHECK_THROWS_WITH_AS(plan->run(in), "node 'f' (call_module f): read failed", IoError);
+      if (how == 2) CHECK_THROWS_WITH_AS(plan->run(in), "node 'f' (call_module f): bad value", OpError);
+    }
+  }
+}

@@ -112,7 +112,8 @@ class Module : public std::enable_shared_from_this<Module> {
 
 // A module of the registered kind `kind`, built from constructor arguments bound to the
 // kind's constructor schema (make_module("Linear", {4, 8}), make_module("GELU", {},
-// {{"approximate", "tanh"}})). Throws OpError for bad arguments, Error for an unknown kind.
+// {{"approximate", "tanh"}})). Throws OpError for arguments that do not bind, ValueError for
+// values PyTorch's constructor rejects, LookupError for an unknown kind.
 std::shared_ptr<Module> make_module(std::string_view kind, std::vector<Value> args = {}, Dict kwargs = {});
 
 // Built-in leaf modules, configured as PyTorch's (parameters zero-initialised; load real

@@ -29,11 +29,11 @@ struct PackageExporter::Impl {
   bool closed = false;
 
   void check_open() const {
-    if (closed) throw Error("PackageExporter: the package is already closed");
+    if (closed) throw ValueError("PackageExporter: the package is already closed");
   }
   void check_new(const std::string& name) const {
     check_open();
-    if (saved.count(name)) throw Error("PackageExporter: " + quote(name) + " was already saved");
+    if (saved.count(name)) throw ValueError("PackageExporter: " + quote(name) + " was already saved");
   }
   void add_record(const std::string& name, std::string bytes) {
     check_new(name);
@@ -75,7 +75,7 @@ void PackageExporter::save_pickle(std::string_view package, std::string_view res
   impl_->check_new(name);
   if (impl_->torch_writer) {
     if (impl_->torch_pickle_saved) {
-      throw Error("PackageExporter: a torch.package archive written by fxpack holds one pickle; " + quote(name) +
+      throw FormatError("PackageExporter: a torch.package archive written by fxpack holds one pickle; " + quote(name) +
                   " would be the second");
     }
     interop::TorchExportOptions options;

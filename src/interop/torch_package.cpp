@@ -862,24 +862,24 @@ class TorchPickler {
         return;
       }
       default:
-        throw Error("torch.package export: " + what + ": a " + kind_name(v.kind()) + " value cannot be exported");
+        throw FormatError("torch.package export: " + what + ": a " + kind_name(v.kind()) + " value cannot be exported");
     }
   }
 
   static std::string python_dtype(DType d) { return std::string(dtype_name(d)); }
 
   void tensor(const Tensor& t, bool parameter, const std::string& what) {
-    if (!t.defined()) throw Error("torch.package export: " + what + " is an undefined tensor");
+    if (!t.defined()) throw FormatError("torch.package export: " + what + " is an undefined tensor");
     if (parameter) global("torch._utils", "_rebuild_parameter");
     global("torch._utils", "_rebuild_tensor_v2");
     const std::size_t es = element_size(t.dtype());
     const Storage* st = t.storage().get();
     if (st->nbytes() % es || t.byte_offset() % es) {
-      throw Error("torch.package export: " + what + ": storage size or offset is not a multiple of the element size");
+      throw FormatError("torch.package export: " + what + ": storage size or offset is not a multiple of the element size");
     }
     auto [it, inserted] = storage_ids_.try_emplace(st, StorageRecord{storage_ids_.size(), t.dtype(), t.storage()});
     if (!inserted && it->second.dtype != t.dtype()) {
-      throw Error("torch.package export: " + what + ": a storage shared by tensors of different dtypes");
+      throw FormatError("torch.package export: " + what + ": a storage shared by tensors of different dtypes");
     }
     if (inserted) storage_order_.push_back(st);
     op('(');
@@ -1010,9 +1010,9 @@ class TorchPickler {
     else if (!kind && !graph_module && m.kind() == "Module") cls = kPlainModuleClass;
     else if (!kind && !graph_module && m.kind().starts_with("torch.nn.modules.")) cls = m.kind();
     if (cls.empty()) {
-      throw Error("torch.package export: module '" + path + "' of kind " + m.kind() + " has no torch.nn class to write");
+      throw FormatError("torch.package export: module '" + path + "' of kind " + m.kind() + " has no torch.nn class to write");
     }
-    if (++depth_ > 64) throw Error("torch.package export: modules nested too deeply at '" + path + "'");
+    if (++depth_ > 64) throw FormatError("torch.package export: modules nested too deeply at '" + path + "'");
     const auto dot = cls.rfind('.');
     global(cls.substr(0, dot), cls.substr(dot + 1));
     op(')');
@@ -1028,7 +1028,7 @@ class TorchPickler {
         // torch.nn.functional.relu: the function object itself, as PyTorch pickles it
         const std::string& f = v.str();
         const auto dot = f.rfind('.');
-        if (dot == std::string::npos) throw Error("torch.package export: attribute '" + join(path, name) + "' names no module");
+        if (dot == std::string::npos) throw FormatError("torch.package export: attribute '" + join(path, name) + "' names no module");
         global(f.substr(0, dot), f.substr(dot + 1));
         continue;
       }
@@ -1075,7 +1075,7 @@ Bytes text_bytes(std::string_view s) {
 
 void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_view package, std::string_view resource,
                         const TorchExportOptions& options) {
-  if (package.empty() || resource.empty()) throw Error("save_torch_package: empty package or resource name");
+  if (package.empty() || resource.empty()) throw ValueError("save_torch_package: empty package or resource name");
   const bool torch2 = options.version == Dialect::Torch2;
   const std::string root = options.root;
   // The code in the target PyTorch's dialect (it re-traces this source when it loads).

@@ -317,7 +317,7 @@ void relu6_init(Module& m, std::span<const Value> args) {
 // PReLU(num_parameters, init): one slope per parameter, all `init`.
 void prelu_init(Module& m, std::span<const Value> args) {
   const std::int64_t n = args[0].to_int();
-  if (n < 1) throw Error("PReLU: num_parameters must be >= 1, got " + std::to_string(n));
+  if (n < 1) throw ValueError("PReLU: num_parameters must be >= 1, got " + std::to_string(n));
   m.set_attr("num_parameters", Value(n));
   m.set_attr("init", args[1]);
   m.register_parameter("weight", Tensor::full(Shape{n}, args[1].to_double()));

@@ -125,7 +125,7 @@ bool all_equal(const Value& v, std::int64_t x) {
 void linear_init(Module& m, std::span<const Value> args) {
   const std::int64_t in = args[0].to_int(), out = args[1].to_int();
   if (in < 0 || out < 0) {
-    throw Error("Linear: in_features and out_features must be >= 0, got " + std::to_string(in) + " and " +
+    throw ValueError("Linear: in_features and out_features must be >= 0, got " + std::to_string(in) + " and " +
                 std::to_string(out));
   }
   m.set_attr("in_features", Value(in));
@@ -210,7 +210,7 @@ Value ntuple(const Value& v, std::size_t n, const char* kind, const char* name) 
       return Value(Tuple{items});
     }
   }
-  throw Error(std::string(kind) + ": " + name + " must be an int or a tuple of " + std::to_string(n) + " ints, got " +
+  throw ValueError(std::string(kind) + ": " + name + " must be an int or a tuple of " + std::to_string(n) + " ints, got " +
               python_repr(v));
 }
 
@@ -225,15 +225,15 @@ void conv_init(Module& m, const ConvKind& k, std::span<const Value> a) {
   const char* kind = k.transposed ? "ConvTranspose2d" : (k.dims == 1 ? "Conv1d" : "Conv2d");
   const std::int64_t in_channels = a[0].to_int(), out_channels = a[1].to_int(), groups = a[8].to_int();
   const Value& padding = a[4];
-  if (groups <= 0) throw Error(std::string(kind) + ": groups must be a positive integer");
-  if (in_channels <= 0 || out_channels <= 0) throw Error(std::string(kind) + ": in_channels and out_channels must be positive");
-  if (in_channels % groups != 0) throw Error(std::string(kind) + ": in_channels must be divisible by groups");
-  if (out_channels % groups != 0) throw Error(std::string(kind) + ": out_channels must be divisible by groups");
+  if (groups <= 0) throw ValueError(std::string(kind) + ": groups must be a positive integer");
+  if (in_channels <= 0 || out_channels <= 0) throw ValueError(std::string(kind) + ": in_channels and out_channels must be positive");
+  if (in_channels % groups != 0) throw ValueError(std::string(kind) + ": in_channels must be divisible by groups");
+  if (out_channels % groups != 0) throw ValueError(std::string(kind) + ": out_channels must be divisible by groups");
   if (!known_padding_mode(a[10])) {
-    throw Error(std::string(kind) + ": padding_mode must be one of 'zeros', 'reflect', 'replicate' or 'circular', got " +
+    throw ValueError(std::string(kind) + ": padding_mode must be one of 'zeros', 'reflect', 'replicate' or 'circular', got " +
                 python_repr(a[10]));
   }
-  if (k.transposed && a[10].str() != "zeros") throw Error("ConvTranspose2d: Only \"zeros\" padding mode is supported");
+  if (k.transposed && a[10].str() != "zeros") throw ValueError("ConvTranspose2d: Only \"zeros\" padding mode is supported");
   Value ks = ntuple(a[2], k.dims, kind, "kernel_size");
   Value st = ntuple(a[3], k.dims, kind, "stride");
   Value dl = ntuple(a[5], k.dims, kind, "dilation");
@@ -241,10 +241,10 @@ void conv_init(Module& m, const ConvKind& k, std::span<const Value> a) {
   Value pd;
   if (const auto* s = std::get_if<std::string>(&padding.variant())) {
     if (k.transposed || (*s != "same" && *s != "valid")) {
-      throw Error(std::string(kind) + ": Invalid padding string '" + *s + "', should be one of {'valid', 'same'}");
+      throw ValueError(std::string(kind) + ": Invalid padding string '" + *s + "', should be one of {'valid', 'same'}");
     }
     if (*s == "same" && !all_equal(st, 1)) {
-      throw Error(std::string(kind) + ": padding='same' is not supported for strided convolutions");
+      throw ValueError(std::string(kind) + ": padding='same' is not supported for strided convolutions");
     }
     pd = padding;
   } else {
@@ -253,13 +253,13 @@ void conv_init(Module& m, const ConvKind& k, std::span<const Value> a) {
   for (const auto* v : {&ks, &st, &dl}) {
     for (const Value& x : v->items()) {
       if (x.to_int() <= 0) {
-        throw Error(std::string(kind) + ": kernel_size, stride and dilation must be positive, got " + python_repr(*v));
+        throw ValueError(std::string(kind) + ": kernel_size, stride and dilation must be positive, got " + python_repr(*v));
       }
     }
   }
   if (pd.kind() == Value::Kind::Tuple) {
     for (const Value& x : pd.items()) {
-      if (x.to_int() < 0) throw Error(std::string(kind) + ": padding must be non-negative, got " + python_repr(pd));
+      if (x.to_int() < 0) throw ValueError(std::string(kind) + ": padding must be non-negative, got " + python_repr(pd));
     }
   }
   m.set_attr("in_channels", Value(in_channels));
@@ -458,7 +458,7 @@ std::vector<std::pair<std::string, Value>> conv2d_private_attributes(const Modul
 // (num_features, eps, momentum, affine, track_running_stats)
 void batchnorm_init(Module& m, std::span<const Value> args) {
   const std::int64_t c = args[0].to_int();
-  if (c <= 0) throw Error("BatchNorm2d: num_features must be positive, got " + std::to_string(c));
+  if (c <= 0) throw ValueError("BatchNorm2d: num_features must be positive, got " + std::to_string(c));
   m.set_attr("num_features", Value(c));
   m.set_attr("eps", args[1]);
   m.set_attr("momentum", args[2]);
@@ -533,7 +533,7 @@ void maxpool_init(Module& m, std::span<const Value> args) {
   try {
     (void)pool2d_options(args[0], stride, args[2], args[3], args[5].to_bool(), "MaxPool2d");
   } catch (const OpError& e) {
-    throw Error(e.what());
+    throw ValueError(e.what());
   }
   m.set_attr("kernel_size", args[0]);
   m.set_attr("stride", stride);
@@ -574,7 +574,7 @@ void adaptive_init(Module& m, std::span<const Value> args) {
   try {
     (void)output_size_of(args[0], "AdaptiveAvgPool2d");
   } catch (const OpError& e) {
-    throw Error(e.what());
+    throw ValueError(e.what());
   }
   m.set_attr("output_size", args[0]);
 }
@@ -595,9 +595,9 @@ void avgpool_init(Module& m, std::span<const Value> args) {
   try {
     (void)pool2d_options(args[0], stride, args[2], Value(std::int64_t{1}), args[3].to_bool(), "AvgPool2d");
   } catch (const OpError& e) {
-    throw Error(e.what());
+    throw ValueError(e.what());
   }
-  if (!args[5].is_none() && args[5].to_int() == 0) throw Error("AvgPool2d: divisor must be not zero");
+  if (!args[5].is_none() && args[5].to_int() == 0) throw ValueError("AvgPool2d: divisor must be not zero");
   m.set_attr("kernel_size", args[0]);
   m.set_attr("stride", stride);
   m.set_attr("padding", args[2]);
@@ -617,7 +617,7 @@ Value single_value(const Value& v, const char* kind, const char* name) {
   if ((v.kind() == Value::Kind::Tuple || v.kind() == Value::Kind::List) && v.items().size() == 1 && v.items()[0].is_int()) {
     return Value(Tuple{v.items()});
   }
-  throw Error(std::string(kind) + ": " + name + " must be an int or a tuple of one int, got " + python_repr(v));
+  throw ValueError(std::string(kind) + ": " + name + " must be an int or a tuple of one int, got " + python_repr(v));
 }
 
 // AvgPool1d(kernel_size, stride, padding, ceil_mode, count_include_pad): as tuples of one.
@@ -626,7 +626,7 @@ void avgpool1d_init(Module& m, std::span<const Value> args) {
   const Value st = single_value(args[1].is_none() ? args[0] : args[1], "AvgPool1d", "stride");
   const Value pd = single_value(args[2], "AvgPool1d", "padding");
   if (k.items()[0].to_int() <= 0 || st.items()[0].to_int() <= 0 || pd.items()[0].to_int() < 0) {
-    throw Error("AvgPool1d: kernel_size and stride must be positive and padding non-negative");
+    throw ValueError("AvgPool1d: kernel_size and stride must be positive and padding non-negative");
   }
   m.set_attr("kernel_size", k);
   m.set_attr("stride", st);
@@ -646,7 +646,7 @@ void adaptive_max_init(Module& m, std::span<const Value> args) {
   try {
     (void)output_size_of(args[0], "AdaptiveMaxPool2d");
   } catch (const OpError& e) {
-    throw Error(e.what());
+    throw ValueError(e.what());
   }
   m.set_attr("output_size", args[0]);
   m.set_attr("return_indices", args[1]);
@@ -673,7 +673,7 @@ Value batchnorm1d_forward(const Module& m, std::span<const Value> args) {
 // GroupNorm(num_groups, num_channels, eps, affine)
 void groupnorm_init(Module& m, std::span<const Value> args) {
   const std::int64_t g = args[0].to_int(), c = args[1].to_int();
-  if (g <= 0 || c % g != 0) throw Error("GroupNorm: num_channels must be divisible by num_groups");
+  if (g <= 0 || c % g != 0) throw ValueError("GroupNorm: num_channels must be divisible by num_groups");
   m.set_attr("num_groups", args[0]);
   m.set_attr("num_channels", args[1]);
   m.set_attr("eps", args[2]);
@@ -696,7 +696,7 @@ void groupnorm_validate(const Module& m) {
 void dropout_init(Module& m, std::span<const Value> args) {
   const double p = args[0].to_double();
   if (!(p >= 0.0 && p <= 1.0)) {
-    throw Error(m.kind() + ": dropout probability has to be between 0 and 1, but got " + python_float_repr(p));
+    throw ValueError(m.kind() + ": dropout probability has to be between 0 and 1, but got " + python_float_repr(p));
   }
   m.set_attr("p", args[0]);
   m.set_attr("inplace", args[1]);
@@ -706,11 +706,11 @@ void dropout_init(Module& m, std::span<const Value> args) {
 // sparse): a negative padding_idx counts from the end, as PyTorch stores it.
 void embedding_init(Module& m, std::span<const Value> args) {
   const std::int64_t n = args[0].to_int(), d = args[1].to_int();
-  if (n < 0 || d < 0) throw Error("Embedding: num_embeddings and embedding_dim must be >= 0");
+  if (n < 0 || d < 0) throw ValueError("Embedding: num_embeddings and embedding_dim must be >= 0");
   Value padding = args[2];
   if (!padding.is_none()) {
     std::int64_t p = padding.to_int();
-    if (p >= n || p < -n) throw Error("Embedding: Padding_idx must be within num_embeddings");
+    if (p >= n || p < -n) throw ValueError("Embedding: Padding_idx must be within num_embeddings");
     if (p < 0) p += n;
     padding = Value(p);
   }
@@ -779,7 +779,7 @@ Value quadruple(const Value& v, const char* kind) {
       std::all_of(v.items().begin(), v.items().end(), [](const Value& e) { return e.is_int(); })) {
     return Value(Tuple{v.items()});
   }
-  throw Error(std::string(kind) + ": padding must be an int or a tuple of 4 ints, got " + python_repr(v));
+  throw ValueError(std::string(kind) + ": padding must be an int or a tuple of 4 ints, got " + python_repr(v));
 }
 void constant_pad2d_init(Module& m, std::span<const Value> args) {
   m.set_attr("value", Value(args[1].to_double()));

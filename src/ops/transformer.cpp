@@ -90,7 +90,7 @@ void layer_norm_init(Module& m, std::span<const Value> args) {
   const std::vector<std::int64_t> ns = util::int_list_arg(args[0], "LayerNorm", "normalized_shape");
   Tuple shape;
   for (std::int64_t d : ns) {
-    if (d < 0) throw Error("LayerNorm: normalized_shape must hold sizes >= 0, got " + python_repr(args[0]));
+    if (d < 0) throw ValueError("LayerNorm: normalized_shape must hold sizes >= 0, got " + python_repr(args[0]));
     shape.items.emplace_back(d);
   }
   m.set_attr("normalized_shape", Value(std::move(shape)));
@@ -576,12 +576,12 @@ Value mha_decomposition(OpRecorder& rec, const Module& m, const OpCall& call) {
 void mha_init(Module& m, std::span<const Value> args) {
   const std::int64_t embed_dim = args[0].to_int(), heads = args[1].to_int();
   if (embed_dim <= 0 || heads <= 0) {
-    throw Error("MultiheadAttention: embed_dim and num_heads must be greater than 0, got embed_dim=" +
+    throw ValueError("MultiheadAttention: embed_dim and num_heads must be greater than 0, got embed_dim=" +
                 std::to_string(embed_dim) + " and num_heads=" + std::to_string(heads));
   }
-  if (embed_dim % heads != 0) throw Error("MultiheadAttention: embed_dim must be divisible by num_heads");
-  if (args[4].to_bool()) throw Error("MultiheadAttention: add_bias_kv=True is not supported");
-  if (args[5].to_bool()) throw Error("MultiheadAttention: add_zero_attn=True is not supported");
+  if (embed_dim % heads != 0) throw ValueError("MultiheadAttention: embed_dim must be divisible by num_heads");
+  if (args[4].to_bool()) throw ValueError("MultiheadAttention: add_bias_kv=True is not supported");
+  if (args[5].to_bool()) throw ValueError("MultiheadAttention: add_zero_attn=True is not supported");
   const std::int64_t kdim = args[6].is_none() ? embed_dim : args[6].to_int();
   const std::int64_t vdim = args[7].is_none() ? embed_dim : args[7].to_int();
   m.set_attr("embed_dim", Value(embed_dim));
@@ -647,7 +647,7 @@ std::vector<std::pair<std::string, Value>> mha_private_attributes(const Module& 
 
 void nd_linear_init(Module& m, std::span<const Value> args) {
   const std::int64_t in = args[0].to_int(), out = args[1].to_int();
-  if (in < 0 || out < 0) throw Error("NonDynamicallyQuantizableLinear: in_features and out_features must be >= 0");
+  if (in < 0 || out < 0) throw ValueError("NonDynamicallyQuantizableLinear: in_features and out_features must be >= 0");
   m.set_attr("in_features", Value(in));
   m.set_attr("out_features", Value(out));
   m.register_parameter("weight", Tensor::zeros(Shape{out, in}));
@@ -989,7 +989,7 @@ void encoder_layer_init(Module& m, std::span<const Value> args) {
   std::string activation = args[4].str();
   if (activation == "relu" || activation == "gelu") activation = "torch.nn.functional." + activation;
   if (!OpRegistry::global().function(activation)) {
-    throw Error("TransformerEncoderLayer: activation should be relu/gelu or a registered function, not " +
+    throw ValueError("TransformerEncoderLayer: activation should be relu/gelu or a registered function, not " +
                 python_str_repr(args[4].str()));
   }
   m.register_module("self_attn", make_module("MultiheadAttention", {Value(d_model), Value(nhead)},

@@ -10,9 +10,9 @@
 namespace fxpack {
 
 std::string record_name(std::string_view package, std::string_view resource) {
-  if (package.empty()) throw Error("package name is empty");
+  if (package.empty()) throw ValueError("package name is empty");
   if (resource.empty() || resource.find('/') != std::string_view::npos) {
-    throw Error("resource name " + quote(resource) + " must be a plain file name");
+    throw ValueError("resource name " + quote(resource) + " must be a plain file name");
   }
   std::string path;
   std::size_t start = 0;
@@ -20,7 +20,7 @@ std::string record_name(std::string_view package, std::string_view resource) {
     const auto dot = package.find('.', start);
     const std::string_view part = package.substr(start, dot == std::string_view::npos ? dot : dot - start);
     if (part.empty() || part == "." || part == ".." || part.find('/') != std::string_view::npos) {
-      throw Error("package name " + quote(package) + " is not a dotted name");
+      throw ValueError("package name " + quote(package) + " is not a dotted name");
     }
     path += part;
     path += '/';

@@ -47,7 +47,7 @@ const char* xml_padded_name(const char* name) {
   auto& slot = names[name];
   if (!slot) {
     std::size_t n = std::strlen(name);
-    if (n >= kXmlNamePad) throw Error("pickle: xml name too long");
+    if (n >= kXmlNamePad) throw FormatError("pickle: xml name too long");
     slot = std::make_unique<char[]>(kXmlNamePad);  // zero-filled
     std::memcpy(slot.get(), name, n);
   }
@@ -193,11 +193,11 @@ class Saver {
       }
       case Value::Kind::Node: {
         const Node* n = std::get<Node*>(var);
-        if (in_module_) throw Error("pickle: a module attribute holds a reference to node '" +
+        if (in_module_) throw GraphError("pickle: a module attribute holds a reference to node '" +
                                     (n ? n->name() : "<null>") + "'; only node args, kwargs and meta may");
         auto it = node_index_.find(n);
         if (it == node_index_.end())
-          throw Error("pickle: node '" + current_ + "' references node '" + (n ? n->name() : "<null>") +
+          throw GraphError("pickle: node '" + current_ + "' references node '" + (n ? n->name() : "<null>") +
                       "', which is not in the graph being saved");
         r.i = static_cast<std::int64_t>(cur_) - static_cast<std::int64_t>(it->second);
         break;
@@ -731,7 +731,7 @@ class StringSink : public std::streambuf {
 // The archive after the header line.
 std::string body_of(const GraphModule& m, const DumpOptions& o) {
   if (static_cast<int>(o.format) >= kPickleFormatCount)
-    throw Error("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(o.format)));
+    throw ValueError("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(o.format)));
   detail::PickleRecord rec = detail::to_record(m, o.store_source_hash, o.storage_sink);
   std::string body;
   StringSink sink(body);

@@ -31,7 +31,7 @@ void write_boost(std::ostream& out, const PickleRecord& record, PickleFormat for
       ar << boost::serialization::make_nvp("fxpack_pickle", record);
       break;
     }
-    default: throw Error("write_boost: not a Boost format");
+    default: throw ValueError("write_boost: not a Boost format");
   }
 }
 
@@ -66,7 +66,7 @@ void read_boost(std::istream& in, PickleRecord& record, PickleFormat format) {
         load_context().fail("boost-xml archive does not end with </boost_serialization>");
       break;
     }
-    default: throw Error("read_boost: not a Boost format");
+    default: throw ValueError("read_boost: not a Boost format");
   }
 }
 
@@ -89,7 +89,7 @@ const std::string& boost_archive_header(PickleFormat format) {
     case PickleFormat::BoostText: return text;
     case PickleFormat::BoostBinary: return binary;
     case PickleFormat::BoostXml: return xml;
-    default: throw Error("boost_archive_header: not a Boost format");
+    default: throw ValueError("boost_archive_header: not a Boost format");
   }
 }
 

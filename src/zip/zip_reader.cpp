@@ -169,7 +169,7 @@ ZipReader ZipReader::open(const std::filesystem::path& path, const ReaderLimits&
 
 ZipReader ZipReader::from_memory(std::shared_ptr<const std::vector<std::byte>> bytes,
                                  const ReaderLimits& limits) {
-  if (!bytes) throw Error("ZipReader::from_memory: null buffer");
+  if (!bytes) throw ValueError("ZipReader::from_memory: null buffer");
   const std::span<const std::byte> span(*bytes);
   return from_memory(span, std::move(bytes), limits);
 }
@@ -549,7 +549,7 @@ void ZipReader::stream_stored(const EntryInfo& e, const std::function<bool(std::
 
 void ZipReader::stream_deflated(const EntryInfo& e, const std::function<bool(std::span<const std::byte>)>& sink) const {
   z_stream zs{};
-  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) throw Error("zlib: inflateInit2 failed");
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) throw IoError("zlib: inflateInit2 failed");
   const std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&zs, inflateEnd);
   const auto bad = [&](const std::string& why) { fail_entry(e.name, why); };
   std::vector<std::byte> in_buffer;
@@ -624,7 +624,7 @@ std::vector<std::byte> ZipReader::read(std::string_view name) const {
 void ZipReader::read_into(std::string_view name, std::span<std::byte> out) const {
   const EntryInfo& e = at(name);
   if (out.size() != e.uncompressed_size) {
-    throw Error("ZipReader::read_into: " + std::to_string(out.size()) + " bytes for entry " + quote(e.name) +
+    throw ValueError("ZipReader::read_into: " + std::to_string(out.size()) + " bytes for entry " + quote(e.name) +
                 " of " + std::to_string(e.uncompressed_size));
   }
   if (e.method == Method::store) {

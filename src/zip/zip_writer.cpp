@@ -205,7 +205,7 @@ ZipWriter ZipWriter::to_memory() { return ZipWriter(std::filesystem::path(), Ato
 
 void ZipWriter::add(std::string_view name, Method method, std::span<const std::byte> bytes,
                     std::shared_ptr<const void> owner) {
-  if (finished_) throw Error("zip: cannot add " + quote(name) + ": the writer is finished");
+  if (finished_) throw ValueError("zip: cannot add " + quote(name) + ": the writer is finished");
   check_entry_name(name);
   if (names_.find(name) != names_.end()) {
     throw FormatError("zip: cannot add " + quote(name) + " twice");
@@ -232,7 +232,7 @@ void ZipWriter::add_deflated(std::string_view name, std::span<const std::byte> b
 }
 
 std::vector<std::byte> ZipWriter::finish() {
-  if (finished_) throw Error("zip: finish() called twice");
+  if (finished_) throw ValueError("zip: finish() called twice");
   finished_ = true;
   // The entries are released however finish() ends: the writer is single-use.
   const std::vector<Entry> entries = std::move(entries_);

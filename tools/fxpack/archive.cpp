@@ -27,7 +27,7 @@ std::string select_pickle(const Archive& a, const std::vector<std::string>& posi
   if (positional.size() == first + 2) {
     const std::string r = record_name(positional[first], positional[first + 1]);
     if (!a.package()->has_record(r)) {
-      throw Error(at_path(a, "no record " + quote(r) + " (package " + quote(positional[first]) + ", resource " +
+      throw LookupError(at_path(a, "no record " + quote(r) + " (package " + quote(positional[first]) + ", resource " +
                                  quote(positional[first + 1]) + ")"));
     }
     return r;
@@ -35,10 +35,10 @@ std::string select_pickle(const Archive& a, const std::vector<std::string>& posi
   const std::vector<std::string> pickles = a.pickles();
   if (std::find(pickles.begin(), pickles.end(), "model/model.pkl") != pickles.end()) return "model/model.pkl";
   if (pickles.size() == 1) return pickles.front();
-  if (pickles.empty()) throw Error(at_path(a, "the archive holds no pickled module"));
+  if (pickles.empty()) throw ValueError(at_path(a, "the archive holds no pickled module"));
   std::string list;
   for (const auto& p : pickles) list += (list.empty() ? "" : ", ") + quote(p);
-  throw Error(at_path(a, "the archive holds several pickles (" + list + "); name one as PACKAGE RESOURCE"));
+  throw ValueError(at_path(a, "the archive holds several pickles (" + list + "); name one as PACKAGE RESOURCE"));
 }
 
 }  // namespace fxpack::cli

@@ -89,7 +89,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
   const bool explicit_selection = args.positional.size() > 2;
   if (target == Target::Fxpack && a.kind() == ArchiveKind::FxpackPackage && !explicit_selection) {
     selected = a.pickles();
-    if (selected.empty()) throw Error(at_path(a, "the archive holds no pickled module"));
+    if (selected.empty()) throw ValueError(at_path(a, "the archive holds no pickled module"));
   } else {
     selected = {select_pickle(a, args.positional, 2)};
   }
@@ -111,7 +111,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
     auto gm = a.load(record).module;
     const std::string r = record.empty() ? "model/model.pkl" : record;
     auto [package, resource] = split_record_name(r);
-    if (package.empty()) throw Error("pickle " + quote(r) + " is not inside a package folder");
+    if (package.empty()) throw ValueError("pickle " + quote(r) + " is not inside a package folder");
     exporter.save_pickle(package, resource, *gm);
     ++pickles;
   }

@@ -198,7 +198,7 @@ std::string to_npy(const Tensor& t) {
   for (const auto& k : kDescrs)
     if (dtype_name(t.dtype()) == k.dtype) code = k.code;
   if (!code)
-    throw Error("cannot write dtype " + std::string(dtype_name(t.dtype())) + " to .npy (NumPy has no such type)");
+    throw FormatError("cannot write dtype " + std::string(dtype_name(t.dtype())) + " to .npy (NumPy has no such type)");
   std::string shape = "(";
   for (std::size_t i = 0; i < t.dim(); ++i) shape += (i ? ", " : "") + std::to_string(t.shape()[i]);
   shape += t.dim() == 1 ? ",)" : ")";  // "(3,)" as Python writes a 1-tuple

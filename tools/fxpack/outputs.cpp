@@ -57,7 +57,7 @@ class OutputWriter {
         break;
       }
       default:
-        throw Error(where + ": cannot write a " + std::string(kind_name(v.kind())) + " output (" + python_repr(v) + ")");
+        throw FormatError(where + ": cannot write a " + std::string(kind_name(v.kind())) + " output (" + python_repr(v) + ")");
     }
     json_.EndObject();
   }

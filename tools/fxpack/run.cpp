@@ -172,7 +172,7 @@ int cmd_run(const std::vector<std::string>& argv) {
     }
   }
   if (auto out = args.value("--output")) {
-    if (to_save.empty()) throw Error("the module returned no tensor to write to " + *out);
+    if (to_save.empty()) throw ValueError("the module returned no tensor to write to " + *out);
     for (std::size_t i = 0; i < to_save.size(); ++i) {
       std::string path = *out;
       if (to_save.size() > 1) {

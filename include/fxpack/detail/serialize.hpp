@@ -744,7 +744,7 @@ void ValueRecord::io(Ar& ar) {
     case 8: i64_field(ar, "value", i); break;   // memory format
     case 9: {                                   // slice
       if constexpr (kLoading<Ar>) items.resize(3);
-      if (items.size() != 3) throw Error("pickle: malformed slice record");
+      if (items.size() != 3) throw FormatError("pickle: malformed slice record");
       ar & nvp<Ar>("start", items[0]);
       ar & nvp<Ar>("stop", items[1]);
       ar & nvp<Ar>("step", items[2]);
@@ -794,7 +794,7 @@ class Member {
   void save(Ar& ar) const {
     static_assert(detail::kCereal<Ar> ? detail::kJson<Ar> || detail::kCerealBinary<Ar> : true,
                   "fxpack::pickle::Member: cereal JSON or PortableBinary archives only");
-    if (!*module_) throw Error("pickle: cannot save a null GraphModule");
+    if (!*module_) throw ValueError("pickle: cannot save a null GraphModule");
     detail::PickleRecord r = detail::to_record(**module_, true);
     ar & detail::nvp<Ar>("fxpack_pickle", r);
   }
