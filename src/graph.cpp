@@ -169,10 +169,12 @@ Graph::InsertPoint Graph::inserting_after(Node* node) {
 
 LastUses Graph::last_uses() const {
   LastUses out;
-  // Positions of every node's inputs in one flat list; the last reference to a value wins.
+  // The positions of every node's inputs in one flat list (node after node); the last
+  // reference to a value wins.
   auto& position = out.position_;
   position.reserve(size_);
-  std::vector<std::uint32_t> input_begin{0}, inputs, last_user(size_);
+  std::vector<std::uint32_t> inputs, last_user(size_);
+  inputs.reserve(2 * size_);
   std::uint32_t i = 0;
   for (const Node* n : *this) {
     for (const Node* in : n->input_nodes()) {
@@ -180,15 +182,15 @@ LastUses Graph::last_uses() const {
       inputs.push_back(p);
       last_user[p] = i;
     }
-    input_begin.push_back(static_cast<std::uint32_t>(inputs.size()));
     position.emplace(n, i++);
   }
   out.begin_.reserve(size_ + 1);
+  out.nodes_.reserve(size_);  // a value dies at most once
   std::uint32_t user = 0;
+  std::size_t k = 0;
   for (const Node* n : *this) {
-    const std::uint32_t first = input_begin[user];
-    for (std::uint32_t k = first; k < input_begin[user + 1]; ++k)
-      if (last_user[inputs[k]] == user) out.nodes_.push_back(n->input_nodes()[k - first]);
+    for (const Node* in : n->input_nodes())
+      if (last_user[inputs[k++]] == user) out.nodes_.push_back(in);
     out.begin_.push_back(static_cast<std::uint32_t>(out.nodes_.size()));
     ++user;
   }
