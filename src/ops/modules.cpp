@@ -153,7 +153,7 @@ void linear_validate(const Module& m) {
 void bilinear_init(Module& m, std::span<const Value> args) {
   const std::int64_t in1 = args[0].to_int(), in2 = args[1].to_int(), out = args[2].to_int();
   if (in1 < 0 || in2 < 0 || out < 0) {
-    throw Error("Bilinear: in1_features, in2_features and out_features must be >= 0, got " + std::to_string(in1) + ", " +
+    throw ValueError("Bilinear: in1_features, in2_features and out_features must be >= 0, got " + std::to_string(in1) + ", " +
                 std::to_string(in2) + " and " + std::to_string(out));
   }
   m.set_attr("in1_features", Value(in1));
