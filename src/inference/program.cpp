@@ -123,6 +123,8 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
         st.other = static_cast<std::int32_t>(slot(addend));
         st.post_ops.push_back(PostOpSpec{true, {}});
         added = true;
+      } else if (up.op == PatternOp::Identity) {
+        // Dropout or stochastic depth at inference: the chain goes on through it.
       } else {
         break;
       }
@@ -585,7 +587,10 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         if (padded < eff) throw SignatureMismatch{};
         out[2 + i] = (padded - eff) / o.stride[i] + 1;
       }
-      if (out.numel() * (w.numel() / w.shape()[0]) < kMinWork) throw SignatureMismatch{};
+      // A small convolution of a plan buffer (a squeeze-excitation's on [N, C, 1, 1]) stays a
+      // primitive: its kernel would take the buffer dense and go through oneDNN anyway.
+      if (in.from == ArgSpec::From::External && out.numel() * (w.numel() / w.shape()[0]) < kMinWork)
+        throw SignatureMismatch{};
       const bool has_bias = st.op.bias.defined() || st.bn.has_value();
       dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
       // A residual addition is a Sum post-op: the convolution adds its result to what its
@@ -808,6 +813,30 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         std::swap(sa, sb);
         a.arg = DNNL_ARG_SRC_0;
         b.arg = DNNL_ARG_SRC_1;
+      }
+      // The result takes the first operand's layout: a blocked one keeps the network blocked.
+      if (sa == sb && is_dense(a.md, sa) && !is_dense(b.md, sb)) {
+        std::swap(a, b);
+        a.arg = DNNL_ARG_SRC_0;
+        b.arg = DNNL_ARG_SRC_1;
+      }
+      // oneDNN's JIT binary kernels take both operands in one layout (else its reference
+      // kernel runs, ~100x slower): the second, typically a squeeze-excitation scale
+      // [N, C, 1, 1], is reordered into the first's.
+      const memory::format_tag tag = dnb::activation_tag(a.md);
+      const memory::desc want = tag != memory::format_tag::undef
+                                    ? memory::desc(dnb::dims_of(sb), memory::data_type::f32, tag)
+                                    : is_dense(a.md, sa) ? dnb::plain_md(dnb::dims_of(sb)) : b.md;
+      if (!(b.md == want)) {
+        const std::int32_t buf = new_buffer(want.get_size(), j, ws);
+        Launch r;
+        r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), b.md, dnb::engine(), want));
+        ArgSpec from = b;
+        from.arg = DNNL_ARG_FROM;
+        r.args.push_back(from);
+        r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, want, {}});
+        ex.launches.push_back(std::move(r));
+        b = ArgSpec{DNNL_ARG_SRC_1, ArgSpec::From::Buffer, buf, want, {}};
       }
       const auto pd = dnb::binary_pd(st.binary_alg, a.md, b.md, dnb::make_attr({}, true));
       Launch l;
