@@ -114,6 +114,34 @@ class LinearBn : public Module {
   }
 };
 
+// An EfficientNet block: an expanding convolution on a blocked layout, a squeeze-excitation
+// (global pooling, two small convolutions, x * scale with scale [N, C, 1, 1]), a projection,
+// stochastic depth (the identity at inference) and the residual addition. 24 channels: the
+// blocked layouts pad them to 32.
+class SeBlock : public Module {
+ public:
+  SeBlock() : Module("SeBlock") {
+    register_module("expand", nn::Conv2d(24, 72, 1, 1, 0, 1, 1, false));
+    register_module("bn1", nn::BatchNorm2d(72));
+    register_module("pool", nn::AdaptiveAvgPool2d(1));
+    register_module("fc1", nn::Conv2d(72, 6, 1));
+    register_module("fc2", nn::Conv2d(6, 72, 1));
+    register_module("project", nn::Conv2d(72, 24, 1, 1, 0, 1, 1, false));
+    register_module("bn2", nn::BatchNorm2d(24));
+  }
+  Value forward(std::span<const Value> in) override {
+    auto m = [&](const char* name) { return find_child(name); };
+    const auto silu = [](const Value& v) { return call_function("torch.nn.functional.silu", {v}); };
+    Value x = silu((*m("bn1"))((*m("expand"))(in[0])));
+    Value s = silu((*m("fc1"))((*m("pool"))(x)));
+    s = torch::sigmoid((*m("fc2"))(s));
+    Value y = (*m("bn2"))((*m("project"))(x * s));
+    y = call_function("torchvision.ops.stochastic_depth.stochastic_depth",
+                      {y, Value(0.2), Value(std::string("row")), Value(false)});
+    return y + in[0];
+  }
+};
+
 struct ThreadsGuard {
   int saved = num_threads();
   ~ThreadsGuard() { set_num_threads(saved); }
@@ -264,6 +292,40 @@ TEST_CASE("inference: an inference plan folds, fuses and agrees with the plain p
   CHECK(st.primitives >= 8);
   CHECK(st.arena_bytes > 0);
   CHECK(st.packed_weight_bytes > 0);
+}
+
+TEST_CASE("inference: a squeeze-excitation block stays on oneDNN, stochastic depth included") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  auto m = std::make_shared<SeBlock>();
+  randomize(*m, 11);
+  auto traced = symbolic_trace(m);
+  auto fast = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "SeBlock");
+  auto plain = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "SeBlock",
+                                             PlanOptions{.optimize_for_inference = false});
+  const std::string summary = fast->plan()->inference_summary();
+  INFO(summary);
+  CHECK(summary.find("conv2d [project bn2 stochastic_depth add] batch_norm folded, post-ops: add") != std::string::npos);
+  CHECK(summary.find("kernel") == std::string::npos);
+  for (int call = 0; call < 2; ++call) {
+    const Tensor x = random_tensor(Shape{1, 24, 20, 20}, 30 + static_cast<std::uint64_t>(call));
+    const Tensor want = (*plain)(x).tensor();
+    const Tensor got = (*fast)(x).tensor();
+    INFO("call ", call, " max |diff| ", max_abs_diff(got, want));
+    CHECK(allclose(got, want, 1e-4, 1e-5));
+  }
+  // In training mode stochastic depth is not the identity: its kernel says so.
+  auto training = symbolic_trace(m);
+  for (Node* n : training->graph())
+    if (n->name() == "stochastic_depth") n->set_arg(3, Value(true));
+  training->recompile();
+  std::string message;
+  try {
+    (void)(*training)(random_tensor(Shape{1, 24, 20, 20}, 40));
+  } catch (const OpError& e) {
+    message = e.what();
+  }
+  CHECK(message.find("stochastic_depth: training=True with p=0.2") != std::string::npos);
 }
 
 TEST_CASE("inference: batch norm folds into a linear layer on 2-D features") {

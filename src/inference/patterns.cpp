@@ -290,7 +290,7 @@ bool known_target(const Node& n) {
       "torch.relu", "torch.nn.functional.relu", "torch.sigmoid", "torch.tanh", "torch.nn.functional.relu6",
       "torch.nn.functional.silu", "torch.nn.functional.hardswish", "torch.nn.functional.gelu", "operator.add",
       "torch.add", "operator.mul", "torch.mul", "torch.nn.functional.max_pool2d",
-      "torch.nn.functional.adaptive_avg_pool2d", "torch.flatten"};
+      "torch.nn.functional.adaptive_avg_pool2d", "torch.flatten", "torchvision.ops.stochastic_depth.stochastic_depth"};
   static constexpr std::string_view kMethods[] = {"relu", "sigmoid", "tanh", "add", "mul", "flatten"};
   const std::string_view t = n.target();
   if (n.op() == Op::CallMethod) return std::find(std::begin(kMethods), std::end(kMethods), t) != std::end(kMethods);
@@ -346,6 +346,12 @@ Pattern function_pattern(const Node& n, const Module& root, const OpDef& def) {
   }
   if (is("torch.nn.functional.adaptive_avg_pool2d")) return adaptive(node_arg(a[0]), a[1]);
   if (is("torch.flatten", "flatten")) return flatten(node_arg(a[0]), as_int(a[1]), as_int(a[2]));
+  if (is("torchvision.ops.stochastic_depth.stochastic_depth")) {
+    // Its kernel reports a bad p or mode, or training mode (an OpError, caught by recognize).
+    if (a[2].kind() != Value::Kind::String) throw NoMatch{};
+    (void)ops::stochastic_depth_is_identity(as_number(a[1]), a[2].str(), as_bool(a[3]));
+    return identity(node_arg(a[0]));
+  }
   return {};
 }
 

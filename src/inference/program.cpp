@@ -123,6 +123,8 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
         st.other = static_cast<std::int32_t>(slot(addend));
         st.post_ops.push_back(PostOpSpec{true, {}});
         added = true;
+      } else if (up.op == PatternOp::Identity) {
+        // Dropout or stochastic depth at inference: the chain goes on through it.
       } else {
         break;
       }
@@ -338,6 +340,10 @@ class Executable {
   void produce(std::size_t step, std::uint32_t slot, const memory::desc& md, const Shape& shape, Exec& ex,
                Workspace& ws, std::int32_t buffer);
   void bind_launch(std::size_t j, std::size_t l, Workspace& ws);
+  // The first call's buffers that no step after `j` reads (those made by step `j` from
+  // `made_from` on, and those of slots read last there) are released, so its peak memory
+  // stays near a later call's arena instead of the sum of every buffer.
+  void release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const;
 
   const Program& prog_;
   std::vector<Step> const& steps_;
@@ -565,7 +571,10 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
     }
     return dnb::make_attr(po, true);
   };
+  // Only a primitive that uses scratch memory gets the argument: each argument costs oneDNN
+  // an allocation per call (see Executable).
   const auto scratch = [&](const memory::desc& md, Launch& l) {
+    if (md.get_size() == 0) return;
     scratch_bytes_ = std::max(scratch_bytes_, md.get_size());
     l.args.push_back(ArgSpec{DNNL_ARG_SCRATCHPAD, ArgSpec::From::Scratchpad, 0, md, {}});
   };
@@ -585,7 +594,10 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         if (padded < eff) throw SignatureMismatch{};
         out[2 + i] = (padded - eff) / o.stride[i] + 1;
       }
-      if (out.numel() * (w.numel() / w.shape()[0]) < kMinWork) throw SignatureMismatch{};
+      // A small convolution of a plan buffer (a squeeze-excitation's on [N, C, 1, 1]) stays a
+      // primitive: its kernel would take the buffer dense and go through oneDNN anyway.
+      if (in.from == ArgSpec::From::External && out.numel() * (w.numel() / w.shape()[0]) < kMinWork)
+        throw SignatureMismatch{};
       const bool has_bias = st.op.bias.defined() || st.bn.has_value();
       dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
       // A residual addition is a Sum post-op: the convolution adds its result to what its
@@ -809,6 +821,30 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         a.arg = DNNL_ARG_SRC_0;
         b.arg = DNNL_ARG_SRC_1;
       }
+      // The result takes the first operand's layout: a blocked one keeps the network blocked.
+      if (sa == sb && is_dense(a.md, sa) && !is_dense(b.md, sb)) {
+        std::swap(a, b);
+        a.arg = DNNL_ARG_SRC_0;
+        b.arg = DNNL_ARG_SRC_1;
+      }
+      // oneDNN's JIT binary kernels take both operands in one layout (else its reference
+      // kernel runs, ~100x slower): the second, typically a squeeze-excitation scale
+      // [N, C, 1, 1], is reordered into the first's.
+      const memory::format_tag tag = dnb::activation_tag(a.md);
+      const memory::desc want = tag != memory::format_tag::undef
+                                    ? memory::desc(dnb::dims_of(sb), memory::data_type::f32, tag)
+                                    : is_dense(a.md, sa) ? dnb::plain_md(dnb::dims_of(sb)) : b.md;
+      if (!(b.md == want)) {
+        const std::int32_t buf = new_buffer(want.get_size(), j, ws);
+        Launch r;
+        r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), b.md, dnb::engine(), want));
+        ArgSpec from = b;
+        from.arg = DNNL_ARG_FROM;
+        r.args.push_back(from);
+        r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, want, {}});
+        ex.launches.push_back(std::move(r));
+        b = ArgSpec{DNNL_ARG_SRC_1, ArgSpec::From::Buffer, buf, want, {}};
+      }
       const auto pd = dnb::binary_pd(st.binary_alg, a.md, b.md, dnb::make_attr({}, true));
       Launch l;
       l.prim = dnnl::binary(pd);
@@ -952,6 +988,7 @@ Value Executable::record(std::span<const Value> inputs) {
   std::size_t next_input = 0;
   for (std::size_t j = 0; j < steps_.size(); ++j) {
     const Step& st = steps_[j];
+    const std::size_t made_from = ws.own.size();
     if (st.kind == StepKind::Input) {
       ws.values[st.out] = inputs[next_input++];
     } else if (st.kind == StepKind::Constant) {
@@ -975,6 +1012,7 @@ Value Executable::record(std::span<const Value> inputs) {
     }
     if (st.kind != StepKind::Input && st.kind != StepKind::Constant) run_step(j, ws);
     for (std::uint32_t s : st.frees) ws.values[s] = Value();
+    release_dead_buffers(j, made_from, ws);
   }
   // Outputs in dense layout.
   for (std::uint32_t s : prog_.output_slots()) {
@@ -995,6 +1033,29 @@ Value Executable::record(std::span<const Value> inputs) {
   }
   plan_arena();
   return plan.output(ws.values);
+}
+
+void Executable::release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const {
+  const auto step = static_cast<std::int64_t>(j);
+  const auto& outputs = prog_.output_slots();
+  const auto live_after = [&](std::size_t s) {
+    return slot_last_[s] > step || std::find(outputs.begin(), outputs.end(), s) != outputs.end();
+  };
+  std::vector<std::int32_t> candidates;
+  for (std::size_t b = made_from; b < ws.own.size(); ++b) candidates.push_back(static_cast<std::int32_t>(b));
+  for (std::size_t s = 0; s < slots_.size(); ++s) {
+    if (slot_last_[s] != step || live_after(s)) continue;
+    for (std::int32_t b : {slots_[s].buffer, slots_[s].dense})
+      if (b >= 0) candidates.push_back(b);
+  }
+  for (std::int32_t b : candidates) {
+    std::shared_ptr<Storage>& own = ws.own[static_cast<std::size_t>(b)];
+    if (!own) continue;
+    bool live = false;
+    for (std::size_t s = 0; s < slots_.size() && !live; ++s)
+      live = (slots_[s].buffer == b || slots_[s].dense == b) && live_after(s);
+    if (!live) own.reset();  // tensors made from it (values, views) keep their own reference
+  }
 }
 
 void Executable::plan_arena() {

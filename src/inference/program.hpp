@@ -8,9 +8,9 @@
 // are then packed once into the primitive's layout, and every intermediate buffer gets an
 // offset in one arena planned from the values' lifetimes. Later calls with that signature
 // take a workspace (arena, scratchpad, bound oneDNN memories) from a pool and run the
-// primitives on it; the only allocations left are the result tensor and oneDNN's own
-// per-execution bookkeeping. Calls from several threads run at once, each on its own
-// workspace.
+// primitives on it; fxpack allocates nothing there, oneDNN does (its per-execution argument
+// map and its kernels' std::function loops; docs/design.md). Calls from several threads run
+// at once, each on its own workspace.
 #pragma once
 
 #include <memory>

@@ -180,6 +180,13 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options, bool count_incl
 Tensor layer_norm(const Tensor& x, std::span<const std::int64_t> normalized_shape, const Tensor* weight,
                   const Tensor* bias, double eps);
 
+// ---- transformer.cpp ------------------------------------------------------------------
+
+// torchvision.ops.stochastic_depth(input, p, mode, training): checks p and mode as torchvision
+// does (OpError otherwise), then true: it is the identity unless training with p > 0, which
+// it reports as an OpError too (fxpack does not drop rows at random).
+bool stochastic_depth_is_identity(double p, const std::string& mode, bool training);
+
 // ---- pooling.cpp ----------------------------------------------------------------------
 
 // F.adaptive_max_pool2d: the maxima of PyTorch's adaptive windows and their flat (h * W + w)

@@ -121,8 +121,8 @@ void layer_norm_validate(const Module& m) {
 
 // ---- stochastic depth -----------------------------------------------------------------------
 
-// torchvision.ops.stochastic_depth(input, p, mode, training): checks p and mode as torchvision
-// does, then is the identity unless training with p > 0.
+}  // namespace
+
 bool stochastic_depth_is_identity(double p, const std::string& mode, bool training) {
   if (!(p >= 0.0 && p <= 1.0)) {
     fail("stochastic_depth: drop probability has to be between 0 and 1, but got " + python_repr(Value(p)));
@@ -134,6 +134,8 @@ bool stochastic_depth_is_identity(double p, const std::string& mode, bool traini
   fail("stochastic_depth: training=True with p=" + python_repr(Value(p)) +
        " drops rows at random, which fxpack does not do (run the model in eval mode)");
 }
+
+namespace {
 
 Value stochastic_depth_kernel(std::span<const Value> a) {
   (void)stochastic_depth_is_identity(a[1].to_double(), a[2].str(), a[3].to_bool());

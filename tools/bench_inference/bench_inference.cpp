@@ -137,6 +137,15 @@ std::string read_file(const fs::path& p) {
 
 double ms_since(Clock::time_point a) { return std::chrono::duration<double, std::milli>(Clock::now() - a).count(); }
 
+// The resident set now (VmRSS), in KiB.
+long rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return 0;
+}
+
 long peak_rss_kib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -181,6 +190,7 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   auto gm = importer.load_pickle("model", "model.pkl");
   auto plan = gm->plan();
   const double load_ms = ms_since(t0);
+  const long load_rss = peak_rss_kib();
   std::size_t weight_bytes = 0;
   for (const auto& [name, t] : gm->named_parameters()) weight_bytes += t.nbytes();
   for (const auto& [name, t] : gm->named_buffers()) weight_bytes += t.nbytes();
@@ -188,6 +198,7 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   t0 = Clock::now();
   Value y = gm->forward(in);
   const double first_ms = ms_since(t0);
+  const long first_rss = peak_rss_kib();
   const Tensor& out = y.tensor();
   const double diff = max_abs_diff(out, expected);
   const bool ok = allclose(out, expected, 1e-4, 1e-5);
@@ -211,8 +222,8 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   const double median = ts.size() % 2 ? ts[ts.size() / 2] : (ts[ts.size() / 2 - 1] + ts[ts.size() / 2]) / 2;
   const auto st = plan->inference_stats();
   std::printf("load_ms %.2f first_ms %.2f median_ms %.3f allocations %ld dnnl_allocations %ld peak_rss_kib %ld "
-              "start_rss_kib %ld weights %zu arena %zu packed %zu primitives %zu maxdiff %.3g ok %d\n",
-              load_ms, first_ms, median, allocations, dnnl_allocations, peak_rss_kib(), rss_start, weight_bytes, st.arena_bytes,
+              "steady_rss_kib %ld start_rss_kib %ld load_rss_kib %ld first_rss_kib %ld weights %zu arena %zu scratchpad %zu packed %zu primitives %zu maxdiff %.3g ok %d\n",
+              load_ms, first_ms, median, allocations, dnnl_allocations, peak_rss_kib(), rss_kib(), rss_start, load_rss, first_rss, weight_bytes, st.arena_bytes, st.scratchpad_bytes,
               st.packed_weight_bytes, st.primitives, diff, ok ? 1 : 0);
   return 0;
 }
