@@ -197,7 +197,7 @@ class Saver {
                                     (n ? n->name() : "<null>") + "'; only node args, kwargs and meta may");
         auto it = node_index_.find(n);
         if (it == node_index_.end())
-          throw Error("pickle: node '" + current_ + "' references node '" + (n ? n->name() : "<null>") +
+          throw Error("pickle: node '" + (current_ ? current_->name() : "") + "' references node '" + (n ? n->name() : "<null>") +
                       "', which is not in the graph being saved");
         r.i = static_cast<std::int64_t>(cur_) - static_cast<std::int64_t>(it->second);
         break;
@@ -259,7 +259,7 @@ class Saver {
 
   // The record of the next node (after index_graph, in program order) into a fresh `nr`.
   void node(const Node* n, NodeRecord& nr) {
-    current_ = n->name();
+    current_ = n;
     nr.op = static_cast<std::uint8_t>(n->op());
     nr.name = n->name();
     nr.target = n->target();
@@ -296,7 +296,7 @@ class Saver {
   std::vector<std::uint64_t> node_target_;  // per node: its index in rec_.targets
   std::uint64_t node_tensors_ = 0;          // tensors registered by index_graph (the first ones)
   std::uint64_t next_node_tensor_ = 0;      // the next of them value() meets
-  std::string current_;
+  const Node* current_ = nullptr;  // the node being saved, for messages
   std::uint64_t cur_ = 0;  // index of the node being saved (references are relative)
   bool in_module_ = false;
 };
@@ -426,8 +426,12 @@ class Builder {
     return o + "]";
   }
 
+  // Where a value sits, for messages: spelled out only when one is raised (a load builds
+  // no text per value).
+  using Where = std::function<std::string()>;
+
   // `node_limit`: node references must be < node_limit.
-  Value value(const ValueRecord& r, std::size_t node_limit, const std::string& where) const {
+  Value value(const ValueRecord& r, std::size_t node_limit, const Where& where) const {
     switch (static_cast<Value::Kind>(r.kind)) {
       case Value::Kind::None: return None{};
       case Value::Kind::Bool: return r.i != 0;
@@ -435,23 +439,23 @@ class Builder {
       case Value::Kind::Double: return r.d;
       case Value::Kind::String: return r.s;
       case Value::Kind::DType:
-        if (r.i < 0 || r.i >= kDTypeCount) bad(where + ": unknown dtype " + std::to_string(r.i));
+        if (r.i < 0 || r.i >= kDTypeCount) bad(where() + ": unknown dtype " + std::to_string(r.i));
         return static_cast<DType>(r.i);
       case Value::Kind::Device: return Device{r.s, r.i};
       case Value::Kind::Layout:
-        if (r.i != 0) bad(where + ": unknown layout " + std::to_string(r.i));
+        if (r.i != 0) bad(where() + ": unknown layout " + std::to_string(r.i));
         return Layout::Strided;
       case Value::Kind::MemoryFormat:
-        if (r.i < 0 || r.i > 2) bad(where + ": unknown memory format " + std::to_string(r.i));
+        if (r.i < 0 || r.i > 2) bad(where() + ": unknown memory format " + std::to_string(r.i));
         return static_cast<MemoryFormat>(r.i);
       case Value::Kind::Slice: {
-        if (r.items.size() != 3) bad(where + ": slice with " + std::to_string(r.items.size()) + " parts");
+        if (r.items.size() != 3) bad(where() + ": slice with " + std::to_string(r.items.size()) + " parts");
         Slice s;
         for (int k = 0; k < 3; ++k) {
           const ValueRecord& x = r.items[static_cast<std::size_t>(k)];
           const auto kind = static_cast<Value::Kind>(x.kind);
           if (kind != Value::Kind::Int && kind != Value::Kind::None && kind != Value::Kind::Node)
-            bad(where + ": slice part is " + kValueKindNames[x.kind] + ", not int, none or node");
+            bad(where() + ": slice part is " + kValueKindNames[x.kind] + ", not int, none or node");
           s.set_part(k, value(x, node_limit, where));
         }
         return s;
@@ -463,7 +467,7 @@ class Builder {
         bool ok = back > std::numeric_limits<std::int64_t>::min() / 2 && back < std::numeric_limits<std::int64_t>::max() / 2;
         std::int64_t ref = ok ? cur - back : -1;
         if (!ok || ref < 0 || ref >= static_cast<std::int64_t>(nodes_.size()) || (!in_meta_ && back < 1))
-          bad(where + ": node reference " + std::to_string(back) + " back from node " + std::to_string(cur) +
+          bad(where() + ": node reference " + std::to_string(back) + " back from node " + std::to_string(cur) +
               (in_meta_ ? " is out of range (" + std::to_string(nodes_.size()) + " nodes)"
                         : " is not an earlier node"));
         return nodes_[static_cast<std::size_t>(ref)];
@@ -484,14 +488,14 @@ class Builder {
       case Value::Kind::Ellipsis: return Ellipsis{};
       case Value::Kind::Tensor:
         if (r.i < 0 || static_cast<std::uint64_t>(r.i) >= tensors_.size())
-          bad(where + ": tensor reference " + std::to_string(r.i) + " out of range (" +
+          bad(where() + ": tensor reference " + std::to_string(r.i) + " out of range (" +
               std::to_string(tensors_.size()) + " tensors)");
         return tensors_[static_cast<std::size_t>(r.i)];
     }
-    bad(where + ": unknown value kind " + std::to_string(r.kind));
+    bad(where() + ": unknown value kind " + std::to_string(r.kind));
   }
 
-  Dict dict(const std::vector<NamedValue>& entries, std::size_t node_limit, const std::string& where) const {
+  Dict dict(const std::vector<NamedValue>& entries, std::size_t node_limit, const Where& where) const {
     Dict d;
     d.items.reserve(entries.size());
     for (const auto& e : entries) d.items.emplace_back(e.key, value(e.value, node_limit, where));
@@ -518,7 +522,7 @@ class Builder {
     try {
       for (const auto& a : r.attrs) {
         unique("attribute", a.key);
-        m->set_attr(a.key, value(a.value, 0, where + " attribute " + quote(a.key)));
+        m->set_attr(a.key, value(a.value, 0, [&] { return where + " attribute " + quote(a.key); }));
       }
       for (const auto& p : r.parameters) {
         unique("parameter", p.name);
@@ -582,9 +586,10 @@ class Builder {
     Op op = static_cast<Op>(r.op);
     std::vector<Value> a;
     a.reserve(r.args.size());
-    for (const auto& x : r.args) a.push_back(value(x, i, r.args.size() ? at() + " args" : at()));
+    const Where args_at = [&] { return at() + " args"; };
+    for (const auto& x : r.args) a.push_back(value(x, i, args_at));
     Dict kw;
-    if (!r.kwargs.empty()) kw = dict(r.kwargs, i, at() + " kwargs");
+    if (!r.kwargs.empty()) kw = dict(r.kwargs, i, [&] { return at() + " kwargs"; });
     Node* n;
     try {
       n = graph_->create_node(op, std::move(r.target), std::move(a), std::move(kw), r.name);
@@ -608,9 +613,9 @@ class Builder {
     in_meta_ = true;
     for (const auto& [i, meta] : pending_meta_)
       for (const auto& e : meta)
-        nodes_[i]->meta().set(e.key, value(e.value, nodes_.size(),
-                                           "nodes[" + std::to_string(i) + "] " + quote(nodes_[i]->name()) +
-                                               " meta " + quote(e.key)));
+        nodes_[i]->meta().set(e.key, value(e.value, nodes_.size(), [&] {
+          return "nodes[" + std::to_string(i) + "] " + quote(nodes_[i]->name()) + " meta " + quote(e.key);
+        }));
     pending_meta_.clear();
     if (nodes_.empty() || nodes_.back()->op() != Op::Output) bad("the graph's last node is not an output node");
     try {
