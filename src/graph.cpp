@@ -129,6 +129,7 @@ void Graph::link_before(Node* node, Node* before) {
   before->prev_->next_ = node;
   before->prev_ = node;
   ++size_;
+  touch();
 }
 
 void Graph::unlink(Node* node) {
@@ -136,7 +137,10 @@ void Graph::unlink(Node* node) {
   node->next_->prev_ = node->prev_;
   node->prev_ = node->next_ = nullptr;
   --size_;
+  touch();
 }
+
+void Graph::reserve(std::size_t nodes) { names_.reserve(names_.size() + nodes); }
 
 void Graph::erase_node(Node* node) {
   if (!node || node->graph_ != this) throw GraphError("erase_node: the node is not in this graph");
@@ -213,17 +217,16 @@ const Node* Graph::output_node() const {
 Node* Graph::output_node() { return const_cast<Node*>(std::as_const(*this).output_node()); }
 
 void Graph::lint() const {
-  std::unordered_map<const Node*, std::size_t> position;
-  std::unordered_set<std::string_view> names;
-  std::size_t i = 0;
+  std::unordered_set<const Node*> seen;  // the nodes before the current one
+  seen.reserve(size_);
   std::size_t outputs = 0;
   for (const Node* n : *this) {
     if (n->graph_ != this) throw GraphError("lint: node '" + n->name_ + "' belongs to another graph");
-    if (!names.insert(n->name_).second)
+    // Each live node is what the name table says its name names, so no two share one.
+    if (auto named = names_.find(n->name_); named == names_.end() || named->second != n)
       throw GraphError("lint: node name '" + n->name_ + "' is used twice");
     for (Node* in : n->inputs_) {
-      auto it = position.find(in);
-      if (it == position.end()) {
+      if (!seen.count(in)) {
         bool later = false;
         for (Node* m = n->next_; m != root_.get(); m = m->next_) later |= (m == in);
         throw GraphError("lint: node '" + n->name_ + "' uses '" + in->name_ + "', which " +
@@ -248,7 +251,7 @@ void Graph::lint() const {
     if (n->op_ == Op::CallMethod && n->args_.empty())
       throw GraphError("lint: call_method node '" + n->name_ + "' has no receiver argument");
     if (n->target_.empty()) throw GraphError("lint: node '" + n->name_ + "' has an empty target");
-    position.emplace(n, i++);
+    seen.insert(n);
   }
   if (outputs != 1)
     throw GraphError("lint: the graph has " + std::to_string(outputs) + " output nodes, expected 1");

@@ -72,7 +72,12 @@ LazyGraphModule::LazyGraphModule(const Module& root, std::shared_ptr<Graph> grap
 void GraphModule::real_recompile_locked() {
   const std::uint64_t request = requested_.load(std::memory_order_acquire);
   auto c = std::make_shared<Compiled>();
+  c->graph_generation = graph_->generation();
   c->code = python_code(*graph_);
+  if (source_check_) {
+    source_check_(c->code);  // throws: nothing installed, still dirty
+    source_check_ = nullptr;
+  }
   try {
     c->plan = Plan::build(*graph_, *this, plan_options_);
   } catch (const Error&) {
@@ -128,6 +133,16 @@ std::shared_ptr<const GraphModule::Compiled> GraphModule::compiled() {
 
 std::string GraphModule::code() { return compiled()->code; }
 
+std::uint64_t GraphModule::source_hash() const {
+  const std::uint64_t now = graph_->generation();
+  if (auto c = compiled_.load(std::memory_order_acquire); c && c->graph_generation == now)
+    return fxpack::source_hash(c->code);
+  std::lock_guard lock(source_hash_mu_);
+  if (!source_hash_memo_ || source_hash_memo_->first != now)
+    source_hash_memo_.emplace(now, fxpack::source_hash(python_code(*graph_)));
+  return source_hash_memo_->second;
+}
+
 std::string GraphModule::print_readable(bool print_output) const {
   std::string out = readable_code(*graph_, class_name());
   if (print_output) std::cout << out << '\n';
@@ -164,6 +179,11 @@ Value GraphModule::interpret_symbolically(std::span<const Value> inputs) {
 
 BoundForward GraphModule::forward_fn() {
   return BoundForward(std::static_pointer_cast<GraphModule>(shared_from_this()));
+}
+
+void GraphModule::set_source_check(SourceCheck check) {
+  std::lock_guard lock(recompile_mu_);
+  source_check_ = std::move(check);
 }
 
 std::uint64_t GraphModule::total_recompile_count() { return g_total_recompiles.load(); }

@@ -31,7 +31,16 @@ const Value* Meta::find(std::string_view key) const {
     if (k == key) return &v;
   return nullptr;
 }
+Meta& Meta::operator=(const Meta& other) {
+  d_ = other.d_;
+  changed();
+  return *this;
+}
+void Meta::changed() {
+  if (graph_) graph_->touch();
+}
 void Meta::set(std::string key, Value value) {
+  changed();
   for (auto& [k, v] : d_.items)
     if (k == key) {
       v = std::move(value);
@@ -43,13 +52,21 @@ bool Meta::erase(std::string_view key) {
   auto it = std::find_if(d_.items.begin(), d_.items.end(), [&](auto& kv) { return kv.first == key; });
   if (it == d_.items.end()) return false;
   d_.items.erase(it);
+  changed();
   return true;
 }
 
 Node::Node(Graph* graph, Op op, std::string name, std::string target)
-    : graph_(graph), op_(op), name_(std::move(name)), target_(std::move(target)) {}
+    : graph_(graph), op_(op), name_(std::move(name)), target_(std::move(target)) {
+  meta_.graph_ = graph;
+}
 
 Node::~Node() = default;
+
+void Node::set_target(std::string target) {
+  target_ = std::move(target);
+  graph_->touch();
+}
 
 void Node::set_type(std::string type) {
   if (!type.empty()) {
@@ -58,6 +75,7 @@ void Node::set_type(std::string type) {
       throw GraphError("node '" + name_ + "': '" + type.substr(0, 200) + "' is not a type expression: " + error);
   }
   type_ = std::move(type);
+  graph_->touch();
 }
 
 namespace {
@@ -123,6 +141,7 @@ void Node::update_inputs() {
   for (Node* in : fresh)
     if (std::find(inputs_.begin(), inputs_.end(), in) == inputs_.end()) in->users_.push_back(this);
   inputs_ = std::move(fresh);
+  graph_->touch();
 }
 
 void Node::set_args(std::vector<Value> args) {

@@ -81,28 +81,34 @@ std::string_view custom_builtin_object(std::string_view name) {
 
 SplitName split_python_name(std::string_view raw) {
   SplitName s;
-  s.candidate.reserve(raw.size() + 2);
-  bool in_bad = false;
-  for (char c : raw) {
-    if (ident_char(c)) {
-      s.candidate += c;
-      in_bad = false;
-    } else if (!in_bad) {
-      s.candidate += '_';
-      in_bad = true;
+  if (!raw.empty() && !digit(raw[0]) && std::all_of(raw.begin(), raw.end(), ident_char)) {
+    s.candidate.assign(raw);  // already normal: what loading and most tracing pass
+  } else {
+    s.candidate.reserve(raw.size() + 2);
+    bool in_bad = false;
+    for (char c : raw) {
+      if (ident_char(c)) {
+        s.candidate += c;
+        in_bad = false;
+      } else if (!in_bad) {
+        s.candidate += '_';
+        in_bad = true;
+      }
     }
+    if (s.candidate.empty()) s.candidate = "_unnamed";
+    if (digit(s.candidate[0])) s.candidate.insert(0, 1, '_');
   }
-  if (s.candidate.empty()) s.candidate = "_unnamed";
-  if (digit(s.candidate[0])) s.candidate.insert(0, 1, '_');
-  s.base = s.candidate;
   // A trailing _<digits> (at most 18: the number must fit an int64) is the suffix.
-  auto us = s.candidate.rfind('_');
-  if (us != std::string::npos && us + 1 < s.candidate.size() && s.candidate.size() - us - 1 <= 18 &&
+  const auto us = s.candidate.rfind('_');
+  const std::size_t digits = us == std::string::npos ? 0 : s.candidate.size() - us - 1;
+  if (digits >= 1 && digits <= 18 &&
       std::all_of(s.candidate.begin() + static_cast<std::ptrdiff_t>(us) + 1, s.candidate.end(), digit)) {
-    s.base = s.candidate.substr(0, us);
-    s.num = std::stoll(s.candidate.substr(us + 1));
+    for (std::size_t k = us + 1; k < s.candidate.size(); ++k) s.num = s.num * 10 + (s.candidate[k] - '0');
     s.has_num = true;
-    s.candidate = s.base + "_" + std::to_string(s.num);
+    s.base.assign(s.candidate, 0, us);
+    if (digits > 1 && s.candidate[us + 1] == '0') s.candidate = s.base + "_" + std::to_string(s.num);  // no leading zeros
+  } else {
+    s.base = s.candidate;
   }
   return s;
 }

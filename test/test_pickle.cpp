@@ -7,6 +7,7 @@
 
 #include <bit>
 #include <cmath>
+#include <iostream>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -35,6 +36,13 @@ bool is_lazy(const std::shared_ptr<GraphModule>& gm) {
 pk::LoadOptions quiet() {
   pk::LoadOptions o;
   o.on_warning = [](const std::string&) {};
+  return o;
+}
+
+// quiet(), comparing the source hash during the load so the report holds the verdict.
+pk::LoadOptions quiet_checked() {
+  pk::LoadOptions o = quiet();
+  o.source_hash_check = pk::SourceHashCheck::AtLoad;
   return o;
 }
 
@@ -121,7 +129,7 @@ void check_same_module(const Module& a, const Module& b, const std::string& path
 std::shared_ptr<GraphModule> round_trip(GraphModule& gm, pk::PickleFormat format) {
   std::string bytes = pk::dumps(gm, format);
   CHECK(pk::detect_format(bytes) == format);
-  pk::Loaded l = pk::loads_with_report(bytes, quiet());
+  pk::Loaded l = pk::loads_with_report(bytes, quiet_checked());
   REQUIRE(is_lazy(l.module));
   CHECK(l.module->needs_recompile());
   CHECK(l.module->recompile_count() == 0);
@@ -350,6 +358,7 @@ TEST_CASE("pickle: source hash mismatch is reported, never silent") {
   std::vector<std::string> warnings;
   pk::LoadOptions o;
   o.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+  o.source_hash_check = pk::SourceHashCheck::AtLoad;
   auto l = pk::loads_with_report(json, o);
   CHECK(l.report.source_hash_matches == std::optional<bool>(false));
   CHECK(l.report.stored_source_hash == 12345);
@@ -361,6 +370,47 @@ TEST_CASE("pickle: source hash mismatch is reported, never silent") {
   auto nohash = pk::loads_with_report(pk::dumps(*gm, pk::DumpOptions{.store_source_hash = false}), o);
   CHECK_FALSE(nohash.report.has_source_hash);
   CHECK_FALSE(nohash.report.source_hash_matches.has_value());
+}
+
+TEST_CASE("pickle: by default the source hash is compared by the first recompile, before its code is used") {
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto gm = fxpack::testing::trace_reference("seed_sin");
+  const std::string good = pk::dumps(*gm, pk::PickleFormat::Json);
+  std::string json = good;
+  auto pos = json.find("\"source_hash\": ");
+  REQUIRE(pos != std::string::npos);
+  pos += 15;
+  json.replace(pos, json.find_first_not_of("0123456789", pos) - pos, "12345");
+  json = resealed(json);
+  // Strict: the load succeeds without generating code; every use fails and nothing is installed.
+  pk::LoadOptions strict = quiet();
+  strict.strict_source_hash = true;
+  std::uint64_t before = GraphModule::total_recompile_count();
+  auto l = pk::loads_with_report(json, strict);
+  CHECK(GraphModule::total_recompile_count() == before);
+  CHECK_FALSE(l.report.source_hash_matches.has_value());
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    CHECK_THROWS_WITH_AS(l.module->code(), doctest::Contains("differs from the stored source hash 3039"), FormatError);
+    CHECK(l.module->needs_recompile());
+    CHECK(l.module->recompile_count() == 0);
+  }
+  CHECK_THROWS_AS(l.module->plan(), FormatError);
+  // An intact pickle passes the same check on first use.
+  auto ok = pk::loads(good, strict);
+  CHECK(ok->code() == gm->code());
+  CHECK(ok->recompile_count() == 1);
+  // Not strict: a warning on stderr when the code is first generated, and the code runs.
+  auto warned = pk::loads(json, quiet());
+  std::ostringstream err;
+  auto* saved = std::cerr.rdbuf(err.rdbuf());
+  std::string code = warned->code();
+  std::cerr.rdbuf(saved);
+  CHECK(code == gm->code());
+  CHECK(err.str().find("differs from the stored source hash 3039") != std::string::npos);
+  // Off: nothing compared.
+  pk::LoadOptions off = strict;
+  off.source_hash_check = pk::SourceHashCheck::Off;
+  CHECK(pk::loads(json, off)->code() == gm->code());
 }
 
 TEST_CASE("pickle: stream forms") {
@@ -409,7 +459,7 @@ TEST_CASE("pickle: golden fixtures of every format version load forever") {
         auto path = dir / (c.folder + "." + std::string(pk::format_name(f)) + ".pkl");
         if (!std::filesystem::exists(path)) continue;
         CAPTURE(path.string());
-        auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet());
+        auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet_checked());
         REQUIRE(is_lazy(l.module));
         CHECK(l.report.format == f);
         CHECK(l.report.format_version == version);
@@ -439,7 +489,7 @@ TEST_CASE("pickle: golden fixtures of every format version load forever") {
   for (auto f : kFormats) {
     auto path = fxpack::testing::fixtures_dir() / "pickle" / "v2" / ("typed." + std::string(pk::format_name(f)) + ".pkl");
     CAPTURE(path.string());
-    auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet());
+    auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet_checked());
     CHECK(l.report.format_version == 2);
     CHECK(l.report.source_hash_matches == std::optional<bool>(true));
     CHECK(l.module->graph().dialect() == Dialect::Torch2);

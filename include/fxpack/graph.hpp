@@ -64,7 +64,19 @@ class Graph {
   Graph& operator=(const Graph&) = delete;
 
   Dialect dialect() const { return dialect_; }
-  void set_dialect(Dialect dialect) { dialect_ = dialect; }
+  void set_dialect(Dialect dialect) {
+    dialect_ = dialect;
+    touch();
+  }
+
+  // Changes whenever something code generation reads may have changed: a node created,
+  // erased or edited (target, args, kwargs, type, meta), the dialect. A source generated from the graph is current while this has the value it had
+  // then (GraphModule::source_hash uses it to save without generating the source again).
+  std::uint64_t generation() const { return generation_; }
+
+  // Room for `nodes` more nodes in the name table, so that building a large graph (a load)
+  // does not rehash it as it grows.
+  void reserve(std::size_t nodes);
 
   // Node creation. `name` is a candidate: the final name may carry a suffix.
   Node* create_node(Op op, std::string target, std::vector<Value> args = {}, Dict kwargs = {},
@@ -154,13 +166,16 @@ class Graph {
 
  private:
   friend class Node;
+  friend class Meta;
   void link_before(Node* node, Node* before);
   void unlink(Node* node);
+  void touch() { ++generation_; }
 
   Dialect dialect_;
   std::unique_ptr<Node> root_;  // sentinel of the circular list
   Node* insert_before_;          // new nodes go right before this one
   std::size_t size_ = 0;
+  std::uint64_t generation_ = 0;
   // Reserves a unique name; returns its entry in names_ (element addresses are stable).
   std::pair<const std::string, Node*>& reserve_name(std::string_view candidate);
 

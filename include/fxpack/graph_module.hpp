@@ -32,7 +32,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "fxpack/graph.hpp"
 #include "fxpack/module.hpp"
@@ -86,6 +88,11 @@ class GraphModule : public Module {
 
   // The generated source (fx's `gm.code`).
   std::string code();
+  // codegen.hpp's source_hash of python_code(graph()) as the graph is now — what a pickle
+  // stores — without generating the source again when it is known: from the compiled
+  // snapshot if the graph has not changed since (Graph::generation), or from an earlier call
+  // for the same generation. Never recompiles.
+  std::uint64_t source_hash() const;
   // torch 1.13's print_readable text; printed to stdout too when print_output is true.
   std::string print_readable(bool print_output = true) const;
   // fx's str(gm): module repr, code, and a reminder line.
@@ -110,8 +117,16 @@ class GraphModule : public Module {
   // Checks the graph (Graph::lint) and that every get_attr/call_module target exists.
   void lint() const;
 
+  // A check the next real recompile runs on the source it generates, before anything is
+  // installed (pickle loading defers its source-hash comparison to it, so loading need not
+  // generate code). If the check throws, the recompile throws that, nothing changes and the
+  // module stays dirty: the check runs again on the next use. Once it returns it is dropped.
+  using SourceCheck = std::function<void(const std::string& source)>;
+  void set_source_check(SourceCheck check);
+
  private:
   struct Compiled {
+    std::uint64_t graph_generation = 0;  // of the graph the code was generated from
     std::string code;
     std::shared_ptr<const Plan> plan;
     std::exception_ptr plan_error;
@@ -139,6 +154,10 @@ class GraphModule : public Module {
   std::mutex recompile_mu_;
   std::atomic<std::shared_ptr<const Compiled>> compiled_;
   std::atomic<std::uint64_t> recompiles_{0};
+  SourceCheck source_check_;  // guarded by recompile_mu_
+  // source_hash()'s last answer when it had to generate the source: (generation, hash).
+  mutable std::mutex source_hash_mu_;
+  mutable std::optional<std::pair<std::uint64_t, std::uint64_t>> source_hash_memo_;
 };
 
 // The lazy flavour; a GraphModule with is_lazy() true. Exists so that code can say which

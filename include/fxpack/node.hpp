@@ -48,18 +48,26 @@ std::string_view op_name(Op op);
 // Parses an op name; throws GraphError for anything else.
 Op parse_op(std::string_view name);
 
-// Node meta: string keys in insertion order, values of any Value kind.
+// Node meta: string keys in insertion order, values of any Value kind. A node's meta counts
+// as part of its graph (code generation reads is_wrapped): changing it changes
+// Graph::generation.
 class Meta {
  public:
+  Meta() = default;
+  Meta(const Meta& other) : d_(other.d_) {}  // a copy belongs to no graph
+  Meta& operator=(const Meta& other);
   const Value* find(std::string_view key) const;
   void set(std::string key, Value value);
   bool erase(std::string_view key);
   const Dict& entries() const { return d_; }
   bool empty() const { return d_.items.empty(); }
-  friend bool operator==(const Meta&, const Meta&) = default;
+  friend bool operator==(const Meta& a, const Meta& b) { return a.d_ == b.d_; }
 
  private:
+  friend class Node;
+  void changed();
   Dict d_;
+  Graph* graph_ = nullptr;  // the graph of the node it belongs to
 };
 
 class Node {
@@ -68,7 +76,7 @@ class Node {
   Op op() const { return op_; }
   const std::string& name() const { return name_; }
   const std::string& target() const { return target_; }
-  void set_target(std::string target) { target_ = std::move(target); }
+  void set_target(std::string target);
 
   const std::vector<Value>& args() const { return args_; }
   const Dict& kwargs() const { return kwargs_; }

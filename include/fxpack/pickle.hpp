@@ -77,11 +77,18 @@
 // == After loading ==
 //
 // The result is always a LazyGraphModule (is_lazy(), needs_recompile() true) with the stored
-// class name; its first call, code() or to_string() performs the one real recompile. By
-// default the loader regenerates the source from the loaded graph (python_code, which does
-// not count as a recompile) and compares its hash with the stored one; a difference (e.g. a
-// newer code generator) is reported in LoadReport::source_hash_matches and to the warning
-// hook (default: a line on stderr), or raised as FormatError with strict_source_hash.
+// class name; its first call, code() or to_string() performs the one real recompile. The
+// stored source hash is compared with the hash of the source generated from the loaded graph
+// (a difference means e.g. a newer code generator, or a graph that is not what was saved):
+// by default (SourceHashCheck::OnFirstCodegen) when that first recompile generates it,
+// before the code or plan is installed, so loading never generates code; with AtLoad the
+// loader generates it at once (python_code, not a recompile) and the verdict is in
+// LoadReport::source_hash_matches. A difference is a warning (at load: the warning hook,
+// default a line on stderr; on first codegen: a line on stderr, as the hook may refer to
+// the loader's state, long gone) or, with strict_source_hash, a FormatError: from the load,
+// or from the first call/code() — which then installs nothing, leaves the module dirty and
+// fails the same way on every later use. Either way generated code from a graph that does
+// not match the stored hash is never run under strict_source_hash.
 #pragma once
 
 #include <cstddef>
@@ -135,10 +142,17 @@ struct LoadLimits {
 
 struct LoadReport;
 
+enum class SourceHashCheck : std::uint8_t {
+  OnFirstCodegen,  // in the loaded module's first real recompile, on the source it generates
+  AtLoad,          // during the load (generates the source once more); fills the LoadReport
+  Off,
+};
+
 struct LoadOptions {
   LoadLimits limits{};
-  // Regenerate the source from the loaded graph and compare its hash with the stored one.
-  bool verify_source_hash = true;
+  // When to compare the stored source hash with the hash of the source generated from the
+  // loaded graph (see "After loading").
+  SourceHashCheck source_hash_check = SourceHashCheck::OnFirstCodegen;
   // Raise FormatError instead of warning when the hashes differ.
   bool strict_source_hash = false;
   // Raise FormatError (listing all) instead of accepting unregistered call_module kinds.
@@ -158,7 +172,8 @@ struct LoadReport {
   std::int64_t stored_codegen_version = 0;
   bool has_source_hash = false;
   std::uint64_t stored_source_hash = 0;
-  // Set when verify_source_hash ran: the hash of python_code(graph) now, and the verdict.
+  // Set when the check ran at load (SourceHashCheck::AtLoad): the hash of python_code(graph)
+  // now, and the verdict.
   std::optional<std::uint64_t> rebuilt_source_hash;
   std::optional<bool> source_hash_matches;
   // Kinds of call_module targets that OpRegistry does not know (sorted, unique).

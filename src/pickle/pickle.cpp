@@ -197,7 +197,7 @@ class Saver {
                                     (n ? n->name() : "<null>") + "'; only node args, kwargs and meta may");
         auto it = node_index_.find(n);
         if (it == node_index_.end())
-          throw GraphError("pickle: node '" + current_ + "' references node '" + (n ? n->name() : "<null>") +
+          throw GraphError("pickle: node '" + (current_ ? current_->name() : "") + "' references node '" + (n ? n->name() : "<null>") +
                       "', which is not in the graph being saved");
         r.i = static_cast<std::int64_t>(cur_) - static_cast<std::int64_t>(it->second);
         break;
@@ -211,7 +211,10 @@ class Saver {
       case Value::Kind::Dict:
         for (const auto& [k, x] : std::get<Dict>(var).items) r.entries.push_back({k, value(x)});
         break;
-      case Value::Kind::Tensor: r.i = static_cast<std::int64_t>(tensor(std::get<Tensor>(var))); break;
+      case Value::Kind::Tensor:
+        // Node values: registered by index_graph, in this order. Module attributes: now.
+        r.i = static_cast<std::int64_t>(in_module_ ? tensor(std::get<Tensor>(var)) : next_node_tensor_++);
+        break;
       case Value::Kind::Ellipsis: break;
     }
     return r;
@@ -225,6 +228,7 @@ class Saver {
   }
 
   ModuleRecord module(const Module& m, const std::string& kind) {
+    const bool outer = in_module_;
     in_module_ = true;
     ModuleRecord r;
     r.kind = kind;
@@ -232,60 +236,111 @@ class Saver {
     for (const auto& [n, t] : m.parameters()) r.parameters.push_back({n, tensor(t)});
     for (const auto& [n, t] : m.buffers()) r.buffers.push_back({n, tensor(t)});
     for (const auto& [n, c] : m.children()) r.children.push_back({n, module(*c, c->kind())});
+    in_module_ = outer;
     return r;
   }
 
-  void graph(const Graph& g) {
+  // Before anything is written: each node's index, the table of targets and the tensors
+  // that node values hold, all of which the archive holds before the nodes.
+  void index_graph(const Graph& g) {
     node_index_.reserve(g.size());
-    for (const Node* n : g) node_index_.emplace(n, node_index_.size());
-    rec_.nodes.reserve(g.size());
+    node_target_.reserve(g.size());
     std::unordered_map<std::string_view, std::uint64_t> target_index;
     for (const Node* n : g) {
-      current_ = n->name();
-      NodeRecord nr;
-      nr.op = static_cast<std::uint8_t>(n->op());
-      nr.name = n->name();
-      nr.target = n->target();
+      node_index_.emplace(n, node_index_.size());
       auto [it, inserted] = target_index.try_emplace(n->target(), rec_.targets.size());
       if (inserted) rec_.targets.push_back(n->target());
-      nr.target_index = it->second;
-      nr.type = n->type();
-      nr.args.reserve(n->args().size());
-      for (const Value& a : n->args()) nr.args.push_back(value(a));
-      if (!n->kwargs().items.empty()) nr.kwargs = dict(n->kwargs());
-      if (!n->meta().empty()) nr.meta = dict(n->meta().entries());
-      rec_.nodes.push_back(std::move(nr));
-      ++cur_;
+      node_target_.push_back(it->second);
+      for (const Value& a : n->args()) collect_tensors(a);
+      for (const auto& [k, v] : n->kwargs().items) collect_tensors(v);
+      for (const auto& [k, v] : n->meta().entries().items) collect_tensors(v);
     }
   }
 
+  // The record of the next node (after index_graph, in program order) into a fresh `nr`.
+  void node(const Node* n, NodeRecord& nr) {
+    current_ = n;
+    nr.op = static_cast<std::uint8_t>(n->op());
+    nr.name = n->name();
+    nr.target = n->target();
+    nr.target_index = node_target_[cur_];
+    nr.type = n->type();
+    nr.args.reserve(n->args().size());
+    for (const Value& a : n->args()) nr.args.push_back(value(a));
+    if (!n->kwargs().items.empty()) nr.kwargs = dict(n->kwargs());
+    if (!n->meta().empty()) nr.meta = dict(n->meta().entries());
+    ++cur_;
+  }
+
  private:
+  // index_graph() registers the tensors of node values in the order value() meets them;
+  // value() then refers to them in the same order.
+  void collect_tensors(const Value& v) {
+    switch (v.kind()) {
+      case Value::Kind::Tensor: tensor(v.tensor()); ++node_tensors_; break;
+      case Value::Kind::List:
+      case Value::Kind::Tuple:
+        for (const Value& x : v.items()) collect_tensors(x);
+        break;
+      case Value::Kind::Dict:
+        for (const auto& [k, x] : v.dict().items) collect_tensors(x);
+        break;
+      default: break;
+    }
+  }
+
   PickleRecord& rec_;
   const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
   std::unordered_map<const Storage*, std::uint64_t> storage_index_;
   std::unordered_map<const Node*, std::uint64_t> node_index_;
-  std::string current_;
+  std::vector<std::uint64_t> node_target_;  // per node: its index in rec_.targets
+  std::uint64_t node_tensors_ = 0;          // tensors registered by index_graph (the first ones)
+  std::uint64_t next_node_tensor_ = 0;      // the next of them value() meets
+  const Node* current_ = nullptr;  // the node being saved, for messages
   std::uint64_t cur_ = 0;  // index of the node being saved (references are relative)
   bool in_module_ = false;
 };
 
 }  // namespace
 
-PickleRecord to_record(const GraphModule& gm, bool store_source_hash,
-                       const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink) {
-  PickleRecord rec;
+namespace {
+void set_header_fields(PickleRecord& rec, const GraphModule& gm, bool store_source_hash) {
   rec.format_version = kFormatVersion;
   rec.class_name = gm.class_name();
   rec.codegen_version = kCodegenVersion;
   rec.dialect = static_cast<std::uint8_t>(gm.graph().dialect());
   if (store_source_hash) {
     rec.has_source_hash = true;
-    rec.source_hash = source_hash(python_code(gm.graph()));
+    rec.source_hash = gm.source_hash();
   }
+}
+}  // namespace
+
+PickleRecord to_record(const GraphModule& gm, bool store_source_hash,
+                       const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink) {
+  PickleRecord rec;
+  set_header_fields(rec, gm, store_source_hash);
   Saver s(rec, storage_sink);
-  s.graph(gm.graph());
+  s.index_graph(gm.graph());
   rec.root = s.module(gm, "Module");
+  rec.nodes.resize(gm.graph().size());
+  std::size_t i = 0;
+  for (const Node* n : gm.graph()) s.node(n, rec.nodes[i++]);
   return rec;
+}
+
+void save_streaming(const GraphModule& gm, bool store_source_hash,
+                    const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink,
+                    const std::function<void(const PickleRecord&)>& write) {
+  PickleRecord rec;
+  set_header_fields(rec, gm, store_source_hash);
+  Saver s(rec, storage_sink);
+  s.index_graph(gm.graph());
+  rec.root = s.module(gm, "Module");
+  rec.node_count = gm.graph().size();
+  Graph::iterator next = gm.graph().begin();
+  rec.node_source = [&](std::uint64_t, NodeRecord& nr) { s.node(*next++, nr); };
+  write(rec);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -296,7 +351,8 @@ namespace {
 
 class Builder {
  public:
-  Builder(PickleRecord& rec, const LoadOptions& opt) : rec_(rec), opt_(opt) {}
+  Builder(PickleRecord& rec, const LoadOptions& opt, std::optional<std::uint32_t> expected_version = std::nullopt)
+      : rec_(rec), opt_(opt), expected_version_(expected_version) {}
 
   void storages() {
     storages_.reserve(rec_.storages.size());
@@ -370,8 +426,12 @@ class Builder {
     return o + "]";
   }
 
+  // Where a value sits, for messages: spelled out only when one is raised (a load builds
+  // no text per value).
+  using Where = std::function<std::string()>;
+
   // `node_limit`: node references must be < node_limit.
-  Value value(const ValueRecord& r, std::size_t node_limit, const std::string& where) const {
+  Value value(const ValueRecord& r, std::size_t node_limit, const Where& where) const {
     switch (static_cast<Value::Kind>(r.kind)) {
       case Value::Kind::None: return None{};
       case Value::Kind::Bool: return r.i != 0;
@@ -379,23 +439,23 @@ class Builder {
       case Value::Kind::Double: return r.d;
       case Value::Kind::String: return r.s;
       case Value::Kind::DType:
-        if (r.i < 0 || r.i >= kDTypeCount) bad(where + ": unknown dtype " + std::to_string(r.i));
+        if (r.i < 0 || r.i >= kDTypeCount) bad(where() + ": unknown dtype " + std::to_string(r.i));
         return static_cast<DType>(r.i);
       case Value::Kind::Device: return Device{r.s, r.i};
       case Value::Kind::Layout:
-        if (r.i != 0) bad(where + ": unknown layout " + std::to_string(r.i));
+        if (r.i != 0) bad(where() + ": unknown layout " + std::to_string(r.i));
         return Layout::Strided;
       case Value::Kind::MemoryFormat:
-        if (r.i < 0 || r.i > 2) bad(where + ": unknown memory format " + std::to_string(r.i));
+        if (r.i < 0 || r.i > 2) bad(where() + ": unknown memory format " + std::to_string(r.i));
         return static_cast<MemoryFormat>(r.i);
       case Value::Kind::Slice: {
-        if (r.items.size() != 3) bad(where + ": slice with " + std::to_string(r.items.size()) + " parts");
+        if (r.items.size() != 3) bad(where() + ": slice with " + std::to_string(r.items.size()) + " parts");
         Slice s;
         for (int k = 0; k < 3; ++k) {
           const ValueRecord& x = r.items[static_cast<std::size_t>(k)];
           const auto kind = static_cast<Value::Kind>(x.kind);
           if (kind != Value::Kind::Int && kind != Value::Kind::None && kind != Value::Kind::Node)
-            bad(where + ": slice part is " + kValueKindNames[x.kind] + ", not int, none or node");
+            bad(where() + ": slice part is " + kValueKindNames[x.kind] + ", not int, none or node");
           s.set_part(k, value(x, node_limit, where));
         }
         return s;
@@ -407,7 +467,7 @@ class Builder {
         bool ok = back > std::numeric_limits<std::int64_t>::min() / 2 && back < std::numeric_limits<std::int64_t>::max() / 2;
         std::int64_t ref = ok ? cur - back : -1;
         if (!ok || ref < 0 || ref >= static_cast<std::int64_t>(nodes_.size()) || (!in_meta_ && back < 1))
-          bad(where + ": node reference " + std::to_string(back) + " back from node " + std::to_string(cur) +
+          bad(where() + ": node reference " + std::to_string(back) + " back from node " + std::to_string(cur) +
               (in_meta_ ? " is out of range (" + std::to_string(nodes_.size()) + " nodes)"
                         : " is not an earlier node"));
         return nodes_[static_cast<std::size_t>(ref)];
@@ -428,14 +488,14 @@ class Builder {
       case Value::Kind::Ellipsis: return Ellipsis{};
       case Value::Kind::Tensor:
         if (r.i < 0 || static_cast<std::uint64_t>(r.i) >= tensors_.size())
-          bad(where + ": tensor reference " + std::to_string(r.i) + " out of range (" +
+          bad(where() + ": tensor reference " + std::to_string(r.i) + " out of range (" +
               std::to_string(tensors_.size()) + " tensors)");
         return tensors_[static_cast<std::size_t>(r.i)];
     }
-    bad(where + ": unknown value kind " + std::to_string(r.kind));
+    bad(where() + ": unknown value kind " + std::to_string(r.kind));
   }
 
-  Dict dict(const std::vector<NamedValue>& entries, std::size_t node_limit, const std::string& where) const {
+  Dict dict(const std::vector<NamedValue>& entries, std::size_t node_limit, const Where& where) const {
     Dict d;
     d.items.reserve(entries.size());
     for (const auto& e : entries) d.items.emplace_back(e.key, value(e.value, node_limit, where));
@@ -462,7 +522,7 @@ class Builder {
     try {
       for (const auto& a : r.attrs) {
         unique("attribute", a.key);
-        m->set_attr(a.key, value(a.value, 0, where + " attribute " + quote(a.key)));
+        m->set_attr(a.key, value(a.value, 0, [&] { return where + " attribute " + quote(a.key); }));
       }
       for (const auto& p : r.parameters) {
         unique("parameter", p.name);
@@ -491,65 +551,87 @@ class Builder {
     return m;
   }
 
-  std::shared_ptr<Graph> graph() {
+  // The graph is built one node at a time, as the archive is read (PickleRecord::on_node)
+  // or from a whole record: start() once storages, tensors and the header fields are in,
+  // add_node() per node, finish_graph() at the end.
+  void start() {
+    if (expected_version_ && rec_.format_version != *expected_version_)
+      throw FormatError("pickle: the archive says format version " + std::to_string(rec_.format_version) +
+                        " but its header says " + std::to_string(*expected_version_));
+    storages();
+    tensors();
     if (rec_.dialect >= kDialectCount) bad("unknown codegen dialect " + std::to_string(rec_.dialect));
-    auto g = std::make_shared<Graph>(static_cast<Dialect>(rec_.dialect));
-    nodes_.reserve(rec_.nodes.size());
-    std::vector<Value> args;
-    for (std::size_t i = 0; i < rec_.nodes.size(); ++i) {
-      NodeRecord& r = rec_.nodes[i];
-      std::string where;
-      auto at = [&]() -> const std::string& {
-        if (where.empty()) where = "nodes[" + std::to_string(i) + "] " + quote(r.name);
-        return where;
-      };
-      if (r.op > static_cast<std::uint8_t>(Op::Output)) bad(at() + ": unknown op " + std::to_string(r.op));
-      if (rec_.targets_interned) {
-        if (r.target_index >= rec_.targets.size())
-          bad(at() + ": target index " + std::to_string(r.target_index) + " out of range (" +
-              std::to_string(rec_.targets.size()) + " targets)");
-        r.target = rec_.targets[static_cast<std::size_t>(r.target_index)];
-      }
-      Op op = static_cast<Op>(r.op);
-      std::vector<Value> a;
-      a.reserve(r.args.size());
-      for (const auto& x : r.args) a.push_back(value(x, i, r.args.size() ? at() + " args" : at()));
-      Dict kw;
-      if (!r.kwargs.empty()) kw = dict(r.kwargs, i, at() + " kwargs");
-      Node* n;
-      try {
-        n = g->create_node(op, std::move(r.target), std::move(a), std::move(kw), r.name);
-      } catch (const std::exception& e) {
-        bad(at() + ": " + e.what());
-      }
-      if (n->name() != r.name)
-        bad(at() + ": node name is not valid or not unique (the graph would call it " + quote(n->name()) + ")");
-      try {
-        n->set_type(std::move(r.type));
-      } catch (const std::exception& e) {
-        bad(at() + ": " + e.what());
-      }
-      nodes_.push_back(n);
+    graph_ = std::make_shared<Graph>(static_cast<Dialect>(rec_.dialect));
+  }
+
+  // `expected`: how many nodes the archive says there are (the name table is sized once).
+  void add_node(NodeRecord& r, std::size_t i, std::size_t expected) {
+    if (!graph_) start();
+    if (i == 0) {  // `expected` was checked against the limits and the input left
+      graph_->reserve(expected);
+      nodes_.reserve(expected);
     }
+    std::string where;
+    auto at = [&]() -> const std::string& {
+      if (where.empty()) where = "nodes[" + std::to_string(i) + "] " + quote(r.name);
+      return where;
+    };
+    if (r.op > static_cast<std::uint8_t>(Op::Output)) bad(at() + ": unknown op " + std::to_string(r.op));
+    if (rec_.targets_interned) {
+      if (r.target_index >= rec_.targets.size())
+        bad(at() + ": target index " + std::to_string(r.target_index) + " out of range (" +
+            std::to_string(rec_.targets.size()) + " targets)");
+      r.target = rec_.targets[static_cast<std::size_t>(r.target_index)];
+    }
+    Op op = static_cast<Op>(r.op);
+    std::vector<Value> a;
+    a.reserve(r.args.size());
+    const Where args_at = [&] { return at() + " args"; };
+    for (const auto& x : r.args) a.push_back(value(x, i, args_at));
+    Dict kw;
+    if (!r.kwargs.empty()) kw = dict(r.kwargs, i, [&] { return at() + " kwargs"; });
+    Node* n;
+    try {
+      n = graph_->create_node(op, std::move(r.target), std::move(a), std::move(kw), r.name);
+    } catch (const std::exception& e) {
+      bad(at() + ": " + e.what());
+    }
+    if (n->name() != r.name)
+      bad(at() + ": node name is not valid or not unique (the graph would call it " + quote(n->name()) + ")");
+    try {
+      n->set_type(std::move(r.type));
+    } catch (const std::exception& e) {
+      bad(at() + ": " + e.what());
+    }
+    nodes_.push_back(n);
+    // Meta may reference later nodes: it is set once all nodes are in.
+    if (!r.meta.empty()) pending_meta_.emplace_back(i, std::move(r.meta));
+  }
+
+  std::shared_ptr<Graph> finish_graph() {
+    if (!graph_) start();
     in_meta_ = true;
-    for (std::size_t i = 0; i < rec_.nodes.size(); ++i) {
-      const NodeRecord& r = rec_.nodes[i];
-      for (const auto& e : r.meta)
-        nodes_[i]->meta().set(e.key, value(e.value, nodes_.size(),
-                                           "nodes[" + std::to_string(i) + "] " + quote(r.name) + " meta " + quote(e.key)));
-    }
+    for (const auto& [i, meta] : pending_meta_)
+      for (const auto& e : meta)
+        nodes_[i]->meta().set(e.key, value(e.value, nodes_.size(), [&] {
+          return "nodes[" + std::to_string(i) + "] " + quote(nodes_[i]->name()) + " meta " + quote(e.key);
+        }));
+    pending_meta_.clear();
     if (nodes_.empty() || nodes_.back()->op() != Op::Output) bad("the graph's last node is not an output node");
     try {
-      g->lint();
+      graph_->lint();
     } catch (const std::exception& e) {
       bad(std::string("invalid graph: ") + e.what());
     }
-    return g;
+    return graph_;
   }
 
  private:
   PickleRecord& rec_;
   const LoadOptions& opt_;
+  std::optional<std::uint32_t> expected_version_;  // the header's, checked before any node is built
+  std::shared_ptr<Graph> graph_;
+  std::vector<std::pair<std::size_t, std::vector<NamedValue>>> pending_meta_;
   std::vector<std::shared_ptr<Storage>> storages_;
   std::vector<Tensor> tensors_;
   std::vector<Node*> nodes_;
@@ -562,9 +644,8 @@ void warn(const LoadOptions& opt, LoadReport& report, const std::string& message
   else std::cerr << "fxpack: warning: " << printable(message) << '\n';
 }
 
-}  // namespace
-
-Loaded from_record(PickleRecord rec, const LoadOptions& opt, PickleFormat format) {
+// What follows reading: the graph finished, the module tree, the checks of the result.
+Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, PickleFormat format) {
   Loaded out;
   LoadReport& report = out.report;
   report.format = format;
@@ -573,10 +654,7 @@ Loaded from_record(PickleRecord rec, const LoadOptions& opt, PickleFormat format
   report.has_source_hash = rec.has_source_hash;
   report.stored_source_hash = rec.source_hash;
 
-  Builder b(rec, opt);
-  b.storages();
-  b.tensors();
-  std::shared_ptr<Graph> graph = b.graph();
+  std::shared_ptr<Graph> graph = b.finish_graph();
   std::shared_ptr<Module> root = b.module(rec.root, "", 0);
 
   std::shared_ptr<GraphModule> gm;
@@ -609,21 +687,55 @@ Loaded from_record(PickleRecord rec, const LoadOptions& opt, PickleFormat format
     warn(opt, report, "pickle: loaded as data only, calling them will fail: unregistered module kinds: " + list);
   }
 
-  if (rec.has_source_hash && opt.verify_source_hash) {
-    std::uint64_t now = source_hash(python_code(*graph));
-    report.rebuilt_source_hash = now;
-    report.source_hash_matches = now == rec.source_hash;
-    if (now != rec.source_hash) {
+  if (rec.has_source_hash && opt.source_hash_check != SourceHashCheck::Off) {
+    const auto mismatch = [stored = rec.source_hash, version = rec.codegen_version](std::uint64_t now) {
       std::ostringstream msg;
       msg << "pickle: the source rebuilt from the loaded graph (hash " << std::hex << now << std::dec
-          << ", codegen version " << kCodegenVersion << ") differs from the stored source hash " << std::hex
-          << rec.source_hash << std::dec << " (codegen version " << rec.codegen_version << ")";
-      if (opt.strict_source_hash) throw FormatError(msg.str());
-      warn(opt, report, msg.str());
+          << ", codegen version " << kCodegenVersion << ") differs from the stored source hash " << std::hex << stored
+          << std::dec << " (codegen version " << version << ")";
+      return msg.str();
+    };
+    if (opt.source_hash_check == SourceHashCheck::AtLoad) {
+      std::uint64_t now = source_hash(python_code(*graph));
+      report.rebuilt_source_hash = now;
+      report.source_hash_matches = now == rec.source_hash;
+      if (now != rec.source_hash) {
+        if (opt.strict_source_hash) throw FormatError(mismatch(now));
+        warn(opt, report, mismatch(now));
+      }
+    } else {
+      // Compared when the first recompile generates the source anyway. Only the values are
+      // captured: the loader's warning hook may refer to state that is gone by then.
+      gm->set_source_check([stored = rec.source_hash, strict = opt.strict_source_hash, mismatch](const std::string& src) {
+        const std::uint64_t now = source_hash(src);
+        if (now == stored) return;
+        if (strict) throw FormatError(mismatch(now));
+        std::cerr << "fxpack: warning: " << printable(mismatch(now)) << '\n';
+      });
     }
   }
   out.module = std::move(gm);
   return out;
+}
+
+}  // namespace
+
+Loaded from_record(PickleRecord rec, const LoadOptions& opt, PickleFormat format) {
+  Builder b(rec, opt);
+  for (std::size_t i = 0; i < rec.nodes.size(); ++i) b.add_node(rec.nodes[i], i, rec.nodes.size());
+  return finish(b, rec, opt, format);
+}
+
+// loads(): the nodes go into the graph as they are read.
+Loaded load_streaming(const std::function<void(PickleRecord&)>& read, std::uint32_t header_version,
+                      const LoadOptions& opt, PickleFormat format) {
+  PickleRecord rec;
+  Builder b(rec, opt, header_version);
+  rec.on_node = [&](NodeRecord& r, std::uint64_t i, std::uint64_t count) {
+    b.add_node(r, static_cast<std::size_t>(i), static_cast<std::size_t>(count));
+  };
+  read(rec);
+  return finish(b, rec, opt, format);
 }
 
 }  // namespace detail
@@ -732,12 +844,14 @@ class StringSink : public std::streambuf {
 std::string body_of(const GraphModule& m, const DumpOptions& o) {
   if (static_cast<int>(o.format) >= kPickleFormatCount)
     throw ValueError("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(o.format)));
-  detail::PickleRecord rec = detail::to_record(m, o.store_source_hash, o.storage_sink);
   std::string body;
   StringSink sink(body);
   std::ostream out(&sink);
-  if (is_boost(o.format)) detail::write_boost(out, rec, o.format);
-  else detail::write_cereal(out, rec, o.format);
+  // The nodes are converted one at a time as the archive writes them.
+  detail::save_streaming(m, o.store_source_hash, o.storage_sink, [&](const detail::PickleRecord& rec) {
+    if (is_boost(o.format)) detail::write_boost(out, rec, o.format);
+    else detail::write_cereal(out, rec, o.format);
+  });
   if (!out) throw IoError("pickle: writing the pickle failed");
   return body;
 }
@@ -841,46 +955,45 @@ Loaded loads_with_report(std::string_view bytes, const LoadOptions& options) {
   detail::ContextScope scope(ctx);
   detail::MemBuf buf(body.data(), body.size());
   std::istream in(&buf);
-  detail::PickleRecord rec;
-  try {
-    if (h.format == PickleFormat::Json) {
-      check_json_text(body, options.limits);
-      ctx.input = nullptr;  // parsed whole into a DOM first; sizes come from real arrays
-      detail::read_cereal(in, rec, h.format);
-    } else {
-      ctx.input = &buf;
-      if (is_boost(h.format)) {
-        const std::string& expect = detail::boost_archive_header(h.format);
-        if (body.substr(0, expect.size()) != expect)
-          throw FormatError("pickle: the " + std::string(format_name(h.format)) +
-                            " archive header does not match what this build's Boost.Serialization writes "
-                            "(corrupt, or another Boost version or architecture) (at byte offset " +
-                            std::to_string(h.size) + ")");
-        if (h.format == PickleFormat::BoostXml) check_xml_tags(body);
-        detail::read_boost(in, rec, h.format);
-      } else {
+  // Reads the archive; the nodes go into the graph as they come (detail::load_streaming).
+  const auto read = [&](detail::PickleRecord& rec) {
+    try {
+      if (h.format == PickleFormat::Json) {
+        check_json_text(body, options.limits);
+        ctx.input = nullptr;  // parsed whole into a DOM first; sizes come from real arrays
         detail::read_cereal(in, rec, h.format);
+      } else {
+        ctx.input = &buf;
+        if (is_boost(h.format)) {
+          const std::string& expect = detail::boost_archive_header(h.format);
+          if (body.substr(0, expect.size()) != expect)
+            throw FormatError("pickle: the " + std::string(format_name(h.format)) +
+                              " archive header does not match what this build's Boost.Serialization writes "
+                              "(corrupt, or another Boost version or architecture) (at byte offset " +
+                              std::to_string(h.size) + ")");
+          if (h.format == PickleFormat::BoostXml) check_xml_tags(body);
+          detail::read_boost(in, rec, h.format);
+        } else {
+          detail::read_cereal(in, rec, h.format);
+        }
+        if ((h.format == PickleFormat::PortableBinary || h.format == PickleFormat::BoostBinary) && buf.remaining() != 0)
+          ctx.fail(std::to_string(buf.remaining()) + " trailing bytes after the archive");
+        if (h.format == PickleFormat::BoostText) {
+          std::string_view rest = body.substr(body.size() - buf.remaining());
+          if (rest.find_first_not_of(" \t\r\n") != std::string_view::npos)
+            ctx.fail(std::to_string(rest.size()) + " trailing bytes after the archive");
+        }
       }
-      if ((h.format == PickleFormat::PortableBinary || h.format == PickleFormat::BoostBinary) && buf.remaining() != 0)
-        ctx.fail(std::to_string(buf.remaining()) + " trailing bytes after the archive");
-      if (h.format == PickleFormat::BoostText) {
-        std::string_view rest = body.substr(body.size() - buf.remaining());
-        if (rest.find_first_not_of(" \t\r\n") != std::string_view::npos)
-          ctx.fail(std::to_string(rest.size()) + " trailing bytes after the archive");
-      }
+    } catch (const FormatError&) {
+      throw;
+    } catch (const std::exception& e) {
+      ctx.fail("corrupt or truncated " + std::string(format_name(h.format)) + " archive: " + e.what());
+    } catch (...) {
+      ctx.fail("corrupt or truncated " + std::string(format_name(h.format)) + " archive");
     }
-  } catch (const FormatError&) {
-    throw;
-  } catch (const std::exception& e) {
-    ctx.fail("corrupt or truncated " + std::string(format_name(h.format)) + " archive: " + e.what());
-  } catch (...) {
-    ctx.fail("corrupt or truncated " + std::string(format_name(h.format)) + " archive");
-  }
-  if (rec.format_version != h.version)
-    throw FormatError("pickle: the archive says format version " + std::to_string(rec.format_version) +
-                      " but its header says " + std::to_string(h.version));
+  };
   try {
-    return detail::from_record(std::move(rec), options, h.format);
+    return detail::load_streaming(read, h.version, options, h.format);
   } catch (const FormatError&) {
     throw;
   } catch (const std::exception& e) {

@@ -41,6 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.limits.max_tensor_bytes = 1u << 24;
   options.limits.max_items = 10'000;
   options.on_warning = [](const std::string&) {};
+  // Compared during the load, where a mismatch goes to on_warning (later ones go to stderr).
+  options.source_hash_check = fxpack::pickle::SourceHashCheck::AtLoad;
   std::shared_ptr<fxpack::GraphModule> gm;
   try {
     gm = fxpack::pickle::loads(input, options);

@@ -193,15 +193,18 @@ class Verifier {
         problem(where, e.what());
       }
     }
-    if (lp.report) check_report(where, *lp.report, missing);
+    if (lp.report) check_report(where, *lp.report, gm, missing);
     if (archive_->kind() == ArchiveKind::TorchPackage) check_fx_source(where, gm);
   }
 
-  void check_report(const std::string& where, const pickle::LoadReport& rep, const std::vector<std::string>& missing) {
+  // The loader leaves the source-hash comparison to the module's first recompile; verify
+  // regenerates the source here instead (python_code is not a recompile).
+  void check_report(const std::string& where, const pickle::LoadReport& rep, const GraphModule& gm,
+                    const std::vector<std::string>& missing) {
     if (!rep.has_source_hash) {
       notes_.push_back(where + ": no stored source hash (saved without one)");
-    } else if (rep.source_hash_matches && !*rep.source_hash_matches) {
-      std::string msg = "regenerated source hash " + hex64(rep.rebuilt_source_hash.value_or(0)) + " differs from the stored " +
+    } else if (const std::uint64_t now = source_hash(python_code(gm.graph())); now != rep.stored_source_hash) {
+      std::string msg = "regenerated source hash " + hex64(now) + " differs from the stored " +
                         hex64(rep.stored_source_hash);
       msg += rep.stored_codegen_version != kCodegenVersion
                  ? " (stored by codegen version " + std::to_string(rep.stored_codegen_version) + ", this build has " +

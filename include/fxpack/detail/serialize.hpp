@@ -1,7 +1,9 @@
 // The record form of a pickle and its one serialization template per type.
 //
-// Live objects (Graph, Node*, Tensor, Module) are converted to plain records first
-// (pickle.cpp); the records below are what the five archives hold. Each record type has one
+// Live objects (Graph, Node*, Tensor, Module) are converted to plain records (pickle.cpp);
+// the records below are what the five archives hold. dumps() and loads() convert the nodes
+// one at a time as the archive writes or reads them (PickleRecord::node_source, on_node),
+// so a large graph never exists a second time as records. Each record type has one
 // `save(Ar&) const` and one `load(Ar&)` member template serving cereal (PortableBinary, JSON)
 // and Boost.Serialization (text, binary, xml); the field helpers pick the encoding per
 // archive family (see fxpack/pickle.hpp for the byte-level summary).
@@ -378,17 +380,32 @@ struct Seq {
   std::vector<T>* v;
   const char* what;
   std::size_t min_bytes_each;
+  // Loading: when set, each item goes to it (with its index and the count) as soon as it is
+  // read, one reused T, and `v` stays empty.
+  const std::function<void(T&, std::uint64_t, std::uint64_t)>* sink = nullptr;
+  // Saving: when set, the `count` items are made by it one at a time (into one reused,
+  // reset T) as they are written, and `v` is not read.
+  const std::function<void(std::uint64_t, T&)>* source = nullptr;
+  std::uint64_t count = 0;
 
   template <class Ar>
   void save(Ar& ar) const {
-    std::uint64_t n = v->size();
-    if constexpr (kCereal<Ar>) {
-      if constexpr (kJson<Ar>) ar(cereal::SizeTag<std::uint64_t&>(n));
-      else u64_field(ar, "count", n);
-      for (const T& x : *v) ar(x);
+    std::uint64_t n = source ? count : v->size();
+    if constexpr (kJson<Ar>) ar(cereal::SizeTag<std::uint64_t&>(n));
+    else u64_field(ar, "count", n);
+    const auto put = [&](const T& x) {
+      if constexpr (kCereal<Ar>) ar(x);
+      else ar & nvp<Ar>("item", x);
+    };
+    if (source) {
+      T item;
+      for (std::uint64_t i = 0; i < n; ++i) {
+        item = T{};
+        (*source)(i, item);
+        put(item);
+      }
     } else {
-      u64_field(ar, "count", n);
-      for (const T& x : *v) ar & nvp<Ar>("item", x);
+      for (const T& x : *v) put(x);
     }
   }
   template <class Ar>
@@ -402,6 +419,18 @@ struct Seq {
     v->reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, 1u << 16)));
     std::size_t slot = c.path_len++;
     if (slot < c.path.size()) c.path[slot] = {what, 0};
+    if (sink) {
+      T item;
+      for (std::uint64_t i = 0; i < n; ++i) {
+        if (slot < c.path.size()) c.path[slot].second = i;
+        item = T{};
+        if constexpr (kCereal<Ar>) ar(item);
+        else ar & nvp<Ar>("item", item);
+        (*sink)(item, i, n);
+      }
+      c.path_len = slot;
+      return;
+    }
     for (std::uint64_t i = 0; i < n; ++i) {
       if (slot < c.path.size()) c.path[slot].second = i;
       v->emplace_back();
@@ -633,6 +662,14 @@ struct PickleRecord {
   std::vector<std::string> targets;
   bool targets_interned = false;  // set when loaded from an archive that has the table
   std::vector<NodeRecord> nodes;
+  // Loading: when set, each node goes to it as soon as it is read, with its index and the
+  // node count, instead of into `nodes`, so a large graph is built without holding a record
+  // per node.
+  std::function<void(NodeRecord&, std::uint64_t, std::uint64_t)> on_node{};
+  // Saving: when set, the node_count nodes are made by it as they are written, instead of
+  // read from `nodes`.
+  std::function<void(std::uint64_t, NodeRecord&)> node_source{};
+  std::uint64_t node_count = 0;
 
   template <class Ar> void save(Ar& ar) const { const_cast<PickleRecord*>(this)->io(ar); }
   template <class Ar> void load(Ar& ar) { io(ar); }
@@ -688,10 +725,12 @@ struct PickleRecord {
       LoadContext& c = load_context();
       auto saved = c.limits.max_items;
       c.limits.max_items = std::min(saved, max_nodes);
-      seq_field(ar, "nodes", nodes, 6);
+      Seq<NodeRecord> seq{&nodes, "nodes", 6, on_node ? &on_node : nullptr};
+      ar & nvp<Ar>("nodes", seq);
       c.limits.max_items = saved;
     } else {
-      seq_field(ar, "nodes", nodes, 6);
+      Seq<NodeRecord> seq{&nodes, "nodes", 6, nullptr, node_source ? &node_source : nullptr, node_count};
+      ar & nvp<Ar>("nodes", seq);
     }
   }
 };
@@ -765,6 +804,15 @@ void ValueRecord::io(Ar& ar) {
 PickleRecord to_record(const GraphModule& module, bool store_source_hash,
                        const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink = {});
 Loaded from_record(PickleRecord record, const LoadOptions& options, PickleFormat format);
+// The record of `module` handed to `write`, its nodes made one at a time as the archive
+// writes them (never all held as records).
+void save_streaming(const GraphModule& module, bool store_source_hash,
+                    const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink,
+                    const std::function<void(const PickleRecord&)>& write);
+// from_record, building the graph while `read` fills the record (its nodes never held as
+// records); the archive's format version must be `header_version`.
+Loaded load_streaming(const std::function<void(PickleRecord&)>& read, std::uint32_t header_version,
+                      const LoadOptions& options, PickleFormat format);
 
 }  // namespace fxpack::pickle::detail
 
