@@ -338,7 +338,7 @@ void save_streaming(const GraphModule& gm, bool store_source_hash,
   s.index_graph(gm.graph());
   rec.root = s.module(gm, "Module");
   rec.node_count = gm.graph().size();
-  Graph::iterator next = gm.graph().begin();
+  Graph::const_iterator next = gm.graph().begin();
   rec.node_source = [&](std::uint64_t, NodeRecord& nr) { s.node(*next++, nr); };
   write(rec);
 }
