@@ -611,11 +611,13 @@ class Builder {
   std::shared_ptr<Graph> finish_graph() {
     if (!graph_) start();
     in_meta_ = true;
-    for (const auto& [i, meta] : pending_meta_)
+    for (const auto& [index, meta] : pending_meta_) {
+      const auto i = index;  // a lambda may not capture a structured binding before C++20's P1091 (clang 14)
       for (const auto& e : meta)
         nodes_[i]->meta().set(e.key, value(e.value, nodes_.size(), [&] {
           return "nodes[" + std::to_string(i) + "] " + quote(nodes_[i]->name()) + " meta " + quote(e.key);
         }));
+    }
     pending_meta_.clear();
     if (nodes_.empty() || nodes_.back()->op() != Op::Output) bad("the graph's last node is not an output node");
     try {
