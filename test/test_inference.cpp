@@ -86,14 +86,18 @@ struct Models {
   std::shared_ptr<GraphModule> fast, plain;
 };
 
+// `m` traced once, run by an optimised inference plan and by the plain kernels.
+Models fast_and_plain(const std::shared_ptr<Module>& m, const std::string& class_name) {
+  auto traced = symbolic_trace(m);
+  return {std::make_shared<GraphModule>(*traced, traced->graph_ptr(), class_name),
+          std::make_shared<GraphModule>(*traced, traced->graph_ptr(), class_name,
+                                        PlanOptions{.optimize_for_inference = false})};
+}
+
 Models net_models() {
   auto net = std::make_shared<Net>();
   randomize(*net, 7);
-  auto traced = symbolic_trace(net);
-  auto fast = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "Net");
-  auto plain = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "Net",
-                                             PlanOptions{.optimize_for_inference = false});
-  return {fast, plain};
+  return fast_and_plain(net, "Net");
 }
 
 // Linear, then a functional batch norm on its features, then ReLU.
@@ -299,10 +303,9 @@ TEST_CASE("inference: a squeeze-excitation block stays on oneDNN, stochastic dep
   set_num_threads(1);
   auto m = std::make_shared<SeBlock>();
   randomize(*m, 11);
-  auto traced = symbolic_trace(m);
-  auto fast = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "SeBlock");
-  auto plain = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "SeBlock",
-                                             PlanOptions{.optimize_for_inference = false});
+  const Models models = fast_and_plain(m, "SeBlock");
+  const auto& fast = models.fast;
+  const auto& plain = models.plain;
   const std::string summary = fast->plan()->inference_summary();
   INFO(summary);
   CHECK(summary.find("conv2d [project bn2 stochastic_depth add] batch_norm folded, post-ops: add") != std::string::npos);
@@ -332,10 +335,9 @@ TEST_CASE("inference: batch norm folds into a linear layer on 2-D features") {
   auto m = std::make_shared<LinearBn>();
   randomize(*m, 3);
   m->register_buffer("rv", random_tensor(Shape{6}, 9, 0.5, 2.0));
-  auto traced = symbolic_trace(m);
-  auto fast = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "LinearBn");
-  auto plain = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "LinearBn",
-                                             PlanOptions{.optimize_for_inference = false});
+  const Models models = fast_and_plain(m, "LinearBn");
+  const auto& fast = models.fast;
+  const auto& plain = models.plain;
   INFO(fast->plan()->inference_summary());
   CHECK(fast->plan()->inference_summary() == "linear [fc batch_norm relu] batch_norm folded, post-ops: relu\n");
   const Tensor x = random_tensor(Shape{5, 8}, 4);
