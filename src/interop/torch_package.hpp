@@ -65,6 +65,14 @@ struct TorchPackageOptions {
 inline constexpr std::uint64_t kTorchPackageMinVersion = 1;
 inline constexpr std::uint64_t kTorchPackageMaxVersion = 10;
 
+// torch.nn.Module itself: the plain parents of submodules. Every other allowlisted class is a
+// leaf module kind's (OpRegistry::module_class, from the op table's `classes`).
+inline constexpr const char* kPlainModuleClass = "torch.nn.modules.module.Module";
+
+// An attribute the module's kind declares `Callable` (a function held by its name): the
+// importer reads and the exporter writes it as the function object itself.
+bool is_callable_attribute(const Module& m, std::string_view name);
+
 // True if the archive looks like a torch.package: every entry under one root folder, with
 // <root>/.data/extern_modules.
 bool is_torch_package(const zip::ZipReader& zip);
