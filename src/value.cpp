@@ -5,8 +5,6 @@
 #include <cstdio>
 #include <sstream>
 
-#include "fxpack/node.hpp"
-
 namespace fxpack {
 
 bool operator==(const List& a, const List& b) { return a.items == b.items; }
@@ -230,7 +228,7 @@ std::string python_repr(const Value& v) {
       };
       return "slice(" + part(0, s.start) + ", " + part(1, s.stop) + ", " + part(2, s.step) + ")";
     }
-    case Value::Kind::Node: return v.node()->name();
+    case Value::Kind::Node: return detail::node_name(*v.node());
     case Value::Kind::List:
     case Value::Kind::Tuple: {
       bool list = v.kind() == Value::Kind::List;

@@ -1,10 +1,14 @@
 // Value's Tensor methods and Python operators: each is a call of the op of that name through
 // dispatch (ops.hpp), which runs it eagerly or records it while tracing. They live with the
-// ops rather than in value.cpp so that the value layer does not depend on the ops above it.
+// ops rather than in value.cpp so that the value layer does not depend on the ops above it;
+// so does detail::node_name, what the value layer asks of a Node (node.hpp, the IR).
+#include "fxpack/node.hpp"
 #include "fxpack/ops.hpp"
 #include "fxpack/value.hpp"
 
 namespace fxpack {
+
+const std::string& detail::node_name(const Node& n) { return n.name(); }
 
 Value Value::call_method(const std::string& name, std::vector<Value> args, Dict kwargs) const {
   args.insert(args.begin(), *this);

@@ -29,6 +29,13 @@ namespace fxpack {
 class Node;
 class Value;
 
+namespace detail {
+// The name of a Node, the one thing of a Node the value layer needs (python_repr prints a
+// Value holding a Node as the node's name). Node belongs to the IR, a layer above this one:
+// this layer declares what it needs, and value_ops.cpp, which sees node.hpp, defines it.
+const std::string& node_name(const Node& n);
+}  // namespace detail
+
 struct None {
   friend bool operator==(None, None) { return true; }
 };
