@@ -5,7 +5,7 @@
 #include "fxpack/codegen.hpp"
 #include "fxpack/interpreter.hpp"
 #include "fxpack/ops.hpp"
-#include "fxpack/trace.hpp"
+#include "fxpack/tracer.hpp"
 
 namespace fxpack {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "fxpack/ops.hpp"
-#include "fxpack/trace.hpp"
+#include "fxpack/tracer.hpp"
 
 namespace fxpack {
 

@@ -26,5 +26,6 @@
 #include "fxpack/tensor.hpp"
 #include "fxpack/threads.hpp"
 #include "fxpack/trace.hpp"
+#include "fxpack/tracer.hpp"
 #include "fxpack/value.hpp"
 #include "fxpack/version.hpp"

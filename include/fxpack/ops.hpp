@@ -318,7 +318,7 @@ class OpRegistry {
 
 // ---- Dispatch -------------------------------------------------------------------------------
 
-// The symbolic tracer as dispatch sees it (trace.hpp's Tracer is one): while a recorder is
+// The symbolic tracer as dispatch sees it (tracer.hpp's Tracer is one): while a recorder is
 // current on this thread, a call with a Node among its arguments is recorded instead of run.
 class CallRecorder {
  public:

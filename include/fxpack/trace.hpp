@@ -13,18 +13,19 @@
 // the code carries its wrap line. The graph is in default_dialect() (set_default_dialect).
 //
 // A trace is bound to the calling thread; traces on different threads are independent.
+// The Tracer that records is tracer.hpp's (the tracing layer); symbolic_trace, which wraps its
+// graph in a GraphModule, sits a layer above, with graph modules.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "fxpack/dialect.hpp"
-#include "fxpack/graph.hpp"
 #include "fxpack/module.hpp"
+#include "fxpack/tracer.hpp"
 
 namespace fxpack {
 
@@ -53,42 +54,5 @@ std::shared_ptr<GraphModule> symbolic_trace(
 std::shared_ptr<Module> module_from_callable(std::function<Value(std::span<const Value>)> fn,
                                              std::vector<std::string> input_names,
                                              std::string class_name = "<lambda>");
-
-// The active trace of this thread (nullptr when none). Module asks it whether a module is
-// part of the traced tree; dispatch (ops.hpp) reaches it as the current CallRecorder.
-class Tracer : public CallRecorder {
- public:
-  static Tracer* current();
-
-  Graph& graph() { return *graph_; }
-  // Records a node, checking that every Node reference belongs to this trace's graph and
-  // lifting Tensor arguments into attributes.
-  Value record(Op op, const std::string& target, std::vector<Value> args, Dict kwargs) override;
-  // A get_attr node for a tensor attribute of `owner` (cached per attribute).
-  Value attribute(const Module& owner, const std::string& name);
-  // The dotted path of a module reached from the root; throws if it is not in the tree.
-  const std::string& path_of(const Module& m) const;
-  // True while this module is being traced (part of the root's tree).
-  bool knows(const Module& m) const { return paths_.count(&m) != 0; }
-
-  Tracer(std::shared_ptr<Module> root, std::shared_ptr<Graph> graph);
-  ~Tracer();
-  Tracer(const Tracer&) = delete;
-  Tracer& operator=(const Tracer&) = delete;
-
-  // Tensors lifted from arguments: (attribute name, tensor).
-  const std::vector<std::pair<std::string, Tensor>>& constants() const { return constants_; }
-
- private:
-  Value lift(Value v);
-
-  std::shared_ptr<Module> root_;
-  std::shared_ptr<Graph> graph_;
-  Tracer* previous_;
-  CallRecorder* previous_recorder_;
-  std::unordered_map<const Module*, std::string> paths_;
-  std::unordered_map<std::string, Node*> attr_nodes_;
-  std::vector<std::pair<std::string, Tensor>> constants_;
-};
 
 }  // namespace fxpack
