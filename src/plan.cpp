@@ -12,127 +12,162 @@ std::string describe(const Node* n) {
 }
 }  // namespace
 
-std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, const PlanOptions& options) {
-  auto plan = std::shared_ptr<Plan>(new Plan);
-  auto& slot_of = plan->slot_of_;
-  std::vector<std::string> missing;
+// Compiles the nodes of a graph into the plan's instructions, one node at a time: slot i
+// holds the value of the i-th node, computed by instruction i.
+struct Plan::Builder {
+  Builder(Plan& p, const Module& r) : plan(p), root(r) {}
+
+  Plan& plan;
+  const Module& root;
   const OpRegistry& registry = OpRegistry::global();
+  std::vector<std::string> missing;  // call targets without a kernel, reported together
 
-  slot_of.reserve(graph.size());
-  plan->instrs_.reserve(graph.size());
-  // Slot i holds the value of the i-th node, computed by instruction i, which frees the
-  // slots whose last use it is (what the output reads lives to the end).
-  const LastUses last_uses = graph.last_uses();
-
-  auto operand_for = [&](const Value& v) {
+  // Where an argument comes from: the slot of a node, or a constant (nested: holding nodes).
+  Operand operand(const Value& v) const {
     Operand op;
     if (v.is_node()) {
-      op.slot = static_cast<std::int32_t>(slot_of.at(v.node()));
+      op.slot = static_cast<std::int32_t>(plan.slot_of_.at(v.node()));
     } else {
       op.nested = v.contains_node();
       op.constant = v;
     }
     return op;
-  };
+  }
 
+  void placeholder(const Node* n, Instr& in) {
+    in.kind = Kind::Input;
+    const auto index = static_cast<std::int32_t>(plan.num_inputs_++);
+    const std::string& t = n->target();
+    // A placeholder's one argument is its default value; `**kwargs` defaults to {}.
+    Value def = !n->args().empty() ? n->args()[0] : t.starts_with("**") ? Value(Dict{}) : Value();
+    if (t.starts_with("*") && !t.starts_with("**")) plan.varargs_ = index;
+    if (n->args().empty() && !t.starts_with("*") && plan.num_required_ == static_cast<std::size_t>(index))
+      plan.num_required_ = plan.num_inputs_;
+    plan.defaults_.push_back(std::move(def));
+    in.operands.push_back(Operand{index, false, {}});
+  }
+
+  void get_attr(const Node* n, Instr& in) const {
+    in.kind = Kind::Constant;
+    in.operands.push_back(Operand{-1, false, Value(root.get_tensor(n->target()))});
+  }
+
+  // A call_function or call_method; false (and the target noted in `missing`) when no op
+  // has that name.
+  bool call(const Node* n, Instr& in) {
+    auto overloads = n->op() == Op::CallFunction ? registry.function_overloads(n->target())
+                                                 : registry.method_overloads(n->target());
+    if (overloads.empty()) {
+      missing.push_back(describe(n));
+      return false;
+    }
+    // Bind now when the argument kinds known at build time leave one overload.
+    const OpDef* chosen = nullptr;
+    std::vector<Value> bound;
+    std::size_t fits = 0;
+    for (const OpDef* def : overloads) {
+      try {
+        std::vector<Value> b = bind_arguments(*def, n->args(), n->kwargs());
+        if (++fits == 1) {
+          chosen = def;
+          bound = std::move(b);
+        }
+      } catch (const OpError&) {
+        if (overloads.size() == 1) throw;
+      }
+    }
+    if (fits == 0) (void)bind_overload(overloads, n->args(), n->kwargs());  // throws the listing
+    if (fits == 1) kernel(*chosen, bound, in);
+    else overloaded(overloads, n, in);
+    return true;
+  }
+
+  // The one overload that fits, bound at build time.
+  void kernel(const OpDef& chosen, const std::vector<Value>& bound, Instr& in) const {
+    in.kind = Kind::Kernel;
+    in.kernel = chosen.kernel;
+    in.op = &chosen;
+    in.operands.reserve(bound.size());
+    for (std::size_t i = 0; i < bound.size(); ++i) {
+      Operand op = operand(bound[i]);
+      op.check = (op.slot >= 0 || op.nested) && chosen.params[i].type.base != ArgType::Any;
+      in.operands.push_back(std::move(op));
+    }
+  }
+
+  // Several overloads fit the kinds known now: chosen per run, by the values that arrive.
+  void overloaded(std::span<const OpDef* const> overloads, const Node* n, Instr& in) const {
+    in.kind = Kind::Overloaded;
+    auto o = std::make_unique<Instr::Overloads>();
+    o->defs = overloads;
+    for (const Value& a : n->args()) in.operands.push_back(operand(a));
+    for (const auto& [k, v] : n->kwargs().items) {
+      o->kwarg_names.push_back(k);
+      in.operands.push_back(operand(v));
+    }
+    in.overloads = std::move(o);
+  }
+
+  void call_module(const Node* n, Instr& in) const {
+    auto mod = root.get_submodule(n->target());
+    in.kind = Kind::Module;
+    // A module of a registered kind runs the kind's forward; a user module object its
+    // own (virtual) forward.
+    in.module_kind = mod->leaf_kind();
+    // A leaf kind declares forward's inputs: keywords bind to them here, once. A user
+    // module's forward takes positional inputs only.
+    std::vector<Value> inputs(n->args().begin(), n->args().end());
+    if (!n->kwargs().items.empty()) {
+      if (!in.module_kind)
+        throw OpError("call_module with keyword arguments: module " + mod->kind() +
+                      " is not of a registered kind, whose forward would name its inputs");
+      inputs = in.module_kind->bind_inputs(std::move(inputs), n->kwargs());
+    }
+    in.module = std::move(mod);
+    for (const Value& a : inputs) in.operands.push_back(operand(a));
+  }
+
+  // Compiles node `n` into `in`; false when it has no kernel (noted in `missing`).
+  bool compile(const Node* n, Instr& in) {
+    switch (n->op()) {
+      case Op::Placeholder: placeholder(n, in); break;
+      case Op::GetAttr: get_attr(n, in); break;
+      case Op::CallFunction:
+      case Op::CallMethod: return call(n, in);
+      case Op::CallModule: call_module(n, in); break;
+      case Op::Output: break;
+    }
+    return true;
+  }
+
+  void throw_if_missing() const {
+    if (missing.empty()) return;
+    std::string msg = "cannot build plan: no kernel for " + std::to_string(missing.size()) +
+                      (missing.size() == 1 ? " target: " : " targets: ");
+    for (std::size_t i = 0; i < missing.size(); ++i) msg += (i ? "; " : "") + missing[i];
+    throw OpError(msg);
+  }
+};
+
+std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, const PlanOptions& options) {
+  auto plan = std::shared_ptr<Plan>(new Plan);
+  Builder builder(*plan, root);
+  plan->slot_of_.reserve(graph.size());
+  plan->instrs_.reserve(graph.size());
+  // Instruction i frees the slots whose last use it is (what the output reads lives to the end).
+  const LastUses last_uses = graph.last_uses();
   std::uint32_t next_slot = 0;
-
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
-      plan->output_ = n->args().empty() ? Operand{} : operand_for(n->args()[0]);
+      plan->output_ = n->args().empty() ? Operand{} : builder.operand(n->args()[0]);
       break;
     }
     Instr in;
     in.out = next_slot;
-    for (const Node* dead : last_uses.at(next_slot)) in.frees.push_back(slot_of.at(dead));
-    slot_of.emplace(n, next_slot++);
+    for (const Node* dead : last_uses.at(next_slot)) in.frees.push_back(plan->slot_of_.at(dead));
+    plan->slot_of_.emplace(n, next_slot++);
     try {
-      switch (n->op()) {
-        case Op::Placeholder: {
-          in.kind = Kind::Input;
-          const auto index = static_cast<std::int32_t>(plan->num_inputs_++);
-          const std::string& t = n->target();
-          // A placeholder's one argument is its default value; `**kwargs` defaults to {}.
-          Value def = !n->args().empty() ? n->args()[0] : t.starts_with("**") ? Value(Dict{}) : Value();
-          if (t.starts_with("*") && !t.starts_with("**")) plan->varargs_ = index;
-          if (n->args().empty() && !t.starts_with("*") && plan->num_required_ == static_cast<std::size_t>(index))
-            plan->num_required_ = plan->num_inputs_;
-          plan->defaults_.push_back(std::move(def));
-          in.operands.push_back(Operand{index, false, {}});
-          break;
-        }
-        case Op::GetAttr:
-          in.kind = Kind::Constant;
-          in.operands.push_back(Operand{-1, false, Value(root.get_tensor(n->target()))});
-          break;
-        case Op::CallFunction:
-        case Op::CallMethod: {
-          auto overloads = n->op() == Op::CallFunction ? registry.function_overloads(n->target())
-                                                       : registry.method_overloads(n->target());
-          if (overloads.empty()) {
-            missing.push_back(describe(n));
-            continue;
-          }
-          // Bind now when the argument kinds known at build time leave one overload.
-          const OpDef* chosen = nullptr;
-          std::vector<Value> bound;
-          std::size_t fits = 0;
-          for (const OpDef* def : overloads) {
-            try {
-              std::vector<Value> b = bind_arguments(*def, n->args(), n->kwargs());
-              if (++fits == 1) {
-                chosen = def;
-                bound = std::move(b);
-              }
-            } catch (const OpError&) {
-              if (overloads.size() == 1) throw;
-            }
-          }
-          if (fits == 0) (void)bind_overload(overloads, n->args(), n->kwargs());  // throws the listing
-          if (fits == 1) {
-            in.kind = Kind::Kernel;
-            in.kernel = chosen->kernel;
-            in.op = chosen;
-            in.operands.reserve(bound.size());
-            for (std::size_t i = 0; i < bound.size(); ++i) {
-              Operand op = operand_for(bound[i]);
-              op.check = (op.slot >= 0 || op.nested) && chosen->params[i].type.base != ArgType::Any;
-              in.operands.push_back(std::move(op));
-            }
-          } else {
-            in.kind = Kind::Overloaded;
-            auto o = std::make_unique<Instr::Overloads>();
-            o->defs = overloads;
-            for (const Value& a : n->args()) in.operands.push_back(operand_for(a));
-            for (const auto& [k, v] : n->kwargs().items) {
-              o->kwarg_names.push_back(k);
-              in.operands.push_back(operand_for(v));
-            }
-            in.overloads = std::move(o);
-          }
-          break;
-        }
-        case Op::CallModule: {
-          auto mod = root.get_submodule(n->target());
-          in.kind = Kind::Module;
-          // A module of a registered kind runs the kind's forward; a user module object its
-          // own (virtual) forward.
-          in.module_kind = mod->leaf_kind();
-          // A leaf kind declares forward's inputs: keywords bind to them here, once. A user
-          // module's forward takes positional inputs only.
-          std::vector<Value> inputs(n->args().begin(), n->args().end());
-          if (!n->kwargs().items.empty()) {
-            if (!in.module_kind)
-              throw OpError("call_module with keyword arguments: module " + mod->kind() +
-                            " is not of a registered kind, whose forward would name its inputs");
-            inputs = in.module_kind->bind_inputs(std::move(inputs), n->kwargs());
-          }
-          in.module = std::move(mod);
-          for (const Value& a : inputs) in.operands.push_back(operand_for(a));
-          break;
-        }
-        case Op::Output: break;
-      }
+      if (!builder.compile(n, in)) continue;
     } catch (const Error& e) {
       rethrow_with_context<OpError>(e, describe(n));
     }
@@ -141,12 +176,7 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
     in.where_end = static_cast<std::uint32_t>(plan->where_.size());
     plan->instrs_.push_back(std::move(in));
   }
-  if (!missing.empty()) {
-    std::string msg = "cannot build plan: no kernel for " + std::to_string(missing.size()) +
-                      (missing.size() == 1 ? " target: " : " targets: ");
-    for (std::size_t i = 0; i < missing.size(); ++i) msg += (i ? "; " : "") + missing[i];
-    throw OpError(msg);
-  }
+  builder.throw_if_missing();
   plan->num_slots_ = next_slot;
   if (options.optimize_for_inference) plan->inference_ = inference::Program::build(*plan, graph, root);
   return plan;

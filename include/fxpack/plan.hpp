@@ -110,6 +110,7 @@ class Plan {
     std::uint32_t where_begin = 0, where_end = 0;
   };
 
+  struct Builder;  // plan.cpp: compiles the graph node by node
   friend class inference::Executable;
   friend class inference::Program;
   Value resolve(const Value& v, std::vector<Value>& slots) const;
