@@ -973,13 +973,9 @@ Tensor basic_index(const Tensor& x, std::span<const Value> items) {
   return strided_copy(x, base, out, st);
 }
 
-}  // namespace
-
-// Basic indexing, with `...` expanded to full slices; one Tensor index (integer positions,
-// or a bool mask over the dims it covers) is applied after it, at the output dim where its
-// place in the index lands — PyTorch's result for a single advanced index.
-Tensor index(const Tensor& x, const Value& idx) {
-  if (!x.defined()) fail("getitem: undefined tensor");
+// The items of an index as given: a tuple's items; a list of ints as one integer Tensor (as
+// x[[0, 2]] is); a lone bool as a 0-dim bool mask; anything else as one item.
+std::vector<Value> index_items(const Value& idx) {
   std::vector<Value> given;
   if (const auto* tup = std::get_if<Tuple>(&idx.variant())) {
     given = tup->items;
@@ -996,6 +992,17 @@ Tensor index(const Tensor& x, const Value& idx) {
   if (given.size() == 1 && given[0].kind() == Value::Kind::Bool) {
     given[0] = Value(Tensor::full(Shape{}, given[0].to_bool() ? 1.0 : 0.0, DType::Bool));
   }
+  return given;
+}
+
+// An index split into its basic part and its one Tensor index.
+struct SplitIndex {
+  std::vector<Value> basic;  // `...` expanded, the Tensor index's dims as full slices
+  Tensor tensor;             // undefined when there is none
+  std::size_t at = 0;        // the dim of basic_index's result it applies at
+};
+
+SplitIndex split_index(const Tensor& x, const std::vector<Value>& given) {
   // Dims the index consumes, and where the tensor index sits.
   std::size_t consumed = 0, ellipses = 0;
   std::optional<std::size_t> tensor_at;
@@ -1015,25 +1022,27 @@ Tensor index(const Tensor& x, const Value& idx) {
   if (consumed > x.dim()) {
     fail("getitem: too many indices for tensor of dimension " + std::to_string(x.dim()));
   }
-  std::vector<Value> items;
-  std::size_t p = 0;  // output dims before the tensor index
-  Tensor index_tensor;
+  SplitIndex out;
+  std::size_t& p = out.at;  // output dims before the tensor index
   for (std::size_t i = 0; i < given.size(); ++i) {
     const Value& v = given[i];
     if (v.kind() == Value::Kind::Ellipsis) {
-      for (std::size_t k = consumed; k < x.dim(); ++k) items.emplace_back(Slice{});
+      for (std::size_t k = consumed; k < x.dim(); ++k) out.basic.emplace_back(Slice{});
       if (!tensor_at || i < *tensor_at) p += x.dim() - consumed;
     } else if (v.is_tensor()) {
-      index_tensor = v.tensor();
-      for (std::size_t k = 0; k < (is_mask(index_tensor) ? index_tensor.dim() : 1); ++k) items.emplace_back(Slice{});
+      out.tensor = v.tensor();
+      for (std::size_t k = 0; k < (is_mask(out.tensor) ? out.tensor.dim() : 1); ++k) out.basic.emplace_back(Slice{});
     } else {
-      items.push_back(v);
+      out.basic.push_back(v);
       if (tensor_at && i < *tensor_at && v.kind() != Value::Kind::Int) ++p;
     }
   }
-  Tensor y = basic_index(x, items);
-  if (!index_tensor.defined()) return y;
+  return out;
+}
 
+// y indexed at dim p by `index_tensor` (integer positions, or a bool mask over the dims it
+// covers): those dims of y replaced by the index's shape (a mask: by its count of trues).
+Tensor tensor_index(const Tensor& y, const Tensor& index_tensor, std::size_t p) {
   const Shape& ys = y.shape();
   std::vector<std::int64_t> pos;
   std::vector<std::int64_t> result = std::vector<std::int64_t>(ys.begin(), ys.begin() + static_cast<std::ptrdiff_t>(p));
@@ -1070,6 +1079,19 @@ Tensor index(const Tensor& x, const Value& idx) {
     result.push_back(ys[j]);
   }
   return reshape(take_along(reshape(y, merged, "getitem"), p, pos), result, "getitem");
+}
+
+}  // namespace
+
+// Basic indexing, with `...` expanded to full slices; one Tensor index (integer positions,
+// or a bool mask over the dims it covers) is applied after it, at the output dim where its
+// place in the index lands — PyTorch's result for a single advanced index.
+Tensor index(const Tensor& x, const Value& idx) {
+  if (!x.defined()) fail("getitem: undefined tensor");
+  const SplitIndex split = split_index(x, index_items(idx));
+  Tensor y = basic_index(x, split.basic);
+  if (!split.tensor.defined()) return y;
+  return tensor_index(y, split.tensor, split.at);
 }
 
 Value getitem(const Value& obj, const Value& idx) {
