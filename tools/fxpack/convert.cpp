@@ -36,73 +36,71 @@ Exit status: 0 written, 1 failed (nothing written), 2 usage error.
 
 enum class Target { Pickle, Fxpack, Torch, Torch2 };
 
-}  // namespace
-
-int cmd_convert(const std::vector<std::string>& argv) {
-  Args args = parse_args(argv, {{"--format", true}});
-  if (args.help) {
-    std::cout << kConvertHelp;
-    return 0;
-  }
-  if (args.positional.size() < 2) throw UsageError("missing " + std::string(args.positional.empty() ? "IN and OUT" : "OUT"));
-  const std::string in = args.positional[0], out = args.positional[1];
+// What to write: FORMAT (--format, or OUT's extension), as a package target or a bare pickle.
+struct Output {
   std::string format;
+  Target target = Target::Pickle;
+  pickle::PickleFormat pickle_format = pickle::PickleFormat::PortableBinary;
+};
+
+Output output_of(const Args& args, const std::string& out) {
+  Output o;
   if (auto f = args.value("--format")) {
-    format = *f;
+    o.format = *f;
   } else {
     std::string ext = std::filesystem::path(out).extension().string();
-    if (ext == ".fxpkg") format = "fxpack";
-    else if (ext == ".pt") format = "torch";
-    else if (ext == ".json") format = "json";
-    else if (ext == ".xml") format = "boost-xml";
-    else if (ext == ".pkl") format = "portable-binary";
+    if (ext == ".fxpkg") o.format = "fxpack";
+    else if (ext == ".pt") o.format = "torch";
+    else if (ext == ".json") o.format = "json";
+    else if (ext == ".xml") o.format = "boost-xml";
+    else if (ext == ".pkl") o.format = "portable-binary";
     else throw UsageError("cannot tell the output format from " + quote(out) + ": give --format");
   }
-  Target target = Target::Pickle;
-  pickle::PickleFormat pformat = pickle::PickleFormat::PortableBinary;
-  if (format == "fxpack") {
-    target = Target::Fxpack;
-  } else if (format == "torch") {
-    target = Target::Torch;
-  } else if (format == "torch-2") {
-    target = Target::Torch2;
+  if (o.format == "fxpack") {
+    o.target = Target::Fxpack;
+  } else if (o.format == "torch") {
+    o.target = Target::Torch;
+  } else if (o.format == "torch-2") {
+    o.target = Target::Torch2;
   } else {
     bool known = false;
     for (int i = 0; i < pickle::kPickleFormatCount; ++i) {
       auto f = static_cast<pickle::PickleFormat>(i);
-      if (pickle::format_name(f) == format) {
-        pformat = f;
+      if (pickle::format_name(f) == o.format) {
+        o.pickle_format = f;
         known = true;
       }
     }
     if (!known)
-      throw UsageError("unknown format " + quote(format) +
+      throw UsageError("unknown format " + quote(o.format) +
                        " (portable-binary, json, boost-text, boost-binary, boost-xml, fxpack, torch, torch-2)");
   }
-  {
-    std::error_code ec;
-    if (std::filesystem::equivalent(in, out, ec)) throw UsageError("IN and OUT are the same file");
-  }
-  // Copy: every byte is read anyway, and an input truncated meanwhile must be an error.
-  Archive a = open_archive(in, false, LoadMode::Copy);
-  std::vector<std::string> selected;
+  return o;
+}
+
+// The pickles to convert: all of an fxpack package's when it becomes an fxpack package and
+// none is selected, else the one [PACKAGE RESOURCE] selects.
+std::vector<std::string> selected_pickles(const Archive& a, const Args& args, Target target) {
   const bool explicit_selection = args.positional.size() > 2;
   if (target == Target::Fxpack && a.kind() == ArchiveKind::FxpackPackage && !explicit_selection) {
-    selected = a.pickles();
-    if (selected.empty()) throw ValueError(at_path(a, "the archive holds no pickled module"));
-  } else {
-    selected = {select_pickle(a, args.positional, 2)};
+    std::vector<std::string> all = a.pickles();
+    if (all.empty()) throw ValueError(at_path(a, "the archive holds no pickled module"));
+    return all;
   }
+  return {select_pickle(a, args.positional, 2)};
+}
 
-  if (target == Target::Pickle) {
-    auto gm = a.load(selected.front()).module;
-    write_file_atomic(out, pickle::dumps(*gm, pformat));
-    Lines done;
-    done("wrote " + out + " (fxpack pickle, " + format + ", class " + gm->class_name() + ")");
-    std::cout << done.text();
-    return 0;
-  }
+// A bare pickle of `record`'s module.
+void write_pickle(Archive& a, const std::string& record, const Output& o, const std::string& out) {
+  auto gm = a.load(record).module;
+  write_file_atomic(out, pickle::dumps(*gm, o.pickle_format));
+  Lines done;
+  done("wrote " + out + " (fxpack pickle, " + o.format + ", class " + gm->class_name() + ")");
+  std::cout << done.text();
+}
 
+// A package of the selected pickles and the archive's other records.
+void write_package(Archive& a, const std::vector<std::string>& selected, Target target, const std::string& out) {
   PackageExporter exporter(out, target == Target::Torch    ? PackageFormat::TorchPackage
                                 : target == Target::Torch2 ? PackageFormat::TorchPackage2
                                                            : PackageFormat::Fxpack);
@@ -135,6 +133,28 @@ int cmd_convert(const std::vector<std::string>& argv) {
        ", " + std::to_string(pickles) + " pickle" + (pickles == 1 ? "" : "s") + ", " + std::to_string(resources) +
        " other record" + (resources == 1 ? "" : "s") + ")");
   std::cout << done.text();
+}
+
+}  // namespace
+
+int cmd_convert(const std::vector<std::string>& argv) {
+  Args args = parse_args(argv, {{"--format", true}});
+  if (args.help) {
+    std::cout << kConvertHelp;
+    return 0;
+  }
+  if (args.positional.size() < 2) throw UsageError("missing " + std::string(args.positional.empty() ? "IN and OUT" : "OUT"));
+  const std::string in = args.positional[0], out = args.positional[1];
+  const Output o = output_of(args, out);
+  {
+    std::error_code ec;
+    if (std::filesystem::equivalent(in, out, ec)) throw UsageError("IN and OUT are the same file");
+  }
+  // Copy: every byte is read anyway, and an input truncated meanwhile must be an error.
+  Archive a = open_archive(in, false, LoadMode::Copy);
+  const std::vector<std::string> selected = selected_pickles(a, args, o.target);
+  if (o.target == Target::Pickle) write_pickle(a, selected.front(), o, out);
+  else write_package(a, selected, o.target, out);
   return 0;
 }
 

@@ -104,9 +104,13 @@ class HeaderParser {
   std::size_t pos_ = 0;
 };
 
-}  // namespace
+// The header dict's text and where the data starts, after the magic, version and length.
+struct RawHeader {
+  std::string_view text;
+  std::size_t data_start = 0;
+};
 
-Tensor parse_npy(std::string_view bytes, const std::string& where) {
+RawHeader raw_header(std::string_view bytes, const std::string& where) {
   if (bytes.size() < 10 || bytes.substr(0, 6) != std::string_view("\x93NUMPY", 6))
     throw FormatError(where + ": not a .npy file (no \\x93NUMPY magic)");
   const auto major = static_cast<unsigned char>(bytes[6]);
@@ -134,8 +138,17 @@ Tensor parse_npy(std::string_view bytes, const std::string& where) {
   for (char c : header)
     if (static_cast<unsigned char>(c) >= 0x80 || (c < 0x20 && c != '\n'))
       throw FormatError(where + ": .npy header is not printable ASCII");
+  return {header, header_start + header_len};
+}
 
-  HeaderParser p(header, where);
+// The header dict's three keys.
+struct Header {
+  std::string descr;
+  std::vector<std::int64_t> shape;
+};
+
+Header parse_header(std::string_view text, const std::string& where) {
+  HeaderParser p(text, where);
   std::string descr;
   std::optional<bool> fortran;
   std::optional<std::vector<std::int64_t>> shape;
@@ -156,6 +169,16 @@ Tensor parse_npy(std::string_view bytes, const std::string& where) {
   if (descr.empty() || !fortran || !shape) p.fail("lacks one of the keys 'descr', 'fortran_order', 'shape'");
   if (*fortran)
     throw FormatError(where + ": .npy array is in Fortran order; save it in C order (numpy.ascontiguousarray)");
+  return {std::move(descr), std::move(*shape)};
+}
+
+// The supported type `descr` names: its dtype name and its dtype in this build.
+struct ArrayType {
+  const char* name;
+  DType dtype;
+};
+
+ArrayType array_type(std::string descr, const std::string& where) {
   for (const char* one_byte : {"b1", "u1", "i1"})  // byte order is meaningless for single bytes
     if (descr.size() == 3 && (descr[0] == '<' || descr[0] == '=') && descr.substr(1) == one_byte) descr = "|" + descr.substr(1);
   const Descr* d = nullptr;
@@ -165,27 +188,34 @@ Tensor parse_npy(std::string_view bytes, const std::string& where) {
     throw FormatError(where + ": .npy dtype '" + descr.substr(0, 32) +
                       "' is not supported (little-endian float32 '<f4', float64 '<f8', float16 '<f2', int64 '<i8', "
                       "int32 '<i4', int16 '<i2', int8 '|i1', uint8 '|u1', bool '|b1')");
-  DType dtype;
   try {
-    dtype = parse_dtype(d->dtype);
+    return {d->dtype, parse_dtype(d->dtype)};
   } catch (const Error&) {
     throw FormatError(where + ": .npy dtype '" + descr + "' (" + d->dtype + ") is not supported by this build of fxpack");
   }
+}
+
+}  // namespace
+
+Tensor parse_npy(std::string_view bytes, const std::string& where) {
+  const RawHeader raw = raw_header(bytes, where);
+  const Header header = parse_header(raw.text, where);
+  const auto [type_name, dtype] = array_type(header.descr, where);
   Shape s;
   std::uint64_t numel = 1;
-  for (std::int64_t v : *shape) {
+  for (std::int64_t v : header.shape) {
     if (v != 0 && numel > (std::uint64_t{1} << 40) / static_cast<std::uint64_t>(v))
       throw FormatError(where + ": .npy shape is too large");
     numel *= static_cast<std::uint64_t>(v);
     s.push_back(v);
   }
   const std::uint64_t nbytes = numel * element_size(dtype);
-  const std::uint64_t have = bytes.size() - header_start - header_len;
+  const std::uint64_t have = bytes.size() - raw.data_start;
   if (have != nbytes)
     throw FormatError(where + ": .npy data is " + std::to_string(have) + " bytes, the header's shape " +
-                      s.to_string() + " and dtype " + d->dtype + " need " +
+                      s.to_string() + " and dtype " + type_name + " need " +
                       std::to_string(nbytes) + (have < nbytes ? " (truncated)" : ""));
-  auto data = bytes.substr(header_start + header_len);
+  auto data = bytes.substr(raw.data_start);
   if (dtype == DType::Bool) {
     for (char c : data)
       if (c != 0 && c != 1) throw FormatError(where + ": .npy bool data holds a byte other than 0 or 1");

@@ -107,24 +107,19 @@ void collect_outputs(const Value& v, const std::string& name, std::vector<std::p
   out.emplace_back(name, v);
 }
 
-}  // namespace
-
-int cmd_run(const std::vector<std::string>& argv) {
-  Args args = parse_args(argv, {{"--input", true, true}, {"--output", true}, {"--output-dir", true}, {"--seed", true},
-                                {"--threads", true}});
-  if (args.help) {
-    std::cout << kRunHelp;
-    return 0;
-  }
-  if (args.positional.empty()) throw UsageError("missing ARCHIVE");
-  if (args.has("--output") && args.has("--output-dir")) throw UsageError("give --output or --output-dir, not both");
-  const bool printing = !args.has("--output") && !args.has("--output-dir");
+// --seed: the seed of the random inputs (0 when not given).
+std::uint64_t seed_option(const Args& args) {
   std::uint64_t seed = 0;
   if (auto s = args.value("--seed")) {
     auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), seed);
     if (s->empty() || ec != std::errc() || ptr != s->data() + s->size())
       throw UsageError("--seed needs a non-negative integer, got '" + *s + "'");
   }
+  return seed;
+}
+
+// --threads: the intra-op thread count, set before anything runs.
+void apply_threads_option(const Args& args) {
   if (auto t = args.value("--threads")) {
     int n = 0;
     auto [ptr, ec] = std::from_chars(t->data(), t->data() + t->size(), n);
@@ -132,6 +127,10 @@ int cmd_run(const std::vector<std::string>& argv) {
       throw UsageError("--threads needs a thread count from 1 to 1024, got '" + *t + "'");
     set_num_threads(n);
   }
+}
+
+// The --input values, in order: random tensors drawn from one generator, or .npy files.
+std::vector<Value> read_inputs(const Args& args, std::uint64_t seed) {
   std::mt19937_64 gen(seed);
   std::vector<Value> inputs;
   for (const auto& spec : args.all("--input")) {
@@ -142,21 +141,25 @@ int cmd_run(const std::vector<std::string>& argv) {
       inputs.emplace_back(parse_npy(bytes, spec));
     }
   }
-  // As PackageImporter loads by default: requirements checked, weights mapped.
-  Archive a = open_archive(args.positional[0], true, LoadMode::Map);
-  LoadedPickle loaded = a.load(select_pickle(a, args.positional, 1));
-  for (const auto& w : loaded.warnings) std::cerr << "fxpack run: warning: " << printable(w) << "\n";
-  std::shared_ptr<GraphModule> gm = loaded.module;
+  return inputs;
+}
+
+// One input per placeholder, or a usage error that names the placeholders.
+void check_input_count(const GraphModule& gm, std::size_t given) {
   std::vector<std::string> names;
-  for (const Node* n : gm->graph())
+  for (const Node* n : gm.graph())
     if (n->op() == Op::Placeholder) names.push_back(n->name());
-  if (names.size() != inputs.size()) {
+  if (names.size() != given) {
     std::string list;
     for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
     throw UsageError("the module takes " + std::to_string(names.size()) + " input(s) (" + list + "), " +
-                     std::to_string(inputs.size()) + " given with --input");
+                     std::to_string(given) + " given with --input");
   }
-  Value result = gm->forward(inputs);
+}
+
+// A line per output (name, dtype and shape, the values too when `printing`), then the
+// tensors written where --output or --output-dir says; the text to print.
+std::string report_outputs(const Value& result, const Args& args, bool printing) {
   std::vector<std::pair<std::string, Value>> outputs;
   collect_outputs(result, "output", outputs);
   std::ostringstream o;
@@ -188,7 +191,32 @@ int cmd_run(const std::vector<std::string>& argv) {
     auto written = write_outputs(result, *dir);
     o << "wrote " << written.size() - 1 << " tensor(s) and outputs.json to " << *dir << "\n";
   }
-  std::cout << o.str();
+  return o.str();
+}
+
+}  // namespace
+
+int cmd_run(const std::vector<std::string>& argv) {
+  Args args = parse_args(argv, {{"--input", true, true}, {"--output", true}, {"--output-dir", true}, {"--seed", true},
+                                {"--threads", true}});
+  if (args.help) {
+    std::cout << kRunHelp;
+    return 0;
+  }
+  if (args.positional.empty()) throw UsageError("missing ARCHIVE");
+  if (args.has("--output") && args.has("--output-dir")) throw UsageError("give --output or --output-dir, not both");
+  const bool printing = !args.has("--output") && !args.has("--output-dir");
+  const std::uint64_t seed = seed_option(args);
+  apply_threads_option(args);
+  std::vector<Value> inputs = read_inputs(args, seed);
+  // As PackageImporter loads by default: requirements checked, weights mapped.
+  Archive a = open_archive(args.positional[0], true, LoadMode::Map);
+  LoadedPickle loaded = a.load(select_pickle(a, args.positional, 1));
+  for (const auto& w : loaded.warnings) std::cerr << "fxpack run: warning: " << printable(w) << "\n";
+  std::shared_ptr<GraphModule> gm = loaded.module;
+  check_input_count(*gm, inputs.size());
+  Value result = gm->forward(inputs);
+  std::cout << report_outputs(result, args, printing);
   return 0;
 }
 
