@@ -690,19 +690,16 @@ Bytes text_bytes(std::string_view s) {
   return b;
 }
 
-}  // namespace
+// fx's _format_import_block: the import statements of the generated source, and the modules
+// they need (for .data/extern_modules).
+struct ImportBlock {
+  std::string header;
+  std::vector<std::string> modules;
+};
 
-void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_view package, std::string_view resource,
-                        const TorchExportOptions& options) {
-  if (package.empty() || resource.empty()) throw ValueError("save_torch_package: empty package or resource name");
-  const bool torch2 = options.version == Dialect::Torch2;
-  const std::string root = options.root;
-  // The code in the target PyTorch's dialect (it re-traces this source when it loads).
-  const PythonCode pc = generate_python_code(gm.graph(), {.verbose = false, .dialect = options.version});
-  const std::string& code = pc.src;
-
-  // fx's _format_import_block: one statement per global of the source. 1.13 joins a set (its
-  // order varies from run to run: this is the reference archives'); 2.x sorts them.
+ImportBlock import_block(const PythonCode& pc, bool torch2) {
+  // One statement per global of the source. 1.13 joins a set (its order varies from run to
+  // run: this is the reference archives'); 2.x sorts them.
   std::vector<std::pair<std::string, std::string>> imports;  // statement, module it needs
   for (const auto& [name, object] : pc.globals) {
     static const std::map<std::string, std::pair<std::string, std::string>, std::less<>> kCustom = {
@@ -744,18 +741,23 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
       source_modules.push_back(module);
     }
   }
+  return {std::move(header), std::move(source_modules)};
+}
 
-  TorchPickler p(torch2);
+// The pickle PackageExporter.save_pickle writes for the GraphModule: the persistent id
+// ('reduce_package', id, reduce_package_graph_module, (its __dict__, 'fx-generated._0')).
+void pickle_graph_module(TorchPickler& p, const GraphModule& gm, const PythonCode& pc, bool torch2,
+                         std::uint64_t object_id) {
   p.op('(');
   p.str("reduce_package");
-  p.integer(static_cast<std::int64_t>(options.object_id));
+  p.integer(static_cast<std::int64_t>(object_id));
   p.global("torch.fx.graph_module", "reduce_package_graph_module");
   p.op('}');
   p.memoize();
   p.op('(');
   p.module_dict_head(gm, "");
   p.str("_code");
-  p.str(code);
+  p.str(pc.src);
   if (torch2) {
     // {body line number: node index}
     p.str("_lineno_map");
@@ -792,6 +794,21 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
   p.memoize();
   p.op('Q');
   p.op('.');
+}
+
+}  // namespace
+
+void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_view package, std::string_view resource,
+                        const TorchExportOptions& options) {
+  if (package.empty() || resource.empty()) throw ValueError("save_torch_package: empty package or resource name");
+  const bool torch2 = options.version == Dialect::Torch2;
+  const std::string root = options.root;
+  // The code in the target PyTorch's dialect (it re-traces this source when it loads).
+  const PythonCode pc = generate_python_code(gm.graph(), {.verbose = false, .dialect = options.version});
+  const std::string& code = pc.src;
+  const auto [header, source_modules] = import_block(pc, torch2);
+  TorchPickler p(torch2);
+  pickle_graph_module(p, gm, pc, torch2, options.object_id);
 
   const std::string base = root + "/";
   for (const Storage* s : p.storage_order()) {
