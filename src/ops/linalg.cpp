@@ -414,10 +414,8 @@ Labelled contract(const Labelled& a, const Labelled& b, const std::vector<int>& 
   return out;
 }
 
-}  // namespace
-
-Tensor einsum(std::string_view equation, std::span<const Tensor> operands) {
-  const auto arrow = equation.find("->");
+// The input terms of the equation, left of "->", spaces removed.
+std::vector<std::string> input_terms(std::string_view equation, std::size_t arrow) {
   std::vector<std::string> inputs;
   std::string compact;
   for (char c : equation.substr(0, arrow)) if (c != ' ') compact += c;
@@ -427,16 +425,21 @@ Tensor einsum(std::string_view equation, std::span<const Tensor> operands) {
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
-  if (operands.empty()) fail("einsum(): must provide at least one operand");
-  if (inputs.size() != operands.size()) {
-    fail(std::string("einsum(): ") + (inputs.size() > operands.size() ? "fewer" : "more") +
-         " operands were provided than specified in the equation");
-  }
-  // Each operand's labels, its ellipsis dimensions labelled kLetters + (position from the
-  // right among all ellipsis dimensions), so that they broadcast right-aligned.
+  return inputs;
+}
+
+// The operands with the label of each dimension, their ellipsis dimensions labelled
+// kLetters + (position from the right among all ellipsis dimensions), so that they broadcast
+// right-aligned; how many dimensions the widest ellipsis covers; how often each letter occurs.
+struct LabelledOperands {
   std::vector<Labelled> ops;
   std::size_t ellipsis_dims = 0;
   std::array<int, kLetters> count{};
+};
+
+LabelledOperands label_operands(std::string_view equation, const std::vector<std::string>& inputs,
+                                std::span<const Tensor> operands) {
+  LabelledOperands r;
   for (std::size_t i = 0; i < operands.size(); ++i) {
     const Tensor& x = operands[i];
     if (x.dtype() != operands[0].dtype()) {
@@ -455,38 +458,47 @@ Tensor einsum(std::string_view equation, std::span<const Tensor> operands) {
       if (static_cast<int>(j) == t.ellipsis)
         for (std::size_t e = covered; e-- > 0;) l.labels.push_back(kLetters + static_cast<int>(e));
       l.labels.push_back(t.labels[j]);
-      ++count[static_cast<std::size_t>(t.labels[j])];
+      ++r.count[static_cast<std::size_t>(t.labels[j])];
     }
     if (t.ellipsis == static_cast<int>(t.labels.size()))
       for (std::size_t e = covered; e-- > 0;) l.labels.push_back(kLetters + static_cast<int>(e));
-    if (t.ellipsis >= 0) ellipsis_dims = std::max(ellipsis_dims, covered);
-    ops.push_back(std::move(l));
+    if (t.ellipsis >= 0) r.ellipsis_dims = std::max(r.ellipsis_dims, covered);
+    r.ops.push_back(std::move(l));
   }
-  // The output: as written, or the ellipsis dimensions then each label used once, in order.
+  return r;
+}
+
+// The output labels: as written, or the ellipsis dimensions then each label used once, in order.
+std::vector<int> output_labels(std::string_view equation, std::size_t arrow, const LabelledOperands& in) {
   std::vector<int> output;
   const auto add_ellipsis = [&] {
-    for (std::size_t e = ellipsis_dims; e-- > 0;) output.push_back(kLetters + static_cast<int>(e));
+    for (std::size_t e = in.ellipsis_dims; e-- > 0;) output.push_back(kLetters + static_cast<int>(e));
   };
   if (arrow == std::string_view::npos) {
     add_ellipsis();
     for (int l = 0; l < kLetters; ++l)
-      if (count[static_cast<std::size_t>(l)] == 1) output.push_back(l);
-  } else {
-    std::string out_text;
-    for (char c : equation.substr(arrow + 2)) if (c != ' ') out_text += c;
-    const Term t = parse_term(out_text, equation);
-    for (std::size_t j = 0; j <= t.labels.size(); ++j) {
-      if (static_cast<int>(j) == t.ellipsis) add_ellipsis();
-      if (j == t.labels.size()) break;
-      const int l = t.labels[j];
-      if (has(output, l)) fail("einsum(): output subscript " + std::string(1, out_text[j]) + " appears more than once in the output");
-      if (count[static_cast<std::size_t>(l)] == 0) {
-        fail("einsum(): output subscript " + std::string(1, out_text[j]) + " does not appear in the equation for any input operand");
-      }
-      output.push_back(l);
-    }
+      if (in.count[static_cast<std::size_t>(l)] == 1) output.push_back(l);
+    return output;
   }
-  // Sizes of one label agree across operands, or are 1 (broadcast).
+  std::string out_text;
+  for (char c : equation.substr(arrow + 2)) if (c != ' ') out_text += c;
+  const Term t = parse_term(out_text, equation);
+  for (std::size_t j = 0; j <= t.labels.size(); ++j) {
+    if (static_cast<int>(j) == t.ellipsis) add_ellipsis();
+    if (j == t.labels.size()) break;
+    const int l = t.labels[j];
+    if (has(output, l)) fail("einsum(): output subscript " + std::string(1, out_text[j]) + " appears more than once in the output");
+    if (in.count[static_cast<std::size_t>(l)] == 0) {
+      fail("einsum(): output subscript " + std::string(1, out_text[j]) + " does not appear in the equation for any input operand");
+    }
+    output.push_back(l);
+  }
+  return output;
+}
+
+// Takes each operand's diagonals; returns each label's size, which agrees across operands or
+// is 1 (broadcast).
+std::array<std::int64_t, 128> diagonals_and_sizes(std::vector<Labelled>& ops) {
   std::array<std::int64_t, 128> sizes;
   sizes.fill(-1);
   for (auto& op : ops) {
@@ -501,7 +513,11 @@ Tensor einsum(std::string_view equation, std::span<const Tensor> operands) {
       }
     }
   }
-  // Left to right, keeping what the output or a later operand needs.
+  return sizes;
+}
+
+// Contracts the operands left to right, keeping what the output or a later operand needs.
+Labelled contract_all(const std::vector<Labelled>& ops, const std::vector<int>& output) {
   const auto needed_after = [&](std::size_t i) {
     std::vector<int> keep = output;
     for (std::size_t j = i + 1; j < ops.size(); ++j) keep.insert(keep.end(), ops[j].labels.begin(), ops[j].labels.end());
@@ -515,7 +531,23 @@ Tensor einsum(std::string_view equation, std::span<const Tensor> operands) {
     own.insert(own.end(), acc.labels.begin(), acc.labels.end());
     acc = contract(acc, sum_out(ops[i], own), keep);
   }
-  acc = sum_out(std::move(acc), output);
+  return sum_out(std::move(acc), output);
+}
+
+}  // namespace
+
+Tensor einsum(std::string_view equation, std::span<const Tensor> operands) {
+  const auto arrow = equation.find("->");
+  const std::vector<std::string> inputs = input_terms(equation, arrow);
+  if (operands.empty()) fail("einsum(): must provide at least one operand");
+  if (inputs.size() != operands.size()) {
+    fail(std::string("einsum(): ") + (inputs.size() > operands.size() ? "fewer" : "more") +
+         " operands were provided than specified in the equation");
+  }
+  LabelledOperands in = label_operands(equation, inputs, operands);
+  const std::vector<int> output = output_labels(equation, arrow, in);
+  const std::array<std::int64_t, 128> sizes = diagonals_and_sizes(in.ops);
+  const Labelled acc = contract_all(in.ops, output);
   std::vector<std::int64_t> perm;
   std::vector<std::int64_t> shape;
   for (int l : output) {
