@@ -1,6 +1,7 @@
 #include "interop/torch_package.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdio>
 #include <cstdint>
@@ -43,15 +44,6 @@ std::string root_or_empty(const zip::ZipReader& zip) {
   return root;
 }
 
-// The configuration attributes a module of this kind keeps, in PyTorch's __init__ order (the
-// op table's `attributes`); none for a plain Module.
-std::vector<std::string> kind_attributes(const Module& m) {
-  std::vector<std::string> out;
-  if (const ModuleKind* k = m.leaf_kind())
-    for (const Param& a : k->attributes) out.push_back(a.name);
-  return out;
-}
-
 // nn.Module bookkeeping in __dict__ that carries nothing fxpack needs (hooks must be empty).
 const std::unordered_set<std::string_view>& module_internals() {
   static const std::unordered_set<std::string_view> s = {
@@ -68,6 +60,62 @@ struct StorageEntry {
   std::int64_t numel;
 };
 
+// What is being read, for error messages: pieces of text chained to the description of what
+// contains it, joined only when a message is made — a successful load builds none of them
+// (it reads tens of thousands of values). Every piece must outlive the What.
+class What {
+ public:
+  What(const char* text) : text_{text, {}, {}} {}  // NOLINT: a literal is a What
+  What(const std::string& text) : text_{text, {}, {}} {}  // NOLINT
+  What(const What& parent, std::string_view a, std::string_view b = {}, std::string_view c = {})
+      : parent_(&parent), text_{a, b, c} {}
+  std::string str() const {
+    std::string s = parent_ ? parent_->str() : std::string();
+    for (std::string_view t : text_) s.append(t);
+    return s;
+  }
+
+ private:
+  const What* parent_ = nullptr;
+  std::string_view text_[3];
+};
+
+std::string operator+(const What& w, std::string_view s) { return w.str().append(s); }
+
+// The storage classes PyTorch pickles as torch.<name>.
+struct StorageClass {
+  std::string_view name;
+  DType dtype;
+};
+constexpr StorageClass kStorageClasses[] = {
+    {"FloatStorage", DType::Float32}, {"DoubleStorage", DType::Float64},   {"LongStorage", DType::Int64},
+    {"BoolStorage", DType::Bool},     {"ByteStorage", DType::UInt8},       {"HalfStorage", DType::Float16},
+    {"BFloat16Storage", DType::BFloat16}, {"IntStorage", DType::Int32},   {"CharStorage", DType::Int8},
+    {"ShortStorage", DType::Int16}};
+
+// Whether a name was seen before, in order: a scan of the few names a module's dicts hold,
+// a hash set beyond that (a hostile dict may be large).
+class SeenNames {
+ public:
+  bool insert(std::string_view name) {
+    if (set_.empty()) {
+      for (std::size_t i = 0; i < count_; ++i)
+        if (small_[i] == name) return false;
+      if (count_ < small_.size()) {
+        small_[count_++] = name;
+        return true;
+      }
+      set_.insert(small_.begin(), small_.end());
+    }
+    return set_.insert(name).second;
+  }
+
+ private:
+  std::array<std::string_view, 16> small_;
+  std::size_t count_ = 0;
+  std::unordered_set<std::string_view> set_;
+};
+
 class Loader {
  public:
   Loader(const zip::ZipReader& zip, std::string root, std::string record, const TorchPackageOptions& opts)
@@ -81,23 +129,24 @@ class Loader {
   [[noreturn]] void fail_at(const PyObject& o, const std::string& what) const {
     throw FormatError(record_ + ": " + what + " (object made at byte offset " + std::to_string(o.offset) + ")");
   }
-  const PyObject& tuple_of(const PyObject* o, std::size_t n, const std::string& what) const {
+  const PyObject& tuple_of(const PyObject* o, std::size_t n, const What& what) const {
     if (!o || o->kind != PyKind::Tuple) fail(what + " must be a tuple");
     if (o->items.size() != n) {
       fail_at(*o, what + " must have " + std::to_string(n) + " items, got " + std::to_string(o->items.size()));
     }
     return *o;
   }
-  const std::string& str_of(const PyObject* o, const std::string& what) const {
+  std::string_view str_of(const PyObject* o, const What& what) const {
     if (!o || o->kind != PyKind::Str) fail(what + " must be a str, got " + (o ? py_kind_name(o->kind) : "nothing"));
     return o->str;
   }
-  std::int64_t int_of(const PyObject* o, const std::string& what) const {
+  std::int64_t int_of(const PyObject* o, const What& what) const {
     if (!o || o->kind != PyKind::Int) fail(what + " must be an int, got " + (o ? py_kind_name(o->kind) : "nothing"));
     return o->integer;
   }
-  // collections.OrderedDict() (+ SETITEMS) or a plain dict: entries with unique str keys.
-  std::vector<std::pair<std::string, const PyObject*>> ordered_dict(const PyObject* o, const std::string& what) const;
+  // collections.OrderedDict() (+ SETITEMS) or a plain dict: entries with unique str keys
+  // (views into the pickle).
+  std::vector<std::pair<std::string_view, const PyObject*>> ordered_dict(const PyObject* o, const What& what) const;
   bool is_empty_ordered_dict(const PyObject* o) const {
     return o && ((o->kind == PyKind::Dict && o->entries.empty()) ||
                  (o->is_call_of("collections.OrderedDict") && o->args->items.empty() && o->entries.empty() &&
@@ -107,9 +156,9 @@ class Loader {
     return o.is_call_of("torch._utils._rebuild_tensor_v2") || o.is_call_of("torch._utils._rebuild_parameter") ||
            o.is_call_of("torch._utils._rebuild_parameter_with_state");
   }
-  Tensor tensor(const PyObject& o, const std::string& what);
-  std::shared_ptr<Storage> storage(const PyObject& pid, DType& dtype, std::int64_t& numel, const std::string& what);
-  Value value(const PyObject& o, const std::string& what, std::size_t depth);
+  Tensor tensor(const PyObject& o, const What& what);
+  std::shared_ptr<Storage> storage(const PyObject& pid, DType& dtype, std::int64_t& numel, const What& what);
+  Value value(const PyObject& o, const What& what, std::size_t depth);
   std::shared_ptr<Module> module(const PyObject& o, const std::string& path, std::size_t depth);
   // data_only: a torch.nn class fxpack has no kind for, kept as data (see module()).
   void fill_module(Module& m, const PyObject& state, const std::string& path, std::size_t depth, bool top_level,
@@ -133,7 +182,7 @@ class Loader {
   }
 };
 
-std::vector<std::pair<std::string, const PyObject*>> Loader::ordered_dict(const PyObject* o, const std::string& what) const {
+std::vector<std::pair<std::string_view, const PyObject*>> Loader::ordered_dict(const PyObject* o, const What& what) const {
   if (!o) fail(what + " is missing");
   if (o->kind != PyKind::Dict) {
     if (!o->is_call_of("collections.OrderedDict")) fail_at(*o, what + " must be an OrderedDict, got " + py_repr(*o, 2));
@@ -141,47 +190,48 @@ std::vector<std::pair<std::string, const PyObject*>> Loader::ordered_dict(const 
       fail_at(*o, what + ": only OrderedDict() filled by SETITEMS is supported");
     }
   }
-  std::vector<std::pair<std::string, const PyObject*>> out;
-  std::unordered_set<std::string> seen;
+  std::vector<std::pair<std::string_view, const PyObject*>> out;
+  SeenNames seen;
   out.reserve(o->entries.size());
+  const What key_what(what, " key");
   for (const auto& [k, v] : o->entries) {
-    const std::string& key = str_of(k, what + " key");
-    if (!seen.insert(key).second) fail_at(*o, what + ": key '" + key + "' repeated");
+    const std::string_view key = str_of(k, key_what);
+    if (!seen.insert(key)) fail_at(*o, what + ": key '" + std::string(key) + "' repeated");
     out.emplace_back(key, v);
   }
   return out;
 }
 
-std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std::int64_t& numel, const std::string& what) {
+std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std::int64_t& numel, const What& what) {
   if (pid.kind != PyKind::PersistentId) fail_at(pid, what + ": the storage must be a persistent id, got " + py_repr(pid, 2));
-  const PyObject& t = tuple_of(pid.args, 5, what + ": storage persistent id");
-  if (str_of(t.items[0], what + ": persistent id type") != "storage") {
-    fail_at(pid, what + ": persistent id of type '" + t.items[0]->str + "' where a storage was expected");
+  const PyObject& t = tuple_of(pid.args, 5, What(what, ": storage persistent id"));
+  if (str_of(t.items[0], What(what, ": persistent id type")) != "storage") {
+    fail_at(pid, what + ": persistent id of type '" + std::string(t.items[0]->str) + "' where a storage was expected");
   }
   const PyObject* type = t.items[1];
-  static const std::map<std::string, DType, std::less<>> kStorages = {
-      {"torch.FloatStorage", DType::Float32}, {"torch.DoubleStorage", DType::Float64},
-      {"torch.LongStorage", DType::Int64},    {"torch.BoolStorage", DType::Bool},
-      {"torch.ByteStorage", DType::UInt8},    {"torch.HalfStorage", DType::Float16},
-      {"torch.BFloat16Storage", DType::BFloat16}, {"torch.IntStorage", DType::Int32},
-      {"torch.CharStorage", DType::Int8},     {"torch.ShortStorage", DType::Int16}};
   if (type->kind != PyKind::Global) fail_at(pid, what + ": storage type must be a global");
-  auto st = kStorages.find(type->qualified_name());
-  if (st == kStorages.end()) fail_at(pid, what + ": unsupported storage type " + type->qualified_name());
-  dtype = st->second;
+  const StorageClass* cls = nullptr;
+  if (type->str == "torch") {
+    for (const StorageClass& c : kStorageClasses)
+      if (type->name == c.name) cls = &c;
+  }
+  if (!cls) fail_at(pid, what + ": unsupported storage type " + type->qualified_name());
+  dtype = cls->dtype;
   std::string key;
   if (t.items[2]->kind == PyKind::Int) {
     if (t.items[2]->integer < 0) fail_at(pid, what + ": negative storage key");
     key = std::to_string(t.items[2]->integer);
   } else {
-    key = str_of(t.items[2], what + ": storage key");
+    key = str_of(t.items[2], What(what, ": storage key"));
     if (key.empty() || key.size() > 64 || key.find_first_not_of("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") != std::string::npos) {
       fail_at(pid, what + ": bad storage key '" + key.substr(0, 64) + "'");
     }
   }
-  const std::string& location = str_of(t.items[3], what + ": storage location");
-  if (location != "cpu") fail_at(pid, what + ": storage location '" + location + "' is not supported (only 'cpu')");
-  numel = int_of(t.items[4], what + ": storage size");
+  const std::string_view location = str_of(t.items[3], What(what, ": storage location"));
+  if (location != "cpu") {
+    fail_at(pid, what + ": storage location '" + std::string(location) + "' is not supported (only 'cpu')");
+  }
+  numel = int_of(t.items[4], What(what, ": storage size"));
   if (numel < 0) fail_at(pid, what + ": negative storage size " + std::to_string(numel));
   const std::size_t esize = element_size(dtype);
   if (static_cast<std::uint64_t>(numel) > std::numeric_limits<std::uint64_t>::max() / 2 / esize) {
@@ -199,17 +249,17 @@ std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std:
   const zip::EntryInfo* e = zip_.find(name);
   if (!e) fail_at(pid, what + ": storage record " + name + " is missing");
   if (e->uncompressed_size != nbytes) {
-    fail(name + " has " + std::to_string(e->uncompressed_size) + " bytes, but " + what + " needs a " +
+    fail(name + " has " + std::to_string(e->uncompressed_size) + " bytes, but " + what.str() + " needs a " +
          std::string(dtype_name(dtype)) + " storage of " + std::to_string(numel) + " elements (" +
          std::to_string(nbytes) + " bytes)");
   }
   std::shared_ptr<Storage> s;
   if (!opts_.copy_tensors && e->method == zip::Method::store) {
-    zip::StoredView v = zip_.view(name);
+    zip::StoredView v = zip_.view(*e);
     // Kernels need element alignment only; 16 also admits archives held in heap buffers.
     if (v.bytes.size() == nbytes && reinterpret_cast<std::uintptr_t>(v.bytes.data()) % 16 == 0) {
       // The CRC is checked when the tensor's bytes are first used (Storage::borrow).
-      s = Storage::borrow(v.bytes.data(), nbytes, v.owner, opts_.verify_crc ? zip_.verifier(name) : nullptr);
+      s = Storage::borrow(v.bytes.data(), nbytes, std::move(v.owner), opts_.verify_crc ? zip_.verifier(*e) : nullptr);
     }
   }
   if (!s) {
@@ -218,15 +268,15 @@ std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std:
     s = Storage::allocate(nbytes);
     if (nbytes) std::memcpy(s->data(), bytes.data(), nbytes);
   }
-  storages_.emplace(key, StorageEntry{s, dtype, numel});
+  storages_.emplace(std::move(key), StorageEntry{s, dtype, numel});
   return s;
 }
 
-Tensor Loader::tensor(const PyObject& o, const std::string& what) {
+Tensor Loader::tensor(const PyObject& o, const What& what) {
   const PyObject* t = &o;
   const bool with_state = o.is_call_of("torch._utils._rebuild_parameter_with_state");
-  if (o.is_call_of("torch._utils._rebuild_parameter") || with_state) {
-    const PyObject& a = tuple_of(o.args, with_state ? 4 : 3, what + ": _rebuild_parameter arguments");
+  if (with_state || o.is_call_of("torch._utils._rebuild_parameter")) {
+    const PyObject& a = tuple_of(o.args, with_state ? 4 : 3, What(what, ": _rebuild_parameter arguments"));
     if (a.items[1]->kind != PyKind::Bool) fail_at(o, what + ": requires_grad must be a bool");
     if (!is_empty_ordered_dict(a.items[2])) fail_at(o, what + ": backward hooks are not supported");
     // 2.x's _rebuild_parameter_with_state: the Parameter's own __dict__, which fxpack has
@@ -249,7 +299,7 @@ Tensor Loader::tensor(const PyObject& o, const std::string& what) {
   DType dtype;
   std::int64_t storage_numel = 0;
   auto st = storage(*args->items[0], dtype, storage_numel, what);
-  const std::int64_t offset = int_of(args->items[1], what + ": storage offset");
+  const std::int64_t offset = int_of(args->items[1], What(what, ": storage offset"));
   const PyObject* size = args->items[2];
   const PyObject* stride = args->items[3];
   if (size->kind != PyKind::Tuple || stride->kind != PyKind::Tuple) fail_at(*t, what + ": size and stride must be tuples");
@@ -259,21 +309,23 @@ Tensor Loader::tensor(const PyObject& o, const std::string& what) {
   }
   if (args->items[4]->kind != PyKind::Bool) fail_at(*t, what + ": requires_grad must be a bool");
   if (!is_empty_ordered_dict(args->items[5])) fail_at(*t, what + ": backward hooks are not supported");
-  std::vector<std::int64_t> dims, strides;
+  const std::size_t rank = size->items.size();
+  std::int64_t dims[Shape::kMaxDims], strides[Shape::kMaxDims];
   std::int64_t numel = 1;
-  for (std::size_t i = 0; i < size->items.size(); ++i) {
-    std::int64_t d = int_of(size->items[i], what + ": size");
-    std::int64_t s = int_of(stride->items[i], what + ": stride");
+  const What size_what(what, ": size"), stride_what(what, ": stride");
+  for (std::size_t i = 0; i < rank; ++i) {
+    std::int64_t d = int_of(size->items[i], size_what);
+    std::int64_t s = int_of(stride->items[i], stride_what);
     if (d < 0) fail_at(*t, what + ": negative size " + std::to_string(d));
     if (d != 0 && numel > std::numeric_limits<std::int64_t>::max() / d) fail_at(*t, what + ": size overflows");
     numel *= d;
-    dims.push_back(d);
-    strides.push_back(s);
+    dims[i] = d;
+    strides[i] = s;
   }
   bool contiguous = true;
   if (numel > 0) {
     std::int64_t expected = 1;
-    for (std::size_t i = dims.size(); i-- > 0;) {
+    for (std::size_t i = rank; i-- > 0;) {
       if (dims[i] != 1 && strides[i] != expected) contiguous = false;
       expected *= dims[i];
     }
@@ -282,7 +334,7 @@ Tensor Loader::tensor(const PyObject& o, const std::string& what) {
     fail_at(*t, what + ": storage offset " + std::to_string(offset) + " is outside the storage of " +
                     std::to_string(storage_numel) + " elements");
   }
-  const Shape shape{std::span<const std::int64_t>(dims)};
+  const Shape shape{std::span<const std::int64_t>(dims, rank)};
   if (contiguous) {
     if (numel > storage_numel - offset) {
       fail_at(*t, what + ": storage offset " + std::to_string(offset) + " + " + std::to_string(numel) +
@@ -294,7 +346,7 @@ Tensor Loader::tensor(const PyObject& o, const std::string& what) {
   // elements are gathered into a storage of their own (the values stay; sharing with the
   // viewed storage does not). Every element must lie inside the storage.
   std::int64_t last = offset;
-  for (std::size_t i = 0; i < dims.size(); ++i) {
+  for (std::size_t i = 0; i < rank; ++i) {
     if (strides[i] < 0) fail_at(*t, what + ": negative stride " + std::to_string(strides[i]));
     if (dims[i] > 1 && strides[i] > (std::numeric_limits<std::int64_t>::max() - last) / (dims[i] - 1)) {
       fail_at(*t, what + ": strides overflow");
@@ -310,11 +362,11 @@ Tensor Loader::tensor(const PyObject& o, const std::string& what) {
   const std::size_t es = element_size(dtype);
   const std::byte* src = st->data();
   std::byte* dst = out.storage()->data();
-  std::vector<std::int64_t> index(dims.size(), 0);
+  std::vector<std::int64_t> index(rank, 0);
   std::int64_t at = offset;
   for (std::int64_t k = 0; k < numel; ++k) {
     std::memcpy(dst + static_cast<std::size_t>(k) * es, src + static_cast<std::size_t>(at) * es, es);
-    for (std::size_t d = dims.size(); d-- > 0;) {
+    for (std::size_t d = rank; d-- > 0;) {
       at += strides[d];
       if (++index[d] < dims[d]) break;
       at -= strides[d] * dims[d];
@@ -324,7 +376,7 @@ Tensor Loader::tensor(const PyObject& o, const std::string& what) {
   return out;
 }
 
-Value Loader::value(const PyObject& o, const std::string& what, std::size_t depth) {
+Value Loader::value(const PyObject& o, const What& what, std::size_t depth) {
   if (depth > opts_.max_module_depth) fail_at(o, what + ": nested too deeply (or cyclic)");
   spend(o);
   switch (o.kind) {
@@ -332,7 +384,7 @@ Value Loader::value(const PyObject& o, const std::string& what, std::size_t dept
     case PyKind::Bool: return Value(o.boolean);
     case PyKind::Int: return Value(o.integer);
     case PyKind::Float: return Value(o.real);
-    case PyKind::Str: return Value(o.str);
+    case PyKind::Str: return Value(std::string(o.str));
     case PyKind::Tuple:
     case PyKind::List: {
       std::vector<Value> items;
@@ -343,19 +395,19 @@ Value Loader::value(const PyObject& o, const std::string& what, std::size_t dept
     }
     case PyKind::Dict: {
       Dict d;
-      std::unordered_set<std::string> seen;
+      SeenNames seen;
+      const What key_what(what, ": dict key");
       for (const auto& [k, v] : o.entries) {
-        const std::string& key = str_of(k, what + ": dict key");
-        if (!seen.insert(key).second) fail_at(o, what + ": dict key '" + key + "' repeated");
-        d.items.emplace_back(key, value(*v, what, depth + 1));
+        const std::string_view key = str_of(k, key_what);
+        if (!seen.insert(key)) fail_at(o, what + ": dict key '" + std::string(key) + "' repeated");
+        d.items.emplace_back(std::string(key), value(*v, what, depth + 1));
       }
       return Value(std::move(d));
     }
     case PyKind::Global: {
-      const std::string q = o.qualified_name();
-      if (q.starts_with("torch.")) {
+      if (o.str == "torch") {
         for (int i = 0; i < kDTypeCount; ++i) {
-          if (q.substr(6) == dtype_name(static_cast<DType>(i))) return Value(static_cast<DType>(i));
+          if (o.name == dtype_name(static_cast<DType>(i))) return Value(static_cast<DType>(i));
         }
       }
       break;
@@ -366,7 +418,7 @@ Value Loader::value(const PyObject& o, const std::string& what, std::size_t dept
         if ((a.size() == 1 || a.size() == 2) && a[0]->kind == PyKind::Str) {
           Device d;
           d.type = a[0]->str;
-          if (a.size() == 2) d.index = int_of(a[1], what + ": device index");
+          if (a.size() == 2) d.index = int_of(a[1], What(what, ": device index"));
           return Value(std::move(d));
         }
       }
@@ -386,7 +438,7 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
   std::vector<std::pair<std::string_view, const PyObject*>> fields;
   fields.reserve(state.entries.size());
   for (const auto& [k, v] : state.entries) {
-    if (!k || k->kind != PyKind::Str) str_of(k, where + ": attribute name");  // throws, saying what it is
+    if (!k || k->kind != PyKind::Str) str_of(k, What(where, ": attribute name"));  // throws, saying what it is
     fields.emplace_back(k->str, v);
   }
   std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -401,7 +453,7 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
     return it != fields.end() && it->first == name ? it->second : nullptr;
   };
   const std::string& kind = m.kind();
-  const std::vector<std::string> attrs = kind_attributes(m);
+  const ModuleKind* leaf = m.leaf_kind();
   // Hooks would be Python callables; an allowlisted pickle cannot hold any, but say so.
   for (const auto& [key, v] : fields) {
     if (key.find("hooks") != std::string::npos && module_internals().count(key) && !is_empty_ordered_dict(v) &&
@@ -411,8 +463,8 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
   }
   // Configuration attributes, in factory order. One with a default in the op table is one
   // that only some PyTorch versions keep (2.x's PReLU.init): absent, it takes the default.
-  if (!top_level && !data_only && m.leaf_kind()) {
-    for (const Param& a : m.leaf_kind()->attributes) {
+  if (!top_level && !data_only && leaf) {
+    for (const Param& a : leaf->attributes) {
       const std::string& name = a.name;
       const PyObject* given = field(name);
       if (!given && !a.required) {
@@ -420,7 +472,7 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
         continue;
       }
       if (!given) fail_at(state, where + " (" + kind + "): attribute '" + name + "' is missing");
-      if (is_callable_attribute(m, name)) {
+      if (a.type.base == ArgType::Callable) {
         // A function held as data: its name, which must be a registered function target.
         const PyObject& f = *given;
         const std::string q = f.kind == PyKind::Global ? f.qualified_name() : std::string();
@@ -431,49 +483,56 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
         m.set_attr(name, Value(q));
         continue;
       }
-      m.set_attr(name, value(*given, where + " attribute '" + name + "'", depth + 1));
+      m.set_attr(name, value(*given, What(where, " attribute '", name, "'"), depth + 1));
     }
   }
   // A None slot (Conv2d(bias=False)'s bias) is implied by a registered kind; a data-only
   // module keeps it as an undefined tensor so that it can be written back.
-  for (const auto& [name, t] : ordered_dict(field("_parameters"), where + " _parameters")) {
+  for (const auto& [name, t] : ordered_dict(field("_parameters"), What(where, " _parameters"))) {
     if (t->kind == PyKind::None) {
-      if (data_only) m.register_parameter(name, Tensor());
+      if (data_only) m.register_parameter(std::string(name), Tensor());
       continue;
     }
-    m.register_parameter(name, tensor(*t, where + " parameter '" + name + "'"));
+    m.register_parameter(std::string(name), tensor(*t, What(where, " parameter '", name, "'")));
   }
-  for (const auto& [name, t] : ordered_dict(field("_buffers"), where + " _buffers")) {
+  for (const auto& [name, t] : ordered_dict(field("_buffers"), What(where, " _buffers"))) {
     if (t->kind == PyKind::None) {
-      if (data_only) m.register_buffer(name, Tensor());
+      if (data_only) m.register_buffer(std::string(name), Tensor());
       continue;
     }
-    m.register_buffer(name, tensor(*t, where + " buffer '" + name + "'"));
+    m.register_buffer(std::string(name), tensor(*t, What(where, " buffer '", name, "'")));
   }
-  for (const auto& [name, child] : ordered_dict(field("_modules"), where + " _modules")) {
+  for (const auto& [view, child] : ordered_dict(field("_modules"), What(where, " _modules"))) {
     if (child->kind == PyKind::None) continue;
+    const std::string name(view);
     if (name.empty() || name.find('.') != std::string::npos) fail_at(*child, where + ": bad submodule name '" + name + "'");
     m.register_module(name, module(*child, path.empty() ? name : path + "." + name, depth + 1));
   }
   // Anything else.
+  const auto is_kind_attribute = [leaf](std::string_view key) {
+    if (leaf)
+      for (const Param& a : leaf->attributes)
+        if (a.name == key) return true;
+    return false;
+  };
   static const std::unordered_set<std::string_view> kGraphModuleKeys = {
       "_code", "_tracer_cls", "_tracer_extras", "meta", "_graphmodule_cls_name"};
   for (const auto& [k, v] : state.entries) {
-    const std::string& key = k->str;
+    const std::string_view key = k->str;
     if (key == "_parameters" || key == "_buffers" || key == "_modules" || module_internals().count(key)) continue;
     if (data_only) {
       // Everything else of its __dict__, private state included, in order.
-      m.set_attr(key, value(*v, where + " attribute '" + key + "'", depth + 1));
+      m.set_attr(std::string(key), value(*v, What(where, " attribute '", key, "'"), depth + 1));
       continue;
     }
-    if (std::find(attrs.begin(), attrs.end(), key) != attrs.end() && !top_level) continue;
+    if (!top_level && is_kind_attribute(key)) continue;
     if (top_level && kGraphModuleKeys.count(key)) continue;
     if (top_level && is_tensor(*v)) {
-      m.register_buffer(key, tensor(*v, where + " attribute '" + key + "'"));  // a tensor constant
+      m.register_buffer(std::string(key), tensor(*v, What(where, " attribute '", key, "'")));  // a tensor constant
       continue;
     }
     if (!key.empty() && key[0] == '_') continue;  // private derived state (_reversed_padding_repeated_twice)
-    fail_at(*v, where + " (" + kind + "): unsupported attribute '" + key + "'");
+    fail_at(*v, where + " (" + kind + "): unsupported attribute '" + std::string(key) + "'");
   }
 }
 
@@ -523,7 +582,7 @@ std::shared_ptr<GraphModule> Loader::load() {
   const PyObject* pid = top.args;
   if (!pid || pid->kind != PyKind::Tuple || pid->items.empty()) fail_at(top, "persistent id must be a non-empty tuple");
   if (str_of(pid->items[0], "persistent id type") != "reduce_package") {
-    fail_at(top, "top-level persistent id of type '" + pid->items[0]->str + "' (expected 'reduce_package')");
+    fail_at(top, "top-level persistent id of type '" + std::string(pid->items[0]->str) + "' (expected 'reduce_package')");
   }
   const PyObject* func = nullptr;
   const PyObject* fargs = nullptr;
@@ -541,7 +600,7 @@ std::shared_ptr<GraphModule> Loader::load() {
   }
   const PyObject& a = tuple_of(fargs, 2, "reduce_package_graph_module arguments");
   const PyObject& body = *a.items[0];
-  const std::string& generated = str_of(a.items[1], "generated module name");
+  const std::string generated(str_of(a.items[1], "generated module name"));
   if (body.kind != PyKind::Dict) fail_at(body, "GraphModule state must be a dict");
 
   std::string class_name = "GraphModule";

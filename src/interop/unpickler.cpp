@@ -33,7 +33,17 @@ const char* py_kind_name(PyKind kind) {
 
 std::string PyObject::qualified_name() const {
   if (kind != PyKind::Global) return {};
-  return str + "." + name;
+  std::string q;
+  q.reserve(str.size() + 1 + name.size());
+  return q.append(str).append(1, '.').append(name);
+}
+
+// The arena's first block: a pickle of n bytes makes roughly one object per 8 bytes or so
+// (most opcodes are 1-3 bytes, strings longer); later blocks grow geometrically.
+PickleTree::PickleTree(std::span<const std::byte> pickle)
+    : pickle_(new char[std::max<std::size_t>(pickle.size(), 1)]),
+      arena_(std::clamp<std::size_t>(pickle.size() * 8, 4096, std::size_t{16} << 20)) {
+  if (!pickle.empty()) std::memcpy(pickle_.get(), pickle.data(), pickle.size());
 }
 
 bool PyObject::is_global(std::string_view qualified) const {
@@ -54,7 +64,9 @@ const PyObject* PyObject::find(std::string_view key) const {
 }
 
 bool GlobalAllowlist::allows(std::string_view module, std::string_view name) const {
-  std::string q = std::string(module) + "." + std::string(name);
+  std::string q;
+  q.reserve(module.size() + 1 + name.size());
+  q.append(module).append(1, '.').append(name);
   if (names.count(q)) return true;
   auto ident = [](std::string_view s) {
     if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
@@ -130,7 +142,11 @@ class Unpickler {
  public:
   Unpickler(std::span<const std::byte> data, const GlobalAllowlist& allow, const UnpicklerLimits& limits,
             std::string_view where)
-      : data_(data), allow_(allow), limits_(limits), where_(where), tree_(std::make_shared<PickleTree>()) {}
+      : tree_(std::make_shared<PickleTree>(data)),
+        data_(reinterpret_cast<const std::byte*>(tree_->pickle_.get()), data.size()),
+        allow_(allow),
+        limits_(limits),
+        where_(where) {}
 
   std::shared_ptr<const PickleTree> run();
 
@@ -191,13 +207,14 @@ class Unpickler {
   }
 
   PyObject* make(PyKind kind) {
-    if (tree_->arena_.size() >= limits_.max_objects) {
+    if (tree_->object_count_ >= limits_.max_objects) {
       fail("more than " + std::to_string(limits_.max_objects) + " objects");
     }
-    PyObject& o = tree_->arena_.emplace_back();
-    o.kind = kind;
-    o.offset = op_offset_;
-    return &o;
+    ++tree_->object_count_;
+    auto* o = new (tree_->arena_.allocate(sizeof(PyObject), alignof(PyObject))) PyObject(&tree_->arena_);
+    o->kind = kind;
+    o->offset = op_offset_;
+    return o;
   }
   void note_child(PyObject* parent, const PyObject* child) {
     if (child->depth + 1 > parent->depth) parent->depth = child->depth + 1;
@@ -218,14 +235,14 @@ class Unpickler {
     return stack_.back();
   }
   std::size_t stack_floor() const { return marks_.empty() ? 0 : marks_.back(); }
-  // Pops everything down to the last MARK.
-  std::vector<PyObject*> pop_mark(const char* what) {
+  // Pops everything down to the last MARK; the span is valid until the next pop_mark().
+  std::span<PyObject* const> pop_mark(const char* what) {
     if (marks_.empty()) fail(std::string(what) + ": no MARK on the stack");
     std::size_t m = marks_.back();
     marks_.pop_back();
-    std::vector<PyObject*> items(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
+    popped_.assign(stack_.begin() + static_cast<std::ptrdiff_t>(m), stack_.end());
     stack_.resize(m);
-    return items;
+    return popped_;
   }
 
   PyObject* make_tuple(std::span<PyObject* const> items) {
@@ -237,17 +254,19 @@ class Unpickler {
     }
     return t;
   }
-  PyObject* make_global(std::string module, std::string name) {
-    std::string q = module + "." + name;
-    if (!allow_.allows(module, name)) fail("global '" + q + "' is not allowed");
+  // `module` and `name` are views into the tree's copy of the pickle.
+  PyObject* make_global(std::string_view module, std::string_view name) {
+    if (!allow_.allows(module, name)) {
+      fail("global '" + std::string(module) + "." + std::string(name) + "' is not allowed");
+    }
     PyObject* g = make(PyKind::Global);
-    g->str = std::move(module);
-    g->name = std::move(name);
+    g->str = module;
+    g->name = name;
     return g;
   }
   PyObject* make_str(std::string_view s, PyKind kind = PyKind::Str) {
     PyObject* o = make(kind);
-    o->str.assign(s);
+    o->str = s;
     return o;
   }
   PyObject* make_int(std::int64_t v) {
@@ -339,15 +358,16 @@ class Unpickler {
     push(r);
   }
 
-  std::span<const std::byte> data_;
+  std::shared_ptr<PickleTree> tree_;
+  std::span<const std::byte> data_;  // the tree's copy of the pickle
   const GlobalAllowlist& allow_;
   UnpicklerLimits limits_;
   std::string where_;
-  std::shared_ptr<PickleTree> tree_;
   std::size_t pos_ = 0;
   std::size_t op_offset_ = 0;
   std::vector<PyObject*> stack_;
   std::vector<std::size_t> marks_;
+  std::vector<PyObject*> popped_;  // pop_mark()'s result
   std::vector<PyObject*> memo_;                                 // indexes 0 .. size-1
   std::unordered_map<std::uint64_t, PyObject*> memo_sparse_;   // any other index
 };
@@ -476,9 +496,10 @@ std::shared_ptr<const PickleTree> Unpickler::run() {
       case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
         std::size_t n = op - 0x84u;
         if (stack_.size() < stack_floor() + n) fail("TUPLE" + std::to_string(n) + ": stack underflow");
-        std::vector<PyObject*> items(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end());
+        PyObject* items[3];
+        std::copy(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end(), items);
         stack_.resize(stack_.size() - n);
-        push(make_tuple(items));
+        push(make_tuple(std::span<PyObject* const>(items, n)));
         break;
       }
       case 'l': {  // LIST
@@ -561,9 +582,9 @@ std::shared_ptr<const PickleTree> Unpickler::run() {
 
       // --- globals, calls, state
       case 'c': {  // GLOBAL "module\nname\n"
-        std::string module(line("GLOBAL"));
-        std::string name(line("GLOBAL"));
-        push(make_global(std::move(module), std::move(name)));
+        std::string_view module = line("GLOBAL");
+        std::string_view name = line("GLOBAL");
+        push(make_global(module, name));
         break;
       }
       case 0x93: {  // STACK_GLOBAL
@@ -645,7 +666,7 @@ void repr_into(std::string& out, const PyObject& o, std::size_t depth) {
     out += "...";
     return;
   }
-  auto seq = [&](const std::vector<const PyObject*>& items, const char* open, const char* close) {
+  auto seq = [&](const std::pmr::vector<const PyObject*>& items, const char* open, const char* close) {
     out += open;
     for (std::size_t i = 0; i < items.size(); ++i) {
       if (i) out += ", ";
@@ -667,7 +688,7 @@ void repr_into(std::string& out, const PyObject& o, std::size_t depth) {
       out += buf;
       break;
     }
-    case PyKind::Str: out += "'" + o.str.substr(0, 80) + (o.str.size() > 80 ? "...'" : "'"); break;
+    case PyKind::Str: out.append("'").append(o.str.substr(0, 80)).append(o.str.size() > 80 ? "...'" : "'"); break;
     case PyKind::Bytes: out += "b<" + std::to_string(o.str.size()) + " bytes>"; break;
     case PyKind::Tuple: seq(o.items, "(", ")"); break;
     case PyKind::List: seq(o.items, "[", "]"); break;

@@ -20,17 +20,20 @@
 //     STRING/UNICODE/PERSID) are refused by name.
 // Every refusal is an fxpack::FormatError that starts with the `where` given (record name).
 //
-// Objects live in an arena owned by PickleTree; containers may be shared (memo) and, in a
-// hostile stream, even cyclic. Anything that walks a tree recursively must bound its depth
+// Objects live in an arena owned by PickleTree, which also keeps one copy of the pickle's
+// bytes: str/bytes contents and global names are views into that copy, item and entry lists
+// are allocated from the arena, so building a tree costs a few large allocations and freeing
+// it none per object (loading a model makes tens of thousands of objects). Containers may be
+// shared (memo) and, in a hostile stream, even cyclic. Anything that walks a tree recursively must bound its depth
 // (PickleTree::max_depth is what the unpickler saw while building, not a guarantee for
 // containers mutated after they were nested).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <initializer_list>
 #include <memory>
+#include <memory_resource>
 #include <set>
 #include <span>
 #include <string>
@@ -61,18 +64,22 @@ enum class PyKind : std::uint8_t {
 // "frozenset", "global", "reduce", "persistent_id".
 const char* py_kind_name(PyKind kind);
 
+// Made only by the unpickler, inside a PickleTree's arena (it is never destroyed one by one:
+// everything it refers to lives in the same arena).
 struct PyObject {
+  explicit PyObject(std::pmr::memory_resource* arena) : items(arena), entries(arena) {}
+
   PyKind kind = PyKind::None;
   bool boolean = false;
   std::int64_t integer = 0;
   double real = 0.0;
-  std::string str;    // Str / Bytes contents; Global: the module
-  std::string name;   // Global: the name inside the module
+  std::string_view str;   // Str / Bytes contents; Global: the module (a view into the tree's copy of the pickle)
+  std::string_view name;  // Global: the name inside the module
   // Tuple/List/Set/FrozenSet items; Reduce: items added by APPEND(S) to the result.
-  std::vector<const PyObject*> items;
+  std::pmr::vector<const PyObject*> items;
   // Dict entries in insertion order (duplicates kept; look-ups take the last);
   // Reduce: entries added by SETITEM(S) to the result.
-  std::vector<std::pair<const PyObject*, const PyObject*>> entries;
+  std::pmr::vector<std::pair<const PyObject*, const PyObject*>> entries;
   // Reduce: the callable (or class for NEWOBJ), its argument tuple, keyword arguments
   // (NEWOBJ_EX, else null) and the state given by BUILD (else null).
   // PersistentId: `args` is the pid object.
@@ -103,13 +110,19 @@ struct UnpicklerLimits {
 
 class PickleTree {
  public:
+  explicit PickleTree(std::span<const std::byte> pickle);
+  PickleTree(const PickleTree&) = delete;
+  PickleTree& operator=(const PickleTree&) = delete;
+
   const PyObject& root() const { return *root_; }
-  std::size_t object_count() const { return arena_.size(); }
+  std::size_t object_count() const { return object_count_; }
   int protocol() const { return protocol_; }
 
  private:
   friend class Unpickler;
-  std::deque<PyObject> arena_;
+  std::unique_ptr<char[]> pickle_;  // the bytes decoded; every string_view of the tree points here
+  std::pmr::monotonic_buffer_resource arena_;
+  std::size_t object_count_ = 0;
   const PyObject* root_ = nullptr;
   int protocol_ = 0;
 };

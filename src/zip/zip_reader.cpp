@@ -39,6 +39,9 @@ constexpr std::uint16_t kMethodAes = 99;
 constexpr std::size_t kReadChunk = std::size_t{1} << 20;
 constexpr std::size_t kInflateChunk = std::size_t{256} << 10;
 constexpr std::size_t kAlignment = 64;
+// Bytes of extra field read with a local header's fixed part and name in one go: PyTorch pads
+// with an extra field of under 64 bytes, so a file pays one pread per entry.
+constexpr std::uint64_t kLocalExtraGuess = 128;
 
 std::uint16_t u16(const std::byte* p) {
   return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) |
@@ -230,11 +233,11 @@ void ZipReader::parse(const ReaderLimits& limits) {
   header_offsets.reserve(end.count);
   std::uint64_t total = 0;
   std::uint64_t pos = 0;
+  std::vector<std::byte> scratch;
   for (std::uint64_t i = 0; i < end.count; ++i) {
-    CentralFields central = parse_central_entry(cd.subspan(static_cast<std::size_t>(pos)),
-                                                "central directory entry #" + std::to_string(i));
+    CentralFields central = parse_central_entry(cd.subspan(static_cast<std::size_t>(pos)), i);
     check_limits(central.info, limits, total);
-    check_local_header(central.info, central, end.cd_offset);
+    check_local_header(central.info, central, end.cd_offset, scratch);
     if (!index_.emplace(central.info.name, entries_.size()).second) {
       fail_entry(central.info.name, "appears twice in the archive");
     }
@@ -243,6 +246,12 @@ void ZipReader::parse(const ReaderLimits& limits) {
     pos += central.record_size;
   }
   check_no_overlaps(header_offsets);
+  // A reader without entries: stream() needs only the bytes and where they come from.
+  auto bytes = std::make_shared<ZipReader>(ZipReader(where_, size_));
+  bytes->file_ = file_;
+  bytes->memory_ = memory_;
+  bytes->owner_ = owner_;
+  bytes_ = std::move(bytes);
 }
 
 ZipReader::EndRecord ZipReader::find_end_record() const {
@@ -324,13 +333,13 @@ void ZipReader::check_directory_bounds(const EndRecord& end, const ReaderLimits&
   }
 }
 
-ZipReader::CentralFields ZipReader::parse_central_entry(std::span<const std::byte> rest,
-                                                        const std::string& nth) const {
+ZipReader::CentralFields ZipReader::parse_central_entry(std::span<const std::byte> rest, std::uint64_t index) const {
+  const auto nth = [index] { return "central directory entry #" + std::to_string(index); };
   if (rest.size() < kCentralSize) {
-    fail("archive is truncated or corrupt: " + nth + " runs past the central directory");
+    fail("archive is truncated or corrupt: " + nth() + " runs past the central directory");
   }
   const std::byte* c = rest.data();
-  if (u32(c) != kCentralSig) fail("archive is corrupt: " + nth + " has a bad signature");
+  if (u32(c) != kCentralSig) fail("archive is corrupt: " + nth() + " has a bad signature");
   CentralFields f;
   EntryInfo& info = f.info;
   f.flags = u16(c + 8);
@@ -345,7 +354,7 @@ ZipReader::CentralFields ZipReader::parse_central_entry(std::span<const std::byt
   f.header_offset = u32(c + 42);
   f.record_size = kCentralSize + name_len + extra_len + comment_len;
   if (f.record_size > rest.size()) {
-    fail("archive is truncated or corrupt: " + nth + " runs past the central directory");
+    fail("archive is truncated or corrupt: " + nth() + " runs past the central directory");
   }
   info.name.assign(reinterpret_cast<const char*>(c + kCentralSize), name_len);
   try {
@@ -411,18 +420,21 @@ void ZipReader::check_limits(const EntryInfo& info, const ReaderLimits& limits, 
   }
 }
 
-void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central, std::uint64_t cd_offset) const {
+void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central, std::uint64_t cd_offset,
+                                   std::vector<std::byte>& scratch) const {
   // The local header's lengths give the data offset; everything else must agree.
   const auto bad = [&](const std::string& why) { fail_entry(info.name, why); };
-  const std::string size_note = "archive size " + std::to_string(size_);
+  const auto size_note = [this] { return "archive size " + std::to_string(size_); };
   const std::uint64_t header = central.header_offset;
   if (!fits(header, kLocalSize, size_)) {
     bad("has its local header (offset " + std::to_string(header) +
-        ") past the end of the archive; it is truncated or corrupt (" + size_note + ")");
+        ") past the end of the archive; it is truncated or corrupt (" + size_note() + ")");
   }
-  std::vector<std::byte> fixed_scratch;
-  const std::span<const std::byte> fixed = bytes_at(header, kLocalSize, fixed_scratch);
-  const std::byte* l = fixed.data();
+  // The fixed part, and the name and extra field when they are as long as expected.
+  const std::span<const std::byte> head = bytes_at(
+      header, static_cast<std::size_t>(std::min(kLocalSize + info.name.size() + kLocalExtraGuess, size_ - header)),
+      scratch);
+  const std::byte* l = head.data();
   if (u32(l) != kLocalSig) bad("has no local header at offset " + std::to_string(header) + " (bad signature)");
   const std::uint16_t l_flags = u16(l + 6);
   const std::uint64_t l_name_len = u16(l + 26);
@@ -434,7 +446,7 @@ void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central
   if (l_name_len != info.name.size()) disagree("name length", l_name_len, info.name.size());
   if (!fits(header + kLocalSize, l_name_len + l_extra_len, size_)) {
     bad("has a local header (offset " + std::to_string(header) +
-        ") that runs past the end of the archive; it is truncated or corrupt (" + size_note + ")");
+        ") that runs past the end of the archive; it is truncated or corrupt (" + size_note() + ")");
   }
   if (u16(l + 8) != central.method) disagree("compression method", u16(l + 8), central.method);
   if ((l_flags & (kFlagEncrypted | kFlagStrongEncryption)) != 0) bad("is encrypted, which is not supported");
@@ -446,8 +458,10 @@ void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central
   std::uint64_t l_uncompressed = u32(l + 22);
 
   std::vector<std::byte> var_scratch;
-  const std::span<const std::byte> var =
-      bytes_at(header + kLocalSize, static_cast<std::size_t>(l_name_len + l_extra_len), var_scratch);
+  const auto var_size = static_cast<std::size_t>(l_name_len + l_extra_len);
+  const std::span<const std::byte> var = kLocalSize + var_size <= head.size()
+                                             ? head.subspan(kLocalSize, var_size)
+                                             : bytes_at(header + kLocalSize, var_size, var_scratch);
   if (std::memcmp(var.data(), info.name.data(), info.name.size()) != 0) {
     bad("has a different name in its local header");
   }
@@ -484,7 +498,7 @@ void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central
   info.data_offset = header + kLocalSize + l_name_len + l_extra_len;
   if (!fits(info.data_offset, info.compressed_size, size_)) {
     bad("data runs past the end of the archive (offset " + std::to_string(info.data_offset) + ", size " +
-        std::to_string(info.compressed_size) + ", " + size_note + "); it is truncated or corrupt");
+        std::to_string(info.compressed_size) + ", " + size_note() + "); it is truncated or corrupt");
   }
   if (info.data_offset + info.compressed_size > cd_offset) {
     bad("data (offset " + std::to_string(info.data_offset) + ", size " + std::to_string(info.compressed_size) +
@@ -640,8 +654,9 @@ void ZipReader::read_into(std::string_view name, std::span<std::byte> out) const
   });
 }
 
-StoredView ZipReader::view(std::string_view name) const {
-  const EntryInfo& e = at(name);
+StoredView ZipReader::view(std::string_view name) const { return view(at(name)); }
+
+StoredView ZipReader::view(const EntryInfo& e) const {
   if (e.method != Method::store) {
     fail_entry(e.name, "is compressed (DEFLATE) and cannot be viewed in place");
   }
@@ -662,13 +677,10 @@ void ZipReader::verify(std::string_view name) const {
   stream(at(name), [](std::span<const std::byte>) { return true; });
 }
 
-std::function<void()> ZipReader::verifier(std::string_view name) const {
-  // A reader without entries: stream() needs only the bytes and where they come from.
-  auto bytes = std::make_shared<ZipReader>(ZipReader(where_, size_));
-  bytes->file_ = file_;
-  bytes->memory_ = memory_;
-  bytes->owner_ = owner_;
-  return [bytes, entry = at(name)] { bytes->stream(entry, [](std::span<const std::byte>) { return true; }); };
+std::function<void()> ZipReader::verifier(std::string_view name) const { return verifier(at(name)); }
+
+std::function<void()> ZipReader::verifier(const EntryInfo& entry) const {
+  return [bytes = bytes_, entry] { bytes->stream(entry, [](std::span<const std::byte>) { return true; }); };
 }
 
 std::vector<std::byte> ZipReader::peek(std::string_view name, std::size_t n) const {

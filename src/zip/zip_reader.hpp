@@ -116,14 +116,17 @@ class ZipReader {
   // The same into `out`, which must be exactly the entry's uncompressed size.
   void read_into(std::string_view name, std::span<std::byte> out) const;
   // The bytes of a STORE entry (see "How the bytes are reached"); FormatError for a DEFLATE
-  // one.
+  // one. The EntryInfo form takes an entry of this reader's entries() (no look-up by name).
   StoredView view(std::string_view name) const;
+  StoredView view(const EntryInfo& entry) const;
   // Checks the entry's sizes and CRC by reading it through a fixed-size buffer.
   void verify(std::string_view name) const;
   // verify() of the entry as a function to call later: it holds what reading needs (the file
   // or buffer, not this reader), so it may outlive the reader. For Storage::borrow's check,
   // which lets a view() be trusted on first use instead of when it is made.
+  // Every verifier of a reader shares one handle on the bytes.
   std::function<void()> verifier(std::string_view name) const;
+  std::function<void()> verifier(const EntryInfo& entry) const;
   // At most the first `n` uncompressed bytes of the entry, for recognising its content
   // without reading all of it. Not CRC checked (the rest is not read).
   std::vector<std::byte> peek(std::string_view name, std::size_t n) const;
@@ -151,9 +154,11 @@ class ZipReader {
   EndRecord find_end_record() const;
   void read_zip64_end(EndRecord& end) const;
   void check_directory_bounds(const EndRecord& end, const ReaderLimits& limits) const;
-  CentralFields parse_central_entry(std::span<const std::byte> record, const std::string& nth) const;
+  CentralFields parse_central_entry(std::span<const std::byte> record, std::uint64_t index) const;
   void check_limits(const EntryInfo& info, const ReaderLimits& limits, std::uint64_t& total) const;
-  void check_local_header(EntryInfo& info, const CentralFields& central, std::uint64_t cd_offset) const;
+  // `scratch`: a buffer reused from entry to entry.
+  void check_local_header(EntryInfo& info, const CentralFields& central, std::uint64_t cd_offset,
+                          std::vector<std::byte>& scratch) const;
   void check_no_overlaps(const std::vector<std::uint64_t>& header_offsets) const;
 
   // Hands the entry's uncompressed bytes to `sink` piece by piece, checking sizes and, if
@@ -172,6 +177,8 @@ class ZipReader {
   std::shared_ptr<const void> owner_;    // keeps memory_ alive
   std::vector<EntryInfo> entries_;
   std::map<std::string, std::size_t, std::less<>> index_;
+  // The bytes alone (no entries), shared by every verifier(); made by parse().
+  std::shared_ptr<const ZipReader> bytes_;
 };
 
 }  // namespace fxpack::zip
