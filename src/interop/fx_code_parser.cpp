@@ -1,6 +1,7 @@
 #include "interop/fx_code_parser.hpp"
 
 #include <charconv>
+#include <deque>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -22,7 +23,9 @@ enum class Tok { Name, Int, Float, Str, Op, End };
 
 struct Token {
   Tok kind = Tok::End;
-  std::string text;  // Name: identifier; Int: digits; Str: decoded value; Op: punctuation
+  // Name: identifier; Int: digits; Str: decoded value; Op: punctuation. A view into the
+  // source, or for a string with escapes into the decoded strings tokenize() was given.
+  std::string_view text;
   double number = 0;
   std::size_t col = 0;  // 1-based
 };
@@ -67,7 +70,28 @@ int hex_value(char c) {
   return -1;
 }
 
-std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t line, std::size_t max_identifier) {
+// The operator starting at s[i] ("" if none): Python's three-, two- and one-character ones.
+std::string_view operator_at(std::string_view s, std::size_t i) {
+  static constexpr std::string_view three[] = {"//=", "**=", ">>=", "<<="};
+  static constexpr std::string_view two[] = {"**", "//", "<<", ">>", "<=", ">=", "==", "!=", "->",
+                                             "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", ":="};
+  static constexpr std::string_view one = "()[]{},:.;=+-*/%@<>&|^~";
+  const char c = s[i];
+  const char next = i + 1 < s.size() ? s[i + 1] : '\0';
+  // Most operators are one of ( ) , . [ ] : followed by a character that does not extend them.
+  if (next != '=' && next != c && !(c == '-' && next == '>')) {
+    return one.find(c) == std::string_view::npos ? std::string_view() : s.substr(i, 1);
+  }
+  for (auto op : three)
+    if (s.substr(i, 3) == op) return s.substr(i, 3);
+  for (auto op : two)
+    if (s.substr(i, 2) == op) return s.substr(i, 2);
+  return one.find(c) == std::string_view::npos ? std::string_view() : s.substr(i, 1);
+}
+
+// `decoded` keeps the values of string literals with escapes (a deque: they never move).
+std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t line, std::size_t max_identifier,
+                            std::deque<std::string>& decoded) {
   std::vector<Token> out;
   std::size_t i = 0;
   while (i < s.size()) {
@@ -87,9 +111,9 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
                                   std::to_string(max_identifier));
       }
       t.kind = Tok::Name;
-      t.text.assign(s.substr(b, i - b));
+      t.text = s.substr(b, i - b);
       if (i < s.size() && (s[i] == '\'' || s[i] == '"')) {
-        loc.fail(line, t.col, "string prefix '" + t.text + "' is not supported");
+        loc.fail(line, t.col, "string prefix '" + std::string(t.text) + "' is not supported");
       }
     } else if (digit(c) || (c == '.' && i + 1 < s.size() && digit(s[i + 1]))) {
       std::size_t b = i;
@@ -112,10 +136,10 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
       if (i < s.size() && (ident_char(s[i]) || s[i] == '.')) {
         loc.fail(line, i + 1, "malformed number literal");
       }
-      t.text.assign(s.substr(b, i - b));
+      t.text = s.substr(b, i - b);
       if (is_float) {
         t.kind = Tok::Float;
-        std::string txt = t.text;
+        std::string txt(t.text);
         if (txt.front() == '.') txt.insert(0, "0");
         auto [p, ec] = std::from_chars(txt.data(), txt.data() + txt.size(), t.number);
         if (ec == std::errc::result_out_of_range) {
@@ -133,6 +157,16 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
       char q = c;
       ++i;
       t.kind = Tok::Str;
+      // Without escapes the value is the source between the quotes.
+      const std::size_t body = i;
+      while (i < s.size() && s[i] != q && s[i] != '\\') ++i;
+      if (i < s.size() && s[i] == q) {
+        t.text = s.substr(body, i - body);
+        ++i;
+        out.push_back(t);
+        continue;
+      }
+      std::string& value = decoded.emplace_back(s.substr(body, i - body));
       bool closed = false;
       while (i < s.size()) {
         char d = s[i];
@@ -142,7 +176,7 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
           break;
         }
         if (d != '\\') {
-          t.text += d;
+          value += d;
           ++i;
           continue;
         }
@@ -151,17 +185,17 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
         std::size_t ecol = i + 1;
         i += 2;
         switch (e) {
-          case '\\': t.text += '\\'; break;
-          case '\'': t.text += '\''; break;
-          case '"': t.text += '"'; break;
-          case 'n': t.text += '\n'; break;
-          case 'r': t.text += '\r'; break;
-          case 't': t.text += '\t'; break;
-          case 'a': t.text += '\a'; break;
-          case 'b': t.text += '\b'; break;
-          case 'f': t.text += '\f'; break;
-          case 'v': t.text += '\v'; break;
-          case '0': t.text += '\0'; break;
+          case '\\': value += '\\'; break;
+          case '\'': value += '\''; break;
+          case '"': value += '"'; break;
+          case 'n': value += '\n'; break;
+          case 'r': value += '\r'; break;
+          case 't': value += '\t'; break;
+          case 'a': value += '\a'; break;
+          case 'b': value += '\b'; break;
+          case 'f': value += '\f'; break;
+          case 'v': value += '\v'; break;
+          case '0': value += '\0'; break;
           case 'x': case 'u': case 'U': {
             std::size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             if (i + n > s.size()) loc.fail(line, ecol, "truncated \\" + std::string(1, e) + " escape");
@@ -173,33 +207,20 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
             }
             i += n;
             if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) loc.fail(line, ecol, "escape is not a valid code point");
-            if (e == 'x') t.text += static_cast<char>(cp);
-            else append_utf8(t.text, cp);
+            if (e == 'x') value += static_cast<char>(cp);
+            else append_utf8(value, cp);
             break;
           }
           default: loc.fail(line, ecol, std::string("unsupported escape \\") + e);
         }
       }
       if (!closed) loc.fail(line, t.col, "unterminated string literal");
+      t.text = value;
     } else {
-      static constexpr std::string_view three[] = {"//=", "**=", ">>=", "<<="};
-      static constexpr std::string_view two[] = {"**", "//", "<<", ">>", "<=", ">=", "==", "!=", "->",
-                                                 "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", ":="};
       t.kind = Tok::Op;
-      for (auto op : three) {
-        if (s.substr(i, 3) == op) t.text = op;
-      }
+      t.text = operator_at(s, i);
       if (t.text.empty()) {
-        for (auto op : two) {
-          if (s.substr(i, 2) == op) t.text = op;
-        }
-      }
-      if (t.text.empty()) {
-        static constexpr std::string_view one = "()[]{},:.;=+-*/%@<>&|^~";
-        if (one.find(c) == std::string_view::npos) {
-          loc.fail(line, t.col, std::string("unexpected character '") + (static_cast<unsigned char>(c) < 0x20 ? '?' : c) + "'");
-        }
-        t.text = std::string(1, c);
+        loc.fail(line, t.col, std::string("unexpected character '") + (static_cast<unsigned char>(c) < 0x20 ? '?' : c) + "'");
       }
       i += t.text.size();
     }
@@ -219,7 +240,7 @@ struct Expr {
   K k = K::Absent;
   std::size_t col = 0;
   std::size_t height = 1;  // levels of the tree below and including this node
-  std::string s;  // Name id, Int digits, Str value, Attr name, Bin/Unary operator
+  std::string_view s;  // Name id, Int digits, Str value, Attr name, Bin/Unary operator (a token's text)
   double f = 0;
   std::vector<std::unique_ptr<Expr>> a;
   std::vector<std::pair<std::string, std::unique_ptr<Expr>>> kw;
@@ -283,7 +304,7 @@ class ExprParser {
     const Token& t = t_[p_];
     std::string found = t.kind == Tok::End ? "end of line"
                         : t.kind == Tok::Str ? "a string"
-                                             : "'" + t.text + "'";
+                                             : "'" + std::string(t.text) + "'";
     loc_.fail(line_, t.col, what + ", found " + found);
   }
 
@@ -303,7 +324,7 @@ class ExprParser {
     if (peek().kind == Tok::Name && (peek().text == "if" || peek().text == "and" || peek().text == "or" ||
                                      peek().text == "in" || peek().text == "is" || peek().text == "not" ||
                                      peek().text == "for" || peek().text == "lambda")) {
-      loc_.fail(line_, peek().col, "'" + peek().text + "' expressions are not supported");
+      loc_.fail(line_, peek().col, "'" + std::string(peek().text) + "' expressions are not supported");
     }
     return l;
   }
@@ -397,7 +418,7 @@ class ExprParser {
         c->a.push_back(std::move(e));
         while (!is_op(")")) {
           if (peek().kind == Tok::Name && t_[p_ + 1].kind == Tok::Op && t_[p_ + 1].text == "=") {
-            std::string key = peek().text;
+            std::string key(peek().text);
             for (const auto& [k, v] : c->kw) {
               if (k == key) loc_.fail(line_, peek().col, "keyword argument '" + key + "' repeated");
             }
@@ -478,7 +499,7 @@ class ExprParser {
             "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif",
             "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda",
             "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield"};
-        if (kKeywords.count(t.text)) loc_.fail(line_, t.col, "'" + t.text + "' is not supported here");
+        if (kKeywords.count(t.text)) loc_.fail(line_, t.col, "'" + std::string(t.text) + "' is not supported here");
         auto e = make_expr(Expr::K::Name, t.col);
         e->s = t.text;
         ++p_;
@@ -560,6 +581,12 @@ struct Line {
   std::string_view text;
 };
 
+// Hashes std::string and std::string_view alike, for look-ups by view.
+struct TransparentHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
 // Python builtins fx-generated code may call (through torch.fx.wrap, or getattr/len).
 const std::unordered_set<std::string_view>& python_builtin_functions() {
   static const std::unordered_set<std::string_view> s = {
@@ -599,7 +626,7 @@ class Builder : public Located {
   };
 
   std::vector<Token> tokens(const Line& l) const {
-    return tokenize(*this, l.text, l.number, limits_.max_identifier_bytes);
+    return tokenize(*this, l.text, l.number, limits_.max_identifier_bytes, decoded_);
   }
   void header_line(const Line& l, const std::vector<Token>& t);
   std::vector<Param> def_line(const Line& l, std::string& return_type);
@@ -626,7 +653,9 @@ class Builder : public Located {
   std::unordered_map<std::string, std::string> aliases_;  // global name -> qualified
   std::vector<std::pair<std::string, std::size_t>> wrapped_;  // wrap("name") lines: name, line
   std::unordered_set<std::string> wrapped_called_;
-  std::unordered_set<std::string> freed_;
+  std::unordered_set<std::string, TransparentHash, std::equal_to<>> freed_;
+  // String literals with escapes, decoded: tokens and expressions of every line view them.
+  mutable std::deque<std::string> decoded_;
 };
 
 [[noreturn]] void Builder::refuse_statement(const Line& l, const std::vector<Token>& t, const std::string& what) const {
@@ -644,15 +673,15 @@ class Builder : public Located {
 
 void Builder::header_line(const Line& l, const std::vector<Token>& t) {
   if (t[0].kind == Tok::End) return;  // blank or comment
-  auto name_at = [&](std::size_t i, const char* what) -> const std::string& {
+  auto name_at = [&](std::size_t i, const char* what) -> std::string_view {
     if (t[i].kind != Tok::Name) fail(l.number, t[i].col, std::string("expected ") + what);
     return t[i].text;
   };
   auto dotted_at = [&](std::size_t& i) {
-    std::string s = name_at(i++, "a module name");
+    std::string s(name_at(i++, "a module name"));
     while (t[i].kind == Tok::Op && t[i].text == ".") {
       ++i;
-      s += "." + name_at(i++, "a module name");
+      s.append(".").append(name_at(i++, "a module name"));
     }
     return s;
   };
@@ -671,7 +700,7 @@ void Builder::header_line(const Line& l, const std::vector<Token>& t) {
     if (t[i].kind == Tok::Name && t[i].text == "as") {
       ++i;
       std::size_t col = t[i].col;
-      bind(name_at(i, "a name after 'as'"), col, module);
+      bind(std::string(name_at(i, "a name after 'as'")), col, module);
       ++i;
     } else {
       std::string root = module.substr(0, module.find('.'));
@@ -686,7 +715,7 @@ void Builder::header_line(const Line& l, const std::vector<Token>& t) {
     if (t[i].kind != Tok::Name || t[i].text != "import") fail(l.number, t[i].col, "expected 'import'");
     ++i;
     std::size_t col = t[i].col;
-    std::string name = name_at(i++, "a name to import");
+    std::string name(name_at(i++, "a name to import"));
     if (refused_name(name)) fail(l.number, col, refusal(name));
     std::string local = name;
     if (t[i].kind == Tok::Name && t[i].text == "as") {
@@ -717,7 +746,7 @@ void Builder::header_line(const Line& l, const std::vector<Token>& t) {
     if (!callee.empty() && t[i].kind == Tok::Op && t[i].text == "(" && t[i + 1].kind == Tok::Str &&
         t[i + 2].kind == Tok::Op && t[i + 2].text == ")" && t[i + 3].kind == Tok::End &&
         resolve(callee) == "torch.fx._symbolic_trace.wrap") {
-      const std::string& name = t[i + 1].text;
+      const std::string name(t[i + 1].text);
       for (const auto& [w, line] : wrapped_) {
         if (w == name) fail(l.number, t[i + 1].col, "'" + name + "' is wrapped twice");
       }
@@ -739,9 +768,9 @@ std::string Builder::type_at(const Line& l, const std::vector<Token>& t, std::si
   }
   if (t[i].kind != Tok::Name) fail(l.number, t[i].col, "expected a type");
   std::size_t col = t[i].col;
-  std::string name = t[i++].text;
+  std::string name(t[i++].text);
   while (t[i].kind == Tok::Op && t[i].text == "." && t[i + 1].kind == Tok::Name) {
-    name += "." + t[i + 1].text;
+    name += "." + std::string(t[i + 1].text);
     i += 2;
   }
   auto q = resolve(name);
@@ -832,17 +861,17 @@ std::vector<Builder::Param> Builder::def_line(const Line& l, std::string& return
 
 // A dotted name (a.b.c) or nullopt; iterative, linear in the chain's length.
 std::optional<std::string> Builder::dotted(const Expr& e) const {
-  std::vector<const std::string*> parts;
+  std::vector<std::string_view> parts;
   const Expr* p = &e;
   while (p->k == Expr::K::Attr) {
-    parts.push_back(&p->s);
+    parts.push_back(p->s);
     p = p->a[0].get();
   }
   if (p->k != Expr::K::Name) return std::nullopt;
-  std::string out = p->s;
+  std::string out(p->s);
   for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
     out += '.';
-    out += **it;
+    out += *it;
   }
   return out;
 }
@@ -850,7 +879,7 @@ std::optional<std::string> Builder::dotted(const Expr& e) const {
 // self.a.b, getattr(self.a, "0"), getattr(self, "x") -> "a.b", "a.0", "x"; "" for self.
 // Iterative, linear in the chain's length.
 std::optional<std::string> Builder::self_path(const Expr& e) const {
-  std::vector<const std::string*> parts;
+  std::vector<std::string_view> parts;
   const Expr* p = &e;
   while (true) {
     if (p->k == Expr::K::Name) {
@@ -858,15 +887,15 @@ std::optional<std::string> Builder::self_path(const Expr& e) const {
       break;
     }
     if (p->k == Expr::K::Attr) {
-      parts.push_back(&p->s);
+      parts.push_back(p->s);
       p = p->a[0].get();
       continue;
     }
     if (p->k == Expr::K::Call && p->a.size() == 3 && p->kw.empty() && p->a[0]->k == Expr::K::Name &&
         p->a[0]->s == "getattr" && p->a[2]->k == Expr::K::Str) {
-      const std::string& part = p->a[2]->s;
+      const std::string_view part = p->a[2]->s;
       if (part.empty() || part.find('.') != std::string::npos) return std::nullopt;
-      parts.push_back(&part);
+      parts.push_back(part);
       p = p->a[1].get();
       continue;
     }
@@ -875,7 +904,7 @@ std::optional<std::string> Builder::self_path(const Expr& e) const {
   std::string out;
   for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
     if (!out.empty()) out += '.';
-    out += **it;
+    out += *it;
   }
   return out;
 }
@@ -910,7 +939,7 @@ std::int64_t Builder::int_literal(const Expr& e, bool negate, std::size_t line) 
   auto [p, ec] = std::from_chars(e.s.data(), e.s.data() + e.s.size(), mag);
   const std::uint64_t limit = negate ? std::uint64_t{1} << 63 : (std::uint64_t{1} << 63) - 1;
   if (ec != std::errc() || p != e.s.data() + e.s.size() || mag > limit) {
-    fail(line, e.col, "integer literal " + e.s.substr(0, 40) + " does not fit in 64 bits");
+    fail(line, e.col, "integer literal " + std::string(e.s).substr(0, 40) + " does not fit in 64 bits");
   }
   if (negate) return mag == (std::uint64_t{1} << 63) ? std::numeric_limits<std::int64_t>::min() : -static_cast<std::int64_t>(mag);
   return static_cast<std::int64_t>(mag);
@@ -941,21 +970,21 @@ Value Builder::value(const Expr& e, std::size_t line) {
       if (e.s == "False") return Value(false);
       if (e.s == "None") return Value(None{});
       if (Node* n = graph_->find_node(e.s)) {
-        if (freed_.count(e.s)) fail(line, e.col, "'" + e.s + "' is used after it was freed");
+        if (freed_.count(e.s)) fail(line, e.col, "'" + std::string(e.s) + "' is used after it was freed");
         return Value(n);
       }
       if (refused_name(e.s)) fail(line, e.col, refusal(e.s));
-      auto q = resolve(e.s);
+      auto q = resolve(std::string(e.s));
       if (q == "math.inf") return Value(std::numeric_limits<double>::infinity());
       if (q == "math.nan") return Value(std::numeric_limits<double>::quiet_NaN());
       if (q == "builtins.Ellipsis") return Value(Ellipsis{});
       if (e.s == "self") fail(line, e.col, "'self' can only be used for attribute access");
-      if (q) fail(line, e.col, "the global '" + e.s + "' (" + *q + ") is not a value fx prints");
-      fail(line, e.col, "undefined name '" + e.s + "'");
+      if (q) fail(line, e.col, "the global '" + std::string(e.s) + "' (" + *q + ") is not a value fx prints");
+      fail(line, e.col, "undefined name '" + std::string(e.s) + "'");
     }
     case Expr::K::Int: return Value(int_literal(e, false, line));
     case Expr::K::Float: return Value(e.f);
-    case Expr::K::Str: return Value(e.s);
+    case Expr::K::Str: return Value(std::string(e.s));
     case Expr::K::Tuple:
     case Expr::K::List: {
       std::vector<Value> items;
@@ -966,11 +995,11 @@ Value Builder::value(const Expr& e, std::size_t line) {
     }
     case Expr::K::Dict: {
       Dict d;
-      std::unordered_set<std::string> keys;
+      std::unordered_set<std::string_view> keys;
       for (std::size_t i = 0; i < e.a.size(); i += 2) {
         if (e.a[i]->k != Expr::K::Str) fail(line, e.a[i]->col, "dict keys must be strings");
-        if (!keys.insert(e.a[i]->s).second) fail(line, e.a[i]->col, "dict key '" + e.a[i]->s + "' repeated");
-        d.items.emplace_back(e.a[i]->s, value(*e.a[i + 1], line));
+        if (!keys.insert(e.a[i]->s).second) fail(line, e.a[i]->col, "dict key '" + std::string(e.a[i]->s) + "' repeated");
+        d.items.emplace_back(std::string(e.a[i]->s), value(*e.a[i + 1], line));
       }
       return Value(std::move(d));
     }
@@ -981,14 +1010,14 @@ Value Builder::value(const Expr& e, std::size_t line) {
         if (x.k == Expr::K::Int) return Value(int_literal(x, neg, line));
         if (x.k == Expr::K::Float) return Value(neg ? -x.f : x.f);
         if (x.k == Expr::K::Name && !is_node_name(x.s)) {
-          auto q = resolve(x.s);
+          auto q = resolve(std::string(x.s));
           if (q == "math.inf" || q == "math.nan") {
             double d = q == "math.inf" ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
             return Value(neg ? -d : d);
           }
         }
       }
-      fail(line, e.col, "nested operation '" + e.s + "' (fx puts one operation per line)");
+      fail(line, e.col, "nested operation '" + std::string(e.s) + "' (fx puts one operation per line)");
     }
     case Expr::K::Attr: {
       auto d = dotted(e);
@@ -1079,7 +1108,7 @@ Value Builder::value(const Expr& e, std::size_t line) {
     case Expr::K::Subscript:
       fail(line, e.col, "nested subscript (fx puts one operation per line)");
     case Expr::K::Bin:
-      fail(line, e.col, "nested operation '" + e.s + "' (fx puts one operation per line)");
+      fail(line, e.col, "nested operation '" + std::string(e.s) + "' (fx puts one operation per line)");
     case Expr::K::Absent:
       break;
   }
@@ -1136,11 +1165,11 @@ Node* Builder::operation(const Expr& rhs, const std::string& name, std::size_t l
           // A method call on a value: v.method(args).
           args.push_back(value(*func.a[0], line));
           args_of(rhs, 1, line, args, kwargs);
-          return make_node(Op::CallMethod, func.s, std::move(args), std::move(kwargs), name, line, name_col);
+          return make_node(Op::CallMethod, std::string(func.s), std::move(args), std::move(kwargs), name, line, name_col);
         }
       }
       if (func.k != Expr::K::Attr && func.k != Expr::K::Name) fail(line, func.col, "unsupported callee");
-      if (func.k == Expr::K::Name && is_node_name(func.s)) fail(line, func.col, "'" + func.s + "' is a value, not a function");
+      if (func.k == Expr::K::Name && is_node_name(func.s)) fail(line, func.col, "'" + std::string(func.s) + "' is a value, not a function");
       std::string target = function_target(func, line);
       args_of(rhs, 1, line, args, kwargs);
       Node* n = make_node(Op::CallFunction, std::move(target), std::move(args), std::move(kwargs), name, line, name_col);
@@ -1159,7 +1188,7 @@ Node* Builder::operation(const Expr& rhs, const std::string& name, std::size_t l
           {"**", "pow"}, {"@", "matmul"},  {"<<", "lshift"}, {">>", "rshift"}, {"&", "and_"}, {"|", "or_"},
           {"^", "xor"},  {"==", "eq"},     {"!=", "ne"}, {"<", "lt"}, {">", "gt"}, {"<=", "le"}, {">=", "ge"}};
       auto it = kOps.find(rhs.s);
-      if (it == kOps.end()) fail(line, rhs.col, "unsupported operator '" + rhs.s + "'");
+      if (it == kOps.end()) fail(line, rhs.col, "unsupported operator '" + std::string(rhs.s) + "'");
       args.push_back(value(*rhs.a[0], line));
       args.push_back(value(*rhs.a[1], line));
       return make_node(Op::CallFunction, "operator." + std::string(it->second), std::move(args), {}, name, line, name_col);
@@ -1186,7 +1215,7 @@ Node* Builder::operation(const Expr& rhs, const std::string& name, std::size_t l
         fail(line, rhs.col, "assignment of a constant (fx emits an operation on every line)");
       }
       args.push_back(value(*rhs.a[0], line));
-      args.push_back(Value(rhs.s));
+      args.push_back(Value(std::string(rhs.s)));
       return make_node(Op::CallFunction, "builtins.getattr", std::move(args), {}, name, line, name_col);
     }
     default:
@@ -1298,7 +1327,7 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
           "if", "for", "while", "with", "try", "def", "class", "del", "import", "from", "global",
           "nonlocal", "assert", "raise", "yield", "lambda", "async", "await", "print", "elif", "else"};
       if (t[0].kind == Tok::Name && kStmt.count(t[0].text)) {
-        refuse_statement(l, t, "'" + t[0].text + "' statements are not supported");
+        refuse_statement(l, t, "'" + std::string(t[0].text) + "' statements are not supported");
       }
       // fx's in-place forms: `a += b;  name = a`, `a[i] = v;  name = a`.
       ExprParser ep(*this, l.number, t, 0, limits_.max_expression_depth);
@@ -1314,7 +1343,7 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
       ExprPtr rhs = rp.expr();
       p = rp.pos();
       if (!(t[p].kind == Tok::Op && t[p].text == ";" && t[p + 1].kind == Tok::Name)) {
-        fail(l.number, op_col, (setitem ? std::string("item assignment") : "augmented assignment '" + op.text + "'") +
+        fail(l.number, op_col, (setitem ? std::string("item assignment") : "augmented assignment '" + std::string(op.text) + "'") +
                                    " must be followed by ';  <name> = <target>' (fx's in-place form)");
       }
       if (setitem) {
@@ -1359,10 +1388,10 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
   for (; k < stmts.size(); ++k) {
     const Stmt& s = stmts[k];
     if (s.is_return || s.is_pass || !s.inplace.empty() || !s.type.empty() || !s.frees.empty() ||
-        s.rhs->k != Expr::K::Name || !by_raw.count(s.rhs->s) || alias.count(s.rhs->s) || by_raw.count(s.target)) {
+        s.rhs->k != Expr::K::Name || !by_raw.count(std::string(s.rhs->s)) || alias.count(std::string(s.rhs->s)) || by_raw.count(s.target)) {
       break;
     }
-    alias[s.rhs->s] = s.target;
+    alias[std::string(s.rhs->s)] = s.target;
   }
   for (const Param& p : params) {
     auto it = alias.find(p.raw);
