@@ -45,13 +45,15 @@ std::string root_or_empty(const zip::ZipReader& zip) {
 }
 
 // nn.Module bookkeeping in __dict__ that carries nothing fxpack needs (hooks must be empty).
-const std::unordered_set<std::string_view>& module_internals() {
-  static const std::unordered_set<std::string_view> s = {
-      "training", "_non_persistent_buffers_set", "_is_full_backward_hook", "_backward_hooks",
-      "_backward_pre_hooks", "_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-      "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_state_dict_hooks", "_state_dict_pre_hooks",
-      "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks"};
-  return s;
+// Sorted: looked up for every member of every module.
+constexpr std::string_view kModuleInternals[] = {
+    "_backward_hooks", "_backward_pre_hooks", "_forward_hooks", "_forward_hooks_always_called",
+    "_forward_hooks_with_kwargs", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_is_full_backward_hook",
+    "_load_state_dict_post_hooks", "_load_state_dict_pre_hooks", "_non_persistent_buffers_set",
+    "_state_dict_hooks", "_state_dict_pre_hooks", "training"};
+static_assert(std::is_sorted(std::begin(kModuleInternals), std::end(kModuleInternals)));
+bool is_module_internal(std::string_view key) {
+  return std::binary_search(std::begin(kModuleInternals), std::end(kModuleInternals), key);
 }
 
 struct StorageEntry {
@@ -245,7 +247,9 @@ std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std:
     }
     return it->second.storage;
   }
-  const std::string name = root_ + "/.data/" + key + ".storage";
+  std::string name;
+  name.reserve(root_.size() + key.size() + 15);
+  name.append(root_).append("/.data/").append(key).append(".storage");
   const zip::EntryInfo* e = zip_.find(name);
   if (!e) fail_at(pid, what + ": storage record " + name + " is missing");
   if (e->uncompressed_size != nbytes) {
@@ -456,7 +460,7 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
   const ModuleKind* leaf = m.leaf_kind();
   // Hooks would be Python callables; an allowlisted pickle cannot hold any, but say so.
   for (const auto& [key, v] : fields) {
-    if (key.find("hooks") != std::string::npos && module_internals().count(key) && !is_empty_ordered_dict(v) &&
+    if (key.find("hooks") != std::string::npos && is_module_internal(key) && !is_empty_ordered_dict(v) &&
         v->kind != PyKind::None) {
       fail_at(*v, where + ": " + std::string(key) + " must be empty");
     }
@@ -519,7 +523,7 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
       "_code", "_tracer_cls", "_tracer_extras", "meta", "_graphmodule_cls_name"};
   for (const auto& [k, v] : state.entries) {
     const std::string_view key = k->str;
-    if (key == "_parameters" || key == "_buffers" || key == "_modules" || module_internals().count(key)) continue;
+    if (key == "_parameters" || key == "_buffers" || key == "_modules" || is_module_internal(key)) continue;
     if (data_only) {
       // Everything else of its __dict__, private state included, in order.
       m.set_attr(std::string(key), value(*v, What(where, " attribute '", key, "'"), depth + 1));

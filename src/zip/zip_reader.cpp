@@ -229,6 +229,7 @@ void ZipReader::parse(const ReaderLimits& limits) {
   std::vector<std::byte> cd_scratch;
   const std::span<const std::byte> cd = bytes_at(end.cd_offset, static_cast<std::size_t>(end.cd_size), cd_scratch);
   entries_.reserve(end.count);
+  index_.reserve(end.count);
   std::vector<std::uint64_t> header_offsets;
   header_offsets.reserve(end.count);
   std::uint64_t total = 0;

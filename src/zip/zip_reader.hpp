@@ -46,11 +46,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace fxpack::zip {
@@ -176,7 +176,13 @@ class ZipReader {
   std::span<const std::byte> memory_;    // memory buffers and mapped files
   std::shared_ptr<const void> owner_;    // keeps memory_ alive
   std::vector<EntryInfo> entries_;
-  std::map<std::string, std::size_t, std::less<>> index_;
+  // Hashes names and views of names alike (find() takes a view).
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  // Entry index by name: a loader looks up every tensor's record.
+  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> index_;
   // The bytes alone (no entries), shared by every verifier(); made by parse().
   std::shared_ptr<const ZipReader> bytes_;
 };
