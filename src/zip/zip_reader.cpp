@@ -40,8 +40,11 @@ constexpr std::size_t kReadChunk = std::size_t{1} << 20;
 constexpr std::size_t kInflateChunk = std::size_t{256} << 10;
 constexpr std::size_t kAlignment = 64;
 // Bytes of extra field read with a local header's fixed part and name in one go: PyTorch pads
-// with an extra field of under 64 bytes, so a file pays one pread per entry.
+// with an extra field of under 64 bytes, so a file pays at most one pread per entry.
 constexpr std::uint64_t kLocalExtraGuess = 128;
+// Local headers are read through a window of at least this many bytes, so that the headers
+// of small entries that follow each other (a BatchNorm's vectors) cost one pread together.
+constexpr std::uint64_t kHeaderWindow = 4096;
 
 std::uint16_t u16(const std::byte* p) {
   return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) |
@@ -210,6 +213,16 @@ void ZipReader::read_at(std::uint64_t offset, std::span<std::byte> out) const {
   }
 }
 
+std::span<const std::byte> ZipReader::HeaderWindow::get(const ZipReader& r, std::uint64_t at, std::size_t n) {
+  if (!r.file_) return r.memory_.subspan(static_cast<std::size_t>(at), n);
+  if (at < offset || at + n > offset + bytes.size()) {
+    bytes.resize(static_cast<std::size_t>(std::max<std::uint64_t>(n, std::min(kHeaderWindow, r.size_ - at))));
+    r.read_at(at, bytes);
+    offset = at;
+  }
+  return std::span<const std::byte>(bytes).subspan(static_cast<std::size_t>(at - offset), n);
+}
+
 std::span<const std::byte> ZipReader::bytes_at(std::uint64_t offset, std::size_t n,
                                                std::vector<std::byte>& scratch) const {
   if (!file_) return memory_.subspan(static_cast<std::size_t>(offset), n);
@@ -234,11 +247,11 @@ void ZipReader::parse(const ReaderLimits& limits) {
   header_offsets.reserve(end.count);
   std::uint64_t total = 0;
   std::uint64_t pos = 0;
-  std::vector<std::byte> scratch;
+  HeaderWindow window;
   for (std::uint64_t i = 0; i < end.count; ++i) {
     CentralFields central = parse_central_entry(cd.subspan(static_cast<std::size_t>(pos)), i);
     check_limits(central.info, limits, total);
-    check_local_header(central.info, central, end.cd_offset, scratch);
+    check_local_header(central.info, central, end.cd_offset, window);
     if (!index_.emplace(central.info.name, entries_.size()).second) {
       fail_entry(central.info.name, "appears twice in the archive");
     }
@@ -422,7 +435,7 @@ void ZipReader::check_limits(const EntryInfo& info, const ReaderLimits& limits, 
 }
 
 void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central, std::uint64_t cd_offset,
-                                   std::vector<std::byte>& scratch) const {
+                                   HeaderWindow& window) const {
   // The local header's lengths give the data offset; everything else must agree.
   const auto bad = [&](const std::string& why) { fail_entry(info.name, why); };
   const auto size_note = [this] { return "archive size " + std::to_string(size_); };
@@ -432,9 +445,8 @@ void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central
         ") past the end of the archive; it is truncated or corrupt (" + size_note() + ")");
   }
   // The fixed part, and the name and extra field when they are as long as expected.
-  const std::span<const std::byte> head = bytes_at(
-      header, static_cast<std::size_t>(std::min(kLocalSize + info.name.size() + kLocalExtraGuess, size_ - header)),
-      scratch);
+  const std::span<const std::byte> head = window.get(
+      *this, header, static_cast<std::size_t>(std::min(kLocalSize + info.name.size() + kLocalExtraGuess, size_ - header)));
   const std::byte* l = head.data();
   if (u32(l) != kLocalSig) bad("has no local header at offset " + std::to_string(header) + " (bad signature)");
   const std::uint16_t l_flags = u16(l + 6);

@@ -156,9 +156,15 @@ class ZipReader {
   void check_directory_bounds(const EndRecord& end, const ReaderLimits& limits) const;
   CentralFields parse_central_entry(std::span<const std::byte> record, std::uint64_t index) const;
   void check_limits(const EntryInfo& info, const ReaderLimits& limits, std::uint64_t& total) const;
-  // `scratch`: a buffer reused from entry to entry.
+  // Bytes of the archive read ahead for the next local headers (files; memory is viewed).
+  struct HeaderWindow {
+    std::uint64_t offset = 0;
+    std::vector<std::byte> bytes;
+    // `n` bytes at `at`, from the window or read into it.
+    std::span<const std::byte> get(const ZipReader& reader, std::uint64_t at, std::size_t n);
+  };
   void check_local_header(EntryInfo& info, const CentralFields& central, std::uint64_t cd_offset,
-                          std::vector<std::byte>& scratch) const;
+                          HeaderWindow& window) const;
   void check_no_overlaps(const std::vector<std::uint64_t>& header_offsets) const;
 
   // Hands the entry's uncompressed bytes to `sink` piece by piece, checking sizes and, if
