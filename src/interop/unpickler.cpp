@@ -211,7 +211,7 @@ class Unpickler {
       fail("more than " + std::to_string(limits_.max_objects) + " objects");
     }
     ++tree_->object_count_;
-    auto* o = new (tree_->arena_.allocate(sizeof(PyObject), alignof(PyObject))) PyObject(&tree_->arena_);
+    auto* o = new (tree_->arena_.allocate(sizeof(PyObject), alignof(PyObject))) PyObject;
     o->kind = kind;
     o->offset = op_offset_;
     return o;
@@ -247,9 +247,9 @@ class Unpickler {
 
   PyObject* make_tuple(std::span<PyObject* const> items) {
     PyObject* t = make(PyKind::Tuple);
-    t->items.reserve(items.size());
+    t->items.reserve(items.size(), tree_->arena_);
     for (PyObject* i : items) {
-      t->items.push_back(i);
+      t->items.push_back(i, tree_->arena_);
       note_child(t, i);
     }
     return t;
@@ -330,7 +330,7 @@ class Unpickler {
       fail(std::string(what) + " on a " + py_kind_name(target->kind));
     }
     for (std::size_t i = 0; i < kv.size(); i += 2) {
-      target->entries.emplace_back(kv[i], kv[i + 1]);
+      target->entries.push_back({kv[i], kv[i + 1]}, tree_->arena_);
       note_child(target, kv[i]);
       note_child(target, kv[i + 1]);
     }
@@ -340,7 +340,7 @@ class Unpickler {
       fail(std::string(what) + " on a " + py_kind_name(target->kind));
     }
     for (PyObject* i : items) {
-      target->items.push_back(i);
+      target->items.push_back(i, tree_->arena_);
       note_child(target, i);
     }
   }
@@ -520,7 +520,7 @@ std::shared_ptr<const PickleTree> Unpickler::run() {
         auto items = pop_mark("FROZENSET");
         PyObject* s = make(PyKind::FrozenSet);
         for (PyObject* i : items) {
-          s->items.push_back(i);
+          s->items.push_back(i, tree_->arena_);
           note_child(s, i);
         }
         push(s);
@@ -555,7 +555,7 @@ std::shared_ptr<const PickleTree> Unpickler::run() {
         PyObject* s = top("ADDITEMS");
         if (s->kind != PyKind::Set) fail(std::string("ADDITEMS on a ") + py_kind_name(s->kind));
         for (PyObject* i : items) {
-          s->items.push_back(i);
+          s->items.push_back(i, tree_->arena_);
           note_child(s, i);
         }
         break;
@@ -666,7 +666,7 @@ void repr_into(std::string& out, const PyObject& o, std::size_t depth) {
     out += "...";
     return;
   }
-  auto seq = [&](const std::pmr::vector<const PyObject*>& items, const char* open, const char* close) {
+  auto seq = [&](const ArenaList<const PyObject*>& items, const char* open, const char* close) {
     out += open;
     for (std::size_t i = 0; i < items.size(); ++i) {
       if (i) out += ", ";

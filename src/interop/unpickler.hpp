@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <memory_resource>
 #include <set>
@@ -64,22 +65,56 @@ enum class PyKind : std::uint8_t {
 // "frozenset", "global", "reduce", "persistent_id".
 const char* py_kind_name(PyKind kind);
 
+class Unpickler;
+
+// A list inside a PickleTree's arena: read-only outside the unpickler, which grows it by
+// doubling (the arena frees nothing, so a list costs at most twice its final size).
+template <class T>
+class ArenaList {
+ public:
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  const T& operator[](std::size_t i) const noexcept { return data_[i]; }
+  const T* begin() const noexcept { return data_; }
+  const T* end() const noexcept { return data_ + size_; }
+  std::reverse_iterator<const T*> rbegin() const noexcept { return std::reverse_iterator<const T*>(end()); }
+  std::reverse_iterator<const T*> rend() const noexcept { return std::reverse_iterator<const T*>(begin()); }
+
+ private:
+  friend class Unpickler;
+  void reserve(std::size_t n, std::pmr::memory_resource& arena) {
+    if (n <= capacity_) return;
+    T* p = static_cast<T*>(arena.allocate(n * sizeof(T), alignof(T)));
+    for (std::size_t i = 0; i < size_; ++i) p[i] = data_[i];
+    data_ = p;
+    capacity_ = n;
+  }
+  void push_back(const T& v, std::pmr::memory_resource& arena) {
+    if (size_ == capacity_) reserve(capacity_ < 2 ? 4 : 2 * capacity_, arena);
+    data_[size_++] = v;
+  }
+
+  T* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
 // Made only by the unpickler, inside a PickleTree's arena (it is never destroyed one by one:
 // everything it refers to lives in the same arena).
 struct PyObject {
-  explicit PyObject(std::pmr::memory_resource* arena) : items(arena), entries(arena) {}
-
   PyKind kind = PyKind::None;
   bool boolean = false;
+  bool new_obj = false;     // Reduce made by NEWOBJ / NEWOBJ_EX
+  std::uint32_t depth = 1;  // construction nesting depth
   std::int64_t integer = 0;
   double real = 0.0;
   std::string_view str;   // Str / Bytes contents; Global: the module (a view into the tree's copy of the pickle)
   std::string_view name;  // Global: the name inside the module
   // Tuple/List/Set/FrozenSet items; Reduce: items added by APPEND(S) to the result.
-  std::pmr::vector<const PyObject*> items;
+  ArenaList<const PyObject*> items;
   // Dict entries in insertion order (duplicates kept; look-ups take the last);
   // Reduce: entries added by SETITEM(S) to the result.
-  std::pmr::vector<std::pair<const PyObject*, const PyObject*>> entries;
+  ArenaList<std::pair<const PyObject*, const PyObject*>> entries;
   // Reduce: the callable (or class for NEWOBJ), its argument tuple, keyword arguments
   // (NEWOBJ_EX, else null) and the state given by BUILD (else null).
   // PersistentId: `args` is the pid object.
@@ -87,8 +122,6 @@ struct PyObject {
   const PyObject* args = nullptr;
   const PyObject* kwargs = nullptr;
   const PyObject* state = nullptr;
-  bool new_obj = false;       // Reduce made by NEWOBJ / NEWOBJ_EX
-  std::uint32_t depth = 1;    // construction nesting depth
   std::size_t offset = 0;     // byte offset of the opcode that made it
 
   bool is(PyKind k) const { return kind == k; }
