@@ -89,7 +89,120 @@ std::string_view operator_at(std::string_view s, std::size_t i) {
   return one.find(c) == std::string_view::npos ? std::string_view() : s.substr(i, 1);
 }
 
-// `decoded` keeps the values of string literals with escapes (a deque: they never move).
+// A number literal at s[i] (an Int or a Float) into `t`; `i` moves past it.
+void number_token(const Located& loc, std::string_view s, std::size_t& i, std::size_t line, Token& t) {
+  std::size_t b = i;
+  bool is_float = false;
+  while (i < s.size() && digit(s[i])) ++i;
+  if (i < s.size() && s[i] == '.') {
+    is_float = true;
+    ++i;
+    while (i < s.size() && digit(s[i])) ++i;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    std::size_t e = i + 1;
+    if (e < s.size() && (s[e] == '+' || s[e] == '-')) ++e;
+    if (e < s.size() && digit(s[e])) {
+      is_float = true;
+      i = e;
+      while (i < s.size() && digit(s[i])) ++i;
+    }
+  }
+  if (i < s.size() && (ident_char(s[i]) || s[i] == '.')) {
+    loc.fail(line, i + 1, "malformed number literal");
+  }
+  t.text = s.substr(b, i - b);
+  if (is_float) {
+    t.kind = Tok::Float;
+    std::string txt(t.text);
+    if (txt.front() == '.') txt.insert(0, "0");
+    auto [p, ec] = std::from_chars(txt.data(), txt.data() + txt.size(), t.number);
+    if (ec == std::errc::result_out_of_range) {
+      // Python gives inf for overflow and 0.0 for underflow.
+      bool under = txt.find("e-") != std::string::npos || txt.find("E-") != std::string::npos;
+      t.number = under ? 0.0 : std::numeric_limits<double>::infinity();
+    } else if (ec != std::errc() || p != txt.data() + txt.size()) {
+      loc.fail(line, t.col, "malformed number literal");
+    }
+  } else {
+    t.kind = Tok::Int;
+    if (t.text.size() > 1 && t.text[0] == '0') loc.fail(line, t.col, "integer literal with a leading zero");
+  }
+}
+
+// The escape sequence at s[i] (its backslash, with at least one character after it)
+// appended to `value`; `i` moves past it.
+void escape(const Located& loc, std::string_view s, std::size_t& i, std::size_t line, std::string& value) {
+  char e = s[i + 1];
+  std::size_t ecol = i + 1;
+  i += 2;
+  switch (e) {
+    case '\\': value += '\\'; break;
+    case '\'': value += '\''; break;
+    case '"': value += '"'; break;
+    case 'n': value += '\n'; break;
+    case 'r': value += '\r'; break;
+    case 't': value += '\t'; break;
+    case 'a': value += '\a'; break;
+    case 'b': value += '\b'; break;
+    case 'f': value += '\f'; break;
+    case 'v': value += '\v'; break;
+    case '0': value += '\0'; break;
+    case 'x': case 'u': case 'U': {
+      std::size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+      if (i + n > s.size()) loc.fail(line, ecol, "truncated \\" + std::string(1, e) + " escape");
+      std::uint32_t cp = 0;
+      for (std::size_t k = 0; k < n; ++k) {
+        int h = hex_value(s[i + k]);
+        if (h < 0) loc.fail(line, ecol, "bad \\" + std::string(1, e) + " escape");
+        cp = cp * 16 + static_cast<std::uint32_t>(h);
+      }
+      i += n;
+      if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) loc.fail(line, ecol, "escape is not a valid code point");
+      if (e == 'x') value += static_cast<char>(cp);
+      else append_utf8(value, cp);
+      break;
+    }
+    default: loc.fail(line, ecol, std::string("unsupported escape \\") + e);
+  }
+}
+
+// The string literal at s[i] (its quote) into `t`; `i` moves past it. `decoded` keeps the
+// value of one with escapes (a deque: values never move).
+void string_token(const Located& loc, std::string_view s, std::size_t& i, std::size_t line, Token& t,
+                  std::deque<std::string>& decoded) {
+  char q = s[i];
+  ++i;
+  t.kind = Tok::Str;
+  // Without escapes the value is the source between the quotes.
+  const std::size_t body = i;
+  while (i < s.size() && s[i] != q && s[i] != '\\') ++i;
+  if (i < s.size() && s[i] == q) {
+    t.text = s.substr(body, i - body);
+    ++i;
+    return;
+  }
+  std::string& value = decoded.emplace_back(s.substr(body, i - body));
+  bool closed = false;
+  while (i < s.size()) {
+    char d = s[i];
+    if (d == q) {
+      ++i;
+      closed = true;
+      break;
+    }
+    if (d != '\\') {
+      value += d;
+      ++i;
+      continue;
+    }
+    if (i + 1 >= s.size()) break;
+    escape(loc, s, i, line, value);
+  }
+  if (!closed) loc.fail(line, t.col, "unterminated string literal");
+  t.text = value;
+}
+
 std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t line, std::size_t max_identifier,
                             std::deque<std::string>& decoded) {
   std::vector<Token> out;
@@ -116,106 +229,9 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
         loc.fail(line, t.col, "string prefix '" + std::string(t.text) + "' is not supported");
       }
     } else if (digit(c) || (c == '.' && i + 1 < s.size() && digit(s[i + 1]))) {
-      std::size_t b = i;
-      bool is_float = false;
-      while (i < s.size() && digit(s[i])) ++i;
-      if (i < s.size() && s[i] == '.') {
-        is_float = true;
-        ++i;
-        while (i < s.size() && digit(s[i])) ++i;
-      }
-      if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-        std::size_t e = i + 1;
-        if (e < s.size() && (s[e] == '+' || s[e] == '-')) ++e;
-        if (e < s.size() && digit(s[e])) {
-          is_float = true;
-          i = e;
-          while (i < s.size() && digit(s[i])) ++i;
-        }
-      }
-      if (i < s.size() && (ident_char(s[i]) || s[i] == '.')) {
-        loc.fail(line, i + 1, "malformed number literal");
-      }
-      t.text = s.substr(b, i - b);
-      if (is_float) {
-        t.kind = Tok::Float;
-        std::string txt(t.text);
-        if (txt.front() == '.') txt.insert(0, "0");
-        auto [p, ec] = std::from_chars(txt.data(), txt.data() + txt.size(), t.number);
-        if (ec == std::errc::result_out_of_range) {
-          // Python gives inf for overflow and 0.0 for underflow.
-          bool under = txt.find("e-") != std::string::npos || txt.find("E-") != std::string::npos;
-          t.number = under ? 0.0 : std::numeric_limits<double>::infinity();
-        } else if (ec != std::errc() || p != txt.data() + txt.size()) {
-          loc.fail(line, t.col, "malformed number literal");
-        }
-      } else {
-        t.kind = Tok::Int;
-        if (t.text.size() > 1 && t.text[0] == '0') loc.fail(line, t.col, "integer literal with a leading zero");
-      }
+      number_token(loc, s, i, line, t);
     } else if (c == '\'' || c == '"') {
-      char q = c;
-      ++i;
-      t.kind = Tok::Str;
-      // Without escapes the value is the source between the quotes.
-      const std::size_t body = i;
-      while (i < s.size() && s[i] != q && s[i] != '\\') ++i;
-      if (i < s.size() && s[i] == q) {
-        t.text = s.substr(body, i - body);
-        ++i;
-        out.push_back(t);
-        continue;
-      }
-      std::string& value = decoded.emplace_back(s.substr(body, i - body));
-      bool closed = false;
-      while (i < s.size()) {
-        char d = s[i];
-        if (d == q) {
-          ++i;
-          closed = true;
-          break;
-        }
-        if (d != '\\') {
-          value += d;
-          ++i;
-          continue;
-        }
-        if (i + 1 >= s.size()) break;
-        char e = s[i + 1];
-        std::size_t ecol = i + 1;
-        i += 2;
-        switch (e) {
-          case '\\': value += '\\'; break;
-          case '\'': value += '\''; break;
-          case '"': value += '"'; break;
-          case 'n': value += '\n'; break;
-          case 'r': value += '\r'; break;
-          case 't': value += '\t'; break;
-          case 'a': value += '\a'; break;
-          case 'b': value += '\b'; break;
-          case 'f': value += '\f'; break;
-          case 'v': value += '\v'; break;
-          case '0': value += '\0'; break;
-          case 'x': case 'u': case 'U': {
-            std::size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
-            if (i + n > s.size()) loc.fail(line, ecol, "truncated \\" + std::string(1, e) + " escape");
-            std::uint32_t cp = 0;
-            for (std::size_t k = 0; k < n; ++k) {
-              int h = hex_value(s[i + k]);
-              if (h < 0) loc.fail(line, ecol, "bad \\" + std::string(1, e) + " escape");
-              cp = cp * 16 + static_cast<std::uint32_t>(h);
-            }
-            i += n;
-            if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) loc.fail(line, ecol, "escape is not a valid code point");
-            if (e == 'x') value += static_cast<char>(cp);
-            else append_utf8(value, cp);
-            break;
-          }
-          default: loc.fail(line, ecol, std::string("unsupported escape \\") + e);
-        }
-      }
-      if (!closed) loc.fail(line, t.col, "unterminated string literal");
-      t.text = value;
+      string_token(loc, s, i, line, t, decoded);
     } else {
       t.kind = Tok::Op;
       t.text = operator_at(s, i);
@@ -224,12 +240,12 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
       }
       i += t.text.size();
     }
-    out.push_back(std::move(t));
+    out.push_back(t);
   }
   Token end;
   end.kind = Tok::End;
   end.col = s.size() + 1;
-  out.push_back(std::move(end));
+  out.push_back(end);
   return out;
 }
 
@@ -625,10 +641,46 @@ class Builder : public Located {
     std::optional<Value> default_value;
   };
 
+  struct Stmt {
+    std::size_t line;
+    std::size_t col;
+    std::string target;  // assigned name; empty for return/pass
+    std::string type;    // `name : type = ...`
+    bool is_return = false;
+    bool is_pass = false;
+    ExprPtr rhs;
+    // In-place forms `a += b;  name = a` and `a[i] = v;  name = a`: the operator target and
+    // its operands.
+    std::string inplace;
+    std::vector<ExprPtr> operands;
+    std::vector<std::pair<std::string, std::size_t>> frees;
+  };
+  // The source's lines, its size, line lengths and NUL characters checked.
+  std::vector<Line> split_lines(std::string_view source) const;
+  // One statement of forward's body (a non-blank line).
+  Stmt statement(const Line& l, const std::vector<Token>& t);
+  std::size_t assignment(const Line& l, const std::vector<Token>& t, std::size_t at, Stmt& s);
+  std::size_t inplace_form(const Line& l, const std::vector<Token>& t, Stmt& s);
+  std::size_t free_list(const Line& l, const std::vector<Token>& t, std::size_t p, Stmt& s);
+  // The placeholders, named by the leading `n = x` statements; the index of the first
+  // statement after those.
+  std::size_t placeholders(const std::vector<Param>& params, const std::vector<Stmt>& stmts, std::size_t def_number);
+  // The node of one statement, and the names it frees; `statements`: how many the body has.
+  void emit(Stmt& s, std::size_t statements, const std::string& return_type);
   std::vector<Token> tokens(const Line& l) const {
     return tokenize(*this, l.text, l.number, limits_.max_identifier_bytes, decoded_);
   }
   void header_line(const Line& l, const std::vector<Token>& t);
+  // header_line()'s statements and what they share.
+  void import_line(const Line& l, const std::vector<Token>& t);
+  void from_import_line(const Line& l, const std::vector<Token>& t);
+  bool wrap_line(const Line& l, const std::vector<Token>& t);
+  std::string_view name_at(const Line& l, const std::vector<Token>& t, std::size_t i, const char* what) const;
+  std::string module_at(const Line& l, const std::vector<Token>& t, std::size_t& i) const;
+  void expect_import_end(const Line& l, const std::vector<Token>& t, std::size_t i) const;
+  // Makes the global `local` stand for `qualified` (refusing names that could run code).
+  void bind(const Line& l, const std::vector<Token>& t, const std::string& local, std::size_t col,
+            std::string qualified);
   std::vector<Param> def_line(const Line& l, std::string& return_type);
   std::string type_at(const Line& l, const std::vector<Token>& t, std::size_t& i, std::size_t depth) const;
   std::optional<std::string> dotted(const Expr& e) const;
@@ -637,6 +689,13 @@ class Builder : public Located {
   std::string function_target(const Expr& func, std::size_t line) const;
   [[noreturn]] void refuse_statement(const Line& l, const std::vector<Token>& t, const std::string& what) const;
   Value value(const Expr& e, std::size_t line);
+  // value()'s cases that take more than a line.
+  Value name_value(const Expr& e, std::size_t line);
+  Value unary_value(const Expr& e, std::size_t line);
+  Value attr_value(const Expr& e, std::size_t line);
+  Value call_value(const Expr& e, std::size_t line);
+  Value device_value(const Expr& call, std::size_t line);
+  Value slice_value(const Expr& call, std::size_t line);
   Value index_value(const Expr& e, std::size_t line);
   std::optional<std::int64_t> optional_int(const Expr* e, std::size_t line, const char* what);
   // A slice part: None, an int, or a node (an int when the graph runs).
@@ -673,88 +732,100 @@ class Builder : public Located {
 
 void Builder::header_line(const Line& l, const std::vector<Token>& t) {
   if (t[0].kind == Tok::End) return;  // blank or comment
-  auto name_at = [&](std::size_t i, const char* what) -> std::string_view {
-    if (t[i].kind != Tok::Name) fail(l.number, t[i].col, std::string("expected ") + what);
-    return t[i].text;
-  };
-  auto dotted_at = [&](std::size_t& i) {
-    std::string s(name_at(i++, "a module name"));
-    while (t[i].kind == Tok::Op && t[i].text == ".") {
-      ++i;
-      s.append(".").append(name_at(i++, "a module name"));
-    }
-    return s;
-  };
-  auto expect_end = [&](std::size_t i) {
-    if (t[i].kind != Tok::End) fail(l.number, t[i].col, "unexpected text after the import");
-  };
-  auto bind = [&](const std::string& local, std::size_t col, std::string qualified) {
-    if (refused_name(local)) fail(l.number, col, refusal(local));
-    std::string_view last = std::string_view(qualified).substr(qualified.rfind('.') + 1);
-    if (qualified.starts_with("builtins.") && refused_name(last)) fail(l.number, t[1].col, refusal(last));
-    aliases_[local] = std::move(qualified);
-  };
-  if (t[0].kind == Tok::Name && t[0].text == "import") {
-    std::size_t i = 1;
-    std::string module = dotted_at(i);
-    if (t[i].kind == Tok::Name && t[i].text == "as") {
-      ++i;
-      std::size_t col = t[i].col;
-      bind(std::string(name_at(i, "a name after 'as'")), col, module);
-      ++i;
-    } else {
-      std::string root = module.substr(0, module.find('.'));
-      bind(root, t[1].col, root);
-    }
-    expect_end(i);
-    return;
-  }
-  if (t[0].kind == Tok::Name && t[0].text == "from") {
-    std::size_t i = 1;
-    std::string module = dotted_at(i);
-    if (t[i].kind != Tok::Name || t[i].text != "import") fail(l.number, t[i].col, "expected 'import'");
-    ++i;
-    std::size_t col = t[i].col;
-    std::string name(name_at(i++, "a name to import"));
-    if (refused_name(name)) fail(l.number, col, refusal(name));
-    std::string local = name;
-    if (t[i].kind == Tok::Name && t[i].text == "as") {
-      ++i;
-      col = t[i].col;
-      local = name_at(i++, "a name after 'as'");
-    }
-    expect_end(i);
-    bind(local, col, module + "." + name);
-    return;
-  }
+  if (t[0].kind == Tok::Name && t[0].text == "import") return import_line(l, t);
+  if (t[0].kind == Tok::Name && t[0].text == "from") return from_import_line(l, t);
   // NoneType = type(None)
   if (t.size() == 7 && t[0].kind == Tok::Name && t[0].text == "NoneType" && t[1].text == "=" &&
       t[2].text == "type" && t[3].text == "(" && t[4].text == "None" && t[5].text == ")") {
     aliases_["NoneType"] = "builtins.NoneType";
     return;
   }
-  // torch.fx._symbolic_trace.wrap("global name")
-  {
-    std::size_t i = 0;
-    std::string callee;
-    while (t[i].kind == Tok::Name) {
-      callee += t[i++].text;
-      if (!(t[i].kind == Tok::Op && t[i].text == "." && t[i + 1].kind == Tok::Name)) break;
-      callee += '.';
-      ++i;
-    }
-    if (!callee.empty() && t[i].kind == Tok::Op && t[i].text == "(" && t[i + 1].kind == Tok::Str &&
-        t[i + 2].kind == Tok::Op && t[i + 2].text == ")" && t[i + 3].kind == Tok::End &&
-        resolve(callee) == "torch.fx._symbolic_trace.wrap") {
-      const std::string name(t[i + 1].text);
-      for (const auto& [w, line] : wrapped_) {
-        if (w == name) fail(l.number, t[i + 1].col, "'" + name + "' is wrapped twice");
-      }
-      wrapped_.emplace_back(name, l.number);
-      return;
-    }
-  }
+  if (wrap_line(l, t)) return;
   refuse_statement(l, t, "only imports and wrap() lines may come before 'def forward' in fx-generated code");
+}
+
+std::string_view Builder::name_at(const Line& l, const std::vector<Token>& t, std::size_t i, const char* what) const {
+  if (t[i].kind != Tok::Name) fail(l.number, t[i].col, std::string("expected ") + what);
+  return t[i].text;
+}
+
+std::string Builder::module_at(const Line& l, const std::vector<Token>& t, std::size_t& i) const {
+  std::string s(name_at(l, t, i++, "a module name"));
+  while (t[i].kind == Tok::Op && t[i].text == ".") {
+    ++i;
+    s.append(".").append(name_at(l, t, i++, "a module name"));
+  }
+  return s;
+}
+
+void Builder::expect_import_end(const Line& l, const std::vector<Token>& t, std::size_t i) const {
+  if (t[i].kind != Tok::End) fail(l.number, t[i].col, "unexpected text after the import");
+}
+
+void Builder::bind(const Line& l, const std::vector<Token>& t, const std::string& local, std::size_t col,
+                   std::string qualified) {
+  if (refused_name(local)) fail(l.number, col, refusal(local));
+  std::string_view last = std::string_view(qualified).substr(qualified.rfind('.') + 1);
+  if (qualified.starts_with("builtins.") && refused_name(last)) fail(l.number, t[1].col, refusal(last));
+  aliases_[local] = std::move(qualified);
+}
+
+// import a.b [as c]
+void Builder::import_line(const Line& l, const std::vector<Token>& t) {
+  std::size_t i = 1;
+  std::string module = module_at(l, t, i);
+  if (t[i].kind == Tok::Name && t[i].text == "as") {
+    ++i;
+    std::size_t col = t[i].col;
+    bind(l, t, std::string(name_at(l, t, i, "a name after 'as'")), col, module);
+    ++i;
+  } else {
+    std::string root = module.substr(0, module.find('.'));
+    bind(l, t, root, t[1].col, root);
+  }
+  expect_import_end(l, t, i);
+}
+
+// from a import b [as c]
+void Builder::from_import_line(const Line& l, const std::vector<Token>& t) {
+  std::size_t i = 1;
+  std::string module = module_at(l, t, i);
+  if (t[i].kind != Tok::Name || t[i].text != "import") fail(l.number, t[i].col, "expected 'import'");
+  ++i;
+  std::size_t col = t[i].col;
+  std::string name(name_at(l, t, i++, "a name to import"));
+  if (refused_name(name)) fail(l.number, col, refusal(name));
+  std::string local = name;
+  if (t[i].kind == Tok::Name && t[i].text == "as") {
+    ++i;
+    col = t[i].col;
+    local = name_at(l, t, i++, "a name after 'as'");
+  }
+  expect_import_end(l, t, i);
+  bind(l, t, local, col, module + "." + name);
+}
+
+// torch.fx._symbolic_trace.wrap("global name"); false if the line is not one.
+bool Builder::wrap_line(const Line& l, const std::vector<Token>& t) {
+  std::size_t i = 0;
+  std::string callee;
+  while (t[i].kind == Tok::Name) {
+    callee += t[i++].text;
+    if (!(t[i].kind == Tok::Op && t[i].text == "." && t[i + 1].kind == Tok::Name)) break;
+    callee += '.';
+    ++i;
+  }
+  if (callee.empty() || !(t[i].kind == Tok::Op && t[i].text == "(" && t[i + 1].kind == Tok::Str &&
+                          t[i + 2].kind == Tok::Op && t[i + 2].text == ")" && t[i + 3].kind == Tok::End &&
+                          resolve(callee) == "torch.fx._symbolic_trace.wrap")) {
+    return false;
+  }
+  const std::string name(t[i + 1].text);
+  for (const auto& [w, line] : wrapped_) {
+    if (w == name) fail(l.number, t[i + 1].col, "'" + name + "' is wrapped twice");
+  }
+  wrapped_.emplace_back(name, l.number);
+  return true;
 }
 
 // A type annotation: a dotted global, optionally subscripted; `()`. Returns the canonical
@@ -965,23 +1036,7 @@ void Builder::slice_part(Slice& s, int i, const Expr* e, std::size_t line) {
 
 Value Builder::value(const Expr& e, std::size_t line) {
   switch (e.k) {
-    case Expr::K::Name: {
-      if (e.s == "True") return Value(true);
-      if (e.s == "False") return Value(false);
-      if (e.s == "None") return Value(None{});
-      if (Node* n = graph_->find_node(e.s)) {
-        if (freed_.count(e.s)) fail(line, e.col, "'" + std::string(e.s) + "' is used after it was freed");
-        return Value(n);
-      }
-      if (refused_name(e.s)) fail(line, e.col, refusal(e.s));
-      auto q = resolve(std::string(e.s));
-      if (q == "math.inf") return Value(std::numeric_limits<double>::infinity());
-      if (q == "math.nan") return Value(std::numeric_limits<double>::quiet_NaN());
-      if (q == "builtins.Ellipsis") return Value(Ellipsis{});
-      if (e.s == "self") fail(line, e.col, "'self' can only be used for attribute access");
-      if (q) fail(line, e.col, "the global '" + std::string(e.s) + "' (" + *q + ") is not a value fx prints");
-      fail(line, e.col, "undefined name '" + std::string(e.s) + "'");
-    }
+    case Expr::K::Name: return name_value(e, line);
     case Expr::K::Int: return Value(int_literal(e, false, line));
     case Expr::K::Float: return Value(e.f);
     case Expr::K::Str: return Value(std::string(e.s));
@@ -1003,106 +1058,9 @@ Value Builder::value(const Expr& e, std::size_t line) {
       }
       return Value(std::move(d));
     }
-    case Expr::K::Unary: {
-      const Expr& x = *e.a[0];
-      bool neg = e.s == "-";
-      if (e.s != "~") {
-        if (x.k == Expr::K::Int) return Value(int_literal(x, neg, line));
-        if (x.k == Expr::K::Float) return Value(neg ? -x.f : x.f);
-        if (x.k == Expr::K::Name && !is_node_name(x.s)) {
-          auto q = resolve(std::string(x.s));
-          if (q == "math.inf" || q == "math.nan") {
-            double d = q == "math.inf" ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
-            return Value(neg ? -d : d);
-          }
-        }
-      }
-      fail(line, e.col, "nested operation '" + std::string(e.s) + "' (fx puts one operation per line)");
-    }
-    case Expr::K::Attr: {
-      auto d = dotted(e);
-      if (d && !is_node_name(d->substr(0, d->find('.')))) {
-        auto q = resolve(*d);
-        if (q && q->starts_with("torch.")) {
-          static const std::unordered_map<std::string_view, DType> kDTypes = {
-              {"torch.float32", DType::Float32}, {"torch.float", DType::Float32},
-              {"torch.float64", DType::Float64}, {"torch.double", DType::Float64},
-              {"torch.int64", DType::Int64},     {"torch.long", DType::Int64},
-              {"torch.bool", DType::Bool},       {"torch.uint8", DType::UInt8},
-              {"torch.float16", DType::Float16}, {"torch.half", DType::Float16},
-              {"torch.bfloat16", DType::BFloat16}, {"torch.int32", DType::Int32},
-              {"torch.int", DType::Int32},       {"torch.int8", DType::Int8},
-              {"torch.int16", DType::Int16},     {"torch.short", DType::Int16}};
-          if (auto it = kDTypes.find(*q); it != kDTypes.end()) return Value(it->second);
-          if (*q == "torch.strided") return Value(Layout::Strided);
-          if (*q == "torch.contiguous_format") return Value(MemoryFormat::Contiguous);
-          if (*q == "torch.preserve_format") return Value(MemoryFormat::Preserve);
-          if (*q == "torch.channels_last") return Value(MemoryFormat::ChannelsLast);
-          fail(line, e.col, "unsupported constant '" + *d + "'");
-        }
-        if (!q) {
-          std::string root = d->substr(0, d->find('.'));
-          if (refused_name(root)) fail(line, e.col, refusal(root));
-          fail(line, e.col, "unknown global '" + root + "'");
-        }
-      }
-      fail(line, e.col, "nested attribute access (fx puts one operation per line)");
-    }
-    case Expr::K::Call: {
-      auto d = dotted(*e.a[0]);
-      std::optional<std::string> q;
-      if (d && !is_node_name(d->substr(0, d->find('.')))) q = resolve(*d);
-      if (q == "torch.device") {
-        Device dev;
-        const Expr* type = nullptr;
-        const Expr* index = nullptr;
-        if (e.a.size() > 3) fail(line, e.col, "device() takes at most 2 arguments");
-        if (e.a.size() >= 2) type = e.a[1].get();
-        if (e.a.size() == 3) index = e.a[2].get();
-        for (const auto& [k, v] : e.kw) {
-          if (k == "type" && !type) type = v.get();
-          else if (k == "index" && !index) index = v.get();
-          else fail(line, v->col, "unsupported device() argument '" + k + "'");
-        }
-        if (!type || type->k != Expr::K::Str) fail(line, e.col, "device() needs a type string");
-        dev.type = type->s;
-        if (auto pos = dev.type.find(':'); pos != std::string::npos) {
-          std::string idx = dev.type.substr(pos + 1);
-          dev.type.resize(pos);
-          std::int64_t n = -1;
-          auto [p, ec] = std::from_chars(idx.data(), idx.data() + idx.size(), n);
-          if (ec != std::errc() || p != idx.data() + idx.size() || n < 0 || index) fail(line, type->col, "bad device string");
-          dev.index = n;
-        }
-        if (index) {
-          auto i = optional_int(index, line, "device index");
-          if (i) {
-            if (*i < 0) fail(line, index->col, "device index must be >= 0");
-            dev.index = *i;
-          }
-        }
-        return Value(std::move(dev));
-      }
-      if (q == "builtins.slice") {
-        if (!e.kw.empty()) fail(line, e.col, "slice() takes no keyword arguments");
-        std::size_t n = e.a.size() - 1;
-        if (n < 1 || n > 3) fail(line, e.col, "slice() takes 1 to 3 arguments");
-        Slice s;
-        if (n == 1) {
-          slice_part(s, 1, e.a[1].get(), line);
-        } else {
-          slice_part(s, 0, e.a[1].get(), line);
-          slice_part(s, 1, e.a[2].get(), line);
-          if (n == 3) slice_part(s, 2, e.a[3].get(), line);
-        }
-        return Value(s);
-      }
-      if (d) {
-        std::string root = d->substr(0, d->find('.'));
-        if (refused_name(root)) fail(line, e.col, refusal(root));
-      }
-      fail(line, e.col, "nested call (fx puts one operation per line)");
-    }
+    case Expr::K::Unary: return unary_value(e, line);
+    case Expr::K::Attr: return attr_value(e, line);
+    case Expr::K::Call: return call_value(e, line);
     case Expr::K::Slice:
       fail(line, e.col, "a slice is only allowed inside a subscript");
     case Expr::K::Subscript:
@@ -1113,6 +1071,135 @@ Value Builder::value(const Expr& e, std::size_t line) {
       break;
   }
   fail(line, e.col, "unsupported expression");
+}
+
+// True, False, None, a node, or the globals inf, nan and Ellipsis.
+Value Builder::name_value(const Expr& e, std::size_t line) {
+  if (e.s == "True") return Value(true);
+  if (e.s == "False") return Value(false);
+  if (e.s == "None") return Value(None{});
+  if (Node* n = graph_->find_node(e.s)) {
+    if (freed_.count(e.s)) fail(line, e.col, "'" + std::string(e.s) + "' is used after it was freed");
+    return Value(n);
+  }
+  if (refused_name(e.s)) fail(line, e.col, refusal(e.s));
+  auto q = resolve(std::string(e.s));
+  if (q == "math.inf") return Value(std::numeric_limits<double>::infinity());
+  if (q == "math.nan") return Value(std::numeric_limits<double>::quiet_NaN());
+  if (q == "builtins.Ellipsis") return Value(Ellipsis{});
+  if (e.s == "self") fail(line, e.col, "'self' can only be used for attribute access");
+  if (q) fail(line, e.col, "the global '" + std::string(e.s) + "' (" + *q + ") is not a value fx prints");
+  fail(line, e.col, "undefined name '" + std::string(e.s) + "'");
+}
+
+// A negative number (or +x, -inf): fx prints constants, never an operation, here.
+Value Builder::unary_value(const Expr& e, std::size_t line) {
+  const Expr& x = *e.a[0];
+  bool neg = e.s == "-";
+  if (e.s != "~") {
+    if (x.k == Expr::K::Int) return Value(int_literal(x, neg, line));
+    if (x.k == Expr::K::Float) return Value(neg ? -x.f : x.f);
+    if (x.k == Expr::K::Name && !is_node_name(x.s)) {
+      auto q = resolve(std::string(x.s));
+      if (q == "math.inf" || q == "math.nan") {
+        double d = q == "math.inf" ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+        return Value(neg ? -d : d);
+      }
+    }
+  }
+  fail(line, e.col, "nested operation '" + std::string(e.s) + "' (fx puts one operation per line)");
+}
+
+// torch.float32, torch.strided, torch.contiguous_format and their kin.
+Value Builder::attr_value(const Expr& e, std::size_t line) {
+  auto d = dotted(e);
+  if (d && !is_node_name(d->substr(0, d->find('.')))) {
+    auto q = resolve(*d);
+    if (q && q->starts_with("torch.")) {
+      static const std::unordered_map<std::string_view, DType> kDTypes = {
+          {"torch.float32", DType::Float32}, {"torch.float", DType::Float32},
+          {"torch.float64", DType::Float64}, {"torch.double", DType::Float64},
+          {"torch.int64", DType::Int64},     {"torch.long", DType::Int64},
+          {"torch.bool", DType::Bool},       {"torch.uint8", DType::UInt8},
+          {"torch.float16", DType::Float16}, {"torch.half", DType::Float16},
+          {"torch.bfloat16", DType::BFloat16}, {"torch.int32", DType::Int32},
+          {"torch.int", DType::Int32},       {"torch.int8", DType::Int8},
+          {"torch.int16", DType::Int16},     {"torch.short", DType::Int16}};
+      if (auto it = kDTypes.find(*q); it != kDTypes.end()) return Value(it->second);
+      if (*q == "torch.strided") return Value(Layout::Strided);
+      if (*q == "torch.contiguous_format") return Value(MemoryFormat::Contiguous);
+      if (*q == "torch.preserve_format") return Value(MemoryFormat::Preserve);
+      if (*q == "torch.channels_last") return Value(MemoryFormat::ChannelsLast);
+      fail(line, e.col, "unsupported constant '" + *d + "'");
+    }
+    if (!q) {
+      std::string root = d->substr(0, d->find('.'));
+      if (refused_name(root)) fail(line, e.col, refusal(root));
+      fail(line, e.col, "unknown global '" + root + "'");
+    }
+  }
+  fail(line, e.col, "nested attribute access (fx puts one operation per line)");
+}
+
+// device(...) and slice(...), the calls fx prints as values.
+Value Builder::call_value(const Expr& e, std::size_t line) {
+  auto d = dotted(*e.a[0]);
+  std::optional<std::string> q;
+  if (d && !is_node_name(d->substr(0, d->find('.')))) q = resolve(*d);
+  if (q == "torch.device") return device_value(e, line);
+  if (q == "builtins.slice") return slice_value(e, line);
+  if (d) {
+    std::string root = d->substr(0, d->find('.'));
+    if (refused_name(root)) fail(line, e.col, refusal(root));
+  }
+  fail(line, e.col, "nested call (fx puts one operation per line)");
+}
+
+Value Builder::device_value(const Expr& e, std::size_t line) {
+  Device dev;
+  const Expr* type = nullptr;
+  const Expr* index = nullptr;
+  if (e.a.size() > 3) fail(line, e.col, "device() takes at most 2 arguments");
+  if (e.a.size() >= 2) type = e.a[1].get();
+  if (e.a.size() == 3) index = e.a[2].get();
+  for (const auto& [k, v] : e.kw) {
+    if (k == "type" && !type) type = v.get();
+    else if (k == "index" && !index) index = v.get();
+    else fail(line, v->col, "unsupported device() argument '" + k + "'");
+  }
+  if (!type || type->k != Expr::K::Str) fail(line, e.col, "device() needs a type string");
+  dev.type = type->s;
+  if (auto pos = dev.type.find(':'); pos != std::string::npos) {
+    std::string idx = dev.type.substr(pos + 1);
+    dev.type.resize(pos);
+    std::int64_t n = -1;
+    auto [p, ec] = std::from_chars(idx.data(), idx.data() + idx.size(), n);
+    if (ec != std::errc() || p != idx.data() + idx.size() || n < 0 || index) fail(line, type->col, "bad device string");
+    dev.index = n;
+  }
+  if (index) {
+    auto i = optional_int(index, line, "device index");
+    if (i) {
+      if (*i < 0) fail(line, index->col, "device index must be >= 0");
+      dev.index = *i;
+    }
+  }
+  return Value(std::move(dev));
+}
+
+Value Builder::slice_value(const Expr& e, std::size_t line) {
+  if (!e.kw.empty()) fail(line, e.col, "slice() takes no keyword arguments");
+  std::size_t n = e.a.size() - 1;
+  if (n < 1 || n > 3) fail(line, e.col, "slice() takes 1 to 3 arguments");
+  Slice s;
+  if (n == 1) {
+    slice_part(s, 1, e.a[1].get(), line);
+  } else {
+    slice_part(s, 0, e.a[1].get(), line);
+    slice_part(s, 1, e.a[2].get(), line);
+    if (n == 3) slice_part(s, 2, e.a[3].get(), line);
+  }
+  return Value(s);
 }
 
 Value Builder::index_value(const Expr& e, std::size_t line) {
@@ -1225,6 +1312,40 @@ Node* Builder::operation(const Expr& rhs, const std::string& name, std::size_t l
 }
 
 std::shared_ptr<Graph> Builder::build(std::string_view source) {
+  const std::vector<Line> lines = split_lines(source);
+  std::size_t i = 0;
+  auto starts_def = [](std::string_view t) { return t.starts_with("def ") || t.starts_with("def\t"); };
+  for (; i < lines.size() && !starts_def(lines[i].text); ++i) header_line(lines[i], tokens(lines[i]));
+  if (i == lines.size()) fail(lines.back().number, 1, "no 'def forward(self, ...):' line");
+  const std::size_t def_number = lines[i].number;
+  std::string return_type;
+  std::vector<Param> params = def_line(lines[i], return_type);
+  ++i;
+
+  std::vector<Stmt> stmts;
+  bool returned = false;
+  for (; i < lines.size(); ++i) {
+    const Line& l = lines[i];
+    auto t = tokens(l);
+    if (t[0].kind == Tok::End) continue;
+    if (l.text[0] != ' ' && l.text[0] != '\t') refuse_statement(l, t, "unexpected unindented line after 'def forward'");
+    if (returned) fail(l.number, t[0].col, "statement after 'return'");
+    stmts.push_back(statement(l, t));
+    returned = stmts.back().is_return;
+  }
+  if (!returned && !(stmts.size() == 1 && stmts[0].is_pass)) {
+    fail(lines.back().number, 1, "no 'return' statement in forward");
+  }
+  for (std::size_t k = placeholders(params, stmts, def_number); k < stmts.size(); ++k) {
+    emit(stmts[k], stmts.size(), return_type);
+  }
+  for (const auto& [name, line] : wrapped_) {
+    if (!wrapped_called_.count(name)) fail(line, 1, "wrap(\"" + name + "\") names a function no node calls");
+  }
+  return graph_;
+}
+
+std::vector<Line> Builder::split_lines(std::string_view source) const {
   if (source.size() > limits_.max_source_bytes) {
     fail(1, 1, "source of " + std::to_string(source.size()) + " bytes exceeds the limit of " +
                    std::to_string(limits_.max_source_bytes));
@@ -1250,136 +1371,115 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
       if (l.text[i] == '\0') fail(l.number, i + 1, "NUL character in source");
     }
   }
-  std::size_t i = 0;
-  auto starts_def = [](std::string_view t) { return t.starts_with("def ") || t.starts_with("def\t"); };
-  for (; i < lines.size() && !starts_def(lines[i].text); ++i) header_line(lines[i], tokens(lines[i]));
-  if (i == lines.size()) fail(lines.back().number, 1, "no 'def forward(self, ...):' line");
-  const std::size_t def_number = lines[i].number;
-  std::string return_type;
-  std::vector<Param> params = def_line(lines[i], return_type);
-  ++i;
+  return lines;
+}
 
-  struct Stmt {
-    std::size_t line;
-    std::size_t col;
-    std::string target;  // assigned name; empty for return/pass
-    std::string type;    // `name : type = ...`
-    bool is_return = false;
-    bool is_pass = false;
-    ExprPtr rhs;
-    // In-place forms `a += b;  name = a` and `a[i] = v;  name = a`: the operator target and
-    // its operands.
-    std::string inplace;
-    std::vector<ExprPtr> operands;
-    std::vector<std::pair<std::string, std::size_t>> frees;
-  };
-  std::vector<Stmt> stmts;
-  bool returned = false;
-  for (; i < lines.size(); ++i) {
-    const Line& l = lines[i];
-    auto t = tokens(l);
-    if (t[0].kind == Tok::End) continue;
-    if (l.text[0] != ' ' && l.text[0] != '\t') refuse_statement(l, t, "unexpected unindented line after 'def forward'");
-    if (returned) fail(l.number, t[0].col, "statement after 'return'");
-    Stmt s;
-    s.line = l.number;
-    s.col = t[0].col;
-    std::size_t p = 0;
-    auto assignment = [&](std::size_t at) {
-      // name [: type] = <operation>, the name at t[at]
-      s.target = t[at].text;
-      s.col = t[at].col;
-      p = at + 1;
-      if (t[p].kind == Tok::Op && t[p].text == ":") {
-        ++p;
-        s.type = type_at(l, t, p, 0);
-      }
-      if (t[p].kind != Tok::Op || t[p].text != "=") fail(l.number, t[p].col, "expected '='");
-      ExprParser ep(*this, l.number, t, p + 1, limits_.max_expression_depth);
-      if (ep.peek().kind == Tok::Name && ep.peek().text == "None") {
-        fail(l.number, ep.peek().col, "assignment of a constant (fx emits an operation on every line)");
-      }
-      s.rhs = ep.expr();
-      if (ep.is_op("=")) ep.fail_here("chained assignment is only supported in the free list after ';'");
-      if (ep.is_op(",")) ep.fail_here("tuple assignment is not supported");
-      p = ep.pos();
-    };
-    if (t[0].kind == Tok::Name && t[0].text == "return") {
-      s.is_return = true;
-      returned = true;
-      if (t[1].kind == Tok::End) {
-        s.rhs = make_expr(Expr::K::Name, t[0].col + 6);
-        s.rhs->s = "None";
-        p = 1;
-      } else {
-        ExprParser ep(*this, l.number, t, 1, limits_.max_expression_depth);
-        s.rhs = ep.expr();
-        if (ep.is_op(",")) ep.fail_here("returning a bare tuple is not supported");
-        p = ep.pos();
-      }
-    } else if (t[0].kind == Tok::Name && t[0].text == "pass") {
-      s.is_pass = true;
+Builder::Stmt Builder::statement(const Line& l, const std::vector<Token>& t) {
+  Stmt s;
+  s.line = l.number;
+  s.col = t[0].col;
+  std::size_t p = 0;
+  if (t[0].kind == Tok::Name && t[0].text == "return") {
+    s.is_return = true;
+    if (t[1].kind == Tok::End) {
+      s.rhs = make_expr(Expr::K::Name, t[0].col + 6);
+      s.rhs->s = "None";
       p = 1;
-    } else if (t[0].kind == Tok::Name && t[1].kind == Tok::Op && (t[1].text == "=" || t[1].text == ":")) {
-      assignment(0);
     } else {
-      static const std::unordered_set<std::string_view> kStmt = {
-          "if", "for", "while", "with", "try", "def", "class", "del", "import", "from", "global",
-          "nonlocal", "assert", "raise", "yield", "lambda", "async", "await", "print", "elif", "else"};
-      if (t[0].kind == Tok::Name && kStmt.count(t[0].text)) {
-        refuse_statement(l, t, "'" + std::string(t[0].text) + "' statements are not supported");
-      }
-      // fx's in-place forms: `a += b;  name = a`, `a[i] = v;  name = a`.
-      ExprParser ep(*this, l.number, t, 0, limits_.max_expression_depth);
-      ExprPtr lhs = ep.expr();
-      const Token& op = ep.peek();
-      auto aug = op.kind == Tok::Op ? inplace_operators().find(op.text) : inplace_operators().end();
-      const bool setitem = op.kind == Tok::Op && op.text == "=" && lhs->k == Expr::K::Subscript;
-      if (aug == inplace_operators().end() && !setitem) {
-        refuse_statement(l, t, "unsupported statement (expected 'name = ...' or 'return ...')");
-      }
-      const std::size_t op_col = op.col;
-      ExprParser rp(*this, l.number, t, ep.pos() + 1, limits_.max_expression_depth);
-      ExprPtr rhs = rp.expr();
-      p = rp.pos();
-      if (!(t[p].kind == Tok::Op && t[p].text == ";" && t[p + 1].kind == Tok::Name)) {
-        fail(l.number, op_col, (setitem ? std::string("item assignment") : "augmented assignment '" + std::string(op.text) + "'") +
-                                   " must be followed by ';  <name> = <target>' (fx's in-place form)");
-      }
-      if (setitem) {
-        s.inplace = "operator.setitem";
-        s.operands.push_back(std::move(lhs->a[0]));
-        s.operands.push_back(std::move(lhs->a[1]));
-      } else {
-        s.inplace = "operator." + std::string(aug->second);
-        s.operands.push_back(std::move(lhs));
-      }
-      s.operands.push_back(std::move(rhs));
-      assignment(p + 1);
+      ExprParser ep(*this, l.number, t, 1, limits_.max_expression_depth);
+      s.rhs = ep.expr();
+      if (ep.is_op(",")) ep.fail_here("returning a bare tuple is not supported");
+      p = ep.pos();
     }
-    if (t[p].kind == Tok::Op && t[p].text == ";") {
-      ++p;
-      // name = name = ... = None
-      while (true) {
-        if (t[p].kind != Tok::Name) fail(l.number, t[p].col, "expected a name in the free list");
-        if (t[p].text == "None") {
-          if (s.frees.empty()) fail(l.number, t[p].col, "expected a name in the free list");
-          ++p;
-          break;
-        }
-        s.frees.emplace_back(t[p].text, t[p].col);
-        ++p;
-        if (t[p].kind != Tok::Op || t[p].text != "=") fail(l.number, t[p].col, "expected '=' in the free list");
-        ++p;
-      }
+  } else if (t[0].kind == Tok::Name && t[0].text == "pass") {
+    s.is_pass = true;
+    p = 1;
+  } else if (t[0].kind == Tok::Name && t[1].kind == Tok::Op && (t[1].text == "=" || t[1].text == ":")) {
+    p = assignment(l, t, 0, s);
+  } else {
+    static const std::unordered_set<std::string_view> kStmt = {
+        "if", "for", "while", "with", "try", "def", "class", "del", "import", "from", "global",
+        "nonlocal", "assert", "raise", "yield", "lambda", "async", "await", "print", "elif", "else"};
+    if (t[0].kind == Tok::Name && kStmt.count(t[0].text)) {
+      refuse_statement(l, t, "'" + std::string(t[0].text) + "' statements are not supported");
     }
-    if (t[p].kind != Tok::End) fail(l.number, t[p].col, "unexpected text at the end of the statement");
-    stmts.push_back(std::move(s));
+    p = assignment(l, t, inplace_form(l, t, s), s);
   }
-  if (!returned && !(stmts.size() == 1 && stmts[0].is_pass)) {
-    fail(lines.back().number, 1, "no 'return' statement in forward");
-  }
+  if (t[p].kind == Tok::Op && t[p].text == ";") p = free_list(l, t, p + 1, s);
+  if (t[p].kind != Tok::End) fail(l.number, t[p].col, "unexpected text at the end of the statement");
+  return s;
+}
 
+// name [: type] = <operation>, the name at t[at]; the position after it.
+std::size_t Builder::assignment(const Line& l, const std::vector<Token>& t, std::size_t at, Stmt& s) {
+  s.target = t[at].text;
+  s.col = t[at].col;
+  std::size_t p = at + 1;
+  if (t[p].kind == Tok::Op && t[p].text == ":") {
+    ++p;
+    s.type = type_at(l, t, p, 0);
+  }
+  if (t[p].kind != Tok::Op || t[p].text != "=") fail(l.number, t[p].col, "expected '='");
+  ExprParser ep(*this, l.number, t, p + 1, limits_.max_expression_depth);
+  if (ep.peek().kind == Tok::Name && ep.peek().text == "None") {
+    fail(l.number, ep.peek().col, "assignment of a constant (fx emits an operation on every line)");
+  }
+  s.rhs = ep.expr();
+  if (ep.is_op("=")) ep.fail_here("chained assignment is only supported in the free list after ';'");
+  if (ep.is_op(",")) ep.fail_here("tuple assignment is not supported");
+  return ep.pos();
+}
+
+// fx's in-place forms `a += b;  name = a` and `a[i] = v;  name = a` up to the `;`: the
+// operator and its operands into `s`; the position of the name after the `;`.
+std::size_t Builder::inplace_form(const Line& l, const std::vector<Token>& t, Stmt& s) {
+  ExprParser ep(*this, l.number, t, 0, limits_.max_expression_depth);
+  ExprPtr lhs = ep.expr();
+  const Token& op = ep.peek();
+  auto aug = op.kind == Tok::Op ? inplace_operators().find(op.text) : inplace_operators().end();
+  const bool setitem = op.kind == Tok::Op && op.text == "=" && lhs->k == Expr::K::Subscript;
+  if (aug == inplace_operators().end() && !setitem) {
+    refuse_statement(l, t, "unsupported statement (expected 'name = ...' or 'return ...')");
+  }
+  const std::size_t op_col = op.col;
+  ExprParser rp(*this, l.number, t, ep.pos() + 1, limits_.max_expression_depth);
+  ExprPtr rhs = rp.expr();
+  const std::size_t p = rp.pos();
+  if (!(t[p].kind == Tok::Op && t[p].text == ";" && t[p + 1].kind == Tok::Name)) {
+    fail(l.number, op_col, (setitem ? std::string("item assignment") : "augmented assignment '" + std::string(op.text) + "'") +
+                               " must be followed by ';  <name> = <target>' (fx's in-place form)");
+  }
+  if (setitem) {
+    s.inplace = "operator.setitem";
+    s.operands.push_back(std::move(lhs->a[0]));
+    s.operands.push_back(std::move(lhs->a[1]));
+  } else {
+    s.inplace = "operator." + std::string(aug->second);
+    s.operands.push_back(std::move(lhs));
+  }
+  s.operands.push_back(std::move(rhs));
+  return p + 1;
+}
+
+// The free list after `;`, from t[p]: `name = name = ... = None`; the position after it.
+std::size_t Builder::free_list(const Line& l, const std::vector<Token>& t, std::size_t p, Stmt& s) {
+  while (true) {
+    if (t[p].kind != Tok::Name) fail(l.number, t[p].col, "expected a name in the free list");
+    if (t[p].text == "None") {
+      if (s.frees.empty()) fail(l.number, t[p].col, "expected a name in the free list");
+      ++p;
+      break;
+    }
+    s.frees.emplace_back(t[p].text, t[p].col);
+    ++p;
+    if (t[p].kind != Tok::Op || t[p].text != "=") fail(l.number, t[p].col, "expected '=' in the free list");
+    ++p;
+  }
+  return p;
+}
+
+std::size_t Builder::placeholders(const std::vector<Param>& params, const std::vector<Stmt>& stmts,
+                                  std::size_t def_number) {
   // Leading `n = x` lines rename placeholders (`_args = args` for `*args`).
   std::unordered_map<std::string, std::string> alias;
   std::unordered_map<std::string, const Param*> by_raw;
@@ -1403,43 +1503,40 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
     if (p.default_value) n->set_args({*p.default_value});
     if (!p.type.empty()) n->set_type(p.type);
   }
-  for (; k < stmts.size(); ++k) {
-    Stmt& s = stmts[k];
-    if (s.is_pass) {
-      if (stmts.size() != 1) fail(s.line, s.col, "'pass' is only supported as the whole body");
-      continue;
-    }
-    if (s.is_return) {
-      Node* out = graph_->output(value(*s.rhs, s.line));
-      if (!return_type.empty()) out->set_type(return_type);
-    } else {
-      if (is_node_name(s.target)) fail(s.line, s.col, "'" + s.target + "' is assigned twice");
-      Node* n;
-      if (!s.inplace.empty()) {
-        std::vector<Value> args;
-        for (const auto& o : s.operands) {
-          args.push_back(&o == &s.operands[1] && s.inplace == "operator.setitem" ? index_value(*o, s.line)
-                                                                                  : value(*o, s.line));
-        }
-        // fx prints `name = <first operand>` after the statement.
-        if (s.rhs->k != Expr::K::Name || !(value(*s.rhs, s.line) == args[0])) {
-          fail(s.line, s.rhs->col, "the in-place result must be named after its first operand");
-        }
-        n = make_node(Op::CallFunction, s.inplace, std::move(args), {}, s.target, s.line, s.col);
-      } else {
-        n = operation(*s.rhs, s.target, s.line, s.col);
+  return k;
+}
+
+void Builder::emit(Stmt& s, std::size_t statements, const std::string& return_type) {
+  if (s.is_pass) {
+    if (statements != 1) fail(s.line, s.col, "'pass' is only supported as the whole body");
+    return;
+  }
+  if (s.is_return) {
+    Node* out = graph_->output(value(*s.rhs, s.line));
+    if (!return_type.empty()) out->set_type(return_type);
+  } else {
+    if (is_node_name(s.target)) fail(s.line, s.col, "'" + s.target + "' is assigned twice");
+    Node* n;
+    if (!s.inplace.empty()) {
+      std::vector<Value> args;
+      for (const auto& o : s.operands) {
+        args.push_back(&o == &s.operands[1] && s.inplace == "operator.setitem" ? index_value(*o, s.line)
+                                                                                : value(*o, s.line));
       }
-      if (!s.type.empty()) n->set_type(s.type);
+      // fx prints `name = <first operand>` after the statement.
+      if (s.rhs->k != Expr::K::Name || !(value(*s.rhs, s.line) == args[0])) {
+        fail(s.line, s.rhs->col, "the in-place result must be named after its first operand");
+      }
+      n = make_node(Op::CallFunction, s.inplace, std::move(args), {}, s.target, s.line, s.col);
+    } else {
+      n = operation(*s.rhs, s.target, s.line, s.col);
     }
-    for (const auto& [name, col] : s.frees) {
-      if (!is_node_name(name)) fail(s.line, col, "freeing undefined name '" + name + "'");
-      if (!freed_.insert(name).second) fail(s.line, col, "'" + name + "' is freed twice");
-    }
+    if (!s.type.empty()) n->set_type(s.type);
   }
-  for (const auto& [name, line] : wrapped_) {
-    if (!wrapped_called_.count(name)) fail(line, 1, "wrap(\"" + name + "\") names a function no node calls");
+  for (const auto& [name, col] : s.frees) {
+    if (!is_node_name(name)) fail(s.line, col, "freeing undefined name '" + name + "'");
+    if (!freed_.insert(name).second) fail(s.line, col, "'" + name + "' is freed twice");
   }
-  return graph_;
 }
 
 }  // namespace

@@ -158,7 +158,21 @@ class Loader {
     return o.is_call_of("torch._utils._rebuild_tensor_v2") || o.is_call_of("torch._utils._rebuild_parameter") ||
            o.is_call_of("torch._utils._rebuild_parameter_with_state");
   }
+  // A tensor's size and stride, read from its _rebuild_tensor_v2 arguments.
+  struct Layout {
+    std::size_t rank = 0;
+    std::int64_t dims[Shape::kMaxDims];
+    std::int64_t strides[Shape::kMaxDims];
+    std::int64_t numel = 1;
+    bool contiguous = true;
+  };
   Tensor tensor(const PyObject& o, const What& what);
+  // The _rebuild_tensor_v2 call of a tensor or parameter, its form checked.
+  const PyObject& rebuild_tensor_call(const PyObject& o, const What& what) const;
+  Layout layout(const PyObject& rebuild_call, const What& what) const;
+  // A non-contiguous view's elements copied into a tensor of their own.
+  Tensor gathered(const PyObject& rebuild_call, const Storage& st, std::int64_t storage_numel, std::int64_t offset,
+                  const Layout& l, DType dtype, const What& what) const;
   std::shared_ptr<Storage> storage(const PyObject& pid, DType& dtype, std::int64_t& numel, const What& what);
   Value value(const PyObject& o, const What& what, std::size_t depth);
   std::shared_ptr<Module> module(const PyObject& o, const std::string& path, std::size_t depth);
@@ -276,7 +290,7 @@ std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std:
   return s;
 }
 
-Tensor Loader::tensor(const PyObject& o, const What& what) {
+const PyObject& Loader::rebuild_tensor_call(const PyObject& o, const What& what) const {
   const PyObject* t = &o;
   const bool with_state = o.is_call_of("torch._utils._rebuild_parameter_with_state");
   if (with_state || o.is_call_of("torch._utils._rebuild_parameter")) {
@@ -300,80 +314,94 @@ Tensor Loader::tensor(const PyObject& o, const What& what) {
   if (args->items.size() == 7 && !(args->items[6]->kind == PyKind::None || is_empty_ordered_dict(args->items[6]))) {
     fail_at(*t, what + ": tensor metadata is not supported");
   }
+  return *t;
+}
+
+Loader::Layout Loader::layout(const PyObject& t, const What& what) const {
+  const PyObject* size = t.args->items[2];
+  const PyObject* stride = t.args->items[3];
+  if (size->kind != PyKind::Tuple || stride->kind != PyKind::Tuple) fail_at(t, what + ": size and stride must be tuples");
+  if (size->items.size() != stride->items.size()) fail_at(t, what + ": size and stride differ in length");
+  if (size->items.size() > Shape::kMaxDims) {
+    fail_at(t, what + ": " + std::to_string(size->items.size()) + " dimensions (at most " + std::to_string(Shape::kMaxDims) + ")");
+  }
+  if (t.args->items[4]->kind != PyKind::Bool) fail_at(t, what + ": requires_grad must be a bool");
+  if (!is_empty_ordered_dict(t.args->items[5])) fail_at(t, what + ": backward hooks are not supported");
+  Layout l;
+  l.rank = size->items.size();
+  const What size_what(what, ": size"), stride_what(what, ": stride");
+  for (std::size_t i = 0; i < l.rank; ++i) {
+    std::int64_t d = int_of(size->items[i], size_what);
+    std::int64_t s = int_of(stride->items[i], stride_what);
+    if (d < 0) fail_at(t, what + ": negative size " + std::to_string(d));
+    if (d != 0 && l.numel > std::numeric_limits<std::int64_t>::max() / d) fail_at(t, what + ": size overflows");
+    l.numel *= d;
+    l.dims[i] = d;
+    l.strides[i] = s;
+  }
+  if (l.numel > 0) {
+    std::int64_t expected = 1;
+    for (std::size_t i = l.rank; i-- > 0;) {
+      if (l.dims[i] != 1 && l.strides[i] != expected) l.contiguous = false;
+      expected *= l.dims[i];
+    }
+  }
+  return l;
+}
+
+Tensor Loader::tensor(const PyObject& o, const What& what) {
+  const PyObject& t = rebuild_tensor_call(o, what);
+  const PyObject* args = t.args;
   DType dtype;
   std::int64_t storage_numel = 0;
   auto st = storage(*args->items[0], dtype, storage_numel, what);
   const std::int64_t offset = int_of(args->items[1], What(what, ": storage offset"));
-  const PyObject* size = args->items[2];
-  const PyObject* stride = args->items[3];
-  if (size->kind != PyKind::Tuple || stride->kind != PyKind::Tuple) fail_at(*t, what + ": size and stride must be tuples");
-  if (size->items.size() != stride->items.size()) fail_at(*t, what + ": size and stride differ in length");
-  if (size->items.size() > Shape::kMaxDims) {
-    fail_at(*t, what + ": " + std::to_string(size->items.size()) + " dimensions (at most " + std::to_string(Shape::kMaxDims) + ")");
-  }
-  if (args->items[4]->kind != PyKind::Bool) fail_at(*t, what + ": requires_grad must be a bool");
-  if (!is_empty_ordered_dict(args->items[5])) fail_at(*t, what + ": backward hooks are not supported");
-  const std::size_t rank = size->items.size();
-  std::int64_t dims[Shape::kMaxDims], strides[Shape::kMaxDims];
-  std::int64_t numel = 1;
-  const What size_what(what, ": size"), stride_what(what, ": stride");
-  for (std::size_t i = 0; i < rank; ++i) {
-    std::int64_t d = int_of(size->items[i], size_what);
-    std::int64_t s = int_of(stride->items[i], stride_what);
-    if (d < 0) fail_at(*t, what + ": negative size " + std::to_string(d));
-    if (d != 0 && numel > std::numeric_limits<std::int64_t>::max() / d) fail_at(*t, what + ": size overflows");
-    numel *= d;
-    dims[i] = d;
-    strides[i] = s;
-  }
-  bool contiguous = true;
-  if (numel > 0) {
-    std::int64_t expected = 1;
-    for (std::size_t i = rank; i-- > 0;) {
-      if (dims[i] != 1 && strides[i] != expected) contiguous = false;
-      expected *= dims[i];
-    }
-  }
+  const Layout l = layout(t, what);
   if (offset < 0 || offset > storage_numel) {
-    fail_at(*t, what + ": storage offset " + std::to_string(offset) + " is outside the storage of " +
-                    std::to_string(storage_numel) + " elements");
+    fail_at(t, what + ": storage offset " + std::to_string(offset) + " is outside the storage of " +
+                   std::to_string(storage_numel) + " elements");
   }
-  const Shape shape{std::span<const std::int64_t>(dims, rank)};
-  if (contiguous) {
-    if (numel > storage_numel - offset) {
-      fail_at(*t, what + ": storage offset " + std::to_string(offset) + " + " + std::to_string(numel) +
-                      " elements exceeds the storage of " + std::to_string(storage_numel));
+  const Shape shape{std::span<const std::int64_t>(l.dims, l.rank)};
+  if (l.contiguous) {
+    if (l.numel > storage_numel - offset) {
+      fail_at(t, what + ": storage offset " + std::to_string(offset) + " + " + std::to_string(l.numel) +
+                     " elements exceeds the storage of " + std::to_string(storage_numel));
     }
     return Tensor(st, static_cast<std::size_t>(offset) * element_size(dtype), dtype, shape);
   }
-  // A strided view (x[:, 1], x.t(), x.expand(...)): fxpack tensors are contiguous, so the
-  // elements are gathered into a storage of their own (the values stay; sharing with the
-  // viewed storage does not). Every element must lie inside the storage.
+  return gathered(t, *st, storage_numel, offset, l, dtype, what);
+}
+
+// A strided view (x[:, 1], x.t(), x.expand(...)): fxpack tensors are contiguous, so the
+// elements are gathered into a storage of their own (the values stay; sharing with the
+// viewed storage does not). Every element must lie inside the storage.
+Tensor Loader::gathered(const PyObject& t, const Storage& st, std::int64_t storage_numel, std::int64_t offset,
+                        const Layout& l, DType dtype, const What& what) const {
   std::int64_t last = offset;
-  for (std::size_t i = 0; i < rank; ++i) {
-    if (strides[i] < 0) fail_at(*t, what + ": negative stride " + std::to_string(strides[i]));
-    if (dims[i] > 1 && strides[i] > (std::numeric_limits<std::int64_t>::max() - last) / (dims[i] - 1)) {
-      fail_at(*t, what + ": strides overflow");
+  for (std::size_t i = 0; i < l.rank; ++i) {
+    if (l.strides[i] < 0) fail_at(t, what + ": negative stride " + std::to_string(l.strides[i]));
+    if (l.dims[i] > 1 && l.strides[i] > (std::numeric_limits<std::int64_t>::max() - last) / (l.dims[i] - 1)) {
+      fail_at(t, what + ": strides overflow");
     }
-    if (dims[i] > 0) last += (dims[i] - 1) * strides[i];
+    if (l.dims[i] > 0) last += (l.dims[i] - 1) * l.strides[i];
   }
   if (last >= storage_numel) {
-    fail_at(*t, what + ": size " + py_repr(*size) + " with stride " + py_repr(*stride) + " at offset " +
-                    std::to_string(offset) + " reaches element " + std::to_string(last) + " of a storage of " +
-                    std::to_string(storage_numel));
+    fail_at(t, what + ": size " + py_repr(*t.args->items[2]) + " with stride " + py_repr(*t.args->items[3]) +
+                   " at offset " + std::to_string(offset) + " reaches element " + std::to_string(last) +
+                   " of a storage of " + std::to_string(storage_numel));
   }
-  Tensor out = Tensor::empty(shape, dtype);
+  Tensor out = Tensor::empty(Shape{std::span<const std::int64_t>(l.dims, l.rank)}, dtype);
   const std::size_t es = element_size(dtype);
-  const std::byte* src = st->data();
+  const std::byte* src = st.data();
   std::byte* dst = out.storage()->data();
-  std::vector<std::int64_t> index(rank, 0);
+  std::vector<std::int64_t> index(l.rank, 0);
   std::int64_t at = offset;
-  for (std::int64_t k = 0; k < numel; ++k) {
+  for (std::int64_t k = 0; k < l.numel; ++k) {
     std::memcpy(dst + static_cast<std::size_t>(k) * es, src + static_cast<std::size_t>(at) * es, es);
-    for (std::size_t d = rank; d-- > 0;) {
-      at += strides[d];
-      if (++index[d] < dims[d]) break;
-      at -= strides[d] * dims[d];
+    for (std::size_t d = l.rank; d-- > 0;) {
+      at += l.strides[d];
+      if (++index[d] < l.dims[d]) break;
+      at -= l.strides[d] * l.dims[d];
       index[d] = 0;
     }
   }

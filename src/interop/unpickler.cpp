@@ -151,6 +151,17 @@ class Unpickler {
   std::shared_ptr<const PickleTree> run();
 
  private:
+  // One opcode family each: true if `op` is one of theirs (and was applied).
+  bool stack_op(unsigned char op);
+  bool scalar_op(unsigned char op);
+  bool string_op(unsigned char op);
+  bool container_op(unsigned char op);
+  bool memo_op(unsigned char op);
+  bool call_op(unsigned char op);
+  [[noreturn]] void refuse(unsigned char op);
+  // STOP: the tree, once the stack holds exactly its root and nothing follows.
+  std::shared_ptr<const PickleTree> stop();
+
   [[noreturn]] void fail(const std::string& what) const {
     throw FormatError(where_ + ": " + what + " (byte offset " + std::to_string(op_offset_) + ")");
   }
@@ -380,273 +391,318 @@ std::shared_ptr<const PickleTree> Unpickler::run() {
                         std::to_string(pos_));
     }
     const auto op = static_cast<unsigned char>(data_[pos_++]);
-    switch (op) {
-      case 0x80: {  // PROTO
-        int proto = u8("PROTO");
-        if (proto > 5) fail("unsupported pickle protocol " + std::to_string(proto));
-        tree_->protocol_ = proto;
-        break;
-      }
-      case 0x95:  // FRAME
-        (void)length(8, false, "FRAME");
-        break;
-      case '.': {  // STOP
-        if (!marks_.empty()) fail("STOP with an open MARK");
-        if (stack_.size() != 1) fail("STOP with " + std::to_string(stack_.size()) + " objects on the stack (expected 1)");
-        if (pos_ != data_.size()) {
-          fail(std::to_string(data_.size() - pos_) + " byte(s) of trailing data after STOP");
-        }
-        tree_->root_ = stack_.back();
-        return tree_;
-      }
-      case '(':  // MARK
-        if (marks_.size() >= limits_.max_depth) fail("MARKs nested deeper than " + std::to_string(limits_.max_depth) + " levels");
-        marks_.push_back(stack_.size());
-        break;
-      case '0':  // POP
-        if (stack_.size() > stack_floor()) stack_.pop_back();
-        else if (!marks_.empty()) marks_.pop_back();  // Python pops the mark itself
-        else fail("POP: stack underflow");
-        break;
-      case '1':  // POP_MARK
-        (void)pop_mark("POP_MARK");
-        break;
-      case '2':  // DUP
-        push(top("DUP"));
-        break;
+    if (op == '.') return stop();
+    if (!(stack_op(op) || scalar_op(op) || string_op(op) || container_op(op) || memo_op(op) || call_op(op))) {
+      refuse(op);
+    }
+  }
+}
 
-      // --- scalars
-      case 'N': push(make(PyKind::None)); break;
-      case 0x88: push(make_bool(true)); break;
-      case 0x89: push(make_bool(false)); break;
-      case 'J': push(make_int(i32("BININT"))); break;
-      case 'K': push(make_int(u8("BININT1"))); break;
-      case 'M': push(make_int(static_cast<std::int64_t>(uint_le(2, "BININT2")))); break;
-      case 0x8a: {  // LONG1
-        std::size_t n = length(1, false, "LONG1");
-        push(decode_long(bytes_view(n, "LONG1")));
-        break;
-      }
-      case 0x8b: {  // LONG4
-        std::size_t n = length(4, true, "LONG4");
-        push(decode_long(bytes_view(n, "LONG4")));
-        break;
-      }
-      case 'I': {  // INT (text)
-        std::string_view s = line("INT");
-        if (s == "01") push(make_bool(true));
-        else if (s == "00") push(make_bool(false));
-        else push(make_int(parse_decimal(s, "INT")));
-        break;
-      }
-      case 'L': {  // LONG (text)
-        std::string_view s = line("LONG");
-        if (!s.empty() && s.back() == 'L') s.remove_suffix(1);
-        push(make_int(parse_decimal(s, "LONG")));
-        break;
-      }
-      case 'G': {  // BINFLOAT (big-endian)
-        const std::byte* p = take(8, "BINFLOAT");
-        std::uint64_t bits = 0;
-        for (int i = 0; i < 8; ++i) bits = (bits << 8) | static_cast<std::uint64_t>(p[i]);
-        double d;
-        std::memcpy(&d, &bits, sizeof d);
-        PyObject* o = make(PyKind::Float);
-        o->real = d;
-        push(o);
-        break;
-      }
-      case 'F': {  // FLOAT (text)
-        std::string s(line("FLOAT"));
-        double d = 0;
-        if (s == "inf") d = INFINITY;
-        else if (s == "-inf") d = -INFINITY;
-        else if (s == "nan") d = NAN;
-        else {
-          auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
-          if (ec != std::errc() || p != s.data() + s.size()) fail("FLOAT: bad number '" + s.substr(0, 40) + "'");
-        }
-        PyObject* o = make(PyKind::Float);
-        o->real = d;
-        push(o);
-        break;
-      }
+std::shared_ptr<const PickleTree> Unpickler::stop() {
+  if (!marks_.empty()) fail("STOP with an open MARK");
+  if (stack_.size() != 1) fail("STOP with " + std::to_string(stack_.size()) + " objects on the stack (expected 1)");
+  if (pos_ != data_.size()) {
+    fail(std::to_string(data_.size() - pos_) + " byte(s) of trailing data after STOP");
+  }
+  tree_->root_ = stack_.back();
+  return tree_;
+}
 
-      // --- strings and bytes
-      case 'X': { std::size_t n = length(4, false, "BINUNICODE"); push(make_str(bytes_view(n, "BINUNICODE"))); break; }
-      case 0x8c: { std::size_t n = length(1, false, "SHORT_BINUNICODE"); push(make_str(bytes_view(n, "SHORT_BINUNICODE"))); break; }
-      case 0x8d: { std::size_t n = length(8, false, "BINUNICODE8"); push(make_str(bytes_view(n, "BINUNICODE8"))); break; }
-      case 'T': { std::size_t n = length(4, true, "BINSTRING"); push(make_str(bytes_view(n, "BINSTRING"))); break; }
-      case 'U': { std::size_t n = length(1, false, "SHORT_BINSTRING"); push(make_str(bytes_view(n, "SHORT_BINSTRING"))); break; }
-      case 'B': { std::size_t n = length(4, false, "BINBYTES"); push(make_str(bytes_view(n, "BINBYTES"), PyKind::Bytes)); break; }
-      case 'C': { std::size_t n = length(1, false, "SHORT_BINBYTES"); push(make_str(bytes_view(n, "SHORT_BINBYTES"), PyKind::Bytes)); break; }
-      case 0x8e: { std::size_t n = length(8, false, "BINBYTES8"); push(make_str(bytes_view(n, "BINBYTES8"), PyKind::Bytes)); break; }
-      case 0x96: { std::size_t n = length(8, false, "BYTEARRAY8"); push(make_str(bytes_view(n, "BYTEARRAY8"), PyKind::Bytes)); break; }
+// PROTO, FRAME, MARK, POP, POP_MARK, DUP.
+bool Unpickler::stack_op(unsigned char op) {
+  switch (op) {
+    case 0x80: {  // PROTO
+      int proto = u8("PROTO");
+      if (proto > 5) fail("unsupported pickle protocol " + std::to_string(proto));
+      tree_->protocol_ = proto;
+      break;
+    }
+    case 0x95:  // FRAME
+      (void)length(8, false, "FRAME");
+      break;
+    case '(':  // MARK
+      if (marks_.size() >= limits_.max_depth) fail("MARKs nested deeper than " + std::to_string(limits_.max_depth) + " levels");
+      marks_.push_back(stack_.size());
+      break;
+    case '0':  // POP
+      if (stack_.size() > stack_floor()) stack_.pop_back();
+      else if (!marks_.empty()) marks_.pop_back();  // Python pops the mark itself
+      else fail("POP: stack underflow");
+      break;
+    case '1':  // POP_MARK
+      (void)pop_mark("POP_MARK");
+      break;
+    case '2':  // DUP
+      push(top("DUP"));
+      break;
+    default: return false;
+  }
+  return true;
+}
 
-      // --- containers
-      case ')': push(make(PyKind::Tuple)); break;
-      case ']': push(make(PyKind::List)); break;
-      case '}': push(make(PyKind::Dict)); break;
-      case 0x8f: push(make(PyKind::Set)); break;
-      case 't': {  // TUPLE
-        auto items = pop_mark("TUPLE");
-        push(make_tuple(items));
-        break;
+// None, bools, ints and floats.
+bool Unpickler::scalar_op(unsigned char op) {
+  switch (op) {
+    case 'N': push(make(PyKind::None)); break;
+    case 0x88: push(make_bool(true)); break;
+    case 0x89: push(make_bool(false)); break;
+    case 'J': push(make_int(i32("BININT"))); break;
+    case 'K': push(make_int(u8("BININT1"))); break;
+    case 'M': push(make_int(static_cast<std::int64_t>(uint_le(2, "BININT2")))); break;
+    case 0x8a: {  // LONG1
+      std::size_t n = length(1, false, "LONG1");
+      push(decode_long(bytes_view(n, "LONG1")));
+      break;
+    }
+    case 0x8b: {  // LONG4
+      std::size_t n = length(4, true, "LONG4");
+      push(decode_long(bytes_view(n, "LONG4")));
+      break;
+    }
+    case 'I': {  // INT (text)
+      std::string_view s = line("INT");
+      if (s == "01") push(make_bool(true));
+      else if (s == "00") push(make_bool(false));
+      else push(make_int(parse_decimal(s, "INT")));
+      break;
+    }
+    case 'L': {  // LONG (text)
+      std::string_view s = line("LONG");
+      if (!s.empty() && s.back() == 'L') s.remove_suffix(1);
+      push(make_int(parse_decimal(s, "LONG")));
+      break;
+    }
+    case 'G': {  // BINFLOAT (big-endian)
+      const std::byte* p = take(8, "BINFLOAT");
+      std::uint64_t bits = 0;
+      for (int i = 0; i < 8; ++i) bits = (bits << 8) | static_cast<std::uint64_t>(p[i]);
+      double d;
+      std::memcpy(&d, &bits, sizeof d);
+      PyObject* o = make(PyKind::Float);
+      o->real = d;
+      push(o);
+      break;
+    }
+    case 'F': {  // FLOAT (text)
+      std::string s(line("FLOAT"));
+      double d = 0;
+      if (s == "inf") d = INFINITY;
+      else if (s == "-inf") d = -INFINITY;
+      else if (s == "nan") d = NAN;
+      else {
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+        if (ec != std::errc() || p != s.data() + s.size()) fail("FLOAT: bad number '" + s.substr(0, 40) + "'");
       }
-      case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
-        std::size_t n = op - 0x84u;
-        if (stack_.size() < stack_floor() + n) fail("TUPLE" + std::to_string(n) + ": stack underflow");
-        PyObject* items[3];
-        std::copy(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end(), items);
-        stack_.resize(stack_.size() - n);
-        push(make_tuple(std::span<PyObject* const>(items, n)));
-        break;
-      }
-      case 'l': {  // LIST
-        auto items = pop_mark("LIST");
-        PyObject* l = make(PyKind::List);
-        append_items(l, items, "LIST");
-        push(l);
-        break;
-      }
-      case 'd': {  // DICT
-        auto items = pop_mark("DICT");
-        PyObject* d = make(PyKind::Dict);
-        set_items(d, items, "DICT");
-        push(d);
-        break;
-      }
-      case 0x91: {  // FROZENSET
-        auto items = pop_mark("FROZENSET");
-        PyObject* s = make(PyKind::FrozenSet);
-        for (PyObject* i : items) {
-          s->items.push_back(i, tree_->arena_);
-          note_child(s, i);
-        }
-        push(s);
-        break;
-      }
-      case 'a': {  // APPEND
-        PyObject* v = pop("APPEND");
-        PyObject* l = top("APPEND");
-        PyObject* vv[] = {v};
-        append_items(l, vv, "APPEND");
-        break;
-      }
-      case 'e': {  // APPENDS
-        auto items = pop_mark("APPENDS");
-        append_items(top("APPENDS"), items, "APPENDS");
-        break;
-      }
-      case 's': {  // SETITEM
-        PyObject* v = pop("SETITEM");
-        PyObject* k = pop("SETITEM");
-        PyObject* kv[] = {k, v};
-        set_items(top("SETITEM"), kv, "SETITEM");
-        break;
-      }
-      case 'u': {  // SETITEMS
-        auto items = pop_mark("SETITEMS");
-        set_items(top("SETITEMS"), items, "SETITEMS");
-        break;
-      }
-      case 0x90: {  // ADDITEMS
-        auto items = pop_mark("ADDITEMS");
-        PyObject* s = top("ADDITEMS");
-        if (s->kind != PyKind::Set) fail(std::string("ADDITEMS on a ") + py_kind_name(s->kind));
-        for (PyObject* i : items) {
-          s->items.push_back(i, tree_->arena_);
-          note_child(s, i);
-        }
-        break;
-      }
+      PyObject* o = make(PyKind::Float);
+      o->real = d;
+      push(o);
+      break;
+    }
+    default: return false;
+  }
+  return true;
+}
 
-      // --- memo
-      case 'q': memo_put(u8("BINPUT"), top("BINPUT")); break;
-      case 'r': memo_put(uint_le(4, "LONG_BINPUT"), top("LONG_BINPUT")); break;
-      case 'p': {
-        std::int64_t i = parse_decimal(line("PUT"), "PUT");
-        if (i < 0) fail("PUT: negative memo index " + std::to_string(i));
-        memo_put(static_cast<std::uint64_t>(i), top("PUT"));
-        break;
-      }
-      case 0x94: memo_put(memo_size(), top("MEMOIZE")); break;
-      case 'h': push(memo_get(u8("BINGET"))); break;
-      case 'j': push(memo_get(uint_le(4, "LONG_BINGET"))); break;
-      case 'g': {
-        std::int64_t i = parse_decimal(line("GET"), "GET");
-        if (i < 0) fail("GET: negative memo index " + std::to_string(i));
-        push(memo_get(static_cast<std::uint64_t>(i)));
-        break;
-      }
+// str and bytes.
+bool Unpickler::string_op(unsigned char op) {
+  switch (op) {
+    case 'X': { std::size_t n = length(4, false, "BINUNICODE"); push(make_str(bytes_view(n, "BINUNICODE"))); break; }
+    case 0x8c: { std::size_t n = length(1, false, "SHORT_BINUNICODE"); push(make_str(bytes_view(n, "SHORT_BINUNICODE"))); break; }
+    case 0x8d: { std::size_t n = length(8, false, "BINUNICODE8"); push(make_str(bytes_view(n, "BINUNICODE8"))); break; }
+    case 'T': { std::size_t n = length(4, true, "BINSTRING"); push(make_str(bytes_view(n, "BINSTRING"))); break; }
+    case 'U': { std::size_t n = length(1, false, "SHORT_BINSTRING"); push(make_str(bytes_view(n, "SHORT_BINSTRING"))); break; }
+    case 'B': { std::size_t n = length(4, false, "BINBYTES"); push(make_str(bytes_view(n, "BINBYTES"), PyKind::Bytes)); break; }
+    case 'C': { std::size_t n = length(1, false, "SHORT_BINBYTES"); push(make_str(bytes_view(n, "SHORT_BINBYTES"), PyKind::Bytes)); break; }
+    case 0x8e: { std::size_t n = length(8, false, "BINBYTES8"); push(make_str(bytes_view(n, "BINBYTES8"), PyKind::Bytes)); break; }
+    case 0x96: { std::size_t n = length(8, false, "BYTEARRAY8"); push(make_str(bytes_view(n, "BYTEARRAY8"), PyKind::Bytes)); break; }
+    default: return false;
+  }
+  return true;
+}
 
-      // --- globals, calls, state
-      case 'c': {  // GLOBAL "module\nname\n"
-        std::string_view module = line("GLOBAL");
-        std::string_view name = line("GLOBAL");
-        push(make_global(module, name));
-        break;
+// Tuples, lists, dicts, sets and what fills them.
+bool Unpickler::container_op(unsigned char op) {
+  switch (op) {
+    case ')': push(make(PyKind::Tuple)); break;
+    case ']': push(make(PyKind::List)); break;
+    case '}': push(make(PyKind::Dict)); break;
+    case 0x8f: push(make(PyKind::Set)); break;
+    case 't': {  // TUPLE
+      auto items = pop_mark("TUPLE");
+      push(make_tuple(items));
+      break;
+    }
+    case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
+      std::size_t n = op - 0x84u;
+      if (stack_.size() < stack_floor() + n) fail("TUPLE" + std::to_string(n) + ": stack underflow");
+      PyObject* items[3];
+      std::copy(stack_.end() - static_cast<std::ptrdiff_t>(n), stack_.end(), items);
+      stack_.resize(stack_.size() - n);
+      push(make_tuple(std::span<PyObject* const>(items, n)));
+      break;
+    }
+    case 'l': {  // LIST
+      auto items = pop_mark("LIST");
+      PyObject* l = make(PyKind::List);
+      append_items(l, items, "LIST");
+      push(l);
+      break;
+    }
+    case 'd': {  // DICT
+      auto items = pop_mark("DICT");
+      PyObject* d = make(PyKind::Dict);
+      set_items(d, items, "DICT");
+      push(d);
+      break;
+    }
+    case 0x91: {  // FROZENSET
+      auto items = pop_mark("FROZENSET");
+      PyObject* s = make(PyKind::FrozenSet);
+      for (PyObject* i : items) {
+        s->items.push_back(i, tree_->arena_);
+        note_child(s, i);
       }
-      case 0x93: {  // STACK_GLOBAL
-        PyObject* name = pop("STACK_GLOBAL");
-        PyObject* module = pop("STACK_GLOBAL");
-        if (module->kind != PyKind::Str || name->kind != PyKind::Str) {
-          fail("STACK_GLOBAL: module and name must be str");
-        }
-        push(make_global(module->str, name->str));
-        break;
+      push(s);
+      break;
+    }
+    case 'a': {  // APPEND
+      PyObject* v = pop("APPEND");
+      PyObject* l = top("APPEND");
+      PyObject* vv[] = {v};
+      append_items(l, vv, "APPEND");
+      break;
+    }
+    case 'e': {  // APPENDS
+      auto items = pop_mark("APPENDS");
+      append_items(top("APPENDS"), items, "APPENDS");
+      break;
+    }
+    case 's': {  // SETITEM
+      PyObject* v = pop("SETITEM");
+      PyObject* k = pop("SETITEM");
+      PyObject* kv[] = {k, v};
+      set_items(top("SETITEM"), kv, "SETITEM");
+      break;
+    }
+    case 'u': {  // SETITEMS
+      auto items = pop_mark("SETITEMS");
+      set_items(top("SETITEMS"), items, "SETITEMS");
+      break;
+    }
+    case 0x90: {  // ADDITEMS
+      auto items = pop_mark("ADDITEMS");
+      PyObject* s = top("ADDITEMS");
+      if (s->kind != PyKind::Set) fail(std::string("ADDITEMS on a ") + py_kind_name(s->kind));
+      for (PyObject* i : items) {
+        s->items.push_back(i, tree_->arena_);
+        note_child(s, i);
       }
-      case 'R': {  // REDUCE
-        PyObject* args = pop("REDUCE");
-        PyObject* callable = pop("REDUCE");
-        reduce(false, callable, args, nullptr, "REDUCE");
-        break;
-      }
-      case 0x81: {  // NEWOBJ
-        PyObject* args = pop("NEWOBJ");
-        PyObject* cls = pop("NEWOBJ");
-        reduce(true, cls, args, nullptr, "NEWOBJ");
-        break;
-      }
-      case 0x92: {  // NEWOBJ_EX
-        PyObject* kwargs = pop("NEWOBJ_EX");
-        PyObject* args = pop("NEWOBJ_EX");
-        PyObject* cls = pop("NEWOBJ_EX");
-        reduce(true, cls, args, kwargs, "NEWOBJ_EX");
-        break;
-      }
-      case 'b': {  // BUILD
-        PyObject* state = pop("BUILD");
-        PyObject* obj = top("BUILD");
-        if (obj->kind != PyKind::Reduce) fail(std::string("BUILD on a ") + py_kind_name(obj->kind));
-        if (obj->state) fail("BUILD applied twice to one object");
-        obj->state = state;
-        note_child(obj, state);
-        break;
-      }
-      case 'Q': {  // BINPERSID
-        PyObject* pid = pop("BINPERSID");
-        PyObject* o = make(PyKind::PersistentId);
-        o->args = pid;
-        note_child(o, pid);
-        push(o);
-        break;
-      }
+      break;
+    }
+    default: return false;
+  }
+  return true;
+}
 
-      // --- refused
-      case 'P': fail("opcode PERSID (text persistent id) is not supported");
-      case 'S': fail("opcode STRING (protocol 0 text string) is not supported");
-      case 'V': fail("opcode UNICODE (protocol 0 text string) is not supported");
-      case 'i': fail("opcode INST is not supported (it instantiates a class)");
-      case 'o': fail("opcode OBJ is not supported (it instantiates a class)");
-      case 0x82: case 0x83: case 0x84: fail("opcodes EXT1/EXT2/EXT4 (copyreg extension registry) are not supported");
-      case 0x97: fail("opcode NEXT_BUFFER (out-of-band buffer) is not supported");
-      case 0x98: fail("opcode READONLY_BUFFER is not supported");
-      default: {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "0x%02x", op);
-        fail(std::string("unknown opcode ") + buf);
+// PUT and GET in their forms.
+bool Unpickler::memo_op(unsigned char op) {
+  switch (op) {
+    case 'q': memo_put(u8("BINPUT"), top("BINPUT")); break;
+    case 'r': memo_put(uint_le(4, "LONG_BINPUT"), top("LONG_BINPUT")); break;
+    case 'p': {
+      std::int64_t i = parse_decimal(line("PUT"), "PUT");
+      if (i < 0) fail("PUT: negative memo index " + std::to_string(i));
+      memo_put(static_cast<std::uint64_t>(i), top("PUT"));
+      break;
+    }
+    case 0x94: memo_put(memo_size(), top("MEMOIZE")); break;
+    case 'h': push(memo_get(u8("BINGET"))); break;
+    case 'j': push(memo_get(uint_le(4, "LONG_BINGET"))); break;
+    case 'g': {
+      std::int64_t i = parse_decimal(line("GET"), "GET");
+      if (i < 0) fail("GET: negative memo index " + std::to_string(i));
+      push(memo_get(static_cast<std::uint64_t>(i)));
+      break;
+    }
+    default: return false;
+  }
+  return true;
+}
+
+// Globals, calls (REDUCE, NEWOBJ), BUILD and persistent ids.
+bool Unpickler::call_op(unsigned char op) {
+  switch (op) {
+    case 'c': {  // GLOBAL "module\nname\n"
+      std::string_view module = line("GLOBAL");
+      std::string_view name = line("GLOBAL");
+      push(make_global(module, name));
+      break;
+    }
+    case 0x93: {  // STACK_GLOBAL
+      PyObject* name = pop("STACK_GLOBAL");
+      PyObject* module = pop("STACK_GLOBAL");
+      if (module->kind != PyKind::Str || name->kind != PyKind::Str) {
+        fail("STACK_GLOBAL: module and name must be str");
       }
+      push(make_global(module->str, name->str));
+      break;
+    }
+    case 'R': {  // REDUCE
+      PyObject* args = pop("REDUCE");
+      PyObject* callable = pop("REDUCE");
+      reduce(false, callable, args, nullptr, "REDUCE");
+      break;
+    }
+    case 0x81: {  // NEWOBJ
+      PyObject* args = pop("NEWOBJ");
+      PyObject* cls = pop("NEWOBJ");
+      reduce(true, cls, args, nullptr, "NEWOBJ");
+      break;
+    }
+    case 0x92: {  // NEWOBJ_EX
+      PyObject* kwargs = pop("NEWOBJ_EX");
+      PyObject* args = pop("NEWOBJ_EX");
+      PyObject* cls = pop("NEWOBJ_EX");
+      reduce(true, cls, args, kwargs, "NEWOBJ_EX");
+      break;
+    }
+    case 'b': {  // BUILD
+      PyObject* state = pop("BUILD");
+      PyObject* obj = top("BUILD");
+      if (obj->kind != PyKind::Reduce) fail(std::string("BUILD on a ") + py_kind_name(obj->kind));
+      if (obj->state) fail("BUILD applied twice to one object");
+      obj->state = state;
+      note_child(obj, state);
+      break;
+    }
+    case 'Q': {  // BINPERSID
+      PyObject* pid = pop("BINPERSID");
+      PyObject* o = make(PyKind::PersistentId);
+      o->args = pid;
+      note_child(o, pid);
+      push(o);
+      break;
+    }
+    default: return false;
+  }
+  return true;
+}
+
+// Opcodes that need code or outside state, and unknown ones.
+void Unpickler::refuse(unsigned char op) {
+  switch (op) {
+    case 'P': fail("opcode PERSID (text persistent id) is not supported");
+    case 'S': fail("opcode STRING (protocol 0 text string) is not supported");
+    case 'V': fail("opcode UNICODE (protocol 0 text string) is not supported");
+    case 'i': fail("opcode INST is not supported (it instantiates a class)");
+    case 'o': fail("opcode OBJ is not supported (it instantiates a class)");
+    case 0x82: case 0x83: case 0x84: fail("opcodes EXT1/EXT2/EXT4 (copyreg extension registry) are not supported");
+    case 0x97: fail("opcode NEXT_BUFFER (out-of-band buffer) is not supported");
+    case 0x98: fail("opcode READONLY_BUFFER is not supported");
+    default: {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "0x%02x", op);
+      fail(std::string("unknown opcode ") + buf);
     }
   }
 }
