@@ -35,7 +35,6 @@ struct PackageImporter::Impl {
   ImporterOptions options;
   zip::ZipReader reader;
   std::string root;
-  std::vector<std::string> names;  // below the root, sorted
   PackageFormat format = PackageFormat::Fxpack;
   std::optional<std::string> torch_version;         // torch.package: .data/version, trimmed
   std::unique_ptr<package::NativeReader> native;    // fxpack packages
@@ -52,13 +51,12 @@ struct PackageImporter::Impl {
       throw FormatError("package record " + quote(entries.front().name) + " is not inside a root folder");
     }
     root = entries.front().name.substr(0, slash);
+    const std::string_view prefix(entries.front().name.data(), slash + 1);
     for (const auto& e : entries) {
-      if (!e.name.starts_with(root + "/") || e.name.size() == root.size() + 1) {
+      if (!e.name.starts_with(prefix) || e.name.size() == prefix.size()) {
         throw FormatError("package record " + quote(e.name) + " is outside the root folder " + quote(root));
       }
-      names.push_back(e.name.substr(root.size() + 1));
     }
-    std::sort(names.begin(), names.end());
     if (interop::is_torch_package(reader)) {
       format = interop::torch_package_dialect(reader) == Dialect::Torch2 ? PackageFormat::TorchPackage2
                                                                          : PackageFormat::TorchPackage;
@@ -82,6 +80,15 @@ struct PackageImporter::Impl {
     }
   }
 
+  // The record names below the root, sorted (for listings: a load needs none of them).
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    out.reserve(reader.entries().size());
+    for (const auto& e : reader.entries()) out.push_back(e.name.substr(root.size() + 1));
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
   const zip::EntryInfo& entry(std::string_view record) const {
     const zip::EntryInfo* e = reader.find(full(record));
     if (!e) throw FormatError("package has no record " + quote(record));
@@ -92,7 +99,7 @@ struct PackageImporter::Impl {
   // name or by the PROTO opcode a pickle starts with.
   std::vector<std::string> torch_pickles() const {
     std::vector<std::string> out;
-    for (const std::string& r : names) {
+    for (const std::string& r : names()) {
       if (r.starts_with(".data/") || r.starts_with("fx-generated/")) continue;
       bool pickle = r.ends_with(".pkl");
       if (!pickle) {
@@ -172,12 +179,12 @@ const Manifest* PackageImporter::manifest() const {
 }
 
 std::vector<std::string> PackageImporter::pickles() const {
-  return impl_->native ? impl_->native->pickles(impl_->names) : impl_->torch_pickles();
+  return impl_->native ? impl_->native->pickles(impl_->names()) : impl_->torch_pickles();
 }
 
-std::vector<std::string> PackageImporter::records() const { return impl_->names; }
+std::vector<std::string> PackageImporter::records() const { return impl_->names(); }
 const std::string& PackageImporter::root() const { return impl_->root; }
-std::string PackageImporter::file_structure() const { return format_file_structure(impl_->root, impl_->names); }
+std::string PackageImporter::file_structure() const { return format_file_structure(impl_->root, impl_->names()); }
 
 RecordInfo PackageImporter::record_info(std::string_view record) const {
   const zip::EntryInfo& e = impl_->entry(record);

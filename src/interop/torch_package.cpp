@@ -188,7 +188,8 @@ class Loader {
   std::unordered_map<std::string, StorageEntry> storages_;
   // A module object pickled once (memo) and used under several names stays one Module.
   std::unordered_map<const PyObject*, std::shared_ptr<Module>> modules_;
-  std::unordered_set<const PyObject*> building_;
+  // The modules being built, outermost first (at most max_module_depth of them).
+  std::vector<const PyObject*> building_;
   // Objects visited while converting values: shared sub-objects could otherwise expand
   // exponentially (a list holding the same list twice, 60 levels deep).
   std::size_t budget_ = std::size_t{1} << 20;
@@ -572,7 +573,10 @@ std::shared_ptr<Module> Loader::module(const PyObject& o, const std::string& pat
   const std::string where = "module '" + path + "'";
   if (depth > opts_.max_module_depth) fail_at(o, where + ": modules nested too deeply");
   if (auto it = modules_.find(&o); it != modules_.end()) return it->second;
-  if (!building_.insert(&o).second) fail_at(o, where + ": a module contains itself");
+  if (std::find(building_.begin(), building_.end(), &o) != building_.end()) {
+    fail_at(o, where + ": a module contains itself");
+  }
+  building_.push_back(&o);
   spend(o);
   if (o.kind != PyKind::Reduce || !o.new_obj || o.callable->kind != PyKind::Global) {
     fail_at(o, where + ": expected a torch.nn module object, got " + py_repr(o, 2));
@@ -599,7 +603,7 @@ std::shared_ptr<Module> Loader::module(const PyObject& o, const std::string& pat
       fail(where + ": " + e.what());
     }
   }
-  building_.erase(&o);
+  building_.pop_back();
   modules_.emplace(&o, m);
   return m;
 }
