@@ -179,6 +179,12 @@ class Loader {
   // data_only: a torch.nn class fxpack has no kind for, kept as data (see module()).
   void fill_module(Module& m, const PyObject& state, const std::string& path, std::size_t depth, bool top_level,
                    bool data_only = false);
+  // A module's __dict__ by name: a few dozen entries, so a sorted vector (no hashing, no
+  // copies of the names) — loading a model builds hundreds of these. Names checked unique.
+  using Fields = std::vector<std::pair<std::string_view, const PyObject*>>;
+  Fields fields_of(const PyObject& state, const std::string& where) const;
+  void other_members(Module& m, const PyObject& state, const std::string& where, std::size_t depth, bool top_level,
+                     bool data_only);
 
   const zip::ZipReader& zip_;
   std::string root_;
@@ -465,21 +471,7 @@ Value Loader::value(const PyObject& o, const What& what, std::size_t depth) {
 void Loader::fill_module(Module& m, const PyObject& state, const std::string& path, std::size_t depth, bool top_level,
                          bool data_only) {
   const std::string where = path.empty() ? std::string("the GraphModule") : "module '" + path + "'";
-  if (state.kind != PyKind::Dict) fail_at(state, where + ": state must be a dict, got " + py_kind_name(state.kind));
-  // The __dict__ by name: a few dozen entries, so a sorted vector (no hashing, no copies of
-  // the names) — loading a model builds hundreds of these.
-  std::vector<std::pair<std::string_view, const PyObject*>> fields;
-  fields.reserve(state.entries.size());
-  for (const auto& [k, v] : state.entries) {
-    if (!k || k->kind != PyKind::Str) str_of(k, What(where, ": attribute name"));  // throws, saying what it is
-    fields.emplace_back(k->str, v);
-  }
-  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (std::size_t i = 1; i < fields.size(); ++i) {
-    if (fields[i].first == fields[i - 1].first) {
-      fail_at(state, where + ": attribute '" + std::string(fields[i].first) + "' repeated");
-    }
-  }
+  const Fields fields = fields_of(state, where);
   const auto field = [&fields](std::string_view name) -> const PyObject* {
     const auto it = std::lower_bound(fields.begin(), fields.end(), name,
                                      [](const auto& entry, std::string_view n) { return entry.first < n; });
@@ -541,7 +533,33 @@ void Loader::fill_module(Module& m, const PyObject& state, const std::string& pa
     if (name.empty() || name.find('.') != std::string::npos) fail_at(*child, where + ": bad submodule name '" + name + "'");
     m.register_module(name, module(*child, path.empty() ? name : path + "." + name, depth + 1));
   }
-  // Anything else.
+  other_members(m, state, where, depth, top_level, data_only);
+}
+
+Loader::Fields Loader::fields_of(const PyObject& state, const std::string& where) const {
+  if (state.kind != PyKind::Dict) fail_at(state, where + ": state must be a dict, got " + py_kind_name(state.kind));
+  Fields fields;
+  fields.reserve(state.entries.size());
+  for (const auto& [k, v] : state.entries) {
+    if (!k || k->kind != PyKind::Str) str_of(k, What(where, ": attribute name"));  // throws, saying what it is
+    fields.emplace_back(k->str, v);
+  }
+  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 1; i < fields.size(); ++i) {
+    if (fields[i].first == fields[i - 1].first) {
+      fail_at(state, where + ": attribute '" + std::string(fields[i].first) + "' repeated");
+    }
+  }
+  return fields;
+}
+
+// The members of a module's __dict__ besides its parameters, buffers and submodules: the
+// kind's configuration (read by fill_module), bookkeeping, private derived state; a data-only
+// module keeps all of them, the GraphModule its tensor constants; anything else is refused.
+void Loader::other_members(Module& m, const PyObject& state, const std::string& where, std::size_t depth,
+                           bool top_level, bool data_only) {
+  const ModuleKind* leaf = m.leaf_kind();
+  const std::string& kind = m.kind();
   const auto is_kind_attribute = [leaf](std::string_view key) {
     if (leaf)
       for (const Param& a : leaf->attributes)

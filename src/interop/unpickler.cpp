@@ -156,6 +156,7 @@ class Unpickler {
   bool scalar_op(unsigned char op);
   bool string_op(unsigned char op);
   bool container_op(unsigned char op);
+  bool fill_op(unsigned char op);
   bool memo_op(unsigned char op);
   bool call_op(unsigned char op);
   [[noreturn]] void refuse(unsigned char op);
@@ -392,7 +393,7 @@ std::shared_ptr<const PickleTree> Unpickler::run() {
     }
     const auto op = static_cast<unsigned char>(data_[pos_++]);
     if (op == '.') return stop();
-    if (!(stack_op(op) || scalar_op(op) || string_op(op) || container_op(op) || memo_op(op) || call_op(op))) {
+    if (!(stack_op(op) || scalar_op(op) || string_op(op) || container_op(op) || fill_op(op) || memo_op(op) || call_op(op))) {
       refuse(op);
     }
   }
@@ -520,7 +521,7 @@ bool Unpickler::string_op(unsigned char op) {
   return true;
 }
 
-// Tuples, lists, dicts, sets and what fills them.
+// Tuples, lists, dicts and sets.
 bool Unpickler::container_op(unsigned char op) {
   switch (op) {
     case ')': push(make(PyKind::Tuple)); break;
@@ -565,6 +566,14 @@ bool Unpickler::container_op(unsigned char op) {
       push(s);
       break;
     }
+    default: return false;
+  }
+  return true;
+}
+
+// APPEND(S), SETITEM(S), ADDITEMS: filling the container on top of the stack.
+bool Unpickler::fill_op(unsigned char op) {
+  switch (op) {
     case 'a': {  // APPEND
       PyObject* v = pop("APPEND");
       PyObject* l = top("APPEND");

@@ -479,21 +479,7 @@ void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central
     bad("has a different name in its local header");
   }
   if (l_compressed == kMax32 || l_uncompressed == kMax32) {
-    // A local Zip64 field always holds both sizes, uncompressed first.
-    const std::byte* lx = var.data() + l_name_len;
-    bool have = false;
-    for (std::uint64_t off = 0; off + 4 <= l_extra_len;) {
-      const std::uint16_t id = u16(lx + off);
-      const std::uint64_t len = u16(lx + off + 2);
-      if (len > l_extra_len - off - 4) bad("has a malformed extra field in its local header");
-      if (id == kZip64ExtraId && len >= 16 && !have) {
-        have = true;
-        l_uncompressed = u64(lx + off + 4);
-        l_compressed = u64(lx + off + 12);
-      }
-      off += 4 + len;
-    }
-    if (!have) bad("has 0xffffffff sizes in its local header but no Zip64 extra field");
+    local_zip64_sizes(info, var.subspan(static_cast<std::size_t>(l_name_len)), l_uncompressed, l_compressed);
   }
   // With bit 3 set the writer could not seek back: the local fields may be zero.
   const bool deferred = (central.flags & kFlagDataDescriptor) != 0;
@@ -517,6 +503,27 @@ void ZipReader::check_local_header(EntryInfo& info, const CentralFields& central
     bad("data (offset " + std::to_string(info.data_offset) + ", size " + std::to_string(info.compressed_size) +
         ") overlaps the central directory at offset " + std::to_string(cd_offset));
   }
+}
+
+void ZipReader::local_zip64_sizes(const EntryInfo& info, std::span<const std::byte> extra, std::uint64_t& uncompressed,
+                                  std::uint64_t& compressed) const {
+  // A local Zip64 field always holds both sizes, uncompressed first.
+  const auto bad = [&](const std::string& why) { fail_entry(info.name, why); };
+  const std::byte* lx = extra.data();
+  const std::uint64_t l_extra_len = extra.size();
+  bool have = false;
+  for (std::uint64_t off = 0; off + 4 <= l_extra_len;) {
+    const std::uint16_t id = u16(lx + off);
+    const std::uint64_t len = u16(lx + off + 2);
+    if (len > l_extra_len - off - 4) bad("has a malformed extra field in its local header");
+    if (id == kZip64ExtraId && len >= 16 && !have) {
+      have = true;
+      uncompressed = u64(lx + off + 4);
+      compressed = u64(lx + off + 12);
+    }
+    off += 4 + len;
+  }
+  if (!have) bad("has 0xffffffff sizes in its local header but no Zip64 extra field");
 }
 
 void ZipReader::check_no_overlaps(const std::vector<std::uint64_t>& header_offsets) const {

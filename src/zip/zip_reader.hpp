@@ -165,6 +165,9 @@ class ZipReader {
   };
   void check_local_header(EntryInfo& info, const CentralFields& central, std::uint64_t cd_offset,
                           HeaderWindow& window) const;
+  // The sizes of a local header's Zip64 extra field (`extra`: the local extra field).
+  void local_zip64_sizes(const EntryInfo& info, std::span<const std::byte> extra, std::uint64_t& uncompressed,
+                         std::uint64_t& compressed) const;
   void check_no_overlaps(const std::vector<std::uint64_t>& header_offsets) const;
 
   // Hands the entry's uncompressed bytes to `sink` piece by piece, checking sizes and, if
