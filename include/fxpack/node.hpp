@@ -74,7 +74,7 @@ class Node {
  public:
   Graph* graph() const { return graph_; }
   Op op() const { return op_; }
-  const std::string& name() const { return name_; }
+  const std::string& name() const { return *name_; }
   const std::string& target() const { return target_; }
   void set_target(std::string target);
 
@@ -113,13 +113,13 @@ class Node {
 
  private:
   friend class Graph;
-  Node(Graph* graph, Op op, std::string name, std::string target);
+  Node(Graph* graph, Op op, const std::string* name, std::string target);
   void update_inputs();
   void drop_inputs();
 
   Graph* graph_;
   Op op_;
-  std::string name_;
+  const std::string* name_;  // interned in the graph's name table
   std::string target_;
   std::vector<Value> args_;
   Dict kwargs_;
