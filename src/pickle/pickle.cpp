@@ -640,10 +640,15 @@ class Builder {
   bool in_meta_ = false;
 };
 
+// A warning to the hook, or without one as a line on stderr.
+void emit_warning(const std::function<void(const std::string&)>& hook, const std::string& message) {
+  if (hook) hook(message);
+  else std::cerr << "fxpack: warning: " << printable(message) << '\n';
+}
+
 void warn(const LoadOptions& opt, LoadReport& report, const std::string& message) {
   report.warnings.push_back(message);
-  if (opt.on_warning) opt.on_warning(message);
-  else std::cerr << "fxpack: warning: " << printable(message) << '\n';
+  emit_warning(opt.on_warning, message);
 }
 
 // What follows reading: the graph finished, the module tree, the checks of the result.
@@ -706,13 +711,15 @@ Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, Pickl
         warn(opt, report, mismatch(now));
       }
     } else {
-      // Compared when the first recompile generates the source anyway. Only the values are
-      // captured: the loader's warning hook may refer to state that is gone by then.
-      gm->set_source_check([stored = rec.source_hash, strict = opt.strict_source_hash, mismatch](const std::string& src) {
+      // Compared when the first recompile generates the source anyway; a difference goes to
+      // a copy of the loader's warning hook (LoadOptions::on_warning says it must stay
+      // callable until then).
+      gm->set_source_check([stored = rec.source_hash, strict = opt.strict_source_hash, mismatch,
+                            hook = opt.on_warning](const std::string& src) {
         const std::uint64_t now = source_hash(src);
         if (now == stored) return;
         if (strict) throw FormatError(mismatch(now));
-        std::cerr << "fxpack: warning: " << printable(mismatch(now)) << '\n';
+        emit_warning(hook, mismatch(now));
       });
     }
   }
