@@ -342,6 +342,13 @@ class Generator {
 
   void stack_trace_comment(const Node* n);
   void emit(const Node* n);
+  void emit_placeholder(const Node* n, const std::string& annotation);
+  void emit_call_function(const Node* n, const std::string& annotation);
+  void assign(const Node* n, const std::string& annotation);
+  // run()'s phases: the custom builtins, the body line by line, the finished source.
+  void declare_custom_builtins();
+  void emit_body();
+  void assemble_source();
 
   const Graph& graph_;
   Dialect dialect_;
@@ -383,36 +390,26 @@ void Generator::stack_trace_comment(const Node* n) {
   }
 }
 
+// `name : annotation = ` for a node's line.
+void Generator::assign(const Node* n, const std::string& annotation) {
+  body_ += node_name(n);
+  body_ += annotation;
+  body_ += " = ";
+}
+
 void Generator::emit(const Node* n) {
   std::string& line = body_;
   const std::string annotation = n->type().empty() ? std::string() : " : " + type_repr(n->type());
-  auto assign = [&] {
-    line += node_name(n);
-    line += annotation;
-    line += " = ";
-  };
   switch (n->op()) {
-    case Op::Placeholder: {
-      std::string var = n->target() + annotation;
-      if (!n->args().empty()) {
-        var += " = ";
-        repr(var, n->args()[0]);
-      }
-      free_vars_.push_back(std::move(var));
-      std::string raw = n->target();
-      std::erase(raw, '*');
-      if (raw != node_name(n)) {
-        line += node_name(n);
-        line += " = " + raw;
-      }
+    case Op::Placeholder:
+      emit_placeholder(n, annotation);
       return;
-    }
     case Op::GetAttr:
-      assign();
+      assign(n, annotation);
       append_target(line, "self", n->target());
       return;
     case Op::CallModule:
-      assign();
+      assign(n, annotation);
       append_target(line, "self", n->target());
       line += '(';
       args(line, n->args(), n->kwargs());
@@ -420,7 +417,7 @@ void Generator::emit(const Node* n) {
       return;
     case Op::CallMethod: {
       std::span<const Value> a = n->args();
-      assign();
+      assign(n, annotation);
       std::string recv;
       if (a.empty()) recv = "None";
       else repr(recv, a[0]);
@@ -430,43 +427,9 @@ void Generator::emit(const Node* n) {
       line += ')';
       return;
     }
-    case Op::CallFunction: {
-      const std::string& target = n->target();
-      if (const Pattern* magic = find_pattern(kMagic, target); magic && count_holes(magic->pattern) <= n->args().size()) {
-        assign();
-        fill(line, magic->pattern, n->args());
-        return;
-      }
-      if (const Pattern* inplace = find_pattern(kInplace, target);
-          inplace && !n->args().empty() && count_holes(inplace->pattern) <= n->args().size()) {
-        fill(line, inplace->pattern, n->args());
-        line += ";  ";
-        assign();
-        repr(line, n->args()[0]);
-        return;
-      }
-      const std::string& global = function_global(target);
-      // getattr(x, 'name') with an identifier prints as attribute access.
-      if (global == "getattr" && n->args().size() == 2 && n->args()[1].kind() == Value::Kind::String &&
-          is_python_identifier(n->args()[1].str())) {
-        assign();
-        std::string recv;
-        repr(recv, n->args()[0]);
-        append_target(line, std::move(recv), n->args()[1].str());
-        return;
-      }
-      assign();
-      line += global;
-      line += '(';
-      args(line, n->args(), n->kwargs());
-      line += ')';
-      const Value* wrapped = n->meta().find("is_wrapped");
-      if (wrapped && wrapped->kind() == Value::Kind::Bool && wrapped->to_bool() &&
-          std::find(wrapped_.begin(), wrapped_.end(), global) == wrapped_.end()) {
-        wrapped_.push_back(global);
-      }
+    case Op::CallFunction:
+      emit_call_function(n, annotation);
       return;
-    }
     case Op::Output:
       if (!n->type().empty()) return_annotation_ = " -> " + type_repr(n->type());
       line += "return ";
@@ -478,19 +441,85 @@ void Generator::emit(const Node* n) {
   }
 }
 
+// A parameter of forward(); a line only when the node's name differs from it.
+void Generator::emit_placeholder(const Node* n, const std::string& annotation) {
+  std::string var = n->target() + annotation;
+  if (!n->args().empty()) {
+    var += " = ";
+    repr(var, n->args()[0]);
+  }
+  free_vars_.push_back(std::move(var));
+  std::string raw = n->target();
+  std::erase(raw, '*');
+  if (raw != node_name(n)) {
+    body_ += node_name(n);
+    body_ += " = " + raw;
+  }
+}
+
+// An operator pattern (`a + b`, `a += b`), attribute access for getattr, or a call of the
+// target's global.
+void Generator::emit_call_function(const Node* n, const std::string& annotation) {
+  std::string& line = body_;
+  const std::string& target = n->target();
+  if (const Pattern* magic = find_pattern(kMagic, target); magic && count_holes(magic->pattern) <= n->args().size()) {
+    assign(n, annotation);
+    fill(line, magic->pattern, n->args());
+    return;
+  }
+  if (const Pattern* inplace = find_pattern(kInplace, target);
+      inplace && !n->args().empty() && count_holes(inplace->pattern) <= n->args().size()) {
+    fill(line, inplace->pattern, n->args());
+    line += ";  ";
+    assign(n, annotation);
+    repr(line, n->args()[0]);
+    return;
+  }
+  const std::string& global = function_global(target);
+  // getattr(x, 'name') with an identifier prints as attribute access.
+  if (global == "getattr" && n->args().size() == 2 && n->args()[1].kind() == Value::Kind::String &&
+      is_python_identifier(n->args()[1].str())) {
+    assign(n, annotation);
+    std::string recv;
+    repr(recv, n->args()[0]);
+    append_target(line, std::move(recv), n->args()[1].str());
+    return;
+  }
+  assign(n, annotation);
+  line += global;
+  line += '(';
+  args(line, n->args(), n->kwargs());
+  line += ')';
+  const Value* wrapped = n->meta().find("is_wrapped");
+  if (wrapped && wrapped->kind() == Value::Kind::Bool && wrapped->to_bool() &&
+      std::find(wrapped_.begin(), wrapped_.end(), global) == wrapped_.end()) {
+    wrapped_.push_back(global);
+  }
+}
+
 PythonCode Generator::run() {
   // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
   // it references them, as fx's map_arg walk does.
   last_uses_ = graph_.last_uses();
   names_.resize(graph_.size());
-  // fx's custom builtins are the first globals of every source.
+  declare_custom_builtins();
+  emit_body();
+  assemble_source();
+  return std::move(out_);
+}
+
+// fx's custom builtins are the first globals of every source.
+void Generator::declare_custom_builtins() {
   for (const char* name : {"inf", "nan", "NoneType", "torch", "device", "fx_pytree", "pytree"}) {
     std::string object(detail::custom_builtin_object(name));
     std::string key = object_key(object);
     global_names_.emplace(key, std::string(create_name(name, &key)));
     out_.globals.emplace_back(name, key);
   }
+}
 
+// One line per node (with its frees), and which node each line comes from.
+void Generator::emit_body() {
   body_.reserve(graph_.size() * 48);
   std::vector<std::int64_t>& line_nodes = out_.line_nodes;
   std::size_t position = 0;
@@ -532,7 +561,10 @@ PythonCode Generator::run() {
     line_nodes.push_back(-1);
   }
   line_nodes.push_back(line_nodes.empty() ? -1 : line_nodes.back());  // the last, empty line
+}
 
+// The wrap() lines, the signature, and the body indented.
+void Generator::assemble_source() {
   std::string& code = out_.src;
   code = "\n";
   for (std::size_t i = 0; i < wrapped_.size(); ++i) {
@@ -565,7 +597,6 @@ PythonCode Generator::run() {
     code.append(body.substr(start, nl - start + 1));
     start = nl + 1;
   }
-  return std::move(out_);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <new>
 #include <unordered_set>
 #include <utility>
 
@@ -62,8 +63,12 @@ bool is_python_identifier(std::string_view s) {
   return std::all_of(s.begin(), s.end(), is_ident_char);
 }
 
+namespace {
+const std::string kNoName;  // the sentinel's
+}  // namespace
+
 Graph::Graph(Dialect dialect)
-    : dialect_(dialect), root_(new Node(this, Op::Placeholder, "", "")), insert_before_(root_.get()) {
+    : dialect_(dialect), root_(new Node(this, Op::Placeholder, &kNoName, "")), insert_before_(root_.get()) {
   root_->prev_ = root_->next_ = root_.get();
 }
 
@@ -71,36 +76,66 @@ Graph::~Graph() {
   Node* n = root_->next_;
   while (n != root_.get()) {
     Node* next = n->next_;
-    delete n;
+    n->~Node();
     n = next;
   }
 }
 
-std::string Graph::unique_name(std::string_view raw) { return reserve_name(raw).first; }
+void* Graph::allocate_node() {
+  if (!free_nodes_.empty()) {
+    Node* reused = free_nodes_.back();
+    free_nodes_.pop_back();
+    return reused;
+  }
+  if (chunk_left_ == 0) {
+    // Chunks double (up to 4096 nodes) so that small graphs stay small and large ones take
+    // few allocations; reserve() asks for one chunk of the expected size.
+    chunks_.push_back(std::make_unique<std::byte[]>(next_chunk_nodes_ * sizeof(Node)));
+    chunk_next_ = chunks_.back().get();
+    chunk_left_ = next_chunk_nodes_;
+    next_chunk_nodes_ = std::min<std::size_t>(2 * next_chunk_nodes_, 4096);
+  }
+  void* p = chunk_next_;
+  chunk_next_ += sizeof(Node);
+  --chunk_left_;
+  return p;
+}
 
-std::pair<const std::string, Node*>& Graph::reserve_name(std::string_view raw) {
-  std::pair<const std::string, Node*>* entry = nullptr;
+void Graph::release_node(Node* node) {
+  node->~Node();
+  free_nodes_.push_back(node);
+}
+
+std::string Graph::unique_name(std::string_view raw) { return *reserve_name(raw).name; }
+
+detail::NameTable::Slot& Graph::reserve_name(std::string_view raw) {
+  detail::NameTable::Slot* slot = nullptr;
   detail::create_python_name(raw, dialect_, base_count_, [&](const std::string& candidate) {
     if (is_reserved_python_name(candidate)) return false;
-    auto [it, fresh] = names_.try_emplace(candidate, nullptr);
-    if (fresh) entry = &*it;
-    return fresh;
+    slot = names_.insert(candidate);
+    return slot != nullptr;
   });
-  return *entry;
+  return *slot;
 }
 
 Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dict kwargs,
                          std::optional<std::string> name) {
-  if (op == Op::Output && output_node())
+  if (op == Op::Output && output_)
     throw GraphError("graph already has an output node; erase it before adding another");
-  auto& entry = reserve_name(name ? *name : candidate_for(op, target));
-  auto owned = std::unique_ptr<Node>(new Node(this, op, entry.first, std::move(target)));
-  owned->args_ = std::move(args);
-  owned->kwargs_ = std::move(kwargs);
-  owned->update_inputs();  // throws for foreign nodes before anything is linked
-  Node* node = owned.release();
+  auto& slot = reserve_name(name ? *name : candidate_for(op, target));
+  void* place = allocate_node();
+  Node* node = new (place) Node(this, op, slot.name, std::move(target));
+  node->args_ = std::move(args);
+  node->kwargs_ = std::move(kwargs);
+  try {
+    node->update_inputs();  // throws for foreign nodes before anything is linked
+  } catch (...) {
+    release_node(node);
+    throw;
+  }
   link_before(node, insert_before_);
-  entry.second = node;
+  slot.node = node;
+  if (op == Op::Output) output_ = node;
   return node;
 }
 
@@ -140,21 +175,26 @@ void Graph::unlink(Node* node) {
   touch();
 }
 
-void Graph::reserve(std::size_t nodes) { names_.reserve(names_.size() + nodes); }
+void Graph::reserve(std::size_t nodes) {
+  names_.reserve(nodes);
+  // The next chunk holds them all (up to 2^16 nodes a chunk: a bad count costs little).
+  if (nodes > chunk_left_) next_chunk_nodes_ = std::max(next_chunk_nodes_, std::min<std::size_t>(nodes, 1u << 16));
+}
 
 void Graph::erase_node(Node* node) {
   if (!node || node->graph_ != this) throw GraphError("erase_node: the node is not in this graph");
   if (!node->users_.empty()) {
     std::string users;
-    for (Node* u : node->users_) users += (users.empty() ? "" : ", ") + u->name_;
-    throw GraphError("erase_node: node '" + node->name_ + "' still has " +
+    for (Node* u : node->users_) users += (users.empty() ? "" : ", ") + u->name();
+    throw GraphError("erase_node: node '" + node->name() + "' still has " +
                      std::to_string(node->users_.size()) + " user(s): " + users);
   }
   if (insert_before_ == node) insert_before_ = node->next_;
   node->drop_inputs();
-  names_.find(node->name_)->second = nullptr;  // the name stays taken
+  names_.find(node->name())->node = nullptr;  // the name stays taken
+  if (node == output_) output_ = nullptr;
   unlink(node);
-  delete node;
+  release_node(node);
 }
 
 Graph::InsertPoint::InsertPoint(Graph& g, Node* before) : graph_(g), saved_(g.insert_before_) {
@@ -186,7 +226,7 @@ LastUses Graph::last_uses() const {
       inputs.push_back(p);
       last_user[p] = i;
     }
-    position.emplace(n, i++);
+    position.try_emplace(n, i++);
   }
   out.begin_.reserve(size_ + 1);
   out.nodes_.reserve(size_);  // a value dies at most once
@@ -202,55 +242,46 @@ LastUses Graph::last_uses() const {
 }
 
 const Node* Graph::find_node(std::string_view name) const {
-  auto it = names_.find(name);
-  return it == names_.end() ? nullptr : it->second;
+  const auto* slot = names_.find(name);
+  return slot ? slot->node : nullptr;
 }
 
 Node* Graph::find_node(std::string_view name) { return const_cast<Node*>(std::as_const(*this).find_node(name)); }
-
-const Node* Graph::output_node() const {
-  for (const Node* n = root_->prev_; n != root_.get(); n = n->prev_)
-    if (n->op_ == Op::Output) return n;
-  return nullptr;
-}
-
-Node* Graph::output_node() { return const_cast<Node*>(std::as_const(*this).output_node()); }
 
 void Graph::lint() const {
   std::unordered_set<const Node*> seen;  // the nodes before the current one
   seen.reserve(size_);
   std::size_t outputs = 0;
   for (const Node* n : *this) {
-    if (n->graph_ != this) throw GraphError("lint: node '" + n->name_ + "' belongs to another graph");
-    // Each live node is what the name table says its name names, so no two share one.
-    if (auto named = names_.find(n->name_); named == names_.end() || named->second != n)
-      throw GraphError("lint: node name '" + n->name_ + "' is used twice");
+    if (n->graph_ != this) throw GraphError("lint: node '" + n->name() + "' belongs to another graph");
+    // Names need no check: each node's name was interned fresh when it was created
+    // (create_node), so no two nodes share one.
     for (Node* in : n->inputs_) {
       if (!seen.count(in)) {
         bool later = false;
         for (Node* m = n->next_; m != root_.get(); m = m->next_) later |= (m == in);
-        throw GraphError("lint: node '" + n->name_ + "' uses '" + in->name_ + "', which " +
+        throw GraphError("lint: node '" + n->name() + "' uses '" + in->name() + "', which " +
                          (later ? "comes later in the graph" : "is not in the graph (dangling reference)"));
       }
       if (std::find(in->users_.begin(), in->users_.end(), n) == in->users_.end())
-        throw GraphError("lint: node '" + in->name_ + "' does not list its user '" + n->name_ + "'");
+        throw GraphError("lint: node '" + in->name() + "' does not list its user '" + n->name() + "'");
     }
     for (Node* u : n->users_)
       if (std::find(u->inputs_.begin(), u->inputs_.end(), n) == u->inputs_.end())
-        throw GraphError("lint: node '" + n->name_ + "' lists '" + u->name_ +
+        throw GraphError("lint: node '" + n->name() + "' lists '" + u->name() +
                          "' as a user, but it does not use it");
     if (n->op_ == Op::Output) {
       ++outputs;
       if (n->next_ != root_.get())
-        throw GraphError("lint: output node '" + n->name_ + "' is not the last node");
+        throw GraphError("lint: output node '" + n->name() + "' is not the last node");
     }
     if (n->op_ == Op::GetAttr && !n->args_.empty())
-      throw GraphError("lint: get_attr node '" + n->name_ + "' has arguments");
+      throw GraphError("lint: get_attr node '" + n->name() + "' has arguments");
     if (n->op_ == Op::Placeholder && (n->args_.size() > 1 || !n->inputs_.empty() || !n->kwargs_.items.empty()))
-      throw GraphError("lint: placeholder node '" + n->name_ + "' has arguments other than a default value");
+      throw GraphError("lint: placeholder node '" + n->name() + "' has arguments other than a default value");
     if (n->op_ == Op::CallMethod && n->args_.empty())
-      throw GraphError("lint: call_method node '" + n->name_ + "' has no receiver argument");
-    if (n->target_.empty()) throw GraphError("lint: node '" + n->name_ + "' has an empty target");
+      throw GraphError("lint: call_method node '" + n->name() + "' has no receiver argument");
+    if (n->target_.empty()) throw GraphError("lint: node '" + n->name() + "' has an empty target");
     seen.insert(n);
   }
   if (outputs != 1)
@@ -298,7 +329,7 @@ std::unordered_map<const Node*, Node*> Graph::copy_into(Graph& into) const {
     for (const Value& a : n->args_) args.push_back(map_nodes(a, copied));
     Dict kwargs;
     for (const auto& [k, v] : n->kwargs_.items) kwargs.items.emplace_back(k, map_nodes(v, copied));
-    Node* copy = into.create_node(n->op_, n->target_, std::move(args), std::move(kwargs), n->name_);
+    Node* copy = into.create_node(n->op_, n->target_, std::move(args), std::move(kwargs), n->name());
     copy->type_ = n->type_;
     copy->meta_ = n->meta_;
     mapping.emplace(n, copy);

@@ -56,8 +56,8 @@ bool Meta::erase(std::string_view key) {
   return true;
 }
 
-Node::Node(Graph* graph, Op op, std::string name, std::string target)
-    : graph_(graph), op_(op), name_(std::move(name)), target_(std::move(target)) {
+Node::Node(Graph* graph, Op op, const std::string* name, std::string target)
+    : graph_(graph), op_(op), name_(name), target_(std::move(target)) {
   meta_.graph_ = graph;
 }
 
@@ -72,7 +72,7 @@ void Node::set_type(std::string type) {
   if (!type.empty()) {
     std::string error;
     if (!detail::parse_type_expr(type, &error))
-      throw GraphError("node '" + name_ + "': '" + type.substr(0, 200) + "' is not a type expression: " + error);
+      throw GraphError("node '" + name() + "': '" + type.substr(0, 200) + "' is not a type expression: " + error);
   }
   type_ = std::move(type);
   graph_->touch();
@@ -134,7 +134,7 @@ void Node::update_inputs() {
   for (const auto& [k, v] : kwargs_.items) collect_nodes(v, fresh);
   for (Node* in : fresh)
     if (in->graph_ != graph_)
-      throw GraphError("node '" + name_ + "' references node '" + in->name_ +
+      throw GraphError("node '" + name() + "' references node '" + in->name() +
                        "' of another graph");
   for (Node* old : inputs_)
     if (std::find(fresh.begin(), fresh.end(), old) == fresh.end()) erase_one(old->users_, this);
@@ -154,7 +154,7 @@ void Node::set_kwargs(Dict kwargs) {
 }
 void Node::set_arg(std::size_t i, Value v) {
   if (i >= args_.size())
-    throw GraphError("node '" + name_ + "': argument index " + std::to_string(i) +
+    throw GraphError("node '" + name() + "': argument index " + std::to_string(i) +
                      " out of range (" + std::to_string(args_.size()) + " args)");
   args_[i] = std::move(v);
   update_inputs();
@@ -208,13 +208,13 @@ std::string Node::format_node() const {
   std::string users = "[#users=" + std::to_string(users_.size()) + "]";
   switch (op_) {
     case Op::Placeholder:
-      return "%" + name_ + " : " + users + " = placeholder[target=" + target_ + "]";
+      return "%" + name() + " : " + users + " = placeholder[target=" + target_ + "]";
     case Op::GetAttr:
-      return "%" + name_ + " : " + users + " = get_attr[target=" + target_ + "]";
+      return "%" + name() + " : " + users + " = get_attr[target=" + target_ + "]";
     case Op::Output:
       return "return " + (args_.empty() ? std::string("None") : format_arg(args_[0]));
     default: {
-      std::string out = "%" + name_ + " : " + users + " = " + std::string(op_name(op_)) +
+      std::string out = "%" + name() + " : " + users + " = " + std::string(op_name(op_)) +
                         "[target=" + target_ + "](args = " + format_arg(Tuple{args_}) +
                         ", kwargs = " + format_arg(kwargs_) + ")";
       return out;

@@ -61,6 +61,9 @@ bool is_python_builtin(std::string_view name) {
 }
 
 bool is_reserved_name(std::string_view name) {
+  // No keyword or builtin ends in a digit, and most node names do (`relu_3`): they skip the
+  // hash lookup.
+  if (!name.empty() && digit(name.back())) return false;
   static const std::unordered_set<std::string_view> s = [] {
     std::unordered_set<std::string_view> all(kKeywords.begin(), kKeywords.end());
     all.insert(kBuiltins.begin(), kBuiltins.end());

@@ -4,12 +4,15 @@
 // a 2x3 tensor, per node, next to PyTorch 1.13's figures measured on the same kind of
 // machine (RESULTS.md of that folder), with the ratio.
 //
-//   bench_core [max_n]     (default 10000; 1000000 for the linearity check)
+//   bench_core [max_n] [--min N]    (default 10000 from N = 100; 1000000 for the linearity check)
+//
+// Times are CPU time (bench_timing.hpp), medians of repeated runs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string_view>
 #include <vector>
 
 #include "fxpack/fxpack.hpp"
@@ -17,8 +20,7 @@
 #include "../examples/chain.hpp"
 
 using namespace fxpack;
-using bench::median_ms;
-using Clock = std::chrono::steady_clock;
+using bench::median_cpu_ms;
 
 namespace {
 
@@ -51,23 +53,27 @@ void row(const char* what, int n, double ms, double torch_us) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int max_n = argc > 1 ? std::atoi(argv[1]) : 10000;
+  int max_n = 10000, min_n = 100;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--min" && i + 1 < argc) min_n = std::atoi(argv[++i]);
+    else max_n = std::atoi(argv[i]);
+  }
   std::printf("| measurement            |        N |   total ms |  us/node | PyTorch us/node | speed-up |\n");
   std::printf("|---|---|---|---|---|---|\n");
   Tensor x = Tensor::full({2, 3}, 0.5);
-  for (int n = 100; n <= max_n; n *= 10) {
+  for (int n = min_n; n <= max_n; n *= 10) {
     int reps = n <= 100 ? 21 : n <= 1000 ? 11 : n <= 100000 ? 5 : 3;
     const Anchor* a = anchor_for(n);
     auto chain = std::make_shared<examples::Chain>(n);
     auto lazy = use_lazy_graph_module(true);
 
     std::shared_ptr<GraphModule> gm;
-    double trace = median_ms(reps, [&] { gm = symbolic_trace(chain); });
-    double codegen = median_ms(reps, [&] { volatile auto s = python_code(gm->graph()).size(); (void)s; });
-    double recompile = median_ms(reps, [&] { gm->force_recompile(); });
+    double trace = median_cpu_ms(reps, [&] { gm = symbolic_trace(chain); });
+    double codegen = median_cpu_ms(reps, [&] { volatile auto s = python_code(gm->graph()).size(); (void)s; });
+    double recompile = median_cpu_ms(reps, [&] { gm->force_recompile(); });
     Value out;
     int calls = std::max(1, 200000 / n);
-    double call = median_ms(reps, [&] {
+    double call = median_cpu_ms(reps, [&] {
                     for (int i = 0; i < calls; ++i) out = (*gm)(x);
                   }) / calls;
     row("symbolic_trace", n, trace, a ? a->trace : 0);

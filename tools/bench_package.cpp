@@ -8,7 +8,9 @@
 //    open + load_pickle with memory-mapped tensors (with and without the CRC pass), with
 //    copied tensors, and reading the whole file, with the RSS growth of each.
 //
-//   bench_package [max_n] [--big DIR]     (defaults: 100000, no 1 GiB part)
+//   bench_package [max_n] [--min N] [--big DIR]     (defaults: 100000, from N = 100, no 1 GiB part)
+//
+// Part 1 times are CPU time (bench_timing.hpp), medians of repeated runs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,7 +27,7 @@
 #include "../examples/chain.hpp"
 
 using namespace fxpack;
-using bench::median_ms;
+using bench::median_cpu_ms;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -45,20 +47,20 @@ struct Anchor {
 };
 constexpr Anchor kTorch[] = {{100, 39.12, 54.53, 10456}, {1000, 32.31, 45.65, 92312}, {10000, 66.10, 205.83, 964696}};
 
-void chains(int max_n) {
+void chains(int min_n, int max_n) {
   std::printf("| N | save µs/node | load µs/node | bytes | B/node | torch save | torch load | torch bytes | save x | load x | bytes %% |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
-  for (int n = 100; n <= max_n; n *= 10) {
+  for (int n = min_n; n <= max_n; n *= 10) {
     int reps = n <= 1000 ? 11 : n <= 100000 ? 5 : 3;
     auto lazy = use_lazy_graph_module(true);
     auto gm = symbolic_trace(std::make_shared<examples::Chain>(n));
     std::vector<std::byte> bytes;
-    double save = median_ms(reps, [&] {
+    double save = median_cpu_ms(reps, [&] {
       PackageExporter pe;
       pe.save_pickle("model", "model.pkl", *gm);
       bytes = pe.close();
     });
-    double load = median_ms(reps, [&] {
+    double load = median_cpu_ms(reps, [&] {
       PackageImporter pi(bytes);
       pi.load_pickle("model", "model.pkl");
     });
@@ -150,13 +152,14 @@ void big(const std::string& self, const std::string& dir) {
 int main(int argc, char** argv) {
   try {
     if (argc == 4 && std::strcmp(argv[1], "--load-big") == 0) return load_big(argv[2], argv[3]);
-    int max_n = 100000;
+    int max_n = 100000, min_n = 100;
     std::string big_dir;
     for (int i = 1; i < argc; ++i) {
       if (std::strcmp(argv[i], "--big") == 0 && i + 1 < argc) big_dir = argv[++i];
+      else if (std::strcmp(argv[i], "--min") == 0 && i + 1 < argc) min_n = std::atoi(argv[++i]);
       else max_n = std::atoi(argv[i]);
     }
-    chains(max_n);
+    chains(min_n, max_n);
     if (!big_dir.empty()) big(argv[0], big_dir);
     return 0;
   } catch (const std::exception& e) {

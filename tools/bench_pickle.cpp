@@ -2,7 +2,11 @@
 // cycling x.sin(), x.cos(), torch.relu(x), x + 1.0, x * 2.0 (as pytorch-anchors/bench.py),
 // N = 100 ... 1,000,000, next to PyTorch 1.13's pickle numbers from pytorch-anchors/RESULTS.md.
 //
-//   bench_pickle [max_n]        (build with -O2)
+//   bench_pickle [max_n] [--min N] [--format NAME]       (build with -O2)
+//
+// N runs from --min (default 100) up to max_n (default 1,000,000) in steps of 10; --format
+// measures one format only (tools/bench_serialize.py uses both). Times are CPU time
+// (bench_timing.hpp), medians of repeated runs.
 //
 // "dumps" stores the source hash: repeated dumps of an unchanged module reuse the hash
 // (GraphModule::source_hash), so this is the cost of saving a module whose source is known;
@@ -47,19 +51,36 @@ std::shared_ptr<GraphModule> chain(std::int64_t n) {
                            {.class_name = "Chain", .graph_module_cls = GraphModuleClass::Lazy});
 }
 
-double median_us(int reps, const std::function<void()>& f) { return bench::median_ms(reps, f) * 1000.0; }
+double median_us(int reps, const std::function<void()>& f) { return bench::median_cpu_ms(reps, f) * 1000.0; }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::int64_t max_n = argc > 1 ? std::atoll(argv[1]) : 1000000;
+  std::int64_t max_n = 1000000, min_n = 100;
+  int only_format = -1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--min" && i + 1 < argc) {
+      min_n = std::atoll(argv[++i]);
+    } else if (a == "--format" && i + 1 < argc) {
+      const std::string name = argv[++i];
+      for (int f = 0; f < pk::kPickleFormatCount; ++f)
+        if (pk::format_name(static_cast<pk::PickleFormat>(f)) == name) only_format = f;
+      if (only_format < 0) {
+        std::fprintf(stderr, "bench_pickle: unknown format '%s'\n", name.c_str());
+        return 2;
+      }
+    } else {
+      max_n = std::atoll(argv[i]);
+    }
+  }
   std::printf("PyTorch 1.13 (pytorch-anchors/RESULTS.md): pickle.dumps 15.01 us/node, pickle.loads 46.59 us/node, "
               "45.8 bytes/node (N=1000)\n\n");
   std::printf("| format | N | dumps us/node | first dumps us/node | dumps -hash us/node | loads us/node | loads -verify us/node | bytes/node | graph floor us/node |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   pk::LoadOptions verify, fast;
   fast.source_hash_check = pk::SourceHashCheck::Off;
-  for (std::int64_t n = 100; n <= max_n; n *= 10) {
+  for (std::int64_t n = min_n; n <= max_n; n *= 10) {
     auto gm = chain(n);
     int reps = n <= 10000 ? 7 : n <= 100000 ? 3 : 1;
     // What any loader pays whatever the format: re-creating the nodes under their stored
@@ -75,6 +96,7 @@ int main(int argc, char** argv) {
       }
     });
     for (int f = 0; f < pk::kPickleFormatCount; ++f) {
+      if (only_format >= 0 && f != only_format) continue;
       auto format = static_cast<pk::PickleFormat>(f);
       if (n >= 1000000 && (format == pk::PickleFormat::BoostXml || format == pk::PickleFormat::BoostText)) continue;
       std::string bytes;
@@ -83,10 +105,10 @@ int main(int argc, char** argv) {
       double first = 0;
       {
         auto fresh = chain(n);
-        auto a = std::chrono::steady_clock::now();
+        const double a = bench::cpu_ms();
         volatile auto size = pk::dumps(*fresh, format).size();
         (void)size;
-        first = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - a).count();
+        first = (bench::cpu_ms() - a) * 1000.0;
       }
       double dn = median_us(reps, [&] { nohash = pk::dumps(*gm, pk::DumpOptions{.format = format, .store_source_hash = false}); });
       double l = median_us(reps, [&] {

@@ -1,7 +1,9 @@
 // Graph: an ordered list of Nodes, with fx's naming rules and editing operations.
 //
 // Nodes are owned by the graph and stay at a fixed address until erased, so Node* is a
-// stable handle. New nodes go at the current insertion point (the end, unless an
+// stable handle. They are placed in chunks the graph allocates (an erased node's place is
+// reused), so building a graph does not allocate per node and walking it reads memory in
+// order; each name is interned once in a flat table (detail/name_table.hpp). New nodes go at the current insertion point (the end, unless an
 // `inserting_before`/`inserting_after` guard is alive).
 //
 // Names follow torch.fx: the candidate is the snake_case of the target's last part (or the
@@ -27,6 +29,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fxpack/detail/name_table.hpp"
+#include "fxpack/detail/pointer_index.hpp"
 #include "fxpack/detail/string_hash.hpp"
 #include "fxpack/dialect.hpp"
 #include "fxpack/node.hpp"
@@ -53,7 +57,7 @@ class LastUses {
   friend class Graph;
   std::vector<std::uint32_t> begin_{0};  // per position, where its list starts in nodes_
   std::vector<const Node*> nodes_;
-  std::unordered_map<const Node*, std::uint32_t> position_;
+  detail::PointerIndex<Node> position_;
 };
 
 class Graph {
@@ -74,8 +78,8 @@ class Graph {
   // then (GraphModule::source_hash uses it to save without generating the source again).
   std::uint64_t generation() const { return generation_; }
 
-  // Room for `nodes` more nodes in the name table, so that building a large graph (a load)
-  // does not rehash it as it grows.
+  // Room for `nodes` more nodes (in the name table, and the next chunk of nodes), so that
+  // building a large graph (a load) neither rehashes nor scatters it as it grows.
   void reserve(std::size_t nodes);
 
   // Node creation. `name` is a candidate: the final name may carry a suffix.
@@ -157,9 +161,9 @@ class Graph {
   // Node by name, or nullptr.
   Node* find_node(std::string_view name);
   const Node* find_node(std::string_view name) const;
-  // The output node, or nullptr.
-  Node* output_node();
-  const Node* output_node() const;
+  // The output node, or nullptr. O(1).
+  Node* output_node() { return output_; }
+  const Node* output_node() const { return output_; }
 
   // A fresh unique name for `candidate` (used for names that are not nodes, too).
   std::string unique_name(std::string_view candidate);
@@ -170,20 +174,30 @@ class Graph {
   void link_before(Node* node, Node* before);
   void unlink(Node* node);
   void touch() { ++generation_; }
+  // Storage for a node not yet constructed; release_node destroys one and keeps its place.
+  void* allocate_node();
+  void release_node(Node* node);
 
   Dialect dialect_;
   std::unique_ptr<Node> root_;  // sentinel of the circular list
   Node* insert_before_;          // new nodes go right before this one
+  Node* output_ = nullptr;       // the output node (a graph has at most one)
   std::size_t size_ = 0;
   std::uint64_t generation_ = 0;
-  // Reserves a unique name; returns its entry in names_ (element addresses are stable).
-  std::pair<const std::string, Node*>& reserve_name(std::string_view candidate);
+  // Reserves a unique name; returns its slot in names_ (valid until the next name).
+  detail::NameTable::Slot& reserve_name(std::string_view candidate);
 
   // Every name ever handed out (names are never reused, as in fx) → its live node, or null
   // once erased or when it never named a node. One table, so naming costs one lookup.
-  std::unordered_map<std::string, Node*, detail::StringHash, std::equal_to<>> names_;
+  detail::NameTable names_;
   // Per base: the 2.x dialect's last suffix, or 1.13's "every suffix below this is taken".
   std::unordered_map<std::string, std::int64_t, detail::StringHash, std::equal_to<>> base_count_;
+  // Node storage: chunks of raw memory, the unused tail of the last one, and erased places.
+  std::vector<std::unique_ptr<std::byte[]>> chunks_;
+  std::byte* chunk_next_ = nullptr;
+  std::size_t chunk_left_ = 0;  // nodes that still fit at chunk_next_
+  std::size_t next_chunk_nodes_ = 8;
+  std::vector<Node*> free_nodes_;
 };
 
 // fx's _snake_case: `camelCase` → `camel_case`.

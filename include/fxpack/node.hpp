@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,11 +71,14 @@ class Meta {
   Graph* graph_ = nullptr;  // the graph of the node it belongs to
 };
 
+// Const is deep: a const Node hands out its graph, neighbours, inputs and users as const
+// (args and kwargs are Values, which hold plain Node*).
 class Node {
  public:
-  Graph* graph() const { return graph_; }
+  Graph* graph() { return graph_; }
+  const Graph* graph() const { return graph_; }
   Op op() const { return op_; }
-  const std::string& name() const { return name_; }
+  const std::string& name() const { return *name_; }
   const std::string& target() const { return target_; }
   void set_target(std::string target);
 
@@ -84,9 +88,11 @@ class Node {
   void set_kwargs(Dict kwargs);
   void set_arg(std::size_t i, Value v);
   // Every node referenced by args/kwargs, first occurrence order, each once.
-  const std::vector<Node*>& input_nodes() const { return inputs_; }
+  const std::vector<Node*>& input_nodes() { return inputs_; }
+  std::span<const Node* const> input_nodes() const { return {inputs_.data(), inputs_.size()}; }
   // Nodes whose args/kwargs reference this one, in the order they started to.
-  const std::vector<Node*>& users() const { return users_; }
+  const std::vector<Node*>& users() { return users_; }
+  std::span<const Node* const> users() const { return {users_.data(), users_.size()}; }
 
   // Replaces every use of this node by `replacement`; returns the users that changed.
   std::vector<Node*> replace_all_uses_with(Node* replacement);
@@ -101,8 +107,10 @@ class Node {
   Meta& meta() { return meta_; }
   const Meta& meta() const { return meta_; }
 
-  Node* next() const { return next_; }
-  Node* prev() const { return prev_; }
+  Node* next() { return next_; }
+  const Node* next() const { return next_; }
+  Node* prev() { return prev_; }
+  const Node* prev() const { return prev_; }
 
   // The fx form: `%add : [#users=1] = call_function[target=operator.add](args = (%x, 3.0), kwargs = {})`.
   std::string format_node() const;
@@ -113,13 +121,13 @@ class Node {
 
  private:
   friend class Graph;
-  Node(Graph* graph, Op op, std::string name, std::string target);
+  Node(Graph* graph, Op op, const std::string* name, std::string target);
   void update_inputs();
   void drop_inputs();
 
   Graph* graph_;
   Op op_;
-  std::string name_;
+  const std::string* name_;  // interned in the graph's name table
   std::string target_;
   std::vector<Value> args_;
   Dict kwargs_;

@@ -83,9 +83,9 @@
 // by default (SourceHashCheck::OnFirstCodegen) when that first recompile generates it,
 // before the code or plan is installed, so loading never generates code; with AtLoad the
 // loader generates it at once (python_code, not a recompile) and the verdict is in
-// LoadReport::source_hash_matches. A difference is a warning (at load: the warning hook,
-// default a line on stderr; on first codegen: a line on stderr, as the hook may refer to
-// the loader's state, long gone) or, with strict_source_hash, a FormatError: from the load,
+// LoadReport::source_hash_matches. A difference is a warning (to the warning hook, by
+// default a line on stderr; on first codegen to the copy of the hook the module took at
+// load) or, with strict_source_hash, a FormatError: from the load,
 // or from the first call/code() — which then installs nothing, leaves the module dirty and
 // fails the same way on every later use. Either way generated code from a graph that does
 // not match the stored hash is never run under strict_source_hash.
@@ -158,6 +158,8 @@ struct LoadOptions {
   // Raise FormatError (listing all) instead of accepting unregistered call_module kinds.
   bool refuse_unregistered_module_kinds = false;
   // Receives every warning (hash mismatch, unregistered kinds). Null: print to stderr.
+  // Under SourceHashCheck::OnFirstCodegen the loaded module keeps a copy, called by its first
+  // recompile on a mismatch: what the hook refers to must outlive that.
   std::function<void(const std::string&)> on_warning{};
   // Resolves the storages of a pickle written with DumpOptions::storage_sink: the key and
   // the byte count the pickle expects (checked again against the result). A pickle with

@@ -195,11 +195,11 @@ class Saver {
         const Node* n = std::get<Node*>(var);
         if (in_module_) throw GraphError("pickle: a module attribute holds a reference to node '" +
                                     (n ? n->name() : "<null>") + "'; only node args, kwargs and meta may");
-        auto it = node_index_.find(n);
-        if (it == node_index_.end())
+        const auto index = node_index_.find(n);
+        if (!index)
           throw GraphError("pickle: node '" + (current_ ? current_->name() : "") + "' references node '" + (n ? n->name() : "<null>") +
                       "', which is not in the graph being saved");
-        r.i = static_cast<std::int64_t>(cur_) - static_cast<std::int64_t>(it->second);
+        r.i = static_cast<std::int64_t>(cur_) - static_cast<std::int64_t>(*index);
         break;
       }
       case Value::Kind::List:
@@ -247,7 +247,7 @@ class Saver {
     node_target_.reserve(g.size());
     std::unordered_map<std::string_view, std::uint64_t> target_index;
     for (const Node* n : g) {
-      node_index_.emplace(n, node_index_.size());
+      node_index_.try_emplace(n, node_index_.size());
       auto [it, inserted] = target_index.try_emplace(n->target(), rec_.targets.size());
       if (inserted) rec_.targets.push_back(n->target());
       node_target_.push_back(it->second);
@@ -292,7 +292,7 @@ class Saver {
   PickleRecord& rec_;
   const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
   std::unordered_map<const Storage*, std::uint64_t> storage_index_;
-  std::unordered_map<const Node*, std::uint64_t> node_index_;
+  fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;
   std::vector<std::uint64_t> node_target_;  // per node: its index in rec_.targets
   std::uint64_t node_tensors_ = 0;          // tensors registered by index_graph (the first ones)
   std::uint64_t next_node_tensor_ = 0;      // the next of them value() meets
@@ -640,10 +640,15 @@ class Builder {
   bool in_meta_ = false;
 };
 
+// A warning to the hook, or without one as a line on stderr.
+void emit_warning(const std::function<void(const std::string&)>& hook, const std::string& message) {
+  if (hook) hook(message);
+  else std::cerr << "fxpack: warning: " << printable(message) << '\n';
+}
+
 void warn(const LoadOptions& opt, LoadReport& report, const std::string& message) {
   report.warnings.push_back(message);
-  if (opt.on_warning) opt.on_warning(message);
-  else std::cerr << "fxpack: warning: " << printable(message) << '\n';
+  emit_warning(opt.on_warning, message);
 }
 
 // What follows reading: the graph finished, the module tree, the checks of the result.
@@ -706,13 +711,15 @@ Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, Pickl
         warn(opt, report, mismatch(now));
       }
     } else {
-      // Compared when the first recompile generates the source anyway. Only the values are
-      // captured: the loader's warning hook may refer to state that is gone by then.
-      gm->set_source_check([stored = rec.source_hash, strict = opt.strict_source_hash, mismatch](const std::string& src) {
+      // Compared when the first recompile generates the source anyway; a difference goes to
+      // a copy of the loader's warning hook (LoadOptions::on_warning says it must stay
+      // callable until then).
+      gm->set_source_check([stored = rec.source_hash, strict = opt.strict_source_hash, mismatch,
+                            hook = opt.on_warning](const std::string& src) {
         const std::uint64_t now = source_hash(src);
         if (now == stored) return;
         if (strict) throw FormatError(mismatch(now));
-        std::cerr << "fxpack: warning: " << printable(mismatch(now)) << '\n';
+        emit_warning(hook, mismatch(now));
       });
     }
   }

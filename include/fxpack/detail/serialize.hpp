@@ -388,6 +388,12 @@ struct Seq {
   const std::function<void(std::uint64_t, T&)>* source = nullptr;
   std::uint64_t count = 0;
 
+  // A fresh item for the next streamed one (keeping its memory when T can).
+  static void reset(T& item) {
+    if constexpr (requires { item.clear(); }) item.clear();
+    else item = T{};
+  }
+
   template <class Ar>
   void save(Ar& ar) const {
     std::uint64_t n = source ? count : v->size();
@@ -400,7 +406,7 @@ struct Seq {
     if (source) {
       T item;
       for (std::uint64_t i = 0; i < n; ++i) {
-        item = T{};
+        reset(item);
         (*source)(i, item);
         put(item);
       }
@@ -423,7 +429,7 @@ struct Seq {
       T item;
       for (std::uint64_t i = 0; i < n; ++i) {
         if (slot < c.path.size()) c.path[slot].second = i;
-        item = T{};
+        reset(item);
         if constexpr (kCereal<Ar>) ar(item);
         else ar & nvp<Ar>("item", item);
         (*sink)(item, i, n);
@@ -617,6 +623,18 @@ struct NodeRecord {
   template <class Ar> void save(Ar& ar) const { const_cast<NodeRecord*>(this)->io(ar); }
   template <class Ar> void load(Ar& ar) { io(ar); }
   std::uint64_t target_index = 0;  // into PickleRecord::targets (all formats but JSON)
+  // Back to a fresh record, keeping the vectors' and strings' memory: the one record that
+  // streams every node (Seq's sink and source) then allocates nothing per node.
+  void clear() {
+    op = 0;
+    name.clear();
+    target.clear();
+    type.clear();
+    args.clear();
+    kwargs.clear();
+    meta.clear();
+    target_index = 0;
+  }
   template <class Ar> void io(Ar& ar) {
     const bool v2 = load_context().format_version >= 2;
     if constexpr (kBinary<Ar>) {
