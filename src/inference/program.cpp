@@ -94,9 +94,9 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
   };
 
   // Chains: a convolution or linear layer followed by what folds or fuses into it.
-  std::vector<std::int32_t> chain_end(n_slots, -1);  // head -> last node of its chain
   std::vector<bool> absorbed(n_slots, false);
-  std::vector<Step> chain_steps(n_slots);
+  std::vector<Step> chain_steps;                     // one per chain (a Step is large)
+  std::vector<std::int32_t> chain_at(n_slots, -1);  // last node of a chain -> its step
   for (std::size_t i = 0; i < n_slots; ++i) {
     const Pattern& p = pats[i];
     if (p.op != PatternOp::Conv && p.op != PatternOp::Linear) continue;
@@ -134,19 +134,16 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
       cur = ui;
     }
     st.out = static_cast<std::uint32_t>(cur);
-    chain_end[i] = static_cast<std::int32_t>(cur);
-    chain_steps[cur] = std::move(st);
+    chain_at[cur] = static_cast<std::int32_t>(chain_steps.size());
+    chain_steps.push_back(std::move(st));
     if (cur != i) absorbed[cur] = false;  // the chain's step is emitted at its last node
     absorbed[i] = cur != i;
   }
 
   // Steps in graph order; a chain is emitted where its last node was.
-  std::vector<bool> chain_last(n_slots, false);
-  for (std::size_t i = 0; i < n_slots; ++i)
-    if (chain_end[i] >= 0) chain_last[static_cast<std::size_t>(chain_end[i])] = true;
   for (std::size_t i = 0; i < n_slots; ++i) {
-    if (chain_last[i]) {
-      prog->steps_.push_back(std::move(chain_steps[i]));
+    if (chain_at[i] >= 0) {
+      prog->steps_.push_back(std::move(chain_steps[static_cast<std::size_t>(chain_at[i])]));
       continue;
     }
     if (absorbed[i]) continue;
@@ -345,6 +342,15 @@ class Executable {
   // stays near a later call's arena instead of the sum of every buffer.
   void release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const;
 
+  // Every change to slots_ and to a buffer's readers goes through these, so that a step
+  // that cannot be specialised is undone in time proportional to what it changed (a copy
+  // of slots_ per step made a first call quadratic in the graph's size).
+  SlotLoc& edit_slot(std::uint32_t slot);
+  void attach(std::uint32_t slot, std::int32_t buffer);
+  // True when a slot held in `buffer` (other than `except`) is still read after step `j`
+  // or is an output.
+  bool buffer_live_after(std::int32_t buffer, std::int64_t j, std::int64_t except = -1) const;
+
   const Program& prog_;
   std::vector<Step> const& steps_;
   int threads_;
@@ -352,7 +358,13 @@ class Executable {
 
   std::vector<Exec> execs_;
   std::vector<BufferInfo> buffers_;
+  std::vector<std::vector<std::uint32_t>> buffer_slots_;  // per buffer: the slots held in it
   std::vector<SlotLoc> slots_;
+  std::vector<bool> is_output_;                        // per slot
+  std::vector<std::vector<std::uint32_t>> read_last_;  // per step: slots whose slot_last_ it is
+  // The step being specialised: old values of the slots it changed, buffers it attached.
+  std::vector<std::pair<std::uint32_t, SlotLoc>> slot_undo_;
+  std::vector<std::int32_t> attach_undo_;
   std::vector<std::shared_ptr<Storage>> const_storage_;
   std::vector<memory> constants_;
   std::size_t scratch_bytes_ = 0;
@@ -379,6 +391,27 @@ Executable::Executable(const Program& prog, std::span<const Value> inputs, int t
     if (st.kind != StepKind::Generic && st.kind != StepKind::View && st.kind != StepKind::Alias) continue;
     for (std::uint32_t r : st.reads) slot_last_[r] = std::max(slot_last_[r], slot_last_[st.out]);
   }
+  is_output_.assign(prog.num_slots(), false);
+  for (std::uint32_t s : prog.output_slots()) is_output_[s] = true;
+  read_last_.resize(steps_.size());
+  for (std::size_t s = 0; s < slot_last_.size(); ++s)
+    if (slot_last_[s] >= 0) read_last_[static_cast<std::size_t>(slot_last_[s])].push_back(static_cast<std::uint32_t>(s));
+}
+
+SlotLoc& Executable::edit_slot(std::uint32_t slot) {
+  slot_undo_.emplace_back(slot, slots_[slot]);
+  return slots_[slot];
+}
+
+void Executable::attach(std::uint32_t slot, std::int32_t buffer) {
+  buffer_slots_[static_cast<std::size_t>(buffer)].push_back(slot);
+  attach_undo_.push_back(buffer);
+}
+
+bool Executable::buffer_live_after(std::int32_t buffer, std::int64_t j, std::int64_t except) const {
+  for (std::uint32_t s : buffer_slots_[static_cast<std::size_t>(buffer)])
+    if (static_cast<std::int64_t>(s) != except && (slot_last_[s] > j || is_output_[s])) return true;
+  return false;
 }
 
 bool Executable::matches(std::span<const Value> inputs, int threads) const {
@@ -395,6 +428,7 @@ std::int32_t Executable::new_buffer(std::size_t bytes, std::size_t step, Workspa
   b.bytes = align_up(std::max<std::size_t>(bytes, 1));
   b.first = b.last = static_cast<std::int64_t>(step);
   buffers_.push_back(b);
+  buffer_slots_.emplace_back();
   ws.own.push_back(Storage::allocate(b.bytes));
   return static_cast<std::int32_t>(buffers_.size() - 1);
 }
@@ -432,7 +466,7 @@ ArgSpec Executable::source(std::uint32_t slot, int arg, Workspace& ws) const {
 }
 
 ArgSpec Executable::dense_source(std::uint32_t slot, int arg, std::size_t step, Exec& ex, Workspace& ws) {
-  SlotLoc& loc = slots_[slot];
+  const SlotLoc& loc = slots_[slot];
   if (loc.buffer < 0 || loc.dense >= 0) {
     ArgSpec a = source(slot, arg, ws);
     if (loc.dense >= 0) {
@@ -449,7 +483,8 @@ ArgSpec Executable::dense_source(std::uint32_t slot, int arg, std::size_t step, 
   l.args.push_back(ArgSpec{DNNL_ARG_FROM, ArgSpec::From::Buffer, loc.buffer, loc.md, {}});
   l.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, dense_md, {}});
   ex.launches.push_back(std::move(l));
-  loc.dense = buf;
+  edit_slot(slot).dense = buf;
+  attach(slot, buf);
   ArgSpec a;
   a.arg = arg;
   a.from = ArgSpec::From::Buffer;
@@ -464,11 +499,12 @@ void Executable::produce(std::size_t step, std::uint32_t slot, const memory::des
                          Workspace& ws, std::int32_t buffer) {
   (void)step;
   (void)ws;
-  SlotLoc& loc = slots_[slot];
+  SlotLoc& loc = edit_slot(slot);
   loc.buffer = buffer;
   loc.md = md;
   loc.shape = shape;
   loc.dense = is_dense(md, shape) ? buffer : -1;
+  attach(slot, buffer);
   if (loc.dense >= 0) ex.materialize.push_back(Materialize{slot, buffer, shape});
 }
 
@@ -530,17 +566,21 @@ bool Executable::try_specialise(std::size_t j, Workspace& ws) {
   // A primitive oneDNN does not offer, or operands the kernels should judge: the step runs
   // its kernels (which report bad operands with their own messages).
   const std::size_t n_buffers = buffers_.size(), n_constants = constants_.size();
-  const std::vector<SlotLoc> saved = slots_;
+  slot_undo_.clear();
+  attach_undo_.clear();
   try {
     specialise(j, ws);
     return true;
   } catch (const dnnl::error&) {
   } catch (const SignatureMismatch&) {
   }
+  for (auto it = attach_undo_.rbegin(); it != attach_undo_.rend(); ++it)
+    buffer_slots_[static_cast<std::size_t>(*it)].pop_back();
+  for (auto it = slot_undo_.rbegin(); it != slot_undo_.rend(); ++it) slots_[it->first] = std::move(it->second);
   buffers_.resize(n_buffers);
+  buffer_slots_.resize(n_buffers);
   ws.own.resize(n_buffers);
   constants_.resize(n_constants);
-  slots_ = saved;
   return false;
 }
 
@@ -611,16 +651,12 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[o_slot].shape : addend->shape;
         if (!(as == out)) throw SignatureMismatch{};
         if (addend->from == ArgSpec::From::Buffer && slot_last_[o_slot] == static_cast<std::int64_t>(j) &&
-            std::find(prog_.output_slots().begin(), prog_.output_slots().end(), o_slot) == prog_.output_slots().end()) {
+            !is_output_[o_slot]) {
           in_place = addend->index;
           // Not over its own source (x + conv(x)): the convolution still reads it.
           if (slots_[src].buffer == in_place || slots_[src].dense == in_place) in_place = -1;
-          for (std::size_t s2 = 0; s2 < slots_.size(); ++s2) {
-            if (s2 == o_slot) continue;
-            if ((slots_[s2].buffer == in_place || slots_[s2].dense == in_place) &&
-                slot_last_[s2] >= static_cast<std::int64_t>(j))
-              in_place = -1;
-          }
+          // Nor over a buffer another value held in it is read from at or after this step.
+          if (in_place >= 0 && buffer_live_after(in_place, static_cast<std::int64_t>(j) - 1, o_slot)) in_place = -1;
         }
       }
       const dnnl::primitive_attr attr = attr_for(nullptr);
@@ -915,7 +951,9 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
     }
     case StepKind::Alias: {
       if (slots_[src].buffer < 0) throw SignatureMismatch{};
-      slots_[st.out] = slots_[src];
+      edit_slot(st.out) = slots_[src];
+      attach(st.out, slots_[src].buffer);
+      if (slots_[src].dense >= 0 && slots_[src].dense != slots_[src].buffer) attach(st.out, slots_[src].dense);
       if (slots_[src].dense >= 0) ex.materialize.push_back(Materialize{st.out, slots_[src].dense, slots_[src].shape});
       break;
     }
@@ -1037,25 +1075,16 @@ Value Executable::record(std::span<const Value> inputs) {
 
 void Executable::release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const {
   const auto step = static_cast<std::int64_t>(j);
-  const auto& outputs = prog_.output_slots();
-  const auto live_after = [&](std::size_t s) {
-    return slot_last_[s] > step || std::find(outputs.begin(), outputs.end(), s) != outputs.end();
-  };
-  std::vector<std::int32_t> candidates;
-  for (std::size_t b = made_from; b < ws.own.size(); ++b) candidates.push_back(static_cast<std::int32_t>(b));
-  for (std::size_t s = 0; s < slots_.size(); ++s) {
-    if (slot_last_[s] != step || live_after(s)) continue;
-    for (std::int32_t b : {slots_[s].buffer, slots_[s].dense})
-      if (b >= 0) candidates.push_back(b);
-  }
-  for (std::int32_t b : candidates) {
+  const auto release = [&](std::int32_t b) {
     std::shared_ptr<Storage>& own = ws.own[static_cast<std::size_t>(b)];
-    if (!own) continue;
-    bool live = false;
-    for (std::size_t s = 0; s < slots_.size() && !live; ++s)
-      live = (slots_[s].buffer == b || slots_[s].dense == b) && live_after(s);
-    if (!live) own.reset();  // tensors made from it (values, views) keep their own reference
-  }
+    // Tensors made from it (values, views) keep their own reference.
+    if (own && !buffer_live_after(b, step)) own.reset();
+  };
+  for (std::size_t b = made_from; b < ws.own.size(); ++b) release(static_cast<std::int32_t>(b));
+  if (j >= read_last_.size()) return;
+  for (std::uint32_t s : read_last_[j])
+    for (std::int32_t b : {slots_[s].buffer, slots_[s].dense})
+      if (b >= 0) release(b);
 }
 
 void Executable::plan_arena() {
@@ -1065,7 +1094,7 @@ void Executable::plan_arena() {
   for (std::size_t s = 0; s < slots_.size(); ++s) {
     const SlotLoc& loc = slots_[s];
     std::int64_t last = slot_last_[s];
-    if (std::find(prog_.output_slots().begin(), prog_.output_slots().end(), s) != prog_.output_slots().end()) last = end;
+    if (is_output_[s]) last = end;
     for (std::int32_t b : {loc.buffer, loc.dense}) {
       if (b < 0) continue;
       BufferInfo& info = buffers_[static_cast<std::size_t>(b)];
