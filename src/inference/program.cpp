@@ -1,10 +1,13 @@
 #include "program.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <string_view>
 
 #include "fxpack/threads.hpp"
 #include "ops/dnnl/primitives.hpp"
@@ -310,9 +313,9 @@ class Workspace {
 
 class Executable {
  public:
-  Executable(const Program& prog, std::span<const Value> inputs, int threads);
+  Executable(const Program& prog, std::span<const Value> inputs, int threads, Winograd winograd);
 
-  bool matches(std::span<const Value> inputs, int threads) const;
+  bool matches(std::span<const Value> inputs, int threads, Winograd winograd) const;
   void add_stats(Plan::InferenceStats& s) const;
   // The first call: specialises every step while running it.
   Value record(std::span<const Value> inputs);
@@ -354,6 +357,7 @@ class Executable {
   const Program& prog_;
   std::vector<Step> const& steps_;
   int threads_;
+  Winograd winograd_;
   std::vector<std::pair<DType, Shape>> signature_;
 
   std::vector<Exec> execs_;
@@ -376,8 +380,8 @@ class Executable {
   ResultPool results_;
 };
 
-Executable::Executable(const Program& prog, std::span<const Value> inputs, int threads)
-    : prog_(prog), steps_(prog.steps()), threads_(threads) {
+Executable::Executable(const Program& prog, std::span<const Value> inputs, int threads, Winograd winograd)
+    : prog_(prog), steps_(prog.steps()), threads_(threads), winograd_(winograd) {
   for (const Value& v : inputs) signature_.emplace_back(v.tensor().dtype(), v.tensor().shape());
   execs_.resize(steps_.size());
   slots_.resize(prog.num_slots());
@@ -414,8 +418,8 @@ bool Executable::buffer_live_after(std::int32_t buffer, std::int64_t j, std::int
   return false;
 }
 
-bool Executable::matches(std::span<const Value> inputs, int threads) const {
-  if (threads != threads_ || inputs.size() != signature_.size()) return false;
+bool Executable::matches(std::span<const Value> inputs, int threads, Winograd winograd) const {
+  if (threads != threads_ || winograd != winograd_ || inputs.size() != signature_.size()) return false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = std::get<Tensor>(inputs[i].variant());
     if (t.dtype() != signature_[i].first || !(t.shape() == signature_[i].second)) return false;
@@ -538,7 +542,8 @@ void fold(const Step& st, std::vector<float>& wf, std::vector<float>& bf) {
 // stays in one layout without reorders), then in the layouts oneDNN prefers. Reference
 // implementations are refused while a fast one may exist.
 dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g, const memory::desc& src,
-                                                      const memory::desc* dst_fixed, const dnnl::primitive_attr& attr) {
+                                                      const memory::desc* dst_fixed, const dnnl::primitive_attr& attr,
+                                                      Winograd policy) {
   const memory::format_tag src_tag = dnb::activation_tag(src);
   const auto same_layout = [&](const Dims& dims) { return memory::desc(dims, memory::data_type::f32, src_tag); };
   std::vector<std::pair<std::optional<memory::desc>, std::optional<memory::desc>>> layouts;  // src, dst
@@ -547,8 +552,14 @@ dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g
     layouts.emplace_back(src, dst_fixed ? *dst_fixed : same_layout(g.dst));
   layouts.emplace_back(src, dst_any);
   layouts.emplace_back(std::nullopt, dst_any);
+  // Auto: the weight transform costs about as much for a 7x7 output as for a 56x56 one,
+  // the per-call saving shrinks with the plane (measured on resnet18's stages: repaid after
+  // 0.5, 4.5, 13 and ~110 calls for 56x56, 28x28, 14x14 and 7x7 outputs).
+  constexpr std::int64_t kWinogradMinPlane = 14 * 14;
+  const bool winograd_ok = dnb::winograd_shape(g) && policy != Winograd::Off &&
+                           (policy == Winograd::Always || g.dst[2] * g.dst[3] >= kWinogradMinPlane);
   for (bool winograd : {true, false}) {
-    if (winograd && !dnb::winograd_shape(g)) continue;
+    if (winograd && !winograd_ok) continue;
     for (const auto& [s, d] : layouts) {
       try {
         auto pd = dnb::conv_pd(g, true, attr, s ? &*s : nullptr, d ? &*d : nullptr, winograd);
@@ -660,7 +671,7 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
         }
       }
       const dnnl::primitive_attr attr = attr_for(nullptr);
-      const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr);
+      const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr, winograd_);
       // Weights: batch norm folded in, then packed into the primitive's layout, once.
       const std::int64_t O = w.shape()[0];
       std::vector<float> wf, bf;
@@ -1222,11 +1233,12 @@ Value Program::run(std::span<const Value> inputs) const {
     if (!t || !t->defined()) return plan_.run_plain(inputs);
   }
   const int threads = dnb::use_threads();
+  const Winograd wino = winograd();
   std::shared_ptr<Executable> ex;
   {
     std::lock_guard lock(mu_);
     for (const auto& e : executables_) {
-      if (e->matches(inputs, threads)) {
+      if (e->matches(inputs, threads, wino)) {
         ex = e;
         break;
       }
@@ -1235,7 +1247,7 @@ Value Program::run(std::span<const Value> inputs) const {
       if (executables_.size() >= kMaxSignatures) return plan_.run_plain(inputs);
       // The first call with this signature specialises the program while it runs (under
       // the lock: concurrent first calls wait rather than specialise twice).
-      auto fresh = std::make_shared<Executable>(*this, inputs, threads);
+      auto fresh = std::make_shared<Executable>(*this, inputs, threads, wino);
       Value out;
       try {
         out = fresh->record(inputs);
@@ -1255,3 +1267,34 @@ Value Program::run(std::span<const Value> inputs) const {
 }
 
 }  // namespace fxpack::inference
+
+namespace fxpack {
+
+namespace {
+// -1: not yet resolved from the environment.
+std::atomic<int> g_winograd{-1};
+
+Winograd winograd_from_environment() {
+  const char* env = std::getenv("FXPACK_WINOGRAD");
+  if (!env || !*env) return Winograd::Auto;
+  const std::string_view v(env);
+  if (v == "auto") return Winograd::Auto;
+  if (v == "always") return Winograd::Always;
+  if (v == "off") return Winograd::Off;
+  throw ValueError("FXPACK_WINOGRAD='" + std::string(v.substr(0, 64)) + "' is not auto, always or off");
+}
+}  // namespace
+
+void set_winograd(Winograd w) { g_winograd.store(static_cast<int>(w), std::memory_order_relaxed); }
+
+Winograd winograd() {
+  int v = g_winograd.load(std::memory_order_relaxed);
+  if (v >= 0) return static_cast<Winograd>(v);
+  v = static_cast<int>(winograd_from_environment());
+  int expected = -1;
+  // A concurrent set_winograd wins over the environment.
+  if (!g_winograd.compare_exchange_strong(expected, v, std::memory_order_relaxed)) return static_cast<Winograd>(expected);
+  return static_cast<Winograd>(v);
+}
+
+}  // namespace fxpack
