@@ -8,6 +8,7 @@
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 
 #include "fxpack/threads.hpp"
 #include "ops/dnnl/primitives.hpp"
@@ -64,66 +65,81 @@ namespace {
 
 bool is_chainable_eltwise(const Pattern& p) { return p.op == PatternOp::Eltwise; }
 
-}  // namespace
+// What the phases of Program::build read: the graph's computing nodes by slot, their
+// patterns, and which of them the output reads.
+struct BuildInput {
+  const std::unordered_map<const Node*, std::uint32_t>& slot_of;
+  std::vector<const Node*> nodes;
+  std::vector<Pattern> pats;
+  std::vector<bool> is_output;
+  std::vector<std::uint32_t> output_slots;
 
-std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& graph, const Module& root) {
-  auto prog = std::shared_ptr<Program>(new Program(plan));
-  std::vector<const Node*> nodes;  // by slot
+  std::uint32_t slot(const Node* n) const { return slot_of.at(n); }
+  // The one user of a node whose value nothing else reads (fusable into it), or null.
+  const Node* sole_user(std::size_t i) const {
+    const auto& users = nodes[i]->users();
+    if (users.size() != 1 || is_output[i]) return nullptr;
+    return users[0];
+  }
+};
+
+BuildInput read_graph(const std::unordered_map<const Node*, std::uint32_t>& slot_of, const Graph& graph,
+                      const Module& root) {
+  BuildInput g{slot_of, {}, {}, {}, {}};
   const Node* output = nullptr;
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
       output = n;
       break;
     }
-    nodes.push_back(n);
+    g.nodes.push_back(n);
   }
-  const std::size_t n_slots = nodes.size();
-  auto slot = [&](const Node* n) { return plan.slot_of_.at(n); };
-  std::vector<bool> is_output(n_slots, false);
+  g.is_output.assign(g.nodes.size(), false);
   if (output) {
     for (const Node* in : output->input_nodes()) {
-      is_output[slot(in)] = true;
-      prog->output_slots_.push_back(slot(in));
+      g.is_output[g.slot(in)] = true;
+      g.output_slots.push_back(g.slot(in));
     }
   }
-  std::vector<Pattern> pats(n_slots);
-  for (std::size_t i = 0; i < n_slots; ++i) pats[i] = recognize(*nodes[i], root);
+  g.pats.resize(g.nodes.size());
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) g.pats[i] = recognize(*g.nodes[i], root);
+  return g;
+}
 
-  // The one user of a node whose value nothing else reads (fusable into it), or null.
-  auto sole_user = [&](std::size_t i) -> const Node* {
-    const auto& users = nodes[i]->users();
-    if (users.size() != 1 || is_output[i]) return nullptr;
-    return users[0];
-  };
+// Chains: a convolution or linear layer followed by what folds or fuses into it.
+struct Chains {
+  std::vector<bool> absorbed;   // nodes a chain covers, except its last
+  std::vector<Step> steps;      // one per chain (a Step is large)
+  std::vector<std::int32_t> at;  // last node of a chain -> its step
+};
 
-  // Chains: a convolution or linear layer followed by what folds or fuses into it.
-  std::vector<bool> absorbed(n_slots, false);
-  std::vector<Step> chain_steps;                     // one per chain (a Step is large)
-  std::vector<std::int32_t> chain_at(n_slots, -1);  // last node of a chain -> its step
+Chains find_chains(const BuildInput& g) {
+  const std::size_t n_slots = g.nodes.size();
+  Chains c{std::vector<bool>(n_slots, false), {}, std::vector<std::int32_t>(n_slots, -1)};
   for (std::size_t i = 0; i < n_slots; ++i) {
-    const Pattern& p = pats[i];
+    const Pattern& p = g.pats[i];
     if (p.op != PatternOp::Conv && p.op != PatternOp::Linear) continue;
     Step st;
     st.kind = p.op == PatternOp::Conv ? StepKind::Conv : StepKind::Linear;
     st.op = p;
-    st.src = static_cast<std::int32_t>(slot(p.input));
+    st.src = static_cast<std::int32_t>(g.slot(p.input));
     st.instrs.push_back(static_cast<std::uint32_t>(i));
-    st.label = nodes[i]->name();
+    st.label = g.nodes[i]->name();
     std::size_t cur = i;
     bool added = false;
-    while (const Node* u = sole_user(cur)) {
-      const std::size_t ui = slot(u);
-      if (absorbed[ui]) break;
-      const Pattern& up = pats[ui];
-      if (up.input != nodes[cur] && !(up.op == PatternOp::Add && up.other == nodes[cur])) break;
+    while (const Node* u = g.sole_user(cur)) {
+      const std::size_t ui = g.slot(u);
+      if (c.absorbed[ui]) break;
+      const Pattern& up = g.pats[ui];
+      if (up.input != g.nodes[cur] && !(up.op == PatternOp::Add && up.other == g.nodes[cur])) break;
       if (up.op == PatternOp::BatchNorm && !st.bn && st.post_ops.empty() && up.mean.numel() == p.weight.shape()[0]) {
         st.bn = up;
       } else if (is_chainable_eltwise(up)) {
         st.post_ops.push_back(PostOpSpec{false, up.eltwise});
       } else if (up.op == PatternOp::Add && !added) {
-        const Node* addend = up.input == nodes[cur] ? up.other : up.input;
-        if (addend == nodes[cur]) break;  // x + x
-        st.other = static_cast<std::int32_t>(slot(addend));
+        const Node* addend = up.input == g.nodes[cur] ? up.other : up.input;
+        if (addend == g.nodes[cur]) break;  // x + x
+        st.other = static_cast<std::int32_t>(g.slot(addend));
         st.post_ops.push_back(PostOpSpec{true, {}});
         added = true;
       } else if (up.op == PatternOp::Identity) {
@@ -131,74 +147,90 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
       } else {
         break;
       }
-      absorbed[ui] = true;
+      c.absorbed[ui] = true;
       st.instrs.push_back(static_cast<std::uint32_t>(ui));
       st.label += " " + u->name();
       cur = ui;
     }
     st.out = static_cast<std::uint32_t>(cur);
-    chain_at[cur] = static_cast<std::int32_t>(chain_steps.size());
-    chain_steps.push_back(std::move(st));
-    if (cur != i) absorbed[cur] = false;  // the chain's step is emitted at its last node
-    absorbed[i] = cur != i;
+    c.at[cur] = static_cast<std::int32_t>(c.steps.size());
+    c.steps.push_back(std::move(st));
+    if (cur != i) c.absorbed[cur] = false;  // the chain's step is emitted at its last node
+    c.absorbed[i] = cur != i;
   }
+  return c;
+}
 
-  // Steps in graph order; a chain is emitted where its last node was.
-  for (std::size_t i = 0; i < n_slots; ++i) {
-    if (chain_at[i] >= 0) {
-      prog->steps_.push_back(std::move(chain_steps[static_cast<std::size_t>(chain_at[i])]));
-      continue;
+// The step of a node no chain covers.
+Step single_step(const BuildInput& g, std::size_t i) {
+  Step st;
+  st.out = static_cast<std::uint32_t>(i);
+  st.instrs.push_back(static_cast<std::uint32_t>(i));
+  st.label = g.nodes[i]->name();
+  const Pattern& p = g.pats[i];
+  const Node* n = g.nodes[i];
+  if (n->op() == Op::Placeholder) {
+    st.kind = StepKind::Input;
+  } else if (n->op() == Op::GetAttr) {
+    st.kind = StepKind::Constant;
+  } else {
+    if (p.input) st.src = static_cast<std::int32_t>(g.slot(p.input));
+    st.op = p;
+    switch (p.op) {
+      case PatternOp::BatchNorm: st.kind = StepKind::BatchNorm; break;
+      case PatternOp::LayerNorm: st.kind = StepKind::LayerNorm; break;
+      case PatternOp::Eltwise: st.kind = StepKind::Eltwise; break;
+      case PatternOp::Add:
+      case PatternOp::Mul:
+        st.kind = StepKind::Binary;
+        st.other = static_cast<std::int32_t>(g.slot(p.other));
+        st.binary_alg = p.op == PatternOp::Add ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
+        break;
+      case PatternOp::MaxPool:
+      case PatternOp::AvgPool:
+      case PatternOp::AdaptiveAvgPool: st.kind = StepKind::Pool; break;
+      case PatternOp::Flatten: st.kind = StepKind::View; break;
+      case PatternOp::Identity: st.kind = StepKind::Alias; break;
+      default: st.kind = StepKind::Generic; break;
     }
-    if (absorbed[i]) continue;
-    Step st;
-    st.out = static_cast<std::uint32_t>(i);
-    st.instrs.push_back(static_cast<std::uint32_t>(i));
-    st.label = nodes[i]->name();
-    const Pattern& p = pats[i];
-    const Node* n = nodes[i];
-    if (n->op() == Op::Placeholder) {
-      st.kind = StepKind::Input;
-    } else if (n->op() == Op::GetAttr) {
-      st.kind = StepKind::Constant;
-    } else {
-      if (p.input) st.src = static_cast<std::int32_t>(slot(p.input));
-      st.op = p;
-      switch (p.op) {
-        case PatternOp::BatchNorm: st.kind = StepKind::BatchNorm; break;
-        case PatternOp::LayerNorm: st.kind = StepKind::LayerNorm; break;
-        case PatternOp::Eltwise: st.kind = StepKind::Eltwise; break;
-        case PatternOp::Add:
-        case PatternOp::Mul:
-          st.kind = StepKind::Binary;
-          st.other = static_cast<std::int32_t>(slot(p.other));
-          st.binary_alg = p.op == PatternOp::Add ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
-          break;
-        case PatternOp::MaxPool:
-        case PatternOp::AvgPool:
-        case PatternOp::AdaptiveAvgPool: st.kind = StepKind::Pool; break;
-        case PatternOp::Flatten: st.kind = StepKind::View; break;
-        case PatternOp::Identity: st.kind = StepKind::Alias; break;
-        default: st.kind = StepKind::Generic; break;
-      }
-    }
-    prog->steps_.push_back(std::move(st));
   }
+  return st;
+}
 
-  // What each step reads, and where each slot is read last (outputs live to the end).
-  std::vector<std::int64_t> last_read(n_slots, -1);
-  for (std::size_t j = 0; j < prog->steps_.size(); ++j) {
-    Step& st = prog->steps_[j];
+// What each step reads, and the slots each step reads last (outputs live to the end).
+void mark_reads_and_frees(const BuildInput& g, std::vector<Step>& steps) {
+  std::vector<std::int64_t> last_read(g.nodes.size(), -1);
+  for (std::size_t j = 0; j < steps.size(); ++j) {
+    Step& st = steps[j];
     if (st.kind == StepKind::Generic) {
-      for (const Node* in : nodes[st.out]->input_nodes()) st.reads.push_back(slot(in));
+      for (const Node* in : g.nodes[st.out]->input_nodes()) st.reads.push_back(g.slot(in));
     } else {
       if (st.src >= 0) st.reads.push_back(static_cast<std::uint32_t>(st.src));
       if (st.other >= 0) st.reads.push_back(static_cast<std::uint32_t>(st.other));
     }
     for (std::uint32_t r : st.reads) last_read[r] = static_cast<std::int64_t>(j);
   }
-  for (std::size_t s = 0; s < n_slots; ++s)
-    if (last_read[s] >= 0 && !is_output[s]) prog->steps_[static_cast<std::size_t>(last_read[s])].frees.push_back(
+  for (std::size_t s = 0; s < g.nodes.size(); ++s)
+    if (last_read[s] >= 0 && !g.is_output[s]) steps[static_cast<std::size_t>(last_read[s])].frees.push_back(
         static_cast<std::uint32_t>(s));
+}
+
+}  // namespace
+
+std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& graph, const Module& root) {
+  auto prog = std::shared_ptr<Program>(new Program(plan));
+  const BuildInput g = read_graph(plan.slot_of_, graph, root);
+  prog->output_slots_ = g.output_slots;
+  Chains chains = find_chains(g);
+  // Steps in graph order; a chain is emitted where its last node was.
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+    if (chains.at[i] >= 0) {
+      prog->steps_.push_back(std::move(chains.steps[static_cast<std::size_t>(chains.at[i])]));
+    } else if (!chains.absorbed[i]) {
+      prog->steps_.push_back(single_step(g, i));
+    }
+  }
+  mark_reads_and_frees(g, prog->steps_);
   return prog;
 }
 
@@ -324,6 +356,16 @@ class Executable {
 
  private:
   void specialise(std::size_t j, Workspace& ws);
+  // One per kind of step: its launches into `ex`, its result recorded by produce().
+  void specialise_conv(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_linear(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_norm_or_eltwise(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_layer_norm(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_binary(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_pool(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_view(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_alias(std::size_t j, Exec& ex, Workspace& ws);
+  void add_scratchpad(const memory::desc& md, Launch& l);
   bool try_specialise(std::size_t j, Workspace& ws);
   void run_step(std::size_t j, Workspace& ws);
   void bind(std::size_t j, Workspace& ws);
@@ -599,378 +641,402 @@ namespace {
 // Below this many elements (or multiply-adds, for convolutions and linear layers) a oneDNN
 // primitive costs more than the kernel's own loop: such steps run their kernels.
 constexpr std::int64_t kMinWork = 4096;
+
+// The step's post-ops as oneDNN attributes (with a user scratchpad). `other_md` null: an
+// addition is a Sum (the destination holds the addend).
+dnnl::primitive_attr post_op_attr(const Step& st, const memory::desc* other_md) {
+  std::vector<dnb::PostOp> po;
+  for (const PostOpSpec& p : st.post_ops) {
+    dnb::PostOp q;
+    if (p.add && other_md) {
+      q.kind = dnb::PostOp::Kind::Add;
+      q.other = *other_md;
+    } else if (p.add) {
+      q.kind = dnb::PostOp::Kind::Sum;
+    } else {
+      q.eltwise = p.eltwise;
+    }
+    po.push_back(q);
+  }
+  return dnb::make_attr(po, true);
+}
 }  // namespace
 
 void Executable::specialise(std::size_t j, Workspace& ws) {
-  const Step& st = steps_[j];
   Exec ex;
   ex.generic = false;
-  // `other_md` null: an addition is a Sum (the destination holds the addend).
-  const auto attr_for = [&](const memory::desc* other_md) {
-    std::vector<dnb::PostOp> po;
-    for (const PostOpSpec& p : st.post_ops) {
-      dnb::PostOp q;
-      if (p.add && other_md) {
-        q.kind = dnb::PostOp::Kind::Add;
-        q.other = *other_md;
-      } else if (p.add) {
-        q.kind = dnb::PostOp::Kind::Sum;
-      } else {
-        q.eltwise = p.eltwise;
-      }
-      po.push_back(q);
-    }
-    return dnb::make_attr(po, true);
-  };
-  // Only a primitive that uses scratch memory gets the argument: each argument costs oneDNN
-  // an allocation per call (see Executable).
-  const auto scratch = [&](const memory::desc& md, Launch& l) {
-    if (md.get_size() == 0) return;
-    scratch_bytes_ = std::max(scratch_bytes_, md.get_size());
-    l.args.push_back(ArgSpec{DNNL_ARG_SCRATCHPAD, ArgSpec::From::Scratchpad, 0, md, {}});
-  };
-  const std::uint32_t src = static_cast<std::uint32_t>(st.src);
-
-  switch (st.kind) {
-    case StepKind::Conv: {
-      ArgSpec in = source(src, DNNL_ARG_SRC, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      const Tensor& w = st.op.weight;
-      const auto& o = st.op.conv;
-      if (x.size() != 4 || x[1] != w.shape()[1] * o.groups || w.shape()[0] % o.groups) throw SignatureMismatch{};
-      Shape out{x[0], w.shape()[0], 0, 0};
-      for (std::size_t i = 0; i < 2; ++i) {
-        const std::int64_t eff = o.dilation[i] * (w.shape()[2 + i] - 1) + 1;
-        const std::int64_t padded = x[2 + i] + o.padding_begin[i] + o.padding_end[i];
-        if (padded < eff) throw SignatureMismatch{};
-        out[2 + i] = (padded - eff) / o.stride[i] + 1;
-      }
-      // A small convolution of a plan buffer (a squeeze-excitation's on [N, C, 1, 1]) stays a
-      // primitive: its kernel would take the buffer dense and go through oneDNN anyway.
-      if (in.from == ArgSpec::From::External && out.numel() * (w.numel() / w.shape()[0]) < kMinWork)
-        throw SignatureMismatch{};
-      const bool has_bias = st.op.bias.defined() || st.bn.has_value();
-      dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
-      // A residual addition is a Sum post-op: the convolution adds its result to what its
-      // destination holds. In place when this step is the addend's last reader (and the
-      // addend is the convolution's own kind of buffer), else the addend is copied there first.
-      std::optional<ArgSpec> addend;
-      std::int32_t in_place = -1;
-      if (st.other >= 0) {
-        const auto o_slot = static_cast<std::uint32_t>(st.other);
-        addend = source(o_slot, DNNL_ARG_FROM, ws);
-        const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[o_slot].shape : addend->shape;
-        if (!(as == out)) throw SignatureMismatch{};
-        if (addend->from == ArgSpec::From::Buffer && slot_last_[o_slot] == static_cast<std::int64_t>(j) &&
-            !is_output_[o_slot]) {
-          in_place = addend->index;
-          // Not over its own source (x + conv(x)): the convolution still reads it.
-          if (slots_[src].buffer == in_place || slots_[src].dense == in_place) in_place = -1;
-          // Nor over a buffer another value held in it is read from at or after this step.
-          if (in_place >= 0 && buffer_live_after(in_place, static_cast<std::int64_t>(j) - 1, o_slot)) in_place = -1;
-        }
-      }
-      const dnnl::primitive_attr attr = attr_for(nullptr);
-      const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr, winograd_);
-      // Weights: batch norm folded in, then packed into the primitive's layout, once.
-      const std::int64_t O = w.shape()[0];
-      std::vector<float> wf, bf;
-      fold(st, wf, bf);
-      const memory::desc w_plain(g.weights, memory::data_type::f32,
-                                 g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
-      std::int32_t w_id;
-      if (pd.weights_desc() == w_plain) {
-        w_id = add_constant(w_plain, wf.data());
-      } else {
-        auto packed = Storage::allocate(pd.weights_desc().get_size());
-        memory from(w_plain, dnb::engine(), wf.data()), to(pd.weights_desc(), dnb::engine(), packed->data());
-        dnnl::reorder(from, to).execute(dnb::stream(), from, to);
-        dnb::stream().wait();
-        const_storage_.push_back(packed);
-        constants_.push_back(to);
-        w_id = static_cast<std::int32_t>(constants_.size() - 1);
-      }
-      Launch l;
-      l.prim = dnnl::convolution_forward(pd);
-      if (!(in.md == pd.src_desc())) {
-        // The source in the convolution's preferred layout.
-        const std::int32_t buf = new_buffer(pd.src_desc().get_size(), j, ws);
-        Launch r;
-        r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), in.md, dnb::engine(), pd.src_desc()));
-        ArgSpec from = in;
-        from.arg = DNNL_ARG_FROM;
-        r.args.push_back(from);
-        r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, pd.src_desc(), {}});
-        ex.launches.push_back(std::move(r));
-        in = ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, buf, pd.src_desc(), {}};
-      }
-      l.args.push_back(in);
-      l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, w_id, pd.weights_desc(), {}});
-      if (has_bias) {
-        l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
-                                 add_constant(dnb::plain_md({O}), bf.data()), pd.bias_desc(), {}});
-      }
-      std::int32_t dst = in_place;
-      if (dst < 0) {
-        dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-        if (addend) {
-          Launch copy;
-          copy.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), addend->md, dnb::engine(), pd.dst_desc()));
-          copy.args.push_back(*addend);
-          copy.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-          ex.launches.push_back(std::move(copy));
-        }
-      }
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
-      break;
-    }
-    case StepKind::Linear: {
-      ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      const Tensor& w = st.op.weight;
-      const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
-      if (x.size() < 1 || x[x.size() - 1] != inf || inf == 0) throw SignatureMismatch{};
-      // BatchNorm1d normalises dim 1: the linear layer's features only for 2-D results.
-      if (st.bn && x.size() != 2) throw SignatureMismatch{};
-      const bool has_bias = st.op.bias.defined() || st.bn.has_value();
-      std::vector<float> wf, bf;
-      fold(st, wf, bf);
-      const std::int64_t rows = x.numel() / inf;
-      if (rows * inf * outf < kMinWork) throw SignatureMismatch{};
-      Shape out = x;
-      out[out.size() - 1] = outf;
-      in.md = dnb::plain_md({rows, inf});
-      std::optional<ArgSpec> addend;
-      if (st.other >= 0) {
-        addend = dense_source(static_cast<std::uint32_t>(st.other), DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                              j, ex, ws);
-        const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape
-                                                               : addend->shape;
-        if (!(as == out)) throw SignatureMismatch{};
-        addend->md = dnb::plain_md({rows, outf});
-      }
-      const dnnl::primitive_attr attr = attr_for(addend ? &addend->md : nullptr);
-      const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, has_bias};
-      const auto pd = dnb::matmul_pd(g, true, attr);
-      // nn.Linear's [out, in] weights, packed for this matmul.
-      const dnb::MatmulGeometry plain_g{{rows, inf}, {inf, outf}, {rows, outf}, true, false};
-      const memory::desc w_view = dnb::matmul_pd(plain_g, false, dnb::make_attr({}, false)).weights_desc();
-      auto packed = Storage::allocate(pd.weights_desc().get_size());
-      memory from(w_view, dnb::engine(), wf.data());
-      memory to(pd.weights_desc(), dnb::engine(), packed->data());
-      dnnl::reorder(from, to).execute(dnb::stream(), from, to);
-      dnb::stream().wait();
-      const_storage_.push_back(packed);
-      constants_.push_back(to);
-      Launch l;
-      l.prim = dnnl::matmul(pd);
-      l.args.push_back(in);
-      l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant,
-                               static_cast<std::int32_t>(constants_.size() - 1), pd.weights_desc(), {}});
-      if (has_bias) {
-        l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), bf.data()),
-                                 dnb::plain_md({1, outf}), {}});
-      }
-      if (addend) l.args.push_back(*addend);
-      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, dst);
-      break;
-    }
+  switch (steps_[j].kind) {
+    case StepKind::Conv: specialise_conv(j, ex, ws); break;
+    case StepKind::Linear: specialise_linear(j, ex, ws); break;
     case StepKind::BatchNorm:
-    case StepKind::Eltwise: {
-      ArgSpec in = source(src, DNNL_ARG_SRC, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      if (x.numel() < kMinWork) throw SignatureMismatch{};
-      Launch l;
-      memory::desc dst_md;
-      if (st.kind == StepKind::BatchNorm) {
-        const Pattern& bn = st.op;
-        if (x.size() < 2 || x.size() > 5 || x[1] != bn.mean.numel()) throw SignatureMismatch{};
-        if (bn.weight.defined() != bn.bias.defined()) throw SignatureMismatch{};
-        const auto pd = dnb::batch_norm_pd(in.md, static_cast<float>(bn.eps), bn.weight.defined(),
-                                           dnb::make_attr({}, true));
-        l.prim = dnnl::batch_normalization_forward(pd);
-        l.args.push_back(in);
-        const Dims c{x[1]};
-        l.args.push_back(ArgSpec{DNNL_ARG_MEAN, ArgSpec::From::Constant, add_constant_tensor(bn.mean, c),
-                                 dnb::plain_md(c), {}});
-        l.args.push_back(ArgSpec{DNNL_ARG_VARIANCE, ArgSpec::From::Constant, add_constant_tensor(bn.var, c),
-                                 dnb::plain_md(c), {}});
-        if (bn.weight.defined()) {
-          l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(bn.weight, c),
-                                   dnb::plain_md(c), {}});
-          l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(bn.bias, c),
-                                   dnb::plain_md(c), {}});
-        }
-        dst_md = pd.dst_desc();
-        scratch(pd.scratchpad_desc(), l);
-      } else {
-        const auto pd = dnb::eltwise_pd(in.md, st.op.eltwise, dnb::make_attr({}, true));
-        l.prim = dnnl::eltwise_forward(pd);
-        l.args.push_back(in);
-        dst_md = pd.dst_desc();
-        scratch(pd.scratchpad_desc(), l);
-      }
-      const std::int32_t dst = new_buffer(dst_md.get_size(), j, ws);
-      l.args.insert(l.args.begin() + 1, ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, dst_md, {}});
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, dst_md, x, ex, ws, dst);
-      break;
-    }
-    case StepKind::LayerNorm: {
-      ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      if (x.numel() < kMinWork) throw SignatureMismatch{};
-      const std::int64_t n = st.op.end_dim;
-      if (x.size() < 1 || x[x.size() - 1] != n) throw SignatureMismatch{};
-      in.md = dnb::plain_md({x.numel() / n, n});
-      const bool affine = st.op.weight.defined();
-      const auto pd = dnb::layer_norm_pd(in.md, static_cast<float>(st.op.eps), affine, dnb::make_attr({}, true));
-      Launch l;
-      l.prim = dnnl::layer_normalization_forward(pd);
-      l.args.push_back(in);
-      if (affine) {
-        const Dims c{n};
-        l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(st.op.weight, c),
-                                 dnb::plain_md(c), {}});
-        l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(st.op.bias, c),
-                                 dnb::plain_md(c), {}});
-      }
-      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, dnb::plain_md(dnb::dims_of(x)), x, ex, ws, dst);
-      break;
-    }
-    case StepKind::Binary: {
-      ArgSpec a = source(src, DNNL_ARG_SRC_0, ws);
-      ArgSpec b = source(static_cast<std::uint32_t>(st.other), DNNL_ARG_SRC_1, ws);
-      Shape sa = a.from == ArgSpec::From::Buffer ? slots_[src].shape : a.shape;
-      Shape sb = b.from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape : b.shape;
-      if (std::max(sa.numel(), sb.numel()) < kMinWork) throw SignatureMismatch{};
-      const auto broadcasts_to = [](const Shape& small, const Shape& big) {
-        if (small.size() != big.size()) return false;
-        for (std::size_t i = 0; i < big.size(); ++i)
-          if (small[i] != big[i] && small[i] != 1) return false;
-        return true;
-      };
-      if (!broadcasts_to(sb, sa)) {
-        if (!broadcasts_to(sa, sb)) throw SignatureMismatch{};
-        std::swap(a, b);  // add and mul commute
-        std::swap(sa, sb);
-        a.arg = DNNL_ARG_SRC_0;
-        b.arg = DNNL_ARG_SRC_1;
-      }
-      // The result takes the first operand's layout: a blocked one keeps the network blocked.
-      if (sa == sb && is_dense(a.md, sa) && !is_dense(b.md, sb)) {
-        std::swap(a, b);
-        a.arg = DNNL_ARG_SRC_0;
-        b.arg = DNNL_ARG_SRC_1;
-      }
-      // oneDNN's JIT binary kernels take both operands in one layout (else its reference
-      // kernel runs, ~100x slower): the second, typically a squeeze-excitation scale
-      // [N, C, 1, 1], is reordered into the first's.
-      const memory::format_tag tag = dnb::activation_tag(a.md);
-      const memory::desc want = tag != memory::format_tag::undef
-                                    ? memory::desc(dnb::dims_of(sb), memory::data_type::f32, tag)
-                                    : is_dense(a.md, sa) ? dnb::plain_md(dnb::dims_of(sb)) : b.md;
-      if (!(b.md == want)) {
-        const std::int32_t buf = new_buffer(want.get_size(), j, ws);
-        Launch r;
-        r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), b.md, dnb::engine(), want));
-        ArgSpec from = b;
-        from.arg = DNNL_ARG_FROM;
-        r.args.push_back(from);
-        r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, want, {}});
-        ex.launches.push_back(std::move(r));
-        b = ArgSpec{DNNL_ARG_SRC_1, ArgSpec::From::Buffer, buf, want, {}};
-      }
-      const auto pd = dnb::binary_pd(st.binary_alg, a.md, b.md, dnb::make_attr({}, true));
-      Launch l;
-      l.prim = dnnl::binary(pd);
-      l.args.push_back(a);
-      l.args.push_back(b);
-      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, pd.dst_desc(), sa, ex, ws, dst);
-      break;
-    }
-    case StepKind::Pool: {
-      ArgSpec in = source(src, DNNL_ARG_SRC, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      if (x.size() != 4 || x[2] < 1 || x[3] < 1) throw SignatureMismatch{};
-      if (x.numel() < kMinWork && in.from == ArgSpec::From::External) throw SignatureMismatch{};
-      ops::Pool2dOptions o = st.op.pool;
-      bool average = st.op.op != PatternOp::MaxPool;
-      bool include_pad = st.op.count_include_pad;
-      Shape out{x[0], x[1], 0, 0};
-      if (st.op.op == PatternOp::AdaptiveAvgPool) {
-        for (std::size_t i = 0; i < 2; ++i) {
-          const std::int64_t os = st.op.output_size[i].value_or(x[2 + i]);
-          if (os < 1 || x[2 + i] % os) throw SignatureMismatch{};  // unequal windows: the kernel's loop
-          o.kernel[i] = o.stride[i] = x[2 + i] / os;
-          out[2 + i] = os;
-        }
-        include_pad = false;
-      } else {
-        for (std::size_t i = 0; i < 2; ++i) {
-          if (o.kernel[i] <= 0 || o.stride[i] <= 0 || o.dilation[i] <= 0 || o.padding[i] < 0 ||
-              o.padding[i] > ((o.kernel[i] - 1) * o.dilation[i] + 1) / 2)
-            throw SignatureMismatch{};  // the kernel reports it
-          out[2 + i] = ops::pool_output_size(x[2 + i], o.kernel[i], o.padding[i], o.stride[i], o.dilation[i], o.ceil_mode);
-          if (out[2 + i] < 1) throw SignatureMismatch{};
-        }
-      }
-      const auto g = dnb::pool_geometry(x, o, out, average, include_pad);
-      if (!g) throw SignatureMismatch{};
-      const auto pd = dnb::pool_pd(*g, in.md, dnb::make_attr({}, true));
-      Launch l;
-      l.prim = dnnl::pooling_v2_forward(pd);
-      l.args.push_back(in);
-      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
-      break;
-    }
-    case StepKind::View: {
-      if (slots_[src].buffer < 0) throw SignatureMismatch{};  // a kernel's tensor: its own flatten
-      const ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
-      const Shape& x = slots_[src].shape;
-      const auto nd = static_cast<std::int64_t>(x.size());
-      std::int64_t s = st.op.start_dim < 0 ? st.op.start_dim + nd : st.op.start_dim;
-      std::int64_t e = st.op.end_dim < 0 ? st.op.end_dim + nd : st.op.end_dim;
-      if (nd == 0 || s < 0 || e >= nd || s > e) throw SignatureMismatch{};
-      Shape out;
-      for (std::int64_t i = 0; i < s; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
-      std::int64_t merged = 1;
-      for (std::int64_t i = s; i <= e; ++i) merged *= x[static_cast<std::size_t>(i)];
-      out.push_back(merged);
-      for (std::int64_t i = e + 1; i < nd; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
-      produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, in.index);
-      break;
-    }
-    case StepKind::Alias: {
-      if (slots_[src].buffer < 0) throw SignatureMismatch{};
-      edit_slot(st.out) = slots_[src];
-      attach(st.out, slots_[src].buffer);
-      if (slots_[src].dense >= 0 && slots_[src].dense != slots_[src].buffer) attach(st.out, slots_[src].dense);
-      if (slots_[src].dense >= 0) ex.materialize.push_back(Materialize{st.out, slots_[src].dense, slots_[src].shape});
-      break;
-    }
+    case StepKind::Eltwise: specialise_norm_or_eltwise(j, ex, ws); break;
+    case StepKind::LayerNorm: specialise_layer_norm(j, ex, ws); break;
+    case StepKind::Binary: specialise_binary(j, ex, ws); break;
+    case StepKind::Pool: specialise_pool(j, ex, ws); break;
+    case StepKind::View: specialise_view(j, ex, ws); break;
+    case StepKind::Alias: specialise_alias(j, ex, ws); break;
     default: throw SignatureMismatch{};
   }
   execs_[j] = std::move(ex);
+}
+
+// Only a primitive that uses scratch memory gets the argument: each argument costs oneDNN
+// an allocation per call (see Executable).
+void Executable::add_scratchpad(const memory::desc& md, Launch& l) {
+  if (md.get_size() == 0) return;
+  scratch_bytes_ = std::max(scratch_bytes_, md.get_size());
+  l.args.push_back(ArgSpec{DNNL_ARG_SCRATCHPAD, ArgSpec::From::Scratchpad, 0, md, {}});
+}
+
+void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  const Tensor& w = st.op.weight;
+  const auto& o = st.op.conv;
+  if (x.size() != 4 || x[1] != w.shape()[1] * o.groups || w.shape()[0] % o.groups) throw SignatureMismatch{};
+  Shape out{x[0], w.shape()[0], 0, 0};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::int64_t eff = o.dilation[i] * (w.shape()[2 + i] - 1) + 1;
+    const std::int64_t padded = x[2 + i] + o.padding_begin[i] + o.padding_end[i];
+    if (padded < eff) throw SignatureMismatch{};
+    out[2 + i] = (padded - eff) / o.stride[i] + 1;
+  }
+  // A small convolution of a plan buffer (a squeeze-excitation's on [N, C, 1, 1]) stays a
+  // primitive: its kernel would take the buffer dense and go through oneDNN anyway.
+  if (in.from == ArgSpec::From::External && out.numel() * (w.numel() / w.shape()[0]) < kMinWork)
+    throw SignatureMismatch{};
+  const bool has_bias = st.op.bias.defined() || st.bn.has_value();
+  dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
+  // A residual addition is a Sum post-op: the convolution adds its result to what its
+  // destination holds. In place when this step is the addend's last reader (and the
+  // addend is the convolution's own kind of buffer), else the addend is copied there first.
+  std::optional<ArgSpec> addend;
+  std::int32_t in_place = -1;
+  if (st.other >= 0) {
+    const auto o_slot = static_cast<std::uint32_t>(st.other);
+    addend = source(o_slot, DNNL_ARG_FROM, ws);
+    const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[o_slot].shape : addend->shape;
+    if (!(as == out)) throw SignatureMismatch{};
+    if (addend->from == ArgSpec::From::Buffer && slot_last_[o_slot] == static_cast<std::int64_t>(j) &&
+        !is_output_[o_slot]) {
+      in_place = addend->index;
+      // Not over its own source (x + conv(x)): the convolution still reads it.
+      if (slots_[src].buffer == in_place || slots_[src].dense == in_place) in_place = -1;
+      // Nor over a buffer another value held in it is read from at or after this step.
+      if (in_place >= 0 && buffer_live_after(in_place, static_cast<std::int64_t>(j) - 1, o_slot)) in_place = -1;
+    }
+  }
+  const dnnl::primitive_attr attr = post_op_attr(st, nullptr);
+  const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr, winograd_);
+  // Weights: batch norm folded in, then packed into the primitive's layout, once.
+  const std::int64_t O = w.shape()[0];
+  std::vector<float> wf, bf;
+  fold(st, wf, bf);
+  const memory::desc w_plain(g.weights, memory::data_type::f32,
+                             g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
+  std::int32_t w_id;
+  if (pd.weights_desc() == w_plain) {
+    w_id = add_constant(w_plain, wf.data());
+  } else {
+    auto packed = Storage::allocate(pd.weights_desc().get_size());
+    memory from(w_plain, dnb::engine(), wf.data()), to(pd.weights_desc(), dnb::engine(), packed->data());
+    dnnl::reorder(from, to).execute(dnb::stream(), from, to);
+    dnb::stream().wait();
+    const_storage_.push_back(packed);
+    constants_.push_back(to);
+    w_id = static_cast<std::int32_t>(constants_.size() - 1);
+  }
+  Launch l;
+  l.prim = dnnl::convolution_forward(pd);
+  if (!(in.md == pd.src_desc())) {
+    // The source in the convolution's preferred layout.
+    const std::int32_t buf = new_buffer(pd.src_desc().get_size(), j, ws);
+    Launch r;
+    r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), in.md, dnb::engine(), pd.src_desc()));
+    ArgSpec from = in;
+    from.arg = DNNL_ARG_FROM;
+    r.args.push_back(from);
+    r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, pd.src_desc(), {}});
+    ex.launches.push_back(std::move(r));
+    in = ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, buf, pd.src_desc(), {}};
+  }
+  l.args.push_back(in);
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, w_id, pd.weights_desc(), {}});
+  if (has_bias) {
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
+                             add_constant(dnb::plain_md({O}), bf.data()), pd.bias_desc(), {}});
+  }
+  std::int32_t dst = in_place;
+  if (dst < 0) {
+    dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+    if (addend) {
+      Launch copy;
+      copy.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), addend->md, dnb::engine(), pd.dst_desc()));
+      copy.args.push_back(*addend);
+      copy.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+      ex.launches.push_back(std::move(copy));
+    }
+  }
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
+}
+
+void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  const Tensor& w = st.op.weight;
+  const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
+  if (x.size() < 1 || x[x.size() - 1] != inf || inf == 0) throw SignatureMismatch{};
+  // BatchNorm1d normalises dim 1: the linear layer's features only for 2-D results.
+  if (st.bn && x.size() != 2) throw SignatureMismatch{};
+  const bool has_bias = st.op.bias.defined() || st.bn.has_value();
+  std::vector<float> wf, bf;
+  fold(st, wf, bf);
+  const std::int64_t rows = x.numel() / inf;
+  if (rows * inf * outf < kMinWork) throw SignatureMismatch{};
+  Shape out = x;
+  out[out.size() - 1] = outf;
+  in.md = dnb::plain_md({rows, inf});
+  std::optional<ArgSpec> addend;
+  if (st.other >= 0) {
+    addend = dense_source(static_cast<std::uint32_t>(st.other), DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                          j, ex, ws);
+    const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape
+                                                           : addend->shape;
+    if (!(as == out)) throw SignatureMismatch{};
+    addend->md = dnb::plain_md({rows, outf});
+  }
+  const dnnl::primitive_attr attr = post_op_attr(st, addend ? &addend->md : nullptr);
+  const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, has_bias};
+  const auto pd = dnb::matmul_pd(g, true, attr);
+  // nn.Linear's [out, in] weights, packed for this matmul.
+  const dnb::MatmulGeometry plain_g{{rows, inf}, {inf, outf}, {rows, outf}, true, false};
+  const memory::desc w_view = dnb::matmul_pd(plain_g, false, dnb::make_attr({}, false)).weights_desc();
+  auto packed = Storage::allocate(pd.weights_desc().get_size());
+  memory from(w_view, dnb::engine(), wf.data());
+  memory to(pd.weights_desc(), dnb::engine(), packed->data());
+  dnnl::reorder(from, to).execute(dnb::stream(), from, to);
+  dnb::stream().wait();
+  const_storage_.push_back(packed);
+  constants_.push_back(to);
+  Launch l;
+  l.prim = dnnl::matmul(pd);
+  l.args.push_back(in);
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant,
+                           static_cast<std::int32_t>(constants_.size() - 1), pd.weights_desc(), {}});
+  if (has_bias) {
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), bf.data()),
+                             dnb::plain_md({1, outf}), {}});
+  }
+  if (addend) l.args.push_back(*addend);
+  const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, dst);
+}
+
+void Executable::specialise_norm_or_eltwise(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  if (x.numel() < kMinWork) throw SignatureMismatch{};
+  Launch l;
+  memory::desc dst_md;
+  if (st.kind == StepKind::BatchNorm) {
+    const Pattern& bn = st.op;
+    if (x.size() < 2 || x.size() > 5 || x[1] != bn.mean.numel()) throw SignatureMismatch{};
+    if (bn.weight.defined() != bn.bias.defined()) throw SignatureMismatch{};
+    const auto pd = dnb::batch_norm_pd(in.md, static_cast<float>(bn.eps), bn.weight.defined(),
+                                       dnb::make_attr({}, true));
+    l.prim = dnnl::batch_normalization_forward(pd);
+    l.args.push_back(in);
+    const Dims c{x[1]};
+    l.args.push_back(ArgSpec{DNNL_ARG_MEAN, ArgSpec::From::Constant, add_constant_tensor(bn.mean, c),
+                             dnb::plain_md(c), {}});
+    l.args.push_back(ArgSpec{DNNL_ARG_VARIANCE, ArgSpec::From::Constant, add_constant_tensor(bn.var, c),
+                             dnb::plain_md(c), {}});
+    if (bn.weight.defined()) {
+      l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(bn.weight, c),
+                               dnb::plain_md(c), {}});
+      l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(bn.bias, c),
+                               dnb::plain_md(c), {}});
+    }
+    dst_md = pd.dst_desc();
+    add_scratchpad(pd.scratchpad_desc(), l);
+  } else {
+    const auto pd = dnb::eltwise_pd(in.md, st.op.eltwise, dnb::make_attr({}, true));
+    l.prim = dnnl::eltwise_forward(pd);
+    l.args.push_back(in);
+    dst_md = pd.dst_desc();
+    add_scratchpad(pd.scratchpad_desc(), l);
+  }
+  const std::int32_t dst = new_buffer(dst_md.get_size(), j, ws);
+  l.args.insert(l.args.begin() + 1, ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, dst_md, {}});
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, dst_md, x, ex, ws, dst);
+}
+
+void Executable::specialise_layer_norm(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  if (x.numel() < kMinWork) throw SignatureMismatch{};
+  const std::int64_t n = st.op.end_dim;
+  if (x.size() < 1 || x[x.size() - 1] != n) throw SignatureMismatch{};
+  in.md = dnb::plain_md({x.numel() / n, n});
+  const bool affine = st.op.weight.defined();
+  const auto pd = dnb::layer_norm_pd(in.md, static_cast<float>(st.op.eps), affine, dnb::make_attr({}, true));
+  Launch l;
+  l.prim = dnnl::layer_normalization_forward(pd);
+  l.args.push_back(in);
+  if (affine) {
+    const Dims c{n};
+    l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(st.op.weight, c),
+                             dnb::plain_md(c), {}});
+    l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(st.op.bias, c),
+                             dnb::plain_md(c), {}});
+  }
+  const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, dnb::plain_md(dnb::dims_of(x)), x, ex, ws, dst);
+}
+
+void Executable::specialise_binary(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec a = source(src, DNNL_ARG_SRC_0, ws);
+  ArgSpec b = source(static_cast<std::uint32_t>(st.other), DNNL_ARG_SRC_1, ws);
+  Shape sa = a.from == ArgSpec::From::Buffer ? slots_[src].shape : a.shape;
+  Shape sb = b.from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape : b.shape;
+  if (std::max(sa.numel(), sb.numel()) < kMinWork) throw SignatureMismatch{};
+  const auto broadcasts_to = [](const Shape& small, const Shape& big) {
+    if (small.size() != big.size()) return false;
+    for (std::size_t i = 0; i < big.size(); ++i)
+      if (small[i] != big[i] && small[i] != 1) return false;
+    return true;
+  };
+  if (!broadcasts_to(sb, sa)) {
+    if (!broadcasts_to(sa, sb)) throw SignatureMismatch{};
+    std::swap(a, b);  // add and mul commute
+    std::swap(sa, sb);
+    a.arg = DNNL_ARG_SRC_0;
+    b.arg = DNNL_ARG_SRC_1;
+  }
+  // The result takes the first operand's layout: a blocked one keeps the network blocked.
+  if (sa == sb && is_dense(a.md, sa) && !is_dense(b.md, sb)) {
+    std::swap(a, b);
+    a.arg = DNNL_ARG_SRC_0;
+    b.arg = DNNL_ARG_SRC_1;
+  }
+  // oneDNN's JIT binary kernels take both operands in one layout (else its reference
+  // kernel runs, ~100x slower): the second, typically a squeeze-excitation scale
+  // [N, C, 1, 1], is reordered into the first's.
+  const memory::format_tag tag = dnb::activation_tag(a.md);
+  const memory::desc want = tag != memory::format_tag::undef
+                                ? memory::desc(dnb::dims_of(sb), memory::data_type::f32, tag)
+                                : is_dense(a.md, sa) ? dnb::plain_md(dnb::dims_of(sb)) : b.md;
+  if (!(b.md == want)) {
+    const std::int32_t buf = new_buffer(want.get_size(), j, ws);
+    Launch r;
+    r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), b.md, dnb::engine(), want));
+    ArgSpec from = b;
+    from.arg = DNNL_ARG_FROM;
+    r.args.push_back(from);
+    r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, want, {}});
+    ex.launches.push_back(std::move(r));
+    b = ArgSpec{DNNL_ARG_SRC_1, ArgSpec::From::Buffer, buf, want, {}};
+  }
+  const auto pd = dnb::binary_pd(st.binary_alg, a.md, b.md, dnb::make_attr({}, true));
+  Launch l;
+  l.prim = dnnl::binary(pd);
+  l.args.push_back(a);
+  l.args.push_back(b);
+  const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, pd.dst_desc(), sa, ex, ws, dst);
+}
+
+void Executable::specialise_pool(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  if (x.size() != 4 || x[2] < 1 || x[3] < 1) throw SignatureMismatch{};
+  if (x.numel() < kMinWork && in.from == ArgSpec::From::External) throw SignatureMismatch{};
+  ops::Pool2dOptions o = st.op.pool;
+  bool average = st.op.op != PatternOp::MaxPool;
+  bool include_pad = st.op.count_include_pad;
+  Shape out{x[0], x[1], 0, 0};
+  if (st.op.op == PatternOp::AdaptiveAvgPool) {
+    for (std::size_t i = 0; i < 2; ++i) {
+      const std::int64_t os = st.op.output_size[i].value_or(x[2 + i]);
+      if (os < 1 || x[2 + i] % os) throw SignatureMismatch{};  // unequal windows: the kernel's loop
+      o.kernel[i] = o.stride[i] = x[2 + i] / os;
+      out[2 + i] = os;
+    }
+    include_pad = false;
+  } else {
+    for (std::size_t i = 0; i < 2; ++i) {
+      if (o.kernel[i] <= 0 || o.stride[i] <= 0 || o.dilation[i] <= 0 || o.padding[i] < 0 ||
+          o.padding[i] > ((o.kernel[i] - 1) * o.dilation[i] + 1) / 2)
+        throw SignatureMismatch{};  // the kernel reports it
+      out[2 + i] = ops::pool_output_size(x[2 + i], o.kernel[i], o.padding[i], o.stride[i], o.dilation[i], o.ceil_mode);
+      if (out[2 + i] < 1) throw SignatureMismatch{};
+    }
+  }
+  const auto g = dnb::pool_geometry(x, o, out, average, include_pad);
+  if (!g) throw SignatureMismatch{};
+  const auto pd = dnb::pool_pd(*g, in.md, dnb::make_attr({}, true));
+  Launch l;
+  l.prim = dnnl::pooling_v2_forward(pd);
+  l.args.push_back(in);
+  const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
+}
+
+void Executable::specialise_view(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  if (slots_[src].buffer < 0) throw SignatureMismatch{};  // a kernel's tensor: its own flatten
+  const ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+  const Shape& x = slots_[src].shape;
+  const auto nd = static_cast<std::int64_t>(x.size());
+  std::int64_t s = st.op.start_dim < 0 ? st.op.start_dim + nd : st.op.start_dim;
+  std::int64_t e = st.op.end_dim < 0 ? st.op.end_dim + nd : st.op.end_dim;
+  if (nd == 0 || s < 0 || e >= nd || s > e) throw SignatureMismatch{};
+  Shape out;
+  for (std::int64_t i = 0; i < s; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
+  std::int64_t merged = 1;
+  for (std::int64_t i = s; i <= e; ++i) merged *= x[static_cast<std::size_t>(i)];
+  out.push_back(merged);
+  for (std::int64_t i = e + 1; i < nd; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
+  produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, in.index);
+}
+
+void Executable::specialise_alias(std::size_t j, Exec& ex, Workspace& /*ws*/) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  if (slots_[src].buffer < 0) throw SignatureMismatch{};
+  edit_slot(st.out) = slots_[src];
+  attach(st.out, slots_[src].buffer);
+  if (slots_[src].dense >= 0 && slots_[src].dense != slots_[src].buffer) attach(st.out, slots_[src].dense);
+  if (slots_[src].dense >= 0) ex.materialize.push_back(Materialize{st.out, slots_[src].dense, slots_[src].shape});
 }
 
 void Executable::bind_launch(std::size_t j, std::size_t l, Workspace& ws) {
