@@ -366,6 +366,10 @@ class Executable {
   void specialise_view(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_alias(std::size_t j, Exec& ex, Workspace& ws);
   void add_scratchpad(const memory::desc& md, Launch& l);
+  // A convolution's weights and bias (`bf`) with its batch norm folded in, the weights packed
+  // into `packed_md`; returns the weights' constant.
+  std::int32_t add_conv_weights(const Step& st, const dnb::ConvGeometry& g, const memory::desc& packed_md,
+                                std::vector<float>& bf);
   bool try_specialise(std::size_t j, Workspace& ws);
   void run_step(std::size_t j, Workspace& ws);
   void bind(std::size_t j, Workspace& ws);
@@ -688,6 +692,23 @@ void Executable::add_scratchpad(const memory::desc& md, Launch& l) {
   l.args.push_back(ArgSpec{DNNL_ARG_SCRATCHPAD, ArgSpec::From::Scratchpad, 0, md, {}});
 }
 
+std::int32_t Executable::add_conv_weights(const Step& st, const dnb::ConvGeometry& g, const memory::desc& packed_md,
+                                          std::vector<float>& bf) {
+  // Batch norm folded in, then packed into the primitive's layout, once.
+  std::vector<float> wf;
+  fold(st, wf, bf);
+  const memory::desc w_plain(g.weights, memory::data_type::f32,
+                             g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
+  if (packed_md == w_plain) return add_constant(w_plain, wf.data());
+  auto packed = Storage::allocate(packed_md.get_size());
+  memory from(w_plain, dnb::engine(), wf.data()), to(packed_md, dnb::engine(), packed->data());
+  dnnl::reorder(from, to).execute(dnb::stream(), from, to);
+  dnb::stream().wait();
+  const_storage_.push_back(packed);
+  constants_.push_back(to);
+  return static_cast<std::int32_t>(constants_.size() - 1);
+}
+
 void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
   const Step& st = steps_[j];
   const auto src = static_cast<std::uint32_t>(st.src);
@@ -730,24 +751,8 @@ void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
   }
   const dnnl::primitive_attr attr = post_op_attr(st, nullptr);
   const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr, winograd_);
-  // Weights: batch norm folded in, then packed into the primitive's layout, once.
-  const std::int64_t O = w.shape()[0];
-  std::vector<float> wf, bf;
-  fold(st, wf, bf);
-  const memory::desc w_plain(g.weights, memory::data_type::f32,
-                             g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
-  std::int32_t w_id;
-  if (pd.weights_desc() == w_plain) {
-    w_id = add_constant(w_plain, wf.data());
-  } else {
-    auto packed = Storage::allocate(pd.weights_desc().get_size());
-    memory from(w_plain, dnb::engine(), wf.data()), to(pd.weights_desc(), dnb::engine(), packed->data());
-    dnnl::reorder(from, to).execute(dnb::stream(), from, to);
-    dnb::stream().wait();
-    const_storage_.push_back(packed);
-    constants_.push_back(to);
-    w_id = static_cast<std::int32_t>(constants_.size() - 1);
-  }
+  std::vector<float> bf;
+  const std::int32_t w_id = add_conv_weights(st, g, pd.weights_desc(), bf);
   Launch l;
   l.prim = dnnl::convolution_forward(pd);
   if (!(in.md == pd.src_desc())) {
@@ -766,7 +771,7 @@ void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
   l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, w_id, pd.weights_desc(), {}});
   if (has_bias) {
     l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
-                             add_constant(dnb::plain_md({O}), bf.data()), pd.bias_desc(), {}});
+                             add_constant(dnb::plain_md({w.shape()[0]}), bf.data()), pd.bias_desc(), {}});
   }
   std::int32_t dst = in_place;
   if (dst < 0) {
