@@ -1,6 +1,6 @@
 // Inference: oneDNN kernels against the float64 reference loops, inference plans (folding,
 // fused post-ops, blocked layouts, buffer reuse) against plain plans, several input
-// signatures and thread counts, concurrent calls, and the thread-count setting.
+// signatures and thread counts, concurrent calls, and the thread-count and Winograd settings.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -151,6 +151,11 @@ struct ThreadsGuard {
   ~ThreadsGuard() { set_num_threads(saved); }
 };
 
+struct WinogradGuard {
+  Winograd saved = winograd();
+  ~WinogradGuard() { set_winograd(saved); }
+};
+
 }  // namespace
 
 TEST_CASE("inference: the thread count setting") {
@@ -296,6 +301,32 @@ TEST_CASE("inference: an inference plan folds, fuses and agrees with the plain p
   CHECK(st.primitives >= 8);
   CHECK(st.arena_bytes > 0);
   CHECK(st.packed_weight_bytes > 0);
+}
+
+TEST_CASE("inference: the Winograd setting is part of a plan's signature") {
+  ThreadsGuard guard;
+  WinogradGuard winograd_guard;
+  set_num_threads(1);
+  const Models models = net_models();
+  const Tensor x = random_tensor(Shape{2, 3, 32, 32}, 300);
+  const Tensor want = (*models.plain)(x).tensor();
+  std::vector<std::size_t> packed;  // weight bytes each setting's specialisation added
+  std::size_t total = 0;
+  for (Winograd w : {Winograd::Off, Winograd::Auto, Winograd::Always}) {
+    set_winograd(w);
+    CHECK(winograd() == w);
+    const Tensor got = (*models.fast)(x).tensor();
+    INFO("setting ", static_cast<int>(w), " max |diff| ", max_abs_diff(got, want));
+    CHECK(allclose(got, want, 1e-4, 1e-5));
+    const auto st = models.fast->plan()->inference_stats();
+    packed.push_back(st.packed_weight_bytes - total);
+    total = st.packed_weight_bytes;
+  }
+  CHECK(models.fast->plan()->inference_stats().signatures == 3);
+  // Net's only 3x3 stride-1 convolution has 8x8 outputs: Auto leaves it direct, as Off does;
+  // Always gives it Winograd weights where the CPU has the kernel (AVX-512), which are larger.
+  CHECK(packed[1] == packed[0]);
+  CHECK(packed[2] >= packed[0]);
 }
 
 TEST_CASE("inference: a squeeze-excitation block stays on oneDNN, stochastic depth included") {

@@ -47,6 +47,24 @@ struct PlanOptions {
   bool optimize_for_inference = true;
 };
 
+// Where inference plans use oneDNN's Winograd convolution (3x3, stride 1, ungrouped; on
+// AVX-512 CPUs). It needs fewer multiplications per call than the direct algorithm, but its
+// weights are transformed once, on the plan's first call with an input signature (by far
+// the slowest part of that call: ~75 ms for one 512x512x3x3 weight), and take 1.8x
+// (F(2,3)) to 4x (F(4,3)) the memory of the originals.
+//   Auto (the default): Winograd where the output planes have at least 14x14 values, i.e.
+//     where the weight transform is repaid within a few calls (resnet18: its 64- to
+//     256-channel stages; the 7x7 stage would need ~100 calls to repay it).
+//   Always: wherever oneDNN offers it (the lowest latency once the model is warm).
+//   Off: never (the smallest memory, the fastest first call).
+// The setting is process-wide, read when a plan is specialised: like the thread count it
+// is part of an inference plan's signature, so changing it never invalidates a module; the
+// next call specialises the plan again. The default is the environment variable
+// FXPACK_WINOGRAD (auto, always or off; anything else is an error naming it) when set.
+enum class Winograd : std::uint8_t { Auto, Always, Off };
+void set_winograd(Winograd w);
+Winograd winograd();
+
 class Plan {
  public:
   // Compiles `graph` against `root` (for get_attr and call_module targets).

@@ -1,10 +1,14 @@
 #include "program.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <string_view>
+#include <unordered_map>
 
 #include "fxpack/threads.hpp"
 #include "ops/dnnl/primitives.hpp"
@@ -61,66 +65,81 @@ namespace {
 
 bool is_chainable_eltwise(const Pattern& p) { return p.op == PatternOp::Eltwise; }
 
-}  // namespace
+// What the phases of Program::build read: the graph's computing nodes by slot, their
+// patterns, and which of them the output reads.
+struct BuildInput {
+  const std::unordered_map<const Node*, std::uint32_t>& slot_of;
+  std::vector<const Node*> nodes;
+  std::vector<Pattern> pats;
+  std::vector<bool> is_output;
+  std::vector<std::uint32_t> output_slots;
 
-std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& graph, const Module& root) {
-  auto prog = std::shared_ptr<Program>(new Program(plan));
-  std::vector<const Node*> nodes;  // by slot
+  std::uint32_t slot(const Node* n) const { return slot_of.at(n); }
+  // The one user of a node whose value nothing else reads (fusable into it), or null.
+  const Node* sole_user(std::size_t i) const {
+    const auto& users = nodes[i]->users();
+    if (users.size() != 1 || is_output[i]) return nullptr;
+    return users[0];
+  }
+};
+
+BuildInput read_graph(const std::unordered_map<const Node*, std::uint32_t>& slot_of, const Graph& graph,
+                      const Module& root) {
+  BuildInput g{slot_of, {}, {}, {}, {}};
   const Node* output = nullptr;
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
       output = n;
       break;
     }
-    nodes.push_back(n);
+    g.nodes.push_back(n);
   }
-  const std::size_t n_slots = nodes.size();
-  auto slot = [&](const Node* n) { return plan.slot_of_.at(n); };
-  std::vector<bool> is_output(n_slots, false);
+  g.is_output.assign(g.nodes.size(), false);
   if (output) {
     for (const Node* in : output->input_nodes()) {
-      is_output[slot(in)] = true;
-      prog->output_slots_.push_back(slot(in));
+      g.is_output[g.slot(in)] = true;
+      g.output_slots.push_back(g.slot(in));
     }
   }
-  std::vector<Pattern> pats(n_slots);
-  for (std::size_t i = 0; i < n_slots; ++i) pats[i] = recognize(*nodes[i], root);
+  g.pats.resize(g.nodes.size());
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) g.pats[i] = recognize(*g.nodes[i], root);
+  return g;
+}
 
-  // The one user of a node whose value nothing else reads (fusable into it), or null.
-  auto sole_user = [&](std::size_t i) -> const Node* {
-    const auto& users = nodes[i]->users();
-    if (users.size() != 1 || is_output[i]) return nullptr;
-    return users[0];
-  };
+// Chains: a convolution or linear layer followed by what folds or fuses into it.
+struct Chains {
+  std::vector<bool> absorbed;   // nodes a chain covers, except its last
+  std::vector<Step> steps;      // one per chain (a Step is large)
+  std::vector<std::int32_t> at;  // last node of a chain -> its step
+};
 
-  // Chains: a convolution or linear layer followed by what folds or fuses into it.
-  std::vector<std::int32_t> chain_end(n_slots, -1);  // head -> last node of its chain
-  std::vector<bool> absorbed(n_slots, false);
-  std::vector<Step> chain_steps(n_slots);
+Chains find_chains(const BuildInput& g) {
+  const std::size_t n_slots = g.nodes.size();
+  Chains c{std::vector<bool>(n_slots, false), {}, std::vector<std::int32_t>(n_slots, -1)};
   for (std::size_t i = 0; i < n_slots; ++i) {
-    const Pattern& p = pats[i];
+    const Pattern& p = g.pats[i];
     if (p.op != PatternOp::Conv && p.op != PatternOp::Linear) continue;
     Step st;
     st.kind = p.op == PatternOp::Conv ? StepKind::Conv : StepKind::Linear;
     st.op = p;
-    st.src = static_cast<std::int32_t>(slot(p.input));
+    st.src = static_cast<std::int32_t>(g.slot(p.input));
     st.instrs.push_back(static_cast<std::uint32_t>(i));
-    st.label = nodes[i]->name();
+    st.label = g.nodes[i]->name();
     std::size_t cur = i;
     bool added = false;
-    while (const Node* u = sole_user(cur)) {
-      const std::size_t ui = slot(u);
-      if (absorbed[ui]) break;
-      const Pattern& up = pats[ui];
-      if (up.input != nodes[cur] && !(up.op == PatternOp::Add && up.other == nodes[cur])) break;
+    while (const Node* u = g.sole_user(cur)) {
+      const std::size_t ui = g.slot(u);
+      if (c.absorbed[ui]) break;
+      const Pattern& up = g.pats[ui];
+      if (up.input != g.nodes[cur] && !(up.op == PatternOp::Add && up.other == g.nodes[cur])) break;
       if (up.op == PatternOp::BatchNorm && !st.bn && st.post_ops.empty() && up.mean.numel() == p.weight.shape()[0]) {
         st.bn = up;
       } else if (is_chainable_eltwise(up)) {
         st.post_ops.push_back(PostOpSpec{false, up.eltwise});
       } else if (up.op == PatternOp::Add && !added) {
-        const Node* addend = up.input == nodes[cur] ? up.other : up.input;
-        if (addend == nodes[cur]) break;  // x + x
-        st.other = static_cast<std::int32_t>(slot(addend));
+        const Node* addend = up.input == g.nodes[cur] ? up.other : up.input;
+        if (addend == g.nodes[cur]) break;  // x + x
+        st.other = static_cast<std::int32_t>(g.slot(addend));
         st.post_ops.push_back(PostOpSpec{true, {}});
         added = true;
       } else if (up.op == PatternOp::Identity) {
@@ -128,77 +147,90 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
       } else {
         break;
       }
-      absorbed[ui] = true;
+      c.absorbed[ui] = true;
       st.instrs.push_back(static_cast<std::uint32_t>(ui));
       st.label += " " + u->name();
       cur = ui;
     }
     st.out = static_cast<std::uint32_t>(cur);
-    chain_end[i] = static_cast<std::int32_t>(cur);
-    chain_steps[cur] = std::move(st);
-    if (cur != i) absorbed[cur] = false;  // the chain's step is emitted at its last node
-    absorbed[i] = cur != i;
+    c.at[cur] = static_cast<std::int32_t>(c.steps.size());
+    c.steps.push_back(std::move(st));
+    if (cur != i) c.absorbed[cur] = false;  // the chain's step is emitted at its last node
+    c.absorbed[i] = cur != i;
   }
+  return c;
+}
 
-  // Steps in graph order; a chain is emitted where its last node was.
-  std::vector<bool> chain_last(n_slots, false);
-  for (std::size_t i = 0; i < n_slots; ++i)
-    if (chain_end[i] >= 0) chain_last[static_cast<std::size_t>(chain_end[i])] = true;
-  for (std::size_t i = 0; i < n_slots; ++i) {
-    if (chain_last[i]) {
-      prog->steps_.push_back(std::move(chain_steps[i]));
-      continue;
+// The step of a node no chain covers.
+Step single_step(const BuildInput& g, std::size_t i) {
+  Step st;
+  st.out = static_cast<std::uint32_t>(i);
+  st.instrs.push_back(static_cast<std::uint32_t>(i));
+  st.label = g.nodes[i]->name();
+  const Pattern& p = g.pats[i];
+  const Node* n = g.nodes[i];
+  if (n->op() == Op::Placeholder) {
+    st.kind = StepKind::Input;
+  } else if (n->op() == Op::GetAttr) {
+    st.kind = StepKind::Constant;
+  } else {
+    if (p.input) st.src = static_cast<std::int32_t>(g.slot(p.input));
+    st.op = p;
+    switch (p.op) {
+      case PatternOp::BatchNorm: st.kind = StepKind::BatchNorm; break;
+      case PatternOp::LayerNorm: st.kind = StepKind::LayerNorm; break;
+      case PatternOp::Eltwise: st.kind = StepKind::Eltwise; break;
+      case PatternOp::Add:
+      case PatternOp::Mul:
+        st.kind = StepKind::Binary;
+        st.other = static_cast<std::int32_t>(g.slot(p.other));
+        st.binary_alg = p.op == PatternOp::Add ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
+        break;
+      case PatternOp::MaxPool:
+      case PatternOp::AvgPool:
+      case PatternOp::AdaptiveAvgPool: st.kind = StepKind::Pool; break;
+      case PatternOp::Flatten: st.kind = StepKind::View; break;
+      case PatternOp::Identity: st.kind = StepKind::Alias; break;
+      default: st.kind = StepKind::Generic; break;
     }
-    if (absorbed[i]) continue;
-    Step st;
-    st.out = static_cast<std::uint32_t>(i);
-    st.instrs.push_back(static_cast<std::uint32_t>(i));
-    st.label = nodes[i]->name();
-    const Pattern& p = pats[i];
-    const Node* n = nodes[i];
-    if (n->op() == Op::Placeholder) {
-      st.kind = StepKind::Input;
-    } else if (n->op() == Op::GetAttr) {
-      st.kind = StepKind::Constant;
-    } else {
-      if (p.input) st.src = static_cast<std::int32_t>(slot(p.input));
-      st.op = p;
-      switch (p.op) {
-        case PatternOp::BatchNorm: st.kind = StepKind::BatchNorm; break;
-        case PatternOp::LayerNorm: st.kind = StepKind::LayerNorm; break;
-        case PatternOp::Eltwise: st.kind = StepKind::Eltwise; break;
-        case PatternOp::Add:
-        case PatternOp::Mul:
-          st.kind = StepKind::Binary;
-          st.other = static_cast<std::int32_t>(slot(p.other));
-          st.binary_alg = p.op == PatternOp::Add ? dnnl::algorithm::binary_add : dnnl::algorithm::binary_mul;
-          break;
-        case PatternOp::MaxPool:
-        case PatternOp::AvgPool:
-        case PatternOp::AdaptiveAvgPool: st.kind = StepKind::Pool; break;
-        case PatternOp::Flatten: st.kind = StepKind::View; break;
-        case PatternOp::Identity: st.kind = StepKind::Alias; break;
-        default: st.kind = StepKind::Generic; break;
-      }
-    }
-    prog->steps_.push_back(std::move(st));
   }
+  return st;
+}
 
-  // What each step reads, and where each slot is read last (outputs live to the end).
-  std::vector<std::int64_t> last_read(n_slots, -1);
-  for (std::size_t j = 0; j < prog->steps_.size(); ++j) {
-    Step& st = prog->steps_[j];
+// What each step reads, and the slots each step reads last (outputs live to the end).
+void mark_reads_and_frees(const BuildInput& g, std::vector<Step>& steps) {
+  std::vector<std::int64_t> last_read(g.nodes.size(), -1);
+  for (std::size_t j = 0; j < steps.size(); ++j) {
+    Step& st = steps[j];
     if (st.kind == StepKind::Generic) {
-      for (const Node* in : nodes[st.out]->input_nodes()) st.reads.push_back(slot(in));
+      for (const Node* in : g.nodes[st.out]->input_nodes()) st.reads.push_back(g.slot(in));
     } else {
       if (st.src >= 0) st.reads.push_back(static_cast<std::uint32_t>(st.src));
       if (st.other >= 0) st.reads.push_back(static_cast<std::uint32_t>(st.other));
     }
     for (std::uint32_t r : st.reads) last_read[r] = static_cast<std::int64_t>(j);
   }
-  for (std::size_t s = 0; s < n_slots; ++s)
-    if (last_read[s] >= 0 && !is_output[s]) prog->steps_[static_cast<std::size_t>(last_read[s])].frees.push_back(
+  for (std::size_t s = 0; s < g.nodes.size(); ++s)
+    if (last_read[s] >= 0 && !g.is_output[s]) steps[static_cast<std::size_t>(last_read[s])].frees.push_back(
         static_cast<std::uint32_t>(s));
+}
+
+}  // namespace
+
+std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& graph, const Module& root) {
+  auto prog = std::shared_ptr<Program>(new Program(plan));
+  const BuildInput g = read_graph(plan.slot_of_, graph, root);
+  prog->output_slots_ = g.output_slots;
+  Chains chains = find_chains(g);
+  // Steps in graph order; a chain is emitted where its last node was.
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+    if (chains.at[i] >= 0) {
+      prog->steps_.push_back(std::move(chains.steps[static_cast<std::size_t>(chains.at[i])]));
+    } else if (!chains.absorbed[i]) {
+      prog->steps_.push_back(single_step(g, i));
+    }
+  }
+  mark_reads_and_frees(g, prog->steps_);
   return prog;
 }
 
@@ -313,9 +345,9 @@ class Workspace {
 
 class Executable {
  public:
-  Executable(const Program& prog, std::span<const Value> inputs, int threads);
+  Executable(const Program& prog, std::span<const Value> inputs, int threads, Winograd winograd);
 
-  bool matches(std::span<const Value> inputs, int threads) const;
+  bool matches(std::span<const Value> inputs, int threads, Winograd winograd) const;
   void add_stats(Plan::InferenceStats& s) const;
   // The first call: specialises every step while running it.
   Value record(std::span<const Value> inputs);
@@ -324,6 +356,20 @@ class Executable {
 
  private:
   void specialise(std::size_t j, Workspace& ws);
+  // One per kind of step: its launches into `ex`, its result recorded by produce().
+  void specialise_conv(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_linear(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_norm_or_eltwise(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_layer_norm(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_binary(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_pool(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_view(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_alias(std::size_t j, Exec& ex, Workspace& ws);
+  void add_scratchpad(const memory::desc& md, Launch& l);
+  // A convolution's weights and bias (`bf`) with its batch norm folded in, the weights packed
+  // into `packed_md`; returns the weights' constant.
+  std::int32_t add_conv_weights(const Step& st, const dnb::ConvGeometry& g, const memory::desc& packed_md,
+                                std::vector<float>& bf);
   bool try_specialise(std::size_t j, Workspace& ws);
   void run_step(std::size_t j, Workspace& ws);
   void bind(std::size_t j, Workspace& ws);
@@ -345,14 +391,30 @@ class Executable {
   // stays near a later call's arena instead of the sum of every buffer.
   void release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const;
 
+  // Every change to slots_ and to a buffer's readers goes through these, so that a step
+  // that cannot be specialised is undone in time proportional to what it changed (a copy
+  // of slots_ per step made a first call quadratic in the graph's size).
+  SlotLoc& edit_slot(std::uint32_t slot);
+  void attach(std::uint32_t slot, std::int32_t buffer);
+  // True when a slot held in `buffer` (other than `except`) is still read after step `j`
+  // or is an output.
+  bool buffer_live_after(std::int32_t buffer, std::int64_t j, std::int64_t except = -1) const;
+
   const Program& prog_;
   std::vector<Step> const& steps_;
   int threads_;
+  Winograd winograd_;
   std::vector<std::pair<DType, Shape>> signature_;
 
   std::vector<Exec> execs_;
   std::vector<BufferInfo> buffers_;
+  std::vector<std::vector<std::uint32_t>> buffer_slots_;  // per buffer: the slots held in it
   std::vector<SlotLoc> slots_;
+  std::vector<bool> is_output_;                        // per slot
+  std::vector<std::vector<std::uint32_t>> read_last_;  // per step: slots whose slot_last_ it is
+  // The step being specialised: old values of the slots it changed, buffers it attached.
+  std::vector<std::pair<std::uint32_t, SlotLoc>> slot_undo_;
+  std::vector<std::int32_t> attach_undo_;
   std::vector<std::shared_ptr<Storage>> const_storage_;
   std::vector<memory> constants_;
   std::size_t scratch_bytes_ = 0;
@@ -364,8 +426,8 @@ class Executable {
   ResultPool results_;
 };
 
-Executable::Executable(const Program& prog, std::span<const Value> inputs, int threads)
-    : prog_(prog), steps_(prog.steps()), threads_(threads) {
+Executable::Executable(const Program& prog, std::span<const Value> inputs, int threads, Winograd winograd)
+    : prog_(prog), steps_(prog.steps()), threads_(threads), winograd_(winograd) {
   for (const Value& v : inputs) signature_.emplace_back(v.tensor().dtype(), v.tensor().shape());
   execs_.resize(steps_.size());
   slots_.resize(prog.num_slots());
@@ -379,10 +441,31 @@ Executable::Executable(const Program& prog, std::span<const Value> inputs, int t
     if (st.kind != StepKind::Generic && st.kind != StepKind::View && st.kind != StepKind::Alias) continue;
     for (std::uint32_t r : st.reads) slot_last_[r] = std::max(slot_last_[r], slot_last_[st.out]);
   }
+  is_output_.assign(prog.num_slots(), false);
+  for (std::uint32_t s : prog.output_slots()) is_output_[s] = true;
+  read_last_.resize(steps_.size());
+  for (std::size_t s = 0; s < slot_last_.size(); ++s)
+    if (slot_last_[s] >= 0) read_last_[static_cast<std::size_t>(slot_last_[s])].push_back(static_cast<std::uint32_t>(s));
 }
 
-bool Executable::matches(std::span<const Value> inputs, int threads) const {
-  if (threads != threads_ || inputs.size() != signature_.size()) return false;
+SlotLoc& Executable::edit_slot(std::uint32_t slot) {
+  slot_undo_.emplace_back(slot, slots_[slot]);
+  return slots_[slot];
+}
+
+void Executable::attach(std::uint32_t slot, std::int32_t buffer) {
+  buffer_slots_[static_cast<std::size_t>(buffer)].push_back(slot);
+  attach_undo_.push_back(buffer);
+}
+
+bool Executable::buffer_live_after(std::int32_t buffer, std::int64_t j, std::int64_t except) const {
+  for (std::uint32_t s : buffer_slots_[static_cast<std::size_t>(buffer)])
+    if (static_cast<std::int64_t>(s) != except && (slot_last_[s] > j || is_output_[s])) return true;
+  return false;
+}
+
+bool Executable::matches(std::span<const Value> inputs, int threads, Winograd winograd) const {
+  if (threads != threads_ || winograd != winograd_ || inputs.size() != signature_.size()) return false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = std::get<Tensor>(inputs[i].variant());
     if (t.dtype() != signature_[i].first || !(t.shape() == signature_[i].second)) return false;
@@ -395,6 +478,7 @@ std::int32_t Executable::new_buffer(std::size_t bytes, std::size_t step, Workspa
   b.bytes = align_up(std::max<std::size_t>(bytes, 1));
   b.first = b.last = static_cast<std::int64_t>(step);
   buffers_.push_back(b);
+  buffer_slots_.emplace_back();
   ws.own.push_back(Storage::allocate(b.bytes));
   return static_cast<std::int32_t>(buffers_.size() - 1);
 }
@@ -432,7 +516,7 @@ ArgSpec Executable::source(std::uint32_t slot, int arg, Workspace& ws) const {
 }
 
 ArgSpec Executable::dense_source(std::uint32_t slot, int arg, std::size_t step, Exec& ex, Workspace& ws) {
-  SlotLoc& loc = slots_[slot];
+  const SlotLoc& loc = slots_[slot];
   if (loc.buffer < 0 || loc.dense >= 0) {
     ArgSpec a = source(slot, arg, ws);
     if (loc.dense >= 0) {
@@ -449,7 +533,8 @@ ArgSpec Executable::dense_source(std::uint32_t slot, int arg, std::size_t step, 
   l.args.push_back(ArgSpec{DNNL_ARG_FROM, ArgSpec::From::Buffer, loc.buffer, loc.md, {}});
   l.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, dense_md, {}});
   ex.launches.push_back(std::move(l));
-  loc.dense = buf;
+  edit_slot(slot).dense = buf;
+  attach(slot, buf);
   ArgSpec a;
   a.arg = arg;
   a.from = ArgSpec::From::Buffer;
@@ -464,11 +549,12 @@ void Executable::produce(std::size_t step, std::uint32_t slot, const memory::des
                          Workspace& ws, std::int32_t buffer) {
   (void)step;
   (void)ws;
-  SlotLoc& loc = slots_[slot];
+  SlotLoc& loc = edit_slot(slot);
   loc.buffer = buffer;
   loc.md = md;
   loc.shape = shape;
   loc.dense = is_dense(md, shape) ? buffer : -1;
+  attach(slot, buffer);
   if (loc.dense >= 0) ex.materialize.push_back(Materialize{slot, buffer, shape});
 }
 
@@ -502,7 +588,8 @@ void fold(const Step& st, std::vector<float>& wf, std::vector<float>& bf) {
 // stays in one layout without reorders), then in the layouts oneDNN prefers. Reference
 // implementations are refused while a fast one may exist.
 dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g, const memory::desc& src,
-                                                      const memory::desc* dst_fixed, const dnnl::primitive_attr& attr) {
+                                                      const memory::desc* dst_fixed, const dnnl::primitive_attr& attr,
+                                                      Winograd policy) {
   const memory::format_tag src_tag = dnb::activation_tag(src);
   const auto same_layout = [&](const Dims& dims) { return memory::desc(dims, memory::data_type::f32, src_tag); };
   std::vector<std::pair<std::optional<memory::desc>, std::optional<memory::desc>>> layouts;  // src, dst
@@ -511,8 +598,14 @@ dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g
     layouts.emplace_back(src, dst_fixed ? *dst_fixed : same_layout(g.dst));
   layouts.emplace_back(src, dst_any);
   layouts.emplace_back(std::nullopt, dst_any);
+  // Auto: the weight transform costs about as much for a 7x7 output as for a 56x56 one,
+  // the per-call saving shrinks with the plane (measured on resnet18's stages: repaid after
+  // 0.5, 4.5, 13 and ~110 calls for 56x56, 28x28, 14x14 and 7x7 outputs).
+  constexpr std::int64_t kWinogradMinPlane = 14 * 14;
+  const bool winograd_ok = dnb::winograd_shape(g) && policy != Winograd::Off &&
+                           (policy == Winograd::Always || g.dst[2] * g.dst[3] >= kWinogradMinPlane);
   for (bool winograd : {true, false}) {
-    if (winograd && !dnb::winograd_shape(g)) continue;
+    if (winograd && !winograd_ok) continue;
     for (const auto& [s, d] : layouts) {
       try {
         auto pd = dnb::conv_pd(g, true, attr, s ? &*s : nullptr, d ? &*d : nullptr, winograd);
@@ -530,17 +623,21 @@ bool Executable::try_specialise(std::size_t j, Workspace& ws) {
   // A primitive oneDNN does not offer, or operands the kernels should judge: the step runs
   // its kernels (which report bad operands with their own messages).
   const std::size_t n_buffers = buffers_.size(), n_constants = constants_.size();
-  const std::vector<SlotLoc> saved = slots_;
+  slot_undo_.clear();
+  attach_undo_.clear();
   try {
     specialise(j, ws);
     return true;
   } catch (const dnnl::error&) {
   } catch (const SignatureMismatch&) {
   }
+  for (auto it = attach_undo_.rbegin(); it != attach_undo_.rend(); ++it)
+    buffer_slots_[static_cast<std::size_t>(*it)].pop_back();
+  for (auto it = slot_undo_.rbegin(); it != slot_undo_.rend(); ++it) slots_[it->first] = std::move(it->second);
   buffers_.resize(n_buffers);
+  buffer_slots_.resize(n_buffers);
   ws.own.resize(n_buffers);
   constants_.resize(n_constants);
-  slots_ = saved;
   return false;
 }
 
@@ -548,380 +645,403 @@ namespace {
 // Below this many elements (or multiply-adds, for convolutions and linear layers) a oneDNN
 // primitive costs more than the kernel's own loop: such steps run their kernels.
 constexpr std::int64_t kMinWork = 4096;
+
+// The step's post-ops as oneDNN attributes (with a user scratchpad). `other_md` null: an
+// addition is a Sum (the destination holds the addend).
+dnnl::primitive_attr post_op_attr(const Step& st, const memory::desc* other_md) {
+  std::vector<dnb::PostOp> po;
+  for (const PostOpSpec& p : st.post_ops) {
+    dnb::PostOp q;
+    if (p.add && other_md) {
+      q.kind = dnb::PostOp::Kind::Add;
+      q.other = *other_md;
+    } else if (p.add) {
+      q.kind = dnb::PostOp::Kind::Sum;
+    } else {
+      q.eltwise = p.eltwise;
+    }
+    po.push_back(q);
+  }
+  return dnb::make_attr(po, true);
+}
 }  // namespace
 
 void Executable::specialise(std::size_t j, Workspace& ws) {
-  const Step& st = steps_[j];
   Exec ex;
   ex.generic = false;
-  // `other_md` null: an addition is a Sum (the destination holds the addend).
-  const auto attr_for = [&](const memory::desc* other_md) {
-    std::vector<dnb::PostOp> po;
-    for (const PostOpSpec& p : st.post_ops) {
-      dnb::PostOp q;
-      if (p.add && other_md) {
-        q.kind = dnb::PostOp::Kind::Add;
-        q.other = *other_md;
-      } else if (p.add) {
-        q.kind = dnb::PostOp::Kind::Sum;
-      } else {
-        q.eltwise = p.eltwise;
-      }
-      po.push_back(q);
-    }
-    return dnb::make_attr(po, true);
-  };
-  // Only a primitive that uses scratch memory gets the argument: each argument costs oneDNN
-  // an allocation per call (see Executable).
-  const auto scratch = [&](const memory::desc& md, Launch& l) {
-    if (md.get_size() == 0) return;
-    scratch_bytes_ = std::max(scratch_bytes_, md.get_size());
-    l.args.push_back(ArgSpec{DNNL_ARG_SCRATCHPAD, ArgSpec::From::Scratchpad, 0, md, {}});
-  };
-  const std::uint32_t src = static_cast<std::uint32_t>(st.src);
-
-  switch (st.kind) {
-    case StepKind::Conv: {
-      ArgSpec in = source(src, DNNL_ARG_SRC, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      const Tensor& w = st.op.weight;
-      const auto& o = st.op.conv;
-      if (x.size() != 4 || x[1] != w.shape()[1] * o.groups || w.shape()[0] % o.groups) throw SignatureMismatch{};
-      Shape out{x[0], w.shape()[0], 0, 0};
-      for (std::size_t i = 0; i < 2; ++i) {
-        const std::int64_t eff = o.dilation[i] * (w.shape()[2 + i] - 1) + 1;
-        const std::int64_t padded = x[2 + i] + o.padding_begin[i] + o.padding_end[i];
-        if (padded < eff) throw SignatureMismatch{};
-        out[2 + i] = (padded - eff) / o.stride[i] + 1;
-      }
-      // A small convolution of a plan buffer (a squeeze-excitation's on [N, C, 1, 1]) stays a
-      // primitive: its kernel would take the buffer dense and go through oneDNN anyway.
-      if (in.from == ArgSpec::From::External && out.numel() * (w.numel() / w.shape()[0]) < kMinWork)
-        throw SignatureMismatch{};
-      const bool has_bias = st.op.bias.defined() || st.bn.has_value();
-      dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
-      // A residual addition is a Sum post-op: the convolution adds its result to what its
-      // destination holds. In place when this step is the addend's last reader (and the
-      // addend is the convolution's own kind of buffer), else the addend is copied there first.
-      std::optional<ArgSpec> addend;
-      std::int32_t in_place = -1;
-      if (st.other >= 0) {
-        const auto o_slot = static_cast<std::uint32_t>(st.other);
-        addend = source(o_slot, DNNL_ARG_FROM, ws);
-        const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[o_slot].shape : addend->shape;
-        if (!(as == out)) throw SignatureMismatch{};
-        if (addend->from == ArgSpec::From::Buffer && slot_last_[o_slot] == static_cast<std::int64_t>(j) &&
-            std::find(prog_.output_slots().begin(), prog_.output_slots().end(), o_slot) == prog_.output_slots().end()) {
-          in_place = addend->index;
-          // Not over its own source (x + conv(x)): the convolution still reads it.
-          if (slots_[src].buffer == in_place || slots_[src].dense == in_place) in_place = -1;
-          for (std::size_t s2 = 0; s2 < slots_.size(); ++s2) {
-            if (s2 == o_slot) continue;
-            if ((slots_[s2].buffer == in_place || slots_[s2].dense == in_place) &&
-                slot_last_[s2] >= static_cast<std::int64_t>(j))
-              in_place = -1;
-          }
-        }
-      }
-      const dnnl::primitive_attr attr = attr_for(nullptr);
-      const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr);
-      // Weights: batch norm folded in, then packed into the primitive's layout, once.
-      const std::int64_t O = w.shape()[0];
-      std::vector<float> wf, bf;
-      fold(st, wf, bf);
-      const memory::desc w_plain(g.weights, memory::data_type::f32,
-                                 g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
-      std::int32_t w_id;
-      if (pd.weights_desc() == w_plain) {
-        w_id = add_constant(w_plain, wf.data());
-      } else {
-        auto packed = Storage::allocate(pd.weights_desc().get_size());
-        memory from(w_plain, dnb::engine(), wf.data()), to(pd.weights_desc(), dnb::engine(), packed->data());
-        dnnl::reorder(from, to).execute(dnb::stream(), from, to);
-        dnb::stream().wait();
-        const_storage_.push_back(packed);
-        constants_.push_back(to);
-        w_id = static_cast<std::int32_t>(constants_.size() - 1);
-      }
-      Launch l;
-      l.prim = dnnl::convolution_forward(pd);
-      if (!(in.md == pd.src_desc())) {
-        // The source in the convolution's preferred layout.
-        const std::int32_t buf = new_buffer(pd.src_desc().get_size(), j, ws);
-        Launch r;
-        r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), in.md, dnb::engine(), pd.src_desc()));
-        ArgSpec from = in;
-        from.arg = DNNL_ARG_FROM;
-        r.args.push_back(from);
-        r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, pd.src_desc(), {}});
-        ex.launches.push_back(std::move(r));
-        in = ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, buf, pd.src_desc(), {}};
-      }
-      l.args.push_back(in);
-      l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, w_id, pd.weights_desc(), {}});
-      if (has_bias) {
-        l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
-                                 add_constant(dnb::plain_md({O}), bf.data()), pd.bias_desc(), {}});
-      }
-      std::int32_t dst = in_place;
-      if (dst < 0) {
-        dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-        if (addend) {
-          Launch copy;
-          copy.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), addend->md, dnb::engine(), pd.dst_desc()));
-          copy.args.push_back(*addend);
-          copy.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-          ex.launches.push_back(std::move(copy));
-        }
-      }
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
-      break;
-    }
-    case StepKind::Linear: {
-      ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      const Tensor& w = st.op.weight;
-      const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
-      if (x.size() < 1 || x[x.size() - 1] != inf || inf == 0) throw SignatureMismatch{};
-      // BatchNorm1d normalises dim 1: the linear layer's features only for 2-D results.
-      if (st.bn && x.size() != 2) throw SignatureMismatch{};
-      const bool has_bias = st.op.bias.defined() || st.bn.has_value();
-      std::vector<float> wf, bf;
-      fold(st, wf, bf);
-      const std::int64_t rows = x.numel() / inf;
-      if (rows * inf * outf < kMinWork) throw SignatureMismatch{};
-      Shape out = x;
-      out[out.size() - 1] = outf;
-      in.md = dnb::plain_md({rows, inf});
-      std::optional<ArgSpec> addend;
-      if (st.other >= 0) {
-        addend = dense_source(static_cast<std::uint32_t>(st.other), DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                              j, ex, ws);
-        const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape
-                                                               : addend->shape;
-        if (!(as == out)) throw SignatureMismatch{};
-        addend->md = dnb::plain_md({rows, outf});
-      }
-      const dnnl::primitive_attr attr = attr_for(addend ? &addend->md : nullptr);
-      const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, has_bias};
-      const auto pd = dnb::matmul_pd(g, true, attr);
-      // nn.Linear's [out, in] weights, packed for this matmul.
-      const dnb::MatmulGeometry plain_g{{rows, inf}, {inf, outf}, {rows, outf}, true, false};
-      const memory::desc w_view = dnb::matmul_pd(plain_g, false, dnb::make_attr({}, false)).weights_desc();
-      auto packed = Storage::allocate(pd.weights_desc().get_size());
-      memory from(w_view, dnb::engine(), wf.data());
-      memory to(pd.weights_desc(), dnb::engine(), packed->data());
-      dnnl::reorder(from, to).execute(dnb::stream(), from, to);
-      dnb::stream().wait();
-      const_storage_.push_back(packed);
-      constants_.push_back(to);
-      Launch l;
-      l.prim = dnnl::matmul(pd);
-      l.args.push_back(in);
-      l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant,
-                               static_cast<std::int32_t>(constants_.size() - 1), pd.weights_desc(), {}});
-      if (has_bias) {
-        l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), bf.data()),
-                                 dnb::plain_md({1, outf}), {}});
-      }
-      if (addend) l.args.push_back(*addend);
-      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, dst);
-      break;
-    }
+  switch (steps_[j].kind) {
+    case StepKind::Conv: specialise_conv(j, ex, ws); break;
+    case StepKind::Linear: specialise_linear(j, ex, ws); break;
     case StepKind::BatchNorm:
-    case StepKind::Eltwise: {
-      ArgSpec in = source(src, DNNL_ARG_SRC, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      if (x.numel() < kMinWork) throw SignatureMismatch{};
-      Launch l;
-      memory::desc dst_md;
-      if (st.kind == StepKind::BatchNorm) {
-        const Pattern& bn = st.op;
-        if (x.size() < 2 || x.size() > 5 || x[1] != bn.mean.numel()) throw SignatureMismatch{};
-        if (bn.weight.defined() != bn.bias.defined()) throw SignatureMismatch{};
-        const auto pd = dnb::batch_norm_pd(in.md, static_cast<float>(bn.eps), bn.weight.defined(),
-                                           dnb::make_attr({}, true));
-        l.prim = dnnl::batch_normalization_forward(pd);
-        l.args.push_back(in);
-        const Dims c{x[1]};
-        l.args.push_back(ArgSpec{DNNL_ARG_MEAN, ArgSpec::From::Constant, add_constant_tensor(bn.mean, c),
-                                 dnb::plain_md(c), {}});
-        l.args.push_back(ArgSpec{DNNL_ARG_VARIANCE, ArgSpec::From::Constant, add_constant_tensor(bn.var, c),
-                                 dnb::plain_md(c), {}});
-        if (bn.weight.defined()) {
-          l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(bn.weight, c),
-                                   dnb::plain_md(c), {}});
-          l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(bn.bias, c),
-                                   dnb::plain_md(c), {}});
-        }
-        dst_md = pd.dst_desc();
-        scratch(pd.scratchpad_desc(), l);
-      } else {
-        const auto pd = dnb::eltwise_pd(in.md, st.op.eltwise, dnb::make_attr({}, true));
-        l.prim = dnnl::eltwise_forward(pd);
-        l.args.push_back(in);
-        dst_md = pd.dst_desc();
-        scratch(pd.scratchpad_desc(), l);
-      }
-      const std::int32_t dst = new_buffer(dst_md.get_size(), j, ws);
-      l.args.insert(l.args.begin() + 1, ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, dst_md, {}});
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, dst_md, x, ex, ws, dst);
-      break;
-    }
-    case StepKind::LayerNorm: {
-      ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      if (x.numel() < kMinWork) throw SignatureMismatch{};
-      const std::int64_t n = st.op.end_dim;
-      if (x.size() < 1 || x[x.size() - 1] != n) throw SignatureMismatch{};
-      in.md = dnb::plain_md({x.numel() / n, n});
-      const bool affine = st.op.weight.defined();
-      const auto pd = dnb::layer_norm_pd(in.md, static_cast<float>(st.op.eps), affine, dnb::make_attr({}, true));
-      Launch l;
-      l.prim = dnnl::layer_normalization_forward(pd);
-      l.args.push_back(in);
-      if (affine) {
-        const Dims c{n};
-        l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(st.op.weight, c),
-                                 dnb::plain_md(c), {}});
-        l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(st.op.bias, c),
-                                 dnb::plain_md(c), {}});
-      }
-      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, dnb::plain_md(dnb::dims_of(x)), x, ex, ws, dst);
-      break;
-    }
-    case StepKind::Binary: {
-      ArgSpec a = source(src, DNNL_ARG_SRC_0, ws);
-      ArgSpec b = source(static_cast<std::uint32_t>(st.other), DNNL_ARG_SRC_1, ws);
-      Shape sa = a.from == ArgSpec::From::Buffer ? slots_[src].shape : a.shape;
-      Shape sb = b.from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape : b.shape;
-      if (std::max(sa.numel(), sb.numel()) < kMinWork) throw SignatureMismatch{};
-      const auto broadcasts_to = [](const Shape& small, const Shape& big) {
-        if (small.size() != big.size()) return false;
-        for (std::size_t i = 0; i < big.size(); ++i)
-          if (small[i] != big[i] && small[i] != 1) return false;
-        return true;
-      };
-      if (!broadcasts_to(sb, sa)) {
-        if (!broadcasts_to(sa, sb)) throw SignatureMismatch{};
-        std::swap(a, b);  // add and mul commute
-        std::swap(sa, sb);
-        a.arg = DNNL_ARG_SRC_0;
-        b.arg = DNNL_ARG_SRC_1;
-      }
-      // The result takes the first operand's layout: a blocked one keeps the network blocked.
-      if (sa == sb && is_dense(a.md, sa) && !is_dense(b.md, sb)) {
-        std::swap(a, b);
-        a.arg = DNNL_ARG_SRC_0;
-        b.arg = DNNL_ARG_SRC_1;
-      }
-      // oneDNN's JIT binary kernels take both operands in one layout (else its reference
-      // kernel runs, ~100x slower): the second, typically a squeeze-excitation scale
-      // [N, C, 1, 1], is reordered into the first's.
-      const memory::format_tag tag = dnb::activation_tag(a.md);
-      const memory::desc want = tag != memory::format_tag::undef
-                                    ? memory::desc(dnb::dims_of(sb), memory::data_type::f32, tag)
-                                    : is_dense(a.md, sa) ? dnb::plain_md(dnb::dims_of(sb)) : b.md;
-      if (!(b.md == want)) {
-        const std::int32_t buf = new_buffer(want.get_size(), j, ws);
-        Launch r;
-        r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), b.md, dnb::engine(), want));
-        ArgSpec from = b;
-        from.arg = DNNL_ARG_FROM;
-        r.args.push_back(from);
-        r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, want, {}});
-        ex.launches.push_back(std::move(r));
-        b = ArgSpec{DNNL_ARG_SRC_1, ArgSpec::From::Buffer, buf, want, {}};
-      }
-      const auto pd = dnb::binary_pd(st.binary_alg, a.md, b.md, dnb::make_attr({}, true));
-      Launch l;
-      l.prim = dnnl::binary(pd);
-      l.args.push_back(a);
-      l.args.push_back(b);
-      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, pd.dst_desc(), sa, ex, ws, dst);
-      break;
-    }
-    case StepKind::Pool: {
-      ArgSpec in = source(src, DNNL_ARG_SRC, ws);
-      const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
-      if (x.size() != 4 || x[2] < 1 || x[3] < 1) throw SignatureMismatch{};
-      if (x.numel() < kMinWork && in.from == ArgSpec::From::External) throw SignatureMismatch{};
-      ops::Pool2dOptions o = st.op.pool;
-      bool average = st.op.op != PatternOp::MaxPool;
-      bool include_pad = st.op.count_include_pad;
-      Shape out{x[0], x[1], 0, 0};
-      if (st.op.op == PatternOp::AdaptiveAvgPool) {
-        for (std::size_t i = 0; i < 2; ++i) {
-          const std::int64_t os = st.op.output_size[i].value_or(x[2 + i]);
-          if (os < 1 || x[2 + i] % os) throw SignatureMismatch{};  // unequal windows: the kernel's loop
-          o.kernel[i] = o.stride[i] = x[2 + i] / os;
-          out[2 + i] = os;
-        }
-        include_pad = false;
-      } else {
-        for (std::size_t i = 0; i < 2; ++i) {
-          if (o.kernel[i] <= 0 || o.stride[i] <= 0 || o.dilation[i] <= 0 || o.padding[i] < 0 ||
-              o.padding[i] > ((o.kernel[i] - 1) * o.dilation[i] + 1) / 2)
-            throw SignatureMismatch{};  // the kernel reports it
-          out[2 + i] = ops::pool_output_size(x[2 + i], o.kernel[i], o.padding[i], o.stride[i], o.dilation[i], o.ceil_mode);
-          if (out[2 + i] < 1) throw SignatureMismatch{};
-        }
-      }
-      const auto g = dnb::pool_geometry(x, o, out, average, include_pad);
-      if (!g) throw SignatureMismatch{};
-      const auto pd = dnb::pool_pd(*g, in.md, dnb::make_attr({}, true));
-      Launch l;
-      l.prim = dnnl::pooling_v2_forward(pd);
-      l.args.push_back(in);
-      const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-      l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-      scratch(pd.scratchpad_desc(), l);
-      ex.launches.push_back(std::move(l));
-      produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
-      break;
-    }
-    case StepKind::View: {
-      if (slots_[src].buffer < 0) throw SignatureMismatch{};  // a kernel's tensor: its own flatten
-      const ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
-      const Shape& x = slots_[src].shape;
-      const auto nd = static_cast<std::int64_t>(x.size());
-      std::int64_t s = st.op.start_dim < 0 ? st.op.start_dim + nd : st.op.start_dim;
-      std::int64_t e = st.op.end_dim < 0 ? st.op.end_dim + nd : st.op.end_dim;
-      if (nd == 0 || s < 0 || e >= nd || s > e) throw SignatureMismatch{};
-      Shape out;
-      for (std::int64_t i = 0; i < s; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
-      std::int64_t merged = 1;
-      for (std::int64_t i = s; i <= e; ++i) merged *= x[static_cast<std::size_t>(i)];
-      out.push_back(merged);
-      for (std::int64_t i = e + 1; i < nd; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
-      produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, in.index);
-      break;
-    }
-    case StepKind::Alias: {
-      if (slots_[src].buffer < 0) throw SignatureMismatch{};
-      slots_[st.out] = slots_[src];
-      if (slots_[src].dense >= 0) ex.materialize.push_back(Materialize{st.out, slots_[src].dense, slots_[src].shape});
-      break;
-    }
+    case StepKind::Eltwise: specialise_norm_or_eltwise(j, ex, ws); break;
+    case StepKind::LayerNorm: specialise_layer_norm(j, ex, ws); break;
+    case StepKind::Binary: specialise_binary(j, ex, ws); break;
+    case StepKind::Pool: specialise_pool(j, ex, ws); break;
+    case StepKind::View: specialise_view(j, ex, ws); break;
+    case StepKind::Alias: specialise_alias(j, ex, ws); break;
     default: throw SignatureMismatch{};
   }
   execs_[j] = std::move(ex);
+}
+
+// Only a primitive that uses scratch memory gets the argument: each argument costs oneDNN
+// an allocation per call (see Executable).
+void Executable::add_scratchpad(const memory::desc& md, Launch& l) {
+  if (md.get_size() == 0) return;
+  scratch_bytes_ = std::max(scratch_bytes_, md.get_size());
+  l.args.push_back(ArgSpec{DNNL_ARG_SCRATCHPAD, ArgSpec::From::Scratchpad, 0, md, {}});
+}
+
+std::int32_t Executable::add_conv_weights(const Step& st, const dnb::ConvGeometry& g, const memory::desc& packed_md,
+                                          std::vector<float>& bf) {
+  // Batch norm folded in, then packed into the primitive's layout, once.
+  std::vector<float> wf;
+  fold(st, wf, bf);
+  const memory::desc w_plain(g.weights, memory::data_type::f32,
+                             g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
+  if (packed_md == w_plain) return add_constant(w_plain, wf.data());
+  auto packed = Storage::allocate(packed_md.get_size());
+  memory from(w_plain, dnb::engine(), wf.data()), to(packed_md, dnb::engine(), packed->data());
+  dnnl::reorder(from, to).execute(dnb::stream(), from, to);
+  dnb::stream().wait();
+  const_storage_.push_back(packed);
+  constants_.push_back(to);
+  return static_cast<std::int32_t>(constants_.size() - 1);
+}
+
+void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  const Tensor& w = st.op.weight;
+  const auto& o = st.op.conv;
+  if (x.size() != 4 || x[1] != w.shape()[1] * o.groups || w.shape()[0] % o.groups) throw SignatureMismatch{};
+  Shape out{x[0], w.shape()[0], 0, 0};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::int64_t eff = o.dilation[i] * (w.shape()[2 + i] - 1) + 1;
+    const std::int64_t padded = x[2 + i] + o.padding_begin[i] + o.padding_end[i];
+    if (padded < eff) throw SignatureMismatch{};
+    out[2 + i] = (padded - eff) / o.stride[i] + 1;
+  }
+  // A small convolution of a plan buffer (a squeeze-excitation's on [N, C, 1, 1]) stays a
+  // primitive: its kernel would take the buffer dense and go through oneDNN anyway.
+  if (in.from == ArgSpec::From::External && out.numel() * (w.numel() / w.shape()[0]) < kMinWork)
+    throw SignatureMismatch{};
+  const bool has_bias = st.op.bias.defined() || st.bn.has_value();
+  dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
+  // A residual addition is a Sum post-op: the convolution adds its result to what its
+  // destination holds. In place when this step is the addend's last reader (and the
+  // addend is the convolution's own kind of buffer), else the addend is copied there first.
+  std::optional<ArgSpec> addend;
+  std::int32_t in_place = -1;
+  if (st.other >= 0) {
+    const auto o_slot = static_cast<std::uint32_t>(st.other);
+    addend = source(o_slot, DNNL_ARG_FROM, ws);
+    const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[o_slot].shape : addend->shape;
+    if (!(as == out)) throw SignatureMismatch{};
+    if (addend->from == ArgSpec::From::Buffer && slot_last_[o_slot] == static_cast<std::int64_t>(j) &&
+        !is_output_[o_slot]) {
+      in_place = addend->index;
+      // Not over its own source (x + conv(x)): the convolution still reads it.
+      if (slots_[src].buffer == in_place || slots_[src].dense == in_place) in_place = -1;
+      // Nor over a buffer another value held in it is read from at or after this step.
+      if (in_place >= 0 && buffer_live_after(in_place, static_cast<std::int64_t>(j) - 1, o_slot)) in_place = -1;
+    }
+  }
+  const dnnl::primitive_attr attr = post_op_attr(st, nullptr);
+  const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr, winograd_);
+  std::vector<float> bf;
+  const std::int32_t w_id = add_conv_weights(st, g, pd.weights_desc(), bf);
+  Launch l;
+  l.prim = dnnl::convolution_forward(pd);
+  if (!(in.md == pd.src_desc())) {
+    // The source in the convolution's preferred layout.
+    const std::int32_t buf = new_buffer(pd.src_desc().get_size(), j, ws);
+    Launch r;
+    r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), in.md, dnb::engine(), pd.src_desc()));
+    ArgSpec from = in;
+    from.arg = DNNL_ARG_FROM;
+    r.args.push_back(from);
+    r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, pd.src_desc(), {}});
+    ex.launches.push_back(std::move(r));
+    in = ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, buf, pd.src_desc(), {}};
+  }
+  l.args.push_back(in);
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, w_id, pd.weights_desc(), {}});
+  if (has_bias) {
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
+                             add_constant(dnb::plain_md({w.shape()[0]}), bf.data()), pd.bias_desc(), {}});
+  }
+  std::int32_t dst = in_place;
+  if (dst < 0) {
+    dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+    if (addend) {
+      Launch copy;
+      copy.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), addend->md, dnb::engine(), pd.dst_desc()));
+      copy.args.push_back(*addend);
+      copy.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+      ex.launches.push_back(std::move(copy));
+    }
+  }
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
+}
+
+void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  const Tensor& w = st.op.weight;
+  const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
+  if (x.size() < 1 || x[x.size() - 1] != inf || inf == 0) throw SignatureMismatch{};
+  // BatchNorm1d normalises dim 1: the linear layer's features only for 2-D results.
+  if (st.bn && x.size() != 2) throw SignatureMismatch{};
+  const bool has_bias = st.op.bias.defined() || st.bn.has_value();
+  std::vector<float> wf, bf;
+  fold(st, wf, bf);
+  const std::int64_t rows = x.numel() / inf;
+  if (rows * inf * outf < kMinWork) throw SignatureMismatch{};
+  Shape out = x;
+  out[out.size() - 1] = outf;
+  in.md = dnb::plain_md({rows, inf});
+  std::optional<ArgSpec> addend;
+  if (st.other >= 0) {
+    addend = dense_source(static_cast<std::uint32_t>(st.other), DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                          j, ex, ws);
+    const Shape as = addend->from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape
+                                                           : addend->shape;
+    if (!(as == out)) throw SignatureMismatch{};
+    addend->md = dnb::plain_md({rows, outf});
+  }
+  const dnnl::primitive_attr attr = post_op_attr(st, addend ? &addend->md : nullptr);
+  const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, has_bias};
+  const auto pd = dnb::matmul_pd(g, true, attr);
+  // nn.Linear's [out, in] weights, packed for this matmul.
+  const dnb::MatmulGeometry plain_g{{rows, inf}, {inf, outf}, {rows, outf}, true, false};
+  const memory::desc w_view = dnb::matmul_pd(plain_g, false, dnb::make_attr({}, false)).weights_desc();
+  auto packed = Storage::allocate(pd.weights_desc().get_size());
+  memory from(w_view, dnb::engine(), wf.data());
+  memory to(pd.weights_desc(), dnb::engine(), packed->data());
+  dnnl::reorder(from, to).execute(dnb::stream(), from, to);
+  dnb::stream().wait();
+  const_storage_.push_back(packed);
+  constants_.push_back(to);
+  Launch l;
+  l.prim = dnnl::matmul(pd);
+  l.args.push_back(in);
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant,
+                           static_cast<std::int32_t>(constants_.size() - 1), pd.weights_desc(), {}});
+  if (has_bias) {
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), bf.data()),
+                             dnb::plain_md({1, outf}), {}});
+  }
+  if (addend) l.args.push_back(*addend);
+  const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, dst);
+}
+
+void Executable::specialise_norm_or_eltwise(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  if (x.numel() < kMinWork) throw SignatureMismatch{};
+  Launch l;
+  memory::desc dst_md;
+  if (st.kind == StepKind::BatchNorm) {
+    const Pattern& bn = st.op;
+    if (x.size() < 2 || x.size() > 5 || x[1] != bn.mean.numel()) throw SignatureMismatch{};
+    if (bn.weight.defined() != bn.bias.defined()) throw SignatureMismatch{};
+    const auto pd = dnb::batch_norm_pd(in.md, static_cast<float>(bn.eps), bn.weight.defined(),
+                                       dnb::make_attr({}, true));
+    l.prim = dnnl::batch_normalization_forward(pd);
+    l.args.push_back(in);
+    const Dims c{x[1]};
+    l.args.push_back(ArgSpec{DNNL_ARG_MEAN, ArgSpec::From::Constant, add_constant_tensor(bn.mean, c),
+                             dnb::plain_md(c), {}});
+    l.args.push_back(ArgSpec{DNNL_ARG_VARIANCE, ArgSpec::From::Constant, add_constant_tensor(bn.var, c),
+                             dnb::plain_md(c), {}});
+    if (bn.weight.defined()) {
+      l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(bn.weight, c),
+                               dnb::plain_md(c), {}});
+      l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(bn.bias, c),
+                               dnb::plain_md(c), {}});
+    }
+    dst_md = pd.dst_desc();
+    add_scratchpad(pd.scratchpad_desc(), l);
+  } else {
+    const auto pd = dnb::eltwise_pd(in.md, st.op.eltwise, dnb::make_attr({}, true));
+    l.prim = dnnl::eltwise_forward(pd);
+    l.args.push_back(in);
+    dst_md = pd.dst_desc();
+    add_scratchpad(pd.scratchpad_desc(), l);
+  }
+  const std::int32_t dst = new_buffer(dst_md.get_size(), j, ws);
+  l.args.insert(l.args.begin() + 1, ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, dst_md, {}});
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, dst_md, x, ex, ws, dst);
+}
+
+void Executable::specialise_layer_norm(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  if (x.numel() < kMinWork) throw SignatureMismatch{};
+  const std::int64_t n = st.op.end_dim;
+  if (x.size() < 1 || x[x.size() - 1] != n) throw SignatureMismatch{};
+  in.md = dnb::plain_md({x.numel() / n, n});
+  const bool affine = st.op.weight.defined();
+  const auto pd = dnb::layer_norm_pd(in.md, static_cast<float>(st.op.eps), affine, dnb::make_attr({}, true));
+  Launch l;
+  l.prim = dnnl::layer_normalization_forward(pd);
+  l.args.push_back(in);
+  if (affine) {
+    const Dims c{n};
+    l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(st.op.weight, c),
+                             dnb::plain_md(c), {}});
+    l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(st.op.bias, c),
+                             dnb::plain_md(c), {}});
+  }
+  const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, dnb::plain_md(dnb::dims_of(x)), x, ex, ws, dst);
+}
+
+void Executable::specialise_binary(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec a = source(src, DNNL_ARG_SRC_0, ws);
+  ArgSpec b = source(static_cast<std::uint32_t>(st.other), DNNL_ARG_SRC_1, ws);
+  Shape sa = a.from == ArgSpec::From::Buffer ? slots_[src].shape : a.shape;
+  Shape sb = b.from == ArgSpec::From::Buffer ? slots_[static_cast<std::size_t>(st.other)].shape : b.shape;
+  if (std::max(sa.numel(), sb.numel()) < kMinWork) throw SignatureMismatch{};
+  const auto broadcasts_to = [](const Shape& small, const Shape& big) {
+    if (small.size() != big.size()) return false;
+    for (std::size_t i = 0; i < big.size(); ++i)
+      if (small[i] != big[i] && small[i] != 1) return false;
+    return true;
+  };
+  if (!broadcasts_to(sb, sa)) {
+    if (!broadcasts_to(sa, sb)) throw SignatureMismatch{};
+    std::swap(a, b);  // add and mul commute
+    std::swap(sa, sb);
+    a.arg = DNNL_ARG_SRC_0;
+    b.arg = DNNL_ARG_SRC_1;
+  }
+  // The result takes the first operand's layout: a blocked one keeps the network blocked.
+  if (sa == sb && is_dense(a.md, sa) && !is_dense(b.md, sb)) {
+    std::swap(a, b);
+    a.arg = DNNL_ARG_SRC_0;
+    b.arg = DNNL_ARG_SRC_1;
+  }
+  // oneDNN's JIT binary kernels take both operands in one layout (else its reference
+  // kernel runs, ~100x slower): the second, typically a squeeze-excitation scale
+  // [N, C, 1, 1], is reordered into the first's.
+  const memory::format_tag tag = dnb::activation_tag(a.md);
+  const memory::desc want = tag != memory::format_tag::undef
+                                ? memory::desc(dnb::dims_of(sb), memory::data_type::f32, tag)
+                                : is_dense(a.md, sa) ? dnb::plain_md(dnb::dims_of(sb)) : b.md;
+  if (!(b.md == want)) {
+    const std::int32_t buf = new_buffer(want.get_size(), j, ws);
+    Launch r;
+    r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), b.md, dnb::engine(), want));
+    ArgSpec from = b;
+    from.arg = DNNL_ARG_FROM;
+    r.args.push_back(from);
+    r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, want, {}});
+    ex.launches.push_back(std::move(r));
+    b = ArgSpec{DNNL_ARG_SRC_1, ArgSpec::From::Buffer, buf, want, {}};
+  }
+  const auto pd = dnb::binary_pd(st.binary_alg, a.md, b.md, dnb::make_attr({}, true));
+  Launch l;
+  l.prim = dnnl::binary(pd);
+  l.args.push_back(a);
+  l.args.push_back(b);
+  const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, pd.dst_desc(), sa, ex, ws, dst);
+}
+
+void Executable::specialise_pool(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  if (x.size() != 4 || x[2] < 1 || x[3] < 1) throw SignatureMismatch{};
+  if (x.numel() < kMinWork && in.from == ArgSpec::From::External) throw SignatureMismatch{};
+  ops::Pool2dOptions o = st.op.pool;
+  bool average = st.op.op != PatternOp::MaxPool;
+  bool include_pad = st.op.count_include_pad;
+  Shape out{x[0], x[1], 0, 0};
+  if (st.op.op == PatternOp::AdaptiveAvgPool) {
+    for (std::size_t i = 0; i < 2; ++i) {
+      const std::int64_t os = st.op.output_size[i].value_or(x[2 + i]);
+      if (os < 1 || x[2 + i] % os) throw SignatureMismatch{};  // unequal windows: the kernel's loop
+      o.kernel[i] = o.stride[i] = x[2 + i] / os;
+      out[2 + i] = os;
+    }
+    include_pad = false;
+  } else {
+    for (std::size_t i = 0; i < 2; ++i) {
+      if (o.kernel[i] <= 0 || o.stride[i] <= 0 || o.dilation[i] <= 0 || o.padding[i] < 0 ||
+          o.padding[i] > ((o.kernel[i] - 1) * o.dilation[i] + 1) / 2)
+        throw SignatureMismatch{};  // the kernel reports it
+      out[2 + i] = ops::pool_output_size(x[2 + i], o.kernel[i], o.padding[i], o.stride[i], o.dilation[i], o.ceil_mode);
+      if (out[2 + i] < 1) throw SignatureMismatch{};
+    }
+  }
+  const auto g = dnb::pool_geometry(x, o, out, average, include_pad);
+  if (!g) throw SignatureMismatch{};
+  const auto pd = dnb::pool_pd(*g, in.md, dnb::make_attr({}, true));
+  Launch l;
+  l.prim = dnnl::pooling_v2_forward(pd);
+  l.args.push_back(in);
+  const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
+}
+
+void Executable::specialise_view(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  if (slots_[src].buffer < 0) throw SignatureMismatch{};  // a kernel's tensor: its own flatten
+  const ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+  const Shape& x = slots_[src].shape;
+  const auto nd = static_cast<std::int64_t>(x.size());
+  std::int64_t s = st.op.start_dim < 0 ? st.op.start_dim + nd : st.op.start_dim;
+  std::int64_t e = st.op.end_dim < 0 ? st.op.end_dim + nd : st.op.end_dim;
+  if (nd == 0 || s < 0 || e >= nd || s > e) throw SignatureMismatch{};
+  Shape out;
+  for (std::int64_t i = 0; i < s; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
+  std::int64_t merged = 1;
+  for (std::int64_t i = s; i <= e; ++i) merged *= x[static_cast<std::size_t>(i)];
+  out.push_back(merged);
+  for (std::int64_t i = e + 1; i < nd; ++i) out.push_back(x[static_cast<std::size_t>(i)]);
+  produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, in.index);
+}
+
+void Executable::specialise_alias(std::size_t j, Exec& ex, Workspace& /*ws*/) {
+  const Step& st = steps_[j];
+  const auto src = static_cast<std::uint32_t>(st.src);
+  if (slots_[src].buffer < 0) throw SignatureMismatch{};
+  edit_slot(st.out) = slots_[src];
+  attach(st.out, slots_[src].buffer);
+  if (slots_[src].dense >= 0 && slots_[src].dense != slots_[src].buffer) attach(st.out, slots_[src].dense);
+  if (slots_[src].dense >= 0) ex.materialize.push_back(Materialize{st.out, slots_[src].dense, slots_[src].shape});
 }
 
 void Executable::bind_launch(std::size_t j, std::size_t l, Workspace& ws) {
@@ -1037,25 +1157,16 @@ Value Executable::record(std::span<const Value> inputs) {
 
 void Executable::release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const {
   const auto step = static_cast<std::int64_t>(j);
-  const auto& outputs = prog_.output_slots();
-  const auto live_after = [&](std::size_t s) {
-    return slot_last_[s] > step || std::find(outputs.begin(), outputs.end(), s) != outputs.end();
-  };
-  std::vector<std::int32_t> candidates;
-  for (std::size_t b = made_from; b < ws.own.size(); ++b) candidates.push_back(static_cast<std::int32_t>(b));
-  for (std::size_t s = 0; s < slots_.size(); ++s) {
-    if (slot_last_[s] != step || live_after(s)) continue;
-    for (std::int32_t b : {slots_[s].buffer, slots_[s].dense})
-      if (b >= 0) candidates.push_back(b);
-  }
-  for (std::int32_t b : candidates) {
+  const auto release = [&](std::int32_t b) {
     std::shared_ptr<Storage>& own = ws.own[static_cast<std::size_t>(b)];
-    if (!own) continue;
-    bool live = false;
-    for (std::size_t s = 0; s < slots_.size() && !live; ++s)
-      live = (slots_[s].buffer == b || slots_[s].dense == b) && live_after(s);
-    if (!live) own.reset();  // tensors made from it (values, views) keep their own reference
-  }
+    // Tensors made from it (values, views) keep their own reference.
+    if (own && !buffer_live_after(b, step)) own.reset();
+  };
+  for (std::size_t b = made_from; b < ws.own.size(); ++b) release(static_cast<std::int32_t>(b));
+  if (j >= read_last_.size()) return;
+  for (std::uint32_t s : read_last_[j])
+    for (std::int32_t b : {slots_[s].buffer, slots_[s].dense})
+      if (b >= 0) release(b);
 }
 
 void Executable::plan_arena() {
@@ -1065,7 +1176,7 @@ void Executable::plan_arena() {
   for (std::size_t s = 0; s < slots_.size(); ++s) {
     const SlotLoc& loc = slots_[s];
     std::int64_t last = slot_last_[s];
-    if (std::find(prog_.output_slots().begin(), prog_.output_slots().end(), s) != prog_.output_slots().end()) last = end;
+    if (is_output_[s]) last = end;
     for (std::int32_t b : {loc.buffer, loc.dense}) {
       if (b < 0) continue;
       BufferInfo& info = buffers_[static_cast<std::size_t>(b)];
@@ -1193,11 +1304,12 @@ Value Program::run(std::span<const Value> inputs) const {
     if (!t || !t->defined()) return plan_.run_plain(inputs);
   }
   const int threads = dnb::use_threads();
+  const Winograd wino = winograd();
   std::shared_ptr<Executable> ex;
   {
     std::lock_guard lock(mu_);
     for (const auto& e : executables_) {
-      if (e->matches(inputs, threads)) {
+      if (e->matches(inputs, threads, wino)) {
         ex = e;
         break;
       }
@@ -1206,7 +1318,7 @@ Value Program::run(std::span<const Value> inputs) const {
       if (executables_.size() >= kMaxSignatures) return plan_.run_plain(inputs);
       // The first call with this signature specialises the program while it runs (under
       // the lock: concurrent first calls wait rather than specialise twice).
-      auto fresh = std::make_shared<Executable>(*this, inputs, threads);
+      auto fresh = std::make_shared<Executable>(*this, inputs, threads, wino);
       Value out;
       try {
         out = fresh->record(inputs);
@@ -1226,3 +1338,34 @@ Value Program::run(std::span<const Value> inputs) const {
 }
 
 }  // namespace fxpack::inference
+
+namespace fxpack {
+
+namespace {
+// -1: not yet resolved from the environment.
+std::atomic<int> g_winograd{-1};
+
+Winograd winograd_from_environment() {
+  const char* env = std::getenv("FXPACK_WINOGRAD");
+  if (!env || !*env) return Winograd::Auto;
+  const std::string_view v(env);
+  if (v == "auto") return Winograd::Auto;
+  if (v == "always") return Winograd::Always;
+  if (v == "off") return Winograd::Off;
+  throw ValueError("FXPACK_WINOGRAD='" + std::string(v.substr(0, 64)) + "' is not auto, always or off");
+}
+}  // namespace
+
+void set_winograd(Winograd w) { g_winograd.store(static_cast<int>(w), std::memory_order_relaxed); }
+
+Winograd winograd() {
+  int v = g_winograd.load(std::memory_order_relaxed);
+  if (v >= 0) return static_cast<Winograd>(v);
+  v = static_cast<int>(winograd_from_environment());
+  int expected = -1;
+  // A concurrent set_winograd wins over the environment.
+  if (!g_winograd.compare_exchange_strong(expected, v, std::memory_order_relaxed)) return static_cast<Winograd>(expected);
+  return static_cast<Winograd>(v);
+}
+
+}  // namespace fxpack
