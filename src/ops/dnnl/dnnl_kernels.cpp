@@ -75,6 +75,37 @@ void matmul(const float* a, const Dims& a_dims, const float* b, const Dims& b_di
   }
 }
 
+void strided_matmul(const StridedView& a, const StridedView& b, float* c, const Dims& c_dims, const Dims& c_strides,
+                    float scale) {
+  use_threads();
+  try {
+    const memory::desc a_md(a.dims, memory::data_type::f32, a.strides), b_md(b.dims, memory::data_type::f32, b.strides);
+    const memory::desc c_md(c_dims, memory::data_type::f32, c_strides);
+    dnnl::primitive_attr attr;
+    if (scale != 1.f) attr.set_output_scales(0, {scale});
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, engine());
+    const dnnl::matmul prim(pd);
+    memory src = wrap(a_md, a.data), wei = wrap(b_md, b.data), dst = wrap(c_md, c);
+    execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_DST, dst.get()}}, "matmul");
+  } catch (const dnnl::error& e) {
+    fail("matmul", e);
+  }
+}
+
+void softmax(float* x, std::int64_t rows, std::int64_t n) {
+  use_threads();
+  try {
+    const memory::desc md = plain_md({rows, n});
+    const dnnl::softmax_forward::primitive_desc pd(
+        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), no_attr(), engine());
+    const dnnl::softmax_forward prim(pd);
+    memory m = wrap(md, x);
+    execute(prim, {{DNNL_ARG_SRC, m.get()}, {DNNL_ARG_DST, m.get()}}, "softmax");
+  } catch (const dnnl::error& e) {
+    fail("softmax", e);
+  }
+}
+
 void linear(const float* x, std::int64_t rows, const Tensor& w, const Tensor* b, float* out) {
   use_threads();
   try {
