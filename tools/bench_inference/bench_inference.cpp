@@ -13,6 +13,11 @@
 // atol 1e-5). PyTorch eager runs torch_eager.py with PATH (default /usr/bin/python3);
 // ONNX Runtime runs onnxruntime.js with node, finding onnxruntime-node in DIR/node_modules
 // (--ort, or the environment variable FXPACK_ORT_DIR); a missing anchor is reported as such.
+// A model only a newer PyTorch can load (vit_b_16: only PyTorch 2.x traces it) carries
+// torch_eager.txt, torch_eager.py's lines as run where the model was made ("median_ms M threads
+// T torch V"): its PyTorch column shows that recorded time with the version, e.g.
+// "412.30 (2.6, recorded)", and is not measured again (nor with this machine's PyTorch, which
+// is not the one the model was made for: a thread count the file lacks shows "—").
 // The three take turns, R rounds (default 3), and each keeps its best median: on a shared
 // machine another process's burst then slows one round, not one engine. fxpack and PyTorch
 // both run on libgomp, whose spinning workers stall when other processes take the cores:
@@ -178,6 +183,29 @@ double field(const std::string& text, const std::string& key) {
   return std::atof(text.c_str() + at + key.size() + 1);
 }
 
+// PyTorch's time for `threads` recorded where the model was made (torch_eager.txt).
+struct RecordedTorch {
+  bool recorded = false;  // the model has torch_eager.txt: PyTorch is not run here
+  double ms = -1;         // its time for these threads, if it has one
+  std::string version;
+};
+RecordedTorch recorded_torch(const fs::path& dir, int threads) {
+  RecordedTorch r;
+  std::ifstream in(dir / "torch_eager.txt");
+  r.recorded = static_cast<bool>(in);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string key, version;
+    double ms = -1;
+    int th = 0;
+    if (words >> key >> ms >> key >> th >> key >> version && th == threads && ms > 0) {
+      r.ms = ms;
+      r.version = version.substr(0, version.find('.', version.find('.') + 1));  // 2.6.0 -> 2.6
+    }
+  }
+  return r;
+}
+
 // ---- one model, one thread count, in this (fresh) process ---------------------------------
 
 int child(const fs::path& dir, const std::string& package, int threads, int iters) {
@@ -222,9 +250,10 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   const double median = ts.size() % 2 ? ts[ts.size() / 2] : (ts[ts.size() / 2 - 1] + ts[ts.size() / 2]) / 2;
   const auto st = plan->inference_stats();
   std::printf("load_ms %.2f first_ms %.2f median_ms %.3f allocations %ld dnnl_allocations %ld peak_rss_kib %ld "
-              "steady_rss_kib %ld start_rss_kib %ld load_rss_kib %ld first_rss_kib %ld weights %zu arena %zu scratchpad %zu packed %zu primitives %zu maxdiff %.3g ok %d\n",
+              "steady_rss_kib %ld start_rss_kib %ld load_rss_kib %ld first_rss_kib %ld weights %zu arena %zu scratchpad %zu packed %zu primitives %zu "
+              "calling_thread_primitives %zu maxdiff %.3g ok %d\n",
               load_ms, first_ms, median, allocations, dnnl_allocations, peak_rss_kib(), rss_kib(), rss_start, load_rss, first_rss, weight_bytes, st.arena_bytes, st.scratchpad_bytes,
-              st.packed_weight_bytes, st.primitives, diff, ok ? 1 : 0);
+              st.packed_weight_bytes, st.primitives, st.calling_thread_primitives, diff, ok ? 1 : 0);
   return 0;
 }
 
@@ -296,6 +325,7 @@ int main(int argc, char** argv) {
         bool ok = false;
         std::string out;
         double best = -1, torch_ms = -1, ort_ms = -1;
+        const RecordedTorch recorded = recorded_torch(dir, th);
         const auto keep_min = [](double& best_so_far, double v) {
           if (v > 0 && (best_so_far < 0 || v < best_so_far)) best_so_far = v;
         };
@@ -310,8 +340,8 @@ int main(int argc, char** argv) {
             ok = true;
           }
           if (!o.anchors) continue;
-          bool tok = false;
-          const std::string t = run(omp_env + quote(o.python) + " " + quote((scripts / "torch_eager.py").string()) + " " +
+          bool tok = !recorded.recorded;
+          const std::string t = recorded.recorded ? std::string() : run(omp_env + quote(o.python) + " " + quote((scripts / "torch_eager.py").string()) + " " +
                                         quote((dir / "package.pt").string()) + " " + quote((dir / "input.npy").string()) +
                                         " " + std::to_string(th) + " " + std::to_string(o.iters), tok);
           if (tok) keep_min(torch_ms, field(t, "median_ms"));
@@ -330,15 +360,18 @@ int main(int argc, char** argv) {
           std::snprintf(b, sizeof b, fmt, v);
           return std::string(b);
         };
+        if (o.anchors && recorded.recorded) torch_ms = recorded.ms;
+        const std::string torch_cell =
+            cell(torch_ms, "%.2f") + (o.anchors && recorded.ms >= 0 ? " (" + recorded.version + ", recorded)" : "");
         if (!ok) {
           std::printf("| %s | %d | failed to load or run | %s | %s | | | | | | | | | |\n", name.c_str(), th,
-                      cell(torch_ms, "%.2f").c_str(), cell(ort_ms, "%.2f").c_str());
+                      torch_cell.c_str(), cell(ort_ms, "%.2f").c_str());
           continue;
         }
         const double f = field(out, "median_ms");
         const double mib = 1024.0 * 1024.0;
         std::printf("| %s | %d | %.2f | %s | %s | %s | %s | %.1f | %.1f | %.0f (%.0f) | %.0f | %.1f | %.1f | %.2g%s |\n", name.c_str(), th,
-                    f, cell(torch_ms, "%.2f").c_str(), cell(ort_ms, "%.2f").c_str(),
+                    f, torch_cell.c_str(), cell(ort_ms, "%.2f").c_str(),
                     cell(ort_ms > 0 ? f / ort_ms : -1, "%.2f").c_str(), cell(torch_ms > 0 ? f / torch_ms : -1, "%.2f").c_str(),
                     field(out, "load_ms"), field(out, "first_ms"), field(out, "allocations"), field(out, "dnnl_allocations"),
                     field(out, "peak_rss_kib") / 1024.0, field(out, "weights") / mib, field(out, "arena") / mib,
