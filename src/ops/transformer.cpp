@@ -441,22 +441,9 @@ Value scaled_dot_product_attention_kernel(std::span<const Value> a) {
   return Value(matmul(softmax(scores, -1), v));
 }
 
-// nn.MultiheadAttention.forward(query, key, value, key_padding_mask, need_weights, attn_mask,
-// average_attn_weights, is_causal) in inference: F.multi_head_attention_forward's checks and
-// results, (attn_output, attn_weights or None).
-Value mha_forward(const Module& m, std::span<const Value> in) {
-  const char* who = "MultiheadAttention";
-  const Tensor& query = util::tensor_arg(in, 0, who, "query");
-  const Tensor& key = util::tensor_arg(in, 1, who, "key");
-  const Tensor& value = util::tensor_arg(in, 2, who, "value");
-  const Tensor* key_padding_mask = util::optional_tensor_arg(in, 3, who, "key_padding_mask");
-  const bool need_weights = util::bool_arg(in, 4, who, "need_weights");
-  const Tensor* attn_mask = util::optional_tensor_arg(in, 5, who, "attn_mask");
-  const bool average = util::bool_arg(in, 6, who, "average_attn_weights");
-  const bool is_causal = util::bool_arg(in, 7, who, "is_causal");
-  const std::int64_t embed_dim = m.attr("embed_dim").to_int(), heads = m.attr("num_heads").to_int();
-  const bool batch_first = m.attr("batch_first").to_bool();
-
+// F.multi_head_attention_forward's checks of the inputs' dtypes and ranks; true when batched
+// (3-D), false when unbatched (2-D).
+bool check_mha_inputs(const Tensor& query, const Tensor& key, const Tensor& value) {
   if (!is_floating(query.dtype())) mha_fail("expected a floating query, got " + dtype_str(query.dtype()));
   if (key.dtype() != query.dtype() || value.dtype() != query.dtype()) {
     mha_fail("query, key and value must have the same dtype, got " + dtype_str(query.dtype()) + ", " +
@@ -477,13 +464,13 @@ Value mha_forward(const Module& m, std::span<const Value> in) {
     mha_fail("query should be unbatched 2D or batched 3D tensor but received " + std::to_string(query.dim()) +
              "-D query tensor");
   }
-  // Batch-first (N, L, E) from whatever the module takes.
-  auto batch_first_of = [&](const Tensor& t) {
-    if (!batched) return reshape(t, dims_of({1, t.shape()[0], t.shape()[1]}));
-    return batch_first ? t : transpose(t, 0, 1);
-  };
-  const Tensor q = batch_first_of(query), k = batch_first_of(key), v = batch_first_of(value);
-  const std::int64_t N = q.shape()[0], L = q.shape()[1], S = k.shape()[1];
+  return batched;
+}
+
+// The batch-first shapes' checks: q (N, L, embed_dim), k and v (N, S, ...).
+void check_mha_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_t embed_dim, const Tensor& key,
+                      const Tensor& value) {
+  const std::int64_t N = q.shape()[0];
   if (q.shape()[2] != embed_dim) {
     mha_fail("was expecting embedding dimension of " + std::to_string(embed_dim) + ", but got " +
              std::to_string(q.shape()[2]));
@@ -495,6 +482,13 @@ Value mha_forward(const Module& m, std::span<const Value> in) {
   if (k.shape()[1] != v.shape()[1]) {
     mha_fail("key shape " + key.shape().to_string() + " does not match value shape " + value.shape().to_string());
   }
+}
+
+// forward's attn_mask ((L, S) or (N * heads, L, S)) and key_padding_mask ((N, S), unbatched
+// (S)), checked and lined up with the scores (N, heads, L, S).
+std::vector<AttentionMask> mha_masks(const Tensor* attn_mask, const Tensor* key_padding_mask, bool is_causal,
+                                     const Tensor& query, bool batched, std::int64_t N, std::int64_t heads,
+                                     std::int64_t L, std::int64_t S) {
   check_mask(key_padding_mask, query, "key_padding_mask");
   check_mask(attn_mask, query, "attn_mask");
   if (is_causal && !attn_mask) {
@@ -526,7 +520,12 @@ Value mha_forward(const Module& m, std::span<const Value> in) {
     }
     masks.push_back({key_padding_mask, MaskLayout::NS});
   }
-  // The projections: one packed weight when query, key and value share the embedding dim.
+  return masks;
+}
+
+// The module's input projections: one packed weight when query, key and value share the
+// embedding dim, else three.
+InProjection in_projection_of(const Module& m) {
   InProjection in_proj;
   in_proj.packed_weight = m.find_parameter("in_proj_weight");
   in_proj.bias = m.find_parameter("in_proj_bias");
@@ -535,9 +534,40 @@ Value mha_forward(const Module& m, std::span<const Value> in) {
     in_proj.k_weight = m.find_parameter("k_proj_weight");
     in_proj.v_weight = m.find_parameter("v_proj_weight");
   }
+  return in_proj;
+}
+
+// nn.MultiheadAttention.forward(query, key, value, key_padding_mask, need_weights, attn_mask,
+// average_attn_weights, is_causal) in inference: F.multi_head_attention_forward's checks and
+// results, (attn_output, attn_weights or None).
+Value mha_forward(const Module& m, std::span<const Value> in) {
+  const char* who = "MultiheadAttention";
+  const Tensor& query = util::tensor_arg(in, 0, who, "query");
+  const Tensor& key = util::tensor_arg(in, 1, who, "key");
+  const Tensor& value = util::tensor_arg(in, 2, who, "value");
+  const Tensor* key_padding_mask = util::optional_tensor_arg(in, 3, who, "key_padding_mask");
+  const bool need_weights = util::bool_arg(in, 4, who, "need_weights");
+  const Tensor* attn_mask = util::optional_tensor_arg(in, 5, who, "attn_mask");
+  const bool average = util::bool_arg(in, 6, who, "average_attn_weights");
+  const bool is_causal = util::bool_arg(in, 7, who, "is_causal");
+  const std::int64_t embed_dim = m.attr("embed_dim").to_int(), heads = m.attr("num_heads").to_int();
+  const bool batch_first = m.attr("batch_first").to_bool();
+
+  const bool batched = check_mha_inputs(query, key, value);
+  // Batch-first (N, L, E) from whatever the module takes.
+  auto batch_first_of = [&](const Tensor& t) {
+    if (!batched) return reshape(t, dims_of({1, t.shape()[0], t.shape()[1]}));
+    return batch_first ? t : transpose(t, 0, 1);
+  };
+  const Tensor q = batch_first_of(query), k = batch_first_of(key), v = batch_first_of(value);
+  check_mha_shapes(q, k, v, embed_dim, key, value);
+  const std::int64_t N = q.shape()[0], L = q.shape()[1], S = k.shape()[1];
+  const std::vector<AttentionMask> masks =
+      mha_masks(attn_mask, key_padding_mask, is_causal, query, batched, N, heads, L, S);
   const std::shared_ptr<Module> out_proj = m.find_child("out_proj");
-  AttentionResult r = project_and_attend(q, k, v, in_proj, heads, masks, *out_proj->find_parameter("weight"),
-                                         out_proj->find_parameter("bias"), need_weights, average);
+  AttentionResult r = project_and_attend(q, k, v, in_projection_of(m), heads, masks,
+                                         *out_proj->find_parameter("weight"), out_proj->find_parameter("bias"),
+                                         need_weights, average);
   Tensor out = !batched ? reshape(r.output, dims_of({L, embed_dim})) : batch_first ? r.output : transpose(r.output, 0, 1);
   Value weights;
   if (need_weights) {
