@@ -348,6 +348,15 @@ TEST_CASE("inference: a squeeze-excitation block stays on oneDNN, stochastic dep
     INFO("call ", call, " max |diff| ", max_abs_diff(got, want));
     CHECK(allclose(got, want, 1e-4, 1e-5));
   }
+  CHECK(fast->plan()->inference_stats().calling_thread_primitives == 0);  // one thread: nothing to tell
+  // With two threads the squeeze-excitation's convolutions on [1, C, 1, 1] (a few hundred
+  // multiply-adds) run on the calling thread alone; the block's large steps use both.
+  set_num_threads(2);
+  const Tensor x2 = random_tensor(Shape{1, 24, 20, 20}, 35);
+  CHECK(allclose((*fast)(x2).tensor(), (*plain)(x2).tensor(), 1e-4, 1e-5));
+  const auto st = fast->plan()->inference_stats();
+  CHECK(st.calling_thread_primitives >= 2);
+  CHECK(st.calling_thread_primitives < st.primitives);
   // In training mode stochastic depth is not the identity: its kernel says so.
   auto training = symbolic_trace(m);
   for (Node* n : training->graph())

@@ -91,6 +91,72 @@ TEST_CASE("MultiheadAttention: key padding mask, per-head weights, float attn_ma
   CHECK(std::isnan(r.items()[0].tensor().item_at(0)));
 }
 
+// Large float32 attention runs on oneDNN (heads read in place from the projections, the scale
+// as an output scale, oneDNN's softmax); float64 takes the loops checked against PyTorch above.
+// The same module in both dtypes must agree: self-attention (one packed projection), cross
+// attention, masks (a batch whose every key is hidden gives NaN, as PyTorch does) and weights.
+TEST_CASE("MultiheadAttention: float32 attention on oneDNN agrees with the float64 loops") {
+  const std::int64_t E = 32, H = 4, N = 2, L = 16, S = 12;
+  const auto mha = [&](DType dt) {
+    auto m = make_module("MultiheadAttention", {Value(E), Value(H)}, Dict{{{"batch_first", Value(true)}}});
+    m->register_parameter("in_proj_weight", vals(3 * E * E, 0.5, 0.0, Shape{3 * E, E}).to(dt));
+    m->register_parameter("in_proj_bias", vals(3 * E, 0.2, 0.0, Shape{3 * E}).to(dt));
+    auto out = m->find_child("out_proj");
+    out->register_parameter("weight", vals(E * E, 0.5, 0.01, Shape{E, E}).to(dt));
+    out->register_parameter("bias", vals(E, 0.1, 0.0, Shape{E}).to(dt));
+    return m;
+  };
+  auto m32 = mha(DType::Float32), m64 = mha(DType::Float64);
+  const ModuleKind& kind = *m32->leaf_kind();
+  const Tensor q = vals(N * L * E, 2.0, 0.0, Shape{N, L, E}), kv = vals(N * S * E, 2.0, 0.1, Shape{N, S, E});
+  std::vector<std::uint8_t> hidden(static_cast<std::size_t>(N * S), 0);
+  for (std::int64_t s = 0; s < S; ++s) hidden[static_cast<std::size_t>(S + s)] = 1;  // batch 1: every key
+  hidden[3] = 1;
+  const Tensor kpm = Tensor::from_bytes(std::as_bytes(std::span<const std::uint8_t>(hidden)), Shape{N, S}, DType::Bool);
+  const Tensor am = vals(L * L, 1.0, 0.0, Shape{L, L});
+  struct Case {
+    const char* what;
+    Tensor key;
+    Dict kwargs;
+  };
+  const std::vector<Case> cases{
+      {"self-attention, weights averaged", q, Dict{}},
+      {"self-attention, float attn_mask, no weights", q, Dict{{{"attn_mask", Value(am)}, {"need_weights", Value(false)}}}},
+      {"cross attention, key padding mask, per-head weights", kv,
+       Dict{{{"key_padding_mask", Value(kpm)}, {"average_attn_weights", Value(false)}}}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    const auto run = [&](const Module& m, DType dt) {
+      Dict kw = c.kwargs;
+      for (auto& [name, v] : kw.items)
+        if (v.is_tensor() && name == "attn_mask") v = Value(v.tensor().to(dt));
+      return kind.forward(m, kind.bind_inputs({Value(q.to(dt)), Value(c.key.to(dt)), Value(c.key.to(dt))}, kw));
+    };
+    const Value got = run(*m32, DType::Float32), want = run(*m64, DType::Float64);
+    for (std::size_t i = 0; i < 2; ++i) {
+      if (want.items()[i].is_none()) {
+        CHECK(got.items()[i].is_none());
+        continue;
+      }
+      const Tensor g = got.items()[i].tensor(), w = want.items()[i].tensor();
+      REQUIRE(g.shape() == w.shape());
+      std::int64_t nan = 0;
+      for (std::int64_t j = 0; j < w.numel(); ++j) {
+        const double a = g.item_at(j), b = w.item_at(j);
+        if (std::isnan(b)) {
+          CHECK(std::isnan(a));
+          ++nan;
+          continue;
+        }
+        CHECK_MESSAGE(std::abs(a - b) <= 1e-5 + 1e-4 * std::abs(b), "output " << i << " element " << j << ": " << a << " vs " << b);
+      }
+      // Only the cross-attention case hides every key of a batch: its rows are NaN.
+      CHECK((nan > 0) == (c.key == kv));
+    }
+  }
+}
+
 TEST_CASE("MultiheadAttention: forward's inputs bind as Python binds them") {
   auto m = small_mha(false);
   const ModuleKind& kind = *m->leaf_kind();

@@ -83,6 +83,9 @@ class Plan {
   struct InferenceStats {
     std::size_t signatures = 0;       // input signatures (dtypes, shapes, thread count) specialised
     std::size_t primitives = 0;       // oneDNN primitives a call runs (last signature)
+    // Of those, the ones too small to share between threads: they run on the calling thread
+    // alone (no worker is woken for them).
+    std::size_t calling_thread_primitives = 0;
     std::size_t arena_bytes = 0;      // activations of one call, liveness-planned (last signature)
     std::size_t scratchpad_bytes = 0;
     std::size_t packed_weight_bytes = 0;  // folded and packed weights, all signatures

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <omp.h>
+
 #include "fxpack/threads.hpp"
 #include "ops/dnnl/primitives.hpp"
 #include "result_pool.hpp"
@@ -296,6 +298,7 @@ struct Materialize {  // after the step: values[slot] = Tensor view of a dense b
 
 struct Exec {
   bool generic = true;  // run the step's plan instructions
+  bool one_thread = false;  // its primitives were made for, and run on, the calling thread alone
   std::vector<Launch> launches;
   std::vector<Materialize> materialize;
 };
@@ -371,6 +374,8 @@ class Executable {
   std::int32_t add_conv_weights(const Step& st, const dnb::ConvGeometry& g, const memory::desc& packed_md,
                                 std::vector<float>& bf);
   bool try_specialise(std::size_t j, Workspace& ws);
+  // Whether step j is too small to share between threads (see kMinParallelWork).
+  bool one_thread_step(std::size_t j, const Workspace& ws) const;
   void run_step(std::size_t j, Workspace& ws);
   void bind(std::size_t j, Workspace& ws);
   std::unique_ptr<Workspace> new_workspace();
@@ -619,6 +624,49 @@ dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g
 
 }  // namespace
 
+namespace {
+
+// Steps with less work than this (multiply-adds of a convolution or linear layer on a 1x1 map,
+// else elements read) run on the calling thread alone: with OMP_WAIT_POLICY=passive each
+// parallel region wakes a sleeping worker (a futex wake and two context switches, more when
+// the cores are busy), which costs more than such a step (a squeeze-excitation's
+// convolutions: 5-20 thousand multiply-adds). oneDNN sizes its split when a primitive is made.
+constexpr std::int64_t kMinParallelWork = 64 * 1024;
+
+// Sets the calling thread's OpenMP thread count for a scope (oneDNN reads it when a primitive
+// is made and when a primitive without a fixed split runs).
+class ThreadsForScope {
+ public:
+  explicit ThreadsForScope(bool one_thread) : saved_(omp_get_max_threads()) {
+    if (one_thread && saved_ != 1) omp_set_num_threads(1);
+  }
+  ~ThreadsForScope() {
+    if (omp_get_max_threads() != saved_) omp_set_num_threads(saved_);
+  }
+  ThreadsForScope(const ThreadsForScope&) = delete;
+  ThreadsForScope& operator=(const ThreadsForScope&) = delete;
+
+ private:
+  int saved_;
+};
+
+}  // namespace
+
+bool Executable::one_thread_step(std::size_t j, const Workspace& ws) const {
+  const Step& st = steps_[j];
+  if (threads_ == 1 || st.src < 0) return false;
+  const auto src = static_cast<std::size_t>(st.src);
+  Shape x = slots_[src].shape;
+  if (slots_[src].buffer < 0) {
+    const Tensor* t = std::get_if<Tensor>(&ws.values[src].variant());
+    if (!t || !t->defined()) return false;
+    x = t->shape();
+  }
+  std::int64_t work = x.numel();
+  if (st.kind == StepKind::Conv || st.kind == StepKind::Linear) work *= st.op.weight.shape()[0];
+  return work < kMinParallelWork;
+}
+
 bool Executable::try_specialise(std::size_t j, Workspace& ws) {
   // A primitive oneDNN does not offer, or operands the kernels should judge: the step runs
   // its kernels (which report bad operands with their own messages).
@@ -626,7 +674,10 @@ bool Executable::try_specialise(std::size_t j, Workspace& ws) {
   slot_undo_.clear();
   attach_undo_.clear();
   try {
+    const bool one_thread = one_thread_step(j, ws);
+    const ThreadsForScope scope(one_thread);
     specialise(j, ws);
+    execs_[j].one_thread = one_thread;
     return true;
   } catch (const dnnl::error&) {
   } catch (const SignatureMismatch&) {
@@ -1073,6 +1124,7 @@ void Executable::run_step(std::size_t j, Workspace& ws) {
   const Exec& ex = execs_[j];
   // oneDNN launches (a kernel step's are the reorders of its blocked operands), then the
   // dense values kernels read, then the step's own kernels when it has no primitive.
+  const ThreadsForScope scope(ex.one_thread);
   for (std::size_t l = 0; l < ex.launches.size(); ++l) {
     const Launch& launch = ex.launches[l];
     auto& mems = ws.mems[j][l];
@@ -1276,7 +1328,11 @@ Value Executable::replay(std::span<const Value> inputs) {
 
 void Executable::add_stats(Plan::InferenceStats& s) const {
   s.primitives = 0;
-  for (const Exec& e : execs_) s.primitives += e.launches.size();
+  s.calling_thread_primitives = 0;
+  for (const Exec& e : execs_) {
+    s.primitives += e.launches.size();
+    if (e.one_thread) s.calling_thread_primitives += e.launches.size();
+  }
   s.arena_bytes = arena_bytes_;
   s.scratchpad_bytes = scratch_bytes_;
   for (const auto& st : const_storage_) s.packed_weight_bytes += st->nbytes();

@@ -1,8 +1,9 @@
 // Transformer kernels and leaf module kinds (transformer.yaml): layer norm (F.layer_norm,
 // torch.layer_norm, native_layer_norm, LayerNorm), torchvision's stochastic_depth,
 // multi-head attention (MultiheadAttention, its out_proj's NonDynamicallyQuantizableLinear,
-// _native_multi_head_attention). Large float32 layer norms, projections and batched products
-// run on oneDNN/Eigen through the kernels of kernels.hpp; masking and softmax are loops here.
+// _native_multi_head_attention). Large float32 layer norms and projections run on oneDNN
+// through the kernels of kernels.hpp; large float32 attention reads its heads in place with
+// oneDNN's strided batched products and softmax (attend_dnnl); masking is a loop here.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+#include "dnnl/dnnl_kernels.hpp"
 #include "fxpack/module.hpp"
 #include "kernels.hpp"
 #include "util.hpp"
@@ -171,10 +173,9 @@ struct AttentionMask {
   MaskLayout layout = MaskLayout::LS;
 };
 
-// Adds the masks to the scores (bool: -inf where true; floating: added) and takes the
-// softmax over the last dim. A row whose every entry is -inf becomes NaN, as in PyTorch.
+// Adds the masks to the scores (N, H, L, S) (bool: -inf where true; floating: added).
 template <class T>
-void mask_and_softmax(Tensor& scores, std::span<const AttentionMask> masks) {
+void add_masks(Tensor& scores, std::span<const AttentionMask> masks) {
   const std::int64_t N = scores.shape()[0], H = scores.shape()[1], L = scores.shape()[2], S = scores.shape()[3];
   T* sd = scores.data<T>();
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
@@ -200,10 +201,17 @@ void mask_and_softmax(Tensor& scores, std::span<const AttentionMask> masks) {
           }
         }
   }
-  const std::int64_t rows = N * H * L;
+}
+
+// Softmax over the last dim of the scores. A row whose every entry is -inf becomes NaN, as in
+// PyTorch.
+template <class T>
+void softmax_rows(Tensor& scores) {
+  const std::int64_t S = scores.shape()[3], rows = scores.numel() / std::max<std::int64_t>(S, 1);
+  T* sd = scores.data<T>();
   for (std::int64_t r = 0; r < rows; ++r) {
     T* row = sd + r * S;
-    T mx = kNegInf;
+    T mx = -std::numeric_limits<T>::infinity();
     for (std::int64_t s = 0; s < S; ++s) mx = std::max(mx, row[s]);
     T sum = 0;
     for (std::int64_t s = 0; s < S; ++s) {
@@ -219,8 +227,17 @@ struct AttentionResult {
   Tensor weights;  // (N, L, S) averaged, (N, H, L, S), or undefined
 };
 
+// The attention weights PyTorch returns: the probabilities (N, H, L, S), or their mean over
+// the heads.
+Tensor returned_weights(const Tensor& probs, bool average_weights) {
+  if (!average_weights) return probs;
+  const std::vector<std::int64_t> head_dim{1};
+  return mean(probs, head_dim, false);
+}
+
 // Scaled dot-product attention over `heads` heads of projected batch-first inputs q (N, L, E),
-// k (N, S, E), v (N, S, E), then the output projection.
+// k (N, S, E), v (N, S, E), then the output projection: float64 and products too small for
+// oneDNN (the heads are permuted copies).
 AttentionResult attend(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_t heads,
                        std::span<const AttentionMask> masks, const Tensor& proj_weight, const Tensor* proj_bias,
                        bool need_weights, bool average_weights) {
@@ -233,22 +250,103 @@ AttentionResult attend(const Tensor& q, const Tensor& k, const Tensor& v, std::i
   Tensor vh = permute(reshape(v, ks), to_heads);                          // (N, H, S, hd)
   qh = div(Value(qh), Value(std::sqrt(static_cast<double>(hd)))).tensor();
   Tensor scores = matmul(qh, kt);  // (N, H, L, S)
-  if (scores.dtype() == DType::Float32) mask_and_softmax<float>(scores, masks);
-  else mask_and_softmax<double>(scores, masks);
+  if (scores.dtype() == DType::Float32) {
+    add_masks<float>(scores, masks);
+    softmax_rows<float>(scores);
+  } else {
+    add_masks<double>(scores, masks);
+    softmax_rows<double>(scores);
+  }
   Tensor heads_out = matmul(scores, vh);  // (N, H, L, hd)
   const std::vector<std::int64_t> flat = {N, L, E};
   Tensor merged = reshape(permute(heads_out, to_heads), flat);
   AttentionResult r;
   r.output = linear(merged, proj_weight, proj_bias);
-  if (need_weights) {
-    if (average_weights) {
-      const std::vector<std::int64_t> head_dim{1};
-      r.weights = mean(scores, head_dim, false);
-    } else {
-      r.weights = scores;
-    }
-  }
+  if (need_weights) r.weights = returned_weights(scores, average_weights);
   return r;
+}
+
+// A projected input (N, rows, E) read in place as heads: element (n, r, h, d) at
+// data[(n * rows + r) * row_stride + offset + h * head_dim + d].
+struct ProjectedHeads {
+  const float* data = nullptr;
+  std::int64_t rows = 0, row_stride = 0;
+};
+
+// (N, H, rows, head_dim), or transposed (N, H, head_dim, rows), as oneDNN strides.
+dnnl_backend::StridedView heads_view(const ProjectedHeads& p, std::int64_t N, std::int64_t H, std::int64_t hd,
+                                     bool transposed) {
+  const std::int64_t rs = p.row_stride;
+  if (transposed) return {p.data, {N, H, hd, p.rows}, {p.rows * rs, hd, 1, rs}};
+  return {p.data, {N, H, p.rows, hd}, {p.rows * rs, hd, rs, 1}};
+}
+
+// float32 attention on oneDNN: the scores are one batched product over the heads read in
+// place from the projections, with 1/sqrt(head_dim) as its output scale; the softmax is
+// oneDNN's; the second product writes each head's columns straight into the merged (N, L, E)
+// rows the output projection reads. No head is copied.
+AttentionResult attend_dnnl(const ProjectedHeads& q, const ProjectedHeads& k, const ProjectedHeads& v,
+                            std::int64_t N, std::int64_t E, std::int64_t heads, std::span<const AttentionMask> masks,
+                            const Tensor& proj_weight, const Tensor* proj_bias, bool need_weights,
+                            bool average_weights) {
+  const std::int64_t L = q.rows, S = k.rows, hd = E / heads;
+  Tensor scores = Tensor::empty(Shape{N, heads, L, S});
+  const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  dnnl_backend::strided_matmul(heads_view(q, N, heads, hd, false), heads_view(k, N, heads, hd, true),
+                               scores.data<float>(), {N, heads, L, S}, {heads * L * S, L * S, S, 1}, scale);
+  add_masks<float>(scores, masks);
+  dnnl_backend::softmax(scores.data<float>(), N * heads * L, S);
+  Tensor merged = Tensor::empty(Shape{N, L, E});
+  dnnl_backend::strided_matmul({scores.data<float>(), {N, heads, L, S}, {heads * L * S, L * S, S, 1}},
+                               heads_view(v, N, heads, hd, false), merged.data<float>(), {N, heads, L, hd},
+                               {L * E, hd, E, 1}, 1.f);
+  AttentionResult r;
+  r.output = linear(merged, proj_weight, proj_bias);
+  if (need_weights) r.weights = returned_weights(scores, average_weights);
+  return r;
+}
+
+// The input projections: one packed [3E, E] weight (and [3E] bias), or three [E, E]
+// weights sharing the packed bias.
+struct InProjection {
+  const Tensor* packed_weight = nullptr;
+  const Tensor *q_weight = nullptr, *k_weight = nullptr, *v_weight = nullptr;
+  const Tensor* bias = nullptr;
+};
+
+// Projects batch-first q (N, L, E), k, v (N, S, E) and attends. Self-attention (q, k and v
+// one tensor) through a packed weight is one projection whose rows hold q, k and v side by
+// side.
+AttentionResult project_and_attend(const Tensor& q, const Tensor& k, const Tensor& v, const InProjection& in,
+                                   std::int64_t heads, std::span<const AttentionMask> masks,
+                                   const Tensor& proj_weight, const Tensor* proj_bias, bool need_weights,
+                                   bool average_weights) {
+  const std::int64_t N = q.shape()[0], L = q.shape()[1], E = q.shape()[2], S = k.shape()[1];
+  const bool on_dnnl = q.dtype() == DType::Float32 && dnnl_backend::worth_it(N * L * S * E);
+  if (on_dnnl && in.packed_weight && q == k && k == v) {
+    const Tensor qkv = linear(q, *in.packed_weight, in.bias);  // (N, L, 3E)
+    const float* d = qkv.data<float>();
+    return attend_dnnl({d, L, 3 * E}, {d + E, S, 3 * E}, {d + 2 * E, S, 3 * E}, N, E, heads, masks, proj_weight,
+                       proj_bias, need_weights, average_weights);
+  }
+  Tensor bq, bk, bv;
+  if (in.bias) {
+    bq = leading_rows(*in.bias, 0, E);
+    bk = leading_rows(*in.bias, E, E);
+    bv = leading_rows(*in.bias, 2 * E, E);
+  }
+  const Tensor* b[3] = {in.bias ? &bq : nullptr, in.bias ? &bk : nullptr, in.bias ? &bv : nullptr};
+  const auto weight = [&](int i, const Tensor* separate) {
+    return in.packed_weight ? leading_rows(*in.packed_weight, i * E, E) : *separate;
+  };
+  const Tensor qp = linear(q, weight(0, in.q_weight), b[0]);
+  const Tensor kp = linear(k, weight(1, in.k_weight), b[1]);
+  const Tensor vp = linear(v, weight(2, in.v_weight), b[2]);
+  if (on_dnnl) {
+    return attend_dnnl({qp.data<float>(), L, E}, {kp.data<float>(), S, E}, {vp.data<float>(), S, E}, N, E, heads,
+                       masks, proj_weight, proj_bias, need_weights, average_weights);
+  }
+  return attend(qp, kp, vp, heads, masks, proj_weight, proj_bias, need_weights, average_weights);
 }
 
 [[noreturn]] void mha_fail(const std::string& what) { fail("multi_head_attention_forward: " + what); }
@@ -343,22 +441,9 @@ Value scaled_dot_product_attention_kernel(std::span<const Value> a) {
   return Value(matmul(softmax(scores, -1), v));
 }
 
-// nn.MultiheadAttention.forward(query, key, value, key_padding_mask, need_weights, attn_mask,
-// average_attn_weights, is_causal) in inference: F.multi_head_attention_forward's checks and
-// results, (attn_output, attn_weights or None).
-Value mha_forward(const Module& m, std::span<const Value> in) {
-  const char* who = "MultiheadAttention";
-  const Tensor& query = util::tensor_arg(in, 0, who, "query");
-  const Tensor& key = util::tensor_arg(in, 1, who, "key");
-  const Tensor& value = util::tensor_arg(in, 2, who, "value");
-  const Tensor* key_padding_mask = util::optional_tensor_arg(in, 3, who, "key_padding_mask");
-  const bool need_weights = util::bool_arg(in, 4, who, "need_weights");
-  const Tensor* attn_mask = util::optional_tensor_arg(in, 5, who, "attn_mask");
-  const bool average = util::bool_arg(in, 6, who, "average_attn_weights");
-  const bool is_causal = util::bool_arg(in, 7, who, "is_causal");
-  const std::int64_t embed_dim = m.attr("embed_dim").to_int(), heads = m.attr("num_heads").to_int();
-  const bool batch_first = m.attr("batch_first").to_bool();
-
+// F.multi_head_attention_forward's checks of the inputs' dtypes and ranks; true when batched
+// (3-D), false when unbatched (2-D).
+bool check_mha_inputs(const Tensor& query, const Tensor& key, const Tensor& value) {
   if (!is_floating(query.dtype())) mha_fail("expected a floating query, got " + dtype_str(query.dtype()));
   if (key.dtype() != query.dtype() || value.dtype() != query.dtype()) {
     mha_fail("query, key and value must have the same dtype, got " + dtype_str(query.dtype()) + ", " +
@@ -379,13 +464,13 @@ Value mha_forward(const Module& m, std::span<const Value> in) {
     mha_fail("query should be unbatched 2D or batched 3D tensor but received " + std::to_string(query.dim()) +
              "-D query tensor");
   }
-  // Batch-first (N, L, E) from whatever the module takes.
-  auto batch_first_of = [&](const Tensor& t) {
-    if (!batched) return reshape(t, dims_of({1, t.shape()[0], t.shape()[1]}));
-    return batch_first ? t : transpose(t, 0, 1);
-  };
-  const Tensor q = batch_first_of(query), k = batch_first_of(key), v = batch_first_of(value);
-  const std::int64_t N = q.shape()[0], L = q.shape()[1], S = k.shape()[1];
+  return batched;
+}
+
+// The batch-first shapes' checks: q (N, L, embed_dim), k and v (N, S, ...).
+void check_mha_shapes(const Tensor& q, const Tensor& k, const Tensor& v, std::int64_t embed_dim, const Tensor& key,
+                      const Tensor& value) {
+  const std::int64_t N = q.shape()[0];
   if (q.shape()[2] != embed_dim) {
     mha_fail("was expecting embedding dimension of " + std::to_string(embed_dim) + ", but got " +
              std::to_string(q.shape()[2]));
@@ -397,6 +482,13 @@ Value mha_forward(const Module& m, std::span<const Value> in) {
   if (k.shape()[1] != v.shape()[1]) {
     mha_fail("key shape " + key.shape().to_string() + " does not match value shape " + value.shape().to_string());
   }
+}
+
+// forward's attn_mask ((L, S) or (N * heads, L, S)) and key_padding_mask ((N, S), unbatched
+// (S)), checked and lined up with the scores (N, heads, L, S).
+std::vector<AttentionMask> mha_masks(const Tensor* attn_mask, const Tensor* key_padding_mask, bool is_causal,
+                                     const Tensor& query, bool batched, std::int64_t N, std::int64_t heads,
+                                     std::int64_t L, std::int64_t S) {
   check_mask(key_padding_mask, query, "key_padding_mask");
   check_mask(attn_mask, query, "attn_mask");
   if (is_causal && !attn_mask) {
@@ -428,28 +520,54 @@ Value mha_forward(const Module& m, std::span<const Value> in) {
     }
     masks.push_back({key_padding_mask, MaskLayout::NS});
   }
-  // The projections: one packed weight when query, key and value share the embedding dim.
-  const Tensor* in_w = m.find_parameter("in_proj_weight");
-  const Tensor* in_b = m.find_parameter("in_proj_bias");
-  Tensor bq, bk, bv;
-  if (in_b) {
-    bq = leading_rows(*in_b, 0, embed_dim);
-    bk = leading_rows(*in_b, embed_dim, embed_dim);
-    bv = leading_rows(*in_b, 2 * embed_dim, embed_dim);
+  return masks;
+}
+
+// The module's input projections: one packed weight when query, key and value share the
+// embedding dim, else three.
+InProjection in_projection_of(const Module& m) {
+  InProjection in_proj;
+  in_proj.packed_weight = m.find_parameter("in_proj_weight");
+  in_proj.bias = m.find_parameter("in_proj_bias");
+  if (!in_proj.packed_weight) {
+    in_proj.q_weight = m.find_parameter("q_proj_weight");
+    in_proj.k_weight = m.find_parameter("k_proj_weight");
+    in_proj.v_weight = m.find_parameter("v_proj_weight");
   }
-  Tensor qp, kp, vp;
-  if (in_w) {
-    qp = linear(q, leading_rows(*in_w, 0, embed_dim), in_b ? &bq : nullptr);
-    kp = linear(k, leading_rows(*in_w, embed_dim, embed_dim), in_b ? &bk : nullptr);
-    vp = linear(v, leading_rows(*in_w, 2 * embed_dim, embed_dim), in_b ? &bv : nullptr);
-  } else {
-    qp = linear(q, *m.find_parameter("q_proj_weight"), in_b ? &bq : nullptr);
-    kp = linear(k, *m.find_parameter("k_proj_weight"), in_b ? &bk : nullptr);
-    vp = linear(v, *m.find_parameter("v_proj_weight"), in_b ? &bv : nullptr);
-  }
+  return in_proj;
+}
+
+// nn.MultiheadAttention.forward(query, key, value, key_padding_mask, need_weights, attn_mask,
+// average_attn_weights, is_causal) in inference: F.multi_head_attention_forward's checks and
+// results, (attn_output, attn_weights or None).
+Value mha_forward(const Module& m, std::span<const Value> in) {
+  const char* who = "MultiheadAttention";
+  const Tensor& query = util::tensor_arg(in, 0, who, "query");
+  const Tensor& key = util::tensor_arg(in, 1, who, "key");
+  const Tensor& value = util::tensor_arg(in, 2, who, "value");
+  const Tensor* key_padding_mask = util::optional_tensor_arg(in, 3, who, "key_padding_mask");
+  const bool need_weights = util::bool_arg(in, 4, who, "need_weights");
+  const Tensor* attn_mask = util::optional_tensor_arg(in, 5, who, "attn_mask");
+  const bool average = util::bool_arg(in, 6, who, "average_attn_weights");
+  const bool is_causal = util::bool_arg(in, 7, who, "is_causal");
+  const std::int64_t embed_dim = m.attr("embed_dim").to_int(), heads = m.attr("num_heads").to_int();
+  const bool batch_first = m.attr("batch_first").to_bool();
+
+  const bool batched = check_mha_inputs(query, key, value);
+  // Batch-first (N, L, E) from whatever the module takes.
+  auto batch_first_of = [&](const Tensor& t) {
+    if (!batched) return reshape(t, dims_of({1, t.shape()[0], t.shape()[1]}));
+    return batch_first ? t : transpose(t, 0, 1);
+  };
+  const Tensor q = batch_first_of(query), k = batch_first_of(key), v = batch_first_of(value);
+  check_mha_shapes(q, k, v, embed_dim, key, value);
+  const std::int64_t N = q.shape()[0], L = q.shape()[1], S = k.shape()[1];
+  const std::vector<AttentionMask> masks =
+      mha_masks(attn_mask, key_padding_mask, is_causal, query, batched, N, heads, L, S);
   const std::shared_ptr<Module> out_proj = m.find_child("out_proj");
-  AttentionResult r = attend(qp, kp, vp, heads, masks, *out_proj->find_parameter("weight"),
-                             out_proj->find_parameter("bias"), need_weights, average);
+  AttentionResult r = project_and_attend(q, k, v, in_projection_of(m), heads, masks,
+                                         *out_proj->find_parameter("weight"), out_proj->find_parameter("bias"),
+                                         need_weights, average);
   Tensor out = !batched ? reshape(r.output, dims_of({L, embed_dim})) : batch_first ? r.output : transpose(r.output, 0, 1);
   Value weights;
   if (need_weights) {
@@ -511,11 +629,11 @@ Value native_multi_head_attention_kernel(std::span<const Value> a) {
     }
     masks.push_back({mask, layout});
   }
-  const Tensor bq = leading_rows(qkv_b, 0, E), bk = leading_rows(qkv_b, E, E), bv = leading_rows(qkv_b, 2 * E, E);
-  const Tensor qp = linear(query, leading_rows(qkv_w, 0, E), &bq);
-  const Tensor kp = linear(key, leading_rows(qkv_w, E, E), &bk);
-  const Tensor vp = linear(value, leading_rows(qkv_w, 2 * E, E), &bv);
-  AttentionResult r = attend(qp, kp, vp, H, masks, a[7].tensor(), &a[8].tensor(), need_weights, average);
+  InProjection in_proj;
+  in_proj.packed_weight = &qkv_w;
+  in_proj.bias = &qkv_b;
+  AttentionResult r = project_and_attend(query, key, value, in_proj, H, masks, a[7].tensor(), &a[8].tensor(),
+                                         need_weights, average);
   Tensor weights = need_weights ? r.weights : Tensor::empty(Shape{0}, query.dtype());
   return Value(Tuple{{Value(std::move(r.output)), Value(std::move(weights))}});
 }

@@ -13,6 +13,11 @@
 // atol 1e-5). PyTorch eager runs torch_eager.py with PATH (default /usr/bin/python3);
 // ONNX Runtime runs onnxruntime.js with node, finding onnxruntime-node in DIR/node_modules
 // (--ort, or the environment variable FXPACK_ORT_DIR); a missing anchor is reported as such.
+// A model only a newer PyTorch can load (vit_b_16: only PyTorch 2.x traces it) carries
+// torch_eager.txt, torch_eager.py's lines as run where the model was made ("median_ms M threads
+// T torch V"): its PyTorch column shows that recorded time with the version, e.g.
+// "412.30 (2.6, recorded)", and is not measured again (nor with this machine's PyTorch, which
+// is not the one the model was made for: a thread count the file lacks shows "—").
 // The three take turns, R rounds (default 3), and each keeps its best median: on a shared
 // machine another process's burst then slows one round, not one engine. fxpack and PyTorch
 // both run on libgomp, whose spinning workers stall when other processes take the cores:
@@ -178,6 +183,29 @@ double field(const std::string& text, const std::string& key) {
   return std::atof(text.c_str() + at + key.size() + 1);
 }
 
+// PyTorch's time for `threads` recorded where the model was made (torch_eager.txt).
+struct RecordedTorch {
+  bool recorded = false;  // the model has torch_eager.txt: PyTorch is not run here
+  double ms = -1;         // its time for these threads, if it has one
+  std::string version;
+};
+RecordedTorch recorded_torch(const fs::path& dir, int threads) {
+  RecordedTorch r;
+  std::ifstream in(dir / "torch_eager.txt");
+  r.recorded = static_cast<bool>(in);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string key, version;
+    double ms = -1;
+    int th = 0;
+    if (words >> key >> ms >> key >> th >> key >> version && th == threads && ms > 0) {
+      r.ms = ms;
+      r.version = version.substr(0, version.find('.', version.find('.') + 1));  // 2.6.0 -> 2.6
+    }
+  }
+  return r;
+}
+
 // ---- one model, one thread count, in this (fresh) process ---------------------------------
 
 int child(const fs::path& dir, const std::string& package, int threads, int iters) {
@@ -222,9 +250,10 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   const double median = ts.size() % 2 ? ts[ts.size() / 2] : (ts[ts.size() / 2 - 1] + ts[ts.size() / 2]) / 2;
   const auto st = plan->inference_stats();
   std::printf("load_ms %.2f first_ms %.2f median_ms %.3f allocations %ld dnnl_allocations %ld peak_rss_kib %ld "
-              "steady_rss_kib %ld start_rss_kib %ld load_rss_kib %ld first_rss_kib %ld weights %zu arena %zu scratchpad %zu packed %zu primitives %zu maxdiff %.3g ok %d\n",
+              "steady_rss_kib %ld start_rss_kib %ld load_rss_kib %ld first_rss_kib %ld weights %zu arena %zu scratchpad %zu packed %zu primitives %zu "
+              "calling_thread_primitives %zu maxdiff %.3g ok %d\n",
               load_ms, first_ms, median, allocations, dnnl_allocations, peak_rss_kib(), rss_kib(), rss_start, load_rss, first_rss, weight_bytes, st.arena_bytes, st.scratchpad_bytes,
-              st.packed_weight_bytes, st.primitives, diff, ok ? 1 : 0);
+              st.packed_weight_bytes, st.primitives, st.calling_thread_primitives, diff, ok ? 1 : 0);
   return 0;
 }
 
@@ -247,102 +276,135 @@ struct Options {
   std::exit(2);
 }
 
+Options parse_options(int argc, char** argv) {
+  Options o;
+  if (const char* e = std::getenv("FXPACK_ORT_DIR")) o.ort_dir = e;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--models") o.models = next();
+    else if (a == "--package") o.package = next();
+    else if (a == "--iters") o.iters = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--rounds") o.rounds = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--ort") o.ort_dir = next();
+    else if (a == "--python") o.python = next();
+    else if (a == "--omp-wait-policy") o.omp_wait_policy = next();
+    else if (a == "--no-anchors") o.anchors = false;
+    else if (a == "--threads") {
+      o.threads.clear();
+      std::stringstream ss(next());
+      for (std::string t; std::getline(ss, t, ',');) o.threads.push_back(std::max(1, std::atoi(t.c_str())));
+    } else if (a.starts_with("-")) usage("unknown option " + a);
+    else o.names.push_back(a);
+  }
+  if (o.names.empty()) {
+    for (const auto& e : fs::directory_iterator(o.models))
+      if (fs::exists(e.path() / o.package)) o.names.push_back(e.path().filename().string());
+    std::sort(o.names.begin(), o.names.end());
+  }
+  return o;
+}
+
+// Why ONNX Runtime cannot be measured, or empty.
+std::string ort_unavailable(const Options& o) {
+  if (o.anchors && o.ort_dir.empty())
+    return "ONNX Runtime: not measured (give --ort DIR or FXPACK_ORT_DIR: a folder with node_modules/onnxruntime-node)";
+  if (o.anchors && !fs::exists(fs::path(o.ort_dir) / "node_modules" / "onnxruntime-node"))
+    return "ONNX Runtime: not measured (no node_modules/onnxruntime-node in " + o.ort_dir + ")";
+  return "";
+}
+
+// One model at one thread count: fxpack's child report (its best round) and the anchors' best
+// medians (-1: not measured).
+struct Measured {
+  bool ok = false;
+  std::string child;
+  double torch_ms = -1, ort_ms = -1;
+  RecordedTorch recorded;
+};
+
+Measured measure(const Options& o, const fs::path& dir, int th, bool with_ort) {
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const fs::path scripts = fs::path(FXPACK_BENCH_SCRIPTS);  // torch_eager.py, onnxruntime.js
+  Measured m;
+  m.recorded = recorded_torch(dir, th);
+  double best = -1;
+  const auto keep_min = [](double& best_so_far, double v) {
+    if (v > 0 && (best_so_far < 0 || v < best_so_far)) best_so_far = v;
+  };
+  const std::string omp_env = o.omp_wait_policy.empty() ? "" : "OMP_WAIT_POLICY=" + quote(o.omp_wait_policy) + " ";
+  for (int round = 0; round < o.rounds; ++round) {
+    bool rok = false;
+    const std::string r = run(omp_env + quote(self) + " --child " + quote(dir.string()) + " " + quote(o.package) + " " +
+                                  std::to_string(th) + " " + std::to_string(o.iters), rok);
+    if (rok && (best < 0 || field(r, "median_ms") < best)) {
+      best = field(r, "median_ms");
+      m.child = r;
+      m.ok = true;
+    }
+    if (!o.anchors) continue;
+    if (!m.recorded.recorded) {
+      bool tok = false;
+      const std::string t = run(omp_env + quote(o.python) + " " + quote((scripts / "torch_eager.py").string()) + " " +
+                                    quote((dir / "package.pt").string()) + " " + quote((dir / "input.npy").string()) +
+                                    " " + std::to_string(th) + " " + std::to_string(o.iters), tok);
+      if (tok) keep_min(m.torch_ms, field(t, "median_ms"));
+    }
+    if (with_ort && fs::exists(dir / "model.onnx")) {
+      bool ook = false;
+      const std::string r2 = run("NODE_PATH=" + quote((fs::path(o.ort_dir) / "node_modules").string()) + " node " +
+                                     quote((scripts / "onnxruntime.js").string()) + " " + quote((dir / "model.onnx").string()) +
+                                     " " + quote((dir / "input.npy").string()) + " " + std::to_string(th) + " " +
+                                     std::to_string(o.iters), ook);
+      if (ook) keep_min(m.ort_ms, field(r2, "median_ms"));
+    }
+  }
+  if (o.anchors && m.recorded.recorded) m.torch_ms = m.recorded.ms;
+  return m;
+}
+
+std::string cell(double v, const char* fmt) {
+  if (v < 0) return "—";
+  char b[64];
+  std::snprintf(b, sizeof b, fmt, v);
+  return b;
+}
+
+void print_row(const std::string& name, int th, const Measured& m) {
+  const std::string torch_cell =
+      cell(m.torch_ms, "%.2f") + (m.recorded.ms >= 0 && m.torch_ms >= 0 ? " (" + m.recorded.version + ", recorded)" : "");
+  if (!m.ok) {
+    std::printf("| %s | %d | failed to load or run | %s | %s | | | | | | | | | |\n", name.c_str(), th,
+                torch_cell.c_str(), cell(m.ort_ms, "%.2f").c_str());
+    return;
+  }
+  const std::string& out = m.child;
+  const double f = field(out, "median_ms");
+  const double mib = 1024.0 * 1024.0;
+  std::printf("| %s | %d | %.2f | %s | %s | %s | %s | %.1f | %.1f | %.0f (%.0f) | %.0f | %.1f | %.1f | %.2g%s |\n", name.c_str(), th,
+              f, torch_cell.c_str(), cell(m.ort_ms, "%.2f").c_str(),
+              cell(m.ort_ms > 0 ? f / m.ort_ms : -1, "%.2f").c_str(), cell(m.torch_ms > 0 ? f / m.torch_ms : -1, "%.2f").c_str(),
+              field(out, "load_ms"), field(out, "first_ms"), field(out, "allocations"), field(out, "dnnl_allocations"),
+              field(out, "peak_rss_kib") / 1024.0, field(out, "weights") / mib, field(out, "arena") / mib,
+              field(out, "maxdiff"), field(out, "ok") == 1 ? "" : " (MISMATCH)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     if (argc == 6 && std::string(argv[1]) == "--child") return child(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
-    Options o;
-    if (const char* e = std::getenv("FXPACK_ORT_DIR")) o.ort_dir = e;
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto next = [&]() -> std::string {
-        if (i + 1 >= argc) usage(a + " needs a value");
-        return argv[++i];
-      };
-      if (a == "--models") o.models = next();
-      else if (a == "--package") o.package = next();
-      else if (a == "--iters") o.iters = std::max(1, std::atoi(next().c_str()));
-      else if (a == "--rounds") o.rounds = std::max(1, std::atoi(next().c_str()));
-      else if (a == "--ort") o.ort_dir = next();
-      else if (a == "--python") o.python = next();
-      else if (a == "--omp-wait-policy") o.omp_wait_policy = next();
-      else if (a == "--no-anchors") o.anchors = false;
-      else if (a == "--threads") {
-        o.threads.clear();
-        std::stringstream ss(next());
-        for (std::string t; std::getline(ss, t, ',');) o.threads.push_back(std::max(1, std::atoi(t.c_str())));
-      } else if (a.starts_with("-")) usage("unknown option " + a);
-      else o.names.push_back(a);
-    }
-    if (o.names.empty()) {
-      for (const auto& e : fs::directory_iterator(o.models))
-        if (fs::exists(e.path() / o.package)) o.names.push_back(e.path().filename().string());
-      std::sort(o.names.begin(), o.names.end());
-    }
-    const std::string self = fs::read_symlink("/proc/self/exe").string();
-    const fs::path scripts = fs::path(FXPACK_BENCH_SCRIPTS);  // torch_eager.py, onnxruntime.js
-    std::string ort_status;
-    if (o.anchors && o.ort_dir.empty()) ort_status = "ONNX Runtime: not measured (give --ort DIR or FXPACK_ORT_DIR: a folder with node_modules/onnxruntime-node)";
-    else if (o.anchors && !fs::exists(fs::path(o.ort_dir) / "node_modules" / "onnxruntime-node"))
-      ort_status = "ONNX Runtime: not measured (no node_modules/onnxruntime-node in " + o.ort_dir + ")";
+    const Options o = parse_options(argc, argv);
+    const std::string ort_status = ort_unavailable(o);
     if (!ort_status.empty()) std::printf("%s\n", ort_status.c_str());
-
     std::printf("| model | threads | fxpack ms | PyTorch ms | ORT ms | fxpack/ORT | fxpack/PyTorch | load ms | first call ms | allocs/call (in oneDNN) | peak RSS MiB | weights MiB | arena MiB | max |diff| |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const std::string& name : o.names) {
-      const fs::path dir = o.models / name;
       for (int th : o.threads) {
-        bool ok = false;
-        std::string out;
-        double best = -1, torch_ms = -1, ort_ms = -1;
-        const auto keep_min = [](double& best_so_far, double v) {
-          if (v > 0 && (best_so_far < 0 || v < best_so_far)) best_so_far = v;
-        };
-        for (int round = 0; round < o.rounds; ++round) {
-          bool rok = false;
-          const std::string omp_env = o.omp_wait_policy.empty() ? "" : "OMP_WAIT_POLICY=" + quote(o.omp_wait_policy) + " ";
-          const std::string r = run(omp_env + quote(self) + " --child " + quote(dir.string()) + " " + quote(o.package) + " " +
-                                        std::to_string(th) + " " + std::to_string(o.iters), rok);
-          if (rok && (best < 0 || field(r, "median_ms") < best)) {
-            best = field(r, "median_ms");
-            out = r;
-            ok = true;
-          }
-          if (!o.anchors) continue;
-          bool tok = false;
-          const std::string t = run(omp_env + quote(o.python) + " " + quote((scripts / "torch_eager.py").string()) + " " +
-                                        quote((dir / "package.pt").string()) + " " + quote((dir / "input.npy").string()) +
-                                        " " + std::to_string(th) + " " + std::to_string(o.iters), tok);
-          if (tok) keep_min(torch_ms, field(t, "median_ms"));
-          if (ort_status.empty() && fs::exists(dir / "model.onnx")) {
-            bool ook = false;
-            const std::string r2 = run("NODE_PATH=" + quote((fs::path(o.ort_dir) / "node_modules").string()) + " node " +
-                                           quote((scripts / "onnxruntime.js").string()) + " " + quote((dir / "model.onnx").string()) +
-                                           " " + quote((dir / "input.npy").string()) + " " + std::to_string(th) + " " +
-                                           std::to_string(o.iters), ook);
-            if (ook) keep_min(ort_ms, field(r2, "median_ms"));
-          }
-        }
-        auto cell = [](double v, const char* fmt) {
-          if (v < 0) return std::string("—");
-          char b[64];
-          std::snprintf(b, sizeof b, fmt, v);
-          return std::string(b);
-        };
-        if (!ok) {
-          std::printf("| %s | %d | failed to load or run | %s | %s | | | | | | | | | |\n", name.c_str(), th,
-                      cell(torch_ms, "%.2f").c_str(), cell(ort_ms, "%.2f").c_str());
-          continue;
-        }
-        const double f = field(out, "median_ms");
-        const double mib = 1024.0 * 1024.0;
-        std::printf("| %s | %d | %.2f | %s | %s | %s | %s | %.1f | %.1f | %.0f (%.0f) | %.0f | %.1f | %.1f | %.2g%s |\n", name.c_str(), th,
-                    f, cell(torch_ms, "%.2f").c_str(), cell(ort_ms, "%.2f").c_str(),
-                    cell(ort_ms > 0 ? f / ort_ms : -1, "%.2f").c_str(), cell(torch_ms > 0 ? f / torch_ms : -1, "%.2f").c_str(),
-                    field(out, "load_ms"), field(out, "first_ms"), field(out, "allocations"), field(out, "dnnl_allocations"),
-                    field(out, "peak_rss_kib") / 1024.0, field(out, "weights") / mib, field(out, "arena") / mib,
-                    field(out, "maxdiff"), field(out, "ok") == 1 ? "" : " (MISMATCH)");
+        print_row(name, th, measure(o, o.models / name, th, o.anchors && ort_status.empty()));
         std::fflush(stdout);
       }
     }

@@ -1,11 +1,61 @@
 #include "dnnl_kernels.hpp"
 
+#include <algorithm>
+#include <bit>
+#include <utility>
+
 namespace fxpack::ops::dnnl_backend {
 
 namespace {
 const dnnl::primitive_attr& no_attr() {
   static const dnnl::primitive_attr a;
   return a;
+}
+
+// A primitive with one memory object per argument, made once per thread for what it computes
+// and run again with new data pointers. oneDNN's own primitive cache is reached only after the
+// primitive descriptor has been made again, which costs tens of allocations and microseconds
+// per call: attention runs five such kernels per layer.
+struct CachedPrimitive {
+  dnnl::primitive prim;
+  std::vector<memory> mems;  // in `args` order
+  std::vector<dnnl_exec_arg_t> args;
+
+  void run(std::initializer_list<const void*> data, const char* op) {
+    std::size_t i = 0;
+    for (const void* d : data) mems[i++].set_data_handle(const_cast<void*>(d));
+    execute(prim, args, op);
+  }
+};
+
+CachedPrimitive cached_of(dnnl::primitive prim, std::initializer_list<std::pair<int, memory::desc>> args) {
+  CachedPrimitive c{std::move(prim), {}, {}};
+  for (const auto& a : args) c.mems.emplace_back(a.second, engine(), nullptr);
+  std::size_t i = 0;
+  for (const auto& a : args) c.args.push_back(dnnl_exec_arg_t{a.first, c.mems[i++].get()});
+  return c;
+}
+
+// Per thread, most recently used first; `key` says what the primitive computes (its kind,
+// shapes, strides, options) and the thread count it was made for.
+constexpr std::size_t kCachedPerThread = 64;
+
+template <class Make>
+CachedPrimitive& cached(const std::vector<std::int64_t>& key, Make&& make) {
+  thread_local std::vector<std::pair<std::vector<std::int64_t>, CachedPrimitive>> cache;
+  auto it = std::find_if(cache.begin(), cache.end(), [&](const auto& e) { return e.first == key; });
+  if (it == cache.end()) {
+    if (cache.size() == kCachedPerThread) cache.pop_back();
+    cache.emplace(cache.begin(), key, make());
+  } else if (it != cache.begin()) {
+    std::rotate(cache.begin(), it, it + 1);
+  }
+  return cache.front().second;
+}
+
+void append(std::vector<std::int64_t>& key, const Dims& d) {
+  key.push_back(static_cast<std::int64_t>(d.size()));
+  key.insert(key.end(), d.begin(), d.end());
 }
 }  // namespace
 
@@ -75,22 +125,50 @@ void matmul(const float* a, const Dims& a_dims, const float* b, const Dims& b_di
   }
 }
 
-void linear(const float* x, std::int64_t rows, const Tensor& w, const Tensor* b, float* out) {
-  use_threads();
+void strided_matmul(const StridedView& a, const StridedView& b, float* c, const Dims& c_dims, const Dims& c_strides,
+                    float scale) {
+  std::vector<std::int64_t> key{'M', use_threads(), std::bit_cast<std::int32_t>(scale)};
+  for (const Dims* d : {&a.dims, &a.strides, &b.dims, &b.strides, &c_dims, &c_strides}) append(key, *d);
   try {
-    const memory::dim outf = w.shape()[0], in = w.shape()[1];
-    const MatmulGeometry g{{rows, in}, {in, outf}, {rows, outf}, true, b != nullptr};
-    const auto pd = matmul_pd(g, false, no_attr());
-    const dnnl::matmul prim(pd);
-    memory src = wrap(pd.src_desc(), x), wei = wrap(pd.weights_desc(), w.data<float>());
-    memory dst = wrap(pd.dst_desc(), out);
-    if (b) {
-      memory bias = wrap(plain_md({1, outf}), b->data<float>());
-      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_BIAS, bias.get()},
-                     {DNNL_ARG_DST, dst.get()}}, "linear");
-    } else {
-      execute(prim, {{DNNL_ARG_SRC, src.get()}, {DNNL_ARG_WEIGHTS, wei.get()}, {DNNL_ARG_DST, dst.get()}}, "linear");
-    }
+    cached(key, [&] {
+      const memory::desc a_md(a.dims, memory::data_type::f32, a.strides), b_md(b.dims, memory::data_type::f32, b.strides);
+      const memory::desc c_md(c_dims, memory::data_type::f32, c_strides);
+      dnnl::primitive_attr attr;
+      if (scale != 1.f) attr.set_output_scales(0, {scale});
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, engine());
+      return cached_of(dnnl::matmul(pd), {{DNNL_ARG_SRC, a_md}, {DNNL_ARG_WEIGHTS, b_md}, {DNNL_ARG_DST, c_md}});
+    }).run({a.data, b.data, c}, "matmul");
+  } catch (const dnnl::error& e) {
+    fail("matmul", e);
+  }
+}
+
+void softmax(float* x, std::int64_t rows, std::int64_t n) {
+  try {
+    cached({'S', use_threads(), rows, n}, [&] {
+      const memory::desc md = plain_md({rows, n});
+      const dnnl::softmax_forward::primitive_desc pd(
+          dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), no_attr(), engine());
+      return cached_of(dnnl::softmax_forward(pd), {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}});
+    }).run({x, x}, "softmax");
+  } catch (const dnnl::error& e) {
+    fail("softmax", e);
+  }
+}
+
+void linear(const float* x, std::int64_t rows, const Tensor& w, const Tensor* b, float* out) {
+  const memory::dim outf = w.shape()[0], in = w.shape()[1];
+  try {
+    CachedPrimitive& p = cached({'L', use_threads(), rows, in, outf, b != nullptr}, [&] {
+      const MatmulGeometry g{{rows, in}, {in, outf}, {rows, outf}, true, b != nullptr};
+      const auto pd = matmul_pd(g, false, no_attr());
+      if (!b) return cached_of(dnnl::matmul(pd), {{DNNL_ARG_SRC, pd.src_desc()}, {DNNL_ARG_WEIGHTS, pd.weights_desc()},
+                                                  {DNNL_ARG_DST, pd.dst_desc()}});
+      return cached_of(dnnl::matmul(pd), {{DNNL_ARG_SRC, pd.src_desc()}, {DNNL_ARG_WEIGHTS, pd.weights_desc()},
+                                          {DNNL_ARG_BIAS, plain_md({1, outf})}, {DNNL_ARG_DST, pd.dst_desc()}});
+    });
+    if (b) p.run({x, w.data<float>(), b->data<float>(), out}, "linear");
+    else p.run({x, w.data<float>(), out}, "linear");
   } catch (const dnnl::error& e) {
     fail("linear", e);
   }

@@ -18,6 +18,21 @@ void conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor* b, const C
 // c = a @ b over equal-rank dims (batch dims of size 1 broadcast), all row-major.
 void matmul(const float* a, const Dims& a_dims, const float* b, const Dims& b_dims, float* c, const Dims& c_dims);
 
+// A float32 operand read in place: dims and strides in elements (any plain layout, e.g. one
+// head's columns of a packed projection).
+struct StridedView {
+  const float* data = nullptr;
+  Dims dims, strides;
+};
+
+// c[b..., m, n] = scale * a[b..., m, k] @ b[b..., k, n] over equal-rank strided operands,
+// written through c's strides (attention's heads without permuting copies).
+void strided_matmul(const StridedView& a, const StridedView& b, float* c, const Dims& c_dims, const Dims& c_strides,
+                    float scale);
+
+// Softmax over the last dim of dense [rows, n], in place.
+void softmax(float* x, std::int64_t rows, std::int64_t n);
+
 // out [rows, out_features] = x [rows, in] @ w[out, in]^T + b.
 void linear(const float* x, std::int64_t rows, const Tensor& w, const Tensor* b, float* out);
 
