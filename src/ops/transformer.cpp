@@ -933,6 +933,67 @@ void window_partition(const T* x, T* rows, std::int64_t B, std::int64_t pH, std:
           }
 }
 
+// The windows' attention scores q·kᵀ (B*nW, heads, N, N): scaled by hd^-0.5, or (v2, with a
+// logit_scale) cosine attention — F.normalize (eps 1e-12) of q and k, times
+// exp(min(logit_scale, log 100)) per head.
+template <class T>
+Tensor swin_attention_scores(Tensor q, Tensor k, std::int64_t heads, const Tensor* logit_scale, const char* who) {
+  const std::int64_t hd = q.shape()[3], N = q.shape()[2], rows = q.shape()[0];
+  if (!logit_scale) {
+    const T scale = static_cast<T>(std::pow(static_cast<double>(hd), -0.5));
+    for (std::int64_t i = 0; i < q.numel(); ++i) q.data<T>()[i] *= scale;
+    return matmul(q, transpose(k, -2, -1));
+  }
+  auto normalize_rows = [&](Tensor t) {
+    T* d = t.data<T>();
+    for (std::int64_t r = 0; r < t.numel() / hd; ++r) {
+      double norm = 0;
+      for (std::int64_t i = 0; i < hd; ++i) norm += static_cast<double>(d[r * hd + i]) * d[r * hd + i];
+      const double denom = std::max(std::sqrt(norm), 1e-12);
+      for (std::int64_t i = 0; i < hd; ++i) d[r * hd + i] = static_cast<T>(d[r * hd + i] / denom);
+    }
+    return t;
+  };
+  q = normalize_rows(q);
+  k = normalize_rows(k.clone());
+  Tensor attn = matmul(q, transpose(k, -2, -1));
+  if (logit_scale->numel() != heads && logit_scale->numel() != 1) {
+    fail(std::string(who) + ": logit_scale of shape " + logit_scale->shape().to_string() + " does not broadcast over " +
+         std::to_string(heads) + " heads");
+  }
+  T* ad = attn.data<T>();
+  for (std::int64_t w = 0; w < rows; ++w)
+    for (std::int64_t h = 0; h < heads; ++h) {
+      const double ls = logit_scale->item_at(logit_scale->numel() == 1 ? 0 : h);
+      const T scale = static_cast<T>(std::exp(std::min(ls, std::log(100.0))));
+      T* block = ad + (w * heads + h) * N * N;
+      for (std::int64_t i = 0; i < N * N; ++i) block[i] *= scale;
+    }
+  return attn;
+}
+
+// The shifted windows' mask (nW, N, N): -100 between positions that came from different
+// regions of the rolled map, else 0 (torchvision's attn_mask).
+template <class T>
+Tensor swin_shift_mask(std::int64_t pH, std::int64_t pW, std::int64_t ws0, std::int64_t ws1, std::int64_t s0,
+                       std::int64_t s1, DType dtype) {
+  const std::vector<std::int64_t> hr = shift_regions(pH, ws0, s0), wr = shift_regions(pW, ws1, s1);
+  const std::int64_t windows = (pH / ws0) * (pW / ws1), N = ws0 * ws1, nw = pW / ws1;
+  Tensor mask = Tensor::zeros(Shape{windows, N, N}, dtype);
+  std::vector<std::int64_t> label(static_cast<std::size_t>(N));
+  for (std::int64_t win = 0; win < windows; ++win) {
+    const std::int64_t wh = win / nw, ww = win % nw;
+    for (std::int64_t i = 0; i < ws0; ++i)
+      for (std::int64_t j = 0; j < ws1; ++j)
+        label[static_cast<std::size_t>(i * ws1 + j)] =
+            hr[static_cast<std::size_t>(wh * ws0 + i)] * 3 + wr[static_cast<std::size_t>(ww * ws1 + j)];
+    T* md = mask.data<T>() + win * N * N;
+    for (std::int64_t i = 0; i < N; ++i)
+      for (std::int64_t j = 0; j < N; ++j) md[i * N + j] = label[static_cast<std::size_t>(i)] != label[static_cast<std::size_t>(j)] ? T(-100) : T(0);
+  }
+  return mask;
+}
+
 template <class T>
 Tensor shifted_window_attention_typed(const Tensor& input, const Tensor& qkv_weight, const Tensor& proj_weight,
                                       const Tensor& rel_bias, std::int64_t ws0, std::int64_t ws1, std::int64_t heads,
@@ -972,60 +1033,12 @@ Tensor shifted_window_attention_typed(const Tensor& input, const Tensor& qkv_wei
   Tensor q = leading_rows(parts, 0, 1).view(Shape{B * windows, heads, N, hd}).clone();
   Tensor k = leading_rows(parts, 1, 1).view(Shape{B * windows, heads, N, hd});
   const Tensor v = leading_rows(parts, 2, 1).view(Shape{B * windows, heads, N, hd});
-  Tensor attn;
-  if (logit_scale) {
-    // Cosine attention: F.normalize (eps 1e-12) of q and k, times exp(min(logit_scale, log 100)).
-    auto normalize_rows = [&](Tensor t) {
-      T* d = t.data<T>();
-      for (std::int64_t r = 0; r < t.numel() / hd; ++r) {
-        double norm = 0;
-        for (std::int64_t i = 0; i < hd; ++i) norm += static_cast<double>(d[r * hd + i]) * d[r * hd + i];
-        const double denom = std::max(std::sqrt(norm), 1e-12);
-        for (std::int64_t i = 0; i < hd; ++i) d[r * hd + i] = static_cast<T>(d[r * hd + i] / denom);
-      }
-      return t;
-    };
-    q = normalize_rows(q);
-    k = normalize_rows(k.clone());
-    attn = matmul(q, transpose(k, -2, -1));
-    if (logit_scale->numel() != heads && logit_scale->numel() != 1) {
-      fail(std::string(who) + ": logit_scale of shape " + logit_scale->shape().to_string() + " does not broadcast over " +
-           std::to_string(heads) + " heads");
-    }
-    T* ad = attn.data<T>();
-    for (std::int64_t w = 0; w < B * windows; ++w)
-      for (std::int64_t h = 0; h < heads; ++h) {
-        const double ls = logit_scale->item_at(logit_scale->numel() == 1 ? 0 : h);
-        const T scale = static_cast<T>(std::exp(std::min(ls, std::log(100.0))));
-        T* block = ad + (w * heads + h) * N * N;
-        for (std::int64_t i = 0; i < N * N; ++i) block[i] *= scale;
-      }
-  } else {
-    const T scale = static_cast<T>(std::pow(static_cast<double>(hd), -0.5));
-    for (std::int64_t i = 0; i < q.numel(); ++i) q.data<T>()[i] *= scale;
-    attn = matmul(q, transpose(k, -2, -1));
-  }
+  Tensor attn = swin_attention_scores<T>(std::move(q), std::move(k), heads, logit_scale, who);
   if (!(rel_bias.numel() == heads * N * N)) {
     fail(std::string(who) + ": relative_position_bias of shape " + rel_bias.shape().to_string() +
          " does not match the attention's " + Shape{B * windows, heads, N, N}.to_string());
   }
-  Tensor mask;
-  if (shifted) {
-    const std::vector<std::int64_t> hr = shift_regions(pH, ws0, s0), wr = shift_regions(pW, ws1, s1);
-    mask = Tensor::zeros(Shape{windows, N, N}, input.dtype());
-    const std::int64_t nw = pW / ws1;
-    std::vector<std::int64_t> label(static_cast<std::size_t>(N));
-    for (std::int64_t win = 0; win < windows; ++win) {
-      const std::int64_t wh = win / nw, ww = win % nw;
-      for (std::int64_t i = 0; i < ws0; ++i)
-        for (std::int64_t j = 0; j < ws1; ++j)
-          label[static_cast<std::size_t>(i * ws1 + j)] =
-              hr[static_cast<std::size_t>(wh * ws0 + i)] * 3 + wr[static_cast<std::size_t>(ww * ws1 + j)];
-      T* md = mask.data<T>() + win * N * N;
-      for (std::int64_t i = 0; i < N; ++i)
-        for (std::int64_t j = 0; j < N; ++j) md[i * N + j] = label[static_cast<std::size_t>(i)] != label[static_cast<std::size_t>(j)] ? T(-100) : T(0);
-    }
-  }
+  const Tensor mask = shifted ? swin_shift_mask<T>(pH, pW, ws0, ws1, s0, s1, input.dtype()) : Tensor();
   swin_scores<T>(attn, rel_bias, shifted ? &mask : nullptr, windows);
   const Tensor heads_out = matmul(attn, v);  // (B*nW, heads, N, hd)
   const Tensor merged = reshape(transpose(heads_out, 1, 2), dims_of({B * windows, N, C}));
