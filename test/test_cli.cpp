@@ -280,6 +280,22 @@ TEST_CASE("cli: run --threads and FXPACK_NUM_THREADS give the same result as one
   CHECK(flag_wins.status == 0);
 }
 
+TEST_CASE("cli: run with FXPACK_WINOGRAD gives the same result; a value it does not know is an error naming it") {
+  const std::string convnet = (package_dir() / "small_convnet.fxpkg").string();
+  const std::vector<std::string> args = {"run", convnet, "--input", "random:2x3x16x16", "--seed", "3"};
+  const Result plain = fxpack_cli(args, scratch());
+  REQUIRE(plain.status == 0);
+  ::setenv("FXPACK_WINOGRAD", "always", 1);
+  const Result always = fxpack_cli(args, scratch());
+  ::setenv("FXPACK_WINOGRAD", "sometimes", 1);
+  const Result bad = fxpack_cli(args, scratch());
+  ::unsetenv("FXPACK_WINOGRAD");
+  CHECK(always.status == 0);
+  CHECK(always.out == plain.out);
+  CHECK(bad.status == 1);
+  CHECK(contains(bad.err, "FXPACK_WINOGRAD='sometimes' is not auto, always or off"));
+}
+
 TEST_CASE("cli: errors exit 1 with one message on stderr and no stack dump") {
   spit(scratch() / "not_an_archive.txt", "hello\n");
   spit(scratch() / "empty.fxpkg", "");
