@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -500,5 +501,120 @@ TEST_CASE("inference: large elementwise ops on oneDNN agree with the loops, NaN 
       gs.data<double>()[5] = 0.0;
       check_close(fs, gs, 1e-6, 1e-7);
     }
+  }
+}
+
+namespace {
+
+// nn.MultiheadAttention(32, 4) with random weights; x [.., 32] as the graph reads it.
+std::shared_ptr<Module> attention_module(bool batch_first, bool bias) {
+  auto m = make_module("MultiheadAttention", {Value(std::int64_t{32}), Value(std::int64_t{4})},
+                       Dict{{{"batch_first", Value(batch_first)}, {"bias", Value(bias)}}});
+  randomize(*m, batch_first ? 11 : 23);
+  return m;
+}
+
+// A graph as torchvision's ViT writes it: ln, then `y, _ = attn(h, h, h, need_weights=False)`
+// (the kwargs and the getitem of the unread weights included), then y + x. `kwargs` replace
+// need_weights=False when given; `separate_key` makes key and value a second input.
+Models attention_models(bool batch_first, bool bias = true, std::optional<Dict> kwargs = std::nullopt,
+                        bool separate_key = false, DType dtype = DType::Float32) {
+  auto root = std::make_shared<Module>("Block");
+  root->register_module("ln", make_module("LayerNorm", {Value(std::int64_t{32})}));
+  root->register_module("attn", attention_module(batch_first, bias));
+  for (const auto& [path, sub] : root->named_modules())
+    for (const auto& [name, t] : std::vector(sub->parameters().begin(), sub->parameters().end()))
+      sub->register_parameter(name, t.to(dtype));
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* key = separate_key ? g->placeholder("key") : nullptr;
+  Node* h = g->call_module("ln", {Value(x)});
+  Dict kw = kwargs ? *kwargs : Dict{{{"need_weights", Value(false)}}};
+  Node* a = g->call_module("attn", {Value(h), Value(key ? key : h), Value(key ? key : h)}, kw);
+  Node* y = g->call_function("operator.getitem", {Value(a), Value(std::int64_t{0})});
+  (void)g->call_function("operator.getitem", {Value(a), Value(std::int64_t{1})});
+  g->output(Value(g->call_function("operator.add", {Value(y), Value(x)})));
+  return {std::make_shared<GraphModule>(*root, g, "Block"),
+          std::make_shared<GraphModule>(*root, g, "Block", PlanOptions{.optimize_for_inference = false})};
+}
+
+}  // namespace
+
+// Self-attention without masks or weights runs as one plan step (packed projections, plan
+// buffers); it must agree with the module's kernel for every input layout and thread count.
+TEST_CASE("inference: a MultiheadAttention step agrees with the module's kernel") {
+  ThreadsGuard guard;
+  struct Case {
+    bool batch_first, bias;
+    Shape x;
+  };
+  for (const Case& c : {Case{true, true, Shape{2, 20, 32}}, Case{false, true, Shape{20, 2, 32}},
+                        Case{true, false, Shape{3, 17, 32}}, Case{false, true, Shape{24, 32}}}) {
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      INFO("batch_first ", c.batch_first, ", bias ", c.bias, ", x ", c.x.to_string(), ", ", threads, " thread(s)");
+      const Models models = attention_models(c.batch_first, c.bias);
+      const std::string summary = models.fast->plan()->inference_summary();
+      INFO(summary);
+      CHECK(summary.find("multi_head_attention [attn getitem getitem_1]") != std::string::npos);
+      CHECK(summary.find("kernel") == std::string::npos);
+      for (std::uint64_t call = 0; call < 3; ++call) {  // the first call specialises, the others replay
+        const Tensor x = random_tensor(c.x, 300 + call);
+        const Tensor want = (*models.plain)(x).tensor(), got = (*models.fast)(x).tensor();
+        INFO("call ", call, " max |diff| ", max_abs_diff(got, want));
+        CHECK(allclose(got, want, 1e-4, 1e-5));
+      }
+      const auto st = models.fast->plan()->inference_stats();
+      // The packed projections: [3E, E] and [E, E] at least.
+      CHECK(st.packed_weight_bytes >= 4 * 32 * 32 * sizeof(float));
+    }
+  }
+}
+
+// Masks, returned weights, cross attention and float64 keep the module's kernel, with its
+// results (a key padding mask hiding every key of a batch gives NaN rows, as in PyTorch).
+TEST_CASE("inference: MultiheadAttention with masks, weights or other keys keeps its kernel") {
+  const Tensor x = random_tensor(Shape{2, 20, 32}, 5);
+  const auto same = [](const Tensor& got, const Tensor& want) {
+    REQUIRE(got.shape() == want.shape());
+    for (std::int64_t i = 0; i < want.numel(); ++i) {
+      const double a = got.item_at(i), b = want.item_at(i);
+      if (std::isnan(b)) {
+        CHECK(std::isnan(a));
+      } else {
+        CHECK(std::abs(a - b) <= 1e-5 + 1e-4 * std::abs(b));
+      }
+    }
+  };
+  std::vector<std::uint8_t> hidden(40, 0);
+  for (std::size_t s = 20; s < 40; ++s) hidden[s] = 1;  // batch 1: every key
+  const Tensor kpm = Tensor::from_bytes(std::as_bytes(std::span<const std::uint8_t>(hidden)), Shape{2, 20}, DType::Bool);
+  const std::vector<std::pair<const char*, Dict>> cases{
+      {"need_weights", Dict{}},
+      {"key padding mask", Dict{{{"need_weights", Value(false)}, {"key_padding_mask", Value(kpm)}}}},
+      {"attn_mask", Dict{{{"need_weights", Value(false)}, {"attn_mask", Value(random_tensor(Shape{20, 20}, 9))}}}},
+  };
+  for (const auto& [what, kwargs] : cases) {
+    INFO(what);
+    const Models models = attention_models(true, true, kwargs);
+    CHECK(models.fast->plan()->inference_summary().find("multi_head_attention") == std::string::npos);
+    same((*models.fast)(x).tensor(), (*models.plain)(x).tensor());
+  }
+  const Tensor out = (*attention_models(true, true, cases[1].second).fast)(x).tensor();
+  CHECK(std::isnan(out.item_at(20 * 32)));  // batch 1
+  CHECK_FALSE(std::isnan(out.item_at(0)));
+  {
+    INFO("cross attention");
+    const Models models = attention_models(true, true, std::nullopt, true);
+    CHECK(models.fast->plan()->inference_summary().find("multi_head_attention") == std::string::npos);
+    const Tensor key = random_tensor(Shape{2, 12, 32}, 6);
+    const std::vector<Value> in{Value(x), Value(key)};
+    same(models.fast->forward(in).tensor(), models.plain->forward(in).tensor());
+  }
+  {
+    INFO("float64");
+    const Models models = attention_models(true, true, std::nullopt, false, DType::Float64);
+    CHECK(models.fast->plan()->inference_summary().find("multi_head_attention") == std::string::npos);
+    same((*models.fast)(d(x)).tensor(), (*models.plain)(d(x)).tensor());
   }
 }

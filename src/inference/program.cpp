@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include "fxpack/threads.hpp"
+#include "attention.hpp"
 #include "ops/dnnl/primitives.hpp"
 #include "result_pool.hpp"
 
@@ -37,6 +38,7 @@ enum class StepKind : std::uint8_t {
   Pool,       // max, avg or adaptive avg (equal windows)
   View,       // flatten of a dense buffer
   Alias,      // identity at inference
+  Attention,  // nn.MultiheadAttention's self-attention and the getitems reading it (attention.hpp)
 };
 
 struct PostOpSpec {
@@ -51,6 +53,7 @@ struct Step {
   std::int32_t other = -1;         // Binary operand, or the addend of an Add post-op
   Pattern op;                      // the main op's pattern (weights, windows, ...)
   std::optional<Pattern> bn;       // folded into Conv
+  std::optional<AttentionPattern> attention;
   std::vector<PostOpSpec> post_ops;
   dnnl::algorithm binary_alg = dnnl::algorithm::binary_add;
   std::vector<std::uint32_t> instrs;  // the plan instructions it replaces, in order
@@ -199,6 +202,43 @@ Step single_step(const BuildInput& g, std::size_t i) {
   return st;
 }
 
+// Attention steps: a MultiheadAttention call and the getitems reading it, emitted where its
+// output's getitem was (nothing reads the call but those getitems, so no reader of the
+// output comes earlier).
+void find_attention(const BuildInput& g, const Module& root, Chains& c) {
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i]->op() != Op::CallModule || c.absorbed[i] || c.at[i] >= 0) continue;
+    std::optional<AttentionPattern> a = recognize_attention(*g.nodes[i], root);
+    if (!a) continue;
+    std::vector<std::uint32_t> covered{static_cast<std::uint32_t>(i), g.slot(a->output)};
+    for (const Node* u : a->unread) covered.push_back(g.slot(u));
+    std::sort(covered.begin(), covered.end());
+    const bool free = std::all_of(covered.begin(), covered.end(), [&](std::uint32_t s) {
+      return !c.absorbed[s] && c.at[s] < 0;
+    });
+    // Nor may anything between the call and its output's getitem use the input (an in-place
+    // op would change what the step, run later, reads).
+    const std::uint32_t out = g.slot(a->output);
+    const auto users = a->input->users();
+    const bool moved_safely = std::none_of(users.begin(), users.end(), [&](const Node* u) {
+      if (u->op() == Op::Output) return false;
+      const std::uint32_t s = g.slot(u);
+      return s > i && s < out;
+    });
+    if (!free || !moved_safely) continue;
+    Step st;
+    st.kind = StepKind::Attention;
+    st.out = out;
+    st.src = static_cast<std::int32_t>(g.slot(a->input));
+    st.instrs = covered;
+    for (std::uint32_t s : covered) st.label += (st.label.empty() ? "" : " ") + g.nodes[s]->name();
+    st.attention = std::move(a);
+    for (std::uint32_t s : covered) c.absorbed[s] = s != st.out;
+    c.at[st.out] = static_cast<std::int32_t>(c.steps.size());
+    c.steps.push_back(std::move(st));
+  }
+}
+
 // What each step reads, and the slots each step reads last (outputs live to the end).
 void mark_reads_and_frees(const BuildInput& g, std::vector<Step>& steps) {
   std::vector<std::int64_t> last_read(g.nodes.size(), -1);
@@ -224,6 +264,7 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
   const BuildInput g = read_graph(plan.slot_of_, graph, root);
   prog->output_slots_ = g.output_slots;
   Chains chains = find_chains(g);
+  find_attention(g, root, chains);
   // Steps in graph order; a chain is emitted where its last node was.
   for (std::size_t i = 0; i < g.nodes.size(); ++i) {
     if (chains.at[i] >= 0) {
@@ -240,7 +281,9 @@ std::string Program::summary() const {
   std::string out;
   for (const Step& st : steps_) {
     if (st.kind == StepKind::Input || st.kind == StepKind::Constant) continue;
-    out += st.kind == StepKind::Generic ? "kernel" : pattern_name(st.op.op);
+    out += st.kind == StepKind::Generic     ? "kernel"
+           : st.kind == StepKind::Attention ? "multi_head_attention"
+                                            : pattern_name(st.op.op);
     out += " [" + st.label + "]";
     if (st.bn) out += " batch_norm folded";
     if (!st.post_ops.empty()) {
@@ -368,6 +411,12 @@ class Executable {
   void specialise_pool(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_view(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_alias(std::size_t j, Exec& ex, Workspace& ws);
+  void specialise_attention(std::size_t j, Exec& ex, Workspace& ws);
+  // x [rows, in] @ w^T (+ b) into buffer `dst`, w [out, in] packed once for the matmul.
+  Launch packed_linear(const Tensor& w, const Tensor& b, const ArgSpec& x, std::int64_t rows, std::int32_t dst);
+  // nn.Linear's [out, in] weights `w` packed into `packed_md`, the layout of the matmul `g`
+  // (weights_transposed); returns the constant.
+  std::int32_t add_linear_weights(const float* w, const dnb::MatmulGeometry& g, const memory::desc& packed_md);
   void add_scratchpad(const memory::desc& md, Launch& l);
   // A convolution's weights and bias (`bf`) with its batch norm folded in, the weights packed
   // into `packed_md`; returns the weights' constant.
@@ -730,6 +779,7 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
     case StepKind::Pool: specialise_pool(j, ex, ws); break;
     case StepKind::View: specialise_view(j, ex, ws); break;
     case StepKind::Alias: specialise_alias(j, ex, ws); break;
+    case StepKind::Attention: specialise_attention(j, ex, ws); break;
     default: throw SignatureMismatch{};
   }
   execs_[j] = std::move(ex);
@@ -1093,6 +1143,116 @@ void Executable::specialise_alias(std::size_t j, Exec& ex, Workspace& /*ws*/) {
   attach(st.out, slots_[src].buffer);
   if (slots_[src].dense >= 0 && slots_[src].dense != slots_[src].buffer) attach(st.out, slots_[src].dense);
   if (slots_[src].dense >= 0) ex.materialize.push_back(Materialize{st.out, slots_[src].dense, slots_[src].shape});
+}
+
+std::int32_t Executable::add_linear_weights(const float* w, const dnb::MatmulGeometry& g,
+                                            const memory::desc& packed_md) {
+  dnb::MatmulGeometry plain = g;
+  plain.bias = false;
+  const memory::desc w_view = dnb::matmul_pd(plain, false, dnb::make_attr({}, false)).weights_desc();
+  auto packed = Storage::allocate(packed_md.get_size());
+  memory from(w_view, dnb::engine(), const_cast<float*>(w));
+  memory to(packed_md, dnb::engine(), packed->data());
+  dnnl::reorder(from, to).execute(dnb::stream(), from, to);
+  dnb::stream().wait();
+  const_storage_.push_back(packed);
+  constants_.push_back(to);
+  return static_cast<std::int32_t>(constants_.size() - 1);
+}
+
+Launch Executable::packed_linear(const Tensor& w, const Tensor& b, const ArgSpec& x, std::int64_t rows,
+                                 std::int32_t dst) {
+  const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
+  const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, b.defined()};
+  const auto pd = dnb::matmul_pd(g, true, dnb::make_attr({}, true));
+  Launch l;
+  l.prim = dnnl::matmul(pd);
+  l.args.push_back(x);
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w.data<float>(), g, pd.weights_desc()),
+                           pd.weights_desc(), {}});
+  if (b.defined()) {
+    const memory::desc b_md = dnb::plain_md({1, outf});
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(b_md, b.data<float>()), b_md, {}});
+  }
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  return l;
+}
+
+namespace {
+
+// The heads of a [rows, width] projection, read in place as (N, H, L, head_dim), or
+// transposed as (N, H, head_dim, L), from column `column` on. Row (n, l) is n * L + l, or
+// l * N + n for sequence-major (L, N, E) inputs.
+memory::desc heads_md(std::int64_t N, std::int64_t H, std::int64_t L, std::int64_t hd, std::int64_t width,
+                      std::int64_t column, bool seq_major, bool transposed) {
+  const std::int64_t ns = seq_major ? width : L * width, ls = seq_major ? N * width : width;
+  memory::desc md = transposed ? memory::desc({N, H, hd, L}, memory::data_type::f32, Dims{ns, hd, 1, ls})
+                               : memory::desc({N, H, L, hd}, memory::data_type::f32, Dims{ns, hd, ls, 1});
+  md.data.offset0 = column;  // what memory::desc::submemory_desc sets for a column offset
+  return md;
+}
+
+}  // namespace
+
+// Self-attention as the kernel's attend_dnnl computes it, on plan buffers: the packed input
+// projection [rows, 3E]; the scores, one batched product over the heads read in place with
+// 1/sqrt(head_dim) as its output scale; oneDNN's softmax over them in place; the second
+// product writing each head's columns into the merged rows; the packed output projection.
+void Executable::specialise_attention(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const AttentionPattern& a = *st.attention;
+  const auto src = static_cast<std::uint32_t>(st.src);
+  ArgSpec in = dense_source(src, DNNL_ARG_SRC, j, ex, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  const std::int64_t E = a.embed_dim, H = a.heads, hd = E / H;
+  if ((x.size() != 2 && x.size() != 3) || x[x.size() - 1] != E) throw SignatureMismatch{};  // the kernel's message
+  // Batch-first (N, L, E) or unbatched (L, E); else (L, N, E).
+  const bool seq_major = x.size() == 3 && !a.batch_first;
+  const std::int64_t N = x.size() == 2 ? 1 : seq_major ? x[1] : x[0];
+  const std::int64_t L = x.size() == 2 || seq_major ? x[0] : x[1];
+  // Small products take the kernel's loops, as they do outside a plan.
+  if (!dnb::worth_it(N * L * L * E)) throw SignatureMismatch{};
+  const std::int64_t rows = N * L;
+  in.md = dnb::plain_md({rows, E});
+  const auto f32_bytes = [](std::int64_t n) { return static_cast<std::size_t>(n) * sizeof(float); };
+  const std::int32_t qkv = new_buffer(f32_bytes(rows * 3 * E), j, ws);
+  ex.launches.push_back(packed_linear(a.in_weight, a.in_bias, in, rows, qkv));
+  const memory::desc scores_md = dnb::plain_md({N, H, L, L});
+  const std::int32_t scores = new_buffer(scores_md.get_size(), j, ws);
+  dnnl::primitive_attr scale_attr = dnb::make_attr({}, true);
+  scale_attr.set_output_scales(0, {static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))});
+  const memory::desc q_md = heads_md(N, H, L, hd, 3 * E, 0, seq_major, false);
+  const memory::desc k_md = heads_md(N, H, L, hd, 3 * E, E, seq_major, true);
+  const dnnl::matmul::primitive_desc qk(dnnl::matmul::desc(q_md, k_md, scores_md), scale_attr, dnb::engine());
+  Launch l1{dnnl::matmul(qk), {ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, qkv, q_md, {}},
+                               ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Buffer, qkv, k_md, {}},
+                               ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, scores, scores_md, {}}}};
+  add_scratchpad(qk.scratchpad_desc(), l1);
+  ex.launches.push_back(std::move(l1));
+  const memory::desc rows_md = dnb::plain_md({N * H * L, L});
+  const dnnl::softmax_forward::primitive_desc sm(
+      dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, rows_md, 1), dnb::make_attr({}, true),
+      dnb::engine());
+  Launch l2{dnnl::softmax_forward(sm), {ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, scores, rows_md, {}},
+                                        ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, scores, rows_md, {}}}};
+  add_scratchpad(sm.scratchpad_desc(), l2);
+  ex.launches.push_back(std::move(l2));
+  const std::int32_t merged = new_buffer(f32_bytes(rows * E), j, ws);
+  const memory::desc v_md = heads_md(N, H, L, hd, 3 * E, 2 * E, seq_major, false);
+  const memory::desc merged_md = heads_md(N, H, L, hd, E, 0, seq_major, false);
+  const dnnl::matmul::primitive_desc pv(dnnl::matmul::desc(scores_md, v_md, merged_md), dnb::make_attr({}, true),
+                                        dnb::engine());
+  Launch l3{dnnl::matmul(pv), {ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, scores, scores_md, {}},
+                               ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Buffer, qkv, v_md, {}},
+                               ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, merged, merged_md, {}}}};
+  add_scratchpad(pv.scratchpad_desc(), l3);
+  ex.launches.push_back(std::move(l3));
+  const std::int32_t out = new_buffer(f32_bytes(rows * E), j, ws);
+  ex.launches.push_back(packed_linear(a.out_weight, a.out_bias,
+                                      ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, merged, dnb::plain_md({rows, E}), {}},
+                                      rows, out));
+  produce(j, st.out, dnb::plain_md(dnb::dims_of(x)), x, ex, ws, out);
 }
 
 void Executable::bind_launch(std::size_t j, std::size_t l, Workspace& ws) {
