@@ -921,21 +921,11 @@ void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
   const dnnl::primitive_attr attr = post_op_attr(st, addend ? &addend->md : nullptr);
   const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, has_bias};
   const auto pd = dnb::matmul_pd(g, true, attr);
-  // nn.Linear's [out, in] weights, packed for this matmul.
-  const dnb::MatmulGeometry plain_g{{rows, inf}, {inf, outf}, {rows, outf}, true, false};
-  const memory::desc w_view = dnb::matmul_pd(plain_g, false, dnb::make_attr({}, false)).weights_desc();
-  auto packed = Storage::allocate(pd.weights_desc().get_size());
-  memory from(w_view, dnb::engine(), wf.data());
-  memory to(pd.weights_desc(), dnb::engine(), packed->data());
-  dnnl::reorder(from, to).execute(dnb::stream(), from, to);
-  dnb::stream().wait();
-  const_storage_.push_back(packed);
-  constants_.push_back(to);
   Launch l;
   l.prim = dnnl::matmul(pd);
   l.args.push_back(in);
-  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant,
-                           static_cast<std::int32_t>(constants_.size() - 1), pd.weights_desc(), {}});
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(wf.data(), g, pd.weights_desc()),
+                           pd.weights_desc(), {}});
   if (has_bias) {
     l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), bf.data()),
                              dnb::plain_md({1, outf}), {}});
