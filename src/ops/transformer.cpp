@@ -227,12 +227,15 @@ struct AttentionResult {
   Tensor weights;  // (N, L, S) averaged, (N, H, L, S), or undefined
 };
 
-// The attention weights PyTorch returns: the probabilities (N, H, L, S), or their mean over
-// the heads.
-Tensor returned_weights(const Tensor& probs, bool average_weights) {
-  if (!average_weights) return probs;
-  const std::vector<std::int64_t> head_dim{1};
-  return mean(probs, head_dim, false);
+// How both attention paths end: the output projection of the merged heads (N, L, E), and the
+// attention weights PyTorch returns: the probabilities (N, H, L, S), or their mean over the
+// heads.
+AttentionResult project_out(const Tensor& merged, const Tensor& probs, const Tensor& proj_weight,
+                            const Tensor* proj_bias, bool need_weights, bool average_weights) {
+  AttentionResult r;
+  r.output = linear(merged, proj_weight, proj_bias);
+  if (need_weights) r.weights = average_weights ? mean(probs, std::vector<std::int64_t>{1}, false) : probs;
+  return r;
 }
 
 // Scaled dot-product attention over `heads` heads of projected batch-first inputs q (N, L, E),
@@ -260,10 +263,7 @@ AttentionResult attend(const Tensor& q, const Tensor& k, const Tensor& v, std::i
   Tensor heads_out = matmul(scores, vh);  // (N, H, L, hd)
   const std::vector<std::int64_t> flat = {N, L, E};
   Tensor merged = reshape(permute(heads_out, to_heads), flat);
-  AttentionResult r;
-  r.output = linear(merged, proj_weight, proj_bias);
-  if (need_weights) r.weights = returned_weights(scores, average_weights);
-  return r;
+  return project_out(merged, scores, proj_weight, proj_bias, need_weights, average_weights);
 }
 
 // A projected input (N, rows, E) read in place as heads: element (n, r, h, d) at
@@ -300,10 +300,7 @@ AttentionResult attend_dnnl(const ProjectedHeads& q, const ProjectedHeads& k, co
   dnnl_backend::strided_matmul({scores.data<float>(), {N, heads, L, S}, {heads * L * S, L * S, S, 1}},
                                heads_view(v, N, heads, hd, false), merged.data<float>(), {N, heads, L, hd},
                                {L * E, hd, E, 1}, 1.f);
-  AttentionResult r;
-  r.output = linear(merged, proj_weight, proj_bias);
-  if (need_weights) r.weights = returned_weights(scores, average_weights);
-  return r;
+  return project_out(merged, scores, proj_weight, proj_bias, need_weights, average_weights);
 }
 
 // The input projections: one packed [3E, E] weight (and [3E] bias), or three [E, E]
@@ -899,19 +896,12 @@ void swin_scores(Tensor& attn, const Tensor& bias, const Tensor* mask, std::int6
         T* row = ad + ((w * heads + h) * N + i) * N;
         const T* brow = bd + (h * N + i) * N;
         const T* mrow = md ? md + ((w % windows) * N + i) * N : nullptr;
-        T mx = -std::numeric_limits<T>::infinity();
         for (std::int64_t j = 0; j < N; ++j) {
-          row[j] += brow[j];
+          row[j] += brow[j];  // (attn + bias) + mask, as torchvision adds them
           if (mrow) row[j] += mrow[j];
-          mx = std::max(mx, row[j]);
         }
-        T sum = 0;
-        for (std::int64_t j = 0; j < N; ++j) {
-          row[j] = std::exp(row[j] - mx);
-          sum += row[j];
-        }
-        for (std::int64_t j = 0; j < N; ++j) row[j] /= sum;
       }
+  softmax_rows<T>(attn);
 }
 
 // Moves (b, h, w, c) of a padded (B, pH, pW, C) map to and from window-major rows
