@@ -4,6 +4,8 @@
 #include <bit>
 #include <utility>
 
+#include <omp.h>
+
 namespace fxpack::ops::dnnl_backend {
 
 namespace {
@@ -39,6 +41,15 @@ CachedPrimitive cached_of(dnnl::primitive prim, std::initializer_list<std::pair<
 // Per thread, most recently used first; `key` says what the primitive computes (its kind,
 // shapes, strides, options) and the thread count it was made for.
 constexpr std::size_t kCachedPerThread = 64;
+
+// The OpenMP thread count a primitive is made for and runs with on this thread, as oneDNN
+// reads it (after use_threads()), not fxpack's setting: a key must name the count the
+// primitive's work split was sized for, whatever set it (a plan step that runs on the calling
+// thread alone sets 1).
+std::int64_t primitive_threads() {
+  use_threads();
+  return omp_get_max_threads();
+}
 
 template <class Make>
 CachedPrimitive& cached(const std::vector<std::int64_t>& key, Make&& make) {
@@ -127,7 +138,7 @@ void matmul(const float* a, const Dims& a_dims, const float* b, const Dims& b_di
 
 void strided_matmul(const StridedView& a, const StridedView& b, float* c, const Dims& c_dims, const Dims& c_strides,
                     float scale) {
-  std::vector<std::int64_t> key{'M', use_threads(), std::bit_cast<std::int32_t>(scale)};
+  std::vector<std::int64_t> key{'M', primitive_threads(), std::bit_cast<std::int32_t>(scale)};
   for (const Dims* d : {&a.dims, &a.strides, &b.dims, &b.strides, &c_dims, &c_strides}) append(key, *d);
   try {
     cached(key, [&] {
@@ -145,7 +156,7 @@ void strided_matmul(const StridedView& a, const StridedView& b, float* c, const 
 
 void softmax(float* x, std::int64_t rows, std::int64_t n) {
   try {
-    cached({'S', use_threads(), rows, n}, [&] {
+    cached({'S', primitive_threads(), rows, n}, [&] {
       const memory::desc md = plain_md({rows, n});
       const dnnl::softmax_forward::primitive_desc pd(
           dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), no_attr(), engine());
@@ -159,7 +170,7 @@ void softmax(float* x, std::int64_t rows, std::int64_t n) {
 void linear(const float* x, std::int64_t rows, const Tensor& w, const Tensor* b, float* out) {
   const memory::dim outf = w.shape()[0], in = w.shape()[1];
   try {
-    CachedPrimitive& p = cached({'L', use_threads(), rows, in, outf, b != nullptr}, [&] {
+    CachedPrimitive& p = cached({'L', primitive_threads(), rows, in, outf, b != nullptr}, [&] {
       const MatmulGeometry g{{rows, in}, {in, outf}, {rows, outf}, true, b != nullptr};
       const auto pd = matmul_pd(g, false, no_attr());
       if (!b) return cached_of(dnnl::matmul(pd), {{DNNL_ARG_SRC, pd.src_desc()}, {DNNL_ARG_WEIGHTS, pd.weights_desc()},
