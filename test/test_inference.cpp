@@ -618,3 +618,35 @@ TEST_CASE("inference: MultiheadAttention with masks, weights or other keys keeps
     same((*models.fast)(d(x)).tensor(), (*models.plain)(d(x)).tensor());
   }
 }
+
+// Shape checks as models write them (x.shape, getitem, ==, torch._assert) are decided by the
+// input signature: the first call records them and later calls do not run them again. A shape
+// query of a tensor whose shape the data decides (nonzero) is checked on every call: when the
+// shape differs, the call takes the plain plan and gets the new answer.
+TEST_CASE("inference: shape checks are recorded once; a data-dependent shape is checked per call") {
+  auto root = std::make_shared<Module>("Checks");
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* shape = g->call_function("builtins.getattr", {Value(x), Value(std::string("shape"))});
+  Node* batch = g->call_function("operator.getitem", {Value(shape), Value(std::int64_t{0})});
+  Node* ok = g->call_function("operator.eq", {Value(batch), Value(std::int64_t{2})});
+  (void)g->call_function("torch._assert", {Value(ok), Value(std::string("batch must be 2"))});
+  Node* y = g->call_function("torch.relu", {Value(x)});
+  Node* flat = g->call_method("reshape", {Value(y), Value(batch), Value(std::int64_t{-1})});
+  Node* positive = g->call_function("operator.gt", {Value(x), Value(0.0)});
+  Node* where = g->call_function("torch.nonzero", {Value(positive)});
+  Node* count = g->call_function("operator.getitem",
+                                 {Value(g->call_function("builtins.getattr", {Value(where), Value(std::string("shape"))})),
+                                  Value(std::int64_t{0})});
+  g->output(Value(Tuple{{Value(flat), Value(count)}}));
+  GraphModule fast(*root, g, "Checks"), plain(*root, g, "Checks", PlanOptions{.optimize_for_inference = false});
+  for (std::uint64_t call = 0; call < 4; ++call) {
+    INFO("call ", call);
+    const Tensor x_in = random_tensor(Shape{2, 64, 64}, 70 + call);
+    const Value got = fast(x_in), want = plain(x_in);
+    CHECK(allclose(got.items()[0].tensor(), want.items()[0].tensor(), 1e-6, 0.0));
+    CHECK(got.items()[1].to_int() == want.items()[1].to_int());  // differs between calls
+  }
+  // The assertion still holds the plan to its message for another signature.
+  CHECK_THROWS_WITH_AS(fast(random_tensor(Shape{3, 64, 64}, 9)), doctest::Contains("batch must be 2"), Error);
+}

@@ -445,6 +445,12 @@ class Executable {
   // stays near a later call's arena instead of the sum of every buffer.
   void release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const;
 
+  // Kernel steps whose results the input signature decides (models' shape checks): recorded
+  // by the first call, not run again (see note_fixed).
+  void note_fixed(std::size_t j, const Workspace& ws);
+  void mark_fixed_needed();
+  void replay_fixed(std::size_t j, Workspace& ws) const;
+
   // Every change to slots_ and to a buffer's readers goes through these, so that a step
   // that cannot be specialised is undone in time proportional to what it changed (a copy
   // of slots_ per step made a first call quadratic in the graph's size).
@@ -474,6 +480,11 @@ class Executable {
   std::size_t scratch_bytes_ = 0;
   std::size_t arena_bytes_ = 0;
   std::vector<std::int64_t> slot_last_;  // last step a slot's buffer must survive
+  enum class Fixed : std::uint8_t { No, Query, Derived };
+  std::vector<Fixed> fixed_step_;                 // per step
+  std::vector<std::pair<DType, Shape>> queried_;  // per step: a Query's tensor when recorded
+  std::vector<Value> fixed_;                      // per slot: a fixed step's result
+  std::vector<bool> fixed_slot_, fixed_needed_;   // per slot: has one; a running step reads it
 
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Workspace>> pool_;
@@ -497,6 +508,11 @@ Executable::Executable(const Program& prog, std::span<const Value> inputs, int t
   }
   is_output_.assign(prog.num_slots(), false);
   for (std::uint32_t s : prog.output_slots()) is_output_[s] = true;
+  fixed_step_.assign(steps_.size(), Fixed::No);
+  queried_.resize(steps_.size());
+  fixed_.resize(prog.num_slots());
+  fixed_slot_.assign(prog.num_slots(), false);
+  fixed_needed_.assign(prog.num_slots(), false);
   read_last_.resize(steps_.size());
   for (std::size_t s = 0; s < slot_last_.size(); ++s)
     if (slot_last_[s] >= 0) read_last_[static_cast<std::size_t>(slot_last_[s])].push_back(static_cast<std::uint32_t>(s));
@@ -1333,6 +1349,7 @@ Value Executable::record(std::span<const Value> inputs) {
       bind(j, ws);
     }
     if (st.kind != StepKind::Input && st.kind != StepKind::Constant) run_step(j, ws);
+    if (execs_[j].generic) note_fixed(j, ws);
     for (std::uint32_t s : st.frees) ws.values[s] = Value();
     release_dead_buffers(j, made_from, ws);
   }
@@ -1353,8 +1370,73 @@ Value Executable::record(std::span<const Value> inputs) {
     }
     ws.values[s] = Value(Tensor(ws.storage_of(loc.dense), 0, DType::Float32, loc.shape));
   }
+  mark_fixed_needed();
   plan_arena();
   return plan.output(ws.values);
+}
+
+namespace {
+
+// True when a value holds a tensor anywhere (a fixed result must not: it would be shared).
+bool holds_tensor(const Value& v) {
+  if (v.is_tensor()) return true;
+  if (v.kind() == Value::Kind::List || v.kind() == Value::Kind::Tuple)
+    return std::any_of(v.items().begin(), v.items().end(), holds_tensor);
+  return v.kind() == Value::Kind::Dict;  // not looked into: never fixed
+}
+
+// A kernel reading only its tensor's metadata (dtype, shape): x.shape, x.dim(), x.size(...).
+bool is_metadata_query(const OpDef* op) {
+  if (!op) return false;
+  const std::string_view name = op->name;
+  return name == "getattr" || name == "dim" || name == "size" || name == "numel";
+}
+
+}  // namespace
+
+// After step j's first run. A kernel step is fixed when its result holds no tensor and is
+// either a metadata query of one tensor (x.shape; replay checks the tensor's dtype and shape
+// are the recorded ones, else the call takes the plain plan) or computed from fixed results
+// alone (getitem, ==, //, torch._assert of them). ViT's checks of its input's size are such
+// steps: run again, each would allocate (a tuple, a message string) on every call.
+void Executable::note_fixed(std::size_t j, const Workspace& ws) {
+  const Step& st = steps_[j];
+  if (st.kind != StepKind::Generic || st.instrs.size() != 1 || !execs_[j].launches.empty() || st.reads.empty()) return;
+  if (holds_tensor(ws.values[st.out])) return;
+  const auto& in = prog_.plan().instrs_[st.instrs[0]];
+  const OpDef* op = in.op ? in.op : in.overloads && !in.overloads->defs.empty() ? in.overloads->defs[0] : nullptr;
+  if (!op) return;  // a module
+  if (is_metadata_query(op) && st.reads.size() == 1) {
+    const Tensor* t = std::get_if<Tensor>(&ws.values[st.reads[0]].variant());
+    if (!t || !t->defined()) return;
+    queried_[j] = {t->dtype(), t->shape()};
+    fixed_step_[j] = Fixed::Query;
+  } else if (std::all_of(st.reads.begin(), st.reads.end(), [&](std::uint32_t r) { return fixed_slot_[r]; })) {
+    fixed_step_[j] = Fixed::Derived;
+  } else {
+    return;
+  }
+  fixed_slot_[st.out] = true;
+  fixed_[st.out] = ws.values[st.out];
+}
+
+// Fixed results are put in their slots only for the steps that still run, and the output.
+void Executable::mark_fixed_needed() {
+  for (std::size_t j = 0; j < steps_.size(); ++j)
+    if (fixed_step_[j] == Fixed::No)
+      for (std::uint32_t r : steps_[j].reads) fixed_needed_[r] = fixed_slot_[r];
+  for (std::uint32_t s : prog_.output_slots()) fixed_needed_[s] = fixed_slot_[s];
+}
+
+void Executable::replay_fixed(std::size_t j, Workspace& ws) const {
+  const Step& st = steps_[j];
+  // A plan buffer's shape is the executable's own; another tensor's is checked.
+  if (fixed_step_[j] == Fixed::Query && slots_[st.reads[0]].buffer < 0) {
+    const Tensor* t = std::get_if<Tensor>(&ws.values[st.reads[0]].variant());
+    const auto& [dtype, shape] = queried_[j];
+    if (!t || !t->defined() || t->dtype() != dtype || !(t->shape() == shape)) throw SignatureMismatch{};
+  }
+  if (fixed_needed_[st.out]) ws.values[st.out] = fixed_[st.out];
 }
 
 void Executable::release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const {
@@ -1450,6 +1532,8 @@ Value Executable::replay(std::span<const Value> inputs) {
       ws->values[st.out] = inputs[next_input++];
     } else if (st.kind == StepKind::Constant) {
       ws->values[st.out] = plan.instrs_[st.out].operands[0].constant;
+    } else if (fixed_step_[j] != Fixed::No) {
+      replay_fixed(j, *ws);
     } else {
       run_step(j, *ws);
     }
