@@ -9,8 +9,9 @@
 // offset in one arena planned from the values' lifetimes. Later calls with that signature
 // take a workspace (arena, scratchpad, bound oneDNN memories) from a pool and run the
 // primitives on it; fxpack allocates nothing there, oneDNN does (its per-execution argument
-// map and its kernels' std::function loops; docs/design.md). Calls from several threads run
-// at once, each on its own workspace.
+// map and its kernels' std::function loops; docs/design.md). Kernel steps whose results the
+// signature decides (shape checks) are recorded once; other kernel steps allocate as in a
+// plain plan. Calls from several threads run at once, each on its own workspace.
 #pragma once
 
 #include <memory>
