@@ -918,8 +918,6 @@ void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
   // BatchNorm1d normalises dim 1: the linear layer's features only for 2-D results.
   if (st.bn && x.size() != 2) throw SignatureMismatch{};
   const bool has_bias = st.op.bias.defined() || st.bn.has_value();
-  std::vector<float> wf, bf;
-  fold(st, wf, bf);
   const std::int64_t rows = x.numel() / inf;
   if (rows * inf * outf < kMinWork) throw SignatureMismatch{};
   Shape out = x;
@@ -937,13 +935,19 @@ void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
   const dnnl::primitive_attr attr = post_op_attr(st, addend ? &addend->md : nullptr);
   const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, has_bias};
   const auto pd = dnb::matmul_pd(g, true, attr);
+  // Packed from the module's tensors, or from copies with the batch norm folded in (a copy of
+  // every weight cost vit_b_16's first call 226 MB of copying).
+  std::vector<float> wf, bf;
+  if (st.bn) fold(st, wf, bf);
+  const float* w_data = st.bn ? wf.data() : w.data<float>();
+  const float* b_data = st.bn ? bf.data() : has_bias ? st.op.bias.data<float>() : nullptr;
   Launch l;
   l.prim = dnnl::matmul(pd);
   l.args.push_back(in);
-  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(wf.data(), g, pd.weights_desc()),
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w_data, g, pd.weights_desc()),
                            pd.weights_desc(), {}});
   if (has_bias) {
-    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), bf.data()),
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), b_data),
                              dnb::plain_md({1, outf}), {}});
   }
   if (addend) l.args.push_back(*addend);
