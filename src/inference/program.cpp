@@ -12,8 +12,8 @@
 
 #include <omp.h>
 
-#include "fxpack/threads.hpp"
 #include "attention.hpp"
+#include "fxpack/threads.hpp"
 #include "ops/dnnl/primitives.hpp"
 #include "result_pool.hpp"
 
@@ -213,11 +213,11 @@ void find_attention(const BuildInput& g, const Module& root, Chains& c) {
     std::vector<std::uint32_t> covered{static_cast<std::uint32_t>(i), g.slot(a->output)};
     for (const Node* u : a->unread) covered.push_back(g.slot(u));
     std::sort(covered.begin(), covered.end());
+    // Nodes no chain took; and nothing between the call and its output's getitem may use the
+    // input (an in-place op there would change what the step, emitted later, reads).
     const bool free = std::all_of(covered.begin(), covered.end(), [&](std::uint32_t s) {
       return !c.absorbed[s] && c.at[s] < 0;
     });
-    // Nor may anything between the call and its output's getitem use the input (an in-place
-    // op would change what the step, run later, reads).
     const std::uint32_t out = g.slot(a->output);
     const auto users = a->input->users();
     const bool moved_safely = std::none_of(users.begin(), users.end(), [&](const Node* u) {
