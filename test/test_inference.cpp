@@ -594,7 +594,9 @@ TEST_CASE("inference: MultiheadAttention with masks, weights or other keys keeps
       {"key padding mask", Dict{{{"need_weights", Value(false)}, {"key_padding_mask", Value(kpm)}}}},
       {"attn_mask", Dict{{{"need_weights", Value(false)}, {"attn_mask", Value(random_tensor(Shape{20, 20}, 9))}}}},
   };
-  for (const auto& [what, kwargs] : cases) {
+  for (const auto& c : cases) {
+    const char* what = c.first;  // not a structured binding: clang 14's lambdas (INFO) cannot capture one
+    const Dict& kwargs = c.second;
     INFO(what);
     const Models models = attention_models(true, true, kwargs);
     CHECK(models.fast->plan()->inference_summary().find("multi_head_attention") == std::string::npos);
