@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "fxpack/fxpack.hpp"
+#include "ops/dnnl/primitives.hpp"
 #include "ops/kernels.hpp"
 
 using namespace fxpack;
@@ -145,6 +146,34 @@ class SeBlock : public Module {
                       {y, Value(0.2), Value(std::string("row")), Value(false)});
     return y + in[0];
   }
+};
+
+// A MobileNetV2/EfficientNet block: a 1x1 expansion with batch norm and an activation, a
+// depthwise convolution (k x k, stride s, "same" padding) with batch norm and the activation,
+// a 1x1 projection. `shared`: the expansion's result is also an output (read twice).
+class ExpandDepthwise : public Module {
+ public:
+  ExpandDepthwise(std::int64_t in, std::int64_t hidden, std::int64_t k, std::int64_t stride, bool silu, bool shared)
+      : Module("ExpandDepthwise"), silu_(silu), shared_(shared) {
+    register_module("expand", nn::Conv2d(in, hidden, 1, 1, 0, 1, 1, false));
+    register_module("bn1", nn::BatchNorm2d(hidden));
+    register_module("dw", nn::Conv2d(hidden, hidden, k, stride, (k - 1) / 2, 1, hidden, true));
+    register_module("bn2", nn::BatchNorm2d(hidden));
+    register_module("act", make_module("ReLU6"));
+    register_module("project", nn::Conv2d(hidden, in, 1, 1, 0, 1, 1, false));
+  }
+  Value forward(std::span<const Value> in) override {
+    auto m = [&](const char* name) { return find_child(name); };
+    const auto act = [&](const Value& v) {
+      return silu_ ? call_function("torch.nn.functional.silu", {v}) : (*m("act"))(v);
+    };
+    Value x = act((*m("bn1"))((*m("expand"))(in[0])));
+    Value y = (*m("project"))(act((*m("bn2"))((*m("dw"))(x))));
+    return shared_ ? Value(Tuple{{y, x}}) : y;
+  }
+
+ private:
+  bool silu_, shared_;
 };
 
 struct ThreadsGuard {
@@ -651,4 +680,82 @@ TEST_CASE("inference: shape checks are recorded once; a data-dependent shape is 
   }
   // The assertion still holds the plan to its message for another signature.
   CHECK_THROWS_WITH_AS(fast(random_tensor(Shape{3, 64, 64}, 9)), doctest::Contains("batch must be 2"), Error);
+}
+
+namespace {
+// Whether oneDNN runs a 1x1 convolution on x (in -> hidden channels) and its depthwise
+// successor as one fast primitive at the current thread count (the plan asks the same).
+bool onednn_fuses(const Shape& x, std::int64_t hidden, std::int64_t k, std::int64_t stride) {
+  namespace dnb = ops::dnnl_backend;
+  dnb::use_threads();
+  const Shape mid{x[0], hidden, x[2], x[3]};
+  const dnb::ConvGeometry g = dnb::conv_geometry(x, Shape{hidden, x[1], 1, 1}, true, ops::Conv2dOptions{}, mid);
+  dnb::PostOp fused;
+  fused.kind = dnb::PostOp::Kind::Depthwise;
+  fused.depthwise = {k, stride, (k - 1) / 2};
+  try {
+    return !dnb::is_reference(dnb::conv_pd(g, true, dnb::make_attr({&fused, 1}, true)).impl_info_str());
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+}  // namespace
+
+TEST_CASE("inference: a 1x1 convolution and its depthwise successor run as one step") {
+  ThreadsGuard guard;
+  struct Case {
+    std::int64_t n, in, hidden, k, stride, hw;
+    bool silu;
+  };
+  // Channels a multiple of oneDNN's blocks and not (36), strides 1 and 2, kernels 3 and 5,
+  // batches 1 to 3, maps large enough for oneDNN's fused kernel (its 1x1 result must
+  // outgrow the cores' L2 caches) and small ones (the two convolutions run apart).
+  const Case cases[] = {{1, 16, 96, 3, 2, 112, false}, {2, 24, 144, 3, 1, 56, true}, {3, 12, 36, 3, 1, 20, false},
+                        {1, 24, 144, 5, 2, 56, true},  {2, 8, 32, 3, 2, 15, true}};
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const Case& c : cases) {
+      auto m = std::make_shared<ExpandDepthwise>(c.in, c.hidden, c.k, c.stride, c.silu, false);
+      randomize(*m, static_cast<std::uint64_t>(c.hidden + c.k));
+      const Models models = fast_and_plain(m, "ExpandDepthwise");
+      const std::string summary = models.fast->plan()->inference_summary();
+      INFO(summary);
+      const char* act = c.silu ? "silu" : "clip";
+      CHECK(summary.find("conv2d [expand bn1 " + std::string(c.silu ? "silu" : "act") + " dw bn2 " +
+                         (c.silu ? "silu_1" : "act_1") + "] batch_norm folded, post-ops: " + act +
+                         "; then depthwise conv2d batch_norm folded, post-ops: " + act) != std::string::npos);
+      const Tensor x = random_tensor(Shape{c.n, c.in, c.hw, c.hw}, static_cast<std::uint64_t>(c.hw * threads));
+      const Tensor want = (*models.plain)(x).tensor();
+      for (int call = 0; call < 2; ++call) {  // the first call specialises, the second replays
+        const Tensor got = (*models.fast)(x).tensor();
+        INFO("threads ", threads, " hidden ", c.hidden, " k ", c.k, " stride ", c.stride, " call ", call,
+             " max |diff| ", max_abs_diff(got, want));
+        CHECK(allclose(got, want, 1e-4, 1e-5));
+      }
+      const bool fuses = onednn_fuses(Shape{c.n, c.in, c.hw, c.hw}, c.hidden, c.k, c.stride);
+      CHECK(models.fast->plan()->inference_stats().fused_depthwise == (fuses ? 1u : 0u));
+    }
+  }
+}
+
+TEST_CASE("inference: a 1x1 convolution whose result is read twice keeps its depthwise successor apart") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  auto m = std::make_shared<ExpandDepthwise>(16, 96, 3, 2, false, true);
+  randomize(*m, 5);
+  const Models models = fast_and_plain(m, "ExpandDepthwise");
+  const std::string summary = models.fast->plan()->inference_summary();
+  INFO(summary);
+  CHECK(summary.find("depthwise") == std::string::npos);
+  CHECK(summary.find("conv2d [expand bn1 act] batch_norm folded, post-ops: clip") != std::string::npos);
+  CHECK(summary.find("conv2d [dw bn2 act_1] batch_norm folded, post-ops: clip") != std::string::npos);
+  const Tensor x = random_tensor(Shape{1, 16, 112, 112}, 6);
+  const Value want = (*models.plain)(x);
+  for (int call = 0; call < 2; ++call) {
+    const Value got = (*models.fast)(x);
+    REQUIRE(got.kind() == Value::Kind::Tuple);
+    for (std::size_t i = 0; i < 2; ++i)
+      CHECK(allclose(got.items()[i].tensor(), want.items()[i].tensor(), 1e-4, 1e-5));
+  }
+  CHECK(models.fast->plan()->inference_stats().fused_depthwise == 0);
 }

@@ -86,6 +86,9 @@ class Plan {
     // Of those, the ones too small to share between threads: they run on the calling thread
     // alone (no worker is woken for them).
     std::size_t calling_thread_primitives = 0;
+    // 1x1 convolutions that run their depthwise successor in the same primitive (oneDNN fuses
+    // them where the 1x1 result would not fit in the cores' L2 caches; last signature).
+    std::size_t fused_depthwise = 0;
     std::size_t arena_bytes = 0;      // activations of one call, liveness-planned (last signature)
     std::size_t scratchpad_bytes = 0;
     std::size_t packed_weight_bytes = 0;  // folded and packed weights, all signatures

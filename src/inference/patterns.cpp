@@ -357,6 +357,22 @@ Pattern function_pattern(const Node& n, const Module& root, const OpDef& def) {
 
 }  // namespace
 
+bool fusable_depthwise(const Pattern& pointwise, const Pattern& depthwise) {
+  if (pointwise.op != PatternOp::Conv || depthwise.op != PatternOp::Conv) return false;
+  const Shape& pw = pointwise.weight.shape();
+  const Shape& dw = depthwise.weight.shape();
+  const ops::Conv2dOptions& a = pointwise.conv;
+  const ops::Conv2dOptions& b = depthwise.conv;
+  const std::array<std::int64_t, 2> ones{1, 1}, zeros{0, 0};
+  if (pw[2] != 1 || pw[3] != 1 || a.groups != 1 || a.stride != ones || a.dilation != ones ||
+      a.padding_begin != zeros || a.padding_end != zeros)
+    return false;
+  const std::int64_t k = dw[2], pad = (k - 1) / 2;
+  const std::array<std::int64_t, 2> same{pad, pad};
+  return dw[0] == pw[0] && b.groups == pw[0] && dw[1] == 1 && dw[3] == k && k % 2 == 1 && b.stride[0] == b.stride[1] &&
+         (b.stride[0] == 1 || b.stride[0] == 2) && b.dilation == ones && b.padding_begin == same && b.padding_end == same;
+}
+
 Pattern recognize(const Node& n, const Module& root) {
   try {
     switch (n.op()) {

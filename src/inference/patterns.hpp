@@ -46,6 +46,13 @@ struct Pattern {
   ops::dnnl_backend::Eltwise eltwise;                       // Eltwise
 };
 
+// Whether `depthwise` (reading `pointwise`'s result) can run inside `pointwise`'s primitive
+// as oneDNN's depthwise post-op: `pointwise` a 1x1 convolution with stride 1, no padding or
+// groups; `depthwise` one filter per channel of it, a square odd kernel, equal strides of 1
+// or 2, no dilation, and PyTorch's "same" padding (k - 1) / 2 on every side, which gives the
+// output size oneDNN assumes, ceil(input / stride).
+bool fusable_depthwise(const Pattern& pointwise, const Pattern& depthwise);
+
 // Never throws: anything unexpected (an attribute of the wrong kind, a non-constant weight)
 // makes the node Generic, and its kernel reports the problem when it runs.
 Pattern recognize(const Node& node, const Module& root);

@@ -46,6 +46,15 @@ struct PostOpSpec {
   dnb::Eltwise eltwise;
 };
 
+// A depthwise convolution (with what folds or fuses into it) that reads a 1x1 convolution
+// step's result and nothing else does: oneDNN runs both in one primitive where it can fuse
+// them, else the step runs them one after the other.
+struct DepthwiseSpec {
+  Pattern op;
+  std::optional<Pattern> bn;
+  std::vector<PostOpSpec> post_ops;
+};
+
 struct Step {
   StepKind kind = StepKind::Generic;
   std::uint32_t out = 0;           // result slot
@@ -55,6 +64,7 @@ struct Step {
   std::optional<Pattern> bn;       // folded into Conv
   std::optional<AttentionPattern> attention;
   std::vector<PostOpSpec> post_ops;
+  std::optional<DepthwiseSpec> dw;  // Conv: a depthwise convolution on its result
   dnnl::algorithm binary_alg = dnnl::algorithm::binary_add;
   std::vector<std::uint32_t> instrs;  // the plan instructions it replaces, in order
   std::vector<std::uint32_t> reads;   // slots it reads
@@ -118,12 +128,42 @@ struct Chains {
   std::vector<std::int32_t> at;  // last node of a chain -> its step
 };
 
+// Adds node `ui` (the sole user of the chain's last node `last`) to the chain when it
+// folds or fuses into it; returns false when the chain ends before it.
+bool extend_chain(const BuildInput& g, std::size_t ui, const Node* last, Step& st) {
+  const Pattern& up = g.pats[ui];
+  if (up.input != last && !(up.op == PatternOp::Add && up.other == last)) return false;
+  // Batch norm and activations go to the depthwise convolution once the chain has one.
+  std::optional<Pattern>& bn = st.dw ? st.dw->bn : st.bn;
+  std::vector<PostOpSpec>& post_ops = st.dw ? st.dw->post_ops : st.post_ops;
+  const std::int64_t channels = (st.dw ? st.dw->op : st.op).weight.shape()[0];
+  const bool added = st.other >= 0;
+  if (up.op == PatternOp::BatchNorm && !bn && post_ops.empty() && up.mean.numel() == channels) {
+    bn = up;
+  } else if (is_chainable_eltwise(up)) {
+    post_ops.push_back(PostOpSpec{false, up.eltwise});
+  } else if (up.op == PatternOp::Add && !added && !st.dw) {
+    const Node* addend = up.input == last ? up.other : up.input;
+    if (addend == last) return false;  // x + x
+    st.other = static_cast<std::int32_t>(g.slot(addend));
+    st.post_ops.push_back(PostOpSpec{true, {}});
+  } else if (up.op == PatternOp::Identity) {
+    // Dropout or stochastic depth at inference: the chain goes on through it.
+  } else if (st.kind == StepKind::Conv && !st.dw && !added && fusable_depthwise(st.op, up)) {
+    st.dw = DepthwiseSpec{up, std::nullopt, {}};
+  } else {
+    return false;
+  }
+  return true;
+}
+
 Chains find_chains(const BuildInput& g) {
   const std::size_t n_slots = g.nodes.size();
   Chains c{std::vector<bool>(n_slots, false), {}, std::vector<std::int32_t>(n_slots, -1)};
   for (std::size_t i = 0; i < n_slots; ++i) {
     const Pattern& p = g.pats[i];
     if (p.op != PatternOp::Conv && p.op != PatternOp::Linear) continue;
+    if (c.absorbed[i] || c.at[i] >= 0) continue;  // a depthwise convolution a chain took
     Step st;
     st.kind = p.op == PatternOp::Conv ? StepKind::Conv : StepKind::Linear;
     st.op = p;
@@ -131,27 +171,9 @@ Chains find_chains(const BuildInput& g) {
     st.instrs.push_back(static_cast<std::uint32_t>(i));
     st.label = g.nodes[i]->name();
     std::size_t cur = i;
-    bool added = false;
     while (const Node* u = g.sole_user(cur)) {
       const std::size_t ui = g.slot(u);
-      if (c.absorbed[ui]) break;
-      const Pattern& up = g.pats[ui];
-      if (up.input != g.nodes[cur] && !(up.op == PatternOp::Add && up.other == g.nodes[cur])) break;
-      if (up.op == PatternOp::BatchNorm && !st.bn && st.post_ops.empty() && up.mean.numel() == p.weight.shape()[0]) {
-        st.bn = up;
-      } else if (is_chainable_eltwise(up)) {
-        st.post_ops.push_back(PostOpSpec{false, up.eltwise});
-      } else if (up.op == PatternOp::Add && !added) {
-        const Node* addend = up.input == g.nodes[cur] ? up.other : up.input;
-        if (addend == g.nodes[cur]) break;  // x + x
-        st.other = static_cast<std::int32_t>(g.slot(addend));
-        st.post_ops.push_back(PostOpSpec{true, {}});
-        added = true;
-      } else if (up.op == PatternOp::Identity) {
-        // Dropout or stochastic depth at inference: the chain goes on through it.
-      } else {
-        break;
-      }
+      if (c.absorbed[ui] || !extend_chain(g, ui, g.nodes[cur], st)) break;
       c.absorbed[ui] = true;
       st.instrs.push_back(static_cast<std::uint32_t>(ui));
       st.label += " " + u->name();
@@ -277,6 +299,34 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
   return prog;
 }
 
+namespace {
+
+const char* eltwise_name(dnnl::algorithm alg) {
+  switch (alg) {
+    case dnnl::algorithm::eltwise_relu: return "relu";
+    case dnnl::algorithm::eltwise_clip_v2: return "clip";
+    case dnnl::algorithm::eltwise_swish: return "silu";
+    case dnnl::algorithm::eltwise_logistic: return "sigmoid";
+    case dnnl::algorithm::eltwise_tanh: return "tanh";
+    case dnnl::algorithm::eltwise_hardswish: return "hardswish";
+    case dnnl::algorithm::eltwise_gelu_erf:
+    case dnnl::algorithm::eltwise_gelu_tanh: return "gelu";
+    default: return "eltwise";
+  }
+}
+
+// " batch_norm folded, post-ops: add relu" (what is there of it).
+std::string folded_and_fused(const std::optional<Pattern>& bn, const std::vector<PostOpSpec>& post_ops) {
+  std::string out = bn ? " batch_norm folded" : "";
+  if (!post_ops.empty()) {
+    out += ", post-ops:";
+    for (const PostOpSpec& p : post_ops) out += std::string(" ") + (p.add ? "add" : eltwise_name(p.eltwise.alg));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string Program::summary() const {
   std::string out;
   for (const Step& st : steps_) {
@@ -285,27 +335,8 @@ std::string Program::summary() const {
            : st.kind == StepKind::Attention ? "multi_head_attention"
                                             : pattern_name(st.op.op);
     out += " [" + st.label + "]";
-    if (st.bn) out += " batch_norm folded";
-    if (!st.post_ops.empty()) {
-      out += ", post-ops:";
-      for (const PostOpSpec& p : st.post_ops) {
-        if (p.add) {
-          out += " add";
-          continue;
-        }
-        switch (p.eltwise.alg) {
-          case dnnl::algorithm::eltwise_relu: out += " relu"; break;
-          case dnnl::algorithm::eltwise_clip_v2: out += " clip"; break;
-          case dnnl::algorithm::eltwise_swish: out += " silu"; break;
-          case dnnl::algorithm::eltwise_logistic: out += " sigmoid"; break;
-          case dnnl::algorithm::eltwise_tanh: out += " tanh"; break;
-          case dnnl::algorithm::eltwise_hardswish: out += " hardswish"; break;
-          case dnnl::algorithm::eltwise_gelu_erf:
-          case dnnl::algorithm::eltwise_gelu_tanh: out += " gelu"; break;
-          default: out += " eltwise"; break;
-        }
-      }
-    }
+    out += folded_and_fused(st.bn, st.post_ops);
+    if (st.dw) out += "; then depthwise conv2d" + folded_and_fused(st.dw->bn, st.dw->post_ops);
     out += "\n";
   }
   return out;
@@ -342,6 +373,7 @@ struct Materialize {  // after the step: values[slot] = Tensor view of a dense b
 struct Exec {
   bool generic = true;  // run the step's plan instructions
   bool one_thread = false;  // its primitives were made for, and run on, the calling thread alone
+  bool fused_depthwise = false;  // its 1x1 and depthwise convolutions are one primitive
   std::vector<Launch> launches;
   std::vector<Materialize> materialize;
 };
@@ -404,6 +436,11 @@ class Executable {
   void specialise(std::size_t j, Workspace& ws);
   // One per kind of step: its launches into `ex`, its result recorded by produce().
   void specialise_conv(std::size_t j, Exec& ex, Workspace& ws);
+  // A Conv step with a depthwise convolution after its 1x1 one.
+  void specialise_conv_dw(std::size_t j, Exec& ex, Workspace& ws);
+  // Both convolutions as one primitive, when oneDNN fuses them for these shapes.
+  bool try_fused_dw(std::size_t j, const dnb::ConvGeometry& g, const ArgSpec& in, const Shape& out, Exec& ex,
+                    Workspace& ws);
   void specialise_linear(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_norm_or_eltwise(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_layer_norm(std::size_t j, Exec& ex, Workspace& ws);
@@ -420,8 +457,14 @@ class Executable {
   void add_scratchpad(const memory::desc& md, Launch& l);
   // A convolution's weights and bias (`bf`) with its batch norm folded in, the weights packed
   // into `packed_md`; returns the weights' constant.
-  std::int32_t add_conv_weights(const Step& st, const dnb::ConvGeometry& g, const memory::desc& packed_md,
-                                std::vector<float>& bf);
+  // The launch of convolution `pd` computing `op` (with `bn` folded into its weights, which
+  // are packed into the primitive's layout once) on `in`, reordered first into the
+  // primitive's source layout when it is not in it. The caller adds the destination.
+  Launch conv_launch(const dnnl::convolution_forward::primitive_desc& pd, const dnb::ConvGeometry& g,
+                     const Pattern& op, const std::optional<Pattern>& bn, ArgSpec in, std::size_t j, Exec& ex,
+                     Workspace& ws);
+  // A constant from dense float32 data in `plain` layout, reordered into `packed` when it differs.
+  std::int32_t add_packed(const memory::desc& plain, const memory::desc& packed, const float* data);
   bool try_specialise(std::size_t j, Workspace& ws);
   // Whether step j is too small to share between threads (see kMinParallelWork).
   bool one_thread_step(std::size_t j, const Workspace& ws) const;
@@ -630,27 +673,41 @@ void Executable::produce(std::size_t step, std::uint32_t slot, const memory::des
 
 namespace {
 
-// The step's weights and bias (zeros when it has none) with its batch norm folded in:
-// per output channel c (dim 0 of the weights), scale = gamma / sqrt(var + eps),
-// w' = w * scale, b' = (b - mean) * scale + beta.
-void fold(const Step& st, std::vector<float>& wf, std::vector<float>& bf) {
-  const Tensor& w = st.op.weight;
+// The weights and bias (zeros when it has none) of `op` with `bn` folded in: per output
+// channel c (dim 0 of the weights), scale = gamma / sqrt(var + eps), w' = w * scale,
+// b' = (b - mean) * scale + beta.
+void fold(const Pattern& op, const std::optional<Pattern>& bn, std::vector<float>& wf, std::vector<float>& bf) {
+  const Tensor& w = op.weight;
   const std::int64_t O = w.shape()[0];
   const std::int64_t per_out = O ? w.numel() / O : 0;
   wf.assign(w.data<float>(), w.data<float>() + w.numel());
   bf.assign(static_cast<std::size_t>(O), 0.f);
-  if (st.op.bias.defined()) std::copy(st.op.bias.data<float>(), st.op.bias.data<float>() + O, bf.begin());
-  if (!st.bn) return;
-  const Pattern& bn = *st.bn;
+  if (op.bias.defined()) std::copy(op.bias.data<float>(), op.bias.data<float>() + O, bf.begin());
+  if (!bn) return;
   for (std::int64_t c = 0; c < O; ++c) {
-    const double gamma = bn.weight.defined() ? bn.weight.data<float>()[c] : 1.0;
-    const double beta = bn.bias.defined() ? bn.bias.data<float>()[c] : 0.0;
-    const double scale = gamma / std::sqrt(static_cast<double>(bn.var.data<float>()[c]) + bn.eps);
+    const double gamma = bn->weight.defined() ? bn->weight.data<float>()[c] : 1.0;
+    const double beta = bn->bias.defined() ? bn->bias.data<float>()[c] : 0.0;
+    const double scale = gamma / std::sqrt(static_cast<double>(bn->var.data<float>()[c]) + bn->eps);
     float* row = wf.data() + c * per_out;
     for (std::int64_t k = 0; k < per_out; ++k) row[k] = static_cast<float>(row[k] * scale);
     const auto u = static_cast<std::size_t>(c);
-    bf[u] = static_cast<float>((bf[u] - static_cast<double>(bn.mean.data<float>()[c])) * scale + beta);
+    bf[u] = static_cast<float>((bf[u] - static_cast<double>(bn->mean.data<float>()[c])) * scale + beta);
   }
+}
+
+// The result shape of convolution `op` on x [N, C, H, W].
+Shape conv_output_shape(const Shape& x, const Pattern& op) {
+  const Tensor& w = op.weight;
+  const auto& o = op.conv;
+  if (x.size() != 4 || x[1] != w.shape()[1] * o.groups || w.shape()[0] % o.groups) throw SignatureMismatch{};
+  Shape out{x[0], w.shape()[0], 0, 0};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::int64_t eff = o.dilation[i] * (w.shape()[2 + i] - 1) + 1;
+    const std::int64_t padded = x[2 + i] + o.padding_begin[i] + o.padding_end[i];
+    if (padded < eff) throw SignatureMismatch{};
+    out[2 + i] = (padded - eff) / o.stride[i] + 1;
+  }
+  return out;
 }
 
 // The convolution for a step: Winograd where it applies, else the direct algorithm, each
@@ -762,11 +819,11 @@ namespace {
 // primitive costs more than the kernel's own loop: such steps run their kernels.
 constexpr std::int64_t kMinWork = 4096;
 
-// The step's post-ops as oneDNN attributes (with a user scratchpad). `other_md` null: an
-// addition is a Sum (the destination holds the addend).
-dnnl::primitive_attr post_op_attr(const Step& st, const memory::desc* other_md) {
+// Post-ops as oneDNN's. `other_md` null: an addition is a Sum (the destination holds the
+// addend).
+std::vector<dnb::PostOp> dnnl_post_ops(const std::vector<PostOpSpec>& post_ops, const memory::desc* other_md) {
   std::vector<dnb::PostOp> po;
-  for (const PostOpSpec& p : st.post_ops) {
+  for (const PostOpSpec& p : post_ops) {
     dnb::PostOp q;
     if (p.add && other_md) {
       q.kind = dnb::PostOp::Kind::Add;
@@ -778,7 +835,12 @@ dnnl::primitive_attr post_op_attr(const Step& st, const memory::desc* other_md) 
     }
     po.push_back(q);
   }
-  return dnb::make_attr(po, true);
+  return po;
+}
+
+// The post-ops as oneDNN attributes (with a user scratchpad).
+dnnl::primitive_attr post_op_attr(const std::vector<PostOpSpec>& post_ops, const memory::desc* other_md) {
+  return dnb::make_attr(dnnl_post_ops(post_ops, other_md), true);
 }
 }  // namespace
 
@@ -809,44 +871,63 @@ void Executable::add_scratchpad(const memory::desc& md, Launch& l) {
   l.args.push_back(ArgSpec{DNNL_ARG_SCRATCHPAD, ArgSpec::From::Scratchpad, 0, md, {}});
 }
 
-std::int32_t Executable::add_conv_weights(const Step& st, const dnb::ConvGeometry& g, const memory::desc& packed_md,
-                                          std::vector<float>& bf) {
-  // Batch norm folded in, then packed into the primitive's layout, once.
-  std::vector<float> wf;
-  fold(st, wf, bf);
-  const memory::desc w_plain(g.weights, memory::data_type::f32,
-                             g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
-  if (packed_md == w_plain) return add_constant(w_plain, wf.data());
-  auto packed = Storage::allocate(packed_md.get_size());
-  memory from(w_plain, dnb::engine(), wf.data()), to(packed_md, dnb::engine(), packed->data());
+std::int32_t Executable::add_packed(const memory::desc& plain, const memory::desc& packed, const float* data) {
+  if (packed == plain) return add_constant(plain, data);
+  auto storage = Storage::allocate(packed.get_size());
+  memory from(plain, dnb::engine(), const_cast<float*>(data)), to(packed, dnb::engine(), storage->data());
   dnnl::reorder(from, to).execute(dnb::stream(), from, to);
   dnb::stream().wait();
-  const_storage_.push_back(packed);
+  const_storage_.push_back(storage);
   constants_.push_back(to);
   return static_cast<std::int32_t>(constants_.size() - 1);
 }
 
+Launch Executable::conv_launch(const dnnl::convolution_forward::primitive_desc& pd, const dnb::ConvGeometry& g,
+                               const Pattern& op, const std::optional<Pattern>& bn, ArgSpec in, std::size_t j,
+                               Exec& ex, Workspace& ws) {
+  std::vector<float> wf, bf;
+  fold(op, bn, wf, bf);
+  const memory::desc w_plain(g.weights, memory::data_type::f32,
+                             g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
+  if (!(in.md == pd.src_desc())) {
+    // The source in the convolution's preferred layout.
+    const std::int32_t buf = new_buffer(pd.src_desc().get_size(), j, ws);
+    Launch r;
+    r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), in.md, dnb::engine(), pd.src_desc()));
+    ArgSpec from = in;
+    from.arg = DNNL_ARG_FROM;
+    r.args.push_back(from);
+    r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, pd.src_desc(), {}});
+    ex.launches.push_back(std::move(r));
+    in = ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, buf, pd.src_desc(), {}};
+  }
+  Launch l;
+  l.prim = dnnl::convolution_forward(pd);
+  in.arg = DNNL_ARG_SRC;
+  l.args.push_back(in);
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_packed(w_plain, pd.weights_desc(), wf.data()),
+                           pd.weights_desc(), {}});
+  if (!g.bias.empty()) {
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md(g.bias), bf.data()),
+                             pd.bias_desc(), {}});
+  }
+  return l;
+}
+
 void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
   const Step& st = steps_[j];
+  if (st.dw) return specialise_conv_dw(j, ex, ws);
   const auto src = static_cast<std::uint32_t>(st.src);
-  ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+  const ArgSpec in = source(src, DNNL_ARG_SRC, ws);
   const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
   const Tensor& w = st.op.weight;
-  const auto& o = st.op.conv;
-  if (x.size() != 4 || x[1] != w.shape()[1] * o.groups || w.shape()[0] % o.groups) throw SignatureMismatch{};
-  Shape out{x[0], w.shape()[0], 0, 0};
-  for (std::size_t i = 0; i < 2; ++i) {
-    const std::int64_t eff = o.dilation[i] * (w.shape()[2 + i] - 1) + 1;
-    const std::int64_t padded = x[2 + i] + o.padding_begin[i] + o.padding_end[i];
-    if (padded < eff) throw SignatureMismatch{};
-    out[2 + i] = (padded - eff) / o.stride[i] + 1;
-  }
+  const Shape out = conv_output_shape(x, st.op);
   // A small convolution of a plan buffer (a squeeze-excitation's on [N, C, 1, 1]) stays a
   // primitive: its kernel would take the buffer dense and go through oneDNN anyway.
   if (in.from == ArgSpec::From::External && out.numel() * (w.numel() / w.shape()[0]) < kMinWork)
     throw SignatureMismatch{};
-  const bool has_bias = st.op.bias.defined() || st.bn.has_value();
-  dnb::ConvGeometry g = dnb::conv_geometry(x, w.shape(), has_bias, o, out);
+  const dnb::ConvGeometry g =
+      dnb::conv_geometry(x, w.shape(), st.op.bias.defined() || st.bn.has_value(), st.op.conv, out);
   // A residual addition is a Sum post-op: the convolution adds its result to what its
   // destination holds. In place when this step is the addend's last reader (and the
   // addend is the convolution's own kind of buffer), else the addend is copied there first.
@@ -866,30 +947,9 @@ void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
       if (in_place >= 0 && buffer_live_after(in_place, static_cast<std::int64_t>(j) - 1, o_slot)) in_place = -1;
     }
   }
-  const dnnl::primitive_attr attr = post_op_attr(st, nullptr);
-  const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, attr, winograd_);
-  std::vector<float> bf;
-  const std::int32_t w_id = add_conv_weights(st, g, pd.weights_desc(), bf);
-  Launch l;
-  l.prim = dnnl::convolution_forward(pd);
-  if (!(in.md == pd.src_desc())) {
-    // The source in the convolution's preferred layout.
-    const std::int32_t buf = new_buffer(pd.src_desc().get_size(), j, ws);
-    Launch r;
-    r.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), in.md, dnb::engine(), pd.src_desc()));
-    ArgSpec from = in;
-    from.arg = DNNL_ARG_FROM;
-    r.args.push_back(from);
-    r.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, buf, pd.src_desc(), {}});
-    ex.launches.push_back(std::move(r));
-    in = ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, buf, pd.src_desc(), {}};
-  }
-  l.args.push_back(in);
-  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, w_id, pd.weights_desc(), {}});
-  if (has_bias) {
-    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
-                             add_constant(dnb::plain_md({w.shape()[0]}), bf.data()), pd.bias_desc(), {}});
-  }
+  const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, post_op_attr(st.post_ops, nullptr),
+                              winograd_);
+  Launch l = conv_launch(pd, g, st.op, st.bn, in, j, ex, ws);
   std::int32_t dst = in_place;
   if (dst < 0) {
     dst = new_buffer(pd.dst_desc().get_size(), j, ws);
@@ -905,6 +965,73 @@ void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
   add_scratchpad(pd.scratchpad_desc(), l);
   ex.launches.push_back(std::move(l));
   produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
+}
+
+bool Executable::try_fused_dw(std::size_t j, const dnb::ConvGeometry& g, const ArgSpec& in, const Shape& out,
+                              Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const DepthwiseSpec& dw = *st.dw;
+  std::vector<dnb::PostOp> po = dnnl_post_ops(st.post_ops, nullptr);
+  dnb::PostOp fused;
+  fused.kind = dnb::PostOp::Kind::Depthwise;
+  fused.depthwise = {dw.op.weight.shape()[2], dw.op.conv.stride[0], dw.op.conv.padding_begin[0]};
+  po.push_back(fused);
+  for (const dnb::PostOp& q : dnnl_post_ops(dw.post_ops, nullptr)) po.push_back(q);
+  std::optional<dnnl::convolution_forward::primitive_desc> pd;
+  try {
+    pd = choose_conv(g, in.md, nullptr, dnb::make_attr(po, true), Winograd::Off);
+  } catch (const dnnl::error&) {
+    return false;  // no fused primitive at all for these shapes
+  }
+  // A reference implementation runs the two apart with the whole intermediate in its
+  // scratchpad; the depthwise result must have PyTorch's shape.
+  if (dnb::is_reference(pd->impl_info_str()) || pd->dst_desc().dims() != dnb::dims_of(out)) return false;
+  Launch l = conv_launch(*pd, g, st.op, st.bn, in, j, ex, ws);
+  std::vector<float> wf, bf;
+  fold(dw.op, dw.bn, wf, bf);
+  constexpr int kWeights = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, kBias = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS;
+  const memory::desc w_md = pd->query_md(dnnl::query::exec_arg_md, kWeights);
+  const memory::desc b_md = pd->query_md(dnnl::query::exec_arg_md, kBias);
+  const Shape& dw_shape = dw.op.weight.shape();
+  const memory::desc w_plain({dw_shape[0], 1, 1, dw_shape[2], dw_shape[3]}, memory::data_type::f32,
+                             memory::format_tag::goihw);
+  l.args.push_back(ArgSpec{kWeights, ArgSpec::From::Constant, add_packed(w_plain, w_md, wf.data()), w_md, {}});
+  l.args.push_back(ArgSpec{kBias, ArgSpec::From::Constant, add_packed(dnb::plain_md({dw_shape[0]}), b_md, bf.data()),
+                           b_md, {}});
+  const std::int32_t dst = new_buffer(pd->dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd->dst_desc(), {}});
+  add_scratchpad(pd->scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  ex.fused_depthwise = true;
+  produce(j, st.out, pd->dst_desc(), out, ex, ws, dst);
+  return true;
+}
+
+void Executable::specialise_conv_dw(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const DepthwiseSpec& dw = *st.dw;
+  const auto src = static_cast<std::uint32_t>(st.src);
+  const ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  const Shape mid = conv_output_shape(x, st.op), out = conv_output_shape(mid, dw.op);
+  const dnb::ConvGeometry g = dnb::conv_geometry(x, st.op.weight.shape(), true, st.op.conv, mid);
+  if (try_fused_dw(j, g, in, out, ex, ws)) return;
+  // Apart: the 1x1 convolution into a buffer of this step's own, the depthwise one reading it.
+  const auto pd = choose_conv(g, in.md, nullptr, post_op_attr(st.post_ops, nullptr), winograd_);
+  Launch l = conv_launch(pd, g, st.op, st.bn, in, j, ex, ws);
+  const std::int32_t mid_buf = new_buffer(pd.dst_desc().get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, mid_buf, pd.dst_desc(), {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  const dnb::ConvGeometry gd = dnb::conv_geometry(mid, dw.op.weight.shape(), true, dw.op.conv, out);
+  const auto pd_dw = choose_conv(gd, pd.dst_desc(), nullptr, post_op_attr(dw.post_ops, nullptr), winograd_);
+  Launch l_dw = conv_launch(pd_dw, gd, dw.op, dw.bn, ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, mid_buf, pd.dst_desc(), {}},
+                            j, ex, ws);
+  const std::int32_t dst = new_buffer(pd_dw.dst_desc().get_size(), j, ws);
+  l_dw.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd_dw.dst_desc(), {}});
+  add_scratchpad(pd_dw.scratchpad_desc(), l_dw);
+  ex.launches.push_back(std::move(l_dw));
+  produce(j, st.out, pd_dw.dst_desc(), out, ex, ws, dst);
 }
 
 void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
@@ -932,13 +1059,13 @@ void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
     if (!(as == out)) throw SignatureMismatch{};
     addend->md = dnb::plain_md({rows, outf});
   }
-  const dnnl::primitive_attr attr = post_op_attr(st, addend ? &addend->md : nullptr);
+  const dnnl::primitive_attr attr = post_op_attr(st.post_ops, addend ? &addend->md : nullptr);
   const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, has_bias};
   const auto pd = dnb::matmul_pd(g, true, attr);
   // Packed from the module's tensors, or from copies with the batch norm folded in (a copy of
   // every weight cost vit_b_16's first call 226 MB of copying).
   std::vector<float> wf, bf;
-  if (st.bn) fold(st, wf, bf);
+  if (st.bn) fold(st.op, st.bn, wf, bf);
   const float* w_data = st.bn ? wf.data() : w.data<float>();
   const float* b_data = st.bn ? bf.data() : has_bias ? st.op.bias.data<float>() : nullptr;
   Launch l;
@@ -1159,15 +1286,7 @@ std::int32_t Executable::add_linear_weights(const float* w, const dnb::MatmulGeo
                                             const memory::desc& packed_md) {
   dnb::MatmulGeometry plain = g;
   plain.bias = false;
-  const memory::desc w_view = dnb::matmul_pd(plain, false, dnb::make_attr({}, false)).weights_desc();
-  auto packed = Storage::allocate(packed_md.get_size());
-  memory from(w_view, dnb::engine(), const_cast<float*>(w));
-  memory to(packed_md, dnb::engine(), packed->data());
-  dnnl::reorder(from, to).execute(dnb::stream(), from, to);
-  dnb::stream().wait();
-  const_storage_.push_back(packed);
-  constants_.push_back(to);
-  return static_cast<std::int32_t>(constants_.size() - 1);
+  return add_packed(dnb::matmul_pd(plain, false, dnb::make_attr({}, false)).weights_desc(), packed_md, w);
 }
 
 Launch Executable::packed_linear(const Tensor& w, const Tensor& b, const ArgSpec& x, std::int64_t rows,
@@ -1567,9 +1686,11 @@ Value Executable::replay(std::span<const Value> inputs) {
 void Executable::add_stats(Plan::InferenceStats& s) const {
   s.primitives = 0;
   s.calling_thread_primitives = 0;
+  s.fused_depthwise = 0;
   for (const Exec& e : execs_) {
     s.primitives += e.launches.size();
     if (e.one_thread) s.calling_thread_primitives += e.launches.size();
+    if (e.fused_depthwise) ++s.fused_depthwise;
   }
   s.arena_bytes = arena_bytes_;
   s.scratchpad_bytes = scratch_bytes_;

@@ -20,6 +20,11 @@ dnnl::primitive_attr make_attr(std::span<const PostOp> post_ops, bool user_scrat
         case PostOp::Kind::Add: po.append_binary(algorithm::binary_add, p.other); break;
         case PostOp::Kind::Mul: po.append_binary(algorithm::binary_mul, p.other); break;
         case PostOp::Kind::Sum: po.append_sum(1.f); break;
+        case PostOp::Kind::Depthwise: {
+          const DepthwiseFusion& d = p.depthwise;
+          po.append_dw(dt::f32, dt::f32, dt::f32, d.kernel, d.stride, d.padding, 0, {});
+          break;
+        }
       }
     }
     attr.set_post_ops(po);

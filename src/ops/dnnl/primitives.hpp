@@ -22,15 +22,25 @@ struct Eltwise {
   float beta = 0.f;
 };
 
+// A depthwise convolution run on a 1x1 convolution's result inside the same primitive
+// (square kernel, equal strides, `padding` before each spatial dim; oneDNN works out the
+// padding after from its output size, ceil(input / stride)).
+struct DepthwiseFusion {
+  memory::dim kernel = 3, stride = 1, padding = 1;
+};
+
 // What a convolution or matmul applies to its result, in order: eltwise functions,
-// elementwise additions/multiplications of another tensor (broadcast to the result), and
+// elementwise additions/multiplications of another tensor (broadcast to the result),
 // Sum: adding what the destination buffer holds before the call (oneDNN's fastest kernels
-// take a residual addition only this way).
+// take a residual addition only this way), and Depthwise: a 1x1 convolution's depthwise
+// successor (its weights and bias are the DNNL_ARG_ATTR_POST_OP_DW arguments; the post-ops
+// after it apply to its result).
 struct PostOp {
-  enum class Kind : std::uint8_t { Eltwise, Add, Mul, Sum };
+  enum class Kind : std::uint8_t { Eltwise, Add, Mul, Sum, Depthwise };
   Kind kind = Kind::Eltwise;
   Eltwise eltwise;
   memory::desc other;  // Add/Mul: the other operand
+  DepthwiseFusion depthwise;
 };
 
 // Attributes: the post-ops, and a scratchpad the caller provides (`user_scratchpad`) or
@@ -59,7 +69,9 @@ bool winograd_shape(const ConvGeometry& g);
 // The activation layout of `md` among those oneDNN's convolutions use (nChw16c, nChw8c,
 // nhwc, nchw), or `undef`.
 memory::format_tag activation_tag(const memory::desc& md);
-// oneDNN's reference implementations are correct but orders of magnitude slower.
+// oneDNN's reference implementations are correct but orders of magnitude slower
+// (ref_fused_convolution, a 1x1 convolution with a depthwise post-op it cannot fuse, runs
+// the two apart with the whole intermediate in its scratchpad: nothing gained).
 bool is_reference(const char* impl);
 
 // ---- matmul ---------------------------------------------------------------------------
