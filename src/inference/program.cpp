@@ -480,6 +480,8 @@ class Executable {
   ArgSpec dense_source(std::uint32_t slot, int arg, std::size_t step, Exec& ex, Workspace& ws);
   std::int32_t add_constant(const memory::desc& md, const void* data);
   std::int32_t add_constant_tensor(const Tensor& t, const Dims& dims);
+  // A batch or layer norm's weight and bias (`c` values each) as `l`'s scale and shift.
+  void add_scale_shift(const Pattern& norm, const Dims& c, Launch& l);
   void produce(std::size_t step, std::uint32_t slot, const memory::desc& md, const Shape& shape, Exec& ex,
                Workspace& ws, std::int32_t buffer);
   void bind_launch(std::size_t j, std::size_t l, Workspace& ws);
@@ -606,6 +608,11 @@ std::int32_t Executable::add_constant(const memory::desc& md, const void* data) 
 
 std::int32_t Executable::add_constant_tensor(const Tensor& t, const Dims& dims) {
   return add_constant(dnb::plain_md(dims), t.data<float>());
+}
+
+void Executable::add_scale_shift(const Pattern& norm, const Dims& c, Launch& l) {
+  l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(norm.weight, c), dnb::plain_md(c), {}});
+  l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(norm.bias, c), dnb::plain_md(c), {}});
 }
 
 ArgSpec Executable::source(std::uint32_t slot, int arg, Workspace& ws) const {
@@ -1106,12 +1113,7 @@ void Executable::specialise_norm_or_eltwise(std::size_t j, Exec& ex, Workspace& 
                              dnb::plain_md(c), {}});
     l.args.push_back(ArgSpec{DNNL_ARG_VARIANCE, ArgSpec::From::Constant, add_constant_tensor(bn.var, c),
                              dnb::plain_md(c), {}});
-    if (bn.weight.defined()) {
-      l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(bn.weight, c),
-                               dnb::plain_md(c), {}});
-      l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(bn.bias, c),
-                               dnb::plain_md(c), {}});
-    }
+    if (bn.weight.defined()) add_scale_shift(bn, c, l);
     dst_md = pd.dst_desc();
     add_scratchpad(pd.scratchpad_desc(), l);
   } else {
@@ -1141,13 +1143,7 @@ void Executable::specialise_layer_norm(std::size_t j, Exec& ex, Workspace& ws) {
   Launch l;
   l.prim = dnnl::layer_normalization_forward(pd);
   l.args.push_back(in);
-  if (affine) {
-    const Dims c{n};
-    l.args.push_back(ArgSpec{DNNL_ARG_SCALE, ArgSpec::From::Constant, add_constant_tensor(st.op.weight, c),
-                             dnb::plain_md(c), {}});
-    l.args.push_back(ArgSpec{DNNL_ARG_SHIFT, ArgSpec::From::Constant, add_constant_tensor(st.op.bias, c),
-                             dnb::plain_md(c), {}});
-  }
+  if (affine) add_scale_shift(st.op, Dims{n}, l);
   const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
   l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
   add_scratchpad(pd.scratchpad_desc(), l);
