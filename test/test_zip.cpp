@@ -26,6 +26,7 @@ namespace fs = std::filesystem;
 using fxpack::FormatError;
 using fxpack::IoError;
 using fxpack::testing::in_child;
+using fxpack::testing::resident_bytes;
 using fxpack::testing::skip_unless;
 using fxpack::zip::Access;
 using fxpack::zip::Method;
@@ -811,6 +812,30 @@ TEST_CASE("zip: verify and read never touch the mapping, so a truncated file is 
     });
     CHECK(outcome == "exit 0");
   }
+}
+
+TEST_CASE("zip: a mapped view's pages are released and read back the same; copies and buffers have no release") {
+  TempDir dir;
+  const fs::path file = dir.path / "p.zip";
+  ZipWriter w = ZipWriter::to_file(file);
+  w.add_stored("big", pattern(16 << 20, 5));
+  w.finish();
+  const std::string outcome = in_child([&] {
+    const ZipReader r = ZipReader::open(file);
+    const auto v = r.view("big");
+    if (v.release == nullptr) return 1;
+    if (Bytes(v.bytes.begin(), v.bytes.end()) != pattern(16 << 20, 5)) return 2;  // faults them in
+    if (resident_bytes(v.bytes) < (16 << 20)) return 3;
+    v.release(v.bytes);
+    // All but the first and last page, which the entry may share with its neighbours.
+    if (resident_bytes(v.bytes) > 2 * ::sysconf(_SC_PAGESIZE)) return 5;
+    if (Bytes(v.bytes.begin(), v.bytes.end()) != pattern(16 << 20, 5)) return 4;  // from the file again
+    return resident_bytes(v.bytes) >= (16 << 20) ? 0 : 6;
+  });
+  CHECK(outcome == "exit 0");
+  // A memory archive's buffer and an Access::read copy exist nowhere else: never released.
+  CHECK((ZipReader::from_memory(std::make_shared<const Bytes>(sample_bytes())).view("a").release == nullptr));
+  CHECK((ZipReader::open(file, {}, Access::read).view("big").release == nullptr));
 }
 
 TEST_CASE("zip: with Access::read nothing is mapped and views are aligned, checked copies") {

@@ -83,6 +83,20 @@ std::shared_ptr<std::byte> aligned_block(std::size_t n) {
   return std::shared_ptr<std::byte>(p, [](std::byte* q) { ::operator delete(q, std::align_val_t{kAlignment}); });
 }
 
+// StoredView::release of a mapped file. The mapping is private and read-only, so no page of it
+// was ever copied on write: MADV_DONTNEED only unmaps them, and the next read maps the file's
+// page again — the same bytes, reached as every page of a mapping is (the header's rule for
+// mapped files; the kernel drops such pages under memory pressure too). Only pages wholly
+// inside `bytes`: the first and last may hold a neighbouring record someone still reads. A
+// failing madvise only keeps the memory, so its result is ignored.
+void release_mapped(std::span<const std::byte> bytes) noexcept {
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data());
+  const std::uintptr_t lo = (begin + page - 1) / page * page;
+  const std::uintptr_t hi = (begin + bytes.size()) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
 }  // namespace
 
 // An open file: preads go here, in every access mode.
@@ -683,7 +697,7 @@ StoredView ZipReader::view(const EntryInfo& e) const {
   if (!memory_.empty() || !file_) {
     // parse() checked the range against the archive size.
     return {memory_.subspan(static_cast<std::size_t>(e.data_offset), static_cast<std::size_t>(e.compressed_size)),
-            owner_};
+            owner_, file_ ? release_mapped : nullptr};
   }
   const auto n = static_cast<std::size_t>(e.compressed_size);
   std::shared_ptr<std::byte> block = aligned_block(n);

@@ -29,6 +29,8 @@
 //     raises SIGBUS when a mapped page is touched after the file was truncated under it:
 //     nothing in a process can turn that into an error, so a file that may be truncated or
 //     rewritten in place while views of it are used must be opened with Access::read.
+//     StoredView::release drops a view's pages (MADV_DONTNEED); the next read faults them in
+//     from the file, as the kernel does anyway for a mapping's pages under memory pressure.
 //   - Access::read (files): nothing is mapped; view() returns a 64-byte aligned copy of the
 //     entry, CRC checked.
 //   - memory buffers are shared, not copied: views alias them and hold their owner.
@@ -83,10 +85,14 @@ struct EntryInfo {
   std::uint64_t data_offset = 0;
 };
 
-// A STORE entry's bytes; `owner` keeps them valid.
+// A STORE entry's bytes; `owner` keeps them valid. `release`, set only for a mapped file,
+// drops the pages wholly inside the given bytes of the mapping: the next read faults them in
+// again from the file (for Storage::borrow's `release`). A copy or a memory buffer has none:
+// its bytes exist nowhere else.
 struct StoredView {
   std::span<const std::byte> bytes;
   std::shared_ptr<const void> owner;
+  void (*release)(std::span<const std::byte> bytes) noexcept = nullptr;
 };
 
 // Throws FormatError unless `name` is a safe relative path: non-empty, valid UTF-8, at most
