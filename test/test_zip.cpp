@@ -814,6 +814,48 @@ TEST_CASE("zip: verify and read never touch the mapping, so a truncated file is 
   }
 }
 
+TEST_CASE("zip: a mapped entry's verifier reads the mapping; a truncated file is an error, not SIGBUS") {
+  TempDir dir;
+  const fs::path file = dir.path / "v.zip";
+  ZipWriter w = ZipWriter::to_file(file);
+  w.add_stored("small", pattern(5000, 1));
+  w.add_stored("big", pattern(8 << 20, 3));
+  w.finish();
+  const std::string outcome = in_child([&] {
+    const ZipReader r = ZipReader::open(file);
+    const auto check_small = r.verifier("small");
+    const auto check_big = r.verifier("big");
+    // Another process truncates the file after it was mapped (here: this one, in a child).
+    fs::resize_file(file, 4 << 20);
+    check_small();  // still wholly in the file
+    try {
+      check_big();
+    } catch (const FormatError& e) {
+      const std::string what = e.what();
+      return what.find("entry 'big' is truncated") != std::string::npos &&
+                     what.find("when opened") != std::string::npos
+                 ? 0
+                 : 1;
+    }
+    return 2;
+  });
+  CHECK(outcome == "exit 0");
+
+  // A file rewritten in place after it was opened: the mapping shows the new bytes, and so
+  // the CRC taken through it refuses them.
+  ZipWriter again = ZipWriter::to_file(file);
+  again.add_stored("big", pattern(8 << 20, 3));
+  again.finish();
+  const ZipReader r = ZipReader::open(file);
+  const auto check = r.verifier("big");
+  {
+    std::fstream f(file, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(r.at("big").data_offset + 12345));
+    f.put('\x7f');
+  }
+  CHECK_THROWS_WITH_AS(check(), doctest::Contains("entry 'big' is corrupt: CRC"), FormatError);
+}
+
 TEST_CASE("zip: a mapped view's pages are released and read back the same; copies and buffers have no release") {
   TempDir dir;
   const fs::path file = dir.path / "p.zip";

@@ -714,7 +714,25 @@ void ZipReader::verify(std::string_view name) const {
 std::function<void()> ZipReader::verifier(std::string_view name) const { return verifier(at(name)); }
 
 std::function<void()> ZipReader::verifier(const EntryInfo& entry) const {
+  if (file_ && !memory_.empty() && entry.method == Method::store) {
+    return [bytes = bytes_, entry] { bytes->verify_mapped(entry); };
+  }
   return [bytes = bytes_, entry] { bytes->stream(entry, [](std::span<const std::byte>) { return true; }); };
+}
+
+void ZipReader::verify_mapped(const EntryInfo& e) const {
+  // Touching a mapped page past the end of the file is SIGBUS: the file must still hold the
+  // entry (it may have been truncated since it was opened) before its pages are read.
+  struct stat st {};
+  if (::fstat(file_->fd, &st) != 0) throw IoError(where_ + "cannot stat: " + std::strerror(errno));
+  const std::uint64_t end = e.data_offset + e.compressed_size;  // parse() checked it fits in size_
+  if (static_cast<std::uint64_t>(st.st_size) < end) {
+    fail_entry(e.name, "is truncated: the file ends at offset " + std::to_string(st.st_size) +
+                           ", before the entry's end at offset " + std::to_string(end) + "; it was " +
+                           std::to_string(size_) + " bytes when opened (changed while mapped?)");
+  }
+  const auto bytes = memory_.subspan(static_cast<std::size_t>(e.data_offset), static_cast<std::size_t>(e.compressed_size));
+  check_crc(e, crc_update(crc_update(0, {}), bytes));
 }
 
 std::vector<std::byte> ZipReader::peek(std::string_view name, std::size_t n) const {
