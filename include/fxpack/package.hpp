@@ -134,8 +134,8 @@ enum class LoadMode : std::uint8_t {
 struct ImporterOptions {
   LoadMode mode = LoadMode::Map;
   // Check each aliased storage record's CRC (through the mapping, once the file is seen to
-  // still hold it) before its bytes are first used. Off: never read the records (Map mode only; copies are always
-  // checked, when they are made).
+  // still hold it) before its bytes are first used. Off: never read the records (Map mode
+  // only; copies are always checked, when they are made).
   bool verify_storage_crc = true;
   // Check the manifest against this build when opening, and refuse a package that needs
   // what the build lacks (listing all of it). Off: open anyway — to inspect, print or
