@@ -141,8 +141,8 @@ std::shared_ptr<Storage> Storage::allocate(std::size_t nbytes) {
   }
 }
 
-std::shared_ptr<Storage> Storage::borrow(const void* data, std::size_t nbytes,
-                                         std::shared_ptr<const void> owner, std::function<void()> check) {
+std::shared_ptr<Storage> Storage::borrow(const void* data, std::size_t nbytes, std::shared_ptr<const void> owner,
+                                         std::function<void()> check, ReleasePages release) {
   if (!owner) {
     // A borrowed storage must have an owner handle; keep the bytes alive with a no-op one.
     owner = std::shared_ptr<const void>(data, [](const void*) {});
@@ -150,7 +150,7 @@ std::shared_ptr<Storage> Storage::borrow(const void* data, std::size_t nbytes,
   }
   // The bytes are never written through a borrowed storage (see tensor.hpp).
   return std::make_shared<Storage>(const_cast<std::byte*>(static_cast<const std::byte*>(data)),
-                                   nbytes, std::move(owner), std::move(check));
+                                   nbytes, std::move(owner), std::move(check), release);
 }
 
 void Storage::run_check() const {

@@ -5,17 +5,21 @@
 #pragma once
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <fstream>
 #include <functional>
+#include <span>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace fxpack::testing {
 
@@ -74,6 +78,25 @@ inline bool reset_peak_rss() {
   out << "5";
   out.flush();
   return static_cast<bool>(out);
+}
+
+// How many bytes of the pages `bytes` lies on are mapped into this process now (the
+// "present" bit of /proc/self/pagemap); -1 if unavailable. Unlike the resident set size it
+// says which pages: a released mapping's, not the process's whole.
+inline long resident_bytes(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return 0;
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto first = reinterpret_cast<std::uintptr_t>(bytes.data()) / page;
+  const auto last = (reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size() - 1) / page;
+  std::vector<std::uint64_t> entries(last - first + 1);  // one per page
+  const ssize_t got = ::pread(fd, entries.data(), entries.size() * 8, static_cast<off_t>(first * 8));
+  ::close(fd);
+  if (got != static_cast<ssize_t>(entries.size() * 8)) return -1;
+  long present = 0;
+  for (const std::uint64_t e : entries) present += static_cast<long>(e >> 63);
+  return present * static_cast<long>(page);
 }
 
 }  // namespace fxpack::testing

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -98,6 +99,26 @@ TEST_CASE("runtime: storage is 64-byte aligned, zeroed, and tensors view it") {
   CHECK(error_of([&] { (void)x.size(2); }) != "");
   CHECK(error_of([&] { (void)x.item_at(6); }).find("out of range") != std::string::npos);
   CHECK(error_of([&] { (void)x.item(); }) != "");
+}
+
+namespace {
+std::vector<std::span<const std::byte>> g_released;  // what release_recorder was given
+void release_recorder(std::span<const std::byte> bytes) noexcept { g_released.push_back(bytes); }
+}  // namespace
+
+TEST_CASE("runtime: release_pages hands a borrowed storage's bytes to its release hook, and nothing else") {
+  g_released.clear();
+  auto owner = std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3, 4});
+  auto with_hook = Storage::borrow(owner->data(), 16, owner, {}, release_recorder);
+  with_hook->release_pages();
+  REQUIRE(g_released.size() == 1);
+  CHECK(g_released[0].data() == reinterpret_cast<const std::byte*>(owner->data()));
+  CHECK(g_released[0].size() == 16);
+  // Without a hook (heap bytes, a memory archive's buffer) there is nothing to give back.
+  Storage::borrow(owner->data(), 16, owner)->release_pages();
+  Storage::allocate(64)->release_pages();
+  CHECK(g_released.size() == 1);
+  check_values(Tensor(with_hook, 0, DType::Float32, Shape{4}), {1, 2, 3, 4});
 }
 
 TEST_CASE("runtime: dtype names, conversion, printing and comparison") {

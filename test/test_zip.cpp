@@ -26,6 +26,7 @@ namespace fs = std::filesystem;
 using fxpack::FormatError;
 using fxpack::IoError;
 using fxpack::testing::in_child;
+using fxpack::testing::resident_bytes;
 using fxpack::testing::skip_unless;
 using fxpack::zip::Access;
 using fxpack::zip::Method;
@@ -811,6 +812,72 @@ TEST_CASE("zip: verify and read never touch the mapping, so a truncated file is 
     });
     CHECK(outcome == "exit 0");
   }
+}
+
+TEST_CASE("zip: a mapped entry's verifier reads the mapping; a truncated file is an error, not SIGBUS") {
+  TempDir dir;
+  const fs::path file = dir.path / "v.zip";
+  ZipWriter w = ZipWriter::to_file(file);
+  w.add_stored("small", pattern(5000, 1));
+  w.add_stored("big", pattern(8 << 20, 3));
+  w.finish();
+  const std::string outcome = in_child([&] {
+    const ZipReader r = ZipReader::open(file);
+    const auto check_small = r.verifier("small");
+    const auto check_big = r.verifier("big");
+    // Another process truncates the file after it was mapped (here: this one, in a child).
+    fs::resize_file(file, 4 << 20);
+    check_small();  // still wholly in the file
+    try {
+      check_big();
+    } catch (const FormatError& e) {
+      const std::string what = e.what();
+      return what.find("entry 'big' is truncated") != std::string::npos &&
+                     what.find("when opened") != std::string::npos
+                 ? 0
+                 : 1;
+    }
+    return 2;
+  });
+  CHECK(outcome == "exit 0");
+
+  // A file rewritten in place after it was opened: the mapping shows the new bytes, and so
+  // the CRC taken through it refuses them.
+  ZipWriter again = ZipWriter::to_file(file);
+  again.add_stored("big", pattern(8 << 20, 3));
+  again.finish();
+  const ZipReader r = ZipReader::open(file);
+  const auto check = r.verifier("big");
+  {
+    std::fstream f(file, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(r.at("big").data_offset + 12345));
+    f.put('\x7f');
+  }
+  CHECK_THROWS_WITH_AS(check(), doctest::Contains("entry 'big' is corrupt: CRC"), FormatError);
+}
+
+TEST_CASE("zip: a mapped view's pages are released and read back the same; copies and buffers have no release") {
+  TempDir dir;
+  const fs::path file = dir.path / "p.zip";
+  ZipWriter w = ZipWriter::to_file(file);
+  w.add_stored("big", pattern(16 << 20, 5));
+  w.finish();
+  const std::string outcome = in_child([&] {
+    const ZipReader r = ZipReader::open(file);
+    const auto v = r.view("big");
+    if (v.release == nullptr) return 1;
+    if (Bytes(v.bytes.begin(), v.bytes.end()) != pattern(16 << 20, 5)) return 2;  // faults them in
+    if (resident_bytes(v.bytes) < (16 << 20)) return 3;
+    v.release(v.bytes);
+    // All but the first and last page, which the entry may share with its neighbours.
+    if (resident_bytes(v.bytes) > 2 * ::sysconf(_SC_PAGESIZE)) return 5;
+    if (Bytes(v.bytes.begin(), v.bytes.end()) != pattern(16 << 20, 5)) return 4;  // from the file again
+    return resident_bytes(v.bytes) >= (16 << 20) ? 0 : 6;
+  });
+  CHECK(outcome == "exit 0");
+  // A memory archive's buffer and an Access::read copy exist nowhere else: never released.
+  CHECK((ZipReader::from_memory(std::make_shared<const Bytes>(sample_bytes())).view("a").release == nullptr));
+  CHECK((ZipReader::open(file, {}, Access::read).view("big").release == nullptr));
 }
 
 TEST_CASE("zip: with Access::read nothing is mapped and views are aligned, checked copies") {

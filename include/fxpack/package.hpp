@@ -34,9 +34,17 @@
 // the file in place while it is mapped, touching a lost page raises SIGBUS, which kills the
 // process (no library can turn it into an error). Replacing the file by rename — as
 // PackageExporter and every fxpack tool do — is safe: the mapping keeps the old file.
-// The importer itself never reads through the mapping (headers, CRC checks and copies use
-// pread), so opening and checking a truncated file is a FormatError ("truncated"), not a
-// crash; only tensor data is aliased.
+// The importer reads headers, copies and verify_record() with pread, never through the
+// mapping, so opening and checking a truncated file is a FormatError ("truncated"), not a
+// crash; only tensor data is aliased. The CRC check before a record's first use (below)
+// reads the mapping, which that use reads next anyway, after fstat says the file still holds
+// the whole record: a file truncated since loading is a FormatError there too (a truncation
+// in the instant between that fstat and the read is the rule above).
+//
+// An inference plan that has packed a mapped weight gives its pages back to the system
+// (Storage::release_pages, MADV_DONTNEED on the private read-only mapping), so the weight is
+// not resident twice; the parameter still reads the same bytes, faulted in from the file
+// again as the kernel may do for any mapped page. A memory archive's buffer is never released.
 //
 // An aliased record's CRC is checked when its tensor's bytes are first used — the first
 // call, or the first data() of a parameter — not when the pickle is loaded (Storage::borrow's
@@ -125,9 +133,9 @@ enum class LoadMode : std::uint8_t {
 
 struct ImporterOptions {
   LoadMode mode = LoadMode::Map;
-  // Check each aliased storage record's CRC (by reading it, not through the mapping) before
-  // its bytes are first used. Off: never read the records (Map mode only; copies are always
-  // checked, when they are made).
+  // Check each aliased storage record's CRC (through the mapping, once the file is seen to
+  // still hold it) before its bytes are first used. Off: never read the records (Map mode
+  // only; copies are always checked, when they are made).
   bool verify_storage_crc = true;
   // Check the manifest against this build when opening, and refuse a package that needs
   // what the build lacks (listing all of it). Off: open anyway — to inspect, print or

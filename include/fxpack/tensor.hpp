@@ -57,6 +57,10 @@ class Shape {
   std::size_t ndim_ = 0;
 };
 
+// Gives the memory of `bytes` back to the operating system such that reading them again
+// reads the same bytes (Storage::borrow's `release`). Must not throw.
+using ReleasePages = void (*)(std::span<const std::byte> bytes) noexcept;
+
 class Storage {
  public:
   // Fresh zero-initialised heap bytes, 64-byte aligned.
@@ -69,9 +73,13 @@ class Storage {
   // call runs it again — no caller ever receives bytes that failed or skipped the check.
   // Loaders use it to check a mapped record's CRC when its tensor is first used, not when
   // the archive is loaded, so loading costs no pass over the weights (package.hpp).
+  //
+  // With a `release`, the owner can give the bytes' memory back to the operating system
+  // and bring the same bytes back when they are next read (a record of a memory-mapped
+  // file: its pages are read from the file again); release_pages() calls it.
   static std::shared_ptr<Storage> borrow(const void* data, std::size_t nbytes,
                                          std::shared_ptr<const void> owner,
-                                         std::function<void()> check = {});
+                                         std::function<void()> check = {}, ReleasePages release = nullptr);
 
   std::byte* data() {
     if (!checked_.load(std::memory_order_acquire)) [[unlikely]] run_check();
@@ -85,12 +93,20 @@ class Storage {
   bool borrowed() const { return owner_ != nullptr; }
   // False while a borrow() check has not passed yet.
   bool checked() const { return checked_.load(std::memory_order_acquire); }
+  // Gives the memory of borrowed bytes back to the operating system when their owner can
+  // bring them back unchanged (borrow()'s `release`); nothing otherwise. What data() reads is
+  // the same before and after: only the memory they take until then changes. For a holder
+  // that has copied what it needs (a plan's packed weights) while others may still read them.
+  void release_pages() const {
+    if (release_) release_({data_, nbytes_});
+  }
 
   // For allocate() and borrow() only (public for the allocator): with a null owner the
   // bytes live in the same allocation as the Storage, right after it.
   Storage(std::byte* data, std::size_t nbytes, std::shared_ptr<const void> owner,
-          std::function<void()> check = {})
-      : data_(data), nbytes_(nbytes), owner_(std::move(owner)), check_(std::move(check)), checked_(!check_) {}
+          std::function<void()> check = {}, ReleasePages release = nullptr)
+      : data_(data), nbytes_(nbytes), owner_(std::move(owner)), check_(std::move(check)), checked_(!check_),
+        release_(release) {}
   ~Storage() = default;
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -104,6 +120,7 @@ class Storage {
   // Runs before the bytes are first handed out; released once it has passed.
   mutable std::function<void()> check_;
   mutable std::atomic<bool> checked_;
+  ReleasePages release_;
 };
 
 class Tensor {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <omp.h>
 
@@ -489,6 +490,14 @@ class Executable {
   // `made_from` on, and those of slots read last there) are released, so its peak memory
   // stays near a later call's arena instead of the sum of every buffer.
   void release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const;
+  // The storages of constants that steps read as operands when they run (a kernel's, or a
+  // primitive's constant operand): their originals stay in use after the first call.
+  std::unordered_set<const Storage*> constants_read_when_run() const;
+  // After step `j` was specialised: it holds packed copies of the weights and statistics it
+  // read, so their originals' pages go back to the operating system (Storage::release_pages:
+  // mapped records only) unless they are in `keep`. Only memory changes: the module's
+  // parameters still read the same, their next read faulting the pages in from the file.
+  void release_packed_originals(std::size_t j, const std::unordered_set<const Storage*>& keep) const;
 
   // Kernel steps whose results the input signature decides (models' shape checks): recorded
   // by the first call, not run again (see note_fixed).
@@ -1442,6 +1451,7 @@ Value Executable::record(std::span<const Value> inputs) {
   ws.scratch = Storage::allocate(1);
   std::vector<std::shared_ptr<Storage>> old_scratch;  // kept alive: earlier launches point into them
   const Plan& plan = prog_.plan();
+  const std::unordered_set<const Storage*> read_when_run = constants_read_when_run();
   std::size_t next_input = 0;
   for (std::size_t j = 0; j < steps_.size(); ++j) {
     const Step& st = steps_[j];
@@ -1456,6 +1466,7 @@ Value Executable::record(std::span<const Value> inputs) {
         ws.scratch = Storage::allocate(scratch_bytes_);
       }
       bind(j, ws);
+      release_packed_originals(j, read_when_run);
     } else {
       // The step's kernels read dense tensors: blocked operands are reordered for them.
       Exec ex;
@@ -1556,6 +1567,36 @@ void Executable::replay_fixed(std::size_t j, Workspace& ws) const {
     if (!t || !t->defined() || t->dtype() != dtype || !(t->shape() == shape)) throw SignatureMismatch{};
   }
   if (fixed_needed_[st.out]) ws.values[st.out] = fixed_[st.out];
+}
+
+std::unordered_set<const Storage*> Executable::constants_read_when_run() const {
+  std::vector<bool> read(prog_.num_slots(), false);
+  for (const Step& st : steps_)
+    for (std::uint32_t r : st.reads) read[r] = true;
+  std::unordered_set<const Storage*> out;
+  for (const Step& st : steps_) {
+    if (st.kind != StepKind::Constant || !read[st.out]) continue;
+    const Value& v = prog_.plan().instrs_[st.out].operands[0].constant;
+    if (const Tensor* t = std::get_if<Tensor>(&v.variant()); t && t->defined()) out.insert(t->storage().get());
+  }
+  return out;
+}
+
+void Executable::release_packed_originals(std::size_t j, const std::unordered_set<const Storage*>& keep) const {
+  // A weight shared with a module a kernel step calls is not in `keep`: that step's first
+  // run faults its pages back in, once.
+  const auto release = [&](const Tensor& t) {
+    if (t.defined() && keep.count(t.storage().get()) == 0) t.storage()->release_pages();
+  };
+  const Step& st = steps_[j];
+  const std::optional<DepthwiseSpec>& dw = st.dw;
+  for (const Pattern* p : {&st.op, st.bn ? &*st.bn : nullptr, dw ? &dw->op : nullptr, dw && dw->bn ? &*dw->bn : nullptr}) {
+    if (p == nullptr) continue;
+    for (const Tensor* t : {&p->weight, &p->bias, &p->mean, &p->var}) release(*t);
+  }
+  if (const std::optional<AttentionPattern>& a = st.attention) {
+    for (const Tensor* t : {&a->in_weight, &a->in_bias, &a->out_weight, &a->out_bias}) release(*t);
+  }
 }
 
 void Executable::release_dead_buffers(std::size_t j, std::size_t made_from, Workspace& ws) const {

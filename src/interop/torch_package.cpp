@@ -284,7 +284,8 @@ std::shared_ptr<Storage> Loader::storage(const PyObject& pid, DType& dtype, std:
     // Kernels need element alignment only; 16 also admits archives held in heap buffers.
     if (v.bytes.size() == nbytes && reinterpret_cast<std::uintptr_t>(v.bytes.data()) % 16 == 0) {
       // The CRC is checked when the tensor's bytes are first used (Storage::borrow).
-      s = Storage::borrow(v.bytes.data(), nbytes, std::move(v.owner), opts_.verify_crc ? zip_.verifier(*e) : nullptr);
+      s = Storage::borrow(v.bytes.data(), nbytes, std::move(v.owner), opts_.verify_crc ? zip_.verifier(*e) : nullptr,
+                          v.release);
     }
   }
   if (!s) {

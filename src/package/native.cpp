@@ -102,7 +102,7 @@ std::shared_ptr<Storage> NativeReader::storage(const std::string& key, std::uint
       if (reinterpret_cast<std::uintptr_t>(v.bytes.data()) % kAlignment == 0) {
         // The CRC is checked when the tensor's bytes are first used (Storage::borrow).
         s = Storage::borrow(v.bytes.data(), v.bytes.size(), v.owner,
-                            options_.verify_storage_crc ? zip_.verifier(name) : nullptr);
+                            options_.verify_storage_crc ? zip_.verifier(name) : nullptr, v.release);
       }
     }
   }

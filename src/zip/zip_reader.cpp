@@ -83,6 +83,20 @@ std::shared_ptr<std::byte> aligned_block(std::size_t n) {
   return std::shared_ptr<std::byte>(p, [](std::byte* q) { ::operator delete(q, std::align_val_t{kAlignment}); });
 }
 
+// StoredView::release of a mapped file. The mapping is private and read-only, so no page of it
+// was ever copied on write: MADV_DONTNEED only unmaps them, and the next read maps the file's
+// page again — the same bytes, reached as every page of a mapping is (the header's rule for
+// mapped files; the kernel drops such pages under memory pressure too). Only pages wholly
+// inside `bytes`: the first and last may hold a neighbouring record someone still reads. A
+// failing madvise only keeps the memory, so its result is ignored.
+void release_mapped(std::span<const std::byte> bytes) noexcept {
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data());
+  const std::uintptr_t lo = (begin + page - 1) / page * page;
+  const std::uintptr_t hi = (begin + bytes.size()) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
 }  // namespace
 
 // An open file: preads go here, in every access mode.
@@ -683,7 +697,7 @@ StoredView ZipReader::view(const EntryInfo& e) const {
   if (!memory_.empty() || !file_) {
     // parse() checked the range against the archive size.
     return {memory_.subspan(static_cast<std::size_t>(e.data_offset), static_cast<std::size_t>(e.compressed_size)),
-            owner_};
+            owner_, file_ ? release_mapped : nullptr};
   }
   const auto n = static_cast<std::size_t>(e.compressed_size);
   std::shared_ptr<std::byte> block = aligned_block(n);
@@ -700,7 +714,25 @@ void ZipReader::verify(std::string_view name) const {
 std::function<void()> ZipReader::verifier(std::string_view name) const { return verifier(at(name)); }
 
 std::function<void()> ZipReader::verifier(const EntryInfo& entry) const {
+  if (file_ && !memory_.empty() && entry.method == Method::store) {
+    return [bytes = bytes_, entry] { bytes->verify_mapped(entry); };
+  }
   return [bytes = bytes_, entry] { bytes->stream(entry, [](std::span<const std::byte>) { return true; }); };
+}
+
+void ZipReader::verify_mapped(const EntryInfo& e) const {
+  // Touching a mapped page past the end of the file is SIGBUS: the file must still hold the
+  // entry (it may have been truncated since it was opened) before its pages are read.
+  struct stat st {};
+  if (::fstat(file_->fd, &st) != 0) throw IoError(where_ + "cannot stat: " + std::strerror(errno));
+  const std::uint64_t end = e.data_offset + e.compressed_size;  // parse() checked it fits in size_
+  if (static_cast<std::uint64_t>(st.st_size) < end) {
+    fail_entry(e.name, "is truncated: the file ends at offset " + std::to_string(st.st_size) +
+                           ", before the entry's end at offset " + std::to_string(end) + "; it was " +
+                           std::to_string(size_) + " bytes when opened (changed while mapped?)");
+  }
+  const auto bytes = memory_.subspan(static_cast<std::size_t>(e.data_offset), static_cast<std::size_t>(e.compressed_size));
+  check_crc(e, crc_update(crc_update(0, {}), bytes));
 }
 
 std::vector<std::byte> ZipReader::peek(std::string_view name, std::size_t n) const {

@@ -22,13 +22,22 @@
 // Headers, read(), read_into(), verify() and peek() always *read* the archive: pread() on a file, a copy
 // from a memory buffer. They never go through a memory mapping, so another process
 // truncating the file makes them fail with a FormatError ("truncated"), never with SIGBUS.
-// Only view() may alias the archive:
+// Only view() may alias the archive, and a verifier() of what it aliases reads it there:
 //   - Access::map (files): the file is also mapped read-only (MAP_PRIVATE), and view()
 //     returns the STORE entry's bytes inside the mapping, zero-copy. The mapping lives as long
 //     as the longest holder of owner() or of a view's owner (for example a tensor). The kernel
 //     raises SIGBUS when a mapped page is touched after the file was truncated under it:
 //     nothing in a process can turn that into an error, so a file that may be truncated or
 //     rewritten in place while views of it are used must be opened with Access::read.
+//     A verifier() of a STORE entry reads the mapping, not the file: the pages it faults in
+//     are the ones the view's first user reads next, so the record is read once, not twice
+//     (the CRC by pread, then the user through the mapping). It first checks, with fstat, that
+//     the file still holds the whole entry: a file truncated since it was opened is a
+//     FormatError ("truncated"), like a pread past its end. A truncation in the instant between
+//     that check and the CRC pass can still raise SIGBUS — the same window every use of a view
+//     has, which the rule above is about. A file rewritten in place fails the CRC.
+//     StoredView::release drops a view's pages (MADV_DONTNEED); the next read faults them in
+//     from the file, as the kernel does anyway for a mapping's pages under memory pressure.
 //   - Access::read (files): nothing is mapped; view() returns a 64-byte aligned copy of the
 //     entry, CRC checked.
 //   - memory buffers are shared, not copied: views alias them and hold their owner.
@@ -83,10 +92,14 @@ struct EntryInfo {
   std::uint64_t data_offset = 0;
 };
 
-// A STORE entry's bytes; `owner` keeps them valid.
+// A STORE entry's bytes; `owner` keeps them valid. `release`, set only for a mapped file,
+// drops the pages wholly inside the given bytes of the mapping: the next read faults them in
+// again from the file (for Storage::borrow's `release`). A copy or a memory buffer has none:
+// its bytes exist nowhere else.
 struct StoredView {
   std::span<const std::byte> bytes;
   std::shared_ptr<const void> owner;
+  void (*release)(std::span<const std::byte> bytes) noexcept = nullptr;
 };
 
 // Throws FormatError unless `name` is a safe relative path: non-empty, valid UTF-8, at most
@@ -124,7 +137,8 @@ class ZipReader {
   // verify() of the entry as a function to call later: it holds what reading needs (the file
   // or buffer, not this reader), so it may outlive the reader. For Storage::borrow's check,
   // which lets a view() be trusted on first use instead of when it is made.
-  // Every verifier of a reader shares one handle on the bytes.
+  // Every verifier of a reader shares one handle on the bytes. Of a STORE entry of a mapped
+  // file it reads the mapping, not the file (see "How the bytes are reached").
   std::function<void()> verifier(std::string_view name) const;
   std::function<void()> verifier(const EntryInfo& entry) const;
   // At most the first `n` uncompressed bytes of the entry, for recognising its content
@@ -178,6 +192,8 @@ class ZipReader {
   [[noreturn]] void fail(const std::string& what) const;
   [[noreturn]] void fail_entry(std::string_view name, const std::string& what) const;
   void check_crc(const EntryInfo& e, std::uint32_t actual) const;
+  // A mapped file's STORE entry checked through the mapping, once the file still holds it.
+  void verify_mapped(const EntryInfo& e) const;
 
   std::string where_;  // "<path>: " for files, empty for memory; prefixes every message
   std::uint64_t size_ = 0;
