@@ -549,12 +549,12 @@ std::int32_t Executable::new_buffer(std::size_t bytes, std::size_t step, Workspa
   b.first = b.last = static_cast<std::int64_t>(step);
   buffers_.push_back(b);
   buffer_slots_.emplace_back();
-  ws.own.push_back(Storage::allocate(b.bytes));
+  ws.own.push_back(Storage::allocate_uninitialized(b.bytes));
   return static_cast<std::int32_t>(buffers_.size() - 1);
 }
 
 std::int32_t Executable::add_constant(const memory::desc& md, const void* data) {
-  auto st = Storage::allocate(std::max<std::size_t>(md.get_size(), 1));
+  auto st = Storage::allocate_uninitialized(std::max<std::size_t>(md.get_size(), 1));
   std::memcpy(st->data(), data, md.get_size());
   const_storage_.push_back(st);
   constants_.emplace_back(md, dnb::engine(), st->data());
@@ -817,7 +817,7 @@ std::int32_t Executable::add_conv_weights(const Step& st, const dnb::ConvGeometr
   const memory::desc w_plain(g.weights, memory::data_type::f32,
                              g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
   if (packed_md == w_plain) return add_constant(w_plain, wf.data());
-  auto packed = Storage::allocate(packed_md.get_size());
+  auto packed = Storage::allocate_uninitialized(packed_md.get_size());
   memory from(w_plain, dnb::engine(), wf.data()), to(packed_md, dnb::engine(), packed->data());
   dnnl::reorder(from, to).execute(dnb::stream(), from, to);
   dnb::stream().wait();
@@ -1160,7 +1160,7 @@ std::int32_t Executable::add_linear_weights(const float* w, const dnb::MatmulGeo
   dnb::MatmulGeometry plain = g;
   plain.bias = false;
   const memory::desc w_view = dnb::matmul_pd(plain, false, dnb::make_attr({}, false)).weights_desc();
-  auto packed = Storage::allocate(packed_md.get_size());
+  auto packed = Storage::allocate_uninitialized(packed_md.get_size());
   memory from(w_view, dnb::engine(), const_cast<float*>(w));
   memory to(packed_md, dnb::engine(), packed->data());
   dnnl::reorder(from, to).execute(dnb::stream(), from, to);
@@ -1324,7 +1324,7 @@ Value Executable::record(std::span<const Value> inputs) {
   ws.values.resize(prog_.num_slots());
   ws.mems.resize(steps_.size());
   ws.exec_args.resize(steps_.size());
-  ws.scratch = Storage::allocate(1);
+  ws.scratch = Storage::allocate_uninitialized(1);
   std::vector<std::shared_ptr<Storage>> old_scratch;  // kept alive: earlier launches point into them
   const Plan& plan = prog_.plan();
   std::size_t next_input = 0;
@@ -1338,7 +1338,7 @@ Value Executable::record(std::span<const Value> inputs) {
     } else if (st.kind != StepKind::Generic && try_specialise(j, ws)) {
       if (ws.scratch->nbytes() < scratch_bytes_) {
         old_scratch.push_back(std::move(ws.scratch));
-        ws.scratch = Storage::allocate(scratch_bytes_);
+        ws.scratch = Storage::allocate_uninitialized(scratch_bytes_);
       }
       bind(j, ws);
     } else {
@@ -1501,8 +1501,8 @@ std::unique_ptr<Workspace> Executable::new_workspace() {
   auto ws = std::make_unique<Workspace>();
   ws->values.resize(prog_.num_slots());
   ws->args.reserve(16);
-  ws->arena = Storage::allocate(std::max<std::size_t>(arena_bytes_, 1));
-  ws->scratch = Storage::allocate(std::max<std::size_t>(scratch_bytes_, 1));
+  ws->arena = Storage::allocate_uninitialized(std::max<std::size_t>(arena_bytes_, 1));
+  ws->scratch = Storage::allocate_uninitialized(std::max<std::size_t>(scratch_bytes_, 1));
   ws->mems.resize(execs_.size());
   ws->exec_args.resize(execs_.size());
   for (std::size_t j = 0; j < execs_.size(); ++j) bind(j, *ws);
