@@ -88,6 +88,7 @@ std::byte* inline_data_address(const Storage* s) {
 
 struct InlineTag {
   std::size_t nbytes;
+  bool zeroed;
 };
 
 template <class T>
@@ -113,7 +114,7 @@ struct InlineAllocator {
   }
   void construct(Storage* p, InlineTag tag) {
     std::byte* data = inline_data_address(p);
-    if (tag.nbytes) std::memset(data, 0, tag.nbytes);
+    if (tag.nbytes && tag.zeroed) std::memset(data, 0, tag.nbytes);
     ::new (static_cast<void*>(p)) Storage(data, tag.nbytes, nullptr);
   }
   template <class U>
@@ -127,18 +128,27 @@ struct InlineAllocator {
   }
 };
 
+// A storage with its bytes in the same allocation; `who` names the caller in errors.
+std::shared_ptr<Storage> allocate_inline(std::size_t nbytes, bool zeroed, const char* who) {
+  if (nbytes > kMaxStorageBytes) {
+    throw ValueError(std::string(who) + ": " + std::to_string(nbytes) + " bytes is more than the " +
+                     std::to_string(kMaxStorageBytes) + " byte limit");
+  }
+  try {
+    return std::allocate_shared<Storage>(InlineAllocator<Storage>(nbytes), InlineTag{nbytes, zeroed});
+  } catch (const std::bad_alloc&) {
+    throw IoError(std::string(who) + ": out of memory allocating " + std::to_string(nbytes) + " bytes");
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<Storage> Storage::allocate(std::size_t nbytes) {
-  if (nbytes > kMaxStorageBytes) {
-    throw ValueError("Storage::allocate: " + std::to_string(nbytes) + " bytes is more than the " +
-                std::to_string(kMaxStorageBytes) + " byte limit");
-  }
-  try {
-    return std::allocate_shared<Storage>(InlineAllocator<Storage>(nbytes), InlineTag{nbytes});
-  } catch (const std::bad_alloc&) {
-    throw IoError("Storage::allocate: out of memory allocating " + std::to_string(nbytes) + " bytes");
-  }
+  return allocate_inline(nbytes, true, "Storage::allocate");
+}
+
+std::shared_ptr<Storage> Storage::allocate_uninitialized(std::size_t nbytes) {
+  return allocate_inline(nbytes, false, "Storage::allocate_uninitialized");
 }
 
 std::shared_ptr<Storage> Storage::borrow(const void* data, std::size_t nbytes, std::shared_ptr<const void> owner,

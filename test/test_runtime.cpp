@@ -72,7 +72,7 @@ void check_reference(const Tensor& got, const Tensor& want) {
 
 }  // namespace
 
-TEST_CASE("runtime: storage is 64-byte aligned, zeroed, and tensors view it") {
+TEST_CASE("runtime: storage is 64-byte aligned, zeroed (or uninitialised on request), and tensors view it") {
   for (std::size_t n : {0u, 1u, 7u, 64u, 1000u}) {
     auto s = Storage::allocate(n);
     CHECK(reinterpret_cast<std::uintptr_t>(s->data()) % 64 == 0);
@@ -80,6 +80,22 @@ TEST_CASE("runtime: storage is 64-byte aligned, zeroed, and tensors view it") {
     CHECK_FALSE(s->borrowed());
     for (std::size_t i = 0; i < n; ++i) REQUIRE(s->data()[i] == std::byte{0});
   }
+  // Uninitialised bytes are aligned and writable; allocate() zeroes bytes the allocator hands
+  // back from a freed block (filled with 0xab here, the same size: most likely the same block).
+  for (std::size_t n : {0u, 1u, 7u, 64u, 1000u, 1u << 20}) {
+    auto u = Storage::allocate_uninitialized(n);
+    CHECK(reinterpret_cast<std::uintptr_t>(u->data()) % 64 == 0);
+    CHECK(u->nbytes() == n);
+    CHECK_FALSE(u->borrowed());
+    std::memset(u->data(), 0xab, n);
+    u.reset();
+    auto z = Storage::allocate(n);
+    for (std::size_t i = 0; i < n; ++i) REQUIRE(z->data()[i] == std::byte{0});
+  }
+  CHECK(error_of([] { (void)Storage::allocate_uninitialized(std::size_t{1} << 41); })
+            .find("Storage::allocate_uninitialized: 2199023255552 bytes is more than the") != std::string::npos);
+  CHECK(error_of([] { (void)Storage::allocate(std::size_t{1} << 41); })
+            .find("Storage::allocate: 2199023255552 bytes is more than the") != std::string::npos);
   auto owner = std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3, 4});
   auto b = Storage::borrow(owner->data(), 16, owner);
   CHECK(b->borrowed());

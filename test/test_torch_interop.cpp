@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fxpack/fxpack.hpp"
+#include "interop/block_cache.hpp"
 #include "interop/fx_code_parser.hpp"
 #include "interop/torch_package.hpp"
 #include "interop/unpickler.hpp"
@@ -323,6 +324,57 @@ TEST_CASE("unpickler: the real model.pkl decodes to the reduce_package persisten
   const PyObject* modules = body->find("_modules");
   REQUIRE(modules->is_call_of("collections.OrderedDict"));
   CHECK(modules->entries.size() == 8);
+}
+
+TEST_CASE("unpickler: block cache hands a given-back block out again, within its limit") {
+  using fxpack::interop::BlockCache;
+  BlockCache cache(64 << 10);
+  void* a = cache.allocate(5000, 16);  // size class 8 KiB
+  std::memset(a, 1, 5000);
+  cache.deallocate(a, 5000, 16);
+  CHECK(cache.cached_bytes() == 8192);
+  CHECK(cache.allocate(8000, 16) == a);  // the same class: the same block
+  CHECK(cache.cached_bytes() == 0);
+  void* other_align = cache.allocate(8000, 64);
+  CHECK(reinterpret_cast<std::uintptr_t>(other_align) % 64 == 0);
+  cache.deallocate(other_align, 8000, 64);
+  void* bigger = cache.allocate(9000, 16);  // class 16 KiB: not the 8 KiB block kept for alignment 64
+  CHECK(bigger != other_align);
+  cache.deallocate(a, 8000, 16);
+  cache.deallocate(bigger, 9000, 16);
+  CHECK(cache.cached_bytes() == 8192 + 8192 + 16384);
+  // Over the limit, the oldest blocks are freed first; a block larger than the limit is not kept.
+  void* big = cache.allocate(40 << 10, 16);  // class 64 KiB: the whole limit
+  cache.deallocate(big, 40 << 10, 16);
+  CHECK(cache.cached_bytes() == 64 << 10);
+  CHECK(cache.allocate(40 << 10, 16) == big);
+  void* huge = cache.allocate(100 << 10, 16);
+  cache.deallocate(huge, 100 << 10, 16);
+  CHECK(cache.cached_bytes() == 0);
+  cache.deallocate(big, 40 << 10, 16);
+  // At most kMaxBlocks blocks are kept, whatever their size.
+  BlockCache roomy(1 << 20);
+  std::vector<void*> small;
+  for (std::size_t i = 0; i < BlockCache::kMaxBlocks + 3; ++i) small.push_back(roomy.allocate(100, 16));
+  for (void* p : small) roomy.deallocate(p, 100, 16);
+  CHECK(roomy.cached_bytes() == BlockCache::kMaxBlocks * 4096);
+}
+
+TEST_CASE("unpickler: a tree's arena blocks are kept for the next load of the pickle") {
+  using fxpack::interop::BlockCache;
+  auto zr = zip::ZipReader::open(torch_fixture("small_convnet"));
+  const auto pickle = zr.read("package/model/model.pkl");
+  BlockCache& cache = BlockCache::for_pickle_trees();
+  unpickle(pickle, torch_package_allowlist()).reset();
+  const std::size_t kept = cache.cached_bytes();
+  CHECK(kept > 0);
+  CHECK(kept <= BlockCache::kPickleTreeCacheBytes);
+  {
+    auto tree = unpickle(pickle, torch_package_allowlist());
+    CHECK(cache.cached_bytes() < kept);  // its arena took the kept blocks
+    CHECK(tree->root().kind == PyKind::PersistentId);
+  }
+  CHECK(cache.cached_bytes() == kept);  // and gave them back
 }
 
 TEST_CASE("unpickler: hostile pickles are refused with a precise message") {

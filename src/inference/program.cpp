@@ -603,12 +603,12 @@ std::int32_t Executable::new_buffer(std::size_t bytes, std::size_t step, Workspa
   b.first = b.last = static_cast<std::int64_t>(step);
   buffers_.push_back(b);
   buffer_slots_.emplace_back();
-  ws.own.push_back(Storage::allocate(b.bytes));
+  ws.own.push_back(Storage::allocate_uninitialized(b.bytes));
   return static_cast<std::int32_t>(buffers_.size() - 1);
 }
 
 std::int32_t Executable::add_constant(const memory::desc& md, const void* data) {
-  auto st = Storage::allocate(std::max<std::size_t>(md.get_size(), 1));
+  auto st = Storage::allocate_uninitialized(std::max<std::size_t>(md.get_size(), 1));
   std::memcpy(st->data(), data, md.get_size());
   const_storage_.push_back(st);
   constants_.emplace_back(md, dnb::engine(), st->data());
@@ -889,7 +889,7 @@ void Executable::add_scratchpad(const memory::desc& md, Launch& l) {
 
 std::int32_t Executable::add_packed(const memory::desc& plain, const memory::desc& packed, const float* data) {
   if (packed == plain) return add_constant(plain, data);
-  auto storage = Storage::allocate(packed.get_size());
+  auto storage = Storage::allocate_uninitialized(packed.get_size());
   memory from(plain, dnb::engine(), const_cast<float*>(data)), to(packed, dnb::engine(), storage->data());
   dnnl::reorder(from, to).execute(dnb::stream(), from, to);
   dnb::stream().wait();
@@ -1448,7 +1448,7 @@ Value Executable::record(std::span<const Value> inputs) {
   ws.values.resize(prog_.num_slots());
   ws.mems.resize(steps_.size());
   ws.exec_args.resize(steps_.size());
-  ws.scratch = Storage::allocate(1);
+  ws.scratch = Storage::allocate_uninitialized(1);
   std::vector<std::shared_ptr<Storage>> old_scratch;  // kept alive: earlier launches point into them
   const Plan& plan = prog_.plan();
   const std::unordered_set<const Storage*> read_when_run = constants_read_when_run();
@@ -1463,7 +1463,7 @@ Value Executable::record(std::span<const Value> inputs) {
     } else if (st.kind != StepKind::Generic && try_specialise(j, ws)) {
       if (ws.scratch->nbytes() < scratch_bytes_) {
         old_scratch.push_back(std::move(ws.scratch));
-        ws.scratch = Storage::allocate(scratch_bytes_);
+        ws.scratch = Storage::allocate_uninitialized(scratch_bytes_);
       }
       bind(j, ws);
       release_packed_originals(j, read_when_run);
@@ -1657,8 +1657,8 @@ std::unique_ptr<Workspace> Executable::new_workspace() {
   auto ws = std::make_unique<Workspace>();
   ws->values.resize(prog_.num_slots());
   ws->args.reserve(16);
-  ws->arena = Storage::allocate(std::max<std::size_t>(arena_bytes_, 1));
-  ws->scratch = Storage::allocate(std::max<std::size_t>(scratch_bytes_, 1));
+  ws->arena = Storage::allocate_uninitialized(std::max<std::size_t>(arena_bytes_, 1));
+  ws->scratch = Storage::allocate_uninitialized(std::max<std::size_t>(scratch_bytes_, 1));
   ws->mems.resize(execs_.size());
   ws->exec_args.resize(execs_.size());
   for (std::size_t j = 0; j < execs_.size(); ++j) bind(j, *ws);

@@ -203,9 +203,11 @@ void string_token(const Located& loc, std::string_view s, std::size_t& i, std::s
   t.text = value;
 }
 
-std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t line, std::size_t max_identifier,
-                            std::deque<std::string>& decoded) {
-  std::vector<Token> out;
+// The tokens of one line into `out` (cleared first: a parser reuses one vector for every
+// line instead of growing a new one per line).
+void tokenize(const Located& loc, std::string_view s, std::size_t line, std::size_t max_identifier,
+              std::deque<std::string>& decoded, std::vector<Token>& out) {
+  out.clear();
   std::size_t i = 0;
   while (i < s.size()) {
     char c = s[i];
@@ -246,7 +248,6 @@ std::vector<Token> tokenize(const Located& loc, std::string_view s, std::size_t 
   end.kind = Tok::End;
   end.col = s.size() + 1;
   out.push_back(end);
-  return out;
 }
 
 // ---- expressions ----------------------------------------------------------------------
@@ -667,8 +668,10 @@ class Builder : public Located {
   std::size_t placeholders(const std::vector<Param>& params, const std::vector<Stmt>& stmts, std::size_t def_number);
   // The node of one statement, and the names it frees; `statements`: how many the body has.
   void emit(Stmt& s, std::size_t statements, const std::string& return_type);
-  std::vector<Token> tokens(const Line& l) const {
-    return tokenize(*this, l.text, l.number, limits_.max_identifier_bytes, decoded_);
+  // The tokens of `l`, in a vector the next call reuses (lines are handled one at a time).
+  const std::vector<Token>& tokens(const Line& l) {
+    tokenize(*this, l.text, l.number, limits_.max_identifier_bytes, decoded_, line_tokens_);
+    return line_tokens_;
   }
   void header_line(const Line& l, const std::vector<Token>& t);
   // header_line()'s statements and what they share.
@@ -715,6 +718,7 @@ class Builder : public Located {
   std::unordered_set<std::string, TransparentHash, std::equal_to<>> freed_;
   // String literals with escapes, decoded: tokens and expressions of every line view them.
   mutable std::deque<std::string> decoded_;
+  std::vector<Token> line_tokens_;  // tokens()'s result
 };
 
 [[noreturn]] void Builder::refuse_statement(const Line& l, const std::vector<Token>& t, const std::string& what) const {
@@ -871,7 +875,7 @@ std::string Builder::type_at(const Line& l, const std::vector<Token>& t, std::si
 }
 
 std::vector<Builder::Param> Builder::def_line(const Line& l, std::string& return_type) {
-  auto t = tokens(l);
+  const std::vector<Token>& t = tokens(l);
   std::size_t i = 0;
   auto expect = [&](Tok k, std::string_view text, const char* what) {
     if (t[i].kind != k || (!text.empty() && t[i].text != text)) fail(l.number, t[i].col, std::string("expected ") + what);
@@ -1326,7 +1330,7 @@ std::shared_ptr<Graph> Builder::build(std::string_view source) {
   bool returned = false;
   for (; i < lines.size(); ++i) {
     const Line& l = lines[i];
-    auto t = tokens(l);
+    const std::vector<Token>& t = tokens(l);
     if (t[0].kind == Tok::End) continue;
     if (l.text[0] != ' ' && l.text[0] != '\t') refuse_statement(l, t, "unexpected unindented line after 'def forward'");
     if (returned) fail(l.number, t[0].col, "statement after 'return'");
