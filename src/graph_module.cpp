@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "fxpack/codegen.hpp"
+#include "fxpack/content_hash.hpp"
 #include "fxpack/interpreter.hpp"
 #include "fxpack/ops.hpp"
 #include "fxpack/tracer.hpp"
@@ -141,6 +142,13 @@ std::uint64_t GraphModule::source_hash() const {
   if (!source_hash_memo_ || source_hash_memo_->first != now)
     source_hash_memo_.emplace(now, fxpack::source_hash(python_code(*graph_)));
   return source_hash_memo_->second;
+}
+
+std::uint64_t GraphModule::content_hash() const {
+  const std::uint64_t now = graph_->generation();
+  std::lock_guard lock(source_hash_mu_);
+  if (!content_hash_memo_ || content_hash_memo_->first != now) content_hash_memo_.emplace(now, fxpack::content_hash(*graph_));
+  return content_hash_memo_->second;
 }
 
 std::string GraphModule::print_readable(bool print_output) const {

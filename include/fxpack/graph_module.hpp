@@ -93,6 +93,10 @@ class GraphModule : public Module {
   // snapshot if the graph has not changed since (Graph::generation), or from an earlier call
   // for the same generation. Never recompiles.
   std::uint64_t source_hash() const;
+  // content_hash.hpp's content_hash of graph() as the graph is now — what a format 3 pickle
+  // stores — computed once per Graph::generation (saving an unchanged module again reads
+  // no node). Never generates code.
+  std::uint64_t content_hash() const;
   // torch 1.13's print_readable text; printed to stdout too when print_output is true.
   std::string print_readable(bool print_output = true) const;
   // fx's str(gm): module repr, code, and a reminder line.
@@ -158,6 +162,8 @@ class GraphModule : public Module {
   // source_hash()'s last answer when it had to generate the source: (generation, hash).
   mutable std::mutex source_hash_mu_;
   mutable std::optional<std::pair<std::uint64_t, std::uint64_t>> source_hash_memo_;
+  // content_hash()'s last answer: (generation, hash), under source_hash_mu_.
+  mutable std::optional<std::pair<std::uint64_t, std::uint64_t>> content_hash_memo_;
 };
 
 // The lazy flavour; a GraphModule with is_lazy() true. Exists so that code can say which
