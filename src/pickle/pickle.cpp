@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "fxpack/codegen.hpp"
+#include "fxpack/content_hash.hpp"
 #include "fxpack/detail/serialize.hpp"
 #include "fxpack/ops.hpp"
 
@@ -695,15 +696,18 @@ Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, Pickl
   }
 
   if (rec.has_source_hash && opt.source_hash_check != SourceHashCheck::Off) {
-    const auto mismatch = [stored = rec.source_hash, version = rec.codegen_version](std::uint64_t now) {
+    // Format 3 stores the graph's content hash, formats 1 and 2 the generated source's hash.
+    const bool content = rec.format_version >= 3;
+    const auto mismatch = [stored = rec.source_hash, version = rec.codegen_version, content](std::uint64_t now) {
       std::ostringstream msg;
-      msg << "pickle: the source rebuilt from the loaded graph (hash " << std::hex << now << std::dec
-          << ", codegen version " << kCodegenVersion << ") differs from the stored source hash " << std::hex << stored
-          << std::dec << " (codegen version " << version << ")";
+      msg << "pickle: the " << (content ? "content hash of the loaded graph (" : "source rebuilt from the loaded graph (hash ")
+          << std::hex << now << std::dec << ", codegen version " << kCodegenVersion << ") differs from the stored "
+          << (content ? "content" : "source") << " hash " << std::hex << stored << std::dec << " (codegen version "
+          << version << ")";
       return msg.str();
     };
     if (opt.source_hash_check == SourceHashCheck::AtLoad) {
-      std::uint64_t now = source_hash(python_code(*graph));
+      std::uint64_t now = content ? content_hash(*graph) : source_hash(python_code(*graph));
       report.rebuilt_source_hash = now;
       report.source_hash_matches = now == rec.source_hash;
       if (now != rec.source_hash) {
@@ -714,9 +718,10 @@ Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, Pickl
       // Compared when the first recompile generates the source anyway; a difference goes to
       // a copy of the loader's warning hook (LoadOptions::on_warning says it must stay
       // callable until then).
-      gm->set_source_check([stored = rec.source_hash, strict = opt.strict_source_hash, mismatch,
-                            hook = opt.on_warning](const std::string& src) {
-        const std::uint64_t now = source_hash(src);
+      // The check belongs to the module and dies with it: the raw pointer cannot dangle.
+      gm->set_source_check([stored = rec.source_hash, strict = opt.strict_source_hash, mismatch, content,
+                            hook = opt.on_warning, module = gm.get()](const std::string& src) {
+        const std::uint64_t now = content ? content_hash(module->graph()) : source_hash(src);
         if (now == stored) return;
         if (strict) throw FormatError(mismatch(now));
         emit_warning(hook, mismatch(now));

@@ -11,7 +11,8 @@
 // JSON field names (stable; changing one is a format version bump). The document is
 // {"fxpack_pickle": record}:
 //   record:   format_version, class_name, codegen_version, dialect (v2: "torch-1.13",
-//             "torch-2"), has_source_hash (0/1), source_hash, storages, tensors, root, nodes
+//             "torch-2"), has_source_hash (0/1), source_hash (v3: has_content_hash,
+//             content_hash), storages, tensors, root, nodes
 //   storage:  external (0/1), then base64 (the storage's bytes) or key and nbytes (a
 //             storage kept outside the pickle, e.g. as a package record)
 //   tensor:   dtype ("float32"...), shape [..], storage (index or -1 for undefined), offset
@@ -671,6 +672,8 @@ struct PickleRecord {
   std::string class_name;
   std::int64_t codegen_version = 0;
   std::uint8_t dialect = 0;  // v2: fxpack::Dialect; v1 graphs are 1.13's
+  // The stored hash: of the generated source (codegen.hpp's source_hash) in formats 1 and
+  // 2, of the graph's content (content_hash.hpp) from format 3 on.
   bool has_source_hash = false;
   std::uint64_t source_hash = 0;
   std::vector<StorageRecord> storages;
@@ -705,8 +708,9 @@ struct PickleRecord {
     str_field(ar, "class_name", class_name);
     i64_field(ar, "codegen_version", codegen_version);
     if (format_version >= 2) enum_field(ar, "dialect", dialect, kDialectNames, std::size(kDialectNames));
+    const bool content = format_version >= 3;  // the hash's field names say what it hashes
     std::uint8_t h = has_source_hash;
-    u8_field(ar, "has_source_hash", h);
+    u8_field(ar, content ? "has_content_hash" : "has_source_hash", h);
     has_source_hash = h != 0;
     if constexpr (kBinary<Ar>) {
       // fixed 8 bytes: a hash is uniformly distributed, a varint would only grow it
@@ -718,7 +722,7 @@ struct PickleRecord {
         else ar.save_binary(&source_hash, 8);
       }
     } else {
-      ar & nvp<Ar>("source_hash", source_hash);
+      ar & nvp<Ar>(content ? "content_hash" : "source_hash", source_hash);
     }
     {
       LoadContext& c = load_context();
