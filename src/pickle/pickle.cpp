@@ -312,7 +312,7 @@ void set_header_fields(PickleRecord& rec, const GraphModule& gm, bool store_sour
   rec.dialect = static_cast<std::uint8_t>(gm.graph().dialect());
   if (store_source_hash) {
     rec.has_source_hash = true;
-    rec.source_hash = gm.source_hash();
+    rec.source_hash = gm.content_hash();  // format 3: no source is generated to save
   }
 }
 }  // namespace
