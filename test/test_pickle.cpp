@@ -1045,3 +1045,25 @@ TEST_CASE("content hash: GraphModule::content_hash follows the graph's edits") {
   CHECK(l.report.stored_source_hash == gm->content_hash());
   CHECK(l.report.source_hash_matches == std::optional<bool>(true));
 }
+
+TEST_CASE("pickle: node references far back, and in meta to later nodes") {
+  // The saver finds recent nodes without a map of all of them; references further back and
+  // meta references to later nodes take the other path. A meta reference is stored as the
+  // distance back from the node holding the meta, as args are.
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* y = x;
+  std::vector<Node*> chain;
+  for (int i = 0; i < 40; ++i) chain.push_back(y = g->call_method("sin", {y}));
+  Node* far = g->call_function("operator.add", {y, x});          // 41 back
+  Node* mid = g->call_function("operator.add", {far, chain[3]});  // 38 back
+  chain[1]->meta().set("later", mid);                            // forward, in meta
+  g->output(Tuple{{mid, x}});
+  auto gm = make_graph_module(std::make_shared<Module>(), g, {.graph_module_cls = GraphModuleClass::Lazy});
+  for (auto f : kFormats) {
+    CAPTURE(pk::format_name(f));
+    auto back = pk::loads(pk::dumps(*gm, f), quiet_checked());
+    check_same_graph(*g, back->graph());
+  }
+}

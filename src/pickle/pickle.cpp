@@ -615,7 +615,7 @@ class Builder {
     for (const auto& [index, meta] : pending_meta_) {
       const auto i = index;  // a lambda may not capture a structured binding before C++20's P1091 (clang 14)
       for (const auto& e : meta)
-        nodes_[i]->meta().set(e.key, value(e.value, nodes_.size(), [&] {
+        nodes_[i]->meta().set(e.key, value(e.value, i, [&] {
           return "nodes[" + std::to_string(i) + "] " + quote(nodes_[i]->name()) + " meta " + quote(e.key);
         }));
     }
