@@ -5,6 +5,7 @@
 #include "fxpack/quote.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -196,7 +197,7 @@ class Saver {
         const Node* n = std::get<Node*>(var);
         if (in_module_) throw GraphError("pickle: a module attribute holds a reference to node '" +
                                     (n ? n->name() : "<null>") + "'; only node args, kwargs and meta may");
-        const auto index = node_index_.find(n);
+        const auto index = index_of(n);
         if (!index)
           throw GraphError("pickle: node '" + (current_ ? current_->name() : "") + "' references node '" + (n ? n->name() : "<null>") +
                       "', which is not in the graph being saved");
@@ -244,11 +245,10 @@ class Saver {
   // Before anything is written: each node's index, the table of targets and the tensors
   // that node values hold, all of which the archive holds before the nodes.
   void index_graph(const Graph& g) {
-    node_index_.reserve(g.size());
+    graph_ = &g;
     node_target_.reserve(g.size());
     std::unordered_map<std::string_view, std::uint64_t> target_index;
     for (const Node* n : g) {
-      node_index_.try_emplace(n, node_index_.size());
       auto [it, inserted] = target_index.try_emplace(n->target(), rec_.targets.size());
       if (inserted) rec_.targets.push_back(n->target());
       node_target_.push_back(it->second);
@@ -270,10 +270,25 @@ class Saver {
     for (const Value& a : n->args()) nr.args.push_back(value(a));
     if (!n->kwargs().items.empty()) nr.kwargs = dict(n->kwargs());
     if (!n->meta().empty()) nr.meta = dict(n->meta().entries());
+    recent_[cur_ % kRecent] = n;
     ++cur_;
   }
 
  private:
+  // The position of `n` in the graph being saved (none: another graph's node). References
+  // nearly always name one of the last few nodes: those are found among the recent ones,
+  // without a map of every node (a cache miss per lookup at 10^6 nodes); the map is built
+  // on the first reference further back.
+  std::optional<std::uint64_t> index_of(const Node* n) {
+    for (std::uint64_t d = 1; d <= std::min<std::uint64_t>(cur_, kRecent); ++d)
+      if (recent_[(cur_ - d) % kRecent] == n) return cur_ - d;
+    if (node_index_.size() == 0) {
+      node_index_.reserve(graph_->size());
+      for (const Node* m : *graph_) node_index_.try_emplace(m, node_index_.size());
+    }
+    return node_index_.find(n);
+  }
+
   // index_graph() registers the tensors of node values in the order value() meets them;
   // value() then refers to them in the same order.
   void collect_tensors(const Value& v) {
@@ -293,7 +308,10 @@ class Saver {
   PickleRecord& rec_;
   const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
   std::unordered_map<const Storage*, std::uint64_t> storage_index_;
-  fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;
+  const Graph* graph_ = nullptr;  // the graph being saved (index_graph)
+  static constexpr std::uint64_t kRecent = 16;
+  std::array<const Node*, kRecent> recent_{};  // node i at i % kRecent, for index_of
+  fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;  // built when first needed
   std::vector<std::uint64_t> node_target_;  // per node: its index in rec_.targets
   std::uint64_t node_tensors_ = 0;          // tensors registered by index_graph (the first ones)
   std::uint64_t next_node_tensor_ = 0;      // the next of them value() meets
@@ -854,11 +872,17 @@ class StringSink : public std::streambuf {
   std::string& s_;
 };
 
-// The archive after the header line.
-std::string body_of(const GraphModule& m, const DumpOptions& o) {
-  if (static_cast<int>(o.format) >= kPickleFormatCount)
-    throw ValueError("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(o.format)));
-  std::string body;
+void check_format(PickleFormat f) {
+  if (static_cast<int>(f) >= kPickleFormatCount)
+    throw ValueError("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(f)));
+}
+
+// The archive after the header line, appended to `body`.
+void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
+  check_format(o.format);
+  // About 20 bytes a node in portable-binary: room for them up front, so that the string
+  // is not copied as it grows (pages not written are never touched).
+  body.reserve(body.size() + 32 * m.graph().size() + 256);
   StringSink sink(body);
   std::ostream out(&sink);
   // The nodes are converted one at a time as the archive writes them.
@@ -867,7 +891,6 @@ std::string body_of(const GraphModule& m, const DumpOptions& o) {
     else detail::write_cereal(out, rec, o.format);
   });
   if (!out) throw IoError("pickle: writing the pickle failed");
-  return body;
 }
 
 // JSON is parsed recursively by rapidjson: refuse nesting deeper than the limits allow
@@ -944,14 +967,21 @@ std::string dumps(const GraphModule& module, PickleFormat format) {
   return dumps(module, DumpOptions{.format = format});
 }
 std::string dumps(const GraphModule& module, const DumpOptions& options) {
-  std::string body = body_of(module, options);
-  return header_line(options.format, body) + body;
+  // The header line's length is fixed per format: its place is kept, the body written after
+  // it and the line filled in last, so the body is never copied.
+  check_format(options.format);
+  const std::size_t header_size = header_line(options.format, {}).size();
+  std::string out(header_size, '\n');
+  write_body(module, options, out);
+  out.replace(0, header_size, header_line(options.format, std::string_view(out).substr(header_size)));
+  return out;
 }
 void dump(const GraphModule& module, std::ostream& out, PickleFormat format) {
   dump(module, out, DumpOptions{.format = format});
 }
 void dump(const GraphModule& module, std::ostream& out, const DumpOptions& options) {
-  std::string body = body_of(module, options);
+  std::string body;
+  write_body(module, options, body);
   out << header_line(options.format, body) << body;
   if (!out) throw IoError("pickle: writing the pickle failed");
 }
