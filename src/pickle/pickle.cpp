@@ -127,10 +127,34 @@ std::string base64_decode(const std::string& in) {
 // Live objects -> records.
 namespace {
 
+// The table of distinct node targets, each once, and the index of each target in it. A
+// graph uses a few targets over and over: the last few found are compared first, before
+// the hash map (whose hashing of every node's target was a tenth of a dump).
+class TargetIndex {
+ public:
+  explicit TargetIndex(std::vector<std::string>& table) : table_(table) {}
+  std::uint64_t index(const std::string& target) {
+    for (std::size_t k = 0; k < std::min(next_, recent_.size()); ++k)
+      if (recent_[k].first == target) return recent_[k].second;
+    auto [it, inserted] = map_.try_emplace(target, table_.size());
+    if (inserted) table_.push_back(target);
+    recent_[next_++ % recent_.size()] = {it->first, it->second};
+    return it->second;
+  }
+
+ private:
+  std::vector<std::string>& table_;
+  std::unordered_map<std::string_view, std::uint64_t> map_;  // views of the graph's targets
+  std::array<std::pair<std::string_view, std::uint64_t>, 8> recent_{};
+  std::size_t next_ = 0;
+};
+
 class Saver {
  public:
-  Saver(PickleRecord& rec, const std::function<std::string(const std::shared_ptr<Storage>&)>& sink)
-      : rec_(rec), sink_(sink) {}
+  // `targets_inline`: node records carry their target string (JSON), not only its index.
+  Saver(PickleRecord& rec, const std::function<std::string(const std::shared_ptr<Storage>&)>& sink,
+        bool targets_inline = true)
+      : rec_(rec), sink_(sink), targets_inline_(targets_inline) {}
 
   std::uint64_t tensor(const Tensor& t) {
     TensorRecord tr;
@@ -247,11 +271,9 @@ class Saver {
   void index_graph(const Graph& g) {
     graph_ = &g;
     node_target_.reserve(g.size());
-    std::unordered_map<std::string_view, std::uint64_t> target_index;
+    TargetIndex targets(rec_.targets);
     for (const Node* n : g) {
-      auto [it, inserted] = target_index.try_emplace(n->target(), rec_.targets.size());
-      if (inserted) rec_.targets.push_back(n->target());
-      node_target_.push_back(it->second);
+      node_target_.push_back(targets.index(n->target()));
       for (const Value& a : n->args()) collect_tensors(a);
       for (const auto& [k, v] : n->kwargs().items) collect_tensors(v);
       for (const auto& [k, v] : n->meta().entries().items) collect_tensors(v);
@@ -263,7 +285,7 @@ class Saver {
     current_ = n;
     nr.op = static_cast<std::uint8_t>(n->op());
     nr.name = n->name();
-    nr.target = n->target();
+    if (targets_inline_) nr.target = n->target();
     nr.target_index = node_target_[cur_];
     nr.type = n->type();
     nr.args.reserve(n->args().size());
@@ -307,6 +329,7 @@ class Saver {
 
   PickleRecord& rec_;
   const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
+  bool targets_inline_;
   std::unordered_map<const Storage*, std::uint64_t> storage_index_;
   const Graph* graph_ = nullptr;  // the graph being saved (index_graph)
   static constexpr std::uint64_t kRecent = 16;
@@ -350,10 +373,10 @@ PickleRecord to_record(const GraphModule& gm, bool store_source_hash,
 
 void save_streaming(const GraphModule& gm, bool store_source_hash,
                     const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink,
-                    const std::function<void(const PickleRecord&)>& write) {
+                    bool targets_inline, const std::function<void(const PickleRecord&)>& write) {
   PickleRecord rec;
   set_header_fields(rec, gm, store_source_hash);
-  Saver s(rec, storage_sink);
+  Saver s(rec, storage_sink, targets_inline);
   s.index_graph(gm.graph());
   rec.root = s.module(gm, "Module");
   rec.node_count = gm.graph().size();
@@ -860,7 +883,8 @@ class StringSink : public std::streambuf {
 
  protected:
   std::streamsize xsputn(const char* p, std::streamsize n) override {
-    s_.append(p, static_cast<std::size_t>(n));
+    if (n == 1) s_.push_back(*p);  // most fields of a binary archive are one byte
+    else s_.append(p, static_cast<std::size_t>(n));
     return n;
   }
   int_type overflow(int_type c) override {
@@ -886,7 +910,8 @@ void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
   StringSink sink(body);
   std::ostream out(&sink);
   // The nodes are converted one at a time as the archive writes them.
-  detail::save_streaming(m, o.store_source_hash, o.storage_sink, [&](const detail::PickleRecord& rec) {
+  detail::save_streaming(m, o.store_source_hash, o.storage_sink, o.format == PickleFormat::Json,
+                         [&](const detail::PickleRecord& rec) {
     if (is_boost(o.format)) detail::write_boost(out, rec, o.format);
     else detail::write_cereal(out, rec, o.format);
   });
