@@ -314,6 +314,17 @@ void bytes_field(Ar& ar, const char* name, std::string& s, std::uint64_t max, bo
     }
   } else {
     std::uint64_t n = s.size();
+    if constexpr (kCerealBinary<Ar> && !kLoading<Ar>) {
+      // A short string (a node's name) goes out with its length in one write: a write
+      // through the archive's stream is a virtual call, and a node has a few of them.
+      if (n < 128) {
+        char buf[128];
+        buf[0] = static_cast<char>(n);  // a varint of one byte
+        std::memcpy(buf + 1, s.data(), n);
+        ar.template saveBinary<1>(buf, static_cast<std::streamsize>(n + 1));
+        return;
+      }
+    }
     if constexpr (kBoost<Ar> && !kBinary<Ar>) {
       // text/xml: the length as its own item, the bytes as a base64 binary object.
       std::string len_name = std::string(name) + "_len";
