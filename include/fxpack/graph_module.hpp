@@ -88,11 +88,6 @@ class GraphModule : public Module {
 
   // The generated source (fx's `gm.code`).
   std::string code();
-  // codegen.hpp's source_hash of python_code(graph()) as the graph is now — what a pickle
-  // stores — without generating the source again when it is known: from the compiled
-  // snapshot if the graph has not changed since (Graph::generation), or from an earlier call
-  // for the same generation. Never recompiles.
-  std::uint64_t source_hash() const;
   // content_hash.hpp's content_hash of graph() as the graph is now — what a format 3 pickle
   // stores — computed once per Graph::generation (saving an unchanged module again reads
   // no node). Never generates code.
@@ -159,10 +154,8 @@ class GraphModule : public Module {
   std::atomic<std::shared_ptr<const Compiled>> compiled_;
   std::atomic<std::uint64_t> recompiles_{0};
   SourceCheck source_check_;  // guarded by recompile_mu_
-  // source_hash()'s last answer when it had to generate the source: (generation, hash).
-  mutable std::mutex source_hash_mu_;
-  mutable std::optional<std::pair<std::uint64_t, std::uint64_t>> source_hash_memo_;
-  // content_hash()'s last answer: (generation, hash), under source_hash_mu_.
+  // content_hash()'s last answer: (generation, hash).
+  mutable std::mutex content_hash_mu_;
   mutable std::optional<std::pair<std::uint64_t, std::uint64_t>> content_hash_memo_;
 };
 
