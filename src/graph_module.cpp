@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "fxpack/codegen.hpp"
+#include "fxpack/content_hash.hpp"
 #include "fxpack/interpreter.hpp"
 #include "fxpack/ops.hpp"
 #include "fxpack/tracer.hpp"
@@ -133,14 +134,11 @@ std::shared_ptr<const GraphModule::Compiled> GraphModule::compiled() {
 
 std::string GraphModule::code() { return compiled()->code; }
 
-std::uint64_t GraphModule::source_hash() const {
+std::uint64_t GraphModule::content_hash() const {
   const std::uint64_t now = graph_->generation();
-  if (auto c = compiled_.load(std::memory_order_acquire); c && c->graph_generation == now)
-    return fxpack::source_hash(c->code);
-  std::lock_guard lock(source_hash_mu_);
-  if (!source_hash_memo_ || source_hash_memo_->first != now)
-    source_hash_memo_.emplace(now, fxpack::source_hash(python_code(*graph_)));
-  return source_hash_memo_->second;
+  std::lock_guard lock(content_hash_mu_);
+  if (!content_hash_memo_ || content_hash_memo_->first != now) content_hash_memo_.emplace(now, fxpack::content_hash(*graph_));
+  return content_hash_memo_->second;
 }
 
 std::string GraphModule::print_readable(bool print_output) const {

@@ -359,7 +359,7 @@ TEST_CASE("cli: inspect describes fxpack packages, torch.package archives and pi
   spit(scratch() / "mlp.json.pkl", pickle::dumps(*gm, pickle::PickleFormat::Json));
   auto p = fxpack_cli({"inspect", "mlp.json.pkl"}, scratch());
   CHECK(p.status == 0);
-  CHECK(contains(p.out, "format: fxpack pickle, json v2"));
+  CHECK(contains(p.out, "format: fxpack pickle, json v3"));
   CHECK(contains(p.out, "class: MLP"));
 }
 
@@ -716,7 +716,7 @@ TEST_CASE("cli: convert between pickle formats, packages and torch.package archi
     const fs::path pkl = dir / (std::string("sc.") + fmt + ".pkl");
     auto r = fxpack_cli({"convert", src.string(), pkl.string(), "--format", fmt});
     CHECK(r.status == 0);
-    CHECK(slurp(pkl).starts_with(std::string("fxpack.pickle ") + fmt + " 2 "));
+    CHECK(slurp(pkl).starts_with(std::string("fxpack.pickle ") + fmt + " 3 "));
     check_runs(pkl);
     const fs::path back = dir / "back" / "small_convnet.fxpkg";
     CHECK(fxpack_cli({"convert", pkl.string(), back.string()}).status == 0);

@@ -397,7 +397,7 @@ TEST_CASE("docs: README pickles, packages, make_fx and compile") {
     PackageImporter copied("model.fxpkg", {.mode = LoadMode::Copy});  // maps nothing
     CHECK(back->needs_recompile());
     CHECK_FALSE(copied.load_pickle("model", "model.pkl")->get_tensor("fc1.weight").storage()->borrowed());
-    CHECK(text.starts_with("fxpack.pickle json 2 "));
+    CHECK(text.starts_with("fxpack.pickle json 3 "));
     CHECK(allclose((*loaded)(x).tensor(), (*gm)(x).tensor(), 0, 0));
   }
   {

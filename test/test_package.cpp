@@ -409,7 +409,7 @@ TEST_CASE("package: the manifest lists what each pickle needs and is checked on 
     auto m = reader.read("archive/.data/manifest");
     CHECK(std::string(reinterpret_cast<const char*>(m.data()), m.size()) ==
           "fxpack.manifest 1\n"
-          "pickle model/model.pkl 2\n"
+          "pickle model/model.pkl 3\n"
           "function torch.frobnicate\n"
           "function torch.relu\n"
           "method wiggle\n");
@@ -741,7 +741,7 @@ TEST_CASE("package: Archive opens every kind by content") {
   CHECK(torch.load("model/model.pkl").module->code() == gm->code());
   Archive bare = Archive::open(dir / "p.bin");
   CHECK(bare.kind() == ArchiveKind::Pickle);
-  CHECK(bare.format_description() == "fxpack pickle, json v2");
+  CHECK(bare.format_description() == "fxpack pickle, json v3");
   CHECK(bare.pickles() == std::vector<std::string>{""});
   auto loaded = bare.load("");
   CHECK(loaded.report.has_value());

@@ -210,9 +210,10 @@ std::string crc_hex(std::string_view body) {
   return buf;
 }
 
-// A format 2 pickle of `body`, with the body's checksum in the header.
+// A pickle of `body` in the current format version, with the body's checksum in the header.
 std::string with_header(pk::PickleFormat f, const std::string& body) {
-  return "fxpack.pickle " + std::string(pk::format_name(f)) + " 2 " + crc_hex(body) + "\n" + body;
+  return "fxpack.pickle " + std::string(pk::format_name(f)) + " " + std::to_string(pk::kFormatVersion) + " " +
+         crc_hex(body) + "\n" + body;
 }
 
 // The same pickle with its header's checksum recomputed: damage made to test the checks
@@ -345,43 +346,52 @@ TEST_CASE("pickle: dirty after load, exactly one rebuild on first use") {
   CHECK(GraphModule::total_recompile_count() == before + 1);
 }
 
-TEST_CASE("pickle: source hash mismatch is reported, never silent") {
+// `json` with its stored hash (the field `field`) replaced by 12345, resealed.
+std::string with_wrong_hash(std::string json, const std::string& field) {
+  auto pos = json.find("\"" + field + "\": ");
+  REQUIRE(pos != std::string::npos);
+  pos += field.size() + 4;
+  json.replace(pos, json.find_first_not_of("0123456789", pos) - pos, "12345");
+  return resealed(json);
+}
+
+TEST_CASE("pickle: a wrong stored hash is reported, never silent (format 3: content hash; 2: source hash)") {
   auto lazy_mode = use_lazy_graph_module(true);  // eager construction of traced modules is not what is tested here
   auto gm = fxpack::testing::trace_reference("seed_sin");
-  std::string json = pk::dumps(*gm, pk::PickleFormat::Json);
-  auto pos = json.find("\"source_hash\": ");
-  REQUIRE(pos != std::string::npos);
-  pos += 15;
-  auto end = json.find_first_not_of("0123456789", pos);
-  json.replace(pos, end - pos, "12345");
-  json = resealed(json);
-  std::vector<std::string> warnings;
-  pk::LoadOptions o;
-  o.on_warning = [&](const std::string& w) { warnings.push_back(w); };
-  o.source_hash_check = pk::SourceHashCheck::AtLoad;
-  auto l = pk::loads_with_report(json, o);
-  CHECK(l.report.source_hash_matches == std::optional<bool>(false));
-  CHECK(l.report.stored_source_hash == 12345);
-  REQUIRE(warnings.size() == 1);
-  CHECK(warnings[0].find("differs from the stored source hash") != std::string::npos);
-  o.strict_source_hash = true;
-  CHECK(load_error(json, o).find("differs from the stored source hash") != std::string::npos);
+  struct Case {
+    std::string json;
+    std::uint32_t version;
+    std::string kind;  // what the stored hash is of
+  };
+  const auto v2 = fxpack::testing::fixtures_dir() / "pickle" / "v2" / "seed_sin.json.pkl";
+  for (const Case& c : {Case{with_wrong_hash(pk::dumps(*gm, pk::PickleFormat::Json), "content_hash"), 3, "content"},
+                        Case{with_wrong_hash(fxpack::testing::read_file(v2), "source_hash"), 2, "source"}}) {
+    CAPTURE(c.version);
+    std::vector<std::string> warnings;
+    pk::LoadOptions o;
+    o.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+    o.source_hash_check = pk::SourceHashCheck::AtLoad;
+    auto l = pk::loads_with_report(c.json, o);
+    CHECK(l.report.format_version == c.version);
+    CHECK(l.report.source_hash_matches == std::optional<bool>(false));
+    CHECK(l.report.stored_source_hash == 12345);
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("differs from the stored " + c.kind + " hash 3039 (codegen version") != std::string::npos);
+    o.strict_source_hash = true;
+    CHECK(load_error(c.json, o).find("differs from the stored " + c.kind + " hash") != std::string::npos);
+  }
   // Without a stored hash there is nothing to compare, and the report says so.
+  pk::LoadOptions o = quiet_checked();
   auto nohash = pk::loads_with_report(pk::dumps(*gm, pk::DumpOptions{.store_source_hash = false}), o);
   CHECK_FALSE(nohash.report.has_source_hash);
   CHECK_FALSE(nohash.report.source_hash_matches.has_value());
 }
 
-TEST_CASE("pickle: by default the source hash is compared by the first recompile, before its code is used") {
+TEST_CASE("pickle: by default the stored hash is compared by the first recompile, before its code is used") {
   auto lazy_mode = use_lazy_graph_module(true);
   auto gm = fxpack::testing::trace_reference("seed_sin");
   const std::string good = pk::dumps(*gm, pk::PickleFormat::Json);
-  std::string json = good;
-  auto pos = json.find("\"source_hash\": ");
-  REQUIRE(pos != std::string::npos);
-  pos += 15;
-  json.replace(pos, json.find_first_not_of("0123456789", pos) - pos, "12345");
-  json = resealed(json);
+  const std::string json = with_wrong_hash(good, "content_hash");
   // Strict: the load succeeds without generating code; every use fails and nothing is installed.
   pk::LoadOptions strict = quiet();
   strict.strict_source_hash = true;
@@ -390,7 +400,7 @@ TEST_CASE("pickle: by default the source hash is compared by the first recompile
   CHECK(GraphModule::total_recompile_count() == before);
   CHECK_FALSE(l.report.source_hash_matches.has_value());
   for (int attempt = 0; attempt < 2; ++attempt) {
-    CHECK_THROWS_WITH_AS(l.module->code(), doctest::Contains("differs from the stored source hash 3039"), FormatError);
+    CHECK_THROWS_WITH_AS(l.module->code(), doctest::Contains("differs from the stored content hash 3039"), FormatError);
     CHECK(l.module->needs_recompile());
     CHECK(l.module->recompile_count() == 0);
   }
@@ -408,7 +418,7 @@ TEST_CASE("pickle: by default the source hash is compared by the first recompile
   CHECK(warnings->empty());
   CHECK(warned->code() == gm->code());
   REQUIRE(warnings->size() == 1);
-  CHECK(warnings->front().find("differs from the stored source hash 3039") != std::string::npos);
+  CHECK(warnings->front().find("differs from the stored content hash 3039") != std::string::npos);
   (void)warned->code();
   CHECK(warnings->size() == 1);
   // Without a hook: one line on stderr.
@@ -418,8 +428,8 @@ TEST_CASE("pickle: by default the source hash is compared by the first recompile
   std::string code = printed->code();
   std::cerr.rdbuf(saved);
   CHECK(code == gm->code());
-  CHECK(err.str().starts_with("fxpack: warning: pickle: the source rebuilt"));
-  CHECK(err.str().find("differs from the stored source hash 3039") != std::string::npos);
+  CHECK(err.str().starts_with("fxpack: warning: pickle: the content hash of the loaded graph"));
+  CHECK(err.str().find("differs from the stored content hash 3039") != std::string::npos);
   // Off: nothing compared.
   pk::LoadOptions off = strict;
   off.source_hash_check = pk::SourceHashCheck::Off;
@@ -486,7 +496,7 @@ TEST_CASE("pickle: golden fixtures of every format version load forever") {
       }
     }
   }
-  CHECK(loaded >= 22);  // mlp and small_convnet in five formats, and the seed sin module, per version
+  CHECK(loaded >= 33);  // mlp and small_convnet in five formats, and the seed sin module, per version
   // What format 2 added: the typed example in every format.
   auto typed = fxpack::testing::typed_example();
   const std::string code =
@@ -499,17 +509,20 @@ TEST_CASE("pickle: golden fixtures of every format version load forever") {
       "    float_1 = half.float();  float_1 = None\n"
       "    return (stochastic_depth, n, (half, bf16, i32, i8, i16))\n    ";
   CHECK(python_code(typed->graph()) == code);
-  for (auto f : kFormats) {
-    auto path = fxpack::testing::fixtures_dir() / "pickle" / "v2" / ("typed." + std::string(pk::format_name(f)) + ".pkl");
-    CAPTURE(path.string());
-    auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet_checked());
-    CHECK(l.report.format_version == 2);
-    CHECK(l.report.source_hash_matches == std::optional<bool>(true));
-    CHECK(l.module->graph().dialect() == Dialect::Torch2);
-    check_same_graph(typed->graph(), l.module->graph());
-    check_same_module(*typed, *l.module);
-    CHECK(l.module->code() == code);
-    CHECK(l.module->get_tensor("i16").to_doubles() == std::vector<double>{300, 300});
+  for (std::uint32_t version = 2; version <= pk::kFormatVersion; ++version) {
+    for (auto f : kFormats) {
+      auto path = fxpack::testing::fixtures_dir() / "pickle" / ("v" + std::to_string(version)) /
+                  ("typed." + std::string(pk::format_name(f)) + ".pkl");
+      CAPTURE(path.string());
+      auto l = pk::loads_with_report(fxpack::testing::read_file(path), quiet_checked());
+      CHECK(l.report.format_version == version);
+      CHECK(l.report.source_hash_matches == std::optional<bool>(true));
+      CHECK(l.module->graph().dialect() == Dialect::Torch2);
+      check_same_graph(typed->graph(), l.module->graph());
+      check_same_module(*typed, *l.module);
+      CHECK(l.module->code() == code);
+      CHECK(l.module->get_tensor("i16").to_doubles() == std::vector<double>{300, 300});
+    }
   }
 }
 
@@ -535,11 +548,11 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
   cases.push_back({"no newline", "fxpack.pickle json 1", "header line not terminated"});
   cases.push_back({"unknown format", "fxpack.pickle zip 1\n", "unknown pickle format 'zip'"});
   cases.push_back({"newer version", "fxpack.pickle portable-binary 7\n" + good.substr(good.find('\n') + 1),
-                   "pickle format version 7 is newer than this build supports (2)"});
+                   "pickle format version 7 is newer than this build supports (3)"});
   {
     auto r = base();
     r.format_version = 7;
-    cases.push_back({"newer version inside", pickle_of(r), "pickle format version 7 is newer than this build supports (2)"});
+    cases.push_back({"newer version inside", pickle_of(r), "pickle format version 7 is newer than this build supports (3)"});
   }
   cases.push_back({"truncated", good.substr(0, good.size() - 1), "truncated portable-binary archive"});
   cases.push_back({"truncated in a string", good.substr(0, good.size() - 5), "name: count 6 exceeds the remaining input (5 bytes) (at nodes[2]"});
@@ -689,7 +702,7 @@ TEST_CASE("pickle: the header's CRC-32 refuses a flipped weight byte") {
   for (auto f : kFormats) {
     CAPTURE(std::string(pk::format_name(f)));
     std::string good = pk::dumps(*gm, f);
-    CHECK(good.starts_with("fxpack.pickle " + std::string(pk::format_name(f)) + " 2 "));
+    CHECK(good.starts_with("fxpack.pickle " + std::string(pk::format_name(f)) + " 3 "));
     // The first weight of fc1, as the archive holds it (raw, base64 or bit patterns): flip
     // one bit of the last byte before the end instead, which lies in a storage or node.
     std::string bad = good;
@@ -885,5 +898,172 @@ TEST_CASE("pickle: a JSON zero of more digits than a double has is refused, not 
     }
     CHECK(message.find("is a zero of") == std::string::npos);
     CHECK_FALSE(message.empty());
+  }
+}
+
+namespace {
+
+// One graph holding every field code generation reads, each value kind among the args of
+// node `zoo`; an edit changes one thing of it.
+struct HashGraph {
+  Dialect dialect = Dialect::Torch1_13;
+  Op w_op = Op::GetAttr;
+  std::string f_name = "f", f_target = "torch.add", f_type;
+  bool wrapped = false;
+  Dict kwargs{{{"alpha", Value(2)}}};
+  bool swap_order = false;  // h made before f
+  // Changes the zoo's args (x, y: the placeholders).
+  std::function<void(std::vector<Value>&, Node* x, Node* y)> zoo_edit{};
+  // Changes the meta of the finished graph.
+  std::function<void(Graph&)> meta_edit{};
+
+  std::shared_ptr<Graph> build() const {
+    auto g = std::make_shared<Graph>(dialect);
+    Node* x = g->placeholder("x");
+    Node* y = g->placeholder("y");
+    Node* w = g->create_node(w_op, "w", {}, {}, "w");
+    Node* h = nullptr;
+    if (swap_order) h = g->call_function("torch.relu", {y});
+    Node* f = g->create_node(Op::CallFunction, f_target, {x, w}, kwargs, f_name);
+    if (!swap_order) h = g->call_function("torch.relu", {y});
+    if (!f_type.empty()) f->set_type(f_type);
+    if (wrapped) f->meta().set("is_wrapped", true);
+    Slice s;
+    s.start = 1;
+    s.nodes[1] = y;
+    std::vector<Value> zoo = {x, None{}, true, 3, 1.5, 0.0, "s", DType::Float32, Device{"cpu", 0}, Layout::Strided,
+                              MemoryFormat::Contiguous, s, List{{x, 1}}, Tuple{{x}}, Dict{{{"k", Value(1)}}},
+                              Tensor::from_vector(std::vector<float>{1, 2}, Shape{2}), Ellipsis{}};
+    if (zoo_edit) zoo_edit(zoo, x, y);
+    Node* z = g->call_function("foo.bar", std::move(zoo));
+    g->output(Tuple{{f, h, z}});
+    if (meta_edit) meta_edit(*g);
+    return g;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("content hash: every field code generation reads changes it; nothing else does") {
+  const auto g0 = HashGraph{}.build();
+  const std::string code0 = python_code(*g0);
+  const std::uint64_t h0 = content_hash(*g0);
+  CHECK(content_hash(*HashGraph{}.build()) == h0);  // a function of the graph alone
+  std::vector<std::pair<std::string, HashGraph>> edits;
+  const auto edit = [&](const std::string& what, const std::function<void(HashGraph&)>& change) {
+    HashGraph g;
+    change(g);
+    edits.emplace_back(what, std::move(g));
+  };
+  edit("dialect", [](HashGraph& g) { g.dialect = Dialect::Torch2; });
+  edit("op", [](HashGraph& g) { g.w_op = Op::CallModule; });
+  edit("name", [](HashGraph& g) { g.f_name = "f2"; });
+  edit("target", [](HashGraph& g) { g.f_target = "torch.sub"; });
+  edit("type", [](HashGraph& g) { g.f_type = "torch.Tensor"; });
+  edit("is_wrapped", [](HashGraph& g) { g.wrapped = true; });
+  edit("node order", [](HashGraph& g) { g.swap_order = true; });
+  edit("kwarg key", [](HashGraph& g) { g.kwargs = Dict{{{"beta", Value(2)}}}; });
+  edit("kwarg value", [](HashGraph& g) { g.kwargs = Dict{{{"alpha", Value(3)}}}; });
+  edit("kwarg count", [](HashGraph& g) { g.kwargs = Dict{{{"alpha", Value(2)}, {"beta", Value(2)}}}; });
+  // Each zoo value changed in what repr() prints of it (i: its place in the zoo).
+  const auto zoo = [&](const std::string& what, std::size_t i, std::function<Value(Node*, Node*)> v) {
+    edit("zoo " + what, [i, v](HashGraph& g) {
+      g.zoo_edit = [i, v](std::vector<Value>& z, Node* x, Node* y) { z[i] = v(x, y); };
+    });
+  };
+  const auto same = [](Value v) { return [v](Node*, Node*) { return v; }; };
+  zoo("node reference", 0, [](Node*, Node* y) { return Value(y); });
+  zoo("none", 1, same(0));
+  zoo("bool", 2, same(false));
+  zoo("int", 3, same(4));
+  zoo("double", 4, same(2.5));
+  zoo("double -0.0", 5, same(-0.0));
+  zoo("string", 6, same("t"));
+  zoo("dtype", 7, same(DType::Float64));
+  zoo("device type", 8, same(Device{"meta", 0}));
+  zoo("device index", 8, same(Device{"cpu", 1}));
+  zoo("layout", 9, same(None{}));
+  zoo("memory format", 10, same(MemoryFormat::ChannelsLast));
+  zoo("slice int part", 11, [](Node*, Node* y) {
+    Slice s;
+    s.start = 2;
+    s.nodes[1] = y;
+    return Value(s);
+  });
+  zoo("slice node part", 11, [](Node* x, Node*) {
+    Slice s;
+    s.start = 1;
+    s.nodes[1] = x;
+    return Value(s);
+  });
+  zoo("slice none part", 11, [](Node*, Node* y) {
+    Slice s;
+    s.nodes[1] = y;
+    return Value(s);
+  });
+  zoo("list -> tuple", 12, [](Node* x, Node*) { return Value(Tuple{{x, 1}}); });
+  zoo("list item", 12, [](Node* x, Node*) { return Value(List{{x, 2}}); });
+  zoo("tuple length", 13, [](Node* x, Node*) { return Value(Tuple{{x, x}}); });
+  zoo("dict key", 14, same(Dict{{{"j", Value(1)}}}));
+  zoo("dict value", 14, same(Dict{{{"k", Value(2)}}}));
+  zoo("tensor data", 15, same(Tensor::from_vector(std::vector<float>{1, 3}, Shape{2})));
+  zoo("tensor dtype", 15, same(Tensor::from_vector(std::vector<double>{1, 2}, Shape{2})));
+  zoo("tensor shape", 15, same(Tensor::from_vector(std::vector<float>{1, 2}, Shape{1, 2})));
+  zoo("ellipsis", 16, same(None{}));
+  edit("arg count", [](HashGraph& g) { g.zoo_edit = [](std::vector<Value>& z, Node*, Node*) { z.push_back(1); }; });
+  for (const auto& e : edits) {
+    CAPTURE(e.first);
+    const auto g = e.second.build();
+    REQUIRE(python_code(*g) != code0);  // the edit shows in the generated code...
+    CHECK(content_hash(*g) != h0);      // ...so the hash sees it
+  }
+  // Meta that codegen does not read (is_wrapped only counts on call_function nodes).
+  for (const std::string key : {"stack_trace", "val", "is_wrapped"}) {
+    CAPTURE(key);
+    HashGraph g;
+    g.meta_edit = [key](Graph& graph) {
+      for (Node* n : graph)
+        if (key != "is_wrapped" || n->op() != Op::CallFunction) n->meta().set(key, true);
+    };
+    const auto edited = g.build();
+    CHECK(python_code(*edited) == code0);
+    CHECK(content_hash(*edited) == h0);
+  }
+}
+
+TEST_CASE("content hash: GraphModule::content_hash follows the graph's edits") {
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto gm = fxpack::testing::trace_reference("seed_sin");
+  const std::uint64_t before = gm->content_hash();
+  CHECK(before == content_hash(gm->graph()));
+  for (Node* n : gm->graph())
+    if (n->op() == Op::CallMethod) n->set_target("cos");
+  CHECK(gm->content_hash() != before);
+  CHECK(gm->content_hash() == content_hash(gm->graph()));
+  // What a pickle stores, and what loading it finds again.
+  auto l = pk::loads_with_report(pk::dumps(*gm), quiet_checked());
+  CHECK(l.report.stored_source_hash == gm->content_hash());
+  CHECK(l.report.source_hash_matches == std::optional<bool>(true));
+}
+
+TEST_CASE("pickle: node references far back, and in meta to later nodes") {
+  // The saver finds recent nodes without a map of all of them; references further back and
+  // meta references to later nodes take the other path. A meta reference is stored as the
+  // distance back from the node holding the meta, as args are.
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* y = x;
+  std::vector<Node*> chain;
+  for (int i = 0; i < 40; ++i) chain.push_back(y = g->call_method("sin", {y}));
+  Node* far = g->call_function("operator.add", {y, x});          // 41 back
+  Node* mid = g->call_function("operator.add", {far, chain[3]});  // 38 back
+  chain[1]->meta().set("later", mid);                            // forward, in meta
+  g->output(Tuple{{mid, x}});
+  auto gm = make_graph_module(std::make_shared<Module>(), g, {.graph_module_cls = GraphModuleClass::Lazy});
+  for (auto f : kFormats) {
+    CAPTURE(pk::format_name(f));
+    auto back = pk::loads(pk::dumps(*gm, f), quiet_checked());
+    check_same_graph(*g, back->graph());
   }
 }

@@ -6,6 +6,7 @@
 #include "fxpack/atomic_file.hpp"
 #include "fxpack/codegen.hpp"
 #include "fxpack/compile.hpp"
+#include "fxpack/content_hash.hpp"
 #include "fxpack/dialect.hpp"
 #include "fxpack/disable.hpp"
 #include "fxpack/dtype.hpp"

@@ -88,11 +88,10 @@ class GraphModule : public Module {
 
   // The generated source (fx's `gm.code`).
   std::string code();
-  // codegen.hpp's source_hash of python_code(graph()) as the graph is now — what a pickle
-  // stores — without generating the source again when it is known: from the compiled
-  // snapshot if the graph has not changed since (Graph::generation), or from an earlier call
-  // for the same generation. Never recompiles.
-  std::uint64_t source_hash() const;
+  // content_hash.hpp's content_hash of graph() as the graph is now — what a format 3 pickle
+  // stores — computed once per Graph::generation (saving an unchanged module again reads
+  // no node). Never generates code.
+  std::uint64_t content_hash() const;
   // torch 1.13's print_readable text; printed to stdout too when print_output is true.
   std::string print_readable(bool print_output = true) const;
   // fx's str(gm): module repr, code, and a reminder line.
@@ -155,9 +154,9 @@ class GraphModule : public Module {
   std::atomic<std::shared_ptr<const Compiled>> compiled_;
   std::atomic<std::uint64_t> recompiles_{0};
   SourceCheck source_check_;  // guarded by recompile_mu_
-  // source_hash()'s last answer when it had to generate the source: (generation, hash).
-  mutable std::mutex source_hash_mu_;
-  mutable std::optional<std::pair<std::uint64_t, std::uint64_t>> source_hash_memo_;
+  // content_hash()'s last answer: (generation, hash).
+  mutable std::mutex content_hash_mu_;
+  mutable std::optional<std::pair<std::uint64_t, std::uint64_t>> content_hash_memo_;
 };
 
 // The lazy flavour; a GraphModule with is_lazy() true. Exists so that code can say which

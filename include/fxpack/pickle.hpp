@@ -9,21 +9,24 @@
 // tree (kind, attributes, parameters, buffers, children, in registration order), the
 // tensors (dtype, shape, storage index, byte offset) and each Storage once (two tensors that
 // shared a Storage share one again after load), plus generated-source metadata: the codegen
-// version (kCodegenVersion) and the 64-bit source_hash() of python_code(graph) at dump time.
+// version (kCodegenVersion) and a 64-bit hash of what the graph generates: from format 3 on
+// content_hash(graph) (content_hash.hpp: what codegen reads, hashed without generating any
+// source); formats 1 and 2 stored the source_hash() of python_code(graph) at dump time.
 //
 // == The bytes ==
 //
 // Every pickle starts with one ASCII line naming the format, the pickle format version and
 // the CRC-32 (zlib's) of everything after the line, as 8 lowercase hex digits:
 //
-//     fxpack.pickle <format> <version> <crc32>\n   e.g. "fxpack.pickle portable-binary 2 5e0c1a9b\n"
+//     fxpack.pickle <format> <version> <crc32>\n   e.g. "fxpack.pickle portable-binary 3 5e0c1a9b\n"
 //
 // (format 1 had no checksum: "fxpack.pickle portable-binary 1\n"). A body whose CRC differs
 // — a flipped weight byte — is refused before anything is parsed.
 // where <format> is portable-binary, json, boost-text, boost-binary or boost-xml. The rest
 // is one archive of that library holding the PickleRecord of fxpack/detail/serialize.hpp
 // (format_version again, class_name, codegen_version, has_source_hash, source_hash,
-// storages, tensors, root module, nodes; format 2 adds the dialect and node types). Per
+// storages, tensors, root module, nodes; format 2 adds the dialect and node types; format 3
+// stores the content hash there, named has_content_hash, content_hash). Per
 // format:
 //
 //   portable-binary  cereal PortableBinary; integers and sizes as LEB128 varints (signed
@@ -54,7 +57,8 @@
 // fxpack::pickle::member() in fxpack/detail/serialize.hpp (same record, same checks).
 //
 // Format versions: 1, then 2 (header checksum, codegen dialect, node types, Ellipsis values,
-// the float16/bfloat16/int32/int8/int16 dtypes). A newer version is refused with a
+// the float16/bfloat16/int32/int8/int16 dtypes), then 3 (the content hash in place of the
+// source hash). A newer version is refused with a
 // FormatError naming both versions; every older version loads forever
 // (fixtures/pickle/v<N>/; a format 1 graph is in the 1.13 dialect).
 //
@@ -78,11 +82,12 @@
 //
 // The result is always a LazyGraphModule (is_lazy(), needs_recompile() true) with the stored
 // class name; its first call, code() or to_string() performs the one real recompile. The
-// stored source hash is compared with the hash of the source generated from the loaded graph
-// (a difference means e.g. a newer code generator, or a graph that is not what was saved):
-// by default (SourceHashCheck::OnFirstCodegen) when that first recompile generates it,
-// before the code or plan is installed, so loading never generates code; with AtLoad the
-// loader generates it at once (python_code, not a recompile) and the verdict is in
+// stored hash is compared with the same hash of the loaded graph — format 3: its
+// content_hash(); formats 1 and 2: the source_hash() of the source generated from it (a
+// difference means e.g. another code generator, or a graph that is not what was saved):
+// by default (SourceHashCheck::OnFirstCodegen) in that first recompile, before the code or
+// plan is installed, so loading never generates code; with AtLoad the loader computes it at
+// once (format 1 and 2: python_code, not a recompile) and the verdict is in
 // LoadReport::source_hash_matches. A difference is a warning (to the warning hook, by
 // default a line on stderr; on first codegen to the copy of the hook the module took at
 // load) or, with strict_source_hash, a FormatError: from the load,
@@ -106,7 +111,7 @@
 namespace fxpack::pickle {
 
 // The pickle format version this build writes, and the newest it reads.
-inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kFormatVersion = 3;
 
 enum class PickleFormat : std::uint8_t {
   PortableBinary,  // default
@@ -122,8 +127,9 @@ std::string_view format_name(PickleFormat format);
 
 struct DumpOptions {
   PickleFormat format = PickleFormat::PortableBinary;
-  // Generate python_code(graph) and store its hash. Without it the loader cannot compare
-  // (has_source_hash is false in the pickle); saves the codegen cost in a hot loop.
+  // Store the graph's content hash (GraphModule::content_hash: one pass over the nodes, once
+  // per graph generation; no code is generated). Without it the loader cannot compare
+  // (has_source_hash is false in the pickle).
   bool store_source_hash = true;
   // When set, storages are not written into the pickle: each is handed to the sink, which
   // keeps it elsewhere (e.g. a package record) and returns a key; the pickle stores the key
@@ -150,8 +156,8 @@ enum class SourceHashCheck : std::uint8_t {
 
 struct LoadOptions {
   LoadLimits limits{};
-  // When to compare the stored source hash with the hash of the source generated from the
-  // loaded graph (see "After loading").
+  // When to compare the stored hash with the same hash of the loaded graph (see "After
+  // loading").
   SourceHashCheck source_hash_check = SourceHashCheck::OnFirstCodegen;
   // Raise FormatError instead of warning when the hashes differ.
   bool strict_source_hash = false;
@@ -172,10 +178,12 @@ struct LoadReport {
   PickleFormat format = PickleFormat::PortableBinary;
   std::uint32_t format_version = 0;
   std::int64_t stored_codegen_version = 0;
+  // The stored hash: content_hash(graph) from format 3 on, source_hash(python_code(graph))
+  // in formats 1 and 2 (the names are format 1's).
   bool has_source_hash = false;
   std::uint64_t stored_source_hash = 0;
-  // Set when the check ran at load (SourceHashCheck::AtLoad): the hash of python_code(graph)
-  // now, and the verdict.
+  // Set when the check ran at load (SourceHashCheck::AtLoad): the same hash of the loaded
+  // graph, and the verdict.
   std::optional<std::uint64_t> rebuilt_source_hash;
   std::optional<bool> source_hash_matches;
   // Kinds of call_module targets that OpRegistry does not know (sorted, unique).

@@ -1,6 +1,8 @@
 #include "fxpack/manifest.hpp"
 
 #include <charconv>
+#include <string_view>
+#include <unordered_set>
 
 #include "fxpack/errors.hpp"
 #include "fxpack/graph_module.hpp"
@@ -102,22 +104,27 @@ std::vector<std::string> Manifest::unmet_requirements() const {
 }
 
 std::set<std::string> required_items(const GraphModule& gm) {
-  std::set<std::string> out;
+  // The distinct targets first (views of the graph's own strings), so that an item's text is
+  // made once per distinct target rather than once per node.
+  std::unordered_set<std::string_view> functions, methods, modules;
   for (const Node* n : gm.graph()) {
     switch (n->op()) {
-      case Op::CallFunction: out.insert("function " + n->target()); break;
-      case Op::CallMethod: out.insert("method " + n->target()); break;
-      case Op::CallModule: {
-        std::string kind = "?";
-        try {
-          kind = gm.get_submodule(n->target())->kind();
-        } catch (const Error&) {
-        }
-        out.insert("module " + kind);
-        break;
-      }
+      case Op::CallFunction: functions.insert(n->target()); break;
+      case Op::CallMethod: methods.insert(n->target()); break;
+      case Op::CallModule: modules.insert(n->target()); break;
       default: break;
     }
+  }
+  std::set<std::string> out;
+  for (std::string_view f : functions) out.insert("function " + std::string(f));
+  for (std::string_view m : methods) out.insert("method " + std::string(m));
+  for (std::string_view path : modules) {
+    std::string kind = "?";
+    try {
+      kind = gm.get_submodule(path)->kind();
+    } catch (const Error&) {
+    }
+    out.insert("module " + kind);
   }
   return out;
 }

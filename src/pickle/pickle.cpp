@@ -5,6 +5,7 @@
 #include "fxpack/quote.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -22,6 +23,7 @@
 #include <zlib.h>
 
 #include "fxpack/codegen.hpp"
+#include "fxpack/content_hash.hpp"
 #include "fxpack/detail/serialize.hpp"
 #include "fxpack/ops.hpp"
 
@@ -125,10 +127,34 @@ std::string base64_decode(const std::string& in) {
 // Live objects -> records.
 namespace {
 
+// The table of distinct node targets, each once, and the index of each target in it. A
+// graph uses a few targets over and over: the last few found are compared first, before
+// the hash map (whose hashing of every node's target was a tenth of a dump).
+class TargetIndex {
+ public:
+  explicit TargetIndex(std::vector<std::string>& table) : table_(table) {}
+  std::uint64_t index(const std::string& target) {
+    for (std::size_t k = 0; k < std::min(next_, recent_.size()); ++k)
+      if (recent_[k].first == target) return recent_[k].second;
+    auto [it, inserted] = map_.try_emplace(target, table_.size());
+    if (inserted) table_.push_back(target);
+    recent_[next_++ % recent_.size()] = {it->first, it->second};
+    return it->second;
+  }
+
+ private:
+  std::vector<std::string>& table_;
+  std::unordered_map<std::string_view, std::uint64_t> map_;  // views of the graph's targets
+  std::array<std::pair<std::string_view, std::uint64_t>, 8> recent_{};
+  std::size_t next_ = 0;
+};
+
 class Saver {
  public:
-  Saver(PickleRecord& rec, const std::function<std::string(const std::shared_ptr<Storage>&)>& sink)
-      : rec_(rec), sink_(sink) {}
+  // `targets_inline`: node records carry their target string (JSON), not only its index.
+  Saver(PickleRecord& rec, const std::function<std::string(const std::shared_ptr<Storage>&)>& sink,
+        bool targets_inline = true)
+      : rec_(rec), sink_(sink), targets_inline_(targets_inline) {}
 
   std::uint64_t tensor(const Tensor& t) {
     TensorRecord tr;
@@ -195,7 +221,7 @@ class Saver {
         const Node* n = std::get<Node*>(var);
         if (in_module_) throw GraphError("pickle: a module attribute holds a reference to node '" +
                                     (n ? n->name() : "<null>") + "'; only node args, kwargs and meta may");
-        const auto index = node_index_.find(n);
+        const auto index = index_of(n);
         if (!index)
           throw GraphError("pickle: node '" + (current_ ? current_->name() : "") + "' references node '" + (n ? n->name() : "<null>") +
                       "', which is not in the graph being saved");
@@ -243,14 +269,11 @@ class Saver {
   // Before anything is written: each node's index, the table of targets and the tensors
   // that node values hold, all of which the archive holds before the nodes.
   void index_graph(const Graph& g) {
-    node_index_.reserve(g.size());
+    graph_ = &g;
     node_target_.reserve(g.size());
-    std::unordered_map<std::string_view, std::uint64_t> target_index;
+    TargetIndex targets(rec_.targets);
     for (const Node* n : g) {
-      node_index_.try_emplace(n, node_index_.size());
-      auto [it, inserted] = target_index.try_emplace(n->target(), rec_.targets.size());
-      if (inserted) rec_.targets.push_back(n->target());
-      node_target_.push_back(it->second);
+      node_target_.push_back(targets.index(n->target()));
       for (const Value& a : n->args()) collect_tensors(a);
       for (const auto& [k, v] : n->kwargs().items) collect_tensors(v);
       for (const auto& [k, v] : n->meta().entries().items) collect_tensors(v);
@@ -262,17 +285,32 @@ class Saver {
     current_ = n;
     nr.op = static_cast<std::uint8_t>(n->op());
     nr.name = n->name();
-    nr.target = n->target();
+    if (targets_inline_) nr.target = n->target();
     nr.target_index = node_target_[cur_];
     nr.type = n->type();
     nr.args.reserve(n->args().size());
     for (const Value& a : n->args()) nr.args.push_back(value(a));
     if (!n->kwargs().items.empty()) nr.kwargs = dict(n->kwargs());
     if (!n->meta().empty()) nr.meta = dict(n->meta().entries());
+    recent_[cur_ % kRecent] = n;
     ++cur_;
   }
 
  private:
+  // The position of `n` in the graph being saved (none: another graph's node). References
+  // nearly always name one of the last few nodes: those are found among the recent ones,
+  // without a map of every node (a cache miss per lookup at 10^6 nodes); the map is built
+  // on the first reference further back.
+  std::optional<std::uint64_t> index_of(const Node* n) {
+    for (std::uint64_t d = 1; d <= std::min<std::uint64_t>(cur_, kRecent); ++d)
+      if (recent_[(cur_ - d) % kRecent] == n) return cur_ - d;
+    if (node_index_.size() == 0) {
+      node_index_.reserve(graph_->size());
+      for (const Node* m : *graph_) node_index_.try_emplace(m, node_index_.size());
+    }
+    return node_index_.find(n);
+  }
+
   // index_graph() registers the tensors of node values in the order value() meets them;
   // value() then refers to them in the same order.
   void collect_tensors(const Value& v) {
@@ -291,8 +329,12 @@ class Saver {
 
   PickleRecord& rec_;
   const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
+  bool targets_inline_;
   std::unordered_map<const Storage*, std::uint64_t> storage_index_;
-  fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;
+  const Graph* graph_ = nullptr;  // the graph being saved (index_graph)
+  static constexpr std::uint64_t kRecent = 16;
+  std::array<const Node*, kRecent> recent_{};  // node i at i % kRecent, for index_of
+  fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;  // built when first needed
   std::vector<std::uint64_t> node_target_;  // per node: its index in rec_.targets
   std::uint64_t node_tensors_ = 0;          // tensors registered by index_graph (the first ones)
   std::uint64_t next_node_tensor_ = 0;      // the next of them value() meets
@@ -311,7 +353,7 @@ void set_header_fields(PickleRecord& rec, const GraphModule& gm, bool store_sour
   rec.dialect = static_cast<std::uint8_t>(gm.graph().dialect());
   if (store_source_hash) {
     rec.has_source_hash = true;
-    rec.source_hash = gm.source_hash();
+    rec.source_hash = gm.content_hash();  // format 3: no source is generated to save
   }
 }
 }  // namespace
@@ -331,10 +373,10 @@ PickleRecord to_record(const GraphModule& gm, bool store_source_hash,
 
 void save_streaming(const GraphModule& gm, bool store_source_hash,
                     const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink,
-                    const std::function<void(const PickleRecord&)>& write) {
+                    bool targets_inline, const std::function<void(const PickleRecord&)>& write) {
   PickleRecord rec;
   set_header_fields(rec, gm, store_source_hash);
-  Saver s(rec, storage_sink);
+  Saver s(rec, storage_sink, targets_inline);
   s.index_graph(gm.graph());
   rec.root = s.module(gm, "Module");
   rec.node_count = gm.graph().size();
@@ -614,7 +656,7 @@ class Builder {
     for (const auto& [index, meta] : pending_meta_) {
       const auto i = index;  // a lambda may not capture a structured binding before C++20's P1091 (clang 14)
       for (const auto& e : meta)
-        nodes_[i]->meta().set(e.key, value(e.value, nodes_.size(), [&] {
+        nodes_[i]->meta().set(e.key, value(e.value, i, [&] {
           return "nodes[" + std::to_string(i) + "] " + quote(nodes_[i]->name()) + " meta " + quote(e.key);
         }));
     }
@@ -695,15 +737,18 @@ Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, Pickl
   }
 
   if (rec.has_source_hash && opt.source_hash_check != SourceHashCheck::Off) {
-    const auto mismatch = [stored = rec.source_hash, version = rec.codegen_version](std::uint64_t now) {
+    // Format 3 stores the graph's content hash, formats 1 and 2 the generated source's hash.
+    const bool content = rec.format_version >= 3;
+    const auto mismatch = [stored = rec.source_hash, version = rec.codegen_version, content](std::uint64_t now) {
       std::ostringstream msg;
-      msg << "pickle: the source rebuilt from the loaded graph (hash " << std::hex << now << std::dec
-          << ", codegen version " << kCodegenVersion << ") differs from the stored source hash " << std::hex << stored
-          << std::dec << " (codegen version " << version << ")";
+      msg << "pickle: the " << (content ? "content hash of the loaded graph (" : "source rebuilt from the loaded graph (hash ")
+          << std::hex << now << std::dec << ", codegen version " << kCodegenVersion << ") differs from the stored "
+          << (content ? "content" : "source") << " hash " << std::hex << stored << std::dec << " (codegen version "
+          << version << ")";
       return msg.str();
     };
     if (opt.source_hash_check == SourceHashCheck::AtLoad) {
-      std::uint64_t now = source_hash(python_code(*graph));
+      std::uint64_t now = content ? content_hash(*graph) : source_hash(python_code(*graph));
       report.rebuilt_source_hash = now;
       report.source_hash_matches = now == rec.source_hash;
       if (now != rec.source_hash) {
@@ -714,9 +759,10 @@ Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, Pickl
       // Compared when the first recompile generates the source anyway; a difference goes to
       // a copy of the loader's warning hook (LoadOptions::on_warning says it must stay
       // callable until then).
-      gm->set_source_check([stored = rec.source_hash, strict = opt.strict_source_hash, mismatch,
-                            hook = opt.on_warning](const std::string& src) {
-        const std::uint64_t now = source_hash(src);
+      // The check belongs to the module and dies with it: the raw pointer cannot dangle.
+      gm->set_source_check([stored = rec.source_hash, strict = opt.strict_source_hash, mismatch, content,
+                            hook = opt.on_warning, module = gm.get()](const std::string& src) {
+        const std::uint64_t now = content ? content_hash(module->graph()) : source_hash(src);
         if (now == stored) return;
         if (strict) throw FormatError(mismatch(now));
         emit_warning(hook, mismatch(now));
@@ -837,7 +883,8 @@ class StringSink : public std::streambuf {
 
  protected:
   std::streamsize xsputn(const char* p, std::streamsize n) override {
-    s_.append(p, static_cast<std::size_t>(n));
+    if (n == 1) s_.push_back(*p);  // most fields of a binary archive are one byte
+    else s_.append(p, static_cast<std::size_t>(n));
     return n;
   }
   int_type overflow(int_type c) override {
@@ -849,20 +896,26 @@ class StringSink : public std::streambuf {
   std::string& s_;
 };
 
-// The archive after the header line.
-std::string body_of(const GraphModule& m, const DumpOptions& o) {
-  if (static_cast<int>(o.format) >= kPickleFormatCount)
-    throw ValueError("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(o.format)));
-  std::string body;
+void check_format(PickleFormat f) {
+  if (static_cast<int>(f) >= kPickleFormatCount)
+    throw ValueError("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(f)));
+}
+
+// The archive after the header line, appended to `body`.
+void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
+  check_format(o.format);
+  // About 20 bytes a node in portable-binary: room for them up front, so that the string
+  // is not copied as it grows (pages not written are never touched).
+  body.reserve(body.size() + 32 * m.graph().size() + 256);
   StringSink sink(body);
   std::ostream out(&sink);
   // The nodes are converted one at a time as the archive writes them.
-  detail::save_streaming(m, o.store_source_hash, o.storage_sink, [&](const detail::PickleRecord& rec) {
+  detail::save_streaming(m, o.store_source_hash, o.storage_sink, o.format == PickleFormat::Json,
+                         [&](const detail::PickleRecord& rec) {
     if (is_boost(o.format)) detail::write_boost(out, rec, o.format);
     else detail::write_cereal(out, rec, o.format);
   });
   if (!out) throw IoError("pickle: writing the pickle failed");
-  return body;
 }
 
 // JSON is parsed recursively by rapidjson: refuse nesting deeper than the limits allow
@@ -939,14 +992,21 @@ std::string dumps(const GraphModule& module, PickleFormat format) {
   return dumps(module, DumpOptions{.format = format});
 }
 std::string dumps(const GraphModule& module, const DumpOptions& options) {
-  std::string body = body_of(module, options);
-  return header_line(options.format, body) + body;
+  // The header line's length is fixed per format: its place is kept, the body written after
+  // it and the line filled in last, so the body is never copied.
+  check_format(options.format);
+  const std::size_t header_size = header_line(options.format, {}).size();
+  std::string out(header_size, '\n');
+  write_body(module, options, out);
+  out.replace(0, header_size, header_line(options.format, std::string_view(out).substr(header_size)));
+  return out;
 }
 void dump(const GraphModule& module, std::ostream& out, PickleFormat format) {
   dump(module, out, DumpOptions{.format = format});
 }
 void dump(const GraphModule& module, std::ostream& out, const DumpOptions& options) {
-  std::string body = body_of(module, options);
+  std::string body;
+  write_body(module, options, body);
   out << header_line(options.format, body) << body;
   if (!out) throw IoError("pickle: writing the pickle failed");
 }

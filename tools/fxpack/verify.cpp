@@ -197,15 +197,18 @@ class Verifier {
     if (archive_->kind() == ArchiveKind::TorchPackage) check_fx_source(where, gm);
   }
 
-  // The loader leaves the source-hash comparison to the module's first recompile; verify
-  // regenerates the source here instead (python_code is not a recompile).
+  // The loader leaves the hash comparison to the module's first recompile; verify makes it
+  // here: the graph's content hash (pickle format 3 on), or the hash of the source
+  // regenerated from it (formats 1 and 2; python_code is not a recompile).
   void check_report(const std::string& where, const pickle::LoadReport& rep, const GraphModule& gm,
                     const std::vector<std::string>& missing) {
+    const bool content = rep.format_version >= 3;
     if (!rep.has_source_hash) {
-      notes_.push_back(where + ": no stored source hash (saved without one)");
-    } else if (const std::uint64_t now = source_hash(python_code(gm.graph())); now != rep.stored_source_hash) {
-      std::string msg = "regenerated source hash " + hex64(now) + " differs from the stored " +
-                        hex64(rep.stored_source_hash);
+      notes_.push_back(where + ": no stored " + (content ? "content" : "source") + " hash (saved without one)");
+    } else if (const std::uint64_t now = content ? content_hash(gm.graph()) : source_hash(python_code(gm.graph()));
+               now != rep.stored_source_hash) {
+      std::string msg = std::string(content ? "graph content hash " : "regenerated source hash ") + hex64(now) +
+                        " differs from the stored " + hex64(rep.stored_source_hash);
       msg += rep.stored_codegen_version != kCodegenVersion
                  ? " (stored by codegen version " + std::to_string(rep.stored_codegen_version) + ", this build has " +
                        std::to_string(kCodegenVersion) + ")"

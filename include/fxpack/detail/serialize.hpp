@@ -11,7 +11,8 @@
 // JSON field names (stable; changing one is a format version bump). The document is
 // {"fxpack_pickle": record}:
 //   record:   format_version, class_name, codegen_version, dialect (v2: "torch-1.13",
-//             "torch-2"), has_source_hash (0/1), source_hash, storages, tensors, root, nodes
+//             "torch-2"), has_source_hash (0/1), source_hash (v3: has_content_hash,
+//             content_hash), storages, tensors, root, nodes
 //   storage:  external (0/1), then base64 (the storage's bytes) or key and nbytes (a
 //             storage kept outside the pickle, e.g. as a package record)
 //   tensor:   dtype ("float32"...), shape [..], storage (index or -1 for undefined), offset
@@ -313,6 +314,17 @@ void bytes_field(Ar& ar, const char* name, std::string& s, std::uint64_t max, bo
     }
   } else {
     std::uint64_t n = s.size();
+    if constexpr (kCerealBinary<Ar> && !kLoading<Ar>) {
+      // A short string (a node's name) goes out with its length in one write: a write
+      // through the archive's stream is a virtual call, and a node has a few of them.
+      if (n < 128) {
+        char buf[128];
+        buf[0] = static_cast<char>(n);  // a varint of one byte
+        std::memcpy(buf + 1, s.data(), n);
+        ar.template saveBinary<1>(buf, static_cast<std::streamsize>(n + 1));
+        return;
+      }
+    }
     if constexpr (kBoost<Ar> && !kBinary<Ar>) {
       // text/xml: the length as its own item, the bytes as a base64 binary object.
       std::string len_name = std::string(name) + "_len";
@@ -671,6 +683,8 @@ struct PickleRecord {
   std::string class_name;
   std::int64_t codegen_version = 0;
   std::uint8_t dialect = 0;  // v2: fxpack::Dialect; v1 graphs are 1.13's
+  // The stored hash: of the generated source (codegen.hpp's source_hash) in formats 1 and
+  // 2, of the graph's content (content_hash.hpp) from format 3 on.
   bool has_source_hash = false;
   std::uint64_t source_hash = 0;
   std::vector<StorageRecord> storages;
@@ -705,8 +719,9 @@ struct PickleRecord {
     str_field(ar, "class_name", class_name);
     i64_field(ar, "codegen_version", codegen_version);
     if (format_version >= 2) enum_field(ar, "dialect", dialect, kDialectNames, std::size(kDialectNames));
+    const bool content = format_version >= 3;  // the hash's field names say what it hashes
     std::uint8_t h = has_source_hash;
-    u8_field(ar, "has_source_hash", h);
+    u8_field(ar, content ? "has_content_hash" : "has_source_hash", h);
     has_source_hash = h != 0;
     if constexpr (kBinary<Ar>) {
       // fixed 8 bytes: a hash is uniformly distributed, a varint would only grow it
@@ -718,7 +733,7 @@ struct PickleRecord {
         else ar.save_binary(&source_hash, 8);
       }
     } else {
-      ar & nvp<Ar>("source_hash", source_hash);
+      ar & nvp<Ar>(content ? "content_hash" : "source_hash", source_hash);
     }
     {
       LoadContext& c = load_context();
@@ -823,10 +838,11 @@ PickleRecord to_record(const GraphModule& module, bool store_source_hash,
                        const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink = {});
 Loaded from_record(PickleRecord record, const LoadOptions& options, PickleFormat format);
 // The record of `module` handed to `write`, its nodes made one at a time as the archive
-// writes them (never all held as records).
+// writes them (never all held as records). `targets_inline`: the node records carry their
+// target string (what JSON writes), not only its index in the table.
 void save_streaming(const GraphModule& module, bool store_source_hash,
                     const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink,
-                    const std::function<void(const PickleRecord&)>& write);
+                    bool targets_inline, const std::function<void(const PickleRecord&)>& write);
 // from_record, building the graph while `read` fills the record (its nodes never held as
 // records); the archive's format version must be `header_version`.
 Loaded load_streaming(const std::function<void(PickleRecord&)>& read, std::uint32_t header_version,
