@@ -111,8 +111,8 @@ void replace_in(Value& v, Node* from, Node* to) {
     for (Value& x : t->items) replace_in(x, from, to);
   } else if (auto* d = std::get_if<Dict>(&var)) {
     for (auto& [k, x] : d->items) replace_in(x, from, to);
-  } else if (auto* s = std::get_if<Slice>(&var)) {
-    for (Node*& n : s->nodes)
+  } else if (auto* s = std::get_if<detail::Boxed<Slice>>(&var)) {
+    for (Node*& n : s->get().nodes)
       if (n == from) n = to;
   }
 }

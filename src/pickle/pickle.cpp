@@ -169,13 +169,13 @@ class Saver {
       case Value::Kind::String: r.s = std::get<std::string>(var); break;
       case Value::Kind::DType: r.i = static_cast<std::int64_t>(std::get<DType>(var)); break;
       case Value::Kind::Device:
-        r.s = std::get<Device>(var).type;
-        r.i = std::get<Device>(var).index;
+        r.s = v.device().type;
+        r.i = v.device().index;
         break;
       case Value::Kind::Layout: r.i = static_cast<std::int64_t>(std::get<Layout>(var)); break;
       case Value::Kind::MemoryFormat: r.i = static_cast<std::int64_t>(std::get<MemoryFormat>(var)); break;
       case Value::Kind::Slice: {
-        const Slice& s = std::get<Slice>(var);
+        const Slice& s = v.slice();
         const std::optional<std::int64_t>* parts[] = {&s.start, &s.stop, &s.step};
         for (std::size_t k = 0; k < 3; ++k) {
           if (s.nodes[k]) {
@@ -213,7 +213,7 @@ class Saver {
         break;
       case Value::Kind::Tensor:
         // Node values: registered by index_graph, in this order. Module attributes: now.
-        r.i = static_cast<std::int64_t>(in_module_ ? tensor(std::get<Tensor>(var)) : next_node_tensor_++);
+        r.i = static_cast<std::int64_t>(in_module_ ? tensor(v.tensor()) : next_node_tensor_++);
         break;
       case Value::Kind::Ellipsis: break;
     }
