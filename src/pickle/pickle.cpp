@@ -598,10 +598,12 @@ class Builder {
     }
     if (n->name() != r.name)
       bad(at() + ": node name is not valid or not unique (the graph would call it " + quote(n->name()) + ")");
-    try {
-      n->set_type(std::move(r.type));
-    } catch (const std::exception& e) {
-      bad(at() + ": " + e.what());
+    if (!r.type.empty()) {  // most nodes have none: no parse, no graph generation bump
+      try {
+        n->set_type(std::move(r.type));
+      } catch (const std::exception& e) {
+        bad(at() + ": " + e.what());
+      }
     }
     nodes_.push_back(n);
     // Meta may reference later nodes: it is set once all nodes are in.
