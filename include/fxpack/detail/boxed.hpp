@@ -6,9 +6,10 @@
 // node references and scalars — paid that per argument: at 10^6 nodes the argument lists
 // alone were ~170 MB. Boxed, the largest alternative is std::string and a Value is 40 bytes.
 //
-// Copying copies the T (a deep copy, as the variant did); moving moves the pointer. A
-// moved-from box holds nothing and reads as a default T (an undefined Tensor, an empty
-// slice), as a moved-from alternative did. Tensor boxes are recycled through a small
+// Copying copies the T (a deep copy, as the variant did); moving moves the pointer. A box
+// move-constructed from holds nothing and reads as a default T (an undefined Tensor, an
+// empty slice), as a moved-from alternative did; a box move-assigned from takes the target's
+// previous T (a swap: no allocation), which it releases when it is destroyed or assigned. Tensor boxes are recycled through a small
 // per-thread cache (value.cpp), so code that puts a fresh Tensor into a Value per call (a
 // plan's steps) does not reach malloc once warm.
 #pragma once
