@@ -1526,7 +1526,7 @@ void Executable::note_fixed(std::size_t j, const Workspace& ws) {
   const OpDef* op = in.op ? in.op : in.overloads && !in.overloads->defs.empty() ? in.overloads->defs[0] : nullptr;
   if (!op) return;  // a module
   if (is_metadata_query(op) && st.reads.size() == 1) {
-    const Tensor* t = std::get_if<Tensor>(&ws.values[st.reads[0]].variant());
+    const Tensor* t = ws.values[st.reads[0]].if_tensor();
     if (!t || !t->defined()) return;
     queried_[j] = {t->dtype(), t->shape()};
     fixed_step_[j] = Fixed::Query;
@@ -1551,7 +1551,7 @@ void Executable::replay_fixed(std::size_t j, Workspace& ws) const {
   const Step& st = steps_[j];
   // A plan buffer's shape is the executable's own; another tensor's is checked.
   if (fixed_step_[j] == Fixed::Query && slots_[st.reads[0]].buffer < 0) {
-    const Tensor* t = std::get_if<Tensor>(&ws.values[st.reads[0]].variant());
+    const Tensor* t = ws.values[st.reads[0]].if_tensor();
     const auto& [dtype, shape] = queried_[j];
     if (!t || !t->defined() || t->dtype() != dtype || !(t->shape() == shape)) throw SignatureMismatch{};
   }
