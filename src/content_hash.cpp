@@ -47,7 +47,7 @@ class ContentHasher {
       case Value::Kind::String: str(v.str()); return;
       case Value::Kind::DType: byte(static_cast<std::uint8_t>(v.dtype())); return;
       case Value::Kind::Device: {
-        const Device& d = std::get<Device>(v.variant());
+        const Device& d = v.device();
         str(d.type);
         u64(static_cast<std::uint64_t>(d.index));
         return;

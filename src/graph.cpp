@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <new>
-#include <unordered_set>
 #include <utility>
 
 #include "python_names.hpp"
@@ -68,7 +67,7 @@ const std::string kNoName;  // the sentinel's
 }  // namespace
 
 Graph::Graph(Dialect dialect)
-    : dialect_(dialect), root_(new Node(this, Op::Placeholder, &kNoName, "")), insert_before_(root_.get()) {
+    : dialect_(dialect), root_(new Node(this, Op::Placeholder, &kNoName, &kNoName)), insert_before_(root_.get()) {
   root_->prev_ = root_->next_ = root_.get();
 }
 
@@ -124,9 +123,9 @@ Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dic
     throw GraphError("graph already has an output node; erase it before adding another");
   auto& slot = reserve_name(name ? *name : candidate_for(op, target));
   void* place = allocate_node();
-  Node* node = new (place) Node(this, op, slot.name, std::move(target));
+  Node* node = new (place) Node(this, op, slot.name, intern(target));
   node->args_ = std::move(args);
-  node->kwargs_ = std::move(kwargs);
+  node->set_kwargs_only(std::move(kwargs));
   try {
     node->update_inputs();  // throws for foreign nodes before anything is linked
   } catch (...) {
@@ -249,7 +248,7 @@ const Node* Graph::find_node(std::string_view name) const {
 Node* Graph::find_node(std::string_view name) { return const_cast<Node*>(std::as_const(*this).find_node(name)); }
 
 void Graph::lint() const {
-  std::unordered_set<const Node*> seen;  // the nodes before the current one
+  detail::PointerIndex<Node, bool> seen;  // the nodes before the current one (flat: no node per entry)
   seen.reserve(size_);
   std::size_t outputs = 0;
   for (const Node* n : *this) {
@@ -257,17 +256,17 @@ void Graph::lint() const {
     // Names need no check: each node's name was interned fresh when it was created
     // (create_node), so no two nodes share one.
     for (Node* in : n->inputs_) {
-      if (!seen.count(in)) {
+      if (!seen.find(in)) {
         bool later = false;
         for (Node* m = n->next_; m != root_.get(); m = m->next_) later |= (m == in);
         throw GraphError("lint: node '" + n->name() + "' uses '" + in->name() + "', which " +
                          (later ? "comes later in the graph" : "is not in the graph (dangling reference)"));
       }
-      if (std::find(in->users_.begin(), in->users_.end(), n) == in->users_.end())
+      if (!in->users_.contains(n))
         throw GraphError("lint: node '" + in->name() + "' does not list its user '" + n->name() + "'");
     }
     for (Node* u : n->users_)
-      if (std::find(u->inputs_.begin(), u->inputs_.end(), n) == u->inputs_.end())
+      if (!u->inputs_.contains(n))
         throw GraphError("lint: node '" + n->name() + "' lists '" + u->name() +
                          "' as a user, but it does not use it");
     if (n->op_ == Op::Output) {
@@ -277,12 +276,12 @@ void Graph::lint() const {
     }
     if (n->op_ == Op::GetAttr && !n->args_.empty())
       throw GraphError("lint: get_attr node '" + n->name() + "' has arguments");
-    if (n->op_ == Op::Placeholder && (n->args_.size() > 1 || !n->inputs_.empty() || !n->kwargs_.items.empty()))
+    if (n->op_ == Op::Placeholder && (n->args_.size() > 1 || !n->inputs_.empty() || !n->kwargs().items.empty()))
       throw GraphError("lint: placeholder node '" + n->name() + "' has arguments other than a default value");
     if (n->op_ == Op::CallMethod && n->args_.empty())
       throw GraphError("lint: call_method node '" + n->name() + "' has no receiver argument");
-    if (n->target_.empty()) throw GraphError("lint: node '" + n->name() + "' has an empty target");
-    seen.insert(n);
+    if (n->target().empty()) throw GraphError("lint: node '" + n->name() + "' has an empty target");
+    seen.try_emplace(n, true);
   }
   if (outputs != 1)
     throw GraphError("lint: the graph has " + std::to_string(outputs) + " output nodes, expected 1");
@@ -328,9 +327,9 @@ std::unordered_map<const Node*, Node*> Graph::copy_into(Graph& into) const {
     auto copied = [&](const Node* old) { return Value(mapping.at(old)); };
     for (const Value& a : n->args_) args.push_back(map_nodes(a, copied));
     Dict kwargs;
-    for (const auto& [k, v] : n->kwargs_.items) kwargs.items.emplace_back(k, map_nodes(v, copied));
-    Node* copy = into.create_node(n->op_, n->target_, std::move(args), std::move(kwargs), n->name());
-    copy->type_ = n->type_;
+    for (const auto& [k, v] : n->kwargs().items) kwargs.items.emplace_back(k, map_nodes(v, copied));
+    Node* copy = into.create_node(n->op_, n->target(), std::move(args), std::move(kwargs), n->name());
+    copy->type_ = n->type().empty() ? n->type_ : into.intern(n->type());  // already a type expression
     copy->meta_ = n->meta_;
     mapping.emplace(n, copy);
   }
@@ -346,7 +345,7 @@ std::unique_ptr<Graph> Graph::clone() const {
 std::string Graph::to_string() const {
   std::string args;
   for (const Node* n : *this)
-    if (n->op_ == Op::Placeholder) args += (args.empty() ? "" : ", ") + n->target_;
+    if (n->op_ == Op::Placeholder) args += (args.empty() ? "" : ", ") + n->target();
   std::string out = "graph(" + args + "):";
   for (const Node* n : *this) out += "\n    " + n->format_node();
   return out;

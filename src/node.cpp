@@ -27,7 +27,7 @@ Op parse_op(std::string_view name) {
 }
 
 const Value* Meta::find(std::string_view key) const {
-  for (const auto& [k, v] : d_.items)
+  for (const auto& [k, v] : d_.get().items)
     if (k == key) return &v;
   return nullptr;
 }
@@ -41,30 +41,37 @@ void Meta::changed() {
 }
 void Meta::set(std::string key, Value value) {
   changed();
-  for (auto& [k, v] : d_.items)
+  auto& items = d_.get().items;
+  for (auto& [k, v] : items)
     if (k == key) {
       v = std::move(value);
       return;
     }
-  d_.items.emplace_back(std::move(key), std::move(value));
+  items.emplace_back(std::move(key), std::move(value));
 }
 bool Meta::erase(std::string_view key) {
-  auto it = std::find_if(d_.items.begin(), d_.items.end(), [&](auto& kv) { return kv.first == key; });
-  if (it == d_.items.end()) return false;
-  d_.items.erase(it);
+  if (empty()) return false;
+  auto& items = d_.get().items;
+  auto it = std::find_if(items.begin(), items.end(), [&](auto& kv) { return kv.first == key; });
+  if (it == items.end()) return false;
+  items.erase(it);
   changed();
   return true;
 }
 
-Node::Node(Graph* graph, Op op, const std::string* name, std::string target)
-    : graph_(graph), op_(op), name_(name), target_(std::move(target)) {
+namespace {
+const std::string kNoType;
+}  // namespace
+
+Node::Node(Graph* graph, Op op, const std::string* name, const std::string* target)
+    : graph_(graph), name_(name), target_(target), type_(&kNoType), op_(op) {
   meta_.graph_ = graph;
 }
 
 Node::~Node() = default;
 
 void Node::set_target(std::string target) {
-  target_ = std::move(target);
+  target_ = graph_->intern(target);
   graph_->touch();
 }
 
@@ -74,16 +81,16 @@ void Node::set_type(std::string type) {
     if (!detail::parse_type_expr(type, &error))
       throw GraphError("node '" + name() + "': '" + type.substr(0, 200) + "' is not a type expression: " + error);
   }
-  type_ = std::move(type);
+  type_ = type.empty() ? &kNoType : graph_->intern(type);
   graph_->touch();
 }
 
 namespace {
-void collect_nodes(const Value& v, std::vector<Node*>& out) {
+void collect_nodes(const Value& v, detail::NodeList& out) {
   switch (v.kind()) {
     case Value::Kind::Node: {
       Node* n = v.node();
-      if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+      if (!out.contains(n)) out.push_back(n);
       return;
     }
     case Value::Kind::List:
@@ -95,7 +102,7 @@ void collect_nodes(const Value& v, std::vector<Node*>& out) {
       return;
     case Value::Kind::Slice:
       for (Node* n : v.slice().nodes)
-        if (n && std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+        if (n && !out.contains(n)) out.push_back(n);
       return;
     default: return;
   }
@@ -111,35 +118,31 @@ void replace_in(Value& v, Node* from, Node* to) {
     for (Value& x : t->items) replace_in(x, from, to);
   } else if (auto* d = std::get_if<Dict>(&var)) {
     for (auto& [k, x] : d->items) replace_in(x, from, to);
-  } else if (auto* s = std::get_if<Slice>(&var)) {
-    for (Node*& n : s->nodes)
+  } else if (auto* s = std::get_if<detail::Boxed<Slice>>(&var)) {
+    for (Node*& n : s->get().nodes)
       if (n == from) n = to;
   }
 }
 
-void erase_one(std::vector<Node*>& v, Node* n) {
-  auto it = std::find(v.begin(), v.end(), n);
-  if (it != v.end()) v.erase(it);
-}
 }  // namespace
 
 void Node::drop_inputs() {
-  for (Node* in : inputs_) erase_one(in->users_, this);
+  for (Node* in : inputs_) in->users_.erase_one(this);
   inputs_.clear();
 }
 
 void Node::update_inputs() {
-  std::vector<Node*> fresh;
+  detail::NodeList fresh;
   for (const Value& a : args_) collect_nodes(a, fresh);
-  for (const auto& [k, v] : kwargs_.items) collect_nodes(v, fresh);
+  for (const auto& [k, v] : kwargs().items) collect_nodes(v, fresh);
   for (Node* in : fresh)
     if (in->graph_ != graph_)
       throw GraphError("node '" + name() + "' references node '" + in->name() +
                        "' of another graph");
   for (Node* old : inputs_)
-    if (std::find(fresh.begin(), fresh.end(), old) == fresh.end()) erase_one(old->users_, this);
+    if (!fresh.contains(old)) old->users_.erase_one(this);
   for (Node* in : fresh)
-    if (std::find(inputs_.begin(), inputs_.end(), in) == inputs_.end()) in->users_.push_back(this);
+    if (!inputs_.contains(in)) in->users_.push_back(this);
   inputs_ = std::move(fresh);
   graph_->touch();
 }
@@ -148,8 +151,12 @@ void Node::set_args(std::vector<Value> args) {
   args_ = std::move(args);
   update_inputs();
 }
+void Node::set_kwargs_only(Dict kwargs) {
+  // No box for no kwargs (most nodes).
+  kwargs_ = kwargs.items.empty() ? detail::Boxed<Dict>() : detail::Boxed<Dict>(std::move(kwargs));
+}
 void Node::set_kwargs(Dict kwargs) {
-  kwargs_ = std::move(kwargs);
+  set_kwargs_only(std::move(kwargs));
   update_inputs();
 }
 void Node::set_arg(std::size_t i, Value v) {
@@ -162,13 +169,14 @@ void Node::set_arg(std::size_t i, Value v) {
 
 void Node::replace_input_with(Node* old_input, Node* new_input) {
   for (Value& a : args_) replace_in(a, old_input, new_input);
-  for (auto& [k, v] : kwargs_.items) replace_in(v, old_input, new_input);
+  if (!kwargs().items.empty())
+    for (auto& [k, v] : kwargs_.get().items) replace_in(v, old_input, new_input);
   update_inputs();
 }
 
 std::vector<Node*> Node::replace_all_uses_with(Node* replacement) {
   if (replacement == this) return {};
-  std::vector<Node*> changed = users_;
+  std::vector<Node*> changed(users_.begin(), users_.end());
   for (Node* user : changed) user->replace_input_with(this, replacement);
   return changed;
 }
@@ -208,15 +216,15 @@ std::string Node::format_node() const {
   std::string users = "[#users=" + std::to_string(users_.size()) + "]";
   switch (op_) {
     case Op::Placeholder:
-      return "%" + name() + " : " + users + " = placeholder[target=" + target_ + "]";
+      return "%" + name() + " : " + users + " = placeholder[target=" + target() + "]";
     case Op::GetAttr:
-      return "%" + name() + " : " + users + " = get_attr[target=" + target_ + "]";
+      return "%" + name() + " : " + users + " = get_attr[target=" + target() + "]";
     case Op::Output:
       return "return " + (args_.empty() ? std::string("None") : format_arg(args_[0]));
     default: {
       std::string out = "%" + name() + " : " + users + " = " + std::string(op_name(op_)) +
-                        "[target=" + target_ + "](args = " + format_arg(Tuple{args_}) +
-                        ", kwargs = " + format_arg(kwargs_) + ")";
+                        "[target=" + target() + "](args = " + format_arg(Tuple{args_}) +
+                        ", kwargs = " + format_arg(kwargs()) + ")";
       return out;
     }
   }

@@ -32,7 +32,7 @@ Value Tracer::lift(Value v) {
   if (auto* n = std::get_if<Node*>(&var)) {
     if ((*n)->graph() != graph_.get())
       throw GraphError("node '" + (*n)->name() + "' belongs to another graph than the one being traced");
-  } else if (auto* t = std::get_if<Tensor>(&var)) {
+  } else if (const Tensor* t = v.if_tensor()) {
     // A tensor constant becomes an attribute of the result, read by a get_attr node.
     for (const auto& [name, c] : constants_)
       if (c.same_storage(*t) && c.byte_offset() == t->byte_offset() && c.shape() == t->shape() &&

@@ -7,6 +7,45 @@
 
 namespace fxpack {
 
+namespace detail {
+namespace {
+// Freed Tensor boxes kept for reuse by the same thread: a plan's steps put a fresh tensor
+// into a Value per call, and this keeps that off malloc once warm. Bounded, so a thread that
+// frees many boxes (a large graph's constants going away) gives the rest back at once. The
+// cache itself is trivial (usable at any time in the thread's life); a drain object frees
+// what it holds when the thread ends and closes it, so a box freed later (a static's
+// destructor) goes straight back to operator delete.
+struct TensorBoxCache {
+  static constexpr std::size_t kMax = 256;
+  void* boxes[kMax];
+  std::size_t size;
+  bool closed;
+};
+thread_local TensorBoxCache t_tensor_boxes;  // zero-initialised
+struct TensorBoxDrain {
+  ~TensorBoxDrain() {
+    TensorBoxCache& c = t_tensor_boxes;
+    c.closed = true;
+    while (c.size) ::operator delete(c.boxes[--c.size]);
+  }
+};
+}  // namespace
+
+void* BoxMemory<Tensor>::allocate() {
+  TensorBoxCache& c = t_tensor_boxes;
+  return c.size ? c.boxes[--c.size] : ::operator new(sizeof(Tensor));
+}
+void BoxMemory<Tensor>::release(void* p) noexcept {
+  TensorBoxCache& c = t_tensor_boxes;
+  if (c.closed || c.size == TensorBoxCache::kMax) {
+    ::operator delete(p);
+    return;
+  }
+  [[maybe_unused]] static thread_local TensorBoxDrain drain;  // registered with the first kept box
+  c.boxes[c.size++] = p;
+}
+}  // namespace detail
+
 bool operator==(const List& a, const List& b) { return a.items == b.items; }
 bool operator==(const Tuple& a, const Tuple& b) { return a.items == b.items; }
 bool operator==(const Dict& a, const Dict& b) { return a.items == b.items; }
@@ -40,8 +79,16 @@ namespace {
 }  // namespace
 
 const Tensor& Value::tensor() const {
-  if (auto* t = std::get_if<Tensor>(&v_)) return *t;
+  if (auto* t = std::get_if<detail::Boxed<Tensor>>(&v_)) return t->get();
   wrong_kind("Tensor", kind());
+}
+const Tensor* Value::if_tensor() const {
+  auto* t = std::get_if<detail::Boxed<Tensor>>(&v_);
+  return t ? &t->get() : nullptr;
+}
+Tensor* Value::if_tensor() {
+  auto* t = std::get_if<detail::Boxed<Tensor>>(&v_);
+  return t ? &t->get() : nullptr;
 }
 Node* Value::node() const {
   if (auto* n = std::get_if<Node*>(&v_)) return *n;
@@ -88,8 +135,12 @@ const Dict& Value::dict() const {
   wrong_kind("dict", kind());
 }
 const Slice& Value::slice() const {
-  if (auto* s = std::get_if<Slice>(&v_)) return *s;
+  if (auto* s = std::get_if<detail::Boxed<Slice>>(&v_)) return s->get();
   wrong_kind("slice", kind());
+}
+const Device& Value::device() const {
+  if (auto* d = std::get_if<detail::Boxed<Device>>(&v_)) return d->get();
+  wrong_kind("device", kind());
 }
 std::vector<std::int64_t> Value::int_list() const {
   if (is_int()) return {to_int()};
@@ -208,7 +259,7 @@ std::string python_repr(const Value& v) {
     case Value::Kind::String: return python_str_repr(v.str());
     case Value::Kind::DType: return "torch." + std::string(dtype_name(v.dtype()));
     case Value::Kind::Device: {
-      const auto& d = std::get<Device>(v.variant());
+      const auto& d = v.device();
       if (d.index < 0) return "device(type=" + python_str_repr(d.type) + ")";
       return "device(type=" + python_str_repr(d.type) + ", index=" + std::to_string(d.index) + ")";
     }

@@ -5,6 +5,11 @@
 
 using namespace fxpack;
 
+namespace {
+// A node list (users(), input_nodes()) as a vector, to compare.
+std::vector<Node*> nodes_of(std::span<Node* const> s) { return {s.begin(), s.end()}; }
+}  // namespace
+
 TEST_CASE("graph: names follow fx rules") {
   Graph g;
   Node* x = g.placeholder("x");
@@ -54,20 +59,65 @@ TEST_CASE("graph: users follow args automatically") {
   Node* x = g.placeholder("x");
   Node* y = g.placeholder("y");
   Node* add = g.call_function("operator.add", {x, x});
-  CHECK(x->users() == std::vector<Node*>{add});
-  CHECK(add->input_nodes() == std::vector<Node*>{x});
+  CHECK(nodes_of(x->users()) == std::vector<Node*>{add});
+  CHECK(nodes_of(add->input_nodes()) == std::vector<Node*>{x});
   add->set_arg(1, y);
-  CHECK(y->users() == std::vector<Node*>{add});
-  CHECK(x->users() == std::vector<Node*>{add});
+  CHECK(nodes_of(y->users()) == std::vector<Node*>{add});
+  CHECK(nodes_of(x->users()) == std::vector<Node*>{add});
   add->set_args({y, List{{y, 2}}});
   CHECK(x->users().empty());
-  CHECK(add->input_nodes() == std::vector<Node*>{y});
+  CHECK(nodes_of(add->input_nodes()) == std::vector<Node*>{y});
   add->set_kwargs(Dict{{{"alpha", x}}});
-  CHECK(x->users() == std::vector<Node*>{add});
+  CHECK(nodes_of(x->users()) == std::vector<Node*>{add});
   auto changed = x->replace_all_uses_with(y);
   CHECK(changed == std::vector<Node*>{add});
   CHECK(x->users().empty());
   CHECK(add->kwargs().items[0].second.node() == y);
+}
+
+TEST_CASE("graph: a node with many users and inputs keeps them in order as they change") {
+  // Lists hold one entry inline and move to the heap past it (detail/node_list.hpp).
+  Graph g;
+  Node* x = g.placeholder("x");
+  std::vector<Node*> users;
+  for (int i = 0; i < 9; ++i) users.push_back(g.call_method("sin", {x}));
+  CHECK(nodes_of(x->users()) == users);
+  std::vector<Value> all(users.begin(), users.end());
+  Node* cat = g.call_function("torch.cat", {List{all}});
+  CHECK(nodes_of(cat->input_nodes()) == users);
+  cat->set_args({List{{users[8], users[0], users[8]}}});  // each input once, first occurrence order
+  CHECK(nodes_of(cat->input_nodes()) == std::vector<Node*>{users[8], users[0]});
+  CHECK(users[3]->users().empty());
+  g.erase_node(users[3]);
+  users.erase(users.begin() + 3);
+  CHECK(nodes_of(x->users()) == users);
+  g.output(cat);
+  g.lint();
+}
+
+TEST_CASE("graph: targets and types are the graph's strings; a copy has its own") {
+  auto g = std::make_unique<Graph>();
+  Node* x = g->placeholder("x");
+  x->set_type("torch.Tensor");
+  Node* a = g->call_function("torch.relu", {x});
+  Node* b = g->call_function("torch.relu", {a});
+  CHECK(&a->target() == &b->target());  // interned once
+  b->set_target("torch.sigmoid");
+  CHECK(a->target() == "torch.relu");
+  CHECK(b->target() == "torch.sigmoid");
+  CHECK(a->type().empty());
+  b->set_type("torch.Tensor");
+  CHECK(&b->type() == &x->type());
+  b->set_type("");
+  CHECK(b->type().empty());
+  g->output(b);
+  auto copy = g->clone();
+  g.reset();  // the copy's strings must not point into the original
+  const Node* cx = copy->find_node("x");
+  REQUIRE(cx);
+  CHECK(cx->type() == "torch.Tensor");
+  CHECK(copy->find_node("relu_1")->target() == "torch.sigmoid");
+  copy->lint();
 }
 
 TEST_CASE("graph: erase refuses a node with users, insertion points, DCE") {

@@ -137,6 +137,38 @@ TEST_CASE("runtime: release_pages hands a borrowed storage's bytes to its releas
   check_values(Tensor(with_hook, 0, DType::Float32, Shape{4}), {1, 2, 3, 4});
 }
 
+TEST_CASE("runtime: a Value is small and keeps tensors, slices and devices by value") {
+  static_assert(sizeof(Value) <= 40, "the large alternatives are boxed (detail/boxed.hpp)");
+  Tensor t = Tensor::full({2, 3}, 1.5);
+  Value v = t;
+  REQUIRE(v.if_tensor());
+  CHECK(v.tensor() == t);  // the same view of the same storage
+  Value copy = v;
+  CHECK(copy == v);
+  CHECK(copy.if_tensor() != v.if_tensor());  // a copy, not a shared box
+  *copy.if_tensor() = Tensor::full({1}, 2.0);
+  CHECK(v.tensor() == t);
+  CHECK(copy.tensor().shape() == Shape{1});
+  Value moved = std::move(copy);
+  CHECK(moved.tensor().item() == 2.0);
+  CHECK(Value(1).if_tensor() == nullptr);
+  CHECK_THROWS_WITH(Value(1).tensor(), "expected Tensor, got int");
+  Slice s;
+  s.stop = 3;
+  Value sv = s;
+  CHECK(sv.slice() == s);
+  CHECK(python_repr(sv) == "slice(None, 3, None)");
+  Value dv = Device{"cpu", 0};
+  CHECK(dv.device().index == 0);
+  CHECK(python_repr(dv) == "device(type='cpu', index=0)");
+  CHECK_THROWS_WITH(dv.slice(), "expected slice, got device");
+  // Many tensors made and dropped in a row (a plan's steps) reuse boxes; none leak.
+  for (int i = 0; i < 1000; ++i) {
+    std::vector<Value> vs(300, Value(t));
+    CHECK(vs.back().tensor() == t);
+  }
+}
+
 TEST_CASE("runtime: dtype names, conversion, printing and comparison") {
   CHECK(dtype_name(DType::Float32) == "float32");
   CHECK(parse_dtype("int64") == DType::Int64);

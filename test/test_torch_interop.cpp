@@ -1330,7 +1330,8 @@ TEST_CASE("fx code parser: slices whose parts are values of the graph") {
   Node* n = g->find_node("n");
   Node* item = g->find_node("getitem");
   CHECK(item->args()[1].slice().nodes[1] == n);
-  CHECK(item->input_nodes() == std::vector<Node*>{g->find_node("x"), n});
+  CHECK(std::vector<Node*>(item->input_nodes().begin(), item->input_nodes().end()) ==
+        std::vector<Node*>{g->find_node("x"), n});
   CHECK(n->users().size() == 2);
   // Copies, pickles and node replacement keep the references.
   CHECK(python_code(*g->clone()) == code);

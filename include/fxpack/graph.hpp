@@ -174,6 +174,8 @@ class Graph {
   void link_before(Node* node, Node* before);
   void unlink(Node* node);
   void touch() { ++generation_; }
+  // The graph's one copy of a target or type string.
+  const std::string* intern(std::string_view s) { return strings_.intern(s); }
   // Storage for a node not yet constructed; release_node destroys one and keeps its place.
   void* allocate_node();
   void release_node(Node* node);
@@ -190,6 +192,8 @@ class Graph {
   // Every name ever handed out (names are never reused, as in fx) → its live node, or null
   // once erased or when it never named a node. One table, so naming costs one lookup.
   detail::NameTable names_;
+  // Targets and types: a few distinct strings shared by many nodes.
+  detail::NameTable strings_;
   // Per base: the 2.x dialect's last suffix, or 1.13's "every suffix below this is taken".
   std::unordered_map<std::string, std::int64_t, detail::StringHash, std::equal_to<>> base_count_;
   // Node storage: chunks of raw memory, the unused tail of the last one, and erased places.

@@ -19,7 +19,13 @@
 // x=3)`), never anything else.
 //
 // `users` and each node's input list are kept in step automatically whenever args or
-// kwargs change. Changing a node never marks any GraphModule dirty: like PyTorch, the
+// kwargs change; both are handed out as spans (valid until the node's args, or a user's,
+// change).
+//
+// Memory: a node is 136 bytes in its graph's chunks; its target and type are interned by the
+// graph (one copy of "torch.relu" however many nodes call it), its input and user lists hold
+// one entry without allocating, kwargs and meta take no memory when empty, and an argument is
+// a 40-byte Value, so a node with one or two arguments costs one allocation. Changing a node never marks any GraphModule dirty: like PyTorch, the
 // caller must call recompile().
 #pragma once
 
@@ -29,6 +35,8 @@
 #include <string_view>
 #include <vector>
 
+#include "fxpack/detail/boxed.hpp"
+#include "fxpack/detail/node_list.hpp"
 #include "fxpack/value.hpp"
 
 namespace fxpack {
@@ -60,14 +68,14 @@ class Meta {
   const Value* find(std::string_view key) const;
   void set(std::string key, Value value);
   bool erase(std::string_view key);
-  const Dict& entries() const { return d_; }
-  bool empty() const { return d_.items.empty(); }
+  const Dict& entries() const { return d_.get(); }
+  bool empty() const { return d_.get().items.empty(); }
   friend bool operator==(const Meta& a, const Meta& b) { return a.d_ == b.d_; }
 
  private:
   friend class Node;
   void changed();
-  Dict d_;
+  detail::Boxed<Dict> d_;  // most nodes have no meta: 8 bytes, no allocation
   Graph* graph_ = nullptr;  // the graph of the node it belongs to
 };
 
@@ -79,20 +87,20 @@ class Node {
   const Graph* graph() const { return graph_; }
   Op op() const { return op_; }
   const std::string& name() const { return *name_; }
-  const std::string& target() const { return target_; }
+  const std::string& target() const { return *target_; }
   void set_target(std::string target);
 
   const std::vector<Value>& args() const { return args_; }
-  const Dict& kwargs() const { return kwargs_; }
+  const Dict& kwargs() const { return kwargs_.get(); }
   void set_args(std::vector<Value> args);
   void set_kwargs(Dict kwargs);
   void set_arg(std::size_t i, Value v);
   // Every node referenced by args/kwargs, first occurrence order, each once.
-  const std::vector<Node*>& input_nodes() { return inputs_; }
-  std::span<const Node* const> input_nodes() const { return {inputs_.data(), inputs_.size()}; }
+  std::span<Node* const> input_nodes() { return inputs_.span(); }
+  std::span<const Node* const> input_nodes() const { return {inputs_.begin(), inputs_.size()}; }
   // Nodes whose args/kwargs reference this one, in the order they started to.
-  const std::vector<Node*>& users() { return users_; }
-  std::span<const Node* const> users() const { return {users_.data(), users_.size()}; }
+  std::span<Node* const> users() { return users_.span(); }
+  std::span<const Node* const> users() const { return {users_.begin(), users_.size()}; }
 
   // Replaces every use of this node by `replacement`; returns the users that changed.
   std::vector<Node*> replace_all_uses_with(Node* replacement);
@@ -100,7 +108,7 @@ class Node {
   void replace_input_with(Node* old_input, Node* new_input);
 
   // The type expression (see above); empty when the node has none.
-  const std::string& type() const { return type_; }
+  const std::string& type() const { return *type_; }
   // Sets it; throws GraphError for a string that is not a type expression.
   void set_type(std::string type);
 
@@ -121,22 +129,25 @@ class Node {
 
  private:
   friend class Graph;
-  Node(Graph* graph, Op op, const std::string* name, std::string target);
+  Node(Graph* graph, Op op, const std::string* name, const std::string* target);
   void update_inputs();
   void drop_inputs();
+  void set_kwargs_only(Dict kwargs);
 
+  // 136 bytes: strings are interned by the graph, lists hold one entry inline, kwargs and
+  // meta are boxed (most nodes have none).
   Graph* graph_;
-  Op op_;
-  const std::string* name_;  // interned in the graph's name table
-  std::string target_;
+  const std::string* name_;    // interned in the graph's name table
+  const std::string* target_;  // interned in the graph's string pool
+  const std::string* type_;    // interned in the graph's string pool ("" when none)
   std::vector<Value> args_;
-  Dict kwargs_;
-  std::vector<Node*> inputs_;
-  std::vector<Node*> users_;
-  std::string type_;
+  detail::Boxed<Dict> kwargs_;
+  detail::NodeList inputs_;
+  detail::NodeList users_;
   Meta meta_;
   Node* prev_ = nullptr;
   Node* next_ = nullptr;
+  Op op_;
 };
 
 }  // namespace fxpack

@@ -21,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+#include "fxpack/detail/boxed.hpp"
 #include "fxpack/dtype.hpp"
 #include "fxpack/tensor.hpp"
 
@@ -73,9 +74,12 @@ struct Dict {
 
 class Value {
  public:
-  // The alternatives' order is part of the archive format: only append.
-  using Variant = std::variant<None, bool, std::int64_t, double, std::string, DType, Device,
-                               Layout, MemoryFormat, Slice, Node*, List, Tuple, Dict, Tensor, Ellipsis>;
+  // The alternatives' order is part of the archive format: only append. Tensor, Slice and
+  // Device are boxed (detail/boxed.hpp) so that a Value is 40 bytes, not 112: read them
+  // through tensor()/if_tensor(), slice(), device().
+  using Variant = std::variant<None, bool, std::int64_t, double, std::string, DType,
+                               detail::Boxed<Device>, Layout, MemoryFormat, detail::Boxed<Slice>,
+                               Node*, List, Tuple, Dict, detail::Boxed<Tensor>, Ellipsis>;
   enum class Kind : std::uint8_t {
     None, Bool, Int, Double, String, DType, Device, Layout, MemoryFormat, Slice, Node, List,
     Tuple, Dict, Tensor, Ellipsis
@@ -90,15 +94,15 @@ class Value {
   Value(const char* s) : v_(std::string(s)) {}
   Value(std::string s) : v_(std::move(s)) {}
   Value(DType d) : v_(d) {}
-  Value(Device d) : v_(std::move(d)) {}
+  Value(Device d) : v_(std::in_place_type<detail::Boxed<Device>>, std::move(d)) {}
   Value(Layout l) : v_(l) {}
   Value(MemoryFormat m) : v_(m) {}
-  Value(Slice s) : v_(s) {}
+  Value(Slice s) : v_(std::in_place_type<detail::Boxed<Slice>>, s) {}
   Value(Node* n) : v_(n) {}
   Value(List l) : v_(std::move(l)) {}
   Value(Tuple t) : v_(std::move(t)) {}
   Value(Dict d) : v_(std::move(d)) {}
-  Value(Tensor t) : v_(std::move(t)) {}
+  Value(Tensor t) : v_(std::in_place_type<detail::Boxed<Tensor>>, std::move(t)) {}
   Value(Ellipsis e) : v_(e) {}
 
   Kind kind() const { return static_cast<Kind>(v_.index()); }
@@ -114,6 +118,9 @@ class Value {
 
   // Typed access; each throws OpError naming the expected and the actual kind.
   const Tensor& tensor() const;
+  // The tensor, or nullptr when this is not one.
+  const Tensor* if_tensor() const;
+  Tensor* if_tensor();
   Node* node() const;
   bool to_bool() const;
   std::int64_t to_int() const;
@@ -125,6 +132,7 @@ class Value {
   const Tuple& tuple() const;
   const Dict& dict() const;
   const Slice& slice() const;
+  const Device& device() const;
   // An int or a list/tuple of ints, as PyTorch's int[] arguments accept.
   std::vector<std::int64_t> int_list() const;
 

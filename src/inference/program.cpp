@@ -591,7 +591,7 @@ bool Executable::buffer_live_after(std::int32_t buffer, std::int64_t j, std::int
 bool Executable::matches(std::span<const Value> inputs, int threads, Winograd winograd) const {
   if (threads != threads_ || winograd != winograd_ || inputs.size() != signature_.size()) return false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const Tensor& t = std::get<Tensor>(inputs[i].variant());
+    const Tensor& t = inputs[i].tensor();
     if (t.dtype() != signature_[i].first || !(t.shape() == signature_[i].second)) return false;
   }
   return true;
@@ -635,7 +635,7 @@ ArgSpec Executable::source(std::uint32_t slot, int arg, Workspace& ws) const {
     return a;
   }
   const Value& v = ws.values[slot];
-  const Tensor* t = std::get_if<Tensor>(&v.variant());
+  const Tensor* t = v.if_tensor();
   if (!t || !t->defined() || t->dtype() != DType::Float32 || t->numel() == 0) throw SignatureMismatch{};
   a.from = ArgSpec::From::External;
   a.index = static_cast<std::int32_t>(slot);
@@ -796,7 +796,7 @@ bool Executable::one_thread_step(std::size_t j, const Workspace& ws) const {
   const auto src = static_cast<std::size_t>(st.src);
   Shape x = slots_[src].shape;
   if (slots_[src].buffer < 0) {
-    const Tensor* t = std::get_if<Tensor>(&ws.values[src].variant());
+    const Tensor* t = ws.values[src].if_tensor();
     if (!t || !t->defined()) return false;
     x = t->shape();
   }
@@ -1425,7 +1425,7 @@ void Executable::run_step(std::size_t j, Workspace& ws) {
     for (std::size_t a = 0; a < launch.args.size(); ++a) {
       const ArgSpec& spec = launch.args[a];
       if (spec.from != ArgSpec::From::External) continue;
-      const Tensor* t = std::get_if<Tensor>(&ws.values[static_cast<std::size_t>(spec.index)].variant());
+      const Tensor* t = ws.values[static_cast<std::size_t>(spec.index)].if_tensor();
       if (!t || !t->defined() || t->dtype() != DType::Float32 || !(t->shape() == spec.shape)) throw SignatureMismatch{};
       mems[a].set_data_handle(const_cast<float*>(t->data<float>()));
     }
@@ -1537,7 +1537,7 @@ void Executable::note_fixed(std::size_t j, const Workspace& ws) {
   const OpDef* op = in.op ? in.op : in.overloads && !in.overloads->defs.empty() ? in.overloads->defs[0] : nullptr;
   if (!op) return;  // a module
   if (is_metadata_query(op) && st.reads.size() == 1) {
-    const Tensor* t = std::get_if<Tensor>(&ws.values[st.reads[0]].variant());
+    const Tensor* t = ws.values[st.reads[0]].if_tensor();
     if (!t || !t->defined()) return;
     queried_[j] = {t->dtype(), t->shape()};
     fixed_step_[j] = Fixed::Query;
@@ -1562,7 +1562,7 @@ void Executable::replay_fixed(std::size_t j, Workspace& ws) const {
   const Step& st = steps_[j];
   // A plan buffer's shape is the executable's own; another tensor's is checked.
   if (fixed_step_[j] == Fixed::Query && slots_[st.reads[0]].buffer < 0) {
-    const Tensor* t = std::get_if<Tensor>(&ws.values[st.reads[0]].variant());
+    const Tensor* t = ws.values[st.reads[0]].if_tensor();
     const auto& [dtype, shape] = queried_[j];
     if (!t || !t->defined() || t->dtype() != dtype || !(t->shape() == shape)) throw SignatureMismatch{};
   }
@@ -1577,7 +1577,7 @@ std::unordered_set<const Storage*> Executable::constants_read_when_run() const {
   for (const Step& st : steps_) {
     if (st.kind != StepKind::Constant || !read[st.out]) continue;
     const Value& v = prog_.plan().instrs_[st.out].operands[0].constant;
-    if (const Tensor* t = std::get_if<Tensor>(&v.variant()); t && t->defined()) out.insert(t->storage().get());
+    if (const Tensor* t = v.if_tensor(); t && t->defined()) out.insert(t->storage().get());
   }
   return out;
 }
@@ -1708,7 +1708,7 @@ Value Executable::replay(std::span<const Value> inputs) {
   Value out = plan.output(ws->values);
   // The result must not alias the workspace, which the next call reuses.
   const auto detach = [&](auto& self, Value& v) -> void {
-    if (Tensor* t = std::get_if<Tensor>(&v.variant())) {
+    if (Tensor* t = v.if_tensor()) {
       if (t->defined() && t->storage() == ws->arena) *t = results_.lend(*t);
       return;
     }
@@ -1752,7 +1752,7 @@ constexpr std::size_t kMaxSignatures = 8;
 Value Program::run(std::span<const Value> inputs) const {
   if (inputs.size() != plan_.num_inputs()) return plan_.run_plain(inputs);  // its message
   for (const Value& v : inputs) {
-    const Tensor* t = std::get_if<Tensor>(&v.variant());
+    const Tensor* t = v.if_tensor();
     if (!t || !t->defined()) return plan_.run_plain(inputs);
   }
   const int threads = dnb::use_threads();

@@ -141,7 +141,7 @@ void TorchPickler::value(const Value& v, const std::string& what) {
     }
     case Value::Kind::DType: return global("torch", python_dtype(v.dtype()));
     case Value::Kind::Device: {
-      const auto& d = std::get<Device>(v.variant());
+      const auto& d = v.device();
       global("torch", "device");
       if (d.index < 0) {
         tuple(1, [&](std::size_t) { str(d.type); });

@@ -19,7 +19,7 @@ void check_device(const Value& device, const char* op) {
   if (device.is_none()) return;
   std::string type;
   if (device.kind() == Value::Kind::Device) {
-    type = std::get<Device>(device.variant()).type;
+    type = device.device().type;
   } else {
     const std::string& s = device.str();
     type = s.substr(0, s.find(':'));

@@ -47,7 +47,7 @@ struct PromoState {
 };
 
 void update(PromoState& s, const Value& v) {
-  if (const Tensor* t = std::get_if<Tensor>(&v.variant())) {
+  if (const Tensor* t = v.if_tensor()) {
     auto& slot = t->dim() == 0 ? s.zero : s.dim;
     slot = slot ? promote(*slot, t->dtype()) : t->dtype();
     return;
@@ -964,7 +964,7 @@ Value binary(BinaryOp op, const Value& a, const Value& b) {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   Value r = binary(op, Value(a), Value(b));
-  return std::get<Tensor>(std::move(r.variant()));
+  return r.tensor();
 }
 
 Value add(const Value& a, const Value& b, const Value& alpha) {
@@ -1001,7 +1001,7 @@ Tensor clamp(const Tensor& x, const Value& min, const Value& max) {
   Value r{x};
   if (!min.is_none()) r = binary(BinaryOp::Maximum, r, min);
   if (!max.is_none()) r = binary(BinaryOp::Minimum, r, max);
-  return std::get<Tensor>(std::move(r.variant()));
+  return r.tensor();
 }
 
 // ---- Kernels (named by elementwise.yaml) ----------------------------------------------------
@@ -1085,7 +1085,7 @@ Value positive_kernel(std::span<const Value> a) {
 
 // ~x and torch.bitwise_not: bool tensors are negated logically, integers bitwise.
 Value bitwise_not_kernel(std::span<const Value> a) {
-  if (const Tensor* t = std::get_if<Tensor>(&a[0].variant()); t && t->defined() && t->dtype() == DType::Bool) {
+  if (const Tensor* t = a[0].if_tensor(); t && t->defined() && t->dtype() == DType::Bool) {
     return Value(unary_tensor<LogicalNot, Promotion::Bool>(*t));
   }
   return unary_value<BitwiseNot, Promotion::Keep>(a[0]);
@@ -1188,7 +1188,7 @@ Tensor broadcast_to(const Tensor& t, const Shape& shape) {
 
 // A Tensor or Python-number operand as a tensor of dtype `dt` (numbers as 0-dim tensors).
 Tensor operand_as(const Value& v, DType dt) {
-  if (const Tensor* t = std::get_if<Tensor>(&v.variant())) return t->dtype() == dt ? *t : t->to(dt);
+  if (const Tensor* t = v.if_tensor()) return t->dtype() == dt ? *t : t->to(dt);
   if (v.is_int() && !is_floating(dt)) {
     Tensor s = Tensor::empty(Shape{}, DType::Int64);
     s.data<std::int64_t>()[0] = v.to_int();  // exact beyond 2^53
@@ -1255,7 +1255,7 @@ Value masked_fill_kernel(std::span<const Value> a) {
          std::string(scalar_type_name(mask.dtype())));
   }
   const Value& value = a[2];
-  if (const Tensor* t = std::get_if<Tensor>(&value.variant()); t && t->dim() != 0) {
+  if (const Tensor* t = value.if_tensor(); t && t->dim() != 0) {
     fail("masked_fill: masked_fill_ only supports a 0-dimensional value tensor, but got tensor with " +
          std::to_string(t->dim()) + " dimension(s).");
   }

@@ -221,7 +221,7 @@ Tensor unary_tensor(const Tensor& xin) {
 
 template <class F, Promotion P>
 Value unary_value(const Value& a) {
-  if (const Tensor* t = std::get_if<Tensor>(&a.variant())) return Value(unary_tensor<F, P>(*t));
+  if (const Tensor* t = a.if_tensor()) return Value(unary_tensor<F, P>(*t));
   if constexpr (requires { F::python(a); }) {
     if (auto r = F::python(a)) return *r;
   }
@@ -238,7 +238,7 @@ Tensor binary_typed(const Value& a, const Value& b, DType cd) {
   const T* pa;
   const T* pb;
   Shape shape_a, shape_b;
-  if (const Tensor* t = std::get_if<Tensor>(&a.variant())) {
+  if (const Tensor* t = a.if_tensor()) {
     ta = t->dtype() == cd ? *t : t->to(cd);
     pa = ta.data<T>();
     shape_a = ta.shape();
@@ -246,7 +246,7 @@ Tensor binary_typed(const Value& a, const Value& b, DType cd) {
     sa = number_as<T>(a);
     pa = &sa;
   }
-  if (const Tensor* t = std::get_if<Tensor>(&b.variant())) {
+  if (const Tensor* t = b.if_tensor()) {
     tb = t->dtype() == cd ? *t : t->to(cd);
     pb = tb.data<T>();
     shape_b = tb.shape();
@@ -265,8 +265,8 @@ Tensor binary_typed(const Value& a, const Value& b, DType cd) {
 // non-Tensors follow the functor's Python semantics when it has them.
 template <class F, Promotion P>
 Value binary_value(const Value& a, const Value& b) {
-  const Tensor* ta = std::get_if<Tensor>(&a.variant());
-  const Tensor* tb = std::get_if<Tensor>(&b.variant());
+  const Tensor* ta = a.if_tensor();
+  const Tensor* tb = b.if_tensor();
   constexpr bool kPredicate = is_predicate<F>();
   // The float32 fast paths below are for arithmetic: not for predicates, nor for functors
   // that refuse some dtypes (bitwise ops on floats).

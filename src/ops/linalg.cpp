@@ -230,7 +230,7 @@ Tensor addmm(const Tensor& bias, const Tensor& m1, const Tensor& m2, double beta
     bv = binary(BinaryOp::Mul, bv, Value(beta));
   }
   Value r = binary(BinaryOp::Add, bv, p);
-  Tensor out = std::get<Tensor>(std::move(r.variant()));
+  Tensor out = r.tensor();
   if (!(out.shape() == prod.shape())) {
     fail("addmm: bias of shape " + bias.shape().to_string() + " does not broadcast to " +
          prod.shape().to_string());

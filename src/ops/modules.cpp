@@ -100,7 +100,7 @@ const Tensor& single_input(const Module& m, std::span<const Value> args) {
   if (args.size() != 1) {
     throw OpError(m.kind() + ": forward expects 1 input, got " + std::to_string(args.size()));
   }
-  const Tensor* t = std::get_if<Tensor>(&args[0].variant());
+  const Tensor* t = args[0].if_tensor();
   if (!t || !t->defined()) {
     throw OpError(m.kind() + ": forward expects a Tensor input, got " + ops::util::kind_str(args[0]));
   }

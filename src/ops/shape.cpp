@@ -949,7 +949,7 @@ Tensor basic_index(const Tensor& x, std::span<const Value> items) {
           fail("getitem: too many indices for tensor of dimension " + std::to_string(nd));
         }
         std::int64_t start, stop, step, count;
-        slice_indices(std::get<Slice>(v.variant()), x.shape()[d], start, stop, step, count, "getitem");
+        slice_indices(v.slice(), x.shape()[d], start, stop, step, count, "getitem");
         if (step < 0) fail("getitem: step must be greater than zero");
         if (count > 0) base += start * in_st[d];
         push(count, count > 1 ? in_st[d] * step : 0);
@@ -1095,7 +1095,7 @@ Tensor index(const Tensor& x, const Value& idx) {
 }
 
 Value getitem(const Value& obj, const Value& idx) {
-  if (const auto* t = std::get_if<Tensor>(&obj.variant())) return Value(index(*t, idx));
+  if (const auto* t = obj.if_tensor()) return Value(index(*t, idx));
   const std::vector<Value>* items = nullptr;
   const bool is_list = obj.kind() == Value::Kind::List;
   if (is_list) items = &std::get<List>(obj.variant()).items;
@@ -1115,7 +1115,7 @@ Value getitem(const Value& obj, const Value& idx) {
   }
   if (idx.kind() == Value::Kind::Slice) {
     std::int64_t start, stop, step, count;
-    slice_indices(std::get<Slice>(idx.variant()), len, start, stop, step, count, "getitem");
+    slice_indices(idx.slice(), len, start, stop, step, count, "getitem");
     std::vector<Value> out;
     out.reserve(static_cast<std::size_t>(count));
     for (std::int64_t k = 0; k < count; ++k) out.push_back((*items)[static_cast<std::size_t>(start + k * step)]);
@@ -1447,7 +1447,7 @@ Value numel_kernel(std::span<const Value> a) { return Value(a[0].tensor().numel(
 // builtins.getattr(obj, name): the attributes of a Tensor that models read.
 Value getattr_kernel(std::span<const Value> a) {
   const std::string& name = a[1].str();
-  if (const Tensor* t = std::get_if<Tensor>(&a[0].variant())) {
+  if (const Tensor* t = a[0].if_tensor()) {
     if (name == "shape") {
       Tuple s;
       for (std::int64_t d : t->shape()) s.items.emplace_back(d);

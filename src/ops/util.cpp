@@ -23,7 +23,7 @@ const char* scalar_type_name(DType d) {
 }
 
 std::string kind_str(const Value& v) {
-  if (const Tensor* t = std::get_if<Tensor>(&v.variant())) {
+  if (const Tensor* t = v.if_tensor()) {
     return "Tensor(" + std::string(dtype_name(t->dtype())) + ", " + t->shape().to_string() + ")";
   }
   return kind_name(v.kind());
@@ -44,7 +44,7 @@ const Value& at(std::span<const Value> args, std::size_t i, const char* op, cons
 
 const Tensor& tensor_arg(std::span<const Value> args, std::size_t i, const char* op, const char* name) {
   const Value& v = at(args, i, op, name);
-  const Tensor* t = std::get_if<Tensor>(&v.variant());
+  const Tensor* t = v.if_tensor();
   if (!t) bad_arg(op, name, "a Tensor", v);
   if (!t->defined()) fail(std::string(op) + ": argument '" + name + "' is an undefined tensor");
   return *t;
@@ -54,7 +54,7 @@ const Tensor* optional_tensor_arg(std::span<const Value> args, std::size_t i, co
                                   const char* name) {
   const Value& v = at(args, i, op, name);
   if (v.is_none()) return nullptr;
-  const Tensor* t = std::get_if<Tensor>(&v.variant());
+  const Tensor* t = v.if_tensor();
   if (!t) bad_arg(op, name, "a Tensor or None", v);
   if (!t->defined()) return nullptr;
   return t;

@@ -195,13 +195,13 @@ class Saver {
       case Value::Kind::String: r.s = std::get<std::string>(var); break;
       case Value::Kind::DType: r.i = static_cast<std::int64_t>(std::get<DType>(var)); break;
       case Value::Kind::Device:
-        r.s = std::get<Device>(var).type;
-        r.i = std::get<Device>(var).index;
+        r.s = v.device().type;
+        r.i = v.device().index;
         break;
       case Value::Kind::Layout: r.i = static_cast<std::int64_t>(std::get<Layout>(var)); break;
       case Value::Kind::MemoryFormat: r.i = static_cast<std::int64_t>(std::get<MemoryFormat>(var)); break;
       case Value::Kind::Slice: {
-        const Slice& s = std::get<Slice>(var);
+        const Slice& s = v.slice();
         const std::optional<std::int64_t>* parts[] = {&s.start, &s.stop, &s.step};
         for (std::size_t k = 0; k < 3; ++k) {
           if (s.nodes[k]) {
@@ -239,7 +239,7 @@ class Saver {
         break;
       case Value::Kind::Tensor:
         // Node values: registered by index_graph, in this order. Module attributes: now.
-        r.i = static_cast<std::int64_t>(in_module_ ? tensor(std::get<Tensor>(var)) : next_node_tensor_++);
+        r.i = static_cast<std::int64_t>(in_module_ ? tensor(v.tensor()) : next_node_tensor_++);
         break;
       case Value::Kind::Ellipsis: break;
     }
@@ -640,10 +640,12 @@ class Builder {
     }
     if (n->name() != r.name)
       bad(at() + ": node name is not valid or not unique (the graph would call it " + quote(n->name()) + ")");
-    try {
-      n->set_type(std::move(r.type));
-    } catch (const std::exception& e) {
-      bad(at() + ": " + e.what());
+    if (!r.type.empty()) {  // most nodes have none: no parse, no graph generation bump
+      try {
+        n->set_type(std::move(r.type));
+      } catch (const std::exception& e) {
+        bad(at() + ": " + e.what());
+      }
     }
     nodes_.push_back(n);
     // Meta may reference later nodes: it is set once all nodes are in.
