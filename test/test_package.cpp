@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <zip.h>
+#include <zlib.h>
 
 #include "fxpack/fxpack.hpp"
 #include "fxpack/package.hpp"
@@ -55,6 +56,19 @@ std::vector<std::byte> with_record(const std::vector<std::byte>& pkg, const std:
   }
   if (bytes && !reader.find(name)) writer.add_stored(name, std::as_bytes(std::span(bytes->data(), bytes->size())));
   return writer.finish();
+}
+
+// A JSON pickle of `gm` whose stored content hash is wrong, its header checksum made again.
+std::string json_pickle_with_wrong_hash(const GraphModule& gm) {
+  std::string json = pickle::dumps(gm, pickle::PickleFormat::Json);
+  const std::string field = "\"content_hash\": ";
+  const auto at = json.find(field) + field.size();
+  json.replace(at, json.find_first_not_of("0123456789", at) - at, "12345");
+  const auto nl = json.find('\n');
+  const std::string_view body = std::string_view(json).substr(nl + 1);
+  char crc[9];
+  std::snprintf(crc, sizeof crc, "%08lx", crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(body.data()), body.size()));
+  return json.substr(0, json.rfind(' ', nl) + 1) + crc + json.substr(nl);
 }
 
 }  // namespace
@@ -750,4 +764,27 @@ TEST_CASE("package: Archive opens every kind by content") {
   CHECK_THROWS_WITH_AS(Archive::open(dir / "empty.bin"), doctest::Contains("empty.bin: the file is empty"), FormatError);
   CHECK_THROWS_AS(Archive::open(dir / "absent.bin"), IoError);
   CHECK_THROWS_AS(Archive::open(dir), IoError);
+}
+
+TEST_CASE("package: the deferred hash check's warning reaches the user's hook after the importer is gone") {
+  // Regression (fuzz_package_importer, tools/fuzz/regressions/package_importer/): the module's
+  // deferred source-hash check kept a hook that referred to the loader's stack frame.
+  auto lazy = use_lazy_graph_module(true);
+  auto gm = symbolic_trace(std::make_shared<ReluAdd>());
+  const std::string bad = json_pickle_with_wrong_hash(*gm);
+  const auto pkg = with_record(package_of(*gm), "archive/model/model.pkl", bad);
+  auto heard = std::make_shared<std::vector<std::string>>();
+  std::shared_ptr<GraphModule> loaded;
+  {
+    ImporterOptions options;
+    options.on_warning = [heard](const std::string& w) { heard->push_back(w); };
+    PackageImporter pi(pkg, options);
+    LoadedPickle l = pi.load_pickle_with_report("model", "model.pkl");
+    CHECK(l.warnings.empty());
+    loaded = l.module;
+  }
+  CHECK(heard->empty());
+  CHECK(loaded->code() == gm->code());
+  REQUIRE(heard->size() == 1);
+  CHECK(heard->front().find("differs from the stored content hash 3039") != std::string::npos);
 }

@@ -206,6 +206,9 @@ void dump(const GraphModule& module, std::ostream& out,
 void dump(const GraphModule& module, std::ostream& out, const DumpOptions& options);
 
 // --- Loading. The format is detected from the header line. Throws only FormatError.
+// A warning to `hook`, or without one as a line "fxpack: warning: ..." on stderr (the text
+// made printable). What every loader does with a warning, now or deferred.
+void emit_warning(const std::function<void(const std::string&)>& hook, const std::string& message);
 std::shared_ptr<GraphModule> loads(std::string_view bytes, const LoadOptions& options = {});
 Loaded loads_with_report(std::string_view bytes, const LoadOptions& options = {});
 // Reads the stream to its end (at most `max_bytes`), then as loads().

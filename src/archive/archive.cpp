@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <iostream>
 
 #include "fxpack/errors.hpp"
 #include "fxpack/quote.hpp"
@@ -114,15 +113,16 @@ LoadedPickle Archive::load(std::string_view record) {
   LoadedPickle out;
   pickle::LoadOptions options;
   options.limits = options_.limits;
-  options.on_warning = [&](const std::string& w) {
-    out.warnings.push_back(w);
-    if (options_.on_warning) {
-      options_.on_warning(w);
-    } else {
-      std::cerr << "fxpack: warning: " << printable(w) << '\n';
-    }
+  // The module keeps a copy of this hook for its deferred source-hash check, called after this
+  // function returned (and after the Archive may be gone): it holds the user's hook by value,
+  // and reaches `out` only while the load runs.
+  const auto collecting = std::make_shared<std::vector<std::string>*>(&out.warnings);
+  options.on_warning = [collecting, hook = options_.on_warning](const std::string& w) {
+    if (*collecting) (*collecting)->push_back(w);
+    pickle::emit_warning(hook, w);
   };
   pickle::Loaded loaded = pickle::loads_with_report(pickle_bytes_, options);
+  *collecting = nullptr;
   out.module = std::move(loaded.module);
   out.report = std::move(loaded.report);
   return out;

@@ -2,7 +2,6 @@
 // own (package/native.hpp) or torch.package's (interop/torch_package.hpp) — chosen by
 // content. The one place that knows both formats exist.
 #include <algorithm>
-#include <iostream>
 #include <optional>
 
 #include "fxpack/package.hpp"
@@ -72,14 +71,6 @@ struct PackageImporter::Impl {
     native = std::make_unique<package::NativeReader>(reader, root, options);
   }
 
-  void warn(const std::string& message) const {
-    if (options.on_warning) {
-      options.on_warning(message);
-    } else {
-      std::cerr << "fxpack: warning: " << printable(message) << '\n';
-    }
-  }
-
   // The record names below the root, sorted (for listings: a load needs none of them).
   std::vector<std::string> names() const {
     std::vector<std::string> out;
@@ -142,7 +133,7 @@ LoadedPickle PackageImporter::load_pickle_with_report(std::string_view package, 
     out.module = interop::load_torch_package(impl_->reader, package, resource, options);
     return out;
   }
-  return impl_->native->load(name, [this](const std::string& w) { impl_->warn(w); });
+  return impl_->native->load(name, impl_->options.on_warning);
 }
 
 std::shared_ptr<GraphModule> PackageImporter::load_pickle(std::string_view package, std::string_view resource) {

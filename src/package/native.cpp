@@ -114,11 +114,15 @@ std::shared_ptr<Storage> NativeReader::storage(const std::string& key, std::uint
   return s;
 }
 
-LoadedPickle NativeReader::load(const std::string& record, const std::function<void(const std::string&)>& warn) {
+LoadedPickle NativeReader::load(const std::string& record, const std::function<void(const std::string&)>& on_warning) {
   LoadedPickle out;
-  const auto collect = [&](const std::string& w) {
-    out.warnings.push_back(w);
-    warn(w);
+  // The module keeps a copy of this hook for its deferred source-hash check, called after this
+  // function returned (and after the importer may be gone): it holds the user's hook by value,
+  // and reaches `out` only while the load runs.
+  const auto collecting = std::make_shared<std::vector<std::string>*>(&out.warnings);
+  const auto collect = [collecting, on_warning](const std::string& w) {
+    if (*collecting) (*collecting)->push_back(w);
+    pickle::emit_warning(on_warning, w);
   };
   const std::vector<std::byte> bytes = zip_.read(full(record));
   pickle::LoadOptions options;
@@ -130,6 +134,7 @@ LoadedPickle NativeReader::load(const std::string& record, const std::function<v
         pickle::loads_with_report(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), options);
     out.module = std::move(loaded.module);
     out.report = std::move(loaded.report);
+    *collecting = nullptr;
   } catch (const FormatError& e) {
     throw FormatError("record " + quote(record) + ": " + e.what());
   }

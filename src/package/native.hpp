@@ -37,8 +37,9 @@ class NativeReader {
   const std::string& manifest_error() const noexcept { return manifest_error_; }
   // The records among `records` (names below the root) that hold fxpack pickles.
   std::vector<std::string> pickles(const std::vector<std::string>& records) const;
-  // Loads the pickle in `record`; storages come from the package's storage records.
-  LoadedPickle load(const std::string& record, const std::function<void(const std::string&)>& warn);
+  // Loads the pickle in `record`; storages come from the package's storage records. Warnings
+  // go to `on_warning` (null: stderr), now and from the module's deferred source-hash check.
+  LoadedPickle load(const std::string& record, const std::function<void(const std::string&)>& on_warning);
 
  private:
   std::string full(std::string_view name) const { return root_ + "/" + std::string(name); }

@@ -29,6 +29,11 @@
 
 namespace fxpack::pickle {
 
+void emit_warning(const std::function<void(const std::string&)>& hook, const std::string& message) {
+  if (hook) hook(message);
+  else std::cerr << "fxpack: warning: " << printable(message) << '\n';
+}
+
 namespace detail {
 
 // ---------------------------------------------------------------------------------------
@@ -683,12 +688,6 @@ class Builder {
   std::vector<Node*> nodes_;
   bool in_meta_ = false;
 };
-
-// A warning to the hook, or without one as a line on stderr.
-void emit_warning(const std::function<void(const std::string&)>& hook, const std::string& message) {
-  if (hook) hook(message);
-  else std::cerr << "fxpack: warning: " << printable(message) << '\n';
-}
 
 void warn(const LoadOptions& opt, LoadReport& report, const std::string& message) {
   report.warnings.push_back(message);
