@@ -113,16 +113,11 @@ LoadedPickle Archive::load(std::string_view record) {
   LoadedPickle out;
   pickle::LoadOptions options;
   options.limits = options_.limits;
-  // The module keeps a copy of this hook for its deferred source-hash check, called after this
-  // function returned (and after the Archive may be gone): it holds the user's hook by value,
-  // and reaches `out` only while the load runs.
-  const auto collecting = std::make_shared<std::vector<std::string>*>(&out.warnings);
-  options.on_warning = [collecting, hook = options_.on_warning](const std::string& w) {
-    if (*collecting) (*collecting)->push_back(w);
-    pickle::emit_warning(hook, w);
-  };
+  // The pickle's warnings come back in its report; the module keeps the user's hook (by value)
+  // for its deferred source-hash check, which runs after this returns.
+  options.on_warning = options_.on_warning;
   pickle::Loaded loaded = pickle::loads_with_report(pickle_bytes_, options);
-  *collecting = nullptr;
+  out.warnings = loaded.report.warnings;
   out.module = std::move(loaded.module);
   out.report = std::move(loaded.report);
   return out;

@@ -116,25 +116,26 @@ std::shared_ptr<Storage> NativeReader::storage(const std::string& key, std::uint
 
 LoadedPickle NativeReader::load(const std::string& record, const std::function<void(const std::string&)>& on_warning) {
   LoadedPickle out;
-  // The module keeps a copy of this hook for its deferred source-hash check, called after this
-  // function returned (and after the importer may be gone): it holds the user's hook by value,
-  // and reaches `out` only while the load runs.
-  const auto collecting = std::make_shared<std::vector<std::string>*>(&out.warnings);
-  const auto collect = [collecting, on_warning](const std::string& w) {
-    if (*collecting) (*collecting)->push_back(w);
+  // The pickle's own warnings come back in its report; the module keeps `on_warning` (the
+  // caller's hook, by value) for its deferred source-hash check, which runs after this returns.
+  // Storage warnings come first: storages are resolved before the pickle's checks.
+  const auto storage_warning = [&](const std::string& w) {
+    out.warnings.push_back(w);
     pickle::emit_warning(on_warning, w);
   };
   const std::vector<std::byte> bytes = zip_.read(full(record));
   pickle::LoadOptions options;
   options.limits = options_.limits;
-  options.on_warning = collect;
-  options.storage_source = [&](const std::string& key, std::uint64_t nbytes) { return storage(key, nbytes, collect); };
+  options.on_warning = on_warning;
+  options.storage_source = [&](const std::string& key, std::uint64_t nbytes) {
+    return storage(key, nbytes, storage_warning);
+  };
   try {
     pickle::Loaded loaded =
         pickle::loads_with_report(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), options);
+    out.warnings.insert(out.warnings.end(), loaded.report.warnings.begin(), loaded.report.warnings.end());
     out.module = std::move(loaded.module);
     out.report = std::move(loaded.report);
-    *collecting = nullptr;
   } catch (const FormatError& e) {
     throw FormatError("record " + quote(record) + ": " + e.what());
   }
