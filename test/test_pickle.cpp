@@ -877,7 +877,7 @@ TEST_CASE("pickle: storages kept outside the pickle (storage_sink / storage_sour
   }
 }
 
-TEST_CASE("pickle: a JSON zero of more digits than a double has is refused, not parsed (fuzz finding)") {
+TEST_CASE("pickle: a JSON zero of more digits than a double has, or with an exponent, is refused, not parsed (fuzz findings)") {
   // rapidjson 1.1's full-precision parser calls __builtin_clzll(0) on "0.000...0" (UBSan:
   // passing zero to clz()); fxpack writes zero as 0.0. tools/fuzz/regressions/pickle_loads/.
   const std::string header = "fxpack.pickle json 1\n";
@@ -885,6 +885,11 @@ TEST_CASE("pickle: a JSON zero of more digits than a double has is refused, not 
                        doctest::Contains("JSON number at byte offset 19 is a zero of 32 digits"), FormatError);
   CHECK_THROWS_WITH_AS(pickle::loads(header + "{\"a\": -000000000000000000.0}"), doctest::Contains("a zero of 19 digits"),
                        FormatError);
+  for (const char* zero : {"0e64", "-0.0E+30", "0e5"}) {
+    CAPTURE(zero);
+    CHECK_THROWS_WITH_AS(pickle::loads(header + "{\"a\": " + zero + "}"),
+                         doctest::Contains("JSON number at byte offset 6 is a zero with an exponent"), FormatError);
+  }
   // Digits inside strings are not numbers; ordinary zeros and long non-zero numbers pass
   // this check (and fail later, as the record is incomplete).
   for (const char* body : {"{\"s\": \"0.000000000000000000000000000000\"}", "{\"z\": [0.0, -0.0, 0, 1e-300]}",

@@ -923,9 +923,9 @@ void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
 // before parsing.
 // Checks the JSON text before rapidjson parses it: the nesting depth, and numbers that
 // rapidjson 1.1 cannot parse safely. A zero written with more digits than a double has
-// ("0.000...0", beyond 17) sends its full-precision parser into __builtin_clzll(0), which is
-// undefined behaviour (found by fuzz_pickle_loads). fxpack writes zero as 0.0, so such a
-// number is refused.
+// ("0.000...0", beyond 17) or with an exponent ("0e64": beyond 10^22 its fast path gives way)
+// sends its full-precision parser into __builtin_clzll(0), which is undefined behaviour (both
+// found by fuzz_pickle_loads). fxpack writes zero as 0.0, so such a number is refused.
 void check_json_text(std::string_view body, const LoadLimits& lim) {
   std::uint64_t max = 4ull * lim.max_nesting_depth + 64;
   std::uint64_t depth = 0;
@@ -958,6 +958,9 @@ void check_json_text(std::string_view body, const LoadLimits& lim) {
       if (zero && digits > 17)
         throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) + " is a zero of " +
                           std::to_string(digits) + " digits, which this build's JSON parser cannot read safely");
+      if (zero && i < body.size() && (body[i] == 'e' || body[i] == 'E'))
+        throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) +
+                          " is a zero with an exponent, which this build's JSON parser cannot read safely");
       --i;  // the loop's ++i moves past the last character of the mantissa
     }
   }
