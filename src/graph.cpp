@@ -67,7 +67,7 @@ const std::string kNoName;  // the sentinel's
 }  // namespace
 
 Graph::Graph(Dialect dialect)
-    : dialect_(dialect), root_(new Node(this, Op::Placeholder, &kNoName, &kNoName)), insert_before_(root_.get()) {
+    : dialect_(dialect), root_(new Node(this, Op::Placeholder, {}, &kNoName)), insert_before_(root_.get()) {
   root_->prev_ = root_->next_ = root_.get();
 }
 
@@ -105,25 +105,15 @@ void Graph::release_node(Node* node) {
   free_nodes_.push_back(node);
 }
 
-std::string Graph::unique_name(std::string_view raw) { return *reserve_name(raw).name; }
-
-detail::NameTable::Slot& Graph::reserve_name(std::string_view raw) {
-  detail::NameTable::Slot* slot = nullptr;
-  detail::create_python_name(raw, dialect_, base_count_, [&](const std::string& candidate) {
-    if (is_reserved_python_name(candidate)) return false;
-    slot = names_.insert(candidate);
-    return slot != nullptr;
-  });
-  return *slot;
-}
+std::string Graph::unique_name(std::string_view raw) { return names_.claim(raw, dialect_).name; }
 
 Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dict kwargs,
                          std::optional<std::string> name) {
   if (op == Op::Output && output_)
     throw GraphError("graph already has an output node; erase it before adding another");
-  auto& slot = reserve_name(name ? *name : candidate_for(op, target));
+  auto claimed = names_.claim(name ? *name : candidate_for(op, target), dialect_);
   void* place = allocate_node();
-  Node* node = new (place) Node(this, op, slot.name, intern(target));
+  Node* node = new (place) Node(this, op, std::move(claimed.name), intern(target));
   node->args_ = std::move(args);
   node->set_kwargs_only(std::move(kwargs));
   try {
@@ -133,7 +123,7 @@ Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dic
     throw;
   }
   link_before(node, insert_before_);
-  slot.node = node;
+  *claimed.node = node;
   if (op == Op::Output) output_ = node;
   return node;
 }
@@ -175,13 +165,12 @@ void Graph::unlink(Node* node) {
 }
 
 void Graph::reserve(std::size_t nodes) {
-  names_.reserve(nodes);
   // The next chunk holds them all (up to 2^16 nodes a chunk: a bad count costs little).
   if (nodes > chunk_left_) next_chunk_nodes_ = std::max(next_chunk_nodes_, std::min<std::size_t>(nodes, 1u << 16));
 }
 
 void Graph::erase_node(Node* node) {
-  if (!node || node->graph_ != this) throw GraphError("erase_node: the node is not in this graph");
+  if (!node || node->graph() != this) throw GraphError("erase_node: the node is not in this graph");
   if (!node->users_.empty()) {
     std::string users;
     for (Node* u : node->users_) users += (users.empty() ? "" : ", ") + u->name();
@@ -190,7 +179,7 @@ void Graph::erase_node(Node* node) {
   }
   if (insert_before_ == node) insert_before_ = node->next_;
   node->drop_inputs();
-  names_.find(node->name())->node = nullptr;  // the name stays taken
+  names_.release(node->name());  // the name stays taken
   if (node == output_) output_ = nullptr;
   unlink(node);
   release_node(node);
@@ -202,11 +191,11 @@ Graph::InsertPoint::InsertPoint(Graph& g, Node* before) : graph_(g), saved_(g.in
 Graph::InsertPoint::~InsertPoint() { graph_.insert_before_ = saved_; }
 
 Graph::InsertPoint Graph::inserting_before(Node* node) {
-  if (!node || node->graph_ != this) throw GraphError("inserting_before: the node is not in this graph");
+  if (!node || node->graph() != this) throw GraphError("inserting_before: the node is not in this graph");
   return InsertPoint(*this, node);
 }
 Graph::InsertPoint Graph::inserting_after(Node* node) {
-  if (!node || node->graph_ != this) throw GraphError("inserting_after: the node is not in this graph");
+  if (!node || node->graph() != this) throw GraphError("inserting_after: the node is not in this graph");
   return InsertPoint(*this, node->next_);
 }
 
@@ -240,10 +229,7 @@ LastUses Graph::last_uses() const {
   return out;
 }
 
-const Node* Graph::find_node(std::string_view name) const {
-  const auto* slot = names_.find(name);
-  return slot ? slot->node : nullptr;
-}
+const Node* Graph::find_node(std::string_view name) const { return names_.find(name); }
 
 Node* Graph::find_node(std::string_view name) { return const_cast<Node*>(std::as_const(*this).find_node(name)); }
 
@@ -252,7 +238,7 @@ void Graph::lint() const {
   seen.reserve(size_);
   std::size_t outputs = 0;
   for (const Node* n : *this) {
-    if (n->graph_ != this) throw GraphError("lint: node '" + n->name() + "' belongs to another graph");
+    if (n->graph() != this) throw GraphError("lint: node '" + n->name() + "' belongs to another graph");
     // Names need no check: each node's name was interned fresh when it was created
     // (create_node), so no two nodes share one.
     for (Node* in : n->inputs_) {

@@ -1,96 +1,115 @@
 #include "fxpack/detail/name_table.hpp"
 
-#include <algorithm>
-#include <bit>
-#include <functional>
-#include <limits>
-#include <stdexcept>
-#include <utility>
+#include <optional>
 
-#include <sys/mman.h>
+#include "python_names.hpp"
 
 namespace fxpack::detail {
 
 namespace {
-// The index is probed at random: at 10^6 names it is 16 MB, and with 4 KiB pages each probe
-// is a TLB miss as well as a cache miss. Ask for huge pages for the 2 MiB-aligned part of a
-// large index before it is first touched (a hint: ignored where unsupported or refused).
-void advise_huge_pages(void* p, std::size_t bytes) {
-#ifdef MADV_HUGEPAGE
-  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
-  if (bytes < 2 * kHuge) return;
-  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
-  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)bytes;
-#endif
+
+// The slot value of a name that is taken but names no node.
+Node* taken() {
+  static char tag;
+  return reinterpret_cast<Node*>(&tag);
 }
+
+// A name's base and number as the table keys it, read as it is (a name the rules never
+// produce, such as `add_01`, keys nothing: no node can have it).
+struct Key {
+  std::string_view base;
+  std::int64_t number;  // -1: none
+  bool canonical = true;
+};
+Key key_of(std::string_view name) {
+  const auto us = name.rfind('_');
+  const std::size_t digits = us == std::string_view::npos ? 0 : name.size() - us - 1;
+  if (digits < 1 || digits > 18) return {name, -1};
+  std::int64_t n = 0;
+  for (char c : name.substr(us + 1)) {
+    if (c < '0' || c > '9') return {name, -1};
+    n = n * 10 + (c - '0');
+  }
+  return {name.substr(0, us), n, digits == 1 || name[us + 1] != '0'};
+}
+
 }  // namespace
 
-std::uint64_t NameTable::hash_of(std::string_view s) { return std::hash<std::string_view>{}(s); }
-
-const NameTable::Slot* NameTable::find(std::string_view name) const {
-  if (index_.empty()) return nullptr;
-  const std::uint64_t tag = tag_of(hash_of(name));
-  const std::size_t mask = index_.size() - 1;
-  for (std::size_t i = (tag >> 32) & mask;; i = (i + 1) & mask) {
-    const std::uint64_t s = index_[i];
-    if (!s) return nullptr;
-    if (tag_of(s) == tag) {
-      const Slot& e = entries_[(s & 0xFFFFFFFFu) - 1];
-      if (*e.name == name) return &e;
-    }
+Node*& NameTable::slot(std::uint32_t b, std::int64_t number) {
+  Base& base = bases_[b];
+  if (number == kBare) return base.bare;
+  auto& dense = base.numbered;
+  const auto k = static_cast<std::uint64_t>(number);
+  if (k < dense.size()) return dense[k];
+  // The dense array grows to any number within twice its size (and a little): names come
+  // mostly in order, so it stays dense. Names of the new range that were far move in.
+  if (k - dense.size() > dense.size() + 64) {
+    auto [it, added] = far_.try_emplace({b, number}, nullptr);
+    base.far += added;
+    return it->second;
   }
-}
-
-NameTable::Slot* NameTable::find(std::string_view name) {
-  return const_cast<Slot*>(std::as_const(*this).find(name));
-}
-
-NameTable::Slot* NameTable::insert(std::string_view name) {
-  if (2 * (entries_.size() + 1) > index_.size()) grow(std::max<std::size_t>(16, 2 * index_.size()));
-  if (entries_.size() >= std::numeric_limits<std::uint32_t>::max() - 1)
-    throw std::length_error("NameTable: more than 2^32 - 2 names");
-  const std::uint64_t tag = tag_of(hash_of(name));
-  const std::size_t mask = index_.size() - 1;
-  for (std::size_t i = (tag >> 32) & mask;; i = (i + 1) & mask) {
-    std::uint64_t& s = index_[i];
-    if (!s) {
-      entries_.push_back({&names_.emplace_back(name), nullptr});
-      s = tag | entries_.size();
-      return &entries_.back();
-    }
-    if (tag_of(s) == tag && *entries_[(s & 0xFFFFFFFFu) - 1].name == name) return nullptr;
+  const std::size_t old = dense.size();
+  dense.resize(k + 1);
+  for (std::size_t j = old; base.far && j <= k; ++j) {
+    auto it = far_.find({b, static_cast<std::int64_t>(j)});
+    if (it == far_.end()) continue;
+    dense[j] = it->second;
+    far_.erase(it);
+    --base.far;
   }
+  return dense[k];
 }
 
-const std::string* NameTable::intern(std::string_view name) {
-  if (const Slot* s = find(name)) return s->name;
-  return insert(name)->name;
+Node* const* NameTable::find_slot(std::uint32_t b, std::int64_t number) const {
+  const Base& base = bases_[b];
+  if (number == kBare) return &base.bare;
+  if (static_cast<std::uint64_t>(number) < base.numbered.size()) return &base.numbered[static_cast<std::size_t>(number)];
+  if (!base.far) return nullptr;
+  auto it = far_.find({b, number});
+  return it == far_.end() ? nullptr : &it->second;
 }
 
-void NameTable::reserve(std::size_t more) {
-  const std::size_t want = 2 * (entries_.size() + more);
-  if (want > index_.size()) grow(std::bit_ceil(want));
-  entries_.reserve(entries_.size() + more);
+NameTable::Claimed NameTable::claim(std::string_view raw, Dialect dialect) {
+  SplitName s = split_python_name(raw);
+  const std::uint32_t b = base_names_.intern(s.base());
+  if (b == bases_.size()) bases_.emplace_back();
+  Node** claimed = nullptr;
+  NameSpace space{[&](std::optional<std::int64_t> k) {
+                    // Only a name that does not end in a digit can be reserved: not base_<k>.
+                    if (!k && is_reserved_name(s.candidate)) return false;
+                    Node*& node = slot(b, k ? *k : s.has_num ? s.num : kBare);
+                    if (node) return false;
+                    node = taken();
+                    claimed = &node;
+                    return true;
+                  },
+                  [&]() -> const std::int64_t* { return bases_[b].has_counter ? &bases_[b].counter : nullptr; },
+                  [&](std::int64_t n) {
+                    bases_[b].counter = n;
+                    bases_[b].has_counter = true;
+                  }};
+  const std::optional<std::int64_t> suffix = claim_python_name(s, dialect, space);
+  if (!suffix) return {std::move(s.candidate), claimed};
+  std::string name(s.base());
+  name += '_';
+  name += std::to_string(*suffix);
+  return {std::move(name), claimed};
 }
 
-void NameTable::grow(std::size_t capacity) {
-  // A slot's place comes from the hash's high half, which the slot keeps: no name is read.
-  std::vector<std::uint64_t> fresh;
-  fresh.reserve(capacity);
-  advise_huge_pages(fresh.data(), capacity * sizeof(std::uint64_t));
-  fresh.resize(capacity);
-  std::vector<std::uint64_t> old = std::exchange(index_, std::move(fresh));
-  const std::size_t mask = capacity - 1;
-  for (std::uint64_t s : old) {
-    if (!s) continue;
-    std::size_t i = (s >> 32) & mask;
-    while (index_[i]) i = (i + 1) & mask;
-    index_[i] = s;
-  }
+Node* NameTable::find(std::string_view name) const {
+  const Key key = key_of(name);
+  if (!key.canonical) return nullptr;
+  const auto b = base_names_.find(key.base);
+  if (!b) return nullptr;
+  Node* const* s = find_slot(*b, key.number);
+  return s && *s != taken() ? *s : nullptr;
+}
+
+void NameTable::release(std::string_view name) {
+  const Key key = key_of(name);
+  const auto b = base_names_.find(key.base);
+  if (!key.canonical || !b) return;
+  if (Node* const* s = find_slot(*b, key.number); s && *s) *const_cast<Node**>(s) = taken();
 }
 
 }  // namespace fxpack::detail

@@ -63,16 +63,16 @@ namespace {
 const std::string kNoType;
 }  // namespace
 
-Node::Node(Graph* graph, Op op, const std::string* name, const std::string* target)
-    : graph_(graph), name_(name), target_(target), type_(&kNoType), op_(op) {
+Node::Node(Graph* graph, Op op, std::string name, const std::string* target)
+    : name_(std::move(name)), target_(target), type_(&kNoType), op_(op) {
   meta_.graph_ = graph;
 }
 
 Node::~Node() = default;
 
 void Node::set_target(std::string target) {
-  target_ = graph_->intern(target);
-  graph_->touch();
+  target_ = graph()->intern(target);
+  graph()->touch();
 }
 
 void Node::set_type(std::string type) {
@@ -81,8 +81,8 @@ void Node::set_type(std::string type) {
     if (!detail::parse_type_expr(type, &error))
       throw GraphError("node '" + name() + "': '" + type.substr(0, 200) + "' is not a type expression: " + error);
   }
-  type_ = type.empty() ? &kNoType : graph_->intern(type);
-  graph_->touch();
+  type_ = type.empty() ? &kNoType : graph()->intern(type);
+  graph()->touch();
 }
 
 namespace {
@@ -136,7 +136,7 @@ void Node::update_inputs() {
   for (const Value& a : args_) collect_nodes(a, fresh);
   for (const auto& [k, v] : kwargs().items) collect_nodes(v, fresh);
   for (Node* in : fresh)
-    if (in->graph_ != graph_)
+    if (in->graph() != graph())
       throw GraphError("node '" + name() + "' references node '" + in->name() +
                        "' of another graph");
   for (Node* old : inputs_)
@@ -144,7 +144,7 @@ void Node::update_inputs() {
   for (Node* in : fresh)
     if (!inputs_.contains(in)) in->users_.push_back(this);
   inputs_ = std::move(fresh);
-  graph_->touch();
+  graph()->touch();
 }
 
 void Node::set_args(std::vector<Value> args) {

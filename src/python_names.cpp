@@ -108,10 +108,13 @@ SplitName split_python_name(std::string_view raw) {
       std::all_of(s.candidate.begin() + static_cast<std::ptrdiff_t>(us) + 1, s.candidate.end(), digit)) {
     for (std::size_t k = us + 1; k < s.candidate.size(); ++k) s.num = s.num * 10 + (s.candidate[k] - '0');
     s.has_num = true;
-    s.base.assign(s.candidate, 0, us);
-    if (digits > 1 && s.candidate[us + 1] == '0') s.candidate = s.base + "_" + std::to_string(s.num);  // no leading zeros
+    s.base_size = us;
+    if (digits > 1 && s.candidate[us + 1] == '0') {  // no leading zeros
+      s.candidate.resize(us + 1);
+      s.candidate += std::to_string(s.num);
+    }
   } else {
-    s.base = s.candidate;
+    s.base_size = s.candidate.size();
   }
   return s;
 }

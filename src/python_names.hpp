@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -43,41 +44,69 @@ std::string create_python_name(std::string_view raw, Dialect dialect, NameCounte
 
 // ---- implementation -------------------------------------------------------------------
 
+// A normalized candidate split into base and suffix: "relu_2" is base "relu", number 2.
 struct SplitName {
   std::string candidate;  // normalized, with the suffix rewritten without leading zeros
-  std::string base;
+  std::size_t base_size = 0;  // the base is candidate's first base_size characters
   std::int64_t num = 0;
   bool has_num = false;
+  std::string_view base() const { return std::string_view(candidate).substr(0, base_size); }
 };
 SplitName split_python_name(std::string_view raw);
 
-template <class Claim>
-std::string create_python_name(std::string_view raw, Dialect dialect, NameCounters& counters, Claim&& claim) {
-  SplitName s = split_python_name(raw);
-  auto suffixed = [&](std::int64_t n) { return s.base + "_" + std::to_string(n); };
+// The name rules themselves, over any namespace: `space` claims the candidate as it is
+// (`claim(std::nullopt)`) or base_<k> (`claim(k)`), and holds the base's counter
+// (`counter()`: a pointer to it, null when the base has none yet; `set_counter(n)`). Returns
+// the suffix claimed, nullopt for the candidate itself.
+template <class Space>
+std::optional<std::int64_t> claim_python_name(const SplitName& s, Dialect dialect, Space& space) {
   if (dialect == Dialect::Torch2) {
     std::int64_t num = s.num;
     if (num == 0) {
-      auto it = counters.find(s.base);
-      num = it == counters.end() ? 0 : it->second;
+      const std::int64_t* c = space.counter();
+      num = c ? *c : 0;
     }
-    std::string candidate = std::move(s.candidate);
-    while (!claim(candidate)) candidate = suffixed(++num);
-    counters[s.base] = num;
-    return candidate;
+    std::optional<std::int64_t> suffix;  // the candidate itself first
+    while (!space.claim(suffix)) suffix = ++num;
+    space.set_counter(num);
+    return suffix;
   }
-  if (claim(s.candidate)) return std::move(s.candidate);
+  if (space.claim(std::nullopt)) return std::nullopt;
   // Every base_<k> with 1 <= k < low is taken; 1.13 searches upwards from num + 1.
-  auto it = counters.try_emplace(s.base, 1).first;
-  const std::int64_t low = it->second;
+  const std::int64_t* c = space.counter();
+  const std::int64_t low = c ? *c : 1;
+  if (!c) space.set_counter(1);
   const bool from_low = s.num + 1 <= low;
   for (std::int64_t k = from_low ? low : s.num + 1;; ++k) {
-    std::string candidate = suffixed(k);
-    if (claim(candidate)) {
-      if (from_low) counters[s.base] = k + 1;
-      return candidate;
+    if (space.claim(k)) {
+      if (from_low) space.set_counter(k + 1);
+      return k;
     }
   }
+}
+
+// A `space` for claim_python_name made of three callables.
+template <class Claim, class Counter, class SetCounter>
+struct NameSpace {
+  Claim claim;
+  Counter counter;
+  SetCounter set_counter;
+};
+template <class Claim, class Counter, class SetCounter>
+NameSpace(Claim, Counter, SetCounter) -> NameSpace<Claim, Counter, SetCounter>;
+
+template <class Claim>
+std::string create_python_name(std::string_view raw, Dialect dialect, NameCounters& counters, Claim&& claim) {
+  const SplitName s = split_python_name(raw);
+  const std::string base(s.base());
+  auto spelled = [&](std::optional<std::int64_t> k) { return k ? base + "_" + std::to_string(*k) : s.candidate; };
+  NameSpace space{[&](std::optional<std::int64_t> k) { return claim(spelled(k)); },
+                  [&]() -> const std::int64_t* {
+                    auto it = counters.find(base);
+                    return it == counters.end() ? nullptr : &it->second;
+                  },
+                  [&](std::int64_t n) { counters.insert_or_assign(base, n); }};
+  return spelled(claim_python_name(s, dialect, space));
 }
 
 }  // namespace fxpack::detail

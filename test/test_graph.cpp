@@ -1,6 +1,8 @@
 // Graph IR: naming, users bookkeeping, editing, lint and dead-code elimination.
 #include <doctest/doctest.h>
 
+#include <set>
+
 #include "fxpack/fxpack.hpp"
 
 using namespace fxpack;
@@ -44,6 +46,55 @@ TEST_CASE("graph: names follow fx rules") {
   CHECK(g2.call_function("operator.mul", {y, 2})->name() == "mul_6");
   CHECK(is_reserved_python_name("print"));
   CHECK_FALSE(is_reserved_python_name("relu"));
+}
+
+TEST_CASE("graph: requested names that clash take the suffix real fx gives them, in both dialects") {
+  // Each list was printed by torch.fx's _Namespace.create_name, fed the requests in order
+  // (PyTorch 1.13 and 2.6): user names like add_1 before add, a name asked for twice, numbers
+  // far beyond the others (x_1000000), leading zeros (sin_01) and suffix 0.
+  const std::vector<std::string> asked = {"add_1",     "add",      "add", "add_1", "add_5",     "add",
+                                          "add_3",     "add",      "x_1000000", "x_999999", "x", "x",
+                                          "x_1000000", "sin_01",   "sin", "sin_0", "sin_0",     "sin"};
+  const std::vector<std::string> torch_1_13 = {"add_1",     "add",   "add_2", "add_3",    "add_5",     "add_4",
+                                               "add_6",     "add_7", "x_1000000", "x_999999", "x",   "x_1",
+                                               "x_1000001", "sin_1", "sin",   "sin_0",    "sin_2",     "sin_3"};
+  const std::vector<std::string> torch_2 = {"add_1",     "add",       "add_2", "add_3",    "add_5",     "add_6",
+                                            "add_4",     "add_7",     "x_1000000", "x_999999", "x",   "x_1000001",
+                                            "x_1000002", "sin_1",     "sin",   "sin_0",    "sin_2",     "sin_3"};
+  for (Dialect d : {Dialect::Torch1_13, Dialect::Torch2}) {
+    CAPTURE(dialect_name(d));
+    Graph g(d);
+    const auto& expected = d == Dialect::Torch2 ? torch_2 : torch_1_13;
+    std::vector<Node*> made;
+    for (std::size_t i = 0; i < asked.size(); ++i) {
+      CAPTURE(asked[i]);
+      made.push_back(g.create_node(Op::Placeholder, "p", {}, {}, asked[i]));
+      CHECK(made.back()->name() == expected[i]);
+    }
+    for (Node* n : made) CHECK(g.find_node(n->name()) == n);
+    // Names the rules never give find nothing; an erased node's name stays taken.
+    CHECK(g.find_node("sin_01") == nullptr);
+    CHECK(g.find_node("x_2") == nullptr);
+    g.erase_node(made[8]);  // x_1000000
+    CHECK(g.find_node("x_1000000") == nullptr);
+    CHECK(g.create_node(Op::Placeholder, "p", {}, {}, std::string("x_1000000"))->name() != "x_1000000");
+    CHECK(g.unique_name("add_7") != "add_7");
+  }
+}
+
+TEST_CASE("graph: names far beyond their base's others, then the numbers between them") {
+  // A number far beyond the dense range is kept aside, then moves in when the range reaches it.
+  Graph g;
+  std::vector<Node*> nodes;
+  nodes.push_back(g.create_node(Op::Placeholder, "p", {}, {}, std::string("v_300")));
+  for (int i = 0; i < 400; ++i) nodes.push_back(g.create_node(Op::Placeholder, "p", {}, {}, std::string("v")));
+  std::set<std::string> names;
+  for (Node* n : nodes) {
+    CHECK(names.insert(n->name()).second);
+    CHECK(g.find_node(n->name()) == n);
+  }
+  CHECK(nodes[0]->name() == "v_300");
+  CHECK(nodes[301]->name() == "v_301");  // v, v_1 .. v_299, then v_300 is taken
 }
 
 TEST_CASE("graph: naming is O(1) per node (a long chain names quickly and uniquely)") {

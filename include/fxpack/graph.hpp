@@ -3,8 +3,9 @@
 // Nodes are owned by the graph and stay at a fixed address until erased, so Node* is a
 // stable handle. They are placed in chunks the graph allocates (an erased node's place is
 // reused), so building a graph does not allocate per node and walking it reads memory in
-// order; each name is interned once in a flat table (detail/name_table.hpp). New nodes go at the current insertion point (the end, unless an
-// `inserting_before`/`inserting_after` guard is alive).
+// order; names are kept by base and number (detail/name_table.hpp), so naming a node touches
+// a small table of bases, not an index of every name. New nodes go at the current insertion
+// point (the end, unless an `inserting_before`/`inserting_after` guard is alive).
 //
 // Names follow torch.fx: the candidate is the snake_case of the target's last part (or the
 // requested name), illegal characters become `_`, a leading digit gets a `_` prefix, and a
@@ -31,7 +32,7 @@
 
 #include "fxpack/detail/name_table.hpp"
 #include "fxpack/detail/pointer_index.hpp"
-#include "fxpack/detail/string_hash.hpp"
+#include "fxpack/detail/string_pool.hpp"
 #include "fxpack/dialect.hpp"
 #include "fxpack/node.hpp"
 
@@ -78,8 +79,8 @@ class Graph {
   // then (GraphModule::source_hash uses it to save without generating the source again).
   std::uint64_t generation() const { return generation_; }
 
-  // Room for `nodes` more nodes (in the name table, and the next chunk of nodes), so that
-  // building a large graph (a load) neither rehashes nor scatters it as it grows.
+  // Room for `nodes` more nodes (the next chunk of nodes holds them), so that building a
+  // large graph (a load) does not scatter it as it grows.
   void reserve(std::size_t nodes);
 
   // Node creation. `name` is a candidate: the final name may carry a suffix.
@@ -175,7 +176,7 @@ class Graph {
   void unlink(Node* node);
   void touch() { ++generation_; }
   // The graph's one copy of a target or type string.
-  const std::string* intern(std::string_view s) { return strings_.intern(s); }
+  const std::string* intern(std::string_view s) { return &strings_[strings_.intern(s)]; }
   // Storage for a node not yet constructed; release_node destroys one and keeps its place.
   void* allocate_node();
   void release_node(Node* node);
@@ -186,16 +187,11 @@ class Graph {
   Node* output_ = nullptr;       // the output node (a graph has at most one)
   std::size_t size_ = 0;
   std::uint64_t generation_ = 0;
-  // Reserves a unique name; returns its slot in names_ (valid until the next name).
-  detail::NameTable::Slot& reserve_name(std::string_view candidate);
-
-  // Every name ever handed out (names are never reused, as in fx) → its live node, or null
-  // once erased or when it never named a node. One table, so naming costs one lookup.
+  // Every name ever handed out (names are never reused, as in fx) → its live node, or none
+  // once erased or when it never named a node, and fx's counter per base.
   detail::NameTable names_;
   // Targets and types: a few distinct strings shared by many nodes.
-  detail::NameTable strings_;
-  // Per base: the 2.x dialect's last suffix, or 1.13's "every suffix below this is taken".
-  std::unordered_map<std::string, std::int64_t, detail::StringHash, std::equal_to<>> base_count_;
+  detail::StringPool strings_;
   // Node storage: chunks of raw memory, the unused tail of the last one, and erased places.
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   std::byte* chunk_next_ = nullptr;

@@ -22,8 +22,8 @@
 // kwargs change; both are handed out as spans (valid until the node's args, or a user's,
 // change).
 //
-// Memory: a node is 136 bytes in its graph's chunks; its target and type are interned by the
-// graph (one copy of "torch.relu" however many nodes call it), its input and user lists hold
+// Memory: a node is 152 bytes in its graph's chunks, its name included; its target and type
+// are interned by the graph (one copy of "torch.relu" however many nodes call it), its input and user lists hold
 // one entry without allocating, kwargs and meta take no memory when empty, and an argument is
 // a 40-byte Value, so a node with one or two arguments costs one allocation. Changing a node never marks any GraphModule dirty: like PyTorch, the
 // caller must call recompile().
@@ -76,17 +76,17 @@ class Meta {
   friend class Node;
   void changed();
   detail::Boxed<Dict> d_;  // most nodes have no meta: 8 bytes, no allocation
-  Graph* graph_ = nullptr;  // the graph of the node it belongs to
+  Graph* graph_ = nullptr;  // the graph of the node it belongs to (Node::graph reads it)
 };
 
 // Const is deep: a const Node hands out its graph, neighbours, inputs and users as const
 // (args and kwargs are Values, which hold plain Node*).
 class Node {
  public:
-  Graph* graph() { return graph_; }
-  const Graph* graph() const { return graph_; }
+  Graph* graph() { return meta_.graph_; }
+  const Graph* graph() const { return meta_.graph_; }
   Op op() const { return op_; }
-  const std::string& name() const { return *name_; }
+  const std::string& name() const { return name_; }
   const std::string& target() const { return *target_; }
   void set_target(std::string target);
 
@@ -129,15 +129,16 @@ class Node {
 
  private:
   friend class Graph;
-  Node(Graph* graph, Op op, const std::string* name, const std::string* target);
+  Node(Graph* graph, Op op, std::string name, const std::string* target);
   void update_inputs();
   void drop_inputs();
   void set_kwargs_only(Dict kwargs);
 
-  // 136 bytes: strings are interned by the graph, lists hold one entry inline, kwargs and
-  // meta are boxed (most nodes have none).
-  Graph* graph_;
-  const std::string* name_;    // interned in the graph's name table
+  // 152 bytes: the name is the node's own (its text is needed nowhere else: the graph's name
+  // table keys names by base and number), target and type are interned by the graph, lists
+  // hold one entry inline, kwargs and meta are boxed (most nodes have none), and the graph is
+  // the one its meta records.
+  std::string name_;
   const std::string* target_;  // interned in the graph's string pool
   const std::string* type_;    // interned in the graph's string pool ("" when none)
   std::vector<Value> args_;

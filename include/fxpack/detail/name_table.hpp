@@ -1,25 +1,28 @@
-// NameTable: every name a Graph has handed out, each interned once, mapped to the live node
-// it names (null once the node is erased, or when it never named a node: fx never reuses a
-// name).
+// NameTable: every name a Graph has handed out, mapped to the live node it names (none once
+// the node is erased, or when it never named a node: fx never reuses a name), with the state
+// of fx's name rules (python_names.hpp: a counter per base).
 //
-// Why not std::unordered_map<std::string, Node*>: that allocates a hash node per name and
-// chases two pointers per lookup, which at 10^5..10^6 nodes is a cache miss or two per
-// lookup and dominated building a graph. Here the hash index is one flat array of 8-byte
-// slots (open addressing, linear probing, at most half full), each holding 32 bits of the
-// name's hash and the number of its entry, so a probe touches the entry and the name only
-// when those bits agree, growing never reads a name, and at 10^6 names the index is 16 MB
-// (it had 24-byte slots holding pointers: 48 MB, a cache and TLB miss per insert that was
-// a fifth of a load's time). The entries (name, node) are a vector in insertion order; the
-// names live in a std::deque (stable addresses, no per-name node), and a Node keeps a pointer
-// to its interned name. Nothing is ever removed, so there are no tombstones.
+// Keyed by base and number. fx names are a base and an optional numeric suffix — `add`,
+// `add_1`, ..., `add_123` — so the table keeps one entry per base (its counter and its names
+// by number in a dense array) and a name costs a lookup among the bases, which are few (tens
+// to hundreds in a real graph: they stay in cache), and one slot of an array filled in order.
+// A hash index over every name, as this was, missed main memory once per new name at 10^6
+// nodes: a fifth of a load. A number far beyond its base's dense range (`x_1000000` among a
+// few x's) goes to a side hash map instead, so no name costs more than a slot or a map entry.
+//
+// The names themselves are kept by the nodes (Node::name); a name without a node (erased, or
+// handed out by Graph::unique_name) needs no text, as its base and number say it is taken.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
+
+#include "fxpack/detail/string_pool.hpp"
+#include "fxpack/dialect.hpp"
 
 namespace fxpack {
 class Node;
@@ -29,33 +32,46 @@ namespace fxpack::detail {
 
 class NameTable {
  public:
-  // A name's entry.
-  struct Slot {
-    const std::string* name = nullptr;
-    Node* node = nullptr;
+  struct Claimed {
+    std::string name;
+    Node** node;  // where the name's node goes; valid until the next claim
   };
-
-  // The entry of `name`, or null.
-  Slot* find(std::string_view name);
-  const Slot* find(std::string_view name) const;
-  // Interns `name` and returns its entry, whose node is null; null when the name is taken.
-  // The entry stays valid until the next insert.
-  Slot* insert(std::string_view name);
-  // The interned copy of `name`, inserting it when new (a string pool: node stays null).
-  const std::string* intern(std::string_view name);
-  // Room for `more` names beyond the current ones without growing.
-  void reserve(std::size_t more);
-  std::size_t size() const { return names_.size(); }
+  // Claims the name fx's rules give `raw` in `dialect` (python_names.hpp), never a Python
+  // keyword, builtin or fx reserved name. Its node starts as none.
+  Claimed claim(std::string_view raw, Dialect dialect);
+  // The live node named `name`, or null.
+  Node* find(std::string_view name) const;
+  // The node named `name` is gone; the name stays taken.
+  void release(std::string_view name);
 
  private:
-  static std::uint64_t hash_of(std::string_view s);
-  // Index slot: 0 empty, else (hash's high 32 bits << 32) | (entry number + 1).
-  static std::uint64_t tag_of(std::uint64_t hash) { return hash & 0xFFFFFFFF00000000ull; }
-  void grow(std::size_t capacity);
+  // A name's number: its suffix, or kBare for a name that is its base.
+  static constexpr std::int64_t kBare = -1;
+  struct Base {
+    std::int64_t counter = 0;  // fx's counter (python_names.hpp), when has_counter
+    bool has_counter = false;
+    std::uint32_t far = 0;      // how many of its names are in far_
+    Node* bare = nullptr;       // the base as a name
+    std::vector<Node*> numbered;  // base_<k> at [k], for k below the size
+  };
+  struct FarKey {
+    std::uint32_t base;
+    std::int64_t number;
+    friend bool operator==(const FarKey&, const FarKey&) = default;
+  };
+  struct FarHash {
+    std::size_t operator()(const FarKey& k) const {
+      return static_cast<std::size_t>(k.number) * 0x9E3779B97F4A7C15ull ^ k.base;
+    }
+  };
+  // The slot of name (base, number), made free when new.
+  Node*& slot(std::uint32_t base, std::int64_t number);
+  // The slot of name (base, number), or null when the name was never taken.
+  Node* const* find_slot(std::uint32_t base, std::int64_t number) const;
 
-  std::vector<std::uint64_t> index_;  // power-of-two size (or empty)
-  std::vector<Slot> entries_;
-  std::deque<std::string> names_;
+  StringPool base_names_;  // base i's text
+  std::vector<Base> bases_;
+  std::unordered_map<FarKey, Node*, FarHash> far_;
 };
 
 }  // namespace fxpack::detail
