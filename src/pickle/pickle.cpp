@@ -653,6 +653,7 @@ class Builder {
       }
     }
     nodes_.push_back(n);
+    if (op == Op::CallModule) module_calls_.push_back(n);
     // Meta may reference later nodes: it is set once all nodes are in.
     if (!r.meta.empty()) pending_meta_.emplace_back(i, std::move(r.meta));
   }
@@ -677,6 +678,10 @@ class Builder {
     return graph_;
   }
 
+  // The call_module nodes, in graph order (finish() checks their kinds without walking a
+  // large graph again).
+  const std::vector<const Node*>& module_calls() const { return module_calls_; }
+
  private:
   PickleRecord& rec_;
   const LoadOptions& opt_;
@@ -686,6 +691,7 @@ class Builder {
   std::vector<std::shared_ptr<Storage>> storages_;
   std::vector<Tensor> tensors_;
   std::vector<Node*> nodes_;
+  std::vector<const Node*> module_calls_;
   bool in_meta_ = false;
 };
 
@@ -724,8 +730,7 @@ Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, Pickl
 
   // call_module targets whose kind nothing can run.
   std::set<std::string> unknown;
-  for (const Node* n : *graph) {
-    if (n->op() != Op::CallModule) continue;
+  for (const Node* n : b.module_calls()) {
     auto m = gm->get_submodule(n->target());
     if (!m->leaf_kind()) unknown.insert(m->kind());
   }
