@@ -228,6 +228,24 @@ TEST_CASE("graph: lint catches broken graphs") {
                          doctest::Contains("of another graph"), GraphError);
     CHECK(g.size() == 1);
   }
+  SUBCASE("use before definition across the graph's chunks, and places reused after an erase") {
+    Graph g;  // nodes go in chunks of 8, 16, 32, ...: these 200 span several
+    Node* x = g.placeholder("x");
+    std::vector<Node*> chain{x};
+    for (int i = 0; i < 200; ++i) chain.push_back(g.call_method("sin", {chain.back()}));
+    g.output(chain.back());
+    CHECK_NOTHROW(g.lint());
+    Node* spare = g.call_method("cos", {x});  // before the output: nothing uses it
+    g.erase_node(spare);
+    Node* reused = [&] {
+      auto at = g.inserting_before(chain[5]);
+      return g.call_method("cos", {chain[3]});  // takes the erased node's place
+    }();
+    CHECK(reused == spare);
+    CHECK_NOTHROW(g.lint());
+    chain[7]->set_args({chain[150]});
+    CHECK_THROWS_WITH_AS(g.lint(), doctest::Contains("uses 'sin_149', which comes later"), GraphError);
+  }
   SUBCASE("no output") {
     Graph g;
     g.placeholder("x");
