@@ -1,6 +1,5 @@
-// Run-time choice of the SiLU/sigmoid body and its split across OpenMP threads (this unit is
-// compiled with -fopenmp and no target flags; the bodies are in activation_avx2.cpp and
-// activation_avx512.cpp).
+// Run-time choice of the SiLU/sigmoid body and its split across OpenMP threads (this unit has
+// no target flags; the bodies are in activation_avx2.cpp and activation_avx512.cpp).
 #include "activation_simd.hpp"
 
 #include <omp.h>
@@ -40,6 +39,28 @@ Body body(Isa isa, Activation f) {
 constexpr std::size_t kMinPerThread = 16384;
 // Shares start on 64-byte boundaries of the array (16 floats), so threads write separate lines.
 constexpr std::size_t kLine = 16;
+
+// libgomp's entry for a parallel region (what gcc emits for `#pragma omp parallel`), called
+// directly rather than through -fopenmp: with clang that flag targets LLVM's libomp, a second
+// OpenMP runtime beside the libgomp that oneDNN and fxpack's thread counts use.
+extern "C" void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
+
+struct Shares {
+  Body run;
+  const float* x;
+  float* y;
+  std::size_t n, per, count;
+};
+
+// One thread's shares: its number, then every team size on (the team may be smaller than asked).
+void run_shares(void* data) {
+  const auto& s = *static_cast<const Shares*>(data);
+  const auto team = static_cast<std::size_t>(omp_get_num_threads());
+  for (auto i = static_cast<std::size_t>(omp_get_thread_num()); i < s.count; i += team) {
+    const std::size_t begin = std::min(s.n, i * s.per), end = std::min(s.n, begin + s.per);
+    if (begin < end) s.run(s.x + begin, s.y + begin, end - begin);
+  }
+}
 
 // ThreadSanitizer cannot see libgomp's barriers (test/tsan.supp): one thread there.
 #if defined(__SANITIZE_THREAD__)
@@ -105,11 +126,8 @@ void apply(Activation f, const float* x, float* y, std::size_t n) {
   const std::size_t shares = std::min(threads, n / kMinPerThread);
   if (shares <= 1) return run(x, y, n);
   const std::size_t per = (n / shares + kLine - 1) / kLine * kLine;
-#pragma omp parallel for num_threads(static_cast<int>(shares)) schedule(static, 1)
-  for (std::size_t s = 0; s < shares; ++s) {
-    const std::size_t begin = std::min(n, s * per), end = std::min(n, begin + per);
-    run(x + begin, y + begin, end - begin);
-  }
+  Shares s{run, x, y, n, per, shares};
+  GOMP_parallel(run_shares, &s, static_cast<unsigned>(shares), 0);
 }
 
 }  // namespace fxpack::ops::simd
