@@ -732,7 +732,8 @@ TEST_CASE("inference: a 1x1 convolution and its depthwise successor run as one s
              " max |diff| ", max_abs_diff(got, want));
         CHECK(allclose(got, want, 1e-4, 1e-5));
       }
-      const bool fuses = onednn_fuses(Shape{c.n, c.in, c.hw, c.hw}, c.hidden, c.k, c.stride);
+      // A SiLU runs as fxpack's own kernel between the two, so they run apart.
+      const bool fuses = !c.silu && onednn_fuses(Shape{c.n, c.in, c.hw, c.hw}, c.hidden, c.k, c.stride);
       CHECK(models.fast->plan()->inference_stats().fused_depthwise == (fuses ? 1u : 0u));
     }
   }

@@ -16,6 +16,7 @@
 #include "attention.hpp"
 #include "fxpack/threads.hpp"
 #include "ops/dnnl/primitives.hpp"
+#include "ops/simd/activation_simd.hpp"
 #include "result_pool.hpp"
 
 namespace fxpack::inference {
@@ -363,6 +364,9 @@ struct ArgSpec {
 struct Launch {
   dnnl::primitive prim;
   std::vector<ArgSpec> args;
+  // Set: not a primitive but fxpack's own SiLU or sigmoid (ops/simd/activation_simd.hpp) from
+  // args[0] (DNNL_ARG_SRC) to args[1] (DNNL_ARG_DST), both of args[1]'s layout and size.
+  std::optional<ops::simd::Activation> activation = std::nullopt;
 };
 
 struct Materialize {  // after the step: values[slot] = Tensor view of a dense buffer
@@ -444,6 +448,11 @@ class Executable {
                     Workspace& ws);
   void specialise_linear(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_norm_or_eltwise(std::size_t j, Exec& ex, Workspace& ws);
+  // An Eltwise step fxpack's own kernel runs (SiLU; sigmoid where the layout has no padding);
+  // false for the others.
+  bool try_native_eltwise(std::size_t j, Exec& ex, Workspace& ws);
+  // A launch applying `f` to `buffer` (layout `md`) in place, after the launches before it.
+  static void add_native_activation(ops::simd::Activation f, std::int32_t buffer, const memory::desc& md, Exec& ex);
   void specialise_layer_norm(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_binary(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_pool(std::size_t j, Exec& ex, Workspace& ws);
@@ -858,7 +867,63 @@ std::vector<dnb::PostOp> dnnl_post_ops(const std::vector<PostOpSpec>& post_ops, 
 dnnl::primitive_attr post_op_attr(const std::vector<PostOpSpec>& post_ops, const memory::desc* other_md) {
   return dnb::make_attr(dnnl_post_ops(post_ops, other_md), true);
 }
+
+// The activations fxpack's own kernel computes instead of oneDNN 2.6, whose swish and
+// logistic cost 2-3x as much (ops/simd/activation_simd.hpp, docs/design.md "SiLU").
+std::optional<ops::simd::Activation> native_activation(const dnb::Eltwise& e) {
+  if (e.alg == dnnl::algorithm::eltwise_swish && e.alpha == 1.f) return ops::simd::Activation::Silu;
+  if (e.alg == dnnl::algorithm::eltwise_logistic) return ops::simd::Activation::Sigmoid;
+  return std::nullopt;
+}
+
+// A convolution's post-ops as oneDNN runs them, and whether a SiLU that ended them runs after
+// the primitive as fxpack's own launch, in place. Only SiLU: a blocked destination's padding
+// channels must stay zero, and silu(0) is 0 (sigmoid(0) is not). Only last: what follows it
+// would have to follow it out of the primitive too.
+struct SplitPostOps {
+  std::vector<PostOpSpec> in_primitive;
+  bool silu_after = false;
+};
+SplitPostOps split_post_ops(const std::vector<PostOpSpec>& post_ops) {
+  SplitPostOps s{post_ops, false};
+  if (!s.in_primitive.empty() && !s.in_primitive.back().add &&
+      native_activation(s.in_primitive.back().eltwise) == ops::simd::Activation::Silu) {
+    s.in_primitive.pop_back();
+    s.silu_after = true;
+  }
+  return s;
+}
 }  // namespace
+
+void Executable::add_native_activation(ops::simd::Activation f, std::int32_t buffer, const memory::desc& md,
+                                       Exec& ex) {
+  Launch l;
+  l.args.push_back(ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, buffer, md, {}});
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, buffer, md, {}});
+  l.activation = f;
+  ex.launches.push_back(std::move(l));
+}
+
+bool Executable::try_native_eltwise(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const std::optional<ops::simd::Activation> f = native_activation(st.op.eltwise);
+  if (!f) return false;
+  const auto src = static_cast<std::uint32_t>(st.src);
+  const ArgSpec in = source(src, DNNL_ARG_SRC, ws);
+  const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
+  if (x.numel() < kMinWork) return false;
+  // Padding (blocked layouts whose channels are not a multiple of the block) must stay zero.
+  const bool padded = in.md.get_size() != static_cast<std::size_t>(x.numel()) * sizeof(float);
+  if (padded && *f != ops::simd::Activation::Silu) return false;
+  const std::int32_t dst = new_buffer(in.md.get_size(), j, ws);
+  Launch l;
+  l.args.push_back(in);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, in.md, {}});
+  l.activation = f;
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, in.md, x, ex, ws, dst);
+  return true;
+}
 
 void Executable::specialise(std::size_t j, Workspace& ws) {
   Exec ex;
@@ -866,8 +931,10 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
   switch (steps_[j].kind) {
     case StepKind::Conv: specialise_conv(j, ex, ws); break;
     case StepKind::Linear: specialise_linear(j, ex, ws); break;
-    case StepKind::BatchNorm:
-    case StepKind::Eltwise: specialise_norm_or_eltwise(j, ex, ws); break;
+    case StepKind::BatchNorm: specialise_norm_or_eltwise(j, ex, ws); break;
+    case StepKind::Eltwise:
+      if (!try_native_eltwise(j, ex, ws)) specialise_norm_or_eltwise(j, ex, ws);
+      break;
     case StepKind::LayerNorm: specialise_layer_norm(j, ex, ws); break;
     case StepKind::Binary: specialise_binary(j, ex, ws); break;
     case StepKind::Pool: specialise_pool(j, ex, ws); break;
@@ -963,8 +1030,9 @@ void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
       if (in_place >= 0 && buffer_live_after(in_place, static_cast<std::int64_t>(j) - 1, o_slot)) in_place = -1;
     }
   }
-  const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr, post_op_attr(st.post_ops, nullptr),
-                              winograd_);
+  const SplitPostOps post_ops = split_post_ops(st.post_ops);
+  const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr,
+                              post_op_attr(post_ops.in_primitive, nullptr), winograd_);
   Launch l = conv_launch(pd, g, st.op, st.bn, in, j, ex, ws);
   std::int32_t dst = in_place;
   if (dst < 0) {
@@ -980,6 +1048,7 @@ void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
   l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
   add_scratchpad(pd.scratchpad_desc(), l);
   ex.launches.push_back(std::move(l));
+  if (post_ops.silu_after) add_native_activation(ops::simd::Activation::Silu, dst, pd.dst_desc(), ex);
   produce(j, st.out, pd.dst_desc(), out, ex, ws, dst);
 }
 
@@ -1031,22 +1100,27 @@ void Executable::specialise_conv_dw(std::size_t j, Exec& ex, Workspace& ws) {
   const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
   const Shape mid = conv_output_shape(x, st.op), out = conv_output_shape(mid, dw.op);
   const dnb::ConvGeometry g = dnb::conv_geometry(x, st.op.weight.shape(), true, st.op.conv, mid);
-  if (try_fused_dw(j, g, in, out, ex, ws)) return;
+  // A SiLU runs apart from oneDNN (split_post_ops), so the two convolutions do too.
+  const SplitPostOps post_ops = split_post_ops(st.post_ops), dw_post_ops = split_post_ops(dw.post_ops);
+  if (!post_ops.silu_after && !dw_post_ops.silu_after && try_fused_dw(j, g, in, out, ex, ws)) return;
   // Apart: the 1x1 convolution into a buffer of this step's own, the depthwise one reading it.
-  const auto pd = choose_conv(g, in.md, nullptr, post_op_attr(st.post_ops, nullptr), winograd_);
+  const auto pd = choose_conv(g, in.md, nullptr, post_op_attr(post_ops.in_primitive, nullptr), winograd_);
   Launch l = conv_launch(pd, g, st.op, st.bn, in, j, ex, ws);
   const std::int32_t mid_buf = new_buffer(pd.dst_desc().get_size(), j, ws);
   l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, mid_buf, pd.dst_desc(), {}});
   add_scratchpad(pd.scratchpad_desc(), l);
   ex.launches.push_back(std::move(l));
+  if (post_ops.silu_after) add_native_activation(ops::simd::Activation::Silu, mid_buf, pd.dst_desc(), ex);
   const dnb::ConvGeometry gd = dnb::conv_geometry(mid, dw.op.weight.shape(), true, dw.op.conv, out);
-  const auto pd_dw = choose_conv(gd, pd.dst_desc(), nullptr, post_op_attr(dw.post_ops, nullptr), winograd_);
+  const auto pd_dw =
+      choose_conv(gd, pd.dst_desc(), nullptr, post_op_attr(dw_post_ops.in_primitive, nullptr), winograd_);
   Launch l_dw = conv_launch(pd_dw, gd, dw.op, dw.bn, ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, mid_buf, pd.dst_desc(), {}},
                             j, ex, ws);
   const std::int32_t dst = new_buffer(pd_dw.dst_desc().get_size(), j, ws);
   l_dw.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd_dw.dst_desc(), {}});
   add_scratchpad(pd_dw.scratchpad_desc(), l_dw);
   ex.launches.push_back(std::move(l_dw));
+  if (dw_post_ops.silu_after) add_native_activation(ops::simd::Activation::Silu, dst, pd_dw.dst_desc(), ex);
   produce(j, st.out, pd_dw.dst_desc(), out, ex, ws, dst);
 }
 
@@ -1428,6 +1502,11 @@ void Executable::run_step(std::size_t j, Workspace& ws) {
       const Tensor* t = ws.values[static_cast<std::size_t>(spec.index)].if_tensor();
       if (!t || !t->defined() || t->dtype() != DType::Float32 || !(t->shape() == spec.shape)) throw SignatureMismatch{};
       mems[a].set_data_handle(const_cast<float*>(t->data<float>()));
+    }
+    if (launch.activation) {
+      ops::simd::apply(*launch.activation, static_cast<const float*>(mems[0].get_data_handle()),
+                       static_cast<float*>(mems[1].get_data_handle()), launch.args[1].md.get_size() / sizeof(float));
+      continue;
     }
     try {
       dnb::execute(launch.prim, ws.exec_args[j][l], j < steps_.size() ? pattern_name(st.op.op) : "reorder");
