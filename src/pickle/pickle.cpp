@@ -26,6 +26,7 @@
 #include "fxpack/content_hash.hpp"
 #include "fxpack/detail/serialize.hpp"
 #include "fxpack/ops.hpp"
+#include "pickle/binary_writer.hpp"
 
 namespace fxpack::pickle {
 
@@ -902,12 +903,14 @@ void check_format(PickleFormat f) {
     throw ValueError("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(f)));
 }
 
-// The archive after the header line, appended to `body`.
+// The archive after the header line, appended to `body`: the binary formats straight from
+// the graph (binary_writer.hpp), the text formats as records through their library.
 void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
   check_format(o.format);
-  // About 20 bytes a node in portable-binary: room for them up front, so that the string
-  // is not copied as it grows (pages not written are never touched).
-  body.reserve(body.size() + 32 * m.graph().size() + 256);
+  if (o.format == PickleFormat::PortableBinary || o.format == PickleFormat::BoostBinary) {
+    detail::write_binary(m, o, body);
+    return;
+  }
   StringSink sink(body);
   std::ostream out(&sink);
   // The nodes are converted one at a time as the archive writes them.

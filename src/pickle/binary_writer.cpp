@@ -1,0 +1,352 @@
+#include "pickle/binary_writer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fxpack/codegen.hpp"
+#include "fxpack/detail/pointer_index.hpp"
+#include "fxpack/detail/serialize.hpp"
+
+namespace fxpack::pickle::detail {
+
+namespace {
+
+// Appends to a std::string whose size runs ahead of what is written (grown by doubling,
+// trimmed by finish()): a field is a store through a pointer, not a call.
+class ByteBuffer {
+ public:
+  explicit ByteBuffer(std::string& s, std::size_t expect = 4096) : s_(s) {
+    const std::size_t used = s_.size();
+    s_.resize(used + expect);
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size();
+  }
+  ByteBuffer(const ByteBuffer&) = delete;
+  ByteBuffer& operator=(const ByteBuffer&) = delete;
+
+  void room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) < n) grow(n);
+  }
+  void byte(std::uint8_t b) {
+    room(1);
+    *p_++ = static_cast<char>(b);
+  }
+  // LEB128, as serialize.hpp's u64_field.
+  void varint(std::uint64_t x) {
+    room(10);
+    while (x >= 0x80) {
+      *p_++ = static_cast<char>(x | 0x80);
+      x >>= 7;
+    }
+    *p_++ = static_cast<char>(x);
+  }
+  // Zig-zag, as i64_field.
+  void signed_varint(std::int64_t v) {
+    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+  }
+  void raw(const void* data, std::size_t n) {
+    room(n);
+    if (n) std::memcpy(p_, data, n);
+    p_ += n;
+  }
+  // Length + bytes, as bytes_field.
+  void str(std::string_view s) {
+    room(10 + s.size());
+    varint(s.size());
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  // 8 bytes in the machine's order, as both archives write a double and the hash.
+  template <class T>
+  void native8(T v) {
+    static_assert(sizeof(T) == 8);
+    raw(&v, 8);
+  }
+  std::size_t size() const { return static_cast<std::size_t>(p_ - s_.data()); }
+  // The string holds exactly what was written.
+  void finish() { s_.resize(size()); }
+
+ private:
+  void grow(std::size_t n) {
+    const std::size_t used = size();
+    s_.resize(std::max(2 * s_.size(), used + n + 4096));
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size();
+  }
+
+  std::string& s_;
+  char* p_ = nullptr;
+  char* end_ = nullptr;
+};
+
+class BinaryWriter {
+ public:
+  BinaryWriter(const GraphModule& gm, const DumpOptions& options)
+      : gm_(gm), graph_(gm.graph()), sink_(options.storage_sink) {}
+
+  void write(const DumpOptions& options, std::string& out) {
+    // Nodes first, into their own buffer: that fills the target and tensor tables, which
+    // the archive holds before the nodes.
+    std::string node_bytes;
+    {
+      ByteBuffer nodes(node_bytes, 24 * graph_.size() + 64);
+      for (const Node* n : graph_) node(n, nodes);
+      nodes.finish();
+    }
+    std::string root_bytes;
+    {
+      ByteBuffer root(root_bytes);
+      in_module_ = true;
+      module(gm_, "Module", root);
+      root.finish();
+    }
+    const std::size_t tables = table_size();
+    ByteBuffer b(out, tables + root_bytes.size() + node_bytes.size() + 64);
+    if (options.format == PickleFormat::PortableBinary) {
+      b.byte(std::endian::native == std::endian::little ? 1 : 0);  // cereal's endianness byte
+    } else {
+      b.raw(boost_archive_header(PickleFormat::BoostBinary).data(),
+            boost_archive_header(PickleFormat::BoostBinary).size());
+    }
+    header(options.store_source_hash, b);
+    storages(b);
+    b.varint(tensor_count_);
+    b.raw(tensor_bytes_.data(), tensor_bytes_.size());
+    b.raw(root_bytes.data(), root_bytes.size());
+    b.varint(targets_.size());
+    for (std::string_view t : targets_) b.str(t);
+    b.varint(graph_.size());
+    b.raw(node_bytes.data(), node_bytes.size());
+    b.finish();
+  }
+
+ private:
+  // PickleRecord's fields before the storages.
+  void header(bool store_hash, ByteBuffer& b) const {
+    b.varint(kFormatVersion);
+    b.str(gm_.class_name());
+    b.signed_varint(kCodegenVersion);
+    b.varint(static_cast<std::uint8_t>(graph_.dialect()));
+    b.varint(store_hash ? 1 : 0);
+    // format 3: the content hash, no source generated
+    b.native8(store_hash ? gm_.content_hash() : std::uint64_t{0});
+  }
+
+  std::size_t table_size() const {
+    std::size_t n = tensor_bytes_.size() + 64;
+    for (const auto& s : storages_) n += 24 + (s.key.empty() ? s.storage->nbytes() : s.key.size());
+    for (std::string_view t : targets_) n += 10 + t.size();
+    return n;
+  }
+
+  void storages(ByteBuffer& b) const {
+    b.varint(storages_.size());
+    for (const StorageEntry& s : storages_) {
+      b.varint(sink_ ? 1 : 0);  // external
+      if (sink_) {
+        b.str(s.key);
+        b.varint(s.storage->nbytes());
+      } else {
+        b.varint(s.storage->nbytes());
+        b.raw(s.storage->data(), s.storage->nbytes());
+      }
+    }
+  }
+
+  // NodeRecord: the op byte with its flags, name, target index, type, args, kwargs, meta.
+  void node(const Node* n, ByteBuffer& b) {
+    current_ = n;
+    const Dict& kwargs = n->kwargs();
+    const auto& meta = n->meta();
+    const std::string_view type = n->type();
+    const std::uint8_t op = static_cast<std::uint8_t>(static_cast<std::uint8_t>(n->op()) | (type.empty() ? 0 : 0x20) |
+                                                      (kwargs.items.empty() ? 0 : 0x40) | (meta.empty() ? 0 : 0x80));
+    b.varint(op);
+    b.str(n->name());
+    b.varint(target_index(n->target()));
+    if (!type.empty()) b.str(type);
+    const std::vector<Value>& args = n->args();
+    b.varint(args.size());
+    for (const Value& a : args) value(a, b);
+    if (!kwargs.items.empty()) dict(kwargs, b);
+    if (!meta.empty()) dict(meta.entries(), b);
+    recent_[cur_ % kRecent] = n;
+    ++cur_;
+  }
+
+  // ValueRecord: the kind, then that kind's fields.
+  void value(const Value& v, ByteBuffer& b) {
+    const Value::Kind kind = v.kind();
+    b.byte(static_cast<std::uint8_t>(kind));  // a kind is below 0x80: its varint is itself
+    const auto& var = v.variant();
+    switch (kind) {
+      case Value::Kind::None: break;
+      case Value::Kind::Bool: b.byte(std::get<bool>(var) ? 1 : 0); break;
+      case Value::Kind::Int: b.signed_varint(std::get<std::int64_t>(var)); break;
+      case Value::Kind::Double: b.native8(std::get<double>(var)); break;
+      case Value::Kind::String: b.str(std::get<std::string>(var)); break;
+      case Value::Kind::DType: b.varint(static_cast<std::uint8_t>(std::get<DType>(var))); break;
+      case Value::Kind::Device:
+        b.str(v.device().type);
+        b.signed_varint(v.device().index);
+        break;
+      case Value::Kind::Layout: b.signed_varint(static_cast<std::int64_t>(std::get<Layout>(var))); break;
+      case Value::Kind::MemoryFormat: b.signed_varint(static_cast<std::int64_t>(std::get<MemoryFormat>(var))); break;
+      case Value::Kind::Slice: slice(v.slice(), b); break;
+      case Value::Kind::Node: b.signed_varint(node_back(std::get<Node*>(var))); break;
+      case Value::Kind::List:
+      case Value::Kind::Tuple: {
+        const std::vector<Value>& items = v.items();
+        b.varint(items.size());
+        for (const Value& x : items) value(x, b);
+        break;
+      }
+      case Value::Kind::Dict: dict(v.dict(), b); break;
+      case Value::Kind::Tensor: b.signed_varint(static_cast<std::int64_t>(tensor(v.tensor()))); break;
+      case Value::Kind::Ellipsis: break;
+    }
+  }
+
+  // Start, stop, step: each a value record of a node, an int or none.
+  void slice(const Slice& s, ByteBuffer& b) {
+    const std::optional<std::int64_t>* parts[] = {&s.start, &s.stop, &s.step};
+    for (std::size_t k = 0; k < 3; ++k) {
+      if (s.nodes[k]) {
+        b.byte(static_cast<std::uint8_t>(Value::Kind::Node));
+        b.signed_varint(node_back(s.nodes[k]));
+      } else if (*parts[k]) {
+        b.byte(static_cast<std::uint8_t>(Value::Kind::Int));
+        b.signed_varint(**parts[k]);
+      } else {
+        b.byte(static_cast<std::uint8_t>(Value::Kind::None));
+      }
+    }
+  }
+
+  void dict(const Dict& d, ByteBuffer& b) {
+    b.varint(d.items.size());
+    for (const auto& [k, x] : d.items) {
+      b.str(k);
+      value(x, b);
+    }
+  }
+
+  // ModuleRecord: kind, attrs, parameters, buffers, children.
+  void module(const Module& m, std::string_view kind, ByteBuffer& b) {
+    b.str(kind);
+    dict(m.attrs(), b);
+    for (const auto* list : {&m.parameters(), &m.buffers()}) {
+      b.varint(list->size());
+      for (const auto& [name, t] : *list) {
+        b.str(name);
+        b.varint(tensor(t));
+      }
+    }
+    b.varint(m.children().size());
+    for (const auto& [name, c] : m.children()) {
+      b.str(name);
+      module(*c, c->kind(), b);
+    }
+  }
+
+  // The index of `t` in the tensor table, which it joins now (TensorRecord: dtype, shape,
+  // storage index or -1, byte offset); its storage joins the storage table on first use.
+  std::uint64_t tensor(const Tensor& t) {
+    ByteBuffer b(tensor_bytes_, 0);
+    b.varint(static_cast<std::uint8_t>(t.dtype()));
+    b.varint(t.shape().size());
+    for (std::int64_t d : t.shape()) b.signed_varint(d);
+    if (!t.defined()) {
+      b.signed_varint(-1);
+    } else {
+      const Storage* s = t.storage().get();
+      const auto [index, inserted] = storage_index_.try_emplace(s, storages_.size());
+      if (inserted) storages_.push_back({t.storage(), sink_ ? sink_(t.storage()) : std::string()});
+      b.signed_varint(static_cast<std::int64_t>(index));
+    }
+    b.varint(t.byte_offset());
+    b.finish();
+    return tensor_count_++;
+  }
+
+  // A target's index in the table of distinct targets, by first use. Targets are interned
+  // by the graph, so an address names one text: the last few addresses are compared first,
+  // then all seen, and only a new address has its text hashed.
+  std::uint64_t target_index(std::string_view target) {
+    for (std::size_t k = 0; k < std::min(recent_targets_used_, recent_targets_.size()); ++k)
+      if (recent_targets_[k].first == target.data()) return recent_targets_[k].second;
+    std::uint64_t index = 0;
+    if (const auto known = target_by_address_.find(target.data())) {
+      index = *known;
+    } else {
+      const auto [it, inserted] = target_by_text_.try_emplace(target, targets_.size());
+      if (inserted) targets_.push_back(target);
+      index = it->second;
+      target_by_address_.try_emplace(target.data(), index);
+    }
+    recent_targets_[recent_targets_used_++ % recent_targets_.size()] = {target.data(), index};
+    return index;
+  }
+
+  // How many nodes back `n` is from the node being written (negative: a later node, which
+  // only meta may name). References nearly always name one of the last few nodes: those are
+  // found among the recent ones; a map of every node is built on the first reference further
+  // back.
+  std::int64_t node_back(const Node* n) {
+    if (in_module_)
+      throw GraphError("pickle: a module attribute holds a reference to node '" + (n ? n->name() : "<null>") +
+                       "'; only node args, kwargs and meta may");
+    for (std::uint64_t d = 1; d <= std::min<std::uint64_t>(cur_, kRecent); ++d)
+      if (recent_[(cur_ - d) % kRecent] == n) return static_cast<std::int64_t>(d);
+    if (node_index_.size() == 0) {
+      node_index_.reserve(graph_.size());
+      for (const Node* m : graph_) node_index_.try_emplace(m, node_index_.size());
+    }
+    const std::optional<std::uint64_t> index = node_index_.find(n);
+    if (!index)
+      throw GraphError("pickle: node '" + (current_ ? current_->name() : "") + "' references node '" +
+                       (n ? n->name() : "<null>") + "', which is not in the graph being saved");
+    return static_cast<std::int64_t>(cur_) - static_cast<std::int64_t>(*index);
+  }
+
+  struct StorageEntry {
+    std::shared_ptr<Storage> storage;
+    std::string key;  // the sink's key (DumpOptions::storage_sink)
+  };
+
+  const GraphModule& gm_;
+  const Graph& graph_;
+  const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
+  std::vector<StorageEntry> storages_;
+  fxpack::detail::PointerIndex<Storage, std::uint64_t> storage_index_;
+  std::string tensor_bytes_;  // the tensor table's records
+  std::uint64_t tensor_count_ = 0;
+  std::vector<std::string_view> targets_;  // views of the graph's interned targets
+  std::unordered_map<std::string_view, std::uint64_t> target_by_text_;
+  fxpack::detail::PointerIndex<char, std::uint64_t> target_by_address_;
+  std::array<std::pair<const char*, std::uint64_t>, 8> recent_targets_{};
+  std::size_t recent_targets_used_ = 0;
+  static constexpr std::uint64_t kRecent = 16;
+  std::array<const Node*, kRecent> recent_{};  // node i at i % kRecent
+  fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;  // built when first needed
+  const Node* current_ = nullptr;  // the node being written, for messages
+  std::uint64_t cur_ = 0;          // its index (references are relative)
+  bool in_module_ = false;
+};
+
+}  // namespace
+
+void write_binary(const GraphModule& module, const DumpOptions& options, std::string& out) {
+  if (options.format != PickleFormat::PortableBinary && options.format != PickleFormat::BoostBinary)
+    throw ValueError("pickle: write_binary: " + std::string(format_name(options.format)) + " is not a binary format");
+  BinaryWriter(module, options).write(options, out);
+}
+
+}  // namespace fxpack::pickle::detail
