@@ -22,17 +22,20 @@ namespace {
 // trimmed by finish()): a field is a store through a pointer, not a call.
 class ByteBuffer {
  public:
-  explicit ByteBuffer(std::string& s, std::size_t expect = 4096) : s_(s) {
-    const std::size_t used = s_.size();
-    s_.resize(used + expect);
-    p_ = s_.data() + used;
+  // Writes after the string's bytes.
+  explicit ByteBuffer(std::string& s, std::size_t expect = 4096) : ByteBuffer(s, s.size(), expect) {}
+  // Writes from `start` on, over whatever the string holds there: a reused buffer's old
+  // bytes are overwritten, never cleared first.
+  ByteBuffer(std::string& s, std::size_t start, std::size_t expect) : s_(s) {
+    if (s_.size() < start + expect) s_.resize(start + expect);
+    p_ = s_.data() + start;
     end_ = s_.data() + s_.size();
   }
   ByteBuffer(const ByteBuffer&) = delete;
   ByteBuffer& operator=(const ByteBuffer&) = delete;
 
   void room(std::size_t n) {
-    if (static_cast<std::size_t>(end_ - p_) < n) grow(n);
+    if (static_cast<std::size_t>(end_ - p_) < n) [[unlikely]] grow(n);
   }
   void byte(std::uint8_t b) {
     room(1);
@@ -41,16 +44,10 @@ class ByteBuffer {
   // LEB128, as serialize.hpp's u64_field.
   void varint(std::uint64_t x) {
     room(10);
-    while (x >= 0x80) {
-      *p_++ = static_cast<char>(x | 0x80);
-      x >>= 7;
-    }
-    *p_++ = static_cast<char>(x);
+    put_varint(x);
   }
   // Zig-zag, as i64_field.
-  void signed_varint(std::int64_t v) {
-    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
-  }
+  void signed_varint(std::int64_t v) { varint(zigzag(v)); }
   void raw(const void* data, std::size_t n) {
     room(n);
     if (n) std::memcpy(p_, data, n);
@@ -59,7 +56,7 @@ class ByteBuffer {
   // Length + bytes, as bytes_field.
   void str(std::string_view s) {
     room(10 + s.size());
-    varint(s.size());
+    put_varint(s.size());
     std::memcpy(p_, s.data(), s.size());
     p_ += s.size();
   }
@@ -67,14 +64,27 @@ class ByteBuffer {
   template <class T>
   void native8(T v) {
     static_assert(sizeof(T) == 8);
-    raw(&v, 8);
+    room(8);
+    std::memcpy(p_, &v, 8);
+    p_ += 8;
   }
   std::size_t size() const { return static_cast<std::size_t>(p_ - s_.data()); }
   // The string holds exactly what was written.
   void finish() { s_.resize(size()); }
 
+  static std::uint64_t zigzag(std::int64_t v) {
+    return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+  }
+
  private:
-  void grow(std::size_t n) {
+  void put_varint(std::uint64_t x) {
+    while (x >= 0x80) {
+      *p_++ = static_cast<char>(x | 0x80);
+      x >>= 7;
+    }
+    *p_++ = static_cast<char>(x);
+  }
+  [[gnu::noinline]] void grow(std::size_t n) {
     const std::size_t used = size();
     s_.resize(std::max(2 * s_.size(), used + n + 4096));
     p_ = s_.data() + used;
@@ -86,6 +96,13 @@ class ByteBuffer {
   char* end_ = nullptr;
 };
 
+// The nodes' bytes of the last dumps on this thread: a buffer reused, so that a large graph's
+// node records do not take fresh pages (and their clearing) on every dumps.
+std::string& node_scratch() {
+  thread_local std::string buffer;
+  return buffer;
+}
+
 class BinaryWriter {
  public:
   BinaryWriter(const GraphModule& gm, const DumpOptions& options)
@@ -94,11 +111,12 @@ class BinaryWriter {
   void write(const DumpOptions& options, std::string& out) {
     // Nodes first, into their own buffer: that fills the target and tensor tables, which
     // the archive holds before the nodes.
-    std::string node_bytes;
+    std::string& scratch = node_scratch();
+    std::string_view node_bytes;
     {
-      ByteBuffer nodes(node_bytes, 24 * graph_.size() + 64);
-      for (const Node* n : graph_) node(n, nodes);
-      nodes.finish();
+      ByteBuffer nodes(scratch, 0, 24 * graph_.size() + 64);
+      nodes_with_lookahead(nodes);
+      node_bytes = std::string_view(scratch.data(), nodes.size());
     }
     std::string root_bytes;
     {
@@ -107,27 +125,63 @@ class BinaryWriter {
       module(gm_, "Module", root);
       root.finish();
     }
-    const std::size_t tables = table_size();
-    ByteBuffer b(out, tables + root_bytes.size() + node_bytes.size() + 64);
-    if (options.format == PickleFormat::PortableBinary) {
-      b.byte(std::endian::native == std::endian::little ? 1 : 0);  // cereal's endianness byte
-    } else {
-      b.raw(boost_archive_header(PickleFormat::BoostBinary).data(),
-            boost_archive_header(PickleFormat::BoostBinary).size());
+    // The tables, then the nodes, appended to `out` (a string grown only once, never cleared
+    // first: the storages' bytes and the nodes are the bulk of it).
+    std::string head;
+    {
+      ByteBuffer b(head);
+      if (options.format == PickleFormat::PortableBinary) {
+        b.byte(std::endian::native == std::endian::little ? 1 : 0);  // cereal's endianness byte
+      } else {
+        const std::string& boost_header = boost_archive_header(PickleFormat::BoostBinary);
+        b.raw(boost_header.data(), boost_header.size());
+      }
+      header(options.store_source_hash, b);
+      b.varint(storages_.size());
+      b.finish();
     }
-    header(options.store_source_hash, b);
-    storages(b);
-    b.varint(tensor_count_);
-    b.raw(tensor_bytes_.data(), tensor_bytes_.size());
-    b.raw(root_bytes.data(), root_bytes.size());
-    b.varint(targets_.size());
-    for (std::string_view t : targets_) b.str(t);
-    b.varint(graph_.size());
-    b.raw(node_bytes.data(), node_bytes.size());
-    b.finish();
+    out.reserve(out.size() + head.size() + storage_size() + tensor_bytes_.size() + root_bytes.size() +
+                target_size() + node_bytes.size() + 32);
+    out += head;
+    storages(out);
+    std::string tail;
+    {
+      ByteBuffer b(tail);
+      b.varint(tensor_count_);
+      b.raw(tensor_bytes_.data(), tensor_bytes_.size());
+      b.raw(root_bytes.data(), root_bytes.size());
+      b.varint(targets_.size());
+      for (std::string_view t : targets_) b.str(t);
+      b.varint(graph_.size());
+      b.finish();
+    }
+    out += tail;
+    out += node_bytes;
+    if (scratch.size() > kKeptScratch) std::string().swap(scratch);
   }
 
  private:
+  // Every node in program order. A large graph's nodes, argument lists and names are not in
+  // cache, and the nodes are a linked list: the node kAhead places on, and what it points to,
+  // are asked for while this one is written, so their memory arrives in parallel rather than
+  // one miss after another.
+  void nodes_with_lookahead(ByteBuffer& b) {
+    static constexpr int kAhead = 8;
+    Graph::const_iterator ahead = graph_.begin();
+    const Graph::const_iterator end = graph_.end();
+    for (int k = 0; k < kAhead && ahead != end; ++k) ++ahead;
+    for (Graph::const_iterator it = graph_.begin(); it != end; ++it) {
+      if (ahead != end) {
+        const Node* a = *ahead;
+        __builtin_prefetch(a->next());
+        __builtin_prefetch(a->args().data());
+        __builtin_prefetch(&a->name());
+        ++ahead;
+      }
+      node(*it, b);
+    }
+  }
+
   // PickleRecord's fields before the storages.
   void header(bool store_hash, ByteBuffer& b) const {
     b.varint(kFormatVersion);
@@ -139,23 +193,34 @@ class BinaryWriter {
     b.native8(store_hash ? gm_.content_hash() : std::uint64_t{0});
   }
 
-  std::size_t table_size() const {
-    std::size_t n = tensor_bytes_.size() + 64;
-    for (const auto& s : storages_) n += 24 + (s.key.empty() ? s.storage->nbytes() : s.key.size());
+  std::size_t storage_size() const {
+    std::size_t n = 0;
+    for (const auto& s : storages_) n += 24 + (sink_ ? s.key.size() : s.storage->nbytes());
+    return n;
+  }
+  std::size_t target_size() const {
+    std::size_t n = 0;
     for (std::string_view t : targets_) n += 10 + t.size();
     return n;
   }
 
-  void storages(ByteBuffer& b) const {
-    b.varint(storages_.size());
+  // StorageRecords: external flag, then the sink's key and the byte count, or the bytes
+  // (appended from the storage's own memory, not through a buffer).
+  void storages(std::string& out) const {
     for (const StorageEntry& s : storages_) {
-      b.varint(sink_ ? 1 : 0);  // external
+      std::string head;
+      ByteBuffer b(head, 32);
+      b.varint(sink_ ? 1 : 0);
       if (sink_) {
         b.str(s.key);
         b.varint(s.storage->nbytes());
+        b.finish();
+        out += head;
       } else {
         b.varint(s.storage->nbytes());
-        b.raw(s.storage->data(), s.storage->nbytes());
+        b.finish();
+        out += head;
+        out.append(reinterpret_cast<const char*>(s.storage->data()), s.storage->nbytes());
       }
     }
   }
@@ -334,6 +399,8 @@ class BinaryWriter {
   std::array<std::pair<const char*, std::uint64_t>, 8> recent_targets_{};
   std::size_t recent_targets_used_ = 0;
   static constexpr std::uint64_t kRecent = 16;
+  // node_scratch() keeps at most this much between dumps (a 1M-node chain's nodes are 20 MB).
+  static constexpr std::size_t kKeptScratch = std::size_t{64} << 20;
   std::array<const Node*, kRecent> recent_{};  // node i at i % kRecent
   fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;  // built when first needed
   const Node* current_ = nullptr;  // the node being written, for messages
