@@ -135,6 +135,10 @@ struct DumpOptions {
   // keeps it elsewhere (e.g. a package record) and returns a key; the pickle stores the key
   // and the byte count. Called once per distinct Storage.
   std::function<std::string(const std::shared_ptr<Storage>&)> storage_sink{};
+  // When set, called once per distinct (op, target) of the graph's call_function,
+  // call_method and call_module nodes, after the nodes are written: what a package's
+  // manifest lists (manifest.hpp's required_items), without a second pass over the nodes.
+  std::function<void(Op op, std::string_view target)> on_call_target{};
 };
 
 // Bounds applied while loading untrusted bytes. Exceeding one is a FormatError.

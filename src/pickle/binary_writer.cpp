@@ -157,6 +157,7 @@ class BinaryWriter {
     }
     out += tail;
     out += node_bytes;
+    report_call_targets(targets_, target_ops_, options.on_call_target);
     if (scratch.size() > kKeptScratch) std::string().swap(scratch);
   }
 
@@ -235,7 +236,9 @@ class BinaryWriter {
                                                       (kwargs.items.empty() ? 0 : 0x40) | (meta.empty() ? 0 : 0x80));
     b.varint(op);
     b.str(n->name());
-    b.varint(target_index(n->target()));
+    const std::uint64_t target = target_index(n->target());
+    target_ops_[target] |= static_cast<std::uint8_t>(1u << static_cast<unsigned>(n->op()));
+    b.varint(target);
     if (!type.empty()) b.str(type);
     const std::vector<Value>& args = n->args();
     b.varint(args.size());
@@ -352,7 +355,10 @@ class BinaryWriter {
       index = *known;
     } else {
       const auto [it, inserted] = target_by_text_.try_emplace(target, targets_.size());
-      if (inserted) targets_.push_back(target);
+      if (inserted) {
+        targets_.push_back(target);
+        target_ops_.push_back(0);
+      }
       index = it->second;
       target_by_address_.try_emplace(target.data(), index);
     }
@@ -394,13 +400,14 @@ class BinaryWriter {
   std::string tensor_bytes_;  // the tensor table's records
   std::uint64_t tensor_count_ = 0;
   std::vector<std::string_view> targets_;  // views of the graph's interned targets
+  std::vector<std::uint8_t> target_ops_;   // per target: the ops that used it (bit 1 << Op)
   std::unordered_map<std::string_view, std::uint64_t> target_by_text_;
   fxpack::detail::PointerIndex<char, std::uint64_t> target_by_address_;
   std::array<std::pair<const char*, std::uint64_t>, 8> recent_targets_{};
   std::size_t recent_targets_used_ = 0;
   static constexpr std::uint64_t kRecent = 16;
   // node_scratch() keeps at most this much between dumps (a 1M-node chain's nodes are 20 MB).
-  static constexpr std::size_t kKeptScratch = std::size_t{64} << 20;
+  static constexpr std::size_t kKeptScratch = std::size_t{32} << 20;
   std::array<const Node*, kRecent> recent_{};  // node i at i % kRecent
   fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;  // built when first needed
   const Node* current_ = nullptr;  // the node being written, for messages

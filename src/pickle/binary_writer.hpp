@@ -17,7 +17,11 @@
 // node's arguments.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "fxpack/pickle.hpp"
 
@@ -28,5 +32,16 @@ namespace fxpack::pickle::detail {
 // GraphError for a module that cannot be pickled (a node argument referencing a node of
 // another graph, a module attribute holding a node).
 void write_binary(const GraphModule& module, const DumpOptions& options, std::string& out);
+
+// DumpOptions::on_call_target from a writer's table of distinct targets and, per target, the
+// ops of the nodes that used it (bit 1 << Op).
+template <class Targets>
+void report_call_targets(const Targets& targets, const std::vector<std::uint8_t>& ops,
+                         const std::function<void(Op, std::string_view)>& hook) {
+  if (!hook) return;
+  for (std::size_t i = 0; i < targets.size(); ++i)
+    for (Op op : {Op::CallFunction, Op::CallMethod, Op::CallModule})
+      if (ops[i] & (1u << static_cast<unsigned>(op))) hook(op, targets[i]);
+}
 
 }  // namespace fxpack::pickle::detail

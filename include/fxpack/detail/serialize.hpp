@@ -838,11 +838,11 @@ PickleRecord to_record(const GraphModule& module, bool store_source_hash,
                        const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink = {});
 Loaded from_record(PickleRecord record, const LoadOptions& options, PickleFormat format);
 // The record of `module` handed to `write`, its nodes made one at a time as the archive
-// writes them (never all held as records). `targets_inline`: the node records carry their
-// target string (what JSON writes), not only its index in the table.
-void save_streaming(const GraphModule& module, bool store_source_hash,
-                    const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink,
-                    bool targets_inline, const std::function<void(const PickleRecord&)>& write);
+// writes them (never all held as records), as `options` say (hash, storage sink, call
+// targets). `targets_inline`: the node records carry their target string (what JSON
+// writes), not only its index in the table.
+void save_streaming(const GraphModule& module, const DumpOptions& options, bool targets_inline,
+                    const std::function<void(const PickleRecord&)>& write);
 // from_record, building the graph while `read` fills the record (its nodes never held as
 // records); the archive's format version must be `header_version`.
 Loaded load_streaming(const std::function<void(PickleRecord&)>& read, std::uint32_t header_version,
