@@ -10,6 +10,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <zlib.h>
@@ -1157,5 +1158,29 @@ TEST_CASE("pickle: the binary formats written straight from the graph are the re
     CHECK_THROWS_WITH_AS(pk::dumps(*bad_arg, f),
                          doctest::Contains("node 'output' references node 'x', which is not in the graph being saved"),
                          GraphError);
+  }
+}
+
+TEST_CASE("pickle: on_call_target reports each distinct call target once, in every format") {
+  auto lazy_mode = use_lazy_graph_module(true);
+  std::vector<std::shared_ptr<GraphModule>> modules = {every_kind_module(), exotic_module()};
+  for (const auto& c : fxpack::testing::reference_cases()) modules.push_back(fxpack::testing::trace_reference(c.folder));
+  for (const auto& gm : modules) {
+    std::set<std::pair<Op, std::string>> expect;
+    for (const Node* n : gm->graph())
+      if (n->op() == Op::CallFunction || n->op() == Op::CallMethod || n->op() == Op::CallModule)
+        expect.emplace(n->op(), n->target());
+    for (auto f : kFormats) {
+      CAPTURE(gm->class_name());
+      CAPTURE(pk::format_name(f));
+      std::vector<std::pair<Op, std::string_view>> called;
+      pk::DumpOptions o{.format = f};
+      o.on_call_target = [&](Op op, std::string_view target) { called.emplace_back(op, target); };
+      const std::string bytes = pk::dumps(*gm, o);
+      CHECK(bytes == pk::dumps(*gm, f));  // the hook changes nothing written
+      CHECK(called.size() == expect.size());
+      CHECK(std::set<std::pair<Op, std::string>>(called.begin(), called.end()) == expect);
+      CHECK(required_items(*gm, called) == required_items(*gm));
+    }
   }
 }

@@ -138,6 +138,7 @@ struct DumpOptions {
   // When set, called once per distinct (op, target) of the graph's call_function,
   // call_method and call_module nodes, after the nodes are written: what a package's
   // manifest lists (manifest.hpp's required_items), without a second pass over the nodes.
+  // `target` views the graph's own string: valid while the graph is not edited.
   std::function<void(Op op, std::string_view target)> on_call_target{};
 };
 

@@ -281,7 +281,10 @@ class Saver {
     for (const Node* n : g) {
       const std::uint64_t target = targets.index(n->target());
       node_target_.push_back(target);
-      if (target == target_ops_.size()) target_ops_.push_back(0);
+      if (target == target_ops_.size()) {
+        target_views_.push_back(n->target());
+        target_ops_.push_back(0);
+      }
       target_ops_[target] |= static_cast<std::uint8_t>(1u << static_cast<unsigned>(n->op()));
       for (const Value& a : n->args()) collect_tensors(a);
       for (const auto& [k, v] : n->kwargs().items) collect_tensors(v);
@@ -291,7 +294,7 @@ class Saver {
 
   // DumpOptions::on_call_target, from the table index_graph made.
   void report_call_targets(const std::function<void(Op, std::string_view)>& hook) const {
-    detail::report_call_targets(rec_.targets, target_ops_, hook);
+    detail::report_call_targets(target_views_, target_ops_, hook);
   }
 
   // The record of the next node (after index_graph, in program order) into a fresh `nr`.
@@ -350,7 +353,8 @@ class Saver {
   std::array<const Node*, kRecent> recent_{};  // node i at i % kRecent, for index_of
   fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;  // built when first needed
   std::vector<std::uint64_t> node_target_;  // per node: its index in rec_.targets
-  std::vector<std::uint8_t> target_ops_;    // per target: the ops that used it (bit 1 << Op)
+  std::vector<std::string_view> target_views_;  // per target: the graph's own string
+  std::vector<std::uint8_t> target_ops_;         // per target: the ops that used it (bit 1 << Op)
   std::uint64_t node_tensors_ = 0;          // tensors registered by index_graph (the first ones)
   std::uint64_t next_node_tensor_ = 0;      // the next of them value() meets
   const Node* current_ = nullptr;  // the node being saved, for messages
