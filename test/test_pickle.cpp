@@ -1143,6 +1143,21 @@ TEST_CASE("pickle: the binary formats written straight from the graph are the re
       CHECK(seen_dumps == seen_record);
     }
   }
+  // A dumps inside another's storage sink (the writer's per-thread node buffer is in use).
+  {
+    auto gm = every_kind_module();
+    auto inner = exotic_module();
+    std::vector<std::string> inner_bytes;
+    const auto sink = [&](const std::shared_ptr<Storage>& s) {
+      inner_bytes.push_back(pk::dumps(*inner));
+      return "storage/" + std::to_string(reinterpret_cast<std::uintptr_t>(s.get()) % 1000);
+    };
+    pk::DumpOptions o{.storage_sink = sink};
+    const std::string outer = pk::dumps(*gm, o);
+    CHECK(outer == pickle_of(pk::detail::to_record(*gm, true, sink)));
+    REQUIRE(!inner_bytes.empty());
+    for (const auto& b : inner_bytes) CHECK(b == pk::dumps(*inner));
+  }
   // A module attribute may not hold a node, and a node's meta may not name another graph's
   // node (its args cannot: the graph refuses them).
   auto other = every_kind_module();

@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
@@ -18,21 +19,16 @@ namespace fxpack::pickle::detail {
 
 namespace {
 
-// Appends to a std::string whose size runs ahead of what is written (grown by doubling,
-// trimmed by finish()): a field is a store through a pointer, not a call.
+// A growing byte buffer of its own (not a std::string, which clears what it grows into):
+// a field is a store through a pointer, not a call.
 class ByteBuffer {
  public:
-  // Writes after the string's bytes.
-  explicit ByteBuffer(std::string& s, std::size_t expect = 4096) : ByteBuffer(s, s.size(), expect) {}
-  // Writes from `start` on, over whatever the string holds there: a reused buffer's old
-  // bytes are overwritten, never cleared first.
-  ByteBuffer(std::string& s, std::size_t start, std::size_t expect) : s_(s) {
-    if (s_.size() < start + expect) s_.resize(start + expect);
-    p_ = s_.data() + start;
-    end_ = s_.data() + s_.size();
-  }
-  ByteBuffer(const ByteBuffer&) = delete;
-  ByteBuffer& operator=(const ByteBuffer&) = delete;
+  explicit ByteBuffer(std::size_t expect = 256)
+      : data_(new char[std::max<std::size_t>(expect, 16)]),  // not cleared: every byte read is written first
+        p_(data_.get()),
+        end_(data_.get() + std::max<std::size_t>(expect, 16)) {}
+  ByteBuffer(ByteBuffer&&) = default;
+  ByteBuffer& operator=(ByteBuffer&&) = default;
 
   void room(std::size_t n) {
     if (static_cast<std::size_t>(end_ - p_) < n) [[unlikely]] grow(n);
@@ -44,10 +40,16 @@ class ByteBuffer {
   // LEB128, as serialize.hpp's u64_field.
   void varint(std::uint64_t x) {
     room(10);
-    put_varint(x);
+    while (x >= 0x80) {
+      *p_++ = static_cast<char>(x | 0x80);
+      x >>= 7;
+    }
+    *p_++ = static_cast<char>(x);
   }
   // Zig-zag, as i64_field.
-  void signed_varint(std::int64_t v) { varint(zigzag(v)); }
+  void signed_varint(std::int64_t v) {
+    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+  }
   void raw(const void* data, std::size_t n) {
     room(n);
     if (n) std::memcpy(p_, data, n);
@@ -55,53 +57,69 @@ class ByteBuffer {
   }
   // Length + bytes, as bytes_field.
   void str(std::string_view s) {
-    room(10 + s.size());
-    put_varint(s.size());
-    std::memcpy(p_, s.data(), s.size());
-    p_ += s.size();
+    varint(s.size());
+    raw(s.data(), s.size());
   }
   // 8 bytes in the machine's order, as both archives write a double and the hash.
   template <class T>
   void native8(T v) {
     static_assert(sizeof(T) == 8);
-    room(8);
-    std::memcpy(p_, &v, 8);
-    p_ += 8;
+    raw(&v, 8);
   }
-  std::size_t size() const { return static_cast<std::size_t>(p_ - s_.data()); }
-  // The string holds exactly what was written.
-  void finish() { s_.resize(size()); }
-
-  static std::uint64_t zigzag(std::int64_t v) {
-    return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
-  }
+  std::string_view view() const { return {data_.get(), static_cast<std::size_t>(p_ - data_.get())}; }
+  std::size_t capacity() const { return static_cast<std::size_t>(end_ - data_.get()); }
+  // Empty again, keeping the memory.
+  void reset() { p_ = data_.get(); }
 
  private:
-  void put_varint(std::uint64_t x) {
-    while (x >= 0x80) {
-      *p_++ = static_cast<char>(x | 0x80);
-      x >>= 7;
-    }
-    *p_++ = static_cast<char>(x);
-  }
   [[gnu::noinline]] void grow(std::size_t n) {
-    const std::size_t used = size();
-    s_.resize(std::max(2 * s_.size(), used + n + 4096));
-    p_ = s_.data() + used;
-    end_ = s_.data() + s_.size();
+    const std::size_t used = view().size();
+    const std::size_t capacity = std::max(2 * static_cast<std::size_t>(end_ - data_.get()), used + n + 4096);
+    std::unique_ptr<char[]> bigger(new char[capacity]);
+    std::memcpy(bigger.get(), data_.get(), used);
+    data_ = std::move(bigger);
+    p_ = data_.get() + used;
+    end_ = data_.get() + capacity;
   }
 
-  std::string& s_;
-  char* p_ = nullptr;
-  char* end_ = nullptr;
+  std::unique_ptr<char[]> data_;
+  char* p_;
+  char* end_;
 };
 
-// The nodes' bytes of the last dumps on this thread: a buffer reused, so that a large graph's
-// node records do not take fresh pages (and their clearing) on every dumps.
-std::string& node_scratch() {
-  thread_local std::string buffer;
-  return buffer;
-}
+// The node bytes' buffer of this thread, kept between dumps when at most kKeptNodeBuffer
+// (a 1M-node chain's nodes are 20 MB): a large graph's dumps then writes into memory that is
+// already there, not into fresh pages, which took a tenth of a 1M-node dumps. A dumps run
+// inside another (from its storage sink) writes into a buffer of its own.
+constexpr std::size_t kKeptNodeBuffer = std::size_t{32} << 20;
+class NodeBuffer {
+ public:
+  NodeBuffer() : buffer_(kept().in_use ? own_ : kept().buffer), lent_(!kept().in_use) {
+    kept().in_use = true;
+    buffer_.reset();
+  }
+  ~NodeBuffer() {
+    if (!lent_) return;
+    if (buffer_.capacity() > kKeptNodeBuffer) buffer_ = ByteBuffer(4096);
+    kept().in_use = false;
+  }
+  NodeBuffer(const NodeBuffer&) = delete;
+  NodeBuffer& operator=(const NodeBuffer&) = delete;
+  ByteBuffer& get() { return buffer_; }
+
+ private:
+  struct Kept {
+    ByteBuffer buffer{4096};
+    bool in_use = false;
+  };
+  static Kept& kept() {
+    thread_local Kept k;
+    return k;
+  }
+  ByteBuffer own_{4096};
+  ByteBuffer& buffer_;
+  bool lent_;
+};
 
 class BinaryWriter {
  public:
@@ -111,54 +129,37 @@ class BinaryWriter {
   void write(const DumpOptions& options, std::string& out) {
     // Nodes first, into their own buffer: that fills the target and tensor tables, which
     // the archive holds before the nodes.
-    std::string& scratch = node_scratch();
-    std::string_view node_bytes;
-    {
-      ByteBuffer nodes(scratch, 0, 24 * graph_.size() + 64);
-      nodes_with_lookahead(nodes);
-      node_bytes = std::string_view(scratch.data(), nodes.size());
+    NodeBuffer lease;
+    ByteBuffer& nodes = lease.get();
+    nodes.room(24 * graph_.size() + 64);
+    nodes_with_lookahead(nodes);
+    ByteBuffer root;
+    in_module_ = true;
+    module(gm_, "Module", root);
+    // The tables, then the nodes, appended to `out` (a string grown once: the storages'
+    // bytes and the nodes are the bulk of it).
+    ByteBuffer head;
+    if (options.format == PickleFormat::PortableBinary) {
+      head.byte(std::endian::native == std::endian::little ? 1 : 0);  // cereal's endianness byte
+    } else {
+      const std::string& boost_header = boost_archive_header(PickleFormat::BoostBinary);
+      head.raw(boost_header.data(), boost_header.size());
     }
-    std::string root_bytes;
-    {
-      ByteBuffer root(root_bytes);
-      in_module_ = true;
-      module(gm_, "Module", root);
-      root.finish();
-    }
-    // The tables, then the nodes, appended to `out` (a string grown only once, never cleared
-    // first: the storages' bytes and the nodes are the bulk of it).
-    std::string head;
-    {
-      ByteBuffer b(head);
-      if (options.format == PickleFormat::PortableBinary) {
-        b.byte(std::endian::native == std::endian::little ? 1 : 0);  // cereal's endianness byte
-      } else {
-        const std::string& boost_header = boost_archive_header(PickleFormat::BoostBinary);
-        b.raw(boost_header.data(), boost_header.size());
-      }
-      header(options.store_source_hash, b);
-      b.varint(storages_.size());
-      b.finish();
-    }
-    out.reserve(out.size() + head.size() + storage_size() + tensor_bytes_.size() + root_bytes.size() +
-                target_size() + node_bytes.size() + 32);
-    out += head;
+    header(options.store_source_hash, head);
+    head.varint(storages_.size());
+    ByteBuffer tail;
+    tail.varint(tensor_count_);
+    tail.raw(tensor_bytes_.view().data(), tensor_bytes_.view().size());
+    tail.raw(root.view().data(), root.view().size());
+    tail.varint(targets_.size());
+    for (std::string_view t : targets_) tail.str(t);
+    tail.varint(graph_.size());
+    out.reserve(out.size() + head.view().size() + storage_size() + tail.view().size() + nodes.view().size());
+    out += head.view();
     storages(out);
-    std::string tail;
-    {
-      ByteBuffer b(tail);
-      b.varint(tensor_count_);
-      b.raw(tensor_bytes_.data(), tensor_bytes_.size());
-      b.raw(root_bytes.data(), root_bytes.size());
-      b.varint(targets_.size());
-      for (std::string_view t : targets_) b.str(t);
-      b.varint(graph_.size());
-      b.finish();
-    }
-    out += tail;
-    out += node_bytes;
+    out += tail.view();
+    out += nodes.view();
     report_call_targets(targets_, target_ops_, options.on_call_target);
-    if (scratch.size() > kKeptScratch) std::string().swap(scratch);
   }
 
  private:
@@ -199,30 +200,17 @@ class BinaryWriter {
     for (const auto& s : storages_) n += 24 + (sink_ ? s.key.size() : s.storage->nbytes());
     return n;
   }
-  std::size_t target_size() const {
-    std::size_t n = 0;
-    for (std::string_view t : targets_) n += 10 + t.size();
-    return n;
-  }
 
   // StorageRecords: external flag, then the sink's key and the byte count, or the bytes
   // (appended from the storage's own memory, not through a buffer).
   void storages(std::string& out) const {
     for (const StorageEntry& s : storages_) {
-      std::string head;
-      ByteBuffer b(head, 32);
+      ByteBuffer b(32);
       b.varint(sink_ ? 1 : 0);
-      if (sink_) {
-        b.str(s.key);
-        b.varint(s.storage->nbytes());
-        b.finish();
-        out += head;
-      } else {
-        b.varint(s.storage->nbytes());
-        b.finish();
-        out += head;
-        out.append(reinterpret_cast<const char*>(s.storage->data()), s.storage->nbytes());
-      }
+      if (sink_) b.str(s.key);
+      b.varint(s.storage->nbytes());
+      out += b.view();
+      if (!sink_) out.append(reinterpret_cast<const char*>(s.storage->data()), s.storage->nbytes());
     }
   }
 
@@ -327,7 +315,7 @@ class BinaryWriter {
   // The index of `t` in the tensor table, which it joins now (TensorRecord: dtype, shape,
   // storage index or -1, byte offset); its storage joins the storage table on first use.
   std::uint64_t tensor(const Tensor& t) {
-    ByteBuffer b(tensor_bytes_, 0);
+    ByteBuffer& b = tensor_bytes_;
     b.varint(static_cast<std::uint8_t>(t.dtype()));
     b.varint(t.shape().size());
     for (std::int64_t d : t.shape()) b.signed_varint(d);
@@ -340,7 +328,6 @@ class BinaryWriter {
       b.signed_varint(static_cast<std::int64_t>(index));
     }
     b.varint(t.byte_offset());
-    b.finish();
     return tensor_count_++;
   }
 
@@ -397,7 +384,7 @@ class BinaryWriter {
   const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
   std::vector<StorageEntry> storages_;
   fxpack::detail::PointerIndex<Storage, std::uint64_t> storage_index_;
-  std::string tensor_bytes_;  // the tensor table's records
+  ByteBuffer tensor_bytes_;  // the tensor table's records
   std::uint64_t tensor_count_ = 0;
   std::vector<std::string_view> targets_;  // views of the graph's interned targets
   std::vector<std::uint8_t> target_ops_;   // per target: the ops that used it (bit 1 << Op)
@@ -406,8 +393,6 @@ class BinaryWriter {
   std::array<std::pair<const char*, std::uint64_t>, 8> recent_targets_{};
   std::size_t recent_targets_used_ = 0;
   static constexpr std::uint64_t kRecent = 16;
-  // node_scratch() keeps at most this much between dumps (a 1M-node chain's nodes are 20 MB).
-  static constexpr std::size_t kKeptScratch = std::size_t{32} << 20;
   std::array<const Node*, kRecent> recent_{};  // node i at i % kRecent
   fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;  // built when first needed
   const Node* current_ = nullptr;  // the node being written, for messages
