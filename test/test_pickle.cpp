@@ -1199,3 +1199,22 @@ TEST_CASE("pickle: on_call_target reports each distinct call target once, in eve
     }
   }
 }
+
+TEST_CASE("pickle: this build writes the current format version's golden files byte for byte") {
+  // make_pickle_fixtures wrote them; any change to what dumps writes for them is a format
+  // change (a version bump with new goldens), never a silent one.
+  auto lazy_mode = use_lazy_graph_module(true);
+  const auto dir = fxpack::testing::fixtures_dir() / "pickle" / ("v" + std::to_string(pk::kFormatVersion));
+  int compared = 0;
+  for (const std::string model : {"seed_sin", "mlp", "small_convnet", "typed"}) {
+    auto gm = model == "typed" ? fxpack::testing::typed_example() : fxpack::testing::trace_reference(model);
+    for (auto f : kFormats) {
+      const auto path = dir / (model + "." + std::string(pk::format_name(f)) + ".pkl");
+      CAPTURE(path.string());
+      REQUIRE(std::filesystem::exists(path));
+      CHECK(pk::dumps(*gm, f) == fxpack::testing::read_file(path));
+      ++compared;
+    }
+  }
+  CHECK(compared == 20);
+}
