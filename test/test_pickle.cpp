@@ -10,6 +10,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <zlib.h>
@@ -1071,4 +1072,149 @@ TEST_CASE("pickle: node references far back, and in meta to later nodes") {
     auto back = pk::loads(pk::dumps(*gm, f), quiet_checked());
     check_same_graph(*g, back->graph());
   }
+}
+
+namespace {
+
+// Everything the binary writer writes without records: typed nodes, tensors in args, kwargs
+// and meta (defined, undefined, sharing a storage with a parameter), slices with node parts,
+// Ellipsis, meta naming a later node, references beyond the last 16 nodes, more distinct
+// targets than the writer's recent ones, long strings (two-byte lengths), a module tree
+// with attributes, parameters, buffers and children.
+std::shared_ptr<GraphModule> every_kind_module() {
+  auto g = std::make_shared<Graph>(Dialect::Torch2);
+  Node* x = g->placeholder("x");
+  x->set_type("torch.Tensor");
+  Node* n = g->placeholder("n_" + std::string(150, 'a'));
+  n->set_args({3});
+  n->set_type("int");
+  Tensor weight = random_tensor({2, 3});
+  Tensor view(weight.storage(), 12, DType::Float32, Shape{3});
+  Node* y = g->call_function("torch.add", {x, view}, Dict{{{"alpha", random_tensor({1})}}});
+  y->meta().set("val", Tensor());
+  y->meta().set("example", weight);
+  Slice s;
+  s.nodes[1] = n;
+  s.step = 2;
+  y = g->call_function("operator.getitem", {y, Tuple{{Ellipsis{}, s, Slice{std::nullopt, -1, std::nullopt}}}});
+  Node* first = y;
+  for (int i = 0; i < 24; ++i) y = g->call_function("custom.op" + std::to_string(i % 12), {y, std::string(200, 'q')});
+  y = g->call_function("operator.add", {y, first});  // 25 back
+  y->set_type("typing.Union[torch.Tensor,NoneType]");
+  first->meta().set("later", y);
+  g->output(Tuple{{y, List{{x, n}}}});
+  auto root = std::make_shared<Module>("Module");
+  root->register_parameter("weight", weight);
+  root->register_buffer("empty", Tensor());
+  auto child = std::make_shared<Module>("Linear");
+  child->set_attr("in_features", 3);
+  child->set_attr("table", Dict{{{"scale", random_tensor({2})}, {"dims", List{{1, 2}}}}});
+  child->register_parameter("bias", Tensor(weight.storage(), 0, DType::Float32, Shape{2}));
+  root->register_module("fc", child);
+  return make_graph_module(root, g, {.class_name = "EveryKind", .graph_module_cls = GraphModuleClass::Lazy});
+}
+
+}  // namespace
+
+TEST_CASE("pickle: the binary formats written straight from the graph are the records' bytes") {
+  // dumps() writes portable-binary and boost-binary without records (binary_writer.hpp);
+  // the records through cereal and Boost are the reference, for every value kind.
+  auto lazy_mode = use_lazy_graph_module(true);
+  std::vector<std::shared_ptr<GraphModule>> modules = {every_kind_module(), exotic_module(),
+                                                       fxpack::testing::typed_example()};
+  for (const auto& c : fxpack::testing::reference_cases()) modules.push_back(fxpack::testing::trace_reference(c.folder));
+  for (const auto& gm : modules) {
+    for (auto f : kFormats) {
+      CAPTURE(gm->class_name());
+      CAPTURE(pk::format_name(f));
+      CHECK(pk::dumps(*gm, f) == pickle_of(pk::detail::to_record(*gm, true), f));
+      pk::DumpOptions without_hash{.format = f, .store_source_hash = false};
+      CHECK(pk::dumps(*gm, without_hash) == pickle_of(pk::detail::to_record(*gm, false), f));
+      // storages kept outside: the sink is called once per storage, in the same order
+      std::vector<const Storage*> seen_dumps, seen_record;
+      const auto sink_into = [](std::vector<const Storage*>& seen) {
+        return [&seen](const std::shared_ptr<Storage>& s) {
+          seen.push_back(s.get());
+          return "storage/" + std::to_string(seen.size() - 1);
+        };
+      };
+      pk::DumpOptions external{.format = f, .storage_sink = sink_into(seen_dumps)};
+      CHECK(pk::dumps(*gm, external) == pickle_of(pk::detail::to_record(*gm, true, sink_into(seen_record)), f));
+      CHECK(seen_dumps == seen_record);
+    }
+  }
+  // A dumps inside another's storage sink (the writer's per-thread node buffer is in use).
+  {
+    auto gm = every_kind_module();
+    auto inner = exotic_module();
+    std::vector<std::string> inner_bytes;
+    const auto sink = [&](const std::shared_ptr<Storage>& s) {
+      inner_bytes.push_back(pk::dumps(*inner));
+      return "storage/" + std::to_string(reinterpret_cast<std::uintptr_t>(s.get()) % 1000);
+    };
+    pk::DumpOptions o{.storage_sink = sink};
+    const std::string outer = pk::dumps(*gm, o);
+    CHECK(outer == pickle_of(pk::detail::to_record(*gm, true, sink)));
+    REQUIRE(!inner_bytes.empty());
+    for (const auto& b : inner_bytes) CHECK(b == pk::dumps(*inner));
+  }
+  // A module attribute may not hold a node, and a node's meta may not name another graph's
+  // node (its args cannot: the graph refuses them).
+  auto other = every_kind_module();
+  Node* foreign = const_cast<Node*>(*other->graph().begin());
+  auto bad_attr = every_kind_module();
+  bad_attr->set_attr("node", foreign);
+  auto bad_arg = every_kind_module();
+  const_cast<Node*>(bad_arg->graph().output_node())->meta().set("other", foreign);
+  for (auto f : kFormats) {
+    CAPTURE(pk::format_name(f));
+    CHECK_THROWS_WITH_AS(pk::dumps(*bad_attr, f), doctest::Contains("a module attribute holds a reference to node 'x'"),
+                         GraphError);
+    CHECK_THROWS_WITH_AS(pk::dumps(*bad_arg, f),
+                         doctest::Contains("node 'output' references node 'x', which is not in the graph being saved"),
+                         GraphError);
+  }
+}
+
+TEST_CASE("pickle: on_call_target reports each distinct call target once, in every format") {
+  auto lazy_mode = use_lazy_graph_module(true);
+  std::vector<std::shared_ptr<GraphModule>> modules = {every_kind_module(), exotic_module()};
+  for (const auto& c : fxpack::testing::reference_cases()) modules.push_back(fxpack::testing::trace_reference(c.folder));
+  for (const auto& gm : modules) {
+    std::set<std::pair<Op, std::string>> expect;
+    for (const Node* n : gm->graph())
+      if (n->op() == Op::CallFunction || n->op() == Op::CallMethod || n->op() == Op::CallModule)
+        expect.emplace(n->op(), n->target());
+    for (auto f : kFormats) {
+      CAPTURE(gm->class_name());
+      CAPTURE(pk::format_name(f));
+      std::vector<std::pair<Op, std::string_view>> called;
+      pk::DumpOptions o{.format = f};
+      o.on_call_target = [&](Op op, std::string_view target) { called.emplace_back(op, target); };
+      const std::string bytes = pk::dumps(*gm, o);
+      CHECK(bytes == pk::dumps(*gm, f));  // the hook changes nothing written
+      CHECK(called.size() == expect.size());
+      CHECK(std::set<std::pair<Op, std::string>>(called.begin(), called.end()) == expect);
+      CHECK(required_items(*gm, called) == required_items(*gm));
+    }
+  }
+}
+
+TEST_CASE("pickle: this build writes the current format version's golden files byte for byte") {
+  // make_pickle_fixtures wrote them; any change to what dumps writes for them is a format
+  // change (a version bump with new goldens), never a silent one.
+  auto lazy_mode = use_lazy_graph_module(true);
+  const auto dir = fxpack::testing::fixtures_dir() / "pickle" / ("v" + std::to_string(pk::kFormatVersion));
+  int compared = 0;
+  for (const std::string model : {"seed_sin", "mlp", "small_convnet", "typed"}) {
+    auto gm = model == "typed" ? fxpack::testing::typed_example() : fxpack::testing::trace_reference(model);
+    for (auto f : kFormats) {
+      const auto path = dir / (model + "." + std::string(pk::format_name(f)) + ".pkl");
+      CAPTURE(path.string());
+      REQUIRE(std::filesystem::exists(path));
+      CHECK(pk::dumps(*gm, f) == fxpack::testing::read_file(path));
+      ++compared;
+    }
+  }
+  CHECK(compared == 20);
 }

@@ -23,13 +23,16 @@
 
 #include <cstdint>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fxpack {
 
 class GraphModule;
+enum class Op : std::uint8_t;  // node.hpp
 
 struct Manifest {
   struct Pickle {
@@ -55,6 +58,11 @@ struct Manifest {
 // The manifest items a module needs from the OpRegistry: "function <target>",
 // "method <name>", "module <kind>" (kind "?" for a call_module target that is missing).
 std::set<std::string> required_items(const GraphModule& module);
+// The same from the distinct (op, target) pairs of the module's call nodes, as
+// pickle::DumpOptions::on_call_target reports them while a pickle is written (the exporter's
+// way: no second pass over the nodes).
+std::set<std::string> required_items(const GraphModule& module,
+                                     std::span<const std::pair<Op, std::string_view>> call_targets);
 // True if this build provides a manifest item.
 bool provides(std::string_view item);
 

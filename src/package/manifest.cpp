@@ -1,8 +1,9 @@
 #include "fxpack/manifest.hpp"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <string_view>
-#include <unordered_set>
 
 #include "fxpack/errors.hpp"
 #include "fxpack/graph_module.hpp"
@@ -104,27 +105,43 @@ std::vector<std::string> Manifest::unmet_requirements() const {
 }
 
 std::set<std::string> required_items(const GraphModule& gm) {
-  // The distinct targets first (views of the graph's own strings), so that an item's text is
-  // made once per distinct target rather than once per node.
-  std::unordered_set<std::string_view> functions, methods, modules;
+  // The distinct call targets first, so that an item's text is made once per distinct
+  // target rather than once per node. Targets are interned by the graph: a node whose op
+  // and target address are among the last few seen is skipped without hashing its target.
+  std::vector<std::pair<Op, std::string_view>> distinct;
+  std::set<std::pair<Op, std::string_view>> seen;
+  std::array<std::pair<Op, const char*>, 8> recent{};
+  std::size_t next = 0;
   for (const Node* n : gm.graph()) {
-    switch (n->op()) {
-      case Op::CallFunction: functions.insert(n->target()); break;
-      case Op::CallMethod: methods.insert(n->target()); break;
-      case Op::CallModule: modules.insert(n->target()); break;
+    const Op op = n->op();
+    if (op != Op::CallFunction && op != Op::CallMethod && op != Op::CallModule) continue;
+    const std::string_view target = n->target();
+    const std::pair<Op, const char*> key{op, target.data()};
+    if (std::find(recent.begin(), recent.end(), key) != recent.end()) continue;
+    recent[next++ % recent.size()] = key;
+    if (seen.emplace(op, target).second) distinct.emplace_back(op, target);
+  }
+  return required_items(gm, distinct);
+}
+
+std::set<std::string> required_items(const GraphModule& gm,
+                                     std::span<const std::pair<Op, std::string_view>> call_targets) {
+  std::set<std::string> out;
+  for (const auto& [op, target] : call_targets) {
+    switch (op) {
+      case Op::CallFunction: out.insert("function " + std::string(target)); break;
+      case Op::CallMethod: out.insert("method " + std::string(target)); break;
+      case Op::CallModule: {
+        std::string kind = "?";
+        try {
+          kind = gm.get_submodule(target)->kind();
+        } catch (const Error&) {
+        }
+        out.insert("module " + kind);
+        break;
+      }
       default: break;
     }
-  }
-  std::set<std::string> out;
-  for (std::string_view f : functions) out.insert("function " + std::string(f));
-  for (std::string_view m : methods) out.insert("method " + std::string(m));
-  for (std::string_view path : modules) {
-    std::string kind = "?";
-    try {
-      kind = gm.get_submodule(path)->kind();
-    } catch (const Error&) {
-    }
-    out.insert("module " + kind);
   }
   return out;
 }

@@ -154,13 +154,17 @@ void NativeWriter::add_pickle(std::string record, const GraphModule& module) {
     if (inserted) storage_records_.emplace(it->second, s);
     return it->second;
   };
+  std::vector<std::pair<Op, std::string_view>> call_targets;  // views of the graph's targets
+  options.on_call_target = [&call_targets](Op op, std::string_view target) { call_targets.emplace_back(op, target); };
   std::string bytes = pickle::dumps(module, options);
-  const std::set<std::string> items = required_items(module);
+  const std::set<std::string> items = required_items(module, call_targets);
   manifest_.pickles.push_back({record, pickle::kFormatVersion, {items.begin(), items.end()}});
   add_record(std::move(record), std::move(bytes));
 }
 
-void NativeWriter::add_record(std::string record, std::string bytes) { records_.emplace(std::move(record), std::move(bytes)); }
+void NativeWriter::add_record(std::string record, std::string bytes) {
+  records_.emplace(std::move(record), std::make_shared<const std::string>(std::move(bytes)));
+}
 
 void NativeWriter::write(zip::ZipWriter& zip, const std::string& root) const {
   Manifest manifest = manifest_;
@@ -168,12 +172,13 @@ void NativeWriter::write(zip::ZipWriter& zip, const std::string& root) const {
             [](const Manifest::Pickle& a, const Manifest::Pickle& b) { return a.record < b.record; });
   const std::string manifest_text = manifest.to_string();
   const std::string version(kVersionLine);
-  // One sorted sequence of records (fxpack's own, the storages, the resources). Storages are
-  // written from their own memory.
+  // One sorted sequence of records (fxpack's own, the storages, the resources). Storages and
+  // the records added before are written from their own memory (a large graph's pickle is
+  // tens of MB), this function's two texts copied.
   std::map<std::string, std::pair<std::span<const std::byte>, std::shared_ptr<const void>>> all;
   all.emplace(".data/version", std::pair(as_bytes(version), nullptr));
   all.emplace(".data/manifest", std::pair(as_bytes(manifest_text), nullptr));
-  for (const auto& [name, bytes] : records_) all.emplace(name, std::pair(as_bytes(bytes), nullptr));
+  for (const auto& [name, bytes] : records_) all.emplace(name, std::pair(as_bytes(*bytes), bytes));
   for (const auto& [name, storage] : storage_records_) {
     all.emplace(name, std::pair(std::span<const std::byte>(storage->data(), storage->nbytes()), storage));
   }

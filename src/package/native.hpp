@@ -66,7 +66,8 @@ class NativeWriter {
   void write(zip::ZipWriter& zip, const std::string& root) const;
 
  private:
-  std::map<std::string, std::string> records_;  // below the root → bytes
+  // below the root → bytes (shared: the zip writer holds them until it has written them)
+  std::map<std::string, std::shared_ptr<const std::string>> records_;
   std::map<std::string, std::shared_ptr<Storage>> storage_records_;
   std::unordered_map<const Storage*, std::string> storage_keys_;
   Manifest manifest_;

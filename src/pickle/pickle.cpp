@@ -26,6 +26,7 @@
 #include "fxpack/content_hash.hpp"
 #include "fxpack/detail/serialize.hpp"
 #include "fxpack/ops.hpp"
+#include "pickle/binary_writer.hpp"
 
 namespace fxpack::pickle {
 
@@ -278,11 +279,22 @@ class Saver {
     node_target_.reserve(g.size());
     TargetIndex targets(rec_.targets);
     for (const Node* n : g) {
-      node_target_.push_back(targets.index(n->target()));
+      const std::uint64_t target = targets.index(n->target());
+      node_target_.push_back(target);
+      if (target == target_ops_.size()) {
+        target_views_.push_back(n->target());
+        target_ops_.push_back(0);
+      }
+      target_ops_[target] |= static_cast<std::uint8_t>(1u << static_cast<unsigned>(n->op()));
       for (const Value& a : n->args()) collect_tensors(a);
       for (const auto& [k, v] : n->kwargs().items) collect_tensors(v);
       for (const auto& [k, v] : n->meta().entries().items) collect_tensors(v);
     }
+  }
+
+  // DumpOptions::on_call_target, from the table index_graph made.
+  void report_call_targets(const std::function<void(Op, std::string_view)>& hook) const {
+    detail::report_call_targets(target_views_, target_ops_, hook);
   }
 
   // The record of the next node (after index_graph, in program order) into a fresh `nr`.
@@ -341,6 +353,8 @@ class Saver {
   std::array<const Node*, kRecent> recent_{};  // node i at i % kRecent, for index_of
   fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;  // built when first needed
   std::vector<std::uint64_t> node_target_;  // per node: its index in rec_.targets
+  std::vector<std::string_view> target_views_;  // per target: the graph's own string
+  std::vector<std::uint8_t> target_ops_;         // per target: the ops that used it (bit 1 << Op)
   std::uint64_t node_tensors_ = 0;          // tensors registered by index_graph (the first ones)
   std::uint64_t next_node_tensor_ = 0;      // the next of them value() meets
   const Node* current_ = nullptr;  // the node being saved, for messages
@@ -376,18 +390,18 @@ PickleRecord to_record(const GraphModule& gm, bool store_source_hash,
   return rec;
 }
 
-void save_streaming(const GraphModule& gm, bool store_source_hash,
-                    const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink,
-                    bool targets_inline, const std::function<void(const PickleRecord&)>& write) {
+void save_streaming(const GraphModule& gm, const DumpOptions& options, bool targets_inline,
+                    const std::function<void(const PickleRecord&)>& write) {
   PickleRecord rec;
-  set_header_fields(rec, gm, store_source_hash);
-  Saver s(rec, storage_sink, targets_inline);
+  set_header_fields(rec, gm, options.store_source_hash);
+  Saver s(rec, options.storage_sink, targets_inline);
   s.index_graph(gm.graph());
   rec.root = s.module(gm, "Module");
   rec.node_count = gm.graph().size();
   Graph::const_iterator next = gm.graph().begin();
   rec.node_source = [&](std::uint64_t, NodeRecord& nr) { s.node(*next++, nr); };
   write(rec);
+  s.report_call_targets(options.on_call_target);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -907,16 +921,18 @@ void check_format(PickleFormat f) {
     throw ValueError("pickle: unknown PickleFormat " + std::to_string(static_cast<int>(f)));
 }
 
-// The archive after the header line, appended to `body`.
+// The archive after the header line, appended to `body`: the binary formats straight from
+// the graph (binary_writer.hpp), the text formats as records through their library.
 void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
   check_format(o.format);
-  // About 20 bytes a node in portable-binary: room for them up front, so that the string
-  // is not copied as it grows (pages not written are never touched).
-  body.reserve(body.size() + 32 * m.graph().size() + 256);
+  if (o.format == PickleFormat::PortableBinary || o.format == PickleFormat::BoostBinary) {
+    detail::write_binary(m, o, body);
+    return;
+  }
   StringSink sink(body);
   std::ostream out(&sink);
   // The nodes are converted one at a time as the archive writes them.
-  detail::save_streaming(m, o.store_source_hash, o.storage_sink, o.format == PickleFormat::Json,
+  detail::save_streaming(m, o, o.format == PickleFormat::Json,
                          [&](const detail::PickleRecord& rec) {
     if (is_boost(o.format)) detail::write_boost(out, rec, o.format);
     else detail::write_cereal(out, rec, o.format);

@@ -3,7 +3,10 @@
 // Live objects (Graph, Node*, Tensor, Module) are converted to plain records (pickle.cpp);
 // the records below are what the five archives hold. dumps() and loads() convert the nodes
 // one at a time as the archive writes or reads them (PickleRecord::node_source, on_node),
-// so a large graph never exists a second time as records. Each record type has one
+// so a large graph never exists a second time as records. The exception: dumps() writes the
+// two binary encodings (portable-binary, boost-binary) straight from the live objects
+// (src/pickle/binary_writer.hpp), the same bytes these templates give through cereal and
+// Boost (test_pickle compares them); loads() reads every encoding through the records. Each record type has one
 // `save(Ar&) const` and one `load(Ar&)` member template serving cereal (PortableBinary, JSON)
 // and Boost.Serialization (text, binary, xml); the field helpers pick the encoding per
 // archive family (see fxpack/pickle.hpp for the byte-level summary).
@@ -314,17 +317,6 @@ void bytes_field(Ar& ar, const char* name, std::string& s, std::uint64_t max, bo
     }
   } else {
     std::uint64_t n = s.size();
-    if constexpr (kCerealBinary<Ar> && !kLoading<Ar>) {
-      // A short string (a node's name) goes out with its length in one write: a write
-      // through the archive's stream is a virtual call, and a node has a few of them.
-      if (n < 128) {
-        char buf[128];
-        buf[0] = static_cast<char>(n);  // a varint of one byte
-        std::memcpy(buf + 1, s.data(), n);
-        ar.template saveBinary<1>(buf, static_cast<std::streamsize>(n + 1));
-        return;
-      }
-    }
     if constexpr (kBoost<Ar> && !kBinary<Ar>) {
       // text/xml: the length as its own item, the bytes as a base64 binary object.
       std::string len_name = std::string(name) + "_len";
@@ -838,11 +830,11 @@ PickleRecord to_record(const GraphModule& module, bool store_source_hash,
                        const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink = {});
 Loaded from_record(PickleRecord record, const LoadOptions& options, PickleFormat format);
 // The record of `module` handed to `write`, its nodes made one at a time as the archive
-// writes them (never all held as records). `targets_inline`: the node records carry their
-// target string (what JSON writes), not only its index in the table.
-void save_streaming(const GraphModule& module, bool store_source_hash,
-                    const std::function<std::string(const std::shared_ptr<Storage>&)>& storage_sink,
-                    bool targets_inline, const std::function<void(const PickleRecord&)>& write);
+// writes them (never all held as records), as `options` say (hash, storage sink, call
+// targets). `targets_inline`: the node records carry their target string (what JSON
+// writes), not only its index in the table.
+void save_streaming(const GraphModule& module, const DumpOptions& options, bool targets_inline,
+                    const std::function<void(const PickleRecord&)>& write);
 // from_record, building the graph while `read` fills the record (its nodes never held as
 // records); the archive's format version must be `header_version`.
 Loaded load_streaming(const std::function<void(PickleRecord&)>& read, std::uint32_t header_version,

@@ -1,0 +1,411 @@
+#include "pickle/binary_writer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "fxpack/codegen.hpp"
+#include "fxpack/detail/pointer_index.hpp"
+#include "fxpack/detail/serialize.hpp"
+
+namespace fxpack::pickle::detail {
+
+namespace {
+
+// A growing byte buffer of its own (not a std::string, which clears what it grows into):
+// a field is a store through a pointer, not a call.
+class ByteBuffer {
+ public:
+  explicit ByteBuffer(std::size_t expect = 256)
+      : data_(new char[std::max<std::size_t>(expect, 16)]),  // not cleared: every byte read is written first
+        p_(data_.get()),
+        end_(data_.get() + std::max<std::size_t>(expect, 16)) {}
+  ByteBuffer(ByteBuffer&&) = default;
+  ByteBuffer& operator=(ByteBuffer&&) = default;
+
+  void room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) < n) [[unlikely]] grow(n);
+  }
+  void byte(std::uint8_t b) {
+    room(1);
+    *p_++ = static_cast<char>(b);
+  }
+  // LEB128, as serialize.hpp's u64_field.
+  void varint(std::uint64_t x) {
+    room(10);
+    while (x >= 0x80) {
+      *p_++ = static_cast<char>(x | 0x80);
+      x >>= 7;
+    }
+    *p_++ = static_cast<char>(x);
+  }
+  // Zig-zag, as i64_field.
+  void signed_varint(std::int64_t v) {
+    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+  }
+  void raw(const void* data, std::size_t n) {
+    room(n);
+    if (n) std::memcpy(p_, data, n);
+    p_ += n;
+  }
+  // Length + bytes, as bytes_field.
+  void str(std::string_view s) {
+    varint(s.size());
+    raw(s.data(), s.size());
+  }
+  // 8 bytes in the machine's order, as both archives write a double and the hash.
+  template <class T>
+  void native8(T v) {
+    static_assert(sizeof(T) == 8);
+    raw(&v, 8);
+  }
+  std::string_view view() const { return {data_.get(), static_cast<std::size_t>(p_ - data_.get())}; }
+  std::size_t capacity() const { return static_cast<std::size_t>(end_ - data_.get()); }
+  // Empty again, keeping the memory.
+  void reset() { p_ = data_.get(); }
+
+ private:
+  [[gnu::noinline]] void grow(std::size_t n) {
+    const std::size_t used = view().size();
+    const std::size_t capacity = std::max(2 * static_cast<std::size_t>(end_ - data_.get()), used + n + 4096);
+    std::unique_ptr<char[]> bigger(new char[capacity]);
+    std::memcpy(bigger.get(), data_.get(), used);
+    data_ = std::move(bigger);
+    p_ = data_.get() + used;
+    end_ = data_.get() + capacity;
+  }
+
+  std::unique_ptr<char[]> data_;
+  char* p_;
+  char* end_;
+};
+
+// The node bytes' buffer of this thread, kept between dumps when at most kKeptNodeBuffer
+// (a 1M-node chain's nodes are 20 MB): a large graph's dumps then writes into memory that is
+// already there, not into fresh pages, which took a tenth of a 1M-node dumps. A dumps run
+// inside another (from its storage sink) writes into a buffer of its own.
+constexpr std::size_t kKeptNodeBuffer = std::size_t{32} << 20;
+class NodeBuffer {
+ public:
+  NodeBuffer() : buffer_(kept().in_use ? own_ : kept().buffer), lent_(!kept().in_use) {
+    kept().in_use = true;
+    buffer_.reset();
+  }
+  ~NodeBuffer() {
+    if (!lent_) return;
+    if (buffer_.capacity() > kKeptNodeBuffer) buffer_ = ByteBuffer(4096);
+    kept().in_use = false;
+  }
+  NodeBuffer(const NodeBuffer&) = delete;
+  NodeBuffer& operator=(const NodeBuffer&) = delete;
+  ByteBuffer& get() { return buffer_; }
+
+ private:
+  struct Kept {
+    ByteBuffer buffer{4096};
+    bool in_use = false;
+  };
+  static Kept& kept() {
+    thread_local Kept k;
+    return k;
+  }
+  ByteBuffer own_{4096};
+  ByteBuffer& buffer_;
+  bool lent_;
+};
+
+class BinaryWriter {
+ public:
+  BinaryWriter(const GraphModule& gm, const DumpOptions& options)
+      : gm_(gm), graph_(gm.graph()), sink_(options.storage_sink) {}
+
+  void write(const DumpOptions& options, std::string& out) {
+    // Nodes first, into their own buffer: that fills the target and tensor tables, which
+    // the archive holds before the nodes.
+    NodeBuffer lease;
+    ByteBuffer& nodes = lease.get();
+    nodes.room(24 * graph_.size() + 64);
+    nodes_with_lookahead(nodes);
+    ByteBuffer root;
+    in_module_ = true;
+    module(gm_, "Module", root);
+    // The tables, then the nodes, appended to `out` (a string grown once: the storages'
+    // bytes and the nodes are the bulk of it).
+    ByteBuffer head;
+    if (options.format == PickleFormat::PortableBinary) {
+      head.byte(std::endian::native == std::endian::little ? 1 : 0);  // cereal's endianness byte
+    } else {
+      const std::string& boost_header = boost_archive_header(PickleFormat::BoostBinary);
+      head.raw(boost_header.data(), boost_header.size());
+    }
+    header(options.store_source_hash, head);
+    head.varint(storages_.size());
+    ByteBuffer tail;
+    tail.varint(tensor_count_);
+    tail.raw(tensor_bytes_.view().data(), tensor_bytes_.view().size());
+    tail.raw(root.view().data(), root.view().size());
+    tail.varint(targets_.size());
+    for (std::string_view t : targets_) tail.str(t);
+    tail.varint(graph_.size());
+    out.reserve(out.size() + head.view().size() + storage_size() + tail.view().size() + nodes.view().size());
+    out += head.view();
+    storages(out);
+    out += tail.view();
+    out += nodes.view();
+    report_call_targets(targets_, target_ops_, options.on_call_target);
+  }
+
+ private:
+  // Every node in program order. A large graph's nodes, argument lists and names are not in
+  // cache, and the nodes are a linked list: the node kAhead places on, and what it points to,
+  // are asked for while this one is written, so their memory arrives in parallel rather than
+  // one miss after another.
+  void nodes_with_lookahead(ByteBuffer& b) {
+    static constexpr int kAhead = 8;
+    Graph::const_iterator ahead = graph_.begin();
+    const Graph::const_iterator end = graph_.end();
+    for (int k = 0; k < kAhead && ahead != end; ++k) ++ahead;
+    for (Graph::const_iterator it = graph_.begin(); it != end; ++it) {
+      if (ahead != end) {
+        const Node* a = *ahead;
+        __builtin_prefetch(a->next());
+        __builtin_prefetch(a->args().data());
+        __builtin_prefetch(&a->name());
+        ++ahead;
+      }
+      node(*it, b);
+    }
+  }
+
+  // PickleRecord's fields before the storages.
+  void header(bool store_hash, ByteBuffer& b) const {
+    b.varint(kFormatVersion);
+    b.str(gm_.class_name());
+    b.signed_varint(kCodegenVersion);
+    b.varint(static_cast<std::uint8_t>(graph_.dialect()));
+    b.varint(store_hash ? 1 : 0);
+    // format 3: the content hash, no source generated
+    b.native8(store_hash ? gm_.content_hash() : std::uint64_t{0});
+  }
+
+  std::size_t storage_size() const {
+    std::size_t n = 0;
+    for (const auto& s : storages_) n += 24 + (sink_ ? s.key.size() : s.storage->nbytes());
+    return n;
+  }
+
+  // StorageRecords: external flag, then the sink's key and the byte count, or the bytes
+  // (appended from the storage's own memory, not through a buffer).
+  void storages(std::string& out) const {
+    for (const StorageEntry& s : storages_) {
+      ByteBuffer b(32);
+      b.varint(sink_ ? 1 : 0);
+      if (sink_) b.str(s.key);
+      b.varint(s.storage->nbytes());
+      out += b.view();
+      if (!sink_) out.append(reinterpret_cast<const char*>(s.storage->data()), s.storage->nbytes());
+    }
+  }
+
+  // NodeRecord: the op byte with its flags, name, target index, type, args, kwargs, meta.
+  void node(const Node* n, ByteBuffer& b) {
+    current_ = n;
+    const Dict& kwargs = n->kwargs();
+    const auto& meta = n->meta();
+    const std::string_view type = n->type();
+    const std::uint8_t op = static_cast<std::uint8_t>(static_cast<std::uint8_t>(n->op()) | (type.empty() ? 0 : 0x20) |
+                                                      (kwargs.items.empty() ? 0 : 0x40) | (meta.empty() ? 0 : 0x80));
+    b.varint(op);
+    b.str(n->name());
+    const std::uint64_t target = target_index(n->target());
+    target_ops_[target] |= static_cast<std::uint8_t>(1u << static_cast<unsigned>(n->op()));
+    b.varint(target);
+    if (!type.empty()) b.str(type);
+    const std::vector<Value>& args = n->args();
+    b.varint(args.size());
+    for (const Value& a : args) value(a, b);
+    if (!kwargs.items.empty()) dict(kwargs, b);
+    if (!meta.empty()) dict(meta.entries(), b);
+    recent_[cur_ % kRecent] = n;
+    ++cur_;
+  }
+
+  // ValueRecord: the kind, then that kind's fields.
+  void value(const Value& v, ByteBuffer& b) {
+    const Value::Kind kind = v.kind();
+    b.byte(static_cast<std::uint8_t>(kind));  // a kind is below 0x80: its varint is itself
+    const auto& var = v.variant();
+    switch (kind) {
+      case Value::Kind::None: break;
+      case Value::Kind::Bool: b.byte(std::get<bool>(var) ? 1 : 0); break;
+      case Value::Kind::Int: b.signed_varint(std::get<std::int64_t>(var)); break;
+      case Value::Kind::Double: b.native8(std::get<double>(var)); break;
+      case Value::Kind::String: b.str(std::get<std::string>(var)); break;
+      case Value::Kind::DType: b.varint(static_cast<std::uint8_t>(std::get<DType>(var))); break;
+      case Value::Kind::Device:
+        b.str(v.device().type);
+        b.signed_varint(v.device().index);
+        break;
+      case Value::Kind::Layout: b.signed_varint(static_cast<std::int64_t>(std::get<Layout>(var))); break;
+      case Value::Kind::MemoryFormat: b.signed_varint(static_cast<std::int64_t>(std::get<MemoryFormat>(var))); break;
+      case Value::Kind::Slice: slice(v.slice(), b); break;
+      case Value::Kind::Node: b.signed_varint(node_back(std::get<Node*>(var))); break;
+      case Value::Kind::List:
+      case Value::Kind::Tuple: {
+        const std::vector<Value>& items = v.items();
+        b.varint(items.size());
+        for (const Value& x : items) value(x, b);
+        break;
+      }
+      case Value::Kind::Dict: dict(v.dict(), b); break;
+      case Value::Kind::Tensor: b.signed_varint(static_cast<std::int64_t>(tensor(v.tensor()))); break;
+      case Value::Kind::Ellipsis: break;
+    }
+  }
+
+  // Start, stop, step: each a value record of a node, an int or none.
+  void slice(const Slice& s, ByteBuffer& b) {
+    const std::optional<std::int64_t>* parts[] = {&s.start, &s.stop, &s.step};
+    for (std::size_t k = 0; k < 3; ++k) {
+      if (s.nodes[k]) {
+        b.byte(static_cast<std::uint8_t>(Value::Kind::Node));
+        b.signed_varint(node_back(s.nodes[k]));
+      } else if (*parts[k]) {
+        b.byte(static_cast<std::uint8_t>(Value::Kind::Int));
+        b.signed_varint(**parts[k]);
+      } else {
+        b.byte(static_cast<std::uint8_t>(Value::Kind::None));
+      }
+    }
+  }
+
+  void dict(const Dict& d, ByteBuffer& b) {
+    b.varint(d.items.size());
+    for (const auto& [k, x] : d.items) {
+      b.str(k);
+      value(x, b);
+    }
+  }
+
+  // ModuleRecord: kind, attrs, parameters, buffers, children.
+  void module(const Module& m, std::string_view kind, ByteBuffer& b) {
+    b.str(kind);
+    dict(m.attrs(), b);
+    for (const auto* list : {&m.parameters(), &m.buffers()}) {
+      b.varint(list->size());
+      for (const auto& [name, t] : *list) {
+        b.str(name);
+        b.varint(tensor(t));
+      }
+    }
+    b.varint(m.children().size());
+    for (const auto& [name, c] : m.children()) {
+      b.str(name);
+      module(*c, c->kind(), b);
+    }
+  }
+
+  // The index of `t` in the tensor table, which it joins now (TensorRecord: dtype, shape,
+  // storage index or -1, byte offset); its storage joins the storage table on first use.
+  std::uint64_t tensor(const Tensor& t) {
+    ByteBuffer& b = tensor_bytes_;
+    b.varint(static_cast<std::uint8_t>(t.dtype()));
+    b.varint(t.shape().size());
+    for (std::int64_t d : t.shape()) b.signed_varint(d);
+    if (!t.defined()) {
+      b.signed_varint(-1);
+    } else {
+      const Storage* s = t.storage().get();
+      const auto [index, inserted] = storage_index_.try_emplace(s, storages_.size());
+      if (inserted) storages_.push_back({t.storage(), sink_ ? sink_(t.storage()) : std::string()});
+      b.signed_varint(static_cast<std::int64_t>(index));
+    }
+    b.varint(t.byte_offset());
+    return tensor_count_++;
+  }
+
+  // A target's index in the table of distinct targets, by first use. Targets are interned
+  // by the graph, so an address names one text: the last few addresses are compared first,
+  // then all seen, and only a new address has its text hashed.
+  std::uint64_t target_index(std::string_view target) {
+    for (std::size_t k = 0; k < std::min(recent_targets_used_, recent_targets_.size()); ++k)
+      if (recent_targets_[k].first == target.data()) return recent_targets_[k].second;
+    std::uint64_t index = 0;
+    if (const auto known = target_by_address_.find(target.data())) {
+      index = *known;
+    } else {
+      const auto [it, inserted] = target_by_text_.try_emplace(target, targets_.size());
+      if (inserted) {
+        targets_.push_back(target);
+        target_ops_.push_back(0);
+      }
+      index = it->second;
+      target_by_address_.try_emplace(target.data(), index);
+    }
+    recent_targets_[recent_targets_used_++ % recent_targets_.size()] = {target.data(), index};
+    return index;
+  }
+
+  // How many nodes back `n` is from the node being written (negative: a later node, which
+  // only meta may name). References nearly always name one of the last few nodes: those are
+  // found among the recent ones; a map of every node is built on the first reference further
+  // back.
+  std::int64_t node_back(const Node* n) {
+    if (in_module_)
+      throw GraphError("pickle: a module attribute holds a reference to node '" + (n ? n->name() : "<null>") +
+                       "'; only node args, kwargs and meta may");
+    for (std::uint64_t d = 1; d <= std::min<std::uint64_t>(cur_, kRecent); ++d)
+      if (recent_[(cur_ - d) % kRecent] == n) return static_cast<std::int64_t>(d);
+    if (node_index_.size() == 0) {
+      node_index_.reserve(graph_.size());
+      for (const Node* m : graph_) node_index_.try_emplace(m, node_index_.size());
+    }
+    const std::optional<std::uint64_t> index = node_index_.find(n);
+    if (!index)
+      throw GraphError("pickle: node '" + (current_ ? current_->name() : "") + "' references node '" +
+                       (n ? n->name() : "<null>") + "', which is not in the graph being saved");
+    return static_cast<std::int64_t>(cur_) - static_cast<std::int64_t>(*index);
+  }
+
+  struct StorageEntry {
+    std::shared_ptr<Storage> storage;
+    std::string key;  // the sink's key (DumpOptions::storage_sink)
+  };
+
+  const GraphModule& gm_;
+  const Graph& graph_;
+  const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
+  std::vector<StorageEntry> storages_;
+  fxpack::detail::PointerIndex<Storage, std::uint64_t> storage_index_;
+  ByteBuffer tensor_bytes_;  // the tensor table's records
+  std::uint64_t tensor_count_ = 0;
+  std::vector<std::string_view> targets_;  // views of the graph's interned targets
+  std::vector<std::uint8_t> target_ops_;   // per target: the ops that used it (bit 1 << Op)
+  std::unordered_map<std::string_view, std::uint64_t> target_by_text_;
+  fxpack::detail::PointerIndex<char, std::uint64_t> target_by_address_;
+  std::array<std::pair<const char*, std::uint64_t>, 8> recent_targets_{};
+  std::size_t recent_targets_used_ = 0;
+  static constexpr std::uint64_t kRecent = 16;
+  std::array<const Node*, kRecent> recent_{};  // node i at i % kRecent
+  fxpack::detail::PointerIndex<Node, std::uint64_t> node_index_;  // built when first needed
+  const Node* current_ = nullptr;  // the node being written, for messages
+  std::uint64_t cur_ = 0;          // its index (references are relative)
+  bool in_module_ = false;
+};
+
+}  // namespace
+
+void write_binary(const GraphModule& module, const DumpOptions& options, std::string& out) {
+  if (options.format != PickleFormat::PortableBinary && options.format != PickleFormat::BoostBinary)
+    throw ValueError("pickle: write_binary: " + std::string(format_name(options.format)) + " is not a binary format");
+  BinaryWriter(module, options).write(options, out);
+}
+
+}  // namespace fxpack::pickle::detail

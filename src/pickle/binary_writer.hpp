@@ -1,0 +1,47 @@
+// The binary pickle formats (portable-binary, boost-binary) written straight from the live
+// objects into one growing byte buffer: no PickleRecord, no per-field call through a
+// stream, one pass over the nodes.
+//
+// The bytes are those the record templates of fxpack/detail/serialize.hpp give through
+// cereal's PortableBinaryOutputArchive and Boost's binary_oarchive, byte for byte (both
+// archives write the same record bytes after their own header: cereal one endianness byte,
+// Boost its archive header); test_pickle compares the two for graphs holding every value
+// kind. The records and the libraries remain the writers of the text formats (JSON, Boost
+// text and xml) and the readers of every format.
+//
+// Why one pass is enough although the archive holds the tensor and target tables before
+// the nodes: the nodes are written to a buffer of their own while the tables are filled in
+// the order the records' pre-scan would have filled them (targets and tensors by first use
+// in node order, then the module tree's tensors), and the tables are written in front of
+// that buffer at the end: one copy of ~20 bytes a node instead of a second walk over every
+// node's arguments.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fxpack/pickle.hpp"
+
+namespace fxpack::pickle::detail {
+
+// Appends the archive of `module` (everything after the pickle's header line) in
+// `options.format`, which must be PortableBinary or BoostBinary, to `out`. Throws
+// GraphError for a module that cannot be pickled (a node argument referencing a node of
+// another graph, a module attribute holding a node).
+void write_binary(const GraphModule& module, const DumpOptions& options, std::string& out);
+
+// DumpOptions::on_call_target from a writer's table of distinct targets and, per target, the
+// ops of the nodes that used it (bit 1 << Op).
+template <class Targets>
+void report_call_targets(const Targets& targets, const std::vector<std::uint8_t>& ops,
+                         const std::function<void(Op, std::string_view)>& hook) {
+  if (!hook) return;
+  for (std::size_t i = 0; i < targets.size(); ++i)
+    for (Op op : {Op::CallFunction, Op::CallMethod, Op::CallModule})
+      if (ops[i] & (1u << static_cast<unsigned>(op))) hook(op, targets[i]);
+}
+
+}  // namespace fxpack::pickle::detail
