@@ -150,6 +150,22 @@ struct Plan::Builder {
 };
 
 std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, const PlanOptions& options) {
+  auto plan = build_instructions(graph, root, options);
+  plan->prepare_inference(graph, root);
+  return plan;
+}
+
+void Plan::prepare_inference(const Graph& graph, const Module& root) const {
+  if (inference_ready_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(inference_mu_);
+  if (inference_ready_.load(std::memory_order_relaxed)) return;  // built while we waited
+  if (wants_inference_ && &graph == source_graph_ && graph.generation() == source_generation_)
+    inference_ = inference::Program::build(*this, graph, root);
+  inference_ready_.store(true, std::memory_order_release);
+}
+
+std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
+                                                     const PlanOptions& options) {
   auto plan = std::shared_ptr<Plan>(new Plan);
   Builder builder(*plan, root);
   plan->slot_of_.reserve(graph.size());
@@ -178,13 +194,21 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
   }
   builder.throw_if_missing();
   plan->num_slots_ = next_slot;
-  if (options.optimize_for_inference) plan->inference_ = inference::Program::build(*plan, graph, root);
+  plan->wants_inference_ = options.optimize_for_inference;
+  plan->source_graph_ = &graph;
+  plan->source_generation_ = graph.generation();
   return plan;
 }
 
-std::string Plan::inference_summary() const { return inference_ ? inference_->summary() : std::string(); }
+std::string Plan::inference_summary() const {
+  const inference::Program* p = program();
+  return p ? p->summary() : std::string();
+}
 
-Plan::InferenceStats Plan::inference_stats() const { return inference_ ? inference_->stats() : InferenceStats{}; }
+Plan::InferenceStats Plan::inference_stats() const {
+  const inference::Program* p = program();
+  return p ? p->stats() : InferenceStats{};
+}
 
 Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
   return map_nodes(v, [&](const Node* n) { return slots[slot_of_.at(n)]; });
@@ -192,7 +216,8 @@ Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
 
 Value Plan::run(std::span<const Value> inputs) const {
   if (num_required_ == num_inputs_ && varargs_ < 0 && inputs.size() == num_inputs_) {
-    return inference_ ? inference_->run(inputs) : run_plain(inputs);
+    const inference::Program* p = program();
+    return p ? p->run(inputs) : run_plain(inputs);
   }
   // Defaults and *args: the inputs as the placeholders take them.
   const std::size_t fixed = varargs_ >= 0 ? static_cast<std::size_t>(varargs_) : num_inputs_;
@@ -215,7 +240,8 @@ Value Plan::run(std::span<const Value> inputs) const {
       bound[i] = defaults_[i];  // after *args, placeholders are keyword-only: their defaults
     }
   }
-  return inference_ ? inference_->run(bound) : run_plain(bound);
+  const inference::Program* p = program();
+  return p ? p->run(bound) : run_plain(bound);
 }
 
 Value Plan::run_plain(std::span<const Value> inputs) const {
