@@ -1,14 +1,25 @@
 #include "fxpack/plan.hpp"
 
-#include <unordered_map>
-
 #include "inference/program.hpp"
 
 namespace fxpack {
 
 namespace {
+// "node 'add' (call_function operator.add)", appended to `out` (a plan keeps one per
+// instruction, so they go into one string without a temporary each).
+void describe(const Node* n, std::string& out) {
+  out += "node '";
+  out += n->name();
+  out += "' (";
+  out += op_name(n->op());
+  out += ' ';
+  out += n->target();
+  out += ')';
+}
 std::string describe(const Node* n) {
-  return "node '" + n->name() + "' (" + std::string(op_name(n->op())) + " " + n->target() + ")";
+  std::string out;
+  describe(n, out);
+  return out;
 }
 }  // namespace
 
@@ -164,12 +175,17 @@ void Plan::prepare_inference(const Graph& graph, const Module& root) const {
   inference_ready_.store(true, std::memory_order_release);
 }
 
+// A typical description's length ("node 'relu_12' (call_function torch.relu)"): where_ is
+// reserved for this many per node, so that it seldom grows (and copies itself) while built.
+constexpr std::size_t kWhereBytesPerNode = 48;
+
 std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
                                                      const PlanOptions& options) {
   auto plan = std::shared_ptr<Plan>(new Plan);
   Builder builder(*plan, root);
   plan->slot_of_.reserve(graph.size());
   plan->instrs_.reserve(graph.size());
+  plan->where_.reserve(graph.size() * kWhereBytesPerNode);
   // Instruction i frees the slots whose last use it is (what the output reads lives to the end).
   const LastUses last_uses = graph.last_uses();
   std::uint32_t next_slot = 0;
@@ -181,14 +197,14 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
     Instr in;
     in.out = next_slot;
     for (const Node* dead : last_uses.at(next_slot)) in.frees.push_back(plan->slot_of_.at(dead));
-    plan->slot_of_.emplace(n, next_slot++);
+    plan->slot_of_.try_emplace(n, next_slot++);
     try {
       if (!builder.compile(n, in)) continue;
     } catch (const Error& e) {
       rethrow_with_context<OpError>(e, describe(n));
     }
     in.where_begin = static_cast<std::uint32_t>(plan->where_.size());
-    plan->where_ += describe(n);
+    describe(n, plan->where_);
     in.where_end = static_cast<std::uint32_t>(plan->where_.size());
     plan->instrs_.push_back(std::move(in));
   }

@@ -169,7 +169,7 @@ class Plan {
   }
 
   std::vector<Instr> instrs_;
-  std::unordered_map<const Node*, std::uint32_t> slot_of_;  // for nested operands
+  detail::PointerIndex<Node> slot_of_;  // node → slot (for nested operands)
   std::string where_;
   Operand output_;
   std::size_t num_inputs_ = 0;     // placeholders
