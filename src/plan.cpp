@@ -183,11 +183,12 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
                                                      const PlanOptions& options) {
   auto plan = std::shared_ptr<Plan>(new Plan);
   Builder builder(*plan, root);
-  plan->slot_of_.reserve(graph.size());
   plan->instrs_.reserve(graph.size());
   plan->where_.reserve(graph.size() * kWhereBytesPerNode);
-  // Instruction i frees the slots whose last use it is (what the output reads lives to the end).
-  const LastUses last_uses = graph.last_uses();
+  // Instruction i frees the slots whose last use it is (what the output reads lives to the
+  // end). Slot i is the i-th node: the analysis's positions.
+  LastUses last_uses = graph.last_uses();
+  plan->slot_of_ = last_uses.release_positions();
   std::uint32_t next_slot = 0;
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
@@ -197,7 +198,7 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
     Instr in;
     in.out = next_slot;
     for (const Node* dead : last_uses.at(next_slot)) in.frees.push_back(plan->slot_of_.at(dead));
-    plan->slot_of_.try_emplace(n, next_slot++);
+    ++next_slot;
     try {
       if (!builder.compile(n, in)) continue;
     } catch (const Error& e) {
