@@ -80,7 +80,7 @@ void GraphModule::real_recompile_locked() {
     source_check_ = nullptr;
   }
   try {
-    c->plan = Plan::build(*graph_, *this, plan_options_);
+    c->plan = Plan::build_instructions(*graph_, *this, plan_options_);
   } catch (const Error&) {
     c->plan_error = std::current_exception();
   }
@@ -158,14 +158,13 @@ Value GraphModule::forward(std::span<const Value> inputs) {
     for (const Value& v : inputs)
       if (v.contains_node()) return interpret_symbolically(inputs);
   }
-  auto c = compiled();
-  if (c->plan_error) std::rethrow_exception(c->plan_error);
-  return c->plan->run(inputs);
+  return plan()->run(inputs);
 }
 
 std::shared_ptr<const Plan> GraphModule::plan() {
   auto c = compiled();
   if (c->plan_error) std::rethrow_exception(c->plan_error);
+  c->plan->prepare_inference(*graph_, *this);
   return c->plan;
 }
 

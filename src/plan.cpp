@@ -1,14 +1,25 @@
 #include "fxpack/plan.hpp"
 
-#include <unordered_map>
-
 #include "inference/program.hpp"
 
 namespace fxpack {
 
 namespace {
+// "node 'add' (call_function operator.add)", appended to `out` (a plan keeps one per
+// instruction, so they go into one string without a temporary each).
+void describe(const Node* n, std::string& out) {
+  out += "node '";
+  out += n->name();
+  out += "' (";
+  out += op_name(n->op());
+  out += ' ';
+  out += n->target();
+  out += ')';
+}
 std::string describe(const Node* n) {
-  return "node '" + n->name() + "' (" + std::string(op_name(n->op())) + " " + n->target() + ")";
+  std::string out;
+  describe(n, out);
+  return out;
 }
 }  // namespace
 
@@ -150,12 +161,34 @@ struct Plan::Builder {
 };
 
 std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, const PlanOptions& options) {
+  auto plan = build_instructions(graph, root, options);
+  plan->prepare_inference(graph, root);
+  return plan;
+}
+
+void Plan::prepare_inference(const Graph& graph, const Module& root) const {
+  if (inference_ready_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(inference_mu_);
+  if (inference_ready_.load(std::memory_order_relaxed)) return;  // built while we waited
+  if (wants_inference_ && &graph == source_graph_ && graph.generation() == source_generation_)
+    inference_ = inference::Program::build(*this, graph, root);
+  inference_ready_.store(true, std::memory_order_release);
+}
+
+// A typical description's length ("node 'relu_12' (call_function torch.relu)"): where_ is
+// reserved for this many per node, so that it seldom grows (and copies itself) while built.
+constexpr std::size_t kWhereBytesPerNode = 48;
+
+std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
+                                                     const PlanOptions& options) {
   auto plan = std::shared_ptr<Plan>(new Plan);
   Builder builder(*plan, root);
-  plan->slot_of_.reserve(graph.size());
   plan->instrs_.reserve(graph.size());
-  // Instruction i frees the slots whose last use it is (what the output reads lives to the end).
-  const LastUses last_uses = graph.last_uses();
+  plan->where_.reserve(graph.size() * kWhereBytesPerNode);
+  // Instruction i frees the slots whose last use it is (what the output reads lives to the
+  // end). Slot i is the i-th node: the analysis's positions.
+  LastUses last_uses = graph.last_uses();
+  plan->slot_of_ = last_uses.release_positions();
   std::uint32_t next_slot = 0;
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
@@ -165,26 +198,34 @@ std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, 
     Instr in;
     in.out = next_slot;
     for (const Node* dead : last_uses.at(next_slot)) in.frees.push_back(plan->slot_of_.at(dead));
-    plan->slot_of_.emplace(n, next_slot++);
+    ++next_slot;
     try {
       if (!builder.compile(n, in)) continue;
     } catch (const Error& e) {
       rethrow_with_context<OpError>(e, describe(n));
     }
     in.where_begin = static_cast<std::uint32_t>(plan->where_.size());
-    plan->where_ += describe(n);
+    describe(n, plan->where_);
     in.where_end = static_cast<std::uint32_t>(plan->where_.size());
     plan->instrs_.push_back(std::move(in));
   }
   builder.throw_if_missing();
   plan->num_slots_ = next_slot;
-  if (options.optimize_for_inference) plan->inference_ = inference::Program::build(*plan, graph, root);
+  plan->wants_inference_ = options.optimize_for_inference;
+  plan->source_graph_ = &graph;
+  plan->source_generation_ = graph.generation();
   return plan;
 }
 
-std::string Plan::inference_summary() const { return inference_ ? inference_->summary() : std::string(); }
+std::string Plan::inference_summary() const {
+  const inference::Program* p = program();
+  return p ? p->summary() : std::string();
+}
 
-Plan::InferenceStats Plan::inference_stats() const { return inference_ ? inference_->stats() : InferenceStats{}; }
+Plan::InferenceStats Plan::inference_stats() const {
+  const inference::Program* p = program();
+  return p ? p->stats() : InferenceStats{};
+}
 
 Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
   return map_nodes(v, [&](const Node* n) { return slots[slot_of_.at(n)]; });
@@ -192,7 +233,8 @@ Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
 
 Value Plan::run(std::span<const Value> inputs) const {
   if (num_required_ == num_inputs_ && varargs_ < 0 && inputs.size() == num_inputs_) {
-    return inference_ ? inference_->run(inputs) : run_plain(inputs);
+    const inference::Program* p = program();
+    return p ? p->run(inputs) : run_plain(inputs);
   }
   // Defaults and *args: the inputs as the placeholders take them.
   const std::size_t fixed = varargs_ >= 0 ? static_cast<std::size_t>(varargs_) : num_inputs_;
@@ -215,7 +257,8 @@ Value Plan::run(std::span<const Value> inputs) const {
       bound[i] = defaults_[i];  // after *args, placeholders are keyword-only: their defaults
     }
   }
-  return inference_ ? inference_->run(bound) : run_plain(bound);
+  const inference::Program* p = program();
+  return p ? p->run(bound) : run_plain(bound);
 }
 
 Value Plan::run_plain(std::span<const Value> inputs) const {

@@ -469,6 +469,72 @@ TEST_CASE("inference: concurrent calls of one module") {
   CHECK(bad.load() == 0);
 }
 
+TEST_CASE("inference: a recompile builds the instructions; concurrent first calls build the program once") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  auto net = std::make_shared<Net>();
+  randomize(*net, 7);
+  auto traced = symbolic_trace(net);
+  const Tensor x = random_tensor(Shape{1, 3, 24, 24}, 11);
+  const Tensor want = (*Plan::build(traced->graph(), *traced, PlanOptions{.optimize_for_inference = false}))
+                          .run(std::vector<Value>{x}).tensor();
+
+  // The plan alone: plain until prepared, then the one program every thread runs.
+  auto plan = Plan::build_instructions(traced->graph(), *traced);
+  CHECK_FALSE(plan->optimized_for_inference());
+  CHECK(plan->inference_summary().empty());
+  CHECK(allclose(plan->run(std::vector<Value>{x}).tensor(), want, 1e-4, 1e-5));
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      plan->prepare_inference(traced->graph(), *traced);
+      if (!allclose(plan->run(std::vector<Value>{x}).tensor(), want, 1e-4, 1e-5)) bad.fetch_add(1);
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(bad.load() == 0);
+  CHECK(plan->optimized_for_inference());
+  CHECK(plan->inference_stats().signatures == 1);
+
+  // A dirty lazy module called by several threads at once: one recompile, one program.
+  auto lazy = std::make_shared<LazyGraphModule>(*traced, traced->graph_ptr(), "Net");
+  threads.clear();
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      if (!allclose((*lazy)(x).tensor(), want, 1e-4, 1e-5)) bad.fetch_add(1);
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(bad.load() == 0);
+  CHECK(lazy->recompile_count() == 1);
+  CHECK(lazy->plan()->optimized_for_inference());
+  CHECK(lazy->plan()->inference_stats().signatures == 1);
+}
+
+TEST_CASE("inference: a graph edited between the recompile and the first call runs the stale plan, plain") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  auto net = std::make_shared<Net>();
+  randomize(*net, 7);
+  auto traced = symbolic_trace(net);
+  const Tensor x = random_tensor(Shape{1, 3, 24, 24}, 12);
+  auto gm = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "Net");  // recompiled now
+  const Tensor relu_out = (*Plan::build(gm->graph(), *gm, PlanOptions{.optimize_for_inference = false}))
+                              .run(std::vector<Value>{x}).tensor();
+  Node* last = gm->graph().find_node("relu_4");
+  REQUIRE(last != nullptr);
+  last->set_target("torch.sigmoid");  // not recompiled: the old plan keeps running
+  CHECK(allclose((*gm)(x).tensor(), relu_out, 1e-4, 1e-5));
+  CHECK_FALSE(gm->plan()->optimized_for_inference());  // a program from the edited graph would differ
+  gm->recompile();
+  const Tensor sigmoid_out = (*Plan::build(gm->graph(), *gm, PlanOptions{.optimize_for_inference = false}))
+                                 .run(std::vector<Value>{x}).tensor();
+  CHECK_FALSE(allclose(sigmoid_out, relu_out, 1e-4, 1e-5));
+  CHECK(allclose((*gm)(x).tensor(), sigmoid_out, 1e-4, 1e-5));
+  CHECK(gm->plan()->optimized_for_inference());
+}
+
 TEST_CASE("inference: results outlive the next call, and bad inputs get the kernel's message") {
   const Models models = net_models();
   std::shared_ptr<GraphModule> fast = models.fast, plain = models.plain;

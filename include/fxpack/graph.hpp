@@ -53,6 +53,9 @@ class LastUses {
   std::size_t size() const { return begin_.size() - 1; }
   // The position of a node of the graph (the numbering the analysis used).
   std::uint32_t position(const Node* n) const { return position_.at(n); }
+  // Hands the position index over to a caller that keeps it (a Plan's slots are these
+  // positions); position() is unusable afterwards, at() is not affected.
+  detail::PointerIndex<Node> release_positions() { return std::move(position_); }
 
  private:
   friend class Graph;

@@ -21,6 +21,10 @@
 // can observe each one; the hook runs after the rebuild, outside the module's lock, so it
 // may use the module (call it, or even force_recompile() it).
 //
+// A real recompile builds the plan's instructions; an inference plan's program (plan.hpp)
+// is built by the first call after it, once, from the graph as the recompile saw it (if the
+// graph was edited in between, the stale plan runs unoptimised until the next recompile).
+//
 // A real recompile always produces the source text. If some target has no kernel, the plan
 // error is kept: an eager GraphModule's recompile() throws it, and every forward throws it,
 // but code() and printing still work, so such graphs can be inspected and saved.
@@ -98,8 +102,8 @@ class GraphModule : public Module {
   std::string to_string();
 
   Value forward(std::span<const Value> inputs) override;
-  // The plan a call runs (a dirty lazy module is real-recompiled first); throws the plan's
-  // error when a target has no kernel.
+  // The plan a call runs (a dirty lazy module is real-recompiled first, an inference plan's
+  // program built); throws the plan's error when a target has no kernel.
   std::shared_ptr<const Plan> plan();
   // A saved `gm.forward`.
   BoundForward forward_fn();

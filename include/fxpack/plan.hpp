@@ -24,10 +24,17 @@
 // a plain plan reads parameters on every call. Nodes the optimiser does not understand run
 // their kernels exactly as in a plain plan. make_fx, compile and tests of exact kernel
 // semantics use plain plans (optimize_for_inference = false).
+//
+// An inference plan's program (its steps) costs several times what the instructions cost to
+// build, so a GraphModule's real recompile builds the instructions only
+// (build_instructions) and the first call builds the program (prepare_inference), once:
+// concurrent first calls wait for the one build. A plan whose program is not built runs plain.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -67,9 +74,22 @@ Winograd winograd();
 
 class Plan {
  public:
-  // Compiles `graph` against `root` (for get_attr and call_module targets).
+  // Compiles `graph` against `root` (for get_attr and call_module targets): the
+  // instructions and, for an inference plan, its program.
   static std::shared_ptr<const Plan> build(const Graph& graph, const Module& root,
                                            const PlanOptions& options = {});
+  // The instructions only; an inference plan's program waits for prepare_inference().
+  static std::shared_ptr<const Plan> build_instructions(const Graph& graph, const Module& root,
+                                                        const PlanOptions& options = {});
+  // Builds an inference plan's program if it is not built yet, from `graph` and `root` as
+  // they are now (the program captures the modules and tensors it fuses now). `graph` must be
+  // the graph the instructions were built from, unchanged (the same Graph::generation): if
+  // it was edited since, a program from it would not run what the instructions run, so the
+  // plan stays plain for good (PyTorch semantics: the stale code keeps running; the next
+  // recompile builds a new plan). Thread-safe: one caller builds, concurrent callers wait
+  // for it; once decided it reads nothing of `graph` (one atomic load). Reads the graph
+  // while building, so no other thread may edit it then. Nothing to do for a plain plan.
+  void prepare_inference(const Graph& graph, const Module& root) const;
 
   // One input per placeholder, in order; trailing placeholders with a default value (fx's
   // `def forward(self, x, n=3)`) may be left out, and a `*args` placeholder takes every
@@ -78,7 +98,8 @@ class Plan {
   // The plain (unoptimised) execution of the same plan, node by node.
   Value run_plain(std::span<const Value> inputs) const;
 
-  bool optimized_for_inference() const { return inference_ != nullptr; }
+  // Whether calls run the inference program (built, for a plan from build_instructions).
+  bool optimized_for_inference() const { return program() != nullptr; }
   // What the inference plan built so far (all zero for a plain plan).
   struct InferenceStats {
     std::size_t signatures = 0;       // input signatures (dtypes, shapes, thread count) specialised
@@ -142,9 +163,13 @@ class Plan {
   void run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value>& args) const;
   // The plan's output from the slots.
   Value output(std::vector<Value>& slots) const;
+  // The inference program once prepare_inference() has built it, else null.
+  const inference::Program* program() const {
+    return inference_ready_.load(std::memory_order_acquire) ? inference_.get() : nullptr;
+  }
 
   std::vector<Instr> instrs_;
-  std::unordered_map<const Node*, std::uint32_t> slot_of_;  // for nested operands
+  detail::PointerIndex<Node> slot_of_;  // node → slot (for nested operands)
   std::string where_;
   Operand output_;
   std::size_t num_inputs_ = 0;     // placeholders
@@ -152,7 +177,15 @@ class Plan {
   std::int32_t varargs_ = -1;      // the index of a *args placeholder
   std::vector<Value> defaults_;    // per placeholder: its default (None when it has none)
   std::size_t num_slots_ = 0;
-  std::shared_ptr<const inference::Program> inference_;
+  // The inference program: wanted by the options; built from this graph at this generation
+  // (compared, never followed); written once under inference_mu_, then inference_ready_ is
+  // set (release), after which it is only read.
+  bool wants_inference_ = false;
+  const Graph* source_graph_ = nullptr;
+  std::uint64_t source_generation_ = 0;
+  mutable std::mutex inference_mu_;
+  mutable std::atomic<bool> inference_ready_{false};
+  mutable std::shared_ptr<const inference::Program> inference_;
 };
 
 }  // namespace fxpack

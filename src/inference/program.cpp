@@ -85,7 +85,7 @@ bool is_chainable_eltwise(const Pattern& p) { return p.op == PatternOp::Eltwise;
 // What the phases of Program::build read: the graph's computing nodes by slot, their
 // patterns, and which of them the output reads.
 struct BuildInput {
-  const std::unordered_map<const Node*, std::uint32_t>& slot_of;
+  const detail::PointerIndex<Node>& slot_of;
   std::vector<const Node*> nodes;
   std::vector<Pattern> pats;
   std::vector<bool> is_output;
@@ -100,7 +100,7 @@ struct BuildInput {
   }
 };
 
-BuildInput read_graph(const std::unordered_map<const Node*, std::uint32_t>& slot_of, const Graph& graph,
+BuildInput read_graph(const detail::PointerIndex<Node>& slot_of, const Graph& graph,
                       const Module& root) {
   BuildInput g{slot_of, {}, {}, {}, {}};
   const Node* output = nullptr;

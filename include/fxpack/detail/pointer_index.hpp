@@ -59,9 +59,14 @@ class PointerIndex {
     V value{};
   };
   std::size_t slot_of(const T* key) const {
-    // Fibonacci hashing of the address (its low bits are alignment zeros).
+    // The objects of one 4 KiB page go to one window of 256 slots, in address order; pages
+    // are spread by Fibonacci hashing. Objects laid out in order (a graph's nodes, in their
+    // chunks) are then looked up in table order too, which the CPU prefetches: a walk over
+    // 10^6 nodes no longer takes a main-memory miss per node, as a hash of the whole
+    // address did.
     const auto a = reinterpret_cast<std::uintptr_t>(key);
-    return static_cast<std::size_t>((a * 0x9E3779B97F4A7C15ull) >> shift_);
+    const auto page = static_cast<std::size_t>(((a >> 12) * 0x9E3779B97F4A7C15ull) >> shift_);
+    return (page + ((a >> 4) & 255)) & (slots_.size() - 1);
   }
   void rehash(std::size_t capacity) {
     std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(capacity));
