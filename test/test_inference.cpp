@@ -847,3 +847,38 @@ TEST_CASE("inference: cat of the input, and a reshape sized by the data, agree w
     CHECK(allclose(got, want, 0.0, 0.0));
   }
 }
+
+// The shape checks models write — x.shape, x.dim(), x.size(d), x.size(), x.numel(), then
+// getitem, ==, //, * and torch._assert of them — are recorded by the first call because the
+// op table flags the queries `metadata` and the rest pure or an assertion: a later call runs
+// none of them. An op that lost its flag would run on every call (and allocate), failing here.
+TEST_CASE("inference: the op table's flags let every shape check be recorded") {
+  auto root = std::make_shared<Module>("Checks");
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  const auto i = [](std::int64_t v) { return Value(v); };
+  Node* shape = g->call_function("builtins.getattr", {Value(x), Value(std::string("shape"))});
+  Node* h = g->call_function("operator.getitem", {Value(shape), i(2)});
+  Node* sizes = g->call_method("size", {Value(x)});
+  Node* w = g->call_function("operator.getitem", {Value(sizes), i(3)});
+  Node* c = g->call_method("size", {Value(x), i(1)});
+  Node* nd = g->call_method("dim", {Value(x)});
+  Node* numel = g->call_method("numel", {Value(x)});
+  Node* n = g->call_function("operator.getitem", {Value(shape), i(0)});
+  Node* area = g->call_function("operator.mul", {Value(g->call_function("operator.mul", {Value(h), Value(w)})), Value(n)});
+  Node* per_channel = g->call_function("operator.floordiv", {Value(numel), Value(c)});
+  const auto check = [&](Node* a, Node* b, const char* message) {
+    (void)g->call_function("torch._assert", {Value(g->call_function("operator.eq", {Value(a), Value(b)})),
+                                             Value(std::string(message))});
+  };
+  check(per_channel, area, "numel is batch * channels * area");
+  check(nd, g->call_function("operator.add", {Value(c), i(1)}), "4 dims");
+  g->output(Value(g->call_function("torch.relu", {Value(x)})));
+  GraphModule fast(*root, g, "Checks");
+  for (std::uint64_t call = 0; call < 2; ++call) {
+    const Tensor x_in = random_tensor(Shape{2, 3, 32, 32}, 90 + call);
+    CHECK(allclose(fast(x_in).tensor(), torch::relu(Value(x_in)).tensor(), 0.0, 0.0));
+  }
+  CHECK(fast.plan()->inference_stats().kernel_steps == 0);
+  CHECK_THROWS_WITH_AS(fast(random_tensor(Shape{2, 5, 32, 32}, 9)), doctest::Contains("4 dims"), Error);
+}

@@ -1785,18 +1785,18 @@ bool holds_tensor(const Value& v) {
   return v.kind() == Value::Kind::Dict;  // not looked into: never fixed
 }
 
-// A kernel reading only its tensor's metadata (dtype, shape): x.shape, x.dim(), x.size(...).
-bool is_metadata_query(const OpDef* op) {
-  if (!op) return false;
-  const std::string_view name = op->name;
-  return name == "getattr" || name == "dim" || name == "size" || name == "numel";
+// Whether calls of an op with the same operands give the same result and effect: pure ops,
+// views, and assertions (whose one effect, raising, their operands decide). The op table says.
+bool replayable(const OpInfo& info) {
+  return info.purity == Purity::Pure || info.purity == Purity::View || info.assertion;
 }
 
 }  // namespace
 
 // After step j's first run. A kernel step is fixed when its result holds no tensor and is
-// either a metadata query of one tensor (x.shape; replay checks the tensor's dtype and shape
-// are the recorded ones, else the call takes the plain plan) or computed from fixed results
+// either a metadata query of one tensor (an op the table flags `metadata`: x.shape; replay
+// checks the tensor's dtype and shape are the recorded ones, else the call takes the plain
+// plan) or a replayable op (pure, a view or an assertion) of fixed results and constants
 // alone (getitem, ==, //, torch._assert of them). ViT's checks of its input's size are such
 // steps: run again, each would allocate (a tuple, a message string) on every call.
 void Executable::note_fixed(std::size_t j, const Workspace& ws) {
@@ -1804,14 +1804,19 @@ void Executable::note_fixed(std::size_t j, const Workspace& ws) {
   if (st.instrs.size() != 1 || !execs_[j].launches.empty() || st.reads.empty()) return;
   if (holds_tensor(ws.values[st.out])) return;
   const auto& in = prog_.plan().instrs_[st.instrs[0]];
-  const OpDef* op = in.op ? in.op : in.overloads && !in.overloads->defs.empty() ? in.overloads->defs[0] : nullptr;
-  if (!op) return;  // a module
-  if (is_metadata_query(op) && st.reads.size() == 1) {
+  // The op it runs, or every overload it may choose from: each must have the property.
+  const std::span<const OpDef* const> ops =
+      in.op ? std::span<const OpDef* const>(&in.op, 1) : in.overloads ? in.overloads->defs : std::span<const OpDef* const>();
+  const auto all = [&](bool (*has)(const OpInfo&)) {
+    return !ops.empty() && std::all_of(ops.begin(), ops.end(), [&](const OpDef* op) { return op->info && has(*op->info); });
+  };
+  const auto decided = [&](const Plan::Operand& o) { return decided_by_signature(o); };
+  if (all([](const OpInfo& i) { return i.metadata; }) && st.reads.size() == 1) {
     const Tensor* t = ws.values[st.reads[0]].if_tensor();
     if (!t || !t->defined()) return;
     queried_[j] = {t->dtype(), t->shape()};
     fixed_step_[j] = Fixed::Query;
-  } else if (std::all_of(st.reads.begin(), st.reads.end(), [&](std::uint32_t r) { return fixed_slot_[r]; })) {
+  } else if (all(replayable) && std::all_of(in.operands.begin(), in.operands.end(), decided)) {
     fixed_step_[j] = Fixed::Derived;
   } else {
     return;
