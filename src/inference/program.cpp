@@ -468,6 +468,10 @@ class Executable {
   bool decided_by_signature(const Plan::Operand& operand) const;
   // x [rows, in] @ w^T (+ b) into buffer `dst`, w [out, in] packed once for the matmul.
   Launch packed_linear(const Tensor& w, const Tensor& b, const ArgSpec& x, std::int64_t rows, std::int32_t dst);
+  // The launch of matmul `pd` (geometry `g`) on `x`: nn.Linear's [out, in] weights `w` packed
+  // once, the bias `b` (null: none), the addend of an Add post-op, the result into buffer `dst`.
+  Launch linear_launch(const dnnl::matmul::primitive_desc& pd, const dnb::MatmulGeometry& g, const ArgSpec& x,
+                       const float* w, const float* b, const std::optional<ArgSpec>& addend, std::int32_t dst);
   // nn.Linear's [out, in] weights `w` packed into `packed_md`, the layout of the matmul `g`
   // (weights_transposed); returns the constant.
   std::int32_t add_linear_weights(const float* w, const dnb::MatmulGeometry& g, const memory::desc& packed_md);
@@ -1106,20 +1110,8 @@ void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
   if (st.bn) fold(st.op, st.bn, wf, bf);
   const float* w_data = st.bn ? wf.data() : w.data<float>();
   const float* b_data = st.bn ? bf.data() : has_bias ? st.op.bias.data<float>() : nullptr;
-  Launch l;
-  l.prim = dnnl::matmul(pd);
-  l.args.push_back(in);
-  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w_data, g, pd.weights_desc()),
-                           pd.weights_desc(), {}});
-  if (has_bias) {
-    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), b_data),
-                             dnb::plain_md({1, outf}), {}});
-  }
-  if (addend) l.args.push_back(*addend);
   const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-  add_scratchpad(pd.scratchpad_desc(), l);
-  ex.launches.push_back(std::move(l));
+  ex.launches.push_back(linear_launch(pd, g, in, w_data, b_data, addend, dst));
   produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, dst);
 }
 
@@ -1568,15 +1560,22 @@ Launch Executable::packed_linear(const Tensor& w, const Tensor& b, const ArgSpec
   const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
   const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, b.defined()};
   const auto pd = dnb::matmul_pd(g, true, dnb::make_attr({}, true));
+  return linear_launch(pd, g, x, w.data<float>(), b.defined() ? b.data<float>() : nullptr, std::nullopt, dst);
+}
+
+Launch Executable::linear_launch(const dnnl::matmul::primitive_desc& pd, const dnb::MatmulGeometry& g,
+                                 const ArgSpec& x, const float* w, const float* b,
+                                 const std::optional<ArgSpec>& addend, std::int32_t dst) {
   Launch l;
   l.prim = dnnl::matmul(pd);
   l.args.push_back(x);
-  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w.data<float>(), g, pd.weights_desc()),
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w, g, pd.weights_desc()),
                            pd.weights_desc(), {}});
-  if (b.defined()) {
-    const memory::desc b_md = dnb::plain_md({1, outf});
-    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(b_md, b.data<float>()), b_md, {}});
+  if (b) {
+    const memory::desc b_md = dnb::plain_md({1, g.dst[1]});
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(b_md, b), b_md, {}});
   }
+  if (addend) l.args.push_back(*addend);
   l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
   add_scratchpad(pd.scratchpad_desc(), l);
   return l;
