@@ -332,6 +332,8 @@ void OpRegistry::Impl::register_op(const op_table::OpEntry& e) {
   info.fusion = e.fusion;
   info.numbers_as_tensors = e.numbers_as_tensors;
   info.saves_result = e.saves_result;
+  info.metadata = e.metadata;
+  info.assertion = e.assertion;
   info.examples = e.examples;
   info.make_fx = e.make_fx;
   info.reflected = e.reflected;

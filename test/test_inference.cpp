@@ -826,3 +826,126 @@ TEST_CASE("inference: a 1x1 convolution whose result is read twice keeps its dep
   }
   CHECK(models.fast->plan()->inference_stats().fused_depthwise == 0);
 }
+
+namespace {
+// ViT's patch embedding, class token and head on a small scale: a strided convolution,
+// reshape to (N, C, -1) with the batch read from the input's shape, permute to (N, L, C), an
+// expanded class token concatenated before the patches, a layer norm, x[:, 0] into a linear
+// head, and every other token viewed flat (a strided slice).
+Models patch_embedding_models() {
+  auto root = std::make_shared<Module>("Patches");
+  root->register_module("proj", nn::Conv2d(3, 64, 4, 4));
+  root->register_module("ln", make_module("LayerNorm", {Value(std::int64_t{64})}));
+  root->register_module("head", nn::Linear(64, 100));
+  root->register_parameter("cls", Tensor::zeros(Shape{1, 1, 64}));
+  randomize(*root, 40);
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* shape = g->call_function("builtins.getattr", {Value(x), Value(std::string("shape"))});
+  Node* n = g->call_function("operator.getitem", {Value(shape), Value(std::int64_t{0})});
+  Node* conv = g->call_module("proj", {Value(x)});
+  Node* r = g->call_method("reshape", {Value(conv), Value(n), Value(std::int64_t{64}), Value(std::int64_t{-1})});
+  Node* p = g->call_method("permute", {Value(r), Value(std::int64_t{0}), Value(std::int64_t{2}), Value(std::int64_t{1})});
+  Node* cls = g->call_method("expand", {Value(g->get_attr("cls")), Value(n), Value(std::int64_t{-1}), Value(std::int64_t{-1})});
+  Node* c = g->call_function("torch.cat", {Value(List{{Value(cls), Value(p)}})}, Dict{{{"dim", Value(std::int64_t{1})}}});
+  Node* ln = g->call_module("ln", {Value(c)});
+  const Slice all{};
+  Node* first = g->call_function("operator.getitem", {Value(ln), Value(Tuple{{Value(all), Value(std::int64_t{0})}})});
+  Slice odd;
+  odd.start = 1;
+  odd.step = 2;
+  Node* tokens = g->call_function("operator.getitem", {Value(ln), Value(Tuple{{Value(all), Value(odd)}})});
+  Node* flat = g->call_method("view", {Value(tokens), Value(n), Value(std::int64_t{-1})});
+  g->output(Value(Tuple{{Value(g->call_module("head", {Value(first)})), Value(flat)}}));
+  return {std::make_shared<GraphModule>(*root, g, "Patches"),
+          std::make_shared<GraphModule>(*root, g, "Patches", PlanOptions{.optimize_for_inference = false})};
+}
+}  // namespace
+
+// The shape ops around ViT's encoder run on plan buffers: after the first call no kernel
+// runs (the class token's expand is folded into the concatenation as a constant), and the
+// results are the kernels' for batch sizes 1 and 2, at 1 and 2 threads.
+TEST_CASE("inference: patch embedding, class token and x[:, 0] run as plan steps") {
+  ThreadsGuard guard;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    const Models models = patch_embedding_models();
+    for (std::int64_t batch : {1, 2}) {
+      for (std::uint64_t call = 0; call < 3; ++call) {  // the first call specialises, the others replay
+        INFO(threads, " thread(s), batch ", batch, ", call ", call);
+        const Tensor x = random_tensor(Shape{batch, 3, 32, 32}, 500 + call);
+        const Value got = (*models.fast)(x), want = (*models.plain)(x);
+        for (std::size_t i = 0; i < 2; ++i) {
+          const Tensor& a = got.items()[i].tensor();
+          const Tensor& b = want.items()[i].tensor();
+          REQUIRE(a.shape() == b.shape());
+          INFO("output ", i, " max |diff| ", max_abs_diff(a, b));
+          CHECK(allclose(a, b, 1e-4, 1e-5));
+        }
+      }
+      CHECK(models.fast->plan()->inference_stats().kernel_steps == 0);
+    }
+  }
+}
+
+// A concatenation of the input itself (a caller's tensor, not a plan buffer) and a reshape
+// whose size the data decides stay correct: the first on oneDNN, the second as the kernel.
+TEST_CASE("inference: cat of the input, and a reshape sized by the data, agree with the kernels") {
+  auto root = std::make_shared<Module>("Mixed");
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* y = g->call_function("torch.relu", {Value(x)});
+  Node* c = g->call_function("torch.cat", {Value(List{{Value(y), Value(x)}}), Value(std::int64_t{-1})});
+  Node* count = g->call_function(
+      "operator.getitem",
+      {Value(g->call_function("builtins.getattr",
+                              {Value(g->call_function("torch.nonzero", {Value(g->call_function("operator.gt", {Value(x), Value(0.0)}))})),
+                               Value(std::string("shape"))})),
+       Value(std::int64_t{0})});
+  Node* odd = g->call_function("operator.mod", {Value(count), Value(std::int64_t{2})});
+  Node* r = g->call_method("reshape", {Value(c), Value(std::int64_t{-1}), Value(g->call_function("operator.add", {Value(odd), Value(std::int64_t{1})}))});
+  g->output(Value(r));
+  GraphModule fast(*root, g, "Mixed"), plain(*root, g, "Mixed", PlanOptions{.optimize_for_inference = false});
+  for (std::uint64_t call = 0; call < 4; ++call) {
+    INFO("call ", call);
+    const Tensor x_in = random_tensor(Shape{4, 64, 32}, 80 + call);
+    const Tensor got = fast(x_in).tensor(), want = plain(x_in).tensor();
+    REQUIRE(got.shape() == want.shape());  // (-1, 1) or (-1, 2) as the count of positives says
+    CHECK(allclose(got, want, 0.0, 0.0));
+  }
+}
+
+// The shape checks models write — x.shape, x.dim(), x.size(d), x.size(), x.numel(), then
+// getitem, ==, //, * and torch._assert of them — are recorded by the first call because the
+// op table flags the queries `metadata` and the rest pure or an assertion: a later call runs
+// none of them. An op that lost its flag would run on every call (and allocate), failing here.
+TEST_CASE("inference: the op table's flags let every shape check be recorded") {
+  auto root = std::make_shared<Module>("Checks");
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  const auto i = [](std::int64_t v) { return Value(v); };
+  Node* shape = g->call_function("builtins.getattr", {Value(x), Value(std::string("shape"))});
+  Node* h = g->call_function("operator.getitem", {Value(shape), i(2)});
+  Node* sizes = g->call_method("size", {Value(x)});
+  Node* w = g->call_function("operator.getitem", {Value(sizes), i(3)});
+  Node* c = g->call_method("size", {Value(x), i(1)});
+  Node* nd = g->call_method("dim", {Value(x)});
+  Node* numel = g->call_method("numel", {Value(x)});
+  Node* n = g->call_function("operator.getitem", {Value(shape), i(0)});
+  Node* area = g->call_function("operator.mul", {Value(g->call_function("operator.mul", {Value(h), Value(w)})), Value(n)});
+  Node* per_channel = g->call_function("operator.floordiv", {Value(numel), Value(c)});
+  const auto check = [&](Node* a, Node* b, const char* message) {
+    (void)g->call_function("torch._assert", {Value(g->call_function("operator.eq", {Value(a), Value(b)})),
+                                             Value(std::string(message))});
+  };
+  check(per_channel, area, "numel is batch * channels * area");
+  check(nd, g->call_function("operator.add", {Value(c), i(1)}), "4 dims");
+  g->output(Value(g->call_function("torch.relu", {Value(x)})));
+  GraphModule fast(*root, g, "Checks");
+  for (std::uint64_t call = 0; call < 2; ++call) {
+    const Tensor x_in = random_tensor(Shape{2, 3, 32, 32}, 90 + call);
+    CHECK(allclose(fast(x_in).tensor(), torch::relu(Value(x_in)).tensor(), 0.0, 0.0));
+  }
+  CHECK(fast.plan()->inference_stats().kernel_steps == 0);
+  CHECK_THROWS_WITH_AS(fast(random_tensor(Shape{2, 5, 32, 32}, 9)), doctest::Contains("4 dims"), Error);
+}

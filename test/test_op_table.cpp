@@ -232,6 +232,21 @@ std::pair<std::shared_ptr<GraphModule>, std::vector<Value>> trace_call(const For
   return {gm, inputs};
 }
 
+// An op the table flags `metadata` must give the same result for tensors of the same dtype
+// and shape holding other values: inference plans record its result once per signature.
+void check_metadata_only(const Form& f, const ExampleArgs& ex, const Value& eager, const std::string& where) {
+  const auto other = [](const Value& v) {
+    const Tensor* t = v.if_tensor();
+    return t ? Value(Tensor::full(t->shape(), 3.0, t->dtype())) : v;
+  };
+  std::vector<Value> args;
+  for (const Value& a : ex.args) args.push_back(other(a));
+  Dict kwargs;
+  for (const auto& [k, v] : ex.kwargs.items) kwargs.items.emplace_back(k, other(v));
+  CHECK_MESSAGE(call_form(f, std::move(args), std::move(kwargs)) == eager,
+                where << ": flagged metadata, but its result depends on its tensors' values");
+}
+
 }  // namespace
 
 TEST_CASE("op table: every entry's examples, through every form, every way") {
@@ -281,6 +296,7 @@ TEST_CASE("op table: every entry's examples, through every form, every way") {
         CHECK((code.find("    " + call->name() + " = ") != std::string::npos ||
                code.find(";  " + call->name() + " = ") != std::string::npos));
         run_everywhere(gm, inputs, eager, values, where);
+        if (info->metadata) check_metadata_only(f, ex, eager, where);
       }
       CHECK_MESSAGE(ran, example << " runs through none of the entry's forms");
     }

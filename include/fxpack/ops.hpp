@@ -159,6 +159,12 @@ struct OpInfo {
   Fusion fusion = Fusion::None;
   bool numbers_as_tensors = false;
   bool saves_result = false;
+  // Reads only the dtype and shape of its Tensor operands, never their values (x.shape,
+  // x.dim(), x.size(1)): an inference plan records its result once per input signature.
+  bool metadata = false;
+  // Its only effect is raising an error that its operands decide (torch._assert): with
+  // operands an input signature decides, a plan that saw it pass once need not run it again.
+  bool assertion = false;
   const ElementwiseFunctor* functor = nullptr;
   // make_fx: record this aten overload (1:1, arguments by name), or decompose; neither: a
   // python op is recorded as it was called.

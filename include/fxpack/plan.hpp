@@ -110,6 +110,9 @@ class Plan {
     // 1x1 convolutions that run their depthwise successor in the same primitive (oneDNN fuses
     // them where the 1x1 result would not fit in the cores' L2 caches; last signature).
     std::size_t fused_depthwise = 0;
+    // Steps a later call runs as kernels, as a plain plan does (last signature): neither
+    // oneDNN steps nor shape checks and constants recorded by the first call. Each may allocate.
+    std::size_t kernel_steps = 0;
     std::size_t arena_bytes = 0;      // activations of one call, liveness-planned (last signature)
     std::size_t scratchpad_bytes = 0;
     std::size_t packed_weight_bytes = 0;  // folded and packed weights, all signatures

@@ -459,8 +459,28 @@ class Executable {
   void specialise_view(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_alias(std::size_t j, Exec& ex, Workspace& ws);
   void specialise_attention(std::size_t j, Exec& ex, Workspace& ws);
+  // A kernel step the plan has a step for (reshape, view, permute, basic indexing, cat) when
+  // its other arguments are decided by the signature; throws SignatureMismatch otherwise.
+  void specialise_shape_op(std::size_t j, Exec& ex, Workspace& ws);
+  // The view `md` (of `shape`) of dense buffer `buffer` as step j's result: the buffer itself
+  // when the view is dense, else a reorder of it into a dense buffer.
+  void produce_view(std::size_t j, const memory::desc& md, const Shape& shape, std::int32_t buffer, Exec& ex,
+                    Workspace& ws);
+  void specialise_concat(std::size_t j, std::span<const Value> args, Exec& ex, Workspace& ws);
+  // The step whose result a concatenation reads as a constant it copied on the first call: a
+  // kernel of a pure op whose operands the signature decides (ViT's class token expanded
+  // to the batch), or -1.
+  std::int64_t folded_producer(std::uint32_t slot, const Workspace& ws) const;
+  // Whether a slot's value the first call computed is the same on every call with this
+  // signature: a constant, or a fixed step's result.
+  bool decided_by_signature(std::uint32_t slot) const;
+  bool decided_by_signature(const Plan::Operand& operand) const;
   // x [rows, in] @ w^T (+ b) into buffer `dst`, w [out, in] packed once for the matmul.
   Launch packed_linear(const Tensor& w, const Tensor& b, const ArgSpec& x, std::int64_t rows, std::int32_t dst);
+  // The launch of matmul `pd` (geometry `g`) on `x`: nn.Linear's [out, in] weights `w` packed
+  // once, the bias `b` (null: none), the addend of an Add post-op, the result into buffer `dst`.
+  Launch linear_launch(const dnnl::matmul::primitive_desc& pd, const dnb::MatmulGeometry& g, const ArgSpec& x,
+                       const float* w, const float* b, const std::optional<ArgSpec>& addend, std::int32_t dst);
   // nn.Linear's [out, in] weights `w` packed into `packed_md`, the layout of the matmul `g`
   // (weights_transposed); returns the constant.
   std::int32_t add_linear_weights(const float* w, const dnb::MatmulGeometry& g, const memory::desc& packed_md);
@@ -512,6 +532,8 @@ class Executable {
   // by the first call, not run again (see note_fixed).
   void note_fixed(std::size_t j, const Workspace& ws);
   void mark_fixed_needed();
+  // Kernel steps whose every reader took their result as a constant become Fixed::Folded.
+  void mark_folded();
   void replay_fixed(std::size_t j, Workspace& ws) const;
 
   // Every change to slots_ and to a buffer's readers goes through these, so that a step
@@ -543,8 +565,10 @@ class Executable {
   std::size_t scratch_bytes_ = 0;
   std::size_t arena_bytes_ = 0;
   std::vector<std::int64_t> slot_last_;  // last step a slot's buffer must survive
-  enum class Fixed : std::uint8_t { No, Query, Derived };
+  // Folded: a kernel whose every reader took its first result as a constant; not run again.
+  enum class Fixed : std::uint8_t { No, Query, Derived, Folded };
   std::vector<Fixed> fixed_step_;                 // per step
+  std::vector<std::uint32_t> folded_reads_;       // per slot: steps that read it as a constant
   std::vector<std::pair<DType, Shape>> queried_;  // per step: a Query's tensor when recorded
   std::vector<Value> fixed_;                      // per slot: a fixed step's result
   std::vector<bool> fixed_slot_, fixed_needed_;   // per slot: has one; a running step reads it
@@ -576,6 +600,7 @@ Executable::Executable(const Program& prog, std::span<const Value> inputs, int t
   fixed_.resize(prog.num_slots());
   fixed_slot_.assign(prog.num_slots(), false);
   fixed_needed_.assign(prog.num_slots(), false);
+  folded_reads_.assign(prog.num_slots(), 0);
   read_last_.resize(steps_.size());
   for (std::size_t s = 0; s < slot_last_.size(); ++s)
     if (slot_last_[s] >= 0) read_last_[static_cast<std::size_t>(slot_last_[s])].push_back(static_cast<std::uint32_t>(s));
@@ -941,6 +966,7 @@ void Executable::specialise(std::size_t j, Workspace& ws) {
     case StepKind::View: specialise_view(j, ex, ws); break;
     case StepKind::Alias: specialise_alias(j, ex, ws); break;
     case StepKind::Attention: specialise_attention(j, ex, ws); break;
+    case StepKind::Generic: specialise_shape_op(j, ex, ws); break;
     default: throw SignatureMismatch{};
   }
   execs_[j] = std::move(ex);
@@ -1158,20 +1184,8 @@ void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
   if (st.bn) fold(st.op, st.bn, wf, bf);
   const float* w_data = st.bn ? wf.data() : w.data<float>();
   const float* b_data = st.bn ? bf.data() : has_bias ? st.op.bias.data<float>() : nullptr;
-  Launch l;
-  l.prim = dnnl::matmul(pd);
-  l.args.push_back(in);
-  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w_data, g, pd.weights_desc()),
-                           pd.weights_desc(), {}});
-  if (has_bias) {
-    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md({1, outf}), b_data),
-                             dnb::plain_md({1, outf}), {}});
-  }
-  if (addend) l.args.push_back(*addend);
   const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
-  add_scratchpad(pd.scratchpad_desc(), l);
-  ex.launches.push_back(std::move(l));
+  ex.launches.push_back(linear_launch(pd, g, in, w_data, b_data, addend, dst));
   produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, dst);
 }
 
@@ -1361,6 +1375,253 @@ void Executable::specialise_alias(std::size_t j, Exec& ex, Workspace& /*ws*/) {
   if (slots_[src].dense >= 0) ex.materialize.push_back(Materialize{st.out, slots_[src].dense, slots_[src].shape});
 }
 
+// ---- shape ops on plan buffers ----------------------------------------------------------
+
+namespace {
+
+// Row-major strides of `shape`.
+Dims dense_strides(const Shape& shape) {
+  Dims s(shape.size());
+  std::int64_t step = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    s[i] = step;
+    step *= shape[i];
+  }
+  return s;
+}
+
+// reshape/view's result shape: `sizes` with at most one -1 inferred. Sizes that do not fit
+// leave the step to the kernel (and its message).
+Shape reshape_target(const Shape& x, const Value& sizes) {
+  std::vector<std::int64_t> v = sizes.int_list();
+  std::int64_t known = 1;
+  std::optional<std::size_t> infer;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == -1 && !infer) infer = i;
+    else if (v[i] < 0) throw SignatureMismatch{};
+    else known *= v[i];
+  }
+  if (infer) {
+    if (known == 0 || x.numel() % known) throw SignatureMismatch{};
+    v[*infer] = x.numel() / known;
+  }
+  if (v.size() > Shape::kMaxDims) throw SignatureMismatch{};
+  Shape out(std::span<const std::int64_t>(v.data(), v.size()));
+  if (out.numel() != x.numel()) throw SignatureMismatch{};
+  return out;
+}
+
+// x.permute(dims) of dense x: out dim k is x's dim dims[k], with its stride.
+memory::desc permuted_md(const Shape& x, const Value& dims, Shape& out) {
+  const std::vector<std::int64_t> p = dims.int_list();
+  const auto nd = static_cast<std::int64_t>(x.size());
+  if (p.size() != x.size()) throw SignatureMismatch{};
+  const Dims in_strides = dense_strides(x);
+  std::vector<bool> seen(x.size(), false);
+  Dims strides;
+  for (std::int64_t k : p) {
+    if (k < 0) k += nd;
+    if (k < 0 || k >= nd || seen[static_cast<std::size_t>(k)]) throw SignatureMismatch{};
+    seen[static_cast<std::size_t>(k)] = true;
+    out.push_back(x[static_cast<std::size_t>(k)]);
+    strides.push_back(in_strides[static_cast<std::size_t>(k)]);
+  }
+  return memory::desc(dnb::dims_of(out), memory::data_type::f32, strides);
+}
+
+// x[index] of dense x for basic indexing: ints and slices with positive steps over the
+// leading dims (Python's clamping of slice bounds). Anything else (None, Ellipsis, tensors,
+// a 0-d or empty result, an int out of range) is the kernel's.
+memory::desc indexed_md(const Shape& x, const Value& index, Shape& out) {
+  const bool tuple = index.kind() == Value::Kind::Tuple;
+  const std::span<const Value> parts = tuple ? std::span<const Value>(index.items()) : std::span<const Value>(&index, 1);
+  if (parts.size() > x.size()) throw SignatureMismatch{};
+  const Dims in_strides = dense_strides(x);
+  std::int64_t offset = 0;
+  Dims strides;
+  for (std::size_t d = 0; d < x.size(); ++d) {
+    const std::int64_t n = x[d];
+    const Value* part = d < parts.size() ? &parts[d] : nullptr;
+    if (part && part->kind() == Value::Kind::Int) {
+      std::int64_t i = part->to_int();
+      if (i < 0) i += n;
+      if (i < 0 || i >= n) throw SignatureMismatch{};
+      offset += i * in_strides[d];
+      continue;
+    }
+    std::int64_t start = 0, len = n, step = 1;
+    if (part) {
+      if (part->kind() != Value::Kind::Slice || part->slice().has_nodes()) throw SignatureMismatch{};
+      const Slice& s = part->slice();
+      step = s.step.value_or(1);
+      if (step <= 0) throw SignatureMismatch{};
+      const auto bound = [n](std::optional<std::int64_t> b, std::int64_t absent) {
+        if (!b) return absent;
+        return std::clamp<std::int64_t>(*b < 0 ? *b + n : *b, 0, n);
+      };
+      start = bound(s.start, 0);
+      const std::int64_t stop = bound(s.stop, n);
+      len = stop > start ? (stop - start + step - 1) / step : 0;
+    }
+    if (len == 0) throw SignatureMismatch{};
+    offset += start * in_strides[d];
+    out.push_back(len);
+    strides.push_back(in_strides[d] * step);
+  }
+  if (out.empty()) throw SignatureMismatch{};
+  memory::desc md(dnb::dims_of(out), memory::data_type::f32, strides);
+  md.data.offset0 = offset;
+  return md;
+}
+
+}  // namespace
+
+bool Executable::decided_by_signature(std::uint32_t slot) const {
+  return fixed_slot_[slot] || prog_.plan().instrs_[slot].kind == Plan::Kind::Constant;
+}
+
+bool Executable::decided_by_signature(const Plan::Operand& operand) const {
+  if (operand.slot >= 0) return decided_by_signature(static_cast<std::uint32_t>(operand.slot));
+  if (!operand.nested) return true;
+  bool decided = true;
+  (void)map_nodes(operand.constant, [&](const Node* n) {
+    decided = decided && decided_by_signature(prog_.plan().slot_of_.at(n));
+    return Value();
+  });
+  return decided;
+}
+
+// Reshape, view, permute and basic indexing of a value in a plan buffer are views of its
+// dense layout (reordered into a dense buffer of their own when they are not dense); cat is
+// oneDNN's concatenation. ViT's patch embedding (conv, reshape, permute), its class token's
+// cat and its head's x[:, 0] run so, without a kernel's allocations.
+void Executable::specialise_shape_op(std::size_t j, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const Plan& plan = prog_.plan();
+  if (st.instrs.size() != 1) throw SignatureMismatch{};
+  const auto& in = plan.instrs_[st.instrs[0]];
+  if (in.kind != Plan::Kind::Kernel || !in.op->info || in.operands.size() < 2) throw SignatureMismatch{};
+  const std::string& name = in.op->info->schema.name;
+  const bool concat = name == "cat";
+  if (!concat && name != "reshape" && name != "view" && name != "permute" && name != "operator.getitem")
+    throw SignatureMismatch{};
+  // What the step does besides reading its tensors must be the same on every call.
+  std::vector<Value> args;
+  for (std::size_t a = 0; a < in.operands.size(); ++a) {
+    const Plan::Operand& o = in.operands[a];
+    if (a > 0 && !decided_by_signature(o)) throw SignatureMismatch{};
+    args.push_back(o.slot >= 0 ? ws.values[static_cast<std::size_t>(o.slot)]
+                   : o.nested  ? plan.resolve(o.constant, ws.values)
+                               : o.constant);
+  }
+  try {
+    if (concat) return specialise_concat(j, args, ex, ws);
+    const std::int32_t src = in.operands[0].slot;
+    if (src < 0 || slots_[static_cast<std::size_t>(src)].buffer < 0) throw SignatureMismatch{};
+    const ArgSpec dense = dense_source(static_cast<std::uint32_t>(src), DNNL_ARG_FROM, j, ex, ws);
+    const Shape x = slots_[static_cast<std::size_t>(src)].shape;
+    Shape out;
+    memory::desc md;
+    if (name == "permute") {
+      md = permuted_md(x, args[1], out);
+    } else if (name == "operator.getitem") {
+      md = indexed_md(x, args[1], out);
+    } else {
+      out = reshape_target(x, args[1]);
+      md = dnb::plain_md(dnb::dims_of(out));
+    }
+    produce_view(j, md, out, dense.index, ex, ws);
+  } catch (const Error&) {
+    throw SignatureMismatch{};  // arguments of the wrong kind: the kernel's message
+  }
+}
+
+void Executable::produce_view(std::size_t j, const memory::desc& md, const Shape& shape, std::int32_t buffer, Exec& ex,
+                              Workspace& ws) {
+  const memory::desc dense = dnb::plain_md(dnb::dims_of(shape));
+  if (md == dense) return produce(j, steps_[j].out, dense, shape, ex, ws, buffer);
+  const std::int32_t dst = new_buffer(dense.get_size(), j, ws);
+  Launch l;
+  l.prim = dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), md, dnb::engine(), dense));
+  l.args.push_back(ArgSpec{DNNL_ARG_FROM, ArgSpec::From::Buffer, buffer, md, {}});
+  l.args.push_back(ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, dst, dense, {}});
+  ex.launches.push_back(std::move(l));
+  produce(j, steps_[j].out, dense, shape, ex, ws, dst);
+}
+
+std::int64_t Executable::folded_producer(std::uint32_t slot, const Workspace& ws) const {
+  const Tensor* t = ws.values[slot].if_tensor();
+  if (is_output_[slot] || !t || !t->defined() || t->dtype() != DType::Float32 || t->numel() == 0) return -1;
+  const auto it = std::find_if(steps_.begin(), steps_.end(), [&](const Step& s) { return s.out == slot; });
+  if (it == steps_.end() || it->kind != StepKind::Generic || it->instrs.size() != 1) return -1;
+  const auto k = static_cast<std::size_t>(it - steps_.begin());
+  if (!execs_[k].generic || !execs_[k].launches.empty()) return -1;
+  const auto& in = prog_.plan().instrs_[it->instrs[0]];
+  if (in.kind != Plan::Kind::Kernel || !in.op->info) return -1;
+  const Purity purity = in.op->info->purity;
+  if (purity != Purity::Pure && purity != Purity::View) return -1;
+  const bool decided = std::all_of(in.operands.begin(), in.operands.end(),
+                                   [&](const Plan::Operand& o) { return decided_by_signature(o); });
+  return decided ? static_cast<std::int64_t>(k) : -1;
+}
+
+// torch.cat of tensors in plan buffers, kernels' tensors and folded constants into a dense
+// buffer.
+void Executable::specialise_concat(std::size_t j, std::span<const Value> args, Exec& ex, Workspace& ws) {
+  const Step& st = steps_[j];
+  const Plan& plan = prog_.plan();
+  const Plan::Operand& list = plan.instrs_[st.instrs[0]].operands[0];
+  if (list.slot >= 0 || !list.nested) throw SignatureMismatch{};
+  const std::vector<Value>& items = list.constant.items();
+  std::vector<ArgSpec> srcs;
+  std::vector<memory::desc> mds;
+  std::vector<std::uint32_t> folded;
+  Shape out;
+  std::int64_t dim = args[1].to_int();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].is_node()) throw SignatureMismatch{};
+    const std::uint32_t slot = plan.slot_of_.at(items[i].node());
+    const int arg = DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i);
+    ArgSpec a;
+    Shape shape;
+    if (folded_producer(slot, ws) >= 0) {
+      const Tensor& t = ws.values[slot].tensor();
+      shape = t.shape();
+      const memory::desc md = dnb::plain_md(dnb::dims_of(shape));
+      a = ArgSpec{arg, ArgSpec::From::Constant, add_constant(md, t.data<float>()), md, {}};
+      if (std::find(folded.begin(), folded.end(), slot) == folded.end()) folded.push_back(slot);
+    } else {
+      a = source(slot, arg, ws);
+      shape = a.from == ArgSpec::From::Buffer ? slots_[slot].shape : a.shape;
+    }
+    if (i == 0) {
+      out = shape;
+      const auto nd = static_cast<std::int64_t>(shape.size());
+      if (dim < 0) dim += nd;
+      if (dim < 0 || dim >= nd) throw SignatureMismatch{};
+    } else {
+      if (shape.size() != out.size()) throw SignatureMismatch{};
+      for (std::size_t d = 0; d < out.size(); ++d)
+        if (static_cast<std::int64_t>(d) != dim && shape[d] != out[d]) throw SignatureMismatch{};
+      out[static_cast<std::size_t>(dim)] += shape[static_cast<std::size_t>(dim)];
+    }
+    mds.push_back(a.md);
+    srcs.push_back(std::move(a));
+  }
+  if (srcs.empty()) throw SignatureMismatch{};
+  const memory::desc dst_md = dnb::plain_md(dnb::dims_of(out));
+  const dnnl::concat::primitive_desc pd(dst_md, static_cast<int>(dim), mds, dnb::engine(), dnb::make_attr({}, true));
+  Launch l;
+  l.prim = dnnl::concat(pd);
+  l.args = std::move(srcs);
+  const std::int32_t dst = new_buffer(dst_md.get_size(), j, ws);
+  l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, dst_md, {}});
+  add_scratchpad(pd.scratchpad_desc(), l);
+  ex.launches.push_back(std::move(l));
+  produce(j, st.out, dst_md, out, ex, ws, dst);
+  for (std::uint32_t s : folded) ++folded_reads_[s];
+}
+
 std::int32_t Executable::add_linear_weights(const float* w, const dnb::MatmulGeometry& g,
                                             const memory::desc& packed_md) {
   dnb::MatmulGeometry plain = g;
@@ -1373,15 +1634,22 @@ Launch Executable::packed_linear(const Tensor& w, const Tensor& b, const ArgSpec
   const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
   const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, b.defined()};
   const auto pd = dnb::matmul_pd(g, true, dnb::make_attr({}, true));
+  return linear_launch(pd, g, x, w.data<float>(), b.defined() ? b.data<float>() : nullptr, std::nullopt, dst);
+}
+
+Launch Executable::linear_launch(const dnnl::matmul::primitive_desc& pd, const dnb::MatmulGeometry& g,
+                                 const ArgSpec& x, const float* w, const float* b,
+                                 const std::optional<ArgSpec>& addend, std::int32_t dst) {
   Launch l;
   l.prim = dnnl::matmul(pd);
   l.args.push_back(x);
-  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w.data<float>(), g, pd.weights_desc()),
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w, g, pd.weights_desc()),
                            pd.weights_desc(), {}});
-  if (b.defined()) {
-    const memory::desc b_md = dnb::plain_md({1, outf});
-    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(b_md, b.data<float>()), b_md, {}});
+  if (b) {
+    const memory::desc b_md = dnb::plain_md({1, g.dst[1]});
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(b_md, b), b_md, {}});
   }
+  if (addend) l.args.push_back(*addend);
   l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd.dst_desc(), {}});
   add_scratchpad(pd.scratchpad_desc(), l);
   return l;
@@ -1539,7 +1807,7 @@ Value Executable::record(std::span<const Value> inputs) {
       ws.values[st.out] = inputs[next_input++];
     } else if (st.kind == StepKind::Constant) {
       ws.values[st.out] = plan.instrs_[st.out].operands[0].constant;
-    } else if (st.kind != StepKind::Generic && try_specialise(j, ws)) {
+    } else if (try_specialise(j, ws)) {
       if (ws.scratch->nbytes() < scratch_bytes_) {
         old_scratch.push_back(std::move(ws.scratch));
         ws.scratch = Storage::allocate_uninitialized(scratch_bytes_);
@@ -1579,6 +1847,7 @@ Value Executable::record(std::span<const Value> inputs) {
     }
     ws.values[s] = Value(Tensor(ws.storage_of(loc.dense), 0, DType::Float32, loc.shape));
   }
+  mark_folded();
   mark_fixed_needed();
   plan_arena();
   return plan.output(ws.values);
@@ -1594,33 +1863,38 @@ bool holds_tensor(const Value& v) {
   return v.kind() == Value::Kind::Dict;  // not looked into: never fixed
 }
 
-// A kernel reading only its tensor's metadata (dtype, shape): x.shape, x.dim(), x.size(...).
-bool is_metadata_query(const OpDef* op) {
-  if (!op) return false;
-  const std::string_view name = op->name;
-  return name == "getattr" || name == "dim" || name == "size" || name == "numel";
+// Whether calls of an op with the same operands give the same result and effect: pure ops,
+// views, and assertions (whose one effect, raising, their operands decide). The op table says.
+bool replayable(const OpInfo& info) {
+  return info.purity == Purity::Pure || info.purity == Purity::View || info.assertion;
 }
 
 }  // namespace
 
 // After step j's first run. A kernel step is fixed when its result holds no tensor and is
-// either a metadata query of one tensor (x.shape; replay checks the tensor's dtype and shape
-// are the recorded ones, else the call takes the plain plan) or computed from fixed results
+// either a metadata query of one tensor (an op the table flags `metadata`: x.shape; replay
+// checks the tensor's dtype and shape are the recorded ones, else the call takes the plain
+// plan) or a replayable op (pure, a view or an assertion) of fixed results and constants
 // alone (getitem, ==, //, torch._assert of them). ViT's checks of its input's size are such
 // steps: run again, each would allocate (a tuple, a message string) on every call.
 void Executable::note_fixed(std::size_t j, const Workspace& ws) {
   const Step& st = steps_[j];
-  if (st.kind != StepKind::Generic || st.instrs.size() != 1 || !execs_[j].launches.empty() || st.reads.empty()) return;
+  if (st.instrs.size() != 1 || !execs_[j].launches.empty() || st.reads.empty()) return;
   if (holds_tensor(ws.values[st.out])) return;
   const auto& in = prog_.plan().instrs_[st.instrs[0]];
-  const OpDef* op = in.op ? in.op : in.overloads && !in.overloads->defs.empty() ? in.overloads->defs[0] : nullptr;
-  if (!op) return;  // a module
-  if (is_metadata_query(op) && st.reads.size() == 1) {
+  // The op it runs, or every overload it may choose from: each must have the property.
+  const std::span<const OpDef* const> ops =
+      in.op ? std::span<const OpDef* const>(&in.op, 1) : in.overloads ? in.overloads->defs : std::span<const OpDef* const>();
+  const auto all = [&](bool (*has)(const OpInfo&)) {
+    return !ops.empty() && std::all_of(ops.begin(), ops.end(), [&](const OpDef* op) { return op->info && has(*op->info); });
+  };
+  const auto decided = [&](const Plan::Operand& o) { return decided_by_signature(o); };
+  if (all([](const OpInfo& i) { return i.metadata; }) && st.reads.size() == 1) {
     const Tensor* t = ws.values[st.reads[0]].if_tensor();
     if (!t || !t->defined()) return;
     queried_[j] = {t->dtype(), t->shape()};
     fixed_step_[j] = Fixed::Query;
-  } else if (std::all_of(st.reads.begin(), st.reads.end(), [&](std::uint32_t r) { return fixed_slot_[r]; })) {
+  } else if (all(replayable) && std::all_of(in.operands.begin(), in.operands.end(), decided)) {
     fixed_step_[j] = Fixed::Derived;
   } else {
     return;
@@ -1635,6 +1909,17 @@ void Executable::mark_fixed_needed() {
     if (fixed_step_[j] == Fixed::No)
       for (std::uint32_t r : steps_[j].reads) fixed_needed_[r] = fixed_slot_[r];
   for (std::uint32_t s : prog_.output_slots()) fixed_needed_[s] = fixed_slot_[s];
+}
+
+void Executable::mark_folded() {
+  std::vector<std::uint32_t> readers(prog_.num_slots(), 0);
+  for (const Step& st : steps_)
+    for (std::uint32_t r : st.reads) ++readers[r];
+  for (std::size_t k = 0; k < steps_.size(); ++k) {
+    const std::uint32_t s = steps_[k].out;
+    if (fixed_step_[k] == Fixed::No && folded_reads_[s] > 0 && folded_reads_[s] == readers[s] && !is_output_[s])
+      fixed_step_[k] = Fixed::Folded;
+  }
 }
 
 void Executable::replay_fixed(std::size_t j, Workspace& ws) const {
@@ -1803,6 +2088,12 @@ void Executable::add_stats(Plan::InferenceStats& s) const {
   s.primitives = 0;
   s.calling_thread_primitives = 0;
   s.fused_depthwise = 0;
+  s.kernel_steps = 0;
+  for (std::size_t j = 0; j < steps_.size(); ++j) {
+    const StepKind kind = steps_[j].kind;
+    if (kind != StepKind::Input && kind != StepKind::Constant && execs_[j].generic && fixed_step_[j] == Fixed::No)
+      ++s.kernel_steps;
+  }
   for (const Exec& e : execs_) {
     s.primitives += e.launches.size();
     if (e.one_thread) s.calling_thread_primitives += e.launches.size();

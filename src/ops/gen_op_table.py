@@ -22,7 +22,8 @@ import yaml
 NAMESPACES = {"src/ops": "fxpack::ops", "src/compile": "fxpack::detail"}
 
 OP_KEYS = {"aten", "python", "function", "method", "operator", "reflected", "numbers_as_tensors", "kernel",
-           "functor", "promotion", "purity", "fusion", "make_fx", "saves_result", "example"}
+           "functor", "promotion", "purity", "fusion", "make_fx", "saves_result", "metadata", "assertion",
+           "example"}
 MODULE_KEYS = {"module", "classes", "constructor", "attributes", "parameters", "buffers", "inputs", "init", "call",
                "forward", "make_fx", "container", "extra_repr", "extra_repr_fn", "validate", "private_attributes",
                "example"}
@@ -509,6 +510,8 @@ def check_op(e):
             cpp_name(e, "reflected", op.reflected)
     op.numbers_as_tensors = check_bool(e, "numbers_as_tensors")
     op.saves_result = check_bool(e, "saves_result")
+    op.metadata = check_bool(e, "metadata")
+    op.assertion = check_bool(e, "assertion")
     op.kernel = cpp_name(e, "kernel", e.get("kernel")) if "kernel" in e.data else ""
     op.functor = cpp_name(e, "functor", e.get("functor")) if "functor" in e.data else ""
     if not op.kernel and not op.functor:
@@ -537,6 +540,11 @@ def check_op(e):
             e.fail("purity '%s' needs the schema's alias annotation (%s)" %
                    (purity, "Tensor(a!) self -> Tensor(a!)" if purity == "inplace" else "Tensor(a) self -> Tensor(a)"))
     op.purity = purity
+    if op.metadata and (purity or derived or "pure") != "pure":
+        e.fail("metadata: an op reading only its tensors' dtype and shape is pure, not '%s'" % (purity or derived))
+    if op.assertion and purity != "side_effect":
+        e.fail("assertion: an op whose effect is raising must be declared 'purity: side_effect' "
+               "(dead-code elimination keeps it)")
     op.fusion = e.get("fusion")
     if op.fusion is not None:
         if op.fusion not in FUSIONS:
@@ -732,6 +740,10 @@ def emit_family(fam, ops, modules, generator):
             out.append("      e.numbers_as_tensors = true;")
         if op.saves_result:
             out.append("      e.saves_result = true;")
+        if op.metadata:
+            out.append("      e.metadata = true;")
+        if op.assertion:
+            out.append("      e.assertion = true;")
         if op.make_fx:
             if "." in op.make_fx:
                 out.append("      e.make_fx_aten = %s;" % cstr(op.make_fx))

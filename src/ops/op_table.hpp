@@ -30,6 +30,8 @@ struct OpEntry {
   Fusion fusion = Fusion::None;
   bool numbers_as_tensors = false;
   bool saves_result = false;
+  bool metadata = false;
+  bool assertion = false;
   std::string make_fx_aten;
   DecomposeFn make_fx = nullptr;
   std::vector<std::string> examples;
