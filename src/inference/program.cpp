@@ -726,8 +726,33 @@ Shape conv_output_shape(const Shape& x, const Pattern& op) {
   return out;
 }
 
-// The convolution for a step: Winograd where it applies, else the direct algorithm, each
-// tried first in its source's layout (and the destination in the same one, so a network
+// Whether Auto takes Winograd convolution `pd` (see Winograd in plan.hpp): when what it adds
+// to the memory a call needs — its transformed weights beyond the originals, and its
+// scratchpad — is at most the convolution's output. Measured on resnet18's 3x3 stride-1
+// stages (batch 1, 1 thread, CPU time per call, direct → Winograd; packed weights added,
+// scratchpad, output):
+//   64 ch at 56x56:  2.13 → 1.23 ms, +0.11 MiB, 0.23 MiB, 0.77 MiB (F(2,3))  taken
+//   128 ch at 28x28: 2.05 → 0.97 ms, +1.69 MiB, 9.97 MiB, 0.38 MiB (F(4,3))
+//   256 ch at 14x14: 2.12 → 1.38 ms, +1.75 MiB, 1.98 MiB, 0.19 MiB (F(2,3))
+//   512 ch at 7x7:   2.52 → 2.11 ms, +7.00 MiB, 1.51 MiB, 0.10 MiB (F(2,3))
+// Every stage saves about as much time (0.4–1.1 ms) while the weights grow 4x a stage and
+// the output shrinks 2x, so the bytes decide: the taken ones keep a plan's peak within its
+// weights plus twice its activations, the others would add 20 MiB to resnet18's plan (its
+// activations: 3.8 MiB). Their weight transforms are the slow ones, too (7–58 ms each on a
+// first call; 0.8 ms at 56x56).
+bool winograd_pays(const dnnl::convolution_forward::primitive_desc& pd, const dnb::ConvGeometry& g) {
+  const auto bytes = [](const Dims& d) {
+    std::size_t n = sizeof(float);
+    for (memory::dim x : d) n *= static_cast<std::size_t>(x);
+    return n;
+  };
+  const std::size_t weights = pd.weights_desc().get_size(), original = bytes(g.weights);
+  const std::size_t added = (weights > original ? weights - original : 0) + pd.scratchpad_desc().get_size();
+  return added <= bytes(g.dst);
+}
+
+// The convolution for a step: Winograd where the policy takes it, else the direct algorithm,
+// each tried first in its source's layout (and the destination in the same one, so a network
 // stays in one layout without reorders), then in the layouts oneDNN prefers. Reference
 // implementations are refused while a fast one may exist.
 dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g, const memory::desc& src,
@@ -741,18 +766,14 @@ dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g
     layouts.emplace_back(src, dst_fixed ? *dst_fixed : same_layout(g.dst));
   layouts.emplace_back(src, dst_any);
   layouts.emplace_back(std::nullopt, dst_any);
-  // Auto: the weight transform costs about as much for a 7x7 output as for a 56x56 one,
-  // the per-call saving shrinks with the plane (measured on resnet18's stages: repaid after
-  // 0.5, 4.5, 13 and ~110 calls for 56x56, 28x28, 14x14 and 7x7 outputs).
-  constexpr std::int64_t kWinogradMinPlane = 14 * 14;
-  const bool winograd_ok = dnb::winograd_shape(g) && policy != Winograd::Off &&
-                           (policy == Winograd::Always || g.dst[2] * g.dst[3] >= kWinogradMinPlane);
   for (bool winograd : {true, false}) {
-    if (winograd && !winograd_ok) continue;
+    if (winograd && (policy == Winograd::Off || !dnb::winograd_shape(g))) continue;
     for (const auto& [s, d] : layouts) {
       try {
         auto pd = dnb::conv_pd(g, true, attr, s ? &*s : nullptr, d ? &*d : nullptr, winograd);
-        if (!dnb::is_reference(pd.impl_info_str())) return pd;
+        if (dnb::is_reference(pd.impl_info_str())) continue;
+        if (winograd && policy == Winograd::Auto && !winograd_pays(pd, g)) break;
+        return pd;
       } catch (const dnnl::error&) {
       }
     }
@@ -1449,7 +1470,6 @@ Value Executable::record(std::span<const Value> inputs) {
   ws.mems.resize(steps_.size());
   ws.exec_args.resize(steps_.size());
   ws.scratch = Storage::allocate_uninitialized(1);
-  std::vector<std::shared_ptr<Storage>> old_scratch;  // kept alive: earlier launches point into them
   const Plan& plan = prog_.plan();
   const std::unordered_set<const Storage*> read_when_run = constants_read_when_run();
   std::size_t next_input = 0;
@@ -1461,10 +1481,10 @@ Value Executable::record(std::span<const Value> inputs) {
     } else if (st.kind == StepKind::Constant) {
       ws.values[st.out] = plan.instrs_[st.out].operands[0].constant;
     } else if (st.kind != StepKind::Generic && try_specialise(j, ws)) {
-      if (ws.scratch->nbytes() < scratch_bytes_) {
-        old_scratch.push_back(std::move(ws.scratch));
-        ws.scratch = Storage::allocate_uninitialized(scratch_bytes_);
-      }
+      // A larger scratchpad replaces the old one, whose contents live only during a launch:
+      // the earlier steps' bound memories still point into it, but this call never runs them
+      // again (later calls bind their own workspace).
+      if (ws.scratch->nbytes() < scratch_bytes_) ws.scratch = Storage::allocate_uninitialized(scratch_bytes_);
       bind(j, ws);
       release_packed_originals(j, read_when_run);
     } else {
