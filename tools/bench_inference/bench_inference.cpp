@@ -8,11 +8,11 @@
 // model.onnx, input.npy and output.npy, as pytorch-anchors/inference/make_models.py writes
 // them (default MODELs: every folder in DIR). Each fxpack measurement runs in a fresh
 // process (this program with --child): load time (PackageImporter + load_pickle), first
-// call (which specialises the inference plan), steady-state median latency, CPU time per
-// steady call (user + system of every thread: steadier than wall time on a shared machine),
-// operator-new calls per steady call, peak RSS, and the output checked against PyTorch's
-// (rtol 1e-4, atol 1e-5); a second table breaks the memory down (see "How memory is
-// measured" below). PyTorch eager runs torch_eager.py with PATH (default /usr/bin/python3);
+// call (which specialises the inference plan; wall and CPU time), steady-state median
+// latency, CPU time per steady call (user + system of every thread: steadier than wall time
+// on a shared machine), operator-new calls per steady call, peak RSS, and the output checked
+// against PyTorch's (rtol 1e-4, atol 1e-5); a second table breaks the memory down (see "How
+// memory is measured" below). PyTorch eager runs torch_eager.py with PATH (default /usr/bin/python3);
 // ONNX Runtime runs onnxruntime.js with node, finding onnxruntime-node in DIR/node_modules
 // (--ort, or the environment variable FXPACK_ORT_DIR); a missing anchor is reported as such.
 // A model only a newer PyTorch can load (vit_b_16: only PyTorch 2.x traces it) carries
@@ -270,8 +270,9 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   for (const auto& [name, t] : gm->named_buffers()) weight_bytes += t.nbytes();
   const std::vector<Value> in{Value(x)};
   t0 = Clock::now();
+  const double first_cpu_before = cpu_ms();
   Value y = gm->forward(in);
-  const double first_ms = ms_since(t0);
+  const double first_ms = ms_since(t0), first_cpu = cpu_ms() - first_cpu_before;
   const long first_rss = peak_rss_kib();
   const Tensor& out = y.tensor();
   const double diff = max_abs_diff(out, expected);
@@ -297,10 +298,10 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   std::sort(ts.begin(), ts.end());
   const double median = ts.size() % 2 ? ts[ts.size() / 2] : (ts[ts.size() / 2 - 1] + ts[ts.size() / 2]) / 2;
   const auto st = plan->inference_stats();
-  std::printf("cpu_ms %.3f load_ms %.2f first_ms %.2f median_ms %.3f allocations %ld dnnl_allocations %ld peak_rss_kib %ld "
+  std::printf("cpu_ms %.3f first_cpu_ms %.2f load_ms %.2f first_ms %.2f median_ms %.3f allocations %ld dnnl_allocations %ld peak_rss_kib %ld "
               "steady_rss_kib %ld before_rss_kib %ld load_rss_kib %ld first_rss_kib %ld code_kib %ld weights %zu arena %zu "
               "scratchpad %zu packed %zu primitives %zu calling_thread_primitives %zu maxdiff %.3g ok %d\n",
-              cpu_per_call, load_ms, first_ms, median, allocations, dnnl_allocations, peak_rss_kib(), rss_kib(), rss_before, load_rss,
+              cpu_per_call, first_cpu, load_ms, first_ms, median, allocations, dnnl_allocations, peak_rss_kib(), rss_kib(), rss_before, load_rss,
               first_rss, code_rss_kib() - code_before, weight_bytes, st.arena_bytes, st.scratchpad_bytes,
               st.packed_weight_bytes, st.primitives, st.calling_thread_primitives, diff, ok ? 1 : 0);
   return 0;
@@ -426,17 +427,17 @@ void print_row(const std::string& name, int th, const Measured& m) {
   const std::string torch_cell =
       cell(m.torch_ms, "%.2f") + (m.recorded.ms >= 0 && m.torch_ms >= 0 ? " (" + m.recorded.version + ", recorded)" : "");
   if (!m.ok) {
-    std::printf("| %s | %d | failed to load or run | | %s | %s | | | | | | | | | |\n", name.c_str(), th,
+    std::printf("| %s | %d | failed to load or run | | %s | %s | | | | | | | | | | |\n", name.c_str(), th,
                 torch_cell.c_str(), cell(m.ort_ms, "%.2f").c_str());
     return;
   }
   const std::string& out = m.child;
   const double f = field(out, "median_ms");
   const double mib = 1024.0 * 1024.0;
-  std::printf("| %s | %d | %.2f | %.2f | %s | %s | %s | %s | %.1f | %.1f | %.0f (%.0f) | %.0f | %.1f | %.1f | %.2g%s |\n", name.c_str(), th,
+  std::printf("| %s | %d | %.2f | %.2f | %s | %s | %s | %s | %.1f | %.1f | %.1f | %.0f (%.0f) | %.0f | %.1f | %.1f | %.2g%s |\n", name.c_str(), th,
               f, field(out, "cpu_ms"), torch_cell.c_str(), cell(m.ort_ms, "%.2f").c_str(),
               cell(m.ort_ms > 0 ? f / m.ort_ms : -1, "%.2f").c_str(), cell(m.torch_ms > 0 ? f / m.torch_ms : -1, "%.2f").c_str(),
-              field(out, "load_ms"), field(out, "first_ms"), field(out, "allocations"), field(out, "dnnl_allocations"),
+              field(out, "load_ms"), field(out, "first_ms"), field(out, "first_cpu_ms"), field(out, "allocations"), field(out, "dnnl_allocations"),
               field(out, "peak_rss_kib") / 1024.0, field(out, "weights") / mib, field(out, "arena") / mib,
               field(out, "maxdiff"), field(out, "ok") == 1 ? "" : " (MISMATCH)");
 }
@@ -464,8 +465,8 @@ int main(int argc, char** argv) {
     const Options o = parse_options(argc, argv);
     const std::string ort_status = ort_unavailable(o);
     if (!ort_status.empty()) std::printf("%s\n", ort_status.c_str());
-    std::printf("| model | threads | fxpack ms | fxpack CPU ms | PyTorch ms | ORT ms | fxpack/ORT | fxpack/PyTorch | load ms | first call ms | allocs/call (in oneDNN) | peak RSS MiB | weights MiB | arena MiB | max |diff| |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| model | threads | fxpack ms | fxpack CPU ms | PyTorch ms | ORT ms | fxpack/ORT | fxpack/PyTorch | load ms | first call ms | first call CPU ms | allocs/call (in oneDNN) | peak RSS MiB | weights MiB | arena MiB | max |diff| |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     std::vector<std::tuple<std::string, int, Measured>> rows;
     for (const std::string& name : o.names) {
       for (int th : o.threads) {
