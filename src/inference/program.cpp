@@ -718,7 +718,11 @@ void folded_weights(const Pattern& op, const std::vector<double>& scales, std::s
     return;
   }
   const auto per_out = static_cast<std::size_t>(op.weight.numel()) / scales.size();
-  for (std::size_t i = from; i < to; ++i) out[i - from] = static_cast<float>(w[i] * scales[i / per_out]);
+  for (std::size_t i = from; i < to;) {
+    const std::size_t c = i / per_out, end = std::min(to, (c + 1) * per_out);
+    const double scale = scales[c];
+    for (; i < end; ++i) out[i - from] = static_cast<float>(w[i] * scale);
+  }
 }
 
 // `op`'s bias (zeros when it has none) with the batch norm of `scales` folded in.

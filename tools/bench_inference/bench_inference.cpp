@@ -12,9 +12,10 @@
 // latency, CPU time per steady call (user + system of every thread: steadier than wall time
 // on a shared machine), operator-new calls per steady call, peak RSS, and the output checked
 // against PyTorch's (rtol 1e-4, atol 1e-5); a second table breaks the memory down (see "How
-// memory is measured" below). PyTorch eager runs torch_eager.py with PATH (default /usr/bin/python3);
-// ONNX Runtime runs onnxruntime.js with node, finding onnxruntime-node in DIR/node_modules
-// (--ort, or the environment variable FXPACK_ORT_DIR); a missing anchor is reported as such.
+// memory is measured" below). PyTorch eager runs torch_eager.py with PATH (default
+// /usr/bin/python3); ONNX Runtime runs onnxruntime.js with node, finding onnxruntime-node in
+// DIR/node_modules (--ort, or the environment variable FXPACK_ORT_DIR); a missing anchor is
+// reported as such.
 // A model only a newer PyTorch can load (vit_b_16: only PyTorch 2.x traces it) carries
 // torch_eager.txt, torch_eager.py's lines as run where the model was made ("median_ms M threads
 // T torch V"): its PyTorch column shows that recorded time with the version, e.g.
