@@ -359,6 +359,75 @@ TEST_CASE("inference: the Winograd setting is part of a plan's signature") {
   CHECK(packed[2] >= packed[0]);
 }
 
+namespace {
+// Convolution, batch norm, ReLU.
+class ConvBnRelu : public Module {
+ public:
+  ConvBnRelu(std::int64_t in, std::int64_t out, std::int64_t kernel) : Module("ConvBnRelu") {
+    register_module("conv", nn::Conv2d(in, out, kernel, 1, kernel / 2, 1, 1, false));
+    register_module("bn", nn::BatchNorm2d(out));
+    register_module("relu", nn::ReLU(false));
+  }
+  Value forward(std::span<const Value> in) override {
+    return (*find_child("relu"))((*find_child("bn"))((*find_child("conv"))(in[0])));
+  }
+};
+
+// Packed weight bytes of `channels` -> `channels` 3x3 on [1, channels, size, size] under each
+// Winograd setting (Off, Auto, Always), each checked against the plain plan.
+std::vector<std::size_t> packed_per_setting(std::int64_t channels, std::int64_t size) {
+  auto m = std::make_shared<ConvBnRelu>(channels, channels, 3);
+  randomize(*m, 40);
+  const Models models = fast_and_plain(m, "ConvBnRelu");
+  const Tensor x = random_tensor(Shape{1, channels, size, size}, 41);
+  const Tensor want = (*models.plain)(x).tensor();
+  std::vector<std::size_t> packed;
+  std::size_t total = 0;
+  for (Winograd w : {Winograd::Off, Winograd::Auto, Winograd::Always}) {
+    set_winograd(w);
+    const Tensor got = (*models.fast)(x).tensor();
+    INFO(channels, " channels at ", size, "x", size, ", setting ", static_cast<int>(w), " max |diff| ", max_abs_diff(got, want));
+    CHECK(allclose(got, want, 1e-4, 1e-5));
+    const std::size_t now = models.fast->plan()->inference_stats().packed_weight_bytes;
+    packed.push_back(now - total);
+    total = now;
+  }
+  return packed;
+}
+}  // namespace
+
+TEST_CASE("inference: Auto takes Winograd where the bytes it adds are at most the convolution's output") {
+  ThreadsGuard guard;
+  WinogradGuard winograd_guard;
+  set_num_threads(1);
+  // 64 channels at 56x56 (resnet18's first stage): F(2,3) weights and scratchpad add about
+  // 350 KiB for a 784 KiB output — taken wherever oneDNN has the kernel (AVX-512; elsewhere
+  // all three settings pack alike).
+  const std::vector<std::size_t> wide = packed_per_setting(64, 56);
+  CHECK(wide[1] == wide[2]);
+  // 128 channels at 7x7: they add 448 KiB for a 24.5 KiB output — left direct, as Off does.
+  const std::vector<std::size_t> deep = packed_per_setting(128, 7);
+  CHECK(deep[1] == deep[0]);
+  CHECK(deep[2] >= deep[0]);
+}
+
+TEST_CASE("inference: weights packed a chunk at a time — blocks, a part block at the end, padding") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  // 56 output channels of 200x3x3 (7 KiB each): chunks of 32, 16 and 8 rows into a layout
+  // blocked by 16 that pads them to 64 (where oneDNN blocks them: AVX-512 and AVX2).
+  auto m = std::make_shared<ConvBnRelu>(200, 56, 3);
+  randomize(*m, 50);
+  const Models models = fast_and_plain(m, "ConvBnRelu");
+  const Tensor x = random_tensor(Shape{2, 200, 9, 9}, 51);
+  const Tensor got = (*models.fast)(x).tensor(), want = (*models.plain)(x).tensor();
+  INFO("max |diff| ", max_abs_diff(got, want));
+  CHECK(allclose(got, want, 1e-4, 1e-5));
+  CHECK(models.fast->plan()->inference_stats().packed_weight_bytes >= 56 * 200 * 9 * sizeof(float));
+  const Tensor again = (*models.fast)(x).tensor();
+  CHECK(max_abs_diff(again, got) == 0.0);
+}
+
 TEST_CASE("inference: a squeeze-excitation block stays on oneDNN, stochastic depth included") {
   ThreadsGuard guard;
   set_num_threads(1);

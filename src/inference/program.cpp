@@ -495,6 +495,12 @@ class Executable {
                      Workspace& ws);
   // A constant from dense float32 data in `plain` layout, reordered into `packed` when it differs.
   std::int32_t add_packed(const memory::desc& plain, const memory::desc& packed, const float* data);
+  // A constant: `op`'s weights in `plain` layout (dense, dim 0 outermost) with `scales`
+  // folded in, reordered into `packed` a chunk of dim 0 at a time through a small buffer —
+  // a whole folded copy would add the largest weight to the first call's peak and leave
+  // the allocator holding it after.
+  std::int32_t add_folded_weights(const memory::desc& plain, const memory::desc& packed, const Pattern& op,
+                                  const std::vector<double>& scales);
   bool try_specialise(std::size_t j, Workspace& ws);
   // Whether step j is too small to share between threads (see kMinParallelWork).
   bool one_thread_step(std::size_t j, const Workspace& ws) const;
@@ -723,26 +729,56 @@ void Executable::produce(std::size_t step, std::uint32_t slot, const memory::des
 
 namespace {
 
-// The weights and bias (zeros when it has none) of `op` with `bn` folded in: per output
-// channel c (dim 0 of the weights), scale = gamma / sqrt(var + eps), w' = w * scale,
-// b' = (b - mean) * scale + beta.
-void fold(const Pattern& op, const std::optional<Pattern>& bn, std::vector<float>& wf, std::vector<float>& bf) {
-  const Tensor& w = op.weight;
-  const std::int64_t O = w.shape()[0];
-  const std::int64_t per_out = O ? w.numel() / O : 0;
-  wf.assign(w.data<float>(), w.data<float>() + w.numel());
-  bf.assign(static_cast<std::size_t>(O), 0.f);
-  if (op.bias.defined()) std::copy(op.bias.data<float>(), op.bias.data<float>() + O, bf.begin());
-  if (!bn) return;
+// Folding `bn` into `op`: per output channel c (dim 0 of the weights), scale = gamma /
+// sqrt(var + eps), w' = w * scale, b' = (b - mean) * scale + beta. The scales (empty
+// without a batch norm):
+std::vector<double> fold_scales(const std::optional<Pattern>& bn) {
+  std::vector<double> scales;
+  if (!bn) return scales;
+  const std::int64_t O = bn->var.numel();
+  scales.resize(static_cast<std::size_t>(O));
   for (std::int64_t c = 0; c < O; ++c) {
     const double gamma = bn->weight.defined() ? bn->weight.data<float>()[c] : 1.0;
-    const double beta = bn->bias.defined() ? bn->bias.data<float>()[c] : 0.0;
-    const double scale = gamma / std::sqrt(static_cast<double>(bn->var.data<float>()[c]) + bn->eps);
-    float* row = wf.data() + c * per_out;
-    for (std::int64_t k = 0; k < per_out; ++k) row[k] = static_cast<float>(row[k] * scale);
-    const auto u = static_cast<std::size_t>(c);
-    bf[u] = static_cast<float>((bf[u] - static_cast<double>(bn->mean.data<float>()[c])) * scale + beta);
+    scales[static_cast<std::size_t>(c)] = gamma / std::sqrt(static_cast<double>(bn->var.data<float>()[c]) + bn->eps);
   }
+  return scales;
+}
+
+// Elements [from, to) of `op`'s weights (flat, row-major) with `scales` applied, into `out`.
+void folded_weights(const Pattern& op, const std::vector<double>& scales, std::size_t from, std::size_t to, float* out) {
+  const float* w = op.weight.data<float>();
+  if (scales.empty()) {
+    std::copy(w + from, w + to, out);
+    return;
+  }
+  const auto per_out = static_cast<std::size_t>(op.weight.numel()) / scales.size();
+  for (std::size_t i = from; i < to;) {
+    const std::size_t c = i / per_out, end = std::min(to, (c + 1) * per_out);
+    const double scale = scales[c];
+    for (; i < end; ++i) out[i - from] = static_cast<float>(w[i] * scale);
+  }
+}
+
+// `op`'s bias (zeros when it has none) with the batch norm of `scales` folded in.
+std::vector<float> folded_bias(const Pattern& op, const std::optional<Pattern>& bn, const std::vector<double>& scales) {
+  const std::int64_t O = op.weight.shape()[0];
+  std::vector<float> bf(static_cast<std::size_t>(O), 0.f);
+  if (op.bias.defined()) std::copy(op.bias.data<float>(), op.bias.data<float>() + O, bf.begin());
+  if (!bn) return bf;
+  for (std::int64_t c = 0; c < O; ++c) {
+    const double beta = bn->bias.defined() ? bn->bias.data<float>()[c] : 0.0;
+    const auto u = static_cast<std::size_t>(c);
+    bf[u] = static_cast<float>((bf[u] - static_cast<double>(bn->mean.data<float>()[c])) * scales[u] + beta);
+  }
+  return bf;
+}
+
+// The weights and bias of `op` with `bn` folded in, whole.
+void fold(const Pattern& op, const std::optional<Pattern>& bn, std::vector<float>& wf, std::vector<float>& bf) {
+  const std::vector<double> scales = fold_scales(bn);
+  wf.resize(static_cast<std::size_t>(op.weight.numel()));
+  folded_weights(op, scales, 0, wf.size(), wf.data());
+  bf = folded_bias(op, bn, scales);
 }
 
 // The result shape of convolution `op` on x [N, C, H, W].
@@ -760,8 +796,33 @@ Shape conv_output_shape(const Shape& x, const Pattern& op) {
   return out;
 }
 
-// The convolution for a step: Winograd where it applies, else the direct algorithm, each
-// tried first in its source's layout (and the destination in the same one, so a network
+// Whether Auto takes Winograd convolution `pd` (see Winograd in plan.hpp): when what it adds
+// to the memory a call needs — its transformed weights beyond the originals, and its
+// scratchpad — is at most the convolution's output. Measured on resnet18's 3x3 stride-1
+// stages (batch 1, 1 thread, CPU time per call, direct → Winograd; packed weights added,
+// scratchpad, output):
+//   64 ch at 56x56:  2.13 → 1.23 ms, +0.11 MiB, 0.23 MiB, 0.77 MiB (F(2,3))  taken
+//   128 ch at 28x28: 2.05 → 0.97 ms, +1.69 MiB, 9.97 MiB, 0.38 MiB (F(4,3))
+//   256 ch at 14x14: 2.12 → 1.38 ms, +1.75 MiB, 1.98 MiB, 0.19 MiB (F(2,3))
+//   512 ch at 7x7:   2.52 → 2.11 ms, +7.00 MiB, 1.51 MiB, 0.10 MiB (F(2,3))
+// Every stage saves about as much time (0.4–1.1 ms) while the weights grow 4x a stage and
+// the output shrinks 2x, so the bytes decide: the taken ones keep a plan's peak within its
+// weights plus twice its activations, the others would add 20 MiB to resnet18's plan (its
+// activations: 3.8 MiB). Their weight transforms are the slow ones, too (7–58 ms each on a
+// first call; 0.8 ms at 56x56).
+bool winograd_pays(const dnnl::convolution_forward::primitive_desc& pd, const dnb::ConvGeometry& g) {
+  const auto bytes = [](const Dims& d) {
+    std::size_t n = sizeof(float);
+    for (memory::dim x : d) n *= static_cast<std::size_t>(x);
+    return n;
+  };
+  const std::size_t weights = pd.weights_desc().get_size(), original = bytes(g.weights);
+  const std::size_t added = (weights > original ? weights - original : 0) + pd.scratchpad_desc().get_size();
+  return added <= bytes(g.dst);
+}
+
+// The convolution for a step: Winograd where the policy takes it, else the direct algorithm,
+// each tried first in its source's layout (and the destination in the same one, so a network
 // stays in one layout without reorders), then in the layouts oneDNN prefers. Reference
 // implementations are refused while a fast one may exist.
 dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g, const memory::desc& src,
@@ -775,18 +836,14 @@ dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g
     layouts.emplace_back(src, dst_fixed ? *dst_fixed : same_layout(g.dst));
   layouts.emplace_back(src, dst_any);
   layouts.emplace_back(std::nullopt, dst_any);
-  // Auto: the weight transform costs about as much for a 7x7 output as for a 56x56 one,
-  // the per-call saving shrinks with the plane (measured on resnet18's stages: repaid after
-  // 0.5, 4.5, 13 and ~110 calls for 56x56, 28x28, 14x14 and 7x7 outputs).
-  constexpr std::int64_t kWinogradMinPlane = 14 * 14;
-  const bool winograd_ok = dnb::winograd_shape(g) && policy != Winograd::Off &&
-                           (policy == Winograd::Always || g.dst[2] * g.dst[3] >= kWinogradMinPlane);
   for (bool winograd : {true, false}) {
-    if (winograd && !winograd_ok) continue;
+    if (winograd && (policy == Winograd::Off || !dnb::winograd_shape(g))) continue;
     for (const auto& [s, d] : layouts) {
       try {
         auto pd = dnb::conv_pd(g, true, attr, s ? &*s : nullptr, d ? &*d : nullptr, winograd);
-        if (!dnb::is_reference(pd.impl_info_str())) return pd;
+        if (dnb::is_reference(pd.impl_info_str())) continue;
+        if (winograd && policy == Winograd::Auto && !winograd_pays(pd, g)) break;
+        return pd;
       } catch (const dnnl::error&) {
       }
     }
@@ -991,11 +1048,68 @@ std::int32_t Executable::add_packed(const memory::desc& plain, const memory::des
   return static_cast<std::int32_t>(constants_.size() - 1);
 }
 
+namespace {
+// Weights are folded and packed this many bytes (of the plain layout) at a time.
+constexpr std::size_t kPackChunkBytes = 256 * 1024;
+
+// How many values of dimension `d` a blocked layout keeps together (the product of its
+// inner blocks of `d`; 1: not split); 0 for a layout that is not plainly blocked (Winograd's).
+memory::dim inner_block(const memory::desc& md, int d) {
+  if (md.data.format_kind != dnnl_blocked) return 0;
+  const auto& b = md.data.format_desc.blocking;
+  memory::dim n = 1;
+  for (int i = 0; i < b.inner_nblks; ++i)
+    if (b.inner_idxs[i] == d) n *= b.inner_blks[i];
+  return n;
+}
+}  // namespace
+
+std::int32_t Executable::add_folded_weights(const memory::desc& plain, const memory::desc& packed, const Pattern& op,
+                                            const std::vector<double>& scales) {
+  const Dims dims = plain.dims();
+  const memory::dim rows = dims[0];
+  const std::size_t row_values = rows ? static_cast<std::size_t>(op.weight.numel() / rows) : 0;
+  // Whole when the packed layout cannot be cut along dim 0 (Winograd's), else the blocks of
+  // dim 0 that fit in a chunk (at least one).
+  memory::dim chunk = rows;
+  const memory::dim block = inner_block(packed, 0);
+  if (block > 0 && row_values > 0) {
+    const auto fit = static_cast<memory::dim>(kPackChunkBytes / (row_values * sizeof(float)));
+    chunk = std::min(rows, std::max<memory::dim>(block, fit / block * block));
+  }
+  // Padding the packed layout adds must be zeros: the reorders of chunks fill only their rows.
+  const bool padded = !std::equal(dims.begin(), dims.end(), packed.data.padded_dims);
+  auto storage = padded ? Storage::allocate(packed.get_size()) : Storage::allocate_uninitialized(packed.get_size());
+  std::vector<float> buf(static_cast<std::size_t>(chunk) * row_values);
+  for (memory::dim r0 = 0, n = 0; r0 < rows; r0 += n) {
+    // A chunk is whole blocks, or the last part of one (what a sub-memory may be).
+    n = std::min(chunk, rows - r0);
+    if (n < rows && n > block && n % block) n -= n % block;
+    folded_weights(op, scales, static_cast<std::size_t>(r0) * row_values, static_cast<std::size_t>(r0 + n) * row_values,
+                   buf.data());
+    Dims sub = dims, at(dims.size(), 0);
+    sub[0] = n;
+    at[0] = r0;
+    // Rows [r0, r0 + n) of each layout, addressed from their first byte (the sub-memory's
+    // offset moved into the pointer): equal chunks share one reorder primitive.
+    memory::desc from_md = n == rows ? plain : plain.submemory_desc(sub, at);
+    memory::desc to_md = n == rows ? packed : packed.submemory_desc(sub, at);
+    std::byte* to = storage->data() + static_cast<std::size_t>(to_md.data.offset0) * sizeof(float);
+    from_md.data.offset0 = 0;
+    to_md.data.offset0 = 0;
+    memory src(from_md, dnb::engine(), buf.data()), dst(to_md, dnb::engine(), to);
+    dnnl::reorder(src, dst).execute(dnb::stream(), src, dst);
+    dnb::stream().wait();
+  }
+  const_storage_.push_back(storage);
+  constants_.emplace_back(packed, dnb::engine(), storage->data());
+  return static_cast<std::int32_t>(constants_.size() - 1);
+}
+
 Launch Executable::conv_launch(const dnnl::convolution_forward::primitive_desc& pd, const dnb::ConvGeometry& g,
                                const Pattern& op, const std::optional<Pattern>& bn, ArgSpec in, std::size_t j,
                                Exec& ex, Workspace& ws) {
-  std::vector<float> wf, bf;
-  fold(op, bn, wf, bf);
+  const std::vector<double> scales = fold_scales(bn);
   const memory::desc w_plain(g.weights, memory::data_type::f32,
                              g.grouped ? memory::format_tag::goihw : memory::format_tag::oihw);
   if (!(in.md == pd.src_desc())) {
@@ -1014,11 +1128,11 @@ Launch Executable::conv_launch(const dnnl::convolution_forward::primitive_desc& 
   l.prim = dnnl::convolution_forward(pd);
   in.arg = DNNL_ARG_SRC;
   l.args.push_back(in);
-  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_packed(w_plain, pd.weights_desc(), wf.data()),
-                           pd.weights_desc(), {}});
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant,
+                           add_folded_weights(w_plain, pd.weights_desc(), op, scales), pd.weights_desc(), {}});
   if (!g.bias.empty()) {
-    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant, add_constant(dnb::plain_md(g.bias), bf.data()),
-                             pd.bias_desc(), {}});
+    l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
+                             add_constant(dnb::plain_md(g.bias), folded_bias(op, bn, scales).data()), pd.bias_desc(), {}});
   }
   return l;
 }
@@ -1796,7 +1910,6 @@ Value Executable::record(std::span<const Value> inputs) {
   ws.mems.resize(steps_.size());
   ws.exec_args.resize(steps_.size());
   ws.scratch = Storage::allocate_uninitialized(1);
-  std::vector<std::shared_ptr<Storage>> old_scratch;  // kept alive: earlier launches point into them
   const Plan& plan = prog_.plan();
   const std::unordered_set<const Storage*> read_when_run = constants_read_when_run();
   std::size_t next_input = 0;
@@ -1808,10 +1921,10 @@ Value Executable::record(std::span<const Value> inputs) {
     } else if (st.kind == StepKind::Constant) {
       ws.values[st.out] = plan.instrs_[st.out].operands[0].constant;
     } else if (try_specialise(j, ws)) {
-      if (ws.scratch->nbytes() < scratch_bytes_) {
-        old_scratch.push_back(std::move(ws.scratch));
-        ws.scratch = Storage::allocate_uninitialized(scratch_bytes_);
-      }
+      // A larger scratchpad replaces the old one, whose contents live only during a launch:
+      // the earlier steps' bound memories still point into it, but this call never runs them
+      // again (later calls bind their own workspace).
+      if (ws.scratch->nbytes() < scratch_bytes_) ws.scratch = Storage::allocate_uninitialized(scratch_bytes_);
       bind(j, ws);
       release_packed_originals(j, read_when_run);
     } else {

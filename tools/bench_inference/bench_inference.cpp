@@ -8,11 +8,14 @@
 // model.onnx, input.npy and output.npy, as pytorch-anchors/inference/make_models.py writes
 // them (default MODELs: every folder in DIR). Each fxpack measurement runs in a fresh
 // process (this program with --child): load time (PackageImporter + load_pickle), first
-// call (which specialises the inference plan), steady-state median latency, operator-new
-// calls per steady call, peak RSS, and the output checked against PyTorch's (rtol 1e-4,
-// atol 1e-5). PyTorch eager runs torch_eager.py with PATH (default /usr/bin/python3);
-// ONNX Runtime runs onnxruntime.js with node, finding onnxruntime-node in DIR/node_modules
-// (--ort, or the environment variable FXPACK_ORT_DIR); a missing anchor is reported as such.
+// call (which specialises the inference plan; wall and CPU time), steady-state median
+// latency, CPU time per steady call (user + system of every thread: steadier than wall time
+// on a shared machine), operator-new calls per steady call, peak RSS, and the output checked
+// against PyTorch's (rtol 1e-4, atol 1e-5); a second table breaks the memory down (see "How
+// memory is measured" below). PyTorch eager runs torch_eager.py with PATH (default
+// /usr/bin/python3); ONNX Runtime runs onnxruntime.js with node, finding onnxruntime-node in
+// DIR/node_modules (--ort, or the environment variable FXPACK_ORT_DIR); a missing anchor is
+// reported as such.
 // A model only a newer PyTorch can load (vit_b_16: only PyTorch 2.x traces it) carries
 // torch_eager.txt, torch_eager.py's lines as run where the model was made ("median_ms M threads
 // T torch V"): its PyTorch column shows that recorded time with the version, e.g.
@@ -29,6 +32,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -40,6 +44,7 @@
 #include <new>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "../fxpack/npy.hpp"
@@ -157,6 +162,48 @@ long peak_rss_kib() {
   return u.ru_maxrss;
 }
 
+// ---- how memory is measured ------------------------------------------------------------
+//
+// Each measurement is a fresh process. "peak" is the kernel's high-water mark of its resident
+// set (getrusage's ru_maxrss, VmHWM) when the child ends; "before load" is its resident set
+// (VmRSS) after the input and expected output are read, just before the package is opened.
+// The model's peak is their difference: what loading, the first call and 23 more calls
+// added at most. Of that, the plan's own parts are InferenceStats' byte counts (packed
+// weights, scratchpad, activation arena), and "code" is the resident pages of the program's
+// and shared libraries' mappings (oneDNN's code and tables, paged in by the first call) that
+// were added after "before load": the libraries', not the model's. "other" is what is left
+// (oneDNN's primitives and JIT kernels, heap the first call freed but the allocator kept,
+// weight pages still mapped, the result). The target is issue 13's: the weights plus twice
+// the largest set of activations alive at once (the arena, planned from their lifetimes).
+
+// Resident KiB of the mappings of the program and its shared libraries (/proc/self/smaps).
+long code_rss_kib() {
+  std::ifstream in("/proc/self/smaps");
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  long kib = 0;
+  bool code = false;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < line.find(' ')) {
+      // A mapping's header: "start-end perms offset dev inode [path]".
+      const auto slash = line.find('/');
+      const std::string path = slash == std::string::npos ? "" : line.substr(slash);
+      code = path == self || path.find(".so") != std::string::npos;
+    } else if (code && line.rfind("Rss:", 0) == 0) {
+      kib += std::atol(line.c_str() + 4);
+    }
+  }
+  return kib;
+}
+
+// The process's CPU time (user + system, every thread) so far, in ms: on a shared machine
+// it moves less than wall time when other processes take the cores.
+double cpu_ms() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const auto ms = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3; };
+  return ms(u.ru_utime) + ms(u.ru_stime);
+}
+
 std::string quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -212,7 +259,7 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   set_num_threads(threads);
   const Tensor x = cli::parse_npy(read_file(dir / "input.npy"), "input.npy");
   const Tensor expected = cli::parse_npy(read_file(dir / "output.npy"), "output.npy");
-  const long rss_start = peak_rss_kib();
+  const long rss_before = rss_kib(), code_before = code_rss_kib();
   auto t0 = Clock::now();
   PackageImporter importer(dir / package);
   auto gm = importer.load_pickle("model", "model.pkl");
@@ -224,8 +271,9 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   for (const auto& [name, t] : gm->named_buffers()) weight_bytes += t.nbytes();
   const std::vector<Value> in{Value(x)};
   t0 = Clock::now();
+  const double first_cpu_before = cpu_ms();
   Value y = gm->forward(in);
-  const double first_ms = ms_since(t0);
+  const double first_ms = ms_since(t0), first_cpu = cpu_ms() - first_cpu_before;
   const long first_rss = peak_rss_kib();
   const Tensor& out = y.tensor();
   const double diff = max_abs_diff(out, expected);
@@ -233,11 +281,13 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   for (int i = 0; i < 3; ++i) y = gm->forward(in);
   std::vector<double> ts;
   ts.reserve(static_cast<std::size_t>(iters));
+  const double cpu_before = cpu_ms();
   for (int i = 0; i < iters; ++i) {
     const auto a = Clock::now();
     y = gm->forward(in);
     ts.push_back(ms_since(a));
   }
+  const double cpu_per_call = (cpu_ms() - cpu_before) / iters;
   // Allocations of one more steady call (counted apart: attributing them takes time).
   y = Value();
   g_allocations.store(0);
@@ -249,10 +299,11 @@ int child(const fs::path& dir, const std::string& package, int threads, int iter
   std::sort(ts.begin(), ts.end());
   const double median = ts.size() % 2 ? ts[ts.size() / 2] : (ts[ts.size() / 2 - 1] + ts[ts.size() / 2]) / 2;
   const auto st = plan->inference_stats();
-  std::printf("load_ms %.2f first_ms %.2f median_ms %.3f allocations %ld dnnl_allocations %ld peak_rss_kib %ld "
-              "steady_rss_kib %ld start_rss_kib %ld load_rss_kib %ld first_rss_kib %ld weights %zu arena %zu scratchpad %zu packed %zu primitives %zu "
-              "calling_thread_primitives %zu maxdiff %.3g ok %d\n",
-              load_ms, first_ms, median, allocations, dnnl_allocations, peak_rss_kib(), rss_kib(), rss_start, load_rss, first_rss, weight_bytes, st.arena_bytes, st.scratchpad_bytes,
+  std::printf("cpu_ms %.3f first_cpu_ms %.2f load_ms %.2f first_ms %.2f median_ms %.3f allocations %ld dnnl_allocations %ld peak_rss_kib %ld "
+              "steady_rss_kib %ld before_rss_kib %ld load_rss_kib %ld first_rss_kib %ld code_kib %ld weights %zu arena %zu "
+              "scratchpad %zu packed %zu primitives %zu calling_thread_primitives %zu maxdiff %.3g ok %d\n",
+              cpu_per_call, first_cpu, load_ms, first_ms, median, allocations, dnnl_allocations, peak_rss_kib(), rss_kib(), rss_before, load_rss,
+              first_rss, code_rss_kib() - code_before, weight_bytes, st.arena_bytes, st.scratchpad_bytes,
               st.packed_weight_bytes, st.primitives, st.calling_thread_primitives, diff, ok ? 1 : 0);
   return 0;
 }
@@ -377,19 +428,34 @@ void print_row(const std::string& name, int th, const Measured& m) {
   const std::string torch_cell =
       cell(m.torch_ms, "%.2f") + (m.recorded.ms >= 0 && m.torch_ms >= 0 ? " (" + m.recorded.version + ", recorded)" : "");
   if (!m.ok) {
-    std::printf("| %s | %d | failed to load or run | %s | %s | | | | | | | | | |\n", name.c_str(), th,
+    std::printf("| %s | %d | failed to load or run | | %s | %s | | | | | | | | | | |\n", name.c_str(), th,
                 torch_cell.c_str(), cell(m.ort_ms, "%.2f").c_str());
     return;
   }
   const std::string& out = m.child;
   const double f = field(out, "median_ms");
   const double mib = 1024.0 * 1024.0;
-  std::printf("| %s | %d | %.2f | %s | %s | %s | %s | %.1f | %.1f | %.0f (%.0f) | %.0f | %.1f | %.1f | %.2g%s |\n", name.c_str(), th,
-              f, torch_cell.c_str(), cell(m.ort_ms, "%.2f").c_str(),
+  std::printf("| %s | %d | %.2f | %.2f | %s | %s | %s | %s | %.1f | %.1f | %.1f | %.0f (%.0f) | %.0f | %.1f | %.1f | %.2g%s |\n", name.c_str(), th,
+              f, field(out, "cpu_ms"), torch_cell.c_str(), cell(m.ort_ms, "%.2f").c_str(),
               cell(m.ort_ms > 0 ? f / m.ort_ms : -1, "%.2f").c_str(), cell(m.torch_ms > 0 ? f / m.torch_ms : -1, "%.2f").c_str(),
-              field(out, "load_ms"), field(out, "first_ms"), field(out, "allocations"), field(out, "dnnl_allocations"),
+              field(out, "load_ms"), field(out, "first_ms"), field(out, "first_cpu_ms"), field(out, "allocations"), field(out, "dnnl_allocations"),
               field(out, "peak_rss_kib") / 1024.0, field(out, "weights") / mib, field(out, "arena") / mib,
               field(out, "maxdiff"), field(out, "ok") == 1 ? "" : " (MISMATCH)");
+}
+
+// The memory table's row (MiB; see "How memory is measured").
+void print_memory_row(const std::string& name, int th, const Measured& m) {
+  if (!m.ok) return;
+  const std::string& out = m.child;
+  const double mib = 1024.0 * 1024.0, kib = 1024.0;
+  const double peak = field(out, "peak_rss_kib") / kib, before = field(out, "before_rss_kib") / kib;
+  const double model = peak - before, weights = field(out, "weights") / mib, arena = field(out, "arena") / mib;
+  const double packed = field(out, "packed") / mib, scratch = field(out, "scratchpad") / mib;
+  const double code = field(out, "code_kib") / kib;
+  std::printf("| %s | %d | %.1f | %.1f | **%.1f** | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
+              name.c_str(), th, peak, before, model, field(out, "load_rss_kib") / kib - before,
+              field(out, "first_rss_kib") / kib - before, weights, weights + 2 * arena, packed, scratch, arena, code,
+              model - packed - scratch - arena - code);
 }
 
 }  // namespace
@@ -400,14 +466,23 @@ int main(int argc, char** argv) {
     const Options o = parse_options(argc, argv);
     const std::string ort_status = ort_unavailable(o);
     if (!ort_status.empty()) std::printf("%s\n", ort_status.c_str());
-    std::printf("| model | threads | fxpack ms | PyTorch ms | ORT ms | fxpack/ORT | fxpack/PyTorch | load ms | first call ms | allocs/call (in oneDNN) | peak RSS MiB | weights MiB | arena MiB | max |diff| |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| model | threads | fxpack ms | fxpack CPU ms | PyTorch ms | ORT ms | fxpack/ORT | fxpack/PyTorch | load ms | first call ms | first call CPU ms | allocs/call (in oneDNN) | peak RSS MiB | weights MiB | arena MiB | max |diff| |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::vector<std::tuple<std::string, int, Measured>> rows;
     for (const std::string& name : o.names) {
       for (int th : o.threads) {
-        print_row(name, th, measure(o, o.models / name, th, o.anchors && ort_status.empty()));
+        rows.emplace_back(name, th, measure(o, o.models / name, th, o.anchors && ort_status.empty()));
+        print_row(name, th, std::get<2>(rows.back()));
         std::fflush(stdout);
       }
     }
+    std::printf("\nMemory (MiB) of fxpack's best round. model peak = peak RSS - RSS before load; \"after load\" and "
+                "\"after first call\": the model's peak by then; code: library pages resident since before load; "
+                "other = model peak - packed - scratchpad - arena - code (see bench_inference.cpp).\n");
+    std::printf("| model | threads | peak RSS | before load | model peak | after load | after first call | weights | "
+                "weights + 2x arena | packed weights | scratchpad | arena | code | other |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (const auto& [name, th, m] : rows) print_memory_row(name, th, m);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_inference: %s\n", e.what());
