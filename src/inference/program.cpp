@@ -900,6 +900,7 @@ bool Executable::try_specialise(std::size_t j, Workspace& ws) {
   // A primitive oneDNN does not offer, or operands the kernels should judge: the step runs
   // its kernels (which report bad operands with their own messages).
   const std::size_t n_buffers = buffers_.size(), n_constants = constants_.size();
+  const std::size_t n_const_storage = const_storage_.size();
   slot_undo_.clear();
   attach_undo_.clear();
   try {
@@ -918,6 +919,7 @@ bool Executable::try_specialise(std::size_t j, Workspace& ws) {
   buffer_slots_.resize(n_buffers);
   ws.own.resize(n_buffers);
   constants_.resize(n_constants);
+  const_storage_.resize(n_const_storage);  // the refused step's packed weights and constants
   return false;
 }
 
