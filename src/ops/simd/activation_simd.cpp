@@ -76,16 +76,17 @@ constexpr bool kThreads = true;
 #endif
 
 // oneDNN's own cap (ONEDNN_MAX_CPU_ISA, or DNNL_MAX_CPU_ISA), so that a process running
-// oneDNN as on an older CPU runs these bodies as there too: AVX512_* and ALL leave every body,
-// AVX2* leaves AVX2, anything older the scalar one.
+// oneDNN as on an older CPU runs these bodies as there too: AVX2* leaves AVX2, SSE41 and AVX
+// the scalar one. oneDNN 2.6 reads the value case-sensitively and ignores one it does not know
+// (ALL, AVX512_*, or a misspelling like "avx2" cap nothing), and so does this.
 Isa isa_cap() {
   const char* v = std::getenv("ONEDNN_MAX_CPU_ISA");
   if (!v) v = std::getenv("DNNL_MAX_CPU_ISA");
   if (!v) return Isa::Avx512;
   const std::string_view cap(v);
-  if (cap == "ALL" || cap.starts_with("AVX512")) return Isa::Avx512;
+  if (cap == "SSE41" || cap == "AVX") return Isa::Scalar;
   if (cap.starts_with("AVX2")) return Isa::Avx2;
-  return Isa::Scalar;
+  return Isa::Avx512;
 }
 
 }  // namespace
