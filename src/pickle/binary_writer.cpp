@@ -70,13 +70,18 @@ class ByteBuffer {
   std::size_t capacity() const { return static_cast<std::size_t>(end_ - data_.get()); }
   // Empty again, keeping the memory.
   void reset() { p_ = data_.get(); }
+  // Empty, giving the memory back (the next write allocates).
+  void release() noexcept {
+    data_.reset();
+    p_ = end_ = nullptr;
+  }
 
  private:
   [[gnu::noinline]] void grow(std::size_t n) {
     const std::size_t used = view().size();
     const std::size_t capacity = std::max(2 * static_cast<std::size_t>(end_ - data_.get()), used + n + 4096);
     std::unique_ptr<char[]> bigger(new char[capacity]);
-    std::memcpy(bigger.get(), data_.get(), used);
+    if (used) std::memcpy(bigger.get(), data_.get(), used);
     data_ = std::move(bigger);
     p_ = data_.get() + used;
     end_ = data_.get() + capacity;
@@ -100,7 +105,7 @@ class NodeBuffer {
   }
   ~NodeBuffer() {
     if (!lent_) return;
-    if (buffer_.capacity() > kKeptNodeBuffer) buffer_ = ByteBuffer(4096);
+    if (buffer_.capacity() > kKeptNodeBuffer) buffer_.release();  // a destructor: no allocation
     kept().in_use = false;
   }
   NodeBuffer(const NodeBuffer&) = delete;
