@@ -2210,8 +2210,11 @@ void Executable::add_stats(Plan::InferenceStats& s) const {
       ++s.kernel_steps;
   }
   for (const Exec& e : execs_) {
-    s.primitives += e.launches.size();
-    if (e.one_thread) s.calling_thread_primitives += e.launches.size();
+    // fxpack's own activation launches are not oneDNN primitives.
+    const auto n = static_cast<std::size_t>(
+        std::count_if(e.launches.begin(), e.launches.end(), [](const Launch& l) { return !l.activation; }));
+    s.primitives += n;
+    if (e.one_thread) s.calling_thread_primitives += n;
     if (e.fused_depthwise) ++s.fused_depthwise;
   }
   s.arena_bytes = arena_bytes_;
