@@ -242,17 +242,11 @@ class Generator {
   // What create_python_name does to 2.x's counters when it claims `name` unchanged: a base
   // remembers the suffix it was last given.
   void note_suffix(std::string_view name) {
-    auto us = name.rfind('_');
-    if (us == std::string_view::npos || us + 1 == name.size() || name.size() - us - 1 > 18) return;
-    std::int64_t num = 0;
-    for (char c : name.substr(us + 1)) {
-      if (c < '0' || c > '9') return;
-      num = num * 10 + (c - '0');
-    }
-    if (num == 0) return;
-    std::string_view base = name.substr(0, us);
-    if (auto it = counters_.find(base); it != counters_.end()) it->second = num;
-    else counters_.emplace(std::string(base), num);
+    const detail::NameSuffix x = detail::parse_name_suffix(name);  // a node's name: never TooLarge
+    if (x.kind != detail::NameSuffix::Kind::Number || x.number == 0) return;
+    std::string_view base = name.substr(0, x.base_size);
+    if (auto it = counters_.find(base); it != counters_.end()) it->second = x.number;
+    else counters_.emplace(std::string(base), x.number);
   }
 
   // repr() of an argument as the dialect's _format_args prints it.

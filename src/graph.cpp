@@ -181,7 +181,7 @@ void Graph::erase_node(Node* node) {
   }
   if (insert_before_ == node) insert_before_ = node->next_;
   node->drop_inputs();
-  names_.release(node->name());  // the name stays taken
+  names_.release(node->name(), node);  // the name stays taken
   if (node == output_) output_ = nullptr;
   unlink(node);
   release_node(node);

@@ -14,26 +14,21 @@ Node* taken() {
   return reinterpret_cast<Node*>(&tag);
 }
 
-// A name's base and number as the table keys it, read as it is (a name the rules never
-// produce, such as `add_01`, keys nothing: no node can have it).
-struct Key {
-  std::string_view base;
-  std::int64_t number;  // -1: none
-  bool canonical = true;
-};
-Key key_of(std::string_view name) {
-  const auto us = name.rfind('_');
-  const std::size_t digits = us == std::string_view::npos ? 0 : name.size() - us - 1;
-  if (digits < 1 || digits > 18) return {name, -1};
-  std::int64_t n = 0;
-  for (char c : name.substr(us + 1)) {
-    if (c < '0' || c > '9') return {name, -1};
-    n = n * 10 + (c - '0');
-  }
-  return {name.substr(0, us), n, digits == 1 || name[us + 1] != '0'};
-}
-
 }  // namespace
+
+std::optional<NameTable::Key> NameTable::key_of(std::string_view name) {
+  const NameSuffix x = parse_name_suffix(name);
+  switch (x.kind) {
+    case NameSuffix::Kind::None:
+      return Key{name, kBare};
+    case NameSuffix::Kind::Number:
+      if (!x.canonical) return std::nullopt;
+      return Key{name.substr(0, x.base_size), x.number};
+    case NameSuffix::Kind::TooLarge:
+      break;
+  }
+  return std::nullopt;
+}
 
 Node*& NameTable::slot(std::uint32_t b, std::int64_t number) {
   Base& base = bases_[b];
@@ -41,9 +36,11 @@ Node*& NameTable::slot(std::uint32_t b, std::int64_t number) {
   auto& dense = base.numbered;
   const auto k = static_cast<std::uint64_t>(number);
   if (k < dense.size()) return dense[k];
-  // The dense array grows to any number within twice its size (and a little): names come
-  // mostly in order, so it stays dense. Names of the new range that were far move in.
-  if (k - dense.size() > dense.size() + 64) {
+  // The dense array grows to a number below twice the names the base holds (and a little):
+  // names come mostly in order, so it stays dense, and its length is bounded by what is held
+  // (taken names are never given back, so it never exceeds the bound). Names of the new range
+  // that were far move in.
+  if (k >= 2 * base.numbers_taken + 64) {
     auto [it, added] = far_.try_emplace({b, number}, nullptr);
     base.far += added;
     return it->second;
@@ -77,9 +74,11 @@ NameTable::Claimed NameTable::claim(std::string_view raw, Dialect dialect) {
   NameSpace space{[&](std::optional<std::int64_t> k) {
                     // Only a name that does not end in a digit can be reserved: not base_<k>.
                     if (!k && is_reserved_name(s.candidate)) return false;
-                    Node*& node = slot(b, k ? *k : s.has_num ? s.num : kBare);
+                    const std::int64_t number = k ? *k : s.has_num ? s.num : kBare;
+                    Node*& node = slot(b, number);
                     if (node) return false;
                     node = taken();
+                    if (number != kBare) ++bases_[b].numbers_taken;
                     claimed = &node;
                     return true;
                   },
@@ -97,19 +96,26 @@ NameTable::Claimed NameTable::claim(std::string_view raw, Dialect dialect) {
 }
 
 Node* NameTable::find(std::string_view name) const {
-  const Key key = key_of(name);
-  if (!key.canonical) return nullptr;
-  const auto b = base_names_.find(key.base);
+  const auto key = key_of(name);
+  if (!key) return nullptr;
+  const auto b = base_names_.find(key->base);
   if (!b) return nullptr;
-  Node* const* s = find_slot(*b, key.number);
+  Node* const* s = find_slot(*b, key->number);
   return s && *s != taken() ? *s : nullptr;
 }
 
-void NameTable::release(std::string_view name) {
-  const Key key = key_of(name);
-  const auto b = base_names_.find(key.base);
-  if (!key.canonical || !b) return;
-  if (Node* const* s = find_slot(*b, key.number); s && *s) *const_cast<Node**>(s) = taken();
+void NameTable::release(std::string_view name, const Node* node) {
+  const auto key = key_of(name);
+  if (!key) return;
+  const auto b = base_names_.find(key->base);
+  if (!b) return;
+  if (Node* const* s = find_slot(*b, key->number); s && *s == node) *const_cast<Node**>(s) = taken();
+}
+
+std::size_t NameTable::numbered_slots() const {
+  std::size_t n = far_.size();
+  for (const Base& base : bases_) n += base.numbered.size();
+  return n;
 }
 
 }  // namespace fxpack::detail

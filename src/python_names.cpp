@@ -6,6 +6,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fxpack/errors.hpp"
+#include "fxpack/quote.hpp"
+
 namespace fxpack::detail {
 
 namespace {
@@ -82,6 +85,28 @@ std::string_view custom_builtin_object(std::string_view name) {
   return it == m.end() ? std::string_view() : it->second;
 }
 
+NameSuffix parse_name_suffix(std::string_view name) {
+  NameSuffix x;
+  const auto us = name.rfind('_');
+  if (us == std::string_view::npos || us + 1 == name.size()) return x;
+  const std::string_view digits = name.substr(us + 1);
+  if (!std::all_of(digits.begin(), digits.end(), digit)) return x;
+  std::int64_t n = 0;
+  for (char c : digits) {
+    const int d = c - '0';
+    if (n > (kMaxNameNumber - d) / 10) {
+      x.kind = NameSuffix::Kind::TooLarge;
+      return x;
+    }
+    n = n * 10 + d;
+  }
+  x.kind = NameSuffix::Kind::Number;
+  x.base_size = us;
+  x.number = n;
+  x.canonical = digits.size() == 1 || digits[0] != '0';
+  return x;
+}
+
 SplitName split_python_name(std::string_view raw) {
   SplitName s;
   if (!raw.empty() && !digit(raw[0]) && std::all_of(raw.begin(), raw.end(), ident_char)) {
@@ -101,22 +126,31 @@ SplitName split_python_name(std::string_view raw) {
     if (s.candidate.empty()) s.candidate = "_unnamed";
     if (digit(s.candidate[0])) s.candidate.insert(0, 1, '_');
   }
-  // A trailing _<digits> (at most 18: the number must fit an int64) is the suffix.
-  const auto us = s.candidate.rfind('_');
-  const std::size_t digits = us == std::string::npos ? 0 : s.candidate.size() - us - 1;
-  if (digits >= 1 && digits <= 18 &&
-      std::all_of(s.candidate.begin() + static_cast<std::ptrdiff_t>(us) + 1, s.candidate.end(), digit)) {
-    for (std::size_t k = us + 1; k < s.candidate.size(); ++k) s.num = s.num * 10 + (s.candidate[k] - '0');
-    s.has_num = true;
-    s.base_size = us;
-    if (digits > 1 && s.candidate[us + 1] == '0') {  // no leading zeros
-      s.candidate.resize(us + 1);
-      s.candidate += std::to_string(s.num);
-    }
-  } else {
-    s.base_size = s.candidate.size();
+  const NameSuffix x = parse_name_suffix(s.candidate);
+  switch (x.kind) {
+    case NameSuffix::Kind::None:
+      s.base_size = s.candidate.size();
+      break;
+    case NameSuffix::Kind::TooLarge:
+      throw GraphError("name " + quote(raw) + ": the number after its last '_' is above " +
+                       std::to_string(kMaxNameNumber) + ", the largest a name can carry");
+    case NameSuffix::Kind::Number:
+      s.num = x.number;
+      s.has_num = true;
+      s.base_size = x.base_size;
+      if (!x.canonical) {  // no leading zeros
+        s.candidate.resize(x.base_size + 1);
+        s.candidate += std::to_string(s.num);
+      }
+      break;
   }
   return s;
+}
+
+void throw_name_numbers_exhausted(const SplitName& s) {
+  throw GraphError("cannot name " + quote(s.candidate) + ": it is taken, and the next number for its base " +
+                   quote(s.base()) + " would be above " + std::to_string(kMaxNameNumber) +
+                   ", the largest a name can carry");
 }
 
 }  // namespace fxpack::detail

@@ -1,18 +1,27 @@
-// fx's _Namespace: how torch.fx makes a name unique, shared by Graph (node names) and the
-// code generator (the names of one generated source, where globals and nodes meet).
+// fx's _Namespace: how torch.fx makes a name unique, shared by Graph (node names, through
+// NameTable::claim) and the code generator (the names of one generated source, where globals
+// and nodes meet, through create_python_name).
 //
-// create_name(raw) normalizes the candidate — runs of characters that are not [0-9a-zA-Z_]
-// become one '_', an empty one becomes "_unnamed", a leading digit gets a '_' — and splits a
-// trailing `_<digits>` suffix off ("relu_2" is base "relu", number 2). Then it takes the
-// first free name, as the dialect does it:
+// Both run the same rules, claim_python_name, over their own storage (a NameSpace). A raw
+// name is first normalized by split_python_name — runs of characters that are not
+// [0-9a-zA-Z_] become one '_', an empty one becomes "_unnamed", a leading digit gets a '_' —
+// and its trailing `_<digits>` suffix split off ("relu_2" is base "relu", number 2). Then the
+// first free name is taken, as the dialect does it:
 //   Torch1_13  the candidate itself, else base_<n> for the smallest free n above the
 //              candidate's number (counted from 1);
 //   Torch2     counts from the highest number the base was last given (fx 2.x's _base_count).
-// Both cost O(1) amortized per name: for 1.13 `counters` keeps, per base, a number below
-// which every suffix is known to be taken, so the search never starts from 1 again.
+// Both cost O(1) amortized per name: for 1.13 a base's counter is a number below which every
+// suffix is known to be taken, so the search never starts from 1 again.
+//
+// A suffix is read in one place, parse_name_suffix: names being made, names being looked up
+// (NameTable) and the code generator's counters key a name the same way. Python's ints have
+// no bound, fxpack's numbers are int64: a name whose suffix is larger, or a clash whose next
+// number would be, is a GraphError quoting the name (names fx makes itself never come near:
+// only a requested name, such as one read from an archive, can).
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,6 +51,24 @@ bool is_reserved_name(std::string_view name);
 template <class Claim>
 std::string create_python_name(std::string_view raw, Dialect dialect, NameCounters& counters, Claim&& claim);
 
+// The largest number a name can carry.
+inline constexpr std::int64_t kMaxNameNumber = std::numeric_limits<std::int64_t>::max();
+
+// A name's trailing `_<digits>`, read as fx reads it: "relu_2" is base "relu", number 2;
+// "relu", "relu_" and "relu_2a" have none (the name is its base).
+struct NameSuffix {
+  enum class Kind : std::uint8_t {
+    None,      // no suffix
+    Number,    // base_size and number say what it is
+    TooLarge,  // digits whose value is above kMaxNameNumber
+  };
+  Kind kind = Kind::None;
+  std::size_t base_size = 0;  // the base is the name's first base_size characters
+  std::int64_t number = 0;
+  bool canonical = true;  // spelled as fx spells the number: no leading zeros
+};
+NameSuffix parse_name_suffix(std::string_view name);
+
 // ---- implementation -------------------------------------------------------------------
 
 // A normalized candidate split into base and suffix: "relu_2" is base "relu", number 2.
@@ -52,7 +79,11 @@ struct SplitName {
   bool has_num = false;
   std::string_view base() const { return std::string_view(candidate).substr(0, base_size); }
 };
+// Throws GraphError for a suffix above kMaxNameNumber.
 SplitName split_python_name(std::string_view raw);
+
+// The GraphError of a clash whose next number for the base would be above kMaxNameNumber.
+[[noreturn]] void throw_name_numbers_exhausted(const SplitName& s);
 
 // The name rules themselves, over any namespace: `space` claims the candidate as it is
 // (`claim(std::nullopt)`) or base_<k> (`claim(k)`), and holds the base's counter
@@ -67,7 +98,10 @@ std::optional<std::int64_t> claim_python_name(const SplitName& s, Dialect dialec
       num = c ? *c : 0;
     }
     std::optional<std::int64_t> suffix;  // the candidate itself first
-    while (!space.claim(suffix)) suffix = ++num;
+    while (!space.claim(suffix)) {
+      if (num == kMaxNameNumber) throw_name_numbers_exhausted(s);
+      suffix = ++num;
+    }
     space.set_counter(num);
     return suffix;
   }
@@ -76,12 +110,15 @@ std::optional<std::int64_t> claim_python_name(const SplitName& s, Dialect dialec
   const std::int64_t* c = space.counter();
   const std::int64_t low = c ? *c : 1;
   if (!c) space.set_counter(1);
-  const bool from_low = s.num + 1 <= low;
+  const bool from_low = s.num < low;
+  if (!from_low && s.num == kMaxNameNumber) throw_name_numbers_exhausted(s);
   for (std::int64_t k = from_low ? low : s.num + 1;; ++k) {
     if (space.claim(k)) {
-      if (from_low) space.set_counter(k + 1);
+      // (at the last number, low stays one short: it only says what is known to be taken)
+      if (from_low) space.set_counter(k == kMaxNameNumber ? k : k + 1);
       return k;
     }
+    if (k == kMaxNameNumber) throw_name_numbers_exhausted(s);
   }
 }
 

@@ -3,7 +3,9 @@
 
 #include <set>
 
+#include "fxpack/detail/name_table.hpp"
 #include "fxpack/fxpack.hpp"
+#include "python_names.hpp"
 
 using namespace fxpack;
 
@@ -95,6 +97,158 @@ TEST_CASE("graph: names far beyond their base's others, then the numbers between
   }
   CHECK(nodes[0]->name() == "v_300");
   CHECK(nodes[301]->name() == "v_301");  // v, v_1 .. v_299, then v_300 is taken
+}
+
+TEST_CASE("graph: numbers each past twice the last (x_64, x_194, x_454, ...) cost a slot each, not an array up to the largest") {
+  // What a hostile archive can ask for: each number is beyond the dense range the one before
+  // would have opened (2k + 66), up to the largest number a name can carry. An array reaching
+  // the 22nd would hold 2.7e8 slots (2.2 GB), the 27th 70 GB.
+  std::vector<std::string> asked;
+  std::vector<std::int64_t> numbers{64};
+  while (numbers.back() <= (detail::kMaxNameNumber - 66) / 2) numbers.push_back(2 * numbers.back() + 66);
+  for (std::int64_t n : numbers) asked.push_back("x_" + std::to_string(n));
+  REQUIRE(numbers.size() == 56);
+  for (Dialect d : {Dialect::Torch1_13, Dialect::Torch2}) {
+    CAPTURE(dialect_name(d));
+    // The table holds at most twice the numbered names it was given, and 64 more per base.
+    detail::NameTable table;
+    for (std::size_t i = 0; i < asked.size(); ++i) {
+      CAPTURE(asked[i]);
+      CHECK(table.claim(asked[i], d).name == asked[i]);
+      REQUIRE(table.numbered_slots() <= 2 * (i + 1) + 64);
+    }
+    const std::size_t before = table.numbered_slots();
+    for (int i = 0; i < 1000; ++i) table.claim("x", d);  // and so it stays
+    CHECK(table.numbered_slots() <= before + 2 * 1000);
+    // A graph keeps each name as asked, finds it, and its rules go on as before.
+    Graph g(d);
+    std::vector<Node*> made;
+    for (const std::string& name : asked) made.push_back(g.create_node(Op::Placeholder, "p", {}, {}, name));
+    for (std::size_t i = 0; i < asked.size(); ++i) {
+      CHECK(made[i]->name() == asked[i]);
+      CHECK(g.find_node(asked[i]) == made[i]);
+    }
+    CHECK(g.find_node("x_65") == nullptr);
+    CHECK(g.create_node(Op::Placeholder, "p", {}, {}, std::string("x"))->name() == "x");
+    // 1.13 takes the smallest free number; 2.x counts on from the last one given.
+    CHECK(g.create_node(Op::Placeholder, "p", {}, {}, std::string("x"))->name() ==
+          (d == Dialect::Torch2 ? "x_" + std::to_string(numbers.back() + 1) : std::string("x_1")));
+    CHECK(g.create_node(Op::Placeholder, "p", {}, {}, std::string("x_64"))->name() == "x_65");
+    Value v = g.create_node(Op::Placeholder, "p", {}, {}, std::string("y"));
+    for (int i = 0; i < 1000; ++i) v = g.call_method("sin", {v});
+    CHECK(v.node()->name() == "sin_999");
+  }
+}
+
+TEST_CASE("graph: 19-digit numbers key as they are spelled; a name never belongs to two nodes") {
+  // fx's 1.13 and 2.x alike: the second x_999999999999999999 becomes x_1000000000000000000,
+  // so a third asking for that name takes the next one (the name must not be read back as a
+  // base of its own).
+  for (Dialect d : {Dialect::Torch1_13, Dialect::Torch2}) {
+    CAPTURE(dialect_name(d));
+    Graph g(d);
+    const std::vector<std::string> asked = {"x_999999999999999999", "x_999999999999999999", "x_1000000000000000000"};
+    const std::vector<std::string> expected = {"x_999999999999999999", "x_1000000000000000000", "x_1000000000000000001"};
+    std::vector<Node*> made;
+    for (const std::string& a : asked) made.push_back(g.create_node(Op::Placeholder, "p", {}, {}, a));
+    for (std::size_t i = 0; i < made.size(); ++i) {
+      CHECK(made[i]->name() == expected[i]);
+      CHECK(g.find_node(expected[i]) == made[i]);
+    }
+    // Erasing one node leaves every other node's name to it.
+    g.erase_node(made[1]);
+    CHECK(g.find_node("x_1000000000000000000") == nullptr);
+    CHECK(g.find_node("x_999999999999999999") == made[0]);
+    CHECK(g.find_node("x_1000000000000000001") == made[2]);
+    CHECK(g.create_node(Op::Placeholder, "p", {}, {}, std::string("x_1000000000000000000"))->name() == "x_1000000000000000002");
+  }
+}
+
+TEST_CASE("graph: at the int64 edge a name is a GraphError quoting it, never a wrapped number") {
+  const std::string edge = "x_9223372036854775807";  // 2^63 - 1
+  for (Dialect d : {Dialect::Torch1_13, Dialect::Torch2}) {
+    CAPTURE(dialect_name(d));
+    Graph g(d);
+    Node* top = g.create_node(Op::Placeholder, "p", {}, {}, edge);
+    CHECK(top->name() == edge);
+    CHECK(g.find_node(edge) == top);
+    // Taken, and no number above it to give.
+    CHECK_THROWS_WITH_AS(g.create_node(Op::Placeholder, "p", {}, {}, edge),
+                         doctest::Contains("cannot name 'x_9223372036854775807': it is taken, and the next number for its base 'x' would be above 9223372036854775807"),
+                         GraphError);
+    CHECK_THROWS_WITH_AS(g.unique_name("x_9223372036854775808"),
+                         doctest::Contains("name 'x_9223372036854775808': the number after its last '_' is above 9223372036854775807"),
+                         GraphError);
+    CHECK_THROWS_AS(g.create_node(Op::Placeholder, "p", {}, {}, std::string("a.b_99999999999999999999")), GraphError);
+    CHECK(g.find_node("x_9223372036854775808") == nullptr);
+    CHECK(g.find_node("x_99999999999999999999") == nullptr);
+    // The refusals took nothing: the graph names on as before.
+    CHECK(g.size() == 1);
+    CHECK(g.create_node(Op::Placeholder, "p", {}, {}, std::string("x"))->name() == "x");
+    if (d == Dialect::Torch2) {  // 2.x counts on from x_9223372036854775807: there is nothing after it
+      CHECK_THROWS_WITH_AS(g.create_node(Op::Placeholder, "p", {}, {}, std::string("x")),
+                           doctest::Contains("cannot name 'x': it is taken"), GraphError);
+    } else {
+      CHECK(g.create_node(Op::Placeholder, "p", {}, {}, std::string("x"))->name() == "x_1");
+    }
+    // A requested number just below the edge still gets the last one.
+    CHECK(g.create_node(Op::Placeholder, "p", {}, {}, std::string("y_9223372036854775806"))->name() == "y_9223372036854775806");
+    CHECK(g.create_node(Op::Placeholder, "p", {}, {}, std::string("y_9223372036854775806"))->name() == "y_9223372036854775807");
+    CHECK_THROWS_AS(g.create_node(Op::Placeholder, "p", {}, {}, std::string("y_9223372036854775806")), GraphError);
+  }
+}
+
+TEST_CASE("graph: one reading of a name's number, for names made and names looked up") {
+  using detail::NameSuffix;
+  using detail::parse_name_suffix;
+  using BaseAndNumber = std::pair<std::string_view, std::int64_t>;
+  auto number = [](std::string_view name) {
+    NameSuffix x = parse_name_suffix(name);
+    REQUIRE(x.kind == NameSuffix::Kind::Number);
+    return BaseAndNumber(name.substr(0, x.base_size), x.number);
+  };
+  CHECK(number("relu_2") == BaseAndNumber("relu", 2));
+  CHECK(number("a_b_0") == BaseAndNumber("a_b", 0));
+  CHECK(number("_7") == BaseAndNumber("", 7));
+  CHECK(number("x_1000000000000000000").second == 1000000000000000000);
+  CHECK(number("x_9223372036854775807").second == detail::kMaxNameNumber);
+  CHECK(number("x_00000000000000000000000009").second == 9);  // leading zeros: any count
+  CHECK_FALSE(parse_name_suffix("x_00000000000000000000000009").canonical);
+  CHECK_FALSE(parse_name_suffix("x_01").canonical);
+  CHECK(parse_name_suffix("x_0").canonical);
+  CHECK(parse_name_suffix("x_10").canonical);
+  for (const char* none : {"relu", "relu_", "relu_2a", "_", "", "2"}) {
+    CAPTURE(none);
+    CHECK(parse_name_suffix(none).kind == NameSuffix::Kind::None);
+  }
+  CHECK(parse_name_suffix("x_9223372036854775808").kind == NameSuffix::Kind::TooLarge);
+  CHECK(parse_name_suffix("x_18446744073709551616").kind == NameSuffix::Kind::TooLarge);
+  // Names being made read the same number, spelled without leading zeros.
+  const detail::SplitName s = detail::split_python_name("x_0001000000000000000000");
+  CHECK(s.candidate == "x_1000000000000000000");
+  CHECK(s.base() == "x");
+  CHECK(s.num == 1000000000000000000);
+  CHECK_THROWS_AS(detail::split_python_name("x_9223372036854775808"), GraphError);
+}
+
+TEST_CASE("graph: releasing a name clears it only for the node that has it") {
+  Graph g;
+  Node* a = g.placeholder("a");
+  Node* b = g.placeholder("b");
+  detail::NameTable table;
+  *table.claim("x_5", Dialect::Torch1_13).node = a;
+  *table.claim("y", Dialect::Torch1_13).node = a;
+  table.release("x_5", b);  // b never had it
+  table.release("y", b);
+  CHECK(table.find("x_5") == a);
+  CHECK(table.find("y") == a);
+  table.release("x_5", a);
+  table.release("y", a);
+  CHECK(table.find("x_5") == nullptr);
+  CHECK(table.find("y") == nullptr);
+  // Released names stay taken.
+  CHECK(table.claim("x_5", Dialect::Torch1_13).name == "x_6");
+  CHECK(table.claim("y", Dialect::Torch1_13).name == "y_1");
 }
 
 TEST_CASE("graph: naming is O(1) per node (a long chain names quickly and uniquely)") {

@@ -628,6 +628,12 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
   }
   {
     auto r = base();
+    r.nodes[0].name = "x_9223372036854775808";  // 2^63: beyond the numbers names carry
+    cases.push_back({"node name number beyond int64", pickle_of(r),
+                     "nodes[0] 'x_9223372036854775808': name 'x_9223372036854775808': the number after its last '_' is above 9223372036854775807"});
+  }
+  {
+    auto r = base();
     ValueRecord v;
     v.kind = 11;
     ValueRecord* cur = &v;
@@ -1071,6 +1077,37 @@ TEST_CASE("pickle: node references far back, and in meta to later nodes") {
     CAPTURE(pk::format_name(f));
     auto back = pk::loads(pk::dumps(*gm, f), quiet_checked());
     check_same_graph(*g, back->graph());
+  }
+}
+
+TEST_CASE("pickle: hostile node numbers (x_64, x_194, x_454, ...) and 19-digit ones load with their names") {
+  // Names whose numbers each pass twice the last (2k + 66, up to the largest a name carries)
+  // once made the name table open one array up to the largest: 2.2 GB by the 22nd name, 70 GB
+  // by the 27th (test_graph.cpp checks the table's bound). The names are kept as they are, and
+  // 19-digit ones key as they are spelled.
+  auto lazy_mode = use_lazy_graph_module(true);
+  auto g = std::make_shared<Graph>();
+  std::vector<std::int64_t> numbers{64};
+  while (numbers.back() <= (std::numeric_limits<std::int64_t>::max() - 66) / 2) numbers.push_back(2 * numbers.back() + 66);
+  std::vector<Node*> inputs;
+  for (std::int64_t n : numbers) inputs.push_back(g->placeholder("x_" + std::to_string(n)));
+  Node* y = g->placeholder("y_999999999999999999");
+  Node* y2 = g->create_node(Op::Placeholder, "y2", {}, {}, std::string("y_999999999999999999"));
+  REQUIRE(y2->name() == "y_1000000000000000000");
+  g->output(Tuple{{inputs.front(), inputs.back(), y, y2}});
+  auto gm = make_graph_module(std::make_shared<Module>(), g, {.graph_module_cls = GraphModuleClass::Lazy});
+  for (auto f : kFormats) {
+    CAPTURE(pk::format_name(f));
+    auto back = pk::loads(pk::dumps(*gm, f), quiet());
+    check_same_graph(*g, back->graph());
+    for (const Node* n : *g) {
+      const Node* found = back->graph().find_node(n->name());
+      REQUIRE(found != nullptr);
+      CHECK(found->name() == n->name());
+    }
+    // The loaded graph names on by the same rules.
+    CHECK(back->graph().unique_name("x_64") == "x_65");
+    CHECK(back->graph().unique_name("y_1000000000000000000") == "y_1000000000000000001");
   }
 }
 

@@ -12,7 +12,9 @@
 // clash with a used name, a Python keyword or builtin, or fx's reserved words takes a free
 // `_N` suffix for that base, chosen as the graph's dialect does (dialect.hpp: 1.13 takes the
 // smallest free N, 2.x counts on from the base's last N). Each base keeps its own counter, so
-// naming costs O(1) per node rather than a search from 1.
+// naming costs O(1) per node rather than a search from 1. Suffixes are int64 numbers: a
+// candidate whose suffix is above 2^63-1, or a clash whose next N would be, is a GraphError
+// quoting the name (Python's ints have no bound; names fx makes never come near it).
 //
 // The dialect is a property of the graph: new graphs take default_dialect(); code() follows
 // it. Changing it later changes how code prints and how later nodes are named, never the

@@ -7,8 +7,14 @@
 // by number in a dense array) and a name costs a lookup among the bases, which are few (tens
 // to hundreds in a real graph: they stay in cache), and one slot of an array filled in order.
 // A hash index over every name, as this was, missed main memory once per new name at 10^6
-// nodes: a fifth of a load. A number far beyond its base's dense range (`x_1000000` among a
-// few x's) goes to a side hash map instead, so no name costs more than a slot or a map entry.
+// nodes: a fifth of a load. The dense array only reaches numbers below twice the names its
+// base holds (and a little): a number beyond (`x_1000000` among a few x's, or a hostile run
+// x_64, x_194, x_454, ... each past twice the last) goes to a side hash map instead. So the
+// table's memory is proportional to the names taken, never to how large their numbers are,
+// and no name costs more than a slot or a map entry.
+//
+// A name is keyed by its base and number as parse_name_suffix (python_names.hpp) reads it,
+// the one reading the naming rules use, so every name spelled keys back to where it was made.
 //
 // The names themselves are kept by the nodes (Node::name); a name without a node (erased, or
 // handed out by Graph::unique_name) needs no text, as its base and number say it is taken.
@@ -16,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -41,16 +48,28 @@ class NameTable {
   Claimed claim(std::string_view raw, Dialect dialect);
   // The live node named `name`, or null.
   Node* find(std::string_view name) const;
-  // The node named `name` is gone; the name stays taken.
-  void release(std::string_view name);
+  // `node`, named `name`, is gone; the name stays taken. (A slot holding another node is
+  // left as it is: a release never takes a name from a node that has it.)
+  void release(std::string_view name, const Node* node);
+  // The slots held for numbered names, dense and far: at most twice the numbered names taken
+  // and 64 more per base, however large their numbers (the bound a test reads).
+  std::size_t numbered_slots() const;
 
  private:
   // A name's number: its suffix, or kBare for a name that is its base.
   static constexpr std::int64_t kBare = -1;
+  struct Key {
+    std::string_view base;
+    std::int64_t number;
+  };
+  // Where `name` is kept, or nullopt for a name the rules never give (`add_01`, a number
+  // above kMaxNameNumber), which no node can have.
+  static std::optional<Key> key_of(std::string_view name);
   struct Base {
     std::int64_t counter = 0;  // fx's counter (python_names.hpp), when has_counter
     bool has_counter = false;
     std::uint32_t far = 0;      // how many of its names are in far_
+    std::uint64_t numbers_taken = 0;  // how many base_<k> names are taken, dense or far
     Node* bare = nullptr;       // the base as a name
     std::vector<Node*> numbered;  // base_<k> at [k], for k below the size
   };
