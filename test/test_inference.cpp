@@ -984,6 +984,37 @@ TEST_CASE("inference: cat of the input, and a reshape sized by the data, agree w
   }
 }
 
+// An archive's reshape whose sizes multiply past int64 — to the input's size, modulo 2^64 —
+// is the kernel's to refuse, with its message, not a view of the plan's buffer as a huge
+// tensor; under the inference plan as under the plain one, on every call.
+TEST_CASE("inference: a reshape or view whose sizes overflow int64 gets the kernel's message") {
+  const auto i = [](std::int64_t v) { return Value(v); };
+  // (2^32 + 1) * (2^32 - 1) = 2^64 - 1: the four big sizes multiply to 1 modulo 2^64.
+  for (const auto& call_and_first : {std::pair{"reshape", std::int64_t{8192}}, std::pair{"view", std::int64_t{-1}}}) {
+    // No structured binding: clang 14 refuses one captured by doctest's lambdas.
+    const std::string method = call_and_first.first;
+    const std::int64_t first = call_and_first.second;
+    auto root = std::make_shared<Module>("Overflow");
+    auto g = std::make_shared<Graph>();
+    Node* x = g->placeholder("x");
+    Node* y = g->call_function("torch.relu", {Value(x)});  // a plan buffer of 8192 floats
+    g->output(Value(g->call_method(method, {Value(y), i(first), i(4294967297), i(4294967295), i(4294967297),
+                                            i(4294967295)})));
+    GraphModule fast(*root, g, "Overflow"), plain(*root, g, "Overflow", PlanOptions{.optimize_for_inference = false});
+    CHECK(fast.plan()->optimized_for_inference());
+    const std::string message = method + ": shape '[" + std::to_string(first) +
+                                ", 4294967297, 4294967295, 4294967297, 4294967295]' is too large";
+    const Tensor x_in = random_tensor(Shape{4, 64, 32}, 70);
+    for (GraphModule* m : {&fast, &plain}) {
+      for (int call = 0; call < 2; ++call) {
+        INFO(method, m == &fast ? ", inference plan" : ", plain plan", ", call ", call);
+        CHECK_THROWS_WITH_AS((*m)(x_in), doctest::Contains(("node '" + method + "'").c_str()), OpError);
+        CHECK_THROWS_WITH_AS((*m)(x_in), doctest::Contains(message.c_str()), OpError);
+      }
+    }
+  }
+}
+
 // The shape checks models write — x.shape, x.dim(), x.size(d), x.size(), x.numel(), then
 // getitem, ==, //, * and torch._assert of them — are recorded by the first call because the
 // op table flags the queries `metadata` and the rest pure or an assertion: a later call runs

@@ -16,6 +16,7 @@
 #include "attention.hpp"
 #include "fxpack/threads.hpp"
 #include "ops/dnnl/primitives.hpp"
+#include "ops/kernels.hpp"
 #include "ops/simd/activation_simd.hpp"
 #include "result_pool.hpp"
 
@@ -1504,27 +1505,6 @@ Dims dense_strides(const Shape& shape) {
   return s;
 }
 
-// reshape/view's result shape: `sizes` with at most one -1 inferred. Sizes that do not fit
-// leave the step to the kernel (and its message).
-Shape reshape_target(const Shape& x, const Value& sizes) {
-  std::vector<std::int64_t> v = sizes.int_list();
-  std::int64_t known = 1;
-  std::optional<std::size_t> infer;
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (v[i] == -1 && !infer) infer = i;
-    else if (v[i] < 0) throw SignatureMismatch{};
-    else known *= v[i];
-  }
-  if (infer) {
-    if (known == 0 || x.numel() % known) throw SignatureMismatch{};
-    v[*infer] = x.numel() / known;
-  }
-  if (v.size() > Shape::kMaxDims) throw SignatureMismatch{};
-  Shape out(std::span<const std::int64_t>(v.data(), v.size()));
-  if (out.numel() != x.numel()) throw SignatureMismatch{};
-  return out;
-}
-
 // x.permute(dims) of dense x: out dim k is x's dim dims[k], with its stride.
 memory::desc permuted_md(const Shape& x, const Value& dims, Shape& out) {
   const std::vector<std::int64_t> p = dims.int_list();
@@ -1641,7 +1621,9 @@ void Executable::specialise_shape_op(std::size_t j, Exec& ex, Workspace& ws) {
     } else if (name == "operator.getitem") {
       md = indexed_md(x, args[1], out);
     } else {
-      out = reshape_target(x, args[1]);
+      // The kernel's own shape inference: its OpError for sizes that do not fit (an
+      // archive's, whose product may overflow int64) leaves the step to the kernel.
+      out = ops::reshape_shape(x.numel(), args[1].int_list(), name.c_str());
       md = dnb::plain_md(dnb::dims_of(out));
     }
     produce_view(j, md, out, dense.index, ex, ws);
