@@ -105,12 +105,12 @@ Models net_models() {
 // Linear, then a functional batch norm on its features, then ReLU.
 class LinearBn : public Module {
  public:
-  LinearBn() : Module("LinearBn") {
-    register_module("fc", nn::Linear(8, 6));
-    register_buffer("rm", Tensor::zeros(Shape{6}));
-    register_buffer("rv", Tensor::zeros(Shape{6}));
-    register_parameter("gamma", Tensor::zeros(Shape{6}));
-    register_parameter("beta", Tensor::zeros(Shape{6}));
+  LinearBn(std::int64_t in, std::int64_t out) : Module("LinearBn") {
+    register_module("fc", nn::Linear(in, out));
+    register_buffer("rm", Tensor::zeros(Shape{out}));
+    register_buffer("rv", Tensor::zeros(Shape{out}));
+    register_parameter("gamma", Tensor::zeros(Shape{out}));
+    register_parameter("beta", Tensor::zeros(Shape{out}));
   }
   Value forward(std::span<const Value> in) override {
     Value y = (*find_child("fc"))(in[0]);
@@ -471,7 +471,7 @@ TEST_CASE("inference: a squeeze-excitation block stays on oneDNN, stochastic dep
 }
 
 TEST_CASE("inference: batch norm folds into a linear layer on 2-D features") {
-  auto m = std::make_shared<LinearBn>();
+  auto m = std::make_shared<LinearBn>(8, 6);
   randomize(*m, 3);
   m->register_buffer("rv", random_tensor(Shape{6}, 9, 0.5, 2.0));
   const Models models = fast_and_plain(m, "LinearBn");
@@ -484,6 +484,25 @@ TEST_CASE("inference: batch norm folds into a linear layer on 2-D features") {
   // On [N, L, features] batch norm normalises L: not foldable, the kernels run instead.
   const Tensor x3 = random_tensor(Shape{2, 6, 8}, 5);
   CHECK(allclose((*fast)(x3).tensor(), (*plain)(x3).tensor(), 1e-4, 1e-5));
+}
+
+TEST_CASE("inference: a linear layer's weights folded and packed a chunk of outputs at a time") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  // 200 outputs of 600 inputs (2400 bytes each): the matmul's [in, out] layouts are cut
+  // along the outputs (dim 1) — where oneDNN blocks them, in whole blocks and a part block
+  // at the end.
+  auto m = std::make_shared<LinearBn>(600, 200);
+  randomize(*m, 60);
+  m->register_buffer("rv", random_tensor(Shape{200}, 61, 0.5, 2.0));
+  const Models models = fast_and_plain(m, "LinearBn");
+  CHECK(models.fast->plan()->inference_summary() == "linear [fc batch_norm relu] batch_norm folded, post-ops: relu\n");
+  const Tensor x = random_tensor(Shape{5, 600}, 62);
+  const Tensor got = (*models.fast)(x).tensor(), want = (*models.plain)(x).tensor();
+  INFO("max |diff| ", max_abs_diff(got, want));
+  CHECK(allclose(got, want, 1e-4, 1e-5));
+  CHECK(models.fast->plan()->inference_stats().packed_weight_bytes >= 600 * 200 * sizeof(float));
+  CHECK(max_abs_diff((*models.fast)(x).tensor(), got) == 0.0);
 }
 
 TEST_CASE("inference: one plan serves several input signatures and thread counts") {
