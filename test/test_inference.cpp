@@ -105,12 +105,12 @@ Models net_models() {
 // Linear, then a functional batch norm on its features, then ReLU.
 class LinearBn : public Module {
  public:
-  LinearBn() : Module("LinearBn") {
-    register_module("fc", nn::Linear(8, 6));
-    register_buffer("rm", Tensor::zeros(Shape{6}));
-    register_buffer("rv", Tensor::zeros(Shape{6}));
-    register_parameter("gamma", Tensor::zeros(Shape{6}));
-    register_parameter("beta", Tensor::zeros(Shape{6}));
+  LinearBn(std::int64_t in, std::int64_t out) : Module("LinearBn") {
+    register_module("fc", nn::Linear(in, out));
+    register_buffer("rm", Tensor::zeros(Shape{out}));
+    register_buffer("rv", Tensor::zeros(Shape{out}));
+    register_parameter("gamma", Tensor::zeros(Shape{out}));
+    register_parameter("beta", Tensor::zeros(Shape{out}));
   }
   Value forward(std::span<const Value> in) override {
     Value y = (*find_child("fc"))(in[0]);
@@ -471,7 +471,7 @@ TEST_CASE("inference: a squeeze-excitation block stays on oneDNN, stochastic dep
 }
 
 TEST_CASE("inference: batch norm folds into a linear layer on 2-D features") {
-  auto m = std::make_shared<LinearBn>();
+  auto m = std::make_shared<LinearBn>(8, 6);
   randomize(*m, 3);
   m->register_buffer("rv", random_tensor(Shape{6}, 9, 0.5, 2.0));
   const Models models = fast_and_plain(m, "LinearBn");
@@ -484,6 +484,25 @@ TEST_CASE("inference: batch norm folds into a linear layer on 2-D features") {
   // On [N, L, features] batch norm normalises L: not foldable, the kernels run instead.
   const Tensor x3 = random_tensor(Shape{2, 6, 8}, 5);
   CHECK(allclose((*fast)(x3).tensor(), (*plain)(x3).tensor(), 1e-4, 1e-5));
+}
+
+TEST_CASE("inference: a linear layer's weights folded and packed a chunk of outputs at a time") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  // 200 outputs of 600 inputs (2400 bytes each): the matmul's [in, out] layouts are cut
+  // along the outputs (dim 1) — where oneDNN blocks them, in whole blocks and a part block
+  // at the end.
+  auto m = std::make_shared<LinearBn>(600, 200);
+  randomize(*m, 60);
+  m->register_buffer("rv", random_tensor(Shape{200}, 61, 0.5, 2.0));
+  const Models models = fast_and_plain(m, "LinearBn");
+  CHECK(models.fast->plan()->inference_summary() == "linear [fc batch_norm relu] batch_norm folded, post-ops: relu\n");
+  const Tensor x = random_tensor(Shape{5, 600}, 62);
+  const Tensor got = (*models.fast)(x).tensor(), want = (*models.plain)(x).tensor();
+  INFO("max |diff| ", max_abs_diff(got, want));
+  CHECK(allclose(got, want, 1e-4, 1e-5));
+  CHECK(models.fast->plan()->inference_stats().packed_weight_bytes >= 600 * 200 * sizeof(float));
+  CHECK(max_abs_diff((*models.fast)(x).tensor(), got) == 0.0);
 }
 
 TEST_CASE("inference: one plan serves several input signatures and thread counts") {
@@ -981,6 +1000,37 @@ TEST_CASE("inference: cat of the input, and a reshape sized by the data, agree w
     const Tensor got = fast(x_in).tensor(), want = plain(x_in).tensor();
     REQUIRE(got.shape() == want.shape());  // (-1, 1) or (-1, 2) as the count of positives says
     CHECK(allclose(got, want, 0.0, 0.0));
+  }
+}
+
+// An archive's reshape whose sizes multiply past int64 — to the input's size, modulo 2^64 —
+// is the kernel's to refuse, with its message, not a view of the plan's buffer as a huge
+// tensor; under the inference plan as under the plain one, on every call.
+TEST_CASE("inference: a reshape or view whose sizes overflow int64 gets the kernel's message") {
+  const auto i = [](std::int64_t v) { return Value(v); };
+  // (2^32 + 1) * (2^32 - 1) = 2^64 - 1: the four big sizes multiply to 1 modulo 2^64.
+  for (const auto& call_and_first : {std::pair{"reshape", std::int64_t{8192}}, std::pair{"view", std::int64_t{-1}}}) {
+    // No structured binding: clang 14 refuses one captured by doctest's lambdas.
+    const std::string method = call_and_first.first;
+    const std::int64_t first = call_and_first.second;
+    auto root = std::make_shared<Module>("Overflow");
+    auto g = std::make_shared<Graph>();
+    Node* x = g->placeholder("x");
+    Node* y = g->call_function("torch.relu", {Value(x)});  // a plan buffer of 8192 floats
+    g->output(Value(g->call_method(method, {Value(y), i(first), i(4294967297), i(4294967295), i(4294967297),
+                                            i(4294967295)})));
+    GraphModule fast(*root, g, "Overflow"), plain(*root, g, "Overflow", PlanOptions{.optimize_for_inference = false});
+    CHECK(fast.plan()->optimized_for_inference());
+    const std::string message = method + ": shape '[" + std::to_string(first) +
+                                ", 4294967297, 4294967295, 4294967297, 4294967295]' is too large";
+    const Tensor x_in = random_tensor(Shape{4, 64, 32}, 70);
+    for (GraphModule* m : {&fast, &plain}) {
+      for (int call = 0; call < 2; ++call) {
+        INFO(method, m == &fast ? ", inference plan" : ", plain plan", ", call ", call);
+        CHECK_THROWS_WITH_AS((*m)(x_in), doctest::Contains(("node '" + method + "'").c_str()), OpError);
+        CHECK_THROWS_WITH_AS((*m)(x_in), doctest::Contains(message.c_str()), OpError);
+      }
+    }
   }
 }
 

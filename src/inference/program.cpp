@@ -16,6 +16,7 @@
 #include "attention.hpp"
 #include "fxpack/threads.hpp"
 #include "ops/dnnl/primitives.hpp"
+#include "ops/kernels.hpp"
 #include "ops/simd/activation_simd.hpp"
 #include "result_pool.hpp"
 
@@ -477,16 +478,17 @@ class Executable {
   bool decided_by_signature(const Plan::Operand& operand) const;
   // x [rows, in] @ w^T (+ b) into buffer `dst`, w [out, in] packed once for the matmul.
   Launch packed_linear(const Tensor& w, const Tensor& b, const ArgSpec& x, std::int64_t rows, std::int32_t dst);
-  // The launch of matmul `pd` (geometry `g`) on `x`: nn.Linear's [out, in] weights `w` packed
-  // once, the bias `b` (null: none), the addend of an Add post-op, the result into buffer `dst`.
+  // The launch of matmul `pd` (geometry `g`) on `x`: nn.Linear's [out, in] weights `w` with
+  // `scales` folded in (fold_scales) packed once, the bias `b` (null: none), the addend of an
+  // Add post-op, the result into buffer `dst`.
   Launch linear_launch(const dnnl::matmul::primitive_desc& pd, const dnb::MatmulGeometry& g, const ArgSpec& x,
-                       const float* w, const float* b, const std::optional<ArgSpec>& addend, std::int32_t dst);
-  // nn.Linear's [out, in] weights `w` packed into `packed_md`, the layout of the matmul `g`
-  // (weights_transposed); returns the constant.
-  std::int32_t add_linear_weights(const float* w, const dnb::MatmulGeometry& g, const memory::desc& packed_md);
+                       const Tensor& w, const std::vector<double>& scales, const float* b,
+                       const std::optional<ArgSpec>& addend, std::int32_t dst);
+  // nn.Linear's [out, in] weights `w` with `scales` folded in, packed into `packed_md`, the
+  // layout of the matmul `g` (weights_transposed); returns the constant.
+  std::int32_t add_linear_weights(const Tensor& w, const std::vector<double>& scales, const dnb::MatmulGeometry& g,
+                                  const memory::desc& packed_md);
   void add_scratchpad(const memory::desc& md, Launch& l);
-  // A convolution's weights and bias (`bf`) with its batch norm folded in, the weights packed
-  // into `packed_md`; returns the weights' constant.
   // The launch of convolution `pd` computing `op` (with `bn` folded into its weights, which
   // are packed into the primitive's layout once) on `in`, reordered first into the
   // primitive's source layout when it is not in it. The caller adds the destination.
@@ -495,11 +497,12 @@ class Executable {
                      Workspace& ws);
   // A constant from dense float32 data in `plain` layout, reordered into `packed` when it differs.
   std::int32_t add_packed(const memory::desc& plain, const memory::desc& packed, const float* data);
-  // A constant: `op`'s weights in `plain` layout (dense, dim 0 outermost) with `scales`
-  // folded in, reordered into `packed` a chunk of dim 0 at a time through a small buffer —
-  // a whole folded copy would add the largest weight to the first call's peak and leave
-  // the allocator holding it after.
-  std::int32_t add_folded_weights(const memory::desc& plain, const memory::desc& packed, const Pattern& op,
+  // A constant: `weight` (output channels outermost) in `plain` layout (dense, the output
+  // channels its outermost dimension) with `scales` folded in, reordered into `packed` a
+  // chunk of output channels at a time through a small buffer — a whole folded copy would
+  // add the largest weight to the first call's peak and leave the allocator holding it
+  // after. The one way weights are folded and packed.
+  std::int32_t add_folded_weights(const memory::desc& plain, const memory::desc& packed, const Tensor& weight,
                                   const std::vector<double>& scales);
   bool try_specialise(std::size_t j, Workspace& ws);
   // Whether step j is too small to share between threads (see kMinParallelWork).
@@ -744,14 +747,16 @@ std::vector<double> fold_scales(const std::optional<Pattern>& bn) {
   return scales;
 }
 
-// Elements [from, to) of `op`'s weights (flat, row-major) with `scales` applied, into `out`.
-void folded_weights(const Pattern& op, const std::vector<double>& scales, std::size_t from, std::size_t to, float* out) {
-  const float* w = op.weight.data<float>();
+// Elements [from, to) of `weight` (flat, row-major, output channels outermost) with
+// `scales` applied, into `out`.
+void folded_weights(const Tensor& weight, const std::vector<double>& scales, std::size_t from, std::size_t to,
+                    float* out) {
+  const float* w = weight.data<float>();
   if (scales.empty()) {
     std::copy(w + from, w + to, out);
     return;
   }
-  const auto per_out = static_cast<std::size_t>(op.weight.numel()) / scales.size();
+  const auto per_out = static_cast<std::size_t>(weight.numel()) / scales.size();
   for (std::size_t i = from; i < to;) {
     const std::size_t c = i / per_out, end = std::min(to, (c + 1) * per_out);
     const double scale = scales[c];
@@ -771,14 +776,6 @@ std::vector<float> folded_bias(const Pattern& op, const std::optional<Pattern>& 
     bf[u] = static_cast<float>((bf[u] - static_cast<double>(bn->mean.data<float>()[c])) * scales[u] + beta);
   }
   return bf;
-}
-
-// The weights and bias of `op` with `bn` folded in, whole.
-void fold(const Pattern& op, const std::optional<Pattern>& bn, std::vector<float>& wf, std::vector<float>& bf) {
-  const std::vector<double> scales = fold_scales(bn);
-  wf.resize(static_cast<std::size_t>(op.weight.numel()));
-  folded_weights(op, scales, 0, wf.size(), wf.data());
-  bf = folded_bias(op, bn, scales);
 }
 
 // The result shape of convolution `op` on x [N, C, H, W].
@@ -1066,15 +1063,19 @@ memory::dim inner_block(const memory::desc& md, int d) {
 }
 }  // namespace
 
-std::int32_t Executable::add_folded_weights(const memory::desc& plain, const memory::desc& packed, const Pattern& op,
-                                            const std::vector<double>& scales) {
+std::int32_t Executable::add_folded_weights(const memory::desc& plain, const memory::desc& packed,
+                                            const Tensor& weight, const std::vector<double>& scales) {
   const Dims dims = plain.dims();
-  const memory::dim rows = dims[0];
-  const std::size_t row_values = rows ? static_cast<std::size_t>(op.weight.numel() / rows) : 0;
-  // Whole when the packed layout cannot be cut along dim 0 (Winograd's), else the blocks of
-  // dim 0 that fit in a chunk (at least one).
+  // The rows: the dimension `plain` keeps outermost (dim 0 of a convolution's weights; a
+  // matmul's [in, out] weights are nn.Linear's [out, in] tensor, dim 1).
+  const auto& plain_strides = plain.data.format_desc.blocking.strides;
+  const int outer = static_cast<int>(std::max_element(plain_strides, plain_strides + dims.size()) - plain_strides);
+  const memory::dim rows = dims[static_cast<std::size_t>(outer)];
+  const std::size_t row_values = rows ? static_cast<std::size_t>(weight.numel() / rows) : 0;
+  // Whole when the packed layout cannot be cut along the rows (Winograd's), else the blocks
+  // of rows that fit in a chunk (at least one).
   memory::dim chunk = rows;
-  const memory::dim block = inner_block(packed, 0);
+  const memory::dim block = inner_block(packed, outer);
   if (block > 0 && row_values > 0) {
     const auto fit = static_cast<memory::dim>(kPackChunkBytes / (row_values * sizeof(float)));
     chunk = std::min(rows, std::max<memory::dim>(block, fit / block * block));
@@ -1087,11 +1088,11 @@ std::int32_t Executable::add_folded_weights(const memory::desc& plain, const mem
     // A chunk is whole blocks, or the last part of one (what a sub-memory may be).
     n = std::min(chunk, rows - r0);
     if (n < rows && n > block && n % block) n -= n % block;
-    folded_weights(op, scales, static_cast<std::size_t>(r0) * row_values, static_cast<std::size_t>(r0 + n) * row_values,
-                   buf.data());
+    folded_weights(weight, scales, static_cast<std::size_t>(r0) * row_values,
+                   static_cast<std::size_t>(r0 + n) * row_values, buf.data());
     Dims sub = dims, at(dims.size(), 0);
-    sub[0] = n;
-    at[0] = r0;
+    sub[static_cast<std::size_t>(outer)] = n;
+    at[static_cast<std::size_t>(outer)] = r0;
     // Rows [r0, r0 + n) of each layout, addressed from their first byte (the sub-memory's
     // offset moved into the pointer): equal chunks share one reorder primitive.
     memory::desc from_md = n == rows ? plain : plain.submemory_desc(sub, at);
@@ -1131,7 +1132,7 @@ Launch Executable::conv_launch(const dnnl::convolution_forward::primitive_desc& 
   in.arg = DNNL_ARG_SRC;
   l.args.push_back(in);
   l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant,
-                           add_folded_weights(w_plain, pd.weights_desc(), op, scales), pd.weights_desc(), {}});
+                           add_folded_weights(w_plain, pd.weights_desc(), op.weight, scales), pd.weights_desc(), {}});
   if (!g.bias.empty()) {
     l.args.push_back(ArgSpec{DNNL_ARG_BIAS, ArgSpec::From::Constant,
                              add_constant(dnb::plain_md(g.bias), folded_bias(op, bn, scales).data()), pd.bias_desc(), {}});
@@ -1214,16 +1215,17 @@ bool Executable::try_fused_dw(std::size_t j, const dnb::ConvGeometry& g, const A
   // scratchpad; the depthwise result must have PyTorch's shape.
   if (dnb::is_reference(pd->impl_info_str()) || pd->dst_desc().dims() != dnb::dims_of(out)) return false;
   Launch l = conv_launch(*pd, g, st.op, st.bn, in, j, ex, ws);
-  std::vector<float> wf, bf;
-  fold(dw.op, dw.bn, wf, bf);
+  const std::vector<double> scales = fold_scales(dw.bn);
   constexpr int kWeights = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_WEIGHTS, kBias = DNNL_ARG_ATTR_POST_OP_DW | DNNL_ARG_BIAS;
   const memory::desc w_md = pd->query_md(dnnl::query::exec_arg_md, kWeights);
   const memory::desc b_md = pd->query_md(dnnl::query::exec_arg_md, kBias);
   const Shape& dw_shape = dw.op.weight.shape();
   const memory::desc w_plain({dw_shape[0], 1, 1, dw_shape[2], dw_shape[3]}, memory::data_type::f32,
                              memory::format_tag::goihw);
-  l.args.push_back(ArgSpec{kWeights, ArgSpec::From::Constant, add_packed(w_plain, w_md, wf.data()), w_md, {}});
-  l.args.push_back(ArgSpec{kBias, ArgSpec::From::Constant, add_packed(dnb::plain_md({dw_shape[0]}), b_md, bf.data()),
+  l.args.push_back(
+      ArgSpec{kWeights, ArgSpec::From::Constant, add_folded_weights(w_plain, w_md, dw.op.weight, scales), w_md, {}});
+  l.args.push_back(ArgSpec{kBias, ArgSpec::From::Constant,
+                           add_packed(dnb::plain_md({dw_shape[0]}), b_md, folded_bias(dw.op, dw.bn, scales).data()),
                            b_md, {}});
   const std::int32_t dst = new_buffer(pd->dst_desc().get_size(), j, ws);
   l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, dst, pd->dst_desc(), {}});
@@ -1294,14 +1296,12 @@ void Executable::specialise_linear(std::size_t j, Exec& ex, Workspace& ws) {
   const dnnl::primitive_attr attr = post_op_attr(st.post_ops, addend ? &addend->md : nullptr);
   const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, has_bias};
   const auto pd = dnb::matmul_pd(g, true, attr);
-  // Packed from the module's tensors, or from copies with the batch norm folded in (a copy of
-  // every weight cost vit_b_16's first call 226 MB of copying).
-  std::vector<float> wf, bf;
-  if (st.bn) fold(st.op, st.bn, wf, bf);
-  const float* w_data = st.bn ? wf.data() : w.data<float>();
-  const float* b_data = st.bn ? bf.data() : has_bias ? st.op.bias.data<float>() : nullptr;
+  // The batch norm folded into the weights as they are packed, a chunk at a time: no whole
+  // copy of any weight (copies of every weight cost vit_b_16's first call 226 MB).
+  const std::vector<double> scales = fold_scales(st.bn);
+  const std::vector<float> bias = has_bias ? folded_bias(st.op, st.bn, scales) : std::vector<float>{};
   const std::int32_t dst = new_buffer(pd.dst_desc().get_size(), j, ws);
-  ex.launches.push_back(linear_launch(pd, g, in, w_data, b_data, addend, dst));
+  ex.launches.push_back(linear_launch(pd, g, in, w, scales, has_bias ? bias.data() : nullptr, addend, dst));
   produce(j, st.out, dnb::plain_md(dnb::dims_of(out)), out, ex, ws, dst);
 }
 
@@ -1506,27 +1506,6 @@ Dims dense_strides(const Shape& shape) {
   return s;
 }
 
-// reshape/view's result shape: `sizes` with at most one -1 inferred. Sizes that do not fit
-// leave the step to the kernel (and its message).
-Shape reshape_target(const Shape& x, const Value& sizes) {
-  std::vector<std::int64_t> v = sizes.int_list();
-  std::int64_t known = 1;
-  std::optional<std::size_t> infer;
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (v[i] == -1 && !infer) infer = i;
-    else if (v[i] < 0) throw SignatureMismatch{};
-    else known *= v[i];
-  }
-  if (infer) {
-    if (known == 0 || x.numel() % known) throw SignatureMismatch{};
-    v[*infer] = x.numel() / known;
-  }
-  if (v.size() > Shape::kMaxDims) throw SignatureMismatch{};
-  Shape out(std::span<const std::int64_t>(v.data(), v.size()));
-  if (out.numel() != x.numel()) throw SignatureMismatch{};
-  return out;
-}
-
 // x.permute(dims) of dense x: out dim k is x's dim dims[k], with its stride.
 memory::desc permuted_md(const Shape& x, const Value& dims, Shape& out) {
   const std::vector<std::int64_t> p = dims.int_list();
@@ -1643,7 +1622,9 @@ void Executable::specialise_shape_op(std::size_t j, Exec& ex, Workspace& ws) {
     } else if (name == "operator.getitem") {
       md = indexed_md(x, args[1], out);
     } else {
-      out = reshape_target(x, args[1]);
+      // The kernel's own shape inference: its OpError for sizes that do not fit (an
+      // archive's, whose product may overflow int64) leaves the step to the kernel.
+      out = ops::reshape_shape(x.numel(), args[1].int_list(), name.c_str());
       md = dnb::plain_md(dnb::dims_of(out));
     }
     produce_view(j, md, out, dense.index, ex, ws);
@@ -1738,11 +1719,12 @@ void Executable::specialise_concat(std::size_t j, std::span<const Value> args, E
   for (std::uint32_t s : folded) ++folded_reads_[s];
 }
 
-std::int32_t Executable::add_linear_weights(const float* w, const dnb::MatmulGeometry& g,
-                                            const memory::desc& packed_md) {
+std::int32_t Executable::add_linear_weights(const Tensor& w, const std::vector<double>& scales,
+                                            const dnb::MatmulGeometry& g, const memory::desc& packed_md) {
   dnb::MatmulGeometry plain = g;
   plain.bias = false;
-  return add_packed(dnb::matmul_pd(plain, false, dnb::make_attr({}, false)).weights_desc(), packed_md, w);
+  return add_folded_weights(dnb::matmul_pd(plain, false, dnb::make_attr({}, false)).weights_desc(), packed_md, w,
+                            scales);
 }
 
 Launch Executable::packed_linear(const Tensor& w, const Tensor& b, const ArgSpec& x, std::int64_t rows,
@@ -1750,16 +1732,16 @@ Launch Executable::packed_linear(const Tensor& w, const Tensor& b, const ArgSpec
   const std::int64_t outf = w.shape()[0], inf = w.shape()[1];
   const dnb::MatmulGeometry g{{rows, inf}, {inf, outf}, {rows, outf}, true, b.defined()};
   const auto pd = dnb::matmul_pd(g, true, dnb::make_attr({}, true));
-  return linear_launch(pd, g, x, w.data<float>(), b.defined() ? b.data<float>() : nullptr, std::nullopt, dst);
+  return linear_launch(pd, g, x, w, {}, b.defined() ? b.data<float>() : nullptr, std::nullopt, dst);
 }
 
 Launch Executable::linear_launch(const dnnl::matmul::primitive_desc& pd, const dnb::MatmulGeometry& g,
-                                 const ArgSpec& x, const float* w, const float* b,
+                                 const ArgSpec& x, const Tensor& w, const std::vector<double>& scales, const float* b,
                                  const std::optional<ArgSpec>& addend, std::int32_t dst) {
   Launch l;
   l.prim = dnnl::matmul(pd);
   l.args.push_back(x);
-  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w, g, pd.weights_desc()),
+  l.args.push_back(ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Constant, add_linear_weights(w, scales, g, pd.weights_desc()),
                            pd.weights_desc(), {}});
   if (b) {
     const memory::desc b_md = dnb::plain_md({1, g.dst[1]});

@@ -71,6 +71,11 @@ Tensor log_softmax(const Tensor& x, std::int64_t dim, std::optional<DType> dtype
 
 // ---- shape.cpp ------------------------------------------------------------------------
 
+// reshape/view's result shape for a tensor of `numel` elements: `shape` with its one -1
+// inferred. Throws OpError naming `op` when the shape does not fit the elements, or its
+// product does not fit in int64 (an archive's sizes are untrusted). Inference plans size
+// their views with it too.
+Shape reshape_shape(std::int64_t numel, std::span<const std::int64_t> shape, const char* op = "reshape");
 // One -1 is inferred. Returns an alias of x's storage.
 Tensor reshape(const Tensor& x, std::span<const std::int64_t> shape, const char* op = "reshape");
 Tensor flatten(const Tensor& x, std::int64_t start_dim = 0, std::int64_t end_dim = -1);

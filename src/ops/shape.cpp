@@ -82,8 +82,7 @@ bool is_contiguous(const Shape& shape, const std::int64_t* st) {
 
 }  // namespace
 
-Tensor reshape(const Tensor& x, std::span<const std::int64_t> shape, const char* op) {
-  if (!x.defined()) fail(std::string(op) + ": undefined tensor");
+Shape reshape_shape(std::int64_t numel, std::span<const std::int64_t> shape, const char* op) {
   if (shape.size() > Shape::kMaxDims) {
     fail(std::string(op) + ": " + std::to_string(shape.size()) + " dimensions, at most " +
          std::to_string(Shape::kMaxDims) + " are supported");
@@ -105,18 +104,22 @@ Tensor reshape(const Tensor& x, std::span<const std::int64_t> shape, const char*
     }
     out.push_back(d);
   }
-  const std::int64_t n = x.numel();
   if (infer >= 0) {
-    if (known == 0 || n % known != 0) {
+    if (known == 0 || numel % known != 0) {
       fail(std::string(op) + ": shape '" + list_str(shape) + "' is invalid for input of size " +
-           std::to_string(n));
+           std::to_string(numel));
     }
-    out[static_cast<std::size_t>(infer)] = n / known;
-  } else if (known != n) {
+    out[static_cast<std::size_t>(infer)] = numel / known;
+  } else if (known != numel) {
     fail(std::string(op) + ": shape '" + list_str(shape) + "' is invalid for input of size " +
-         std::to_string(n));
+         std::to_string(numel));
   }
-  return x.view(out);
+  return out;
+}
+
+Tensor reshape(const Tensor& x, std::span<const std::int64_t> shape, const char* op) {
+  if (!x.defined()) fail(std::string(op) + ": undefined tensor");
+  return x.view(reshape_shape(x.numel(), shape, op));
 }
 
 Tensor flatten(const Tensor& x, std::int64_t start_dim, std::int64_t end_dim) {
