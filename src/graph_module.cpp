@@ -164,7 +164,7 @@ Value GraphModule::forward(std::span<const Value> inputs) {
 std::shared_ptr<const Plan> GraphModule::plan() {
   auto c = compiled();
   if (c->plan_error) std::rethrow_exception(c->plan_error);
-  c->plan->prepare_inference(*graph_, *this);
+  c->plan->prepare_inference(*graph_);
   return c->plan;
 }
 

@@ -37,7 +37,7 @@ Meta& Meta::operator=(const Meta& other) {
   return *this;
 }
 void Meta::changed() {
-  if (graph_) graph_->touch();
+  if (graph_) graph_->touch_meta();
 }
 void Meta::set(std::string key, Value value) {
   changed();

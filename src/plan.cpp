@@ -162,17 +162,27 @@ struct Plan::Builder {
 
 std::shared_ptr<const Plan> Plan::build(const Graph& graph, const Module& root, const PlanOptions& options) {
   auto plan = build_instructions(graph, root, options);
-  plan->prepare_inference(graph, root);
+  plan->prepare_inference(graph);
   return plan;
 }
 
-void Plan::prepare_inference(const Graph& graph, const Module& root) const {
+void Plan::prepare_inference(const Graph& graph) const {
   if (inference_ready_.load(std::memory_order_acquire)) return;
   std::lock_guard lock(inference_mu_);
   if (inference_ready_.load(std::memory_order_relaxed)) return;  // built while we waited
-  if (wants_inference_ && &graph == source_graph_ && graph.generation() == source_generation_)
-    inference_ = inference::Program::build(*this, graph, root);
+  if (wants_inference_ && &graph == source_graph_ && graph.structure_generation() == source_generation_) {
+    try {
+      inference_ = inference::Program::build(*this, graph);
+    } catch (const Error&) {
+      // Decided all the same: the plan runs plain, and no later call builds again.
+      inference_error_ = std::current_exception();
+    }
+  }
   inference_ready_.store(true, std::memory_order_release);
+}
+
+std::exception_ptr Plan::inference_error() const {
+  return inference_ready_.load(std::memory_order_acquire) ? inference_error_ : nullptr;
 }
 
 // A typical description's length ("node 'relu_12' (call_function torch.relu)"): where_ is
@@ -213,7 +223,7 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
   plan->num_slots_ = next_slot;
   plan->wants_inference_ = options.optimize_for_inference;
   plan->source_graph_ = &graph;
-  plan->source_generation_ = graph.generation();
+  plan->source_generation_ = graph.structure_generation();
   return plan;
 }
 

@@ -423,6 +423,35 @@ TEST_CASE("graph: lint catches broken graphs") {
   }
 }
 
+TEST_CASE("graph: generation follows every edit, structure_generation every edit but meta") {
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* s = g.call_method("sin", {x});
+  g.output(s);
+  // Each edit moves generation(); `structural` says whether it moves structure_generation().
+  auto check_edit = [&](const char* what, bool structural, auto&& edit) {
+    INFO(what);
+    const std::uint64_t gen = g.generation(), structure = g.structure_generation();
+    edit();
+    CHECK(g.generation() != gen);
+    CHECK((g.structure_generation() != structure) == structural);
+  };
+  check_edit("meta set", false, [&] { s->meta().set("stack_trace", "File \"a.py\", line 1, in f"); });
+  check_edit("meta replaced", false, [&] { s->meta().set("stack_trace", "File \"b.py\", line 2, in f"); });
+  check_edit("meta erased", false, [&] { CHECK(s->meta().erase("stack_trace")); });
+  check_edit("meta assigned", false, [&] { s->meta() = x->meta(); });
+  check_edit("target", true, [&] { s->set_target("cos"); });
+  check_edit("args", true, [&] { s->set_args({x, x}); });
+  check_edit("kwargs", true, [&] { s->set_kwargs(Dict{{{"alpha", 2.0}}}); });
+  check_edit("type", true, [&] { s->set_type("torch.Tensor"); });
+  check_edit("node created", true, [&] {
+    auto at = g.inserting_before(s);
+    g.call_method("relu", {x});
+  });
+  check_edit("node erased", true, [&] { g.erase_node(g.find_node("relu")); });
+  check_edit("dialect", true, [&] { g.set_dialect(g.dialect() == Dialect::Torch2 ? Dialect::Torch1_13 : Dialect::Torch2); });
+}
+
 TEST_CASE("graph: clone keeps names, args, kwargs, meta") {
   Graph g;
   Node* x = g.placeholder("x");

@@ -576,7 +576,7 @@ TEST_CASE("inference: a recompile builds the instructions; concurrent first call
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      plan->prepare_inference(traced->graph(), *traced);
+      plan->prepare_inference(traced->graph());
       if (!allclose(plan->run(std::vector<Value>{x}).tensor(), want, 1e-4, 1e-5)) bad.fetch_add(1);
     });
   }
@@ -621,6 +621,109 @@ TEST_CASE("inference: a graph edited between the recompile and the first call ru
   CHECK_FALSE(allclose(sigmoid_out, relu_out, 1e-4, 1e-5));
   CHECK(allclose((*gm)(x).tensor(), sigmoid_out, 1e-4, 1e-5));
   CHECK(gm->plan()->optimized_for_inference());
+}
+
+TEST_CASE("inference: a meta change between the recompile and the first call keeps the program") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  auto net = std::make_shared<Net>();
+  randomize(*net, 7);
+  auto traced = symbolic_trace(net);
+  const Tensor x = random_tensor(Shape{1, 3, 24, 24}, 14);
+  auto gm = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "Net");  // recompiled now
+  const Tensor want = (*Plan::build(gm->graph(), *gm, PlanOptions{.optimize_for_inference = false}))
+                          .run(std::vector<Value>{x}).tensor();
+  Node* conv = gm->graph().find_node("conv1");
+  REQUIRE(conv != nullptr);
+  const std::uint64_t generation = gm->graph().generation();
+  conv->meta().set("stack_trace", "File \"net.py\", line 3, in forward");  // what codegen reads, plans never
+  CHECK(gm->graph().generation() != generation);
+  CHECK(allclose((*gm)(x).tensor(), want, 1e-4, 1e-5));
+  CHECK(gm->plan()->optimized_for_inference());
+  CHECK(gm->plan()->inference_stats().signatures == 1);
+  CHECK(gm->plan()->inference_summary().find("conv2d [conv1 bn1 relu]") != std::string::npos);
+}
+
+// A call computes with the objects the recompile captured, whichever path it takes: a
+// submodule replaced or a tensor registered before the first call reaches neither the
+// program that call builds nor a call that runs plain, until the next recompile.
+TEST_CASE("inference: the first call's program uses what the recompile captured, as a plain call does") {
+  ThreadsGuard guard;
+  set_num_threads(1);
+  auto net = std::make_shared<Net>();
+  randomize(*net, 7);
+  auto traced = symbolic_trace(net);
+  auto gm = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "Net");  // recompiled now
+  const PlanOptions plain{.optimize_for_inference = false};
+  const auto captured = Plan::build(gm->graph(), *net, plain);  // the objects as recompiled
+  auto other = std::make_shared<Net>();
+  randomize(*other, 99);
+  gm->set_submodule("conv1", other->find_child("conv1"));  // a call_module's module
+  gm->set_submodule("fc", other->find_child("fc"));
+  gm->register_parameter("gate_w", other->get_tensor("gate_w"));  // a get_attr's tensor
+  const auto replaced = Plan::build(gm->graph(), *gm, plain);
+  auto run = [](const Plan& p, const Tensor& x) { return p.run(std::vector<Value>{x}).tensor(); };
+  const Tensor x = random_tensor(Shape{1, 3, 24, 24}, 15);
+  const Tensor want = run(*captured, x);
+  REQUIRE_FALSE(allclose(run(*replaced, x), want, 1e-4, 1e-5));  // the replacements matter
+
+  CHECK(allclose((*gm)(x).tensor(), want, 1e-4, 1e-5));
+  const auto plan = gm->plan();
+  REQUIRE(plan->optimized_for_inference());
+  CHECK(allclose(plan->run_plain(std::vector<Value>{x}).tensor(), want, 1e-4, 1e-5));
+  // Past the program's 8 signatures calls run plain: the same objects still.
+  for (std::int64_t hw = 25; hw < 35; ++hw) {
+    const Tensor xi = random_tensor(Shape{1, 3, hw, hw}, static_cast<std::uint64_t>(hw));
+    INFO("hw ", hw);
+    CHECK(allclose((*gm)(xi).tensor(), run(*captured, xi), 1e-4, 1e-5));
+  }
+  CHECK(plan->inference_stats().signatures == 8);
+
+  // The next recompile captures the replacements, for both paths.
+  gm->recompile();
+  const Tensor now = run(*replaced, x);
+  CHECK(allclose((*gm)(x).tensor(), now, 1e-4, 1e-5));
+  REQUIRE(gm->plan()->optimized_for_inference());
+  CHECK(allclose(gm->plan()->run_plain(std::vector<Value>{x}).tensor(), now, 1e-4, 1e-5));
+}
+
+// Graph::lint refuses a node after the output, but such a graph runs (the plan stops at the
+// output); its program cannot be built, which the first call decides once for the plan.
+TEST_CASE("inference: a program that cannot be built is decided once: the plan runs plain") {
+  auto root = std::make_shared<Module>("Root");
+  root->register_module("conv", nn::Conv2d(3, 8, 3, 1, 1, 1, 1, true));
+  randomize(*root, 5);
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* y = g->call_function("torch.relu", {Value(g->call_module("conv", {Value(x)}))});
+  Node* unread = g->call_module("conv", {Value(x)});  // read only after the output
+  Node* out = g->output(Value(y));
+  {
+    auto at = g->inserting_after(out);
+    g->call_method("sigmoid", {Value(unread)});
+  }
+  CHECK_THROWS_WITH_AS(g->lint(), doctest::Contains("is not the last node"), GraphError);
+  auto gm = std::make_shared<GraphModule>(*root, g, "Root");
+  const Tensor input = random_tensor(Shape{1, 3, 8, 8}, 16);
+  const Tensor want = (*Plan::build(*g, *root, PlanOptions{.optimize_for_inference = false}))
+                          .run(std::vector<Value>{input}).tensor();
+
+  CHECK(max_abs_diff((*gm)(input).tensor(), want) == 0.0);
+  const auto plan = gm->plan();
+  CHECK_FALSE(plan->optimized_for_inference());
+  const std::exception_ptr error = plan->inference_error();
+  REQUIRE(error != nullptr);
+  CHECK_THROWS_WITH_AS(std::rethrow_exception(error),
+                       doctest::Contains("no inference program: node 'sigmoid' comes after the output node"),
+                       GraphError);
+  // Decided: later calls run plain and keep that error (a second build would throw anew).
+  CHECK(max_abs_diff((*gm)(input).tensor(), want) == 0.0);
+  CHECK(gm->plan()->inference_error() == error);
+  // A plan whose program was built has no error.
+  const Models models = net_models();
+  (void)(*models.fast)(random_tensor(Shape{1, 3, 16, 16}, 17));
+  CHECK(models.fast->plan()->optimized_for_inference());
+  CHECK(models.fast->plan()->inference_error() == nullptr);
 }
 
 TEST_CASE("inference: results outlive the next call, and bad inputs get the kernel's message") {

@@ -80,9 +80,14 @@ class Graph {
   }
 
   // Changes whenever something code generation reads may have changed: a node created,
-  // erased or edited (target, args, kwargs, type, meta), the dialect. A source generated from the graph is current while this has the value it had
-  // then (GraphModule::source_hash uses it to save without generating the source again).
+  // erased or edited (target, args, kwargs, type, meta), the dialect. A source generated from
+  // the graph is current while this has the value it had then (GraphModule::content_hash
+  // uses it to save without reading the graph again).
   std::uint64_t generation() const { return generation_; }
+  // Changes with generation() except when only node meta changed (Meta::set, erase,
+  // assignment). What reads no meta — a Plan and its inference program — is current while
+  // this has the value it had then.
+  std::uint64_t structure_generation() const { return structure_generation_; }
 
   // Room for `nodes` more nodes (the next chunk of nodes holds them), so that building a
   // large graph (a load) does not scatter it as it grows.
@@ -179,7 +184,11 @@ class Graph {
   friend class Meta;
   void link_before(Node* node, Node* before);
   void unlink(Node* node);
-  void touch() { ++generation_; }
+  void touch() {
+    ++generation_;
+    ++structure_generation_;
+  }
+  void touch_meta() { ++generation_; }
   // The graph's one copy of a target or type string.
   const std::string* intern(std::string_view s) { return &strings_[strings_.intern(s)]; }
   // Storage for a node not yet constructed; release_node destroys one and keeps its place.
@@ -192,6 +201,7 @@ class Graph {
   Node* output_ = nullptr;       // the output node (a graph has at most one)
   std::size_t size_ = 0;
   std::uint64_t generation_ = 0;
+  std::uint64_t structure_generation_ = 0;
   // Every name ever handed out (names are never reused, as in fx) → its live node, or none
   // once erased or when it never named a node, and fx's counter per base.
   detail::NameTable names_;

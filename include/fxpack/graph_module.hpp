@@ -21,9 +21,17 @@
 // can observe each one; the hook runs after the rebuild, outside the module's lock, so it
 // may use the module (call it, or even force_recompile() it).
 //
-// A real recompile builds the plan's instructions; an inference plan's program (plan.hpp)
-// is built by the first call after it, once, from the graph as the recompile saw it (if the
-// graph was edited in between, the stale plan runs unoptimised until the next recompile).
+// A real recompile builds the plan's instructions, capturing the tensor each get_attr node
+// names and the module each call_module node names as the module tree holds them then:
+// replacing one afterwards (set_submodule; register_parameter at a get_attr's path) is
+// picked up by the next real recompile, never before, whichever way a call runs. An
+// inference plan's program (plan.hpp) is built by the first call after the recompile, once,
+// from the graph as the recompile saw it and the objects the recompile captured. The
+// parameters of a captured module are read when the program is built (for its fused steps)
+// and whenever the module's own kernel runs, so one replaced inside a captured module after
+// the first call may reach the fused steps only at the next recompile. Editing nodes between
+// the recompile and the first call leaves the stale plan running unoptimised until the next
+// recompile; changing only node meta (Meta::set) does not, as plans never read meta.
 //
 // A real recompile always produces the source text. If some target has no kernel, the plan
 // error is kept: an eager GraphModule's recompile() throws it, and every forward throws it,

@@ -10,8 +10,11 @@
 //
 // Building a plan checks every target against the OpRegistry and the module tree and
 // reports every missing one in a single OpError naming node and target. Running a plan is
-// thread-safe: a plan is immutable and each run has its own slots. Parameters are captured
-// when the plan is built (a GraphModule rebuilds its plan on recompile).
+// thread-safe: a plan is immutable and each run has its own slots. Building captures the
+// tensor of every get_attr node and the module object of every call_module node (a
+// GraphModule builds its plan on recompile): replacing one in the module tree afterwards
+// (set_submodule; register_parameter of a tensor a get_attr names) reaches the plan at its
+// next build only. A plain plan reads a captured module's parameters whenever it runs it.
 //
 // Inference plans (PlanOptions::optimize_for_inference, the default) run the same graph
 // faster without changing it, its code or its module (src/inference/): BatchNorm folded
@@ -19,20 +22,27 @@
 // post-ops, weights pre-packed once per input signature and thread count, activations kept
 // in oneDNN's blocked layouts between its ops (reordered only where other kernels read
 // them), and buffers reused across calls. Results agree with the plain plan to float32
-// rounding (well within rtol 1e-4). Because weights are folded and packed, a parameter
-// changed in place reaches an inference plan only when the plan is rebuilt (recompile());
-// a plain plan reads parameters on every call. Nodes the optimiser does not understand run
-// their kernels exactly as in a plain plan. make_fx, compile and tests of exact kernel
-// semantics use plain plans (optimize_for_inference = false).
+// rounding (well within rtol 1e-4). The program takes its weights from what the
+// instructions captured (the get_attr tensors, the captured modules' parameters as they are
+// when the program is built) and folds and packs them, so a parameter changed after that —
+// replaced in a captured module or written in place — is not sure to reach an inference
+// plan (signatures already specialised keep their packed copies) until it is rebuilt
+// (recompile()). Nodes the optimiser does not understand run their kernels exactly as in a
+// plain plan. make_fx, compile and tests of exact kernel semantics use plain plans
+// (optimize_for_inference = false).
 //
 // An inference plan's program (its steps) costs several times what the instructions cost to
 // build, so a GraphModule's real recompile builds the instructions only
 // (build_instructions) and the first call builds the program (prepare_inference), once:
 // concurrent first calls wait for the one build. A plan whose program is not built runs plain.
+// The program reads the modules and tensors from the instructions, never from the module
+// tree as it is at the first call, so a call that runs the program and one that runs plain
+// (a signature past the program's limit) compute with the same objects.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -83,15 +93,18 @@ class Plan {
   // The instructions only; an inference plan's program waits for prepare_inference().
   static std::shared_ptr<const Plan> build_instructions(const Graph& graph, const Module& root,
                                                         const PlanOptions& options = {});
-  // Builds an inference plan's program if it is not built yet, from `graph` and `root` as
-  // they are now (the program captures the modules and tensors it fuses now). `graph` must be
-  // the graph the instructions were built from, unchanged (the same Graph::generation): if
+  // Builds an inference plan's program if it is not built yet, from `graph` and the
+  // modules and tensors the instructions captured. `graph` must be the graph the
+  // instructions were built from, unchanged but for node meta (the same
+  // Graph::structure_generation; neither the instructions nor the program read meta): if
   // it was edited since, a program from it would not run what the instructions run, so the
   // plan stays plain for good (PyTorch semantics: the stale code keeps running; the next
-  // recompile builds a new plan). Thread-safe: one caller builds, concurrent callers wait
-  // for it; once decided it reads nothing of `graph` (one atomic load). Reads the graph
-  // while building, so no other thread may edit it then. Nothing to do for a plain plan.
-  void prepare_inference(const Graph& graph, const Module& root) const;
+  // recompile builds a new plan). If the build fails (a graph with nodes after its output,
+  // which Graph::lint refuses), the error is kept (inference_error()) and the plan runs
+  // plain, also for good. Thread-safe: one caller builds, concurrent callers wait for it;
+  // once decided it reads nothing of `graph` (one atomic load). Reads the graph while
+  // building, so no other thread may edit it then. Nothing to do for a plain plan.
+  void prepare_inference(const Graph& graph) const;
 
   // One input per placeholder, in order; trailing placeholders with a default value (fx's
   // `def forward(self, x, n=3)`) may be left out, and a `*args` placeholder takes every
@@ -102,6 +115,8 @@ class Plan {
 
   // Whether calls run the inference program (built, for a plan from build_instructions).
   bool optimized_for_inference() const { return program() != nullptr; }
+  // Why an inference plan runs plain after all: what its program's build threw, else null.
+  std::exception_ptr inference_error() const;
   // What the inference plan built so far (all zero for a plain plan).
   struct InferenceStats {
     std::size_t signatures = 0;       // input signatures (dtypes, shapes, thread count) specialised
@@ -182,15 +197,16 @@ class Plan {
   std::int32_t varargs_ = -1;      // the index of a *args placeholder
   std::vector<Value> defaults_;    // per placeholder: its default (None when it has none)
   std::size_t num_slots_ = 0;
-  // The inference program: wanted by the options; built from this graph at this generation
-  // (compared, never followed); written once under inference_mu_, then inference_ready_ is
-  // set (release), after which it is only read.
+  // The inference program: wanted by the options; built from this graph at this structure
+  // generation (compared, never followed); it or the error of its build written once under
+  // inference_mu_, then inference_ready_ is set (release), after which they are only read.
   bool wants_inference_ = false;
   const Graph* source_graph_ = nullptr;
   std::uint64_t source_generation_ = 0;
   mutable std::mutex inference_mu_;
   mutable std::atomic<bool> inference_ready_{false};
   mutable std::shared_ptr<const inference::Program> inference_;
+  mutable std::exception_ptr inference_error_;
 };
 
 }  // namespace fxpack

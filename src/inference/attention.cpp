@@ -2,6 +2,7 @@
 
 #include "fxpack/errors.hpp"
 #include "fxpack/ops.hpp"
+#include "patterns.hpp"
 
 namespace fxpack::inference {
 
@@ -48,12 +49,12 @@ bool read_as_items(const Node& node, AttentionPattern& p) {
 
 }  // namespace
 
-std::optional<AttentionPattern> recognize_attention(const Node& node, const Module& root) {
+std::optional<AttentionPattern> recognize_attention(const Node& node, const Captured& captured) {
   if (node.op() != Op::CallModule) return std::nullopt;
   try {
-    const std::shared_ptr<Module> m = root.get_submodule(node.target());
+    const Module* m = captured.module(node);
     // Only the registered kind runs the semantics assumed here.
-    const ModuleKind* kind = m->leaf_kind();
+    const ModuleKind* kind = m ? m->leaf_kind() : nullptr;
     if (!kind || kind->name != "MultiheadAttention") return std::nullopt;
     AttentionPattern p;
     p.call = &node;

@@ -15,6 +15,8 @@
 
 namespace fxpack::inference {
 
+struct Captured;  // patterns.hpp
+
 struct AttentionPattern {
   const Node* call = nullptr;    // the call_module node
   const Node* input = nullptr;   // query = key = value
@@ -26,7 +28,8 @@ struct AttentionPattern {
   bool batch_first = false;
 };
 
-// Never throws: a call that does not fit is left to the module's kernel.
-std::optional<AttentionPattern> recognize_attention(const Node& node, const Module& root);
+// Never throws: a call that does not fit is left to the module's kernel. The module is the
+// one the plan captured for the node (Captured).
+std::optional<AttentionPattern> recognize_attention(const Node& node, const Captured& captured);
 
 }  // namespace fxpack::inference

@@ -40,17 +40,15 @@ const Node* node_arg(const Value& v) {
   return v.node();
 }
 
-const Tensor& constant_arg(const Value& v, const Module& root) {
+const Tensor& constant_arg(const Value& v, const Captured& captured) {
   if (!v.is_node() || v.node()->op() != Op::GetAttr) throw NoMatch{};
-  try {
-    return root.get_tensor(v.node()->target());
-  } catch (const Error&) {
-    throw NoMatch{};
-  }
+  const Tensor* t = captured.tensor(*v.node());
+  if (!t) throw NoMatch{};
+  return *t;
 }
 
-Tensor optional_constant(const Value& v, const Module& root) {
-  return v.is_none() ? Tensor() : constant_arg(v, root);
+Tensor optional_constant(const Value& v, const Captured& captured) {
+  return v.is_none() ? Tensor() : constant_arg(v, captured);
 }
 
 const Tensor& float_tensor(const Tensor* t) {
@@ -202,15 +200,11 @@ Pattern layer_norm(const Node* input, const Value& shape, const Tensor* w, const
   return p;
 }
 
-Pattern module_pattern(const Node& n, const Module& root) {
+Pattern module_pattern(const Node& n, const Captured& captured) {
   if (n.args().size() != 1 || !n.kwargs().items.empty() || !n.args()[0].is_node()) return {};
   const Node* x = n.args()[0].node();
-  std::shared_ptr<Module> m;
-  try {
-    m = root.get_submodule(n.target());
-  } catch (const Error&) {
-    throw NoMatch{};
-  }
+  const Module* m = captured.module(n);
+  if (!m) throw NoMatch{};
   const std::string& kind = m->kind();
   // Only registered leaf kinds run the semantics assumed here (a user module named "ReLU"
   // with its own forward is not a ReLU).
@@ -297,7 +291,7 @@ bool known_target(const Node& n) {
   return std::find(std::begin(kFunctions), std::end(kFunctions), t) != std::end(kFunctions);
 }
 
-Pattern function_pattern(const Node& n, const Module& root, const OpDef& def) {
+Pattern function_pattern(const Node& n, const Captured& captured, const OpDef& def) {
   if (!known_target(n)) return {};
   const std::vector<Value> a = bind_arguments(def, n.args(), n.kwargs());
   const std::string& t = n.target();
@@ -306,23 +300,23 @@ Pattern function_pattern(const Node& n, const Module& root, const OpDef& def) {
     return method ? (!meth.empty() && t == meth) : t == fn;
   };
   if (is("torch.conv2d") || is("torch.nn.functional.conv2d")) {
-    return conv(node_arg(a[0]), constant_arg(a[1], root), optional_constant(a[2], root), a[3], a[4], a[5],
+    return conv(node_arg(a[0]), constant_arg(a[1], captured), optional_constant(a[2], captured), a[3], a[4], a[5],
                 as_int(a[6]));
   }
   if (is("torch.nn.functional.linear")) {
     Pattern p;
     p.op = PatternOp::Linear;
     p.input = node_arg(a[0]);
-    p.weight = float_tensor(&constant_arg(a[1], root));
-    Tensor b = optional_constant(a[2], root);
+    p.weight = float_tensor(&constant_arg(a[1], captured));
+    Tensor b = optional_constant(a[2], captured);
     p.bias = optional_float(b.defined() ? &b : nullptr);
     if (p.weight.dim() != 2) throw NoMatch{};
     return p;
   }
   if (is("torch.nn.functional.batch_norm")) {
     if (as_bool(a[5])) throw NoMatch{};  // training
-    return batch_norm(node_arg(a[0]), constant_arg(a[1], root), constant_arg(a[2], root),
-                      optional_constant(a[3], root), optional_constant(a[4], root), as_number(a[7]));
+    return batch_norm(node_arg(a[0]), constant_arg(a[1], captured), constant_arg(a[2], captured),
+                      optional_constant(a[3], captured), optional_constant(a[4], captured), as_number(a[7]));
   }
   if (is("torch.relu", "relu") || is("torch.nn.functional.relu")) return act(node_arg(a[0]), eltwise(algorithm::eltwise_relu));
   if (is("torch.sigmoid", "sigmoid")) return act(node_arg(a[0]), eltwise(algorithm::eltwise_logistic));
@@ -373,16 +367,16 @@ bool fusable_depthwise(const Pattern& pointwise, const Pattern& depthwise) {
          (b.stride[0] == 1 || b.stride[0] == 2) && b.dilation == ones && b.padding_begin == same && b.padding_end == same;
 }
 
-Pattern recognize(const Node& n, const Module& root) {
+Pattern recognize(const Node& n, const Captured& captured) {
   try {
     switch (n.op()) {
-      case Op::CallModule: return module_pattern(n, root);
+      case Op::CallModule: return module_pattern(n, captured);
       case Op::CallFunction:
       case Op::CallMethod: {
         const OpRegistry& r = OpRegistry::global();
         const OpDef* def = n.op() == Op::CallFunction ? r.function(n.target()) : r.method(n.target());
         if (!def) return {};
-        return function_pattern(n, root, *def);
+        return function_pattern(n, captured, *def);
       }
       default: return {};
     }

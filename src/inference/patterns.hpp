@@ -53,8 +53,28 @@ struct Pattern {
 // output size oneDNN assumes, ceil(input / stride).
 bool fusable_depthwise(const Pattern& pointwise, const Pattern& depthwise);
 
+// What the plan's instructions hold for the graph's get_attr and call_module nodes, by
+// slot: the tensors and modules the plan captured when it was built (at the recompile).
+// Patterns read these, never the module tree, which may have changed by the time the
+// program is built (the first call): the program then fuses what the plain plan runs.
+struct Captured {
+  const detail::PointerIndex<Node>& slot_of;
+  std::vector<const Tensor*> tensors;  // a get_attr node's tensor, else null
+  std::vector<const Module*> modules;  // a call_module node's module, else null
+
+  const Tensor* tensor(const Node& n) const { return at(tensors, n); }
+  const Module* module(const Node& n) const { return at(modules, n); }
+
+ private:
+  template <class T>
+  const T* at(const std::vector<const T*>& by_slot, const Node& n) const {
+    const std::optional<std::uint32_t> s = slot_of.find(&n);
+    return s && *s < by_slot.size() ? by_slot[*s] : nullptr;
+  }
+};
+
 // Never throws: anything unexpected (an attribute of the wrong kind, a non-constant weight)
 // makes the node Generic, and its kernel reports the problem when it runs.
-Pattern recognize(const Node& node, const Module& root);
+Pattern recognize(const Node& node, const Captured& captured);
 
 }  // namespace fxpack::inference

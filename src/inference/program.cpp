@@ -102,15 +102,17 @@ struct BuildInput {
 };
 
 BuildInput read_graph(const detail::PointerIndex<Node>& slot_of, const Graph& graph,
-                      const Module& root) {
+                      const Captured& captured) {
   BuildInput g{slot_of, {}, {}, {}, {}};
   const Node* output = nullptr;
   for (const Node* n : graph) {
-    if (n->op() == Op::Output) {
-      output = n;
-      break;
-    }
-    g.nodes.push_back(n);
+    // The plan never runs a node after the output, but it would count as a user of what it
+    // reads (the sole user a chain absorbs, an attention call's getitem) with no step.
+    if (output)
+      throw GraphError("no inference program: node '" + n->name() +
+                       "' comes after the output node (Graph::lint refuses such graphs)");
+    if (n->op() == Op::Output) output = n;
+    else g.nodes.push_back(n);
   }
   g.is_output.assign(g.nodes.size(), false);
   if (output) {
@@ -120,7 +122,7 @@ BuildInput read_graph(const detail::PointerIndex<Node>& slot_of, const Graph& gr
     }
   }
   g.pats.resize(g.nodes.size());
-  for (std::size_t i = 0; i < g.nodes.size(); ++i) g.pats[i] = recognize(*g.nodes[i], root);
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) g.pats[i] = recognize(*g.nodes[i], captured);
   return g;
 }
 
@@ -230,10 +232,10 @@ Step single_step(const BuildInput& g, std::size_t i) {
 // Attention steps: a MultiheadAttention call and the getitems reading it, emitted where its
 // output's getitem was (nothing reads the call but those getitems, so no reader of the
 // output comes earlier).
-void find_attention(const BuildInput& g, const Module& root, Chains& c) {
+void find_attention(const BuildInput& g, const Captured& captured, Chains& c) {
   for (std::size_t i = 0; i < g.nodes.size(); ++i) {
     if (g.nodes[i]->op() != Op::CallModule || c.absorbed[i] || c.at[i] >= 0) continue;
-    std::optional<AttentionPattern> a = recognize_attention(*g.nodes[i], root);
+    std::optional<AttentionPattern> a = recognize_attention(*g.nodes[i], captured);
     if (!a) continue;
     std::vector<std::uint32_t> covered{static_cast<std::uint32_t>(i), g.slot(a->output)};
     for (const Node* u : a->unread) covered.push_back(g.slot(u));
@@ -284,12 +286,20 @@ void mark_reads_and_frees(const BuildInput& g, std::vector<Step>& steps) {
 
 }  // namespace
 
-std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& graph, const Module& root) {
+std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& graph) {
   auto prog = std::shared_ptr<Program>(new Program(plan));
-  const BuildInput g = read_graph(plan.slot_of_, graph, root);
+  // What the instructions captured at the recompile: the steps fuse these, as the plain plan
+  // runs them, whatever the module tree holds by now.
+  Captured captured{plan.slot_of_, std::vector<const Tensor*>(plan.num_slots_, nullptr),
+                    std::vector<const Module*>(plan.num_slots_, nullptr)};
+  for (const Plan::Instr& in : plan.instrs_) {
+    if (in.kind == Plan::Kind::Constant) captured.tensors[in.out] = in.operands[0].constant.if_tensor();
+    else if (in.kind == Plan::Kind::Module) captured.modules[in.out] = in.module.get();
+  }
+  const BuildInput g = read_graph(plan.slot_of_, graph, captured);
   prog->output_slots_ = g.output_slots;
   Chains chains = find_chains(g);
-  find_attention(g, root, chains);
+  find_attention(g, captured, chains);
   // Steps in graph order; a chain is emitted where its last node was.
   for (std::size_t i = 0; i < g.nodes.size(); ++i) {
     if (chains.at[i] >= 0) {

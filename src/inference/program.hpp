@@ -2,7 +2,8 @@
 // grouped into steps, most of them oneDNN primitives with fused post-ops, the rest the
 // plan's own kernels. Internal to src/.
 //
-// Built with the plan (pattern matching only; no tensor is read). The first call with an
+// Built by the plan's prepare_inference (pattern matching over the graph and the tensors and
+// modules the plan's instructions captured; no tensor data is read). The first call with an
 // input signature (dtypes, shapes, thread count) specialises it: primitives are created for
 // those shapes with the layouts oneDNN prefers, BatchNorm is folded into the weights, which
 // are then packed once into the primitive's layout, and every intermediate buffer gets an
@@ -30,7 +31,10 @@ class Executable;
 
 class Program {
  public:
-  static std::shared_ptr<const Program> build(const Plan& plan, const Graph& graph, const Module& root);
+  // The steps of `plan`'s instructions for `graph` (the graph they were built from, as it
+  // was then): the tensors and modules they use are the ones the instructions captured.
+  // Throws GraphError for a graph with nodes after its output.
+  static std::shared_ptr<const Program> build(const Plan& plan, const Graph& graph);
   ~Program();
 
   Value run(std::span<const Value> inputs) const;
