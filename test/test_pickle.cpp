@@ -884,8 +884,9 @@ TEST_CASE("pickle: storages kept outside the pickle (storage_sink / storage_sour
   }
 }
 
-TEST_CASE("pickle: a JSON zero of more digits than a double has, or with an exponent, is refused, not parsed (fuzz findings)") {
-  // rapidjson 1.1's full-precision parser calls __builtin_clzll(0) on "0.000...0" (UBSan:
+TEST_CASE("pickle: JSON numbers whose significand rapidjson gathers as zero are refused, not parsed (fuzz findings)") {
+  // rapidjson 1.1's full-precision parser calls __builtin_clzll(0) on "0.000...0" and on
+  // 18446744073709551615 followed by a digit of 5 or more (its 64-bit rounding wraps) (UBSan:
   // passing zero to clz()); fxpack writes zero as 0.0. tools/fuzz/regressions/pickle_loads/.
   const std::string header = "fxpack.pickle json 1\n";
   CHECK_THROWS_WITH_AS(pickle::loads(header + "{\"fxpack_pickle\": [0.0000000000000000000000000000000]}"),
@@ -897,10 +898,20 @@ TEST_CASE("pickle: a JSON zero of more digits than a double has, or with an expo
     CHECK_THROWS_WITH_AS(pickle::loads(header + "{\"a\": " + zero + "}"),
                          doctest::Contains("JSON number at byte offset 6 is a zero with an exponent"), FormatError);
   }
-  // Digits inside strings are not numbers; ordinary zeros and long non-zero numbers pass
-  // this check (and fail later, as the record is incomplete).
+  for (const char* wraps : {"184467440737095516155", "-1844674407.37095516159e3", "0.000184467440737095516157"}) {
+    CAPTURE(wraps);
+    CHECK_THROWS_WITH_AS(pickle::loads(header + "{\"a\": " + wraps + "}"),
+                         doctest::Contains("JSON number at byte offset 6 has the significant digits "
+                                           "18446744073709551615 followed by a digit of 5 or more"),
+                         FormatError);
+  }
+  // Digits inside strings are not numbers; ordinary zeros, long non-zero numbers, 2^64 - 1
+  // itself and its neighbours that round without wrapping pass this check (and fail later,
+  // as the record is incomplete).
   for (const char* body : {"{\"s\": \"0.000000000000000000000000000000\"}", "{\"z\": [0.0, -0.0, 0, 1e-300]}",
-                           "{\"n\": 0.00000000000000000000000000000001}"}) {
+                           "{\"n\": 0.00000000000000000000000000000001}",
+                           "{\"u\": [18446744073709551615, 184467440737095516154, 18446744073709551616, "
+                           "1844674407370955161.6, 0.000184467440737095516150001, 100000000000000000000.0]}"}) {
     CAPTURE(body);
     std::string message;
     try {
@@ -909,6 +920,7 @@ TEST_CASE("pickle: a JSON zero of more digits than a double has, or with an expo
       message = e.what();
     }
     CHECK(message.find("is a zero of") == std::string::npos);
+    CHECK(message.find("has the significant digits") == std::string::npos);
     CHECK_FALSE(message.empty());
   }
 }

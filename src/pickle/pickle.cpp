@@ -940,14 +940,18 @@ void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
   if (!out) throw IoError("pickle: writing the pickle failed");
 }
 
-// JSON is parsed recursively by rapidjson: refuse nesting deeper than the limits allow
-// before parsing.
-// Checks the JSON text before rapidjson parses it: the nesting depth, and numbers that
-// rapidjson 1.1 cannot parse safely. A zero written with more digits than a double has
-// ("0.000...0", beyond 17) or with an exponent ("0e64": beyond 10^22 its fast path gives way)
-// sends its full-precision parser into __builtin_clzll(0), which is undefined behaviour (both
-// found by fuzz_pickle_loads). fxpack writes zero as 0.0, so such a number is refused.
+// Checks the JSON text before rapidjson parses it: the nesting depth (rapidjson parses
+// recursively), and numbers that rapidjson 1.1 cannot parse safely. Its full-precision parser
+// reaches __builtin_clzll(0), which is undefined behaviour, when the significand it gathers is
+// zero:
+// - a zero written with more digits than a double has ("0.000...0", beyond 17) or with an
+//   exponent ("0e64": beyond 10^22 its fast path gives way);
+// - significant digits that begin 18446744073709551615 (2^64 - 1) and go on with a digit of 5
+//   or more: it rounds the 20-digit significand up, and the 64-bit sum wraps to zero.
+// All three were found by fuzz_pickle_loads. fxpack writes zero as 0.0 and at most 17
+// significant digits of a double or 20 of an integer, so such a number is refused.
 void check_json_text(std::string_view body, const LoadLimits& lim) {
+  static constexpr std::string_view kWrapDigits = "18446744073709551615";
   std::uint64_t max = 4ull * lim.max_nesting_depth + 64;
   std::uint64_t depth = 0;
   bool in_str = false, esc = false;
@@ -970,12 +974,26 @@ void check_json_text(std::string_view body, const LoadLimits& lim) {
       const std::size_t start = i;
       std::size_t digits = 0;
       bool zero = true;
+      // The first significant digits, as far as they match kWrapDigits, then one more.
+      std::size_t matched = 0;
+      bool wraps = false;
       if (c == '-') ++i;
       for (; digit(i) || (i < body.size() && body[i] == '.'); ++i) {
         if (body[i] == '.') continue;
         ++digits;
         zero = zero && body[i] == '0';
+        if (zero) continue;
+        if (matched < kWrapDigits.size()) {
+          matched = body[i] == kWrapDigits[matched] ? matched + 1 : kWrapDigits.size() + 1;
+        } else if (matched == kWrapDigits.size()) {
+          wraps = body[i] >= '5';
+          ++matched;
+        }
       }
+      if (wraps)
+        throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) +
+                          " has the significant digits 18446744073709551615 followed by a digit of 5 or "
+                          "more, which this build's JSON parser cannot read safely");
       if (zero && digits > 17)
         throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) + " is a zero of " +
                           std::to_string(digits) + " digits, which this build's JSON parser cannot read safely");
