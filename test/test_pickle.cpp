@@ -884,10 +884,11 @@ TEST_CASE("pickle: storages kept outside the pickle (storage_sink / storage_sour
   }
 }
 
-TEST_CASE("pickle: JSON numbers whose significand rapidjson gathers as zero are refused, not parsed (fuzz findings)") {
+TEST_CASE("pickle: JSON numbers that rapidjson 1.1 cannot parse safely are refused, not parsed (fuzz findings)") {
   // rapidjson 1.1's full-precision parser calls __builtin_clzll(0) on "0.000...0" and on
   // 18446744073709551615 followed by a digit of 5 or more (its 64-bit rounding wraps) (UBSan:
-  // passing zero to clz()); fxpack writes zero as 0.0. tools/fuzz/regressions/pickle_loads/.
+  // passing zero to clz()), and reads past its table of powers of ten when digits and exponent
+  // add up beyond a double's range; fxpack writes none of these. tools/fuzz/regressions/pickle_loads/.
   const std::string header = "fxpack.pickle json 1\n";
   CHECK_THROWS_WITH_AS(pickle::loads(header + "{\"fxpack_pickle\": [0.0000000000000000000000000000000]}"),
                        doctest::Contains("JSON number at byte offset 19 is a zero of 32 digits"), FormatError);
@@ -905,13 +906,26 @@ TEST_CASE("pickle: JSON numbers whose significand rapidjson gathers as zero are 
                                            "18446744073709551615 followed by a digit of 5 or more"),
                          FormatError);
   }
+  const std::string hundred_fifty_zeros(150, '0'), four_hundred_zeros(400, '0');
+  for (const auto& [number, what] : std::vector<std::pair<std::string, std::string>>{
+           {"1" + hundred_fifty_zeros + "1e290", "is about 10^441, outside the range of a double"},
+           {"-0." + four_hundred_zeros + "1", "is about 10^-401, outside the range of a double"},
+           {"1e309", "is about 10^309, outside the range of a double"},
+           {"5e-325", "is about 10^-325, outside the range of a double"},
+           {"1e-99999999999999999999", "has an exponent beyond 10^1000000000"}}) {
+    CAPTURE(number);
+    const std::string expected = "JSON number at byte offset 6 " + what;
+    CHECK_THROWS_WITH_AS(pickle::loads(header + "{\"a\": " + number + "}"), doctest::Contains(expected.c_str()),
+                         FormatError);
+  }
   // Digits inside strings are not numbers; ordinary zeros, long non-zero numbers, 2^64 - 1
   // itself and its neighbours that round without wrapping pass this check (and fail later,
   // as the record is incomplete).
   for (const char* body : {"{\"s\": \"0.000000000000000000000000000000\"}", "{\"z\": [0.0, -0.0, 0, 1e-300]}",
                            "{\"n\": 0.00000000000000000000000000000001}",
                            "{\"u\": [18446744073709551615, 184467440737095516154, 18446744073709551616, "
-                           "1844674407370955161.6, 0.000184467440737095516150001, 100000000000000000000.0]}"}) {
+                           "1844674407370955161.6, 0.000184467440737095516150001, 100000000000000000000.0]}",
+                           "{\"r\": [1.7976931348623157e308, -4.9e-324, 2.2250738585072014e-308, 1e-0000000000000000000000]}"}) {
     CAPTURE(body);
     std::string message;
     try {
@@ -921,6 +935,7 @@ TEST_CASE("pickle: JSON numbers whose significand rapidjson gathers as zero are 
     }
     CHECK(message.find("is a zero of") == std::string::npos);
     CHECK(message.find("has the significant digits") == std::string::npos);
+    CHECK(message.find("outside the range of a double") == std::string::npos);
     CHECK_FALSE(message.empty());
   }
 }

@@ -940,22 +940,74 @@ void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
   if (!out) throw IoError("pickle: writing the pickle failed");
 }
 
-// Checks the JSON text before rapidjson parses it: the nesting depth (rapidjson parses
-// recursively), and numbers that rapidjson 1.1 cannot parse safely. Its full-precision parser
-// reaches __builtin_clzll(0), which is undefined behaviour, when the significand it gathers is
-// zero:
-// - a zero written with more digits than a double has ("0.000...0", beyond 17) or with an
-//   exponent ("0e64": beyond 10^22 its fast path gives way);
-// - significant digits that begin 18446744073709551615 (2^64 - 1) and go on with a digit of 5
-//   or more: it rounds the 20-digit significand up, and the 64-bit sum wraps to zero.
-// All three were found by fuzz_pickle_loads. fxpack writes zero as 0.0 and at most 17
-// significant digits of a double or 20 of an integer, so such a number is refused.
-void check_json_text(std::string_view body, const LoadLimits& lim) {
+// Checks one JSON number, at body[start] ('-' or a digit), before rapidjson 1.1 parses it;
+// returns the offset just past it. rapidjson's full-precision parser has
+// undefined behaviour on numbers fxpack never writes (all found by fuzz_pickle_loads):
+// - __builtin_clzll(0) when the significand it gathers is zero: a zero written with more
+//   digits than a double has ("0.000...0", beyond 17) or with an exponent ("0e64": beyond
+//   10^22 its fast path gives way); or significant digits that begin 18446744073709551615
+//   (2^64 - 1) and go on with a digit of 5 or more (it rounds up and the uint64 wraps);
+// - reads past its table of powers of ten (or overflows an int indexing it) when the
+//   number's decimal exponent is far outside a double's range, which its own range check
+//   misses when the digits and the exponent add up ("1" + 150 zeros + "e290", or 400
+//   zeros after the point).
+// fxpack writes zero as 0.0, at most 17 significant digits of a double or 20 of an integer,
+// and doubles between 4.9e-324 and 1.8e308, so such a number is refused.
+std::size_t check_json_number(std::string_view body, std::size_t start) {
   static constexpr std::string_view kWrapDigits = "18446744073709551615";
+  static constexpr std::int64_t kMaxExponent = 1'000'000'000;  // saturates: no overflow on long exponents
+  const auto digit = [&](std::size_t k) { return k < body.size() && body[k] >= '0' && body[k] <= '9'; };
+  const auto refuse = [&](const std::string& what) {
+    throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) + " " + what +
+                      ", which this build's JSON parser cannot read safely");
+  };
+  std::size_t i = start + (body[start] == '-' ? 1 : 0);
+  std::size_t digits = 0, matched = 0;
+  bool zero = true, wraps = false, point = false;
+  std::int64_t magnitude = 0;  // the power of ten just above the leading significant digit
+  for (; digit(i) || (i < body.size() && body[i] == '.'); ++i) {
+    if (body[i] == '.') {
+      point = true;
+      continue;
+    }
+    ++digits;
+    zero = zero && body[i] == '0';
+    if (zero) {
+      if (point) --magnitude;
+      continue;
+    }
+    if (!point) ++magnitude;
+    if (matched < kWrapDigits.size()) {
+      matched = body[i] == kWrapDigits[matched] ? matched + 1 : kWrapDigits.size() + 1;
+    } else if (matched == kWrapDigits.size()) {
+      wraps = body[i] >= '5';
+      ++matched;
+    }
+  }
+  const bool has_exponent = i < body.size() && (body[i] == 'e' || body[i] == 'E');
+  if (zero && digits > 17) refuse("is a zero of " + std::to_string(digits) + " digits");
+  if (zero && has_exponent) refuse("is a zero with an exponent");
+  if (wraps) refuse("has the significant digits 18446744073709551615 followed by a digit of 5 or more");
+  std::int64_t exponent = 0;
+  if (has_exponent) {
+    ++i;
+    const bool negative = i < body.size() && body[i] == '-';
+    if (i < body.size() && (body[i] == '-' || body[i] == '+')) ++i;
+    for (; digit(i); ++i) exponent = std::min<std::int64_t>(exponent * 10 + (body[i] - '0'), kMaxExponent);
+    if (exponent == kMaxExponent && !zero) refuse("has an exponent beyond 10^" + std::to_string(kMaxExponent));
+    if (negative) exponent = -exponent;
+  }
+  if (!zero && (magnitude + exponent > 309 || magnitude + exponent < -323))
+    refuse("is about 10^" + std::to_string(magnitude + exponent - 1) + ", outside the range of a double");
+  return i;
+}
+
+// Checks the JSON text before rapidjson parses it: the nesting depth (rapidjson parses
+// recursively) and every number (check_json_number).
+void check_json_text(std::string_view body, const LoadLimits& lim) {
   std::uint64_t max = 4ull * lim.max_nesting_depth + 64;
   std::uint64_t depth = 0;
   bool in_str = false, esc = false;
-  const auto digit = [&](std::size_t k) { return k < body.size() && body[k] >= '0' && body[k] <= '9'; };
   for (std::size_t i = 0; i < body.size(); ++i) {
     char c = body[i];
     if (in_str) {
@@ -970,37 +1022,8 @@ void check_json_text(std::string_view body, const LoadLimits& lim) {
                           std::to_string(i) + " of the archive)");
     } else if (c == ']' || c == '}') {
       if (depth > 0) --depth;
-    } else if (c == '-' || digit(i)) {
-      const std::size_t start = i;
-      std::size_t digits = 0;
-      bool zero = true;
-      // The first significant digits, as far as they match kWrapDigits, then one more.
-      std::size_t matched = 0;
-      bool wraps = false;
-      if (c == '-') ++i;
-      for (; digit(i) || (i < body.size() && body[i] == '.'); ++i) {
-        if (body[i] == '.') continue;
-        ++digits;
-        zero = zero && body[i] == '0';
-        if (zero) continue;
-        if (matched < kWrapDigits.size()) {
-          matched = body[i] == kWrapDigits[matched] ? matched + 1 : kWrapDigits.size() + 1;
-        } else if (matched == kWrapDigits.size()) {
-          wraps = body[i] >= '5';
-          ++matched;
-        }
-      }
-      if (wraps)
-        throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) +
-                          " has the significant digits 18446744073709551615 followed by a digit of 5 or "
-                          "more, which this build's JSON parser cannot read safely");
-      if (zero && digits > 17)
-        throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) + " is a zero of " +
-                          std::to_string(digits) + " digits, which this build's JSON parser cannot read safely");
-      if (zero && i < body.size() && (body[i] == 'e' || body[i] == 'E'))
-        throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) +
-                          " is a zero with an exponent, which this build's JSON parser cannot read safely");
-      --i;  // the loop's ++i moves past the last character of the mantissa
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      i = check_json_number(body, i) - 1;  // the loop's ++i moves past the number's last character
     }
   }
 }
