@@ -961,29 +961,31 @@ std::size_t check_json_number(std::string_view body, std::size_t start) {
     throw FormatError("pickle: JSON number at byte offset " + std::to_string(start) + " " + what +
                       ", which this build's JSON parser cannot read safely");
   };
-  std::size_t i = start + (body[start] == '-' ? 1 : 0);
   std::size_t digits = 0, matched = 0;
-  bool zero = true, wraps = false, point = false;
+  bool zero = true, wraps = false;
   std::int64_t magnitude = 0;  // the power of ten just above the leading significant digit
-  for (; digit(i) || (i < body.size() && body[i] == '.'); ++i) {
-    if (body[i] == '.') {
-      point = true;
-      continue;
-    }
+  const auto take = [&](char d, bool fraction) {
     ++digits;
-    zero = zero && body[i] == '0';
+    zero = zero && d == '0';
     if (zero) {
-      if (point) --magnitude;
-      continue;
+      if (fraction) --magnitude;
+      return;
     }
-    if (!point) ++magnitude;
+    if (!fraction) ++magnitude;
     if (matched < kWrapDigits.size()) {
-      matched = body[i] == kWrapDigits[matched] ? matched + 1 : kWrapDigits.size() + 1;
+      matched = d == kWrapDigits[matched] ? matched + 1 : kWrapDigits.size() + 1;
     } else if (matched == kWrapDigits.size()) {
-      wraps = body[i] >= '5';
+      wraps = d >= '5';
       ++matched;
     }
-  }
+  };
+  // Reads exactly what rapidjson reads: '-', an integer part of one '0' or of digits, then
+  // '.' and digits (a second '.' ends the number: "0.000.5" is the zero "0.000").
+  std::size_t i = start + (body[start] == '-' ? 1 : 0);
+  if (i < body.size() && body[i] == '0') take(body[i++], false);
+  else while (digit(i)) take(body[i++], false);
+  if (i < body.size() && body[i] == '.')
+    for (++i; digit(i); ++i) take(body[i], true);
   const bool has_exponent = i < body.size() && (body[i] == 'e' || body[i] == 'E');
   if (zero && digits > 17) refuse("is a zero of " + std::to_string(digits) + " digits");
   if (zero && has_exponent) refuse("is a zero with an exponent");
