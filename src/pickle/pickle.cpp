@@ -39,14 +39,14 @@ namespace detail {
 
 // ---------------------------------------------------------------------------------------
 // Load context.
-namespace {
-thread_local LoadContext t_default_context;
-thread_local LoadContext* t_context = nullptr;
-}  // namespace
+thread_local constinit LoadContext* t_load_context = nullptr;
 
-LoadContext& load_context() { return t_context ? *t_context : t_default_context; }
-ContextScope::ContextScope(LoadContext& ctx) : saved_(t_context) { t_context = &ctx; }
-ContextScope::~ContextScope() { t_context = saved_; }
+LoadContext& default_load_context() {
+  thread_local LoadContext context;
+  return context;
+}
+ContextScope::ContextScope(LoadContext& ctx) : saved_(t_load_context) { t_load_context = &ctx; }
+ContextScope::~ContextScope() { t_load_context = saved_; }
 
 const char* xml_padded_name(const char* name) {
   static std::mutex mu;
