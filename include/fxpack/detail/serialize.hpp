@@ -234,9 +234,10 @@ inline void check_count(std::uint64_t n, std::uint64_t max, std::size_t min_byte
 // ---------------------------------------------------------------------------------------
 // Field helpers: one encoding decision per archive family.
 
-// Unsigned integer: LEB128 varint in binary archives, a number elsewhere.
+// Unsigned integer: LEB128 varint in binary archives, a number elsewhere. (Always inlined:
+// a load reads several per node, mostly one byte each.)
 template <class Ar>
-void u64_field(Ar& ar, const char* name, std::uint64_t& v) {
+[[gnu::always_inline]] inline void u64_field(Ar& ar, const char* name, std::uint64_t& v) {
   if constexpr (kBinary<Ar>) {
     if constexpr (!kLoading<Ar>) {
       unsigned char buf[10];
