@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include "node_lint.hpp"
 #include "python_names.hpp"
 
 namespace fxpack {
@@ -280,6 +281,16 @@ class PassedPlaces {
 };
 }  // namespace
 
+void detail::lint_node_arguments(const Node& n) {
+  if (n.op() == Op::GetAttr && !n.args().empty())
+    throw GraphError("lint: get_attr node '" + n.name() + "' has arguments");
+  if (n.op() == Op::Placeholder && (n.args().size() > 1 || !n.input_nodes().empty() || !n.kwargs().items.empty()))
+    throw GraphError("lint: placeholder node '" + n.name() + "' has arguments other than a default value");
+  if (n.op() == Op::CallMethod && n.args().empty())
+    throw GraphError("lint: call_method node '" + n.name() + "' has no receiver argument");
+  if (n.target().empty()) throw GraphError("lint: node '" + n.name() + "' has an empty target");
+}
+
 void Graph::lint() const {
   PassedPlaces seen(chunks_);  // the nodes before the current one
   std::size_t outputs = 0;
@@ -306,13 +317,7 @@ void Graph::lint() const {
       if (n->next_ != root_.get())
         throw GraphError("lint: output node '" + n->name() + "' is not the last node");
     }
-    if (n->op_ == Op::GetAttr && !n->args_.empty())
-      throw GraphError("lint: get_attr node '" + n->name() + "' has arguments");
-    if (n->op_ == Op::Placeholder && (n->args_.size() > 1 || !n->inputs_.empty() || !n->kwargs().items.empty()))
-      throw GraphError("lint: placeholder node '" + n->name() + "' has arguments other than a default value");
-    if (n->op_ == Op::CallMethod && n->args_.empty())
-      throw GraphError("lint: call_method node '" + n->name() + "' has no receiver argument");
-    if (n->target().empty()) throw GraphError("lint: node '" + n->name() + "' has an empty target");
+    detail::lint_node_arguments(*n);
     seen.pass(n);
   }
   if (outputs != 1)

@@ -1,5 +1,6 @@
 #include "fxpack/graph_module.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 #include "fxpack/codegen.hpp"
@@ -52,23 +53,26 @@ void copy_attr(const Module& from, Module& to, const std::string& target) {
 Value BoundForward::operator()(std::vector<Value> inputs) const { return self_->forward(inputs); }
 
 GraphModule::GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name,
-                         PlanOptions plan_options)
-    : GraphModule(root, std::move(graph), std::move(class_name), false, plan_options) {}
+                         PlanOptions plan_options, const std::vector<const Node*>* attribute_nodes)
+    : GraphModule(root, std::move(graph), std::move(class_name), false, plan_options, attribute_nodes) {}
 
 GraphModule::GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name,
-                         bool lazy, PlanOptions plan_options)
+                         bool lazy, PlanOptions plan_options, const std::vector<const Node*>* attribute_nodes)
     : Module(std::move(class_name)), graph_(std::move(graph)), lazy_(lazy), plan_options_(plan_options) {
   if (!graph_) throw GraphError("GraphModule: null graph");
-  for (const Node* n : *graph_)
+  const auto copy = [&](const Node* n) {
     if (n->op() == Op::GetAttr || n->op() == Op::CallModule) copy_attr(root, *this, n->target());
+  };
+  if (attribute_nodes) std::for_each(attribute_nodes->begin(), attribute_nodes->end(), copy);
+  else std::for_each(graph_->begin(), graph_->end(), copy);
   if (!lazy_) recompile();
 }
 
 GraphModule::~GraphModule() = default;
 
 LazyGraphModule::LazyGraphModule(const Module& root, std::shared_ptr<Graph> graph,
-                                 std::string class_name)
-    : GraphModule(root, std::move(graph), std::move(class_name), true, PlanOptions{}) {}
+                                 std::string class_name, const std::vector<const Node*>* attribute_nodes)
+    : GraphModule(root, std::move(graph), std::move(class_name), true, PlanOptions{}, attribute_nodes) {}
 
 void GraphModule::real_recompile_locked() {
   const std::uint64_t request = requested_.load(std::memory_order_acquire);
@@ -213,8 +217,9 @@ std::shared_ptr<GraphModule> make_graph_module(const std::shared_ptr<Module>& ro
                                                MakeGraphModuleOptions options) {
   bool lazy = options.graph_module_cls == GraphModuleClass::Lazy ||
               (options.graph_module_cls == GraphModuleClass::FromMode && lazy_graph_module_mode());
-  if (lazy) return std::make_shared<LazyGraphModule>(*root, std::move(graph), options.class_name);
-  return std::make_shared<GraphModule>(*root, std::move(graph), options.class_name);
+  if (lazy) return std::make_shared<LazyGraphModule>(*root, std::move(graph), options.class_name, options.attribute_nodes);
+  return std::make_shared<GraphModule>(*root, std::move(graph), options.class_name, PlanOptions{},
+                                       options.attribute_nodes);
 }
 
 LazyModeGuard::LazyModeGuard(bool lazy) : previous_(g_lazy_mode.exchange(lazy)) {}

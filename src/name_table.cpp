@@ -66,10 +66,18 @@ Node* const* NameTable::find_slot(std::uint32_t b, std::int64_t number) const {
   return it == far_.end() ? nullptr : &it->second;
 }
 
+std::uint32_t NameTable::base_number(std::string_view base) {
+  for (const std::uint32_t b : recent_bases_)
+    if (b < bases_.size() && base_names_[b] == base) return b;
+  const std::uint32_t b = base_names_.intern(base);
+  if (b == bases_.size()) bases_.emplace_back();
+  recent_bases_[next_recent_++ % recent_bases_.size()] = b;
+  return b;
+}
+
 NameTable::Claimed NameTable::claim(std::string_view raw, Dialect dialect) {
   SplitName s = split_python_name(raw);
-  const std::uint32_t b = base_names_.intern(s.base());
-  if (b == bases_.size()) bases_.emplace_back();
+  const std::uint32_t b = base_number(s.base());
   Node** claimed = nullptr;
   NameSpace space{[&](std::optional<std::int64_t> k) {
                     // Only a name that does not end in a digit can be reserved: not base_<k>.

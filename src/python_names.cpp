@@ -90,7 +90,8 @@ NameSuffix parse_name_suffix(std::string_view name) {
   const auto us = name.rfind('_');
   if (us == std::string_view::npos || us + 1 == name.size()) return x;
   const std::string_view digits = name.substr(us + 1);
-  if (!std::all_of(digits.begin(), digits.end(), digit)) return x;
+  // (lambdas, not the functions themselves: a function pointer was called per character)
+  if (!std::all_of(digits.begin(), digits.end(), [](char c) { return digit(c); })) return x;
   std::int64_t n = 0;
   for (char c : digits) {
     const int d = c - '0';
@@ -109,7 +110,7 @@ NameSuffix parse_name_suffix(std::string_view name) {
 
 SplitName split_python_name(std::string_view raw) {
   SplitName s;
-  if (!raw.empty() && !digit(raw[0]) && std::all_of(raw.begin(), raw.end(), ident_char)) {
+  if (!raw.empty() && !digit(raw[0]) && std::all_of(raw.begin(), raw.end(), [](char c) { return ident_char(c); })) {
     s.candidate.assign(raw);  // already normal: what loading and most tracing pass
   } else {
     s.candidate.reserve(raw.size() + 2);

@@ -627,6 +627,28 @@ TEST_CASE("pickle: corrupt and hostile input is a FormatError saying what and wh
     cases.push_back({"no output", pickle_of(r), "last node is not an output node"});
   }
   {
+    // lint's checks of a node by itself run as each node is added; the first failure is
+    // raised where the whole graph was linted before: after the output check.
+    auto r = base();
+    r.nodes[1].op = static_cast<std::uint8_t>(Op::CallMethod);
+    r.nodes[1].args.clear();
+    cases.push_back({"call_method without receiver", pickle_of(r),
+                     "pickle: invalid graph: lint: call_method node 'sin' has no receiver argument"});
+    r.nodes.pop_back();
+    cases.push_back({"lint failure and no output", pickle_of(r), "last node is not an output node"});
+    r = base();
+    r.nodes[0].args.resize(2);
+    cases.push_back({"placeholder with two arguments", pickle_of(r),
+                     "pickle: invalid graph: lint: placeholder node 'x' has arguments other than a default value"});
+  }
+  {
+    // read from memory in place: the same message and byte offset as a byte at a time
+    const std::string body = std::string("\x01") + std::string(9, '\x80') + "\x02" + std::string(16, '\0');
+    const std::string b = with_header(pk::PickleFormat::PortableBinary, body);
+    cases.push_back({"varint overflow", b,
+                     "varint overflow in format_version (at byte offset " + std::to_string(b.size() - body.size() + 11) + ")"});
+  }
+  {
     auto r = base();
     r.nodes[0].name = "x_9223372036854775808";  // 2^63: beyond the numbers names carry
     cases.push_back({"node name number beyond int64", pickle_of(r),

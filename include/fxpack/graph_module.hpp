@@ -47,6 +47,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "fxpack/graph.hpp"
 #include "fxpack/module.hpp"
@@ -77,9 +78,10 @@ class GraphModule : public Module {
   // An eager GraphModule over `graph`, copying what the graph names from `root`; performs
   // the first real recompile (and throws if a target has no kernel). make_graph_module()
   // picks the class by mode. `plan_options` say how its plans are built (by default
-  // optimised for inference; see plan.hpp).
+  // optimised for inference; see plan.hpp). `attribute_nodes`: see MakeGraphModuleOptions.
   GraphModule(const Module& root, std::shared_ptr<Graph> graph,
-              std::string class_name = "GraphModule", PlanOptions plan_options = {});
+              std::string class_name = "GraphModule", PlanOptions plan_options = {},
+              const std::vector<const Node*>* attribute_nodes = nullptr);
   ~GraphModule() override;
 
   Graph& graph() { return *graph_; }
@@ -150,8 +152,9 @@ class GraphModule : public Module {
   Value interpret_symbolically(std::span<const Value> inputs);
 
  protected:
+  // `attribute_nodes`: see MakeGraphModuleOptions.
   GraphModule(const Module& root, std::shared_ptr<Graph> graph, std::string class_name, bool lazy,
-              PlanOptions plan_options);
+              PlanOptions plan_options, const std::vector<const Node*>* attribute_nodes = nullptr);
 
  private:
 
@@ -176,8 +179,10 @@ class GraphModule : public Module {
 class LazyGraphModule : public GraphModule {
  public:
   // Dirty until first used.
+  // `attribute_nodes`: see MakeGraphModuleOptions.
   LazyGraphModule(const Module& root, std::shared_ptr<Graph> graph,
-                  std::string class_name = "GraphModule");
+                  std::string class_name = "GraphModule",
+                  const std::vector<const Node*>* attribute_nodes = nullptr);
   // `gm` itself when already lazy, else a new lazy module over the same root and graph.
   static std::shared_ptr<GraphModule> from_graphmodule(const std::shared_ptr<GraphModule>& gm);
 };
@@ -191,6 +196,11 @@ enum class GraphModuleClass : std::uint8_t {
 struct MakeGraphModuleOptions {
   std::string class_name = "GraphModule";
   GraphModuleClass graph_module_cls = GraphModuleClass::FromMode;
+  // The graph's get_attr and call_module nodes in graph order, when the caller already has
+  // them (a load collects them as it builds the graph): the module copies what they name
+  // from the root without walking every node again (a cache miss per node of a large
+  // graph). Null: the graph is walked. Read only during the call.
+  const std::vector<const Node*>* attribute_nodes = nullptr;
 };
 
 // fx's _make_graph_module.

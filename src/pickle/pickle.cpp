@@ -26,6 +26,7 @@
 #include "fxpack/content_hash.hpp"
 #include "fxpack/detail/serialize.hpp"
 #include "fxpack/ops.hpp"
+#include "node_lint.hpp"
 #include "pickle/binary_writer.hpp"
 
 namespace fxpack::pickle {
@@ -39,14 +40,14 @@ namespace detail {
 
 // ---------------------------------------------------------------------------------------
 // Load context.
-namespace {
-thread_local LoadContext t_default_context;
-thread_local LoadContext* t_context = nullptr;
-}  // namespace
+thread_local constinit LoadContext* t_load_context = nullptr;
 
-LoadContext& load_context() { return t_context ? *t_context : t_default_context; }
-ContextScope::ContextScope(LoadContext& ctx) : saved_(t_context) { t_context = &ctx; }
-ContextScope::~ContextScope() { t_context = saved_; }
+LoadContext& default_load_context() {
+  thread_local LoadContext context;
+  return context;
+}
+ContextScope::ContextScope(LoadContext& ctx) : saved_(t_load_context) { t_load_context = &ctx; }
+ContextScope::~ContextScope() { t_load_context = saved_; }
 
 const char* xml_padded_name(const char* name) {
   static std::mutex mu;
@@ -666,8 +667,17 @@ class Builder {
         bad(at() + ": " + e.what());
       }
     }
+    // lint's checks of the node by itself, now that it is in cache (node_lint.hpp: the rest
+    // of lint holds by construction); the first failure is raised where lint ran before.
+    if (!lint_error_) {
+      try {
+        fxpack::detail::lint_node_arguments(*n);
+      } catch (const std::exception& e) {
+        lint_error_ = e.what();
+      }
+    }
     nodes_.push_back(n);
-    if (op == Op::CallModule) module_calls_.push_back(n);
+    if (op == Op::GetAttr || op == Op::CallModule) attribute_nodes_.push_back(n);
     // Meta may reference later nodes: it is set once all nodes are in.
     if (!r.meta.empty()) pending_meta_.emplace_back(i, std::move(r.meta));
   }
@@ -684,17 +694,16 @@ class Builder {
     }
     pending_meta_.clear();
     if (nodes_.empty() || nodes_.back()->op() != Op::Output) bad("the graph's last node is not an output node");
-    try {
-      graph_->lint();
-    } catch (const std::exception& e) {
-      bad(std::string("invalid graph: ") + e.what());
-    }
+    // Graph::lint's other checks hold by construction: value() lets args and kwargs refer only
+    // to earlier nodes of this graph, create_node keeps users and inputs in step and refuses a
+    // second output, and the output is last (above).
+    if (lint_error_) bad("invalid graph: " + *lint_error_);
     return graph_;
   }
 
-  // The call_module nodes, in graph order (finish() checks their kinds without walking a
-  // large graph again).
-  const std::vector<const Node*>& module_calls() const { return module_calls_; }
+  // The get_attr and call_module nodes, in graph order: the GraphModule copies what they
+  // name and finish() checks the called modules' kinds without walking a large graph again.
+  const std::vector<const Node*>& attribute_nodes() const { return attribute_nodes_; }
 
  private:
   PickleRecord& rec_;
@@ -705,7 +714,8 @@ class Builder {
   std::vector<std::shared_ptr<Storage>> storages_;
   std::vector<Tensor> tensors_;
   std::vector<Node*> nodes_;
-  std::vector<const Node*> module_calls_;
+  std::vector<const Node*> attribute_nodes_;
+  std::optional<std::string> lint_error_;  // the first node that failed lint_node_arguments
   bool in_meta_ = false;
 };
 
@@ -729,7 +739,8 @@ Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, Pickl
 
   std::shared_ptr<GraphModule> gm;
   try {
-    gm = make_graph_module(root, graph, {.class_name = rec.class_name, .graph_module_cls = GraphModuleClass::Lazy});
+    gm = make_graph_module(root, graph, {.class_name = rec.class_name, .graph_module_cls = GraphModuleClass::Lazy,
+                                         .attribute_nodes = &b.attribute_nodes()});
     // The graph's copy took what its nodes name; bring the stored tree over completely
     // (members no node names, and parents with their stored kinds).
     for (const auto& [name, child] : root->children()) gm->register_module(name, child);
@@ -744,7 +755,8 @@ Loaded finish(Builder& b, const PickleRecord& rec, const LoadOptions& opt, Pickl
 
   // call_module targets whose kind nothing can run.
   std::set<std::string> unknown;
-  for (const Node* n : b.module_calls()) {
+  for (const Node* n : b.attribute_nodes()) {
+    if (n->op() != Op::CallModule) continue;
     auto m = gm->get_submodule(n->target());
     if (!m->leaf_kind()) unknown.insert(m->kind());
   }

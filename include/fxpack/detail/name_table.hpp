@@ -20,6 +20,7 @@
 // handed out by Graph::unique_name) needs no text, as its base and number say it is taken.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -83,6 +84,9 @@ class NameTable {
       return static_cast<std::size_t>(k.number) * 0x9E3779B97F4A7C15ull ^ k.base;
     }
   };
+  // The number of `base` among bases_, adding it when new. The last few bases are compared
+  // first, before the pool's hash: a graph's names cycle through a few bases.
+  std::uint32_t base_number(std::string_view base);
   // The slot of name (base, number), made free when new.
   Node*& slot(std::uint32_t base, std::int64_t number);
   // The slot of name (base, number), or null when the name was never taken.
@@ -91,6 +95,8 @@ class NameTable {
   StringPool base_names_;  // base i's text
   std::vector<Base> bases_;
   std::unordered_map<FarKey, Node*, FarHash> far_;
+  std::array<std::uint32_t, 8> recent_bases_{};  // base numbers, valid below bases_.size()
+  std::uint32_t next_recent_ = 0;                 // where the next one goes
 };
 
 }  // namespace fxpack::detail

@@ -140,6 +140,11 @@ class MemBuf : public std::streambuf {
   }
   std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()); }
   std::size_t offset() const { return static_cast<std::size_t>(gptr() - begin_); }
+  // The binary field helpers read small fields straight from memory (a byte at a time
+  // through the archive was a virtual sgetn and a memcpy per byte: a tenth of a load). The
+  // archive reads through this same buffer, so consuming here keeps it in step.
+  const unsigned char* cursor() const { return reinterpret_cast<const unsigned char*>(gptr()); }
+  void consume(std::size_t n) { setg(eback(), gptr() + n, egptr()); }  // n <= remaining()
 
  protected:
   std::streamsize xsgetn(char* s, std::streamsize n) override {
@@ -167,7 +172,9 @@ class MemBuf : public std::streambuf {
 
 struct LoadContext {
   LoadLimits limits;
-  const MemBuf* input = nullptr;    // null: no input-size check (JSON DOM, user archives)
+  // The buffer the binary archive reads from (the field helpers read it directly); null: no
+  // input-size check and no direct reads (JSON DOM, user archives).
+  MemBuf* input = nullptr;
   std::size_t base_offset = 0;      // bytes before the archive (the header line)
   std::uint32_t depth = 0;
   // The format version of the record being read (set when its version field is read), or
@@ -197,8 +204,11 @@ struct LoadContext {
   [[noreturn]] void fail(const std::string& what) const { throw FormatError("pickle: " + what + where()); }
 };
 
-// The context of the load running on this thread (a default one for user archives).
-LoadContext& load_context();
+// The context of the load running on this thread (a default one for user archives). Inline:
+// every field read asks for it.
+extern thread_local constinit LoadContext* t_load_context;
+LoadContext& default_load_context();
+inline LoadContext& load_context() { return t_load_context ? *t_load_context : default_load_context(); }
 
 // RAII: installs a context for the duration of one load.
 class ContextScope {
@@ -224,9 +234,10 @@ inline void check_count(std::uint64_t n, std::uint64_t max, std::size_t min_byte
 // ---------------------------------------------------------------------------------------
 // Field helpers: one encoding decision per archive family.
 
-// Unsigned integer: LEB128 varint in binary archives, a number elsewhere.
+// Unsigned integer: LEB128 varint in binary archives, a number elsewhere. (Always inlined:
+// a load reads several per node, mostly one byte each.)
 template <class Ar>
-void u64_field(Ar& ar, const char* name, std::uint64_t& v) {
+[[gnu::always_inline]] inline void u64_field(Ar& ar, const char* name, std::uint64_t& v) {
   if constexpr (kBinary<Ar>) {
     if constexpr (!kLoading<Ar>) {
       unsigned char buf[10];
@@ -242,11 +253,30 @@ void u64_field(Ar& ar, const char* name, std::uint64_t& v) {
       else ar.save_binary(buf, n);
     } else {
       std::uint64_t x = 0;
+      LoadContext& c = load_context();
+      if (MemBuf* in = c.input; in && in->remaining() >= 10) {
+        // A varint is at most 10 bytes: all of them are there, and the byte-at-a-time loop
+        // below is left for the archive's last bytes (where it reports a truncation).
+        const unsigned char* const start = in->cursor();
+        const unsigned char* p = start;
+        for (int shift = 0;; shift += 7) {
+          const unsigned char b = *p++;
+          if (shift == 63 && b > 1) {
+            in->consume(static_cast<std::size_t>(p - start));
+            c.fail(std::string("varint overflow in ") + name);
+          }
+          x |= std::uint64_t(b & 0x7f) << shift;
+          if (!(b & 0x80)) break;
+        }
+        in->consume(static_cast<std::size_t>(p - start));
+        v = x;
+        return;
+      }
       for (int shift = 0;; shift += 7) {
         unsigned char b = 0;
         if constexpr (kCerealBinary<Ar>) ar.template loadBinary<1>(&b, 1);
         else ar.load_binary(&b, 1);
-        if (shift == 63 && b > 1) load_context().fail(std::string("varint overflow in ") + name);
+        if (shift == 63 && b > 1) c.fail(std::string("varint overflow in ") + name);
         x |= std::uint64_t(b & 0x7f) << shift;
         if (!(b & 0x80)) break;
       }
@@ -326,6 +356,14 @@ void bytes_field(Ar& ar, const char* name, std::string& s, std::uint64_t max, bo
     }
     if constexpr (kLoading<Ar>) {
       check_count(n, max, 1, name);
+      if constexpr (kBinary<Ar>) {
+        // check_count saw the bytes are there: copied straight, not zero-filled then read
+        if (MemBuf* in = load_context().input) {
+          s.assign(reinterpret_cast<const char*>(in->cursor()), static_cast<std::size_t>(n));
+          in->consume(static_cast<std::size_t>(n));
+          return;
+        }
+      }
       s.resize(static_cast<std::size_t>(n));
     }
     if constexpr (kCerealBinary<Ar>) {
