@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -236,7 +237,7 @@ class BinaryWriter {
     target_ops_[target] |= static_cast<std::uint8_t>(1u << static_cast<unsigned>(n->op()));
     b.varint(target);
     if (!type.empty()) b.str(type);
-    const std::vector<Value>& args = n->args();
+    const std::span<const Value> args = n->args();
     b.varint(args.size());
     for (const Value& a : args) value(a, b);
     if (!kwargs.items.empty()) dict(kwargs, b);
@@ -255,7 +256,7 @@ class BinaryWriter {
       case Value::Kind::Bool: b.byte(std::get<bool>(var) ? 1 : 0); break;
       case Value::Kind::Int: b.signed_varint(std::get<std::int64_t>(var)); break;
       case Value::Kind::Double: b.native8(std::get<double>(var)); break;
-      case Value::Kind::String: b.str(std::get<std::string>(var)); break;
+      case Value::Kind::String: b.str(v.str()); break;
       case Value::Kind::DType: b.varint(static_cast<std::uint8_t>(std::get<DType>(var))); break;
       case Value::Kind::Device:
         b.str(v.device().type);
