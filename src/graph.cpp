@@ -78,6 +78,7 @@ Graph::~Graph() {
   Node* n = root_->next_;
   while (n != root_.get()) {
     Node* next = n->next_;
+    n->release_args();
     n->~Node();
     n = next;
   }
@@ -104,6 +105,7 @@ void* Graph::allocate_node() {
 }
 
 void Graph::release_node(Node* node) {
+  node->release_args();
   node->~Node();
   free_nodes_.push_back(node);
 }
@@ -117,9 +119,9 @@ Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dic
   auto claimed = names_.claim(name ? *name : candidate_for(op, target), dialect_);
   void* place = allocate_node();
   Node* node = new (place) Node(this, op, std::move(claimed.name), intern(target));
-  node->args_ = std::move(args);
-  node->set_kwargs_only(std::move(kwargs));
   try {
+    node->store_args(std::move(args));
+    node->set_kwargs_only(std::move(kwargs));
     node->update_inputs();  // throws for foreign nodes before anything is linked
   } catch (...) {
     release_node(node);
@@ -168,8 +170,10 @@ void Graph::unlink(Node* node) {
 }
 
 void Graph::reserve(std::size_t nodes) {
-  // The next chunk holds them all (up to 2^16 nodes a chunk: a bad count costs little).
+  // The next chunk holds them all (up to 2^16 nodes a chunk: a bad count costs little), and
+  // the argument arena's next chunk two arguments a node (most nodes have one to three).
   if (nodes > chunk_left_) next_chunk_nodes_ = std::max(next_chunk_nodes_, std::min<std::size_t>(nodes, 1u << 16));
+  arguments_.reserve(2 * nodes);
 }
 
 void Graph::erase_node(Node* node) {
@@ -360,9 +364,9 @@ std::unordered_map<const Node*, Node*> Graph::copy_into(Graph& into) const {
   std::unordered_map<const Node*, Node*> mapping;
   for (const Node* n : *this) {
     std::vector<Value> args;
-    args.reserve(n->args_.size());
+    args.reserve(n->args().size());
     auto copied = [&](const Node* old) { return Value(mapping.at(old)); };
-    for (const Value& a : n->args_) args.push_back(map_nodes(a, copied));
+    for (const Value& a : n->args()) args.push_back(map_nodes(a, copied));
     Dict kwargs;
     for (const auto& [k, v] : n->kwargs().items) kwargs.items.emplace_back(k, map_nodes(v, copied));
     Node* copy = into.create_node(n->op_, n->target(), std::move(args), std::move(kwargs), n->name());

@@ -206,7 +206,7 @@ Value Module::get(const std::string& name) const {
 namespace {
 // Python's str() of an attribute, as str.format's {name} prints it.
 std::string py_str(const Value& v) {
-  if (const auto* s = std::get_if<std::string>(&v.variant())) return *s;
+  if (const auto* s = v.if_string()) return *s;
   return python_repr(v);
 }
 

@@ -1,6 +1,8 @@
 #include "fxpack/node.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <memory>
 
 #include "fxpack/graph.hpp"
 #include "type_expr.hpp"
@@ -69,6 +71,30 @@ Node::Node(Graph* graph, Op op, std::string name, const std::string* target)
 }
 
 Node::~Node() = default;
+static_assert(sizeof(Node) == 120, "node.hpp's memory figures assume this size");
+
+void Node::store_args(std::vector<Value>&& args) {
+  if (args.size() > std::numeric_limits<std::uint32_t>::max())
+    throw GraphError("node '" + name() + "': " + std::to_string(args.size()) + " arguments (at most 2^32 - 1)");
+  const auto n = static_cast<std::uint32_t>(args.size());
+  if (n == nargs_) {
+    std::move(args.begin(), args.end(), args_);
+    return;
+  }
+  Value* fresh = n ? graph()->arguments_.allocate(n) : nullptr;
+  std::uninitialized_move(args.begin(), args.end(), fresh);  // Value's move does not throw
+  release_args();
+  args_ = fresh;
+  nargs_ = n;
+}
+
+void Node::release_args() noexcept {
+  if (!nargs_) return;
+  std::destroy_n(args_, nargs_);
+  graph()->arguments_.release(args_, nargs_);
+  args_ = nullptr;
+  nargs_ = 0;
+}
 
 void Node::set_target(std::string target) {
   target_ = graph()->intern(target);
@@ -112,11 +138,11 @@ void replace_in(Value& v, Node* from, Node* to) {
   auto& var = v.variant();
   if (auto* n = std::get_if<Node*>(&var)) {
     if (*n == from) *n = to;
-  } else if (auto* l = std::get_if<List>(&var)) {
+  } else if (auto* l = v.if_list()) {
     for (Value& x : l->items) replace_in(x, from, to);
-  } else if (auto* t = std::get_if<Tuple>(&var)) {
+  } else if (auto* t = v.if_tuple()) {
     for (Value& x : t->items) replace_in(x, from, to);
-  } else if (auto* d = std::get_if<Dict>(&var)) {
+  } else if (auto* d = v.if_dict()) {
     for (auto& [k, x] : d->items) replace_in(x, from, to);
   } else if (auto* s = std::get_if<detail::Boxed<Slice>>(&var)) {
     for (Node*& n : s->get().nodes)
@@ -133,7 +159,7 @@ void Node::drop_inputs() {
 
 void Node::update_inputs() {
   detail::NodeList fresh;
-  for (const Value& a : args_) collect_nodes(a, fresh);
+  for (const Value& a : args()) collect_nodes(a, fresh);
   for (const auto& [k, v] : kwargs().items) collect_nodes(v, fresh);
   for (Node* in : fresh)
     if (in->graph() != graph())
@@ -148,7 +174,7 @@ void Node::update_inputs() {
 }
 
 void Node::set_args(std::vector<Value> args) {
-  args_ = std::move(args);
+  store_args(std::move(args));
   update_inputs();
 }
 void Node::set_kwargs_only(Dict kwargs) {
@@ -160,15 +186,15 @@ void Node::set_kwargs(Dict kwargs) {
   update_inputs();
 }
 void Node::set_arg(std::size_t i, Value v) {
-  if (i >= args_.size())
+  if (i >= nargs_)
     throw GraphError("node '" + name() + "': argument index " + std::to_string(i) +
-                     " out of range (" + std::to_string(args_.size()) + " args)");
+                     " out of range (" + std::to_string(nargs_) + " args)");
   args_[i] = std::move(v);
   update_inputs();
 }
 
 void Node::replace_input_with(Node* old_input, Node* new_input) {
-  for (Value& a : args_) replace_in(a, old_input, new_input);
+  for (Value& a : mutable_args()) replace_in(a, old_input, new_input);
   if (!kwargs().items.empty())
     for (auto& [k, v] : kwargs_.get().items) replace_in(v, old_input, new_input);
   update_inputs();
@@ -220,10 +246,10 @@ std::string Node::format_node() const {
     case Op::GetAttr:
       return "%" + name() + " : " + users + " = get_attr[target=" + target() + "]";
     case Op::Output:
-      return "return " + (args_.empty() ? std::string("None") : format_arg(args_[0]));
+      return "return " + (nargs_ == 0 ? std::string("None") : format_arg(args_[0]));
     default: {
       std::string out = "%" + name() + " : " + users + " = " + std::string(op_name(op_)) +
-                        "[target=" + target() + "](args = " + format_arg(Tuple{args_}) +
+                        "[target=" + target() + "](args = " + format_arg(Tuple{{args().begin(), args().end()}}) +
                         ", kwargs = " + format_arg(kwargs()) + ")";
       return out;
     }

@@ -43,11 +43,11 @@ Value Tracer::lift(Value v) {
     Node* node = graph_->get_attr(name);
     attr_nodes_.emplace(name, node);
     return node;
-  } else if (auto* l = std::get_if<List>(&var)) {
+  } else if (auto* l = v.if_list()) {
     for (Value& x : l->items) x = lift(std::move(x));
-  } else if (auto* tu = std::get_if<Tuple>(&var)) {
+  } else if (auto* tu = v.if_tuple()) {
     for (Value& x : tu->items) x = lift(std::move(x));
-  } else if (auto* d = std::get_if<Dict>(&var)) {
+  } else if (auto* d = v.if_dict()) {
     for (auto& [k, x] : d->items) x = lift(std::move(x));
   }
   return v;

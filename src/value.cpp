@@ -110,7 +110,7 @@ double Value::to_double() const {
   wrong_kind("float", kind());
 }
 const std::string& Value::str() const {
-  if (auto* s = std::get_if<std::string>(&v_)) return *s;
+  if (const std::string* s = if_string()) return *s;
   wrong_kind("str", kind());
 }
 DType Value::dtype() const {
@@ -118,22 +118,39 @@ DType Value::dtype() const {
   wrong_kind("dtype", kind());
 }
 const std::vector<Value>& Value::items() const {
-  if (auto* l = std::get_if<List>(&v_)) return l->items;
-  if (auto* t = std::get_if<Tuple>(&v_)) return t->items;
+  if (const List* l = if_list()) return l->items;
+  if (const Tuple* t = if_tuple()) return t->items;
   wrong_kind("list or tuple", kind());
 }
 const List& Value::list() const {
-  if (auto* l = std::get_if<List>(&v_)) return *l;
+  if (const List* l = if_list()) return *l;
   wrong_kind("list", kind());
 }
 const Tuple& Value::tuple() const {
-  if (auto* t = std::get_if<Tuple>(&v_)) return *t;
+  if (const Tuple* t = if_tuple()) return *t;
   wrong_kind("tuple", kind());
 }
 const Dict& Value::dict() const {
-  if (auto* d = std::get_if<Dict>(&v_)) return *d;
+  if (const Dict* d = if_dict()) return *d;
   wrong_kind("dict", kind());
 }
+
+namespace {
+// The boxed T of `v`, or nullptr when `v` holds another alternative.
+template <class T, class V>
+auto* if_boxed(V& v) {
+  auto* box = std::get_if<detail::Boxed<T>>(&v);
+  return box ? &box->get() : nullptr;
+}
+}  // namespace
+
+const std::string* Value::if_string() const { return if_boxed<std::string>(v_); }
+const List* Value::if_list() const { return if_boxed<List>(v_); }
+List* Value::if_list() { return if_boxed<List>(v_); }
+const Tuple* Value::if_tuple() const { return if_boxed<Tuple>(v_); }
+Tuple* Value::if_tuple() { return if_boxed<Tuple>(v_); }
+const Dict* Value::if_dict() const { return if_boxed<Dict>(v_); }
+Dict* Value::if_dict() { return if_boxed<Dict>(v_); }
 const Slice& Value::slice() const {
   if (auto* s = std::get_if<detail::Boxed<Slice>>(&v_)) return s->get();
   wrong_kind("slice", kind());

@@ -300,6 +300,40 @@ TEST_CASE("graph: a node with many users and inputs keeps them in order as they 
   g.lint();
 }
 
+TEST_CASE("graph: argument lists are runs of the graph's arena, reused by length; lists empty out and refill") {
+  // detail/value_arena.hpp: a run given back serves the next run of its length.
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* a = g.call_function("torch.relu", {Value(x)});
+  const Value* run_of_one = a->args().data();
+  a->set_args({Value(x), Value(2.0)});  // a new run of two; the run of one is free
+  CHECK(a->args().size() == 2);
+  CHECK(a->args()[1] == Value(2.0));
+  Node* b = g.call_function("torch.sin", {Value(x)});
+  CHECK(b->args().data() == run_of_one);
+  const Value* run_of_two = a->args().data();
+  a->set_args({Value(b), Value(3.0)});  // same length: the same run, edited in place
+  CHECK(a->args().data() == run_of_two);
+  CHECK(nodes_of(a->input_nodes()) == std::vector<Node*>{b});
+  CHECK(nodes_of(x->users()) == std::vector<Node*>{b});
+  g.erase_node(a);  // its run of two is free
+  Node* c = g.call_function("operator.add", {Value(b), Value(b)});
+  CHECK(c->args().data() == run_of_two);
+  c->set_args({});  // no arguments: no run
+  CHECK(c->args().empty());
+  CHECK(b->users().empty());
+  // A user list past one entry (a heap block) that empties out is empty, and refills.
+  std::vector<Node*> users;
+  for (int i = 0; i < 5; ++i) users.push_back(g.call_method("cos", {Value(b)}));
+  for (Node* u : users) g.erase_node(u);
+  CHECK(b->users().empty());
+  CHECK(b->users().size() == 0);
+  Node* d = g.call_method("cos", {Value(b)});
+  CHECK(nodes_of(b->users()) == std::vector<Node*>{d});
+  g.output(Tuple{{Value(d), Value(c)}});
+  g.lint();
+}
+
 TEST_CASE("graph: targets and types are the graph's strings; a copy has its own") {
   auto g = std::make_unique<Graph>();
   Node* x = g->placeholder("x");

@@ -5,7 +5,8 @@
 // reused), so building a graph does not allocate per node and walking it reads memory in
 // order; names are kept by base and number (detail/name_table.hpp), so naming a node touches
 // a small table of bases, not an index of every name. New nodes go at the current insertion
-// point (the end, unless an `inserting_before`/`inserting_after` guard is alive).
+// point (the end, unless an `inserting_before`/`inserting_after` guard is alive). Their
+// argument lists live in an arena of the graph's (detail/value_arena.hpp) in the same way.
 //
 // Names follow torch.fx: the candidate is the snake_case of the target's last part (or the
 // requested name), illegal characters become `_`, a leading digit gets a `_` prefix, and a
@@ -35,6 +36,7 @@
 #include "fxpack/detail/name_table.hpp"
 #include "fxpack/detail/pointer_index.hpp"
 #include "fxpack/detail/string_pool.hpp"
+#include "fxpack/detail/value_arena.hpp"
 #include "fxpack/dialect.hpp"
 #include "fxpack/node.hpp"
 
@@ -213,6 +215,9 @@ class Graph {
   std::size_t chunk_left_ = 0;  // nodes that still fit at chunk_next_
   std::size_t next_chunk_nodes_ = 8;
   std::vector<Node*> free_nodes_;
+  // The nodes' argument lists (~Graph destroys every node's arguments in its body, before
+  // any member goes).
+  detail::ValueArena arguments_;
 };
 
 // fx's _snake_case: `camelCase` → `camel_case`.

@@ -19,14 +19,15 @@
 // x=3)`), never anything else.
 //
 // `users` and each node's input list are kept in step automatically whenever args or
-// kwargs change; both are handed out as spans (valid until the node's args, or a user's,
-// change).
+// kwargs change; they and the args are handed out as spans (valid until the node's args, or
+// a user's, change).
 //
-// Memory: a node is 152 bytes in its graph's chunks, its name included; its target and type
-// are interned by the graph (one copy of "torch.relu" however many nodes call it), its input and user lists hold
-// one entry without allocating, kwargs and meta take no memory when empty, and an argument is
-// a 40-byte Value, so a node with one or two arguments costs one allocation. Changing a node never marks any GraphModule dirty: like PyTorch, the
-// caller must call recompile().
+// Memory: a node is 120 bytes in its graph's chunks, its name included; its target and type
+// are interned by the graph (one copy of "torch.relu" however many nodes call it), its input
+// and user lists are 8 bytes each and hold one entry without allocating, kwargs and meta take no memory when
+// empty, and its arguments are 16-byte Values in the graph's argument arena
+// (detail/value_arena.hpp), so building a node allocates nothing of its own. Changing a node
+// never marks any GraphModule dirty: like PyTorch, the caller must call recompile().
 #pragma once
 
 #include <cstdint>
@@ -90,7 +91,7 @@ class Node {
   const std::string& target() const { return *target_; }
   void set_target(std::string target);
 
-  const std::vector<Value>& args() const { return args_; }
+  std::span<const Value> args() const { return {args_, nargs_}; }
   const Dict& kwargs() const { return kwargs_.get(); }
   void set_args(std::vector<Value> args);
   void set_kwargs(Dict kwargs);
@@ -132,22 +133,28 @@ class Node {
   Node(Graph* graph, Op op, std::string name, const std::string* target);
   void update_inputs();
   void drop_inputs();
+  // Puts `args` in the graph's argument arena in place of the current ones (reusing their
+  // run when the count is the same); release_args gives the run back.
+  void store_args(std::vector<Value>&& args);
+  void release_args() noexcept;
+  std::span<Value> mutable_args() { return {args_, nargs_}; }
   void set_kwargs_only(Dict kwargs);
 
-  // 152 bytes: the name is the node's own (its text is needed nowhere else: the graph's name
-  // table keys names by base and number), target and type are interned by the graph, lists
-  // hold one entry inline, kwargs and meta are boxed (most nodes have none), and the graph is
-  // the one its meta records.
+  // 120 bytes: the name is the node's own (its text is needed nowhere else: the graph's name
+  // table keys names by base and number), target and type are interned by the graph, the
+  // arguments are a run in the graph's argument arena, input and user lists are a word each, kwargs and
+  // meta are boxed (most nodes have none), and the graph is the one its meta records.
   std::string name_;
   const std::string* target_;  // interned in the graph's string pool
   const std::string* type_;    // interned in the graph's string pool ("" when none)
-  std::vector<Value> args_;
+  Value* args_ = nullptr;  // nargs_ Values in the graph's argument arena
   detail::Boxed<Dict> kwargs_;
   detail::NodeList inputs_;
   detail::NodeList users_;
   Meta meta_;
   Node* prev_ = nullptr;
   Node* next_ = nullptr;
+  std::uint32_t nargs_ = 0;
   Op op_;
 };
 

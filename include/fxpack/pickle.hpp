@@ -203,8 +203,8 @@ struct Loaded {
 
 // --- Saving. Throws fxpack::Error for a module that cannot be pickled (a node argument
 // referencing a node of another graph). The binary formats are written in one pass over the
-// nodes into a buffer each thread keeps for its next dumps (up to 32 MiB: a 1M-node chain
-// takes 20), so a large graph's dumps does not write into fresh pages every time.
+// nodes into one buffer; a thread keeps a small one (up to 1 MiB) for its next dumps and
+// gives a larger one back when the dumps ends.
 // The pickle as a byte string (std::string holds arbitrary bytes, including NULs).
 std::string dumps(const GraphModule& module, PickleFormat format = PickleFormat::PortableBinary);
 std::string dumps(const GraphModule& module, const DumpOptions& options);

@@ -74,12 +74,16 @@ struct Dict {
 
 class Value {
  public:
-  // The alternatives' order is part of the archive format: only append. Tensor, Slice and
-  // Device are boxed (detail/boxed.hpp) so that a Value is 40 bytes, not 112: read them
-  // through tensor()/if_tensor(), slice(), device().
-  using Variant = std::variant<None, bool, std::int64_t, double, std::string, DType,
+  // The alternatives' order is part of the archive format: only append. Every alternative
+  // larger than 8 bytes is boxed (detail/boxed.hpp) so that a Value is 16 bytes: a graph's
+  // arguments are almost all node references and scalars, and at 40 bytes (a std::string
+  // inline) they were a third of a large graph's memory. Read the boxed ones through
+  // tensor()/if_tensor(), str()/if_string(), list()/if_list(), tuple()/if_tuple(),
+  // dict()/if_dict(), items(), slice(), device().
+  using Variant = std::variant<None, bool, std::int64_t, double, detail::Boxed<std::string>, DType,
                                detail::Boxed<Device>, Layout, MemoryFormat, detail::Boxed<Slice>,
-                               Node*, List, Tuple, Dict, detail::Boxed<Tensor>, Ellipsis>;
+                               Node*, detail::Boxed<List>, detail::Boxed<Tuple>, detail::Boxed<Dict>,
+                               detail::Boxed<Tensor>, Ellipsis>;
   enum class Kind : std::uint8_t {
     None, Bool, Int, Double, String, DType, Device, Layout, MemoryFormat, Slice, Node, List,
     Tuple, Dict, Tensor, Ellipsis
@@ -91,17 +95,17 @@ class Value {
   Value(int i) : v_(std::int64_t{i}) {}
   Value(std::int64_t i) : v_(i) {}
   Value(double d) : v_(d) {}
-  Value(const char* s) : v_(std::string(s)) {}
-  Value(std::string s) : v_(std::move(s)) {}
+  Value(const char* s) : v_(std::in_place_type<detail::Boxed<std::string>>, std::string(s)) {}
+  Value(std::string s) : v_(std::in_place_type<detail::Boxed<std::string>>, std::move(s)) {}
   Value(DType d) : v_(d) {}
   Value(Device d) : v_(std::in_place_type<detail::Boxed<Device>>, std::move(d)) {}
   Value(Layout l) : v_(l) {}
   Value(MemoryFormat m) : v_(m) {}
   Value(Slice s) : v_(std::in_place_type<detail::Boxed<Slice>>, s) {}
   Value(Node* n) : v_(n) {}
-  Value(List l) : v_(std::move(l)) {}
-  Value(Tuple t) : v_(std::move(t)) {}
-  Value(Dict d) : v_(std::move(d)) {}
+  Value(List l) : v_(std::in_place_type<detail::Boxed<List>>, std::move(l)) {}
+  Value(Tuple t) : v_(std::in_place_type<detail::Boxed<Tuple>>, std::move(t)) {}
+  Value(Dict d) : v_(std::in_place_type<detail::Boxed<Dict>>, std::move(d)) {}
   Value(Tensor t) : v_(std::in_place_type<detail::Boxed<Tensor>>, std::move(t)) {}
   Value(Ellipsis e) : v_(e) {}
 
@@ -131,6 +135,15 @@ class Value {
   const List& list() const;
   const Tuple& tuple() const;
   const Dict& dict() const;
+  // The string, list, tuple or dict, or nullptr when this is not one (mutable: to edit the
+  // items in place).
+  const std::string* if_string() const;
+  const List* if_list() const;
+  List* if_list();
+  const Tuple* if_tuple() const;
+  Tuple* if_tuple();
+  const Dict* if_dict() const;
+  Dict* if_dict();
   const Slice& slice() const;
   const Device& device() const;
   // An int or a list/tuple of ints, as PyTorch's int[] arguments accept.
@@ -167,6 +180,7 @@ class Value {
  private:
   Variant v_;
 };
+static_assert(sizeof(Value) == 16, "a Value is one 8-byte alternative and its index");
 
 // The name of a kind ("Tensor", "int", ...) for error messages.
 const char* kind_name(Value::Kind kind);

@@ -53,7 +53,7 @@ std::vector<FusedStep> parse_fused_ops(const Value& ops) {
       name = &item.items()[0];
       operand = &item.items()[1];
     }
-    const auto* s = std::get_if<std::string>(&name->variant());
+    const auto* s = name->if_string();
     if (!s) bad("entry " + python_repr(item) + " does not start with an op name");
     const ElementwiseFunctor* f = registry.elementwise(*s);
     if (!f) bad("unknown op '" + *s + "'");

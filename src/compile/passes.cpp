@@ -82,7 +82,7 @@ std::size_t common_subexpression_elimination(Graph& graph) {
     key += '|';
     key += n->target();
     key += '|';
-    key += python_repr(Value(Tuple{n->args()}));
+    key += python_repr(Value(Tuple{{n->args().begin(), n->args().end()}}));
     key += '|';
     key += python_repr(Value(n->kwargs()));
     auto [it, inserted] = seen.try_emplace(std::move(key), n);

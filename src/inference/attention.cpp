@@ -20,7 +20,7 @@ std::optional<Tensor> float_parameter(const Module& m, const char* name, const S
 // forward's inputs bound by name (keywords and defaults filled in): self-attention without
 // masks, causal hint or returned weights.
 std::optional<const Node*> self_attention_input(const Node& node, const ModuleKind& kind) {
-  const std::vector<Value> in = kind.bind_inputs(node.args(), node.kwargs());
+  const std::vector<Value> in = kind.bind_inputs({node.args().begin(), node.args().end()}, node.kwargs());
   if (in.size() != 8 || !in[0].is_node()) return std::nullopt;
   const Node* x = in[0].node();
   if (!in[1].is_node() || in[1].node() != x || !in[2].is_node() || in[2].node() != x) return std::nullopt;

@@ -2183,9 +2183,9 @@ Value Executable::replay(std::span<const Value> inputs) {
       if (t->defined() && t->storage() == ws->arena) *t = results_.lend(*t);
       return;
     }
-    if (auto* l = std::get_if<List>(&v.variant())) for (Value& x : l->items) self(self, x);
-    if (auto* tu = std::get_if<Tuple>(&v.variant())) for (Value& x : tu->items) self(self, x);
-    if (auto* d = std::get_if<Dict>(&v.variant())) for (auto& kv : d->items) self(self, kv.second);
+    if (auto* l = v.if_list()) for (Value& x : l->items) self(self, x);
+    if (auto* tu = v.if_tuple()) for (Value& x : tu->items) self(self, x);
+    if (auto* d = v.if_dict()) for (auto& kv : d->items) self(self, kv.second);
   };
   detach(detach, out);
   return out;

@@ -42,7 +42,7 @@ Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor* b, const Value& st
   o.stride = {1, single(stride, "conv1d", "stride")};
   o.dilation = {1, single(dilation, "conv1d", "dilation")};
   o.groups = groups;
-  if (const auto* s = std::get_if<std::string>(&padding.variant())) {
+  if (const auto* s = padding.if_string()) {
     if (*s == "same") {
       if (o.stride[1] != 1) fail("conv1d: padding='same' is not supported for strided convolutions");
       const std::int64_t total = o.dilation[1] * (w.shape()[2] - 1);
@@ -201,7 +201,7 @@ Value conv1d_decomposition(OpRecorder& rec, const OpCall& call) {
   const auto& a = call.args;
   const std::int64_t dilation = single(a[5].real, "conv1d", "dilation");
   std::int64_t padding;
-  if (const auto* s = std::get_if<std::string>(&a[4].real.variant())) {
+  if (const auto* s = a[4].real.if_string()) {
     padding = 0;
     if (*s == "same") {
       const std::int64_t total = dilation * (a[1].real.tensor().shape()[2] - 1);

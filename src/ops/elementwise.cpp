@@ -981,7 +981,7 @@ Value sub(const Value& a, const Value& b, const Value& alpha) {
 
 Value div(const Value& a, const Value& b, const Value& rounding_mode) {
   if (rounding_mode.is_none()) return binary(BinaryOp::Div, a, b);
-  const auto* mode = std::get_if<std::string>(&rounding_mode.variant());
+  const auto* mode = rounding_mode.if_string();
   if (mode && *mode == "trunc") return binary_value<DivTrunc, Promotion::Promote>(a, b);
   if (mode && *mode == "floor") return binary_value<DivFloor, Promotion::Promote>(a, b);
   fail("div: expected rounding_mode to be one of None, 'trunc', or 'floor' but found " +

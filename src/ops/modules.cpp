@@ -17,7 +17,7 @@ namespace {
 
 // Python's str() of an attribute value as used by str.format in extra_repr.
 std::string py_str(const Value& v) {
-  if (const auto* s = std::get_if<std::string>(&v.variant())) return *s;
+  if (const auto* s = v.if_string()) return *s;
   return python_repr(v);
 }
 
@@ -61,8 +61,8 @@ void check_int_or_tuple(const Module& m, const char* name, std::size_t n, std::i
     }
     vals.push_back(*i);
   } else if (v.kind() == Value::Kind::Tuple || v.kind() == Value::Kind::List) {
-    const auto& items = v.kind() == Value::Kind::Tuple ? std::get<Tuple>(v.variant()).items
-                                                       : std::get<List>(v.variant()).items;
+    const auto& items = v.kind() == Value::Kind::Tuple ? v.tuple().items
+                                                       : v.list().items;
     if (items.size() != n) {
       bad_field(m, std::string("attribute '") + name + "'",
                 "must have " + std::to_string(n) + " entries, got " + std::to_string(items.size()));
@@ -215,7 +215,7 @@ Value ntuple(const Value& v, std::size_t n, const char* kind, const char* name) 
 }
 
 bool known_padding_mode(const Value& mode) {
-  const auto* s = std::get_if<std::string>(&mode.variant());
+  const auto* s = mode.if_string();
   return s && (*s == "zeros" || *s == "reflect" || *s == "replicate" || *s == "circular");
 }
 
@@ -239,7 +239,7 @@ void conv_init(Module& m, const ConvKind& k, std::span<const Value> a) {
   Value dl = ntuple(a[5], k.dims, kind, "dilation");
   Value op = ntuple(a[7], k.dims, kind, "output_padding");
   Value pd;
-  if (const auto* s = std::get_if<std::string>(&padding.variant())) {
+  if (const auto* s = padding.if_string()) {
     if (k.transposed || (*s != "same" && *s != "valid")) {
       throw ValueError(std::string(kind) + ": Invalid padding string '" + *s + "', should be one of {'valid', 'same'}");
     }
@@ -383,7 +383,7 @@ std::string conv2d_repr(const Module& m) {
   if (!all_equal(groups, 1)) s += ", groups=" + py_str(groups);
   if (!m.find_parameter("bias")) s += ", bias=False";
   if (const Value* pm = m.find_attr("padding_mode")) {
-    const auto* str = std::get_if<std::string>(&pm->variant());
+    const auto* str = pm->if_string();
     if (!str || *str != "zeros") s += ", padding_mode=" + py_str(*pm);
   }
   return s;
@@ -402,7 +402,7 @@ void conv2d_validate(const Module& m) {
   check_int_or_tuple(m, "stride", k.dims, 1, true);
   check_int_or_tuple(m, "dilation", k.dims, 1, true);
   const Value& padding = need_attr(m, "padding");
-  if (const auto* s = std::get_if<std::string>(&padding.variant())) {
+  if (const auto* s = padding.if_string()) {
     if (k.transposed || (*s != "same" && *s != "valid")) {
       bad_field(m, "attribute 'padding'", "must be 'same', 'valid' or a tuple, got '" + *s + "'");
     }

@@ -133,7 +133,7 @@ Conv2dOptions conv2d_options(const Value& stride, const Value& padding, const Va
   o.stride = pair_arg(stride, "conv2d", "stride");
   o.dilation = pair_arg(dilation, "conv2d", "dilation");
   o.groups = groups;
-  if (const auto* s = std::get_if<std::string>(&padding.variant())) {
+  if (const auto* s = padding.if_string()) {
     if (*s == "valid") return o;
     if (*s != "same") {
       fail("conv2d: Invalid padding string '" + *s + "', should be one of {'valid', 'same'}");
@@ -325,8 +325,8 @@ Pool2dOptions pool2d_options(const Value& kernel_size, const Value& stride, cons
   o.kernel = pair_arg(kernel_size, op, "kernel_size");
   bool stride_default = stride.is_none();
   if (!stride_default) {
-    if (const auto* l = std::get_if<List>(&stride.variant())) stride_default = l->items.empty();
-    if (const auto* t = std::get_if<Tuple>(&stride.variant())) stride_default = t->items.empty();
+    if (const auto* l = stride.if_list()) stride_default = l->items.empty();
+    if (const auto* t = stride.if_tuple()) stride_default = t->items.empty();
   }
   o.stride = stride_default ? o.kernel : pair_arg(stride, op, "stride");
   o.padding = pair_arg(padding, op, "padding");
@@ -812,7 +812,7 @@ List int_list(std::initializer_list<std::int64_t> v) {
 Value conv2d_decomposition(OpRecorder& rec, const OpCall& call) {
   const auto& a = call.args;
   Value padding = a[4].real;
-  if (const auto* s = std::get_if<std::string>(&padding.variant())) {
+  if (const auto* s = padding.if_string()) {
     if (*s == "valid") {
       padding = int_list({0, 0});
     } else {

@@ -980,9 +980,9 @@ Tensor basic_index(const Tensor& x, std::span<const Value> items) {
 // x[[0, 2]] is); a lone bool as a 0-dim bool mask; anything else as one item.
 std::vector<Value> index_items(const Value& idx) {
   std::vector<Value> given;
-  if (const auto* tup = std::get_if<Tuple>(&idx.variant())) {
+  if (const auto* tup = idx.if_tuple()) {
     given = tup->items;
-  } else if (const auto* list = std::get_if<List>(&idx.variant());
+  } else if (const auto* list = idx.if_list();
              list && !list->items.empty() &&
              std::all_of(list->items.begin(), list->items.end(), [](const Value& v) { return v.is_int(); })) {
     // x[[0, 2]]: a list of ints is an integer index, as a Tensor would be.
@@ -1101,8 +1101,8 @@ Value getitem(const Value& obj, const Value& idx) {
   if (const auto* t = obj.if_tensor()) return Value(index(*t, idx));
   const std::vector<Value>* items = nullptr;
   const bool is_list = obj.kind() == Value::Kind::List;
-  if (is_list) items = &std::get<List>(obj.variant()).items;
-  if (obj.kind() == Value::Kind::Tuple) items = &std::get<Tuple>(obj.variant()).items;
+  if (is_list) items = &obj.list().items;
+  if (obj.kind() == Value::Kind::Tuple) items = &obj.tuple().items;
   if (!items) fail("getitem: object of type " + util::kind_str(obj) + " is not subscriptable");
   const auto len = static_cast<std::int64_t>(items->size());
   const char* what = is_list ? "list" : "tuple";

@@ -87,8 +87,8 @@ double double_arg(std::span<const Value> args, std::size_t i, const char* op, co
 std::vector<std::int64_t> int_list_arg(const Value& v, const char* op, const char* name) {
   if (const auto* x = std::get_if<std::int64_t>(&v.variant())) return {*x};
   const std::vector<Value>* items = nullptr;
-  if (const auto* l = std::get_if<List>(&v.variant())) items = &l->items;
-  if (const auto* t = std::get_if<Tuple>(&v.variant())) items = &t->items;
+  if (const auto* l = v.if_list()) items = &l->items;
+  if (const auto* t = v.if_tuple()) items = &t->items;
   if (!items) bad_arg(op, name, "an int or a list/tuple of ints", v);
   std::vector<std::int64_t> out;
   out.reserve(items->size());

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -92,11 +93,14 @@ class ByteBuffer {
   char* end_;
 };
 
-// The node bytes' buffer of this thread, kept between dumps when at most kKeptNodeBuffer
-// (a 1M-node chain's nodes are 20 MB): a large graph's dumps then writes into memory that is
-// already there, not into fresh pages, which took a tenth of a 1M-node dumps. A dumps run
-// inside another (from its storage sink) writes into a buffer of its own.
-constexpr std::size_t kKeptNodeBuffer = std::size_t{32} << 20;
+// The node bytes' buffer of this thread, kept between dumps when at most kKeptNodeBuffer, so
+// that small graphs' dumps do not allocate. A larger one is given back when its dumps ends:
+// kept, a 1M-node chain's 20 MB stayed alive through whatever the program did next (a load
+// of the same graph peaked 20 MB higher), and giving it back costs no measurable time —
+// glibc serves the next dumps' buffer from the heap it returned it to (its mmap threshold
+// rises to the size of a freed mapping). A dumps run inside another (from its storage sink)
+// writes into a buffer of its own.
+constexpr std::size_t kKeptNodeBuffer = std::size_t{1} << 20;
 class NodeBuffer {
  public:
   NodeBuffer() : buffer_(kept().in_use ? own_ : kept().buffer), lent_(!kept().in_use) {
@@ -233,7 +237,7 @@ class BinaryWriter {
     target_ops_[target] |= static_cast<std::uint8_t>(1u << static_cast<unsigned>(n->op()));
     b.varint(target);
     if (!type.empty()) b.str(type);
-    const std::vector<Value>& args = n->args();
+    const std::span<const Value> args = n->args();
     b.varint(args.size());
     for (const Value& a : args) value(a, b);
     if (!kwargs.items.empty()) dict(kwargs, b);
@@ -252,7 +256,7 @@ class BinaryWriter {
       case Value::Kind::Bool: b.byte(std::get<bool>(var) ? 1 : 0); break;
       case Value::Kind::Int: b.signed_varint(std::get<std::int64_t>(var)); break;
       case Value::Kind::Double: b.native8(std::get<double>(var)); break;
-      case Value::Kind::String: b.str(std::get<std::string>(var)); break;
+      case Value::Kind::String: b.str(v.str()); break;
       case Value::Kind::DType: b.varint(static_cast<std::uint8_t>(std::get<DType>(var))); break;
       case Value::Kind::Device:
         b.str(v.device().type);

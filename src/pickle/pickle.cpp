@@ -199,7 +199,7 @@ class Saver {
       case Value::Kind::Bool: r.i = std::get<bool>(var); break;
       case Value::Kind::Int: r.i = std::get<std::int64_t>(var); break;
       case Value::Kind::Double: r.d = std::get<double>(var); break;
-      case Value::Kind::String: r.s = std::get<std::string>(var); break;
+      case Value::Kind::String: r.s = v.str(); break;
       case Value::Kind::DType: r.i = static_cast<std::int64_t>(std::get<DType>(var)); break;
       case Value::Kind::Device:
         r.s = v.device().type;
@@ -236,13 +236,13 @@ class Saver {
         break;
       }
       case Value::Kind::List:
-        for (const Value& x : std::get<List>(var).items) r.items.push_back(value(x));
+        for (const Value& x : v.list().items) r.items.push_back(value(x));
         break;
       case Value::Kind::Tuple:
-        for (const Value& x : std::get<Tuple>(var).items) r.items.push_back(value(x));
+        for (const Value& x : v.tuple().items) r.items.push_back(value(x));
         break;
       case Value::Kind::Dict:
-        for (const auto& [k, x] : std::get<Dict>(var).items) r.entries.push_back({k, value(x)});
+        for (const auto& [k, x] : v.dict().items) r.entries.push_back({k, value(x)});
         break;
       case Value::Kind::Tensor:
         // Node values: registered by index_graph, in this order. Module attributes: now.

@@ -432,7 +432,7 @@ int cmd_graph(const std::vector<std::string>& argv) {
   rows.push_back({"opcode", "name", "target", "args", "kwargs"});
   for (const Node* n : gm->graph()) {
     rows.push_back({std::string(op_name(n->op())), printable(n->name()), printable(n->target()),
-                    printable(python_repr(Tuple{n->args()})), printable(python_repr(n->kwargs()))});
+                    printable(python_repr(Tuple{{n->args().begin(), n->args().end()}})), printable(python_repr(n->kwargs()))});
   }
   std::array<std::size_t, 5> width{};
   for (const auto& r : rows)

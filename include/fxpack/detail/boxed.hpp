@@ -1,10 +1,12 @@
-// Boxed<T>: a T held on the heap with value semantics, for the large alternatives of
-// Value::Variant (Tensor, Slice, Device).
+// Boxed<T>: a T held on the heap with value semantics, for the alternatives of
+// Value::Variant larger than 8 bytes (Tensor, std::string, List, Tuple, Dict, Slice, Device).
 //
 // Why: a std::variant is as large as its largest alternative. With a Tensor (104 bytes: an
-// inline Shape) in it, every Value was 112 bytes, and a graph's argument lists — almost all
-// node references and scalars — paid that per argument: at 10^6 nodes the argument lists
-// alone were ~170 MB. Boxed, the largest alternative is std::string and a Value is 40 bytes.
+// inline Shape) in it, every Value was 112 bytes, and with a std::string 40; a graph's
+// argument lists — almost all node references and scalars — paid that per argument. Boxed,
+// every alternative is at most 8 bytes and a Value is 16 (at 10^6 nodes the argument lists
+// went from ~170 MB to ~22 MB); a string, list, tuple or dict argument pays one small
+// allocation for its box.
 //
 // Copying copies the T (a deep copy, as the variant did); moving moves the pointer. A box
 // move-constructed from holds nothing and reads as a default T (an undefined Tensor, an

@@ -1,13 +1,15 @@
-// NodeList: a Node's input or user list — a vector of Node* that holds one entry inline.
+// NodeList: a Node's input or user list — a vector of Node* in one word.
 //
 // Why: nearly every node of a real graph has one or two inputs and one user; as
 // std::vector each list was 24 bytes plus a heap block, two allocations per node that at
-// 10^6 nodes cost ~64 MB and a cache miss each when walked. Here a list is 16 bytes and
-// needs the heap only past one entry (then it grows by doubling like a vector).
+// 10^6 nodes cost ~64 MB and a cache miss each when walked. Here a list is 8 bytes: empty,
+// the one entry itself, or (tagged in its low bit, which no Node* has) a heap block holding
+// the size, the capacity and the entries, which grows by doubling like a vector.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <utility>
 
@@ -22,68 +24,88 @@ class NodeList {
   NodeList() = default;
   NodeList(const NodeList&) = delete;
   NodeList& operator=(const NodeList&) = delete;
-  NodeList(NodeList&& other) noexcept { take(other); }
+  NodeList(NodeList&& other) noexcept : word_(std::exchange(other.word_, 0)) {}
   NodeList& operator=(NodeList&& other) noexcept {
     if (this != &other) {
       free();
-      take(other);
+      word_ = std::exchange(other.word_, 0);
     }
     return *this;
   }
   ~NodeList() { free(); }
 
   Node* const* begin() const { return data(); }
-  Node* const* end() const { return data() + size_; }
-  std::size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
+  Node* const* end() const { return data() + size(); }
+  std::size_t size() const {
+    if (Block* b = block()) return b->size;
+    return word_ ? 1 : 0;
+  }
+  bool empty() const { return size() == 0; }
   Node* operator[](std::size_t i) const { return data()[i]; }
   bool contains(const Node* n) const { return std::find(begin(), end(), n) != end(); }
-  std::span<Node* const> span() const { return {data(), size_}; }
+  std::span<Node* const> span() const { return {data(), size()}; }
 
   void push_back(Node* n) {
-    if (size_ == capacity_) grow();
-    data()[size_++] = n;
+    if (word_ == 0) {
+      word_ = reinterpret_cast<std::uintptr_t>(n);
+      return;
+    }
+    Block* b = block();
+    if (!b || b->size == b->capacity) b = grow();
+    b->entries()[b->size++] = n;
   }
   // Removes the first occurrence of `n`, if any, keeping the order of the rest.
   void erase_one(const Node* n) {
-    Node** d = data();
-    Node** it = std::find(d, d + size_, n);
-    if (it == d + size_) return;
-    std::move(it + 1, d + size_, it);
-    --size_;
+    Block* b = block();
+    if (!b) {
+      if (word_ == reinterpret_cast<std::uintptr_t>(n)) word_ = 0;
+      return;
+    }
+    Node** d = b->entries();
+    Node** it = std::find(d, d + b->size, n);
+    if (it == d + b->size) return;
+    std::move(it + 1, d + b->size, it);
+    --b->size;
   }
-  void clear() { size_ = 0; }
+  void clear() {
+    if (Block* b = block()) b->size = 0;
+    else word_ = 0;
+  }
 
  private:
-  Node* const* data() const { return capacity_ == 1 ? &one_ : heap_; }
-  Node** data() { return capacity_ == 1 ? &one_ : heap_; }
-  void grow() {
-    const std::uint32_t cap = capacity_ * 2;
-    Node** fresh = new Node*[cap];
-    std::copy(data(), data() + size_, fresh);
+  struct Block {
+    std::uint32_t size;
+    std::uint32_t capacity;
+    Node** entries() { return reinterpret_cast<Node**>(this + 1); }
+  };
+  static_assert(sizeof(Block) == sizeof(Node*));
+  static constexpr std::uintptr_t kBlock = 1;
+
+  Block* block() const { return word_ & kBlock ? reinterpret_cast<Block*>(word_ & ~kBlock) : nullptr; }
+  Node* const* data() const {
+    if (Block* b = block()) return b->entries();
+    return reinterpret_cast<Node* const*>(&word_);
+  }
+  // A block with room for one more entry, holding the current ones.
+  Block* grow() {
+    Block* old = block();
+    const std::uint32_t size = old ? old->size : 1;
+    const std::uint32_t capacity = old ? 2 * old->capacity : 4;
+    auto* b = static_cast<Block*>(::operator new(sizeof(Block) + capacity * sizeof(Node*)));
+    b->size = size;
+    b->capacity = capacity;
+    std::copy(data(), data() + size, b->entries());
     free();
-    heap_ = fresh;
-    capacity_ = cap;
+    word_ = reinterpret_cast<std::uintptr_t>(b) | kBlock;
+    return b;
   }
   void free() {
-    if (capacity_ != 1) delete[] heap_;
-    capacity_ = 1;
-  }
-  void take(NodeList& other) {
-    if (other.capacity_ == 1) one_ = other.one_;
-    else heap_ = other.heap_;
-    size_ = other.size_;
-    capacity_ = other.capacity_;
-    other.capacity_ = 1;
-    other.size_ = 0;
+    if (Block* b = block()) ::operator delete(b);
+    word_ = 0;
   }
 
-  union {
-    Node* one_ = nullptr;
-    Node** heap_;
-  };
-  std::uint32_t size_ = 0;
-  std::uint32_t capacity_ = 1;
+  // 0: empty; a Node*: that one entry; a Block* | kBlock: the block.
+  std::uintptr_t word_ = 0;
 };
 
 }  // namespace fxpack::detail
