@@ -15,6 +15,7 @@
 
 #include "attention.hpp"
 #include "fxpack/threads.hpp"
+#include "kept_memory.hpp"
 #include "ops/dnnl/primitives.hpp"
 #include "ops/kernels.hpp"
 #include "ops/simd/activation_simd.hpp"
@@ -1904,6 +1905,8 @@ void Executable::run_step(std::size_t j, Workspace& ws) {
 }
 
 Value Executable::record(std::span<const Value> inputs) {
+  // Memory kept for a later load goes back before the weights are packed (kept_memory.hpp).
+  detail::release_kept_memory();
   Workspace ws;
   ws.values.resize(prog_.num_slots());
   ws.mems.resize(steps_.size());
@@ -2262,6 +2265,8 @@ Value Program::run(std::span<const Value> inputs) const {
       } catch (const SignatureMismatch&) {
         return plan_.run_plain(inputs);
       }
+      // The heap the first call freed (its own buffers, among the packed weights) goes back.
+      detail::release_kept_memory();
       executables_.push_back(std::move(fresh));
       return out;
     }
