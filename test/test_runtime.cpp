@@ -135,6 +135,16 @@ TEST_CASE("runtime: release_pages hands a borrowed storage's bytes to its releas
   Storage::allocate(64)->release_pages();
   CHECK(g_released.size() == 1);
   check_values(Tensor(with_hook, 0, DType::Float32, Shape{4}), {1, 2, 3, 4});
+  // A range: cut at the storage's end; nothing past it.
+  with_hook->release_pages(4, 8);
+  with_hook->release_pages(12, 100);
+  with_hook->release_pages(16, 4);
+  Storage::allocate(64)->release_pages(0, 64);
+  REQUIRE(g_released.size() == 3);
+  CHECK(g_released[1].data() == reinterpret_cast<const std::byte*>(owner->data()) + 4);
+  CHECK(g_released[1].size() == 8);
+  CHECK(g_released[2].data() == reinterpret_cast<const std::byte*>(owner->data()) + 12);
+  CHECK(g_released[2].size() == 4);
 }
 
 TEST_CASE("runtime: a Value is small and keeps tensors, slices and devices by value") {

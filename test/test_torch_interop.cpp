@@ -12,6 +12,7 @@
 
 #include "fxpack/fxpack.hpp"
 #include "interop/block_cache.hpp"
+#include "kept_memory.hpp"
 #include "interop/fx_code_parser.hpp"
 #include "interop/torch_package.hpp"
 #include "interop/unpickler.hpp"
@@ -358,6 +359,12 @@ TEST_CASE("unpickler: block cache hands a given-back block out again, within its
   for (std::size_t i = 0; i < BlockCache::kMaxBlocks + 3; ++i) small.push_back(roomy.allocate(100, 16));
   for (void* p : small) roomy.deallocate(p, 100, 16);
   CHECK(roomy.cached_bytes() == BlockCache::kMaxBlocks * 4096);
+  // release_all frees what is kept; blocks in use stay their holder's.
+  void* in_use = roomy.allocate(100, 16);
+  roomy.release_all();
+  CHECK(roomy.cached_bytes() == 0);
+  roomy.deallocate(in_use, 100, 16);
+  CHECK(roomy.cached_bytes() == 4096);
 }
 
 TEST_CASE("unpickler: a tree's arena blocks are kept for the next load of the pickle") {
@@ -375,6 +382,19 @@ TEST_CASE("unpickler: a tree's arena blocks are kept for the next load of the pi
     CHECK(tree->root().kind == PyKind::PersistentId);
   }
   CHECK(cache.cached_bytes() == kept);  // and gave them back
+  // Until the process needs the memory (an inference plan's first call asks).
+  fxpack::detail::release_kept_memory();
+  CHECK(cache.cached_bytes() == 0);
+}
+
+TEST_CASE("unpickler: an inference plan's first call takes back the blocks kept for the next load") {
+  using fxpack::interop::BlockCache;
+  auto zr = zip::ZipReader::open(torch_fixture("small_convnet"));
+  auto gm = load_torch_package(zr, "model", "model.pkl");
+  REQUIRE(BlockCache::for_pickle_trees().cached_bytes() > 0);
+  (void)run(*gm, fxpack::testing::random_tensor(Shape{2, 3, 16, 16}));
+  CHECK(gm->plan()->inference_stats().signatures == 1);  // the first call specialised the plan
+  CHECK(BlockCache::for_pickle_trees().cached_bytes() == 0);
 }
 
 TEST_CASE("unpickler: hostile pickles are refused with a precise message") {

@@ -12,6 +12,7 @@
 // unless the storage is owned).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -104,6 +105,11 @@ class Storage {
   // that has copied what it needs (a plan's packed weights) while others may still read them.
   void release_pages() const {
     if (release_) release_({data_, nbytes_});
+  }
+  // release_pages() for bytes [offset, offset + n) only: for a holder that copies a large
+  // record part by part, so the part copied and the part still to copy are not both resident.
+  void release_pages(std::size_t offset, std::size_t n) const {
+    if (release_ && offset < nbytes_) release_({data_ + offset, std::min(n, nbytes_ - offset)});
   }
 
   // For allocate() and borrow() only (public for the allocator): with a null owner the

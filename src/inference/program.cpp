@@ -12,9 +12,11 @@
 #include <unordered_set>
 
 #include <omp.h>
+#include <sys/mman.h>
 
 #include "attention.hpp"
 #include "fxpack/threads.hpp"
+#include "kept_memory.hpp"
 #include "ops/dnnl/primitives.hpp"
 #include "ops/kernels.hpp"
 #include "ops/simd/activation_simd.hpp"
@@ -413,6 +415,24 @@ bool is_dense(const memory::desc& md, const Shape& shape) { return md == dnb::pl
 constexpr std::size_t kAlign = 64;
 std::size_t align_up(std::size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
+// First-call buffers from this size on are mapped apart from the heap (glibc's own initial
+// mmap threshold).
+constexpr std::size_t kMappedBufferBytes = 128 * 1024;
+
+// A buffer that lives only during the first call (one per value; later calls use the arena).
+// A large one is its own anonymous mapping: freed, its pages go back at once. From the heap,
+// the first call's buffers and the packed weights it makes in between interleave, and the
+// buffers' holes stay resident until the call ends (mobilenet_v2: 1.1 MiB above the end state;
+// and every large block glibc maps and frees raises its mmap threshold, so that the next ones
+// come from the heap too).
+std::shared_ptr<Storage> first_call_buffer(std::size_t bytes) {
+  if (bytes < kMappedBufferBytes) return Storage::allocate_uninitialized(bytes);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return Storage::allocate_uninitialized(bytes);
+  std::shared_ptr<const void> mapping(p, [bytes](const void* q) { ::munmap(const_cast<void*>(q), bytes); });
+  return Storage::borrow(p, bytes, std::move(mapping));
+}
+
 }  // namespace
 
 class Workspace {
@@ -656,7 +676,7 @@ std::int32_t Executable::new_buffer(std::size_t bytes, std::size_t step, Workspa
   b.first = b.last = static_cast<std::int64_t>(step);
   buffers_.push_back(b);
   buffer_slots_.emplace_back();
-  ws.own.push_back(Storage::allocate_uninitialized(b.bytes));
+  ws.own.push_back(first_call_buffer(b.bytes));
   return static_cast<std::int32_t>(buffers_.size() - 1);
 }
 
@@ -1100,6 +1120,11 @@ std::int32_t Executable::add_folded_weights(const memory::desc& plain, const mem
     if (n < rows && n > block && n % block) n -= n % block;
     folded_weights(weight, scales, static_cast<std::size_t>(r0) * row_values,
                    static_cast<std::size_t>(r0 + n) * row_values, buf.data());
+    // The rows just read, given back (a mapped record's pages; see release_packed_originals):
+    // otherwise a large layer's whole original stays resident next to its packed copy until
+    // the step ends — resnet18's 9 MiB layer4 convolutions set its first call's peak so.
+    weight.storage()->release_pages(weight.byte_offset() + static_cast<std::size_t>(r0) * row_values * sizeof(float),
+                                    static_cast<std::size_t>(n) * row_values * sizeof(float));
     Dims sub = dims, at(dims.size(), 0);
     sub[static_cast<std::size_t>(outer)] = n;
     at[static_cast<std::size_t>(outer)] = r0;
@@ -1899,6 +1924,8 @@ void Executable::run_step(std::size_t j, Workspace& ws) {
 }
 
 Value Executable::record(std::span<const Value> inputs) {
+  // Memory kept for a later load goes back before the weights are packed (kept_memory.hpp).
+  detail::release_kept_memory();
   Workspace ws;
   ws.values.resize(prog_.num_slots());
   ws.mems.resize(steps_.size());
@@ -1918,7 +1945,7 @@ Value Executable::record(std::span<const Value> inputs) {
       // A larger scratchpad replaces the old one, whose contents live only during a launch:
       // the earlier steps' bound memories still point into it, but this call never runs them
       // again (later calls bind their own workspace).
-      if (ws.scratch->nbytes() < scratch_bytes_) ws.scratch = Storage::allocate_uninitialized(scratch_bytes_);
+      if (ws.scratch->nbytes() < scratch_bytes_) ws.scratch = first_call_buffer(scratch_bytes_);
       bind(j, ws);
       release_packed_originals(j, read_when_run);
     } else {
@@ -2257,6 +2284,8 @@ Value Program::run(std::span<const Value> inputs) const {
       } catch (const SignatureMismatch&) {
         return plan_.run_plain(inputs);
       }
+      // The heap the first call freed (its own buffers, among the packed weights) goes back.
+      detail::release_kept_memory();
       executables_.push_back(std::move(fresh));
       return out;
     }

@@ -4,6 +4,8 @@
 #include <bit>
 #include <new>
 
+#include "kept_memory.hpp"
+
 namespace fxpack::interop {
 
 namespace {
@@ -31,8 +33,17 @@ std::size_t BlockCache::cached_bytes() const {
   return cached_bytes_;
 }
 
+void BlockCache::release_all() noexcept {
+  std::lock_guard lock(mutex_);
+  for (const Block& b : blocks_) free_block(b.p, b.align);
+  blocks_.clear();
+  cached_bytes_ = 0;
+}
+
 BlockCache& BlockCache::for_pickle_trees() {
   static BlockCache cache(kPickleTreeCacheBytes);
+  static const bool registered = (detail::register_kept_memory([]() noexcept { cache.release_all(); }), true);
+  (void)registered;
   return cache;
 }
 

@@ -17,7 +17,11 @@
 //     at most `max_cached_bytes` (counting size classes) and kMaxBlocks blocks; a block larger
 //     than the limit is freed at once; the cache frees what it holds when destroyed;
 //   - thread-safe: blocks may be taken on one thread and given back on another.
-// Memory cost: at most `max_cached_bytes` stay allocated (and resident) between loads.
+//   - release_all() frees every kept block (blocks in use are not the cache's); the process's
+//     cache registers it with release_kept_memory() (kept_memory.hpp), so an inference plan's
+//     first call takes the blocks back before it packs the model's weights.
+// Memory cost: at most `max_cached_bytes` stay allocated (and resident) between loads, until
+// the next release_kept_memory().
 #pragma once
 
 #include <cstddef>
@@ -38,6 +42,8 @@ class BlockCache final : public std::pmr::memory_resource {
 
   // Bytes (by size class) held for reuse now.
   std::size_t cached_bytes() const;
+  // Frees every block held for reuse.
+  void release_all() noexcept;
 
   // The process-wide cache PickleTree arenas draw from: it keeps at most
   // kPickleTreeCacheBytes (a 16 MiB cache holds the arenas of every zoo model's pickle).
