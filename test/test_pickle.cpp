@@ -932,12 +932,13 @@ TEST_CASE("pickle: JSON numbers that rapidjson 1.1 cannot parse safely are refus
                          FormatError);
   }
   const std::string hundred_fifty_zeros(150, '0'), four_hundred_zeros(400, '0');
-  for (const auto& [number, what] : std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [number_text, what] : std::vector<std::pair<std::string, std::string>>{
            {"1" + hundred_fifty_zeros + "1e290", "is about 10^441, outside the range of a double"},
            {"-0." + four_hundred_zeros + "1", "is about 10^-401, outside the range of a double"},
            {"1e309", "is about 10^309, outside the range of a double"},
            {"5e-325", "is about 10^-325, outside the range of a double"},
            {"1e-99999999999999999999", "has an exponent beyond 10^1000000000"}}) {
+    const std::string number = number_text;  // CAPTURE's lambda cannot name a structured binding (clang 14)
     CAPTURE(number);
     const std::string expected = "JSON number at byte offset 6 " + what;
     CHECK_THROWS_WITH_AS(pickle::loads(header + "{\"a\": " + number + "}"), doctest::Contains(expected.c_str()),
