@@ -155,8 +155,9 @@ std::string stack_summary_2(const std::string& trace) {
 
 class Generator {
  public:
-  Generator(const Graph& graph, const CodegenOptions& options)
-      : graph_(graph), dialect_(options.dialect.value_or(graph.dialect())), verbose_(options.verbose) {}
+  Generator(const Graph& graph, const LastUses& uses, const CodegenOptions& options)
+      : graph_(graph), dialect_(options.dialect.value_or(graph.dialect())), verbose_(options.verbose),
+        last_uses_(uses) {}
 
   PythonCode run();
 
@@ -359,7 +360,9 @@ class Generator {
   detail::NameCounters counters_;
   std::unordered_map<std::string, std::string> global_names_;  // object → name
   std::unordered_map<std::string, std::string, detail::StringHash, std::equal_to<>> function_globals_;
-  LastUses last_uses_;                   // also numbers the nodes
+  // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
+  // it references them, as fx's map_arg walk does. Also numbers the nodes.
+  const LastUses& last_uses_;
   std::vector<std::string_view> names_;  // per node position, once named
   // verbose: the stack trace of the previous node (fx's prev_stacktrace: none, "" or a trace)
   bool have_prev_ = false;
@@ -492,9 +495,6 @@ void Generator::emit_call_function(const Node* n, const std::string& annotation)
 }
 
 PythonCode Generator::run() {
-  // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
-  // it references them, as fx's map_arg walk does.
-  last_uses_ = graph_.last_uses();
   names_.resize(graph_.size());
   declare_custom_builtins();
   emit_body();
@@ -596,7 +596,11 @@ void Generator::assemble_source() {
 }  // namespace
 
 PythonCode generate_python_code(const Graph& graph, const CodegenOptions& options) {
-  return Generator(graph, options).run();
+  return generate_python_code(graph, graph.last_uses(), options);
+}
+
+PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options) {
+  return Generator(graph, uses, options).run();
 }
 
 std::string python_code(const Graph& graph, bool verbose) {

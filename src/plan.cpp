@@ -55,12 +55,12 @@ struct Plan::Builder {
     if (n->args().empty() && !t.starts_with("*") && plan.num_required_ == static_cast<std::size_t>(index))
       plan.num_required_ = plan.num_inputs_;
     plan.defaults_.push_back(std::move(def));
-    in.operands.push_back(Operand{index, false, {}});
+    plan.operands_.push_back(Operand{index, false, false, {}});
   }
 
   void get_attr(const Node* n, Instr& in) const {
     in.kind = Kind::Constant;
-    in.operands.push_back(Operand{-1, false, Value(root.get_tensor(n->target()))});
+    plan.operands_.push_back(Operand{-1, false, false, Value(root.get_tensor(n->target()))});
   }
 
   // A call_function or call_method; false (and the target noted in `missing`) when no op
@@ -98,11 +98,10 @@ struct Plan::Builder {
     in.kind = Kind::Kernel;
     in.kernel = chosen.kernel;
     in.op = &chosen;
-    in.operands.reserve(bound.size());
     for (std::size_t i = 0; i < bound.size(); ++i) {
       Operand op = operand(bound[i]);
       op.check = (op.slot >= 0 || op.nested) && chosen.params[i].type.base != ArgType::Any;
-      in.operands.push_back(std::move(op));
+      plan.operands_.push_back(std::move(op));
     }
   }
 
@@ -111,10 +110,10 @@ struct Plan::Builder {
     in.kind = Kind::Overloaded;
     auto o = std::make_unique<Instr::Overloads>();
     o->defs = overloads;
-    for (const Value& a : n->args()) in.operands.push_back(operand(a));
+    for (const Value& a : n->args()) plan.operands_.push_back(operand(a));
     for (const auto& [k, v] : n->kwargs().items) {
       o->kwarg_names.push_back(k);
-      in.operands.push_back(operand(v));
+      plan.operands_.push_back(operand(v));
     }
     in.overloads = std::move(o);
   }
@@ -135,7 +134,7 @@ struct Plan::Builder {
       inputs = in.module_kind->bind_inputs(std::move(inputs), n->kwargs());
     }
     in.module = std::move(mod);
-    for (const Value& a : inputs) in.operands.push_back(operand(a));
+    for (const Value& a : inputs) plan.operands_.push_back(operand(a));
   }
 
   // Compiles node `n` into `in`; false when it has no kernel (noted in `missing`).
@@ -191,14 +190,20 @@ constexpr std::size_t kWhereBytesPerNode = 48;
 
 std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
                                                      const PlanOptions& options) {
+  return build_instructions(graph, root, options, graph.last_uses());
+}
+
+std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
+                                                     const PlanOptions& options, LastUses uses) {
   auto plan = std::shared_ptr<Plan>(new Plan);
   Builder builder(*plan, root);
   plan->instrs_.reserve(graph.size());
+  plan->operands_.reserve(2 * graph.size());  // most nodes take one or two
+  plan->frees_.reserve(graph.size());         // a value dies at most once
   plan->where_.reserve(graph.size() * kWhereBytesPerNode);
   // Instruction i frees the slots whose last use it is (what the output reads lives to the
   // end). Slot i is the i-th node: the analysis's positions.
-  LastUses last_uses = graph.last_uses();
-  plan->slot_of_ = last_uses.release_positions();
+  plan->slot_of_ = uses.release_positions();
   std::uint32_t next_slot = 0;
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
@@ -207,19 +212,27 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
     }
     Instr in;
     in.out = next_slot;
-    for (const Node* dead : last_uses.at(next_slot)) in.frees.push_back(plan->slot_of_.at(dead));
+    for (const Node* dead : uses.at(next_slot)) plan->frees_.push_back(plan->slot_of_.at(dead));
+    in.frees_end = static_cast<std::uint32_t>(plan->frees_.size());
     ++next_slot;
     try {
       if (!builder.compile(n, in)) continue;
     } catch (const Error& e) {
       rethrow_with_context<OpError>(e, describe(n));
     }
+    in.operands_end = static_cast<std::uint32_t>(plan->operands_.size());
     in.where_begin = static_cast<std::uint32_t>(plan->where_.size());
     describe(n, plan->where_);
     in.where_end = static_cast<std::uint32_t>(plan->where_.size());
     plan->instrs_.push_back(std::move(in));
   }
   builder.throw_if_missing();
+  // operands_ is complete (it moves while it grows): each instruction's view into it.
+  std::uint32_t begin = 0;
+  for (Instr& in : plan->instrs_) {
+    in.operands = std::span<const Operand>(plan->operands_).subspan(begin, in.operands_end - begin);
+    begin = in.operands_end;
+  }
   plan->num_slots_ = next_slot;
   plan->wants_inference_ = options.optimize_for_inference;
   plan->source_graph_ = &graph;
@@ -287,7 +300,8 @@ Value Plan::run_plain(std::span<const Value> inputs) const {
       case Kind::Overloaded:
       case Kind::Module: run_instr(i, slots, args); break;
     }
-    for (std::uint32_t s : in.frees) slots[s] = Value();
+    const std::uint32_t frees_begin = i ? instrs_[i - 1].frees_end : 0;
+    for (std::uint32_t f = frees_begin; f < in.frees_end; ++f) slots[frees_[f]] = Value();
   }
   return output(slots);
 }

@@ -58,6 +58,9 @@ struct PythonCode {
 };
 
 PythonCode generate_python_code(const Graph& graph, const CodegenOptions& options = {});
+// The same, with `uses`: graph.last_uses() as the caller already made it for `graph` as it
+// is now (a GraphModule's recompile makes one analysis for its code and its plan).
+PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options = {});
 // The `code` of a GraphModule over `graph`, in the graph's dialect.
 std::string python_code(const Graph& graph, bool verbose = false);
 // print_readable's text for a module of class `class_name`, in the graph's dialect.
