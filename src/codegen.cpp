@@ -2,6 +2,8 @@
 #include "fxpack/codegen.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <string.h>  // memrchr (glibc)
 #include <deque>
 #include <span>
 #include <string_view>
@@ -514,7 +516,9 @@ void Generator::declare_custom_builtins() {
 
 // One line per node (with its frees), and which node each line comes from.
 void Generator::emit_body() {
-  body_.reserve(graph_.size() * 48);
+  // A typical line and its indent: the source is finished in this buffer (assemble_source).
+  body_.reserve(graph_.size() * 52 + 256);
+  out_.line_nodes.reserve(graph_.size() + 2);
   std::vector<std::int64_t>& line_nodes = out_.line_nodes;
   std::size_t position = 0;
   for (const Node* n : graph_) {
@@ -557,40 +561,50 @@ void Generator::emit_body() {
   line_nodes.push_back(line_nodes.empty() ? -1 : line_nodes.back());  // the last, empty line
 }
 
-// The wrap() lines, the signature, and the body indented.
+// The wrap() lines, the signature, and the body indented, in the body's own buffer: at 10^6
+// nodes a second buffer for the source would be ~50 MB of fresh pages per recompile.
 void Generator::assemble_source() {
-  std::string& code = out_.src;
-  code = "\n";
+  std::string head = "\n";
   for (std::size_t i = 0; i < wrapped_.size(); ++i) {
-    if (i) code += '\n';
-    code += "torch.fx._symbolic_trace.wrap(\"" + wrapped_[i] + "\")";
+    if (i) head += '\n';
+    head += "torch.fx._symbolic_trace.wrap(\"" + wrapped_[i] + "\")";
   }
-  code += "\n\ndef forward(";
+  head += "\n\ndef forward(";
   bool self_first = !free_vars_.empty() && free_vars_[0] == "self";
-  if (!self_first) code += "self";
+  if (!self_first) head += "self";
   for (std::size_t i = 0; i < free_vars_.size(); ++i) {
-    if (i || !self_first) code += ", ";
-    code += free_vars_[i];
+    if (i || !self_first) head += ", ";
+    head += free_vars_[i];
   }
-  code += ")" + return_annotation_ + ":\n";
+  head += ")" + return_annotation_ + ":\n";
   // 2.x strips the body's leading newlines (a verbose body starts with one).
-  std::string_view body = body_;
-  if (dialect_ == Dialect::Torch2) {
-    while (!body.empty() && body.front() == '\n') body.remove_prefix(1);
+  if (dialect_ == Dialect::Torch2) body_.erase(0, body_.find_first_not_of('\n'));
+  // Every line of the body is indented by four spaces (the last, empty line too). Lines move
+  // back to front, each once: a line's new place is right of its old one (it shifts by the
+  // head and the indents before it), so what is still to move is never overwritten.
+  const std::size_t body_size = body_.size();
+  // memchr and memrchr rather than std::count and rfind: those go byte by byte.
+  std::size_t newlines = 0;
+  for (const char* p = body_.data(); (p = static_cast<const char*>(std::memchr(p, '\n', body_.data() + body_size - p)));
+       ++p)
+    ++newlines;
+  std::string& code = body_;
+  code.resize(head.size() + body_size + 4 * (newlines + 1));
+  // The line [start, end) ends with its newline, but for the last line.
+  std::size_t end = body_size, to = code.size();
+  for (bool last = true;; last = false) {
+    const std::size_t before = last ? end : end - 1;  // where the previous line's newline may be
+    const void* nl = before == 0 ? nullptr : ::memrchr(code.data(), '\n', before);
+    const std::size_t start = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - code.data()) + 1 : 0;
+    to -= end - start;
+    std::memmove(code.data() + to, code.data() + start, end - start);
+    to -= 4;
+    std::memcpy(code.data() + to, "    ", 4);
+    if (start == 0) break;
+    end = start;
   }
-  code.reserve(code.size() + body.size() + graph_.size() * 4 + 8);
-  // Indent every line of the body by four spaces (the last, empty line too).
-  std::size_t start = 0;
-  while (true) {
-    auto nl = body.find('\n', start);
-    code += "    ";
-    if (nl == std::string_view::npos) {
-      code.append(body.substr(start));
-      break;
-    }
-    code.append(body.substr(start, nl - start + 1));
-    start = nl + 1;
-  }
+  std::memcpy(code.data(), head.data(), head.size());
+  out_.src = std::move(code);
 }
 
 }  // namespace
