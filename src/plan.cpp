@@ -32,6 +32,20 @@ struct Plan::Builder {
   const Module& root;
   const OpRegistry& registry = OpRegistry::global();
   std::vector<std::string> missing;  // call targets without a kernel, reported together
+  // Each call target's overloads, looked up in the registry once: the graph interns targets,
+  // so one address stands for one name (per kind: a function and a method may share it).
+  detail::PointerIndex<std::string> function_index, method_index;
+  std::vector<std::span<const OpDef* const>> overloads_by_index;
+
+  std::span<const OpDef* const> overloads_of(const Node* n) {
+    const bool function = n->op() == Op::CallFunction;
+    auto [index, added] = (function ? function_index : method_index)
+                              .try_emplace(&n->target(), static_cast<std::uint32_t>(overloads_by_index.size()));
+    if (added)
+      overloads_by_index.push_back(function ? registry.function_overloads(n->target())
+                                            : registry.method_overloads(n->target()));
+    return overloads_by_index[index];
+  }
 
   // Where an argument comes from: the slot of a node, or a constant (nested: holding nodes).
   Operand operand(const Value& v) const {
@@ -66,8 +80,7 @@ struct Plan::Builder {
   // A call_function or call_method; false (and the target noted in `missing`) when no op
   // has that name.
   bool call(const Node* n, Instr& in) {
-    auto overloads = n->op() == Op::CallFunction ? registry.function_overloads(n->target())
-                                                 : registry.method_overloads(n->target());
+    const std::span<const OpDef* const> overloads = overloads_of(n);
     if (overloads.empty()) {
       missing.push_back(describe(n));
       return false;
@@ -96,7 +109,6 @@ struct Plan::Builder {
   // The one overload that fits, bound at build time.
   void kernel(const OpDef& chosen, const std::vector<Value>& bound, Instr& in) const {
     in.kind = Kind::Kernel;
-    in.kernel = chosen.kernel;
     in.op = &chosen;
     for (std::size_t i = 0; i < bound.size(); ++i) {
       Operand op = operand(bound[i]);
@@ -322,7 +334,7 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
         if (t.base == ArgType::Tensor && !t.list && args[a].is_tensor()) continue;  // the common case
         args[a] = check_argument(*in.op, in.op->params[a], std::move(args[a]));
       }
-      slots[in.out] = in.kernel(args);
+      slots[in.out] = in.op->kernel(args);
     } else if (in.kind == Kind::Overloaded) {
       const auto& names = in.overloads->kwarg_names;
       const std::size_t npos = args.size() - names.size();

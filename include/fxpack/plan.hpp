@@ -163,8 +163,7 @@ class Plan {
   struct Instr {
     Kind kind;
     std::uint32_t out;  // result slot
-    KernelFn kernel = nullptr;
-    const OpDef* op = nullptr;  // Kernel: the bound overload
+    const OpDef* op = nullptr;  // Kernel: the bound overload (its kernel runs)
     // Overloaded: the overloads, and the names of the trailing operands (kwargs).
     struct Overloads {
       std::span<const OpDef* const> defs;
