@@ -183,7 +183,7 @@ class Generator {
   bool taken(std::string_view c) const {
     if (made_.count(c)) return true;
     const Node* m = graph_.find_node(c);
-    return m && names_[last_uses_.position(m)] == c;
+    return m && naming_[last_uses_.position(m)] == Naming::Own;
   }
 
   // The name the source calls a call_function target by (add_global of its qualified name,
@@ -230,17 +230,19 @@ class Generator {
   // The node's name in this source: its own, unless a global took it first (fx's
   // node_repr). The common case claims the name as it is, without building strings.
   std::string_view node_name(const Node* n) {
-    std::string_view& slot = names_[last_uses_.position(n)];
-    if (slot.data()) return slot;
+    const std::uint32_t position = last_uses_.position(n);
+    Naming& naming = naming_[position];
+    if (naming == Naming::Own) return n->name();
+    if (naming == Naming::Renamed) return renamed_.at(position);
     const std::string& name = n->name();
     // Node names are unique in the graph, so only a name made here can clash with one.
     if (!detail::is_reserved_name(name) && (made_.size() == kCustomBuiltins || !made_.count(name))) {
       if (dialect_ == Dialect::Torch2) note_suffix(name);
-      slot = name;
-    } else {
-      slot = create_name(name, nullptr);
+      naming = Naming::Own;
+      return name;
     }
-    return slot;
+    naming = Naming::Renamed;
+    return renamed_.emplace(position, create_name(name, nullptr)).first->second;
   }
   // What create_python_name does to 2.x's counters when it claims `name` unchanged: a base
   // remembers the suffix it was last given.
@@ -365,7 +367,11 @@ class Generator {
   // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
   // it references them, as fx's map_arg walk does. Also numbers the nodes.
   const LastUses& last_uses_;
-  std::vector<std::string_view> names_;  // per node position, once named
+  // Per node position, once named: a byte, not the name (16 MB at 10^6 nodes); the few
+  // renamed nodes' names (in owned_) by position.
+  enum class Naming : std::uint8_t { Unnamed, Own, Renamed };
+  std::vector<Naming> naming_;
+  std::unordered_map<std::uint32_t, std::string_view> renamed_;
   // verbose: the stack trace of the previous node (fx's prev_stacktrace: none, "" or a trace)
   bool have_prev_ = false;
   std::string prev_stack_;
@@ -497,7 +503,7 @@ void Generator::emit_call_function(const Node* n, const std::string& annotation)
 }
 
 PythonCode Generator::run() {
-  names_.resize(graph_.size());
+  naming_.resize(graph_.size(), Naming::Unnamed);
   declare_custom_builtins();
   emit_body();
   assemble_source();
