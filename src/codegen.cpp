@@ -159,7 +159,7 @@ class Generator {
  public:
   Generator(const Graph& graph, const LastUses& uses, const CodegenOptions& options)
       : graph_(graph), dialect_(options.dialect.value_or(graph.dialect())), verbose_(options.verbose),
-        last_uses_(uses) {}
+        line_nodes_(options.line_nodes), last_uses_(uses) {}
 
   PythonCode run();
 
@@ -340,6 +340,10 @@ class Generator {
   }
 
   void stack_trace_comment(const Node* n);
+  // The next line of the body comes from node `position` (-1: none), for line_nodes.
+  void line_from(std::int64_t position) {
+    if (line_nodes_) out_.line_nodes.push_back(position);
+  }
   void emit(const Node* n);
   void emit_placeholder(const Node* n, const std::string& annotation);
   void emit_call_function(const Node* n, const std::string& annotation);
@@ -352,6 +356,7 @@ class Generator {
   const Graph& graph_;
   Dialect dialect_;
   bool verbose_;
+  bool line_nodes_;
   bool plain_repr_ = false;
   PythonCode out_;
   std::string body_;
@@ -524,8 +529,7 @@ void Generator::declare_custom_builtins() {
 void Generator::emit_body() {
   // A typical line and its indent: the source is finished in this buffer (assemble_source).
   body_.reserve(graph_.size() * 52 + 256);
-  out_.line_nodes.reserve(graph_.size() + 2);
-  std::vector<std::int64_t>& line_nodes = out_.line_nodes;
+  if (line_nodes_) out_.line_nodes.reserve(graph_.size() + 2);
   std::size_t position = 0;
   for (const Node* n : graph_) {
     const std::size_t self = position++;
@@ -535,11 +539,11 @@ void Generator::emit_body() {
     if (n->op() == Op::Placeholder) {
       if (body_.size() != before) {
         body_ += '\n';
-        line_nodes.push_back(static_cast<std::int64_t>(self));
+        line_from(static_cast<std::int64_t>(self));
       }
       continue;
     }
-    line_nodes.push_back(static_cast<std::int64_t>(self));
+    line_from(static_cast<std::int64_t>(self));
     if (n->op() == Op::Output) {
       body_ += '\n';
       continue;
@@ -562,9 +566,9 @@ void Generator::emit_body() {
   }
   if (body_.empty()) {
     body_ = "pass\n";
-    line_nodes.push_back(-1);
+    line_from(-1);
   }
-  line_nodes.push_back(line_nodes.empty() ? -1 : line_nodes.back());  // the last, empty line
+  line_from(out_.line_nodes.empty() ? -1 : out_.line_nodes.back());  // the last, empty line
 }
 
 // The wrap() lines, the signature, and the body indented, in the body's own buffer: at 10^6
@@ -624,7 +628,7 @@ PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const 
 }
 
 std::string python_code(const Graph& graph, bool verbose) {
-  return generate_python_code(graph, {.verbose = verbose, .dialect = std::nullopt}).src;
+  return generate_python_code(graph, {.verbose = verbose, .dialect = std::nullopt, .line_nodes = false}).src;
 }
 
 std::string readable_code(const Graph& graph, const std::string& class_name) {

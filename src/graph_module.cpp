@@ -76,7 +76,7 @@ void GraphModule::real_recompile_locked() {
   c->graph_generation = graph_->generation();
   // One liveness analysis for both: the code's `x = None` lines and the plan's frees.
   LastUses uses = graph_->last_uses();
-  c->code = generate_python_code(*graph_, uses).src;
+  c->code = generate_python_code(*graph_, uses, {.verbose = false, .dialect = std::nullopt, .line_nodes = false}).src;
   if (source_check_) {
     source_check_(c->code);  // throws: nothing installed, still dirty
     source_check_ = nullptr;

@@ -133,17 +133,14 @@ struct Plan::Builder {
   void call_module(const Node* n, Instr& in) const {
     auto mod = root.get_submodule(n->target());
     in.kind = Kind::Module;
-    // A module of a registered kind runs the kind's forward; a user module object its
-    // own (virtual) forward.
-    in.module_kind = mod->leaf_kind();
     // A leaf kind declares forward's inputs: keywords bind to them here, once. A user
     // module's forward takes positional inputs only.
     std::vector<Value> inputs(n->args().begin(), n->args().end());
     if (!n->kwargs().items.empty()) {
-      if (!in.module_kind)
+      if (!mod->leaf_kind())
         throw OpError("call_module with keyword arguments: module " + mod->kind() +
                       " is not of a registered kind, whose forward would name its inputs");
-      inputs = in.module_kind->bind_inputs(std::move(inputs), n->kwargs());
+      inputs = mod->leaf_kind()->bind_inputs(std::move(inputs), n->kwargs());
     }
     in.module = std::move(mod);
     for (const Value& a : inputs) plan.operands_.push_back(operand(a));
@@ -343,8 +340,10 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
       args.resize(npos);
       BoundCall b = bind_overload(in.overloads->defs, args, kwargs);
       slots[in.out] = b.op->kernel(b.args);
-    } else if (in.module_kind) {
-      slots[in.out] = in.module_kind->forward(*in.module, args);
+    } else if (const ModuleKind* kind = in.module->leaf_kind()) {
+      // A module of a registered kind runs the kind's forward; a user module object its
+      // own (virtual) forward.
+      slots[in.out] = kind->forward(*in.module, args);
     } else {
       slots[in.out] = const_cast<Module&>(*in.module).forward(args);
     }

@@ -43,6 +43,7 @@ inline constexpr int kCodegenVersion = 2;
 struct CodegenOptions {
   bool verbose = false;            // print_readable's form, with stack-trace comments
   std::optional<Dialect> dialect;  // the graph's when unset
+  bool line_nodes = true;          // fill PythonCode::line_nodes (else left empty)
 };
 
 struct PythonCode {

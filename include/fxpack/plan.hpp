@@ -171,7 +171,6 @@ class Plan {
     };
     std::unique_ptr<const Overloads> overloads;
     std::shared_ptr<const Module> module;  // for Kind::Module (keeps it alive)
-    const ModuleKind* module_kind = nullptr;
     // In the plan's operands_ (one block for all instructions: no allocation per
     // instruction); set when the plan is complete, operands_end while it is built.
     std::span<const Operand> operands;
