@@ -2,6 +2,8 @@
 #include "fxpack/codegen.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <string.h>  // memrchr (glibc)
 #include <deque>
 #include <span>
 #include <string_view>
@@ -155,8 +157,9 @@ std::string stack_summary_2(const std::string& trace) {
 
 class Generator {
  public:
-  Generator(const Graph& graph, const CodegenOptions& options)
-      : graph_(graph), dialect_(options.dialect.value_or(graph.dialect())), verbose_(options.verbose) {}
+  Generator(const Graph& graph, const LastUses& uses, const CodegenOptions& options)
+      : graph_(graph), dialect_(options.dialect.value_or(graph.dialect())), verbose_(options.verbose),
+        line_nodes_(options.line_nodes), last_uses_(uses) {}
 
   PythonCode run();
 
@@ -180,7 +183,7 @@ class Generator {
   bool taken(std::string_view c) const {
     if (made_.count(c)) return true;
     const Node* m = graph_.find_node(c);
-    return m && names_[last_uses_.position(m)] == c;
+    return m && naming_[last_uses_.position(m)] == Naming::Own;
   }
 
   // The name the source calls a call_function target by (add_global of its qualified name,
@@ -227,17 +230,19 @@ class Generator {
   // The node's name in this source: its own, unless a global took it first (fx's
   // node_repr). The common case claims the name as it is, without building strings.
   std::string_view node_name(const Node* n) {
-    std::string_view& slot = names_[last_uses_.position(n)];
-    if (slot.data()) return slot;
+    const std::uint32_t position = last_uses_.position(n);
+    Naming& naming = naming_[position];
+    if (naming == Naming::Own) return n->name();
+    if (naming == Naming::Renamed) return renamed_.at(position);
     const std::string& name = n->name();
     // Node names are unique in the graph, so only a name made here can clash with one.
     if (!detail::is_reserved_name(name) && (made_.size() == kCustomBuiltins || !made_.count(name))) {
       if (dialect_ == Dialect::Torch2) note_suffix(name);
-      slot = name;
-    } else {
-      slot = create_name(name, nullptr);
+      naming = Naming::Own;
+      return name;
     }
-    return slot;
+    naming = Naming::Renamed;
+    return renamed_.emplace(position, create_name(name, nullptr)).first->second;
   }
   // What create_python_name does to 2.x's counters when it claims `name` unchanged: a base
   // remembers the suffix it was last given.
@@ -335,6 +340,10 @@ class Generator {
   }
 
   void stack_trace_comment(const Node* n);
+  // The next line of the body comes from node `position` (-1: none), for line_nodes.
+  void line_from(std::int64_t position) {
+    if (line_nodes_) out_.line_nodes.push_back(position);
+  }
   void emit(const Node* n);
   void emit_placeholder(const Node* n, const std::string& annotation);
   void emit_call_function(const Node* n, const std::string& annotation);
@@ -347,6 +356,7 @@ class Generator {
   const Graph& graph_;
   Dialect dialect_;
   bool verbose_;
+  bool line_nodes_;
   bool plain_repr_ = false;
   PythonCode out_;
   std::string body_;
@@ -359,8 +369,14 @@ class Generator {
   detail::NameCounters counters_;
   std::unordered_map<std::string, std::string> global_names_;  // object → name
   std::unordered_map<std::string, std::string, detail::StringHash, std::equal_to<>> function_globals_;
-  LastUses last_uses_;                   // also numbers the nodes
-  std::vector<std::string_view> names_;  // per node position, once named
+  // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
+  // it references them, as fx's map_arg walk does. Also numbers the nodes.
+  const LastUses& last_uses_;
+  // Per node position, once named: a byte, not the name (16 MB at 10^6 nodes); the few
+  // renamed nodes' names (in owned_) by position.
+  enum class Naming : std::uint8_t { Unnamed, Own, Renamed };
+  std::vector<Naming> naming_;
+  std::unordered_map<std::uint32_t, std::string_view> renamed_;
   // verbose: the stack trace of the previous node (fx's prev_stacktrace: none, "" or a trace)
   bool have_prev_ = false;
   std::string prev_stack_;
@@ -492,10 +508,7 @@ void Generator::emit_call_function(const Node* n, const std::string& annotation)
 }
 
 PythonCode Generator::run() {
-  // A node is freed (`x = None`) after its last user; a user frees its inputs in the order
-  // it references them, as fx's map_arg walk does.
-  last_uses_ = graph_.last_uses();
-  names_.resize(graph_.size());
+  naming_.resize(graph_.size(), Naming::Unnamed);
   declare_custom_builtins();
   emit_body();
   assemble_source();
@@ -514,8 +527,9 @@ void Generator::declare_custom_builtins() {
 
 // One line per node (with its frees), and which node each line comes from.
 void Generator::emit_body() {
-  body_.reserve(graph_.size() * 48);
-  std::vector<std::int64_t>& line_nodes = out_.line_nodes;
+  // A typical line and its indent: the source is finished in this buffer (assemble_source).
+  body_.reserve(graph_.size() * 52 + 256);
+  if (line_nodes_) out_.line_nodes.reserve(graph_.size() + 2);
   std::size_t position = 0;
   for (const Node* n : graph_) {
     const std::size_t self = position++;
@@ -525,11 +539,11 @@ void Generator::emit_body() {
     if (n->op() == Op::Placeholder) {
       if (body_.size() != before) {
         body_ += '\n';
-        line_nodes.push_back(static_cast<std::int64_t>(self));
+        line_from(static_cast<std::int64_t>(self));
       }
       continue;
     }
-    line_nodes.push_back(static_cast<std::int64_t>(self));
+    line_from(static_cast<std::int64_t>(self));
     if (n->op() == Op::Output) {
       body_ += '\n';
       continue;
@@ -552,55 +566,69 @@ void Generator::emit_body() {
   }
   if (body_.empty()) {
     body_ = "pass\n";
-    line_nodes.push_back(-1);
+    line_from(-1);
   }
-  line_nodes.push_back(line_nodes.empty() ? -1 : line_nodes.back());  // the last, empty line
+  line_from(out_.line_nodes.empty() ? -1 : out_.line_nodes.back());  // the last, empty line
 }
 
-// The wrap() lines, the signature, and the body indented.
+// The wrap() lines, the signature, and the body indented, in the body's own buffer: at 10^6
+// nodes a second buffer for the source would be ~50 MB of fresh pages per recompile.
 void Generator::assemble_source() {
-  std::string& code = out_.src;
-  code = "\n";
+  std::string head = "\n";
   for (std::size_t i = 0; i < wrapped_.size(); ++i) {
-    if (i) code += '\n';
-    code += "torch.fx._symbolic_trace.wrap(\"" + wrapped_[i] + "\")";
+    if (i) head += '\n';
+    head += "torch.fx._symbolic_trace.wrap(\"" + wrapped_[i] + "\")";
   }
-  code += "\n\ndef forward(";
+  head += "\n\ndef forward(";
   bool self_first = !free_vars_.empty() && free_vars_[0] == "self";
-  if (!self_first) code += "self";
+  if (!self_first) head += "self";
   for (std::size_t i = 0; i < free_vars_.size(); ++i) {
-    if (i || !self_first) code += ", ";
-    code += free_vars_[i];
+    if (i || !self_first) head += ", ";
+    head += free_vars_[i];
   }
-  code += ")" + return_annotation_ + ":\n";
+  head += ")" + return_annotation_ + ":\n";
   // 2.x strips the body's leading newlines (a verbose body starts with one).
-  std::string_view body = body_;
-  if (dialect_ == Dialect::Torch2) {
-    while (!body.empty() && body.front() == '\n') body.remove_prefix(1);
+  if (dialect_ == Dialect::Torch2) body_.erase(0, body_.find_first_not_of('\n'));
+  // Every line of the body is indented by four spaces (the last, empty line too). Lines move
+  // back to front, each once: a line's new place is right of its old one (it shifts by the
+  // head and the indents before it), so what is still to move is never overwritten.
+  const std::size_t body_size = body_.size();
+  // memchr and memrchr rather than std::count and rfind: those go byte by byte.
+  std::size_t newlines = 0;
+  for (const char* p = body_.data(); (p = static_cast<const char*>(std::memchr(p, '\n', body_.data() + body_size - p)));
+       ++p)
+    ++newlines;
+  std::string& code = body_;
+  code.resize(head.size() + body_size + 4 * (newlines + 1));
+  // The line [start, end) ends with its newline, but for the last line.
+  std::size_t end = body_size, to = code.size();
+  for (bool last = true;; last = false) {
+    const std::size_t before = last ? end : end - 1;  // where the previous line's newline may be
+    const void* nl = before == 0 ? nullptr : ::memrchr(code.data(), '\n', before);
+    const std::size_t start = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - code.data()) + 1 : 0;
+    to -= end - start;
+    std::memmove(code.data() + to, code.data() + start, end - start);
+    to -= 4;
+    std::memcpy(code.data() + to, "    ", 4);
+    if (start == 0) break;
+    end = start;
   }
-  code.reserve(code.size() + body.size() + graph_.size() * 4 + 8);
-  // Indent every line of the body by four spaces (the last, empty line too).
-  std::size_t start = 0;
-  while (true) {
-    auto nl = body.find('\n', start);
-    code += "    ";
-    if (nl == std::string_view::npos) {
-      code.append(body.substr(start));
-      break;
-    }
-    code.append(body.substr(start, nl - start + 1));
-    start = nl + 1;
-  }
+  std::memcpy(code.data(), head.data(), head.size());
+  out_.src = std::move(code);
 }
 
 }  // namespace
 
 PythonCode generate_python_code(const Graph& graph, const CodegenOptions& options) {
-  return Generator(graph, options).run();
+  return generate_python_code(graph, graph.last_uses(), options);
+}
+
+PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options) {
+  return Generator(graph, uses, options).run();
 }
 
 std::string python_code(const Graph& graph, bool verbose) {
-  return generate_python_code(graph, {.verbose = verbose, .dialect = std::nullopt}).src;
+  return generate_python_code(graph, {.verbose = verbose, .dialect = std::nullopt, .line_nodes = false}).src;
 }
 
 std::string readable_code(const Graph& graph, const std::string& class_name) {

@@ -78,13 +78,15 @@ void GraphModule::real_recompile_locked() {
   const std::uint64_t request = requested_.load(std::memory_order_acquire);
   auto c = std::make_shared<Compiled>();
   c->graph_generation = graph_->generation();
-  c->code = python_code(*graph_);
+  // One liveness analysis for both: the code's `x = None` lines and the plan's frees.
+  LastUses uses = graph_->last_uses();
+  c->code = generate_python_code(*graph_, uses, {.verbose = false, .dialect = std::nullopt, .line_nodes = false}).src;
   if (source_check_) {
     source_check_(c->code);  // throws: nothing installed, still dirty
     source_check_ = nullptr;
   }
   try {
-    c->plan = Plan::build_instructions(*graph_, *this, plan_options_);
+    c->plan = Plan::build_instructions(*graph_, *this, plan_options_, std::move(uses));
   } catch (const Error&) {
     c->plan_error = std::current_exception();
   }

@@ -32,6 +32,20 @@ struct Plan::Builder {
   const Module& root;
   const OpRegistry& registry = OpRegistry::global();
   std::vector<std::string> missing;  // call targets without a kernel, reported together
+  // Each call target's overloads, looked up in the registry once: the graph interns targets,
+  // so one address stands for one name (per kind: a function and a method may share it).
+  detail::PointerIndex<std::string> function_index, method_index;
+  std::vector<std::span<const OpDef* const>> overloads_by_index;
+
+  std::span<const OpDef* const> overloads_of(const Node* n) {
+    const bool function = n->op() == Op::CallFunction;
+    auto [index, added] = (function ? function_index : method_index)
+                              .try_emplace(&n->target(), static_cast<std::uint32_t>(overloads_by_index.size()));
+    if (added)
+      overloads_by_index.push_back(function ? registry.function_overloads(n->target())
+                                            : registry.method_overloads(n->target()));
+    return overloads_by_index[index];
+  }
 
   // Where an argument comes from: the slot of a node, or a constant (nested: holding nodes).
   Operand operand(const Value& v) const {
@@ -55,19 +69,18 @@ struct Plan::Builder {
     if (n->args().empty() && !t.starts_with("*") && plan.num_required_ == static_cast<std::size_t>(index))
       plan.num_required_ = plan.num_inputs_;
     plan.defaults_.push_back(std::move(def));
-    in.operands.push_back(Operand{index, false, {}});
+    plan.operands_.push_back(Operand{index, false, false, {}});
   }
 
   void get_attr(const Node* n, Instr& in) const {
     in.kind = Kind::Constant;
-    in.operands.push_back(Operand{-1, false, Value(root.get_tensor(n->target()))});
+    plan.operands_.push_back(Operand{-1, false, false, Value(root.get_tensor(n->target()))});
   }
 
   // A call_function or call_method; false (and the target noted in `missing`) when no op
   // has that name.
   bool call(const Node* n, Instr& in) {
-    auto overloads = n->op() == Op::CallFunction ? registry.function_overloads(n->target())
-                                                 : registry.method_overloads(n->target());
+    const std::span<const OpDef* const> overloads = overloads_of(n);
     if (overloads.empty()) {
       missing.push_back(describe(n));
       return false;
@@ -96,13 +109,11 @@ struct Plan::Builder {
   // The one overload that fits, bound at build time.
   void kernel(const OpDef& chosen, const std::vector<Value>& bound, Instr& in) const {
     in.kind = Kind::Kernel;
-    in.kernel = chosen.kernel;
     in.op = &chosen;
-    in.operands.reserve(bound.size());
     for (std::size_t i = 0; i < bound.size(); ++i) {
       Operand op = operand(bound[i]);
       op.check = (op.slot >= 0 || op.nested) && chosen.params[i].type.base != ArgType::Any;
-      in.operands.push_back(std::move(op));
+      plan.operands_.push_back(std::move(op));
     }
   }
 
@@ -111,10 +122,10 @@ struct Plan::Builder {
     in.kind = Kind::Overloaded;
     auto o = std::make_unique<Instr::Overloads>();
     o->defs = overloads;
-    for (const Value& a : n->args()) in.operands.push_back(operand(a));
+    for (const Value& a : n->args()) plan.operands_.push_back(operand(a));
     for (const auto& [k, v] : n->kwargs().items) {
       o->kwarg_names.push_back(k);
-      in.operands.push_back(operand(v));
+      plan.operands_.push_back(operand(v));
     }
     in.overloads = std::move(o);
   }
@@ -122,20 +133,17 @@ struct Plan::Builder {
   void call_module(const Node* n, Instr& in) const {
     auto mod = root.get_submodule(n->target());
     in.kind = Kind::Module;
-    // A module of a registered kind runs the kind's forward; a user module object its
-    // own (virtual) forward.
-    in.module_kind = mod->leaf_kind();
     // A leaf kind declares forward's inputs: keywords bind to them here, once. A user
     // module's forward takes positional inputs only.
     std::vector<Value> inputs(n->args().begin(), n->args().end());
     if (!n->kwargs().items.empty()) {
-      if (!in.module_kind)
+      if (!mod->leaf_kind())
         throw OpError("call_module with keyword arguments: module " + mod->kind() +
                       " is not of a registered kind, whose forward would name its inputs");
-      inputs = in.module_kind->bind_inputs(std::move(inputs), n->kwargs());
+      inputs = mod->leaf_kind()->bind_inputs(std::move(inputs), n->kwargs());
     }
     in.module = std::move(mod);
-    for (const Value& a : inputs) in.operands.push_back(operand(a));
+    for (const Value& a : inputs) plan.operands_.push_back(operand(a));
   }
 
   // Compiles node `n` into `in`; false when it has no kernel (noted in `missing`).
@@ -191,14 +199,20 @@ constexpr std::size_t kWhereBytesPerNode = 48;
 
 std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
                                                      const PlanOptions& options) {
+  return build_instructions(graph, root, options, graph.last_uses());
+}
+
+std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
+                                                     const PlanOptions& options, LastUses uses) {
   auto plan = std::shared_ptr<Plan>(new Plan);
   Builder builder(*plan, root);
   plan->instrs_.reserve(graph.size());
+  plan->operands_.reserve(2 * graph.size());  // most nodes take one or two
+  plan->frees_.reserve(graph.size());         // a value dies at most once
   plan->where_.reserve(graph.size() * kWhereBytesPerNode);
   // Instruction i frees the slots whose last use it is (what the output reads lives to the
   // end). Slot i is the i-th node: the analysis's positions.
-  LastUses last_uses = graph.last_uses();
-  plan->slot_of_ = last_uses.release_positions();
+  plan->slot_of_ = uses.release_positions();
   std::uint32_t next_slot = 0;
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
@@ -207,19 +221,27 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
     }
     Instr in;
     in.out = next_slot;
-    for (const Node* dead : last_uses.at(next_slot)) in.frees.push_back(plan->slot_of_.at(dead));
+    for (const Node* dead : uses.at(next_slot)) plan->frees_.push_back(plan->slot_of_.at(dead));
+    in.frees_end = static_cast<std::uint32_t>(plan->frees_.size());
     ++next_slot;
     try {
       if (!builder.compile(n, in)) continue;
     } catch (const Error& e) {
       rethrow_with_context<OpError>(e, describe(n));
     }
+    in.operands_end = static_cast<std::uint32_t>(plan->operands_.size());
     in.where_begin = static_cast<std::uint32_t>(plan->where_.size());
     describe(n, plan->where_);
     in.where_end = static_cast<std::uint32_t>(plan->where_.size());
     plan->instrs_.push_back(std::move(in));
   }
   builder.throw_if_missing();
+  // operands_ is complete (it moves while it grows): each instruction's view into it.
+  std::uint32_t begin = 0;
+  for (Instr& in : plan->instrs_) {
+    in.operands = std::span<const Operand>(plan->operands_).subspan(begin, in.operands_end - begin);
+    begin = in.operands_end;
+  }
   plan->num_slots_ = next_slot;
   plan->wants_inference_ = options.optimize_for_inference;
   plan->source_graph_ = &graph;
@@ -287,7 +309,8 @@ Value Plan::run_plain(std::span<const Value> inputs) const {
       case Kind::Overloaded:
       case Kind::Module: run_instr(i, slots, args); break;
     }
-    for (std::uint32_t s : in.frees) slots[s] = Value();
+    const std::uint32_t frees_begin = i ? instrs_[i - 1].frees_end : 0;
+    for (std::uint32_t f = frees_begin; f < in.frees_end; ++f) slots[frees_[f]] = Value();
   }
   return output(slots);
 }
@@ -308,7 +331,7 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
         if (t.base == ArgType::Tensor && !t.list && args[a].is_tensor()) continue;  // the common case
         args[a] = check_argument(*in.op, in.op->params[a], std::move(args[a]));
       }
-      slots[in.out] = in.kernel(args);
+      slots[in.out] = in.op->kernel(args);
     } else if (in.kind == Kind::Overloaded) {
       const auto& names = in.overloads->kwarg_names;
       const std::size_t npos = args.size() - names.size();
@@ -317,8 +340,10 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
       args.resize(npos);
       BoundCall b = bind_overload(in.overloads->defs, args, kwargs);
       slots[in.out] = b.op->kernel(b.args);
-    } else if (in.module_kind) {
-      slots[in.out] = in.module_kind->forward(*in.module, args);
+    } else if (const ModuleKind* kind = in.module->leaf_kind()) {
+      // A module of a registered kind runs the kind's forward; a user module object its
+      // own (virtual) forward.
+      slots[in.out] = kind->forward(*in.module, args);
     } else {
       slots[in.out] = const_cast<Module&>(*in.module).forward(args);
     }

@@ -1,6 +1,8 @@
 // Golden tests: fxpack traces the reference models and must print exactly what PyTorch
 // printed (fixtures/reference/*/code.py and readable.txt, from torch 1.13), and compute
 // what PyTorch computed (output.bin) within 1e-5 relative.
+#include <algorithm>
+
 #include <doctest/doctest.h>
 
 #include "fxpack/fxpack.hpp"
@@ -14,6 +16,24 @@ TEST_CASE("codegen: code() is byte-identical to PyTorch's for every reference mo
     CAPTURE(c.folder);
     auto gm = trace_reference(c.folder);
     CHECK(gm->code() == read_file(reference_dir(c.folder) / "code.py"));
+  }
+}
+
+TEST_CASE("codegen: one liveness analysis serves the code; line_nodes only when asked for") {
+  for (const auto& c : reference_cases()) {
+    CAPTURE(c.folder);
+    auto gm = trace_reference(c.folder);
+    const Graph& g = gm->graph();
+    const PythonCode full = generate_python_code(g);
+    const LastUses uses = g.last_uses();
+    const PythonCode lean = generate_python_code(g, uses, {.verbose = false, .dialect = std::nullopt, .line_nodes = false});
+    CHECK(lean.src == full.src);
+    CHECK(lean.globals == full.globals);
+    CHECK(lean.line_nodes.empty());
+    // One line_nodes entry per body line: the lines of the function after `def forward`.
+    const auto body = full.src.substr(full.src.find(":\n", full.src.find("def forward(")) + 2);
+    CHECK(full.line_nodes.size() == static_cast<std::size_t>(std::count(body.begin(), body.end(), '\n')) + 1);
+    CHECK(gm->code() == full.src);
   }
 }
 

@@ -43,6 +43,7 @@ inline constexpr int kCodegenVersion = 2;
 struct CodegenOptions {
   bool verbose = false;            // print_readable's form, with stack-trace comments
   std::optional<Dialect> dialect;  // the graph's when unset
+  bool line_nodes = true;          // fill PythonCode::line_nodes (else left empty)
 };
 
 struct PythonCode {
@@ -58,6 +59,9 @@ struct PythonCode {
 };
 
 PythonCode generate_python_code(const Graph& graph, const CodegenOptions& options = {});
+// The same, with `uses`: graph.last_uses() as the caller already made it for `graph` as it
+// is now (a GraphModule's recompile makes one analysis for its code and its plan).
+PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options = {});
 // The `code` of a GraphModule over `graph`, in the graph's dialect.
 std::string python_code(const Graph& graph, bool verbose = false);
 // print_readable's text for a module of class `class_name`, in the graph's dialect.

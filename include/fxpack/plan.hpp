@@ -93,6 +93,11 @@ class Plan {
   // The instructions only; an inference plan's program waits for prepare_inference().
   static std::shared_ptr<const Plan> build_instructions(const Graph& graph, const Module& root,
                                                         const PlanOptions& options = {});
+  // The same, taking `uses`: graph.last_uses() as the caller already made it for `graph` as
+  // it is now (a GraphModule's recompile makes one analysis for its code and its plan; the
+  // plan keeps its positions as slots).
+  static std::shared_ptr<const Plan> build_instructions(const Graph& graph, const Module& root,
+                                                        const PlanOptions& options, LastUses uses);
   // Builds an inference plan's program if it is not built yet, from `graph` and the
   // modules and tensors the instructions captured. `graph` must be the graph the
   // instructions were built from, unchanged but for node meta (the same
@@ -151,15 +156,14 @@ class Plan {
   struct Operand {
     std::int32_t slot = -1;  // >= 0: take slot's value
     bool nested = false;     // constant holds Node refs to resolve
-    Value constant;
     bool check = false;      // Kernel: check the value against its parameter when it arrives
+    Value constant;
   };
 
   struct Instr {
     Kind kind;
     std::uint32_t out;  // result slot
-    KernelFn kernel = nullptr;
-    const OpDef* op = nullptr;  // Kernel: the bound overload
+    const OpDef* op = nullptr;  // Kernel: the bound overload (its kernel runs)
     // Overloaded: the overloads, and the names of the trailing operands (kwargs).
     struct Overloads {
       std::span<const OpDef* const> defs;
@@ -167,9 +171,12 @@ class Plan {
     };
     std::unique_ptr<const Overloads> overloads;
     std::shared_ptr<const Module> module;  // for Kind::Module (keeps it alive)
-    const ModuleKind* module_kind = nullptr;
-    std::vector<Operand> operands;
-    std::vector<std::uint32_t> frees;  // slots to release after this instruction
+    // In the plan's operands_ (one block for all instructions: no allocation per
+    // instruction); set when the plan is complete, operands_end while it is built.
+    std::span<const Operand> operands;
+    std::uint32_t operands_end = 0;
+    // The slots to release after this instruction: frees_[previous frees_end, frees_end).
+    std::uint32_t frees_end = 0;
     // "node 'add' (call_function operator.add)" for messages: a range of where_, because
     // the graph may change (or its nodes go away) while this plan still runs.
     std::uint32_t where_begin = 0, where_end = 0;
@@ -189,6 +196,8 @@ class Plan {
   }
 
   std::vector<Instr> instrs_;
+  std::vector<Operand> operands_;       // every instruction's, in instruction order
+  std::vector<std::uint32_t> frees_;    // every instruction's, in instruction order
   detail::PointerIndex<Node> slot_of_;  // node → slot (for nested operands)
   std::string where_;
   Operand output_;
