@@ -624,6 +624,7 @@ PythonCode generate_python_code(const Graph& graph, const CodegenOptions& option
 }
 
 PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options) {
+  uses.check_current(graph, "generate_python_code");
   return Generator(graph, uses, options).run();
 }
 

@@ -206,8 +206,17 @@ Graph::InsertPoint Graph::inserting_after(Node* node) {
   return InsertPoint(*this, node->next_);
 }
 
+void LastUses::check_current(const Graph& graph, std::string_view user) const {
+  if (graph_ != &graph || structure_generation_ != graph.structure_generation())
+    throw GraphError(std::string(user) + ": the LastUses given was made " +
+                     (graph_ != &graph ? "for another graph" : "before the graph last changed") +
+                     "; make it with graph.last_uses() after the last edit");
+}
+
 LastUses Graph::last_uses() const {
   LastUses out;
+  out.graph_ = this;
+  out.structure_generation_ = structure_generation_;
   // The positions of every node's inputs in one flat list (node after node); the last
   // reference to a value wins.
   auto& position = out.position_;

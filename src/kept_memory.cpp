@@ -14,9 +14,11 @@ struct Registry {
   std::mutex mu;
   std::vector<ReleaseKeptMemory> releases;
 };
+// Never destroyed, like the caches it lists (BlockCache::for_pickle_trees): a thread still
+// running at exit may call release_kept_memory() after static destructors have run.
 Registry& registry() {
-  static Registry r;
-  return r;
+  static Registry* r = new Registry;
+  return *r;
 }
 }  // namespace
 

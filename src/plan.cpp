@@ -204,6 +204,7 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
 
 std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
                                                      const PlanOptions& options, LastUses uses) {
+  uses.check_current(graph, "Plan::build_instructions");
   auto plan = std::shared_ptr<Plan>(new Plan);
   Builder builder(*plan, root);
   plan->instrs_.reserve(graph.size());

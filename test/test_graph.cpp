@@ -528,3 +528,33 @@ TEST_CASE("graph: last_uses lists, per node, the values it reads for the last ti
   CHECK(uses.position(unused) == 2);
   CHECK(uses.position(c) == 4);
 }
+
+TEST_CASE("graph: code and plans refuse a LastUses made before the graph changed, or for another graph") {
+  // A stale analysis holds positions past the graph's end and pointers to erased nodes; the
+  // functions that take one check it instead of reading past their buffers.
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* r = g.call_function("torch.relu", {x});
+  Node* s = g.call_method("sin", {r});
+  Node* c = g.call_method("cos", {x});
+  Node* out = g.output(s);
+  const LastUses stale = g.last_uses();
+  LastUses stale_for_plan = g.last_uses();
+  CHECK_NOTHROW(stale.check_current(g, "test"));
+  g.erase_node(out);
+  g.erase_node(s);
+  g.erase_node(r);
+  g.output(c);
+  CHECK_THROWS_WITH_AS(generate_python_code(g, stale),
+                       "generate_python_code: the LastUses given was made before the graph last changed; make it "
+                       "with graph.last_uses() after the last edit",
+                       GraphError);
+  Module root;
+  CHECK_THROWS_WITH_AS((void)Plan::build_instructions(g, root, {}, std::move(stale_for_plan)),
+                       doctest::Contains("Plan::build_instructions: the LastUses given was made before"), GraphError);
+  Graph other;
+  other.output(other.placeholder("x"));
+  CHECK_THROWS_WITH_AS(generate_python_code(other, g.last_uses()), doctest::Contains("made for another graph"),
+                       GraphError);
+  CHECK(generate_python_code(g, g.last_uses()).src == generate_python_code(g).src);
+}

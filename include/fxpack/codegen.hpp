@@ -60,7 +60,8 @@ struct PythonCode {
 
 PythonCode generate_python_code(const Graph& graph, const CodegenOptions& options = {});
 // The same, with `uses`: graph.last_uses() as the caller already made it for `graph` as it
-// is now (a GraphModule's recompile makes one analysis for its code and its plan).
+// is now (a GraphModule's recompile makes one analysis for its code and its plan); a stale
+// one is a GraphError (LastUses::check_current).
 PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options = {});
 // The `code` of a GraphModule over `graph`, in the graph's dialect.
 std::string python_code(const Graph& graph, bool verbose = false);

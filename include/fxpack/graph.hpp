@@ -57,12 +57,18 @@ class LastUses {
   std::size_t size() const { return begin_.size() - 1; }
   // The position of a node of the graph (the numbering the analysis used).
   std::uint32_t position(const Node* n) const { return position_.at(n); }
+  // Throws GraphError (naming `user`) unless this analysis was made for `graph` as it is now:
+  // the same graph, no node created, erased or edited since. A stale analysis holds
+  // positions past the graph's end and pointers to erased nodes.
+  void check_current(const Graph& graph, std::string_view user) const;
   // Hands the position index over to a caller that keeps it (a Plan's slots are these
   // positions); position() is unusable afterwards, at() is not affected.
   detail::PointerIndex<Node> release_positions() { return std::move(position_); }
 
  private:
   friend class Graph;
+  const Graph* graph_ = nullptr;  // the graph analysed, at its structure_generation() then
+  std::uint64_t structure_generation_ = 0;
   std::vector<std::uint32_t> begin_{0};  // per position, where its list starts in nodes_
   std::vector<const Node*> nodes_;
   detail::PointerIndex<Node> position_;

@@ -95,7 +95,7 @@ class Plan {
                                                         const PlanOptions& options = {});
   // The same, taking `uses`: graph.last_uses() as the caller already made it for `graph` as
   // it is now (a GraphModule's recompile makes one analysis for its code and its plan; the
-  // plan keeps its positions as slots).
+  // plan keeps its positions as slots); a stale one is a GraphError (LastUses::check_current).
   static std::shared_ptr<const Plan> build_instructions(const Graph& graph, const Module& root,
                                                         const PlanOptions& options, LastUses uses);
   // Builds an inference plan's program if it is not built yet, from `graph` and the

@@ -563,9 +563,9 @@ class Executable {
   std::unordered_set<const Storage*> constants_read_when_run() const;
   // After step `j` was specialised: it holds packed copies of the weights and statistics it
   // read, so their originals' pages go back to the operating system (Storage::release_pages:
-  // mapped records only) unless they are in `keep`. Only memory changes: the module's
+  // mapped records only) unless they are in read_when_run_. Only memory changes: the module's
   // parameters still read the same, their next read faulting the pages in from the file.
-  void release_packed_originals(std::size_t j, const std::unordered_set<const Storage*>& keep) const;
+  void release_packed_originals(std::size_t j) const;
 
   // Kernel steps whose results the input signature decides (models' shape checks): recorded
   // by the first call, not run again (see note_fixed).
@@ -602,6 +602,8 @@ class Executable {
   std::vector<std::shared_ptr<Storage>> const_storage_;
   std::vector<memory> constants_;
   std::size_t scratch_bytes_ = 0;
+  // constants_read_when_run(), made by record(): their pages are never given back.
+  std::unordered_set<const Storage*> read_when_run_;
   std::size_t arena_bytes_ = 0;
   std::vector<std::int64_t> slot_last_;  // last step a slot's buffer must survive
   // Folded: a kernel whose every reader took its first result as a constant; not run again.
@@ -1123,8 +1125,9 @@ std::int32_t Executable::add_folded_weights(const memory::desc& plain, const mem
     // The rows just read, given back (a mapped record's pages; see release_packed_originals):
     // otherwise a large layer's whole original stays resident next to its packed copy until
     // the step ends — resnet18's 9 MiB layer4 convolutions set its first call's peak so.
-    weight.storage()->release_pages(weight.byte_offset() + static_cast<std::size_t>(r0) * row_values * sizeof(float),
-                                    static_cast<std::size_t>(n) * row_values * sizeof(float));
+    if (read_when_run_.count(weight.storage().get()) == 0)
+      weight.storage()->release_pages(weight.byte_offset() + static_cast<std::size_t>(r0) * row_values * sizeof(float),
+                                      static_cast<std::size_t>(n) * row_values * sizeof(float));
     Dims sub = dims, at(dims.size(), 0);
     sub[static_cast<std::size_t>(outer)] = n;
     at[static_cast<std::size_t>(outer)] = r0;
@@ -1932,7 +1935,7 @@ Value Executable::record(std::span<const Value> inputs) {
   ws.exec_args.resize(steps_.size());
   ws.scratch = Storage::allocate_uninitialized(1);
   const Plan& plan = prog_.plan();
-  const std::unordered_set<const Storage*> read_when_run = constants_read_when_run();
+  read_when_run_ = constants_read_when_run();
   std::size_t next_input = 0;
   for (std::size_t j = 0; j < steps_.size(); ++j) {
     const Step& st = steps_[j];
@@ -1947,7 +1950,7 @@ Value Executable::record(std::span<const Value> inputs) {
       // again (later calls bind their own workspace).
       if (ws.scratch->nbytes() < scratch_bytes_) ws.scratch = first_call_buffer(scratch_bytes_);
       bind(j, ws);
-      release_packed_originals(j, read_when_run);
+      release_packed_originals(j);
     } else {
       // The step's kernels read dense tensors: blocked operands are reordered for them.
       Exec ex;
@@ -2080,11 +2083,11 @@ std::unordered_set<const Storage*> Executable::constants_read_when_run() const {
   return out;
 }
 
-void Executable::release_packed_originals(std::size_t j, const std::unordered_set<const Storage*>& keep) const {
-  // A weight shared with a module a kernel step calls is not in `keep`: that step's first
-  // run faults its pages back in, once.
+void Executable::release_packed_originals(std::size_t j) const {
+  // A weight shared with a module a kernel step calls is not in read_when_run_: that step's
+  // first run faults its pages back in, once.
   const auto release = [&](const Tensor& t) {
-    if (t.defined() && keep.count(t.storage().get()) == 0) t.storage()->release_pages();
+    if (t.defined() && read_when_run_.count(t.storage().get()) == 0) t.storage()->release_pages();
   };
   const Step& st = steps_[j];
   const std::optional<DepthwiseSpec>& dw = st.dw;

@@ -41,10 +41,13 @@ void BlockCache::release_all() noexcept {
 }
 
 BlockCache& BlockCache::for_pickle_trees() {
-  static BlockCache cache(kPickleTreeCacheBytes);
-  static const bool registered = (detail::register_kept_memory([]() noexcept { cache.release_all(); }), true);
+  // Never destroyed: the kept-memory registry holds a call into it, and a thread still
+  // loading or running at exit may use either after static destructors have run.
+  static BlockCache* cache = new BlockCache(kPickleTreeCacheBytes);
+  static const bool registered =
+      (detail::register_kept_memory([]() noexcept { cache->release_all(); }), true);
   (void)registered;
-  return cache;
+  return *cache;
 }
 
 void* BlockCache::do_allocate(std::size_t bytes, std::size_t align) {
