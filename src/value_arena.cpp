@@ -41,7 +41,7 @@ Value* ValueArena::carve(std::uint32_t values) {
 void ValueArena::release(Value* run, std::uint32_t n) noexcept {
   if (n > kLargeRunValues) {
     const std::size_t bytes = std::size_t{n} * sizeof(Value);
-    ::operator delete(run, bytes);
+    ::operator delete(run);
     large_bytes_ -= bytes;
     used_bytes_ -= bytes;
     return;
