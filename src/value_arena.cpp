@@ -1,31 +1,54 @@
 #include "fxpack/detail/value_arena.hpp"
 
 #include <algorithm>
-#include <new>
 
 namespace fxpack::detail {
 
 Value* ValueArena::allocate(std::uint32_t n) {
-  if (n >= free_.size()) free_.resize(std::size_t{n} + 1);  // release() never allocates
-  if (FreeRun* run = free_[n]) {
-    free_[n] = run->next;
+  if (n > kLargeRunValues) {
+    const std::size_t bytes = std::size_t{n} * sizeof(Value);
+    auto* run = static_cast<Value*>(::operator new(bytes));
+    large_bytes_ += bytes;
+    used_bytes_ += bytes;
+    return run;
+  }
+  const std::size_t c = size_class(n);
+  const std::uint32_t values = class_values(c);
+  used_bytes_ += values * sizeof(Value);
+  if (FreeRun* run = free_[c]) {
+    free_[c] = run->next;
     return reinterpret_cast<Value*>(run);
   }
-  if (n > left_) {
-    const std::size_t values = std::max<std::size_t>(n, next_chunk_values_);
-    chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(values * sizeof(Value)));
+  return carve(values);
+}
+
+// A run of `values` from the last chunk, or from a new one when the tail is too short.
+Value* ValueArena::carve(std::uint32_t values) {
+  if (values > left_) {
+    const std::size_t chunk = std::max<std::size_t>(values, next_chunk_values_);
+    chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(chunk * sizeof(Value)));
+    chunk_bytes_ += chunk * sizeof(Value);
     next_ = reinterpret_cast<Value*>(chunks_.back().get());
-    left_ = values;
+    left_ = chunk;
     next_chunk_values_ = std::min(2 * next_chunk_values_, kMaxChunkValues);
   }
   Value* run = next_;
-  next_ += n;
-  left_ -= n;
+  next_ += values;
+  left_ -= values;
   return run;
 }
 
 void ValueArena::release(Value* run, std::uint32_t n) noexcept {
-  free_[n] = new (run) FreeRun{free_[n]};
+  if (n > kLargeRunValues) {
+    const std::size_t bytes = std::size_t{n} * sizeof(Value);
+    ::operator delete(run);
+    large_bytes_ -= bytes;
+    used_bytes_ -= bytes;
+    return;
+  }
+  const std::size_t c = size_class(n);
+  used_bytes_ -= class_values(c) * sizeof(Value);
+  free_[c] = new (run) FreeRun{free_[c]};
 }
 
 void ValueArena::reserve(std::size_t values) {

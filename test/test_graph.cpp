@@ -334,6 +334,46 @@ TEST_CASE("graph: argument lists are runs of the graph's arena, reused by length
   g.lint();
 }
 
+TEST_CASE("graph: a list whose length keeps changing reuses the arena by size class; a long run is freed") {
+  // detail/value_arena.hpp: runs round up to a size class and any length in the class reuses
+  // a freed run, so a node whose list goes through every length from 1 to 4000 and back leaves
+  // the arena holding about one run per class, not every length it ever had (which was 128 MB);
+  // a run past kLargeRunValues is its own heap block, given back when the list shrinks.
+  using detail::ValueArena;
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* cat = g.call_function("torch.cat", {Value(x)});
+  const ValueArena& arena = g.argument_arena();
+  const auto list_of = [](std::size_t n) { return std::vector<Value>(n, Value(1.0)); };
+  std::size_t peak = 0;
+  for (std::size_t n = 1; n <= 4000; ++n) {
+    cat->set_args(list_of(n));
+    peak = std::max(peak, arena.reserved_bytes());
+  }
+  CHECK(arena.used_bytes() == 4000 * sizeof(Value));  // the live run, exactly its length
+  CHECK(arena.reserved_bytes() - arena.used_bytes() <= 8 * ValueArena::kLargeRunValues * sizeof(Value));
+  CHECK(peak <= 4001 * sizeof(Value) + 8 * ValueArena::kLargeRunValues * sizeof(Value));
+  cat->set_args(list_of(1));
+  CHECK(cat->args().size() == 1);
+  CHECK(arena.used_bytes() == sizeof(Value));
+  // The long run went back to the system; the chunks hold one run of each class (2050 Values).
+  const std::size_t small = arena.reserved_bytes();
+  CHECK(small <= 8 * ValueArena::kLargeRunValues * sizeof(Value));
+  // Any length of a class reuses its freed run: lengths 5 to 8 share one, 513 to 1024 another.
+  for (std::size_t n : {5, 8, 6, 7, 513, 1024, 700, 3, 2, 4}) {
+    cat->set_args(list_of(n));
+    CHECK(cat->args().size() == n);
+  }
+  CHECK(arena.reserved_bytes() == small);
+  // Another node's list fills a freed run of its class (cat's 700 went back when it took 3).
+  Node* stack = g.call_function("torch.stack", list_of(600));
+  CHECK(arena.reserved_bytes() == small);
+  g.erase_node(stack);
+  cat->set_args({Value(x)});
+  g.output(cat);
+  g.lint();
+}
+
 TEST_CASE("graph: targets and types are the graph's strings; a copy has its own") {
   auto g = std::make_unique<Graph>();
   Node* x = g->placeholder("x");

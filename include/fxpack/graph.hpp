@@ -186,6 +186,8 @@ class Graph {
 
   // A fresh unique name for `candidate` (used for names that are not nodes, too).
   std::string unique_name(std::string_view candidate);
+  // Where the nodes' argument lists live, for memory accounting (tests, benchmarks).
+  const detail::ValueArena& argument_arena() const { return arguments_; }
 
  private:
   friend class Node;

@@ -24,11 +24,11 @@ class NodeList {
   NodeList() = default;
   NodeList(const NodeList&) = delete;
   NodeList& operator=(const NodeList&) = delete;
-  NodeList(NodeList&& other) noexcept : word_(std::exchange(other.word_, 0)) {}
+  NodeList(NodeList&& other) noexcept : word_(std::exchange(other.word_, nullptr)) {}
   NodeList& operator=(NodeList&& other) noexcept {
     if (this != &other) {
       free();
-      word_ = std::exchange(other.word_, 0);
+      word_ = std::exchange(other.word_, nullptr);
     }
     return *this;
   }
@@ -46,8 +46,8 @@ class NodeList {
   std::span<Node* const> span() const { return {data(), size()}; }
 
   void push_back(Node* n) {
-    if (word_ == 0) {
-      word_ = reinterpret_cast<std::uintptr_t>(n);
+    if (!word_) {
+      word_ = n;
       return;
     }
     Block* b = block();
@@ -58,7 +58,7 @@ class NodeList {
   void erase_one(const Node* n) {
     Block* b = block();
     if (!b) {
-      if (word_ == reinterpret_cast<std::uintptr_t>(n)) word_ = 0;
+      if (word_ == n) word_ = nullptr;
       return;
     }
     Node** d = b->entries();
@@ -69,7 +69,7 @@ class NodeList {
   }
   void clear() {
     if (Block* b = block()) b->size = 0;
-    else word_ = 0;
+    else word_ = nullptr;
   }
 
  private:
@@ -81,10 +81,13 @@ class NodeList {
   static_assert(sizeof(Block) == sizeof(Node*));
   static constexpr std::uintptr_t kBlock = 1;
 
-  Block* block() const { return word_ & kBlock ? reinterpret_cast<Block*>(word_ & ~kBlock) : nullptr; }
+  Block* block() const {
+    const auto bits = reinterpret_cast<std::uintptr_t>(word_);
+    return bits & kBlock ? reinterpret_cast<Block*>(bits & ~kBlock) : nullptr;
+  }
   Node* const* data() const {
     if (Block* b = block()) return b->entries();
-    return reinterpret_cast<Node* const*>(&word_);
+    return &word_;
   }
   // A block with room for one more entry, holding the current ones.
   Block* grow() {
@@ -96,16 +99,17 @@ class NodeList {
     b->capacity = capacity;
     std::copy(data(), data() + size, b->entries());
     free();
-    word_ = reinterpret_cast<std::uintptr_t>(b) | kBlock;
+    word_ = reinterpret_cast<Node*>(reinterpret_cast<std::uintptr_t>(b) | kBlock);
     return b;
   }
   void free() {
     if (Block* b = block()) ::operator delete(b);
-    word_ = 0;
+    word_ = nullptr;
   }
 
-  // 0: empty; a Node*: that one entry; a Block* | kBlock: the block.
-  std::uintptr_t word_ = 0;
+  // nullptr: empty; a Node*: that one entry; a Block* | kBlock: the block. A Node* rather
+  // than an integer so that data() can hand out its address as the one-entry list.
+  Node* word_ = nullptr;
 };
 
 }  // namespace fxpack::detail
