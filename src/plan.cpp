@@ -1,24 +1,21 @@
 #include "fxpack/plan.hpp"
 
+#include <array>
+
 #include "inference/program.hpp"
 
 namespace fxpack {
 
 namespace {
-// "node 'add' (call_function operator.add)", appended to `out` (a plan keeps one per
-// instruction, so they go into one string without a temporary each).
-void describe(const Node* n, std::string& out) {
-  out += "node '";
+// "node 'add' (call_function operator.add)" (Plan::where says the same of an instruction).
+std::string describe(const Node* n) {
+  std::string out = "node '";
   out += n->name();
   out += "' (";
   out += op_name(n->op());
   out += ' ';
   out += n->target();
   out += ')';
-}
-std::string describe(const Node* n) {
-  std::string out;
-  describe(n, out);
   return out;
 }
 }  // namespace
@@ -36,6 +33,8 @@ struct Plan::Builder {
   // so one address stands for one name (per kind: a function and a method may share it).
   detail::PointerIndex<std::string> function_index, method_index;
   std::vector<std::span<const OpDef* const>> overloads_by_index;
+  // Each op kind's targets' index in plan.targets_, by the interned target's address.
+  std::array<detail::PointerIndex<std::string>, 6> target_index;
 
   std::span<const OpDef* const> overloads_of(const Node* n) {
     const bool function = n->op() == Op::CallFunction;
@@ -120,14 +119,15 @@ struct Plan::Builder {
   // Several overloads fit the kinds known now: chosen per run, by the values that arrive.
   void overloaded(std::span<const OpDef* const> overloads, const Node* n, Instr& in) const {
     in.kind = Kind::Overloaded;
-    auto o = std::make_unique<Instr::Overloads>();
-    o->defs = overloads;
+    Overloads o;
+    o.defs = overloads;
     for (const Value& a : n->args()) plan.operands_.push_back(operand(a));
     for (const auto& [k, v] : n->kwargs().items) {
-      o->kwarg_names.push_back(k);
+      o.kwarg_names.push_back(k);
       plan.operands_.push_back(operand(v));
     }
-    in.overloads = std::move(o);
+    in.extra = static_cast<std::uint32_t>(plan.overloads_.size());
+    plan.overloads_.push_back(std::move(o));
   }
 
   void call_module(const Node* n, Instr& in) const {
@@ -142,7 +142,8 @@ struct Plan::Builder {
                       " is not of a registered kind, whose forward would name its inputs");
       inputs = mod->leaf_kind()->bind_inputs(std::move(inputs), n->kwargs());
     }
-    in.module = std::move(mod);
+    in.extra = static_cast<std::uint32_t>(plan.modules_.size());
+    plan.modules_.push_back(std::move(mod));
     for (const Value& a : inputs) plan.operands_.push_back(operand(a));
   }
 
@@ -157,6 +158,21 @@ struct Plan::Builder {
       case Op::Output: break;
     }
     return true;
+  }
+
+  // What Plan::where says of `in`: the node's name, and its op and target once per plan.
+  void note_where(const Node* n, Instr& in) {
+    plan.names_ += n->name();
+    in.name_end = static_cast<std::uint32_t>(plan.names_.size());
+    auto [index, added] = target_index[static_cast<std::size_t>(n->op())].try_emplace(
+        &n->target(), static_cast<std::uint32_t>(plan.targets_.size()));
+    if (added) {
+      std::string target(op_name(n->op()));
+      target += ' ';
+      target += n->target();
+      plan.targets_.push_back(std::move(target));
+    }
+    in.target = index;
   }
 
   void throw_if_missing() const {
@@ -193,9 +209,9 @@ std::exception_ptr Plan::inference_error() const {
   return inference_ready_.load(std::memory_order_acquire) ? inference_error_ : nullptr;
 }
 
-// A typical description's length ("node 'relu_12' (call_function torch.relu)"): where_ is
-// reserved for this many per node, so that it seldom grows (and copies itself) while built.
-constexpr std::size_t kWhereBytesPerNode = 48;
+// A typical name's length ("relu_12345"): names_ is reserved for this many per node, so that
+// it seldom grows (and copies itself) while built.
+constexpr std::size_t kNameBytesPerNode = 16;
 
 std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
                                                      const PlanOptions& options) {
@@ -210,7 +226,7 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
   plan->instrs_.reserve(graph.size());
   plan->operands_.reserve(2 * graph.size());  // most nodes take one or two
   plan->frees_.reserve(graph.size());         // a value dies at most once
-  plan->where_.reserve(graph.size() * kWhereBytesPerNode);
+  plan->names_.reserve(graph.size() * kNameBytesPerNode);
   // Instruction i frees the slots whose last use it is (what the output reads lives to the
   // end). Slot i is the i-th node: the analysis's positions.
   plan->slot_of_ = uses.release_positions();
@@ -221,7 +237,6 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
       break;
     }
     Instr in;
-    in.out = next_slot;
     for (const Node* dead : uses.at(next_slot)) plan->frees_.push_back(plan->slot_of_.at(dead));
     in.frees_end = static_cast<std::uint32_t>(plan->frees_.size());
     ++next_slot;
@@ -231,9 +246,7 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
       rethrow_with_context<OpError>(e, describe(n));
     }
     in.operands_end = static_cast<std::uint32_t>(plan->operands_.size());
-    in.where_begin = static_cast<std::uint32_t>(plan->where_.size());
-    describe(n, plan->where_);
-    in.where_end = static_cast<std::uint32_t>(plan->where_.size());
+    builder.note_where(n, in);
     plan->instrs_.push_back(std::move(in));
   }
   builder.throw_if_missing();
@@ -258,6 +271,16 @@ std::string Plan::inference_summary() const {
 Plan::InferenceStats Plan::inference_stats() const {
   const inference::Program* p = program();
   return p ? p->stats() : InferenceStats{};
+}
+
+std::string Plan::where(std::size_t i) const {
+  const std::uint32_t begin = i ? instrs_[i - 1].name_end : 0;
+  std::string out = "node '";
+  out.append(names_, begin, instrs_[i].name_end - begin);
+  out += "' (";
+  out += targets_[instrs_[i].target];
+  out += ')';
+  return out;
 }
 
 Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
@@ -304,8 +327,8 @@ Value Plan::run_plain(std::span<const Value> inputs) const {
   for (std::size_t i = 0; i < instrs_.size(); ++i) {
     const Instr& in = instrs_[i];
     switch (in.kind) {
-      case Kind::Input: slots[in.out] = inputs[static_cast<std::size_t>(in.operands[0].slot)]; break;
-      case Kind::Constant: slots[in.out] = in.operands[0].constant; break;
+      case Kind::Input: slots[i] = inputs[static_cast<std::size_t>(in.operands[0].slot)]; break;
+      case Kind::Constant: slots[i] = in.operands[0].constant; break;
       case Kind::Kernel:
       case Kind::Overloaded:
       case Kind::Module: run_instr(i, slots, args); break;
@@ -332,24 +355,25 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
         if (t.base == ArgType::Tensor && !t.list && args[a].is_tensor()) continue;  // the common case
         args[a] = check_argument(*in.op, in.op->params[a], std::move(args[a]));
       }
-      slots[in.out] = in.op->kernel(args);
+      slots[i] = in.op->kernel(args);
     } else if (in.kind == Kind::Overloaded) {
-      const auto& names = in.overloads->kwarg_names;
+      const Overloads& overloads = overloads_[in.extra];
+      const auto& names = overloads.kwarg_names;
       const std::size_t npos = args.size() - names.size();
       Dict kwargs;
       for (std::size_t k = 0; k < names.size(); ++k) kwargs.items.emplace_back(names[k], std::move(args[npos + k]));
       args.resize(npos);
-      BoundCall b = bind_overload(in.overloads->defs, args, kwargs);
-      slots[in.out] = b.op->kernel(b.args);
-    } else if (const ModuleKind* kind = in.module->leaf_kind()) {
+      BoundCall b = bind_overload(overloads.defs, args, kwargs);
+      slots[i] = b.op->kernel(b.args);
+    } else if (const ModuleKind* kind = module(in).leaf_kind()) {
       // A module of a registered kind runs the kind's forward; a user module object its
       // own (virtual) forward.
-      slots[in.out] = kind->forward(*in.module, args);
+      slots[i] = kind->forward(module(in), args);
     } else {
-      slots[in.out] = const_cast<Module&>(*in.module).forward(args);
+      slots[i] = const_cast<Module&>(module(in)).forward(args);
     }
   } catch (const Error& e) {
-    rethrow_with_context<OpError>(e, where_.substr(in.where_begin, in.where_end - in.where_begin));
+    rethrow_with_context<OpError>(e, where(i));
   }
 }
 

@@ -160,27 +160,34 @@ class Plan {
     Value constant;
   };
 
+  // Overloaded: the overloads, and the names of the trailing operands (kwargs).
+  struct Overloads {
+    std::span<const OpDef* const> defs;
+    std::vector<std::string> kwarg_names;
+  };
+
+  // One per node, 48 bytes: what every instruction needs inline; the rare parts (overloads,
+  // modules) sit in the plan's side tables, its description for messages in two shared ones.
+  // Instruction i computes slot i (the i-th node's value; a plan is only complete when every
+  // node before the output compiled).
   struct Instr {
     Kind kind;
-    std::uint32_t out;  // result slot
-    const OpDef* op = nullptr;  // Kernel: the bound overload (its kernel runs)
-    // Overloaded: the overloads, and the names of the trailing operands (kwargs).
-    struct Overloads {
-      std::span<const OpDef* const> defs;
-      std::vector<std::string> kwarg_names;
-    };
-    std::unique_ptr<const Overloads> overloads;
-    std::shared_ptr<const Module> module;  // for Kind::Module (keeps it alive)
     // In the plan's operands_ (one block for all instructions: no allocation per
     // instruction); set when the plan is complete, operands_end while it is built.
-    std::span<const Operand> operands;
     std::uint32_t operands_end = 0;
+    const OpDef* op = nullptr;  // Kernel: the bound overload (its kernel runs)
+    std::span<const Operand> operands;
     // The slots to release after this instruction: frees_[previous frees_end, frees_end).
     std::uint32_t frees_end = 0;
-    // "node 'add' (call_function operator.add)" for messages: a range of where_, because
-    // the graph may change (or its nodes go away) while this plan still runs.
-    std::uint32_t where_begin = 0, where_end = 0;
+    // For messages, kept at build time (the graph may change, or its nodes go away, while
+    // this plan still runs): the node's name, names_[previous name_end, name_end), and its
+    // op and target, targets_[target] ("call_function operator.add"; one per distinct pair).
+    std::uint32_t name_end = 0;
+    std::uint32_t target = 0;
+    // Overloaded: overloads_[extra]; Module: modules_[extra].
+    std::uint32_t extra = 0;
   };
+  static_assert(sizeof(Instr) <= 48, "an Instr per node: keep it small");
 
   struct Builder;  // plan.cpp: compiles the graph node by node
   friend class inference::Executable;
@@ -190,6 +197,16 @@ class Plan {
   void run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value>& args) const;
   // The plan's output from the slots.
   Value output(std::vector<Value>& slots) const;
+  // "node 'add' (call_function operator.add)": instruction `i`'s node as it was built.
+  std::string where(std::size_t i) const;
+  // Kind::Module: the module the instruction runs.
+  const Module& module(const Instr& in) const { return *modules_[in.extra]; }
+  // Kernel: its op; Overloaded: the overloads it chooses from per run; else none.
+  std::span<const OpDef* const> candidates(const Instr& in) const {
+    if (in.kind == Kind::Kernel) return {&in.op, 1};
+    if (in.kind == Kind::Overloaded) return overloads_[in.extra].defs;
+    return {};
+  }
   // The inference program once prepare_inference() has built it, else null.
   const inference::Program* program() const {
     return inference_ready_.load(std::memory_order_acquire) ? inference_.get() : nullptr;
@@ -199,7 +216,10 @@ class Plan {
   std::vector<Operand> operands_;       // every instruction's, in instruction order
   std::vector<std::uint32_t> frees_;    // every instruction's, in instruction order
   detail::PointerIndex<Node> slot_of_;  // node → slot (for nested operands)
-  std::string where_;
+  std::string names_;                   // every instruction's node name, in instruction order
+  std::vector<std::string> targets_;    // "call_function operator.add", one per distinct op/target
+  std::vector<Overloads> overloads_;    // Kind::Overloaded instructions'
+  std::vector<std::shared_ptr<const Module>> modules_;  // Kind::Module instructions' (keeps them alive)
   Operand output_;
   std::size_t num_inputs_ = 0;     // placeholders
   std::size_t num_required_ = 0;   // placeholders before the first default or *args

@@ -294,9 +294,10 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
   // runs them, whatever the module tree holds by now.
   Captured captured{plan.slot_of_, std::vector<const Tensor*>(plan.num_slots_, nullptr),
                     std::vector<const Module*>(plan.num_slots_, nullptr)};
-  for (const Plan::Instr& in : plan.instrs_) {
-    if (in.kind == Plan::Kind::Constant) captured.tensors[in.out] = in.operands[0].constant.if_tensor();
-    else if (in.kind == Plan::Kind::Module) captured.modules[in.out] = in.module.get();
+  for (std::size_t i = 0; i < plan.instrs_.size(); ++i) {  // instruction i computes slot i
+    const Plan::Instr& in = plan.instrs_[i];
+    if (in.kind == Plan::Kind::Constant) captured.tensors[i] = in.operands[0].constant.if_tensor();
+    else if (in.kind == Plan::Kind::Module) captured.modules[i] = &plan.module(in);
   }
   const BuildInput g = read_graph(plan.slot_of_, graph, captured);
   prog->output_slots_ = g.output_slots;
@@ -1916,8 +1917,7 @@ void Executable::run_step(std::size_t j, Workspace& ws) {
       dnb::execute(launch.prim, ws.exec_args[j][l], j < steps_.size() ? pattern_name(st.op.op) : "reorder");
     } catch (const OpError& e) {
       if (j >= steps_.size()) throw;
-      const auto& in = plan.instrs_[st.instrs.back()];
-      throw OpError(plan.where_.substr(in.where_begin, in.where_end - in.where_begin) + ": " + e.what());
+      throw OpError(plan.where(st.instrs.back()) + ": " + e.what());
     }
   }
   for (const Materialize& m : ex.materialize)
@@ -2020,8 +2020,7 @@ void Executable::note_fixed(std::size_t j, const Workspace& ws) {
   if (holds_tensor(ws.values[st.out])) return;
   const auto& in = prog_.plan().instrs_[st.instrs[0]];
   // The op it runs, or every overload it may choose from: each must have the property.
-  const std::span<const OpDef* const> ops =
-      in.op ? std::span<const OpDef* const>(&in.op, 1) : in.overloads ? in.overloads->defs : std::span<const OpDef* const>();
+  const std::span<const OpDef* const> ops = prog_.plan().candidates(in);
   const auto all = [&](bool (*has)(const OpInfo&)) {
     return !ops.empty() && std::all_of(ops.begin(), ops.end(), [&](const OpDef* op) { return op->info && has(*op->info); });
   };
