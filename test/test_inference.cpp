@@ -36,6 +36,13 @@ void check_close(const Tensor& f32, const Tensor& f64, double rtol = 1e-4, doubl
 
 Tensor d(const Tensor& t) { return t.to(DType::Float64); }
 
+// The graph run by a plan without the inference program: the reference an optimised run of
+// the same graph must match.
+Tensor plain_plan_output(const Graph& graph, const Module& root, const Tensor& x) {
+  const auto plan = Plan::build(graph, root, PlanOptions{.optimize_for_inference = false});
+  return plan->run(std::vector<Value>{x}).tensor();
+}
+
 void randomize(Module& m, std::uint64_t seed) {
   for (const auto& [path, sub] : m.named_modules()) {
     for (const auto& [name, t] : std::vector(sub->parameters().begin(), sub->parameters().end()))
@@ -564,8 +571,7 @@ TEST_CASE("inference: a recompile builds the instructions; concurrent first call
   randomize(*net, 7);
   auto traced = symbolic_trace(net);
   const Tensor x = random_tensor(Shape{1, 3, 24, 24}, 11);
-  const Tensor want = (*Plan::build(traced->graph(), *traced, PlanOptions{.optimize_for_inference = false}))
-                          .run(std::vector<Value>{x}).tensor();
+  const Tensor want = plain_plan_output(traced->graph(), *traced, x);
 
   // The plan alone: plain until prepared, then the one program every thread runs.
   auto plan = Plan::build_instructions(traced->graph(), *traced);
@@ -608,16 +614,14 @@ TEST_CASE("inference: a graph edited between the recompile and the first call ru
   auto traced = symbolic_trace(net);
   const Tensor x = random_tensor(Shape{1, 3, 24, 24}, 12);
   auto gm = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "Net");  // recompiled now
-  const Tensor relu_out = (*Plan::build(gm->graph(), *gm, PlanOptions{.optimize_for_inference = false}))
-                              .run(std::vector<Value>{x}).tensor();
+  const Tensor relu_out = plain_plan_output(gm->graph(), *gm, x);
   Node* last = gm->graph().find_node("relu_4");
   REQUIRE(last != nullptr);
   last->set_target("torch.sigmoid");  // not recompiled: the old plan keeps running
   CHECK(allclose((*gm)(x).tensor(), relu_out, 1e-4, 1e-5));
   CHECK_FALSE(gm->plan()->optimized_for_inference());  // a program from the edited graph would differ
   gm->recompile();
-  const Tensor sigmoid_out = (*Plan::build(gm->graph(), *gm, PlanOptions{.optimize_for_inference = false}))
-                                 .run(std::vector<Value>{x}).tensor();
+  const Tensor sigmoid_out = plain_plan_output(gm->graph(), *gm, x);
   CHECK_FALSE(allclose(sigmoid_out, relu_out, 1e-4, 1e-5));
   CHECK(allclose((*gm)(x).tensor(), sigmoid_out, 1e-4, 1e-5));
   CHECK(gm->plan()->optimized_for_inference());
@@ -631,8 +635,7 @@ TEST_CASE("inference: a meta change between the recompile and the first call kee
   auto traced = symbolic_trace(net);
   const Tensor x = random_tensor(Shape{1, 3, 24, 24}, 14);
   auto gm = std::make_shared<GraphModule>(*traced, traced->graph_ptr(), "Net");  // recompiled now
-  const Tensor want = (*Plan::build(gm->graph(), *gm, PlanOptions{.optimize_for_inference = false}))
-                          .run(std::vector<Value>{x}).tensor();
+  const Tensor want = plain_plan_output(gm->graph(), *gm, x);
   Node* conv = gm->graph().find_node("conv1");
   REQUIRE(conv != nullptr);
   const std::uint64_t generation = gm->graph().generation();
@@ -705,8 +708,7 @@ TEST_CASE("inference: a program that cannot be built is decided once: the plan r
   CHECK_THROWS_WITH_AS(g->lint(), doctest::Contains("is not the last node"), GraphError);
   auto gm = std::make_shared<GraphModule>(*root, g, "Root");
   const Tensor input = random_tensor(Shape{1, 3, 8, 8}, 16);
-  const Tensor want = (*Plan::build(*g, *root, PlanOptions{.optimize_for_inference = false}))
-                          .run(std::vector<Value>{input}).tensor();
+  const Tensor want = plain_plan_output(*g, *root, input);
 
   CHECK(max_abs_diff((*gm)(input).tensor(), want) == 0.0);
   const auto plan = gm->plan();
