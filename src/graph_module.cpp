@@ -77,7 +77,6 @@ LazyGraphModule::LazyGraphModule(const Module& root, std::shared_ptr<Graph> grap
 void GraphModule::real_recompile_locked() {
   const std::uint64_t request = requested_.load(std::memory_order_acquire);
   auto c = std::make_shared<Compiled>();
-  c->graph_generation = graph_->generation();
   // One liveness analysis for both: the code's `x = None` lines and the plan's frees.
   LastUses uses = graph_->last_uses();
   c->code = generate_python_code(*graph_, uses, {.verbose = false, .dialect = std::nullopt, .line_nodes = false}).src;

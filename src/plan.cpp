@@ -34,7 +34,7 @@ struct Plan::Builder {
   detail::PointerIndex<std::string> function_index, method_index;
   std::vector<std::span<const OpDef* const>> overloads_by_index;
   // Each op kind's targets' index in plan.targets_, by the interned target's address.
-  std::array<detail::PointerIndex<std::string>, 6> target_index;
+  std::array<detail::PointerIndex<std::string>, static_cast<std::size_t>(Op::Output) + 1> target_index;
 
   std::span<const OpDef* const> overloads_of(const Node* n) {
     const bool function = n->op() == Op::CallFunction;

@@ -139,7 +139,6 @@ class GraphModule : public Module {
 
  private:
   struct Compiled {
-    std::uint64_t graph_generation = 0;  // of the graph the code was generated from
     std::string code;
     std::shared_ptr<const Plan> plan;
     std::exception_ptr plan_error;
