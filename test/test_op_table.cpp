@@ -59,17 +59,29 @@ void check_same(const Value& got, const Value& want, bool values, double rtol, d
 
 // PyTorch's result_type over the Tensor and number arguments (docs/design.md §5.5).
 int category(DType d) { return d == DType::Bool ? 0 : is_floating(d) ? 2 : 1; }
+// PyTorch's promoteTypes: a chain bool < uint8 < int8 < int16 < int32 < int64 < float16 <
+// bfloat16 < float32 < float64, except the two pairs neither side of which holds the other.
 int rank(DType d) {
   switch (d) {
     case DType::Bool: return 0;
     case DType::UInt8: return 1;
-    case DType::Int64: return 2;
-    case DType::Float32: return 3;
-    case DType::Float64: return 4;
+    case DType::Int8: return 2;
+    case DType::Int16: return 3;
+    case DType::Int32: return 4;
+    case DType::Int64: return 5;
+    case DType::Float16: return 6;
+    case DType::BFloat16: return 7;
+    case DType::Float32: return 8;
+    case DType::Float64: return 9;
   }
   return 0;
 }
-DType higher(DType a, DType b) { return rank(a) >= rank(b) ? a : b; }
+DType higher(DType a, DType b) {
+  auto pair = [&](DType x, DType y) { return (a == x && b == y) || (a == y && b == x); };
+  if (pair(DType::UInt8, DType::Int8)) return DType::Int16;
+  if (pair(DType::Float16, DType::BFloat16)) return DType::Float32;
+  return rank(a) >= rank(b) ? a : b;
+}
 
 std::optional<DType> result_type(const ExampleArgs& ex) {
   std::optional<DType> dim, zero, number;
