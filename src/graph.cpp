@@ -93,7 +93,7 @@ void* Graph::allocate_node() {
   if (chunk_left_ == 0) {
     // Chunks double (up to 4096 nodes) so that small graphs stay small and large ones take
     // few allocations; reserve() asks for one chunk of the expected size.
-    chunks_.push_back(std::make_unique<std::byte[]>(next_chunk_nodes_ * sizeof(Node)));
+    chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(next_chunk_nodes_ * sizeof(Node)));
     chunk_next_ = chunks_.back().get();
     chunk_left_ = next_chunk_nodes_;
     next_chunk_nodes_ = std::min<std::size_t>(2 * next_chunk_nodes_, 4096);
