@@ -4,6 +4,25 @@
 
 namespace fxpack::detail {
 
+// A run of `values` from the last chunk, or from a new one when the tail is too short.
+// Inline (only allocate() calls it): a load carves every run, and as a call of its own it
+// cost ~8 instructions per run, +0.3% of a 10k-node load's (callgrind; inline, the load is
+// within 0.1% of the per-length lists the size classes replaced).
+inline Value* ValueArena::carve(std::uint32_t values) {
+  if (values > left_) {
+    const std::size_t chunk = std::max<std::size_t>(values, next_chunk_values_);
+    chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(chunk * sizeof(Value)));
+    chunk_bytes_ += chunk * sizeof(Value);
+    next_ = reinterpret_cast<Value*>(chunks_.back().get());
+    left_ = chunk;
+    next_chunk_values_ = std::min(2 * next_chunk_values_, kMaxChunkValues);
+  }
+  Value* run = next_;
+  next_ += values;
+  left_ -= values;
+  return run;
+}
+
 Value* ValueArena::allocate(std::uint32_t n) {
   if (n > kLargeRunValues) {
     const std::size_t bytes = std::size_t{n} * sizeof(Value);
@@ -20,22 +39,6 @@ Value* ValueArena::allocate(std::uint32_t n) {
     return reinterpret_cast<Value*>(run);
   }
   return carve(values);
-}
-
-// A run of `values` from the last chunk, or from a new one when the tail is too short.
-Value* ValueArena::carve(std::uint32_t values) {
-  if (values > left_) {
-    const std::size_t chunk = std::max<std::size_t>(values, next_chunk_values_);
-    chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(chunk * sizeof(Value)));
-    chunk_bytes_ += chunk * sizeof(Value);
-    next_ = reinterpret_cast<Value*>(chunks_.back().get());
-    left_ = chunk;
-    next_chunk_values_ = std::min(2 * next_chunk_values_, kMaxChunkValues);
-  }
-  Value* run = next_;
-  next_ += values;
-  left_ -= values;
-  return run;
 }
 
 void ValueArena::release(Value* run, std::uint32_t n) noexcept {

@@ -359,6 +359,33 @@ TEST_CASE("package: a mapped weight whose file was truncated before its first us
   }
 }
 
+TEST_CASE("package: a pickle whose body changed under a matching zip CRC is refused by the pickle's own CRC") {
+  // The loader checks the record's zip CRC once and derives the body's CRC from it: the
+  // pickle check must still see the body's real CRC, whichever way the bytes are reached.
+  const auto gm = trace_reference("mlp");
+  const auto good = package_of(*gm);
+  const std::string record = "archive/model/model.pkl";
+  const auto original = fxpack::zip::ZipReader::from_memory(std::make_shared<const std::vector<std::byte>>(good)).read(record);
+  std::string pickle(reinterpret_cast<const char*>(original.data()), original.size());
+  const std::size_t body = pickle.find('\n') + 1;
+  pickle[body + 20] = static_cast<char>(pickle[body + 20] ^ 0x21);
+  char real[9];
+  std::snprintf(real, sizeof real, "%08x",
+                static_cast<unsigned>(crc32_z(0, reinterpret_cast<const Bytef*>(pickle.data() + body), pickle.size() - body)));
+  const auto changed = with_record(good, record, pickle);
+  const fs::path file = scratch_dir("body_crc") / "m.fxpkg";
+  std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(changed.data()), static_cast<std::streamsize>(changed.size()));
+  const std::string expected = "record 'model/model.pkl': pickle: the body's CRC-32 is " + std::string(real) + " but the header says";
+  for (const LoadMode mode : {LoadMode::Map, LoadMode::Copy}) {
+    CAPTURE(static_cast<int>(mode));
+    CHECK_THROWS_WITH_AS(PackageImporter(file, ImporterOptions{.mode = mode}).load_pickle("model", "model.pkl"),
+                         doctest::Contains(expected.c_str()), FormatError);
+  }
+  CHECK_THROWS_WITH_AS(PackageImporter(changed).load_pickle("model", "model.pkl"), doctest::Contains(expected.c_str()), FormatError);
+  // Unchanged, every way of reaching the bytes loads.
+  CHECK(PackageImporter(good).load_pickle("model", "model.pkl")->code() == gm->code());
+}
+
 TEST_CASE("package: saving the same modules twice gives identical bytes") {
   auto gm = trace_reference("small_convnet");
   auto one = package_of(*gm);

@@ -901,6 +901,67 @@ TEST_CASE("zip: with Access::read nothing is mapped and views are aligned, check
   CHECK_THROWS_WITH_AS(b.view("pkg/.data/tensor_with_a_long_name_17"), doctest::Contains("CRC"), FormatError);
 }
 
+TEST_CASE("zip: read_view is read() without the copy where the archive is mapped or in memory") {
+  TempDir dir;
+  const fs::path file = dir.path / "rv.zip";
+  ZipWriter w = ZipWriter::to_file(file);
+  add_sample(w);
+  w.finish();
+  auto buffer = std::make_shared<const Bytes>(slurp(file));
+  std::vector<fxpack::zip::StoredView> kept;  // used after their readers are gone
+  for (const int how : {0, 1, 2}) {  // mapped file, memory buffer, Access::read
+    CAPTURE(how);
+    const ZipReader r = how == 0   ? ZipReader::open(file)
+                        : how == 1 ? ZipReader::from_memory(buffer)
+                                   : ZipReader::open(file, {}, Access::read);
+    for (const auto& e : r.entries()) {
+      CAPTURE(e.name);
+      const auto v = r.read_view(e);
+      CHECK(Bytes(v.bytes.begin(), v.bytes.end()) == r.read(e.name));
+      const bool in_place = how != 2 && e.method == Method::store;
+      const auto archive = r.archive();
+      CHECK((!v.bytes.empty() && v.bytes.data() >= archive.data() &&
+             v.bytes.data() < archive.data() + archive.size()) == (in_place && !v.bytes.empty()));
+      CHECK((v.owner == r.owner()) == in_place);
+      CHECK((v.release == nullptr));  // nothing to release: read now, then let go
+    }
+    kept.push_back(r.read_view(r.at("pkg/.data/tensor_with_a_long_name_17")));
+    kept.push_back(r.read_view(r.at("pkg/model.pkl")));
+  }
+  for (std::size_t k = 0; k < kept.size(); k += 2) {
+    CHECK(Bytes(kept[k].bytes.begin(), kept[k].bytes.end()) == pattern(4097, 2));
+    CHECK(Bytes(kept[k + 1].bytes.begin(), kept[k + 1].bytes.end()) == bytes_of(std::string(3000, 'x') + "end"));
+  }
+
+  // Checked in place: a corrupt stored entry is refused, in memory and through the mapping.
+  Bytes bad = *buffer;
+  const auto e = open_bytes(bad).at("pkg/.data/tensor_with_a_long_name_17");
+  bad[e.data_offset + 99] ^= std::byte{2};
+  const ZipReader in_memory = open_bytes(bad);
+  CHECK_THROWS_WITH_AS(in_memory.read_view(in_memory.at(e.name)), doctest::Contains("is corrupt: CRC"), FormatError);
+  spit(dir.path / "bad.zip", bad);
+  const ZipReader mapped = ZipReader::open(dir.path / "bad.zip");
+  CHECK_THROWS_WITH_AS(mapped.read_view(mapped.at(e.name)), doctest::Contains("bad.zip: entry 'pkg/.data/tensor"),
+                       FormatError);
+
+  // A mapped file truncated since it was opened: an error before the mapping is read, not SIGBUS.
+  const fs::path big = dir.path / "big.zip";
+  ZipWriter wb = ZipWriter::to_file(big);
+  wb.add_stored("big", pattern(8 << 20, 3));
+  wb.finish();
+  const std::string outcome = in_child([&] {
+    const ZipReader r = ZipReader::open(big);
+    fs::resize_file(big, 4 << 20);
+    try {
+      (void)r.read_view(r.at("big"));
+    } catch (const FormatError& ex) {
+      return std::string(ex.what()).find("entry 'big' is truncated") != std::string::npos ? 0 : 1;
+    }
+    return 2;
+  });
+  CHECK(outcome == "exit 0");
+}
+
 TEST_CASE("zip: peek returns the first bytes of stored and deflated entries without reading all") {
   const ZipReader r = open_bytes(sample_bytes());
   const auto text = [](const Bytes& b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); };

@@ -4,7 +4,8 @@
 For each N it runs, as child processes of this script, back to back:
 
   bench_pickle --min N --format portable-binary N   dumps (repeated), loads (default options)
-  bench_package --min N N                           package save, package load
+  bench_package --min N N                           package save, package load (from a file,
+                                                    and from a buffer handed over)
   bench_core --min N N                              symbolic_trace, real recompile
 
 and in this process the same Chain(N) graph as an ONNX ModelProto (as
@@ -100,7 +101,7 @@ def fxpack(build, n, skip_core):
     t = subprocess.run(["/usr/bin/time", "-f", "maxrss_kib=%M"] + cmd, check=True, capture_output=True, text=True)
     for r in rows(t.stdout):
         if r[0] == str(n):
-            res["save"], res["load"] = float(r[1]), float(r[2])
+            res["save"], res["load"], res["load_buffer"] = float(r[1]), float(r[2]), float(r[3])
     res["peak_mib"] = int(re.search(r"maxrss_kib=(\d+)", t.stderr).group(1)) / 1024
     if not skip_core:
         out = subprocess.run([os.path.join(tools, "bench_core"), "--min", str(n), str(n)],
@@ -122,14 +123,15 @@ def main():
     sizes = [int(v) for v in a.sizes.split(",")]
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| N | dumps | protobuf serialize | dumps/pb | loads | protobuf parse | loads/pb | package save | "
-          "package load | trace | recompile | peak RSS MiB (trace+save+load) | fxpack B/node | pb B/node |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "package load file | package load buffer | trace | recompile | peak RSS MiB (trace+save+load) | "
+          "fxpack B/node | pb B/node |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         f = fxpack(a.build, n, a.skip_core)
         p = protobuf(n)
         fmt = lambda k: f"{f[k]:.3f}" if k in f else "-"
         print(f"| {n} | {fmt('dumps')} | {p['serialize']:.3f} | {f['dumps'] / p['serialize']:.1f}x | {fmt('loads')} | "
-              f"{p['parse']:.3f} | {f['loads'] / p['parse']:.1f}x | {fmt('save')} | {fmt('load')} | {fmt('trace')} | "
+              f"{p['parse']:.3f} | {f['loads'] / p['parse']:.1f}x | {fmt('save')} | {fmt('load')} | {fmt('load_buffer')} | {fmt('trace')} | "
               f"{fmt('recompile')} | {f['peak_mib']:.0f} | {f['pickle_bytes']:.1f} | {p['bytes']:.1f} |", flush=True)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("(µs/node, CPU time; targets: dumps 0.05, loads 0.3, package save 0.1, load 0.35, trace 0.5, "

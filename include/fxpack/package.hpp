@@ -36,10 +36,13 @@
 // PackageExporter and every fxpack tool do — is safe: the mapping keeps the old file.
 // The importer reads headers, copies and verify_record() with pread, never through the
 // mapping, so opening and checking a truncated file is a FormatError ("truncated"), not a
-// crash; only tensor data is aliased. The CRC check before a record's first use (below)
-// reads the mapping, which that use reads next anyway, after fstat says the file still holds
-// the whole record: a file truncated since loading is a FormatError there too (a truncation
-// in the instant between that fstat and the read is the rule above).
+// crash; only tensor data, and a pickle record while load_pickle decodes it, are aliased.
+// Each is read through the mapping only after fstat says the file still holds the whole
+// record — a file truncated since opening or loading is a FormatError there too — and
+// checked by CRC there: the CRC check before a storage record's first use (below), which
+// that use reads next anyway, and a pickle record's when load_pickle starts, which it then
+// decodes in place (no copy of it is made or kept). A truncation after that fstat, while
+// the bytes are read, is the rule above.
 //
 // An inference plan that has packed a mapped weight gives its pages back to the system
 // (Storage::release_pages, MADV_DONTNEED on the private read-only mapping), so the weight is

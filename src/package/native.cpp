@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "fxpack/quote.hpp"
+#include "pickle/checked_record.hpp"
 
 namespace fxpack::package {
 
@@ -123,7 +124,11 @@ LoadedPickle NativeReader::load(const std::string& record, const std::function<v
     out.warnings.push_back(w);
     pickle::emit_warning(on_warning, w);
   };
-  const std::vector<std::byte> bytes = zip_.read(full(record));
+  // The record is decoded into objects of the module's own, so it need not outlive this call:
+  // read in place where the archive is mapped or in memory (ZipReader::read_view), its CRC
+  // checked there once — the pickle's own check of its body is derived from it.
+  const zip::EntryInfo& entry = zip_.at(full(record));
+  const zip::StoredView bytes = zip_.read_view(entry);
   pickle::LoadOptions options;
   options.limits = options_.limits;
   options.on_warning = on_warning;
@@ -131,8 +136,8 @@ LoadedPickle NativeReader::load(const std::string& record, const std::function<v
     return storage(key, nbytes, storage_warning);
   };
   try {
-    pickle::Loaded loaded =
-        pickle::loads_with_report(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), options);
+    pickle::Loaded loaded = pickle::detail::loads_checked_record(
+        std::string_view(reinterpret_cast<const char*>(bytes.bytes.data()), bytes.bytes.size()), entry.crc32, options);
     out.warnings.insert(out.warnings.end(), loaded.report.warnings.begin(), loaded.report.warnings.end());
     out.module = std::move(loaded.module);
     out.report = std::move(loaded.report);

@@ -28,6 +28,7 @@
 #include "fxpack/ops.hpp"
 #include "node_lint.hpp"
 #include "pickle/binary_writer.hpp"
+#include "pickle/checked_record.hpp"
 
 namespace fxpack::pickle {
 
@@ -845,6 +846,12 @@ std::uint32_t body_crc32(std::string_view body) {
       crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(body.data()), body.size()));
 }
 
+// The body's CRC-32 from the CRC-32 of the whole pickle (see pickle/checked_record.hpp).
+std::uint32_t body_crc32_of_record(std::uint32_t record_crc32, std::string_view header, std::size_t body_size) {
+  const uLong header_crc = crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(header.data()), header.size());
+  return static_cast<std::uint32_t>(record_crc32 ^ crc32_combine64(header_crc, 0, static_cast<z_off64_t>(body_size)));
+}
+
 std::string hex32(std::uint32_t v) {
   char buf[9];
   std::snprintf(buf, sizeof buf, "%08x", v);
@@ -1091,13 +1098,20 @@ void dump(const GraphModule& module, std::ostream& out, const DumpOptions& optio
   if (!out) throw IoError("pickle: writing the pickle failed");
 }
 
-Loaded loads_with_report(std::string_view bytes, const LoadOptions& options) {
+namespace {
+
+// loads() with the CRC-32 of all of `bytes` when the caller has checked it (null: unknown).
+Loaded loads_bytes(std::string_view bytes, std::optional<std::uint32_t> record_crc32, const LoadOptions& options) {
   Header h = parse_header(bytes);
   std::string_view body = bytes.substr(h.size);
-  if (h.crc32 && body_crc32(body) != *h.crc32)
-    throw FormatError("pickle: the body's CRC-32 is " + hex32(body_crc32(body)) + " but the header says " +
-                      hex32(*h.crc32) + ": the pickle is corrupt (" + std::to_string(body.size()) +
-                      " bytes after the header line at byte offset " + std::to_string(h.size) + ")");
+  if (h.crc32) {
+    const std::uint32_t actual =
+        record_crc32 ? body_crc32_of_record(*record_crc32, bytes.substr(0, h.size), body.size()) : body_crc32(body);
+    if (actual != *h.crc32)
+      throw FormatError("pickle: the body's CRC-32 is " + hex32(actual) + " but the header says " + hex32(*h.crc32) +
+                        ": the pickle is corrupt (" + std::to_string(body.size()) +
+                        " bytes after the header line at byte offset " + std::to_string(h.size) + ")");
+  }
   detail::LoadContext ctx;
   ctx.limits = options.limits;
   ctx.base_offset = h.size;
@@ -1148,6 +1162,16 @@ Loaded loads_with_report(std::string_view bytes, const LoadOptions& options) {
   } catch (const std::exception& e) {
     throw FormatError(std::string("pickle: ") + e.what());
   }
+}
+
+}  // namespace
+
+Loaded loads_with_report(std::string_view bytes, const LoadOptions& options) {
+  return loads_bytes(bytes, std::nullopt, options);
+}
+
+Loaded detail::loads_checked_record(std::string_view bytes, std::uint32_t record_crc32, const LoadOptions& options) {
+  return loads_bytes(bytes, record_crc32, options);
 }
 
 std::shared_ptr<GraphModule> loads(std::string_view bytes, const LoadOptions& options) {

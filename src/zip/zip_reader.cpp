@@ -645,8 +645,9 @@ void ZipReader::stream_deflated(const EntryInfo& e, const std::function<bool(std
   check_crc(e, crc);
 }
 
-std::vector<std::byte> ZipReader::read(std::string_view name) const {
-  const EntryInfo& e = at(name);
+std::vector<std::byte> ZipReader::read(std::string_view name) const { return read(at(name)); }
+
+std::vector<std::byte> ZipReader::read(const EntryInfo& e) const {
   std::vector<std::byte> out;
   if (e.method == Method::store) {
     // The bytes exist in the archive, so their size is no claim: read them in one go.
@@ -707,6 +708,13 @@ StoredView ZipReader::view(const EntryInfo& e) const {
   return {bytes, std::move(block)};
 }
 
+StoredView ZipReader::read_view(const EntryInfo& e) const {
+  if (e.method == Method::store && aliases()) return {verify_in_place(e), owner_};
+  auto copy = std::make_shared<const std::vector<std::byte>>(read(e));
+  const std::span<const std::byte> bytes(*copy);
+  return {bytes, std::move(copy)};
+}
+
 void ZipReader::verify(std::string_view name) const {
   stream(at(name), [](std::span<const std::byte>) { return true; });
 }
@@ -714,25 +722,28 @@ void ZipReader::verify(std::string_view name) const {
 std::function<void()> ZipReader::verifier(std::string_view name) const { return verifier(at(name)); }
 
 std::function<void()> ZipReader::verifier(const EntryInfo& entry) const {
-  if (file_ && !memory_.empty() && entry.method == Method::store) {
-    return [bytes = bytes_, entry] { bytes->verify_mapped(entry); };
+  if (entry.method == Method::store && aliases()) {
+    return [bytes = bytes_, entry] { (void)bytes->verify_in_place(entry); };
   }
   return [bytes = bytes_, entry] { bytes->stream(entry, [](std::span<const std::byte>) { return true; }); };
 }
 
-void ZipReader::verify_mapped(const EntryInfo& e) const {
-  // Touching a mapped page past the end of the file is SIGBUS: the file must still hold the
-  // entry (it may have been truncated since it was opened) before its pages are read.
-  struct stat st {};
-  if (::fstat(file_->fd, &st) != 0) throw IoError(where_ + "cannot stat: " + std::strerror(errno));
-  const std::uint64_t end = e.data_offset + e.compressed_size;  // parse() checked it fits in size_
-  if (static_cast<std::uint64_t>(st.st_size) < end) {
-    fail_entry(e.name, "is truncated: the file ends at offset " + std::to_string(st.st_size) +
-                           ", before the entry's end at offset " + std::to_string(end) + "; it was " +
-                           std::to_string(size_) + " bytes when opened (changed while mapped?)");
+std::span<const std::byte> ZipReader::verify_in_place(const EntryInfo& e) const {
+  if (file_) {
+    // Touching a mapped page past the end of the file is SIGBUS: the file must still hold the
+    // entry (it may have been truncated since it was opened) before its pages are read.
+    struct stat st {};
+    if (::fstat(file_->fd, &st) != 0) throw IoError(where_ + "cannot stat: " + std::strerror(errno));
+    const std::uint64_t end = e.data_offset + e.compressed_size;  // parse() checked it fits in size_
+    if (static_cast<std::uint64_t>(st.st_size) < end) {
+      fail_entry(e.name, "is truncated: the file ends at offset " + std::to_string(st.st_size) +
+                             ", before the entry's end at offset " + std::to_string(end) + "; it was " +
+                             std::to_string(size_) + " bytes when opened (changed while mapped?)");
+    }
   }
   const auto bytes = memory_.subspan(static_cast<std::size_t>(e.data_offset), static_cast<std::size_t>(e.compressed_size));
   check_crc(e, crc_update(crc_update(0, {}), bytes));
+  return bytes;
 }
 
 std::vector<std::byte> ZipReader::peek(std::string_view name, std::size_t n) const {

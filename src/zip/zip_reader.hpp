@@ -22,7 +22,8 @@
 // Headers, read(), read_into(), verify() and peek() always *read* the archive: pread() on a file, a copy
 // from a memory buffer. They never go through a memory mapping, so another process
 // truncating the file makes them fail with a FormatError ("truncated"), never with SIGBUS.
-// Only view() may alias the archive, and a verifier() of what it aliases reads it there:
+// Only view() and read_view() may alias the archive, and a verifier() of what view() aliases
+// reads it there:
 //   - Access::map (files): the file is also mapped read-only (MAP_PRIVATE), and view()
 //     returns the STORE entry's bytes inside the mapping, zero-copy. The mapping lives as long
 //     as the longest holder of owner() or of a view's owner (for example a tensor). The kernel
@@ -41,6 +42,15 @@
 //   - Access::read (files): nothing is mapped; view() returns a 64-byte aligned copy of the
 //     entry, CRC checked.
 //   - memory buffers are shared, not copied: views alias them and hold their owner.
+// read_view() is read() without the copy, for an entry that is read now and then let go (a
+// pickle record, which the loader decodes into objects of its own): a STORE entry of a mapped
+// file or memory buffer is returned in place, CRC checked there (of a mapped file after the
+// fstat check above), and anything else is read() into a buffer the view owns. Lifetime: the
+// bytes are valid while the view's `owner` is held, whether or not the reader still exists
+// (a memory buffer opened with a null owner: while the caller keeps it). In place in a
+// mapped file they are view()'s bytes under view()'s rule — a file truncated while they are
+// read raises SIGBUS — so hold them only as long as they are read; an entry that must
+// outlive the archive, or a file that may change, takes read() (or Access::read).
 //
 // Memory: read() of a DEFLATE entry grows its buffer with what zlib actually produces,
 // never past the recorded size, so a stream that lies about its size costs what it
@@ -132,6 +142,10 @@ class ZipReader {
   // one. The EntryInfo form takes an entry of this reader's entries() (no look-up by name).
   StoredView view(std::string_view name) const;
   StoredView view(const EntryInfo& entry) const;
+  // The entry's uncompressed bytes, CRC checked, in place where the archive holds them (see
+  // read_view() under "How the bytes are reached" for when, and for how long they are valid).
+  // Any entry of this reader's entries(), STORE or DEFLATE.
+  StoredView read_view(const EntryInfo& entry) const;
   // Checks the entry's sizes and CRC by reading it through a fixed-size buffer.
   void verify(std::string_view name) const;
   // verify() of the entry as a function to call later: it holds what reading needs (the file
@@ -192,8 +206,10 @@ class ZipReader {
   [[noreturn]] void fail(const std::string& what) const;
   [[noreturn]] void fail_entry(std::string_view name, const std::string& what) const;
   void check_crc(const EntryInfo& e, std::uint32_t actual) const;
-  // A mapped file's STORE entry checked through the mapping, once the file still holds it.
-  void verify_mapped(const EntryInfo& e) const;
+  std::vector<std::byte> read(const EntryInfo& e) const;
+  // A STORE entry of a mapped file or memory buffer, CRC checked in place: of a mapped file
+  // once fstat says the file still holds it. Returns its bytes.
+  std::span<const std::byte> verify_in_place(const EntryInfo& e) const;
 
   std::string where_;  // "<path>: " for files, empty for memory; prefixes every message
   std::uint64_t size_ = 0;
