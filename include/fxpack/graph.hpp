@@ -175,7 +175,8 @@ class Graph {
   const_iterator begin() const { return const_iterator(root_->next()); }
   const_iterator end() const { return const_iterator(root_.get()); }
   std::size_t size() const { return size_; }
-  // See LastUses: O(nodes + references).
+  // See LastUses: O(nodes + references). A node that uses one not before it (which lint
+  // refuses) is a GraphError naming both.
   LastUses last_uses() const;
   // Node by name, or nullptr.
   Node* find_node(std::string_view name);
