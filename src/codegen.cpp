@@ -157,9 +157,12 @@ std::string stack_summary_2(const std::string& trace) {
 
 class Generator {
  public:
-  Generator(const Graph& graph, const LastUses& uses, const CodegenOptions& options)
+  // The source is written in `buffer`'s memory (its text dropped).
+  Generator(const Graph& graph, const LastUses& uses, const CodegenOptions& options, std::string buffer)
       : graph_(graph), dialect_(options.dialect.value_or(graph.dialect())), verbose_(options.verbose),
-        line_nodes_(options.line_nodes), last_uses_(uses) {}
+        line_nodes_(options.line_nodes), body_(std::move(buffer)), last_uses_(uses) {
+    body_.clear();
+  }
 
   PythonCode run();
 
@@ -627,8 +630,13 @@ PythonCode generate_python_code(const Graph& graph, const CodegenOptions& option
 }
 
 PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options) {
+  return generate_python_code(graph, uses, options, std::string());
+}
+
+PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options,
+                                std::string buffer) {
   uses.check_current(graph, "generate_python_code");
-  return Generator(graph, uses, options).run();
+  return Generator(graph, uses, options, std::move(buffer)).run();
 }
 
 std::string python_code(const Graph& graph, bool verbose) {

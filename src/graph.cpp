@@ -214,13 +214,20 @@ void LastUses::check_current(const Graph& graph, std::string_view user) const {
 }
 
 LastUses Graph::last_uses() const {
+  if (size_ > LastUses::kMaxNodes)
+    throw GraphError("last_uses: the graph has " + std::to_string(size_) + " nodes, more than the " +
+                     std::to_string(LastUses::kMaxNodes) + " a node's position field numbers");
   LastUses out;
   out.graph_ = this;
   out.structure_generation_ = structure_generation_;
-  auto& position = out.position_;
-  position.reserve(size_);
   std::uint32_t count = 0;
-  for (const Node* n : *this) position.try_emplace(n, count++);
+  for (const Node* n : *this) {
+    // Relaxed: another analysis of this graph running now writes the same bytes.
+    n->position_[0].store(static_cast<std::uint8_t>(count), std::memory_order_relaxed);
+    n->position_[1].store(static_cast<std::uint8_t>(count >> 8), std::memory_order_relaxed);
+    n->position_[2].store(static_cast<std::uint8_t>(count >> 16), std::memory_order_relaxed);
+    ++count;
+  }
   // Walking the graph back to front, the first use met of a value is its last: a bit per
   // position says which values were met, and each node's list is written right before the
   // lists of the nodes after it. That needs no per-reference memory (a forward walk kept
@@ -236,7 +243,7 @@ LastUses Graph::last_uses() const {
     const auto inputs = n->input_nodes();
     // Backwards over the inputs, so that the node's list comes out in reference order.
     for (auto it = inputs.rbegin(); it != inputs.rend(); ++it) {
-      const std::uint32_t p = position.at(*it);
+      const std::uint32_t p = out.position(*it);
       if (p >= user)
         throw GraphError("last_uses: node '" + n->name() + "' uses '" + (*it)->name() +
                          "', which does not come before it (Graph::lint refuses such graphs)");
