@@ -214,33 +214,49 @@ void LastUses::check_current(const Graph& graph, std::string_view user) const {
 }
 
 LastUses Graph::last_uses() const {
+  if (size_ > LastUses::kMaxNodes)
+    throw GraphError("last_uses: the graph has " + std::to_string(size_) + " nodes, more than the " +
+                     std::to_string(LastUses::kMaxNodes) + " a node's position field numbers");
   LastUses out;
   out.graph_ = this;
   out.structure_generation_ = structure_generation_;
-  // The positions of every node's inputs in one flat list (node after node); the last
-  // reference to a value wins.
-  auto& position = out.position_;
-  position.reserve(size_);
-  std::vector<std::uint32_t> inputs, last_user(size_);
-  inputs.reserve(2 * size_);
-  std::uint32_t i = 0;
+  std::uint32_t count = 0;
   for (const Node* n : *this) {
-    for (const Node* in : n->input_nodes()) {
-      const std::uint32_t p = position.at(in);
-      inputs.push_back(p);
-      last_user[p] = i;
-    }
-    position.try_emplace(n, i++);
+    // Relaxed: another analysis of this graph running now writes the same bytes.
+    n->position_[0].store(static_cast<std::uint8_t>(count), std::memory_order_relaxed);
+    n->position_[1].store(static_cast<std::uint8_t>(count >> 8), std::memory_order_relaxed);
+    n->position_[2].store(static_cast<std::uint8_t>(count >> 16), std::memory_order_relaxed);
+    ++count;
   }
-  out.begin_.reserve(size_ + 1);
-  out.nodes_.reserve(size_);  // a value dies at most once
-  std::uint32_t user = 0;
-  std::size_t k = 0;
-  for (const Node* n : *this) {
-    for (const Node* in : n->input_nodes())
-      if (last_user[inputs[k++]] == user) out.nodes_.push_back(in);
-    out.begin_.push_back(static_cast<std::uint32_t>(out.nodes_.size()));
-    ++user;
+  // Walking the graph back to front, the first use met of a value is its last: a bit per
+  // position says which values were met, and each node's list is written right before the
+  // lists of the nodes after it. That needs no per-reference memory (a forward walk kept
+  // every reference's position and every value's last user: 12 bytes a node of fresh pages).
+  std::vector<bool> met(count);
+  out.nodes_.resize(count);  // a value dies at most once
+  out.begin_.resize(count + 1);
+  std::size_t front = count;  // the lists written so far are nodes_[front, count)
+  out.begin_[count] = count;
+  std::uint32_t user = count;
+  for (const Node* n = root_->prev(); n != root_.get(); n = n->prev()) {
+    --user;
+    const auto inputs = n->input_nodes();
+    // Backwards over the inputs, so that the node's list comes out in reference order.
+    for (auto it = inputs.rbegin(); it != inputs.rend(); ++it) {
+      const std::uint32_t p = out.position(*it);
+      if (p >= user)
+        throw GraphError("last_uses: node '" + n->name() + "' uses '" + (*it)->name() +
+                         "', which does not come before it (Graph::lint refuses such graphs)");
+      if (met[p]) continue;
+      met[p] = true;
+      out.nodes_[--front] = *it;
+    }
+    out.begin_[user] = static_cast<std::uint32_t>(front);
+  }
+  // Values nothing uses die nowhere: the lists start at nodes_[front]; move them to the start.
+  if (front > 0) {
+    out.nodes_.erase(out.nodes_.begin(), out.nodes_.begin() + static_cast<std::ptrdiff_t>(front));
+    for (std::uint32_t& b : out.begin_) b -= static_cast<std::uint32_t>(front);
   }
   return out;
 }

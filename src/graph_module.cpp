@@ -77,22 +77,37 @@ LazyGraphModule::LazyGraphModule(const Module& root, std::shared_ptr<Graph> grap
 void GraphModule::real_recompile_locked() {
   const std::uint64_t request = requested_.load(std::memory_order_acquire);
   auto c = std::make_shared<Compiled>();
+  Spare spare = std::move(spare_);  // lost if this recompile throws: it is only memory
   // One liveness analysis for both: the code's `x = None` lines and the plan's frees.
   LastUses uses = graph_->last_uses();
-  c->code = generate_python_code(*graph_, uses, {.verbose = false, .dialect = std::nullopt, .line_nodes = false}).src;
+  c->code = generate_python_code(*graph_, uses, {.verbose = false, .dialect = std::nullopt, .line_nodes = false},
+                                 std::move(spare.code))
+                .src;
   if (source_check_) {
     source_check_(c->code);  // throws: nothing installed, still dirty
     source_check_ = nullptr;
   }
   try {
-    c->plan = Plan::build_instructions(*graph_, *this, plan_options_, std::move(uses));
+    c->plan = Plan::build_instructions(*graph_, *this, plan_options_, std::move(uses), std::move(spare.plan));
   } catch (const Error&) {
     c->plan_error = std::current_exception();
   }
-  compiled_.store(std::move(c), std::memory_order_release);
+  std::shared_ptr<const Compiled> previous = compiled_.exchange(std::move(c), std::memory_order_acq_rel);
   built_.store(request, std::memory_order_release);
+  keep_memory_of(std::move(previous));
   recompiles_.fetch_add(1);
   g_total_recompiles.fetch_add(1);
+}
+
+void GraphModule::keep_memory_of(std::shared_ptr<const Compiled> previous) {
+  // Out of compiled_, a snapshot gains no holders: if this is the only one, nobody reads it.
+  if (!previous || previous.use_count() != 1) return;
+  std::atomic_thread_fence(std::memory_order_acquire);  // after the other holders' last reads
+  // Made non-const by real_recompile_locked; sole owner here.
+  auto& old = const_cast<Compiled&>(*previous);
+  spare_.code = std::move(old.code);
+  spare_.code.clear();
+  spare_.plan = Plan::recycle(std::move(old.plan));
 }
 
 void GraphModule::run_recompile_hook(const GraphModule& gm) {

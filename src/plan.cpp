@@ -23,10 +23,11 @@ std::string describe(const Node* n) {
 // Compiles the nodes of a graph into the plan's instructions, one node at a time: slot i
 // holds the value of the i-th node, computed by instruction i.
 struct Plan::Builder {
-  Builder(Plan& p, const Module& r) : plan(p), root(r) {}
+  Builder(Plan& p, const Module& r, const LastUses& u) : plan(p), root(r), uses(u) {}
 
   Plan& plan;
   const Module& root;
+  const LastUses& uses;  // current for the graph: slot i is position i
   const OpRegistry& registry = OpRegistry::global();
   std::vector<std::string> missing;  // call targets without a kernel, reported together
   // Each call target's overloads, looked up in the registry once: the graph interns targets,
@@ -50,10 +51,16 @@ struct Plan::Builder {
   Operand operand(const Value& v) const {
     Operand op;
     if (v.is_node()) {
-      op.slot = static_cast<std::int32_t>(plan.slot_of_.at(v.node()));
+      op.slot = static_cast<std::int32_t>(uses.position(v.node()));
     } else {
       op.nested = v.contains_node();
       op.constant = v;
+      // Resolved per run, when the graph may have changed: the plan keeps these slots.
+      if (op.nested)
+        (void)map_nodes(v, [&](const Node* n) {
+          plan.slot_of_.try_emplace(n, uses.position(n));
+          return Value();
+        });
     }
     return op;
   }
@@ -220,16 +227,42 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
 
 std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
                                                      const PlanOptions& options, LastUses uses) {
+  return build_instructions(graph, root, options, std::move(uses), Storage{});
+}
+
+Plan::Storage Plan::recycle(std::shared_ptr<const Plan> plan) {
+  Storage s;
+  if (!plan || plan.use_count() != 1) return s;
+  // The other holders' last reads of the plan happen before this (their releases are
+  // release operations), and nobody can reach it any more.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  // Built non-const by build_instructions; sole owner here.
+  Plan& p = const_cast<Plan&>(*plan);
+  p.inference_.reset();  // the program reads the plan while it goes
+  s.blocks_ = {std::move(p.instrs_), std::move(p.operands_), std::move(p.frees_), std::move(p.names_)};
+  s.blocks_.instrs.clear();
+  s.blocks_.operands.clear();  // the constants (captured tensors) go now
+  s.blocks_.frees.clear();
+  s.blocks_.names.clear();
+  return s;
+}
+
+std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const Module& root,
+                                                     const PlanOptions& options, LastUses uses,
+                                                     Storage storage) {
   uses.check_current(graph, "Plan::build_instructions");
   auto plan = std::shared_ptr<Plan>(new Plan);
-  Builder builder(*plan, root);
+  plan->instrs_ = std::move(storage.blocks_.instrs);
+  plan->operands_ = std::move(storage.blocks_.operands);
+  plan->frees_ = std::move(storage.blocks_.frees);
+  plan->names_ = std::move(storage.blocks_.names);
+  Builder builder(*plan, root, uses);
   plan->instrs_.reserve(graph.size());
   plan->operands_.reserve(2 * graph.size());  // most nodes take one or two
   plan->frees_.reserve(graph.size());         // a value dies at most once
   plan->names_.reserve(graph.size() * kNameBytesPerNode);
   // Instruction i frees the slots whose last use it is (what the output reads lives to the
   // end). Slot i is the i-th node: the analysis's positions.
-  plan->slot_of_ = uses.release_positions();
   std::uint32_t next_slot = 0;
   for (const Node* n : graph) {
     if (n->op() == Op::Output) {
@@ -237,7 +270,7 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
       break;
     }
     Instr in;
-    for (const Node* dead : uses.at(next_slot)) plan->frees_.push_back(plan->slot_of_.at(dead));
+    for (const Node* dead : uses.at(next_slot)) plan->frees_.push_back(uses.position(dead));
     in.frees_end = static_cast<std::uint32_t>(plan->frees_.size());
     ++next_slot;
     try {

@@ -569,6 +569,21 @@ TEST_CASE("graph: last_uses lists, per node, the values it reads for the last ti
   CHECK(uses.position(c) == 4);
 }
 
+TEST_CASE("graph: last_uses refuses a graph where a node uses one that comes later") {
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* a = g.call_method("sin", {x});
+  Node* b = g.call_method("cos", {x});
+  g.output(b);
+  a->set_args({b});
+  CHECK_THROWS_WITH_AS((void)g.last_uses(),
+                       "last_uses: node 'sin' uses 'cos', which does not come before it (Graph::lint refuses such graphs)",
+                       GraphError);
+  a->set_args({a});  // itself
+  CHECK_THROWS_WITH_AS((void)g.last_uses(), doctest::Contains("node 'sin' uses 'sin', which does not come before it"),
+                       GraphError);
+}
+
 TEST_CASE("graph: code and plans refuse a LastUses made before the graph changed, or for another graph") {
   // A stale analysis holds positions past the graph's end and pointers to erased nodes; the
   // functions that take one check it instead of reading past their buffers.

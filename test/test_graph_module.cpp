@@ -24,6 +24,45 @@ TEST_CASE("graph_module: eager module keeps running its old plan until recompile
   CHECK(gm->code().find("cos") != std::string::npos);
 }
 
+TEST_CASE("graph_module: recompiles reuse a replaced snapshot's memory only when nothing holds it") {
+  // Each recompile writes in the memory of the snapshot before the last one: a plan or a
+  // code string still held elsewhere must keep running and reading as it was built.
+  auto eager = use_lazy_graph_module(false);
+  auto root = std::make_shared<Module>();
+  // cat([x.<first>(), x.cos()]) * 2.0: the cat's list is a nested operand.
+  auto build = [](const char* first) {
+    auto g = std::make_shared<Graph>();
+    Node* x = g->placeholder("x");
+    Node* a = g->call_method(first, {x});
+    Node* b = g->call_method("cos", {x});
+    Node* cat = g->call_function("torch.cat", {List{{Value(a), Value(b)}}});
+    g->output(g->call_function("operator.mul", {cat, 2.0}));
+    return g;
+  };
+  Tensor x = random_tensor({2, 3});
+  const Tensor with_sin = (*make_graph_module(root, build("sin")))(x).tensor();
+  const Tensor with_relu = (*make_graph_module(root, build("relu")))(x).tensor();
+  auto gm = make_graph_module(root, build("sin"));
+  std::shared_ptr<const Plan> held = gm->plan();
+  const std::string held_code = gm->code();
+  auto swap = [&](const char* from, const char* to) {
+    for (Node* n : gm->graph())
+      if (n->target() == from) n->set_target(to);
+    gm->recompile();
+  };
+  for (int round = 0; round < 3; ++round) {
+    swap("sin", "relu");
+    CHECK(gm->code().find("relu") != std::string::npos);
+    CHECK(allclose((*gm)(x).tensor(), with_relu));
+    swap("relu", "sin");
+    CHECK(gm->code() == held_code);
+    CHECK(allclose((*gm)(x).tensor(), with_sin));
+  }
+  CHECK(gm->recompile_count() == 7);
+  // The held plan (its nested cat operand included) still runs what it was built from.
+  CHECK(allclose(held->run(std::vector<Value>{x}).tensor(), with_sin));
+}
+
 TEST_CASE("graph_module: lazy module state machine and counters") {
   auto lazy = use_lazy_graph_module(true);
   auto before = GraphModule::total_recompile_count();

@@ -2,7 +2,11 @@
 // (shared pytorch-anchors/bench.py: N ops cycling x.sin(), x.cos(), torch.relu(x), x + 1.0,
 // x * 2.0) timed for symbolic_trace, code generation, real recompile and a steady call on
 // a 2x3 tensor, per node, next to PyTorch 1.13's figures measured on the same kind of
-// machine (RESULTS.md of that folder), with the ratio.
+// machine (RESULTS.md of that folder), with the ratio. "real recompile" recompiles one
+// module again and again (the transform-then-recompile loop: a module reuses its previous
+// snapshot's memory); "first recompile" is the first of a module that never compiled (a
+// new module over the same graph each time, made and dropped outside the timing), which
+// has no memory to reuse.
 //
 //   bench_core [max_n] [--min N]    (default 10000 from N = 100; 1000000 for the linearity check)
 //
@@ -42,6 +46,20 @@ const Anchor* anchor_for(int n) {
   return nullptr;
 }
 
+// The median CPU time of `reps` first recompiles (after one more as a warm-up), each of a
+// new lazy module over `gm`'s graph.
+double first_recompile_ms(int reps, const GraphModule& gm) {
+  std::vector<double> t;
+  for (int r = 0; r <= reps; ++r) {
+    auto fresh = std::make_shared<LazyGraphModule>(gm, gm.graph_ptr());
+    const double a = bench::cpu_ms();
+    fresh->force_recompile();
+    if (r > 0) t.push_back(bench::cpu_ms() - a);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
 void row(const char* what, int n, double ms, double torch_us) {
   double us = ms * 1000.0 / n;
   if (torch_us > 0)
@@ -71,6 +89,7 @@ int main(int argc, char** argv) {
     double trace = median_cpu_ms(reps, [&] { gm = symbolic_trace(chain); });
     double codegen = median_cpu_ms(reps, [&] { volatile auto s = python_code(gm->graph()).size(); (void)s; });
     double recompile = median_cpu_ms(reps, [&] { gm->force_recompile(); });
+    double first = first_recompile_ms(reps, *gm);
     Value out;
     int calls = std::max(1, 200000 / n);
     double call = median_cpu_ms(reps, [&] {
@@ -79,6 +98,7 @@ int main(int argc, char** argv) {
     row("symbolic_trace", n, trace, a ? a->trace : 0);
     row("codegen (python_code)", n, codegen, a ? a->codegen : 0);
     row("real recompile", n, recompile, a ? a->recompile : 0);
+    row("first recompile", n, first, a ? a->recompile : 0);
     row("steady call 2x3", n, call, a ? a->call : 0);
   }
   return 0;

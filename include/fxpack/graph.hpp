@@ -55,15 +55,20 @@ class LastUses {
     return {nodes_.data() + begin_[position], nodes_.data() + begin_[position + 1]};
   }
   std::size_t size() const { return begin_.size() - 1; }
-  // The position of a node of the graph (the numbering the analysis used).
-  std::uint32_t position(const Node* n) const { return position_.at(n); }
+  // The position of a node of the graph (the numbering the analysis used), while the
+  // analysis is current (check_current): the analysis writes it in the node, and a later
+  // one of the graph after an edit renumbers.
+  std::uint32_t position(const Node* n) const {
+    return n->position_[0].load(std::memory_order_relaxed) |
+           std::uint32_t{n->position_[1].load(std::memory_order_relaxed)} << 8 |
+           std::uint32_t{n->position_[2].load(std::memory_order_relaxed)} << 16;
+  }
+  // The most nodes a graph may have for last_uses (positions are 24 bits in the node).
+  static constexpr std::size_t kMaxNodes = std::size_t{1} << 24;
   // Throws GraphError (naming `user`) unless this analysis was made for `graph` as it is now:
   // the same graph, no node created, erased or edited since. A stale analysis holds
   // positions past the graph's end and pointers to erased nodes.
   void check_current(const Graph& graph, std::string_view user) const;
-  // Hands the position index over to a caller that keeps it (a Plan's slots are these
-  // positions); position() is unusable afterwards, at() is not affected.
-  detail::PointerIndex<Node> release_positions() { return std::move(position_); }
 
  private:
   friend class Graph;
@@ -71,7 +76,6 @@ class LastUses {
   std::uint64_t structure_generation_ = 0;
   std::vector<std::uint32_t> begin_{0};  // per position, where its list starts in nodes_
   std::vector<const Node*> nodes_;
-  detail::PointerIndex<Node> position_;
 };
 
 class Graph {
@@ -175,7 +179,9 @@ class Graph {
   const_iterator begin() const { return const_iterator(root_->next()); }
   const_iterator end() const { return const_iterator(root_.get()); }
   std::size_t size() const { return size_; }
-  // See LastUses: O(nodes + references).
+  // See LastUses: O(nodes + references). Writes each node's position in the node. A node
+  // that uses one not before it (which lint refuses) is a GraphError naming both, and so is
+  // a graph of more than LastUses::kMaxNodes nodes.
   LastUses last_uses() const;
   // Node by name, or nullptr.
   Node* find_node(std::string_view name);

@@ -94,10 +94,21 @@ class Plan {
   static std::shared_ptr<const Plan> build_instructions(const Graph& graph, const Module& root,
                                                         const PlanOptions& options = {});
   // The same, taking `uses`: graph.last_uses() as the caller already made it for `graph` as
-  // it is now (a GraphModule's recompile makes one analysis for its code and its plan; the
-  // plan keeps its positions as slots); a stale one is a GraphError (LastUses::check_current).
+  // it is now (a GraphModule's recompile makes one analysis for its code and its plan; its
+  // positions are the slots); a stale one is a GraphError (LastUses::check_current).
+  // The instructions are written in `storage`'s memory (a previous plan's, see recycle()).
+  class Storage;
   static std::shared_ptr<const Plan> build_instructions(const Graph& graph, const Module& root,
                                                         const PlanOptions& options, LastUses uses);
+  static std::shared_ptr<const Plan> build_instructions(const Graph& graph, const Module& root,
+                                                        const PlanOptions& options, LastUses uses,
+                                                        Storage storage);
+  // The memory of `plan`'s instruction blocks, emptied, when the caller held the only
+  // reference to it (else nothing: the plan is merely let go). A plan's blocks are ~95 MB at
+  // 10^6 nodes, and faulting in fresh pages for them was much of the cost of a recompile of
+  // such a graph; a GraphModule keeps its previous plan's storage for its next recompile.
+  // Its captured modules and tensors are released here.
+  static Storage recycle(std::shared_ptr<const Plan> plan);
   // Builds an inference plan's program if it is not built yet, from `graph` and the
   // modules and tensors the instructions captured. `graph` must be the graph the
   // instructions were built from, unchanged but for node meta (the same
@@ -190,6 +201,13 @@ class Plan {
   static_assert(sizeof(Instr) <= 48, "an Instr per node: keep it small");
 
   struct Builder;  // plan.cpp: compiles the graph node by node
+  // The blocks a plan's instructions take (Storage holds them between plans).
+  struct Blocks {
+    std::vector<Instr> instrs;
+    std::vector<Operand> operands;
+    std::vector<std::uint32_t> frees;
+    std::string names;
+  };
   friend class inference::Executable;
   friend class inference::Program;
   Value resolve(const Value& v, std::vector<Value>& slots) const;
@@ -215,7 +233,9 @@ class Plan {
   std::vector<Instr> instrs_;
   std::vector<Operand> operands_;       // every instruction's, in instruction order
   std::vector<std::uint32_t> frees_;    // every instruction's, in instruction order
-  detail::PointerIndex<Node> slot_of_;  // node → slot (for nested operands)
+  // Node → slot for the nodes nested operands hold (resolved per run, when the graph may
+  // have changed; the inference program's specialisation reads it too).
+  detail::PointerIndex<Node> slot_of_;
   std::string names_;                   // every instruction's node name, in instruction order
   std::vector<std::string> targets_;    // "call_function operator.add", one per distinct op/target
   std::vector<Overloads> overloads_;    // Kind::Overloaded instructions'
@@ -236,6 +256,16 @@ class Plan {
   mutable std::atomic<bool> inference_ready_{false};
   mutable std::shared_ptr<const inference::Program> inference_;
   mutable std::exception_ptr inference_error_;
+};
+
+// A plan's memory without its contents (Plan::recycle): what the next build writes in.
+class Plan::Storage {
+ public:
+  Storage() = default;
+
+ private:
+  friend class Plan;
+  Blocks blocks_;
 };
 
 }  // namespace fxpack

@@ -292,14 +292,19 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
   auto prog = std::shared_ptr<Program>(new Program(plan));
   // What the instructions captured at the recompile: the steps fuse these, as the plain plan
   // runs them, whatever the module tree holds by now.
-  Captured captured{plan.slot_of_, std::vector<const Tensor*>(plan.num_slots_, nullptr),
+  // Node → slot, for the graph as the plan was built from it (prepare_inference checked that
+  // it did not change since): slot i is the i-th node. The plan keeps only its constants'.
+  detail::PointerIndex<Node> slot_of;
+  slot_of.reserve(graph.size());
+  for (const Node* n : graph) slot_of.try_emplace(n, static_cast<std::uint32_t>(slot_of.size()));
+  Captured captured{slot_of, std::vector<const Tensor*>(plan.num_slots_, nullptr),
                     std::vector<const Module*>(plan.num_slots_, nullptr)};
   for (std::size_t i = 0; i < plan.instrs_.size(); ++i) {  // instruction i computes slot i
     const Plan::Instr& in = plan.instrs_[i];
     if (in.kind == Plan::Kind::Constant) captured.tensors[i] = in.operands[0].constant.if_tensor();
     else if (in.kind == Plan::Kind::Module) captured.modules[i] = &plan.module(in);
   }
-  const BuildInput g = read_graph(plan.slot_of_, graph, captured);
+  const BuildInput g = read_graph(slot_of, graph, captured);
   prog->output_slots_ = g.output_slots;
   Chains chains = find_chains(g);
   find_attention(g, captured, chains);
