@@ -1987,6 +1987,10 @@ Value Executable::record(std::span<const Value> inputs) {
     }
     ws.values[s] = Value(Tensor(ws.storage_of(loc.dense), 0, DType::Float32, loc.shape));
   }
+  // Again, now that nothing reads the originals: reading a record maps its neighbours' pages
+  // too (the kernel's fault-around), so those released earlier came back.
+  for (std::size_t j = 0; j < steps_.size(); ++j)
+    if (!execs_[j].generic) release_packed_originals(j);
   mark_folded();
   mark_fixed_needed();
   plan_arena();
