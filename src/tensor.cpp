@@ -88,21 +88,25 @@ std::byte* inline_data_address(const Storage* s) {
 
 struct InlineTag {
   std::size_t nbytes;
-  bool zeroed;
 };
 
 template <class T>
 struct InlineAllocator {
   using value_type = T;
   std::size_t extra = 0;
+  // calloc: its fresh pages (a large block is a fresh mapping) are not written, so they
+  // become resident only when first touched — a large zeroed storage filled part by part
+  // (packed weights) is not resident all at once, as a memset would make it.
+  bool zeroed = false;
 
   InlineAllocator() = default;
-  explicit InlineAllocator(std::size_t e) : extra(e) {}
+  InlineAllocator(std::size_t e, bool z) : extra(e), zeroed(z) {}
   template <class U>
-  InlineAllocator(const InlineAllocator<U>& o) : extra(o.extra) {}  // NOLINT
+  InlineAllocator(const InlineAllocator<U>& o) : extra(o.extra), zeroed(o.zeroed) {}  // NOLINT
 
   T* allocate(std::size_t n) {
-    void* p = std::malloc(n * sizeof(T) + kAlign + extra);
+    const std::size_t bytes = n * sizeof(T) + kAlign + extra;
+    void* p = zeroed ? std::calloc(1, bytes) : std::malloc(bytes);
     if (!p) throw std::bad_alloc();
     return static_cast<T*>(p);
   }
@@ -113,9 +117,8 @@ struct InlineAllocator {
     ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
   }
   void construct(Storage* p, InlineTag tag) {
-    std::byte* data = inline_data_address(p);
-    if (tag.nbytes && tag.zeroed) std::memset(data, 0, tag.nbytes);
-    ::new (static_cast<void*>(p)) Storage(data, tag.nbytes, nullptr);
+    // A zeroed storage's bytes came from calloc (allocate above).
+    ::new (static_cast<void*>(p)) Storage(inline_data_address(p), tag.nbytes, nullptr);
   }
   template <class U>
   void destroy(U* p) {
@@ -124,7 +127,7 @@ struct InlineAllocator {
 
   template <class U>
   bool operator==(const InlineAllocator<U>& o) const {
-    return extra == o.extra;
+    return extra == o.extra && zeroed == o.zeroed;
   }
 };
 
@@ -135,7 +138,7 @@ std::shared_ptr<Storage> allocate_inline(std::size_t nbytes, bool zeroed, const 
                      std::to_string(kMaxStorageBytes) + " byte limit");
   }
   try {
-    return std::allocate_shared<Storage>(InlineAllocator<Storage>(nbytes), InlineTag{nbytes, zeroed});
+    return std::allocate_shared<Storage>(InlineAllocator<Storage>(nbytes, zeroed), InlineTag{nbytes});
   } catch (const std::bad_alloc&) {
     throw IoError(std::string(who) + ": out of memory allocating " + std::to_string(nbytes) + " bytes");
   }

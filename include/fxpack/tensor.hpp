@@ -64,7 +64,8 @@ using ReleasePages = void (*)(std::span<const std::byte> bytes) noexcept;
 
 class Storage {
  public:
-  // Fresh zero-initialised heap bytes, 64-byte aligned.
+  // Fresh zero-initialised heap bytes, 64-byte aligned. A large block's pages are not written
+  // here (calloc): they become resident when first touched.
   static std::shared_ptr<Storage> allocate(std::size_t nbytes);
   // Fresh heap bytes, 64-byte aligned, left as the allocator gives them (any values): only
   // for a caller that writes every byte before anything reads one — a kernel's output, a

@@ -103,9 +103,9 @@ struct EntryInfo {
 };
 
 // A STORE entry's bytes; `owner` keeps them valid. `release`, set only for a mapped file,
-// drops the pages wholly inside the given bytes of the mapping: the next read faults them in
-// again from the file (for Storage::borrow's `release`). A copy or a memory buffer has none:
-// its bytes exist nowhere else.
+// drops every page of the mapping the given bytes touch (a neighbouring entry's too): the next
+// read of any of them faults it in again from the file (for Storage::borrow's `release`). A
+// copy or a memory buffer has none: its bytes exist nowhere else.
 struct StoredView {
   std::span<const std::byte> bytes;
   std::shared_ptr<const void> owner;
