@@ -6,7 +6,9 @@ For each N it runs, as child processes of this script, back to back:
   bench_pickle --min N --format portable-binary N   dumps (repeated), loads (default options)
   bench_package --min N N                           package save, package load (from a file,
                                                     and from a buffer handed over)
-  bench_core --min N N                              symbolic_trace, real recompile
+  bench_core --min N N                              symbolic_trace, real recompile (of a module
+                                                    recompiled before), first recompile (of a
+                                                    new module)
 
 and in this process the same Chain(N) graph as an ONNX ModelProto (as
 pytorch-anchors/bench_peers.py builds it: Sin, Cos, Relu, Add(t, "one"), Mul(t, "two"), a
@@ -111,6 +113,8 @@ def fxpack(build, n, skip_core):
                 res["trace"] = float(r[3])
             elif r[0] == "real recompile":
                 res["recompile"] = float(r[3])
+            elif r[0] == "first recompile":
+                res["first_recompile"] = float(r[3])
     return res
 
 
@@ -123,16 +127,16 @@ def main():
     sizes = [int(v) for v in a.sizes.split(",")]
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| N | dumps | protobuf serialize | dumps/pb | loads | protobuf parse | loads/pb | package save | "
-          "package load file | package load buffer | trace | recompile | peak RSS MiB (trace+save+load) | "
+          "package load file | package load buffer | trace | recompile | first recompile | peak RSS MiB (trace+save+load) | "
           "fxpack B/node | pb B/node |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         f = fxpack(a.build, n, a.skip_core)
         p = protobuf(n)
         fmt = lambda k: f"{f[k]:.3f}" if k in f else "-"
         print(f"| {n} | {fmt('dumps')} | {p['serialize']:.3f} | {f['dumps'] / p['serialize']:.1f}x | {fmt('loads')} | "
               f"{p['parse']:.3f} | {f['loads'] / p['parse']:.1f}x | {fmt('save')} | {fmt('load')} | {fmt('load_buffer')} | {fmt('trace')} | "
-              f"{fmt('recompile')} | {f['peak_mib']:.0f} | {f['pickle_bytes']:.1f} | {p['bytes']:.1f} |", flush=True)
+              f"{fmt('recompile')} | {fmt('first_recompile')} | {f['peak_mib']:.0f} | {f['pickle_bytes']:.1f} | {p['bytes']:.1f} |", flush=True)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("(µs/node, CPU time; targets: dumps 0.05, loads 0.3, package save 0.1, load 0.35, trace 0.5, "
           "recompile 0.4, peak at 1M 400 MiB)")
