@@ -169,3 +169,42 @@ TEST_CASE("module: concurrent calls of one loaded module give the single-threade
   CHECK(correct.load() == kThreads);
   CHECK(loaded->recompile_count() == 1);
 }
+
+TEST_CASE("module: calls and code() during repeated recompiles keep the snapshot they started with") {
+  // Each recompile replaces the snapshot, and the module reuses the replaced one's memory
+  // when nothing else holds it (graph_module.hpp). A call or code() in flight holds its
+  // snapshot, so its plan and source must not be reused under it: under TSan and ASan a reuse
+  // too early is a race or a use after free, and here a wrong result.
+  auto loaded = [] {
+    PackageExporter pe;
+    pe.save_pickle("model", "model.pkl", *trace_reference("small_convnet"));
+    return PackageImporter(pe.close()).load_pickle("model", "model.pkl");
+  }();
+  auto chain = long_chain("torch.relu", 300);
+  const Tensor image = random_tensor({2, 3, 16, 16}, 5), row = random_tensor({4}, 6);
+  const Tensor image_out = (*loaded)(image).tensor(), row_out = (*chain)(row).tensor();
+  const std::string chain_code = chain->code();
+  constexpr int kCallers = 4, kRecompiles = 40;
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0}, calls{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < kCallers; ++t)
+    callers.emplace_back([&, t] {
+      while (!done.load()) {
+        const bool ok = t % 2 ? allclose((*loaded)(image).tensor(), image_out, 0, 0)
+                              : allclose((*chain)(row).tensor(), row_out, 0, 0) && chain->code() == chain_code;
+        if (!ok) wrong.fetch_add(1);
+        calls.fetch_add(1);
+      }
+    });
+  for (int i = 0; i < kRecompiles; ++i) {
+    loaded->force_recompile();
+    chain->force_recompile();
+  }
+  done.store(true);
+  for (auto& t : callers) t.join();
+  CHECK(wrong.load() == 0);
+  CHECK(calls.load() > 0);
+  CHECK(loaded->recompile_count() >= kRecompiles);
+  CHECK(chain->recompile_count() >= kRecompiles);
+}
