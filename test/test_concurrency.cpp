@@ -169,3 +169,33 @@ TEST_CASE("module: concurrent calls of one loaded module give the single-threade
   CHECK(correct.load() == kThreads);
   CHECK(loaded->recompile_count() == 1);
 }
+
+TEST_CASE("graph module: calls and code() while the module recompiles again and again read whole snapshots") {
+  // Each recompile reuses the memory of the snapshot the one before it replaced, when nothing
+  // else holds that snapshot: the other threads' calls, plans and code() copies must be over
+  // (ordered before the reuse, as ThreadSanitizer checks here) whenever it is reused.
+  auto eager = use_lazy_graph_module(false);
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* cat = g->call_function("torch.cat", {List{{Value(g->call_method("sin", {x})), Value(g->call_method("cos", {x}))}}});
+  g->output(g->call_function("torch.relu", {g->call_function("operator.mul", {cat, 2.0})}));
+  auto gm = make_graph_module(std::make_shared<Module>(), g);
+  const Tensor input = random_tensor({2, 3}, 5);
+  const Tensor expected = (*gm)(input).tensor();
+  const std::string code = gm->code();
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0}, calls{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      while (!stop.load()) {
+        const Tensor got = t == 0 ? (*gm)(input).tensor() : gm->plan()->run(std::vector<Value>{input}).tensor();
+        if (!allclose(got, expected, 0, 0) || (t == 1 && gm->code() != code)) wrong.fetch_add(1);
+        calls.fetch_add(1);
+      }
+    });
+  for (int r = 0; r < 300 || calls.load() < 100; ++r) gm->force_recompile();
+  stop.store(true);
+  for (auto& t : threads) t.join();
+  CHECK(wrong.load() == 0);
+}
