@@ -8,6 +8,7 @@
 #include "fxpack/interpreter.hpp"
 #include "fxpack/ops.hpp"
 #include "fxpack/tracer.hpp"
+#include "sole_owner.hpp"
 
 namespace fxpack {
 
@@ -101,8 +102,7 @@ void GraphModule::real_recompile_locked() {
 
 void GraphModule::keep_memory_of(std::shared_ptr<const Compiled> previous) {
   // Out of compiled_, a snapshot gains no holders: if this is the only one, nobody reads it.
-  if (!previous || previous.use_count() != 1) return;
-  std::atomic_thread_fence(std::memory_order_acquire);  // after the other holders' last reads
+  if (!detail::sole_owner(previous)) return;
   // Made non-const by real_recompile_locked; sole owner here.
   auto& old = const_cast<Compiled&>(*previous);
   spare_.code = std::move(old.code);

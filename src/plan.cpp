@@ -3,6 +3,7 @@
 #include <array>
 
 #include "inference/program.hpp"
+#include "sole_owner.hpp"
 
 namespace fxpack {
 
@@ -232,10 +233,7 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
 
 Plan::Storage Plan::recycle(std::shared_ptr<const Plan> plan) {
   Storage s;
-  if (!plan || plan.use_count() != 1) return s;
-  // The other holders' last reads of the plan happen before this (their releases are
-  // release operations), and nobody can reach it any more.
-  std::atomic_thread_fence(std::memory_order_acquire);
+  if (!detail::sole_owner(plan)) return s;  // nobody else can reach it any more
   // Built non-const by build_instructions; sole owner here.
   Plan& p = const_cast<Plan&>(*plan);
   p.inference_.reset();  // the program reads the plan while it goes
