@@ -246,6 +246,15 @@ Bytes sample_bytes() {
   return w.finish();
 }
 
+// The sample archive written to dir/name.
+fs::path sample_file(const TempDir& dir, const std::string& name) {
+  const fs::path file = dir.path / name;
+  ZipWriter w = ZipWriter::to_file(file);
+  add_sample(w);
+  w.finish();
+  return file;
+}
+
 }  // namespace
 
 TEST_CASE("zip: round trip through memory and through a file") {
@@ -509,10 +518,7 @@ TEST_CASE("zip: add_stored with an owner holds it instead of copying") {
 
 TEST_CASE("zip: views alias the mapping, are aligned and outlive the reader") {
   TempDir dir;
-  const fs::path file = dir.path / "m.zip";
-  ZipWriter w = ZipWriter::to_file(file);
-  add_sample(w);
-  w.finish();
+  const fs::path file = sample_file(dir, "m.zip");
 
   fxpack::zip::StoredView view;
   {
@@ -727,10 +733,7 @@ TEST_CASE("zip: files that are not archives are refused with the path in the mes
 TEST_CASE("zip: unzip -t accepts the writer's output" *
           skip_unless(fxpack::testing::have_program("unzip"), "the unzip program is not installed")) {
   TempDir dir;
-  const fs::path file = dir.path / "t.zip";
-  ZipWriter w = ZipWriter::to_file(file);
-  add_sample(w);
-  w.finish();
+  const fs::path file = sample_file(dir, "t.zip");
   const std::string command = "unzip -tq '" + file.string() + "' >/dev/null 2>&1";
   CHECK(std::system(command.c_str()) == 0);
 }
@@ -882,10 +885,7 @@ TEST_CASE("zip: a mapped view's pages are released and read back the same; copie
 
 TEST_CASE("zip: with Access::read nothing is mapped and views are aligned, checked copies") {
   TempDir dir;
-  const fs::path file = dir.path / "r.zip";
-  ZipWriter w = ZipWriter::to_file(file);
-  add_sample(w);
-  w.finish();
+  const fs::path file = sample_file(dir, "r.zip");
   const ZipReader r = ZipReader::open(file, {}, Access::read);
   CHECK(r.archive().empty());
   CHECK_FALSE(r.aliases());
@@ -903,10 +903,7 @@ TEST_CASE("zip: with Access::read nothing is mapped and views are aligned, check
 
 TEST_CASE("zip: read_view is read() without the copy where the archive is mapped or in memory") {
   TempDir dir;
-  const fs::path file = dir.path / "rv.zip";
-  ZipWriter w = ZipWriter::to_file(file);
-  add_sample(w);
-  w.finish();
+  const fs::path file = sample_file(dir, "rv.zip");
   auto buffer = std::make_shared<const Bytes>(slurp(file));
   std::vector<fxpack::zip::StoredView> kept;  // used after their readers are gone
   for (const int how : {0, 1, 2}) {  // mapped file, memory buffer, Access::read
