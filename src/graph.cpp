@@ -253,11 +253,8 @@ LastUses Graph::last_uses() const {
     }
     out.begin_[user] = static_cast<std::uint32_t>(front);
   }
-  // Values nothing uses die nowhere: the lists start at nodes_[front]; move them to the start.
-  if (front > 0) {
-    out.nodes_.erase(out.nodes_.begin(), out.nodes_.begin() + static_cast<std::ptrdiff_t>(front));
-    for (std::uint32_t& b : out.begin_) b -= static_cast<std::uint32_t>(front);
-  }
+  // Values nothing uses (the output at least) die nowhere, so nodes_[0, front) stays unused:
+  // begin_ indexes past it, and moving the lists down would be one more pass over them.
   return out;
 }
 
