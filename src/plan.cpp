@@ -8,17 +8,24 @@
 namespace fxpack {
 
 namespace {
-// "node 'add' (call_function operator.add)" (Plan::where says the same of an instruction).
-std::string describe(const Node* n) {
-  std::string out = "node '";
-  out += n->name();
-  out += "' (";
-  out += op_name(n->op());
+// "call_function operator.add"
+std::string op_and_target(const Node* n) {
+  std::string out(op_name(n->op()));
   out += ' ';
   out += n->target();
+  return out;
+}
+// "node 'add' (call_function operator.add)": a node while it is compiled, and an
+// instruction's (Plan::where) from what the plan kept of it.
+std::string describe(std::string_view name, std::string_view op_and_target) {
+  std::string out = "node '";
+  out += name;
+  out += "' (";
+  out += op_and_target;
   out += ')';
   return out;
 }
+std::string describe(const Node* n) { return describe(n->name(), op_and_target(n)); }
 }  // namespace
 
 // Compiles the nodes of a graph into the plan's instructions, one node at a time: slot i
@@ -174,12 +181,7 @@ struct Plan::Builder {
     in.name_end = static_cast<std::uint32_t>(plan.names_.size());
     auto [index, added] = target_index[static_cast<std::size_t>(n->op())].try_emplace(
         &n->target(), static_cast<std::uint32_t>(plan.targets_.size()));
-    if (added) {
-      std::string target(op_name(n->op()));
-      target += ' ';
-      target += n->target();
-      plan.targets_.push_back(std::move(target));
-    }
+    if (added) plan.targets_.push_back(op_and_target(n));
     in.target = index;
   }
 
@@ -306,12 +308,7 @@ Plan::InferenceStats Plan::inference_stats() const {
 
 std::string Plan::where(std::size_t i) const {
   const std::uint32_t begin = i ? instrs_[i - 1].name_end : 0;
-  std::string out = "node '";
-  out.append(names_, begin, instrs_[i].name_end - begin);
-  out += "' (";
-  out += targets_[instrs_[i].target];
-  out += ')';
-  return out;
+  return describe(std::string_view(names_).substr(begin, instrs_[i].name_end - begin), targets_[instrs_[i].target]);
 }
 
 Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
