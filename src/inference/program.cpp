@@ -836,11 +836,12 @@ Shape conv_output_shape(const Shape& x, const Pattern& op) {
   return out;
 }
 
-// Whether Auto takes Winograd convolution `pd` (see Winograd in plan.hpp): when what it adds
-// to the memory a call needs — its transformed weights beyond the originals, and its
-// scratchpad — is at most the convolution's output. Measured on resnet18's 3x3 stride-1
-// stages (batch 1, 1 thread, CPU time per call, direct → Winograd; packed weights added,
-// scratchpad, output):
+// Whether Auto takes Winograd convolution `wino` over `direct`, the direct convolution it
+// would replace: when what it adds to the memory a call needs — its transformed weights
+// beyond the direct one's, and its scratchpad beyond the direct one's — is at most the
+// convolution's output. Measured on resnet18's 3x3 stride-1 stages on an AMD EPYC (batch 1,
+// 1 thread, CPU time per call, direct → Winograd; packed weights added, Winograd scratchpad
+// (the direct one's was small), output):
 //   64 ch at 56x56:  2.13 → 1.23 ms, +0.11 MiB, 0.23 MiB, 0.77 MiB (F(2,3))  taken
 //   128 ch at 28x28: 2.05 → 0.97 ms, +1.69 MiB, 9.97 MiB, 0.38 MiB (F(4,3))
 //   256 ch at 14x14: 2.12 → 1.38 ms, +1.75 MiB, 1.98 MiB, 0.19 MiB (F(2,3))
@@ -849,16 +850,33 @@ Shape conv_output_shape(const Shape& x, const Pattern& op) {
 // the output shrinks 2x, so the bytes decide: the taken ones keep a plan's peak within its
 // weights plus twice its activations, the others would add 20 MiB to resnet18's plan (its
 // activations: 3.8 MiB). Their weight transforms are the slow ones, too (7–58 ms each on a
-// first call; 0.8 ms at 56x56).
-bool winograd_pays(const dnnl::convolution_forward::primitive_desc& pd, const dnb::ConvGeometry& g) {
-  const auto bytes = [](const Dims& d) {
-    std::size_t n = sizeof(float);
-    for (memory::dim x : d) n *= static_cast<std::size_t>(x);
-    return n;
-  };
-  const std::size_t weights = pd.weights_desc().get_size(), original = bytes(g.weights);
-  const std::size_t added = (weights > original ? weights - original : 0) + pd.scratchpad_desc().get_size();
-  return added <= bytes(g.dst);
+// first call; 0.8 ms at 56x56). The direct convolution is the baseline, not zero, because
+// its own scratchpad depends on the CPU: on an Intel Xeon with 4 MiB of L2 per core, the
+// 56x56 stage's direct kernel takes 1.5 MiB of scratchpad and Winograd's 0.7 MiB, so
+// Winograd there needs less memory, not more.
+bool winograd_pays(const dnnl::convolution_forward::primitive_desc& wino,
+                   const dnnl::convolution_forward::primitive_desc& direct, const dnb::ConvGeometry& g) {
+  const auto beyond = [](std::size_t a, std::size_t b) { return a > b ? a - b : 0; };
+  const std::size_t added = beyond(wino.weights_desc().get_size(), direct.weights_desc().get_size()) +
+                            beyond(wino.scratchpad_desc().get_size(), direct.scratchpad_desc().get_size());
+  std::size_t output = sizeof(float);
+  for (memory::dim x : g.dst) output *= static_cast<std::size_t>(x);
+  return added <= output;
+}
+
+// The first non-reference convolution of `algorithm` (Winograd or direct) among `layouts`
+// (source, destination; nullopt lets oneDNN choose), or nullopt.
+using ConvLayouts = std::vector<std::pair<std::optional<memory::desc>, std::optional<memory::desc>>>;
+std::optional<dnnl::convolution_forward::primitive_desc> first_conv(const dnb::ConvGeometry& g, const ConvLayouts& layouts,
+                                                                    const dnnl::primitive_attr& attr, bool winograd) {
+  for (const auto& [s, d] : layouts) {
+    try {
+      auto pd = dnb::conv_pd(g, true, attr, s ? &*s : nullptr, d ? &*d : nullptr, winograd);
+      if (!dnb::is_reference(pd.impl_info_str())) return pd;
+    } catch (const dnnl::error&) {
+    }
+  }
+  return std::nullopt;
 }
 
 // The convolution for a step: Winograd where the policy takes it, else the direct algorithm,
@@ -870,25 +888,18 @@ dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g
                                                       Winograd policy) {
   const memory::format_tag src_tag = dnb::activation_tag(src);
   const auto same_layout = [&](const Dims& dims) { return memory::desc(dims, memory::data_type::f32, src_tag); };
-  std::vector<std::pair<std::optional<memory::desc>, std::optional<memory::desc>>> layouts;  // src, dst
+  ConvLayouts layouts;
   const std::optional<memory::desc> dst_any = dst_fixed ? std::optional<memory::desc>(*dst_fixed) : std::nullopt;
   if (src_tag != memory::format_tag::undef && src_tag != memory::format_tag::nchw)
     layouts.emplace_back(src, dst_fixed ? *dst_fixed : same_layout(g.dst));
   layouts.emplace_back(src, dst_any);
   layouts.emplace_back(std::nullopt, dst_any);
-  for (bool winograd : {true, false}) {
-    if (winograd && (policy == Winograd::Off || !dnb::winograd_shape(g))) continue;
-    for (const auto& [s, d] : layouts) {
-      try {
-        auto pd = dnb::conv_pd(g, true, attr, s ? &*s : nullptr, d ? &*d : nullptr, winograd);
-        if (dnb::is_reference(pd.impl_info_str())) continue;
-        if (winograd && policy == Winograd::Auto && !winograd_pays(pd, g)) break;
-        return pd;
-      } catch (const dnnl::error&) {
-      }
-    }
+  auto direct = first_conv(g, layouts, attr, false);
+  if (policy != Winograd::Off && dnb::winograd_shape(g)) {
+    auto wino = first_conv(g, layouts, attr, true);
+    if (wino && (policy == Winograd::Always || !direct || winograd_pays(*wino, *direct, g))) return *wino;
   }
-  return dnb::conv_pd(g, true, attr, nullptr, dst_fixed);
+  return direct ? *direct : dnb::conv_pd(g, true, attr, nullptr, dst_fixed);
 }
 
 }  // namespace
