@@ -1,6 +1,7 @@
 #include "fxpack/plan.hpp"
 
 #include <array>
+#include <bit>
 
 #include "inference/program.hpp"
 #include "sole_owner.hpp"
@@ -55,22 +56,35 @@ struct Plan::Builder {
     return overloads_by_index[index];
   }
 
-  // Where an argument comes from: the slot of a node, or a constant (nested: holding nodes).
+  // Where an argument comes from: the slot of a node, a scalar the operand holds, or a
+  // constant (nested: holding nodes).
   Operand operand(const Value& v) const {
-    Operand op;
-    if (v.is_node()) {
-      op.slot = static_cast<std::int32_t>(uses.position(v.node()));
-    } else {
-      op.nested = v.contains_node();
-      op.constant = v;
-      // Resolved per run, when the graph may have changed: the plan keeps these slots.
-      if (op.nested)
-        (void)map_nodes(v, [&](const Node* n) {
-          plan.slot_of_.try_emplace(n, uses.position(n));
-          return Value();
-        });
+    using Source = Operand::Source;
+    switch (v.kind()) {
+      case Value::Kind::Node: return {uses.position(v.node()), Source::Slot};
+      case Value::Kind::None: return {0, Source::None};
+      case Value::Kind::Bool: return {v.to_bool() ? 1u : 0u, Source::Bool};
+      case Value::Kind::Int:
+        if (const std::int64_t i = v.to_int(); i == static_cast<std::int32_t>(i))
+          return {static_cast<std::uint32_t>(static_cast<std::int32_t>(i)), Source::Int};
+        break;
+      case Value::Kind::Double:
+        // Bit for bit (-0.0 stays negative; a NaN's payload is kept).
+        if (const double d = v.to_double();
+            std::bit_cast<std::uint64_t>(static_cast<double>(static_cast<float>(d))) == std::bit_cast<std::uint64_t>(d))
+          return {std::bit_cast<std::uint32_t>(static_cast<float>(d)), Source::Float};
+        break;
+      default: break;
     }
-    return op;
+    const bool nested = v.contains_node();
+    // Resolved per run, when the graph may have changed: the plan keeps these slots.
+    if (nested)
+      (void)map_nodes(v, [&](const Node* n) {
+        plan.slot_of_.try_emplace(n, uses.position(n));
+        return Value();
+      });
+    plan.blocks_.constants.push_back(v);
+    return {static_cast<std::uint32_t>(plan.blocks_.constants.size() - 1), nested ? Source::Nested : Source::Constant};
   }
 
   void placeholder(const Node* n, Instr& in) {
@@ -83,12 +97,12 @@ struct Plan::Builder {
     if (n->args().empty() && !t.starts_with("*") && plan.num_required_ == static_cast<std::size_t>(index))
       plan.num_required_ = plan.num_inputs_;
     plan.defaults_.push_back(std::move(def));
-    plan.operands_.push_back(Operand{index, false, false, {}});
+    plan.blocks_.operands.push_back({static_cast<std::uint32_t>(index), Operand::Source::Slot});
   }
 
   void get_attr(const Node* n, Instr& in) const {
     in.kind = Kind::Constant;
-    plan.operands_.push_back(Operand{-1, false, false, Value(root.get_tensor(n->target()))});
+    plan.blocks_.operands.push_back(operand(Value(root.get_tensor(n->target()))));
   }
 
   // A call_function or call_method; false (and the target noted in `missing`) when no op
@@ -126,8 +140,8 @@ struct Plan::Builder {
     in.op = &chosen;
     for (std::size_t i = 0; i < bound.size(); ++i) {
       Operand op = operand(bound[i]);
-      op.check = (op.slot >= 0 || op.nested) && chosen.params[i].type.base != ArgType::Any;
-      plan.operands_.push_back(std::move(op));
+      op.check = (op.source == Operand::Source::Slot || op.nested()) && chosen.params[i].type.base != ArgType::Any;
+      plan.blocks_.operands.push_back(op);
     }
   }
 
@@ -136,10 +150,10 @@ struct Plan::Builder {
     in.kind = Kind::Overloaded;
     Overloads o;
     o.defs = overloads;
-    for (const Value& a : n->args()) plan.operands_.push_back(operand(a));
+    for (const Value& a : n->args()) plan.blocks_.operands.push_back(operand(a));
     for (const auto& [k, v] : n->kwargs().items) {
       o.kwarg_names.push_back(k);
-      plan.operands_.push_back(operand(v));
+      plan.blocks_.operands.push_back(operand(v));
     }
     in.extra = static_cast<std::uint32_t>(plan.overloads_.size());
     plan.overloads_.push_back(std::move(o));
@@ -159,7 +173,7 @@ struct Plan::Builder {
     }
     in.extra = static_cast<std::uint32_t>(plan.modules_.size());
     plan.modules_.push_back(std::move(mod));
-    for (const Value& a : inputs) plan.operands_.push_back(operand(a));
+    for (const Value& a : inputs) plan.blocks_.operands.push_back(operand(a));
   }
 
   // Compiles node `n` into `in`; false when it has no kernel (noted in `missing`).
@@ -177,8 +191,8 @@ struct Plan::Builder {
 
   // What Plan::where says of `in`: the node's name, and its op and target once per plan.
   void note_where(const Node* n, Instr& in) {
-    plan.names_ += n->name();
-    in.name_end = static_cast<std::uint32_t>(plan.names_.size());
+    plan.blocks_.names += n->name();
+    in.name_end = static_cast<std::uint32_t>(plan.blocks_.names.size());
     auto [index, added] = target_index[static_cast<std::size_t>(n->op())].try_emplace(
         &n->target(), static_cast<std::uint32_t>(plan.targets_.size()));
     if (added) plan.targets_.push_back(op_and_target(n));
@@ -219,7 +233,7 @@ std::exception_ptr Plan::inference_error() const {
   return inference_ready_.load(std::memory_order_acquire) ? inference_error_ : nullptr;
 }
 
-// A typical name's length ("relu_12345"): names_ is reserved for this many per node, so that
+// A typical name's length ("relu_12345"): names is reserved for this many per node, so that
 // it seldom grows (and copies itself) while built.
 constexpr std::size_t kNameBytesPerNode = 16;
 
@@ -239,9 +253,10 @@ Plan::Storage Plan::recycle(std::shared_ptr<const Plan> plan) {
   // Built non-const by build_instructions; sole owner here.
   Plan& p = const_cast<Plan&>(*plan);
   p.inference_.reset();  // the program reads the plan while it goes
-  s.blocks_ = {std::move(p.instrs_), std::move(p.operands_), std::move(p.frees_), std::move(p.names_)};
+  s.blocks_ = std::move(p.blocks_);
   s.blocks_.instrs.clear();
-  s.blocks_.operands.clear();  // the constants (captured tensors) go now
+  s.blocks_.operands.clear();
+  s.blocks_.constants.clear();  // the captured tensors go now
   s.blocks_.frees.clear();
   s.blocks_.names.clear();
   return s;
@@ -252,15 +267,13 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
                                                      Storage storage) {
   uses.check_current(graph, "Plan::build_instructions");
   auto plan = std::shared_ptr<Plan>(new Plan);
-  plan->instrs_ = std::move(storage.blocks_.instrs);
-  plan->operands_ = std::move(storage.blocks_.operands);
-  plan->frees_ = std::move(storage.blocks_.frees);
-  plan->names_ = std::move(storage.blocks_.names);
+  Blocks& b = plan->blocks_;
+  b = std::move(storage.blocks_);
   Builder builder(*plan, root, uses);
-  plan->instrs_.reserve(graph.size());
-  plan->operands_.reserve(2 * graph.size());  // most nodes take one or two
-  plan->frees_.reserve(graph.size());         // a value dies at most once
-  plan->names_.reserve(graph.size() * kNameBytesPerNode);
+  b.instrs.reserve(graph.size());
+  b.operands.reserve(2 * graph.size());  // most nodes take one or two
+  b.frees.reserve(graph.size());         // a value dies at most once
+  b.names.reserve(graph.size() * kNameBytesPerNode);
   // Instruction i frees the slots whose last use it is (what the output reads lives to the
   // end). Slot i is the i-th node: the analysis's positions.
   std::uint32_t next_slot = 0;
@@ -270,25 +283,19 @@ std::shared_ptr<const Plan> Plan::build_instructions(const Graph& graph, const M
       break;
     }
     Instr in;
-    for (const Node* dead : uses.at(next_slot)) plan->frees_.push_back(uses.position(dead));
-    in.frees_end = static_cast<std::uint32_t>(plan->frees_.size());
+    for (const Node* dead : uses.at(next_slot)) b.frees.push_back(uses.position(dead));
+    in.frees_end = static_cast<std::uint32_t>(b.frees.size());
     ++next_slot;
     try {
       if (!builder.compile(n, in)) continue;
     } catch (const Error& e) {
       rethrow_with_context<OpError>(e, describe(n));
     }
-    in.operands_end = static_cast<std::uint32_t>(plan->operands_.size());
+    in.operands_end = static_cast<std::uint32_t>(b.operands.size());
     builder.note_where(n, in);
-    plan->instrs_.push_back(std::move(in));
+    b.instrs.push_back(in);
   }
   builder.throw_if_missing();
-  // operands_ is complete (it moves while it grows): each instruction's view into it.
-  std::uint32_t begin = 0;
-  for (Instr& in : plan->instrs_) {
-    in.operands = std::span<const Operand>(plan->operands_).subspan(begin, in.operands_end - begin);
-    begin = in.operands_end;
-  }
   plan->num_slots_ = next_slot;
   plan->wants_inference_ = options.optimize_for_inference;
   plan->source_graph_ = &graph;
@@ -307,8 +314,9 @@ Plan::InferenceStats Plan::inference_stats() const {
 }
 
 std::string Plan::where(std::size_t i) const {
-  const std::uint32_t begin = i ? instrs_[i - 1].name_end : 0;
-  return describe(std::string_view(names_).substr(begin, instrs_[i].name_end - begin), targets_[instrs_[i].target]);
+  const std::uint32_t begin = i ? blocks_.instrs[i - 1].name_end : 0;
+  return describe(std::string_view(blocks_.names).substr(begin, blocks_.instrs[i].name_end - begin),
+                  targets_[blocks_.instrs[i].target]);
 }
 
 Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
@@ -352,33 +360,34 @@ Value Plan::run_plain(std::span<const Value> inputs) const {
   std::vector<Value> slots(num_slots_);
   std::vector<Value> args;
   args.reserve(8);
-  for (std::size_t i = 0; i < instrs_.size(); ++i) {
-    const Instr& in = instrs_[i];
+  for (std::size_t i = 0; i < blocks_.instrs.size(); ++i) {
+    const Instr& in = blocks_.instrs[i];
     switch (in.kind) {
-      case Kind::Input: slots[i] = inputs[static_cast<std::size_t>(in.operands[0].slot)]; break;
-      case Kind::Constant: slots[i] = in.operands[0].constant; break;
+      case Kind::Input: slots[i] = inputs[operands(i)[0].payload]; break;
+      case Kind::Constant: slots[i] = constant_of(i); break;
       case Kind::Kernel:
       case Kind::Overloaded:
       case Kind::Module: run_instr(i, slots, args); break;
     }
-    const std::uint32_t frees_begin = i ? instrs_[i - 1].frees_end : 0;
-    for (std::uint32_t f = frees_begin; f < in.frees_end; ++f) slots[frees_[f]] = Value();
+    const std::uint32_t frees_begin = i ? blocks_.instrs[i - 1].frees_end : 0;
+    for (std::uint32_t f = frees_begin; f < in.frees_end; ++f) slots[blocks_.frees[f]] = Value();
   }
   return output(slots);
 }
 
 void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value>& args) const {
-  const Instr& in = instrs_[i];
+  const Instr& in = blocks_.instrs[i];
+  const std::span<const Operand> operands = this->operands(i);
   args.clear();
-  for (const Operand& op : in.operands) {
-    if (op.slot >= 0) args.push_back(slots[static_cast<std::size_t>(op.slot)]);
-    else if (op.nested) args.push_back(resolve(op.constant, slots));
-    else args.push_back(op.constant);
+  for (const Operand& op : operands) {
+    // The common case copied in place (value() would make a Value to move).
+    if (op.source == Operand::Source::Slot) args.push_back(slots[op.payload]);
+    else args.push_back(value(op, slots));
   }
   try {
     if (in.kind == Kind::Kernel) {
       for (std::size_t a = 0; a < args.size(); ++a) {
-        if (!in.operands[a].check) continue;
+        if (!operands[a].check) continue;
         const SchemaType& t = in.op->params[a].type;
         if (t.base == ArgType::Tensor && !t.list && args[a].is_tensor()) continue;  // the common case
         args[a] = check_argument(*in.op, in.op->params[a], std::move(args[a]));
@@ -406,9 +415,8 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
 }
 
 Value Plan::output(std::vector<Value>& slots) const {
-  if (output_.slot >= 0) return std::move(slots[static_cast<std::size_t>(output_.slot)]);
-  if (output_.nested) return resolve(output_.constant, slots);
-  return output_.constant;
+  if (output_.source == Operand::Source::Slot) return std::move(slots[output_.payload]);
+  return value(output_, slots);
 }
 
 }  // namespace fxpack

@@ -1,6 +1,9 @@
 // GraphModule / LazyGraphModule state machine, plans and bad input (thread safety: test_concurrency).
 #include <doctest/doctest.h>
 
+#include <bit>
+#include <limits>
+
 #include "fxpack/fxpack.hpp"
 #include "reference_models.hpp"
 
@@ -251,5 +254,68 @@ TEST_CASE("graph_module: a plan names the node in an error; a FormatError or IoE
       if (how == 1) CHECK_THROWS_WITH_AS(plan->run(in), "node 'f' (call_module f): read failed", IoError);
       if (how == 2) CHECK_THROWS_WITH_AS(plan->run(in), "node 'f' (call_module f): bad value", OpError);
     }
+  }
+}
+
+namespace {
+// mylib.second_argument(x, v) returns v as the plan passed it; registered by the first test
+// case that needs it (test cases run alone or in any order).
+Value second_argument(std::span<const Value> args) { return args[1]; }
+const std::string& second_argument_target() {
+  static const OpDef& op = OpRegistry::global().add_function("mylib.second_argument(Tensor x, Any v) -> Any", &second_argument);
+  return op.target;
+}
+}  // namespace
+
+TEST_CASE("graph_module: every kind of constant argument reaches its kernel and the output as it was") {
+  // A plan keeps scalars that fit in the operand itself and the rest in a side block: each
+  // must come back the same kind with the same bits, passed positionally, by keyword and as
+  // the graph's output itself, the ints and doubles on both sides of what an operand holds.
+  const std::string& target = second_argument_target();
+  const Tensor t = Tensor::full({2}, 3.0);
+  const std::vector<Value> constants{
+      Value(), Value(true), Value(false), Value(0), Value(-1), Value(std::int64_t{2147483647}),
+      Value(std::int64_t{-2147483647 - 1}), Value(std::int64_t{2147483648}), Value(std::int64_t{-2147483649}),
+      Value(std::numeric_limits<std::int64_t>::max()), Value(std::numeric_limits<std::int64_t>::min()), Value(1.0),
+      Value(0.5), Value(-0.0), Value(0.1), Value(1e300), Value(1e-310), Value(3.4028234663852886e38),
+      Value(std::numeric_limits<double>::infinity()), Value(-std::numeric_limits<double>::infinity()),
+      Value(std::numeric_limits<double>::quiet_NaN()), Value("a string"), Value(DType::Float64), Value(Device{"cpu", 0}),
+      Value(Layout::Strided), Value(MemoryFormat::ChannelsLast), Value(Slice{1, std::nullopt, 2}), Value(Ellipsis{}),
+      Value(List{{Value(1), Value(2.5)}}), Value(Tuple{{Value("s"), Value()}}), Value(Dict{{{"k", Value(7)}}}), Value(t)};
+  const auto same = [](const Value& got, const Value& want) {
+    if (got.kind() != want.kind()) return false;
+    if (!want.is_double()) return got == want;
+    return std::bit_cast<std::uint64_t>(got.to_double()) == std::bit_cast<std::uint64_t>(want.to_double());
+  };
+  for (const Value& c : constants) {
+    CAPTURE(python_repr(c));
+    auto g = std::make_shared<Graph>();
+    Node* x = g->placeholder("x");
+    Node* positional = g->call_function(target, {Value(x), c});
+    Node* keyword = g->call_function(target, {Value(x)}, Dict{{{"v", c}}});
+    g->output(Value(Tuple{{Value(positional), Value(keyword)}}));
+    auto g_out = std::make_shared<Graph>();
+    (void)g_out->placeholder("x");
+    g_out->output(c);
+    for (bool optimize : {false, true}) {
+      const std::vector<Value> in{Value(t)};
+      const Value out = Plan::build(*g, Module(), PlanOptions{optimize})->run(in);
+      CHECK(same(out.items()[0], c));
+      CHECK(same(out.items()[1], c));
+      CHECK(same(Plan::build(*g_out, Module(), PlanOptions{optimize})->run(in), c));
+    }
+  }
+}
+
+TEST_CASE("graph_module: constants holding nodes are resolved per run, in arguments and the output") {
+  auto g = std::make_shared<Graph>();
+  Node* x = g->placeholder("x");
+  Node* y = g->call_function(second_argument_target(), {Value(x), Value(List{{Value(x), Value(3), Value(0.1)}})});
+  g->output(Value(Tuple{{Value(y), Value(x)}}));
+  for (bool optimize : {false, true}) {
+    const Tensor t = Tensor::full({2}, 1.0);
+    const std::vector<Value> in{Value(t)};
+    const Value out = Plan::build(*g, Module(), PlanOptions{optimize})->run(in);
+    CHECK(out == Value(Tuple{{Value(List{{Value(t), Value(3), Value(0.1)}}), Value(t)}}));
   }
 }

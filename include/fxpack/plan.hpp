@@ -41,6 +41,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -105,7 +106,7 @@ class Plan {
                                                         const PlanOptions& options, LastUses uses,
                                                         Storage storage);
   // The memory of `plan`'s instruction blocks, emptied, when the caller held the only
-  // reference to it (else nothing: the plan is merely let go). A plan's blocks are ~95 MB at
+  // reference to it (else nothing: the plan is merely let go). A plan's blocks are ~60 MB at
   // 10^6 nodes, and faulting in fresh pages for them was much of the cost of a recompile of
   // such a graph; a GraphModule keeps its previous plan's storage for its next recompile.
   // Its captured modules and tensors are released here.
@@ -158,19 +159,29 @@ class Plan {
 
   std::size_t num_inputs() const { return num_inputs_; }
   std::size_t num_slots() const { return num_slots_; }
-  std::size_t num_instructions() const { return instrs_.size(); }
+  std::size_t num_instructions() const { return blocks_.instrs.size(); }
 
  private:
   enum class Kind : std::uint8_t { Input, Constant, Kernel, Overloaded, Module };
 
-  // Where an argument comes from: a slot, or a constant (possibly with slots nested inside
-  // lists/tuples, resolved per run).
+  // Where an argument comes from, in 8 bytes (bound defaults included, the benchmark's chain
+  // has 1.6 operands a node: at 24 bytes, a Value inline, they were 38 of the plan's 86
+  // bytes a node): a slot, a scalar held in the operand (None, a bool, an int that fits 32
+  // bits, a double that a float holds exactly: the defaults and literals most calls have),
+  // or a constant in the plan's constants (possibly with slots nested inside lists/tuples,
+  // resolved per run).
   struct Operand {
-    std::int32_t slot = -1;  // >= 0: take slot's value
-    bool nested = false;     // constant holds Node refs to resolve
-    bool check = false;      // Kernel: check the value against its parameter when it arrives
-    Value constant;
+    enum class Source : std::uint8_t { Slot, None, Bool, Int, Float, Constant, Nested };
+    // Slot: the slot (Kind::Input: the input's index); Bool, Int: the value; Float: the
+    // float32's bits; Constant, Nested: the index in constants.
+    std::uint32_t payload = 0;
+    Source source = Source::None;
+    bool check = false;  // Kernel: check the value against its parameter when it arrives
+    // The slot, or -1 when the value does not come from one.
+    std::int32_t slot() const { return source == Source::Slot ? static_cast<std::int32_t>(payload) : -1; }
+    bool nested() const { return source == Source::Nested; }  // a constant holding Node refs
   };
+  static_assert(sizeof(Operand) == 8, "operands are most of a plan: keep them a word");
 
   // Overloaded: the overloads, and the names of the trailing operands (kwargs).
   struct Overloads {
@@ -178,40 +189,64 @@ class Plan {
     std::vector<std::string> kwarg_names;
   };
 
-  // One per node, 48 bytes: what every instruction needs inline; the rare parts (overloads,
+  // One per node, 32 bytes: what every instruction needs inline; the rare parts (overloads,
   // modules) sit in the plan's side tables, its description for messages in two shared ones.
   // Instruction i computes slot i (the i-th node's value; a plan is only complete when every
   // node before the output compiled).
   struct Instr {
     Kind kind;
-    // In the plan's operands_ (one block for all instructions: no allocation per
-    // instruction); set when the plan is complete, operands_end while it is built.
+    // Its operands: operands[previous operands_end, operands_end) (one block for all
+    // instructions: no allocation per instruction), read through Plan::operands(i).
     std::uint32_t operands_end = 0;
     const OpDef* op = nullptr;  // Kernel: the bound overload (its kernel runs)
-    std::span<const Operand> operands;
-    // The slots to release after this instruction: frees_[previous frees_end, frees_end).
+    // The slots to release after this instruction: frees[previous frees_end, frees_end).
     std::uint32_t frees_end = 0;
     // For messages, kept at build time (the graph may change, or its nodes go away, while
-    // this plan still runs): the node's name, names_[previous name_end, name_end), and its
+    // this plan still runs): the node's name, names[previous name_end, name_end), and its
     // op and target, targets_[target] ("call_function operator.add"; one per distinct pair).
     std::uint32_t name_end = 0;
     std::uint32_t target = 0;
     // Overloaded: overloads_[extra]; Module: modules_[extra].
     std::uint32_t extra = 0;
   };
-  static_assert(sizeof(Instr) <= 48, "an Instr per node: keep it small");
+  static_assert(sizeof(Instr) == 32, "an Instr per node: keep it small");
 
   struct Builder;  // plan.cpp: compiles the graph node by node
-  // The blocks a plan's instructions take (Storage holds them between plans).
+  // The blocks a plan's instructions take, each every instruction's in instruction order
+  // (Storage holds them between plans).
   struct Blocks {
     std::vector<Instr> instrs;
     std::vector<Operand> operands;
-    std::vector<std::uint32_t> frees;
-    std::string names;
+    std::vector<Value> constants;       // the operands' that do not fit in one
+    std::vector<std::uint32_t> frees;   // Instr::frees_end
+    std::string names;                  // node names, Instr::name_end
   };
   friend class inference::Executable;
   friend class inference::Program;
   Value resolve(const Value& v, std::vector<Value>& slots) const;
+  // Instruction i, and its operands.
+  const Instr& instr(std::size_t i) const { return blocks_.instrs[i]; }
+  std::span<const Operand> operands(std::size_t i) const {
+    const std::uint32_t begin = i ? blocks_.instrs[i - 1].operands_end : 0;
+    return {blocks_.operands.data() + begin, blocks_.instrs[i].operands_end - begin};
+  }
+  // A Constant or Nested operand's constant.
+  const Value& constant(const Operand& o) const { return blocks_.constants[o.payload]; }
+  // Kind::Constant instruction i's value (the tensor its get_attr captured).
+  const Value& constant_of(std::size_t i) const { return constant(operands(i)[0]); }
+  // An operand's value in a run with these slots (inline: the interpreter's hot loop).
+  Value value(const Operand& o, std::vector<Value>& slots) const {
+    switch (o.source) {
+      case Operand::Source::Slot: return slots[o.payload];
+      case Operand::Source::None: return Value();
+      case Operand::Source::Bool: return Value(o.payload != 0);
+      case Operand::Source::Int: return Value(std::int64_t{static_cast<std::int32_t>(o.payload)});
+      case Operand::Source::Float: return Value(static_cast<double>(std::bit_cast<float>(o.payload)));
+      case Operand::Source::Constant: return constant(o);
+      case Operand::Source::Nested: break;
+    }
+    return resolve(constant(o), slots);
+  }
   // Runs instruction `i` (a kernel or module) into its slot; `args` is scratch space.
   void run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value>& args) const;
   // The plan's output from the slots.
@@ -231,13 +266,10 @@ class Plan {
     return inference_ready_.load(std::memory_order_acquire) ? inference_.get() : nullptr;
   }
 
-  std::vector<Instr> instrs_;
-  std::vector<Operand> operands_;       // every instruction's, in instruction order
-  std::vector<std::uint32_t> frees_;    // every instruction's, in instruction order
+  Blocks blocks_;
   // Node → slot for the nodes nested operands hold (resolved per run, when the graph may
   // have changed; the inference program's specialisation reads it too).
   detail::PointerIndex<Node> slot_of_;
-  std::string names_;                   // every instruction's node name, in instruction order
   std::vector<std::string> targets_;    // "call_function operator.add", one per distinct op/target
   std::vector<Overloads> overloads_;    // Kind::Overloaded instructions'
   std::vector<std::shared_ptr<const Module>> modules_;  // Kind::Module instructions' (keeps them alive)

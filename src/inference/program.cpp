@@ -299,9 +299,9 @@ std::shared_ptr<const Program> Program::build(const Plan& plan, const Graph& gra
   for (const Node* n : graph) slot_of.try_emplace(n, static_cast<std::uint32_t>(slot_of.size()));
   Captured captured{slot_of, std::vector<const Tensor*>(plan.num_slots_, nullptr),
                     std::vector<const Module*>(plan.num_slots_, nullptr)};
-  for (std::size_t i = 0; i < plan.instrs_.size(); ++i) {  // instruction i computes slot i
-    const Plan::Instr& in = plan.instrs_[i];
-    if (in.kind == Plan::Kind::Constant) captured.tensors[i] = in.operands[0].constant.if_tensor();
+  for (std::size_t i = 0; i < plan.num_instructions(); ++i) {  // instruction i computes slot i
+    const Plan::Instr& in = plan.instr(i);
+    if (in.kind == Plan::Kind::Constant) captured.tensors[i] = plan.constant_of(i).if_tensor();
     else if (in.kind == Plan::Kind::Module) captured.modules[i] = &plan.module(in);
   }
   const BuildInput g = read_graph(slot_of, graph, captured);
@@ -1635,14 +1635,14 @@ memory::desc indexed_md(const Shape& x, const Value& index, Shape& out) {
 }  // namespace
 
 bool Executable::decided_by_signature(std::uint32_t slot) const {
-  return fixed_slot_[slot] || prog_.plan().instrs_[slot].kind == Plan::Kind::Constant;
+  return fixed_slot_[slot] || prog_.plan().instr(slot).kind == Plan::Kind::Constant;
 }
 
 bool Executable::decided_by_signature(const Plan::Operand& operand) const {
-  if (operand.slot >= 0) return decided_by_signature(static_cast<std::uint32_t>(operand.slot));
-  if (!operand.nested) return true;
+  if (operand.slot() >= 0) return decided_by_signature(static_cast<std::uint32_t>(operand.slot()));
+  if (!operand.nested()) return true;
   bool decided = true;
-  (void)map_nodes(operand.constant, [&](const Node* n) {
+  (void)map_nodes(prog_.plan().constant(operand), [&](const Node* n) {
     decided = decided && decided_by_signature(prog_.plan().slot_of_.at(n));
     return Value();
   });
@@ -1657,24 +1657,22 @@ void Executable::specialise_shape_op(std::size_t j, Exec& ex, Workspace& ws) {
   const Step& st = steps_[j];
   const Plan& plan = prog_.plan();
   if (st.instrs.size() != 1) throw SignatureMismatch{};
-  const auto& in = plan.instrs_[st.instrs[0]];
-  if (in.kind != Plan::Kind::Kernel || !in.op->info || in.operands.size() < 2) throw SignatureMismatch{};
+  const auto& in = plan.instr(st.instrs[0]);
+  const auto operands = plan.operands(st.instrs[0]);
+  if (in.kind != Plan::Kind::Kernel || !in.op->info || operands.size() < 2) throw SignatureMismatch{};
   const std::string& name = in.op->info->schema.name;
   const bool concat = name == "cat";
   if (!concat && name != "reshape" && name != "view" && name != "permute" && name != "operator.getitem")
     throw SignatureMismatch{};
   // What the step does besides reading its tensors must be the same on every call.
   std::vector<Value> args;
-  for (std::size_t a = 0; a < in.operands.size(); ++a) {
-    const Plan::Operand& o = in.operands[a];
-    if (a > 0 && !decided_by_signature(o)) throw SignatureMismatch{};
-    args.push_back(o.slot >= 0 ? ws.values[static_cast<std::size_t>(o.slot)]
-                   : o.nested  ? plan.resolve(o.constant, ws.values)
-                               : o.constant);
+  for (std::size_t a = 0; a < operands.size(); ++a) {
+    if (a > 0 && !decided_by_signature(operands[a])) throw SignatureMismatch{};
+    args.push_back(plan.value(operands[a], ws.values));
   }
   try {
     if (concat) return specialise_concat(j, args, ex, ws);
-    const std::int32_t src = in.operands[0].slot;
+    const std::int32_t src = operands[0].slot();
     if (src < 0 || slots_[static_cast<std::size_t>(src)].buffer < 0) throw SignatureMismatch{};
     const ArgSpec dense = dense_source(static_cast<std::uint32_t>(src), DNNL_ARG_FROM, j, ex, ws);
     const Shape x = slots_[static_cast<std::size_t>(src)].shape;
@@ -1716,11 +1714,12 @@ std::int64_t Executable::folded_producer(std::uint32_t slot, const Workspace& ws
   if (it == steps_.end() || it->kind != StepKind::Generic || it->instrs.size() != 1) return -1;
   const auto k = static_cast<std::size_t>(it - steps_.begin());
   if (!execs_[k].generic || !execs_[k].launches.empty()) return -1;
-  const auto& in = prog_.plan().instrs_[it->instrs[0]];
+  const auto& in = prog_.plan().instr(it->instrs[0]);
   if (in.kind != Plan::Kind::Kernel || !in.op->info) return -1;
   const Purity purity = in.op->info->purity;
   if (purity != Purity::Pure && purity != Purity::View) return -1;
-  const bool decided = std::all_of(in.operands.begin(), in.operands.end(),
+  const auto operands = prog_.plan().operands(it->instrs[0]);
+  const bool decided = std::all_of(operands.begin(), operands.end(),
                                    [&](const Plan::Operand& o) { return decided_by_signature(o); });
   return decided ? static_cast<std::int64_t>(k) : -1;
 }
@@ -1730,9 +1729,9 @@ std::int64_t Executable::folded_producer(std::uint32_t slot, const Workspace& ws
 void Executable::specialise_concat(std::size_t j, std::span<const Value> args, Exec& ex, Workspace& ws) {
   const Step& st = steps_[j];
   const Plan& plan = prog_.plan();
-  const Plan::Operand& list = plan.instrs_[st.instrs[0]].operands[0];
-  if (list.slot >= 0 || !list.nested) throw SignatureMismatch{};
-  const std::vector<Value>& items = list.constant.items();
+  const Plan::Operand& list = plan.operands(st.instrs[0])[0];
+  if (!list.nested()) throw SignatureMismatch{};
+  const std::vector<Value>& items = plan.constant(list).items();
   std::vector<ArgSpec> srcs;
   std::vector<memory::desc> mds;
   std::vector<std::uint32_t> folded;
@@ -1967,7 +1966,7 @@ Value Executable::record(std::span<const Value> inputs) {
     if (st.kind == StepKind::Input) {
       ws.values[st.out] = inputs[next_input++];
     } else if (st.kind == StepKind::Constant) {
-      ws.values[st.out] = plan.instrs_[st.out].operands[0].constant;
+      ws.values[st.out] = plan.constant_of(st.out);
     } else if (try_specialise(j, ws)) {
       // A larger scratchpad replaces the old one, whose contents live only during a launch:
       // the earlier steps' bound memories still point into it, but this call never runs them
@@ -2046,7 +2045,7 @@ void Executable::note_fixed(std::size_t j, const Workspace& ws) {
   const Step& st = steps_[j];
   if (st.instrs.size() != 1 || !execs_[j].launches.empty() || st.reads.empty()) return;
   if (holds_tensor(ws.values[st.out])) return;
-  const auto& in = prog_.plan().instrs_[st.instrs[0]];
+  const auto& in = prog_.plan().instr(st.instrs[0]);
   // The op it runs, or every overload it may choose from: each must have the property.
   const std::span<const OpDef* const> ops = prog_.plan().candidates(in);
   const auto all = [&](bool (*has)(const OpInfo&)) {
@@ -2058,7 +2057,8 @@ void Executable::note_fixed(std::size_t j, const Workspace& ws) {
     if (!t || !t->defined()) return;
     queried_[j] = {t->dtype(), t->shape()};
     fixed_step_[j] = Fixed::Query;
-  } else if (all(replayable) && std::all_of(in.operands.begin(), in.operands.end(), decided)) {
+  } else if (const auto operands = prog_.plan().operands(st.instrs[0]);
+             all(replayable) && std::all_of(operands.begin(), operands.end(), decided)) {
     fixed_step_[j] = Fixed::Derived;
   } else {
     return;
@@ -2104,7 +2104,7 @@ std::unordered_set<const Storage*> Executable::constants_read_when_run() const {
   std::unordered_set<const Storage*> out;
   for (const Step& st : steps_) {
     if (st.kind != StepKind::Constant || !read[st.out]) continue;
-    const Value& v = prog_.plan().instrs_[st.out].operands[0].constant;
+    const Value& v = prog_.plan().constant_of(st.out);
     if (const Tensor* t = v.if_tensor(); t && t->defined()) out.insert(t->storage().get());
   }
   return out;
@@ -2219,7 +2219,7 @@ Value Executable::replay(std::span<const Value> inputs) {
     if (st.kind == StepKind::Input) {
       ws->values[st.out] = inputs[next_input++];
     } else if (st.kind == StepKind::Constant) {
-      ws->values[st.out] = plan.instrs_[st.out].operands[0].constant;
+      ws->values[st.out] = plan.constant_of(st.out);
     } else if (fixed_step_[j] != Fixed::No) {
       replay_fixed(j, *ws);
     } else {
