@@ -1,4 +1,4 @@
-#include "interop/block_cache.hpp"
+#include "block_cache.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -6,7 +6,7 @@
 
 #include "kept_memory.hpp"
 
-namespace fxpack::interop {
+namespace fxpack::detail {
 
 namespace {
 
@@ -45,7 +45,7 @@ BlockCache& BlockCache::for_pickle_trees() {
   // loading or running at exit may use either after static destructors have run.
   static BlockCache* cache = new BlockCache(kPickleTreeCacheBytes);
   static const bool registered =
-      (detail::register_kept_memory([]() noexcept { cache->release_all(); }), true);
+      (register_kept_memory([]() noexcept { cache->release_all(); }), true);
   (void)registered;
   return *cache;
 }
@@ -81,4 +81,4 @@ void BlockCache::do_deallocate(void* p, std::size_t bytes, std::size_t align) {
   cached_bytes_ += size;
 }
 
-}  // namespace fxpack::interop
+}  // namespace fxpack::detail

@@ -22,6 +22,8 @@
 //     first call takes the blocks back before it packs the model's weights.
 // Memory cost: at most `max_cached_bytes` stay allocated (and resident) between loads, until
 // the next release_kept_memory().
+// Internal (not a public header): the lowest layer, beside kept_memory.hpp, so that any layer
+// may keep blocks in a cache of its own.
 #pragma once
 
 #include <cstddef>
@@ -29,7 +31,7 @@
 #include <mutex>
 #include <vector>
 
-namespace fxpack::interop {
+namespace fxpack::detail {
 
 class BlockCache final : public std::pmr::memory_resource {
  public:
@@ -66,4 +68,4 @@ class BlockCache final : public std::pmr::memory_resource {
   std::size_t cached_bytes_ = 0;
 };
 
-}  // namespace fxpack::interop
+}  // namespace fxpack::detail
