@@ -92,10 +92,11 @@ void* Graph::allocate_node() {
   }
   if (chunk_left_ == 0) {
     // Chunks double (up to 4096 nodes) so that small graphs stay small and large ones take
-    // few allocations; reserve() asks for one chunk of the expected size.
-    chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(next_chunk_nodes_ * sizeof(Node)));
+    // few allocations; reserve() asks for one chunk of the expected size. A large chunk may
+    // hold more than asked for (graph_chunk.hpp): its nodes fill it.
+    chunks_.push_back(detail::allocate_graph_chunk(detail::GraphChunkUse::Nodes, next_chunk_nodes_ * sizeof(Node)));
     chunk_next_ = chunks_.back().get();
-    chunk_left_ = next_chunk_nodes_;
+    chunk_left_ = chunks_.back().get_deleter().bytes() / sizeof(Node);
     next_chunk_nodes_ = std::min<std::size_t>(2 * next_chunk_nodes_, 4096);
   }
   void* p = chunk_next_;
@@ -270,7 +271,7 @@ namespace {
 // passed.
 class PassedPlaces {
  public:
-  explicit PassedPlaces(const std::vector<std::unique_ptr<std::byte[]>>& chunks) {
+  explicit PassedPlaces(const std::vector<detail::GraphChunk>& chunks) {
     starts_.reserve(chunks.size());
     for (const auto& c : chunks) starts_.push_back(reinterpret_cast<std::uintptr_t>(c.get()));
     std::sort(starts_.begin(), starts_.end());

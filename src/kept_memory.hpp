@@ -1,13 +1,14 @@
 // Memory kept for speed, given back when the process's need changes.
 //
 // Some parts of the library keep memory they no longer use so that a later request of the same
-// kind finds it ready (the unpickler's BlockCache keeps the arena blocks of the last load, whose
-// pages stay resident, so that the next load does not fault them in again), and so does the C
-// library (freed heap). Such memory is worth keeping only until the process needs more of its
-// own: an inference plan's first call, which allocates a model's packed weights, calls
-// release_kept_memory() before it packs, so that the kept blocks go back to the C library (and
-// the weights can reuse them) instead of adding to the call's peak (efficientnet_b0: 2.8 MiB of
-// its 37 MiB), and again after it, when its own buffers are freed.
+// kind finds it ready (the BlockCaches of block_cache.hpp keep the unpickler's arena blocks and
+// a dead graph's large chunks, whose pages stay resident, so that the next load does not fault
+// them in again), and so does the C library (freed heap). Such memory is worth keeping only
+// until the process needs more of its own: an inference plan's first call, which allocates a
+// model's packed weights, calls release_kept_memory() before it packs, so that the kept blocks
+// go back to the C library (and the weights can reuse them) instead of adding to the call's
+// peak (efficientnet_b0: 2.8 MiB of its 37 MiB), and again after it, when its own buffers are
+// freed.
 //
 // Contract:
 //   - register_kept_memory(f): `f` gives back what its owner keeps; called by every later

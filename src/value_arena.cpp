@@ -11,10 +11,10 @@ namespace fxpack::detail {
 inline Value* ValueArena::carve(std::uint32_t values) {
   if (values > left_) {
     const std::size_t chunk = std::max<std::size_t>(values, next_chunk_values_);
-    chunks_.push_back(std::make_unique_for_overwrite<std::byte[]>(chunk * sizeof(Value)));
-    chunk_bytes_ += chunk * sizeof(Value);
+    chunks_.push_back(allocate_graph_chunk(GraphChunkUse::Arguments, chunk * sizeof(Value)));
+    chunk_bytes_ += chunks_.back().get_deleter().bytes();
     next_ = reinterpret_cast<Value*>(chunks_.back().get());
-    left_ = chunk;
+    left_ = chunks_.back().get_deleter().bytes() / sizeof(Value);
     next_chunk_values_ = std::min(2 * next_chunk_values_, kMaxChunkValues);
   }
   Value* run = next_;

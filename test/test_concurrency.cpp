@@ -1,5 +1,5 @@
 // Concurrency: lazy recompiles under many threads, concurrent loads from one PackageImporter,
-// concurrent calls of one module. CI runs this suite under ThreadSanitizer too (.ci/run).
+// concurrent calls of one module, graphs built and dropped on many threads. CI runs this suite under ThreadSanitizer too (.ci/run).
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -8,8 +8,10 @@
 #include <random>
 #include <thread>
 
+#include "block_cache.hpp"
 #include "fxpack/fxpack.hpp"
 #include "child_process.hpp"
+#include "kept_memory.hpp"
 #include "reference_models.hpp"
 
 using namespace fxpack;
@@ -141,6 +143,44 @@ TEST_CASE("package: concurrent loads from one PackageImporter share storages and
     CHECK(loaded[t]->get_tensor("conv1.weight").storage() == loaded[0]->get_tensor("conv1.weight").storage());
     CHECK(allclose((*loaded[t])(x).tensor(), expected, 0, 0));
   }
+}
+
+TEST_CASE("graph: threads building and dropping large graphs share the kept chunks safely") {
+  // Each graph takes its chunks from the process's caches and gives them back when it dies
+  // (detail/graph_chunk.hpp) while another thread empties the caches: a block handed to two
+  // graphs at once would show as another graph's arguments, a lost one as a crash or a leak.
+  using detail::BlockCache;
+  constexpr int kThreads = 4, kRounds = 20, kNodes = 3000;
+  std::atomic<int> intact{0};
+  std::atomic<bool> building{true};
+  std::barrier start(kThreads + 1);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int round = 0; round < kRounds; ++round) {
+        Graph g;
+        g.reserve(kNodes);
+        Node* y = g.placeholder("x");
+        for (int i = 0; i < kNodes; ++i) y = g.call_function("torch.add", {Value(y), Value(t * kNodes + i)});
+        g.output(y);
+        bool same = true;
+        int i = 0;
+        for (const Node* n : g)
+          if (n->op() == Op::CallFunction) same &= n->args()[1].to_int() == t * kNodes + i++;
+        if (same && i == kNodes) intact.fetch_add(1);
+      }
+    });
+  start.arrive_and_wait();
+  std::thread releaser([&] {
+    while (building.load()) detail::release_kept_memory();
+  });
+  for (auto& t : threads) t.join();
+  building.store(false);
+  releaser.join();
+  CHECK(intact.load() == kThreads * kRounds);
+  CHECK(BlockCache::for_graph_nodes().cached_bytes() <= BlockCache::kGraphNodeCacheBytes);
+  CHECK(BlockCache::for_graph_arguments().cached_bytes() <= BlockCache::kGraphArgumentCacheBytes);
 }
 
 TEST_CASE("module: concurrent calls of one loaded module give the single-threaded result") {

@@ -3,8 +3,10 @@
 
 #include <set>
 
+#include "block_cache.hpp"
 #include "fxpack/detail/name_table.hpp"
 #include "fxpack/fxpack.hpp"
+#include "kept_memory.hpp"
 #include "python_names.hpp"
 
 using namespace fxpack;
@@ -372,6 +374,55 @@ TEST_CASE("graph: a list whose length keeps changing reuses the arena by size cl
   cat->set_args({Value(x)});
   g.output(cat);
   g.lint();
+}
+
+TEST_CASE("graph: a dead graph's large chunks are kept for the next graph, within a bound") {
+  // detail/graph_chunk.hpp: a chunk of 64 KiB or more goes back to the process's cache of
+  // its use when the graph dies, and the next graph of its size takes the same block.
+  using detail::BlockCache;
+  BlockCache& nodes = BlockCache::for_graph_nodes();
+  BlockCache& arguments = BlockCache::for_graph_arguments();
+  detail::release_kept_memory();
+  const auto chain = [](Graph& g, int n) {
+    g.reserve(static_cast<std::size_t>(n));
+    Node* y = g.placeholder("x");
+    for (int i = 0; i < n; ++i) y = g.call_function("torch.relu", {Value(y), Value(i)});
+    g.output(y);
+    return *g.begin();
+  };
+  const Node* first_place;
+  {
+    Graph g;
+    first_place = chain(g, 3000);  // 3000 nodes: a 512 KiB node chunk, a 128 KiB argument chunk
+    CHECK(g.argument_arena().reserved_bytes() == 128 << 10);
+  }
+  CHECK(nodes.cached_bytes() == 512 << 10);
+  CHECK(arguments.cached_bytes() == 128 << 10);
+  {
+    Graph g;
+    CHECK(chain(g, 3000) == first_place);  // the same pages
+    CHECK(nodes.cached_bytes() == 0);
+    CHECK(arguments.cached_bytes() == 0);
+  }
+  {
+    Graph small;  // chunks under 64 KiB go back to the C library
+    chain(small, 100);
+  }
+  CHECK(nodes.cached_bytes() == 512 << 10);
+  CHECK(arguments.cached_bytes() == 128 << 10);
+  // Beyond the bound the oldest kept chunks are freed: graphs that each hold one 8 MiB node
+  // chunk (reserve asks for 2^16 nodes; one node touches one page of it).
+  {
+    std::vector<Graph> graphs(BlockCache::kGraphNodeCacheBytes / (8 << 20) + 2);
+    for (Graph& g : graphs) {
+      g.reserve(1 << 16);
+      g.placeholder("x");
+    }
+  }
+  CHECK(nodes.cached_bytes() == BlockCache::kGraphNodeCacheBytes);
+  detail::release_kept_memory();
+  CHECK(nodes.cached_bytes() == 0);
+  CHECK(arguments.cached_bytes() == 0);
 }
 
 TEST_CASE("graph: targets and types are the graph's strings; a copy has its own") {

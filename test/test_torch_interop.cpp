@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "fxpack/fxpack.hpp"
-#include "interop/block_cache.hpp"
+#include "block_cache.hpp"
 #include "kept_memory.hpp"
 #include "interop/fx_code_parser.hpp"
 #include "interop/torch_package.hpp"
@@ -328,7 +328,7 @@ TEST_CASE("unpickler: the real model.pkl decodes to the reduce_package persisten
 }
 
 TEST_CASE("unpickler: block cache hands a given-back block out again, within its limit") {
-  using fxpack::interop::BlockCache;
+  using fxpack::detail::BlockCache;
   BlockCache cache(64 << 10);
   void* a = cache.allocate(5000, 16);  // size class 8 KiB
   std::memset(a, 1, 5000);
@@ -368,7 +368,7 @@ TEST_CASE("unpickler: block cache hands a given-back block out again, within its
 }
 
 TEST_CASE("unpickler: a tree's arena blocks are kept for the next load of the pickle") {
-  using fxpack::interop::BlockCache;
+  using fxpack::detail::BlockCache;
   auto zr = zip::ZipReader::open(torch_fixture("small_convnet"));
   const auto pickle = zr.read("package/model/model.pkl");
   BlockCache& cache = BlockCache::for_pickle_trees();
@@ -388,7 +388,7 @@ TEST_CASE("unpickler: a tree's arena blocks are kept for the next load of the pi
 }
 
 TEST_CASE("unpickler: an inference plan's first call takes back the blocks kept for the next load") {
-  using fxpack::interop::BlockCache;
+  using fxpack::detail::BlockCache;
   auto zr = zip::ZipReader::open(torch_fixture("small_convnet"));
   auto gm = load_torch_package(zr, "model", "model.pkl");
   REQUIRE(BlockCache::for_pickle_trees().cached_bytes() > 0);

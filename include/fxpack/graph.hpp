@@ -7,6 +7,11 @@
 // a small table of bases, not an index of every name. New nodes go at the current insertion
 // point (the end, unless an `inserting_before`/`inserting_after` guard is alive). Their
 // argument lists live in an arena of the graph's (detail/value_arena.hpp) in the same way.
+// When a graph dies, its chunks of 64 KiB and more (a graph of about a thousand nodes and
+// more has them) are not given back to the system but kept by the process for the next
+// graph (detail/graph_chunk.hpp), so that reloading or retracing a large model reuses
+// resident pages: up to 96 MiB stays allocated after large graphs die, until an inference
+// plan's first call gives it back.
 //
 // Names follow torch.fx: the candidate is the snake_case of the target's last part (or the
 // requested name), illegal characters become `_`, a leading digit gets a `_` prefix, and a
@@ -33,6 +38,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fxpack/detail/graph_chunk.hpp"
 #include "fxpack/detail/name_table.hpp"
 #include "fxpack/detail/pointer_index.hpp"
 #include "fxpack/detail/string_pool.hpp"
@@ -224,7 +230,7 @@ class Graph {
   // Targets and types: a few distinct strings shared by many nodes.
   detail::StringPool strings_;
   // Node storage: chunks of raw memory, the unused tail of the last one, and erased places.
-  std::vector<std::unique_ptr<std::byte[]>> chunks_;
+  std::vector<detail::GraphChunk> chunks_;
   std::byte* chunk_next_ = nullptr;
   std::size_t chunk_left_ = 0;  // nodes that still fit at chunk_next_
   std::size_t next_chunk_nodes_ = 8;

@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "fxpack/errors.hpp"
-#include "interop/block_cache.hpp"
+#include "block_cache.hpp"
 #include "fxpack/ops.hpp"
 
 namespace fxpack::interop {
@@ -44,7 +44,8 @@ std::string PyObject::qualified_name() const {
 // come from, and go back to, the process's BlockCache (see block_cache.hpp for why).
 PickleTree::PickleTree(std::span<const std::byte> pickle)
     : pickle_(new char[std::max<std::size_t>(pickle.size(), 1)]),
-      arena_(std::clamp<std::size_t>(pickle.size() * 8, 4096, std::size_t{16} << 20), &BlockCache::for_pickle_trees()) {
+      arena_(std::clamp<std::size_t>(pickle.size() * 8, 4096, std::size_t{16} << 20),
+             &detail::BlockCache::for_pickle_trees()) {
   if (!pickle.empty()) std::memcpy(pickle_.get(), pickle.data(), pickle.size());
 }
 

@@ -17,8 +17,9 @@
 // through, the chunks hold no more runs of a class than were ever live at once (plus the
 // unused tails of chunks). A run longer than kLargeRunValues (rare: a cat of
 // thousands of tensors) is a heap block of its own, freed when it is given back, so a long
-// list that shrinks returns its memory at once. Chunks go back to the system when the arena
-// is destroyed. The arena constructs and destroys no Value: its user does
+// list that shrinks returns its memory at once. Chunks go back when the arena is destroyed:
+// to the system, or the large ones to memory the process keeps for the next graph's
+// arguments (graph_chunk.hpp). The arena constructs and destroys no Value: its user does
 // (Node::store_args, Node::release_args), and gives every run back before the arena goes.
 #pragma once
 
@@ -30,6 +31,7 @@
 #include <new>
 #include <vector>
 
+#include "fxpack/detail/graph_chunk.hpp"
 #include "fxpack/value.hpp"
 
 namespace fxpack::detail {
@@ -80,7 +82,7 @@ class ValueArena {
 
   Value* carve(std::uint32_t values);
 
-  std::vector<std::unique_ptr<std::byte[]>> chunks_;
+  std::vector<GraphChunk> chunks_;
   Value* next_ = nullptr;   // the unused tail of the last chunk
   std::size_t left_ = 0;    // Values that still fit there
   std::size_t next_chunk_values_ = kFirstChunkValues;

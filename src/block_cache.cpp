@@ -1,4 +1,4 @@
-#include "interop/block_cache.hpp"
+#include "block_cache.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -6,11 +6,9 @@
 
 #include "kept_memory.hpp"
 
-namespace fxpack::interop {
+namespace fxpack::detail {
 
 namespace {
-
-std::size_t size_class(std::size_t bytes) { return std::bit_ceil(std::max<std::size_t>(bytes, 4096)); }
 
 std::size_t block_alignment(std::size_t align) {
   return std::max<std::size_t>(align, __STDCPP_DEFAULT_NEW_ALIGNMENT__);
@@ -19,6 +17,8 @@ std::size_t block_alignment(std::size_t align) {
 void free_block(void* p, std::size_t align) { ::operator delete(p, std::align_val_t(align)); }
 
 }  // namespace
+
+std::size_t BlockCache::size_class(std::size_t bytes) { return std::bit_ceil(std::max<std::size_t>(bytes, 4096)); }
 
 BlockCache::BlockCache(std::size_t max_cached_bytes) : max_cached_bytes_(max_cached_bytes) {
   blocks_.reserve(kMaxBlocks);
@@ -40,15 +40,24 @@ void BlockCache::release_all() noexcept {
   cached_bytes_ = 0;
 }
 
-BlockCache& BlockCache::for_pickle_trees() {
-  // Never destroyed: the kept-memory registry holds a call into it, and a thread still
-  // loading or running at exit may use either after static destructors have run.
-  static BlockCache* cache = new BlockCache(kPickleTreeCacheBytes);
-  static const bool registered =
-      (detail::register_kept_memory([]() noexcept { cache->release_all(); }), true);
+namespace {
+
+// One process-wide cache per `Use`, of `Bytes` at most. Never destroyed: the kept-memory
+// registry holds a call into it, and a thread still loading or running at exit may use
+// either after static destructors have run.
+template <int Use, std::size_t Bytes>
+BlockCache& process_cache() {
+  static BlockCache* cache = new BlockCache(Bytes);
+  static const bool registered = (register_kept_memory([]() noexcept { cache->release_all(); }), true);
   (void)registered;
   return *cache;
 }
+
+}  // namespace
+
+BlockCache& BlockCache::for_pickle_trees() { return process_cache<0, kPickleTreeCacheBytes>(); }
+BlockCache& BlockCache::for_graph_nodes() { return process_cache<1, kGraphNodeCacheBytes>(); }
+BlockCache& BlockCache::for_graph_arguments() { return process_cache<2, kGraphArgumentCacheBytes>(); }
 
 void* BlockCache::do_allocate(std::size_t bytes, std::size_t align) {
   const std::size_t size = size_class(bytes), alignment = block_alignment(align);
@@ -81,4 +90,4 @@ void BlockCache::do_deallocate(void* p, std::size_t bytes, std::size_t align) {
   cached_bytes_ += size;
 }
 
-}  // namespace fxpack::interop
+}  // namespace fxpack::detail
