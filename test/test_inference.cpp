@@ -855,8 +855,10 @@ TEST_CASE("inference: a MultiheadAttention step agrees with the module's kernel"
     bool batch_first, bias;
     Shape x;
   };
+  // (20, 1, 32): one sequence, sequence-major, laid out as batch-first.
   for (const Case& c : {Case{true, true, Shape{2, 20, 32}}, Case{false, true, Shape{20, 2, 32}},
-                        Case{true, false, Shape{3, 17, 32}}, Case{false, true, Shape{24, 32}}}) {
+                        Case{true, false, Shape{3, 17, 32}}, Case{false, true, Shape{24, 32}},
+                        Case{false, true, Shape{20, 1, 32}}}) {
     for (int threads : {1, 2}) {
       set_num_threads(threads);
       INFO("batch_first ", c.batch_first, ", bias ", c.bias, ", x ", c.x.to_string(), ", ", threads, " thread(s)");

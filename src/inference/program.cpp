@@ -1817,14 +1817,13 @@ Launch Executable::linear_launch(const dnnl::matmul::primitive_desc& pd, const d
 
 namespace {
 
-// The heads of a [rows, width] projection, read in place as (N, H, L, head_dim), or
-// transposed as (N, H, head_dim, L), from column `column` on. Row (n, l) is n * L + l, or
-// l * N + n for sequence-major (L, N, E) inputs.
+// The heads of a [rows, width] projection or of the merged rows, in place as (N, H, L,
+// head_dim) from column `column` on. Row (n, l) is n * L + l, or l * N + n for
+// sequence-major (L, N, E) inputs.
 memory::desc heads_md(std::int64_t N, std::int64_t H, std::int64_t L, std::int64_t hd, std::int64_t width,
-                      std::int64_t column, bool seq_major, bool transposed) {
+                      std::int64_t column, bool seq_major) {
   const std::int64_t ns = seq_major ? width : L * width, ls = seq_major ? N * width : width;
-  memory::desc md = transposed ? memory::desc({N, H, hd, L}, memory::data_type::f32, Dims{ns, hd, 1, ls})
-                               : memory::desc({N, H, L, hd}, memory::data_type::f32, Dims{ns, hd, ls, 1});
+  memory::desc md({N, H, L, hd}, memory::data_type::f32, Dims{ns, hd, ls, 1});
   md.data.offset0 = column;  // what memory::desc::submemory_desc sets for a column offset
   return md;
 }
@@ -1832,9 +1831,13 @@ memory::desc heads_md(std::int64_t N, std::int64_t H, std::int64_t L, std::int64
 }  // namespace
 
 // Self-attention as the kernel's attend_dnnl computes it, on plan buffers: the packed input
-// projection [rows, 3E]; the scores, one batched product over the heads read in place with
-// 1/sqrt(head_dim) as its output scale; oneDNN's softmax over them in place; the second
-// product writing each head's columns into the merged rows; the packed output projection.
+// projection [rows, 3E]; the heads of Q, K and V reordered dense, (N, H, L, head_dim), into
+// the buffers of the merged heads and of the output while those are not yet written (brgemm
+// takes only dense heads; read in place with strides the products fall back to oneDNN's
+// older sgemm, whose kernels are 3 MiB of JIT code in ViT-B); the scores, one batched product
+// over the heads with 1/sqrt(head_dim) as its output scale; oneDNN's softmax over them in
+// place; the second product writing each head's columns into the merged rows; the packed
+// output projection.
 void Executable::specialise_attention(std::size_t j, Exec& ex, Workspace& ws) {
   const Step& st = steps_[j];
   const AttentionPattern& a = *st.attention;
@@ -1843,26 +1846,38 @@ void Executable::specialise_attention(std::size_t j, Exec& ex, Workspace& ws) {
   const Shape x = in.from == ArgSpec::From::Buffer ? slots_[src].shape : in.shape;
   const std::int64_t E = a.embed_dim, H = a.heads, hd = E / H;
   if ((x.size() != 2 && x.size() != 3) || x[x.size() - 1] != E) throw SignatureMismatch{};  // the kernel's message
-  // Batch-first (N, L, E) or unbatched (L, E); else (L, N, E).
-  const bool seq_major = x.size() == 3 && !a.batch_first;
-  const std::int64_t N = x.size() == 2 ? 1 : seq_major ? x[1] : x[0];
-  const std::int64_t L = x.size() == 2 || seq_major ? x[0] : x[1];
+  // Batch-first (N, L, E) or unbatched (L, E); else (L, N, E). One sequence is laid out the
+  // same either way, and the batch-first strides are those brgemm takes for the merged heads.
+  const bool seq_major = x.size() == 3 && !a.batch_first && x[1] > 1;
+  const std::int64_t N = x.size() == 2 ? 1 : a.batch_first ? x[0] : x[1];
+  const std::int64_t L = x.size() == 2 || !a.batch_first ? x[0] : x[1];
   // Small products take the kernel's loops, as they do outside a plan.
   if (!dnb::worth_it(N * L * L * E)) throw SignatureMismatch{};
   const std::int64_t rows = N * L;
   in.md = dnb::plain_md({rows, E});
   const auto f32_bytes = [](std::int64_t n) { return static_cast<std::size_t>(n) * sizeof(float); };
   const std::int32_t qkv = new_buffer(f32_bytes(rows * 3 * E), j, ws);
+  const std::int32_t merged = new_buffer(f32_bytes(rows * E), j, ws);
+  const std::int32_t out = new_buffer(f32_bytes(rows * E), j, ws);
   ex.launches.push_back(packed_linear(a.in_weight, a.in_bias, in, rows, qkv));
+  const memory::desc heads = dnb::plain_md({N, H, L, hd});
+  // Part `part` (0 Q, 1 K, 2 V) of the projection, its heads made dense in buffer `to`.
+  const auto dense_heads = [&](std::int64_t part, std::int32_t to) {
+    const memory::desc from = heads_md(N, H, L, hd, 3 * E, part * E, seq_major);
+    return Launch{dnnl::reorder(dnnl::reorder::primitive_desc(dnb::engine(), from, dnb::engine(), heads)),
+                  {ArgSpec{DNNL_ARG_FROM, ArgSpec::From::Buffer, qkv, from, {}},
+                   ArgSpec{DNNL_ARG_TO, ArgSpec::From::Buffer, to, heads, {}}}};
+  };
+  ex.launches.push_back(dense_heads(0, merged));
+  ex.launches.push_back(dense_heads(1, out));
   const memory::desc scores_md = dnb::plain_md({N, H, L, L});
   const std::int32_t scores = new_buffer(scores_md.get_size(), j, ws);
   dnnl::primitive_attr scale_attr = dnb::make_attr({}, true);
   scale_attr.set_output_scales(0, {static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))});
-  const memory::desc q_md = heads_md(N, H, L, hd, 3 * E, 0, seq_major, false);
-  const memory::desc k_md = heads_md(N, H, L, hd, 3 * E, E, seq_major, true);
-  const dnnl::matmul::primitive_desc qk(dnnl::matmul::desc(q_md, k_md, scores_md), scale_attr, dnb::engine());
-  Launch l1{dnnl::matmul(qk), {ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, qkv, q_md, {}},
-                               ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Buffer, qkv, k_md, {}},
+  const memory::desc k_md({N, H, hd, L}, memory::data_type::f32, memory::format_tag::abdc);  // Kᵀ
+  const dnnl::matmul::primitive_desc qk(dnnl::matmul::desc(heads, k_md, scores_md), scale_attr, dnb::engine());
+  Launch l1{dnnl::matmul(qk), {ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, merged, heads, {}},
+                               ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Buffer, out, k_md, {}},
                                ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, scores, scores_md, {}}}};
   add_scratchpad(qk.scratchpad_desc(), l1);
   ex.launches.push_back(std::move(l1));
@@ -1874,17 +1889,16 @@ void Executable::specialise_attention(std::size_t j, Exec& ex, Workspace& ws) {
                                         ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, scores, rows_md, {}}}};
   add_scratchpad(sm.scratchpad_desc(), l2);
   ex.launches.push_back(std::move(l2));
-  const std::int32_t merged = new_buffer(f32_bytes(rows * E), j, ws);
-  const memory::desc v_md = heads_md(N, H, L, hd, 3 * E, 2 * E, seq_major, false);
-  const memory::desc merged_md = heads_md(N, H, L, hd, E, 0, seq_major, false);
-  const dnnl::matmul::primitive_desc pv(dnnl::matmul::desc(scores_md, v_md, merged_md), dnb::make_attr({}, true),
+  ex.launches.push_back(dense_heads(2, out));  // K is read
+  const memory::desc merged_md = heads_md(N, H, L, hd, E, 0, seq_major);
+  const dnnl::matmul::primitive_desc pv(dnnl::matmul::desc(scores_md, heads, merged_md), dnb::make_attr({}, true),
                                         dnb::engine());
   Launch l3{dnnl::matmul(pv), {ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, scores, scores_md, {}},
-                               ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Buffer, qkv, v_md, {}},
+                               ArgSpec{DNNL_ARG_WEIGHTS, ArgSpec::From::Buffer, out, heads, {}},
                                ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, merged, merged_md, {}}}};
   add_scratchpad(pv.scratchpad_desc(), l3);
   ex.launches.push_back(std::move(l3));
-  const std::int32_t out = new_buffer(f32_bytes(rows * E), j, ws);
+  // V is read: the output projection overwrites it.
   ex.launches.push_back(packed_linear(a.out_weight, a.out_bias,
                                       ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, merged, dnb::plain_md({rows, E}), {}},
                                       rows, out));
