@@ -2,9 +2,8 @@
 #include "fxpack/codegen.hpp"
 
 #include <algorithm>
-#include <cstring>
-#include <string.h>  // memrchr (glibc)
 #include <deque>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <unordered_map>
@@ -16,6 +15,11 @@
 namespace fxpack {
 
 namespace {
+
+// Literal appends to the body as string_views: their length is known where they are written,
+// without a strlen call per append once GCC stops inlining append(const char*) into the
+// per-node code (it did, when emit_body grew).
+using namespace std::string_view_literals;
 
 // fx's _format_target: `self.fc1`, `getattr(self.layers, "0")`.
 void append_target(std::string& out, std::string base, std::string_view target) {
@@ -354,6 +358,10 @@ class Generator {
   // run()'s phases: the custom builtins, the body line by line, the finished source.
   void declare_custom_builtins();
   void emit_body();
+  bool emit_line(const Node* n, std::size_t self);
+  void indent_since(std::size_t from);
+  void make_head_room();
+  std::string head() const;
   void assemble_source();
 
   const Graph& graph_;
@@ -362,7 +370,10 @@ class Generator {
   bool line_nodes_;
   bool plain_repr_ = false;
   PythonCode out_;
+  // The source: room for the head (the wrap() lines and the signature, known only once the
+  // body is: make_head_room), then the body, indented as it is written.
   std::string body_;
+  std::optional<std::size_t> head_room_;
   std::vector<std::string> free_vars_;
   std::string return_annotation_;
   std::vector<std::string> wrapped_;
@@ -407,7 +418,7 @@ void Generator::stack_trace_comment(const Node* n) {
 void Generator::assign(const Node* n, const std::string& annotation) {
   body_ += node_name(n);
   body_ += annotation;
-  body_ += " = ";
+  body_ += " = "sv;
 }
 
 void Generator::emit(const Node* n) {
@@ -536,50 +547,80 @@ void Generator::emit_body() {
   // large costs only address space, as pages never written are never mapped.
   body_.reserve(graph_.size() * 64 + 256);
   if (line_nodes_) out_.line_nodes.reserve(graph_.size() + 2);
+  body_ = "    ";  // the first line's indent; each newline brings the next line's (indent_since)
   std::size_t position = 0;
   for (const Node* n : graph_) {
-    const std::size_t self = position++;
-    if (verbose_) stack_trace_comment(n);
-    const std::size_t before = body_.size();
-    emit(n);
-    if (n->op() == Op::Placeholder) {
-      if (body_.size() != before) {
-        body_ += '\n';
-        line_from(static_cast<std::int64_t>(self));
-      }
-      continue;
-    }
-    line_from(static_cast<std::int64_t>(self));
-    if (n->op() == Op::Output) {
-      body_ += '\n';
-      continue;
-    }
-    bool freed_any = false;
-    for (const Node* in : last_uses_.at(self)) {
-      body_ += freed_any ? "" : ";  ";
-      body_ += node_name(in);
-      body_ += " = ";
-      freed_any = true;
-    }
-    // 2.x frees a value nothing uses right after it is made.
-    if (dialect_ == Dialect::Torch2 && n->users().empty()) {
-      body_ += freed_any ? "" : ";  ";
-      body_ += node_name(n);
-      body_ += " = ";
-      freed_any = true;
-    }
-    body_ += freed_any ? "None\n" : "\n";
+    if (!head_room_ && n->op() != Op::Placeholder) make_head_room();
+    const std::size_t start = body_.size();
+    if (!emit_line(n, position++)) continue;
+    indent_since(start);
+    body_ += "\n    "sv;  // the line's end and the next line's indent
   }
-  if (body_.empty()) {
-    body_ = "pass\n";
+  if (!head_room_) make_head_room();
+  if (body_.size() == *head_room_ + 4) {
+    body_ += "pass\n    ";
     line_from(-1);
   }
   line_from(out_.line_nodes.empty() ? -1 : out_.line_nodes.back());  // the last, empty line
 }
 
-// The wrap() lines, the signature, and the body indented, in the body's own buffer: at 10^6
-// nodes a second buffer for the source would be ~50 MB of fresh pages per recompile.
-void Generator::assemble_source() {
+// Node `self`'s line, with its frees, but for its newline; false when there is none (a
+// placeholder named as its parameter).
+bool Generator::emit_line(const Node* n, std::size_t self) {
+  if (verbose_) stack_trace_comment(n);
+  const std::size_t before = body_.size();
+  emit(n);
+  if (n->op() == Op::Placeholder) {
+    if (body_.size() == before) return false;
+    line_from(static_cast<std::int64_t>(self));
+    return true;
+  }
+  line_from(static_cast<std::int64_t>(self));
+  if (n->op() == Op::Output) return true;
+  bool freed_any = false;
+  for (const Node* in : last_uses_.at(self)) {
+    body_ += freed_any ? ""sv : ";  "sv;
+    body_ += node_name(in);
+    body_ += " = "sv;
+    freed_any = true;
+  }
+  // 2.x frees a value nothing uses right after it is made.
+  if (dialect_ == Dialect::Torch2 && n->users().empty()) {
+    body_ += freed_any ? ""sv : ";  "sv;
+    body_ += node_name(n);
+    body_ += " = "sv;
+    freed_any = true;
+  }
+  if (freed_any) body_ += "None"sv;
+  return true;
+}
+
+// Four spaces after each newline of body_[from, end): the next line's indent (fx indents
+// every line of the body, a multi-line repr's or a stack trace comment's too). Done as each
+// node's text is written, while it is in cache: indenting the finished body moved all of it
+// again, line by line (54 MB at 10^6 nodes).
+void Generator::indent_since(std::size_t from) {
+  const std::size_t nl = body_.find('\n', from);
+  if (nl == std::string::npos) return;  // mostly
+  const std::string text = body_.substr(nl);
+  body_.resize(nl);
+  for (const char c : text) {
+    body_ += c;
+    if (c == '\n') body_ += "    ";
+  }
+}
+
+// Leaves room before the body for the head as it would be now. Made before the first node
+// that is not a placeholder: then the parameters are known, and nothing but a wrap() line or
+// a return annotation (or a later placeholder) changes the head, so mostly the room fits and
+// assemble_source writes the head in it, without moving the body.
+void Generator::make_head_room() {
+  head_room_ = head().size();
+  body_.insert(0, *head_room_, ' ');  // before the placeholders' few lines, if any
+}
+
+// The wrap() lines and forward's signature.
+std::string Generator::head() const {
   std::string head = "\n";
   for (std::size_t i = 0; i < wrapped_.size(); ++i) {
     if (i) head += '\n';
@@ -593,34 +634,21 @@ void Generator::assemble_source() {
     head += free_vars_[i];
   }
   head += ")" + return_annotation_ + ":\n";
-  // 2.x strips the body's leading newlines (a verbose body starts with one).
-  if (dialect_ == Dialect::Torch2) body_.erase(0, body_.find_first_not_of('\n'));
-  // Every line of the body is indented by four spaces (the last, empty line too). Lines move
-  // back to front, each once: a line's new place is right of its old one (it shifts by the
-  // head and the indents before it), so what is still to move is never overwritten.
-  const std::size_t body_size = body_.size();
-  // memchr and memrchr rather than std::count and rfind: those go byte by byte.
-  std::size_t newlines = 0;
-  for (const char* p = body_.data(); (p = static_cast<const char*>(std::memchr(p, '\n', body_.data() + body_size - p)));
-       ++p)
-    ++newlines;
-  std::string& code = body_;
-  code.resize(head.size() + body_size + 4 * (newlines + 1));
-  // The line [start, end) ends with its newline, but for the last line.
-  std::size_t end = body_size, to = code.size();
-  for (bool last = true;; last = false) {
-    const std::size_t before = last ? end : end - 1;  // where the previous line's newline may be
-    const void* nl = before == 0 ? nullptr : ::memrchr(code.data(), '\n', before);
-    const std::size_t start = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - code.data()) + 1 : 0;
-    to -= end - start;
-    std::memmove(code.data() + to, code.data() + start, end - start);
-    to -= 4;
-    std::memcpy(code.data() + to, "    ", 4);
-    if (start == 0) break;
-    end = start;
-  }
-  std::memcpy(code.data(), head.data(), head.size());
-  out_.src = std::move(code);
+  return head;
+}
+
+// The head and the body, in the body's own buffer: at 10^6 nodes a second buffer for the
+// source would be ~50 MB of fresh pages per recompile.
+void Generator::assemble_source() {
+  std::size_t room = *head_room_;
+  // 2.x strips the body's leading newlines (a verbose body starts with one): here, lines
+  // that are only their indent.
+  if (dialect_ == Dialect::Torch2)
+    while (std::string_view(body_).substr(room).starts_with("    \n")) room += 5;
+  // When the head is as long as its room, the body stays in place (libstdc++'s replace
+  // moves the rest only when the lengths differ).
+  body_.replace(0, room, head());
+  out_.src = std::move(body_);
 }
 
 }  // namespace

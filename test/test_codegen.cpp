@@ -140,3 +140,31 @@ TEST_CASE("codegen: verbose form summarises stack traces from meta") {
   CHECK(readable.find("\n         # File: model.py:12 in forward, code: return (x + 1.0).relu()\n") != std::string::npos);
   CHECK(readable.find("# No stacktrace found for following nodes\n") != std::string::npos);
 }
+
+TEST_CASE("codegen: the head may grow once the body is begun, and every line of the body is indented") {
+  // Room for the head is left before the first node that is not a placeholder; a later
+  // placeholder, a wrap() line and a return annotation each make the head outgrow it. A
+  // tensor constant's repr spans lines, each of which is indented.
+  Graph g;
+  Node* x = g.placeholder("x");
+  Node* y = g.call_function("mylib.op", {x});
+  y->meta().set("is_wrapped", true);
+  Node* p = g.placeholder("input");
+  Node* t = g.call_function("operator.mul", {y, p});
+  Node* c = g.call_function("operator.add", {t, Value(Tensor::full({2, 2}, 0.5))});
+  g.output(c)->set_type("List[int]");
+  g.lint();
+  CHECK(python_code(g) ==
+        "\n"
+        "torch.fx._symbolic_trace.wrap(\"mylib_op\")\n"
+        "\n"
+        "def forward(self, x, input) -> List[int]:\n"
+        "    op = mylib_op(x);  x = None\n"
+        "    input_1 = input\n"
+        "    mul = op * input_1;  op = input_1 = None\n"
+        "    add = mul + tensor([[0.5000, 0.5000],\n"
+        "            [0.5000, 0.5000]]);  mul = None\n"
+        "    return add\n"
+        "    ");
+  CHECK(python_code(Graph()) == "\n\n\ndef forward(self):\n    pass\n    ");
+}
