@@ -71,11 +71,11 @@ struct PlanOptions {
 // the slowest part of that call: ~75 ms for one 512x512x3x3 weight), and take 1.8x
 // (F(2,3)) to 4x (F(4,3)) the memory of the originals.
 //   Auto (the default): Winograd where what it adds to a call's memory beyond the direct
-//     convolution — transformed weights and scratchpad — is at most the convolution's
-//     output, so a plan's peak stays near its weights plus its activations (resnet18 on an
-//     AMD EPYC: its 56x56 stage, 0.9 of its 1.1–2.1 ms saved per call; on a Xeon whose
-//     Winograd scratchpad is 0.7 MiB, none; the later stages save 0.4–1.1 ms each for
-//     3.7–11.7 MiB and their weight transforms are the slow ones).
+//     convolution — transformed weights and scratchpad — is at most the activations the
+//     convolution reads and writes, so a plan's peak stays near its weights plus its
+//     activations (resnet18: its 56x56 stage, about 1 of its 1.1–2.1 ms saved per call on
+//     1 thread; the later stages save 0.4–1.1 ms each for 3.7–11.7 MiB and their weight
+//     transforms are the slow ones).
 //   Always: wherever oneDNN offers it (the lowest latency once the model is warm).
 //   Off: never (the smallest memory, the fastest first call).
 // The setting is process-wide, read when a plan is specialised: like the thread count it

@@ -837,31 +837,38 @@ Shape conv_output_shape(const Shape& x, const Pattern& op) {
 }
 
 // Whether Auto takes Winograd convolution `wino` over `direct`, the direct convolution it
-// would replace: when what it adds to the memory a call needs — its transformed weights
-// beyond the direct one's, and its scratchpad beyond the direct one's — is at most the
-// convolution's output. Measured on resnet18's 3x3 stride-1 stages on an AMD EPYC (batch 1,
-// 1 thread, CPU time per call, direct → Winograd; packed weights added, Winograd scratchpad
-// (the direct one's was small), output):
-//   64 ch at 56x56:  2.13 → 1.23 ms, +0.11 MiB, 0.23 MiB, 0.77 MiB (F(2,3))  taken
-//   128 ch at 28x28: 2.05 → 0.97 ms, +1.69 MiB, 9.97 MiB, 0.38 MiB (F(4,3))
-//   256 ch at 14x14: 2.12 → 1.38 ms, +1.75 MiB, 1.98 MiB, 0.19 MiB (F(2,3))
-//   512 ch at 7x7:   2.52 → 2.11 ms, +7.00 MiB, 1.51 MiB, 0.10 MiB (F(2,3))
+// would replace: when what it adds to the memory a call needs is at most the activations
+// the convolution itself reads and writes (its input and output). What it adds: its
+// transformed weights beyond the direct one's, and its scratchpad beyond both the direct
+// one's and `scratch_held` (a call's scratchpad is one buffer, as large as its largest
+// step's so far). Measured on resnet18's 3x3 stride-1 stages on an AMD EPYC (batch 1, 1
+// thread, CPU time per call, direct → Winograd; packed weights added, Winograd scratchpad,
+// input + output):
+//   64 ch at 56x56:  2.13 → 1.23 ms, +0.11 MiB, 0.23 MiB, 1.53 MiB (F(2,3))  taken
+//   128 ch at 28x28: 2.05 → 0.97 ms, +1.69 MiB, 9.97 MiB, 0.77 MiB (F(4,3))
+//   256 ch at 14x14: 2.12 → 1.38 ms, +1.75 MiB, 1.98 MiB, 0.38 MiB (F(2,3))
+//   512 ch at 7x7:   2.52 → 2.11 ms, +7.00 MiB, 1.51 MiB, 0.19 MiB (F(2,3))
 // Every stage saves about as much time (0.4–1.1 ms) while the weights grow 4x a stage and
-// the output shrinks 2x, so the bytes decide: the taken ones keep a plan's peak within its
-// weights plus twice its activations, the others would add 20 MiB to resnet18's plan (its
-// activations: 3.8 MiB). Their weight transforms are the slow ones, too (7–58 ms each on a
-// first call; 0.8 ms at 56x56). The direct convolution is the baseline, not zero, because
-// its own scratchpad depends on the CPU: on an Intel Xeon with 4 MiB of L2 per core, the
-// 56x56 stage's direct kernel takes 1.5 MiB of scratchpad and Winograd's 0.7 MiB, so
-// Winograd there needs less memory, not more.
+// the activations shrink 2x, so the bytes decide: the taken ones keep a plan's peak within
+// its weights plus twice its activations, the others would add 20 MiB to resnet18's plan
+// (its activations: 3.8 MiB). Their weight transforms are the slow ones, too (7–58 ms each
+// on a first call; 0.8 ms at 56x56). The bytes depend on the CPU's kernels: on an Intel Xeon
+// (4 MiB of L2 per core) the 56x56 stage's Winograd scratchpad is 0.73 MiB, and taking it
+// there adds 0.84 MiB per convolution at first (0.11 after), still within its 1.53 MiB of
+// activations; it saves resnet18 about 1 ms of 18 at 1 thread.
 bool winograd_pays(const dnnl::convolution_forward::primitive_desc& wino,
-                   const dnnl::convolution_forward::primitive_desc& direct, const dnb::ConvGeometry& g) {
+                   const dnnl::convolution_forward::primitive_desc& direct, const dnb::ConvGeometry& g,
+                   std::size_t scratch_held) {
   const auto beyond = [](std::size_t a, std::size_t b) { return a > b ? a - b : 0; };
+  const auto bytes = [](const Dims& d) {
+    std::size_t n = sizeof(float);
+    for (memory::dim x : d) n *= static_cast<std::size_t>(x);
+    return n;
+  };
+  const std::size_t scratch = std::max(direct.scratchpad_desc().get_size(), scratch_held);
   const std::size_t added = beyond(wino.weights_desc().get_size(), direct.weights_desc().get_size()) +
-                            beyond(wino.scratchpad_desc().get_size(), direct.scratchpad_desc().get_size());
-  std::size_t output = sizeof(float);
-  for (memory::dim x : g.dst) output *= static_cast<std::size_t>(x);
-  return added <= output;
+                            beyond(wino.scratchpad_desc().get_size(), scratch);
+  return added <= bytes(g.src) + bytes(g.dst);
 }
 
 // The first non-reference convolution of `algorithm` (Winograd or direct) among `layouts`
@@ -882,10 +889,11 @@ std::optional<dnnl::convolution_forward::primitive_desc> first_conv(const dnb::C
 // The convolution for a step: Winograd where the policy takes it, else the direct algorithm,
 // each tried first in its source's layout (and the destination in the same one, so a network
 // stays in one layout without reorders), then in the layouts oneDNN prefers. Reference
-// implementations are refused while a fast one may exist.
+// implementations are refused while a fast one may exist. `scratch_held`: the scratchpad the
+// call already needs for its earlier steps.
 dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g, const memory::desc& src,
                                                       const memory::desc* dst_fixed, const dnnl::primitive_attr& attr,
-                                                      Winograd policy) {
+                                                      Winograd policy, std::size_t scratch_held) {
   const memory::format_tag src_tag = dnb::activation_tag(src);
   const auto same_layout = [&](const Dims& dims) { return memory::desc(dims, memory::data_type::f32, src_tag); };
   ConvLayouts layouts;
@@ -897,7 +905,7 @@ dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g
   auto direct = first_conv(g, layouts, attr, false);
   if (policy != Winograd::Off && dnb::winograd_shape(g)) {
     auto wino = first_conv(g, layouts, attr, true);
-    if (wino && (policy == Winograd::Always || !direct || winograd_pays(*wino, *direct, g))) return *wino;
+    if (wino && (policy == Winograd::Always || !direct || winograd_pays(*wino, *direct, g, scratch_held))) return *wino;
   }
   return direct ? *direct : dnb::conv_pd(g, true, attr, nullptr, dst_fixed);
 }
@@ -1238,7 +1246,7 @@ void Executable::specialise_conv(std::size_t j, Exec& ex, Workspace& ws) {
   }
   const SplitPostOps post_ops = split_post_ops(st.post_ops);
   const auto pd = choose_conv(g, in.md, in_place >= 0 ? &addend->md : nullptr,
-                              post_op_attr(post_ops.in_primitive, nullptr), winograd_);
+                              post_op_attr(post_ops.in_primitive, nullptr), winograd_, scratch_bytes_);
   Launch l = conv_launch(pd, g, st.op, st.bn, in, j, ex, ws);
   std::int32_t dst = in_place;
   if (dst < 0) {
@@ -1270,7 +1278,7 @@ bool Executable::try_fused_dw(std::size_t j, const dnb::ConvGeometry& g, const A
   for (const dnb::PostOp& q : dnnl_post_ops(dw.post_ops, nullptr)) po.push_back(q);
   std::optional<dnnl::convolution_forward::primitive_desc> pd;
   try {
-    pd = choose_conv(g, in.md, nullptr, dnb::make_attr(po, true), Winograd::Off);
+    pd = choose_conv(g, in.md, nullptr, dnb::make_attr(po, true), Winograd::Off, 0);
   } catch (const dnnl::error&) {
     return false;  // no fused primitive at all for these shapes
   }
@@ -1311,7 +1319,7 @@ void Executable::specialise_conv_dw(std::size_t j, Exec& ex, Workspace& ws) {
   const SplitPostOps post_ops = split_post_ops(st.post_ops), dw_post_ops = split_post_ops(dw.post_ops);
   if (!post_ops.silu_after && !dw_post_ops.silu_after && try_fused_dw(j, g, in, out, ex, ws)) return;
   // Apart: the 1x1 convolution into a buffer of this step's own, the depthwise one reading it.
-  const auto pd = choose_conv(g, in.md, nullptr, post_op_attr(post_ops.in_primitive, nullptr), winograd_);
+  const auto pd = choose_conv(g, in.md, nullptr, post_op_attr(post_ops.in_primitive, nullptr), winograd_, scratch_bytes_);
   Launch l = conv_launch(pd, g, st.op, st.bn, in, j, ex, ws);
   const std::int32_t mid_buf = new_buffer(pd.dst_desc().get_size(), j, ws);
   l.args.push_back(ArgSpec{DNNL_ARG_DST, ArgSpec::From::Buffer, mid_buf, pd.dst_desc(), {}});
@@ -1320,7 +1328,7 @@ void Executable::specialise_conv_dw(std::size_t j, Exec& ex, Workspace& ws) {
   if (post_ops.silu_after) add_native_activation(ops::simd::Activation::Silu, mid_buf, pd.dst_desc(), ex);
   const dnb::ConvGeometry gd = dnb::conv_geometry(mid, dw.op.weight.shape(), true, dw.op.conv, out);
   const auto pd_dw =
-      choose_conv(gd, pd.dst_desc(), nullptr, post_op_attr(dw_post_ops.in_primitive, nullptr), winograd_);
+      choose_conv(gd, pd.dst_desc(), nullptr, post_op_attr(dw_post_ops.in_primitive, nullptr), winograd_, scratch_bytes_);
   Launch l_dw = conv_launch(pd_dw, gd, dw.op, dw.bn, ArgSpec{DNNL_ARG_SRC, ArgSpec::From::Buffer, mid_buf, pd.dst_desc(), {}},
                             j, ex, ws);
   const std::int32_t dst = new_buffer(pd_dw.dst_desc().get_size(), j, ws);
