@@ -657,10 +657,6 @@ PythonCode generate_python_code(const Graph& graph, const CodegenOptions& option
   return generate_python_code(graph, graph.last_uses(), options);
 }
 
-PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options) {
-  return generate_python_code(graph, uses, options, std::string());
-}
-
 PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options,
                                 std::string buffer) {
   uses.check_current(graph, "generate_python_code");

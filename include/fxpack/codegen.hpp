@@ -61,13 +61,12 @@ struct PythonCode {
 PythonCode generate_python_code(const Graph& graph, const CodegenOptions& options = {});
 // The same, with `uses`: graph.last_uses() as the caller already made it for `graph` as it
 // is now (a GraphModule's recompile makes one analysis for its code and its plan); a stale
-// one is a GraphError (LastUses::check_current).
-PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options = {});
-// The same, writing the source in `buffer`'s memory (its text is dropped): a previous
-// source's, so that regenerating a large one writes pages already mapped (a GraphModule's
-// recompile; ~54 MB at 10^6 nodes) rather than faulting in fresh ones.
-PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options,
-                                std::string buffer);
+// one is a GraphError (LastUses::check_current). The source is written in `buffer`'s memory
+// (its text is dropped): given a previous source's, regenerating a large one writes pages
+// already mapped (a GraphModule's recompile; ~54 MB at 10^6 nodes) rather than faulting in
+// fresh ones.
+PythonCode generate_python_code(const Graph& graph, const LastUses& uses, const CodegenOptions& options = {},
+                                std::string buffer = {});
 // The `code` of a GraphModule over `graph`, in the graph's dialect.
 std::string python_code(const Graph& graph, bool verbose = false);
 // print_readable's text for a module of class `class_name`, in the graph's dialect.
