@@ -29,8 +29,8 @@
 //     first call takes the blocks back before it packs the model's weights.
 // Memory cost: at most `max_cached_bytes` stay allocated (and resident) between loads, until
 // the next release_kept_memory(): for the three caches of the process together, at most
-// kPickleTreeCacheBytes + kGraphNodeCacheBytes + kGraphArgumentCacheBytes (112 MiB), reached
-// only after graphs of about half a million nodes have died.
+// kPickleTreeCacheBytes + kGraphNodeCacheBytes + kGraphArgumentCacheBytes (28 MiB), reached
+// only after graphs of about 70,000 nodes and more have died.
 // Internal (not a public header): the lowest layer, beside kept_memory.hpp, so that any layer
 // may keep blocks in a cache of its own.
 #pragma once
@@ -66,17 +66,19 @@ class BlockCache final : public std::pmr::memory_resource {
   // caches, so that each use has a bound of its own: ~Graph frees the argument chunks and
   // then the node chunks, so one shared cache's oldest-first eviction would keep whichever
   // came last, and the two never share a block at scale anyway (8 MiB node chunks, 1 MiB
-  // argument chunks). One cache of 96 MiB measured the same as these two.
-  // The bounds hold every chunk of a graph of ~500,000 nodes (Chain: 120 bytes of node and
-  // ~32 of arguments a node). Measured at 10^5 and 10^6 nodes, package load was the same
-  // with a node bound of 8, 32, 64 or 128 MiB and an argument bound of 0 or 32 (0.22-0.24
+  // argument chunks).
+  // The bounds are small on purpose. Measured at 10^5 and 10^6 nodes, package load was the
+  // same with a node bound of 8, 32, 64 or 128 MiB and an argument bound of 0 to 32 (0.22-0.24
   // CPU µs/node against 0.27-0.30 without the caches; bench_package at 10^6: 102,000 page
-  // faults against 323,000; peak RSS 361 MiB for all against 357): once one kept block
-  // sits above them, glibc apparently stops trimming the freed blocks beyond the bound and
-  // the next load reuses those too. The bounds do not count on that allocator behaviour.
-  static constexpr std::size_t kGraphNodeCacheBytes = std::size_t{64} << 20;
+  // faults against 323,000; peak RSS 361 MiB against 357): once one kept block sits above
+  // them, glibc keeps the freed blocks beyond the bound in its heap too (an allocator's
+  // behaviour, measured, not promised), and the next load reuses them. Larger bounds only
+  // withhold memory from other large allocations, which then fault in fresh pages: dumps of
+  // a 10^6-node module (a 19 MB string) took 0.050 CPU µs/node with bounds of 64 and 32 MiB,
+  // 0.031 with 8 and 4, 0.028 without caches.
+  static constexpr std::size_t kGraphNodeCacheBytes = std::size_t{8} << 20;
   static BlockCache& for_graph_nodes();
-  static constexpr std::size_t kGraphArgumentCacheBytes = std::size_t{32} << 20;
+  static constexpr std::size_t kGraphArgumentCacheBytes = std::size_t{4} << 20;
   static BlockCache& for_graph_arguments();
 
  private:

@@ -10,7 +10,7 @@
 // When a graph dies, its chunks of 64 KiB and more (a graph of about a thousand nodes and
 // more has them) are not given back to the system but kept by the process for the next
 // graph (detail/graph_chunk.hpp), so that reloading or retracing a large model reuses
-// resident pages: up to 96 MiB stays allocated after large graphs die, until an inference
+// resident pages: up to 12 MiB stays allocated after large graphs die, until an inference
 // plan's first call gives it back.
 //
 // Names follow torch.fx: the candidate is the snake_case of the target's last part (or the

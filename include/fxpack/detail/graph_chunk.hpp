@@ -7,7 +7,9 @@
 // large back to the kernel when they are freed (munmap, or a heap trim), so every later graph
 // of that size — the next load of the same package, the next trace — faulted all its pages in
 // again: package load took 0.34-0.45 CPU µs/node at 10^5 and 10^6 nodes against 0.27-0.29 at
-// 10^3 and 10^4. Kept, the next graph reuses pages that are already resident.
+// 10^3 and 10^4. Kept, the next graph reuses pages that are already resident (the kept blocks
+// are a few; with them at the heap top glibc keeps the rest of a dead graph's chunks in its
+// heap too: src/block_cache.hpp says what was measured).
 //
 // Contract:
 //   - allocate_graph_chunk(use, bytes) gives a chunk of at least `bytes` (> 0) bytes, aligned
@@ -17,10 +19,10 @@
 //   - a chunk of kKeptChunkBytes or more goes back, when freed, to the process-wide cache of
 //     its use (one for nodes, one for arguments: src/block_cache.hpp), which keeps it for a
 //     later chunk of its size class, the oldest kept ones freed beyond the cache's bound
-//     (nodes 64 MiB, arguments 32 MiB); a smaller one goes back to the C library at once
+//     (nodes 8 MiB, arguments 4 MiB); a smaller one goes back to the C library at once
 //     (glibc keeps blocks that small in its heap for the next malloc anyway);
 //   - thread-safe: chunks may be allocated and freed on any thread;
-//   - memory cost: up to 96 MiB stays allocated (and resident) after graphs die, until an
+//   - memory cost: up to 12 MiB stays allocated (and resident) after graphs die, until an
 //     inference plan's first call gives it back (release_kept_memory, src/kept_memory.hpp).
 #pragma once
 
