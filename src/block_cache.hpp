@@ -11,8 +11,8 @@
 // process) — so every later load faulted the same ~650 pages in again, and load times split
 // into a fast and a slow mode between processes of the same program. Kept here, a repeated
 // load reuses pages that are already resident. A graph's chunks are the same story at a
-// larger scale: a Chain(10^6) graph is 120 MB of nodes in 7.5 MB chunks and 32 MB of
-// arguments in 1 MB chunks, and glibc unmapped or trimmed them when the graph died, so each
+// larger scale: a Chain(10^6) graph is 120 MB of nodes (a first reserved chunk of 7.5 MB,
+// then chunks of 480 KB) and 32 MB of arguments in 1 MB chunks, and glibc unmapped or trimmed them when the graph died, so each
 // load of it faulted up to ~37,000 pages in again (package load 0.27-0.45 CPU µs/node at
 // 10^5-10^6 nodes from run to run, 0.27-0.29 at 10^3-10^4).
 //
@@ -30,7 +30,8 @@
 // Memory cost: at most `max_cached_bytes` stay allocated (and resident) between loads, until
 // the next release_kept_memory(): for the three caches of the process together, at most
 // kPickleTreeCacheBytes + kGraphNodeCacheBytes + kGraphArgumentCacheBytes (28 MiB), reached
-// only after graphs of about 70,000 nodes and more have died.
+// once graphs of tens of thousands of nodes have died (a graph that reserves 35,000 nodes
+// or more has a first chunk of the 8 MiB class).
 // Internal (not a public header): the lowest layer, beside kept_memory.hpp, so that any layer
 // may keep blocks in a cache of its own.
 #pragma once
@@ -65,8 +66,9 @@ class BlockCache final : public std::pmr::memory_resource {
   // The process-wide caches of graph chunks (graph_chunk.hpp): nodes and argument lists. Two
   // caches, so that each use has a bound of its own: ~Graph frees the argument chunks and
   // then the node chunks, so one shared cache's oldest-first eviction would keep whichever
-  // came last, and the two never share a block at scale anyway (8 MiB node chunks, 1 MiB
-  // argument chunks).
+  // came last, and the two rarely share a size class (node chunks of 512 KiB and a first one
+  // up to 8 MiB, argument chunks up to 1 MiB). ~Graph gives its chunks back newest first, so
+  // the node cache keeps a loaded graph's large first chunk, which the next load asks for.
   // The bounds are small on purpose. Measured at 10^5 and 10^6 nodes, package load was the
   // same with a node bound of 8, 32, 64 or 128 MiB and an argument bound of 0 to 32 (0.22-0.24
   // CPU µs/node against 0.27-0.30 without the caches; bench_package at 10^6: 102,000 page

@@ -82,6 +82,9 @@ Graph::~Graph() {
     n->~Node();
     n = next;
   }
+  // Newest first: the cache keeps what was given back last, and a loaded graph's first chunk
+  // is its large reserved one (reserve()), the one the next load of that graph asks for.
+  while (!chunks_.empty()) chunks_.pop_back();
 }
 
 void* Graph::allocate_node() {
@@ -216,9 +219,11 @@ void LastUses::check_current(const Graph& graph, std::string_view user) const {
 
 namespace {
 // Where a graph's nodes live: each place of each of its chunks numbered 0, 1, ... across
-// the chunks, so that analyses can keep a bit per node without a node's position (lint)
+// the chunks, so that analyses can keep a mark per node without a node's position (lint)
 // or before knowing it (last_uses). A hash set of node addresses cost a main-memory miss
-// per node and 32 MB at 10^6 nodes; bits by place are 125 KB. Nodes never leave their place.
+// per node and 32 MB at 10^6 nodes; a bit by place is 125 KB (lint), a byte 1 MB (last_uses:
+// three states, and a byte store is cheaper than a bit's read-modify-write). Nodes never
+// leave their place.
 class NodePlaces {
  public:
   explicit NodePlaces(const std::vector<detail::GraphChunk>& chunks) {
@@ -230,6 +235,8 @@ class NodePlaces {
     }
     std::sort(chunks_.begin(), chunks_.end(), [](const Chunk& a, const Chunk& b) { return a.start < b.start; });
   }
+  NodePlaces(const NodePlaces&) = delete;  // last_ points into chunks_
+  NodePlaces& operator=(const NodePlaces&) = delete;
   std::size_t count() const { return count_; }
   // The place of `n`; none when `n` is no place of the chunks (another graph's node). An
   // address in a chunk is a place: nodes fill their chunks whole.

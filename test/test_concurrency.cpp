@@ -8,7 +8,6 @@
 #include <random>
 #include <thread>
 
-#include "block_cache.hpp"
 #include "fxpack/fxpack.hpp"
 #include "child_process.hpp"
 #include "kept_memory.hpp"
@@ -149,7 +148,6 @@ TEST_CASE("graph: threads building and dropping large graphs share the kept chun
   // Each graph takes its chunks from the process's caches and gives them back when it dies
   // (detail/graph_chunk.hpp) while another thread empties the caches: a block handed to two
   // graphs at once would show as another graph's arguments, a lost one as a crash or a leak.
-  using detail::BlockCache;
   constexpr int kThreads = 4, kRounds = 20, kNodes = 3000;
   std::atomic<int> intact{0};
   std::atomic<bool> building{true};
@@ -179,8 +177,6 @@ TEST_CASE("graph: threads building and dropping large graphs share the kept chun
   building.store(false);
   releaser.join();
   CHECK(intact.load() == kThreads * kRounds);
-  CHECK(BlockCache::for_graph_nodes().cached_bytes() <= BlockCache::kGraphNodeCacheBytes);
-  CHECK(BlockCache::for_graph_arguments().cached_bytes() <= BlockCache::kGraphArgumentCacheBytes);
 }
 
 TEST_CASE("module: concurrent calls of one loaded module give the single-threaded result") {

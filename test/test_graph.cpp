@@ -420,6 +420,25 @@ TEST_CASE("graph: a dead graph's large chunks are kept for the next graph, withi
     }
   }
   CHECK(nodes.cached_bytes() == BlockCache::kGraphNodeCacheBytes);
+  // A loaded graph reserves its nodes: a first chunk of the 8 MiB class (40,000 nodes ask for
+  // 4.8 MB; it holds 69,905), then 512 KiB chunks. Given back newest first, the large one is
+  // what the cache keeps, and the next graph reserving as much takes it.
+  static_assert(BlockCache::kGraphNodeCacheBytes == std::size_t{8} << 20);
+  detail::release_kept_memory();
+  const Node* reserved_place;
+  {
+    Graph g;
+    g.reserve(40000);
+    Node* y = g.placeholder("x");
+    reserved_place = y;
+    for (int i = 0; i < 80000; ++i) y = g.call_function("torch.relu", {Value(y)});
+  }
+  CHECK(nodes.cached_bytes() == std::size_t{8} << 20);
+  {
+    Graph g;
+    g.reserve(40000);
+    CHECK(g.placeholder("x") == reserved_place);
+  }
   detail::release_kept_memory();
   CHECK(nodes.cached_bytes() == 0);
   CHECK(arguments.cached_bytes() == 0);

@@ -411,8 +411,8 @@ std::vector<ConvBytes> bytes_per_setting(std::int64_t channels, std::int64_t siz
 // Auto's choice by its rule (plan.hpp): Winograd (Always's bytes) where what it needs beyond
 // the direct convolution (Off's bytes) is at most the activations it reads and writes, else
 // the direct one. The convolution is the model's only step, so no earlier step's scratchpad
-// is held.
-void check_auto_follows_its_rule(std::int64_t channels, std::int64_t size) {
+// is held. Returns the bytes of the three settings.
+std::vector<ConvBytes> check_auto_follows_its_rule(std::int64_t channels, std::int64_t size) {
   const std::vector<ConvBytes> b = bytes_per_setting(channels, size);
   const auto beyond = [](std::size_t x, std::size_t y) { return x > y ? x - y : 0; };
   const std::size_t added = beyond(b[2].packed, b[0].packed) + beyond(b[2].scratchpad, b[0].scratchpad);
@@ -421,6 +421,7 @@ void check_auto_follows_its_rule(std::int64_t channels, std::int64_t size) {
   const ConvBytes& want = added <= activations ? b[2] : b[0];
   CHECK(b[1].packed == want.packed);
   CHECK(b[1].scratchpad == want.scratchpad);
+  return b;
 }
 }  // namespace
 
@@ -434,8 +435,7 @@ TEST_CASE("inference: Auto takes Winograd where the bytes it adds are at most th
   check_auto_follows_its_rule(64, 56);
   // 128 channels at 7x7: 448 KiB or more added to 49 KiB of activations — left direct
   // wherever oneDNN has Winograd (elsewhere all three settings pack alike).
-  check_auto_follows_its_rule(128, 7);
-  const std::vector<ConvBytes> deep = bytes_per_setting(128, 7);
+  const std::vector<ConvBytes> deep = check_auto_follows_its_rule(128, 7);
   CHECK(deep[1].packed == deep[0].packed);
 }
 

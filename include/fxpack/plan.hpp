@@ -71,11 +71,15 @@ struct PlanOptions {
 // the slowest part of that call: ~75 ms for one 512x512x3x3 weight), and take 1.8x
 // (F(2,3)) to 4x (F(4,3)) the memory of the originals.
 //   Auto (the default): Winograd where what it adds to a call's memory beyond the direct
-//     convolution — transformed weights and scratchpad — is at most the activations the
-//     convolution reads and writes, so a plan's peak stays near its weights plus its
-//     activations (resnet18: its 56x56 stage, about 1 of its 1.1–2.1 ms saved per call on
-//     1 thread; the later stages save 0.4–1.1 ms each for 3.7–11.7 MiB and their weight
-//     transforms are the slow ones).
+//     convolution — transformed weights, and scratchpad beyond what the call's earlier steps
+//     already need (a call has one scratchpad, as large as its largest step's) — is at most
+//     the activations the convolution reads and writes, so a plan's peak stays near its
+//     weights plus twice its activations (resnet18: its 56x56 stage, about 1 of its 1.1–2.1
+//     ms saved per call on 1 thread; the later stages save 0.4–1.1 ms each for 3.7–11.7 MiB
+//     and their weight transforms are the slow ones). The bytes are the CPU's kernels', so
+//     the choice may differ between CPUs, and between like convolutions of one model (the
+//     first one pays for the scratchpad). Where oneDNN has only its reference code for the
+//     direct convolution, Winograd is taken.
 //   Always: wherever oneDNN offers it (the lowest latency once the model is warm).
 //   Off: never (the smallest memory, the fastest first call).
 // The setting is process-wide, read when a plan is specialised: like the thread count it

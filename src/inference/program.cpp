@@ -849,8 +849,9 @@ Shape conv_output_shape(const Shape& x, const Pattern& op) {
 //   256 ch at 14x14: 2.12 → 1.38 ms, +1.75 MiB, 1.98 MiB, 0.38 MiB (F(2,3))
 //   512 ch at 7x7:   2.52 → 2.11 ms, +7.00 MiB, 1.51 MiB, 0.19 MiB (F(2,3))
 // Every stage saves about as much time (0.4–1.1 ms) while the weights grow 4x a stage and
-// the activations shrink 2x, so the bytes decide: the taken ones keep a plan's peak within
-// its weights plus twice its activations, the others would add 20 MiB to resnet18's plan
+// the activations shrink 2x, so the bytes decide: a taken one adds at most the activations
+// it touches, and resnet18's peak stays within its weights plus twice its activations (51.0
+// MiB against 52.3 at 1 thread on the Xeon below); the others would add 20 MiB to its plan
 // (its activations: 3.8 MiB). Their weight transforms are the slow ones, too (7–58 ms each
 // on a first call; 0.8 ms at 56x56). The bytes depend on the CPU's kernels: on an Intel Xeon
 // (4 MiB of L2 per core) the 56x56 stage's Winograd scratchpad is 0.73 MiB, and taking it
@@ -902,11 +903,16 @@ dnnl::convolution_forward::primitive_desc choose_conv(const dnb::ConvGeometry& g
     layouts.emplace_back(src, dst_fixed ? *dst_fixed : same_layout(g.dst));
   layouts.emplace_back(src, dst_any);
   layouts.emplace_back(std::nullopt, dst_any);
-  auto direct = first_conv(g, layouts, attr, false);
+  std::optional<dnnl::convolution_forward::primitive_desc> direct;
   if (policy != Winograd::Off && dnb::winograd_shape(g)) {
-    auto wino = first_conv(g, layouts, attr, true);
-    if (wino && (policy == Winograd::Always || !direct || winograd_pays(*wino, *direct, g, scratch_held))) return *wino;
+    if (auto wino = first_conv(g, layouts, attr, true)) {
+      if (policy == Winograd::Always) return *wino;
+      // Auto: a direct convolution only oneDNN's reference code runs is no alternative.
+      direct = first_conv(g, layouts, attr, false);
+      if (!direct || winograd_pays(*wino, *direct, g, scratch_held)) return *wino;
+    }
   }
+  if (!direct) direct = first_conv(g, layouts, attr, false);
   return direct ? *direct : dnb::conv_pd(g, true, attr, nullptr, dst_fixed);
 }
 
