@@ -314,9 +314,8 @@ Plan::InferenceStats Plan::inference_stats() const {
 }
 
 std::string Plan::where(std::size_t i) const {
-  const std::uint32_t begin = i ? blocks_.instrs[i - 1].name_end : 0;
-  return describe(std::string_view(blocks_.names).substr(begin, blocks_.instrs[i].name_end - begin),
-                  targets_[blocks_.instrs[i].target]);
+  const auto [begin, end] = part(i, &Instr::name_end);
+  return describe(std::string_view(blocks_.names).substr(begin, end - begin), targets_[blocks_.instrs[i].target]);
 }
 
 Value Plan::resolve(const Value& v, std::vector<Value>& slots) const {
@@ -369,8 +368,8 @@ Value Plan::run_plain(std::span<const Value> inputs) const {
       case Kind::Overloaded:
       case Kind::Module: run_instr(i, slots, args); break;
     }
-    const std::uint32_t frees_begin = i ? blocks_.instrs[i - 1].frees_end : 0;
-    for (std::uint32_t f = frees_begin; f < in.frees_end; ++f) slots[blocks_.frees[f]] = Value();
+    const auto [frees_begin, frees_end] = part(i, &Instr::frees_end);
+    for (std::uint32_t f = frees_begin; f < frees_end; ++f) slots[blocks_.frees[f]] = Value();
   }
   return output(slots);
 }

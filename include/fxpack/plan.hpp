@@ -48,6 +48,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fxpack/graph.hpp"
@@ -231,8 +232,13 @@ class Plan {
   // Instruction i, and its operands.
   const Instr& instr(std::size_t i) const { return blocks_.instrs[i]; }
   std::span<const Operand> operands(std::size_t i) const {
-    const std::uint32_t begin = i ? blocks_.instrs[i - 1].operands_end : 0;
-    return {blocks_.operands.data() + begin, blocks_.instrs[i].operands_end - begin};
+    const auto [begin, end] = part(i, &Instr::operands_end);
+    return {blocks_.operands.data() + begin, end - begin};
+  }
+  // Instruction i's part [begin, end) of a block each instruction ends its part of (`end`:
+  // operands_end, frees_end, name_end): it begins where the previous instruction's ends.
+  std::pair<std::uint32_t, std::uint32_t> part(std::size_t i, std::uint32_t Instr::*end) const {
+    return {i ? blocks_.instrs[i - 1].*end : 0, blocks_.instrs[i].*end};
   }
   // A Constant or Nested operand's constant.
   const Value& constant(const Operand& o) const { return blocks_.constants[o.payload]; }
