@@ -753,6 +753,11 @@ TEST_CASE("fx code parser: lines outside the subset are refused with line and co
       {"def forward(self, x):\n    y = x.sin()\n", "line 3, column 1: no 'return' statement"},
       {"def forward(self, torch):\n    return torch\n", "the placeholder name 'torch' cannot be kept"},
       {"def forward(self, x):\n    inf = x.sin()\n    return inf\n", "line 2, column 5: the name 'inf' cannot be kept"},
+      // Names the graph refuses (found by fuzz_fx_code_parser): the refusal is placed.
+      {"def forward(self, x_99999999999999999999):\n    return x_99999999999999999999\n",
+       "line 1, column 1: name 'x_99999999999999999999': the number after its last '_' is above"},
+      {"def forward(self, x):\n    add_99999999999999999999 = x + 1\n    return add_99999999999999999999\n",
+       "line 2, column 5: name 'add_99999999999999999999': the number after its last '_' is above"},
       {"def forward(self, x):\n    y = x.sin()\n    return y, x\n", "line 3, column 13: returning a bare tuple"},
       {"def forward(self, x):\n    return x\0\n"s, "line 2, column 13: NUL character"},
   };

@@ -708,6 +708,17 @@ class Builder : public Located {
   Node* operation(const Expr& rhs, const std::string& name, std::size_t line, std::size_t name_col);
   Node* make_node(Op op, std::string target, std::vector<Value> args, Dict kwargs, const std::string& name,
                   std::size_t line, std::size_t col);
+  // Runs a graph edit for the statement at line:col. The graph refuses what the parser does
+  // not check itself (a name whose number is past kMaxNameNumber, a type that is not a type
+  // expression); its refusal becomes this parser's FormatError, placed at the statement.
+  template <class Edit>
+  auto at_statement(std::size_t line, std::size_t col, Edit&& edit) const -> decltype(edit()) {
+    try {
+      return edit();
+    } catch (const Error& e) {
+      fail(line, col, e.what());
+    }
+  }
   bool is_node_name(std::string_view n) const { return graph_->find_node(n) != nullptr; }
 
   FxParseLimits limits_;
@@ -1227,7 +1238,9 @@ void Builder::args_of(const Expr& call, std::size_t first, std::size_t line, std
 
 Node* Builder::make_node(Op op, std::string target, std::vector<Value> args, Dict kwargs, const std::string& name,
                          std::size_t line, std::size_t col) {
-  Node* n = graph_->create_node(op, std::move(target), std::move(args), std::move(kwargs), name);
+  Node* n = at_statement(line, col, [&] {
+    return graph_->create_node(op, std::move(target), std::move(args), std::move(kwargs), name);
+  });
   if (n->name() != name) {
     fail(line, col, "the name '" + name + "' cannot be kept (a graph names this node '" + n->name() + "')");
   }
@@ -1500,12 +1513,12 @@ std::size_t Builder::placeholders(const std::vector<Param>& params, const std::v
   for (const Param& p : params) {
     auto it = alias.find(p.raw);
     std::string name = it == alias.end() ? p.raw : it->second;
-    Node* n = graph_->create_node(Op::Placeholder, p.target, {}, {}, name);
+    Node* n = at_statement(def_number, 1, [&] { return graph_->create_node(Op::Placeholder, p.target, {}, {}, name); });
     if (n->name() != name) {
       fail(def_number, 1, "the placeholder name '" + name + "' cannot be kept (a graph names it '" + n->name() + "')");
     }
     if (p.default_value) n->set_args({*p.default_value});
-    if (!p.type.empty()) n->set_type(p.type);
+    if (!p.type.empty()) at_statement(def_number, 1, [&] { n->set_type(p.type); });
   }
   return k;
 }
@@ -1516,8 +1529,9 @@ void Builder::emit(Stmt& s, std::size_t statements, const std::string& return_ty
     return;
   }
   if (s.is_return) {
-    Node* out = graph_->output(value(*s.rhs, s.line));
-    if (!return_type.empty()) out->set_type(return_type);
+    Value result = value(*s.rhs, s.line);
+    Node* out = at_statement(s.line, s.col, [&] { return graph_->output(std::move(result)); });
+    if (!return_type.empty()) at_statement(s.line, s.col, [&] { out->set_type(return_type); });
   } else {
     if (is_node_name(s.target)) fail(s.line, s.col, "'" + s.target + "' is assigned twice");
     Node* n;
@@ -1535,7 +1549,7 @@ void Builder::emit(Stmt& s, std::size_t statements, const std::string& return_ty
     } else {
       n = operation(*s.rhs, s.target, s.line, s.col);
     }
-    if (!s.type.empty()) n->set_type(s.type);
+    if (!s.type.empty()) at_statement(s.line, s.col, [&] { n->set_type(s.type); });
   }
   for (const auto& [name, col] : s.frees) {
     if (!is_node_name(name)) fail(s.line, col, "freeing undefined name '" + name + "'");
