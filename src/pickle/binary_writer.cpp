@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <zlib.h>
+
 #include "fxpack/codegen.hpp"
 #include "fxpack/detail/pointer_index.hpp"
 #include "fxpack/detail/serialize.hpp"
@@ -130,12 +132,24 @@ class NodeBuffer {
   bool lent_;
 };
 
+// Appends `bytes` to `out` and folds them into `crc` (zlib's CRC-32) a piece at a time, each
+// piece while the copy has it in cache: a pass of its own over a large archive afterwards
+// read all of it from memory a second time (at 10^6 nodes, 19 MB).
+void append_summed(std::string& out, std::string_view bytes, std::uint32_t& crc) {
+  static constexpr std::size_t kPiece = 64 * 1024;
+  for (std::size_t at = 0; at < bytes.size(); at += kPiece) {
+    const std::string_view piece = bytes.substr(at, kPiece);
+    out += piece;
+    crc = static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(piece.data()), piece.size()));
+  }
+}
+
 class BinaryWriter {
  public:
   BinaryWriter(const GraphModule& gm, const DumpOptions& options)
       : gm_(gm), graph_(gm.graph()), sink_(options.storage_sink) {}
 
-  void write(const DumpOptions& options, std::string& out) {
+  std::uint32_t write(const DumpOptions& options, std::string& out) {
     // Nodes first, into their own buffer: that fills the target and tensor tables, which
     // the archive holds before the nodes.
     NodeBuffer lease;
@@ -164,11 +178,13 @@ class BinaryWriter {
     for (std::string_view t : targets_) tail.str(t);
     tail.varint(graph_.size());
     out.reserve(out.size() + head.view().size() + storage_size() + tail.view().size() + nodes.view().size());
-    out += head.view();
-    storages(out);
-    out += tail.view();
-    out += nodes.view();
+    std::uint32_t crc = static_cast<std::uint32_t>(crc32_z(0, nullptr, 0));
+    append_summed(out, head.view(), crc);
+    storages(out, crc);
+    append_summed(out, tail.view(), crc);
+    append_summed(out, nodes.view(), crc);
     report_call_targets(targets_, target_ops_, options.on_call_target);
+    return crc;
   }
 
  private:
@@ -212,14 +228,14 @@ class BinaryWriter {
 
   // StorageRecords: external flag, then the sink's key and the byte count, or the bytes
   // (appended from the storage's own memory, not through a buffer).
-  void storages(std::string& out) const {
+  void storages(std::string& out, std::uint32_t& crc) const {
     for (const StorageEntry& s : storages_) {
       ByteBuffer b(32);
       b.varint(sink_ ? 1 : 0);
       if (sink_) b.str(s.key);
       b.varint(s.storage->nbytes());
-      out += b.view();
-      if (!sink_) out.append(reinterpret_cast<const char*>(s.storage->data()), s.storage->nbytes());
+      append_summed(out, b.view(), crc);
+      if (!sink_) append_summed(out, {reinterpret_cast<const char*>(s.storage->data()), s.storage->nbytes()}, crc);
     }
   }
 
@@ -411,10 +427,10 @@ class BinaryWriter {
 
 }  // namespace
 
-void write_binary(const GraphModule& module, const DumpOptions& options, std::string& out) {
+std::uint32_t write_binary(const GraphModule& module, const DumpOptions& options, std::string& out) {
   if (options.format != PickleFormat::PortableBinary && options.format != PickleFormat::BoostBinary)
     throw ValueError("pickle: write_binary: " + std::string(format_name(options.format)) + " is not a binary format");
-  BinaryWriter(module, options).write(options, out);
+  return BinaryWriter(module, options).write(options, out);
 }
 
 }  // namespace fxpack::pickle::detail

@@ -28,10 +28,11 @@
 namespace fxpack::pickle::detail {
 
 // Appends the archive of `module` (everything after the pickle's header line) in
-// `options.format`, which must be PortableBinary or BoostBinary, to `out`. Throws
-// GraphError for a module that cannot be pickled (a node argument referencing a node of
-// another graph, a module attribute holding a node).
-void write_binary(const GraphModule& module, const DumpOptions& options, std::string& out);
+// `options.format`, which must be PortableBinary or BoostBinary, to `out`, and returns the
+// CRC-32 of what it appended (the header line's checksum). Throws GraphError for a module
+// that cannot be pickled (a node argument referencing a node of another graph, a module
+// attribute holding a node).
+std::uint32_t write_binary(const GraphModule& module, const DumpOptions& options, std::string& out);
 
 // DumpOptions::on_call_target from a writer's table of distinct targets and, per target, the
 // ops of the nodes that used it (bit 1 << Op).

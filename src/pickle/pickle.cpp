@@ -910,9 +910,9 @@ Header parse_header(std::string_view bytes) {
   return h;
 }
 
-std::string header_line(PickleFormat f, std::string_view body) {
+std::string header_line(PickleFormat f, std::uint32_t body_crc) {
   return std::string(kMagic) + kFormatNames[static_cast<int>(f)] + " " + std::to_string(kFormatVersion) + " " +
-         hex32(body_crc32(body)) + "\n";
+         hex32(body_crc) + "\n";
 }
 
 // A streambuf appending to a std::string (avoids ostringstream's copy).
@@ -942,12 +942,12 @@ void check_format(PickleFormat f) {
 
 // The archive after the header line, appended to `body`: the binary formats straight from
 // the graph (binary_writer.hpp), the text formats as records through their library.
-void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
+// Returns the CRC-32 of what it appended.
+std::uint32_t write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
   check_format(o.format);
-  if (o.format == PickleFormat::PortableBinary || o.format == PickleFormat::BoostBinary) {
-    detail::write_binary(m, o, body);
-    return;
-  }
+  if (o.format == PickleFormat::PortableBinary || o.format == PickleFormat::BoostBinary)
+    return detail::write_binary(m, o, body);
+  const std::size_t start = body.size();
   StringSink sink(body);
   std::ostream out(&sink);
   // The nodes are converted one at a time as the archive writes them.
@@ -957,6 +957,7 @@ void write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
     else detail::write_cereal(out, rec, o.format);
   });
   if (!out) throw IoError("pickle: writing the pickle failed");
+  return body_crc32(std::string_view(body).substr(start));
 }
 
 // Checks one JSON number, at body[start] ('-' or a digit), before rapidjson 1.1 parses it;
@@ -1082,10 +1083,10 @@ std::string dumps(const GraphModule& module, const DumpOptions& options) {
   // The header line's length is fixed per format: its place is kept, the body written after
   // it and the line filled in last, so the body is never copied.
   check_format(options.format);
-  const std::size_t header_size = header_line(options.format, {}).size();
+  const std::size_t header_size = header_line(options.format, 0).size();
   std::string out(header_size, '\n');
-  write_body(module, options, out);
-  out.replace(0, header_size, header_line(options.format, std::string_view(out).substr(header_size)));
+  const std::uint32_t crc = write_body(module, options, out);
+  out.replace(0, header_size, header_line(options.format, crc));
   return out;
 }
 void dump(const GraphModule& module, std::ostream& out, PickleFormat format) {
@@ -1093,8 +1094,8 @@ void dump(const GraphModule& module, std::ostream& out, PickleFormat format) {
 }
 void dump(const GraphModule& module, std::ostream& out, const DumpOptions& options) {
   std::string body;
-  write_body(module, options, body);
-  out << header_line(options.format, body) << body;
+  const std::uint32_t crc = write_body(module, options, body);
+  out << header_line(options.format, crc) << body;
   if (!out) throw IoError("pickle: writing the pickle failed");
 }
 
