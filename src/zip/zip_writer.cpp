@@ -85,18 +85,79 @@ void add_entries(zip_t* za, const std::vector<const Entry*>& order) {
   }
 }
 
-// A libzip source that writes the archive into an open file descriptor (an AtomicFile's
-// temporary file), so that libzip creates no file of its own. It starts empty; libzip
-// writes, seeks back to patch local headers, and commits.
-class FdSink {
+// Where a Sink keeps the archive libzip writes. A store reads, writes at a position (growing
+// as needed) and truncates; it fails by returning false with a libzip error code and errno.
+// The file store writes into an open file descriptor (an AtomicFile's temporary file), so
+// libzip creates no file of its own.
+class FileStore {
  public:
-  explicit FdSink(int fd) : fd_(fd) { zip_error_init(&error_); }
-  ~FdSink() { zip_error_fini(&error_); }
-  FdSink(const FdSink&) = delete;
-  FdSink& operator=(const FdSink&) = delete;
+  explicit FileStore(int fd) : fd_(fd) {}
+  zip_int64_t read(zip_uint64_t pos, void* data, zip_uint64_t n) {
+    const ssize_t got = ::pread(fd_, data, n, static_cast<off_t>(pos));
+    return got < 0 ? -1 : got;
+  }
+  int write(zip_uint64_t pos, const void* data, zip_uint64_t n) {
+    const auto* p = static_cast<const char*>(data);
+    zip_uint64_t done = 0;
+    while (done < n) {
+      const ssize_t w = ::pwrite(fd_, p + done, n - done, static_cast<off_t>(pos + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return ZIP_ER_WRITE;
+      done += static_cast<zip_uint64_t>(w);
+    }
+    return ZIP_ER_OK;
+  }
+  int truncate(zip_uint64_t size) { return ::ftruncate(fd_, static_cast<off_t>(size)) == 0 ? ZIP_ER_OK : ZIP_ER_WRITE; }
+
+ private:
+  int fd_;
+};
+
+// The memory store writes straight into the vector finish() returns: libzip's own buffer
+// source would hold the archive in fragments, to be copied out once more (at 10^6 nodes, a
+// 19 MB copy into memory faulted in fresh). Exceptions must not cross libzip's C frames, so
+// a failed allocation is ZIP_ER_MEMORY.
+class MemoryStore {
+ public:
+  explicit MemoryStore(std::vector<std::byte>& bytes) : bytes_(bytes) {}
+  zip_int64_t read(zip_uint64_t pos, void* data, zip_uint64_t n) {
+    std::memcpy(data, bytes_.data() + pos, n);
+    return static_cast<zip_int64_t>(n);
+  }
+  int write(zip_uint64_t pos, const void* data, zip_uint64_t n) {
+    if (n == 0) return ZIP_ER_OK;
+    if (pos + n > bytes_.size()) {
+      if (int error = truncate(pos + n)) return error;
+    }
+    std::memcpy(bytes_.data() + pos, data, n);
+    return ZIP_ER_OK;
+  }
+  int truncate(zip_uint64_t size) {
+    try {
+      bytes_.resize(size);
+    } catch (const std::exception&) {
+      errno = ENOMEM;
+      return ZIP_ER_MEMORY;
+    }
+    return ZIP_ER_OK;
+  }
+
+ private:
+  std::vector<std::byte>& bytes_;
+};
+
+// A libzip source that writes the archive into a store. It starts empty; libzip writes,
+// seeks back to patch local headers, and commits.
+template <class Store>
+class Sink {
+ public:
+  explicit Sink(Store store) : store_(std::move(store)) { zip_error_init(&error_); }
+  ~Sink() { zip_error_fini(&error_); }
+  Sink(const Sink&) = delete;
+  Sink& operator=(const Sink&) = delete;
 
   static zip_int64_t callback(void* self, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
-    return static_cast<FdSink*>(self)->handle(data, len, cmd);
+    return static_cast<Sink*>(self)->handle(data, len, cmd);
   }
 
  private:
@@ -125,7 +186,7 @@ class FdSink {
         return 0;
       case ZIP_SOURCE_READ: {
         const zip_uint64_t n = std::min<zip_uint64_t>(len, end_ - std::min(read_pos_, end_));
-        const ssize_t got = n == 0 ? 0 : ::pread(fd_, data, n, static_cast<off_t>(read_pos_));
+        const zip_int64_t got = n == 0 ? 0 : store_.read(read_pos_, data, n);
         if (got < 0) return fail(ZIP_ER_READ, errno);
         read_pos_ += static_cast<zip_uint64_t>(got);
         return got;
@@ -143,18 +204,11 @@ class FdSink {
       case ZIP_SOURCE_BEGIN_WRITE:
       case ZIP_SOURCE_ROLLBACK_WRITE:
       case ZIP_SOURCE_REMOVE:
-        if (::ftruncate(fd_, 0) != 0) return fail(ZIP_ER_WRITE, errno);
+        if (int error = store_.truncate(0)) return fail(error, errno);
         write_pos_ = end_ = 0;
         return 0;
       case ZIP_SOURCE_WRITE: {
-        const auto* p = static_cast<const char*>(data);
-        zip_uint64_t done = 0;
-        while (done < len) {
-          const ssize_t n = ::pwrite(fd_, p + done, len - done, static_cast<off_t>(write_pos_ + done));
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0) return fail(ZIP_ER_WRITE, errno);
-          done += static_cast<zip_uint64_t>(n);
-        }
+        if (int error = store_.write(write_pos_, data, len)) return fail(error, errno);
         write_pos_ += len;
         end_ = std::max(end_, write_pos_);
         return static_cast<zip_int64_t>(len);
@@ -168,8 +222,9 @@ class FdSink {
       case ZIP_SOURCE_TELL_WRITE:
         return static_cast<zip_int64_t>(write_pos_);
       case ZIP_SOURCE_COMMIT_WRITE:
-        // Only our own file was written; AtomicFile::commit() syncs and renames it.
-        return ::ftruncate(fd_, static_cast<off_t>(end_)) == 0 ? 0 : fail(ZIP_ER_WRITE, errno);
+        // Only our own store was written (for a file, AtomicFile::commit() syncs and renames it).
+        if (int error = store_.truncate(end_)) return fail(error, errno);
+        return 0;
       case ZIP_SOURCE_ERROR:
         return zip_error_to_data(&error_, data, len);
       case ZIP_SOURCE_FREE:
@@ -179,12 +234,38 @@ class FdSink {
     }
   }
 
-  int fd_;
+  Store store_;
   zip_error_t error_;
   zip_uint64_t read_pos_ = 0;
   zip_uint64_t write_pos_ = 0;
   zip_uint64_t end_ = 0;
 };
+
+// Has libzip write the entries, in `order`, into `sink`'s store; `what` names the archive in
+// errors.
+template <class Store, typename Entry>
+void write_archive(Sink<Store>& sink, const std::vector<const Entry*>& order, const std::string& what) {
+  zip_error_t error;
+  zip_error_init(&error);
+  const Source source(zip_source_function_create(&Sink<Store>::callback, &sink, &error));
+  if (!source) {
+    const std::string text = zip_error_strerror(&error);
+    zip_error_fini(&error);
+    throw IoError("zip: cannot create a source for " + what + ": " + text);
+  }
+  zip_source_keep(source.get());  // the archive's reference; `source` stays ours
+  Archive za(zip_open_from_source(source.get(), ZIP_TRUNCATE, &error));
+  if (!za) {
+    zip_source_free(source.get());  // zip_open_from_source did not take its reference
+    const std::string text = zip_error_strerror(&error);
+    zip_error_fini(&error);
+    throw IoError("zip: cannot start " + what + ": " + text);
+  }
+  zip_error_fini(&error);
+  add_entries(za.get(), order);
+  if (zip_close(za.get()) != 0) throw_libzip("cannot write " + what, za.get());
+  (void)za.release();  // zip_close freed it
+}
 
 }  // namespace
 
@@ -246,44 +327,16 @@ std::vector<std::byte> ZipWriter::finish() {
     if (e.method == Method::deflate) order.push_back(&e);
   }
 
-  zip_error_t error;
-  zip_error_init(&error);
-  const auto error_text = [&] {
-    std::string text = zip_error_strerror(&error);
-    zip_error_fini(&error);
-    return text;
-  };
-
   if (target_.empty()) {
     if (order.empty()) return {kEmptyArchive.begin(), kEmptyArchive.end()};
-    const Source buffer(zip_source_buffer_create(nullptr, 0, 0, &error));
-    if (!buffer) throw IoError("zip: cannot create a memory buffer: " + error_text());
-    zip_source_keep(buffer.get());  // the archive's reference; `buffer` stays ours
-    Archive za(zip_open_from_source(buffer.get(), ZIP_TRUNCATE, &error));
-    if (!za) {
-      zip_source_free(buffer.get());  // zip_open_from_source did not take its reference
-      throw IoError("zip: cannot open a memory archive: " + error_text());
-    }
-    add_entries(za.get(), order);
-    if (zip_close(za.get()) != 0) throw_libzip("cannot write the archive", za.get());
-    (void)za.release();  // zip_close freed it
-
-    zip_source_t* src = buffer.get();
-    const auto source_error = [&](const char* what) {
-      return IoError(std::string("zip: ") + what + ": " + zip_error_strerror(zip_source_error(src)));
-    };
-    if (zip_source_open(src) != 0) throw source_error("cannot reopen the memory archive");
+    // Room for the whole archive up front: the entries, and per entry its two headers,
+    // name twice, padding and data descriptor; the vector then never moves.
+    std::size_t room = 22;
+    for (const Entry* e : order) room += e->bytes.size() + 2 * e->name.size() + 200;
     std::vector<std::byte> out;
-    zip_int64_t size = -1;
-    if (zip_source_seek(src, 0, SEEK_END) == 0) size = zip_source_tell(src);
-    if (size >= 0 && zip_source_seek(src, 0, SEEK_SET) == 0) {
-      out.resize(static_cast<std::size_t>(size));
-      if (zip_source_read(src, out.data(), out.size()) != size) size = -1;
-    } else {
-      size = -1;
-    }
-    zip_source_close(src);
-    if (size < 0) throw source_error("cannot read back the memory archive");
+    out.reserve(room);
+    Sink<MemoryStore> sink{MemoryStore(out)};
+    write_archive(sink, order, std::string("the memory archive"));
     return out;
   }
 
@@ -291,18 +344,8 @@ std::vector<std::byte> ZipWriter::finish() {
   if (order.empty()) {
     file.write(kEmptyArchive);
   } else {
-    FdSink sink(file.fd());
-    const Source source(zip_source_function_create(&FdSink::callback, &sink, &error));
-    if (!source) throw IoError("zip: cannot create a file source: " + error_text());
-    zip_source_keep(source.get());  // the archive's reference; `source` stays ours
-    Archive za(zip_open_from_source(source.get(), ZIP_TRUNCATE, &error));
-    if (!za) {
-      zip_source_free(source.get());  // zip_open_from_source did not take its reference
-      throw IoError("zip: cannot start " + quote(target_.string(), 4096) + ": " + error_text());
-    }
-    add_entries(za.get(), order);
-    if (zip_close(za.get()) != 0) throw_libzip("cannot write " + quote(target_.string(), 4096), za.get());
-    (void)za.release();  // zip_close freed it
+    Sink<FileStore> sink{FileStore(file.fd())};
+    write_archive(sink, order, quote(target_.string(), 4096));
   }
   file.commit();
   return {};
