@@ -290,6 +290,7 @@ LastUses Graph::last_uses() const {
   std::uint32_t user = count;
   for (const Node* n = root_->prev(); n != root_.get(); n = n->prev()) {
     --user;
+    prefetch_walk(n, -1);
     // Relaxed: another analysis of this graph running now writes the same bytes.
     n->position_[0].store(static_cast<std::uint8_t>(user), std::memory_order_relaxed);
     n->position_[1].store(static_cast<std::uint8_t>(user >> 8), std::memory_order_relaxed);

@@ -158,6 +158,19 @@ class Graph {
   // fx's `str(graph)`: `graph():` then one `%name : [#users=N] = op[target=t](args = ..., kwargs = ...)` line per node.
   std::string to_string() const;
 
+  // Nodes made one after another sit one after another in the graph's node chunks, so a
+  // walk asks for the node kWalkAhead places on, by address, while it is at this one: at
+  // 10^6 nodes (120 MB, not in cache) the hardware prefetcher, which stops at every 4 KiB
+  // page, left a miss per node. A hint only: that place may hold another node, or none.
+  static constexpr std::ptrdiff_t kWalkAhead = 16;
+  static void prefetch_walk(const Node* n, std::ptrdiff_t direction) {
+    // Integer arithmetic: the address may lie outside any node, which a pointer must not.
+    const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(n) +
+                                 static_cast<std::uintptr_t>(direction * kWalkAhead * std::ptrdiff_t{sizeof(Node)});
+    __builtin_prefetch(reinterpret_cast<const void*>(ahead));
+    __builtin_prefetch(reinterpret_cast<const void*>(ahead + 64));  // a node spans two cache lines
+  }
+
   // Iteration in program order; a const graph hands out const nodes.
   template <class N>
   class basic_iterator {
@@ -170,9 +183,17 @@ class Graph {
     basic_iterator() = default;
     explicit basic_iterator(N* n) : n_(n) {}
     N* operator*() const { return n_; }
-    basic_iterator& operator++() { n_ = n_->next(); return *this; }
+    basic_iterator& operator++() {
+      prefetch_walk(n_, 1);
+      n_ = n_->next();
+      return *this;
+    }
     basic_iterator operator++(int) { auto t = *this; ++*this; return t; }
-    basic_iterator& operator--() { n_ = n_->prev(); return *this; }
+    basic_iterator& operator--() {
+      prefetch_walk(n_, -1);
+      n_ = n_->prev();
+      return *this;
+    }
     basic_iterator operator--(int) { auto t = *this; --*this; return t; }
     friend bool operator==(basic_iterator a, basic_iterator b) { return a.n_ == b.n_; }
    private:
