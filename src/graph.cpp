@@ -77,6 +77,7 @@ Graph::Graph(Dialect dialect)
 Graph::~Graph() {
   Node* n = root_->next_;
   while (n != root_.get()) {
+    prefetch_walk(n, 1);
     Node* next = n->next_;
     n->release_args();
     n->~Node();

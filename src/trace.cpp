@@ -37,6 +37,9 @@ std::shared_ptr<GraphModule> symbolic_trace(const std::shared_ptr<Module>& root,
   std::vector<std::string> names = options.input_names.empty() ? root->input_names()
                                                                : options.input_names;
   std::shared_ptr<Module> result_root = root;
+  MakeGraphModuleOptions make;
+  make.class_name = options.class_name.empty() ? root->kind() : options.class_name;
+  std::vector<const Node*> attribute_nodes;
   {
     Tracer tracer(root, graph);
     std::vector<Value> inputs;
@@ -52,9 +55,11 @@ std::shared_ptr<GraphModule> symbolic_trace(const std::shared_ptr<Module>& root,
       for (const auto& [n, t] : tracer.constants()) overlay->register_buffer(n, t);
       result_root = overlay;
     }
+    if (const auto* made = tracer.attribute_nodes(names.size())) {
+      attribute_nodes = *made;
+      make.attribute_nodes = &attribute_nodes;
+    }
   }
-  MakeGraphModuleOptions make;
-  make.class_name = options.class_name.empty() ? root->kind() : options.class_name;
   return make_graph_module(result_root, std::move(graph), make);
 }
 

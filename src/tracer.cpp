@@ -40,7 +40,7 @@ Value Tracer::lift(Value v) {
         return attr_nodes_.at(name);
     std::string name = "_tensor_constant" + std::to_string(constants_.size());
     constants_.emplace_back(name, *t);
-    Node* node = graph_->get_attr(name);
+    Node* node = made(graph_->get_attr(name));
     attr_nodes_.emplace(name, node);
     return node;
   } else if (auto* l = v.if_list()) {
@@ -56,7 +56,7 @@ Value Tracer::lift(Value v) {
 Value Tracer::record(Op op, const std::string& target, std::vector<Value> args, Dict kwargs) {
   for (Value& a : args) a = lift(std::move(a));
   for (auto& [k, v] : kwargs.items) v = lift(std::move(v));
-  Node* n = graph_->create_node(op, target, std::move(args), std::move(kwargs));
+  Node* n = made(graph_->create_node(op, target, std::move(args), std::move(kwargs)));
   // PyTorch's tracer records a function outside torch only through torch.fx.wrap(), which
   // marks the node; code generation prints a wrap line for it (and PyTorch needs that line
   // to trace the code again when it loads an exported archive). Operators and attribute
@@ -75,9 +75,20 @@ Value Tracer::attribute(const Module& owner, const std::string& name) {
   std::string path = prefix.empty() ? name : prefix + "." + name;
   auto it = attr_nodes_.find(path);
   if (it != attr_nodes_.end()) return it->second;
-  Node* node = graph_->get_attr(path);
+  Node* node = made(graph_->get_attr(path));
   attr_nodes_.emplace(path, node);
   return node;
+}
+
+Node* Tracer::made(Node* n) {
+  ++made_;
+  appended_ = appended_ && n->next() == *graph_->end();
+  if (n->op() == Op::GetAttr || n->op() == Op::CallModule) attribute_nodes_.push_back(n);
+  return n;
+}
+
+const std::vector<const Node*>* Tracer::attribute_nodes(std::size_t others) const {
+  return appended_ && made_ + others == graph_->size() ? &attribute_nodes_ : nullptr;
 }
 
 }  // namespace fxpack

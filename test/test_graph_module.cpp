@@ -138,6 +138,46 @@ TEST_CASE("graph_module: tensors met while tracing become _tensor_constantN attr
   CHECK(allclose((*gm)(x).tensor(), Tensor::from_vector(std::vector<float>{1, 2, 3, 1, 2, 3}, {2, 3})));
 }
 
+TEST_CASE("graph_module: a trace's module holds what its get_attr and call_module nodes name, in graph order") {
+  // symbolic_trace hands the module the attribute nodes its Tracer made, when the graph's
+  // nodes are exactly those, appended in order; otherwise the module walks the graph. Both
+  // must give the same module.
+  auto lazy = use_lazy_graph_module(true);
+  enum class How { Traced, MadeOnGraph, Inserted };
+  struct Net : Module {
+    explicit Net(How how) : Module("Net"), how_(how) {
+      register_parameter("w", Tensor::from_vector(std::vector<float>{1, 2, 3}, {3}));
+      register_parameter("v", Tensor::from_vector(std::vector<float>{4, 5, 6}, {3}));
+      register_module("act", nn::ReLU());
+    }
+    Value forward(std::span<const Value> in) override {
+      Tracer& tracer = *Tracer::current();
+      Value w = tracer.attribute(*this, "w");
+      if (how_ == How::Inserted) {  // made by the trace, but not at the end
+        auto at = tracer.graph().inserting_before(w.node());
+        (void)tracer.attribute(*this, "v");
+      }
+      Value v = in[0] + w;
+      if (how_ == How::MadeOnGraph) v = v * Value(tracer.graph().get_attr("v"));  // not by the trace
+      return (*find_child("act"))(v);
+    }
+    How how_;
+  };
+  for (How how : {How::Traced, How::MadeOnGraph, How::Inserted}) {
+    CAPTURE(static_cast<int>(how));
+    auto gm = symbolic_trace(std::make_shared<Net>(how));
+    std::vector<std::string> params;
+    for (const auto& [name, t] : gm->named_parameters()) params.push_back(name);
+    // fx copies in graph order: the inserted get_attr("v") comes before w's.
+    const std::vector<std::string> expected = how == How::Traced     ? std::vector<std::string>{"w"}
+                                              : how == How::Inserted ? std::vector<std::string>{"v", "w"}
+                                                                     : std::vector<std::string>{"w", "v"};
+    CHECK(params == expected);
+    CHECK(gm->find_child("act") != nullptr);
+    CHECK_NOTHROW(gm->lint());
+  }
+}
+
 TEST_CASE("graph_module: Sequential is traced through, numeric names use getattr") {
   auto root = std::make_shared<Module>("Net");
   root->register_module("layers", nn::Sequential({nn::Linear(3, 4), nn::ReLU()}));
