@@ -140,7 +140,7 @@ struct Plan::Builder {
     in.op = &chosen;
     for (std::size_t i = 0; i < bound.size(); ++i) {
       Operand op = operand(bound[i]);
-      op.check = (op.source == Operand::Source::Slot || op.nested()) && chosen.params[i].type.base != ArgType::Any;
+      op.check = (op.from_slot() || op.nested()) && chosen.params[i].type.base != ArgType::Any;
       plan.blocks_.operands.push_back(op);
     }
   }
@@ -380,7 +380,7 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
   args.clear();
   for (const Operand& op : operands) {
     // The common case copied in place (value() would make a Value to move).
-    if (op.source == Operand::Source::Slot) args.push_back(slots[op.payload]);
+    if (op.from_slot()) args.push_back(slots[op.payload]);
     else args.push_back(value(op, slots));
   }
   try {
@@ -414,7 +414,7 @@ void Plan::run_instr(std::size_t i, std::vector<Value>& slots, std::vector<Value
 }
 
 Value Plan::output(std::vector<Value>& slots) const {
-  if (output_.source == Operand::Source::Slot) return std::move(slots[output_.payload]);
+  if (output_.from_slot()) return std::move(slots[output_.payload]);
   return value(output_, slots);
 }
 

@@ -182,8 +182,7 @@ class Plan {
     std::uint32_t payload = 0;
     Source source = Source::None;
     bool check = false;  // Kernel: check the value against its parameter when it arrives
-    // The slot, or -1 when the value does not come from one.
-    std::int32_t slot() const { return source == Source::Slot ? static_cast<std::int32_t>(payload) : -1; }
+    bool from_slot() const { return source == Source::Slot; }  // payload is the slot
     bool nested() const { return source == Source::Nested; }  // a constant holding Node refs
   };
   static_assert(sizeof(Operand) == 8, "operands are most of a plan: keep them a word");

@@ -1653,7 +1653,7 @@ bool Executable::decided_by_signature(std::uint32_t slot) const {
 }
 
 bool Executable::decided_by_signature(const Plan::Operand& operand) const {
-  if (operand.slot() >= 0) return decided_by_signature(static_cast<std::uint32_t>(operand.slot()));
+  if (operand.from_slot()) return decided_by_signature(operand.payload);
   if (!operand.nested()) return true;
   bool decided = true;
   (void)map_nodes(prog_.plan().constant(operand), [&](const Node* n) {
@@ -1686,10 +1686,11 @@ void Executable::specialise_shape_op(std::size_t j, Exec& ex, Workspace& ws) {
   }
   try {
     if (concat) return specialise_concat(j, args, ex, ws);
-    const std::int32_t src = operands[0].slot();
-    if (src < 0 || slots_[static_cast<std::size_t>(src)].buffer < 0) throw SignatureMismatch{};
-    const ArgSpec dense = dense_source(static_cast<std::uint32_t>(src), DNNL_ARG_FROM, j, ex, ws);
-    const Shape x = slots_[static_cast<std::size_t>(src)].shape;
+    if (!operands[0].from_slot()) throw SignatureMismatch{};
+    const std::uint32_t src = operands[0].payload;
+    if (slots_[src].buffer < 0) throw SignatureMismatch{};
+    const ArgSpec dense = dense_source(src, DNNL_ARG_FROM, j, ex, ws);
+    const Shape x = slots_[src].shape;
     Shape out;
     memory::desc md;
     if (name == "permute") {
