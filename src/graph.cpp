@@ -195,6 +195,7 @@ void Graph::erase_node(Node* node) {
   if (node == output_) output_ = nullptr;
   unlink(node);
   release_node(node);
+  ++erased_;
 }
 
 Graph::InsertPoint::InsertPoint(Graph& g, Node* before) : graph_(g), saved_(g.insert_before_) {

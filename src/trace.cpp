@@ -55,8 +55,8 @@ std::shared_ptr<GraphModule> symbolic_trace(const std::shared_ptr<Module>& root,
       for (const auto& [n, t] : tracer.constants()) overlay->register_buffer(n, t);
       result_root = overlay;
     }
-    if (const auto* made = tracer.attribute_nodes(names.size())) {
-      attribute_nodes = *made;
+    if (auto made = tracer.take_attribute_nodes(names.size())) {
+      attribute_nodes = std::move(*made);
       make.attribute_nodes = &attribute_nodes;
     }
   }

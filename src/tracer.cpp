@@ -9,7 +9,7 @@ thread_local Tracer* t_current = nullptr;
 Tracer* Tracer::current() { return t_current; }
 
 Tracer::Tracer(std::shared_ptr<Module> root, std::shared_ptr<Graph> graph)
-    : root_(std::move(root)), graph_(std::move(graph)), previous_(t_current) {
+    : root_(std::move(root)), graph_(std::move(graph)), previous_(t_current), erased_at_start_(graph_->erased_count()) {
   for (auto& [path, m] : root_->named_modules()) paths_.emplace(m.get(), path);
   t_current = this;
   previous_recorder_ = exchange_current(this);
@@ -87,8 +87,11 @@ Node* Tracer::made(Node* n) {
   return n;
 }
 
-const std::vector<const Node*>* Tracer::attribute_nodes(std::size_t others) const {
-  return appended_ && made_ + others == graph_->size() ? &attribute_nodes_ : nullptr;
+std::optional<std::vector<const Node*>> Tracer::take_attribute_nodes(std::size_t others) {
+  // Nothing erased: every node made is still the graph's (the list holds no dead pointer);
+  // then the count says no node came from elsewhere.
+  if (!appended_ || graph_->erased_count() != erased_at_start_ || made_ + others != graph_->size()) return std::nullopt;
+  return std::move(attribute_nodes_);
 }
 
 }  // namespace fxpack

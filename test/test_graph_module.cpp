@@ -143,7 +143,7 @@ TEST_CASE("graph_module: a trace's module holds what its get_attr and call_modul
   // nodes are exactly those, appended in order; otherwise the module walks the graph. Both
   // must give the same module.
   auto lazy = use_lazy_graph_module(true);
-  enum class How { Traced, MadeOnGraph, Inserted };
+  enum class How { Traced, MadeOnGraph, Inserted, ErasedAndMade };
   struct Net : Module {
     explicit Net(How how) : Module("Net"), how_(how) {
       register_parameter("w", Tensor::from_vector(std::vector<float>{1, 2, 3}, {3}));
@@ -159,11 +159,15 @@ TEST_CASE("graph_module: a trace's module holds what its get_attr and call_modul
       }
       Value v = in[0] + w;
       if (how_ == How::MadeOnGraph) v = v * Value(tracer.graph().get_attr("v"));  // not by the trace
+      if (how_ == How::ErasedAndMade) {  // as many nodes as the trace made, one not its own
+        tracer.graph().erase_node((in[0] + 1.0).node());
+        v = v * Value(tracer.graph().get_attr("v"));
+      }
       return (*find_child("act"))(v);
     }
     How how_;
   };
-  for (How how : {How::Traced, How::MadeOnGraph, How::Inserted}) {
+  for (How how : {How::Traced, How::MadeOnGraph, How::Inserted, How::ErasedAndMade}) {
     CAPTURE(static_cast<int>(how));
     auto gm = symbolic_trace(std::make_shared<Net>(how));
     std::vector<std::string> params;

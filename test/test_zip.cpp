@@ -349,6 +349,32 @@ TEST_CASE("zip: the same entries give the same bytes, in memory, on disk and in 
   CHECK(peek(first, 12, 2) == 0x21);
 }
 
+TEST_CASE("zip: a memory archive with an entry deflate cannot shrink is the file's bytes") {
+  // libzip keeps random bytes asked to be deflated as they are; the memory store, written
+  // into as libzip goes and patched where it seeks back, must end as the file does.
+  Bytes noise(1 << 20);
+  std::uint32_t x = 12345;
+  for (std::byte& b : noise) {
+    x = x * 1664525u + 1013904223u;
+    b = std::byte(static_cast<unsigned char>(x >> 24));
+  }
+  const auto add = [&](ZipWriter& w) {
+    w.add_stored("a", pattern(100, 1));
+    w.add_deflated("noise", noise);
+  };
+  ZipWriter m = ZipWriter::to_memory();
+  add(m);
+  const Bytes memory = m.finish();
+  TempDir dir;
+  ZipWriter f = ZipWriter::to_file(dir.path / "n.zip");
+  add(f);
+  f.finish();
+  CHECK(slurp(dir.path / "n.zip") == memory);
+  const ZipReader r = open_bytes(memory);
+  CHECK(r.read("noise") == noise);
+  CHECK(r.read("a") == pattern(100, 1));
+}
+
 TEST_CASE("zip: an archive with no entries is written and read") {
   TempDir dir;
   const Bytes empty = ZipWriter::to_memory().finish();

@@ -158,19 +158,6 @@ class Graph {
   // fx's `str(graph)`: `graph():` then one `%name : [#users=N] = op[target=t](args = ..., kwargs = ...)` line per node.
   std::string to_string() const;
 
-  // Nodes made one after another sit one after another in the graph's node chunks, so a
-  // walk asks for the node kWalkAhead places on, by address, while it is at this one: at
-  // 10^6 nodes (120 MB, not in cache) the hardware prefetcher, which stops at every 4 KiB
-  // page, left a miss per node. A hint only: that place may hold another node, or none.
-  static constexpr std::ptrdiff_t kWalkAhead = 16;
-  static void prefetch_walk(const Node* n, std::ptrdiff_t direction) {
-    // Integer arithmetic: the address may lie outside any node, which a pointer must not.
-    const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(n) +
-                                 static_cast<std::uintptr_t>(direction * kWalkAhead * std::ptrdiff_t{sizeof(Node)});
-    __builtin_prefetch(reinterpret_cast<const void*>(ahead));
-    __builtin_prefetch(reinterpret_cast<const void*>(ahead + 64));  // a node spans two cache lines
-  }
-
   // Iteration in program order; a const graph hands out const nodes.
   template <class N>
   class basic_iterator {
@@ -206,6 +193,9 @@ class Graph {
   const_iterator begin() const { return const_iterator(root_->next()); }
   const_iterator end() const { return const_iterator(root_.get()); }
   std::size_t size() const { return size_; }
+  // How many nodes were erased from this graph so far: a node met before a count was taken is
+  // still a node of the graph while the count stays the same (Tracer::attribute_nodes).
+  std::uint64_t erased_count() const { return erased_; }
   // See LastUses: O(nodes + references). Writes each node's position in the node. A node
   // that uses one not before it (which lint refuses) is a GraphError naming both, and so is
   // a graph of more than LastUses::kMaxNodes nodes.
@@ -225,6 +215,21 @@ class Graph {
  private:
   friend class Node;
   friend class Meta;
+  // Nodes made one after another sit one after another in the graph's node chunks, so a
+  // walk asks for the node kWalkAhead places on, by address, while it is at this one: at
+  // 10^6 nodes (120 MB, not in cache) the hardware prefetcher, which stops at every 4 KiB
+  // page, left a miss per node. A hint only: that place may hold another node, or none.
+  static constexpr std::ptrdiff_t kWalkAhead = 16;
+  static void prefetch_walk(const Node* n, std::ptrdiff_t direction) {
+    // Integer arithmetic: the address may lie outside any node, which a pointer must not.
+    const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(n) +
+                                 static_cast<std::uintptr_t>(direction * kWalkAhead * std::ptrdiff_t{sizeof(Node)});
+    __builtin_prefetch(reinterpret_cast<const void*>(ahead));
+    // A node spans two or three lines; the third is a neighbour's first, which the walk's
+    // step before or after this one asks for.
+    __builtin_prefetch(reinterpret_cast<const void*>(ahead + 64));
+  }
+
   void link_before(Node* node, Node* before);
   void unlink(Node* node);
   void touch() {
@@ -243,6 +248,7 @@ class Graph {
   Node* insert_before_;          // new nodes go right before this one
   Node* output_ = nullptr;       // the output node (a graph has at most one)
   std::size_t size_ = 0;
+  std::uint64_t erased_ = 0;
   std::uint64_t generation_ = 0;
   std::uint64_t structure_generation_ = 0;
   // Every name ever handed out (names are never reused, as in fx) → its live node, or none

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -50,11 +51,12 @@ class Tracer : public CallRecorder {
   const std::vector<std::pair<std::string, Tensor>>& constants() const { return constants_; }
   // The get_attr and call_module nodes this trace made, in graph order, for
   // MakeGraphModuleOptions::attribute_nodes: the module then need not walk every node to
-  // find them (at 10^6 nodes, 120 MB read for a handful). Null unless the graph's nodes are
-  // this trace's, each appended at the end when made, and `others` more that are neither
-  // kind (the placeholders symbolic_trace makes): a node made on the graph directly, an
-  // insertion point moved, or a node erased leave the walk to the module.
-  const std::vector<const Node*>* attribute_nodes(std::size_t others) const;
+  // find them (at 10^6 nodes, 120 MB read for a handful). Empty-handed (nullopt) unless the
+  // graph, empty when the trace began, holds exactly this trace's nodes, each appended at
+  // the end when made, and `others` more of neither kind (the placeholders symbolic_trace
+  // makes): a node made on the graph directly, an insertion point moved or a node erased
+  // leave the walk to the module. Once per trace: the list is moved out.
+  std::optional<std::vector<const Node*>> take_attribute_nodes(std::size_t others);
 
  private:
   Value lift(Value v);
@@ -68,6 +70,7 @@ class Tracer : public CallRecorder {
   std::unordered_map<std::string, Node*> attr_nodes_;
   std::vector<std::pair<std::string, Tensor>> constants_;
   std::vector<const Node*> attribute_nodes_;
+  std::uint64_t erased_at_start_;  // the graph's erased_count() when the trace began
   std::size_t made_ = 0;
   bool appended_ = true;  // every node made was the graph's last when made
 };

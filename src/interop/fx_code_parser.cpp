@@ -1517,7 +1517,7 @@ std::size_t Builder::placeholders(const std::vector<Param>& params, const std::v
     if (n->name() != name) {
       fail(def_number, 1, "the placeholder name '" + name + "' cannot be kept (a graph names it '" + n->name() + "')");
     }
-    if (p.default_value) n->set_args({*p.default_value});
+    if (p.default_value) at_statement(def_number, 1, [&] { n->set_args({*p.default_value}); });
     if (!p.type.empty()) at_statement(def_number, 1, [&] { n->set_type(p.type); });
   }
   return k;

@@ -32,7 +32,7 @@ namespace fxpack::pickle::detail {
 // CRC-32 of what it appended (the header line's checksum). Throws GraphError for a module
 // that cannot be pickled (a node argument referencing a node of another graph, a module
 // attribute holding a node).
-std::uint32_t write_binary(const GraphModule& module, const DumpOptions& options, std::string& out);
+[[nodiscard]] std::uint32_t write_binary(const GraphModule& module, const DumpOptions& options, std::string& out);
 
 // DumpOptions::on_call_target from a writer's table of distinct targets and, per target, the
 // ops of the nodes that used it (bit 1 << Op).

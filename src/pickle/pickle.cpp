@@ -943,7 +943,7 @@ void check_format(PickleFormat f) {
 // The archive after the header line, appended to `body`: the binary formats straight from
 // the graph (binary_writer.hpp), the text formats as records through their library.
 // Returns the CRC-32 of what it appended.
-std::uint32_t write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
+[[nodiscard]] std::uint32_t write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
   check_format(o.format);
   if (o.format == PickleFormat::PortableBinary || o.format == PickleFormat::BoostBinary)
     return detail::write_binary(m, o, body);

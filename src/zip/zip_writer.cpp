@@ -85,8 +85,9 @@ void add_entries(zip_t* za, const std::vector<const Entry*>& order) {
   }
 }
 
-// Where a Sink keeps the archive libzip writes. A store reads, writes at a position (growing
-// as needed) and truncates; it fails by returning false with a libzip error code and errno.
+// Where a Sink keeps the archive libzip writes. A store reads (-1 on failure), writes at a
+// position, growing as needed, and truncates (a libzip error code on failure, ZIP_ER_OK
+// otherwise), with errno set when it fails.
 // The file store writes into an open file descriptor (an AtomicFile's temporary file), so
 // libzip creates no file of its own.
 class FileStore {
@@ -156,7 +157,8 @@ class Sink {
   Sink(const Sink&) = delete;
   Sink& operator=(const Sink&) = delete;
 
-  static zip_int64_t callback(void* self, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+  // noexcept: an exception must never unwind through libzip's C frames.
+  static zip_int64_t callback(void* self, void* data, zip_uint64_t len, zip_source_cmd_t cmd) noexcept {
     return static_cast<Sink*>(self)->handle(data, len, cmd);
   }
 
@@ -329,8 +331,9 @@ std::vector<std::byte> ZipWriter::finish() {
 
   if (target_.empty()) {
     if (order.empty()) return {kEmptyArchive.begin(), kEmptyArchive.end()};
-    // Room for the whole archive up front: the entries, and per entry its two headers,
-    // name twice, padding and data descriptor; the vector then never moves.
+    // Room for the whole archive up front: the entries, and per entry its two headers, name
+    // twice, padding and data descriptor (libzip stores what deflate cannot shrink), so the
+    // vector does not move as it grows; were the room short, it would only reallocate.
     std::size_t room = 22;
     for (const Entry* e : order) room += e->bytes.size() + 2 * e->name.size() + 200;
     std::vector<std::byte> out;
