@@ -11,10 +11,7 @@
 // process) — so every later load faulted the same ~650 pages in again, and load times split
 // into a fast and a slow mode between processes of the same program. Kept here, a repeated
 // load reuses pages that are already resident. A graph's chunks are the same story at a
-// larger scale: a Chain(10^6) graph is 120 MB of nodes (a first reserved chunk of 7.5 MB,
-// then chunks of 480 KB) and 32 MB of arguments in 1 MB chunks, and glibc unmapped or trimmed them when the graph died, so each
-// load of it faulted up to ~37,000 pages in again (package load 0.27-0.45 CPU µs/node at
-// 10^5-10^6 nodes from run to run, 0.27-0.29 at 10^3-10^4).
+// larger scale (detail/graph_chunk.hpp says what a 10^6-node graph's load paid).
 //
 // Contract:
 //   - a request is rounded up to a power of two of at least 4 KiB (its size class); a block

@@ -1,5 +1,6 @@
 // Concurrency: lazy recompiles under many threads, concurrent loads from one PackageImporter,
-// concurrent calls of one module, graphs built and dropped on many threads. CI runs this suite under ThreadSanitizer too (.ci/run).
+// concurrent calls of one module, graphs built and dropped on many threads. CI runs this
+// suite under ThreadSanitizer too (.ci/run).
 #include <doctest/doctest.h>
 
 #include <atomic>

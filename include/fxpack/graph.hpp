@@ -194,7 +194,7 @@ class Graph {
   const_iterator end() const { return const_iterator(root_.get()); }
   std::size_t size() const { return size_; }
   // How many nodes were erased from this graph so far: a node met before a count was taken is
-  // still a node of the graph while the count stays the same (Tracer::attribute_nodes).
+  // still a node of the graph while the count stays the same (Tracer::take_attribute_nodes).
   std::uint64_t erased_count() const { return erased_; }
   // See LastUses: O(nodes + references). Writes each node's position in the node. A node
   // that uses one not before it (which lint refuses) is a GraphError naming both, and so is
