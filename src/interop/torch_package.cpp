@@ -928,7 +928,7 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
   for (const Storage* s : p.storage_order()) {
     const auto& rec = p.storage_record(s);
     zip.add_stored(base + ".data/" + std::to_string(rec.id) + ".storage",
-                   std::span<const std::byte>(rec.storage->data(), rec.storage->nbytes()), rec.storage);
+                   {std::span<const std::byte>(rec.storage->data(), rec.storage->nbytes())}, rec.storage);
   }
   zip.add_stored(base + package_path(package) + "/" + std::string(resource), text_bytes(p.out));
   zip.add_stored(base + "fx-generated/_0.py", text_bytes(header + code));

@@ -161,40 +161,38 @@ void NativeWriter::add_pickle(std::string record, const GraphModule& module) {
   };
   std::vector<std::pair<Op, std::string_view>> call_targets;  // views of the graph's targets
   options.on_call_target = [&call_targets](Op op, std::string_view target) { call_targets.emplace_back(op, target); };
-  std::string bytes = pickle::dumps(module, options);
+  pickle::detail::PicklePieces pickled = pickle::detail::dumps_pieces(module, options);
   const std::set<std::string> items = required_items(module, call_targets);
   manifest_.pickles.push_back({record, pickle::kFormatVersion, {items.begin(), items.end()}});
-  add_record(std::move(record), std::move(bytes));
+  Record r{{}, std::move(pickled.owner)};
+  for (std::string_view piece : pickled.pieces) r.pieces.push_back(as_bytes(piece));
+  records_.emplace(std::move(record), std::move(r));
+}
+
+NativeWriter::Record NativeWriter::record_of(std::string bytes) {
+  auto held = std::make_shared<const std::string>(std::move(bytes));
+  return {{as_bytes(*held)}, held};
 }
 
 void NativeWriter::add_record(std::string record, std::string bytes) {
-  records_.emplace(std::move(record), std::make_shared<const std::string>(std::move(bytes)));
+  records_.emplace(std::move(record), record_of(std::move(bytes)));
 }
 
 void NativeWriter::write(zip::ZipWriter& zip, const std::string& root) const {
   Manifest manifest = manifest_;
   std::sort(manifest.pickles.begin(), manifest.pickles.end(),
             [](const Manifest::Pickle& a, const Manifest::Pickle& b) { return a.record < b.record; });
-  const std::string manifest_text = manifest.to_string();
-  const std::string version(kVersionLine);
-  // One sorted sequence of records (fxpack's own, the storages, the resources). Storages and
-  // the records added before are written from their own memory (a large graph's pickle is
-  // tens of MB), this function's two texts copied.
-  std::map<std::string, std::pair<std::span<const std::byte>, std::shared_ptr<const void>>> all;
-  all.emplace(".data/version", std::pair(as_bytes(version), nullptr));
-  all.emplace(".data/manifest", std::pair(as_bytes(manifest_text), nullptr));
-  for (const auto& [name, bytes] : records_) all.emplace(name, std::pair(as_bytes(*bytes), bytes));
+  // One sorted sequence of records (fxpack's own, the storages, the resources), each
+  // written from its own memory (a large graph's pickle is tens of MB).
+  std::map<std::string, Record> all;
+  all.emplace(".data/version", record_of(std::string(kVersionLine)));
+  all.emplace(".data/manifest", record_of(manifest.to_string()));
+  all.insert(records_.begin(), records_.end());
   for (const auto& [name, storage] : storage_records_) {
-    all.emplace(name, std::pair(std::span<const std::byte>(storage->data(), storage->nbytes()), storage));
+    all.emplace(name, Record{{std::span<const std::byte>(storage->data(), storage->nbytes())}, storage});
   }
   const std::string prefix = root + "/";
-  for (const auto& [name, record] : all) {
-    if (record.second) {
-      zip.add_stored(prefix + name, record.first, record.second);
-    } else {
-      zip.add_stored(prefix + name, record.first);  // copies: `all` dies before finish()
-    }
-  }
+  for (auto& [name, record] : all) zip.add_stored(prefix + name, std::move(record.pieces), std::move(record.owner));
 }
 
 }  // namespace fxpack::package

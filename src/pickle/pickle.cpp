@@ -1089,6 +1089,22 @@ std::string dumps(const GraphModule& module, const DumpOptions& options) {
   out.replace(0, header_size, header_line(options.format, crc));
   return out;
 }
+detail::PicklePieces detail::dumps_pieces(const GraphModule& module, const DumpOptions& options) {
+  check_format(options.format);
+  if (options.format != PickleFormat::PortableBinary && options.format != PickleFormat::BoostBinary) {
+    auto bytes = std::make_shared<const std::string>(dumps(module, options));
+    return {{std::string_view(*bytes)}, std::move(bytes)};
+  }
+  BinaryPieces body = write_binary_pieces(module, options);
+  struct Held {
+    std::string header;
+    std::shared_ptr<const void> body;
+  };
+  auto held = std::make_shared<const Held>(Held{header_line(options.format, body.crc), std::move(body.owner)});
+  PicklePieces out{{held->header}, held};
+  out.pieces.insert(out.pieces.end(), body.pieces.begin(), body.pieces.end());
+  return out;
+}
 void dump(const GraphModule& module, std::ostream& out, PickleFormat format) {
   dump(module, out, DumpOptions{.format = format});
 }

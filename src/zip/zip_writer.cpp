@@ -33,6 +33,13 @@ std::time_t fixed_mtime() {
   return std::mktime(&tm);
 }
 
+// A copy of `bytes` that an entry owns, as its one piece.
+std::pair<std::vector<std::span<const std::byte>>, std::shared_ptr<const void>> copied(std::span<const std::byte> bytes) {
+  auto copy = std::make_shared<const std::vector<std::byte>>(bytes.begin(), bytes.end());
+  std::vector<std::span<const std::byte>> pieces{std::span<const std::byte>(*copy)};
+  return {std::move(pieces), std::move(copy)};
+}
+
 struct ArchiveCloser {
   void operator()(zip_t* za) const { zip_discard(za); }
 };
@@ -52,8 +59,14 @@ void add_entries(zip_t* za, const std::vector<const Entry*>& order) {
   static constexpr std::array<zip_uint8_t, kAlignment> kZeros{};
   const std::time_t mtime = fixed_mtime();
   std::uint64_t offset = 0;  // of the next local header, exact while all entries so far are STORE
+  std::vector<zip_buffer_fragment_t> fragments;
   for (const Entry* e : order) {
-    zip_source_t* src = zip_source_buffer(za, e->bytes.data(), e->bytes.size(), 0);
+    // libzip copies the fragment list. It is given no empty piece: libzip 1.7 skips empty
+    // fragments but still numbers the offsets of the rest by their place in this list.
+    fragments.clear();
+    for (std::span<const std::byte> piece : e->pieces)
+      fragments.push_back({reinterpret_cast<zip_uint8_t*>(const_cast<std::byte*>(piece.data())), piece.size()});
+    zip_source_t* src = zip_source_buffer_fragment(za, fragments.data(), fragments.size(), 0);
     if (src == nullptr) throw_libzip("cannot add " + quote(e->name), za);
     const zip_int64_t idx = zip_file_add(za, e->name.c_str(), src, ZIP_FL_ENC_UTF_8);
     if (idx < 0) {
@@ -73,7 +86,7 @@ void add_entries(zip_t* za, const std::vector<const Entry*>& order) {
     }
     // The local header is 30 bytes, the name, libzip's Zip64 field when the size needs one
     // (empty at exactly 0xffffffff, both sizes above), then our field's 4-byte header.
-    const std::uint64_t size = e->bytes.size();
+    const std::uint64_t size = e->size;
     std::uint64_t header = 30 + e->name.size();
     if (size >= 0xffffffffull) header += size > 0xffffffffull ? 20 : 4;
     const std::uint64_t pad = (kAlignment - (offset + header + 4) % kAlignment) % kAlignment;
@@ -286,32 +299,33 @@ ZipWriter ZipWriter::to_file(std::filesystem::path target, AtomicFile::Temporary
 
 ZipWriter ZipWriter::to_memory() { return ZipWriter(std::filesystem::path(), AtomicFile::Temporary::unnamed); }
 
-void ZipWriter::add(std::string_view name, Method method, std::span<const std::byte> bytes,
+void ZipWriter::add(std::string_view name, Method method, std::vector<std::span<const std::byte>> pieces,
                     std::shared_ptr<const void> owner) {
   if (finished_) throw ValueError("zip: cannot add " + quote(name) + ": the writer is finished");
   check_entry_name(name);
   if (names_.find(name) != names_.end()) {
     throw FormatError("zip: cannot add " + quote(name) + " twice");
   }
+  std::erase_if(pieces, [](std::span<const std::byte> piece) { return piece.empty(); });
+  std::uint64_t size = 0;
+  for (std::span<const std::byte> piece : pieces) size += piece.size();
   names_.emplace(name);
-  entries_.push_back({std::string(name), method, bytes, std::move(owner)});
+  entries_.push_back({std::string(name), method, std::move(pieces), size, std::move(owner)});
 }
 
 void ZipWriter::add_stored(std::string_view name, std::span<const std::byte> bytes) {
-  auto copy = std::make_shared<const std::vector<std::byte>>(bytes.begin(), bytes.end());
-  const std::span<const std::byte> view(*copy);
-  add(name, Method::store, view, std::move(copy));
+  auto [pieces, owner] = copied(bytes);
+  add(name, Method::store, std::move(pieces), std::move(owner));
 }
 
-void ZipWriter::add_stored(std::string_view name, std::span<const std::byte> bytes,
+void ZipWriter::add_stored(std::string_view name, std::vector<std::span<const std::byte>> pieces,
                            std::shared_ptr<const void> owner) {
-  add(name, Method::store, bytes, std::move(owner));
+  add(name, Method::store, std::move(pieces), std::move(owner));
 }
 
 void ZipWriter::add_deflated(std::string_view name, std::span<const std::byte> bytes) {
-  auto copy = std::make_shared<const std::vector<std::byte>>(bytes.begin(), bytes.end());
-  const std::span<const std::byte> view(*copy);
-  add(name, Method::deflate, view, std::move(copy));
+  auto [pieces, owner] = copied(bytes);
+  add(name, Method::deflate, std::move(pieces), std::move(owner));
 }
 
 std::vector<std::byte> ZipWriter::finish() {
@@ -335,7 +349,7 @@ std::vector<std::byte> ZipWriter::finish() {
     // twice, padding and data descriptor (libzip stores what deflate cannot shrink), so the
     // vector does not move as it grows; were the room short, it would only reallocate.
     std::size_t room = 22;
-    for (const Entry* e : order) room += e->bytes.size() + 2 * e->name.size() + 200;
+    for (const Entry* e : order) room += e->size + 2 * e->name.size() + 200;
     std::vector<std::byte> out;
     out.reserve(room);
     Sink<MemoryStore> sink{MemoryStore(out)};

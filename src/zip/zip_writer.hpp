@@ -52,8 +52,10 @@ class ZipWriter {
 
   // STORE, data 64-byte aligned. The bytes are copied.
   void add_stored(std::string_view name, std::span<const std::byte> bytes);
-  // STORE without a copy: `owner` must keep `bytes` alive and unchanged until finish() returns.
-  void add_stored(std::string_view name, std::span<const std::byte> bytes,
+  // STORE without a copy: the entry's data is `pieces` one after another (a record its
+  // writer made in parts is not joined into one buffer first); `owner` must keep them alive
+  // and unchanged until finish() returns.
+  void add_stored(std::string_view name, std::vector<std::span<const std::byte>> pieces,
                   std::shared_ptr<const void> owner);
   // DEFLATE, for text-like records. The bytes are copied.
   void add_deflated(std::string_view name, std::span<const std::byte> bytes);
@@ -66,12 +68,13 @@ class ZipWriter {
   struct Entry {
     std::string name;
     Method method;
-    std::span<const std::byte> bytes;
+    std::vector<std::span<const std::byte>> pieces;  // none empty
+    std::uint64_t size;                              // of all pieces
     std::shared_ptr<const void> owner;
   };
 
   ZipWriter(std::filesystem::path target, AtomicFile::Temporary temporary);
-  void add(std::string_view name, Method method, std::span<const std::byte> bytes,
+  void add(std::string_view name, Method method, std::vector<std::span<const std::byte>> pieces,
            std::shared_ptr<const void> owner);
 
   std::filesystem::path target_;  // empty for a memory writer
