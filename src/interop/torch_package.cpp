@@ -22,8 +22,6 @@ namespace fxpack::interop {
 
 namespace {
 
-using Bytes = std::vector<std::byte>;
-
 std::string first_component(std::string_view name) {
   auto slash = name.find('/');
   if (slash == std::string_view::npos) return {};
@@ -798,10 +796,13 @@ std::shared_ptr<GraphModule> load_torch_package(const zip::ZipReader& zip, std::
 
 namespace {
 
-Bytes text_bytes(std::string_view s) {
-  Bytes b(s.size());
-  if (!s.empty()) std::memcpy(b.data(), s.data(), s.size());
-  return b;
+std::span<const std::byte> text_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+// Adds `text` as a record that the writer holds instead of copying (the pickle and the
+// source of a large graph are tens of MB).
+void add_held_text(zip::ZipWriter& zip, const std::string& name, std::string text) {
+  auto held = std::make_shared<const std::string>(std::move(text));
+  zip.add_stored(name, {text_bytes(*held)}, held);
 }
 
 // fx's _format_import_block: the import statements of the generated source, and the modules
@@ -930,8 +931,14 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
     zip.add_stored(base + ".data/" + std::to_string(rec.id) + ".storage",
                    {std::span<const std::byte>(rec.storage->data(), rec.storage->nbytes())}, rec.storage);
   }
-  zip.add_stored(base + package_path(package) + "/" + std::string(resource), text_bytes(p.out));
-  zip.add_stored(base + "fx-generated/_0.py", text_bytes(header + code));
+  std::string source = header + code;
+  // PyTorch draws a random id; this one is derived from the contents, so that archives stay
+  // reproducible: two 20-digit numbers, as PyTorch prints it.
+  char id[48];
+  std::snprintf(id, sizeof id, "%020llu%020llu", static_cast<unsigned long long>(source_hash(p.out)),
+                static_cast<unsigned long long>(source_hash(source)));
+  add_held_text(zip, base + package_path(package) + "/" + std::string(resource), std::move(p.out));
+  add_held_text(zip, base + "fx-generated/_0.py", std::move(source));
   std::string externs;
   std::vector<std::string> all = source_modules;
   for (const auto& m : p.modules_used) {
@@ -944,11 +951,6 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
   zip.add_stored(base + ".data/version", text_bytes("6\n"));
   if (torch2) {
     zip.add_stored(base + "byteorder", text_bytes("little"));
-    // PyTorch draws a random id; this one is derived from the contents, so that archives
-    // stay reproducible: two 20-digit numbers, as PyTorch prints it.
-    char id[48];
-    std::snprintf(id, sizeof id, "%020llu%020llu", static_cast<unsigned long long>(source_hash(p.out)),
-                  static_cast<unsigned long long>(source_hash(header + code)));
     zip.add_stored(base + ".data/serialization_id", text_bytes(id));
   }
 }
