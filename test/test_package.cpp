@@ -402,6 +402,22 @@ TEST_CASE("package: saving the same modules twice gives identical bytes") {
   CHECK(to_bytes(file) == one);
 }
 
+TEST_CASE("package: an exporter holds what it saved until close(), not after") {
+  auto mlp = std::make_shared<MLP>();
+  load_reference_weights(*mlp, "mlp");
+  auto gm = symbolic_trace(mlp);
+  const Tensor expect = mlp->get_tensor("fc1.weight").clone();
+  const std::weak_ptr<Storage> weight = gm->get_tensor("fc1.weight").storage();
+  PackageExporter pe;
+  pe.save_pickle("model", "model.pkl", *gm);
+  gm.reset();
+  mlp.reset();
+  CHECK_FALSE(weight.expired());  // its bytes are written at close()
+  PackageImporter pi(pe.close());
+  CHECK(weight.expired());
+  CHECK(allclose(pi.load_pickle("model", "model.pkl")->get_tensor("fc1.weight"), expect, 0, 0));
+}
+
 TEST_CASE("package: a failed save leaves the earlier archive untouched and no stray files") {
   fs::path dir = scratch_dir("atomic");
   fs::path target = dir / "model.fxpkg";

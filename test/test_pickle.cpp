@@ -1293,10 +1293,17 @@ std::shared_ptr<GraphModule> long_chain(int n) {
 
 TEST_CASE("pickle: dumps in pieces (a package's record) is dumps, joined") {
   auto lazy_mode = use_lazy_graph_module(true);
+  // With them: a graph with no nodes (no nodes' piece), and a zero-byte storage inline (no
+  // piece for its bytes).
+  auto empty = make_graph_module(std::make_shared<Module>("Module"), std::make_shared<Graph>(),
+                                 {.class_name = "Empty", .graph_module_cls = GraphModuleClass::Lazy});
+  auto zero_bytes = long_chain(3);
+  zero_bytes->register_buffer("nothing", Tensor::full({0}, 1.0));
   std::vector<std::shared_ptr<GraphModule>> modules = {every_kind_module(), exotic_module(), long_chain(20000),
-                                                       fxpack::testing::typed_example()};
+                                                       fxpack::testing::typed_example(), empty, zero_bytes};
   for (const auto& c : fxpack::testing::reference_cases()) modules.push_back(fxpack::testing::trace_reference(c.folder));
   for (const auto& gm : modules) {
+    if (gm != empty) CHECK(pk::loads(pk::dumps(*gm))->graph().size() == gm->graph().size());  // loads wants an output
     for (auto f : kFormats) {
       CAPTURE(gm->class_name());
       CAPTURE(pk::format_name(f));

@@ -535,7 +535,7 @@ TEST_CASE("zip: the writer refuses bad names, duplicates and reuse") {
 TEST_CASE("zip: add_stored with an owner holds it instead of copying") {
   auto data = std::make_shared<Bytes>(pattern(1000, 7));
   ZipWriter w = ZipWriter::to_memory();
-  w.add_stored("t", {std::span<const std::byte>(*data)}, data);
+  w.add_stored("t", fxpack::zip::HeldBytes({std::span<const std::byte>(*data)}, data));
   CHECK(data.use_count() == 2);
   const Bytes zip = w.finish();
   CHECK(data.use_count() == 1);
@@ -559,10 +559,10 @@ TEST_CASE("zip: an entry in pieces is their concatenation, byte for byte as if j
       w.add_stored("pkg/c", {});
       w.add_stored("pkg/d", {});
     } else {
-      w.add_stored("pkg/a", pieces, data);
+      w.add_stored("pkg/a", fxpack::zip::HeldBytes(pieces, data));
       w.add_stored("pkg/b", pattern(100, 9));
-      w.add_stored("pkg/c", {all.subspan(0, 0)}, data);
-      w.add_stored("pkg/d", {}, nullptr);
+      w.add_stored("pkg/c", fxpack::zip::HeldBytes({all.subspan(0, 0)}, data));
+      w.add_stored("pkg/d", fxpack::zip::HeldBytes({}, nullptr));
     }
     return w.finish();
   };

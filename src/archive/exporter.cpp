@@ -38,7 +38,7 @@ struct PackageExporter::Impl {
   void add_record(const std::string& name, std::string bytes) {
     check_new(name);
     if (torch_writer) {
-      torch_writer->add_stored(root + "/" + name, std::as_bytes(std::span(bytes.data(), bytes.size())));
+      torch_writer->add_stored(root + "/" + name, zip::HeldBytes(std::move(bytes)));
     } else {
       native.add_record(name, std::move(bytes));
     }

@@ -798,13 +798,6 @@ namespace {
 
 std::span<const std::byte> text_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
 
-// Adds `text` as a record that the writer holds instead of copying (the pickle and the
-// source of a large graph are tens of MB).
-void add_held_text(zip::ZipWriter& zip, const std::string& name, std::string text) {
-  auto held = std::make_shared<const std::string>(std::move(text));
-  zip.add_stored(name, {text_bytes(*held)}, held);
-}
-
 // fx's _format_import_block: the import statements of the generated source, and the modules
 // they need (for .data/extern_modules).
 struct ImportBlock {
@@ -929,16 +922,21 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
   for (const Storage* s : p.storage_order()) {
     const auto& rec = p.storage_record(s);
     zip.add_stored(base + ".data/" + std::to_string(rec.id) + ".storage",
-                   {std::span<const std::byte>(rec.storage->data(), rec.storage->nbytes())}, rec.storage);
+                   zip::HeldBytes({std::span<const std::byte>(rec.storage->data(), rec.storage->nbytes())}, rec.storage));
   }
   std::string source = header + code;
   // PyTorch draws a random id; this one is derived from the contents, so that archives stay
   // reproducible: two 20-digit numbers, as PyTorch prints it.
-  char id[48];
-  std::snprintf(id, sizeof id, "%020llu%020llu", static_cast<unsigned long long>(source_hash(p.out)),
-                static_cast<unsigned long long>(source_hash(source)));
-  add_held_text(zip, base + package_path(package) + "/" + std::string(resource), std::move(p.out));
-  add_held_text(zip, base + "fx-generated/_0.py", std::move(source));
+  std::string id;
+  if (torch2) {
+    char digits[48];
+    std::snprintf(digits, sizeof digits, "%020llu%020llu", static_cast<unsigned long long>(source_hash(p.out)),
+                  static_cast<unsigned long long>(source_hash(source)));
+    id = digits;
+  }
+  // The pickle and the source (tens of MB for a large graph) are held, not copied.
+  zip.add_stored(base + package_path(package) + "/" + std::string(resource), zip::HeldBytes(std::move(p.out)));
+  zip.add_stored(base + "fx-generated/_0.py", zip::HeldBytes(std::move(source)));
   std::string externs;
   std::vector<std::string> all = source_modules;
   for (const auto& m : p.modules_used) {

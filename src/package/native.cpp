@@ -164,18 +164,13 @@ void NativeWriter::add_pickle(std::string record, const GraphModule& module) {
   pickle::detail::PicklePieces pickled = pickle::detail::dumps_pieces(module, options);
   const std::set<std::string> items = required_items(module, call_targets);
   manifest_.pickles.push_back({record, pickle::kFormatVersion, {items.begin(), items.end()}});
-  Record r{{}, std::move(pickled.owner)};
-  for (std::string_view piece : pickled.pieces) r.pieces.push_back(as_bytes(piece));
-  records_.emplace(std::move(record), std::move(r));
-}
-
-NativeWriter::Record NativeWriter::record_of(std::string bytes) {
-  auto held = std::make_shared<const std::string>(std::move(bytes));
-  return {{as_bytes(*held)}, held};
+  zip::HeldBytes bytes({}, std::move(pickled.owner));
+  for (std::string_view piece : pickled.pieces) bytes.pieces.push_back(as_bytes(piece));
+  records_.emplace(std::move(record), std::move(bytes));
 }
 
 void NativeWriter::add_record(std::string record, std::string bytes) {
-  records_.emplace(std::move(record), record_of(std::move(bytes)));
+  records_.emplace(std::move(record), zip::HeldBytes(std::move(bytes)));
 }
 
 void NativeWriter::write(zip::ZipWriter& zip, const std::string& root) const {
@@ -184,15 +179,15 @@ void NativeWriter::write(zip::ZipWriter& zip, const std::string& root) const {
             [](const Manifest::Pickle& a, const Manifest::Pickle& b) { return a.record < b.record; });
   // One sorted sequence of records (fxpack's own, the storages, the resources), each
   // written from its own memory (a large graph's pickle is tens of MB).
-  std::map<std::string, Record> all;
-  all.emplace(".data/version", record_of(std::string(kVersionLine)));
-  all.emplace(".data/manifest", record_of(manifest.to_string()));
+  std::map<std::string, zip::HeldBytes> all;
+  all.emplace(".data/version", zip::HeldBytes(std::string(kVersionLine)));
+  all.emplace(".data/manifest", zip::HeldBytes(manifest.to_string()));
   all.insert(records_.begin(), records_.end());
   for (const auto& [name, storage] : storage_records_) {
-    all.emplace(name, Record{{std::span<const std::byte>(storage->data(), storage->nbytes())}, storage});
+    all.emplace(name, zip::HeldBytes({std::span<const std::byte>(storage->data(), storage->nbytes())}, storage));
   }
   const std::string prefix = root + "/";
-  for (auto& [name, record] : all) zip.add_stored(prefix + name, std::move(record.pieces), std::move(record.owner));
+  for (auto& [name, bytes] : all) zip.add_stored(prefix + name, std::move(bytes));
 }
 
 }  // namespace fxpack::package

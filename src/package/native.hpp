@@ -66,17 +66,9 @@ class NativeWriter {
   void write(zip::ZipWriter& zip, const std::string& root) const;
 
  private:
-  // A record's bytes: its pieces one after another (a pickle's as its writer made them,
-  // not joined), and what keeps them (shared: the zip writer holds it until it has written
-  // them).
-  struct Record {
-    std::vector<std::span<const std::byte>> pieces;
-    std::shared_ptr<const void> owner;
-  };
-  static Record record_of(std::string bytes);
-
-  // below the root → bytes
-  std::map<std::string, Record> records_;
+  // below the root → bytes (a pickle's in the pieces its writer made; the zip writer holds
+  // them until it has written them)
+  std::map<std::string, zip::HeldBytes> records_;
   std::map<std::string, std::shared_ptr<Storage>> storage_records_;
   std::unordered_map<const Storage*, std::string> storage_keys_;
   Manifest manifest_;

@@ -135,7 +135,19 @@ class NodeBuffer {
 // The CRC-32 of nothing, where every sum starts.
 std::uint32_t crc_start() { return static_cast<std::uint32_t>(crc32_z(0, nullptr, 0)); }
 std::uint32_t crc_of(std::uint32_t crc, std::string_view bytes) {
+  if (bytes.empty()) return crc;  // zlib answers 0 for a null pointer, whatever the length
   return static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+}
+// The CRC-32 of a part summed as `before`, followed by one of `size` bytes summed as `after`.
+std::uint32_t crc_then(std::uint32_t before, std::uint32_t after, std::size_t size) {
+  return static_cast<std::uint32_t>(crc32_combine64(before, after, static_cast<z_off64_t>(size)));
+}
+
+// `who` names the entry point in the message.
+void check_binary(const DumpOptions& options, const char* who) {
+  if (!is_binary_format(options.format))
+    throw ValueError(std::string("pickle: ") + who + ": " + std::string(format_name(options.format)) +
+                     " is not a binary format");
 }
 
 // Sums are taken a piece of this size at a time, while the piece is in cache: a pass of its
@@ -445,15 +457,8 @@ class BinaryWriter {
 
 }  // namespace
 
-namespace {
-void check_binary(const DumpOptions& options) {
-  if (options.format != PickleFormat::PortableBinary && options.format != PickleFormat::BoostBinary)
-    throw ValueError("pickle: write_binary: " + std::string(format_name(options.format)) + " is not a binary format");
-}
-}  // namespace
-
 std::uint32_t write_binary(const GraphModule& module, const DumpOptions& options, std::string& out) {
-  check_binary(options);
+  check_binary(options, "write_binary");
   NodeBuffer lease;
   const Written w = BinaryWriter(module, options).write(options, lease.get());
   const std::string_view nodes = lease.get().view();
@@ -465,11 +470,11 @@ std::uint32_t write_binary(const GraphModule& module, const DumpOptions& options
   std::uint32_t crc = crc_start();
   for (std::string_view piece : before) append_summed(out, piece, crc);
   out += nodes;
-  return static_cast<std::uint32_t>(crc32_combine(crc, w.nodes_crc, static_cast<z_off_t>(nodes.size())));
+  return crc_then(crc, w.nodes_crc, nodes.size());
 }
 
 BinaryPieces write_binary_pieces(const GraphModule& module, const DumpOptions& options) {
-  check_binary(options);
+  check_binary(options, "write_binary_pieces");
   struct Held {
     Written written;
     ByteBuffer nodes;
@@ -481,7 +486,7 @@ BinaryPieces write_binary_pieces(const GraphModule& module, const DumpOptions& o
   out.pieces = held->written.pieces_before_nodes();
   out.crc = crc_start();
   for (std::string_view piece : out.pieces) out.crc = crc_of(out.crc, piece);
-  out.crc = static_cast<std::uint32_t>(crc32_combine(out.crc, held->written.nodes_crc, static_cast<z_off_t>(nodes.size())));
+  out.crc = crc_then(out.crc, held->written.nodes_crc, nodes.size());
   if (!nodes.empty()) out.pieces.push_back(nodes);
   out.owner = std::move(held);
   return out;

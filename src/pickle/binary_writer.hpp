@@ -30,6 +30,9 @@
 
 namespace fxpack::pickle::detail {
 
+// The formats this writer writes (the others go through their libraries).
+inline bool is_binary_format(PickleFormat f) { return f == PickleFormat::PortableBinary || f == PickleFormat::BoostBinary; }
+
 // Appends the archive of `module` (everything after the pickle's header line) in
 // `options.format`, which must be PortableBinary or BoostBinary, to `out`, and returns the
 // CRC-32 of what it appended (the header line's checksum). Throws GraphError for a module
@@ -44,7 +47,9 @@ namespace fxpack::pickle::detail {
 // copied into a string of their own.
 struct BinaryPieces {
   std::vector<std::string_view> pieces;  // in order, none empty: the archive is their concatenation
-  std::shared_ptr<const void> owner;     // keeps every piece alive and unchanged
+  // Keeps every piece alive. A storage written inline (no storage sink) is viewed in place,
+  // not copied: its bytes must not change until the pieces have been read.
+  std::shared_ptr<const void> owner;
   std::uint32_t crc = 0;                 // CRC-32 of the archive
 };
 [[nodiscard]] BinaryPieces write_binary_pieces(const GraphModule& module, const DumpOptions& options);

@@ -24,7 +24,7 @@ namespace fxpack::pickle::detail {
 
 struct PicklePieces {
   std::vector<std::string_view> pieces;  // in order: their concatenation is what dumps() returns
-  std::shared_ptr<const void> owner;     // keeps every piece alive and unchanged
+  std::shared_ptr<const void> owner;     // keeps every piece alive (see BinaryPieces::owner)
 };
 // dumps(module, options), in pieces.
 PicklePieces dumps_pieces(const GraphModule& module, const DumpOptions& options);

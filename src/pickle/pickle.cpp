@@ -945,8 +945,7 @@ void check_format(PickleFormat f) {
 // Returns the CRC-32 of what it appended.
 [[nodiscard]] std::uint32_t write_body(const GraphModule& m, const DumpOptions& o, std::string& body) {
   check_format(o.format);
-  if (o.format == PickleFormat::PortableBinary || o.format == PickleFormat::BoostBinary)
-    return detail::write_binary(m, o, body);
+  if (detail::is_binary_format(o.format)) return detail::write_binary(m, o, body);
   const std::size_t start = body.size();
   StringSink sink(body);
   std::ostream out(&sink);
@@ -1091,7 +1090,7 @@ std::string dumps(const GraphModule& module, const DumpOptions& options) {
 }
 detail::PicklePieces detail::dumps_pieces(const GraphModule& module, const DumpOptions& options) {
   check_format(options.format);
-  if (options.format != PickleFormat::PortableBinary && options.format != PickleFormat::BoostBinary) {
+  if (!detail::is_binary_format(options.format)) {
     auto bytes = std::make_shared<const std::string>(dumps(module, options));
     return {{std::string_view(*bytes)}, std::move(bytes)};
   }
@@ -1156,7 +1155,7 @@ Loaded loads_bytes(std::string_view bytes, std::optional<std::uint32_t> record_c
         } else {
           detail::read_cereal(in, rec, h.format);
         }
-        if ((h.format == PickleFormat::PortableBinary || h.format == PickleFormat::BoostBinary) && buf.remaining() != 0)
+        if (detail::is_binary_format(h.format) && buf.remaining() != 0)
           ctx.fail(std::to_string(buf.remaining()) + " trailing bytes after the archive");
         if (h.format == PickleFormat::BoostText) {
           std::string_view rest = body.substr(body.size() - buf.remaining());

@@ -34,10 +34,10 @@ std::time_t fixed_mtime() {
 }
 
 // A copy of `bytes` that an entry owns, as its one piece.
-std::pair<std::vector<std::span<const std::byte>>, std::shared_ptr<const void>> copied(std::span<const std::byte> bytes) {
+HeldBytes copied(std::span<const std::byte> bytes) {
   auto copy = std::make_shared<const std::vector<std::byte>>(bytes.begin(), bytes.end());
-  std::vector<std::span<const std::byte>> pieces{std::span<const std::byte>(*copy)};
-  return {std::move(pieces), std::move(copy)};
+  const std::span<const std::byte> piece(*copy);  // before `copy` moves into the owner
+  return HeldBytes({piece}, std::move(copy));
 }
 
 struct ArchiveCloser {
@@ -299,33 +299,33 @@ ZipWriter ZipWriter::to_file(std::filesystem::path target, AtomicFile::Temporary
 
 ZipWriter ZipWriter::to_memory() { return ZipWriter(std::filesystem::path(), AtomicFile::Temporary::unnamed); }
 
-void ZipWriter::add(std::string_view name, Method method, std::vector<std::span<const std::byte>> pieces,
-                    std::shared_ptr<const void> owner) {
+HeldBytes::HeldBytes(std::string bytes) {
+  auto held = std::make_shared<const std::string>(std::move(bytes));
+  pieces.push_back(std::as_bytes(std::span(held->data(), held->size())));
+  owner = std::move(held);
+}
+
+void ZipWriter::add(std::string_view name, Method method, HeldBytes bytes) {
   if (finished_) throw ValueError("zip: cannot add " + quote(name) + ": the writer is finished");
   check_entry_name(name);
   if (names_.find(name) != names_.end()) {
     throw FormatError("zip: cannot add " + quote(name) + " twice");
   }
-  std::erase_if(pieces, [](std::span<const std::byte> piece) { return piece.empty(); });
+  std::erase_if(bytes.pieces, [](std::span<const std::byte> piece) { return piece.empty(); });
   std::uint64_t size = 0;
-  for (std::span<const std::byte> piece : pieces) size += piece.size();
+  for (std::span<const std::byte> piece : bytes.pieces) size += piece.size();
   names_.emplace(name);
-  entries_.push_back({std::string(name), method, std::move(pieces), size, std::move(owner)});
+  entries_.push_back({std::string(name), method, std::move(bytes.pieces), size, std::move(bytes.owner)});
 }
 
 void ZipWriter::add_stored(std::string_view name, std::span<const std::byte> bytes) {
-  auto [pieces, owner] = copied(bytes);
-  add(name, Method::store, std::move(pieces), std::move(owner));
+  add(name, Method::store, copied(bytes));
 }
 
-void ZipWriter::add_stored(std::string_view name, std::vector<std::span<const std::byte>> pieces,
-                           std::shared_ptr<const void> owner) {
-  add(name, Method::store, std::move(pieces), std::move(owner));
-}
+void ZipWriter::add_stored(std::string_view name, HeldBytes bytes) { add(name, Method::store, std::move(bytes)); }
 
 void ZipWriter::add_deflated(std::string_view name, std::span<const std::byte> bytes) {
-  auto [pieces, owner] = copied(bytes);
-  add(name, Method::deflate, std::move(pieces), std::move(owner));
+  add(name, Method::deflate, copied(bytes));
 }
 
 std::vector<std::byte> ZipWriter::finish() {

@@ -20,7 +20,7 @@
 //
 // Names must pass check_entry_name() (zip_reader.hpp) and be unique; add_* throws
 // fxpack::FormatError otherwise. The writer keeps the bytes of every entry until finish():
-// by copying them, or for add_stored with an owner, by holding the owner. finish() throws
+// by copying them, or for HeldBytes, by holding their owner. finish() throws
 // fxpack::IoError when the OS or libzip fails. A writer is single-use: after finish(), even a
 // failed one, it accepts nothing more.
 #pragma once
@@ -40,6 +40,20 @@
 
 namespace fxpack::zip {
 
+// An entry's bytes that the writer holds instead of copying: `pieces` one after another (a
+// record its writer made in parts is not joined into one buffer first), and the `owner` that
+// keeps them alive and unchanged until the writer has written them. (Take the pieces' spans
+// before moving their owner into the same call: arguments are evaluated in no fixed order.)
+struct HeldBytes {
+  HeldBytes(std::vector<std::span<const std::byte>> pieces, std::shared_ptr<const void> owner)
+      : pieces(std::move(pieces)), owner(std::move(owner)) {}
+  // A string's bytes, the string moved in.
+  explicit HeldBytes(std::string bytes);
+
+  std::vector<std::span<const std::byte>> pieces;
+  std::shared_ptr<const void> owner;
+};
+
 class ZipWriter {
  public:
   static ZipWriter to_file(std::filesystem::path target,
@@ -52,11 +66,8 @@ class ZipWriter {
 
   // STORE, data 64-byte aligned. The bytes are copied.
   void add_stored(std::string_view name, std::span<const std::byte> bytes);
-  // STORE without a copy: the entry's data is `pieces` one after another (a record its
-  // writer made in parts is not joined into one buffer first); `owner` must keep them alive
-  // and unchanged until finish() returns.
-  void add_stored(std::string_view name, std::vector<std::span<const std::byte>> pieces,
-                  std::shared_ptr<const void> owner);
+  // STORE without a copy.
+  void add_stored(std::string_view name, HeldBytes bytes);
   // DEFLATE, for text-like records. The bytes are copied.
   void add_deflated(std::string_view name, std::span<const std::byte> bytes);
 
@@ -74,8 +85,7 @@ class ZipWriter {
   };
 
   ZipWriter(std::filesystem::path target, AtomicFile::Temporary temporary);
-  void add(std::string_view name, Method method, std::vector<std::span<const std::byte>> pieces,
-           std::shared_ptr<const void> owner);
+  void add(std::string_view name, Method method, HeldBytes bytes);
 
   std::filesystem::path target_;  // empty for a memory writer
   AtomicFile::Temporary temporary_;
