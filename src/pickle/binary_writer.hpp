@@ -15,8 +15,8 @@
 // in node order, then the module tree's tensors), and the tables are written in front of
 // that buffer at the end: one copy of ~20 bytes a node instead of a second walk over every
 // node's arguments — and no copy for a package's record, whose zip writer takes the pieces
-// as they are (write_binary_pieces). The nodes' CRC-32 is taken as they are written, 64 KiB
-// at a time while in cache; the tables', as they are copied or handed over.
+// as they are (write_binary_pieces). dumps sums the CRC-32 of what it copies as it copies it;
+// the pieces' sum takes the nodes as they are written, 64 KiB at a time while in cache.
 #pragma once
 
 #include <cstdint>
