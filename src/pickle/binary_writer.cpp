@@ -166,7 +166,8 @@ void append_summed(std::string& out, std::string_view bytes, std::uint32_t& crc)
 
 // What a BinaryWriter wrote: everything before the nodes in `prefix` but for the bytes of
 // storages written inline (no storage sink), which stay in the storages' own memory; the
-// nodes in a buffer of their own, with their CRC-32 taken as they were written.
+// nodes in a buffer of their own, with their CRC-32 when write<true> took it as it wrote
+// them (else 0).
 struct Written {
   ByteBuffer prefix;
   // Where in `prefix` each inline storage's bytes belong, in order.
