@@ -115,6 +115,16 @@ void Graph::release_node(Node* node) {
   free_nodes_.push_back(node);
 }
 
+const std::string* Graph::intern_target(std::string_view s) {
+  const std::uint32_t i = strings_.intern(s);
+  if (i >= is_target_.size()) is_target_.resize(i + 1);
+  if (!is_target_[i]) {
+    is_target_[i] = true;
+    targets_ever_used_.push_back(&strings_[i]);
+  }
+  return &strings_[i];
+}
+
 std::string Graph::unique_name(std::string_view raw) { return names_.claim(raw, dialect_).name; }
 
 Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dict kwargs,
@@ -123,7 +133,7 @@ Node* Graph::create_node(Op op, std::string target, std::vector<Value> args, Dic
     throw GraphError("graph already has an output node; erase it before adding another");
   auto claimed = names_.claim(name ? *name : candidate_for(op, target), dialect_);
   void* place = allocate_node();
-  Node* node = new (place) Node(this, op, std::move(claimed.name), intern(target));
+  Node* node = new (place) Node(this, op, std::move(claimed.name), intern_target(target));
   try {
     node->store_args(std::move(args));
     node->set_kwargs_only(std::move(kwargs));

@@ -97,7 +97,7 @@ void Node::release_args() noexcept {
 }
 
 void Node::set_target(std::string target) {
-  target_ = graph()->intern(target);
+  target_ = graph()->intern_target(target);
   graph()->touch();
 }
 

@@ -469,6 +469,27 @@ TEST_CASE("graph: targets and types are the graph's strings; a copy has its own"
   copy->lint();
 }
 
+TEST_CASE("graph: targets_ever_used lists every target a node has had, once, in first-use order") {
+  Graph g;
+  const auto ever = [&] {
+    std::vector<std::string> out;
+    for (const std::string* t : g.targets_ever_used()) out.push_back(*t);
+    return out;
+  };
+  Node* x = g.placeholder("x");
+  x->set_type("torch.Tensor");  // a type is not a target
+  Node* a = g.call_function("torch.relu", {x});
+  Node* b = g.call_function("torch.relu", {a});
+  CHECK(ever() == std::vector<std::string>{"x", "torch.relu"});
+  b->set_target("torch.sigmoid");
+  Node* c = g.call_function("torch.Tensor", {b});  // a target that is also a type's text
+  g.output(c);
+  g.output_node()->replace_input_with(c, b);
+  g.erase_node(c);
+  CHECK(ever() == std::vector<std::string>{"x", "torch.relu", "torch.sigmoid", "torch.Tensor", "output"});
+  CHECK(&a->target() == g.targets_ever_used()[1]);  // the node's own string
+}
+
 TEST_CASE("graph: erase refuses a node with users, insertion points, DCE") {
   Graph g;
   Node* x = g.placeholder("x");

@@ -196,6 +196,10 @@ class Graph {
   // How many nodes were erased from this graph so far: a node met before a count was taken is
   // still a node of the graph while the count stays the same (Tracer::take_attribute_nodes).
   std::uint64_t erased_count() const { return erased_; }
+  // Every string that has been a node's target in this graph, each once, in the order first
+  // used: the live nodes' targets, and those of nodes erased or retargeted since. O(1): a
+  // binary pickle sizes its target table from it before it writes the nodes.
+  std::span<const std::string* const> targets_ever_used() const { return targets_ever_used_; }
   // See LastUses: O(nodes + references). Writes each node's position in the node. A node
   // that uses one not before it (which lint refuses) is a GraphError naming both, and so is
   // a graph of more than LastUses::kMaxNodes nodes.
@@ -237,8 +241,10 @@ class Graph {
     ++structure_generation_;
   }
   void touch_meta() { ++generation_; }
-  // The graph's one copy of a target or type string.
+  // The graph's one copy of a type string, or of a target string (which joins
+  // targets_ever_used()).
   const std::string* intern(std::string_view s) { return &strings_[strings_.intern(s)]; }
+  const std::string* intern_target(std::string_view s);
   // Storage for a node not yet constructed; release_node destroys one and keeps its place.
   void* allocate_node();
   void release_node(Node* node);
@@ -256,6 +262,8 @@ class Graph {
   detail::NameTable names_;
   // Targets and types: a few distinct strings shared by many nodes.
   detail::StringPool strings_;
+  std::vector<const std::string*> targets_ever_used_;
+  std::vector<bool> is_target_;  // per pool string: in targets_ever_used_
   // Node storage: chunks of raw memory, the unused tail of the last one, and erased places.
   std::vector<detail::GraphChunk> chunks_;
   std::byte* chunk_next_ = nullptr;
