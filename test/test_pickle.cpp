@@ -1234,7 +1234,7 @@ TEST_CASE("pickle: the binary formats written straight from the graph are the re
       CHECK(seen_dumps == seen_record);
     }
   }
-  // A dumps inside another's storage sink (the writer's per-thread node buffer is in use).
+  // A dumps inside another's storage sink.
   {
     auto gm = every_kind_module();
     auto inner = exotic_module();
@@ -1290,6 +1290,67 @@ std::shared_ptr<GraphModule> long_chain(int n) {
   return make_graph_module(root, g, {.class_name = "Chain", .graph_module_cls = GraphModuleClass::Lazy});
 }
 }  // namespace
+
+TEST_CASE("pickle: dumps is the records' bytes whatever targets and tensors the graph held before") {
+  // dumps writes the tables first, keeping the target table's place at the size of every
+  // target the graph has used, and writes the nodes behind it; a graph whose nodes no longer
+  // use all of those targets, or that holds a node tensor, has what precedes its nodes put
+  // in front of them afterwards. Either way the bytes are the records', and load back (the
+  // header's CRC-32 joins the nodes' sum, taken 64 KiB at a time, to the rest).
+  auto lazy_mode = use_lazy_graph_module(true);
+  // 200 targets of 130 characters (two-byte lengths and count) over 5000 nodes, and a last
+  // node with a target of its own (node 5001).
+  const auto many_targets = [] {
+    auto g = std::make_shared<Graph>();
+    Node* x = g->placeholder("x");
+    for (int i = 0; i < 5000; ++i)
+      x = g->call_function("custom." + std::string(120, 't') + std::to_string(1000 + i % 200), {x, i});
+    x = g->call_function("custom.once", {x});
+    g->output(x);
+    return make_graph_module(std::make_shared<Module>("Module"), g,
+                             {.class_name = "ManyTargets", .graph_module_cls = GraphModuleClass::Lazy});
+  };
+  const auto nth = [](GraphModule& gm, int i) {
+    auto it = gm.graph().begin();
+    std::advance(it, i);
+    return const_cast<Node*>(*it);
+  };
+  std::vector<std::pair<std::string, std::shared_ptr<GraphModule>>> cases;
+  cases.emplace_back("a long chain", long_chain(20000));
+  cases.emplace_back("many targets", many_targets());
+  {
+    auto gm = many_targets();  // an erased node took the only use of its target with it
+    Node* gone = nth(*gm, 5001);
+    auto* before = const_cast<Node*>(gone->prev());
+    gm->graph().output_node()->replace_input_with(gone, before);
+    gm->graph().erase_node(gone);
+    cases.emplace_back("a target no node uses any more", gm);
+  }
+  {
+    auto gm = many_targets();  // the last use of a target retargeted
+    nth(*gm, 5001)->set_target("custom.renamed");
+    cases.emplace_back("a retargeted node", gm);
+  }
+  {
+    auto gm = many_targets();  // a retargeted node whose old target others still use
+    nth(*gm, 1)->set_target(nth(*gm, 2)->target());
+    cases.emplace_back("a node retargeted to another's target", gm);
+  }
+  {
+    auto gm = long_chain(20000);  // a node argument holding a tensor
+    nth(*gm, 100)->set_args({nth(*gm, 99), random_tensor({2})});
+    cases.emplace_back("a node tensor", gm);
+  }
+  for (const auto& [what, gm] : cases) {
+    CAPTURE(what);
+    for (auto f : {pk::PickleFormat::PortableBinary, pk::PickleFormat::BoostBinary}) {
+      CAPTURE(pk::format_name(f));
+      const std::string bytes = pk::dumps(*gm, f);
+      CHECK(bytes == pickle_of(pk::detail::to_record(*gm, true), f));
+      CHECK(pk::loads(bytes)->code() == gm->code());
+    }
+  }
+}
 
 TEST_CASE("pickle: dumps in pieces (a package's record) is dumps, joined") {
   auto lazy_mode = use_lazy_graph_module(true);

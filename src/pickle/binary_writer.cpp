@@ -22,14 +22,22 @@ namespace fxpack::pickle::detail {
 
 namespace {
 
-// A growing byte buffer of its own (not a std::string, which clears what it grows into):
-// a field is a store through a pointer, not a call.
+// A growing byte buffer: a field is a store through a pointer, not a call. Either memory of
+// its own, or the tail of a std::string (the archive dumps returns), which it lengthens as
+// it writes and trims with finish().
 class ByteBuffer {
  public:
   explicit ByteBuffer(std::size_t expect = 256)
       : data_(new char[std::max<std::size_t>(expect, 16)]),  // not cleared: every byte read is written first
-        p_(data_.get()),
-        end_(data_.get() + std::max<std::size_t>(expect, 16)) {}
+        base_(data_.get()),
+        p_(base_),
+        end_(base_ + std::max<std::size_t>(expect, 16)) {}
+  // Appends to `s`, with room for `expect` bytes reserved; nothing else may change `s` until
+  // finish().
+  ByteBuffer(std::string& s, std::size_t expect) : string_(&s) {
+    s.reserve(s.size() + expect);
+    base_ = p_ = end_ = s.data() + s.size();
+  }
   ByteBuffer(ByteBuffer&&) = default;
   ByteBuffer& operator=(ByteBuffer&&) = default;
 
@@ -69,67 +77,42 @@ class ByteBuffer {
     static_assert(sizeof(T) == 8);
     raw(&v, 8);
   }
-  std::string_view view() const { return {data_.get(), static_cast<std::size_t>(p_ - data_.get())}; }
-  std::size_t capacity() const { return static_cast<std::size_t>(end_ - data_.get()); }
-  // Empty again, keeping the memory.
-  void reset() { p_ = data_.get(); }
-  // Empty, giving the memory back (the next write allocates).
-  void release() noexcept {
-    data_.reset();
-    p_ = end_ = nullptr;
-  }
+  // What was written (after the string's old end, for a string's tail).
+  std::string_view view() const { return {base_, static_cast<std::size_t>(p_ - base_)}; }
+  // A string's tail: the string ends where the writing ended.
+  void finish() { string_->resize(static_cast<std::size_t>(p_ - string_->data())); }
 
  private:
+  // A string is lengthened at most this much past what is written: resize() clears what it
+  // adds, and what it clears is written over while still in cache.
+  static constexpr std::size_t kStringStep = 64 * 1024;
+
   [[gnu::noinline]] void grow(std::size_t n) {
     const std::size_t used = view().size();
-    const std::size_t capacity = std::max(2 * static_cast<std::size_t>(end_ - data_.get()), used + n + 4096);
+    if (string_) {
+      const std::size_t at = static_cast<std::size_t>(p_ - string_->data());
+      const std::size_t start = at - used;
+      const std::size_t reserved = string_->capacity();
+      string_->resize(std::max(at + n, std::min(reserved, at + kStringStep)));  // past the reserve: reallocates
+      base_ = string_->data() + start;
+      p_ = base_ + used;
+      end_ = string_->data() + string_->size();
+      return;
+    }
+    const std::size_t capacity = std::max(2 * static_cast<std::size_t>(end_ - base_), used + n + 4096);
     std::unique_ptr<char[]> bigger(new char[capacity]);
-    if (used) std::memcpy(bigger.get(), data_.get(), used);
+    if (used) std::memcpy(bigger.get(), base_, used);
     data_ = std::move(bigger);
-    p_ = data_.get() + used;
-    end_ = data_.get() + capacity;
+    base_ = data_.get();
+    p_ = base_ + used;
+    end_ = base_ + capacity;
   }
 
-  std::unique_ptr<char[]> data_;
+  std::unique_ptr<char[]> data_;     // own memory, or null
+  std::string* string_ = nullptr;    // or the string written into
+  char* base_;
   char* p_;
   char* end_;
-};
-
-// The node bytes' buffer of this thread, kept between dumps when at most kKeptNodeBuffer, so
-// that small graphs' dumps do not allocate. A larger one is given back when its dumps ends:
-// kept, a 1M-node chain's 20 MB stayed alive through whatever the program did next (a load
-// of the same graph peaked 20 MB higher), and giving it back costs no measurable time —
-// glibc serves the next dumps' buffer from the heap it returned it to (its mmap threshold
-// rises to the size of a freed mapping). A dumps run inside another (from its storage sink)
-// writes into a buffer of its own.
-constexpr std::size_t kKeptNodeBuffer = std::size_t{1} << 20;
-class NodeBuffer {
- public:
-  NodeBuffer() : buffer_(kept().in_use ? own_ : kept().buffer), lent_(!kept().in_use) {
-    kept().in_use = true;
-    buffer_.reset();
-  }
-  ~NodeBuffer() {
-    if (!lent_) return;
-    if (buffer_.capacity() > kKeptNodeBuffer) buffer_.release();  // a destructor: no allocation
-    kept().in_use = false;
-  }
-  NodeBuffer(const NodeBuffer&) = delete;
-  NodeBuffer& operator=(const NodeBuffer&) = delete;
-  ByteBuffer& get() { return buffer_; }
-
- private:
-  struct Kept {
-    ByteBuffer buffer{4096};
-    bool in_use = false;
-  };
-  static Kept& kept() {
-    thread_local Kept k;
-    return k;
-  }
-  ByteBuffer own_{4096};
-  ByteBuffer& buffer_;
-  bool lent_;
 };
 
 // The CRC-32 of nothing, where every sum starts.
@@ -164,57 +147,148 @@ void append_summed(std::string& out, std::string_view bytes, std::uint32_t& crc)
   }
 }
 
-// What a BinaryWriter wrote: everything before the nodes in `prefix` but for the bytes of
-// storages written inline (no storage sink), which stay in the storages' own memory; the
-// nodes in a buffer of their own, with their CRC-32 when write<true> took it as it wrote
-// them (else 0).
-struct Written {
-  ByteBuffer prefix;
-  // Where in `prefix` each inline storage's bytes belong, in order.
+// The archive's bytes before its target table: `bytes`, but for those of storages written
+// inline (no storage sink), which stay in the storages' own memory.
+struct Tables {
+  ByteBuffer bytes;
+  // Where in `bytes` each inline storage's bytes belong, in order.
   std::vector<std::pair<std::size_t, std::shared_ptr<Storage>>> inline_storages;
-  std::uint32_t nodes_crc = 0;
 
-  // The archive's pieces before the nodes, in order; none is empty.
-  std::vector<std::string_view> pieces_before_nodes() const {
+  // In order; none is empty.
+  std::vector<std::string_view> pieces() const {
     std::vector<std::string_view> out;
-    const std::string_view all = prefix.view();
+    const std::string_view all = bytes.view();
     std::size_t from = 0;
     for (const auto& [at, storage] : inline_storages) {
       out.push_back(all.substr(from, at - from));  // ends with the storage's byte count
       if (storage->nbytes()) out.emplace_back(reinterpret_cast<const char*>(storage->data()), storage->nbytes());
       from = at;
     }
-    out.push_back(all.substr(from));  // the tail: at least the node count
+    out.push_back(all.substr(from));  // the tail: at least the root module's kind
     return out;
   }
 };
 
+// The CRC-32 of the nodes' first `summed` bytes, taken a piece at a time as the pieces
+// filled; a graph whose nodes fill no piece has none (summed 0).
+struct NodesSum {
+  std::uint32_t crc = 0;
+  std::size_t summed = 0;
+
+  // The CRC-32 of a part summed as `before`, followed by `nodes`.
+  std::uint32_t after(std::uint32_t before, std::string_view nodes) const {
+    if (summed) before = crc_then(before, crc, summed);
+    return crc_of(before, nodes.substr(summed));
+  }
+};
+
+// The archive is: the tables (storages, tensors, root module), the target table, the node
+// count, the nodes. The nodes decide the tables' contents — targets and tensors join them in
+// first-use order, node tensors before the module tree's — and are most of a large graph's
+// bytes: they are written once, where they stay, and the rest is put in front of them.
 class BinaryWriter {
  public:
   BinaryWriter(const GraphModule& gm, const DumpOptions& options)
-      : gm_(gm), graph_(gm.graph()), sink_(options.storage_sink) {}
+      : gm_(gm), graph_(gm.graph()), format_(options.format), store_hash_(options.store_source_hash),
+        sink_(options.storage_sink) {}
 
-  // Writes the archive's nodes into `nodes` (first: that fills the target and tensor
-  // tables, which the archive holds before the nodes) and then the rest. kSumNodes: take
-  // the nodes' CRC-32 as they are written (Written::nodes_crc), for a caller that will not
-  // copy them (one that does sums them as it copies: combining two sums costs more than a
-  // small graph's copy).
-  template <bool kSumNodes>
-  Written write(const DumpOptions& options, ByteBuffer& nodes) {
-    Written w;
-    nodes.room(24 * graph_.size() + 64);
-    w.nodes_crc = nodes_with_lookahead<kSumNodes>(nodes);
-    ByteBuffer root;
+  // The archive appended to `out` (dumps; an exception leaves part of it written). With no
+  // storage sink, the tables are written first, as they are when no node argument holds a
+  // tensor, and the target table's place is kept at the size of every target the graph has
+  // used (Graph::targets_ever_used): for a traced or loaded graph, the nodes then land where
+  // they stay. A target table of another size (a target no node uses any more) moves the
+  // nodes once; a node tensor or a sink (called for storages in first-use order) has the
+  // tables written after the nodes and put in front of them. Returns the CRC-32 of what it
+  // appended.
+  std::uint32_t write_into(std::string& out, const DumpOptions& options) {
+    const std::size_t start = out.size();
+    std::uint32_t crc = crc_start();
+    std::size_t kept = 0;  // the place kept for the target table and node count
+    if (!sink_) {
+      tables();
+      const Tables front = write_tables();
+      const std::vector<std::string_view> pieces = front.pieces();
+      kept = target_table_size();
+      std::size_t size = kept + expected_nodes_size();
+      for (std::string_view piece : pieces) size += piece.size();
+      out.reserve(start + size);
+      for (std::string_view piece : pieces) append_summed(out, piece, crc);
+      out.resize(out.size() + kept);
+    }
+    std::size_t table_at = out.size() - kept;
+    ByteBuffer nodes(out, expected_nodes_size());
+    const NodesSum sum = write_nodes(nodes);
+    const std::size_t nodes_size = nodes.view().size();
+    nodes.finish();
+    report_call_targets(targets_, target_ops_, options.on_call_target);
+    if (sink_ || !node_tensors_.empty()) {
+      tables();
+      const Tables front = write_tables();
+      std::string bytes;
+      crc = crc_start();
+      for (std::string_view piece : front.pieces()) append_summed(bytes, piece, crc);
+      out.replace(start, table_at - start, bytes);
+      table_at = start + bytes.size();
+    }
+    ByteBuffer table(64);
+    target_table(table);
+    if (table.view().size() == kept) std::memcpy(out.data() + table_at, table.view().data(), kept);
+    else out.replace(table_at, kept, table.view());
+    crc = crc_of(crc, table.view());
+    return sum.after(crc, std::string_view(out).substr(out.size() - nodes_size));
+  }
+
+  // The archive as pieces (a package's record): the nodes into a buffer of their own, then
+  // the rest.
+  BinaryPieces write_pieces(const DumpOptions& options) {
+    struct Held {
+      explicit Held(std::size_t expect) : nodes(expect) {}
+      ByteBuffer nodes;
+      Tables front;
+    };
+    auto held = std::make_shared<Held>(expected_nodes_size());
+    const ByteBuffer& nodes = held->nodes;
+    const NodesSum sum = write_nodes(held->nodes);
+    report_call_targets(targets_, target_ops_, options.on_call_target);
+    tables();
+    held->front = write_tables();
+    target_table(held->front.bytes);
+    BinaryPieces out;
+    out.pieces = held->front.pieces();
+    out.crc = crc_start();
+    for (std::string_view piece : out.pieces) out.crc = crc_of(out.crc, piece);
+    out.crc = sum.after(out.crc, nodes.view());
+    if (!nodes.view().empty()) out.pieces.push_back(nodes.view());
+    out.owner = std::move(held);
+    return out;
+  }
+
+ private:
+  // Fills the storage and tensor tables and the root module's record: the node tensors met
+  // so far, then the module tree's.
+  void tables() {
+    storages_.clear();
+    storage_index_ = {};
+    tensor_bytes_ = ByteBuffer();
+    tensor_count_ = 0;
+    root_ = ByteBuffer();
+    for (const Tensor& t : node_tensors_) tensor(t);
     in_module_ = true;
-    module(gm_, "Module", root);
-    ByteBuffer& b = w.prefix;
-    if (options.format == PickleFormat::PortableBinary) {
+    module(gm_, "Module", root_);
+    in_module_ = false;
+  }
+
+  // The archive up to its target table, from the tables.
+  Tables write_tables() const {
+    Tables w;
+    ByteBuffer& b = w.bytes;
+    if (format_ == PickleFormat::PortableBinary) {
       b.byte(std::endian::native == std::endian::little ? 1 : 0);  // cereal's endianness byte
     } else {
       const std::string& boost_header = boost_archive_header(PickleFormat::BoostBinary);
       b.raw(boost_header.data(), boost_header.size());
     }
-    header(options.store_source_hash, b);
+    header(b);
     b.varint(storages_.size());
     // StorageRecords: external flag, then the sink's key and the byte count, or the bytes.
     for (const StorageEntry& s : storages_) {
@@ -225,29 +299,38 @@ class BinaryWriter {
     }
     b.varint(tensor_count_);
     b.raw(tensor_bytes_.view().data(), tensor_bytes_.view().size());
-    b.raw(root.view().data(), root.view().size());
-    b.varint(targets_.size());
-    for (std::string_view t : targets_) b.str(t);
-    b.varint(graph_.size());
-    report_call_targets(targets_, target_ops_, options.on_call_target);
+    b.raw(root_.view().data(), root_.view().size());
     return w;
   }
 
- private:
+  // The target table (distinct targets by first use) and the node count.
+  void target_table(ByteBuffer& b) const {
+    b.varint(targets_.size());
+    for (std::string_view t : targets_) b.str(t);
+    b.varint(graph_.size());
+  }
+  // target_table()'s size if the nodes' targets are every target the graph has used.
+  std::size_t target_table_size() const {
+    const std::span<const std::string* const> targets = graph_.targets_ever_used();
+    std::size_t size = varint_size(targets.size()) + varint_size(graph_.size());
+    for (const std::string* t : targets) size += varint_size(t->size()) + t->size();
+    return size;
+  }
+  std::size_t expected_nodes_size() const { return 24 * graph_.size() + 64; }
+  static std::size_t varint_size(std::uint64_t x) { return 1 + (std::bit_width(x) - (x != 0)) / 7; }
+
   // Every node in program order. A large graph's nodes, argument lists and names are not in
   // cache, and the nodes are a linked list: the node kAhead places on, and what it points to,
   // are asked for while this one is written, so their memory arrives in parallel rather than
-  // one miss after another.
-  // kSum: returns the CRC-32 of what it wrote, summed a piece at a time as the pieces fill
-  // (else 0).
-  template <bool kSum>
-  std::uint32_t nodes_with_lookahead(ByteBuffer& b) {
+  // one miss after another. The nodes' CRC-32 is taken a piece at a time as the pieces fill,
+  // while they are in cache: summing the nodes of a large graph afterwards read them from
+  // memory again (at 10^6 nodes, 19 MB).
+  NodesSum write_nodes(ByteBuffer& b) {
     static constexpr int kAhead = 8;
     Graph::const_iterator ahead = graph_.begin();
     const Graph::const_iterator end = graph_.end();
     for (int k = 0; k < kAhead && ahead != end; ++k) ++ahead;
-    std::size_t summed = b.view().size();
-    std::uint32_t crc = crc_start();
+    NodesSum sum{crc_start(), 0};
     for (Graph::const_iterator it = graph_.begin(); it != end; ++it) {
       if (ahead != end) {
         const Node* a = *ahead;
@@ -257,27 +340,27 @@ class BinaryWriter {
         ++ahead;
       }
       node(*it, b);
-      if (kSum && b.view().size() - summed >= kSumPiece) {
-        crc = crc_of(crc, b.view().substr(summed));
-        summed = b.view().size();
+      if (b.view().size() - sum.summed >= kSumPiece) {
+        sum.crc = crc_of(sum.crc, b.view().substr(sum.summed));
+        sum.summed = b.view().size();
       }
     }
-    return kSum ? crc_of(crc, b.view().substr(summed)) : 0;
+    return sum;
   }
 
   // PickleRecord's fields before the storages.
-  void header(bool store_hash, ByteBuffer& b) const {
+  void header(ByteBuffer& b) const {
     b.varint(kFormatVersion);
     b.str(gm_.class_name());
     b.signed_varint(kCodegenVersion);
     b.varint(static_cast<std::uint8_t>(graph_.dialect()));
-    b.varint(store_hash ? 1 : 0);
+    b.varint(store_hash_ ? 1 : 0);
     // format 3: the content hash, no source generated
-    b.native8(store_hash ? gm_.content_hash() : std::uint64_t{0});
+    b.native8(store_hash_ ? gm_.content_hash() : std::uint64_t{0});
   }
 
   // NodeRecord: the op byte with its flags, name, target index, type, args, kwargs, meta.
-  // Inlined into the node loop by force, as target_index is: with the loop instantiated
+  // Inlined into the node loop by force, as target_index is: when the loop was instantiated
   // twice GCC stopped inlining them there, and a dumps took 6% more instructions.
   [[gnu::always_inline]] void node(const Node* n, ByteBuffer& b) {
     current_ = n;
@@ -329,7 +412,7 @@ class BinaryWriter {
         break;
       }
       case Value::Kind::Dict: dict(v.dict(), b); break;
-      case Value::Kind::Tensor: b.signed_varint(static_cast<std::int64_t>(tensor(v.tensor()))); break;
+      case Value::Kind::Tensor: b.signed_varint(static_cast<std::int64_t>(node_tensor(v.tensor()))); break;
       case Value::Kind::Ellipsis: break;
     }
   }
@@ -374,6 +457,13 @@ class BinaryWriter {
       b.str(name);
       module(*c, c->kind(), b);
     }
+  }
+
+  // A node argument's tensor: its index in the tensor table, which tables() fills with the
+  // node tensors first (every use of one is an entry of its own, as in the records).
+  std::uint64_t node_tensor(const Tensor& t) {
+    node_tensors_.push_back(t);
+    return node_tensors_.size() - 1;
   }
 
   // The index of `t` in the tensor table, which it joins now (TensorRecord: dtype, shape,
@@ -445,11 +535,16 @@ class BinaryWriter {
 
   const GraphModule& gm_;
   const Graph& graph_;
+  const PickleFormat format_;
+  const bool store_hash_;
+  // Called once per storage: with a sink, tables() runs once, after the nodes.
   const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
+  std::vector<Tensor> node_tensors_;  // the node arguments' tensors, in order
   std::vector<StorageEntry> storages_;
   fxpack::detail::PointerIndex<Storage, std::uint64_t> storage_index_;
   ByteBuffer tensor_bytes_;  // the tensor table's records
   std::uint64_t tensor_count_ = 0;
+  ByteBuffer root_;          // the root module's record
   std::vector<std::string_view> targets_;  // views of the graph's interned targets
   std::vector<std::uint8_t> target_ops_;   // per target: the ops that used it (bit 1 << Op)
   std::unordered_map<std::string_view, std::uint64_t> target_by_text_;
@@ -468,36 +563,12 @@ class BinaryWriter {
 
 std::uint32_t write_binary(const GraphModule& module, const DumpOptions& options, std::string& out) {
   check_binary(options, "write_binary");
-  NodeBuffer lease;
-  const Written w = BinaryWriter(module, options).write<false>(options, lease.get());
-  const std::string_view nodes = lease.get().view();
-  const std::vector<std::string_view> before = w.pieces_before_nodes();
-  std::size_t size = nodes.size();
-  for (std::string_view piece : before) size += piece.size();
-  out.reserve(out.size() + size);
-  std::uint32_t crc = crc_start();
-  for (std::string_view piece : before) append_summed(out, piece, crc);
-  append_summed(out, nodes, crc);
-  return crc;
+  return BinaryWriter(module, options).write_into(out, options);
 }
 
 BinaryPieces write_binary_pieces(const GraphModule& module, const DumpOptions& options) {
   check_binary(options, "write_binary_pieces");
-  struct Held {
-    Written written;
-    ByteBuffer nodes;
-  };
-  auto held = std::make_shared<Held>();
-  held->written = BinaryWriter(module, options).write<true>(options, held->nodes);
-  const std::string_view nodes = held->nodes.view();
-  BinaryPieces out;
-  out.pieces = held->written.pieces_before_nodes();
-  out.crc = crc_start();
-  for (std::string_view piece : out.pieces) out.crc = crc_of(out.crc, piece);
-  out.crc = crc_then(out.crc, held->written.nodes_crc, nodes.size());
-  if (!nodes.empty()) out.pieces.push_back(nodes);
-  out.owner = std::move(held);
-  return out;
+  return BinaryWriter(module, options).write_pieces(options);
 }
 
 }  // namespace fxpack::pickle::detail

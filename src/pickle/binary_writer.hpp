@@ -9,14 +9,17 @@
 // kind. The records and the libraries remain the writers of the text formats (JSON, Boost
 // text and xml) and the readers of every format.
 //
-// Why one pass is enough although the archive holds the tensor and target tables before
-// the nodes: the nodes are written to a buffer of their own while the tables are filled in
-// the order the records' pre-scan would have filled them (targets and tensors by first use
-// in node order, then the module tree's tensors), and the tables are written in front of
-// that buffer at the end: one copy of ~20 bytes a node instead of a second walk over every
-// node's arguments — and no copy for a package's record, whose zip writer takes the pieces
-// as they are (write_binary_pieces). dumps sums the CRC-32 of what it copies as it copies it;
-// the pieces' sum takes the nodes as they are written, 64 KiB at a time while in cache.
+// One pass over the nodes, although the archive holds the tables (storages, tensors, the
+// module tree, the targets) before them and the nodes decide what the tables hold (targets
+// and tensors by first use in node order, node tensors before the module tree's): the nodes
+// are written once, where they stay, and the tables put in front of them. dumps writes the
+// tables first, as they are when no node argument holds a tensor, and keeps the target
+// table's place at the size of every target the graph has used (Graph::targets_ever_used):
+// for a traced or loaded graph the nodes land in the returned string where they stay; for
+// any other, what precedes them is written after them and put in front, moving them once
+// (~20 bytes a node). A package's record takes the nodes' buffer as a piece of its own
+// (write_binary_pieces). The nodes' CRC-32 is taken as they are written, 64 KiB at a time
+// while in cache.
 #pragma once
 
 #include <cstdint>
