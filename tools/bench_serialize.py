@@ -15,7 +15,8 @@ pytorch-anchors/bench_peers.py builds it: Sin, Cos, Relu, Add(t, "one"), Mul(t, 
 name per node), timing SerializeToString and ParseFromString. Every figure is CPU time (user +
 system) per node, a median of repeated runs; the children report theirs the same way. It
 prints one table with the ratios fxpack / protobuf, the load average, and the peak RSS of the
-bench_package child (a trace + save + load of Chain(N)).
+bench_package child (a trace + save + load of Chain(N)); its last row is each figure at the
+largest N over the same at the smallest (flat in N: near 1).
 
     /usr/bin/python3 tools/bench_serialize.py [--build DIR] [--sizes 1000,10000,100000,1000000]
                                               [--skip-core]
@@ -130,13 +131,21 @@ def main():
           "package load file | package load buffer | trace | recompile | first recompile | peak RSS MiB (trace+save+load) | "
           "fxpack B/node | pb B/node |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    figures = {}
     for n in sizes:
-        f = fxpack(a.build, n, a.skip_core)
+        f = figures[n] = fxpack(a.build, n, a.skip_core)
         p = protobuf(n)
         fmt = lambda k: f"{f[k]:.3f}" if k in f else "-"
         print(f"| {n} | {fmt('dumps')} | {p['serialize']:.3f} | {f['dumps'] / p['serialize']:.1f}x | {fmt('loads')} | "
               f"{p['parse']:.3f} | {f['loads'] / p['parse']:.1f}x | {fmt('save')} | {fmt('load')} | {fmt('load_buffer')} | {fmt('trace')} | "
               f"{fmt('recompile')} | {fmt('first_recompile')} | {f['peak_mib']:.0f} | {f['pickle_bytes']:.1f} | {p['bytes']:.1f} |", flush=True)
+    if len(sizes) > 1:
+        # Flat in N: the largest N's per-node figure over the smallest's, from the unrounded figures.
+        big, small = figures[sizes[-1]], figures[sizes[0]]
+        ratio = lambda k: f"{big[k] / small[k]:.2f}" if k in big and k in small else "-"
+        print(f"| {sizes[-1]} / {sizes[0]} | {ratio('dumps')} | | | {ratio('loads')} | | | {ratio('save')} | "
+              f"{ratio('load')} | {ratio('load_buffer')} | {ratio('trace')} | {ratio('recompile')} | "
+              f"{ratio('first_recompile')} | | | |")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("(µs/node, CPU time; targets: dumps 0.05, loads 0.3, package save 0.1, load 0.35, trace 0.5, "
           "recompile 0.4, peak at 1M 400 MiB)")
