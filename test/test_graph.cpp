@@ -488,6 +488,12 @@ TEST_CASE("graph: targets_ever_used lists every target a node has had, once, in 
   g.erase_node(c);
   CHECK(ever() == std::vector<std::string>{"x", "torch.relu", "torch.sigmoid", "torch.Tensor", "output"});
   CHECK(&a->target() == g.targets_ever_used()[1]);  // the node's own string
+  // A copy has the live nodes' targets, in its own strings.
+  const auto copy = g.clone();
+  std::vector<std::string> copied;
+  for (const std::string* t : copy->targets_ever_used()) copied.push_back(*t);
+  CHECK(copied == std::vector<std::string>{"x", "torch.relu", "torch.sigmoid", "output"});
+  CHECK(&copy->find_node("relu")->target() == copy->targets_ever_used()[1]);
 }
 
 TEST_CASE("graph: erase refuses a node with users, insertion points, DCE") {

@@ -1293,17 +1293,21 @@ std::shared_ptr<GraphModule> long_chain(int n) {
 
 TEST_CASE("pickle: dumps is the records' bytes whatever targets and tensors the graph held before") {
   // dumps writes the tables first, keeping the target table's place at the size of every
-  // target the graph has used, and writes the nodes behind it; a graph whose nodes no longer
-  // use all of those targets, or that holds a node tensor, has what precedes its nodes put
-  // in front of them afterwards. Either way the bytes are the records', and load back (the
-  // header's CRC-32 joins the nodes' sum, taken 64 KiB at a time, to the rest).
+  // target the graph has used, and the nodes behind it: a large graph's straight into the
+  // string (unless its tables are larger still), a small one's by way of a buffer. A graph
+  // whose nodes no longer use all of those targets has its target table put in place after
+  // them; one whose nodes hold a tensor, or dumped with a storage sink, has its whole front.
+  // Either way the bytes are the records', the sink is called as for them, and the archive
+  // loads back (the header's CRC-32 joins the nodes' sum, taken 64 KiB at a time, to the
+  // rest's).
   auto lazy_mode = use_lazy_graph_module(true);
-  // 200 targets of 130 characters (two-byte lengths and count) over 5000 nodes, and a last
-  // node with a target of its own (node 5001).
-  const auto many_targets = [] {
+  constexpr int kInPlace = 50000;  // nodes enough to be written in place (over 1 MiB expected)
+  // 200 targets of 130 characters (two-byte lengths and count), and a last node with a
+  // target of its own (node n + 1).
+  const auto many_targets = [](int n) {
     auto g = std::make_shared<Graph>();
     Node* x = g->placeholder("x");
-    for (int i = 0; i < 5000; ++i)
+    for (int i = 0; i < n; ++i)
       x = g->call_function("custom." + std::string(120, 't') + std::to_string(1000 + i % 200), {x, i});
     x = g->call_function("custom.once", {x});
     g->output(x);
@@ -1316,38 +1320,67 @@ TEST_CASE("pickle: dumps is the records' bytes whatever targets and tensors the 
     return const_cast<Node*>(*it);
   };
   std::vector<std::pair<std::string, std::shared_ptr<GraphModule>>> cases;
-  cases.emplace_back("a long chain", long_chain(20000));
-  cases.emplace_back("many targets", many_targets());
+  cases.emplace_back("a long chain, in place", long_chain(kInPlace));
+  cases.emplace_back("a chain by way of the buffer", long_chain(20000));
   {
-    auto gm = many_targets();  // an erased node took the only use of its target with it
-    Node* gone = nth(*gm, 5001);
-    auto* before = const_cast<Node*>(gone->prev());
-    gm->graph().output_node()->replace_input_with(gone, before);
+    auto gm = long_chain(kInPlace);  // 8 MB of weights in front of 1 MB of nodes
+    gm->register_buffer("weight", Tensor::full({2 * 1000 * 1000}, 0.5));
+    cases.emplace_back("a long chain behind a larger weight", gm);
+  }
+  cases.emplace_back("many targets", many_targets(5000));
+  for (int n : {5000, kInPlace}) {
+    auto gm = many_targets(n);  // an erased node took the only use of its target with it
+    Node* gone = nth(*gm, n + 1);
+    gm->graph().output_node()->replace_input_with(gone, gone->prev());
     gm->graph().erase_node(gone);
-    cases.emplace_back("a target no node uses any more", gm);
+    cases.emplace_back("a target no node uses any more, " + std::to_string(n) + " nodes", gm);
   }
   {
-    auto gm = many_targets();  // the last use of a target retargeted
+    auto gm = many_targets(5000);  // the last use of a target retargeted
     nth(*gm, 5001)->set_target("custom.renamed");
     cases.emplace_back("a retargeted node", gm);
   }
   {
-    auto gm = many_targets();  // a retargeted node whose old target others still use
+    auto gm = many_targets(5000);  // a retargeted node whose old target others still use
     nth(*gm, 1)->set_target(nth(*gm, 2)->target());
     cases.emplace_back("a node retargeted to another's target", gm);
   }
-  {
-    auto gm = long_chain(20000);  // a node argument holding a tensor
-    nth(*gm, 100)->set_args({nth(*gm, 99), random_tensor({2})});
-    cases.emplace_back("a node tensor", gm);
+  for (int n : {100, kInPlace}) {
+    auto gm = long_chain(n);  // a node argument holding a tensor
+    nth(*gm, 50)->set_args({nth(*gm, 49), random_tensor({2})});
+    cases.emplace_back("a node tensor, " + std::to_string(n) + " nodes", gm);
   }
+  {
+    auto gm = long_chain(100);  // a module attribute holding a tensor
+    gm->set_attr("scale", random_tensor({2}, 7));
+    cases.emplace_back("a module attribute tensor", gm);
+  }
+  cases.emplace_back("no nodes", make_graph_module(std::make_shared<Module>("Module"), std::make_shared<Graph>(),
+                                                   {.class_name = "Empty", .graph_module_cls = GraphModuleClass::Lazy}));
   for (const auto& [what, gm] : cases) {
     CAPTURE(what);
     for (auto f : {pk::PickleFormat::PortableBinary, pk::PickleFormat::BoostBinary}) {
       CAPTURE(pk::format_name(f));
       const std::string bytes = pk::dumps(*gm, f);
       CHECK(bytes == pickle_of(pk::detail::to_record(*gm, true), f));
-      CHECK(pk::loads(bytes)->code() == gm->code());
+      std::vector<const Storage*> seen_dumps, seen_record;
+      const auto sink_into = [](std::vector<const Storage*>& seen) {
+        return [&seen](const std::shared_ptr<Storage>& s) {
+          seen.push_back(s.get());
+          return "storage/" + std::to_string(seen.size() - 1);
+        };
+      };
+      CHECK(pk::dumps(*gm, {.format = f, .storage_sink = sink_into(seen_dumps)}) ==
+            pickle_of(pk::detail::to_record(*gm, true, sink_into(seen_record)), f));
+      CHECK(seen_dumps == seen_record);
+      if (gm->graph().size() == 0) continue;  // loads wants an output
+      const auto back = pk::loads(bytes);
+      CHECK(back->code() == gm->code());
+      for (const auto& [name, value] : gm->attrs().items) {
+        const Value* loaded = back->find_attr(name);
+        REQUIRE(loaded);
+        CHECK(allclose(loaded->tensor(), value.tensor()));
+      }
     }
   }
 }

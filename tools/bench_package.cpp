@@ -97,11 +97,11 @@ void chains(int min_n, int max_n) {
     for (const auto& k : kTorch)
       if (k.n == n) a = &k;
     if (a)
-      std::printf("| %d | %.3f | %.3f | %.3f | %zu | %.1f | %.2f | %.2f | %ld | %.0fx | %.0fx | %.0f%% |\n", n, su, lu, bu,
+      std::printf("| %d | %.4f | %.4f | %.4f | %zu | %.1f | %.2f | %.2f | %ld | %.0fx | %.0fx | %.0f%% |\n", n, su, lu, bu,
                   bytes.size(), double(bytes.size()) / n, a->save, a->load, a->bytes, a->save / su, a->load / lu,
                   100.0 * double(bytes.size()) / double(a->bytes));
     else
-      std::printf("| %d | %.3f | %.3f | %.3f | %zu | %.1f | - | - | - | - | - | - |\n", n, su, lu, bu, bytes.size(),
+      std::printf("| %d | %.4f | %.4f | %.4f | %zu | %.1f | - | - | - | - | - | - |\n", n, su, lu, bu, bytes.size(),
                   double(bytes.size()) / n);
   }
 }

@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
       });
       double ln = median_us(reps, [&] { auto m = pk::loads(nohash, fast); });
       double dn_node = static_cast<double>(n);
-      std::printf("| %s | %lld | %.3f | %.3f | %.3f | %.3f | %.3f | %.1f | %.3f |\n", std::string(pk::format_name(format)).c_str(),
+      std::printf("| %s | %lld | %.4f | %.4f | %.4f | %.4f | %.4f | %.1f | %.4f |\n", std::string(pk::format_name(format)).c_str(),
                   static_cast<long long>(n), d / dn_node, first / dn_node, dn / dn_node, l / dn_node, ln / dn_node,
                   static_cast<double>(bytes.size()) / dn_node, floor_us / dn_node);
       std::fflush(stdout);

@@ -125,7 +125,7 @@ def main():
     ap.add_argument("--sizes", default="1000,10000,100000,1000000")
     ap.add_argument("--skip-core", action="store_true")
     a = ap.parse_args()
-    sizes = [int(v) for v in a.sizes.split(",")]
+    sizes = sorted(int(v) for v in a.sizes.split(","))
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| N | dumps | protobuf serialize | dumps/pb | loads | protobuf parse | loads/pb | package save | "
           "package load file | package load buffer | trace | recompile | first recompile | peak RSS MiB (trace+save+load) | "
@@ -140,9 +140,10 @@ def main():
               f"{p['parse']:.3f} | {f['loads'] / p['parse']:.1f}x | {fmt('save')} | {fmt('load')} | {fmt('load_buffer')} | {fmt('trace')} | "
               f"{fmt('recompile')} | {fmt('first_recompile')} | {f['peak_mib']:.0f} | {f['pickle_bytes']:.1f} | {p['bytes']:.1f} |", flush=True)
     if len(sizes) > 1:
-        # Flat in N: the largest N's per-node figure over the smallest's, from the unrounded figures.
+        # Flat in N: the largest N's per-node figure over the smallest's, from the children's
+        # four decimals rather than the table's three.
         big, small = figures[sizes[-1]], figures[sizes[0]]
-        ratio = lambda k: f"{big[k] / small[k]:.2f}" if k in big and k in small else "-"
+        ratio = lambda k: f"{big[k] / small[k]:.2f}" if small.get(k) and k in big else "-"
         print(f"| {sizes[-1]} / {sizes[0]} | {ratio('dumps')} | | | {ratio('loads')} | | | {ratio('save')} | "
               f"{ratio('load')} | {ratio('load_buffer')} | {ratio('trace')} | {ratio('recompile')} | "
               f"{ratio('first_recompile')} | | | |")

@@ -241,9 +241,9 @@ class Graph {
     ++structure_generation_;
   }
   void touch_meta() { ++generation_; }
-  // The graph's one copy of a type string, or of a target string (which joins
-  // targets_ever_used()).
+  // The graph's one copy of a type string.
   const std::string* intern(std::string_view s) { return &strings_[strings_.intern(s)]; }
+  // The graph's one copy of a target string, which joins targets_ever_used().
   const std::string* intern_target(std::string_view s);
   // Storage for a node not yet constructed; release_node destroys one and keeps its place.
   void* allocate_node();

@@ -22,21 +22,75 @@ namespace fxpack::pickle::detail {
 
 namespace {
 
+// The CRC-32 of nothing, where every sum starts.
+std::uint32_t crc_start() { return static_cast<std::uint32_t>(crc32_z(0, nullptr, 0)); }
+std::uint32_t crc_of(std::uint32_t crc, std::string_view bytes) {
+  if (bytes.empty()) return crc;  // zlib answers 0 for a null pointer, whatever the length
+  return static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+}
+// The CRC-32 of a part summed as `before`, followed by one of `size` bytes summed as `after`.
+std::uint32_t crc_then(std::uint32_t before, std::uint32_t after, std::size_t size) {
+  return static_cast<std::uint32_t>(crc32_combine64(before, after, static_cast<z_off64_t>(size)));
+}
+
+// Sums are taken a piece of this size at a time, while the piece is in cache: a pass of its
+// own over a large archive afterwards read all of it from memory a second time (at 10^6
+// nodes, 19 MB).
+constexpr std::size_t kSumPiece = 64 * 1024;
+
+// Appends `bytes` to `out` and folds them into `crc`, a piece at a time.
+void append_summed(std::string& out, std::string_view bytes, std::uint32_t& crc) {
+  for (std::size_t at = 0; at < bytes.size(); at += kSumPiece) {
+    const std::string_view piece = bytes.substr(at, kSumPiece);
+    out += piece;
+    crc = crc_of(crc, piece);
+  }
+}
+
+// Copies `bytes` to `to` and folds them into `crc`, a piece at a time; returns the end.
+char* copy_summed(char* to, std::string_view bytes, std::uint32_t& crc) {
+  for (std::size_t at = 0; at < bytes.size(); at += kSumPiece) {
+    const std::string_view piece = bytes.substr(at, kSumPiece);
+    std::memcpy(to + at, piece.data(), piece.size());
+    crc = crc_of(crc, piece);
+  }
+  return to + bytes.size();
+}
+
+// The CRC-32 of the first `summed` bytes a buffer holds.
+struct PartSum {
+  std::uint32_t crc = crc_start();
+  std::size_t summed = 0;
+
+  // The CRC-32 of a part summed as `before`, followed by all of `bytes` (the buffer's).
+  std::uint32_t after(std::uint32_t before, std::string_view bytes) const {
+    if (summed) before = crc_then(before, crc, summed);
+    return crc_of(before, bytes.substr(summed));
+  }
+};
+
 // A growing byte buffer: a field is a store through a pointer, not a call. Either memory of
 // its own, or the tail of a std::string (the archive dumps returns), which it lengthens as
-// it writes and trims with finish().
+// it writes and trims with finish(). A summing buffer (the nodes') takes the CRC-32 of what
+// it holds as it fills, kSumPiece at a time while in cache: its writable room ends at most
+// kSumPiece on, and the sum is taken where the room is renewed, off the writing path.
 class ByteBuffer {
  public:
-  explicit ByteBuffer(std::size_t expect = 256)
+  enum class Summing : bool { No, Yes };
+
+  explicit ByteBuffer(std::size_t expect = 256, Summing summing = Summing::No)
       : data_(new char[std::max<std::size_t>(expect, 16)]),  // not cleared: every byte read is written first
         base_(data_.get()),
         p_(base_),
-        end_(base_ + std::max<std::size_t>(expect, 16)) {}
+        capacity_end_(base_ + std::max<std::size_t>(expect, 16)),
+        summing_(summing == Summing::Yes) {
+    end_ = room_end(0);
+  }
   // Appends to `s`, with room for `expect` bytes reserved; nothing else may change `s` until
-  // finish().
-  ByteBuffer(std::string& s, std::size_t expect) : string_(&s) {
+  // finish(). It sums.
+  ByteBuffer(std::string& s, std::size_t expect) : string_(&s), summing_(true) {
     s.reserve(s.size() + expect);
-    base_ = p_ = end_ = s.data() + s.size();
+    base_ = p_ = end_ = capacity_end_ = s.data() + s.size();
   }
   ByteBuffer(ByteBuffer&&) = default;
   ByteBuffer& operator=(ByteBuffer&&) = default;
@@ -79,52 +133,101 @@ class ByteBuffer {
   }
   // What was written (after the string's old end, for a string's tail).
   std::string_view view() const { return {base_, static_cast<std::size_t>(p_ - base_)}; }
+  // A summing buffer's sum so far (PartSum::after sums the rest).
+  const PartSum& sum() const { return sum_; }
   // A string's tail: the string ends where the writing ended.
   void finish() { string_->resize(static_cast<std::size_t>(p_ - string_->data())); }
+  // Memory of its own, not summing: empty again, keeping the memory; its size; empty, giving
+  // the memory back (the next write allocates).
+  void reset() { p_ = base_; }
+  std::size_t capacity() const { return static_cast<std::size_t>(capacity_end_ - base_); }
+  void release() noexcept {
+    data_.reset();
+    base_ = p_ = end_ = capacity_end_ = nullptr;
+  }
 
  private:
-  // A string is lengthened at most this much past what is written: resize() clears what it
-  // adds, and what it clears is written over while still in cache.
-  static constexpr std::size_t kStringStep = 64 * 1024;
+  // Where the writable room ends with `n` bytes wanted now.
+  char* room_end(std::size_t n) const {
+    const std::size_t piece = std::max(n, kSumPiece);
+    if (!summing_ || static_cast<std::size_t>(capacity_end_ - p_) <= piece) return capacity_end_;
+    return p_ + piece;
+  }
 
   [[gnu::noinline]] void grow(std::size_t n) {
     const std::size_t used = view().size();
+    if (summing_) {
+      sum_.crc = crc_of(sum_.crc, view().substr(sum_.summed));
+      sum_.summed = used;
+    }
     if (string_) {
+      // resize() clears what it adds: a piece at a time, written over while still in cache.
       const std::size_t at = static_cast<std::size_t>(p_ - string_->data());
       const std::size_t start = at - used;
-      const std::size_t reserved = string_->capacity();
-      string_->resize(std::max(at + n, std::min(reserved, at + kStringStep)));  // past the reserve: reallocates
+      string_->resize(std::max(at + n, std::min(string_->capacity(), at + kSumPiece)));  // past the reserve: reallocates
       base_ = string_->data() + start;
       p_ = base_ + used;
-      end_ = string_->data() + string_->size();
+      end_ = capacity_end_ = string_->data() + string_->size();
       return;
     }
-    const std::size_t capacity = std::max(2 * static_cast<std::size_t>(end_ - base_), used + n + 4096);
-    std::unique_ptr<char[]> bigger(new char[capacity]);
-    if (used) std::memcpy(bigger.get(), base_, used);
-    data_ = std::move(bigger);
-    base_ = data_.get();
-    p_ = base_ + used;
-    end_ = base_ + capacity;
+    if (static_cast<std::size_t>(capacity_end_ - p_) < n) {
+      const std::size_t capacity = std::max(2 * static_cast<std::size_t>(capacity_end_ - base_), used + n + 4096);
+      std::unique_ptr<char[]> bigger(new char[capacity]);
+      if (used) std::memcpy(bigger.get(), base_, used);
+      data_ = std::move(bigger);
+      base_ = data_.get();
+      p_ = base_ + used;
+      capacity_end_ = base_ + capacity;
+    }
+    end_ = room_end(n);
   }
 
-  std::unique_ptr<char[]> data_;     // own memory, or null
-  std::string* string_ = nullptr;    // or the string written into
+  std::unique_ptr<char[]> data_;   // own memory, or null
+  std::string* string_ = nullptr;  // or the string written into
   char* base_;
   char* p_;
-  char* end_;
+  char* end_;  // of the room writes take without grow()
+  char* capacity_end_;
+  bool summing_;
+  PartSum sum_;
 };
 
-// The CRC-32 of nothing, where every sum starts.
-std::uint32_t crc_start() { return static_cast<std::uint32_t>(crc32_z(0, nullptr, 0)); }
-std::uint32_t crc_of(std::uint32_t crc, std::string_view bytes) {
-  if (bytes.empty()) return crc;  // zlib answers 0 for a null pointer, whatever the length
-  return static_cast<std::uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
-}
-// The CRC-32 of a part summed as `before`, followed by one of `size` bytes summed as `after`.
-std::uint32_t crc_then(std::uint32_t before, std::uint32_t after, std::size_t size) {
-  return static_cast<std::uint32_t>(crc32_combine64(before, after, static_cast<z_off64_t>(size)));
-}
+// The node bytes' buffer of this thread, for nodes written before the tables and copied
+// behind them (BinaryWriter::write_behind). Kept between dumps when at most kKeptNodeBuffer,
+// so that small graphs' dumps do not allocate and write into memory warm in cache: writing
+// a 10^3-node graph's nodes straight into the string dumps returns, fresh memory each time,
+// was 3-5% slower. A larger one is given back when its dumps ends: kept, a 1M-node chain's
+// 20 MB stayed alive through whatever the program did next. A dumps run inside another (from
+// its storage sink) writes into a buffer of its own.
+constexpr std::size_t kKeptNodeBuffer = std::size_t{1} << 20;
+class NodeBuffer {
+ public:
+  NodeBuffer() : buffer_(kept().in_use ? own_ : kept().buffer), lent_(!kept().in_use) {
+    kept().in_use = true;
+    buffer_.reset();
+  }
+  ~NodeBuffer() {
+    if (!lent_) return;
+    if (buffer_.capacity() > kKeptNodeBuffer) buffer_.release();  // a destructor: no allocation
+    kept().in_use = false;
+  }
+  NodeBuffer(const NodeBuffer&) = delete;
+  NodeBuffer& operator=(const NodeBuffer&) = delete;
+  ByteBuffer& get() { return buffer_; }
+
+ private:
+  struct Kept {
+    ByteBuffer buffer{4096};
+    bool in_use = false;
+  };
+  static Kept& kept() {
+    thread_local Kept k;
+    return k;
+  }
+  ByteBuffer own_{4096};
+  ByteBuffer& buffer_;
+  bool lent_;
+};
 
 // `who` names the entry point in the message.
 void check_binary(const DumpOptions& options, const char* who) {
@@ -133,27 +236,20 @@ void check_binary(const DumpOptions& options, const char* who) {
                      " is not a binary format");
 }
 
-// Sums are taken a piece of this size at a time, while the piece is in cache: a pass of its
-// own over a large archive afterwards read all of it from memory a second time (at 10^6
-// nodes, 19 MB).
-constexpr std::size_t kSumPiece = 64 * 1024;
-
-// Appends `bytes` to `out` and folds them into `crc`, a piece at a time.
-void append_summed(std::string& out, std::string_view bytes, std::uint32_t& crc) {
-  for (std::size_t at = 0; at < bytes.size(); at += kSumPiece) {
-    const std::string_view piece = bytes.substr(at, kSumPiece);
-    out += piece;
-    crc = crc_of(crc, piece);
-  }
-}
-
-// The archive's bytes before its target table: `bytes`, but for those of storages written
-// inline (no storage sink), which stay in the storages' own memory.
+// The archive's bytes before its nodes (or before its target table, as write_in_place keeps
+// that apart): `bytes`, but for those of storages written inline (no storage sink), which
+// stay in the storages' own memory.
 struct Tables {
   ByteBuffer bytes;
   // Where in `bytes` each inline storage's bytes belong, in order.
   std::vector<std::pair<std::size_t, std::shared_ptr<Storage>>> inline_storages;
 
+  // All of it, in bytes.
+  std::size_t size() const {
+    std::size_t n = bytes.view().size();
+    for (const auto& entry : inline_storages) n += entry.second->nbytes();
+    return n;
+  }
   // In order; none is empty.
   std::vector<std::string_view> pieces() const {
     std::vector<std::string_view> out;
@@ -169,19 +265,6 @@ struct Tables {
   }
 };
 
-// The CRC-32 of the nodes' first `summed` bytes, taken a piece at a time as the pieces
-// filled; a graph whose nodes fill no piece has none (summed 0).
-struct NodesSum {
-  std::uint32_t crc = 0;
-  std::size_t summed = 0;
-
-  // The CRC-32 of a part summed as `before`, followed by `nodes`.
-  std::uint32_t after(std::uint32_t before, std::string_view nodes) const {
-    if (summed) before = crc_then(before, crc, summed);
-    return crc_of(before, nodes.substr(summed));
-  }
-};
-
 // The archive is: the tables (storages, tensors, root module), the target table, the node
 // count, the nodes. The nodes decide the tables' contents — targets and tensors join them in
 // first-use order, node tensors before the module tree's — and are most of a large graph's
@@ -190,66 +273,33 @@ class BinaryWriter {
  public:
   BinaryWriter(const GraphModule& gm, const DumpOptions& options)
       : gm_(gm), graph_(gm.graph()), format_(options.format), store_hash_(options.store_source_hash),
-        sink_(options.storage_sink) {}
+        sink_(options.storage_sink), on_call_target_(options.on_call_target) {}
 
-  // The archive appended to `out` (dumps; an exception leaves part of it written). With no
-  // storage sink, the tables are written first, as they are when no node argument holds a
-  // tensor, and the target table's place is kept at the size of every target the graph has
-  // used (Graph::targets_ever_used): for a traced or loaded graph, the nodes then land where
-  // they stay. A target table of another size (a target no node uses any more) moves the
-  // nodes once; a node tensor or a sink (called for storages in first-use order) has the
-  // tables written after the nodes and put in front of them. Returns the CRC-32 of what it
-  // appended.
-  std::uint32_t write_into(std::string& out, const DumpOptions& options) {
-    const std::size_t start = out.size();
-    std::uint32_t crc = crc_start();
-    std::size_t kept = 0;  // the place kept for the target table and node count
-    if (!sink_) {
+  // The archive appended to `out` (dumps; an exception leaves part of it written). A large
+  // graph's nodes are written straight into `out`, where they stay (write_in_place), unless
+  // a storage sink is called (in the storages' first-use order, which the nodes decide) or
+  // the tables are larger than the nodes (inline weights: a string that outgrew its reserve
+  // would copy them whole). Returns the CRC-32 of what it appended.
+  std::uint32_t write_into(std::string& out) {
+    if (!sink_ && expected_nodes_size() > kKeptNodeBuffer) {
       tables();
       const Tables front = write_tables();
-      const std::vector<std::string_view> pieces = front.pieces();
-      kept = target_table_size();
-      std::size_t size = kept + expected_nodes_size();
-      for (std::string_view piece : pieces) size += piece.size();
-      out.reserve(start + size);
-      for (std::string_view piece : pieces) append_summed(out, piece, crc);
-      out.resize(out.size() + kept);
+      if (front.size() < expected_nodes_size()) return write_in_place(out, front);
     }
-    std::size_t table_at = out.size() - kept;
-    ByteBuffer nodes(out, expected_nodes_size());
-    const NodesSum sum = write_nodes(nodes);
-    const std::size_t nodes_size = nodes.view().size();
-    nodes.finish();
-    report_call_targets(targets_, target_ops_, options.on_call_target);
-    if (sink_ || !node_tensors_.empty()) {
-      tables();
-      const Tables front = write_tables();
-      std::string bytes;
-      crc = crc_start();
-      for (std::string_view piece : front.pieces()) append_summed(bytes, piece, crc);
-      out.replace(start, table_at - start, bytes);
-      table_at = start + bytes.size();
-    }
-    ByteBuffer table(64);
-    target_table(table);
-    if (table.view().size() == kept) std::memcpy(out.data() + table_at, table.view().data(), kept);
-    else out.replace(table_at, kept, table.view());
-    crc = crc_of(crc, table.view());
-    return sum.after(crc, std::string_view(out).substr(out.size() - nodes_size));
+    return write_behind(out);
   }
 
   // The archive as pieces (a package's record): the nodes into a buffer of their own, then
   // the rest.
-  BinaryPieces write_pieces(const DumpOptions& options) {
+  BinaryPieces write_pieces() {
     struct Held {
-      explicit Held(std::size_t expect) : nodes(expect) {}
+      explicit Held(std::size_t expect) : nodes(expect, ByteBuffer::Summing::Yes) {}
       ByteBuffer nodes;
       Tables front;
     };
     auto held = std::make_shared<Held>(expected_nodes_size());
     const ByteBuffer& nodes = held->nodes;
-    const NodesSum sum = write_nodes(held->nodes);
-    report_call_targets(targets_, target_ops_, options.on_call_target);
+    write_nodes(held->nodes);
     tables();
     held->front = write_tables();
     target_table(held->front.bytes);
@@ -257,21 +307,77 @@ class BinaryWriter {
     out.pieces = held->front.pieces();
     out.crc = crc_start();
     for (std::string_view piece : out.pieces) out.crc = crc_of(out.crc, piece);
-    out.crc = sum.after(out.crc, nodes.view());
+    out.crc = nodes.sum().after(out.crc, nodes.view());
     if (!nodes.view().empty()) out.pieces.push_back(nodes.view());
     out.owner = std::move(held);
+    report_call_targets(targets_, target_ops_, on_call_target_);
     return out;
   }
 
  private:
+  // The nodes into the thread's NodeBuffer, then the tables, then both appended to `out`.
+  std::uint32_t write_behind(std::string& out) {
+    NodeBuffer lease;
+    const ByteBuffer& nodes = lease.get();
+    write_nodes(lease.get());
+    tables();
+    Tables front = write_tables();
+    target_table(front.bytes);
+    const std::vector<std::string_view> pieces = front.pieces();
+    out.reserve(out.size() + front.size() + nodes.view().size());
+    std::uint32_t crc = crc_start();
+    for (std::string_view piece : pieces) append_summed(out, piece, crc);
+    append_summed(out, nodes.view(), crc);
+    report_call_targets(targets_, target_ops_, on_call_target_);
+    return crc;
+  }
+
+  // `front`, the tables as they are when no node holds a tensor, appended to `out`, then a
+  // place for the target table sized from every target the graph has used
+  // (Graph::targets_ever_used), then the nodes, straight into `out`: for a traced or loaded
+  // graph they are where they stay. A target table of another size (a target no node uses
+  // any more) moves them once, and so do node tensors, which change the tables.
+  std::uint32_t write_in_place(std::string& out, const Tables& front) {
+    const std::size_t start = out.size();
+    const std::size_t kept = target_table_size();
+    out.reserve(start + front.size() + kept + expected_nodes_size());
+    std::uint32_t crc = crc_start();
+    for (std::string_view piece : front.pieces()) append_summed(out, piece, crc);
+    out.resize(out.size() + kept);
+    ByteBuffer nodes(out, expected_nodes_size());
+    write_nodes(nodes);
+    const PartSum sum = nodes.sum();
+    const std::size_t nodes_size = nodes.view().size();
+    nodes.finish();
+    ByteBuffer table(64);
+    target_table(table);
+    if (!node_tensors_.empty()) {
+      tables();
+      const Tables actual = write_tables();
+      std::vector<std::string_view> pieces = actual.pieces();
+      pieces.push_back(table.view());
+      out.replace(start, front.size() + kept, actual.size() + table.view().size(), '\0');
+      crc = crc_start();
+      char* to = out.data() + start;
+      for (std::string_view piece : pieces) to = copy_summed(to, piece, crc);
+    } else {
+      const std::size_t table_at = start + front.size();
+      if (table.view().size() == kept) std::memcpy(out.data() + table_at, table.view().data(), kept);
+      else out.replace(table_at, kept, table.view());
+      crc = crc_of(crc, table.view());
+    }
+    report_call_targets(targets_, target_ops_, on_call_target_);
+    return sum.after(crc, std::string_view(out).substr(out.size() - nodes_size));
+  }
+
   // Fills the storage and tensor tables and the root module's record: the node tensors met
   // so far, then the module tree's.
   void tables() {
     storages_.clear();
     storage_index_ = {};
-    tensor_bytes_ = ByteBuffer();
+    tensor_bytes_.reset();
     tensor_count_ = 0;
-    root_ = ByteBuffer();
+    root_.reset();
     for (const Tensor& t : node_tensors_) tensor(t);
     in_module_ = true;
     module(gm_, "Module", root_);
@@ -322,15 +428,12 @@ class BinaryWriter {
   // Every node in program order. A large graph's nodes, argument lists and names are not in
   // cache, and the nodes are a linked list: the node kAhead places on, and what it points to,
   // are asked for while this one is written, so their memory arrives in parallel rather than
-  // one miss after another. The nodes' CRC-32 is taken a piece at a time as the pieces fill,
-  // while they are in cache: summing the nodes of a large graph afterwards read them from
-  // memory again (at 10^6 nodes, 19 MB).
-  NodesSum write_nodes(ByteBuffer& b) {
+  // one miss after another. Inlined into each writer, as node() is into it.
+  [[gnu::always_inline]] void write_nodes(ByteBuffer& b) {
     static constexpr int kAhead = 8;
     Graph::const_iterator ahead = graph_.begin();
     const Graph::const_iterator end = graph_.end();
     for (int k = 0; k < kAhead && ahead != end; ++k) ++ahead;
-    NodesSum sum{crc_start(), 0};
     for (Graph::const_iterator it = graph_.begin(); it != end; ++it) {
       if (ahead != end) {
         const Node* a = *ahead;
@@ -340,12 +443,7 @@ class BinaryWriter {
         ++ahead;
       }
       node(*it, b);
-      if (b.view().size() - sum.summed >= kSumPiece) {
-        sum.crc = crc_of(sum.crc, b.view().substr(sum.summed));
-        sum.summed = b.view().size();
-      }
     }
-    return sum;
   }
 
   // PickleRecord's fields before the storages.
@@ -412,7 +510,9 @@ class BinaryWriter {
         break;
       }
       case Value::Kind::Dict: dict(v.dict(), b); break;
-      case Value::Kind::Tensor: b.signed_varint(static_cast<std::int64_t>(node_tensor(v.tensor()))); break;
+      case Value::Kind::Tensor:
+        b.signed_varint(static_cast<std::int64_t>(in_module_ ? tensor(v.tensor()) : node_tensor(v.tensor())));
+        break;
       case Value::Kind::Ellipsis: break;
     }
   }
@@ -459,8 +559,9 @@ class BinaryWriter {
     }
   }
 
-  // A node argument's tensor: its index in the tensor table, which tables() fills with the
-  // node tensors first (every use of one is an entry of its own, as in the records).
+  // A tensor in a node's args, kwargs or meta: its index in the tensor table, which tables()
+  // fills with the nodes' tensors first (every use of one is an entry of its own, as in the
+  // records).
   std::uint64_t node_tensor(const Tensor& t) {
     node_tensors_.push_back(t);
     return node_tensors_.size() - 1;
@@ -539,7 +640,8 @@ class BinaryWriter {
   const bool store_hash_;
   // Called once per storage: with a sink, tables() runs once, after the nodes.
   const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
-  std::vector<Tensor> node_tensors_;  // the node arguments' tensors, in order
+  const std::function<void(Op, std::string_view)>& on_call_target_;
+  std::vector<Tensor> node_tensors_;  // the tensors in the nodes' args, kwargs and meta, in order
   std::vector<StorageEntry> storages_;
   fxpack::detail::PointerIndex<Storage, std::uint64_t> storage_index_;
   ByteBuffer tensor_bytes_;  // the tensor table's records
@@ -563,12 +665,12 @@ class BinaryWriter {
 
 std::uint32_t write_binary(const GraphModule& module, const DumpOptions& options, std::string& out) {
   check_binary(options, "write_binary");
-  return BinaryWriter(module, options).write_into(out, options);
+  return BinaryWriter(module, options).write_into(out);
 }
 
 BinaryPieces write_binary_pieces(const GraphModule& module, const DumpOptions& options) {
   check_binary(options, "write_binary_pieces");
-  return BinaryWriter(module, options).write_pieces(options);
+  return BinaryWriter(module, options).write_pieces();
 }
 
 }  // namespace fxpack::pickle::detail

@@ -12,14 +12,15 @@
 // One pass over the nodes, although the archive holds the tables (storages, tensors, the
 // module tree, the targets) before them and the nodes decide what the tables hold (targets
 // and tensors by first use in node order, node tensors before the module tree's): the nodes
-// are written once, where they stay, and the tables put in front of them. dumps writes the
-// tables first, as they are when no node argument holds a tensor, and keeps the target
-// table's place at the size of every target the graph has used (Graph::targets_ever_used):
-// for a traced or loaded graph the nodes land in the returned string where they stay; for
-// any other, what precedes them is written after them and put in front, moving them once
-// (~20 bytes a node). A package's record takes the nodes' buffer as a piece of its own
-// (write_binary_pieces). The nodes' CRC-32 is taken as they are written, 64 KiB at a time
-// while in cache.
+// are written once and the tables put in front of them. For a large graph, dumps writes the
+// tables first, as they are when no node holds a tensor, keeps the target table's place at
+// the size of every target the graph has used (Graph::targets_ever_used), and writes the
+// nodes behind it into the string it returns, where for a traced or loaded graph they stay
+// (otherwise they are moved once). A small graph's nodes, or any dumped with a storage sink
+// or behind larger tables, go to a buffer of this thread's first and are copied behind the
+// tables (~20 bytes a node). A package's record takes the nodes' buffer as a piece of its
+// own (write_binary_pieces). The nodes' CRC-32 is taken as they are written or copied, 64 KiB
+// at a time while in cache.
 #pragma once
 
 #include <cstdint>
