@@ -1,6 +1,8 @@
 // libFuzzer harness: pickle::loads in every format (the header line picks it: portable
 // binary, JSON, Boost text, binary and xml), then whatever a user does with the module.
-// loads() promises to throw only FormatError.
+// loads() promises to throw only FormatError. Whatever loads is written again by the binary
+// writers (binary_writer.cpp), loaded back and written once more: the two archives must be
+// the same bytes, and neither step may throw.
 //
 // A format 2 header carries the body's CRC-32, which almost every mutation breaks; the
 // harness reseals it (rewrites the 8 hex digits for the mutated body) so mutations reach the
@@ -48,6 +50,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     gm = fxpack::pickle::loads(input, options);
   } catch (const fxpack::FormatError&) {
     return 0;
+  }
+  for (auto format : {fxpack::pickle::PickleFormat::PortableBinary, fxpack::pickle::PickleFormat::BoostBinary}) {
+    const std::string bytes = fxpack::pickle::dumps(*gm, format);
+    if (fxpack::pickle::dumps(*fxpack::pickle::loads(bytes, options), format) != bytes) __builtin_trap();
   }
   fxpack::fuzz::exercise(*gm);
   return 0;
