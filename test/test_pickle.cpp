@@ -1357,7 +1357,8 @@ TEST_CASE("pickle: dumps is the records' bytes whatever targets and tensors the 
   }
   cases.emplace_back("no nodes", make_graph_module(std::make_shared<Module>("Module"), std::make_shared<Graph>(),
                                                    {.class_name = "Empty", .graph_module_cls = GraphModuleClass::Lazy}));
-  for (const auto& [what, gm] : cases) {
+  for (const auto& [what_case, gm] : cases) {
+    const std::string& what = what_case;  // clang 14 cannot capture a structured binding
     CAPTURE(what);
     for (auto f : {pk::PickleFormat::PortableBinary, pk::PickleFormat::BoostBinary}) {
       CAPTURE(pk::format_name(f));
