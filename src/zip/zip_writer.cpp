@@ -138,12 +138,22 @@ class MemoryStore {
     std::memcpy(data, bytes_.data() + pos, n);
     return static_cast<zip_int64_t>(n);
   }
+  // What lies past the end is appended, not first cleared by resize() and then written
+  // over: libzip writes the archive front to back, seeking back only to patch headers.
   int write(zip_uint64_t pos, const void* data, zip_uint64_t n) {
     if (n == 0) return ZIP_ER_OK;
-    if (pos + n > bytes_.size()) {
-      if (int error = truncate(pos + n)) return error;
+    if (pos > bytes_.size()) {
+      if (int error = truncate(pos)) return error;
     }
-    std::memcpy(bytes_.data() + pos, data, n);
+    const auto* from = static_cast<const std::byte*>(data);
+    const std::size_t over = std::min<std::size_t>(n, bytes_.size() - pos);
+    if (over) std::memcpy(bytes_.data() + pos, from, over);
+    try {
+      bytes_.insert(bytes_.end(), from + over, from + n);
+    } catch (const std::exception&) {
+      errno = ENOMEM;
+      return ZIP_ER_MEMORY;
+    }
     return ZIP_ER_OK;
   }
   int truncate(zip_uint64_t size) {
