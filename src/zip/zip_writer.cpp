@@ -64,7 +64,7 @@ void add_entries(zip_t* za, const std::vector<const Entry*>& order) {
     // libzip copies the fragment list. It is given no empty piece: libzip 1.7 skips empty
     // fragments but still numbers the offsets of the rest by their place in this list.
     fragments.clear();
-    for (std::span<const std::byte> piece : e->pieces)
+    for (std::span<const std::byte> piece : e->bytes.pieces)
       fragments.push_back({reinterpret_cast<zip_uint8_t*>(const_cast<std::byte*>(piece.data())), piece.size()});
     zip_source_t* src = zip_source_buffer_fragment(za, fragments.data(), fragments.size(), 0);
     if (src == nullptr) throw_libzip("cannot add " + quote(e->name), za);
@@ -325,7 +325,7 @@ void ZipWriter::add(std::string_view name, Method method, HeldBytes bytes) {
   std::uint64_t size = 0;
   for (std::span<const std::byte> piece : bytes.pieces) size += piece.size();
   names_.emplace(name);
-  entries_.push_back({std::string(name), method, std::move(bytes.pieces), size, std::move(bytes.owner)});
+  entries_.push_back({std::string(name), method, std::move(bytes), size});
 }
 
 void ZipWriter::add_stored(std::string_view name, std::span<const std::byte> bytes) {

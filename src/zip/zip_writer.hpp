@@ -79,9 +79,8 @@ class ZipWriter {
   struct Entry {
     std::string name;
     Method method;
-    std::vector<std::span<const std::byte>> pieces;  // none empty
-    std::uint64_t size;                              // of all pieces
-    std::shared_ptr<const void> owner;
+    HeldBytes bytes;     // no piece empty
+    std::uint64_t size;  // of all pieces
   };
 
   ZipWriter(std::filesystem::path target, AtomicFile::Temporary temporary);
