@@ -796,8 +796,6 @@ std::shared_ptr<GraphModule> load_torch_package(const zip::ZipReader& zip, std::
 
 namespace {
 
-std::span<const std::byte> text_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
-
 // fx's _format_import_block: the import statements of the generated source, and the modules
 // they need (for .data/extern_modules).
 struct ImportBlock {
@@ -943,13 +941,13 @@ void save_torch_package(zip::ZipWriter& zip, const GraphModule& gm, std::string_
     if (std::find(all.begin(), all.end(), m) == all.end()) all.push_back(m);
   }
   for (const auto& m : all) externs += m + "\n";
-  zip.add_stored(base + ".data/extern_modules", text_bytes(externs));
+  zip.add_stored(base + ".data/extern_modules", zip::bytes_of(externs));
   zip.add_stored(base + ".data/python_version",
-                 text_bytes(options.python_version ? *options.python_version : torch2 ? "3.13.5" : "3.11.2"));
-  zip.add_stored(base + ".data/version", text_bytes("6\n"));
+                 zip::bytes_of(options.python_version ? *options.python_version : torch2 ? "3.13.5" : "3.11.2"));
+  zip.add_stored(base + ".data/version", zip::bytes_of("6\n"));
   if (torch2) {
-    zip.add_stored(base + "byteorder", text_bytes("little"));
-    zip.add_stored(base + ".data/serialization_id", text_bytes(id));
+    zip.add_stored(base + "byteorder", zip::bytes_of("little"));
+    zip.add_stored(base + ".data/serialization_id", zip::bytes_of(id));
   }
 }
 

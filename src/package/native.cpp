@@ -16,8 +16,6 @@ std::string text_of(const std::vector<std::byte>& b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
-std::span<const std::byte> as_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -165,7 +163,7 @@ void NativeWriter::add_pickle(std::string record, const GraphModule& module) {
   const std::set<std::string> items = required_items(module, call_targets);
   manifest_.pickles.push_back({record, pickle::kFormatVersion, {items.begin(), items.end()}});
   zip::HeldBytes bytes({}, std::move(pickled.owner));
-  for (std::string_view piece : pickled.pieces) bytes.pieces.push_back(as_bytes(piece));
+  for (std::string_view piece : pickled.pieces) bytes.pieces.push_back(zip::bytes_of(piece));
   records_.emplace(std::move(record), std::move(bytes));
 }
 

@@ -311,7 +311,7 @@ ZipWriter ZipWriter::to_memory() { return ZipWriter(std::filesystem::path(), Ato
 
 HeldBytes::HeldBytes(std::string bytes) {
   auto held = std::make_shared<const std::string>(std::move(bytes));
-  pieces.push_back(std::as_bytes(std::span(held->data(), held->size())));
+  pieces.push_back(bytes_of(*held));
   owner = std::move(held);
 }
 

@@ -40,6 +40,9 @@
 
 namespace fxpack::zip {
 
+// A string's bytes as the byte span the writer takes.
+inline std::span<const std::byte> bytes_of(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
 // An entry's bytes that the writer holds instead of copying: `pieces` one after another (a
 // record its writer made in parts is not joined into one buffer first), and the `owner` that
 // keeps them alive and unchanged until the writer has written them. (Take the pieces' spans
