@@ -282,7 +282,6 @@ class BinaryWriter {
   // would copy them whole). Returns the CRC-32 of what it appended.
   std::uint32_t write_into(std::string& out) {
     if (!sink_ && expected_nodes_size() > kKeptNodeBuffer) {
-      tables();
       const Tables front = write_tables();
       if (front.size() < expected_nodes_size()) return write_in_place(out, front);
     }
@@ -300,7 +299,6 @@ class BinaryWriter {
     auto held = std::make_shared<Held>(expected_nodes_size());
     const ByteBuffer& nodes = held->nodes;
     write_nodes(held->nodes);
-    tables();
     held->front = write_tables();
     target_table(held->front.bytes);
     BinaryPieces out;
@@ -320,7 +318,6 @@ class BinaryWriter {
     NodeBuffer lease;
     const ByteBuffer& nodes = lease.get();
     write_nodes(lease.get());
-    tables();
     Tables front = write_tables();
     target_table(front.bytes);
     const std::vector<std::string_view> pieces = front.pieces();
@@ -352,7 +349,6 @@ class BinaryWriter {
     ByteBuffer table(64);
     target_table(table);
     if (!node_tensors_.empty()) {
-      tables();
       const Tables actual = write_tables();
       std::vector<std::string_view> pieces = actual.pieces();
       pieces.push_back(table.view());
@@ -370,9 +366,9 @@ class BinaryWriter {
     return sum.after(crc, std::string_view(out).substr(out.size() - nodes_size));
   }
 
-  // Fills the storage and tensor tables and the root module's record: the node tensors met
-  // so far, then the module tree's.
-  void tables() {
+  // The archive up to its target table. Fills the storage and tensor tables and the root
+  // module's record first: the node tensors met so far, then the module tree's.
+  Tables write_tables() {
     storages_.clear();
     storage_index_ = {};
     tensor_bytes_.reset();
@@ -382,10 +378,7 @@ class BinaryWriter {
     in_module_ = true;
     module(gm_, "Module", root_);
     in_module_ = false;
-  }
 
-  // The archive up to its target table, from the tables.
-  Tables write_tables() const {
     Tables w;
     ByteBuffer& b = w.bytes;
     if (format_ == PickleFormat::PortableBinary) {
@@ -559,9 +552,9 @@ class BinaryWriter {
     }
   }
 
-  // A tensor in a node's args, kwargs or meta: its index in the tensor table, which tables()
-  // fills with the nodes' tensors first (every use of one is an entry of its own, as in the
-  // records).
+  // A tensor in a node's args, kwargs or meta: its index in the tensor table, which
+  // write_tables() fills with the nodes' tensors first (every use of one is an entry of its
+  // own, as in the records).
   std::uint64_t node_tensor(const Tensor& t) {
     node_tensors_.push_back(t);
     return node_tensors_.size() - 1;
@@ -638,7 +631,7 @@ class BinaryWriter {
   const Graph& graph_;
   const PickleFormat format_;
   const bool store_hash_;
-  // Called once per storage: with a sink, tables() runs once, after the nodes.
+  // Called once per storage: with a sink, write_tables() runs once, after the nodes.
   const std::function<std::string(const std::shared_ptr<Storage>&)>& sink_;
   const std::function<void(Op, std::string_view)>& on_call_target_;
   std::vector<Tensor> node_tensors_;  // the tensors in the nodes' args, kwargs and meta, in order
